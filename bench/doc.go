@@ -1,0 +1,3 @@
+// Package bench measures reachability strategies and reachvm's speed against
+// real peers. Nothing imports it.
+package bench
