@@ -12,16 +12,24 @@
 // contain spaces and, for a deleted file, ends in " (deleted)".
 package procmaps
 
-import (
-	"fmt"
+import "fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+// Perm is the set of access bits of a mapping. The values equal osmem.Prot's
+// (read 1, write 2, execute 4) so that the OS backend converts with a plain
+// type conversion; procmaps cannot import osmem, which imports it.
+type Perm uint8
+
+// Permission bits.
+const (
+	PermRead  Perm = 1 << 0
+	PermWrite Perm = 1 << 1
+	PermExec  Perm = 1 << 2
 )
 
 // Entry is one parsed line.
 type Entry struct {
 	Start, End uintptr
-	Prot       osmem.Prot
+	Prot       Perm
 	// Shared is set for 's' in the fourth permission column.
 	Shared   bool
 	Offset   uint64
@@ -114,21 +122,21 @@ func parseLine(l []byte, e *Entry) string {
 	e.Prot = 0
 	switch p[0] {
 	case 'r':
-		e.Prot |= osmem.ProtRead
+		e.Prot |= PermRead
 	case '-':
 	default:
 		return "bad permissions"
 	}
 	switch p[1] {
 	case 'w':
-		e.Prot |= osmem.ProtWrite
+		e.Prot |= PermWrite
 	case '-':
 	default:
 		return "bad permissions"
 	}
 	switch p[2] {
 	case 'x':
-		e.Prot |= osmem.ProtExec
+		e.Prot |= PermExec
 	case '-':
 	default:
 		return "bad permissions"

@@ -1,0 +1,435 @@
+//go:build linux
+
+package osmem
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/internal/procmaps"
+)
+
+// linuxOS is the Linux backend. It keeps no state of its own beyond the
+// maps-reading buffer: the kernel is the only record.
+type linuxOS struct {
+	page uintptr
+	lo   uintptr
+
+	// mu guards buf.
+	mu sync.Mutex
+	// buf is reused between reads of /proc/self/maps.
+	buf []byte
+}
+
+var (
+	nativeOnce sync.Once
+	native     *linuxOS
+)
+
+// Native returns the backend of the running OS.
+func Native() OS {
+	nativeOnce.Do(func() {
+		native = &linuxOS{page: uintptr(unix.Getpagesize()), lo: mmapMinAddr()}
+	})
+	return native
+}
+
+// linuxHi is the top of the 47-bit user address space that every x86-64
+// kernel grants without an explicit high hint.
+const linuxHi = 0x7fff_ffff_f000
+
+// mmapMinAddr reads vm.mmap_min_addr, the lowest address mmap grants.
+func mmapMinAddr() uintptr {
+	b, err := os.ReadFile("/proc/sys/vm/mmap_min_addr")
+	if err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 {
+			return uintptr(v+0xfff) &^ 0xfff
+		}
+	}
+	return 0x10000
+}
+
+func (l *linuxOS) Name() string             { return "linux" }
+func (l *linuxOS) Rules() Rules             { return RulesLinux }
+func (l *linuxOS) PageSize() uintptr        { return l.page }
+func (l *linuxOS) Granularity() uintptr     { return l.page }
+func (l *linuxOS) Bounds() (lo, hi uintptr) { return l.lo, linuxHi }
+
+func unixProt(p Prot) int {
+	var r int
+	if p&ProtRead != 0 {
+		r |= unix.PROT_READ
+	}
+	if p&ProtWrite != 0 {
+		r |= unix.PROT_WRITE
+	}
+	if p&ProtExec != 0 {
+		r |= unix.PROT_EXEC
+	}
+	return r
+}
+
+// sysErr wraps errno from op. notMapped says how ENOMEM reads for this
+// operation: for mprotect and madvise it means "range not mapped".
+func sysErr(op string, addr, size uintptr, err error, notMapped bool) error {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: err.Error()}
+	}
+	class := ErrInvalid
+	switch errno {
+	case unix.EEXIST:
+		class = ErrExists
+	case unix.ENOMEM:
+		class = ErrNoMemory
+		if notMapped {
+			class = ErrNotMapped
+		}
+	case unix.EINVAL:
+		class = ErrInvalid
+	case unix.EACCES, unix.EPERM:
+		class = ErrNotSupported
+	}
+	return &Error{Op: op, Addr: addr, Size: size, Class: class, Code: uintptr(errno), Detail: errno.Error()}
+}
+
+// check validates a range for op: aligned to the page, non-empty, not
+// overflowing and within the user address space.
+func (l *linuxOS) check(op string, addr, size uintptr) error {
+	if err := CheckRange(op, addr, size, l.page); err != nil {
+		return err
+	}
+	if addr+size > linuxHi {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: "range beyond the user address space"}
+	}
+	return nil
+}
+
+func checkProt(op string, addr, size uintptr, p Prot) error {
+	if !p.Valid() {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(p))}
+	}
+	return nil
+}
+
+// mmap calls mmap(2) and checks that an Exact placement landed where asked:
+// kernels before 4.17 ignore MAP_FIXED_NOREPLACE and treat it as a hint.
+func (l *linuxOS) mmap(op string, addr, size uintptr, prot, flags, fd int, off uint64, mode Mode) (uintptr, error) {
+	switch mode {
+	case Exact:
+		flags |= unix.MAP_FIXED_NOREPLACE
+	case Fixed:
+		flags |= unix.MAP_FIXED
+	}
+	p, err := unix.MmapPtr(fd, int64(off), ptrOf(addr), size, prot, flags)
+	if err != nil {
+		return 0, sysErr(op, addr, size, err, false)
+	}
+	got := uintptr(p)
+	if mode == Exact && got != addr {
+		_ = unix.MunmapPtr(p, size)
+		return 0, &Error{Op: op, Addr: addr, Size: size, Class: ErrExists, Code: uintptr(unix.EEXIST), Detail: "kernel placed the mapping elsewhere"}
+	}
+	return got, nil
+}
+
+func (l *linuxOS) Reserve(addr, size uintptr, mode Mode) (uintptr, error) {
+	if err := l.check("reserve", addr, size); err != nil {
+		return 0, err
+	}
+	return l.mmap("reserve", addr, size, unix.PROT_NONE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, -1, 0, mode)
+}
+
+// Commit makes reserved pages accessible. The reservation is anonymous and
+// MAP_NORESERVE, so mprotect is all it takes: pages fill with zeros on first
+// touch. mprotect fails with ENOMEM on unmapped pages, which keeps the rule
+// that only reserved space can be committed.
+func (l *linuxOS) Commit(addr, size uintptr, prot Prot) error {
+	if err := l.check("commit", addr, size); err != nil {
+		return err
+	}
+	if err := checkProt("commit", addr, size, prot); err != nil {
+		return err
+	}
+	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
+		return sysErr("commit", addr, size, err, true)
+	}
+	return nil
+}
+
+// Decommit drops the pages' contents and access; the range stays reserved.
+func (l *linuxOS) Decommit(addr, size uintptr) error {
+	if err := l.check("decommit", addr, size); err != nil {
+		return err
+	}
+	b := Bytes(addr, size)
+	if err := unix.Mprotect(b, unix.PROT_NONE); err != nil {
+		return sysErr("decommit", addr, size, err, true)
+	}
+	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
+		return sysErr("decommit", addr, size, err, true)
+	}
+	return nil
+}
+
+func (l *linuxOS) Protect(addr, size uintptr, prot Prot) error {
+	if err := l.check("protect", addr, size); err != nil {
+		return err
+	}
+	if err := checkProt("protect", addr, size, prot); err != nil {
+		return err
+	}
+	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
+		return sysErr("protect", addr, size, err, true)
+	}
+	return nil
+}
+
+func (l *linuxOS) Release(addr, size uintptr) error {
+	if err := l.check("release", addr, size); err != nil {
+		return err
+	}
+	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+		return sysErr("release", addr, size, err, false)
+	}
+	return nil
+}
+
+// linuxObject is an open file or memfd.
+type linuxObject struct {
+	fd     int
+	name   string
+	size   uint64
+	shared bool
+}
+
+func (o *linuxObject) Name() string { return o.name }
+func (o *linuxObject) Size() uint64 { return o.size }
+func (o *linuxObject) Shared() bool { return o.shared }
+
+func (l *linuxOS) OpenFile(path string) (Object, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", path, err)}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", path, err)}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: path + ": not a regular file"}
+	}
+	return &linuxObject{fd: fd, name: path, size: uint64(st.Size)}, nil
+}
+
+// CreateShared makes a memfd. Before sizing it, one page is mapped
+// executable: a kernel with IMA appraisal hashes a file on its first
+// executable mapping, and hashing an empty page is instant where hashing
+// gigabytes takes seconds (DynamoRIO's lesson).
+func (l *linuxOS) CreateShared(name string, size uint64) (Object, error) {
+	if size == 0 || size%uint64(l.page) != 0 || size > linuxHi {
+		return nil, &Error{Op: "create-shared", Size: uintptr(size), Class: ErrInvalid, Detail: "size zero, unaligned or too large"}
+	}
+	if strings.IndexByte(name, 0) >= 0 || strings.IndexByte(name, '/') >= 0 {
+		return nil, &Error{Op: "create-shared", Class: ErrInvalid, Detail: fmt.Sprintf("bad shared object name %q", name)}
+	}
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, sysErr("create-shared", 0, uintptr(size), err, false)
+	}
+	fail := func(err error) (Object, error) {
+		unix.Close(fd)
+		return nil, sysErr("create-shared", 0, uintptr(size), err, false)
+	}
+	if err := unix.Ftruncate(fd, int64(l.page)); err != nil {
+		return fail(err)
+	}
+	if p, err := unix.MmapPtr(fd, 0, nil, l.page, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_SHARED); err == nil {
+		_ = unix.MunmapPtr(p, l.page)
+	}
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		return fail(err)
+	}
+	return &linuxObject{fd: fd, name: name, size: size, shared: true}, nil
+}
+
+func (l *linuxOS) object(op string, obj Object) (*linuxObject, error) {
+	o, ok := obj.(*linuxObject)
+	if !ok || o == nil {
+		return nil, &Error{Op: op, Class: ErrInvalid, Detail: fmt.Sprintf("object %T does not belong to the linux backend", obj)}
+	}
+	if o.fd < 0 {
+		return nil, &Error{Op: op, Class: ErrInvalid, Detail: "object " + o.name + " is closed"}
+	}
+	return o, nil
+}
+
+func (l *linuxOS) CloseObject(obj Object) error {
+	o, err := l.object("close", obj)
+	if err != nil {
+		return err
+	}
+	fd := o.fd
+	o.fd = -1
+	if err := unix.Close(fd); err != nil {
+		return sysErr("close", 0, 0, err, false)
+	}
+	return nil
+}
+
+func (l *linuxOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot, mode Mode) (uintptr, error) {
+	o, err := l.object("map", obj)
+	if err != nil {
+		return 0, err
+	}
+	if mode == Hint && addr == 0 {
+		// Checked with a page-aligned stand-in: the kernel picks the address.
+		err = l.check("map", l.page, size)
+	} else {
+		err = l.check("map", addr, size)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := checkProt("map", addr, size, prot); err != nil {
+		return 0, err
+	}
+	if off%uint64(l.page) != 0 {
+		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("offset %#x not page aligned", off)}
+	}
+	flags := unix.MAP_PRIVATE
+	if o.shared {
+		flags = unix.MAP_SHARED
+	}
+	return l.mmap("map", addr, size, unixProt(prot), flags, o.fd, off, mode)
+}
+
+func (l *linuxOS) Unmap(addr, size uintptr) error {
+	if err := l.check("unmap", addr, size); err != nil {
+		return err
+	}
+	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+		return sysErr("unmap", addr, size, err, false)
+	}
+	return nil
+}
+
+func (l *linuxOS) Query(addr uintptr) (Region, error) {
+	a := addr &^ (l.page - 1)
+	rs, err := l.Regions(a, a+l.page)
+	if err != nil {
+		return Region{}, err
+	}
+	if len(rs) == 0 {
+		return Region{Start: a, End: a + l.page, State: StateFree}, nil
+	}
+	// Report the whole VMA, not the page: re-read without clipping.
+	return l.vmaAt(a)
+}
+
+// vmaAt returns the unclipped region containing a.
+func (l *linuxOS) vmaAt(a uintptr) (Region, error) {
+	var out Region
+	found := false
+	err := l.walk(func(e *procmaps.Entry) bool {
+		if e.Start <= a && a < e.End {
+			out = regionOf(e, e.Start, e.End)
+			found = true
+			return false
+		}
+		return e.Start <= a
+	})
+	if err == nil && !found {
+		out = Region{Start: a, End: a + l.page, State: StateFree}
+	}
+	return out, err
+}
+
+func (l *linuxOS) Regions(lo, hi uintptr) ([]Region, error) {
+	if hi <= lo {
+		return nil, &Error{Op: "regions", Addr: lo, Size: hi - lo, Class: ErrInvalid, Detail: "empty or inverted range"}
+	}
+	var out []Region
+	err := l.walk(func(e *procmaps.Entry) bool {
+		if e.End <= lo {
+			return true
+		}
+		if e.Start >= hi {
+			return false
+		}
+		out = append(out, regionOf(e, max(e.Start, lo), min(e.End, hi)))
+		return true
+	})
+	return out, err
+}
+
+// walk reads /proc/self/maps once and calls fn on each entry in order.
+func (l *linuxOS) walk(fn func(*procmaps.Entry) bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := os.Open("/proc/self/maps")
+	if err != nil {
+		return &Error{Op: "regions", Class: ErrNotSupported, Detail: err.Error()}
+	}
+	defer f.Close()
+	if cap(l.buf) == 0 {
+		l.buf = make([]byte, 0, 64<<10)
+	}
+	buf := l.buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n == 0 || err != nil {
+			break
+		}
+	}
+	l.buf = buf
+	if err := procmaps.Parse(buf, fn); err != nil {
+		return &Error{Op: "regions", Class: ErrInvalid, Detail: err.Error()}
+	}
+	return nil
+}
+
+// regionOf converts a maps entry, clipped to [start, end).
+func regionOf(e *procmaps.Entry, start, end uintptr) Region {
+	r := Region{
+		Start:     start,
+		End:       end,
+		Prot:      Prot(e.Prot),
+		Shared:    e.Shared,
+		AllocBase: e.Start,
+		Name:      string(e.Name),
+		Offset:    e.Offset + uint64(start-e.Start),
+		Dev:       e.Dev(),
+		Inode:     e.Inode,
+		State:     StateCommitted,
+		Type:      TypePrivate,
+	}
+	switch {
+	case e.Inode != 0 || strings.HasPrefix(r.Name, "/"):
+		r.Type = TypeMapped
+	case e.Prot == 0 && !e.Shared:
+		r.State = StateReserved
+	}
+	return r
+}
+
+func errnoOf(err error) uintptr {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return uintptr(errno)
+	}
+	return 0
+}
