@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# scripts/wine/test.sh: run reachvm's Windows tests under Wine (Wine 8.0 on
+# Debian bookworm is what CI has; see DESIGN.md section 5).
+#
+# Usage: scripts/wine/test.sh [package ...]
+#
+# With no packages it tests every package that has Windows-specific files
+# (files that GOOS=windows selects and GOOS=linux does not) plus
+# ./internal/osmem/...; the list it found is printed. Environment:
+#
+#   REACHVM_WINEPREFIX   Wine prefix to create or reuse
+#                        (default ${XDG_CACHE_HOME:-$HOME/.cache}/reachvm/wineprefix)
+#   GOTESTFLAGS          extra flags for go test (e.g. "-v -run TestFoo")
+#   REACHVM_WINE_TIMEOUT bound on the whole run in seconds (default 1800)
+#
+# Steps: (1) install wine64 and gcc-mingw-w64-x86-64 when absent (needs root
+# and apt-get), (2) create or reuse the prefix, with a persistent wineserver
+# for the run, (3) build the ProcessPrng shim (internal/winshim) and copy it
+# into the prefix's system32, (4) put a go_windows_amd64_exec wrapper on
+# PATH so go test runs each test binary under wine64, (5) go vet and go test
+# with GOOS=windows. Exits non-zero if any step or test fails.
+set -euo pipefail
+
+# Bound the whole run: re-exec under timeout once. Every step below has its
+# own, shorter bound as well, so a hang is reported where it happens.
+if [[ -z "${REACHVM_WINE_INNER:-}" ]]; then
+	export REACHVM_WINE_INNER=1
+	exec timeout --kill-after=30 "${REACHVM_WINE_TIMEOUT:-1800}" "$0" "$@"
+fi
+
+start_us=${EPOCHREALTIME/./}
+log() {
+	local us=$((${EPOCHREALTIME/./} - start_us))
+	printf '[wine-test %4d.%01ds] %s\n' $((us / 1000000)) $((us / 100000 % 10)) "$*"
+}
+die() { log "FAIL: $*"; exit 1; }
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
+
+# ---------------------------------------------------------------- 1. tools
+find_wine() {
+	WINE=$(command -v wine64 || true)
+	[[ -n "$WINE" ]] || { [[ -x /usr/lib/wine/wine64 ]] && WINE=/usr/lib/wine/wine64; } || true
+	# Debian's /usr/lib/wine/wineserver wrapper prepends -p0, which would
+	# defeat "wineserver -p": call the real binary.
+	WINESERVER=$(command -v wineserver64 || true)
+	[[ -n "$WINESERVER" ]] || { [[ -x /usr/lib/wine/wineserver64 ]] && WINESERVER=/usr/lib/wine/wineserver64; } || true
+	[[ -n "$WINESERVER" ]] || WINESERVER=$(command -v wineserver || true)
+	MINGW=$(command -v x86_64-w64-mingw32-gcc || true)
+}
+find_wine
+if [[ -z "$WINE" || -z "$WINESERVER" || -z "$MINGW" ]]; then
+	log "installing wine64 and gcc-mingw-w64-x86-64"
+	[[ $(id -u) -eq 0 ]] || die "wine64/mingw missing and not root: apt-get install wine64 gcc-mingw-w64-x86-64"
+	command -v apt-get >/dev/null || die "wine64/mingw missing and no apt-get"
+	# An install of exactly these packages may already be running in the
+	# background (machine set-up logs it to /tmp/apt-wine.log, ending in
+	# "done"): wait for it rather than fight it for the dpkg lock.
+	if [[ -f /tmp/apt-wine.log ]]; then
+		for _ in $(seq 600); do
+			[[ "$(tail -n1 /tmp/apt-wine.log)" == done ]] && break
+			pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null || break
+			sleep 1
+		done
+		find_wine
+	fi
+	if [[ -z "$WINE" || -z "$WINESERVER" || -z "$MINGW" ]]; then
+		timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 \
+			install -y -q --no-install-recommends wine64 gcc-mingw-w64-x86-64 >/dev/null
+		find_wine
+	fi
+	[[ -n "$WINE" && -n "$WINESERVER" && -n "$MINGW" ]] || die "wine64/wineserver/mingw still missing after apt-get"
+fi
+log "wine: $WINE ($("$WINE" --version 2>/dev/null || echo '?')), server: $WINESERVER, cc: $MINGW"
+
+# --------------------------------------------------------------- 2. prefix
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/reachvm
+export WINEPREFIX=${REACHVM_WINEPREFIX:-$cache/wineprefix}
+export WINEARCH=win64
+export WINEDEBUG=-all
+# No Mono or Gecko install prompts: reachvm needs neither.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+export DISPLAY=
+mkdir -p "$WINEPREFIX"
+
+# One run per prefix at a time: the run owns the prefix's wineserver and
+# stops it at the end.
+exec 9>"$WINEPREFIX.lock"
+flock -w 900 9 || die "prefix $WINEPREFIX busy for 900 s"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/reachvm-wine.XXXXXX")
+cleanup() {
+	local rc=$?
+	# Stop only this prefix's server (WINEPREFIX selects it).
+	timeout 30 "$WINESERVER" -k >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+	log "done, exit status $rc"
+}
+trap cleanup EXIT
+
+# A persistent server for the whole run: Wine's services (started by the
+# first process) stay attached to it instead of being restarted by, and
+# holding the output pipes of, every test binary.
+timeout 30 "$WINESERVER" -p || die "cannot start wineserver"
+
+if [[ ! -f "$WINEPREFIX/.reachvm-ready" ]]; then
+	log "creating prefix $WINEPREFIX (wineboot --init)"
+	# Output to /dev/null: Wine's services inherit the first process's
+	# stdout and keep it open, so a pipe here would never reach EOF.
+	timeout 300 "$WINE" wineboot --init </dev/null >/dev/null 2>&1 || die "wineboot --init failed or timed out"
+	[[ -d "$WINEPREFIX/drive_c/windows/system32" ]] || die "wineboot left no system32 in $WINEPREFIX"
+	touch "$WINEPREFIX/.reachvm-ready"
+else
+	log "reusing prefix $WINEPREFIX"
+fi
+
+# ----------------------------------------------------------------- 3. shim
+shim_src=$repo/internal/winshim/processprng.c
+shim=$tmp/bcryptprimitives.dll
+timeout 120 "$MINGW" -O2 -shared -s -nostdlib -Wl,-e,DllMain -o "$shim" "$shim_src" -ladvapi32 -lkernel32 ||
+	die "building the ProcessPrng shim failed"
+sys32=$WINEPREFIX/drive_c/windows/system32
+if ! cmp -s "$shim" "$sys32/bcryptprimitives.dll"; then
+	cp "$shim" "$sys32/bcryptprimitives.dll"
+	log "installed ProcessPrng shim in $sys32"
+fi
+
+# --------------------------------------------------------------- 4. wrapper
+mkdir -p "$tmp/bin"
+cat >"$tmp/bin/go_windows_amd64_exec" <<EOF
+#!/bin/sh
+# go test runs GOOS=windows test binaries through this: under wine64 in the
+# reachvm prefix, with the binary's exit status passed through by exec.
+export WINEPREFIX='$WINEPREFIX' WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES='mscoree,mshtml=' DISPLAY=
+exec '$WINE' "\$@"
+EOF
+chmod +x "$tmp/bin/go_windows_amd64_exec"
+export PATH=$tmp/bin:$PATH
+
+# Wine works: a smoke test tells a broken prefix from a failing test.
+cat >"$tmp/smoke.go" <<'EOF'
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"runtime"
+)
+
+func main() {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		fmt.Println("rand:", err)
+		os.Exit(3)
+	}
+	fmt.Println("ok", runtime.GOOS, runtime.Version())
+	os.Exit(7)
+}
+EOF
+(cd "$tmp" && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 120 go build -o smoke.exe smoke.go) || die "building smoke test"
+set +e
+smoke_out=$(timeout 120 "$tmp/bin/go_windows_amd64_exec" "$tmp/smoke.exe" </dev/null 2>&1)
+smoke_rc=$?
+set -e
+[[ $smoke_rc -eq 7 && "$smoke_out" == ok\ windows* ]] ||
+	die "Go under Wine does not run (exit $smoke_rc, want 7): $smoke_out"
+log "Go under Wine: $smoke_out (exit status passed through)"
+
+# ------------------------------------------------------------- 5. packages
+if [[ $# -gt 0 ]]; then
+	pkgs=("$@")
+else
+	# A package has Windows code if GOOS=windows selects files that
+	# GOOS=linux does not.
+	fmt='{{.ImportPath}} {{join .GoFiles ","}}|{{join .TestGoFiles ","}}|{{join .XTestGoFiles ","}}'
+	declare -A linux_files
+	while read -r p f; do linux_files[$p]=$f; done < <(GOOS=linux timeout 120 go list -e -f "$fmt" ./...)
+	mapfile -t pkgs < <(
+		{
+			GOOS=windows timeout 120 go list -e -f "$fmt" ./... | while read -r p f; do
+				[[ "$f" != "||" && "${linux_files[$p]-}" != "$f" ]] && echo "$p"
+			done
+			GOOS=windows timeout 120 go list -e -f '{{if or .GoFiles .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./internal/osmem/...
+		} | sed '/^$/d' | sort -u
+	)
+fi
+[[ ${#pkgs[@]} -gt 0 ]] || die "no packages to test"
+log "packages: ${pkgs[*]}"
+
+log "GOOS=windows go vet"
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 300 go vet "${pkgs[@]}" || die "go vet failed"
+
+log "GOOS=windows go test (each test binary under wine64)"
+# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags.
+if ! GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout --kill-after=30 1200 \
+	go test -count=1 -timeout 10m ${GOTESTFLAGS:-} "${pkgs[@]}"; then
+	die "go test under Wine failed"
+fi
+log "PASS"
