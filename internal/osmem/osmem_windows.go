@@ -1,0 +1,785 @@
+//go:build windows
+
+package osmem
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/windows"
+)
+
+// winOS is the Windows backend. Every rule (64 KiB reservation bases, no
+// view over a reservation, release only whole from the base) is left to the
+// OS: the backend validates arguments, translates, and reports what Windows
+// said, so that the conformance suite shows the rules hold on the real OS.
+//
+// The one piece of state it keeps is the section offset and object name of
+// the views it mapped, because VirtualQuery reports neither.
+type winOS struct {
+	page, gran uintptr
+	lo, hi     uintptr
+
+	// mu guards views.
+	mu sync.Mutex
+	// views maps the base of each view MapObject made to what Windows does
+	// not report about it.
+	views map[uintptr]viewInfo
+}
+
+// viewInfo is what the backend remembers of a view it mapped.
+type viewInfo struct {
+	off  uint64
+	name string
+}
+
+var (
+	nativeOnce sync.Once
+	native     *winOS
+)
+
+// Native returns the backend of the running OS.
+func Native() OS {
+	nativeOnce.Do(func() {
+		native = newWinOS()
+	})
+	return native
+}
+
+// Windows calls that golang.org/x/sys/windows does not wrap. They are looked
+// up lazily; a missing one is reported, never a panic.
+var (
+	modkernel32 = windows.NewLazySystemDLL("kernel32.dll")
+	modpsapi    = windows.NewLazySystemDLL("psapi.dll")
+
+	procGetSystemInfo         = modkernel32.NewProc("GetSystemInfo")
+	procMapViewOfFileEx       = modkernel32.NewProc("MapViewOfFileEx")
+	procK32GetMappedFileNameW = modkernel32.NewProc("K32GetMappedFileNameW")
+	procGetMappedFileNameW    = modpsapi.NewProc("GetMappedFileNameW")
+)
+
+// Memory states and types of MEMORY_BASIC_INFORMATION, and a section flag,
+// missing from golang.org/x/sys/windows.
+const (
+	memFree    = 0x10000
+	memPrivate = 0x20000
+	memMapped  = 0x40000
+	memImage   = 0x1000000
+
+	secCommit = 0x8000000
+
+	// fileMapAllAccess is FILE_MAP_ALL_ACCESS.
+	fileMapAllAccess = 0xf001f
+)
+
+// systemInfo is SYSTEM_INFO.
+type systemInfo struct {
+	ProcessorArchitecture     uint16
+	Reserved                  uint16
+	PageSize                  uint32
+	MinimumApplicationAddress uintptr
+	MaximumApplicationAddress uintptr
+	ActiveProcessorMask       uintptr
+	NumberOfProcessors        uint32
+	ProcessorType             uint32
+	AllocationGranularity     uint32
+	ProcessorLevel            uint16
+	ProcessorRevision         uint16
+}
+
+func newWinOS() *winOS {
+	// The documented x64 values, used only if GetSystemInfo is somehow
+	// unavailable.
+	w := &winOS{page: 4 << 10, gran: 64 << 10, lo: 0x10000, hi: 0x7fff_ffff_0000, views: map[uintptr]viewInfo{}}
+	if procGetSystemInfo.Find() == nil {
+		var si systemInfo
+		procGetSystemInfo.Call(uintptr(unsafe.Pointer(&si)))
+		if si.PageSize != 0 && si.AllocationGranularity != 0 {
+			w.page = uintptr(si.PageSize)
+			w.gran = uintptr(si.AllocationGranularity)
+			w.lo = si.MinimumApplicationAddress
+			w.hi = (si.MaximumApplicationAddress + 1) &^ (w.page - 1)
+		}
+	}
+	return w
+}
+
+func (w *winOS) Name() string             { return "windows" }
+func (w *winOS) Rules() Rules             { return RulesWindows }
+func (w *winOS) PageSize() uintptr        { return w.page }
+func (w *winOS) Granularity() uintptr     { return w.gran }
+func (w *winOS) Bounds() (lo, hi uintptr) { return w.lo, w.hi }
+
+// winErr wraps the error of a failed Windows call. conflict is the class
+// ERROR_INVALID_ADDRESS (487) stands for: ErrExists when something was to
+// be placed at an exact address, ErrNotMapped when the range was not what
+// the operation needs.
+func winErr(op string, addr, size uintptr, err error, conflict error) error {
+	var errno windows.Errno
+	if !errors.As(err, &errno) {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprint(err)}
+	}
+	class := ErrInvalid
+	switch errno {
+	case WinErrorInvalidAddress:
+		class = conflict
+	case WinErrorNotEnoughMemory, WinErrorCommitmentLimit, windows.ERROR_OUTOFMEMORY:
+		class = ErrNoMemory
+	case WinErrorInvalidParameter:
+		class = ErrInvalid
+	}
+	return &Error{Op: op, Addr: addr, Size: size, Class: class, Code: uintptr(errno), Detail: errno.Error()}
+}
+
+// check validates [addr, addr+size) for op: page aligned, non-empty, not
+// overflowing.
+func (w *winOS) check(op string, addr, size uintptr) error {
+	return CheckRange(op, addr, size, w.page)
+}
+
+// checkBase also requires addr, the base of a new reservation or view, to
+// be on the allocation granularity: VirtualAlloc would silently round it
+// down, which is not "at addr".
+func (w *winOS) checkBase(op string, addr, size uintptr) error {
+	if err := w.check(op, addr, size); err != nil {
+		return err
+	}
+	if addr%w.gran != 0 {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("base not aligned to the allocation granularity %#x", w.gran)}
+	}
+	return nil
+}
+
+func checkMode(op string, addr, size uintptr, mode Mode) error {
+	switch mode {
+	case Hint:
+		return nil
+	case Exact:
+		if addr == 0 {
+			return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: "exact placement at address 0"}
+		}
+		return nil
+	case Fixed:
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrNotSupported, Detail: "Windows cannot map over an existing reservation or view"}
+	}
+	return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: "unknown mode " + mode.String()}
+}
+
+func checkProt(op string, addr, size uintptr, p Prot) error {
+	if !p.Valid() {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(p))}
+	}
+	return nil
+}
+
+// pageProt translates p to a PAGE_* constant. Windows has no write-only or
+// write-execute protection; write implies read, as on x86 Linux. cow
+// selects the copy-on-write variants, the only writable ones a private file
+// view accepts.
+func pageProt(p Prot, cow bool) uint32 {
+	w := p&ProtWrite != 0
+	switch {
+	case p&ProtExec != 0 && w && cow:
+		return windows.PAGE_EXECUTE_WRITECOPY
+	case p&ProtExec != 0 && w:
+		return windows.PAGE_EXECUTE_READWRITE
+	case p&ProtExec != 0 && p&ProtRead != 0:
+		return windows.PAGE_EXECUTE_READ
+	case p&ProtExec != 0:
+		return windows.PAGE_EXECUTE
+	case w && cow:
+		return windows.PAGE_WRITECOPY
+	case w:
+		return windows.PAGE_READWRITE
+	case p&ProtRead != 0:
+		return windows.PAGE_READONLY
+	}
+	return windows.PAGE_NOACCESS
+}
+
+// protOf translates a PAGE_* value back; modifiers (guard, no-cache) are
+// dropped.
+func protOf(pp uint32) Prot {
+	switch pp &^ (windows.PAGE_GUARD | windows.PAGE_NOCACHE | windows.PAGE_WRITECOMBINE) {
+	case windows.PAGE_READONLY:
+		return ProtRead
+	case windows.PAGE_READWRITE, windows.PAGE_WRITECOPY:
+		return ProtRW
+	case windows.PAGE_EXECUTE:
+		return ProtExec
+	case windows.PAGE_EXECUTE_READ:
+		return ProtRX
+	case windows.PAGE_EXECUTE_READWRITE, windows.PAGE_EXECUTE_WRITECOPY:
+		return ProtRWX
+	}
+	return ProtNone
+}
+
+func isCOW(pp uint32) bool {
+	return pp&(windows.PAGE_WRITECOPY|windows.PAGE_EXECUTE_WRITECOPY) != 0
+}
+
+// query is VirtualQuery.
+func query(addr uintptr) (windows.MemoryBasicInformation, error) {
+	var m windows.MemoryBasicInformation
+	err := windows.VirtualQuery(addr, &m, unsafe.Sizeof(m))
+	return m, err
+}
+
+// allocSize returns the size of the reservation or view that starts at
+// base, walking its regions with VirtualQuery; 0 if none starts there.
+func allocSize(base uintptr) uintptr {
+	a := base
+	for {
+		m, err := query(a)
+		if err != nil || m.State == memFree || m.AllocationBase != base || m.RegionSize == 0 {
+			return a - base
+		}
+		a = m.BaseAddress + m.RegionSize
+	}
+}
+
+func (w *winOS) Reserve(addr, size uintptr, mode Mode) (uintptr, error) {
+	if err := w.checkBase("reserve", addr, size); err != nil {
+		return 0, err
+	}
+	if err := checkMode("reserve", addr, size, mode); err != nil {
+		return 0, err
+	}
+	got, err := windows.VirtualAlloc(addr, size, windows.MEM_RESERVE, windows.PAGE_NOACCESS)
+	if err != nil && mode == Hint && addr != 0 {
+		// A hint only: let Windows choose.
+		got, err = windows.VirtualAlloc(0, size, windows.MEM_RESERVE, windows.PAGE_NOACCESS)
+	}
+	if err != nil {
+		conflict := ErrNotMapped
+		if mode == Exact {
+			conflict = ErrExists
+		}
+		return 0, winErr("reserve", addr, size, err, conflict)
+	}
+	if mode == Exact && got != addr {
+		// Cannot happen with an aligned base, but never hand out a
+		// placement nobody asked for.
+		_ = windows.VirtualFree(got, 0, windows.MEM_RELEASE)
+		return 0, &Error{Op: "reserve", Addr: addr, Size: size, Class: ErrExists, Code: WinErrorInvalidAddress, Detail: fmt.Sprintf("Windows reserved at %#x", got)}
+	}
+	return got, nil
+}
+
+// Commit is VirtualAlloc(MEM_COMMIT). Windows fails it with 487 unless the
+// whole range lies in one reservation. Committing committed pages keeps
+// their contents and sets the protection, as Linux's mprotect does.
+func (w *winOS) Commit(addr, size uintptr, prot Prot) error {
+	if err := w.check("commit", addr, size); err != nil {
+		return err
+	}
+	if err := checkProt("commit", addr, size, prot); err != nil {
+		return err
+	}
+	if _, err := windows.VirtualAlloc(addr, size, windows.MEM_COMMIT, pageProt(prot, false)); err != nil {
+		return winErr("commit", addr, size, err, ErrNotMapped)
+	}
+	return nil
+}
+
+// Decommit is VirtualFree(MEM_DECOMMIT): the pages lose their storage and
+// stay reserved.
+func (w *winOS) Decommit(addr, size uintptr) error {
+	if err := w.check("decommit", addr, size); err != nil {
+		return err
+	}
+	if err := windows.VirtualFree(addr, size, windows.MEM_DECOMMIT); err != nil {
+		return winErr("decommit", addr, size, err, ErrNotMapped)
+	}
+	return nil
+}
+
+// Protect is VirtualProtect. A private file view accepts only the
+// copy-on-write variants of writable protections, so those are chosen when
+// addr lies in one. A view of a shared object cannot be given more access
+// than it was mapped with (Windows fixes a view's maximum access at
+// MapViewOfFileEx); Windows reports that as 87.
+func (w *winOS) Protect(addr, size uintptr, prot Prot) error {
+	if err := w.check("protect", addr, size); err != nil {
+		return err
+	}
+	if err := checkProt("protect", addr, size, prot); err != nil {
+		return err
+	}
+	cow := false
+	if m, err := query(addr); err == nil && m.Type == memMapped {
+		cow = isCOW(m.AllocationProtect)
+	}
+	var old uint32
+	if err := windows.VirtualProtect(addr, size, pageProt(prot, cow), &old); err != nil {
+		return winErr("protect", addr, size, err, ErrNotMapped)
+	}
+	return nil
+}
+
+// Release gives back a whole reservation: VirtualFree(addr, 0, MEM_RELEASE)
+// when [addr, addr+size) is exactly the reservation starting at its
+// AllocationBase. Anything else is passed to Windows as
+// VirtualFree(addr, size, MEM_RELEASE), which refuses it (87 for a size,
+// 487 for a non-base), so the error reported is the real OS's, not a rule
+// re-implemented here.
+func (w *winOS) Release(addr, size uintptr) error {
+	if err := w.check("release", addr, size); err != nil {
+		return err
+	}
+	m, err := query(addr)
+	if err == nil && m.State != memFree && m.Type == memPrivate && m.AllocationBase == addr && allocSize(addr) == size {
+		size = 0
+	}
+	if err := windows.VirtualFree(addr, size, windows.MEM_RELEASE); err != nil {
+		return winErr("release", addr, size, err, ErrNotMapped)
+	}
+	return nil
+}
+
+// winObject is an open file (a copy-on-write section of it) or a
+// pagefile-backed section.
+type winObject struct {
+	owner  *winOS
+	name   string
+	size   uint64
+	shared bool
+	// exec says whether the section allows executable views.
+	exec bool
+
+	// mu guards the handles, which are 0 once closed.
+	mu      sync.Mutex
+	closed  bool
+	file    windows.Handle
+	section windows.Handle
+}
+
+// Name is the path given to OpenFile (resolved to the final path Windows
+// reports for the file, so that it compares equal to Region.Name), or the
+// name given to CreateShared.
+func (o *winObject) Name() string { return o.name }
+
+// Size is the file's or section's size in bytes.
+func (o *winObject) Size() uint64 { return o.size }
+
+// Shared reports whether views share their bytes (a section from
+// CreateShared) rather than copy on write (a file).
+func (o *winObject) Shared() bool { return o.shared }
+
+// OpenFile opens path and makes a copy-on-write section of it, executable
+// if the file can be opened for execution (PAGE_EXECUTE_WRITECOPY), else
+// not (PAGE_WRITECOPY). The file is opened sharing read, write and delete,
+// so that the caller's own handles and clean-up keep working. An empty
+// file cannot have a section; it opens, and mapping it fails.
+func (w *winOS) OpenFile(path string) (Object, error) {
+	fail := func(err error) (Object, error) {
+		var errno windows.Errno
+		errors.As(err, &errno)
+		return nil, &Error{Op: "open", Class: ErrInvalid, Code: uintptr(errno), Detail: fmt.Sprintf("%s: %v", path, err)}
+	}
+	p16, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return fail(err)
+	}
+	share := uint32(windows.FILE_SHARE_READ | windows.FILE_SHARE_WRITE | windows.FILE_SHARE_DELETE)
+	exec := true
+	fh, err := windows.CreateFile(p16, windows.GENERIC_READ|windows.GENERIC_EXECUTE, share, nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL, 0)
+	if err == windows.ERROR_ACCESS_DENIED {
+		exec = false
+		fh, err = windows.CreateFile(p16, windows.GENERIC_READ, share, nil, windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL, 0)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	var fi windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(fh, &fi); err != nil {
+		windows.CloseHandle(fh)
+		return fail(err)
+	}
+	if fi.FileAttributes&windows.FILE_ATTRIBUTE_DIRECTORY != 0 {
+		windows.CloseHandle(fh)
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: path + ": not a regular file"}
+	}
+	o := &winObject{owner: w, name: finalPath(fh, path), size: uint64(fi.FileSizeHigh)<<32 | uint64(fi.FileSizeLow), file: fh}
+	if o.size == 0 {
+		return o, nil
+	}
+	var sec windows.Handle
+	if exec {
+		sec, err = windows.CreateFileMapping(fh, nil, windows.PAGE_EXECUTE_WRITECOPY, 0, 0, nil)
+	}
+	if !exec || err != nil {
+		exec = false
+		sec, err = windows.CreateFileMapping(fh, nil, windows.PAGE_WRITECOPY, 0, 0, nil)
+	}
+	if err != nil {
+		windows.CloseHandle(fh)
+		return fail(err)
+	}
+	o.section, o.exec = sec, exec
+	return o, nil
+}
+
+// finalPath returns the DOS path Windows reports for the open file, or
+// fallback. It makes a relative or 8.3 path the caller gave comparable with
+// the names VirtualQuery-side calls report for views.
+func finalPath(fh windows.Handle, fallback string) string {
+	buf := make([]uint16, 512)
+	for {
+		n, err := windows.GetFinalPathNameByHandle(fh, &buf[0], uint32(len(buf)), 0)
+		if err != nil || n == 0 {
+			return fallback
+		}
+		if int(n) < len(buf) {
+			return dosPath(windows.UTF16ToString(buf[:n]))
+		}
+		buf = make([]uint16, n+1)
+	}
+}
+
+// CreateShared makes a pagefile-backed section of size bytes with
+// PAGE_EXECUTE_READWRITE, so that it can be viewed both writable and
+// executable (the two views of W^X). The section is unnamed: name is only a
+// label, and a named one would be visible to, and collide with, other
+// processes of the session.
+func (w *winOS) CreateShared(name string, size uint64) (Object, error) {
+	if size == 0 || size%uint64(w.page) != 0 || size > uint64(w.hi) {
+		return nil, &Error{Op: "create-shared", Size: uintptr(size), Class: ErrInvalid, Detail: "size zero, unaligned or too large"}
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return nil, &Error{Op: "create-shared", Class: ErrInvalid, Detail: fmt.Sprintf("bad shared object name %q", name)}
+	}
+	sec, err := windows.CreateFileMapping(windows.InvalidHandle, nil, windows.PAGE_EXECUTE_READWRITE|secCommit, uint32(size>>32), uint32(size), nil)
+	if err != nil {
+		return nil, winErr("create-shared", 0, uintptr(size), err, ErrNoMemory)
+	}
+	return &winObject{owner: w, name: name, size: size, shared: true, exec: true, section: sec}, nil
+}
+
+// object checks that obj is an open object of this backend and returns its
+// section handle.
+func (w *winOS) object(op string, obj Object) (*winObject, windows.Handle, error) {
+	o, ok := obj.(*winObject)
+	if !ok || o == nil || o.owner != w {
+		return nil, 0, &Error{Op: op, Class: ErrInvalid, Detail: fmt.Sprintf("object %T does not belong to the windows backend", obj)}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, 0, &Error{Op: op, Class: ErrInvalid, Detail: "object " + o.name + " is closed"}
+	}
+	return o, o.section, nil
+}
+
+// CloseObject closes the section and file handles. Windows keeps a section
+// alive while views of it exist, so existing views stay valid.
+func (w *winOS) CloseObject(obj Object) error {
+	o, _, err := w.object("close", obj)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return &Error{Op: "close", Class: ErrInvalid, Detail: "object " + o.name + " is closed"}
+	}
+	o.closed = true
+	var first error
+	for _, h := range []windows.Handle{o.section, o.file} {
+		if h != 0 {
+			if err := windows.CloseHandle(h); err != nil && first == nil {
+				first = winErr("close", 0, 0, err, ErrInvalid)
+			}
+		}
+	}
+	o.section, o.file = 0, 0
+	return first
+}
+
+// MapObject maps a view with MapViewOfFileEx, at addr (Exact), or at addr
+// if free else anywhere (Hint). Windows refuses a view over a reservation
+// with 487, reported as ErrExists.
+//
+// File views are mapped FILE_MAP_COPY (with FILE_MAP_EXECUTE when the
+// section allows it) and then given prot, so that a loader can later
+// re-protect them freely. Views of shared objects are mapped with exactly
+// the access prot needs: Windows fixes that as the view's maximum, which
+// keeps the executable view of a W^X pair from ever being made writable,
+// even for an instant.
+func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot, mode Mode) (uintptr, error) {
+	o, sec, err := w.object("map", obj)
+	if err != nil {
+		return 0, err
+	}
+	if mode == Hint && addr == 0 {
+		// Checked with an aligned stand-in: Windows picks the address.
+		err = w.checkBase("map", w.gran, size)
+	} else {
+		err = w.checkBase("map", addr, size)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := checkMode("map", addr, size, mode); err != nil {
+		return 0, err
+	}
+	if err := checkProt("map", addr, size, prot); err != nil {
+		return 0, err
+	}
+	if off%uint64(w.gran) != 0 {
+		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("offset %#x not aligned to the allocation granularity %#x", off, w.gran)}
+	}
+	if sec == 0 {
+		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrInvalid, Detail: o.name + ": empty file"}
+	}
+
+	var access, want uint32
+	switch {
+	case !o.shared:
+		access, want = windows.FILE_MAP_COPY, pageProt(prot, true)
+		if o.exec {
+			access |= windows.FILE_MAP_EXECUTE
+		}
+	case prot&ProtWrite != 0:
+		access = windows.FILE_MAP_WRITE
+	default:
+		access = windows.FILE_MAP_READ
+	}
+	if o.shared {
+		if prot&ProtExec != 0 {
+			access |= windows.FILE_MAP_EXECUTE
+		}
+		want = pageProt(prot, false)
+	}
+
+	got, err := mapViewOfFileEx(sec, access, off, size, addr)
+	if err != nil && mode == Hint && addr != 0 {
+		got, err = mapViewOfFileEx(sec, access, off, size, 0)
+	}
+	if err != nil {
+		conflict := ErrNotMapped
+		if mode == Exact {
+			conflict = ErrExists
+		}
+		return 0, winErr("map", addr, size, err, conflict)
+	}
+	if mode == Exact && got != addr {
+		_ = windows.UnmapViewOfFile(got)
+		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrExists, Code: WinErrorInvalidAddress, Detail: fmt.Sprintf("Windows mapped the view at %#x", got)}
+	}
+	if m, err := query(got); err != nil || m.Protect != want {
+		var old uint32
+		if err := windows.VirtualProtect(got, size, want, &old); err != nil {
+			_ = windows.UnmapViewOfFile(got)
+			return 0, winErr("map", addr, size, err, ErrNotMapped)
+		}
+	}
+	w.mu.Lock()
+	w.views[got] = viewInfo{off: off, name: o.name}
+	w.mu.Unlock()
+	return got, nil
+}
+
+func mapViewOfFileEx(sec windows.Handle, access uint32, off uint64, size, addr uintptr) (uintptr, error) {
+	if err := procMapViewOfFileEx.Find(); err != nil {
+		return 0, err
+	}
+	r, _, e := procMapViewOfFileEx.Call(uintptr(sec), uintptr(access), uintptr(off>>32), uintptr(uint32(off)), size, addr)
+	if r == 0 {
+		if e == nil || e == windows.Errno(0) {
+			e = windows.ERROR_INVALID_PARAMETER
+		}
+		return 0, e
+	}
+	return r, nil
+}
+
+// Unmap is UnmapViewOfFile, after checking that [addr, addr+size) is a
+// whole view from its base: Windows unmaps the whole view given any address
+// inside it, so a partial or interior unmap is refused here, as
+// ERROR_INVALID_ADDRESS, before it could remove more than asked. An addr
+// that is no view at all is passed to Windows, which reports 487.
+func (w *winOS) Unmap(addr, size uintptr) error {
+	if err := w.check("unmap", addr, size); err != nil {
+		return err
+	}
+	if m, err := query(addr); err == nil && (m.Type == memMapped || m.Type == memImage) {
+		if m.AllocationBase != addr {
+			return &Error{Op: "unmap", Addr: addr, Size: size, Class: ErrNotMapped, Code: WinErrorInvalidAddress,
+				Detail: fmt.Sprintf("not a view base: the view starts at %#x", m.AllocationBase)}
+		}
+		if vs := allocSize(addr); vs != size {
+			return &Error{Op: "unmap", Addr: addr, Size: size, Class: ErrNotMapped, Code: WinErrorInvalidAddress,
+				Detail: fmt.Sprintf("the view is %#x bytes; Windows unmaps only whole views", vs)}
+		}
+	}
+	if err := windows.UnmapViewOfFile(addr); err != nil {
+		return winErr("unmap", addr, size, err, ErrNotMapped)
+	}
+	w.mu.Lock()
+	delete(w.views, addr)
+	w.mu.Unlock()
+	return nil
+}
+
+// Query is VirtualQuery. An address Windows will not describe (beyond the
+// user address space) reads as one free page, as on Linux.
+func (w *winOS) Query(addr uintptr) (Region, error) {
+	m, err := query(addr)
+	if err != nil {
+		a := addr &^ (w.page - 1)
+		return Region{Start: a, End: a + w.page, State: StateFree}, nil
+	}
+	return w.region(&m, m.BaseAddress, m.BaseAddress+m.RegionSize, newNamer()), nil
+}
+
+// Regions walks [lo, hi) with VirtualQuery, skipping free space and
+// clipping the first and last regions to the range.
+func (w *winOS) Regions(lo, hi uintptr) ([]Region, error) {
+	if hi <= lo {
+		return nil, &Error{Op: "regions", Addr: lo, Size: hi - lo, Class: ErrInvalid, Detail: "empty or inverted range"}
+	}
+	var out []Region
+	nm := newNamer()
+	for a := lo; a < hi; {
+		m, err := query(a)
+		if err != nil {
+			break // beyond the user address space
+		}
+		end := m.BaseAddress + m.RegionSize
+		if m.RegionSize == 0 || end <= a {
+			break
+		}
+		if m.State != memFree {
+			out = append(out, w.region(&m, max(m.BaseAddress, lo), min(end, hi), nm))
+		}
+		a = end
+	}
+	return out, nil
+}
+
+// region converts VirtualQuery's answer, clipped to [start, end).
+func (w *winOS) region(m *windows.MemoryBasicInformation, start, end uintptr, nm *namer) Region {
+	r := Region{Start: start, End: end, AllocBase: m.AllocationBase}
+	switch m.State {
+	case memFree:
+		r.AllocBase = 0
+		return r
+	case windows.MEM_RESERVE:
+		r.State = StateReserved
+	default:
+		r.State = StateCommitted
+		r.Prot = protOf(m.Protect)
+	}
+	switch m.Type {
+	case memPrivate:
+		r.Type = TypePrivate
+	case memMapped:
+		r.Type = TypeMapped
+		r.Shared = !isCOW(m.AllocationProtect)
+	case memImage:
+		r.Type = TypeImage
+	}
+	if r.Type == TypeMapped || r.Type == TypeImage {
+		r.Offset = uint64(start - m.AllocationBase)
+		r.Name = nm.name(start)
+		w.mu.Lock()
+		v, ok := w.views[m.AllocationBase]
+		w.mu.Unlock()
+		if ok {
+			r.Offset += v.off
+			if r.Name == "" {
+				// A pagefile section has no file name for Windows to
+				// report; the object's own name stands in.
+				r.Name = v.name
+			}
+		}
+	}
+	return r
+}
+
+// namer turns GetMappedFileNameW's NT paths into DOS paths. It is made per
+// walk so that drive letters are read at most once per walk.
+type namer struct {
+	devices map[string]string // "\Device\HarddiskVolume3" -> "C:"
+}
+
+func newNamer() *namer { return &namer{} }
+
+// name returns the DOS path of the file mapped at addr, "" if none or if
+// GetMappedFileNameW is unavailable (it may be in Wine).
+func (n *namer) name(addr uintptr) string {
+	proc := procK32GetMappedFileNameW
+	if proc.Find() != nil {
+		proc = procGetMappedFileNameW
+		if proc.Find() != nil {
+			return ""
+		}
+	}
+	buf := make([]uint16, windows.MAX_LONG_PATH)
+	r, _, _ := proc.Call(uintptr(windows.CurrentProcess()), addr, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+	if r == 0 || int(r) > len(buf) {
+		return ""
+	}
+	s := windows.UTF16ToString(buf[:r])
+	if strings.HasPrefix(s, `\Device\`) {
+		if n.devices == nil {
+			n.devices = dosDevices()
+		}
+		for dev, drive := range n.devices {
+			if strings.HasPrefix(s, dev+`\`) {
+				return drive + s[len(dev):]
+			}
+		}
+		return s
+	}
+	return dosPath(s)
+}
+
+// dosPath strips the NT and Win32 namespace prefixes Windows and Wine put
+// on paths: `\??\C:\x` and `\\?\C:\x` become `C:\x`, `\\?\UNC\h\s` becomes
+// `\\h\s`.
+func dosPath(s string) string {
+	switch {
+	case strings.HasPrefix(s, `\\?\UNC\`):
+		return `\\` + s[len(`\\?\UNC\`):]
+	case strings.HasPrefix(s, `\\?\`), strings.HasPrefix(s, `\??\`):
+		return s[4:]
+	}
+	return s
+}
+
+// dosDevices maps each drive's NT device name to its letter.
+func dosDevices() map[string]string {
+	out := map[string]string{}
+	buf := make([]uint16, 512)
+	n, err := windows.GetLogicalDriveStrings(uint32(len(buf)), &buf[0])
+	if err != nil || int(n) > len(buf) {
+		return out
+	}
+	target := make([]uint16, windows.MAX_PATH)
+	// The buffer holds NUL-terminated root paths (`C:\`) back to back.
+	for start, i := 0, 0; i < int(n); i++ {
+		if buf[i] != 0 {
+			continue
+		}
+		d := windows.UTF16ToString(buf[start:i])
+		start = i + 1
+		if len(d) < 2 {
+			continue
+		}
+		drive := d[:2] // "C:"
+		p, err := windows.UTF16PtrFromString(drive)
+		if err != nil {
+			continue
+		}
+		if m, err := windows.QueryDosDevice(p, &target[0], uint32(len(target))); err == nil && m > 0 {
+			out[windows.UTF16ToString(target[:m])] = drive
+		}
+	}
+	return out
+}
