@@ -9,11 +9,12 @@ package aspacem
 // size bytes" in O(log n) by descending from the root and skipping every
 // subtree whose largest gap is too small.
 //
-// A gap's usable length is the length left once both ends are rounded
-// inward to the granularity g: every placement Advise returns is aligned to
-// at least g, so a gap whose usable length is below the size can never
-// hold it and is pruned, while one whose usable length is at least the
-// size always holds a g-aligned placement.
+// A gap's usable length is the length left once its start is rounded up to
+// the granularity g: every placement Advise returns starts on a multiple
+// of at least g (its end need only be page aligned), so a gap whose usable
+// length is below the size can never hold it and is pruned, while one
+// whose usable length is at least the size always holds a g-aligned
+// placement.
 //
 // Invariants (checked by check):
 //   - in-order traversal yields gaps by increasing start, disjoint and
@@ -31,7 +32,7 @@ type gapTree struct {
 
 type gapNode struct {
 	start, end  uintptr
-	usable      uintptr // end rounded down to g minus start rounded up to g, or 0
+	usable      uintptr // end minus start rounded up to g, or 0
 	max         uintptr // largest usable in this subtree
 	prio        uint64
 	left, right *gapNode
@@ -43,11 +44,10 @@ func newGapTree(g uintptr) *gapTree {
 
 func (t *gapTree) usable(start, end uintptr) uintptr {
 	s := alignUp(start, t.g)
-	e := alignDown(end, t.g)
-	if s < start || e <= s { // s < start: rounding overflowed
+	if s < start || end <= s { // s < start: rounding overflowed
 		return 0
 	}
-	return e - s
+	return end - s
 }
 
 func (t *gapTree) nextPrio() uint64 {
