@@ -87,7 +87,9 @@ type randGen struct {
 	cfg Config
 }
 
-func (g randGen) page() uintptr { return g.cfg.Lo + uintptr(g.IntN(int((g.cfg.Hi-g.cfg.Lo)/g.cfg.PageSize)))*g.cfg.PageSize }
+func (g randGen) page() uintptr {
+	return g.cfg.Lo + uintptr(g.IntN(int((g.cfg.Hi-g.cfg.Lo)/g.cfg.PageSize)))*g.cfg.PageSize
+}
 
 // segment returns a random valid segment, biased towards few distinct
 // attribute sets so that merges happen.
