@@ -1,0 +1,83 @@
+// Package jit emits x86-64 code into vmcode and runs it.
+//
+// This first version emits call stubs: a few instructions that call a
+// target with the 5-byte E8 rel32 form, which works only because the stub
+// and the target both lie inside vmcode. Later versions add the code cache,
+// the emitted context switch and the binary translator on the same
+// encoder.
+package jit
+
+import (
+	"fmt"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/vmcode"
+)
+
+// Stub is emitted code that calls one target.
+type Stub struct {
+	// Addr is the stub's executable address.
+	Addr uintptr
+	// Code holds the bytes emitted at Addr.
+	Code []byte
+	// CallOffset is the offset in Code of the rel32 call instruction.
+	CallOffset int
+	unit       *vmcode.Unit
+}
+
+// EmitCallStub emits, in a new vmcode unit, a System V AMD64 function that
+// forwards its arguments to target and returns its result:
+//
+//	sub  rsp, 8      ; keep rsp 16-byte aligned at the call
+//	call target      ; E8 rel32
+//	add  rsp, 8
+//	ret
+//
+// It fails with *amd64.ReachError if target is not rel32-reachable from the
+// unit, which never happens for a target inside the same vmcode.
+func EmitCallStub(code *vmcode.Code, target uintptr) (*Stub, error) {
+	u, err := code.Alloc(1)
+	if err != nil {
+		return nil, fmt.Errorf("jit: allocating a stub unit: %w", err)
+	}
+	a := amd64.NewAssembler(u.Exec())
+	a.SubRSP(8)
+	callOff := a.Len()
+	if err := a.CallRel32(target); err != nil {
+		return nil, freeOnErr(u, err)
+	}
+	a.AddRSP(8)
+	a.Ret()
+	if err := u.Write(0, a.Bytes()); err != nil {
+		return nil, freeOnErr(u, err)
+	}
+	if err := u.Seal(); err != nil {
+		return nil, freeOnErr(u, err)
+	}
+	return &Stub{Addr: u.Exec(), Code: a.Bytes(), CallOffset: callOff, unit: u}, nil
+}
+
+func freeOnErr(u *vmcode.Unit, err error) error {
+	if ferr := u.Free(); ferr != nil {
+		return fmt.Errorf("jit: %w (and freeing the unit: %v)", err, ferr)
+	}
+	return fmt.Errorf("jit: %w", err)
+}
+
+// Free returns the stub's unit to vmcode.
+func (s *Stub) Free() error { return s.unit.Free() }
+
+// Call runs the native function at fn with integer or pointer arguments in
+// the platform's C calling convention and returns its integer result. It
+// enters through a cgocall-style path (purego), so the Go scheduler and the
+// garbage collector treat the native code as a system call: it may run
+// long without stalling stop-the-world.
+//
+// Preconditions: fn is executable code that follows the platform's C ABI
+// and takes at most 15 integer arguments.
+func Call(fn uintptr, args ...uintptr) uintptr {
+	r, _, _ := purego.SyscallN(fn, args...)
+	return r
+}

@@ -1,0 +1,204 @@
+package vmm
+
+import (
+	"fmt"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// Slot is a range of vmcode handed to one user, a private library image or
+// a code-cache unit. It starts out reserved; its user maps a file over it,
+// commits and protects pages in it, and releases it, which turns the whole
+// range back into reservation and returns it to vmcode.
+//
+// A Slot's methods are safe for concurrent use with other slots; calls on
+// one slot must not race with its Release.
+type Slot struct {
+	v *VMM
+	// base, size and owner are immutable. owner annotates the slot's
+	// segments in aspacem ("privlib libdemo.so", "fcache").
+	base, size uintptr
+	owner      string
+}
+
+// ReserveSlot carves a granularity-aligned range of size bytes (rounded up
+// to the granularity) out of vmcode for owner. The slot starts reserved.
+func (v *VMM) ReserveSlot(size uintptr, owner string) (*Slot, error) {
+	gran := v.os.Granularity()
+	if size == 0 || size > v.codeSize {
+		return nil, fmt.Errorf("vmm: slot for %q: size %#x is zero or larger than vmcode (%#x)", owner, size, v.codeSize)
+	}
+	size = (size + gran - 1) &^ (gran - 1)
+	if err := v.acquire(); err != nil {
+		return nil, err
+	}
+	defer v.life.RUnlock()
+	base, err := v.code.alloc(OwnerVMCode, size, gran)
+	if err != nil {
+		return nil, err
+	}
+	s := &Slot{v: v, base: base, size: size, owner: owner}
+	if err := v.space.Update(aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindReservation, Owner: owner}); err != nil {
+		_ = v.code.release(OwnerVMCode, base, size)
+		return nil, fmt.Errorf("vmm: slot for %q: %w", owner, err)
+	}
+	v.mu.Lock()
+	v.slots[s] = struct{}{}
+	v.mu.Unlock()
+	return s, nil
+}
+
+// Base returns the slot's first address.
+func (s *Slot) Base() uintptr { return s.base }
+
+// Size returns the slot's size in bytes.
+func (s *Slot) Size() uintptr { return s.size }
+
+// Owner returns the annotation the slot's segments carry.
+func (s *Slot) Owner() string { return s.owner }
+
+// begin validates [addr, addr+size) for op and holds the VMM open; the
+// caller must call s.v.life.RUnlock when it returns nil.
+func (s *Slot) begin(op string, addr, size uintptr) error {
+	if err := s.check(op, addr, size); err != nil {
+		return err
+	}
+	if err := s.v.acquire(); err != nil {
+		return err
+	}
+	s.v.mu.Lock()
+	_, live := s.v.slots[s]
+	s.v.mu.Unlock()
+	if !live {
+		s.v.life.RUnlock()
+		return fmt.Errorf("vmm: slot %q at %#x: %s after the slot was released", s.owner, s.base, op)
+	}
+	return nil
+}
+
+// check validates that [addr, addr+size) is a page-aligned part of the slot.
+func (s *Slot) check(op string, addr, size uintptr) error {
+	if err := osmem.CheckRange(op, addr, size, s.v.os.PageSize()); err != nil {
+		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	}
+	if addr < s.base || addr-s.base > s.size || size > s.size-(addr-s.base) {
+		return fmt.Errorf("vmm: slot %q: %s [%#x, +%#x) leaves the slot [%#x, +%#x)", s.owner, op, addr, size, s.base, s.size)
+	}
+	return nil
+}
+
+// MapFile maps size bytes of obj from offset off at addr, private and
+// copy-on-write, replacing the slot's reservation there atomically.
+func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+	if err := s.begin("map", addr, size); err != nil {
+		return err
+	}
+	defer s.v.life.RUnlock()
+	if _, err := s.v.os.MapObject(obj, off, addr, size, prot, osmem.Fixed); err != nil {
+		return fmt.Errorf("vmm: slot %q: mapping %s: %w", s.owner, obj.Name(), err)
+	}
+	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off})
+}
+
+// Commit backs [addr, addr+size) of the slot with zeroed memory. The range
+// must hold no file view: committing is for reserved pages (and re-protects
+// pages already committed).
+func (s *Slot) Commit(addr, size uintptr, prot osmem.Prot) error {
+	if err := s.begin("commit", addr, size); err != nil {
+		return err
+	}
+	defer s.v.life.RUnlock()
+	if err := s.require("commit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
+		return err
+	}
+	if err := s.v.os.Commit(addr, size, prot); err != nil {
+		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	}
+	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot, Owner: s.owner})
+}
+
+// Decommit drops the contents of committed pages in [addr, addr+size) and
+// leaves them reserved. The range must hold no file view.
+func (s *Slot) Decommit(addr, size uintptr) error {
+	if err := s.begin("decommit", addr, size); err != nil {
+		return err
+	}
+	defer s.v.life.RUnlock()
+	if err := s.require("decommit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
+		return err
+	}
+	if err := s.v.os.Decommit(addr, size); err != nil {
+		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	}
+	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindReservation, Owner: s.owner})
+}
+
+// Protect changes the protection of [addr, addr+size) of the slot, all of
+// which must be committed or mapped: reserved pages have no storage to
+// protect (and on Linux mprotect would silently make them accessible).
+func (s *Slot) Protect(addr, size uintptr, prot osmem.Prot) error {
+	if err := s.begin("protect", addr, size); err != nil {
+		return err
+	}
+	defer s.v.life.RUnlock()
+	if err := s.require("protect", addr, size, aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared); err != nil {
+		return err
+	}
+	if err := s.v.os.Protect(addr, size, prot); err != nil {
+		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	}
+	for _, seg := range s.v.space.Segments(addr, addr+size) {
+		seg.Prot = prot
+		if err := s.record(seg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// require checks that every page of [addr, addr+size) is, in aspacem, one
+// of kinds and owned by this slot.
+func (s *Slot) require(op string, addr, size uintptr, kinds ...aspacem.Kind) error {
+	for _, seg := range s.v.space.Segments(addr, addr+size) {
+		ok := seg.Owner == s.owner
+		if ok {
+			ok = false
+			for _, k := range kinds {
+				ok = ok || seg.Kind == k
+			}
+		}
+		if !ok {
+			return fmt.Errorf("vmm: slot %q: %s [%#x, +%#x): [%#x, %#x) is %s (owner %q), want one of %v",
+				s.owner, op, addr, size, seg.Start, seg.End, seg.Kind, seg.Owner, kinds)
+		}
+	}
+	return nil
+}
+
+func (s *Slot) record(seg aspacem.Segment) error {
+	if err := s.v.space.Update(seg); err != nil {
+		return fmt.Errorf("vmm: slot %q: recording %#x-%#x: %w", s.owner, seg.Start, seg.End, err)
+	}
+	return nil
+}
+
+// Release turns the whole slot back into vmcode reservation and returns it
+// to the allocator. Releasing a slot twice is an error.
+func (s *Slot) Release() error {
+	v := s.v
+	if err := s.begin("release", s.base, s.size); err != nil {
+		return err
+	}
+	defer v.life.RUnlock()
+	if _, err := v.os.Reserve(s.base, s.size, osmem.Fixed); err != nil {
+		return fmt.Errorf("vmm: slot %q: re-reserving: %w", s.owner, err)
+	}
+	v.mu.Lock()
+	delete(v.slots, s)
+	v.mu.Unlock()
+	if err := v.space.Update(aspacem.Segment{Start: s.base, End: s.base + s.size, Kind: aspacem.KindReservation, Owner: OwnerVMCode}); err != nil {
+		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	}
+	return v.code.release(OwnerVMCode, s.base, s.size)
+}

@@ -1,0 +1,172 @@
+// Package vmm reserves the regions reachvm's code and data live in and hands
+// out pieces of them: vmcode, the region everything emitted code must reach
+// with a rel32 displacement (the code cache, emitted routines, private
+// client libraries), and later vmheap, for everything else.
+//
+// DynamoRIO's VMM (core/heap.c) is the model. vmcode is reserved once, up
+// front, as one PROT_NONE reservation on Linux; pieces of it are handed out
+// as slots by an O(log n) extent allocator and every change is recorded in
+// aspacem, so that aspacem's SyncCheck can prove the library's view equals
+// the kernel's.
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// DefaultVMCodeSize is vmcode's size on 64-bit hosts: the whole rel32
+// window, where DynamoRIO defaults to 1 GiB on Linux and 512 MiB on
+// Windows.
+const DefaultVMCodeSize = 2 << 30
+
+// Config configures a VMM. The zero value is valid.
+type Config struct {
+	// OS is the backend; nil selects osmem.Native().
+	OS osmem.OS
+	// Space is the address-space map to record changes in; nil loads one
+	// from OS.
+	Space *aspacem.Map
+	// VMCodeSize is vmcode's size, a multiple of the OS granularity; 0
+	// selects DefaultVMCodeSize.
+	VMCodeSize uintptr
+	// VMCodeBase is where vmcode must start; 0 lets the OS choose.
+	VMCodeBase uintptr
+}
+
+// VMM owns vmcode. It is safe for concurrent use.
+type VMM struct {
+	// os and space are immutable after New.
+	os    osmem.OS
+	space *aspacem.Map
+	// codeBase and codeSize bound vmcode: [codeBase, codeBase+codeSize).
+	// Immutable after New.
+	codeBase, codeSize uintptr
+	// code allocates slots inside vmcode.
+	code *extentAllocator
+
+	// life guards closed. Every operation that calls the OS on vmcode
+	// holds it for reading across the call, so that Close, which holds it
+	// for writing, never releases vmcode under a MAP_FIXED in flight (which
+	// would then land on address space that is no longer ours).
+	life sync.RWMutex
+	// closed is set by Close.
+	closed bool
+
+	// mu guards slots. Lock order: life before mu.
+	mu sync.Mutex
+	// slots holds every live slot; a slot leaves it when released.
+	slots map[*Slot]struct{}
+}
+
+// Owner annotations recorded in aspacem.
+const (
+	OwnerVMCode = "vmcode"
+)
+
+// New reserves vmcode and returns a VMM that owns it.
+func New(cfg Config) (*VMM, error) {
+	o := cfg.OS
+	if o == nil {
+		o = osmem.Native()
+	}
+	space := cfg.Space
+	if space == nil {
+		var err error
+		if space, err = aspacem.Load(o); err != nil {
+			return nil, fmt.Errorf("vmm: loading the address space: %w", err)
+		}
+	}
+	size := cfg.VMCodeSize
+	if size == 0 {
+		size = DefaultVMCodeSize
+		if bits.UintSize == 32 {
+			size = 256 << 20
+		}
+	}
+	gran := o.Granularity()
+	if err := osmem.CheckRange("vmcode", cfg.VMCodeBase, size, gran); err != nil {
+		return nil, fmt.Errorf("vmm: bad vmcode placement: %w", err)
+	}
+	mode := osmem.Hint
+	if cfg.VMCodeBase != 0 {
+		mode = osmem.Exact
+	}
+	base, err := o.Reserve(cfg.VMCodeBase, size, mode)
+	if err != nil {
+		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
+	}
+	seg := aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindReservation, Owner: OwnerVMCode}
+	if err := space.Update(seg); err != nil {
+		_ = o.Release(base, size)
+		return nil, fmt.Errorf("vmm: recording vmcode: %w", err)
+	}
+	return &VMM{
+		os:       o,
+		space:    space,
+		codeBase: base,
+		codeSize: size,
+		code:     newExtentAllocator(base, size, gran),
+		slots:    make(map[*Slot]struct{}),
+	}, nil
+}
+
+// OS returns the backend the VMM uses.
+func (v *VMM) OS() osmem.OS { return v.os }
+
+// Space returns the address-space map the VMM records its changes in.
+func (v *VMM) Space() *aspacem.Map { return v.space }
+
+// VMCode returns vmcode's bounds: [base, base+size).
+func (v *VMM) VMCode() (base, size uintptr) { return v.codeBase, v.codeSize }
+
+// InVMCode reports whether [addr, addr+size) lies wholly inside vmcode.
+func (v *VMM) InVMCode(addr, size uintptr) bool {
+	return addr >= v.codeBase && size <= v.codeSize && addr-v.codeBase <= v.codeSize-size
+}
+
+// FreeVMCode returns the number of vmcode bytes not in any slot.
+func (v *VMM) FreeVMCode() uintptr { return v.code.freeBytes() }
+
+// ErrClosed is returned by operations on a closed VMM.
+var ErrClosed = errors.New("vmm: closed")
+
+// acquire holds v open for an operation on vmcode; release with
+// v.life.RUnlock.
+func (v *VMM) acquire() error {
+	v.life.RLock()
+	if v.closed {
+		v.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close releases vmcode with every slot in it. Afterwards the VMM owns
+// nothing and the kernel shows none of its mappings. One release of the
+// whole reservation takes every slot's file views and committed pages with
+// it (Linux rules); if the OS refuses, Close reports it, changes nothing,
+// and may be called again.
+func (v *VMM) Close() error {
+	v.life.Lock()
+	defer v.life.Unlock()
+	if v.closed {
+		return ErrClosed
+	}
+	if err := v.os.Release(v.codeBase, v.codeSize); err != nil {
+		return fmt.Errorf("vmm: releasing vmcode: %w", err)
+	}
+	v.closed = true
+	v.mu.Lock()
+	v.slots = nil
+	v.mu.Unlock()
+	if err := v.space.Update(aspacem.Segment{Start: v.codeBase, End: v.codeBase + v.codeSize, Kind: aspacem.KindFree}); err != nil {
+		return fmt.Errorf("vmm: recording vmcode's release: %w", err)
+	}
+	return nil
+}
