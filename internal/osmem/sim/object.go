@@ -1,0 +1,132 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// object is a simulated file or shared memory object. It holds no data.
+type object struct {
+	// owner is the simulator that made the object; other simulators
+	// reject it.
+	owner *OS
+	// name, size and shared are immutable.
+	name   string
+	size   uint64
+	shared bool
+	// serial distinguishes objects of equal name.
+	serial int
+	// closed is set by CloseObject. Guarded by owner.mu.
+	closed bool
+}
+
+// Name returns the file path or the shared object's name.
+func (o *object) Name() string { return o.name }
+
+// Size returns the object's size in bytes.
+func (o *object) Size() uint64 { return o.size }
+
+// Shared reports whether views of the object are shared.
+func (o *object) Shared() bool { return o.shared }
+
+// mapName is the name a view of o shows in Regions: the path for a file;
+// for a shared object its name under Windows rules and, under Linux rules,
+// what /proc/self/maps shows for a memfd, so that code comparing names
+// against the kernel's is exercised on the simulator too.
+func (o *object) mapName(r osmem.Rules) string {
+	if o.shared && r == osmem.RulesLinux {
+		return "/memfd:" + o.name + " (deleted)"
+	}
+	return o.name
+}
+
+// OpenFile opens path for private mapping. The simulator reads nothing but
+// the file's size (the real file must exist and be a regular file). An
+// empty file opens; under Windows rules mapping it fails.
+func (s *OS) OpenFile(path string) (osmem.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	const op = "open"
+	if err := s.enterLocked(op, 0, 0); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		code := uintptr(0)
+		if errors.Is(err, fs.ErrNotExist) {
+			code = enoent // ERROR_FILE_NOT_FOUND has the same number.
+		}
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, code, "%v", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, 0, "%s: not a regular file", path)
+	}
+	s.objects++
+	return &object{owner: s, name: path, size: uint64(st.Size()), serial: s.objects}, nil
+}
+
+// CreateShared creates a shared memory object of size bytes. Under both
+// rules size must be a non-zero multiple of the page no larger than the
+// address space, and name must not contain NUL; under Linux rules not '/'
+// either, as the native backend requires of memfd names.
+func (s *OS) CreateShared(name string, size uint64) (osmem.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	const op = "create-shared"
+	if err := s.enterLocked(op, 0, uintptr(size)); err != nil {
+		return nil, err
+	}
+	if size == 0 || size%uint64(s.page) != 0 || size > uint64(s.hi) {
+		return nil, fail(op, 0, uintptr(size), osmem.ErrInvalid, 0, "size zero, unaligned or too large")
+	}
+	if strings.ContainsRune(name, 0) || (!s.windows() && strings.Contains(name, "/")) {
+		return nil, fail(op, 0, uintptr(size), osmem.ErrInvalid, 0, "bad shared object name %q", name)
+	}
+	s.objects++
+	return &object{owner: s, name: name, size: size, shared: true, serial: s.objects}, nil
+}
+
+// CloseObject closes obj. Views stay. Closing twice, or closing another
+// backend's object, is ErrInvalid (EBADF, ERROR_INVALID_HANDLE).
+func (s *OS) CloseObject(obj osmem.Object) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.objectLocked("close", obj)
+	if err != nil {
+		return err
+	}
+	o.closed = true
+	return nil
+}
+
+// objectLocked returns obj as one of s's open objects.
+//
+// Preconditions: s.mu is held.
+func (s *OS) objectLocked(op string, obj osmem.Object) (*object, error) {
+	o, ok := obj.(*object)
+	if !ok || o == nil || o.owner != s {
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, 0, "object %T does not belong to this simulator", obj)
+	}
+	if o.closed {
+		code := uintptr(ebadf)
+		if s.windows() {
+			code = winInvalidHandle
+		}
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, code, "object %s is closed", o.name)
+	}
+	return o, nil
+}
+
+// String describes the object for test failures.
+func (o *object) String() string {
+	kind := "file"
+	if o.shared {
+		kind = "shared"
+	}
+	return fmt.Sprintf("%s#%d(%q, %#x)", kind, o.serial, o.name, o.size)
+}
