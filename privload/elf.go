@@ -1,0 +1,740 @@
+package privload
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// This file is the strict ELF64 x86-64 parser. It works from what a loader
+// works from, the ELF header, the program headers and PT_DYNAMIC, and never
+// from section headers, which are optional at run time and which
+// debug/elf relies on. Every offset, size and count read from the file is
+// checked against the file's size with overflow checks before use, so that
+// a malformed file yields a *FormatError and never a panic. debug/elf is
+// used for its constants only.
+
+// Error classes carried by FormatError, for errors.Is.
+var (
+	// ErrMalformed: the file breaks the ELF format or is inconsistent.
+	ErrMalformed = errors.New("malformed ELF file")
+	// ErrUnsupported: the file is valid ELF that privload does not load
+	// (yet): an executable, thread-local storage, text relocations, a
+	// relocation type it does not implement.
+	ErrUnsupported = errors.New("unsupported ELF file")
+)
+
+// FormatError says why a file cannot be parsed or loaded. It names the file
+// so that a failure deep in a chain of loads is still attributable.
+type FormatError struct {
+	// File is the path or name the file was parsed under.
+	File string
+	// Reason says what is wrong, in words.
+	Reason string
+	// Class is ErrMalformed or ErrUnsupported.
+	Class error
+}
+
+func (e *FormatError) Error() string { return "privload: " + e.File + ": " + e.Reason }
+
+// Unwrap returns the error class.
+func (e *FormatError) Unwrap() error { return e.Class }
+
+// Sizes fixed by the ELF64 format.
+const (
+	ehdrSize = 64
+	phdrSize = 56
+	dynSize  = 16
+	symSize  = 24
+	relaSize = 24
+	relrSize = 8
+)
+
+// Constants debug/elf lacks.
+const (
+	dtRelrsz  elf.DynTag = 35 // size of DT_RELR in bytes
+	dtRelr    elf.DynTag = 36 // address of the RELR relocation table
+	dtRelrent elf.DynTag = 37 // size of one RELR entry (8)
+
+	stbGNUUnique elf.SymBind = 10 // STB_GNU_UNIQUE, in STB_LOOS's slot
+)
+
+// dtName names a dynamic tag, including the RELR tags debug/elf does not
+// know.
+func dtName(t elf.DynTag) string {
+	switch t {
+	case dtRelrsz:
+		return "DT_RELRSZ"
+	case dtRelr:
+		return "DT_RELR"
+	case dtRelrent:
+		return "DT_RELRENT"
+	}
+	return t.String()
+}
+
+// maxSpan bounds the address range a file's PT_LOAD segments may span:
+// an image larger than the rel32 window cannot be reached from vmcode
+// anyway, and the bound keeps every sum below well clear of overflow.
+const maxSpan = 1 << 31
+
+// pageSize is the x86-64 page size the parser checks segment layout
+// against; the loader checks again against the OS's page size.
+const pageSize = 4096
+
+// Segment is one PT_LOAD: where its bytes are in the file and where they
+// go in memory, relative to the load base.
+type Segment struct {
+	// Vaddr and Memsz bound the segment in memory: [Vaddr, Vaddr+Memsz).
+	Vaddr, Memsz uint64
+	// Offset and Filesz bound the bytes taken from the file; the rest of
+	// the segment (Memsz > Filesz: .bss) is zero-filled.
+	Offset, Filesz uint64
+	// Align is p_align (0 or 1: none).
+	Align uint64
+	// Prot is the final protection, from p_flags.
+	Prot osmem.Prot
+}
+
+// Range is a piece of the image, relative to the load base.
+type Range struct {
+	Vaddr, Size uint64
+}
+
+// Reloc is one Elf64_Rela entry.
+type Reloc struct {
+	// Off is where the relocation applies (r_offset), relative to the
+	// load base.
+	Off uint64
+	// Type is the R_X86_64_* type.
+	Type elf.R_X86_64
+	// Sym indexes the dynamic symbol table; 0 means no symbol.
+	Sym uint32
+	// Addend is r_addend.
+	Addend int64
+}
+
+// Symbol is one dynamic symbol table entry, decoded.
+type Symbol struct {
+	Name  string
+	Value uint64
+	Size  uint64
+	Bind  elf.SymBind
+	Type  elf.SymType
+	Vis   elf.SymVis
+	// Section is st_shndx: elf.SHN_UNDEF for an import, elf.SHN_ABS for an
+	// absolute value, anything else for a definition relative to the base.
+	Section elf.SectionIndex
+	// HiddenVersion is set when DT_VERSYM marks the symbol as a
+	// non-default version (foo@VER rather than foo@@VER): unversioned
+	// lookups must not bind to it.
+	HiddenVersion bool
+}
+
+// Defined reports whether the symbol is defined in this file.
+func (s Symbol) Defined() bool { return s.Section != elf.SHN_UNDEF }
+
+// File is a parsed shared object. Everything in it has been validated
+// against the file: offsets and sizes are in range, symbol names are
+// terminated strings, relocation targets lie in writable segments.
+//
+// A File keeps a reference to the data it was parsed from, which the
+// caller must not modify.
+type File struct {
+	// Name is the name the file was parsed under (its path).
+	Name string
+	// Loads are the PT_LOAD segments, in ascending address order and not
+	// overlapping.
+	Loads []Segment
+	// Dynamic is PT_DYNAMIC.
+	Dynamic Range
+	// Relro is PT_GNU_RELRO; Size 0 if absent. It lies in a writable
+	// segment and becomes read-only once relocations are applied.
+	Relro Range
+	// Soname is DT_SONAME, "" if absent.
+	Soname string
+	// Needed lists DT_NEEDED, in order.
+	Needed []string
+	// Init and Fini are DT_INIT and DT_FINI, 0 if absent.
+	Init, Fini uint64
+	// InitArray and FiniArray are DT_INIT_ARRAY(SZ) and
+	// DT_FINI_ARRAY(SZ): arrays of function pointers, read from memory
+	// after relocation (their file contents are typically 0 plus a
+	// RELATIVE relocation).
+	InitArray, FiniArray Range
+	// Rela is DT_RELA(SZ); PLTRela is DT_JMPREL/DT_PLTRELSZ.
+	Rela, PLTRela []Reloc
+	// Relr lists the places DT_RELR relocates (base added in place), decoded.
+	Relr []uint64
+	// Flags and Flags1 are DT_FLAGS and DT_FLAGS_1.
+	Flags, Flags1 uint64
+	// Symbolic is set by DT_SYMBOLIC (or DF_SYMBOLIC): the library binds
+	// its own references to its own definitions first, as privload
+	// always does.
+	Symbolic bool
+	// NumSymbols is the number of dynamic symbols, from the hash tables
+	// (DT_SYMTAB carries no count).
+	NumSymbols int
+
+	data    []byte
+	strtab  []byte
+	symtab  []byte
+	versym  []byte
+	gnu     *gnuHash
+	sysv    *sysvHash
+	lookups [2]bool // which tables exist, for tests: [gnu, sysv]
+}
+
+// parser carries the state of one Parse call.
+type parser struct {
+	f    *File
+	data []byte
+}
+
+func (p *parser) malformed(format string, args ...any) error {
+	return &FormatError{File: p.f.Name, Reason: fmt.Sprintf(format, args...), Class: ErrMalformed}
+}
+
+func (p *parser) unsupported(format string, args ...any) error {
+	return &FormatError{File: p.f.Name, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}
+}
+
+// inFile reports whether [off, off+size) lies within the file.
+func (p *parser) inFile(off, size uint64) bool {
+	n := uint64(len(p.data))
+	return off <= n && size <= n-off
+}
+
+// mul returns a*b and whether it did not overflow.
+func mul(a, b uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(a, b)
+	return lo, hi == 0
+}
+
+// Parse parses data, the contents of the shared object called name, and
+// validates everything a loader will use. It never panics: anything
+// malformed or unsupported gives a *FormatError naming the file.
+func Parse(name string, data []byte) (*File, error) {
+	p := &parser{f: &File{Name: name, data: data}, data: data}
+	if err := p.header(); err != nil {
+		return nil, err
+	}
+	return p.f, nil
+}
+
+var le = binary.LittleEndian
+
+// header checks the ELF header and walks the program headers.
+func (p *parser) header() error {
+	d := p.data
+	if len(d) < ehdrSize {
+		return p.malformed("truncated ELF header: file is %d bytes, the header needs %d", len(d), ehdrSize)
+	}
+	if string(d[:4]) != elf.ELFMAG {
+		return p.malformed("bad magic %q: not an ELF file", d[:4])
+	}
+	switch {
+	case elf.Class(d[elf.EI_CLASS]) != elf.ELFCLASS64:
+		return p.unsupported("class %v: only ELFCLASS64 is supported", elf.Class(d[elf.EI_CLASS]))
+	case elf.Data(d[elf.EI_DATA]) != elf.ELFDATA2LSB:
+		return p.unsupported("data encoding %v: only little-endian is supported", elf.Data(d[elf.EI_DATA]))
+	case elf.Version(d[elf.EI_VERSION]) != elf.EV_CURRENT:
+		return p.malformed("ident version %d, want %d", d[elf.EI_VERSION], elf.EV_CURRENT)
+	}
+	typ := elf.Type(le.Uint16(d[16:]))
+	mach := elf.Machine(le.Uint16(d[18:]))
+	version := le.Uint32(d[20:])
+	phoff := le.Uint64(d[32:])
+	ehsize := le.Uint16(d[52:])
+	phentsize := le.Uint16(d[54:])
+	phnum := le.Uint16(d[56:])
+	switch {
+	case mach != elf.EM_X86_64:
+		return p.unsupported("machine %v: only EM_X86_64 is supported", mach)
+	case typ == elf.ET_EXEC:
+		return p.unsupported("type ET_EXEC: an executable, not a shared object")
+	case typ != elf.ET_DYN:
+		return p.unsupported("type %v: not a shared object (ET_DYN)", typ)
+	case version != uint32(elf.EV_CURRENT):
+		return p.malformed("version %d, want %d", version, elf.EV_CURRENT)
+	case ehsize != ehdrSize:
+		return p.malformed("e_ehsize %d, want %d", ehsize, ehdrSize)
+	case phentsize != phdrSize:
+		return p.malformed("e_phentsize %d, want %d", phentsize, phdrSize)
+	case phnum == 0:
+		return p.malformed("no program headers")
+	case phnum == 0xffff:
+		// PN_XNUM: the count lives in section header 0, which a loader
+		// does not read.
+		return p.unsupported("e_phnum is PN_XNUM (count in section header 0)")
+	}
+	phsize := uint64(phnum) * phdrSize
+	if !p.inFile(phoff, phsize) {
+		return p.malformed("program headers [%#x, +%#x) lie outside the file (%#x bytes)", phoff, phsize, len(d))
+	}
+	return p.programHeaders(d[phoff : phoff+phsize])
+}
+
+func protOf(flags elf.ProgFlag) osmem.Prot {
+	var pr osmem.Prot
+	if flags&elf.PF_R != 0 {
+		pr |= osmem.ProtRead
+	}
+	if flags&elf.PF_W != 0 {
+		pr |= osmem.ProtWrite
+	}
+	if flags&elf.PF_X != 0 {
+		pr |= osmem.ProtExec
+	}
+	return pr
+}
+
+func (p *parser) programHeaders(ph []byte) error {
+	f := p.f
+	var dyn, relro *Segment
+	for i := 0; i+phdrSize <= len(ph); i += phdrSize {
+		h := ph[i : i+phdrSize]
+		typ := elf.ProgType(le.Uint32(h[0:]))
+		flags := elf.ProgFlag(le.Uint32(h[4:]))
+		s := Segment{
+			Offset: le.Uint64(h[8:]),
+			Vaddr:  le.Uint64(h[16:]),
+			Filesz: le.Uint64(h[32:]),
+			Memsz:  le.Uint64(h[40:]),
+			Align:  le.Uint64(h[48:]),
+			Prot:   protOf(flags),
+		}
+		n := i / phdrSize
+		switch typ {
+		case elf.PT_LOAD:
+			if err := p.load(n, s); err != nil {
+				return err
+			}
+			f.Loads = append(f.Loads, s)
+		case elf.PT_DYNAMIC:
+			if dyn != nil {
+				return p.malformed("more than one PT_DYNAMIC")
+			}
+			dyn = &s
+		case elf.PT_GNU_RELRO:
+			if relro != nil {
+				return p.malformed("more than one PT_GNU_RELRO")
+			}
+			relro = &s
+		case elf.PT_INTERP:
+			return p.unsupported("has PT_INTERP: a program, not a shared object")
+		case elf.PT_TLS:
+			return p.unsupported("has PT_TLS: thread-local storage is not supported")
+		}
+		// PT_PHDR, PT_NOTE, PT_GNU_STACK, PT_GNU_EH_FRAME,
+		// PT_GNU_PROPERTY and OS/processor-specific types are of no
+		// use to this loader.
+	}
+	if len(f.Loads) == 0 {
+		return p.malformed("no PT_LOAD segment")
+	}
+	lo := f.Loads[0].Vaddr &^ (pageSize - 1)
+	last := f.Loads[len(f.Loads)-1]
+	if end := last.Vaddr + last.Memsz; end-lo > maxSpan {
+		return p.unsupported("PT_LOAD segments span %#x bytes, more than %#x", end-lo, uint64(maxSpan))
+	}
+	if dyn == nil {
+		return p.malformed("no PT_DYNAMIC: nothing to link")
+	}
+	if relro != nil {
+		if relro.Memsz == 0 {
+			return p.malformed("empty PT_GNU_RELRO")
+		}
+		seg, ok := f.segmentAt(relro.Vaddr, relro.Memsz)
+		if !ok || seg.Prot&osmem.ProtWrite == 0 {
+			return p.malformed("PT_GNU_RELRO [%#x, +%#x) does not lie within one writable PT_LOAD", relro.Vaddr, relro.Memsz)
+		}
+		f.Relro = Range{Vaddr: relro.Vaddr, Size: relro.Memsz}
+	}
+	return p.dynamic(*dyn)
+}
+
+// load validates PT_LOAD number n against the file and the previous one.
+func (p *parser) load(n int, s Segment) error {
+	f := p.f
+	switch {
+	case s.Memsz == 0:
+		return p.malformed("PT_LOAD %d is empty", n)
+	case s.Filesz > s.Memsz:
+		return p.malformed("PT_LOAD %d: p_filesz %#x exceeds p_memsz %#x", n, s.Filesz, s.Memsz)
+	case !p.inFile(s.Offset, s.Filesz):
+		return p.malformed("PT_LOAD %d: file range [%#x, +%#x) lies outside the file (%#x bytes)", n, s.Offset, s.Filesz, len(p.data))
+	case s.Vaddr > maxSpan*2 || s.Memsz > maxSpan:
+		return p.unsupported("PT_LOAD %d: [%#x, +%#x) is beyond the %#x-byte image privload supports", n, s.Vaddr, s.Memsz, uint64(maxSpan))
+	case s.Align > 1 && s.Align&(s.Align-1) != 0:
+		return p.malformed("PT_LOAD %d: p_align %#x is not a power of two", n, s.Align)
+	case s.Vaddr%pageSize != s.Offset%pageSize:
+		return p.malformed("PT_LOAD %d: p_vaddr %#x and p_offset %#x differ modulo the page size", n, s.Vaddr, s.Offset)
+	case s.Align > 1 && s.Vaddr%s.Align != s.Offset%s.Align:
+		return p.malformed("PT_LOAD %d: p_vaddr %#x and p_offset %#x differ modulo p_align %#x", n, s.Vaddr, s.Offset, s.Align)
+	}
+	if len(f.Loads) > 0 {
+		prev := f.Loads[len(f.Loads)-1]
+		if s.Vaddr < prev.Vaddr {
+			return p.malformed("PT_LOAD %d at %#x follows one at %#x: PT_LOAD segments must be sorted by address", n, s.Vaddr, prev.Vaddr)
+		}
+		if s.Vaddr < prev.Vaddr+prev.Memsz {
+			return p.malformed("PT_LOAD %d [%#x, +%#x) overlaps the previous one [%#x, +%#x)", n, s.Vaddr, s.Memsz, prev.Vaddr, prev.Memsz)
+		}
+	}
+	return nil
+}
+
+// segmentAt returns the PT_LOAD that wholly contains [vaddr, vaddr+size)
+// in memory.
+func (f *File) segmentAt(vaddr, size uint64) (Segment, bool) {
+	i := sort.Search(len(f.Loads), func(i int) bool {
+		s := f.Loads[i]
+		return s.Vaddr+s.Memsz > vaddr
+	})
+	if i == len(f.Loads) {
+		return Segment{}, false
+	}
+	s := f.Loads[i]
+	if vaddr < s.Vaddr || size > s.Memsz-(vaddr-s.Vaddr) {
+		return Segment{}, false
+	}
+	return s, true
+}
+
+// fileBytes returns the file bytes that are loaded at [vaddr, vaddr+size):
+// the range must lie in the file-backed part of one PT_LOAD.
+// It also returns the file offset of the first byte.
+func (f *File) fileBytes(vaddr, size uint64) ([]byte, uint64, bool) {
+	s, ok := f.segmentAt(vaddr, size)
+	if !ok {
+		return nil, 0, false
+	}
+	rel := vaddr - s.Vaddr
+	if rel > s.Filesz || size > s.Filesz-rel {
+		return nil, 0, false
+	}
+	off := s.Offset + rel
+	return f.data[off : off+size : off+size], off, true
+}
+
+// dynTags collects the single-valued dynamic tags the parser uses.
+type dynTags struct {
+	seen   map[elf.DynTag]uint64
+	needed []uint64
+	soname uint64
+}
+
+// singleTags are the tags that may appear at most once.
+var singleTags = map[elf.DynTag]bool{
+	elf.DT_PLTRELSZ: true, elf.DT_HASH: true, elf.DT_STRTAB: true, elf.DT_SYMTAB: true,
+	elf.DT_RELA: true, elf.DT_RELASZ: true, elf.DT_RELAENT: true, elf.DT_STRSZ: true,
+	elf.DT_SYMENT: true, elf.DT_INIT: true, elf.DT_FINI: true, elf.DT_SONAME: true,
+	elf.DT_PLTREL: true, elf.DT_JMPREL: true, elf.DT_INIT_ARRAY: true,
+	elf.DT_FINI_ARRAY: true, elf.DT_INIT_ARRAYSZ: true, elf.DT_FINI_ARRAYSZ: true,
+	elf.DT_FLAGS: true, dtRelrsz: true, dtRelr: true, dtRelrent: true,
+	elf.DT_GNU_HASH: true, elf.DT_VERSYM: true, elf.DT_FLAGS_1: true,
+}
+
+func (p *parser) dynamic(dyn Segment) error {
+	f := p.f
+	if dyn.Filesz == 0 || !p.inFile(dyn.Offset, dyn.Filesz) {
+		return p.malformed("PT_DYNAMIC file range [%#x, +%#x) is empty or lies outside the file (%#x bytes)", dyn.Offset, dyn.Filesz, len(p.data))
+	}
+	// The loader reads PT_DYNAMIC from memory, a parser from the file:
+	// both must see the same bytes.
+	b, off, ok := f.fileBytes(dyn.Vaddr, dyn.Filesz)
+	if !ok || off != dyn.Offset {
+		return p.malformed("PT_DYNAMIC [%#x, +%#x) at file offset %#x is not the file-backed part of a PT_LOAD", dyn.Vaddr, dyn.Filesz, dyn.Offset)
+	}
+	f.Dynamic = Range{Vaddr: dyn.Vaddr, Size: dyn.Filesz}
+	t := dynTags{seen: make(map[elf.DynTag]uint64)}
+	terminated := false
+	for i := 0; i+dynSize <= len(b); i += dynSize {
+		tag := elf.DynTag(le.Uint64(b[i:]))
+		val := le.Uint64(b[i+8:])
+		if tag == elf.DT_NULL {
+			terminated = true
+			break
+		}
+		switch tag {
+		case elf.DT_NEEDED:
+			t.needed = append(t.needed, val)
+			continue
+		case elf.DT_TEXTREL:
+			return p.unsupported("has DT_TEXTREL: text relocations are refused (they need writable code)")
+		case elf.DT_REL, elf.DT_RELSZ, elf.DT_RELENT:
+			return p.unsupported("has %v: REL relocations are not used on x86-64", tag)
+		case elf.DT_SYMBOLIC:
+			f.Symbolic = true
+			continue
+		}
+		if singleTags[tag] {
+			if _, dup := t.seen[tag]; dup {
+				return p.malformed("dynamic tag %s appears twice", dtName(tag))
+			}
+			t.seen[tag] = val
+		}
+	}
+	if !terminated {
+		return p.malformed("PT_DYNAMIC has no DT_NULL terminator")
+	}
+	return p.tables(&t)
+}
+
+// table resolves a (pointer, size) pair of dynamic tags to file bytes.
+func (p *parser) table(t *dynTags, ptrTag, sizeTag elf.DynTag) ([]byte, bool, error) {
+	ptr, hasPtr := t.seen[ptrTag]
+	size, hasSize := t.seen[sizeTag]
+	switch {
+	case !hasPtr && !hasSize:
+		return nil, false, nil
+	case !hasPtr:
+		if size == 0 {
+			return nil, false, nil
+		}
+		return nil, false, p.malformed("%s without %s", dtName(sizeTag), dtName(ptrTag))
+	case !hasSize:
+		return nil, false, p.malformed("%s without %s", dtName(ptrTag), dtName(sizeTag))
+	case size == 0:
+		return nil, true, nil
+	}
+	b, _, ok := p.f.fileBytes(ptr, size)
+	if !ok {
+		return nil, false, p.malformed("%s [%#x, +%#x) does not lie in the file-backed part of a PT_LOAD", dtName(ptrTag), ptr, size)
+	}
+	return b, true, nil
+}
+
+// str returns the NUL-terminated string at off in the string table.
+func (f *File) str(off uint64) (string, bool) {
+	if off >= uint64(len(f.strtab)) {
+		return "", false
+	}
+	s := f.strtab[off:]
+	for i, c := range s {
+		if c == 0 {
+			return string(s[:i]), true
+		}
+	}
+	return "", false
+}
+
+func (p *parser) tables(t *dynTags) error {
+	f := p.f
+	f.Flags = t.seen[elf.DT_FLAGS]
+	f.Flags1 = t.seen[elf.DT_FLAGS_1]
+	if f.Flags&uint64(elf.DF_TEXTREL) != 0 {
+		return p.unsupported("DT_FLAGS has DF_TEXTREL: text relocations are refused (they need writable code)")
+	}
+	// DF_STATIC_TLS (initial-exec TLS of another module) is not refused
+	// here: the TPOFF relocations it implies are, by the loader, with
+	// their type named; the parser still serves for inspection.
+	if f.Flags&uint64(elf.DF_SYMBOLIC) != 0 {
+		f.Symbolic = true
+	}
+
+	// Strings.
+	strtab, _, err := p.table(t, elf.DT_STRTAB, elf.DT_STRSZ)
+	if err != nil {
+		return err
+	}
+	f.strtab = strtab
+	if len(strtab) > 0 && strtab[len(strtab)-1] != 0 {
+		return p.malformed("DT_STRTAB does not end with a NUL byte")
+	}
+	for _, off := range t.needed {
+		s, ok := f.str(off)
+		if !ok {
+			return p.malformed("DT_NEEDED string offset %#x is outside DT_STRTAB (%#x bytes)", off, len(strtab))
+		}
+		f.Needed = append(f.Needed, s)
+	}
+	if off, ok := t.seen[elf.DT_SONAME]; ok {
+		s, ok := f.str(off)
+		if !ok {
+			return p.malformed("DT_SONAME string offset %#x is outside DT_STRTAB (%#x bytes)", off, len(strtab))
+		}
+		f.Soname = s
+	}
+
+	// Symbols and hash tables.
+	if err := p.symbols(t); err != nil {
+		return err
+	}
+
+	// Relocations.
+	if ent, ok := t.seen[elf.DT_RELAENT]; ok && ent != relaSize {
+		return p.malformed("DT_RELAENT %d, want %d", ent, relaSize)
+	}
+	rela, has, err := p.table(t, elf.DT_RELA, elf.DT_RELASZ)
+	if err != nil {
+		return err
+	}
+	if has {
+		if _, ok := t.seen[elf.DT_RELAENT]; !ok {
+			return p.malformed("DT_RELA without DT_RELAENT")
+		}
+		if f.Rela, err = p.relocs("DT_RELA", rela); err != nil {
+			return err
+		}
+	}
+	plt, has, err := p.table(t, elf.DT_JMPREL, elf.DT_PLTRELSZ)
+	if err != nil {
+		return err
+	}
+	if has {
+		if kind, ok := t.seen[elf.DT_PLTREL]; !ok || elf.DynTag(kind) != elf.DT_RELA {
+			return p.malformed("DT_JMPREL: DT_PLTREL is %v, want DT_RELA", elf.DynTag(kind))
+		}
+		if f.PLTRela, err = p.relocs("DT_JMPREL", plt); err != nil {
+			return err
+		}
+	}
+	if ent, ok := t.seen[dtRelrent]; ok && ent != relrSize {
+		return p.malformed("DT_RELRENT %d, want %d", ent, relrSize)
+	}
+	relr, has, err := p.table(t, dtRelr, dtRelrsz)
+	if err != nil {
+		return err
+	}
+	if has {
+		if f.Relr, err = p.relr(relr); err != nil {
+			return err
+		}
+	}
+
+	// Initialisers and finalisers.
+	for _, fn := range []struct {
+		tag elf.DynTag
+		dst *uint64
+	}{{elf.DT_INIT, &f.Init}, {elf.DT_FINI, &f.Fini}} {
+		v, ok := t.seen[fn.tag]
+		if !ok {
+			continue
+		}
+		if !f.IsCode(v) {
+			return p.malformed("%v %#x is not in an executable PT_LOAD", fn.tag, v)
+		}
+		*fn.dst = v
+	}
+	for _, arr := range []struct {
+		ptr, size elf.DynTag
+		dst       *Range
+	}{{elf.DT_INIT_ARRAY, elf.DT_INIT_ARRAYSZ, &f.InitArray}, {elf.DT_FINI_ARRAY, elf.DT_FINI_ARRAYSZ, &f.FiniArray}} {
+		ptr, hasPtr := t.seen[arr.ptr]
+		size, hasSize := t.seen[arr.size]
+		if !hasPtr && !hasSize {
+			continue
+		}
+		if hasPtr != hasSize {
+			return p.malformed("%v and %v must come together", arr.ptr, arr.size)
+		}
+		if size%8 != 0 {
+			return p.malformed("%v %#x is not a multiple of 8", arr.size, size)
+		}
+		if size == 0 {
+			continue
+		}
+		if s, ok := f.segmentAt(ptr, size); !ok || s.Prot&osmem.ProtWrite == 0 {
+			return p.malformed("%v [%#x, +%#x) does not lie within one writable PT_LOAD", arr.ptr, ptr, size)
+		}
+		*arr.dst = Range{Vaddr: ptr, Size: size}
+	}
+	return nil
+}
+
+// IsCode reports whether vaddr (relative to the base) lies in an executable
+// PT_LOAD: the loader checks every function pointer it is about to call.
+func (f *File) IsCode(vaddr uint64) bool {
+	s, ok := f.segmentAt(vaddr, 1)
+	return ok && s.Prot&osmem.ProtExec != 0
+}
+
+// writable reports whether an 8-byte word at vaddr lies in a writable
+// PT_LOAD: where every relocation must apply, since text relocations are
+// refused.
+func (f *File) writable(vaddr uint64) bool {
+	s, ok := f.segmentAt(vaddr, 8)
+	return ok && s.Prot&osmem.ProtWrite != 0
+}
+
+func (p *parser) relocs(what string, b []byte) ([]Reloc, error) {
+	if len(b)%relaSize != 0 {
+		return nil, p.malformed("%s size %#x is not a multiple of %d", what, len(b), relaSize)
+	}
+	out := make([]Reloc, 0, len(b)/relaSize)
+	for i := 0; i+relaSize <= len(b); i += relaSize {
+		info := le.Uint64(b[i+8:])
+		r := Reloc{
+			Off:    le.Uint64(b[i:]),
+			Type:   elf.R_X86_64(info & 0xffffffff),
+			Sym:    uint32(info >> 32),
+			Addend: int64(le.Uint64(b[i+16:])),
+		}
+		n := i / relaSize
+		if r.Type == elf.R_X86_64_NONE {
+			continue
+		}
+		if !p.f.writable(r.Off) {
+			return nil, p.unsupported("%s entry %d (%v) at %#x is not in a writable PT_LOAD: a text relocation", what, n, r.Type, r.Off)
+		}
+		if int(r.Sym) >= max(p.f.NumSymbols, 1) {
+			return nil, p.malformed("%s entry %d (%v) names symbol %d, but there are %d", what, n, r.Type, r.Sym, p.f.NumSymbols)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// relr decodes DT_RELR: an address entry (even) relocates one word and
+// sets the cursor past it; a bitmap entry (odd) relocates, for each bit i
+// in 1..63 set, the word at cursor+(i-1)*8, then advances the cursor by
+// 63 words.
+func (p *parser) relr(b []byte) ([]uint64, error) {
+	if len(b)%relrSize != 0 {
+		return nil, p.malformed("DT_RELRSZ %#x is not a multiple of %d", len(b), relrSize)
+	}
+	var out []uint64
+	var where uint64
+	haveBase := false
+	add := func(off uint64) error {
+		if !p.f.writable(off) {
+			return p.unsupported("DT_RELR relocates %#x, which is not in a writable PT_LOAD: a text relocation", off)
+		}
+		out = append(out, off)
+		return nil
+	}
+	for i := 0; i+relrSize <= len(b); i += relrSize {
+		e := le.Uint64(b[i:])
+		if e&1 == 0 {
+			if err := add(e); err != nil {
+				return nil, err
+			}
+			where = e + 8
+			haveBase = true
+			continue
+		}
+		if !haveBase {
+			return nil, p.malformed("DT_RELR starts with a bitmap entry")
+		}
+		for bit, bm := uint64(0), e>>1; bm != 0; bit, bm = bit+1, bm>>1 {
+			if bm&1 != 0 {
+				if err := add(where + bit*8); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if where > math.MaxUint64-63*8 {
+			return nil, p.malformed("DT_RELR bitmap runs past the address space")
+		}
+		where += 63 * 8
+	}
+	return out, nil
+}

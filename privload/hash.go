@@ -1,0 +1,356 @@
+package privload
+
+import (
+	"debug/elf"
+)
+
+// This file holds the dynamic symbol table and its two hash tables.
+// DT_GNU_HASH is the one every modern toolchain emits and the fast one: a
+// Bloom filter rejects most absent names with one memory read, and a hit
+// costs one bucket read plus a short walk of a chain of 32-bit hashes,
+// comparing strings only when the hash matches. DT_HASH (SysV) is the
+// fallback for files that have nothing else.
+
+// gnuHash is a validated DT_GNU_HASH table.
+type gnuHash struct {
+	symoffset uint32
+	shift     uint32
+	// bloom holds the filter's 64-bit words (a power of two of them),
+	// buckets nbuckets 32-bit words and chain one 32-bit word per symbol
+	// from symoffset on, all as raw little-endian file bytes.
+	bloom    []byte
+	nbloom   uint32
+	buckets  []byte
+	nbuckets uint32
+	chain    []byte
+}
+
+// sysvHash is a validated DT_HASH table.
+type sysvHash struct {
+	nbucket, nchain uint32
+	buckets, chain  []byte
+}
+
+// gnuHashOf is the GNU hash function (Bernstein's h*33 + c).
+func gnuHashOf(name string) uint32 {
+	h := uint32(5381)
+	for i := 0; i < len(name); i++ {
+		h = h*33 + uint32(name[i])
+	}
+	return h
+}
+
+// sysvHashOf is the SysV ELF hash function.
+func sysvHashOf(name string) uint32 {
+	var h uint32
+	for i := 0; i < len(name); i++ {
+		h = h<<4 + uint32(name[i])
+		g := h & 0xf0000000
+		h ^= g >> 24
+		h &^= g
+	}
+	return h
+}
+
+func (p *parser) symbols(t *dynTags) error {
+	f := p.f
+	symtab, hasSymtab := t.seen[elf.DT_SYMTAB]
+	if ent, ok := t.seen[elf.DT_SYMENT]; ok && ent != symSize {
+		return p.malformed("DT_SYMENT %d, want %d", ent, symSize)
+	}
+	gnuCount, sysvCount := uint64(0), uint64(0)
+	if addr, ok := t.seen[elf.DT_GNU_HASH]; ok {
+		g, n, err := p.gnuHash(addr)
+		if err != nil {
+			return err
+		}
+		f.gnu, gnuCount = g, n
+	}
+	if addr, ok := t.seen[elf.DT_HASH]; ok {
+		s, err := p.sysvHash(addr)
+		if err != nil {
+			return err
+		}
+		f.sysv, sysvCount = s, uint64(s.nchain)
+	}
+	if !hasSymtab {
+		if f.gnu != nil || f.sysv != nil {
+			return p.malformed("hash table without DT_SYMTAB")
+		}
+		return nil
+	}
+	if f.gnu == nil && f.sysv == nil {
+		return p.malformed("DT_SYMTAB without DT_GNU_HASH or DT_HASH: the symbol count is unknown")
+	}
+	if len(f.strtab) == 0 {
+		return p.malformed("DT_SYMTAB without DT_STRTAB")
+	}
+	n := max(gnuCount, sysvCount)
+	size, ok := mul(n, symSize)
+	if !ok {
+		return p.malformed("%d symbols overflow", n)
+	}
+	b, _, ok := f.fileBytes(symtab, size)
+	if !ok {
+		return p.malformed("DT_SYMTAB [%#x, +%#x) (%d symbols) does not lie in the file-backed part of a PT_LOAD", symtab, size, n)
+	}
+	f.symtab = b
+	f.NumSymbols = int(n)
+	if addr, ok := t.seen[elf.DT_VERSYM]; ok {
+		vb, _, ok := f.fileBytes(addr, n*2)
+		if !ok {
+			return p.malformed("DT_VERSYM [%#x, +%#x) does not lie in the file-backed part of a PT_LOAD", addr, n*2)
+		}
+		f.versym = vb
+	}
+	// Every name must be a terminated string of DT_STRTAB, so that
+	// Symbol and Lookup cannot fail later.
+	for i := 0; i < f.NumSymbols; i++ {
+		off := uint64(le.Uint32(b[i*symSize:]))
+		if _, ok := f.str(off); !ok {
+			return p.malformed("symbol %d: name offset %#x is outside DT_STRTAB (%#x bytes)", i, off, len(f.strtab))
+		}
+	}
+	return nil
+}
+
+func (p *parser) gnuHash(addr uint64) (*gnuHash, uint64, error) {
+	f := p.f
+	hdr, _, ok := f.fileBytes(addr, 16)
+	if !ok {
+		return nil, 0, p.malformed("DT_GNU_HASH header at %#x does not lie in the file-backed part of a PT_LOAD", addr)
+	}
+	g := &gnuHash{
+		nbuckets:  le.Uint32(hdr[0:]),
+		symoffset: le.Uint32(hdr[4:]),
+		nbloom:    le.Uint32(hdr[8:]),
+		shift:     le.Uint32(hdr[12:]),
+	}
+	switch {
+	case g.nbuckets == 0:
+		return nil, 0, p.malformed("DT_GNU_HASH has no buckets")
+	case g.nbloom == 0 || g.nbloom&(g.nbloom-1) != 0:
+		return nil, 0, p.malformed("DT_GNU_HASH Bloom filter size %d is not a power of two", g.nbloom)
+	case g.shift >= 32:
+		return nil, 0, p.malformed("DT_GNU_HASH Bloom shift %d is not below 32", g.shift)
+	}
+	// The sizes are 32-bit counts times small constants: no overflow in
+	// 64 bits.
+	bloomSize := uint64(g.nbloom) * 8
+	bucketSize := uint64(g.nbuckets) * 4
+	body, _, ok := f.fileBytes(addr+16, bloomSize+bucketSize)
+	if !ok {
+		return nil, 0, p.malformed("DT_GNU_HASH Bloom filter and buckets [%#x, +%#x) do not lie in the file-backed part of a PT_LOAD", addr+16, bloomSize+bucketSize)
+	}
+	g.bloom, g.buckets = body[:bloomSize], body[bloomSize:]
+	var maxBucket uint32
+	for i := uint32(0); i < g.nbuckets; i++ {
+		b := le.Uint32(g.buckets[i*4:])
+		if b != 0 && b < g.symoffset {
+			return nil, 0, p.malformed("DT_GNU_HASH bucket %d points at symbol %d, below symoffset %d", i, b, g.symoffset)
+		}
+		maxBucket = max(maxBucket, b)
+	}
+	count := uint64(g.symoffset)
+	chainAddr := addr + 16 + bloomSize + bucketSize
+	if maxBucket != 0 {
+		// The chains run from symoffset to the end of the symbol table;
+		// the last symbol's chain word has bit 0 set. Walk the last
+		// bucket's chain to find it, reading only what the file has.
+		s, ok := f.segmentAt(chainAddr, 0)
+		if !ok || chainAddr-s.Vaddr > s.Filesz {
+			return nil, 0, p.malformed("DT_GNU_HASH chains at %#x do not lie in the file-backed part of a PT_LOAD", chainAddr)
+		}
+		avail := s.Filesz - (chainAddr - s.Vaddr)
+		i := uint64(maxBucket)
+		for {
+			rel := (i - uint64(g.symoffset)) * 4
+			if rel+4 > avail {
+				return nil, 0, p.malformed("DT_GNU_HASH chain from bucket symbol %d runs past the end of its segment", maxBucket)
+			}
+			w, _, _ := f.fileBytes(chainAddr+rel, 4)
+			if le.Uint32(w)&1 != 0 {
+				break
+			}
+			i++
+		}
+		count = i + 1
+	}
+	chainSize := (count - uint64(g.symoffset)) * 4
+	chain, _, ok := f.fileBytes(chainAddr, chainSize)
+	if !ok {
+		return nil, 0, p.malformed("DT_GNU_HASH chains [%#x, +%#x) do not lie in the file-backed part of a PT_LOAD", chainAddr, chainSize)
+	}
+	g.chain = chain
+	return g, count, nil
+}
+
+func (p *parser) sysvHash(addr uint64) (*sysvHash, error) {
+	f := p.f
+	hdr, _, ok := f.fileBytes(addr, 8)
+	if !ok {
+		return nil, p.malformed("DT_HASH header at %#x does not lie in the file-backed part of a PT_LOAD", addr)
+	}
+	h := &sysvHash{nbucket: le.Uint32(hdr[0:]), nchain: le.Uint32(hdr[4:])}
+	if h.nbucket == 0 {
+		return nil, p.malformed("DT_HASH has no buckets")
+	}
+	size := (uint64(h.nbucket) + uint64(h.nchain)) * 4
+	body, _, ok := f.fileBytes(addr+8, size)
+	if !ok {
+		return nil, p.malformed("DT_HASH buckets and chains [%#x, +%#x) do not lie in the file-backed part of a PT_LOAD", addr+8, size)
+	}
+	h.buckets, h.chain = body[:uint64(h.nbucket)*4], body[uint64(h.nbucket)*4:]
+	for i := 0; i+4 <= len(body); i += 4 {
+		if v := le.Uint32(body[i:]); v >= h.nchain {
+			return nil, p.malformed("DT_HASH entry %d is %d, not below nchain %d", i/4, v, h.nchain)
+		}
+	}
+	return h, nil
+}
+
+// Symbol returns dynamic symbol i, and false if there is no such symbol.
+func (f *File) Symbol(i int) (Symbol, bool) {
+	if i < 0 || i >= f.NumSymbols || (i+1)*symSize > len(f.symtab) {
+		return Symbol{}, false
+	}
+	b := f.symtab[i*symSize : (i+1)*symSize]
+	name, _ := f.str(uint64(le.Uint32(b)))
+	info, other := b[4], b[5]
+	s := Symbol{
+		Name:    name,
+		Bind:    elf.ST_BIND(info),
+		Type:    elf.ST_TYPE(info),
+		Vis:     elf.ST_VISIBILITY(other),
+		Section: elf.SectionIndex(le.Uint16(b[6:])),
+		Value:   le.Uint64(b[8:]),
+		Size:    le.Uint64(b[16:]),
+	}
+	if 2*i+2 <= len(f.versym) {
+		s.HiddenVersion = le.Uint16(f.versym[2*i:])&0x8000 != 0
+	}
+	return s, true
+}
+
+// Symbols returns every dynamic symbol but the null symbol 0, in table
+// order.
+func (f *File) Symbols() []Symbol {
+	out := make([]Symbol, 0, max(f.NumSymbols-1, 0))
+	for i := 1; i < f.NumSymbols; i++ {
+		s, _ := f.Symbol(i)
+		out = append(out, s)
+	}
+	return out
+}
+
+// nameIs reports whether symbol i is called name, without allocating.
+func (f *File) nameIs(i uint64, name string) bool {
+	if i >= uint64(f.NumSymbols) {
+		return false
+	}
+	off := uint64(le.Uint32(f.symtab[i*symSize:]))
+	end := off + uint64(len(name))
+	if end >= uint64(len(f.strtab)) {
+		return false
+	}
+	return string(f.strtab[off:end]) == name && f.strtab[end] == 0
+}
+
+// exported reports whether s is a definition other objects may bind to.
+func exported(s Symbol) bool {
+	if !s.Defined() || s.HiddenVersion {
+		return false
+	}
+	switch s.Bind {
+	case elf.STB_GLOBAL, elf.STB_WEAK, stbGNUUnique:
+	default:
+		return false
+	}
+	switch s.Vis {
+	case elf.STV_DEFAULT, elf.STV_PROTECTED:
+	default:
+		return false
+	}
+	switch s.Type {
+	case elf.STT_SECTION, elf.STT_FILE:
+		return false
+	}
+	return true
+}
+
+// Lookup finds the exported definition of name: through DT_GNU_HASH when
+// the file has one (a Bloom-filter probe, a bucket and one short chain:
+// O(1) per lookup), else through DT_HASH. It returns the symbol's index
+// and entry.
+func (f *File) Lookup(name string) (int, Symbol, bool) {
+	if f.gnu != nil {
+		return f.lookupGNU(name)
+	}
+	return f.lookupSysV(name)
+}
+
+func (f *File) lookupGNU(name string) (int, Symbol, bool) {
+	g := f.gnu
+	if g == nil {
+		return 0, Symbol{}, false
+	}
+	h := gnuHashOf(name)
+	w := uint64(h/64) & uint64(g.nbloom-1)
+	if (w+1)*8 > uint64(len(g.bloom)) {
+		return 0, Symbol{}, false
+	}
+	word := le.Uint64(g.bloom[w*8:])
+	mask := uint64(1)<<(h%64) | uint64(1)<<((h>>g.shift)%64)
+	if word&mask != mask {
+		return 0, Symbol{}, false
+	}
+	b := uint64(h%g.nbuckets) * 4
+	if b+4 > uint64(len(g.buckets)) {
+		return 0, Symbol{}, false
+	}
+	i := uint64(le.Uint32(g.buckets[b:]))
+	if i == 0 || i < uint64(g.symoffset) {
+		return 0, Symbol{}, false
+	}
+	for {
+		rel := (i - uint64(g.symoffset)) * 4
+		if rel+4 > uint64(len(g.chain)) {
+			return 0, Symbol{}, false
+		}
+		h2 := le.Uint32(g.chain[rel:])
+		if h|1 == h2|1 && f.nameIs(i, name) {
+			if s, ok := f.Symbol(int(i)); ok && exported(s) {
+				return int(i), s, true
+			}
+		}
+		if h2&1 != 0 {
+			return 0, Symbol{}, false
+		}
+		i++
+	}
+}
+
+func (f *File) lookupSysV(name string) (int, Symbol, bool) {
+	t := f.sysv
+	if t == nil {
+		return 0, Symbol{}, false
+	}
+	b := uint64(sysvHashOf(name)%t.nbucket) * 4
+	if b+4 > uint64(len(t.buckets)) {
+		return 0, Symbol{}, false
+	}
+	i := uint64(le.Uint32(t.buckets[b:]))
+	// A malformed table may hold a cycle: no chain is longer than nchain.
+	for steps := uint32(0); i != 0 && steps <= t.nchain; steps++ {
+		if f.nameIs(i, name) {
+			if s, ok := f.Symbol(int(i)); ok && exported(s) {
+				return int(i), s, true
+			}
+		}
+		if (i+1)*4 > uint64(len(t.chain)) {
+			break
+		}
+		i = uint64(le.Uint32(t.chain[i*4:]))
+	}
+	return 0, Symbol{}, false
+}
