@@ -169,7 +169,9 @@ func (c *syncChecker) regionClass(r *osmem.Region) string {
 		return classAnon
 	case r.Shared:
 		return classShared
-	case r.Name == "" && r.Type != osmem.TypeMapped && r.Type != osmem.TypeImage:
+	case r.Type != osmem.TypeMapped && r.Type != osmem.TypeImage && (r.Name == "" || r.Name[0] == '['):
+		// Anonymous, possibly with a Linux pseudo-name such as
+		// "[heap]" or "[anon:NAME]".
 		return classAnon
 	}
 	return classFile
