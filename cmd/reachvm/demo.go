@@ -109,7 +109,7 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 		}
 	}()
 	base, vsize := v.VMCode()
-	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Lib: demolib.Name, Func: demolib.Func}
+	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Lib: demolib.Name, Func: demolib.Compute}
 
 	// The library lives in a temporary file for as long as it is mapped,
 	// so that the kernel's maps name it by its path.
@@ -138,9 +138,9 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 	for _, im := range lib.Imports() {
 		rep.Imports = append(rep.Imports, demoImport{Name: im.Name, BoundTo: uint64(im.BoundTo), How: im.How})
 	}
-	fn, ok := lib.Lookup(demolib.Func)
+	fn, ok := lib.Lookup(demolib.Compute)
 	if !ok {
-		return nil, fmt.Errorf("%s does not export %s", demolib.Name, demolib.Func)
+		return nil, fmt.Errorf("%s does not export %s", demolib.Name, demolib.Compute)
 	}
 	rep.FuncAddr = uint64(fn)
 
