@@ -249,8 +249,9 @@ func (ld *loader) value(r Reloc) (uint64, error) {
 		return uint64(ld.lib.bias) + uint64(r.Addend), nil
 	case elf.R_X86_64_64, elf.R_X86_64_GLOB_DAT, elf.R_X86_64_JMP_SLOT:
 		// GLOB_DAT and JUMP_SLOT are S in the psABI; their addend is 0
-		// in practice and added as musl does.
-		var s uintptr
+		// in practice and added as glibc and musl do. Symbol 0 is, as
+		// in glibc, a local symbol of value 0: S is the load bias.
+		s := ld.lib.bias
 		if r.Sym != 0 {
 			var err error
 			if s, err = ld.resolve(r); err != nil {

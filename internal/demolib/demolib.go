@@ -25,7 +25,8 @@ const (
 	// Compute is `long demo_compute(long a, long b)`: see Expected.
 	Compute = "demo_compute"
 	// Helper is `long demo_helper(long x)`, returning 3x+1; Compute calls
-	// it through the PLT (R_X86_64_JUMP_SLOT).
+	// it through the PLT (R_X86_64_JUMP_SLOT) and through a pointer in
+	// data (R_X86_64_64).
 	Helper = "demo_helper"
 	// Calls is `long demo_calls(void)`, returning how many times Compute
 	// ran since the library was loaded (a .bss counter).
@@ -55,9 +56,10 @@ var Table = [8]int64{3, 1, 4, 1, 5, 9, 2, 6}
 // library whose demo_scale is InitialScale, computed independently in Go
 // (with the same wrapping arithmetic):
 //
-//	demo_helper(a) + Table[(a+b)&7]*b + demo_scale + b + InitSeed
+//	demo_helper(a) + demo_helper(b) + Table[(a+b)&7]*b + demo_scale + b + InitSeed
 //
-// where demo_helper(a) = 3a+1, the b term is read back from a .bss slot
+// where demo_helper(x) = 3x+1 (called through the PLT for a, through a
+// pointer in data for b), the lone b term is read back from a .bss slot
 // that must start at zero, and InitSeed is set by the constructor.
 func Expected(a, b int64) int64 {
 	return ExpectedWith(a, b, InitialScale)
@@ -66,5 +68,10 @@ func Expected(a, b int64) int64 {
 // ExpectedWith is Expected for a library whose demo_scale has been set to
 // scale, for tests that write the exported variable.
 func ExpectedWith(a, b, scale int64) int64 {
-	return 3*a + 1 + Table[(a+b)&7]*b + scale + b + InitSeed
+	return helper(a) + helper(b) + Table[(a+b)&7]*b + scale + b + InitSeed
+}
+
+// helper is demo_helper.
+func helper(x int64) int64 {
+	return 3*x + 1
 }

@@ -12,6 +12,8 @@
  *                  R_X86_64_GLOB_DAT;
  *   demo_helper    an exported (preemptible) function called through the
  *                  PLT: R_X86_64_JUMP_SLOT, bound at load time (-z now);
+ *   helper_ptr     its address stored in data: the linker cannot resolve a
+ *                  preemptible symbol, so R_X86_64_64 against demo_helper;
  *   scratch        32 KiB of .bss: the tail of the last file page must be
  *                  zeroed and the pages past the file committed;
  *   demo_init      a constructor: DT_INIT_ARRAY, whose entry is itself a
@@ -35,6 +37,11 @@ static const long *const volatile table_ptr = table;
 long demo_scale = 7;
 
 long *demo_fini_hook;
+
+long demo_helper(long x);
+
+/* volatile: the call must go through the stored pointer. */
+static long (*volatile helper_ptr)(long) = demo_helper;
 
 static volatile long scratch[4096];
 static volatile long calls;
@@ -67,8 +74,9 @@ long demo_compute(long a, long b)
 	scratch[i] = 0;
 	calls = calls + 1;
 
-	return (long)((u64)demo_helper(a) + (u64)table_ptr[(u64)(a + b) & 7] * (u64)b +
-		      (u64)demo_scale + v + (u64)init_seed);
+	return (long)((u64)demo_helper(a) + (u64)helper_ptr(b) +
+		      (u64)table_ptr[(u64)(a + b) & 7] * (u64)b + (u64)demo_scale + v +
+		      (u64)init_seed);
 }
 
 long demo_calls(void)
