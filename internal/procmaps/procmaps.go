@@ -12,7 +12,11 @@
 // contain spaces and, for a deleted file, ends in " (deleted)".
 package procmaps
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+)
 
 // Perm is the set of access bits of a mapping. The values equal osmem.Prot's
 // (read 1, write 2, execute 4) so that the OS backend converts with a plain
@@ -41,7 +45,8 @@ type Entry struct {
 }
 
 // Dev returns the device number as the kernel's encoding (major<<8|minor
-// for small numbers, as st_dev is compared by most tools).
+// for small numbers, as st_dev is compared by most tools). It is exact only
+// for minors below 256; compare DevMajor and DevMinor where that matters.
 func (e *Entry) Dev() uint64 { return uint64(e.DevMajor)<<8 | uint64(e.DevMinor) }
 
 // SyntaxError reports a malformed line.
@@ -60,13 +65,18 @@ func (e *SyntaxError) Error() string {
 
 // Parse calls fn for each line of data, in order. fn returns false to stop
 // early. The Entry passed to fn is reused between calls. A malformed line
-// stops parsing with a *SyntaxError.
+// stops parsing with a *SyntaxError. Empty lines are skipped; the last line
+// need not end in a newline.
+//
+// Parse allocates nothing per line (once per call, for the Entry, and for
+// the error if it fails): it finds line ends with bytes.IndexByte
+// (vectorised) and parses every field in place.
 func Parse(data []byte, fn func(*Entry) bool) error {
 	var e Entry
 	line := 0
 	for len(data) > 0 {
 		line++
-		nl := indexByte(data, '\n')
+		nl := bytes.IndexByte(data, '\n')
 		var l []byte
 		if nl < 0 {
 			l, data = data, nil
@@ -90,25 +100,16 @@ func Parse(data []byte, fn func(*Entry) bool) error {
 	return nil
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // parseLine fills e from l and returns "" or the reason l is malformed.
 func parseLine(l []byte, e *Entry) string {
 	i := 0
 	var ok bool
 	var v uint64
-	if v, i, ok = hex(l, i, '-'); !ok {
+	if v, i, ok = hex(l, i, '-'); !ok || uint64(uintptr(v)) != v {
 		return "bad start address"
 	}
 	e.Start = uintptr(v)
-	if v, i, ok = hex(l, i, ' '); !ok {
+	if v, i, ok = hex(l, i, ' '); !ok || uint64(uintptr(v)) != v {
 		return "bad end address"
 	}
 	e.End = uintptr(v)
@@ -166,10 +167,14 @@ func parseLine(l []byte, e *Entry) string {
 	e.Inode = 0
 	for i < len(l) && l[i] != ' ' {
 		c := l[i]
-		if c < '0' || c > '9' || e.Inode > (1<<64-1)/10-1 {
+		if c < '0' || c > '9' {
 			return "bad inode"
 		}
-		e.Inode = e.Inode*10 + uint64(c-'0')
+		d := uint64(c - '0')
+		if e.Inode > (1<<64-1-d)/10 {
+			return "bad inode" // overflows 64 bits
+		}
+		e.Inode = e.Inode*10 + d
 		i++
 	}
 	if i == start {
@@ -180,6 +185,72 @@ func parseLine(l []byte, e *Entry) string {
 	}
 	e.Name = l[i:]
 	return ""
+}
+
+// NameColumn is the column at which the kernel starts the name of a
+// mapping on 64-bit systems: it pads the fields before it to
+// 25 + 6*sizeof(void *) - 1 = 72 characters, then writes one space.
+const NameColumn = 73
+
+// AppendText appends e as the kernel prints it in /proc/self/maps, newline
+// excluded: addresses and offset in lower-case hexadecimal zero-padded to 8
+// digits, device numbers to 2, the inode in decimal, then a space and, if
+// there is a name, padding to NameColumn and the name. Parsing the result
+// yields e again, except that a name's leading spaces are lost (the format
+// cannot tell them from the padding). It implements encoding.TextAppender
+// and never fails.
+func (e *Entry) AppendText(b []byte) ([]byte, error) {
+	start := len(b)
+	b = appendHex(b, uint64(e.Start), 8)
+	b = append(b, '-')
+	b = appendHex(b, uint64(e.End), 8)
+	b = append(b, ' ')
+	for _, x := range [3]struct {
+		bit Perm
+		c   byte
+	}{{PermRead, 'r'}, {PermWrite, 'w'}, {PermExec, 'x'}} {
+		if e.Prot&x.bit != 0 {
+			b = append(b, x.c)
+		} else {
+			b = append(b, '-')
+		}
+	}
+	if e.Shared {
+		b = append(b, 's', ' ')
+	} else {
+		b = append(b, 'p', ' ')
+	}
+	b = appendHex(b, e.Offset, 8)
+	b = append(b, ' ')
+	b = appendHex(b, uint64(e.DevMajor), 2)
+	b = append(b, ':')
+	b = appendHex(b, uint64(e.DevMinor), 2)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, e.Inode, 10)
+	b = append(b, ' ')
+	if len(e.Name) > 0 {
+		for len(b)-start < NameColumn {
+			b = append(b, ' ')
+		}
+		b = append(b, e.Name...)
+	}
+	return b, nil
+}
+
+// appendHex appends v in lower-case hexadecimal, zero-padded to width
+// digits.
+func appendHex(b []byte, v uint64, width int) []byte {
+	var tmp [16]byte
+	i := len(tmp)
+	for v != 0 || i == len(tmp) {
+		i--
+		tmp[i] = "0123456789abcdef"[v&0xf]
+		v >>= 4
+	}
+	for n := len(tmp) - i; n < width; n++ {
+		b = append(b, '0')
+	}
+	return append(b, tmp[i:]...)
 }
 
 // hex parses lowercase or uppercase hex digits at l[i:] up to the byte end,
