@@ -379,3 +379,40 @@ func TestLoadRefresh(t *testing.T) {
 		t.Fatal("Load of an empty address space succeeded")
 	}
 }
+
+// TestConcurrentUse hammers one map from several goroutines; run with
+// -race. Each goroutine owns a disjoint slice of the space, so the final
+// state is known.
+func TestConcurrentUse(t *testing.T) {
+	cfg := Config{Lo: 0x100000, Hi: 0x100000 + 4*256*P, PageSize: P, Granularity: P}
+	m := mustNew(t, cfg)
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func(g int) {
+			base := cfg.Lo + uintptr(g)*256*P
+			var err error
+			for i := 0; i < 300 && err == nil; i++ {
+				a := base + uintptr(i%255)*P
+				err = m.Update(Segment{Start: a, End: a + P, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmheap"})
+				m.Lookup(a)
+				m.Advise(4*P, 0, a, 1<<20)
+				m.Segments(base, base+16*P)
+				if i%50 == 0 {
+					err = errors.Join(err, m.CheckInvariants())
+				}
+			}
+			done <- err
+		}(g)
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.Owned()); n != 4 {
+		t.Fatalf("%d owned segments, want 4 (one per goroutine): %v", n, m.Owned())
+	}
+}
