@@ -187,7 +187,7 @@ func (m *Map) Segments(lo, hi uintptr) []Segment {
 }
 
 // Owned returns every owned segment (reservation, anon, file, shared) in
-// address order.
+// address order. It is O(n) in the number of segments.
 func (m *Map) Owned() []Segment {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -19,7 +19,10 @@ import (
 //
 // Names the OS reports are recorded with odd bytes escaped as \xNN (see
 // Segment.Name). Refresh fails, changing nothing, if the OS reports a
-// region that is not page aligned.
+// region that is not page aligned, or regions out of order.
+//
+// Refresh costs O(n + r log n) for n segments and r kernel regions, plus
+// the read itself; runs that already match the kernel are left alone.
 func (m *Map) Refresh(os osmem.OS) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
