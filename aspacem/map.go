@@ -89,7 +89,7 @@ type Map struct {
 	// Invariants: the segments cover [cfg.Lo, cfg.Hi) with no gap and no
 	// overlap; each is valid (Segment.validate); no two adjacent segments
 	// are mergeable.
-	segs *btree.BTreeG[Segment]
+	segs *btree.BTreeG[segItem]
 
 	// gaps holds exactly the free segments of segs.
 	gaps *gapTree
@@ -101,7 +101,29 @@ type Map struct {
 	scratch []Segment
 }
 
-func segLess(a, b Segment) bool { return a.Start < b.Start }
+// segItem is what segs stores: the key inline, so that the btree's binary
+// searches compare 16-byte items without copying or dereferencing whole
+// segments, and the segment behind a pointer. The pointed-to Segment is
+// never changed in place: an update replaces the item.
+type segItem struct {
+	start uintptr
+	seg   *Segment
+}
+
+func segLess(a, b segItem) bool { return a.start < b.start }
+
+// ascendLocked calls fn on every segment starting in [lo, hi), in order,
+// until fn returns false.
+//
+// Preconditions: m.mu is held.
+func (m *Map) ascendLocked(lo, hi uintptr, fn func(s *Segment) bool) {
+	it := func(i segItem) bool { return fn(i.seg) }
+	if hi == 0 {
+		m.segs.AscendGreaterOrEqual(segItem{start: lo}, it)
+		return
+	}
+	m.segs.AscendRange(segItem{start: lo}, segItem{start: hi}, it)
+}
 
 // New returns a Map of cfg's address space, all of it free.
 func New(cfg Config) (*Map, error) {
@@ -155,8 +177,8 @@ func (m *Map) lookupLocked(addr uintptr) (Segment, bool) {
 		return Segment{}, false
 	}
 	var found Segment
-	m.segs.DescendLessOrEqual(Segment{Start: addr}, func(s Segment) bool {
-		found = s
+	m.segs.DescendLessOrEqual(segItem{start: addr}, func(i segItem) bool {
+		found = *i.seg
 		return false
 	})
 	return found, true
@@ -179,7 +201,7 @@ func (m *Map) Segments(lo, hi uintptr) []Segment {
 	defer m.mu.Unlock()
 	first, _ := m.lookupLocked(lo)
 	var out []Segment
-	m.segs.AscendRange(Segment{Start: first.Start}, Segment{Start: hi}, func(s Segment) bool {
+	m.ascendLocked(first.Start, hi, func(s *Segment) bool {
 		out = append(out, s.clip(lo, hi))
 		return true
 	})
@@ -192,9 +214,9 @@ func (m *Map) Owned() []Segment {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Segment, 0, m.nowned)
-	m.segs.Ascend(func(s Segment) bool {
+	m.ascendLocked(0, 0, func(s *Segment) bool {
 		if s.Kind.Owned() {
-			out = append(out, s)
+			out = append(out, *s)
 		}
 		return true
 	})
@@ -207,9 +229,9 @@ func (m *Map) SegmentsNamed(name string) []Segment {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Segment
-	m.segs.Ascend(func(s Segment) bool {
+	m.ascendLocked(0, 0, func(s *Segment) bool {
 		if s.Name != "" && namesEqual(s.Name, name, m.cfg.FoldCase) {
-			out = append(out, s)
+			out = append(out, *s)
 		}
 		return true
 	})
@@ -243,8 +265,8 @@ func (m *Map) Update(s Segment) error {
 func (m *Map) updateLocked(s Segment) {
 	first, _ := m.lookupLocked(s.Start)
 	over := m.scratch[:0]
-	m.segs.AscendRange(Segment{Start: first.Start}, Segment{Start: s.End}, func(x Segment) bool {
-		over = append(over, x)
+	m.ascendLocked(first.Start, s.End, func(x *Segment) bool {
+		over = append(over, *x)
 		return true
 	})
 	last := over[len(over)-1]
@@ -294,7 +316,9 @@ func (m *Map) updateLocked(s Segment) {
 // Preconditions: m.mu is held (or m is not yet shared); s overlaps nothing
 // in segs.
 func (m *Map) insertLocked(s Segment) {
-	m.segs.ReplaceOrInsert(s)
+	p := new(Segment)
+	*p = s
+	m.segs.ReplaceOrInsert(segItem{s.Start, p})
 	switch {
 	case s.Kind == KindFree:
 		m.gaps.insert(s.Start, s.End)
@@ -307,7 +331,7 @@ func (m *Map) insertLocked(s Segment) {
 //
 // Preconditions: m.mu is held.
 func (m *Map) deleteLocked(s Segment) {
-	m.segs.Delete(s)
+	m.segs.Delete(segItem{start: s.Start})
 	switch {
 	case s.Kind == KindFree:
 		m.gaps.remove(s.Start)
@@ -331,7 +355,12 @@ func (m *Map) checkLocked() error {
 	var prev Segment
 	nfree, nowned := 0, 0
 	var freeList []Segment
-	m.segs.Ascend(func(s Segment) bool {
+	m.segs.Ascend(func(i segItem) bool {
+		s := *i.seg
+		if i.start != s.Start {
+			errs = append(errs, fmt.Errorf("segment %v filed under %#x", s, i.start))
+			return false
+		}
 		if s.Start != next {
 			errs = append(errs, fmt.Errorf("segment %v starts at %#x, want %#x (gap or overlap)", s, s.Start, next))
 			return false

@@ -38,7 +38,7 @@ func (m *Map) Refresh(os osmem.OS) error {
 	// The runs of non-owned segments, computed before any change.
 	type run struct{ lo, hi uintptr }
 	var runs []run
-	m.segs.Ascend(func(s Segment) bool {
+	m.ascendLocked(0, 0, func(s *Segment) bool {
 		if s.Kind.Owned() {
 			return true
 		}
@@ -125,7 +125,7 @@ func (m *Map) foreignSegments(regions []osmem.Region) ([]Segment, error) {
 func (m *Map) runMatchesLocked(lo, hi uintptr, want []Segment) bool {
 	i := 0
 	ok := true
-	m.segs.AscendRange(Segment{Start: lo}, Segment{Start: hi}, func(s Segment) bool {
+	m.ascendLocked(lo, hi, func(s *Segment) bool {
 		// s must be exactly the merge of want[i], want[i+1], ...
 		if i >= len(want) || want[i].Start != s.Start {
 			ok = false
@@ -137,7 +137,7 @@ func (m *Map) runMatchesLocked(lo, hi uintptr, want []Segment) bool {
 			w.End = want[i].End
 			i++
 		}
-		if w != s {
+		if w != *s {
 			ok = false
 		}
 		return ok

@@ -70,9 +70,9 @@ func (m *Map) SyncCheck(os osmem.OS) ([]Mismatch, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	owned := make([]Segment, 0, m.nowned)
-	m.segs.Ascend(func(s Segment) bool {
+	m.ascendLocked(0, 0, func(s *Segment) bool {
 		if s.Kind.Owned() {
-			owned = append(owned, s)
+			owned = append(owned, *s)
 		}
 		return true
 	})
