@@ -247,8 +247,8 @@ func TestRandomAgainstReference(t *testing.T) {
 		{Lo: 0x10000, Hi: 0x10000 + 512*0x1000, PageSize: 0x1000, Granularity: 0x10000, FoldCase: true, Rules: osmem.RulesWindows},
 	}
 	steps := 3000
-	if testing.Short() {
-		steps = 500
+	if testing.Short() || raceEnabled {
+		steps = 1000
 	}
 	for ci, cfg := range configs {
 		t.Run(fmt.Sprintf("config%d", ci), func(t *testing.T) {
@@ -284,7 +284,11 @@ func TestGapTreeAgainstSlice(t *testing.T) {
 	tr := newGapTree(G)
 	type gap struct{ s, e uintptr }
 	var ref []gap
-	for step := 0; step < 20000; step++ {
+	steps := 20000
+	if testing.Short() || raceEnabled {
+		steps = 5000
+	}
+	for step := 0; step < steps; step++ {
 		if len(ref) > 0 && r.IntN(3) == 0 {
 			i := r.IntN(len(ref))
 			if !tr.remove(ref[i].s) {

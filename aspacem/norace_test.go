@@ -1,0 +1,5 @@
+//go:build !race
+
+package aspacem
+
+const raceEnabled = false
