@@ -27,7 +27,7 @@ type Config struct {
 	Granularity uintptr
 	// FoldCase makes names compare case-insensitively (Windows file
 	// names): in SyncCheck, in SegmentsNamed and when merging adjacent
-	// views.
+	// views (the merged segment keeps the lower piece's spelling).
 	FoldCase bool
 	// Rules are the OS rules the kernel view follows. Under RulesWindows,
 	// SyncCheck tells reservations from committed no-access memory (which
@@ -50,6 +50,7 @@ func ConfigFor(os osmem.OS) Config {
 	}
 }
 
+// validate checks that c describes a usable address space.
 func (c *Config) validate() error {
 	pow2 := func(x uintptr) bool { return x != 0 && bits.OnesCount64(uint64(x)) == 1 }
 	switch {
@@ -172,6 +173,9 @@ func (m *Map) Lookup(addr uintptr) (Segment, bool) {
 	return m.lookupLocked(addr)
 }
 
+// lookupLocked is Lookup.
+//
+// Preconditions: m.mu is held.
 func (m *Map) lookupLocked(addr uintptr) (Segment, bool) {
 	if addr < m.cfg.Lo || addr >= m.cfg.Hi {
 		return Segment{}, false
@@ -349,6 +353,9 @@ func (m *Map) CheckInvariants() error {
 	return m.checkLocked()
 }
 
+// checkLocked is CheckInvariants.
+//
+// Preconditions: m.mu is held.
 func (m *Map) checkLocked() error {
 	var errs []error
 	next := m.cfg.Lo

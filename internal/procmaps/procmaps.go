@@ -59,6 +59,7 @@ type SyntaxError struct {
 	Reason string
 }
 
+// Error formats the line number, the reason and the line.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("procmaps: line %d: %s: %q", e.Line, e.Reason, e.Text)
 }
