@@ -1,6 +1,7 @@
 package privload
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -517,13 +518,21 @@ func (f *File) str(off uint64) (string, bool) {
 	if off >= uint64(len(f.strtab)) {
 		return "", false
 	}
-	s := f.strtab[off:]
-	for i, c := range s {
-		if c == 0 {
-			return string(s[:i]), true
-		}
+	b, ok := f.strBytes(off)
+	return string(b), ok
+}
+
+// strBytes is str without the copy.
+func (f *File) strBytes(off uint64) ([]byte, bool) {
+	if off >= uint64(len(f.strtab)) {
+		return nil, false
 	}
-	return "", false
+	s := f.strtab[off:]
+	i := bytes.IndexByte(s, 0)
+	if i < 0 {
+		return nil, false
+	}
+	return s[:i], true
 }
 
 func (p *parser) tables(t *dynTags) error {

@@ -32,7 +32,7 @@ type sysvHash struct {
 }
 
 // gnuHashOf is the GNU hash function (Bernstein's h*33 + c).
-func gnuHashOf(name string) uint32 {
+func gnuHashOf[T string | []byte](name T) uint32 {
 	h := uint32(5381)
 	for i := 0; i < len(name); i++ {
 		h = h*33 + uint32(name[i])
@@ -41,7 +41,7 @@ func gnuHashOf(name string) uint32 {
 }
 
 // sysvHashOf is the SysV ELF hash function.
-func sysvHashOf(name string) uint32 {
+func sysvHashOf[T string | []byte](name T) uint32 {
 	var h uint32
 	for i := 0; i < len(name); i++ {
 		h = h<<4 + uint32(name[i])
@@ -104,11 +104,116 @@ func (p *parser) symbols(t *dynTags) error {
 		f.versym = vb
 	}
 	// Every name must be a terminated string of DT_STRTAB, so that
-	// Symbol and Lookup cannot fail later.
+	// Symbol and Lookup cannot fail later. Names may share bytes (ld
+	// merges common suffixes), but a real table is not read many times
+	// over: bounding the total keeps every pass over the names, here and
+	// in the hash checks, linear in the file's size.
+	budget := 16*uint64(len(f.strtab)) + 64<<10
+	var total uint64
 	for i := 0; i < f.NumSymbols; i++ {
 		off := uint64(le.Uint32(b[i*symSize:]))
-		if _, ok := f.str(off); !ok {
+		name, ok := f.strBytes(off)
+		if !ok {
 			return p.malformed("symbol %d: name offset %#x is outside DT_STRTAB (%#x bytes)", i, off, len(f.strtab))
+		}
+		if total += uint64(len(name)); total > budget {
+			return p.malformed("symbol names overlap excessively: %d symbols read more than %d bytes of a %d-byte DT_STRTAB", i+1, budget, len(f.strtab))
+		}
+	}
+	if f.gnu != nil && f.sysv != nil && gnuCount != sysvCount {
+		return p.malformed("DT_GNU_HASH covers %d symbols, DT_HASH %d", gnuCount, sysvCount)
+	}
+	if f.gnu != nil {
+		if err := p.verifyGNU(); err != nil {
+			return err
+		}
+	}
+	if f.sysv != nil {
+		return p.verifySysV()
+	}
+	return nil
+}
+
+// nameBytes returns symbol i's name; i must be below NumSymbols.
+func (f *File) nameBytes(i uint64) []byte {
+	b, _ := f.strBytes(uint64(le.Uint32(f.symtab[i*symSize:])))
+	return b
+}
+
+// verifyGNU checks that DT_GNU_HASH finds every symbol it hashes: each
+// chain is a contiguous run of symbols of one bucket, started by that
+// bucket's entry, each carrying its own hash and set in the Bloom filter;
+// and that no exported symbol is left unhashed. One pass, linear in the
+// symbols' names: after it, Lookup finds every exported symbol.
+func (p *parser) verifyGNU() error {
+	f, g := p.f, p.f.gnu
+	n := uint64(f.NumSymbols)
+	for i := uint64(1); i < uint64(g.symoffset) && i < n; i++ {
+		if s, _ := f.Symbol(int(i)); exported(s) {
+			return p.malformed("DT_GNU_HASH: exported symbol %d %q lies below symoffset %d, where no lookup finds it", i, s.Name, g.symoffset)
+		}
+	}
+	// started[b] records that bucket b's chain was seen to start where
+	// the bucket says.
+	started := make(map[uint32]bool)
+	var prevBucket uint32
+	for i := uint64(g.symoffset); i < n; i++ {
+		rel := (i - uint64(g.symoffset)) * 4
+		h := gnuHashOf(f.nameBytes(i))
+		b := h % g.nbuckets
+		if h|1 != le.Uint32(g.chain[rel:])|1 {
+			return p.malformed("DT_GNU_HASH: chain word of symbol %d %q does not hold its hash", i, f.nameBytes(i))
+		}
+		first := i == uint64(g.symoffset) || le.Uint32(g.chain[rel-4:])&1 != 0
+		switch {
+		case first && uint64(le.Uint32(g.buckets[b*4:])) != i:
+			return p.malformed("DT_GNU_HASH: symbol %d %q starts a chain, but its bucket %d points at %d", i, f.nameBytes(i), b, le.Uint32(g.buckets[b*4:]))
+		case first && started[b]:
+			return p.malformed("DT_GNU_HASH: bucket %d has two chains", b)
+		case !first && b != prevBucket:
+			return p.malformed("DT_GNU_HASH: symbol %d %q is in the chain of bucket %d, but hashes to bucket %d", i, f.nameBytes(i), prevBucket, b)
+		}
+		if first {
+			started[b] = true
+		}
+		prevBucket = b
+		w := uint64(h/64) & uint64(g.nbloom-1)
+		mask := uint64(1)<<(h%64) | uint64(1)<<((h>>g.shift)%64)
+		if le.Uint64(g.bloom[w*8:])&mask != mask {
+			return p.malformed("DT_GNU_HASH: the Bloom filter rejects symbol %d %q", i, f.nameBytes(i))
+		}
+	}
+	for b := uint32(0); b < g.nbuckets; b++ {
+		if le.Uint32(g.buckets[b*4:]) != 0 && !started[b] {
+			return p.malformed("DT_GNU_HASH: bucket %d points into the middle of a chain", b)
+		}
+	}
+	return nil
+}
+
+// verifySysV checks that DT_HASH's chains hold no cycle and no symbol
+// twice, that each symbol sits in the chain of its hash's bucket, and that
+// every exported symbol is in a chain. Linear, like verifyGNU.
+func (p *parser) verifySysV() error {
+	f, t := p.f, p.f.sysv
+	seen := make([]bool, t.nchain)
+	for b := uint32(0); b < t.nbucket; b++ {
+		for i := le.Uint32(t.buckets[b*4:]); i != 0; i = le.Uint32(t.chain[i*4:]) {
+			if seen[i] {
+				return p.malformed("DT_HASH: symbol %d is reached twice (a cycle or shared chain)", i)
+			}
+			seen[i] = true
+			if int(i) >= f.NumSymbols {
+				return p.malformed("DT_HASH: chain reaches symbol %d of %d", i, f.NumSymbols)
+			}
+			if h := sysvHashOf(f.nameBytes(uint64(i))); h%t.nbucket != b {
+				return p.malformed("DT_HASH: symbol %d %q is in the chain of bucket %d, but hashes to bucket %d", i, f.nameBytes(uint64(i)), b, h%t.nbucket)
+			}
+		}
+	}
+	for i := 1; i < f.NumSymbols && i < len(seen); i++ {
+		if s, _ := f.Symbol(i); exported(s) && !seen[i] {
+			return p.malformed("DT_HASH: exported symbol %d %q is in no chain", i, s.Name)
 		}
 	}
 	return nil
