@@ -98,7 +98,11 @@ func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	if _, err := s.v.os.MapObject(obj, off, addr, size, prot, osmem.Fixed); err != nil {
 		return fmt.Errorf("vmm: slot %q: mapping %s: %w", s.owner, obj.Name(), err)
 	}
-	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off})
+	seg := aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off}
+	if id, ok := obj.(osmem.FileIdentity); ok {
+		seg.Dev, seg.Inode = id.FileID()
+	}
+	return s.record(seg)
 }
 
 // Commit backs [addr, addr+size) of the slot with zeroed memory. The range

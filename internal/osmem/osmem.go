@@ -204,6 +204,14 @@ type Object interface {
 	Shared() bool
 }
 
+// FileIdentity is implemented by objects that know the device and inode of
+// their backing file, so that their views can be recorded (and checked)
+// with the same identity the kernel reports. Dev is encoded as in
+// /proc/self/maps: major<<8 | minor.
+type FileIdentity interface {
+	FileID() (dev, inode uint64)
+}
+
 // OS is the address-space interface. All sizes and addresses are in bytes;
 // addresses passed in must be page aligned, reservation and view bases
 // granularity aligned, unless a method says otherwise. Implementations are

@@ -208,7 +208,13 @@ type linuxObject struct {
 	name   string
 	size   uint64
 	shared bool
+	// dev (major<<8|minor, as /proc/self/maps shows it) and inode
+	// identify a file; zero for memfds.
+	dev, inode uint64
 }
+
+// FileID returns the file's device and inode as /proc/self/maps shows them.
+func (o *linuxObject) FileID() (dev, inode uint64) { return o.dev, o.inode }
 
 func (o *linuxObject) Name() string { return o.name }
 func (o *linuxObject) Size() uint64 { return o.size }
@@ -228,7 +234,8 @@ func (l *linuxOS) OpenFile(path string) (Object, error) {
 		unix.Close(fd)
 		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: path + ": not a regular file"}
 	}
-	return &linuxObject{fd: fd, name: path, size: uint64(st.Size)}, nil
+	dev := uint64(unix.Major(st.Dev))<<8 | uint64(unix.Minor(st.Dev))
+	return &linuxObject{fd: fd, name: path, size: uint64(st.Size), dev: dev, inode: st.Ino}, nil
 }
 
 // CreateShared makes a memfd. Before sizing it, one page is mapped
