@@ -3,13 +3,17 @@ package privload
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/demolib"
+	"github.com/reachvm/reachvm/internal/osmem"
 )
 
 // systemLibs returns up to n shared objects of the host of at most maxSize
@@ -169,5 +173,44 @@ func TestHashFunctions(t *testing.T) {
 	}
 	if h := sysvHashOf("printf"); h != 0x077905a6 {
 		t.Errorf("sysv(printf) = %#x, want 0x077905a6", h)
+	}
+}
+
+func TestRelrDecode(t *testing.T) {
+	p := &parser{f: &File{Name: "relr.so", Loads: []Segment{
+		{Vaddr: 0, Memsz: 0x1000, Prot: osmem.ProtRX},
+		{Vaddr: 0x1000, Memsz: 0x10000, Prot: osmem.ProtRW},
+	}}}
+	enc := func(ws ...uint64) []byte {
+		b := make([]byte, 8*len(ws))
+		for i, w := range ws {
+			binary.LittleEndian.PutUint64(b[8*i:], w)
+		}
+		return b
+	}
+	got, err := p.relr(enc(0x1000, 1|1<<1|1<<3, 1|1<<1, 0x3000, 1|1<<63))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{0x1000, 0x1008, 0x1018, 0x1200, 0x3000, 0x3008 + 62*8}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded %#x, want %#x", got, want)
+	}
+	bitmaps := make([]uint64, 0x10000/(63*8)+1)
+	for i := range bitmaps {
+		bitmaps[i] = 1 | 1<<63
+	}
+	for _, tc := range []struct {
+		in   []byte
+		want string
+	}{
+		{enc(1 | 1<<1), "starts with a bitmap"},
+		{enc(0x800), "not in a writable PT_LOAD"},
+		{enc(append([]uint64{0x1000}, bitmaps...)...), "not in a writable PT_LOAD"}, // runs off the end
+		{enc(0x1000)[:7], "not a multiple of 8"},
+	} {
+		if _, err := p.relr(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "relr.so") {
+			t.Errorf("relr(%x) = %v, want an error saying %q", tc.in, err, tc.want)
+		}
 	}
 }

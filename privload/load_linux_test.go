@@ -676,3 +676,41 @@ func cString(addr uintptr) string {
 	}
 	return string(b)
 }
+
+// TestLoadSystemLibmRefused tries the system libm, which needs what the
+// skeleton does not do yet (ifunc relocations, initial-exec TLS): the load
+// must fail naming the relocation type, and leave nothing mapped.
+func TestLoadSystemLibmRefused(t *testing.T) {
+	const path = "/usr/lib/x86_64-linux-gnu/libm.so.6"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no system libm: %v", err)
+	}
+	libc, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		t.Skipf("cannot dlopen the host libc: %v", err)
+	}
+	v := newVMM(t)
+	free := v.FreeVMCode()
+	lib, err := Load(v, path, Options{Resolve: func(name string) (uintptr, bool) {
+		a, err := purego.Dlsym(libc, name)
+		return a, err == nil && a != 0
+	}})
+	if err == nil {
+		// A future privload may load it: then it must work.
+		t.Logf("libm loaded: %d imports", len(lib.Imports()))
+		if err := lib.Close(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Log(err)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "R_X86_64_") || !strings.Contains(err.Error(), path) {
+			t.Errorf("Load: %v, want an ErrUnsupported naming the relocation type and the file", err)
+		}
+	}
+	if got := v.FreeVMCode(); got != free {
+		t.Errorf("vmcode free bytes %#x, %#x before: slot leaked", got, free)
+	}
+	checkSync(t, v, "after the attempt")
+	real, _ := filepath.EvalSymlinks(path)
+	checkUnmapped(t, real)
+}
