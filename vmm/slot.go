@@ -187,6 +187,19 @@ func (s *Slot) record(seg aspacem.Segment) error {
 	return nil
 }
 
+// unmapAll turns the whole slot back into reservation. Under Linux rules
+// one MAP_FIXED PROT_NONE mapping replaces whatever is there atomically.
+// Windows cannot map over anything, but a slot of vmcode's one reservation
+// holds only committed pages there (file views need the grid of separate
+// reservations), and decommitting them leaves the range reserved.
+func (s *Slot) unmapAll() error {
+	if s.v.os.Rules() == osmem.RulesWindows {
+		return s.v.os.Decommit(s.base, s.size)
+	}
+	_, err := s.v.os.Reserve(s.base, s.size, osmem.Fixed)
+	return err
+}
+
 // Release turns the whole slot back into vmcode reservation and returns it
 // to the allocator. Releasing a slot twice is an error.
 func (s *Slot) Release() error {
@@ -195,7 +208,7 @@ func (s *Slot) Release() error {
 		return err
 	}
 	defer v.life.RUnlock()
-	if _, err := v.os.Reserve(s.base, s.size, osmem.Fixed); err != nil {
+	if err := s.unmapAll(); err != nil {
 		return fmt.Errorf("vmm: slot %q: re-reserving: %w", s.owner, err)
 	}
 	v.mu.Lock()

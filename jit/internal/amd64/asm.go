@@ -153,3 +153,16 @@ func (a *Assembler) aluRSP(ext byte, n int32) {
 	a.buf = append(a.buf, 0x48, 0x81, modrm)
 	a.buf = binary.LittleEndian.AppendUint32(a.buf, uint32(n))
 }
+
+// rexRR returns the REX.W prefix for a ModRM with reg and rm fields.
+func rexRR(reg, rm Reg) byte { return 0x48 | byte(reg>>3)<<2 | byte(rm>>3) }
+
+// MovRR emits `mov dst, src` (REX.W 89 /r).
+func (a *Assembler) MovRR(dst, src Reg) {
+	a.buf = append(a.buf, rexRR(src, dst), 0x89, 0xc0|byte(src&7)<<3|byte(dst&7))
+}
+
+// AddRR emits `add dst, src` (REX.W 01 /r).
+func (a *Assembler) AddRR(dst, src Reg) {
+	a.buf = append(a.buf, rexRR(src, dst), 0x01, 0xc0|byte(src&7)<<3|byte(dst&7))
+}
