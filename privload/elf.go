@@ -183,13 +183,12 @@ type File struct {
 	// (DT_SYMTAB carries no count).
 	NumSymbols int
 
-	data    []byte
-	strtab  []byte
-	symtab  []byte
-	versym  []byte
-	gnu     *gnuHash
-	sysv    *sysvHash
-	lookups [2]bool // which tables exist, for tests: [gnu, sysv]
+	data   []byte
+	strtab []byte
+	symtab []byte
+	versym []byte
+	gnu    *gnuHash
+	sysv   *sysvHash
 }
 
 // parser carries the state of one Parse call.
