@@ -42,4 +42,3 @@ func TestRandomOpsNative(t *testing.T) {
 	}
 	assertNothingOwned(t, v, base, size, "after Close")
 }
-
