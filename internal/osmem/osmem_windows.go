@@ -134,6 +134,54 @@ func winErr(op string, addr, size uintptr, err error, conflict error) error {
 	return &Error{Op: op, Addr: addr, Size: size, Class: class, Code: uintptr(errno), Detail: errno.Error()}
 }
 
+// need is what a range must be for an operation to apply to it. It is used
+// only to classify a failure Windows reported, never to refuse a call.
+type need uint8
+
+const (
+	// needReservation: within one private reservation (Commit, Decommit).
+	needReservation need = iota
+	// needAllocation: within one reservation or view (Protect).
+	needAllocation
+	// needReservationBase: the base of a private reservation (Release).
+	needReservationBase
+)
+
+// met reports whether [addr, addr+size) is what n asks for, as VirtualQuery
+// sees it now.
+func (n need) met(addr, size uintptr) bool {
+	m, err := query(addr)
+	if err != nil || m.State == memFree {
+		return false
+	}
+	switch n {
+	case needReservationBase:
+		return m.Type == memPrivate && m.AllocationBase == addr
+	case needReservation:
+		if m.Type != memPrivate {
+			return false
+		}
+	}
+	end := m.AllocationBase + allocSize(m.AllocationBase)
+	return addr+size > addr && addr+size <= end
+}
+
+// rangeErr wraps the failure of a call on an existing range. Windows
+// reports a range that is not (wholly) in the allocation the call needs
+// with ERROR_INVALID_ADDRESS (487); Wine 8.0 reports some of those cases
+// (free space, a range across two allocations, MEM_RELEASE of a view) with
+// ERROR_INVALID_PARAMETER (87). So an 87 on a range that does not meet n
+// is classed ErrNotMapped, which is what it means; Code stays what the OS
+// said.
+func rangeErr(op string, addr, size uintptr, err error, n need) error {
+	e := winErr(op, addr, size, err, ErrNotMapped)
+	if oe, ok := e.(*Error); ok && oe.Code == WinErrorInvalidParameter && !n.met(addr, size) {
+		oe.Class = ErrNotMapped
+		oe.Detail += " (the range is not what the call needs)"
+	}
+	return e
+}
+
 // check validates [addr, addr+size) for op: page aligned, non-empty, not
 // overflowing.
 func (w *winOS) check(op string, addr, size uintptr) error {
@@ -242,7 +290,15 @@ func allocSize(base uintptr) uintptr {
 	}
 }
 
+// Reserve is VirtualAlloc(MEM_RESERVE). A hint is rounded down to the
+// granularity, as VirtualAlloc itself does, and when it is in use Windows
+// chooses instead; an Exact base must be aligned, since the silent rounding
+// would break Exact's promise, and fails with 487 (ErrExists) where
+// anything is in the way.
 func (w *winOS) Reserve(addr, size uintptr, mode Mode) (uintptr, error) {
+	if mode == Hint {
+		addr &^= w.gran - 1
+	}
 	if err := w.checkBase("reserve", addr, size); err != nil {
 		return 0, err
 	}
@@ -281,7 +337,7 @@ func (w *winOS) Commit(addr, size uintptr, prot Prot) error {
 		return err
 	}
 	if _, err := windows.VirtualAlloc(addr, size, windows.MEM_COMMIT, pageProt(prot, false)); err != nil {
-		return winErr("commit", addr, size, err, ErrNotMapped)
+		return rangeErr("commit", addr, size, err, needReservation)
 	}
 	return nil
 }
@@ -293,7 +349,7 @@ func (w *winOS) Decommit(addr, size uintptr) error {
 		return err
 	}
 	if err := windows.VirtualFree(addr, size, windows.MEM_DECOMMIT); err != nil {
-		return winErr("decommit", addr, size, err, ErrNotMapped)
+		return rangeErr("decommit", addr, size, err, needReservation)
 	}
 	return nil
 }
@@ -316,27 +372,35 @@ func (w *winOS) Protect(addr, size uintptr, prot Prot) error {
 	}
 	var old uint32
 	if err := windows.VirtualProtect(addr, size, pageProt(prot, cow), &old); err != nil {
-		return winErr("protect", addr, size, err, ErrNotMapped)
+		return rangeErr("protect", addr, size, err, needAllocation)
 	}
 	return nil
 }
 
-// Release gives back a whole reservation: VirtualFree(addr, 0, MEM_RELEASE)
-// when [addr, addr+size) is exactly the reservation starting at its
-// AllocationBase. Anything else is passed to Windows as
-// VirtualFree(addr, size, MEM_RELEASE), which refuses it (87 for a size,
-// 487 for a non-base), so the error reported is the real OS's, not a rule
-// re-implemented here.
+// Release gives back a whole reservation with VirtualFree(MEM_RELEASE),
+// which takes the base and a size of 0. What the call is given depends on
+// addr, so that whatever is wrong is refused by Windows itself, and the
+// error reported is the real OS's, not a rule re-implemented here:
+//
+//   - the base of a reservation of exactly size bytes: (addr, 0), the
+//     release;
+//   - the base of a reservation of another size: (addr, size), which
+//     Windows refuses with 87 (passing 0 would release the whole);
+//   - anything else (inside an allocation, a view, free space):
+//     (addr, 0), which Windows refuses with 487 (Wine with 87 or 487), as
+//     addr is no reservation's base. (Like munmap on Linux, this races
+//     only with another thread reserving exactly at addr meanwhile.)
 func (w *winOS) Release(addr, size uintptr) error {
 	if err := w.check("release", addr, size); err != nil {
 		return err
 	}
-	m, err := query(addr)
-	if err == nil && m.State != memFree && m.Type == memPrivate && m.AllocationBase == addr && allocSize(addr) == size {
-		size = 0
+	arg := uintptr(0)
+	if m, err := query(addr); err == nil && m.State != memFree && m.Type == memPrivate &&
+		m.AllocationBase == addr && allocSize(addr) != size {
+		arg = size
 	}
-	if err := windows.VirtualFree(addr, size, windows.MEM_RELEASE); err != nil {
-		return winErr("release", addr, size, err, ErrNotMapped)
+	if err := windows.VirtualFree(addr, arg, windows.MEM_RELEASE); err != nil {
+		return rangeErr("release", addr, size, err, needReservationBase)
 	}
 	return nil
 }
@@ -374,7 +438,7 @@ func (o *winObject) Shared() bool { return o.shared }
 // if the file can be opened for execution (PAGE_EXECUTE_WRITECOPY), else
 // not (PAGE_WRITECOPY). The file is opened sharing read, write and delete,
 // so that the caller's own handles and clean-up keep working. An empty
-// file cannot have a section; it opens, and mapping it fails.
+// file cannot have a section: Windows fails it with ERROR_FILE_INVALID.
 func (w *winOS) OpenFile(path string) (Object, error) {
 	fail := func(err error) (Object, error) {
 		var errno windows.Errno
@@ -405,9 +469,6 @@ func (w *winOS) OpenFile(path string) (Object, error) {
 		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: path + ": not a regular file"}
 	}
 	o := &winObject{owner: w, name: finalPath(fh, path), size: uint64(fi.FileSizeHigh)<<32 | uint64(fi.FileSizeLow), file: fh}
-	if o.size == 0 {
-		return o, nil
-	}
 	var sec windows.Handle
 	if exec {
 		sec, err = windows.CreateFileMapping(fh, nil, windows.PAGE_EXECUTE_WRITECOPY, 0, 0, nil)
@@ -444,13 +505,13 @@ func finalPath(fh windows.Handle, fallback string) string {
 // CreateShared makes a pagefile-backed section of size bytes with
 // PAGE_EXECUTE_READWRITE, so that it can be viewed both writable and
 // executable (the two views of W^X). The section is unnamed: name is only a
-// label, and a named one would be visible to, and collide with, other
-// processes of the session.
+// label (a section name's rules apply: no NUL, no backslash), and a named one
+// would be visible to, and collide with, other processes of the session.
 func (w *winOS) CreateShared(name string, size uint64) (Object, error) {
 	if size == 0 || size%uint64(w.page) != 0 || size > uint64(w.hi) {
 		return nil, &Error{Op: "create-shared", Size: uintptr(size), Class: ErrInvalid, Detail: "size zero, unaligned or too large"}
 	}
-	if strings.IndexByte(name, 0) >= 0 {
+	if strings.IndexByte(name, 0) >= 0 || strings.IndexByte(name, '\\') >= 0 {
 		return nil, &Error{Op: "create-shared", Class: ErrInvalid, Detail: fmt.Sprintf("bad shared object name %q", name)}
 	}
 	sec, err := windows.CreateFileMapping(windows.InvalidHandle, nil, windows.PAGE_EXECUTE_READWRITE|secCommit, uint32(size>>32), uint32(size), nil)
@@ -470,7 +531,7 @@ func (w *winOS) object(op string, obj Object) (*winObject, windows.Handle, error
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return nil, 0, &Error{Op: op, Class: ErrInvalid, Detail: "object " + o.name + " is closed"}
+		return nil, 0, &Error{Op: op, Class: ErrInvalid, Code: uintptr(windows.ERROR_INVALID_HANDLE), Detail: "object " + o.name + " is closed"}
 	}
 	return o, o.section, nil
 }
@@ -485,7 +546,7 @@ func (w *winOS) CloseObject(obj Object) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return &Error{Op: "close", Class: ErrInvalid, Detail: "object " + o.name + " is closed"}
+		return &Error{Op: "close", Class: ErrInvalid, Code: uintptr(windows.ERROR_INVALID_HANDLE), Detail: "object " + o.name + " is closed"}
 	}
 	o.closed = true
 	var first error
@@ -501,8 +562,10 @@ func (w *winOS) CloseObject(obj Object) error {
 }
 
 // MapObject maps a view with MapViewOfFileEx, at addr (Exact), or at addr
-// if free else anywhere (Hint). Windows refuses a view over a reservation
-// with 487, reported as ErrExists.
+// rounded down to the granularity if free, else anywhere (Hint). Windows
+// refuses a view over a reservation with 487, reported as ErrExists, an
+// unaligned base or offset with ERROR_MAPPED_ALIGNMENT (1132) and a view
+// beyond the object's end with ERROR_ACCESS_DENIED (5), both ErrInvalid.
 //
 // File views are mapped FILE_MAP_COPY (with FILE_MAP_EXECUTE when the
 // section allows it) and then given prot, so that a loader can later
@@ -515,11 +578,16 @@ func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot,
 	if err != nil {
 		return 0, err
 	}
+	if mode == Hint {
+		addr &^= w.gran - 1
+	}
+	// Page alignment is checked here; the granularity alignment of an
+	// Exact base and of off is left to Windows (ERROR_MAPPED_ALIGNMENT).
 	if mode == Hint && addr == 0 {
 		// Checked with an aligned stand-in: Windows picks the address.
-		err = w.checkBase("map", w.gran, size)
+		err = w.check("map", w.gran, size)
 	} else {
-		err = w.checkBase("map", addr, size)
+		err = w.check("map", addr, size)
 	}
 	if err != nil {
 		return 0, err
@@ -529,12 +597,6 @@ func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot,
 	}
 	if err := checkProt("map", addr, size, prot); err != nil {
 		return 0, err
-	}
-	if off%uint64(w.gran) != 0 {
-		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("offset %#x not aligned to the allocation granularity %#x", off, w.gran)}
-	}
-	if sec == 0 {
-		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrInvalid, Detail: o.name + ": empty file"}
 	}
 
 	var access, want uint32
@@ -600,9 +662,11 @@ func mapViewOfFileEx(sec windows.Handle, access uint32, off uint64, size, addr u
 
 // Unmap is UnmapViewOfFile, after checking that [addr, addr+size) is a
 // whole view from its base: Windows unmaps the whole view given any address
-// inside it, so a partial or interior unmap is refused here, as
-// ERROR_INVALID_ADDRESS, before it could remove more than asked. An addr
-// that is no view at all is passed to Windows, which reports 487.
+// inside it, so an interior address is refused here as
+// ERROR_INVALID_ADDRESS and a size other than the view's as
+// ERROR_INVALID_PARAMETER (as Release does), before more could be removed
+// than asked. An addr that is no view at all is passed to Windows, which
+// reports 487.
 func (w *winOS) Unmap(addr, size uintptr) error {
 	if err := w.check("unmap", addr, size); err != nil {
 		return err
@@ -613,7 +677,7 @@ func (w *winOS) Unmap(addr, size uintptr) error {
 				Detail: fmt.Sprintf("not a view base: the view starts at %#x", m.AllocationBase)}
 		}
 		if vs := allocSize(addr); vs != size {
-			return &Error{Op: "unmap", Addr: addr, Size: size, Class: ErrNotMapped, Code: WinErrorInvalidAddress,
+			return &Error{Op: "unmap", Addr: addr, Size: size, Class: ErrInvalid, Code: WinErrorInvalidParameter,
 				Detail: fmt.Sprintf("the view is %#x bytes; Windows unmaps only whole views", vs)}
 		}
 	}
@@ -626,24 +690,65 @@ func (w *winOS) Unmap(addr, size uintptr) error {
 	return nil
 }
 
-// Query is VirtualQuery. An address Windows will not describe (beyond the
-// user address space) reads as one free page, as on Linux.
+// sameRun reports whether two VirtualQuery answers describe pages with
+// the same attributes. Wine splits runs that differ only in its internal
+// page flags (a decommitted page beside never-committed ones), so runs are
+// merged by what VirtualQuery shows, not by where it stops.
+func sameRun(a, b *windows.MemoryBasicInformation) bool {
+	return a.State == b.State && a.Protect == b.Protect && a.Type == b.Type &&
+		a.AllocationBase == b.AllocationBase && a.AllocationProtect == b.AllocationProtect
+}
+
+// Query is VirtualQuery, widened to the whole run of like pages around
+// addr: VirtualQuery describes the run only from addr's page on, so Query
+// walks the allocation from its base to find where the run starts, and on
+// past VirtualQuery's end while the pages look the same. Free space reads
+// from addr's page to the next allocation. An address beyond the user
+// address space fails as VirtualQuery does, with 87 (ErrInvalid).
 func (w *winOS) Query(addr uintptr) (Region, error) {
 	m, err := query(addr)
 	if err != nil {
-		a := addr &^ (w.page - 1)
-		return Region{Start: a, End: a + w.page, State: StateFree}, nil
+		return Region{}, winErr("query", addr, 0, err, ErrNotMapped)
 	}
-	return w.region(&m, m.BaseAddress, m.BaseAddress+m.RegionSize, newNamer()), nil
+	start, end := m.BaseAddress, m.BaseAddress+m.RegionSize
+	if m.State != memFree {
+		// Backwards: the last streak of like runs before addr's.
+		streak := false
+		for a := m.AllocationBase; a < m.BaseAddress; {
+			r, err := query(a)
+			if err != nil || r.RegionSize == 0 {
+				break
+			}
+			if sameRun(&r, &m) {
+				if !streak {
+					start, streak = r.BaseAddress, true
+				}
+			} else {
+				start, streak = m.BaseAddress, false
+			}
+			a = r.BaseAddress + r.RegionSize
+		}
+		// Forwards.
+		for end > start {
+			r, err := query(end)
+			if err != nil || r.RegionSize == 0 || !sameRun(&r, &m) {
+				break
+			}
+			end = r.BaseAddress + r.RegionSize
+		}
+	}
+	return w.region(&m, start, end, newNamer()), nil
 }
 
-// Regions walks [lo, hi) with VirtualQuery, skipping free space and
-// clipping the first and last regions to the range.
+// Regions walks [lo, hi) with VirtualQuery, skipping free space, merging
+// runs that look the same (see sameRun) and clipping the first and last
+// regions to the range.
 func (w *winOS) Regions(lo, hi uintptr) ([]Region, error) {
 	if hi <= lo {
 		return nil, &Error{Op: "regions", Addr: lo, Size: hi - lo, Class: ErrInvalid, Detail: "empty or inverted range"}
 	}
 	var out []Region
+	var prev windows.MemoryBasicInformation
 	nm := newNamer()
 	for a := lo; a < hi; {
 		m, err := query(a)
@@ -654,9 +759,14 @@ func (w *winOS) Regions(lo, hi uintptr) ([]Region, error) {
 		if m.RegionSize == 0 || end <= a {
 			break
 		}
-		if m.State != memFree {
+		switch {
+		case m.State == memFree:
+		case len(out) > 0 && out[len(out)-1].End == m.BaseAddress && sameRun(&prev, &m):
+			out[len(out)-1].End = min(end, hi)
+		default:
 			out = append(out, w.region(&m, max(m.BaseAddress, lo), min(end, hi), nm))
 		}
+		prev = m
 		a = end
 	}
 	return out, nil

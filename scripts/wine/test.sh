@@ -86,7 +86,9 @@ export DISPLAY=
 mkdir -p "$WINEPREFIX"
 
 # One run per prefix at a time: the run owns the prefix's wineserver and
-# stops it at the end.
+# stops it at the end. Every command that may start a Wine process gets
+# 9>&- so that Wine's long-lived services do not inherit (and hold) the
+# lock.
 exec 9>"$WINEPREFIX.lock"
 flock -w 900 9 || die "prefix $WINEPREFIX busy for 900 s"
 
@@ -94,7 +96,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/reachvm-wine.XXXXXX")
 cleanup() {
 	local rc=$?
 	# Stop only this prefix's server (WINEPREFIX selects it).
-	timeout 30 "$WINESERVER" -k >/dev/null 2>&1 || true
+	timeout 30 "$WINESERVER" -k >/dev/null 2>&1 9>&- || true
 	rm -rf "$tmp"
 	log "done, exit status $rc"
 }
@@ -103,23 +105,27 @@ trap cleanup EXIT
 # A persistent server for the whole run: Wine's services (started by the
 # first process) stay attached to it instead of being restarted by, and
 # holding the output pipes of, every test binary.
-timeout 30 "$WINESERVER" -p || die "cannot start wineserver"
+timeout 30 "$WINESERVER" -p 9>&- || die "cannot start wineserver"
 
+# The first Wine process of a server session starts Wine's services
+# (winedevice.exe, ...), which inherit its stdout and stderr and keep them
+# open for as long as the server lives: a pipe there (go test's, or a
+# $(...) here) would never reach EOF. So the first process is always
+# wineboot, with its output sent to /dev/null.
 if [[ ! -f "$WINEPREFIX/.reachvm-ready" ]]; then
 	log "creating prefix $WINEPREFIX (wineboot --init)"
-	# Output to /dev/null: Wine's services inherit the first process's
-	# stdout and keep it open, so a pipe here would never reach EOF.
-	timeout 300 "$WINE" wineboot --init </dev/null >/dev/null 2>&1 || die "wineboot --init failed or timed out"
+	timeout 300 "$WINE" wineboot --init </dev/null >/dev/null 2>&1 9>&- || die "wineboot --init failed or timed out"
 	[[ -d "$WINEPREFIX/drive_c/windows/system32" ]] || die "wineboot left no system32 in $WINEPREFIX"
 	touch "$WINEPREFIX/.reachvm-ready"
 else
-	log "reusing prefix $WINEPREFIX"
+	log "reusing prefix $WINEPREFIX (starting its services)"
+	timeout 120 "$WINE" wineboot </dev/null >/dev/null 2>&1 9>&- || die "wineboot failed or timed out"
 fi
 
 # ----------------------------------------------------------------- 3. shim
 shim_src=$repo/internal/winshim/processprng.c
 shim=$tmp/bcryptprimitives.dll
-timeout 120 "$MINGW" -O2 -shared -s -nostdlib -Wl,-e,DllMain -o "$shim" "$shim_src" -ladvapi32 -lkernel32 ||
+timeout 120 "$MINGW" -O2 -shared -s -nostdlib -Wl,-e,DllMain -Wl,--no-insert-timestamp -o "$shim" "$shim_src" -ladvapi32 -lkernel32 ||
 	die "building the ProcessPrng shim failed"
 sys32=$WINEPREFIX/drive_c/windows/system32
 if ! cmp -s "$shim" "$sys32/bcryptprimitives.dll"; then
@@ -162,9 +168,11 @@ func main() {
 EOF
 (cd "$tmp" && GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 120 go build -o smoke.exe smoke.go) || die "building smoke test"
 set +e
-smoke_out=$(timeout 120 "$tmp/bin/go_windows_amd64_exec" "$tmp/smoke.exe" </dev/null 2>&1)
+# To a file, not $(...): nothing Wine starts can then hold up the script.
+timeout 120 "$tmp/bin/go_windows_amd64_exec" "$tmp/smoke.exe" </dev/null >"$tmp/smoke.out" 2>&1 9>&-
 smoke_rc=$?
 set -e
+smoke_out=$(head -c 2000 "$tmp/smoke.out")
 [[ $smoke_rc -eq 7 && "$smoke_out" == ok\ windows* ]] ||
 	die "Go under Wine does not run (exit $smoke_rc, want 7): $smoke_out"
 log "Go under Wine: $smoke_out (exit status passed through)"
@@ -191,12 +199,12 @@ fi
 log "packages: ${pkgs[*]}"
 
 log "GOOS=windows go vet"
-GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 300 go vet "${pkgs[@]}" || die "go vet failed"
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 300 go vet "${pkgs[@]}" 9>&- || die "go vet failed"
 
 log "GOOS=windows go test (each test binary under wine64)"
 # shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags.
 if ! GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout --kill-after=30 1200 \
-	go test -count=1 -timeout 10m ${GOTESTFLAGS:-} "${pkgs[@]}"; then
+	go test -count=1 -timeout 10m ${GOTESTFLAGS:-} "${pkgs[@]}" 9>&-; then
 	die "go test under Wine failed"
 fi
 log "PASS"
