@@ -70,9 +70,6 @@ const (
 	memImage   = 0x1000000
 
 	secCommit = 0x8000000
-
-	// fileMapAllAccess is FILE_MAP_ALL_ACCESS.
-	fileMapAllAccess = 0xf001f
 )
 
 // systemInfo is SYSTEM_INFO.
@@ -521,32 +518,32 @@ func (w *winOS) CreateShared(name string, size uint64) (Object, error) {
 	return &winObject{owner: w, name: name, size: size, shared: true, exec: true, section: sec}, nil
 }
 
-// object checks that obj is an open object of this backend and returns its
-// section handle.
-func (w *winOS) object(op string, obj Object) (*winObject, windows.Handle, error) {
+// object checks that obj is an object of this backend.
+func (w *winOS) object(op string, obj Object) (*winObject, error) {
 	o, ok := obj.(*winObject)
 	if !ok || o == nil || o.owner != w {
-		return nil, 0, &Error{Op: op, Class: ErrInvalid, Detail: fmt.Sprintf("object %T does not belong to the windows backend", obj)}
+		return nil, &Error{Op: op, Class: ErrInvalid, Detail: fmt.Sprintf("object %T does not belong to the windows backend", obj)}
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return nil, 0, &Error{Op: op, Class: ErrInvalid, Code: uintptr(windows.ERROR_INVALID_HANDLE), Detail: "object " + o.name + " is closed"}
-	}
-	return o, o.section, nil
+	return o, nil
+}
+
+// closedErr is the error of using a closed object: what using its closed
+// handle would give.
+func (o *winObject) closedErr(op string, addr, size uintptr) error {
+	return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Code: uintptr(windows.ERROR_INVALID_HANDLE), Detail: "object " + o.name + " is closed"}
 }
 
 // CloseObject closes the section and file handles. Windows keeps a section
 // alive while views of it exist, so existing views stay valid.
 func (w *winOS) CloseObject(obj Object) error {
-	o, _, err := w.object("close", obj)
+	o, err := w.object("close", obj)
 	if err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return &Error{Op: "close", Class: ErrInvalid, Code: uintptr(windows.ERROR_INVALID_HANDLE), Detail: "object " + o.name + " is closed"}
+		return o.closedErr("close", 0, 0)
 	}
 	o.closed = true
 	var first error
@@ -574,7 +571,7 @@ func (w *winOS) CloseObject(obj Object) error {
 // keeps the executable view of a W^X pair from ever being made writable,
 // even for an instant.
 func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot, mode Mode) (uintptr, error) {
-	o, sec, err := w.object("map", obj)
+	o, err := w.object("map", obj)
 	if err != nil {
 		return 0, err
 	}
@@ -618,10 +615,19 @@ func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot,
 		want = pageProt(prot, false)
 	}
 
-	got, err := mapViewOfFileEx(sec, access, off, size, addr)
-	if err != nil && mode == Hint && addr != 0 {
-		got, err = mapViewOfFileEx(sec, access, off, size, 0)
+	// The section handle is used under the object's lock, so that a
+	// concurrent CloseObject cannot close it (and Windows reuse its number)
+	// during the call.
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return 0, o.closedErr("map", addr, size)
 	}
+	got, err := mapViewOfFileEx(o.section, access, off, size, addr)
+	if err != nil && mode == Hint && addr != 0 {
+		got, err = mapViewOfFileEx(o.section, access, off, size, 0)
+	}
+	o.mu.Unlock()
 	if err != nil {
 		conflict := ErrNotMapped
 		if mode == Exact {
@@ -729,7 +735,7 @@ func (w *winOS) Query(addr uintptr) (Region, error) {
 			a = r.BaseAddress + r.RegionSize
 		}
 		// Forwards.
-		for end > start {
+		for {
 			r, err := query(end)
 			if err != nil || r.RegionSize == 0 || !sameRun(&r, &m) {
 				break
@@ -813,9 +819,11 @@ func (w *winOS) region(m *windows.MemoryBasicInformation, start, end uintptr, nm
 }
 
 // namer turns GetMappedFileNameW's NT paths into DOS paths. It is made per
-// walk so that drive letters are read at most once per walk.
+// walk so that drive letters are read, and its buffer allocated, at most
+// once per walk.
 type namer struct {
 	devices map[string]string // "\Device\HarddiskVolume3" -> "C:"
+	buf     []uint16
 }
 
 func newNamer() *namer { return &namer{} }
@@ -830,12 +838,22 @@ func (n *namer) name(addr uintptr) string {
 			return ""
 		}
 	}
-	buf := make([]uint16, windows.MAX_LONG_PATH)
-	r, _, _ := proc.Call(uintptr(windows.CurrentProcess()), addr, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-	if r == 0 || int(r) > len(buf) {
-		return ""
+	if n.buf == nil {
+		n.buf = make([]uint16, windows.MAX_PATH)
 	}
-	s := windows.UTF16ToString(buf[:r])
+	var r uintptr
+	for {
+		r, _, _ = proc.Call(uintptr(windows.CurrentProcess()), addr, uintptr(unsafe.Pointer(&n.buf[0])), uintptr(len(n.buf)))
+		if r == 0 {
+			return ""
+		}
+		// A name that fills the buffer may have been cut: grow and retry.
+		if int(r) < len(n.buf) || len(n.buf) >= windows.MAX_LONG_PATH {
+			break
+		}
+		n.buf = make([]uint16, 2*len(n.buf))
+	}
+	s := windows.UTF16ToString(n.buf[:min(int(r), len(n.buf))])
 	if strings.HasPrefix(s, `\Device\`) {
 		if n.devices == nil {
 			n.devices = dosDevices()

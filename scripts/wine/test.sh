@@ -122,11 +122,22 @@ else
 	timeout 120 "$WINE" wineboot </dev/null >/dev/null 2>&1 9>&- || die "wineboot failed or timed out"
 fi
 
+log "prefix ready"
+
 # ----------------------------------------------------------------- 3. shim
+# Built once per version of its source and build flags, and cached: the
+# build is reproducible (no timestamp, fixed preferred base).
 shim_src=$repo/internal/winshim/processprng.c
-shim=$tmp/bcryptprimitives.dll
-timeout 120 "$MINGW" -O2 -shared -s -nostdlib -Wl,-e,DllMain -Wl,--no-insert-timestamp -o "$shim" "$shim_src" -ladvapi32 -lkernel32 ||
-	die "building the ProcessPrng shim failed"
+shim_flags=(-O2 -shared -s -nostdlib -Wl,-e,DllMain -Wl,--no-insert-timestamp -Wl,--disable-auto-image-base)
+shim_key=$( { cat "$shim_src"; echo "${shim_flags[*]}"; "$MINGW" -dumpfullversion; } | sha256sum | cut -c1-16)
+shim=$cache/shim/bcryptprimitives-$shim_key.dll
+if [[ ! -s "$shim" ]]; then
+	mkdir -p "$cache/shim"
+	timeout 120 "$MINGW" "${shim_flags[@]}" -o "$tmp/bcryptprimitives.dll" "$shim_src" -ladvapi32 -lkernel32 ||
+		die "building the ProcessPrng shim failed"
+	mv "$tmp/bcryptprimitives.dll" "$shim"
+	log "built ProcessPrng shim $shim"
+fi
 sys32=$WINEPREFIX/drive_c/windows/system32
 if ! cmp -s "$shim" "$sys32/bcryptprimitives.dll"; then
 	cp "$shim" "$sys32/bcryptprimitives.dll"
