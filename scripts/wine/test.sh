@@ -25,7 +25,7 @@ set -euo pipefail
 # own, shorter bound as well, so a hang is reported where it happens.
 if [[ -z "${REACHVM_WINE_INNER:-}" ]]; then
 	export REACHVM_WINE_INNER=1
-	exec timeout --kill-after=30 "${REACHVM_WINE_TIMEOUT:-1800}" "$0" "$@"
+	exec timeout --kill-after=30 "${REACHVM_WINE_TIMEOUT:-1800}" bash "$0" "$@"
 fi
 
 start_us=${EPOCHREALTIME/./}
@@ -37,6 +37,11 @@ die() { log "FAIL: $*"; exit 1; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
+command -v go >/dev/null || die "go not on PATH"
+# Some CI runners start jobs without HOME.
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+: "${HOME:=/tmp}"
+export HOME
 
 # ---------------------------------------------------------------- 1. tools
 find_wine() {
@@ -60,6 +65,7 @@ if [[ -z "$WINE" || -z "$WINESERVER" || -z "$MINGW" ]]; then
 	if [[ -f /tmp/apt-wine.log ]]; then
 		for _ in $(seq 600); do
 			[[ "$(tail -n1 /tmp/apt-wine.log)" == done ]] && break
+			command -v pgrep >/dev/null || break
 			pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null || break
 			sleep 1
 		done
@@ -200,7 +206,9 @@ else
 	mapfile -t pkgs < <(
 		{
 			GOOS=windows timeout 120 go list -e -f "$fmt" ./... | while read -r p f; do
-				[[ "$f" != "||" && "${linux_files[$p]-}" != "$f" ]] && echo "$p"
+				if [[ "$f" != "||" && "${linux_files[$p]-}" != "$f" ]]; then
+					echo "$p"
+				fi
 			done
 			GOOS=windows timeout 120 go list -e -f '{{if or .GoFiles .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./internal/osmem/...
 		} | sed '/^$/d' | sort -u
