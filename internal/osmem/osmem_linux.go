@@ -152,16 +152,7 @@ func (l *linuxOS) Reserve(addr, size uintptr, mode Mode) (uintptr, error) {
 // touch. mprotect fails with ENOMEM on unmapped pages, which keeps the rule
 // that only reserved space can be committed.
 func (l *linuxOS) Commit(addr, size uintptr, prot Prot) error {
-	if err := l.check("commit", addr, size); err != nil {
-		return err
-	}
-	if err := checkProt("commit", addr, size, prot); err != nil {
-		return err
-	}
-	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
-		return sysErr("commit", addr, size, err, true)
-	}
-	return nil
+	return l.mprotect("commit", addr, size, prot)
 }
 
 // Decommit drops the pages' contents and access; the range stays reserved.
@@ -180,14 +171,20 @@ func (l *linuxOS) Decommit(addr, size uintptr) error {
 }
 
 func (l *linuxOS) Protect(addr, size uintptr, prot Prot) error {
-	if err := l.check("protect", addr, size); err != nil {
+	return l.mprotect("protect", addr, size, prot)
+}
+
+// mprotect validates its arguments and calls mprotect(2), for Commit and
+// Protect, which differ on Windows but not here.
+func (l *linuxOS) mprotect(op string, addr, size uintptr, prot Prot) error {
+	if err := l.check(op, addr, size); err != nil {
 		return err
 	}
-	if err := checkProt("protect", addr, size, prot); err != nil {
+	if err := checkProt(op, addr, size, prot); err != nil {
 		return err
 	}
 	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
-		return sysErr("protect", addr, size, err, true)
+		return sysErr(op, addr, size, err, true)
 	}
 	return nil
 }
