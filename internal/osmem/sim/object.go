@@ -21,6 +21,9 @@ type object struct {
 	shared bool
 	// serial distinguishes objects of equal name.
 	serial int
+	// dev and inode identify a file under Linux rules, as /proc/self/maps
+	// shows them; zero otherwise.
+	dev, inode uint64
 	// closed is set by CloseObject. Guarded by owner.mu.
 	closed bool
 }
@@ -34,6 +37,10 @@ func (o *object) Size() uint64 { return o.size }
 // Shared reports whether views of the object are shared.
 func (o *object) Shared() bool { return o.shared }
 
+// FileID returns the file's device and inode (osmem.FileIdentity), so that
+// views recorded from the simulator carry the identity Regions reports.
+func (o *object) FileID() (dev, inode uint64) { return o.dev, o.inode }
+
 // mapName is the name a view of o shows in Regions: the path for a file;
 // for a shared object its name under Windows rules and, under Linux rules,
 // what /proc/self/maps shows for a memfd, so that code comparing names
@@ -46,8 +53,9 @@ func (o *object) mapName(r osmem.Rules) string {
 }
 
 // OpenFile opens path for private mapping. The simulator reads nothing but
-// the file's size (the real file must exist and be a regular file). An
-// empty file opens; under Windows rules mapping it fails.
+// the file's size (the real file must exist and be a regular file). Under
+// Windows rules an empty file fails with ERROR_FILE_INVALID, as
+// CreateFileMapping does.
 func (s *OS) OpenFile(path string) (osmem.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,14 +74,21 @@ func (s *OS) OpenFile(path string) (osmem.Object, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fail(op, 0, 0, osmem.ErrInvalid, 0, "%s: not a regular file", path)
 	}
+	if st.Size() == 0 && s.windows() {
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, winFileInvalid, "%s: empty file cannot be mapped", path)
+	}
 	s.objects++
-	return &object{owner: s, name: path, size: uint64(st.Size()), serial: s.objects}, nil
+	o := &object{owner: s, name: path, size: uint64(st.Size()), serial: s.objects}
+	if !s.windows() {
+		o.dev, o.inode = fileID(st)
+	}
+	return o, nil
 }
 
 // CreateShared creates a shared memory object of size bytes. Under both
 // rules size must be a non-zero multiple of the page no larger than the
-// address space, and name must not contain NUL; under Linux rules not '/'
-// either, as the native backend requires of memfd names.
+// address space, and name must not contain NUL nor the separator the
+// native backend refuses: '/' in memfd names, '\' in section names.
 func (s *OS) CreateShared(name string, size uint64) (osmem.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,7 +99,11 @@ func (s *OS) CreateShared(name string, size uint64) (osmem.Object, error) {
 	if size == 0 || size%uint64(s.page) != 0 || size > uint64(s.hi) {
 		return nil, fail(op, 0, uintptr(size), osmem.ErrInvalid, 0, "size zero, unaligned or too large")
 	}
-	if strings.ContainsRune(name, 0) || (!s.windows() && strings.Contains(name, "/")) {
+	sep := "/"
+	if s.windows() {
+		sep = `\`
+	}
+	if strings.ContainsRune(name, 0) || strings.Contains(name, sep) {
 		return nil, fail(op, 0, uintptr(size), osmem.ErrInvalid, 0, "bad shared object name %q", name)
 	}
 	s.objects++

@@ -232,10 +232,12 @@ const (
 	einval     = 22
 	eopnotsupp = 95
 
-	winFileNotFound  = 2
-	winAccessDenied  = 5
-	winInvalidHandle = 6
-	winNotSupported  = 50
+	winFileNotFound    = 2
+	winAccessDenied    = 5
+	winInvalidHandle   = 6
+	winNotSupported    = 50
+	winFileInvalid     = 1006
+	winMappedAlignment = 1132
 )
 
 // fail builds the error of a failed operation.
@@ -312,14 +314,15 @@ func linuxState(typ osmem.Type, prot osmem.Prot, shared bool) osmem.State {
 // Under Linux rules a Hint of 0 places the range top-down below the mmap
 // base (then bottom-up above it), like the kernel; a non-zero hint is used
 // if the range there is free and elsewhere placed as for 0. Under Windows
-// rules placement is bottom-up from Lo; when a non-zero hint is in use the
-// simulator, like the native backend, falls back to placing anywhere
+// rules placement is bottom-up from Lo, and a non-zero hint is first
+// rounded down to the granularity, as VirtualAlloc does; when it is in use
+// the simulator, like the native backend, falls back to placing anywhere
 // (VirtualAlloc itself would fail).
 //
-// Under both rules a non-zero base, hint or not, must be granularity
-// aligned (ErrInvalid, found before any system call, so Code 0), as the
-// native backends require: VirtualAlloc would silently round it down, which
-// is not "at addr".
+// An Exact or Fixed base must be granularity aligned (ErrInvalid, found
+// before any system call, so Code 0), as the native backends require:
+// VirtualAlloc would silently round it down, which is not "at addr". Under
+// Linux rules so must a hint (the native backend checks it).
 func (s *OS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,14 +357,20 @@ func (s *OS) placeLocked(op string, addr, size uintptr, mode osmem.Mode) (uintpt
 	if mode == osmem.Fixed && s.windows() {
 		return 0, fail(op, addr, size, osmem.ErrNotSupported, 0, "no MAP_FIXED under Windows rules")
 	}
+	if mode == osmem.Hint && s.windows() {
+		addr = alignDown(addr, s.gran)
+	}
 	if err := s.checkRange(op, addr, size); err != nil {
 		return 0, err
 	}
 	if addr%s.gran != 0 {
-		// The native backends refuse it before any call. (Windows itself
-		// would round a VirtualAlloc base down, and fail MapViewOfFileEx
-		// with ERROR_MAPPED_ALIGNMENT, 1132.)
-		return 0, fail(op, addr, size, osmem.ErrInvalid, 0, "base not aligned to %#x", s.gran)
+		// The native backends refuse an unaligned reservation base before
+		// any call; MapViewOfFileEx fails with ERROR_MAPPED_ALIGNMENT.
+		code := uintptr(0)
+		if op == "map" {
+			code = winMappedAlignment
+		}
+		return 0, fail(op, addr, size, osmem.ErrInvalid, code, "base not aligned to %#x", s.gran)
 	}
 	if mode == osmem.Hint {
 		if addr != 0 && addr >= s.lo && !s.sp.overlaps(addr, addr+size) {
@@ -623,9 +632,10 @@ func (s *OS) dropLocked(a alloc) {
 // Placement follows Reserve. Under Linux rules the view may extend past the
 // end of the object (mmap allows it; touching those pages would fault).
 // Under Windows rules it may not (STATUS_INVALID_VIEW_SIZE, reported as
-// ERROR_ACCESS_DENIED), an empty file cannot be mapped, a base in use fails
-// with ERROR_INVALID_ADDRESS, and a view of a shared object can never be
-// given more access than it was mapped with (its maximum, see Protect).
+// ERROR_ACCESS_DENIED), an unaligned base or offset fails with
+// ERROR_MAPPED_ALIGNMENT, a base in use with ERROR_INVALID_ADDRESS, and a
+// view of a shared object can never be given more access than it was
+// mapped with (its maximum, see Protect).
 func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -641,17 +651,17 @@ func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot os
 		return 0, err
 	}
 	if off%uint64(s.gran) != 0 {
-		return 0, fail(op, addr, size, osmem.ErrInvalid, 0, "offset %#x not aligned to %#x", off, s.gran)
+		code := uintptr(0)
+		if s.windows() {
+			code = winMappedAlignment
+		}
+		return 0, fail(op, addr, size, osmem.ErrInvalid, code, "offset %#x not aligned to %#x", off, s.gran)
 	}
 	if s.windows() {
-		if o.size == 0 {
-			// CreateFileMapping refuses an empty file
-			// (ERROR_FILE_INVALID); the native backend finds it first.
-			return 0, fail(op, addr, size, osmem.ErrInvalid, 0, "%s: empty file", o.name)
-		}
-		// The last page of the object is mappable whole.
-		objEnd := (o.size + uint64(s.page) - 1) &^ uint64(s.page-1)
-		if off >= o.size || uint64(size) > objEnd-off {
+		// Measured under Wine: even the rest of the object's last page is
+		// beyond it, so a file whose size is not a multiple of the page
+		// cannot have its last page mapped with an explicit size.
+		if off >= o.size || uint64(size) > o.size-off {
 			return 0, fail(op, addr, size, osmem.ErrInvalid, winAccessDenied, "view [%#x, +%#x) beyond the object's %#x bytes", off, size, o.size)
 		}
 	} else if off+uint64(size) < off {
@@ -661,7 +671,8 @@ func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	if err != nil {
 		return 0, err
 	}
-	g := seg{start: base, end: base + size, typ: osmem.TypeMapped, prot: prot, shared: o.shared, obj: o, name: o.mapName(s.rules), off: off}
+	g := seg{start: base, end: base + size, typ: osmem.TypeMapped, prot: prot, shared: o.shared, obj: o, name: o.mapName(s.rules), off: off,
+		dev: o.dev, inode: o.inode}
 	if s.windows() {
 		g.state = osmem.StateCommitted
 		g.base = base
@@ -683,10 +694,11 @@ func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot os
 
 // Unmap removes a view. Under Linux rules it is munmap, exactly like
 // Release. Under Windows rules it is UnmapViewOfFile, which takes only a
-// base: addr must be a view's base and size, which UnmapViewOfFile would
-// ignore, the view's whole size, so that a caller's mistaken belief about
-// what it unmaps is caught rather than acted on; both fail with
-// ERROR_INVALID_ADDRESS, as in the native backend.
+// base and unmaps the whole view: addr must be a view's base
+// (ERROR_INVALID_ADDRESS otherwise) and size, which UnmapViewOfFile would
+// ignore, the view's whole size (ERROR_INVALID_PARAMETER otherwise, as for
+// Release), so that a caller's mistaken belief about what it unmaps is
+// caught rather than acted on.
 func (s *OS) Unmap(addr, size uintptr) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -706,17 +718,18 @@ func (s *OS) Unmap(addr, size uintptr) error {
 		return fail(op, addr, size, osmem.ErrNotMapped, osmem.WinErrorInvalidAddress, "not the base of a view")
 	}
 	if size != a.end-a.base {
-		return fail(op, addr, size, osmem.ErrNotMapped, osmem.WinErrorInvalidAddress, "the view is %#x bytes; only whole views are unmapped", a.end-a.base)
+		return fail(op, addr, size, osmem.ErrInvalid, osmem.WinErrorInvalidParameter, "the view is %#x bytes; only whole views are unmapped", a.end-a.base)
 	}
 	s.dropLocked(a)
 	return nil
 }
 
-// Query returns the region containing addr. For free space it returns the
-// whole free gap around addr (State StateFree), bounded by the neighbouring
-// mappings or by 0 and the top of the address space. Under Windows rules an
-// address at or above Hi fails with ERROR_INVALID_PARAMETER, as
-// VirtualQuery does.
+// Query returns the whole region containing addr, as both native backends
+// do (the Windows one walks VirtualQuery back to the start of the run).
+// Free space is reported as the free gap around addr, bounded by the
+// neighbouring mappings or by 0 and the top of the address space. Under
+// Windows rules an address at or above Hi fails with
+// ERROR_INVALID_PARAMETER, as VirtualQuery does.
 func (s *OS) Query(addr uintptr) (osmem.Region, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
