@@ -71,9 +71,11 @@ const (
 // Options configures a simulator. The zero value gives the defaults of the
 // chosen rules.
 type Options struct {
-	// Lo and Hi bound the addresses the simulator hands out, [Lo, Hi). Zero
-	// selects the defaults of the rules (LinuxLo/LinuxHi,
-	// WindowsLo/WindowsHi). Small bounds make exhaustion easy to reach.
+	// Lo and Hi bound the addresses the simulator hands out, [Lo, Hi),
+	// rounded inwards to the granularity. Zero selects the default of the
+	// rules (LinuxLo/LinuxHi, WindowsLo/WindowsHi); bounds that leave
+	// nothing select both defaults. Small bounds make exhaustion easy to
+	// reach.
 	Lo, Hi uintptr
 	// PageSize is the page size, a power of two; zero selects 4 KiB.
 	PageSize uintptr
@@ -82,9 +84,11 @@ type Options struct {
 	// selects 64 KiB. Linux rules always use the page size.
 	Granularity uintptr
 	// MmapBase is where Linux rules start the top-down search for Hint
-	// placements (the kernel's mm->mmap_base). Zero derives it from Hi
-	// the way the kernel does: 128 MiB below Hi, and, if Seed is not zero,
-	// a further random page-aligned offset of up to 1 TiB (ASLR).
+	// placements (the kernel's mm->mmap_base). Zero, or a value outside
+	// (Lo, Hi], derives it from the bounds the way the kernel does: 128 MiB
+	// (at most an eighth of the space) below Hi, and, if Seed is not zero,
+	// a further random page-aligned offset of up to 1 TiB (at most a
+	// quarter of the space): ASLR.
 	MmapBase uintptr
 	// Seed seeds every random choice the simulator makes; 0 turns
 	// randomisation off. Windows rules currently make none.
@@ -165,10 +169,12 @@ func New(rules osmem.Rules, opts Options) *OS {
 		s.lo, s.hi = LinuxLo, LinuxHi
 	}
 	if opts.Lo != 0 || opts.Hi != 0 {
-		lo, _ := alignUp(opts.Lo, s.gran)
-		hi := alignDown(opts.Hi, s.gran)
-		if opts.Lo == 0 {
-			lo = s.gran
+		lo, hi := s.lo, s.hi
+		if opts.Lo != 0 {
+			lo, _ = alignUp(opts.Lo, s.gran)
+		}
+		if opts.Hi != 0 {
+			hi = alignDown(opts.Hi, s.gran)
 		}
 		if lo != 0 && lo < hi {
 			s.lo, s.hi = lo, hi
