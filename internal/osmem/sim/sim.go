@@ -22,11 +22,15 @@
 //     and Unmap are munmap: any page-aligned range, unmapped space
 //     included.
 //   - Windows: reservation and view bases on 64 KiB, sizes in pages. Hint
-//     placement is bottom-up. Nothing is mapped over anything in use
-//     (ERROR_INVALID_ADDRESS, 487), Fixed is not supported, a reservation
-//     is released only whole and from its base (87 for a partial size, 487
-//     for a non-base), a view is unmapped only from its base, and Commit,
-//     Decommit and Protect stay within one allocation (487 otherwise).
+//     placement is bottom-up, a hint rounded down to 64 KiB. Nothing is
+//     mapped over anything in use (ERROR_INVALID_ADDRESS, 487), Fixed is
+//     not supported, a reservation is released only whole and from its
+//     base (87 for a partial size, 487 for a non-base or a view), a view is
+//     unmapped only whole from its base, Commit and Decommit stay within
+//     one reservation and Protect within one allocation's committed pages
+//     (487 otherwise), and a view of a shared object never gains access it
+//     was mapped without (87). Where Wine 8.0 reports 87 and Windows 487,
+//     the simulator reports Windows' number; the class is the same.
 //
 // Every mutating call can be made to fail on purpose (FailCall, FailFrom),
 // with no effect on the state, so that callers' error paths can be tested
