@@ -241,6 +241,12 @@ type OS interface {
 	// reserved.
 	Decommit(addr, size uintptr) error
 	// Protect changes the protection of committed memory.
+	//
+	// Under Linux rules a failed Commit, Decommit or Protect may already
+	// have changed the pages below the first one it could not change
+	// (mprotect works VMA by VMA). Callers keep that from mattering by
+	// checking their own records first (vmm asks aspacem), so that only a
+	// resource failure can stop the call half way.
 	Protect(addr, size uintptr, prot Prot) error
 	// Release gives back a reservation, with everything committed in it.
 	// Linux rules allow any page-aligned sub-range; Windows rules only the

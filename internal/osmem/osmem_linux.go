@@ -122,10 +122,13 @@ func checkProt(op string, addr, size uintptr, p Prot) error {
 // kernels before 4.17 ignore MAP_FIXED_NOREPLACE and treat it as a hint.
 func (l *linuxOS) mmap(op string, addr, size uintptr, prot, flags, fd int, off uint64, mode Mode) (uintptr, error) {
 	switch mode {
+	case Hint:
 	case Exact:
 		flags |= unix.MAP_FIXED_NOREPLACE
 	case Fixed:
 		flags |= unix.MAP_FIXED
+	default:
+		return 0, &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("unknown mode %v", mode)}
 	}
 	p, err := unix.MmapPtr(fd, int64(off), ptrOf(addr), size, prot, flags)
 	if err != nil {
@@ -370,10 +373,26 @@ func (l *linuxOS) Regions(lo, hi uintptr) ([]Region, error) {
 		if e.Start >= hi {
 			return false
 		}
-		out = append(out, regionOf(e, max(e.Start, lo), min(e.End, hi)))
+		r := regionOf(e, max(e.Start, lo), min(e.End, hi))
+		if n := len(out); n > 0 && continues(out[n-1], r) {
+			out[n-1].End = r.End
+			return true
+		}
+		out = append(out, r)
 		return true
 	})
 	return out, err
+}
+
+// continues reports whether r extends prev seamlessly: the kernel keeps
+// adjacent VMAs with identical attributes apart for reasons of its own
+// (anon_vma identity, a past mprotect), but a Region is a maximal run of
+// identical pages.
+func continues(prev, r Region) bool {
+	return prev.End == r.Start && prev.State == r.State && prev.Type == r.Type &&
+		prev.Prot == r.Prot && prev.Shared == r.Shared && prev.Name == r.Name &&
+		prev.Dev == r.Dev && prev.Inode == r.Inode &&
+		(prev.Type != TypeMapped || prev.Offset+uint64(prev.End-prev.Start) == r.Offset)
 }
 
 // walk reads /proc/self/maps once and calls fn on each entry in order.
@@ -415,7 +434,7 @@ func regionOf(e *procmaps.Entry, start, end uintptr) Region {
 		Shared:    e.Shared,
 		AllocBase: e.Start,
 		Name:      string(e.Name),
-		Offset:    e.Offset + uint64(start-e.Start),
+		Offset:    e.Offset,
 		Dev:       e.Dev(),
 		Inode:     e.Inode,
 		State:     StateCommitted,
@@ -424,6 +443,7 @@ func regionOf(e *procmaps.Entry, start, end uintptr) Region {
 	switch {
 	case e.Inode != 0 || strings.HasPrefix(r.Name, "/"):
 		r.Type = TypeMapped
+		r.Offset += uint64(start - e.Start)
 	case e.Prot == 0 && !e.Shared:
 		r.State = StateReserved
 	}

@@ -676,10 +676,7 @@ func testObjectClose(e *env) {
 // backends from the contract, by backend name and BadInput case. A listed
 // case is logged instead of failing; once it passes it fails, so that the
 // entry goes when the backend is fixed.
-var knownBugs = map[string]string{
-	"linux/Reserve unknown mode":   "osmem_linux.go mmap() treats an unknown Mode as Hint",
-	"linux/MapObject unknown mode": "osmem_linux.go mmap() treats an unknown Mode as Hint",
-}
+var knownBugs = map[string]string{}
 
 // foreignObject is an Object no backend made.
 type foreignObject struct{}
