@@ -2,13 +2,9 @@ package aspacem
 
 import (
 	"io"
-	"strconv"
-)
 
-// mapsNameColumn is the column at which the kernel starts the name field
-// of a /proc/self/maps line on 64-bit systems (it pads the prefix to
-// 25 + 6*sizeof(void*) - 1 characters, then writes one space).
-const mapsNameColumn = 73
+	"github.com/reachvm/reachvm/internal/procmaps"
+)
 
 // WriteMaps writes the segments intersecting [lo, hi), clipped to it, in
 // /proc/self/maps format:
@@ -49,65 +45,32 @@ func (m *Map) WriteMaps(w io.Writer, lo, hi uintptr) error {
 	return nil
 }
 
-// appendMapsLine appends s's maps line, newline included, to b.
+// appendMapsLine appends s's maps line, newline included, to b. The line
+// is the kernel's (procmaps.Entry.AppendText), with the owner annotation
+// appended to the name.
 func appendMapsLine(b []byte, s *Segment) []byte {
-	start := len(b)
-	b = appendHex(b, uint64(s.Start), 8)
-	b = append(b, '-')
-	b = appendHex(b, uint64(s.End), 8)
-	b = append(b, ' ')
-	b = append(b, s.Prot.String()...)
-	if s.Shared {
-		b = append(b, 's')
-	} else {
-		b = append(b, 'p')
+	e := procmaps.Entry{
+		Start:    s.Start,
+		End:      s.End,
+		Prot:     procmaps.Perm(s.Prot),
+		Shared:   s.Shared,
+		Offset:   s.Offset,
+		DevMajor: uint32(s.Dev >> 8),
+		DevMinor: uint32(s.Dev & 0xff),
+		Inode:    s.Inode,
 	}
-	b = append(b, ' ')
-	b = appendHex(b, s.Offset, 8)
-	b = append(b, ' ')
-	b = appendHex(b, s.Dev>>8, 2)
-	b = append(b, ':')
-	b = appendHex(b, s.Dev&0xff, 2)
-	b = append(b, ' ')
-	b = strconv.AppendUint(b, s.Inode, 10)
-	b = append(b, ' ')
-	annot := ""
+	var name [256]byte
+	e.Name = append(name[:0], s.Name...)
 	if s.Kind.Owned() {
-		annot = s.Owner
+		annot := s.Owner
 		if annot == "" {
 			annot = s.Kind.String()
 		}
-	}
-	if s.Name != "" || annot != "" {
-		for len(b)-start < mapsNameColumn {
-			b = append(b, ' ')
+		if len(e.Name) > 0 {
+			e.Name = append(e.Name, ' ')
 		}
-		b = append(b, s.Name...)
-		if annot != "" {
-			if s.Name != "" {
-				b = append(b, ' ')
-			}
-			b = append(b, '[')
-			b = append(b, annot...)
-			b = append(b, ']')
-		}
+		e.Name = append(append(append(e.Name, '['), annot...), ']')
 	}
+	b, _ = e.AppendText(b) // never fails
 	return append(b, '\n')
-}
-
-// appendHex appends v in lower-case hexadecimal, zero-padded to width
-// digits.
-func appendHex(b []byte, v uint64, width int) []byte {
-	var tmp [16]byte
-	i := len(tmp)
-	for v != 0 || i == len(tmp) {
-		i--
-		tmp[i] = "0123456789abcdef"[v&0xf]
-		v >>= 4
-	}
-	for len(tmp)-i < width {
-		b = append(b, '0')
-		width--
-	}
-	return append(b, tmp[i:]...)
 }
