@@ -59,24 +59,11 @@ if [[ -z "$WINE" || -z "$WINESERVER" || -z "$MINGW" ]]; then
 	log "installing wine64 and gcc-mingw-w64-x86-64"
 	[[ $(id -u) -eq 0 ]] || die "wine64/mingw missing and not root: apt-get install wine64 gcc-mingw-w64-x86-64"
 	command -v apt-get >/dev/null || die "wine64/mingw missing and no apt-get"
-	# An install of exactly these packages may already be running in the
-	# background (machine set-up logs it to /tmp/apt-wine.log, ending in
-	# "done"): wait for it rather than fight it for the dpkg lock.
-	if [[ -f /tmp/apt-wine.log ]]; then
-		for _ in $(seq 600); do
-			[[ "$(tail -n1 /tmp/apt-wine.log)" == done ]] && break
-			command -v pgrep >/dev/null || break
-			pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null || break
-			sleep 1
-		done
-		find_wine
-	fi
-	if [[ -z "$WINE" || -z "$WINESERVER" || -z "$MINGW" ]]; then
-		timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
-		DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 \
-			install -y -q --no-install-recommends wine64 gcc-mingw-w64-x86-64 >/dev/null
-		find_wine
-	fi
+	# DPkg::Lock::Timeout waits out any other apt-get holding the lock.
+	timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 \
+		install -y -q --no-install-recommends wine64 gcc-mingw-w64-x86-64 >/dev/null
+	find_wine
 	[[ -n "$WINE" && -n "$WINESERVER" && -n "$MINGW" ]] || die "wine64/wineserver/mingw still missing after apt-get"
 fi
 log "wine: $WINE ($("$WINE" --version 2>/dev/null || echo '?')), server: $WINESERVER, cc: $MINGW"
