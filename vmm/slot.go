@@ -95,7 +95,7 @@ func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 		return err
 	}
 	defer s.v.life.RUnlock()
-	if _, err := s.v.os.MapObject(obj, off, addr, size, prot, osmem.Fixed); err != nil {
+	if err := s.v.back.mapFile(obj, off, addr, size, prot); err != nil {
 		return fmt.Errorf("vmm: slot %q: mapping %s: %w", s.owner, obj.Name(), err)
 	}
 	seg := aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off}
@@ -116,7 +116,7 @@ func (s *Slot) Commit(addr, size uintptr, prot osmem.Prot) error {
 	if err := s.require("commit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
 		return err
 	}
-	if err := s.v.os.Commit(addr, size, prot); err != nil {
+	if err := s.v.back.commit(addr, size, prot); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
 	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot, Owner: s.owner})
@@ -132,7 +132,7 @@ func (s *Slot) Decommit(addr, size uintptr) error {
 	if err := s.require("decommit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
 		return err
 	}
-	if err := s.v.os.Decommit(addr, size); err != nil {
+	if err := s.v.back.decommit(addr, size); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
 	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindReservation, Owner: s.owner})
@@ -149,7 +149,7 @@ func (s *Slot) Protect(addr, size uintptr, prot osmem.Prot) error {
 	if err := s.require("protect", addr, size, aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared); err != nil {
 		return err
 	}
-	if err := s.v.os.Protect(addr, size, prot); err != nil {
+	if err := s.v.back.protect(addr, size, prot); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
 	for _, seg := range s.v.space.Segments(addr, addr+size) {
@@ -187,19 +187,6 @@ func (s *Slot) record(seg aspacem.Segment) error {
 	return nil
 }
 
-// unmapAll turns the whole slot back into reservation. Under Linux rules
-// one MAP_FIXED PROT_NONE mapping replaces whatever is there atomically.
-// Windows cannot map over anything, but a slot of vmcode's one reservation
-// holds only committed pages there (file views need the grid of separate
-// reservations), and decommitting them leaves the range reserved.
-func (s *Slot) unmapAll() error {
-	if s.v.os.Rules() == osmem.RulesWindows {
-		return s.v.os.Decommit(s.base, s.size)
-	}
-	_, err := s.v.os.Reserve(s.base, s.size, osmem.Fixed)
-	return err
-}
-
 // Release turns the whole slot back into vmcode reservation and returns it
 // to the allocator. Releasing a slot twice is an error.
 func (s *Slot) Release() error {
@@ -208,14 +195,16 @@ func (s *Slot) Release() error {
 		return err
 	}
 	defer v.life.RUnlock()
-	if err := s.unmapAll(); err != nil {
+	if err := v.back.reset(s.base, s.size); err != nil {
 		return fmt.Errorf("vmm: slot %q: re-reserving: %w", s.owner, err)
 	}
 	v.mu.Lock()
 	delete(v.slots, s)
 	v.mu.Unlock()
-	if err := v.space.Update(aspacem.Segment{Start: s.base, End: s.base + s.size, Kind: aspacem.KindReservation, Owner: OwnerVMCode}); err != nil {
-		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+	for _, seg := range v.back.reserved(s.base, s.size) {
+		if err := v.space.Update(seg); err != nil {
+			return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
+		}
 	}
 	return v.code.release(OwnerVMCode, s.base, s.size)
 }

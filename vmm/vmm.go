@@ -44,6 +44,8 @@ type VMM struct {
 	// os and space are immutable after New.
 	os    osmem.OS
 	space *aspacem.Map
+	// back makes vmcode's pages. Immutable after New.
+	back backing
 	// codeBase and codeSize bound vmcode: [codeBase, codeBase+codeSize).
 	// Immutable after New.
 	codeBase, codeSize uintptr
@@ -97,18 +99,21 @@ func New(cfg Config) (*VMM, error) {
 	if cfg.VMCodeBase != 0 {
 		mode = osmem.Exact
 	}
-	base, err := o.Reserve(cfg.VMCodeBase, size, mode)
+	back, err := newLinear(o, cfg.VMCodeBase, size, mode)
 	if err != nil {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
 	}
-	seg := aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindReservation, Owner: OwnerVMCode}
-	if err := space.Update(seg); err != nil {
-		_ = o.Release(base, size)
-		return nil, fmt.Errorf("vmm: recording vmcode: %w", err)
+	base, size := back.bounds()
+	for _, seg := range back.reserved(base, size) {
+		if err := space.Update(seg); err != nil {
+			_ = back.release()
+			return nil, fmt.Errorf("vmm: recording vmcode: %w", err)
+		}
 	}
 	return &VMM{
 		os:       o,
 		space:    space,
+		back:     back,
 		codeBase: base,
 		codeSize: size,
 		code:     newExtentAllocator(base, size, gran),
@@ -158,7 +163,7 @@ func (v *VMM) Close() error {
 	if v.closed {
 		return ErrClosed
 	}
-	if err := v.os.Release(v.codeBase, v.codeSize); err != nil {
+	if err := v.back.release(); err != nil {
 		return fmt.Errorf("vmm: releasing vmcode: %w", err)
 	}
 	v.closed = true
