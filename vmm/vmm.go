@@ -37,6 +37,11 @@ type Config struct {
 	VMCodeSize uintptr
 	// VMCodeBase is where vmcode must start; 0 lets the OS choose.
 	VMCodeBase uintptr
+	// WX makes vmcode W^X: backed by a shared memory object mapped twice,
+	// executable at vmcode and writable elsewhere at a constant offset, so
+	// that no page is ever writable and executable at once (DESIGN.md
+	// invariant 4).
+	WX bool
 }
 
 // VMM owns vmcode. It is safe for concurrent use.
@@ -99,9 +104,16 @@ func New(cfg Config) (*VMM, error) {
 	if cfg.VMCodeBase != 0 {
 		mode = osmem.Exact
 	}
-	back, err := newLinear(o, cfg.VMCodeBase, size, mode)
+	lin, err := newLinear(o, cfg.VMCodeBase, size, mode)
 	if err != nil {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
+	}
+	var back backing = lin
+	if cfg.WX {
+		if back, err = newDual(lin); err != nil {
+			_ = lin.release()
+			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
+		}
 	}
 	base, size := back.bounds()
 	for _, seg := range back.reserved(base, size) {
