@@ -25,6 +25,13 @@ import (
 // Windows.
 const DefaultVMCodeSize = 2 << 30
 
+// DefaultMinVMCodeSize is the floor AllowSmaller shrinks vmcode to.
+const DefaultMinVMCodeSize = 16 << 20
+
+// DefaultVMHeapSize is vmheap's size on 64-bit hosts, as DynamoRIO's
+// vmheap_size: address space only, committed as it is used.
+const DefaultVMHeapSize = 8 << 30
+
 // Config configures a VMM. The zero value is valid.
 type Config struct {
 	// OS is the backend; nil selects osmem.Native().
@@ -35,8 +42,33 @@ type Config struct {
 	// VMCodeSize is vmcode's size, a multiple of the OS granularity; 0
 	// selects DefaultVMCodeSize.
 	VMCodeSize uintptr
-	// VMCodeBase is where vmcode must start; 0 lets the OS choose.
+	// VMCodeBase is where vmcode must start; 0 lets the OS choose
+	// (DynamoRIO's vm_base).
 	VMCodeBase uintptr
+	// VMCodeMaxOffset adds a random, granularity-aligned offset in
+	// [0, VMCodeMaxOffset) to VMCodeBase, so that vmcode's address is not
+	// predictable (DynamoRIO's vm_max_offset).
+	VMCodeMaxOffset uintptr
+	// Near, if set, places vmcode so that every byte of it is
+	// rel32-reachable from every byte of the range, e.g. the main
+	// executable's text (DynamoRIO's vm_base_near_app). A range of n bytes
+	// leaves room for at most 2 GiB - n of vmcode: a full 2 GiB needs
+	// AllowSmaller. It takes precedence over VMCodeBase.
+	Near *Range
+	// AllowElsewhere lets the OS choose vmcode's base when VMCodeBase is
+	// taken (DynamoRIO's vm_allow_not_at_base). Reported in Placement.
+	AllowElsewhere bool
+	// AllowSmaller shrinks vmcode by 1/16 a try, down to MinVMCodeSize,
+	// when the size asked does not fit (DynamoRIO's vm_allow_smaller).
+	// Reported in Placement.
+	AllowSmaller bool
+	// MinVMCodeSize is the floor for AllowSmaller; 0 selects
+	// DefaultMinVMCodeSize.
+	MinVMCodeSize uintptr
+	// VMHeapSize is vmheap's size; 0 selects DefaultVMHeapSize.
+	VMHeapSize uintptr
+	// NoVMHeap leaves vmheap out.
+	NoVMHeap bool
 	// WX makes vmcode W^X: backed by a shared memory object mapped twice,
 	// executable at vmcode and writable elsewhere at a constant offset, so
 	// that no page is ever writable and executable at once (DESIGN.md
@@ -51,6 +83,11 @@ type VMM struct {
 	space *aspacem.Map
 	// back makes vmcode's pages. Immutable after New.
 	back backing
+	// placement says how vmcode was placed. Immutable after New.
+	placement Placement
+	// heap is vmheap: nil with Config.NoVMHeap, and after Close. Set by
+	// New and Close only, the latter with life held for writing.
+	heap *Heap
 	// codeBase and codeSize bound vmcode: [codeBase, codeBase+codeSize).
 	// Immutable after New.
 	codeBase, codeSize uintptr
@@ -100,11 +137,11 @@ func New(cfg Config) (*VMM, error) {
 	if err := osmem.CheckRange("vmcode", cfg.VMCodeBase, size, gran); err != nil {
 		return nil, fmt.Errorf("vmm: bad vmcode placement: %w", err)
 	}
-	mode := osmem.Hint
-	if cfg.VMCodeBase != 0 {
-		mode = osmem.Exact
+	if cfg.VMCodeMaxOffset != 0 && cfg.VMCodeBase+cfg.VMCodeMaxOffset+size < cfg.VMCodeBase {
+		return nil, fmt.Errorf("vmm: bad vmcode placement: base %#x + max offset %#x + size %#x overflows", cfg.VMCodeBase, cfg.VMCodeMaxOffset, size)
 	}
-	lin, err := newLinear(o, cfg.VMCodeBase, size, mode)
+	pl := Placement{RequestedBase: cfg.VMCodeBase, RequestedSize: size}
+	lin, err := place(o, space, &cfg, size, &pl)
 	if err != nil {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
 	}
@@ -122,15 +159,26 @@ func New(cfg Config) (*VMM, error) {
 			return nil, fmt.Errorf("vmm: recording vmcode: %w", err)
 		}
 	}
-	return &VMM{
-		os:       o,
-		space:    space,
-		back:     back,
-		codeBase: base,
-		codeSize: size,
-		code:     newExtentAllocator(base, size, gran),
-		slots:    make(map[*Slot]struct{}),
-	}, nil
+	v := &VMM{
+		os:        o,
+		space:     space,
+		back:      back,
+		placement: pl,
+		codeBase:  base,
+		codeSize:  size,
+		code:      newExtentAllocator(base, size, gran),
+		slots:     make(map[*Slot]struct{}),
+	}
+	if !cfg.NoVMHeap {
+		if v.heap, err = newHeap(o, space, cfg.VMHeapSize); err != nil {
+			// Undo vmcode: nothing of a failed New stays behind.
+			if rerr := back.release(); rerr == nil {
+				_ = space.Update(aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindFree})
+			}
+			return nil, err
+		}
+	}
+	return v, nil
 }
 
 // OS returns the backend the VMM uses.
@@ -138,6 +186,13 @@ func (v *VMM) OS() osmem.OS { return v.os }
 
 // Space returns the address-space map the VMM records its changes in.
 func (v *VMM) Space() *aspacem.Map { return v.space }
+
+// Placement says how vmcode was placed and which fallbacks were taken.
+func (v *VMM) Placement() Placement {
+	p := v.placement
+	p.Fallbacks = append([]string(nil), p.Fallbacks...)
+	return p
+}
 
 // VMCode returns vmcode's bounds: [base, base+size).
 func (v *VMM) VMCode() (base, size uintptr) { return v.codeBase, v.codeSize }
@@ -174,6 +229,12 @@ func (v *VMM) Close() error {
 	defer v.life.Unlock()
 	if v.closed {
 		return ErrClosed
+	}
+	if v.heap != nil {
+		if err := v.heap.close(); err != nil {
+			return err
+		}
+		v.heap = nil
 	}
 	if err := v.back.release(); err != nil {
 		return fmt.Errorf("vmm: releasing vmcode: %w", err)

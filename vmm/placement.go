@@ -1,0 +1,188 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// Range is the address range [Start, End).
+type Range struct {
+	Start, End uintptr
+}
+
+// Placement says how vmcode was placed: which policy chose its base and
+// every fallback taken on the way. Nothing is placed differently from
+// what was asked without a line in Fallbacks.
+type Placement struct {
+	// How names the policy that placed vmcode: "os" (the OS chose),
+	// "base" (the requested base), "base+offset" (the requested base plus
+	// a random offset), "near-app" (within rel32 reach of Config.Near) or
+	// "elsewhere" (a fallback from a base that was taken).
+	How string
+	// RequestedBase and RequestedSize are what the configuration asked.
+	RequestedBase, RequestedSize uintptr
+	// Offset is the random offset added to RequestedBase.
+	Offset uintptr
+	// Attempts counts reservation attempts.
+	Attempts int
+	// Fallbacks describes each fallback taken, in order; empty when none.
+	Fallbacks []string
+}
+
+// rel32 bounds: a displacement reaches [next+MinInt32, next+MaxInt32].
+const (
+	reachMin = math.MinInt32
+	reachMax = math.MaxInt32
+)
+
+// Reachable reports whether a rel32 displacement taken at from (the
+// address the displacement is relative to: the end of the instruction)
+// reaches to.
+func Reachable(from, to uintptr) bool {
+	d := int64(to) - int64(from)
+	return d >= reachMin && d <= reachMax
+}
+
+// ReachesAll reports whether target is rel32-reachable from every address
+// of vmcode. It is HotSpot's rule (CodeCache reachable()): a target is
+// reachable from the region only if it is reachable from both its ends,
+// which, reach being an interval, covers everything in between.
+func (v *VMM) ReachesAll(target uintptr) bool {
+	return Reachable(v.codeBase, target) && Reachable(v.codeBase+v.codeSize, target)
+}
+
+// nearWindow returns the largest granularity-aligned range every byte of
+// which is rel32-reachable from every byte of r, clipped to [lo, hi).
+// vmcode placed inside it satisfies Config.Near.
+func nearWindow(r Range, lo, hi, gran uintptr) (uintptr, uintptr, bool) {
+	// Lowest start: (r.End-1) + reachMin; highest end (exclusive):
+	// r.Start + reachMax + 1.
+	wlo := lo
+	if m := int64(r.End-1) + reachMin; m > int64(wlo) {
+		wlo = uintptr(m)
+	}
+	whi := hi
+	if m := uint64(r.Start) + reachMax + 1; m < uint64(whi) {
+		whi = uintptr(m)
+	}
+	wlo = (wlo + gran - 1) &^ (gran - 1)
+	whi &^= gran - 1
+	return wlo, whi, whi > wlo
+}
+
+// errNoFit marks a placement that failed for want of room, the only
+// failure a smaller size can cure.
+var errNoFit = errors.New("no room")
+
+// place reserves vmcode as cfg asks, taking the fallbacks it allows.
+func place(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
+	gran := o.Granularity()
+	floor := cfg.MinVMCodeSize
+	if floor == 0 {
+		floor = DefaultMinVMCodeSize
+	}
+	for {
+		lin, err := placeOnce(o, space, cfg, size, p)
+		if err == nil || !cfg.AllowSmaller || !errors.Is(err, errNoFit) {
+			return lin, err
+		}
+		smaller := (size - size/16) &^ (gran - 1)
+		if smaller < floor || smaller == size {
+			return nil, fmt.Errorf("%w; no size down to the floor %#x fits", err, floor)
+		}
+		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("smaller: %#x does not fit (%v), trying %#x", size, err, smaller))
+		size = smaller
+	}
+}
+
+// placeOnce tries one size.
+func placeOnce(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
+	switch {
+	case cfg.Near != nil:
+		return placeNear(o, space, *cfg.Near, size, p)
+	case cfg.VMCodeBase != 0:
+		base := cfg.VMCodeBase
+		p.How = "base"
+		if cfg.VMCodeMaxOffset != 0 {
+			gran := uint64(o.Granularity())
+			steps := uint64(cfg.VMCodeMaxOffset) / gran
+			if steps > 0 {
+				p.Offset = uintptr(rand.Uint64N(steps) * gran)
+				base += p.Offset
+				p.How = "base+offset"
+			}
+		}
+		p.Attempts++
+		lin, err := newLinear(o, base, size, osmem.Exact)
+		if err == nil {
+			return lin, nil
+		}
+		if !cfg.AllowElsewhere || !(errors.Is(err, osmem.ErrExists) || errors.Is(err, osmem.ErrNoMemory)) {
+			return nil, classify(err)
+		}
+		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("elsewhere: %#x+%#x is taken (%v)", base, size, err))
+		p.How = "elsewhere"
+		fallthrough
+	default:
+		if p.How == "" {
+			p.How = "os"
+		}
+		p.Attempts++
+		lin, err := newLinear(o, 0, size, osmem.Hint)
+		return lin, classify(err)
+	}
+}
+
+// classify marks the OS's "no room" errors with errNoFit.
+func classify(err error) error {
+	if err != nil && errors.Is(err, osmem.ErrNoMemory) {
+		return fmt.Errorf("%w: %w", errNoFit, err)
+	}
+	return err
+}
+
+// nearTries bounds how often placeNear re-reads the address space after
+// losing a race for a gap it was advised.
+const nearTries = 8
+
+// placeNear reserves vmcode inside the window rel32-reachable from every
+// byte of r, as near r as aspacem's advice finds room (DynamoRIO's
+// vm_base_near_app). If another thread takes the advised gap first, the
+// map is refreshed from the kernel and advice asked again.
+func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placement) (*linear, error) {
+	p.How = "near-app"
+	if r.End <= r.Start {
+		return nil, fmt.Errorf("vmm: near range [%#x, %#x) is empty", r.Start, r.End)
+	}
+	lo, hi := o.Bounds()
+	gran := o.Granularity()
+	wlo, whi, ok := nearWindow(r, lo, hi, gran)
+	if !ok || whi-wlo < size {
+		return nil, fmt.Errorf("%w: the window reachable from [%#x, %#x) holds less than %#x bytes", errNoFit, r.Start, r.End, size)
+	}
+	mid := wlo + (whi-wlo)/2
+	for i := 0; i < nearTries; i++ {
+		if err := space.Refresh(o); err != nil {
+			return nil, err
+		}
+		addr, err := space.Advise(size, gran, mid, (whi-wlo)/2)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no free %#x bytes within reach of [%#x, %#x): %v", errNoFit, size, r.Start, r.End, err)
+		}
+		p.Attempts++
+		lin, err := newLinear(o, addr, size, osmem.Exact)
+		if err == nil {
+			return lin, nil
+		}
+		if !errors.Is(err, osmem.ErrExists) {
+			return nil, classify(err)
+		}
+		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("retry: advised %#x was taken before it was reserved", addr))
+	}
+	return nil, fmt.Errorf("%w: lost the race for an advised gap %d times", errNoFit, nearTries)
+}
