@@ -95,7 +95,7 @@ func place(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placeme
 		if smaller < floor || smaller == size {
 			return nil, fmt.Errorf("%w; no size down to the floor %#x fits", err, floor)
 		}
-		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("smaller: %#x does not fit (%v), trying %#x", size, err, smaller))
+		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("smaller: %#x does not fit, trying %#x", size, smaller))
 		size = smaller
 	}
 }

@@ -4,6 +4,7 @@
 //
 //	reachvm demo [--json] [--size N]   reserve vmcode, load a library into it, call it via rel32
 //	reachvm maps                       print this process's annotated address-space map
+//	reachvm vmm [flags] [--json]       reserve vmcode and vmheap, print the placement decisions
 package main
 
 import (
@@ -23,6 +24,7 @@ func main() {
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"demo": cmdDemo,
 	"maps": cmdMaps,
+	"vmm":  cmdVMM,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -49,6 +51,9 @@ commands:
   demo [--json] [--size N]   reserve vmcode, load libdemo.so privately into it,
                              emit a stub that calls it with a rel32 call, run it
   maps                       print this process's address-space map, annotated
+  vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
+      [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
+                             reserve vmcode and vmheap, print the placement decisions
 `)
 }
 

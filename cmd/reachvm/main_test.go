@@ -117,3 +117,52 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestVMMJSON(t *testing.T) {
+	for _, args := range [][]string{
+		{"vmm", "--json", "--size", "64M"},
+		{"vmm", "--json", "--near", "self"},
+		{"vmm", "--json", "--size", "64M", "--base", "0x100000000000", "--max-offset", "16M"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%q exited %d: %s", args, code, errb.String())
+		}
+		var r map[string]any
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("%q: invalid JSON: %v", args, err)
+		}
+		for _, k := range []string{"vmcode_base", "vmcode_size", "vmheap_base", "vmheap_size", "wx", "placement", "fallbacks"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%q: JSON lacks %q", args, k)
+			}
+		}
+		if _, ok := r["fallbacks"].([]any); !ok {
+			t.Errorf("%q: fallbacks is %T, want a list", args, r["fallbacks"])
+		}
+		switch args[2] {
+		case "--near":
+			if r["placement"] != "near-app" || len(r["fallbacks"].([]any)) == 0 {
+				t.Errorf("--near self: placement %v, fallbacks %v; want near-app, shrunk", r["placement"], r["fallbacks"])
+			}
+		case "--size":
+			if len(args) > 4 && r["placement"] != "base+offset" {
+				t.Errorf("--base --max-offset: placement %v", r["placement"])
+			}
+		}
+	}
+}
+
+func TestVMMBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"vmm", "--near", "12"},
+		{"vmm", "--near", "0x2000-0x1000"},
+		{"vmm", "--base", "0x1001"},
+		{"vmm", "extra"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code == 0 || errb.Len() == 0 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+}
