@@ -27,6 +27,8 @@ type opRunner struct {
 	slots  []*vmm.Slot
 	freed  []*vmm.Slot
 	nSlots int
+	// heap holds live vmheap allocations: address and size.
+	heap [][2]uintptr
 }
 
 // pageRange picks a random page-aligned range inside s.
@@ -43,8 +45,8 @@ var prots = []osmem.Prot{osmem.ProtNone, osmem.ProtRead, osmem.ProtRW, osmem.Pro
 // sequence includes invalid requests and, on sim, injected faults); what
 // matters is that aspacem and the kernel still agree afterwards.
 func (r *opRunner) step() (string, error) {
-	op := r.rng.IntN(11)
-	if len(r.slots) == 0 && op != 9 {
+	op := r.rng.IntN(13)
+	if len(r.slots) == 0 && op <= 8 {
 		op = 0
 	}
 	var s *vmm.Slot
@@ -112,7 +114,28 @@ func (r *opRunner) step() (string, error) {
 			return "unaligned protect", errors.New("an unaligned protect succeeded")
 		}
 		return "invalid requests", nil
+	case 11:
+		size := uintptr(1+r.rng.IntN(8)) * r.page
+		a, err := r.v.HeapAlloc(size)
+		if err == nil {
+			r.heap = append(r.heap, [2]uintptr{a, size})
+		}
+		return fmt.Sprintf("heap alloc %#x", size), err
+	case 12:
+		if len(r.heap) == 0 {
+			return "no-op", nil
+		}
+		i := r.rng.IntN(len(r.heap))
+		h := r.heap[i]
+		err := r.v.HeapFree(h[0], h[1])
+		if err == nil {
+			r.heap = append(r.heap[:i], r.heap[i+1:]...)
+		}
+		return fmt.Sprintf("heap free %#x+%#x", h[0], h[1]), err
 	default:
+		if _, size := r.v.VMCode(); r.v.FreeVMCode() == size {
+			return "no-op", nil // asking for more than all of vmcode is a different refusal
+		}
 		_, err := r.v.ReserveSlot(r.v.FreeVMCode()+r.page, "too big")
 		var ex *vmm.ExhaustedError
 		if !errors.As(err, &ex) {
