@@ -20,25 +20,60 @@ type Slot struct {
 	// segments in aspacem ("privlib libdemo.so", "fcache").
 	base, size uintptr
 	owner      string
+	// files is set for slots that may hold file views (ReserveSlot);
+	// units (ReserveUnit) may not. Immutable.
+	files bool
 }
 
-// ReserveSlot carves a granularity-aligned range of size bytes (rounded up
-// to the granularity) out of vmcode for owner. The slot starts reserved.
+// ReserveSlot carves a range of at least size bytes out of vmcode for
+// owner, able to hold file views: aligned to, and a multiple of, the
+// backing's file alignment (the granularity on Linux, a grid slot on
+// Windows). The slot starts reserved.
 func (v *VMM) ReserveSlot(size uintptr, owner string) (*Slot, error) {
-	gran := v.os.Granularity()
+	return v.reserveSlot(0, size, owner, v.back.fileAlign(), true)
+}
+
+// ReserveSlotAt is ReserveSlot at exactly addr, which must be free vmcode
+// aligned to the backing's file alignment (DynamoRIO's
+// heap_reserve_for_external_mapping, exact address first).
+func (v *VMM) ReserveSlotAt(addr, size uintptr, owner string) (*Slot, error) {
+	if addr == 0 {
+		return nil, fmt.Errorf("vmm: slot for %q: address 0", owner)
+	}
+	return v.reserveSlot(addr, size, owner, v.back.fileAlign(), true)
+}
+
+// ReserveUnit carves a granularity-aligned range of at least size bytes
+// out of vmcode for emitted code. Units never hold file views, so on the
+// Windows grid they need not take whole grid slots.
+func (v *VMM) ReserveUnit(size uintptr, owner string) (*Slot, error) {
+	return v.reserveSlot(0, size, owner, v.os.Granularity(), false)
+}
+
+// reserveSlot allocates [addr, addr+size) (addr 0: anywhere) aligned to
+// align and records it.
+func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files bool) (*Slot, error) {
 	if size == 0 || size > v.codeSize {
 		return nil, fmt.Errorf("vmm: slot for %q: size %#x is zero or larger than vmcode (%#x)", owner, size, v.codeSize)
 	}
-	size = (size + gran - 1) &^ (gran - 1)
+	size = (size + align - 1) &^ (align - 1)
+	if addr%align != 0 {
+		return nil, fmt.Errorf("vmm: slot for %q: address %#x not aligned to %#x", owner, addr, align)
+	}
 	if err := v.acquire(); err != nil {
 		return nil, err
 	}
 	defer v.life.RUnlock()
-	base, err := v.code.alloc(OwnerVMCode, size, gran)
-	if err != nil {
+	base := addr
+	if addr == 0 {
+		var err error
+		if base, err = v.code.alloc(OwnerVMCode, size, align); err != nil {
+			return nil, err
+		}
+	} else if err := v.code.allocAt(OwnerVMCode, addr, size); err != nil {
 		return nil, err
 	}
-	s := &Slot{v: v, base: base, size: size, owner: owner}
+	s := &Slot{v: v, base: base, size: size, owner: owner, files: files}
 	if err := v.space.Update(aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindReservation, Owner: owner}); err != nil {
 		_ = v.code.release(OwnerVMCode, base, size)
 		return nil, fmt.Errorf("vmm: slot for %q: %w", owner, err)
@@ -91,6 +126,9 @@ func (s *Slot) check(op string, addr, size uintptr) error {
 // MapFile maps size bytes of obj from offset off at addr, private and
 // copy-on-write, replacing the slot's reservation there atomically.
 func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+	if !s.files {
+		return fmt.Errorf("vmm: slot %q: a code unit cannot hold file views; use ReserveSlot", s.owner)
+	}
 	if err := s.begin("map", addr, size); err != nil {
 		return err
 	}

@@ -190,3 +190,39 @@ func Example() {
 	// +0x003000-+0x100000 reservation --- vmcode
 	// mismatches: 0
 }
+
+// TestReserveSlotAt asks for slots at exact addresses: free ones are
+// granted where asked, taken or unaligned ones are refused, and a unit
+// cannot hold a file view.
+func TestReserveSlotAt(t *testing.T) {
+	s := newSim(t, osmem.RulesLinux)
+	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	base, _ := v.VMCode()
+	a, err := v.ReserveSlotAt(base+0x10000, 0x3000, "exact")
+	if err != nil || a.Base() != base+0x10000 {
+		t.Fatalf("ReserveSlotAt: %v at %#x", err, a.Base())
+	}
+	if _, err := v.ReserveSlotAt(base+0x12000, 0x1000, "overlap"); err == nil {
+		t.Fatal("a slot over another slot was granted")
+	}
+	if _, err := v.ReserveSlotAt(base+0x100, 0x1000, "unaligned"); err == nil {
+		t.Fatal("an unaligned exact slot was granted")
+	}
+	if _, err := v.ReserveSlotAt(base+16<<20, 0x1000, "outside"); err == nil {
+		t.Fatal("an exact slot outside vmcode was granted")
+	}
+	u, err := v.ReserveUnit(0x1000, "unit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.MapFile(nil, 0, u.Base(), 0x1000, osmem.ProtRead); err == nil {
+		t.Fatal("a unit accepted a file view")
+	}
+	if mism, err := v.Space().SyncCheck(s); err != nil || len(mism) != 0 {
+		t.Fatalf("SyncCheck: %v %v", err, mism)
+	}
+}
