@@ -3,10 +3,14 @@
 // vmcode, so code in one unit reaches code in any other, and every private
 // library, with a rel32 displacement.
 //
-// Code is written through a unit's writable view and run from its
-// executable address. In this first version the two are the same pages,
-// flipped from read-write to read-execute by Seal; the W^X dual mapping of
-// DESIGN.md section 4 keeps the addresses apart and the API unchanged.
+// Code is encoded for a unit's executable address (Exec), written through
+// its writable address (Writable, or Write) and run from Exec. Under W^X
+// (vmm.Config.WX, on by default where the platform allows) the two are
+// different views of the same memory, DynamoRIO's and QEMU's split-wx:
+// Exec is read-execute from the moment the unit is allocated and Writable
+// read-write until it is freed, so no page is ever both, and writing code
+// costs no protection change. Without W^X they are the same pages, written
+// read-write and flipped to read-execute by Seal.
 package vmcode
 
 import (
@@ -30,35 +34,64 @@ func New(v *vmm.VMM) *Code { return &Code{v: v} }
 // VMM returns the VMM the units come from.
 func (c *Code) VMM() *vmm.VMM { return c.v }
 
-// Unit is a run of committed vmcode pages for emitted code.
+// WX reports whether units are W^X: executable and writable at different
+// addresses.
+func (c *Code) WX() bool { return c.v.WX() }
+
+// Unit is a run of committed vmcode pages for emitted code. Its methods
+// must not be called concurrently with each other; different units are
+// independent.
 type Unit struct {
 	slot *vmm.Slot
-	// sealed is set once the unit is executable and no longer writable.
+	// rw is the writable address of the unit's first byte: Exec() plus
+	// the VMM's constant offset under W^X, Exec() otherwise.
+	rw uintptr
+	// wx is set when the unit's writable and executable views differ.
+	wx bool
+	// sealed is set by Seal.
 	sealed bool
 }
 
-// Alloc returns a writable unit of at least size bytes.
+// Alloc returns a unit of at least size bytes, rounded up to the
+// allocation granularity, ready to be written. Under W^X its executable
+// view is read-execute and its writable view read-write; otherwise it is
+// read-write until Seal.
 func (c *Code) Alloc(size uintptr) (*Unit, error) {
-	s, err := c.v.ReserveSlot(size, OwnerFcache)
+	s, err := c.v.ReserveUnit(size, OwnerFcache)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Commit(s.Base(), s.Size(), osmem.ProtRW); err != nil {
+	wx := c.v.WX()
+	prot := osmem.ProtRW
+	if wx {
+		prot = osmem.ProtRX
+	}
+	if err := s.Commit(s.Base(), s.Size(), prot); err != nil {
 		if rerr := s.Release(); rerr != nil {
 			return nil, fmt.Errorf("%w (and releasing the unit: %v)", err, rerr)
 		}
 		return nil, err
 	}
-	return &Unit{slot: s}, nil
+	rw, _ := c.v.Writable(s.Base())
+	return &Unit{slot: s, rw: rw, wx: wx}, nil
 }
 
-// Exec returns the address code in the unit runs at.
+// Exec returns the address code in the unit runs at: what its code is
+// encoded for.
 func (u *Unit) Exec() uintptr { return u.slot.Base() }
+
+// Writable returns the address the unit's bytes are written at. Under W^X
+// it stays writable for the unit's whole life, so that code can be patched
+// in place (linking exits) while it runs; without W^X it is Exec and
+// writable only until Seal.
+func (u *Unit) Writable() uintptr { return u.rw }
 
 // Size returns the unit's size in bytes.
 func (u *Unit) Size() uintptr { return u.slot.Size() }
 
-// Write copies b to offset off of the unit through its writable view.
+// Write copies b to offset off of the unit through its writable view. It
+// fails after Seal in both modes, so that code that works with W^X off
+// works with it on and the other way round.
 func (u *Unit) Write(off uintptr, b []byte) error {
 	if u.sealed {
 		return fmt.Errorf("vmcode: unit at %#x is sealed", u.Exec())
@@ -66,22 +99,29 @@ func (u *Unit) Write(off uintptr, b []byte) error {
 	if off > u.Size() || uintptr(len(b)) > u.Size()-off {
 		return fmt.Errorf("vmcode: write of %d bytes at offset %#x leaves the unit (%#x bytes)", len(b), off, u.Size())
 	}
-	copy(osmem.Bytes(u.slot.Base()+off, uintptr(len(b))), b)
+	if len(b) == 0 {
+		return nil
+	}
+	copy(osmem.Bytes(u.rw+off, uintptr(len(b))), b)
 	return nil
 }
 
-// Seal makes the unit executable and read-only: from here on it can run but
-// not be written.
+// Seal ends writing: from here on the unit runs and Write refuses. Without
+// W^X it makes the pages read-execute (one mprotect); under W^X they
+// already are, and Seal makes no system call.
 func (u *Unit) Seal() error {
 	if u.sealed {
 		return nil
 	}
-	if err := u.slot.Protect(u.slot.Base(), u.slot.Size(), osmem.ProtRX); err != nil {
-		return err
+	if !u.wx {
+		if err := u.slot.Protect(u.slot.Base(), u.slot.Size(), osmem.ProtRX); err != nil {
+			return err
+		}
 	}
 	u.sealed = true
 	return nil
 }
 
-// Free returns the unit's pages to vmcode.
+// Free returns the unit's pages to vmcode (under W^X, also to the kernel:
+// the shared object's pages are punched out).
 func (u *Unit) Free() error { return u.slot.Release() }

@@ -1,6 +1,8 @@
 package vmcode_test
 
 import (
+	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
@@ -9,23 +11,47 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// TestUnitLifecycle allocates, writes, seals and frees units on the
-// simulator under both rule sets and on the native backend, checking the
-// kernel's view of each step.
-func TestUnitLifecycle(t *testing.T) {
-	backends := map[string]osmem.OS{
-		"sim-linux":   sim.New(osmem.RulesLinux, sim.Options{}),
-		"sim-windows": sim.New(osmem.RulesWindows, sim.Options{}),
-		"native":      osmem.Native(),
+// setup is one backend and W^X mode to run unit tests on.
+type setup struct {
+	name string
+	os   func() osmem.OS
+	wx   vmm.WXMode
+	// dual says whether the VMM must come out W^X.
+	dual bool
+}
+
+func setups() []setup {
+	simLinux := func() osmem.OS { return sim.New(osmem.RulesLinux, sim.Options{}) }
+	simWindows := func() osmem.OS { return sim.New(osmem.RulesWindows, sim.Options{}) }
+	out := []setup{
+		{"sim-linux/wx=auto", simLinux, vmm.WXAuto, true},
+		{"sim-linux/wx=off", simLinux, vmm.WXOff, false},
+		{"sim-windows/wx=auto", simWindows, vmm.WXAuto, false},
 	}
-	for name, o := range backends {
-		t.Run(name, func(t *testing.T) {
-			v, err := vmm.New(vmm.Config{OS: o, VMCodeSize: 16 << 20})
+	if runtime.GOOS == "linux" {
+		out = append(out,
+			setup{"native/wx=auto", osmem.Native, vmm.WXAuto, true},
+			setup{"native/wx=off", osmem.Native, vmm.WXOff, false})
+	}
+	return out
+}
+
+// TestUnitLifecycle allocates, writes, seals and frees units on the
+// simulator under both rule sets and on the native backend, with W^X on
+// and off, checking the kernel's view of both addresses at each step.
+func TestUnitLifecycle(t *testing.T) {
+	for _, st := range setups() {
+		t.Run(st.name, func(t *testing.T) {
+			o := st.os()
+			v, err := vmm.New(vmm.Config{OS: o, VMCodeSize: 16 << 20, NoVMHeap: true, WX: st.wx})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer v.Close()
 			c := vmcode.New(v)
+			if c.WX() != st.dual {
+				t.Fatalf("W^X %v, want %v", c.WX(), st.dual)
+			}
 			u, err := c.Alloc(100)
 			if err != nil {
 				t.Fatal(err)
@@ -33,14 +59,37 @@ func TestUnitLifecycle(t *testing.T) {
 			if !v.InVMCode(u.Exec(), u.Size()) || u.Size() < 100 {
 				t.Fatalf("unit %#x+%#x not inside vmcode", u.Exec(), u.Size())
 			}
-			if r, err := o.Query(u.Exec()); err != nil || r.Prot != osmem.ProtRW {
-				t.Fatalf("fresh unit: %+v %v, want rw", r, err)
+			prot := func(addr uintptr) osmem.Prot {
+				t.Helper()
+				r, err := o.Query(addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.Prot
+			}
+			if st.dual {
+				if u.Writable() == u.Exec() || v.InVMCode(u.Writable(), 1) {
+					t.Fatalf("writable address %#x: want one outside vmcode", u.Writable())
+				}
+				if x, ok := v.Executable(u.Writable()); !ok || x != u.Exec() {
+					t.Fatalf("Executable(%#x) = %#x %v, want %#x", u.Writable(), x, ok, u.Exec())
+				}
+				if p, q := prot(u.Exec()), prot(u.Writable()); p != osmem.ProtRX || q != osmem.ProtRW {
+					t.Fatalf("fresh unit: exec %v, writable %v; want r-x, rw-", p, q)
+				}
+			} else {
+				if u.Writable() != u.Exec() {
+					t.Fatalf("writable address %#x, want the executable one %#x", u.Writable(), u.Exec())
+				}
+				if p := prot(u.Exec()); p != osmem.ProtRW {
+					t.Fatalf("fresh unit: %v, want rw-", p)
+				}
 			}
 			// The simulator models the address space, not memory: only the
 			// native backend has bytes to write.
 			real := o == osmem.Native()
 			if real {
-				if err := u.Write(0, []byte{0xc3}); err != nil {
+				if err := u.Write(1, []byte{0xc3}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -50,11 +99,14 @@ func TestUnitLifecycle(t *testing.T) {
 			if err := u.Seal(); err != nil {
 				t.Fatal(err)
 			}
-			if r, err := o.Query(u.Exec()); err != nil || r.Prot != osmem.ProtRX {
-				t.Fatalf("sealed unit: %+v %v, want r-x", r, err)
+			if p := prot(u.Exec()); p != osmem.ProtRX {
+				t.Fatalf("sealed unit: %v, want r-x", p)
 			}
-			if real && osmem.Bytes(u.Exec(), 1)[0] != 0xc3 {
-				t.Fatal("the sealed unit does not hold what was written")
+			if st.dual && prot(u.Writable()) != osmem.ProtRW {
+				t.Fatal("sealing changed the writable view")
+			}
+			if real && osmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
+				t.Fatal("the executable view does not hold what was written")
 			}
 			if err := u.Write(0, []byte{0x90}); err == nil {
 				t.Fatal("a write to a sealed unit succeeded")
@@ -69,12 +121,78 @@ func TestUnitLifecycle(t *testing.T) {
 			if v.FreeVMCode() != before+u.Size() {
 				t.Fatalf("free vmcode %#x after Free, want %#x", v.FreeVMCode(), before+u.Size())
 			}
-			if r, err := o.Query(u.Exec()); err != nil || r.State != osmem.StateReserved {
-				t.Fatalf("freed unit: %+v %v, want reserved", r, err)
+			if r, err := o.Query(u.Exec()); err != nil || r.Prot != osmem.ProtNone || (!st.dual && r.State != osmem.StateReserved) {
+				t.Fatalf("freed unit: %+v %v, want no access", r, err)
+			}
+			if st.dual && prot(u.Writable()) != osmem.ProtNone {
+				t.Fatal("a freed unit's writable view is still accessible")
 			}
 			if mism, err := v.Space().SyncCheck(o); err != nil || len(mism) != 0 {
 				t.Fatalf("SyncCheck after Free: %v %v", err, mism)
 			}
 		})
+	}
+}
+
+// TestUnitReuseIsZeroed writes a unit full, frees it and allocates its
+// pages again: they must read as zeros from both views. Under W^X that
+// holds only if Free punched the pages out of the shared object, which
+// outlives every unit.
+func TestUnitReuseIsZeroed(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs the native Linux backend")
+	}
+	for _, wx := range []vmm.WXMode{vmm.WXAuto, vmm.WXOff} {
+		t.Run(wx.String(), func(t *testing.T) {
+			v, err := vmm.New(vmm.Config{VMCodeSize: 1 << 20, NoVMHeap: true, WX: wx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			c := vmcode.New(v)
+			u, err := c.Alloc(8192)
+			if err != nil {
+				t.Fatal(err)
+			}
+			junk := make([]byte, u.Size())
+			for i := range junk {
+				junk[i] = 0xcc
+			}
+			if err := u.Write(0, junk); err != nil {
+				t.Fatal(err)
+			}
+			exec := u.Exec()
+			if err := u.Free(); err != nil {
+				t.Fatal(err)
+			}
+			u, err = c.Alloc(8192)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Free()
+			if u.Exec() != exec {
+				t.Fatalf("the allocator did not reuse %#x (got %#x): the test needs it to", exec, u.Exec())
+			}
+			for _, addr := range []uintptr{u.Exec(), u.Writable()} {
+				for i, b := range osmem.Bytes(addr, u.Size()) {
+					if b != 0 {
+						t.Fatalf("byte %d at %#x is %#x after reuse, want 0", i, addr, b)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestWXOnWindowsRules asks for W^X where only the grid could give it: New
+// must fail with ErrWXWindows and leave nothing behind.
+func TestWXOnWindowsRules(t *testing.T) {
+	s := sim.New(osmem.RulesWindows, sim.Options{})
+	_, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
+	if !errors.Is(err, vmm.ErrWXWindows) {
+		t.Fatalf("got %v, want ErrWXWindows", err)
+	}
+	if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+		t.Fatalf("the refused New left %v", rs)
 	}
 }

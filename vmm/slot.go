@@ -74,9 +74,9 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 		return nil, err
 	}
 	s := &Slot{v: v, base: base, size: size, owner: owner, files: files}
-	if err := v.space.Update(aspacem.Segment{Start: base, End: base + size, Kind: aspacem.KindReservation, Owner: owner}); err != nil {
+	if err := v.recordPages(base, size, owner, false, osmem.ProtNone); err != nil {
 		_ = v.code.release(OwnerVMCode, base, size)
-		return nil, fmt.Errorf("vmm: slot for %q: %w", owner, err)
+		return nil, err
 	}
 	v.mu.Lock()
 	v.slots[s] = struct{}{}
@@ -151,13 +151,13 @@ func (s *Slot) Commit(addr, size uintptr, prot osmem.Prot) error {
 		return err
 	}
 	defer s.v.life.RUnlock()
-	if err := s.require("commit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
+	if err := s.require("commit", addr, size, aspacem.KindReservation, aspacem.KindAnon, aspacem.KindShared); err != nil {
 		return err
 	}
 	if err := s.v.back.commit(addr, size, prot); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
-	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot, Owner: s.owner})
+	return s.v.recordPages(addr, size, s.owner, true, prot)
 }
 
 // Decommit drops the contents of committed pages in [addr, addr+size) and
@@ -167,13 +167,13 @@ func (s *Slot) Decommit(addr, size uintptr) error {
 		return err
 	}
 	defer s.v.life.RUnlock()
-	if err := s.require("decommit", addr, size, aspacem.KindReservation, aspacem.KindAnon); err != nil {
+	if err := s.require("decommit", addr, size, aspacem.KindReservation, aspacem.KindAnon, aspacem.KindShared); err != nil {
 		return err
 	}
 	if err := s.v.back.decommit(addr, size); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
-	return s.record(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindReservation, Owner: s.owner})
+	return s.v.recordPages(addr, size, s.owner, false, osmem.ProtNone)
 }
 
 // Protect changes the protection of [addr, addr+size) of the slot, all of

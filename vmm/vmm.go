@@ -69,11 +69,13 @@ type Config struct {
 	VMHeapSize uintptr
 	// NoVMHeap leaves vmheap out.
 	NoVMHeap bool
-	// WX makes vmcode W^X: backed by a shared memory object mapped twice,
-	// executable at vmcode and writable elsewhere at a constant offset, so
-	// that no page is ever writable and executable at once (DESIGN.md
-	// invariant 4).
-	WX bool
+	// WX says whether vmcode is W^X: backed by a shared memory object
+	// mapped twice, executable at vmcode and writable elsewhere at a
+	// constant offset, so that no page is ever writable and executable at
+	// once (DESIGN.md invariant 4). The zero value, WXAuto, turns it on
+	// wherever the backend allows (Linux rules); WXOff turns it off for
+	// comparison; WXOn requires it.
+	WX WXMode
 }
 
 // VMM owns vmcode. It is safe for concurrent use.
@@ -146,8 +148,8 @@ func New(cfg Config) (*VMM, error) {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
 	}
 	var back backing = lin
-	if cfg.WX {
-		if back, err = newDual(lin); err != nil {
+	if cfg.WX.enabled(o) {
+		if back, err = newDual(lin, space); err != nil {
 			_ = lin.release()
 			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
 		}

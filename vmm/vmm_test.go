@@ -184,10 +184,13 @@ func Example() {
 	}
 	mism, _ := v.Space().SyncCheck(os)
 	fmt.Println("mismatches:", len(mism))
+	// Under Linux rules vmcode is W^X by default: every page of it is a
+	// view of one shared object, PROT_NONE until committed.
+	//
 	// Output:
-	// +0x000000-+0x001000 anon        rw- privlib libexample.so
-	// +0x001000-+0x003000 reservation --- privlib libexample.so
-	// +0x003000-+0x100000 reservation --- vmcode
+	// +0x000000-+0x001000 shared      rw- privlib libexample.so
+	// +0x001000-+0x003000 shared      --- privlib libexample.so
+	// +0x003000-+0x100000 shared      --- vmcode
 	// mismatches: 0
 }
 

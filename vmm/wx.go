@@ -1,8 +1,383 @@
 package vmm
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strconv"
 
-// newDual makes lin W^X: see Config.WX.
-func newDual(lin *linear) (backing, error) {
-	return nil, errors.New("not implemented yet")
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// WXMode says whether vmcode is W^X (DESIGN.md invariant 4): no page of it
+// writable and executable at once, ever.
+type WXMode uint8
+
+const (
+	// WXAuto, the zero value, makes vmcode W^X wherever the backend allows
+	// it: under Linux rules (the native Linux backend, and the simulator
+	// with Linux rules, so that fault injection covers the dual mapping).
+	// Under Windows rules vmcode stays single-mapped: dual views there are
+	// views of a pagefile-backed section, which cannot be mapped over a
+	// reservation, so they need the grid.
+	WXAuto WXMode = iota
+	// WXOn requires W^X: New fails where it cannot be had.
+	WXOn
+	// WXOff maps vmcode once; code is written read-write and then made
+	// read-execute (vmcode.Unit.Seal). It is the baseline of the W^X
+	// benchmark.
+	WXOff
+)
+
+func (m WXMode) String() string {
+	switch m {
+	case WXAuto:
+		return "auto"
+	case WXOn:
+		return "on"
+	case WXOff:
+		return "off"
+	}
+	return fmt.Sprintf("WXMode(%d)", uint8(m))
+}
+
+// Set parses a boolean (strconv.ParseBool) or "auto", so that WXMode is a
+// flag.Value: --wx is WXOn, --wx=false WXOff, no flag WXAuto.
+func (m *WXMode) Set(s string) error {
+	if s == "auto" {
+		*m = WXAuto
+		return nil
+	}
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("W^X mode %q: want true, false or auto", s)
+	}
+	*m = WXOff
+	if on {
+		*m = WXOn
+	}
+	return nil
+}
+
+// IsBoolFlag lets --wx stand alone on a command line.
+func (m *WXMode) IsBoolFlag() bool { return true }
+
+// enabled reports whether m asks for the dual mapping on o. WXOn asks for
+// it everywhere, so that New reports why it cannot be had.
+func (m WXMode) enabled(o osmem.OS) bool {
+	switch m {
+	case WXOn:
+		return true
+	case WXAuto:
+		return o.Rules() == osmem.RulesLinux
+	}
+	return false
+}
+
+// ErrWriteExec is returned, under W^X, for a request that would make a page
+// writable and executable at once.
+var ErrWriteExec = errors.New("vmm: W^X: a page cannot be writable and executable at once")
+
+// ErrWXWindows is returned by New for WXOn under Windows rules.
+var ErrWXWindows = errors.New("vmm: W^X under Windows rules needs the grid (dual views of a pagefile-backed section cannot replace part of one reservation); use WXOff or WXAuto")
+
+// Names of the dual mapping.
+const (
+	// OwnerVMCodeAlias annotates the writable view in aspacem.
+	OwnerVMCodeAlias = "vmcode rw alias"
+	// SharedName is the name of the shared memory object behind vmcode
+	// under W^X; /proc/self/maps shows its views as "/memfd:reachvm-vmcode
+	// (deleted)".
+	SharedName = "reachvm-vmcode"
+)
+
+// dual is vmcode made W^X, DynamoRIO's -satisfy_w_xor_x and QEMU's split-wx:
+// one shared memory object (a memfd) of vmcode's size, mapped twice. The
+// executable view is vmcode itself, at the reachable address; the writable
+// view (the alias) lies wherever the OS put it, at a constant offset
+// rw-base for the region's life. Emitted code is encoded for its executable
+// address and written at the writable one; neither view is ever writable
+// and executable at once.
+//
+// Every page of vmcode is in one of three states:
+//
+//   - reserved: both views PROT_NONE, and the object has no page there (a
+//     hole), so a later commit reads zeros;
+//   - committed: the executable view has the slot's protection (never
+//     write with execute), the alias is read-write;
+//   - a private file view (privload) over the executable view, the alias
+//     PROT_NONE over a hole.
+//
+// The executable view's segments are recorded by Slot, as for linear; the
+// alias's by dual itself (owner OwnerVMCodeAlias), so that SyncCheck covers
+// both and the rest of the VMM never sees the alias. Each operation calls
+// the OS on the alias first and on the executable view last, recording
+// every alias change as soon as it is made: a failure part way leaves the
+// executable view unchanged and aspacem exact.
+type dual struct {
+	// lin is the executable view's range; os, space, obj, name, rw and
+	// discard are immutable after newDual.
+	lin   *linear
+	os    osmem.OS
+	space *aspacem.Map
+	obj   osmem.Object
+	// name is the object's name as /proc/self/maps shows it, less the
+	// " (deleted)" suffix: what the segments of both views record.
+	name string
+	// rw is the alias's base.
+	rw uintptr
+	// discard frees the object's pages under [addr, addr+size) of the
+	// alias, which must be mapped read-write: madvise(MADV_REMOVE) on the
+	// native backend, nil on the simulator (which models no memory).
+	discard func(addr, size uintptr) error
+
+	// Progress of release, so that a failed release can be called again
+	// and no operation touches a view that is gone (the OS may have handed
+	// its range to someone else). Read by operations under the VMM's life
+	// lock held for reading, written by release under it held for writing.
+	rwGone, execGone, closed bool
+}
+
+// newDual makes lin W^X: it creates the shared object, maps it PROT_NONE
+// over all of lin's reservation (one MAP_FIXED, so vmcode is never
+// unmapped and nothing else can land in it), maps the writable view where
+// the OS chooses, and records the alias in space. On failure lin is still
+// reserved (perhaps by a PROT_NONE view) and the caller releases it.
+//
+// osmem's CreateShared maps one page of the object executable before
+// sizing it (an IMA-appraising kernel hashes a file on its first
+// executable mapping: one page is instant, 2 GiB takes seconds); the views
+// here are mapped only after it returns, so that order holds.
+func newDual(lin *linear, space *aspacem.Map) (backing, error) {
+	o := lin.os
+	if o.Rules() == osmem.RulesWindows {
+		return nil, ErrWXWindows
+	}
+	base, size := lin.bounds()
+	obj, err := o.CreateShared(SharedName, uint64(size))
+	if err != nil {
+		return nil, fmt.Errorf("creating the shared object: %w", err)
+	}
+	fail := func(err error) (backing, error) {
+		_ = o.CloseObject(obj)
+		return nil, err
+	}
+	if _, err := o.MapObject(obj, 0, base, size, osmem.ProtNone, osmem.Fixed); err != nil {
+		return fail(fmt.Errorf("mapping the executable view over vmcode: %w", err))
+	}
+	rw, err := o.MapObject(obj, 0, 0, size, osmem.ProtNone, osmem.Hint)
+	if err != nil {
+		return fail(fmt.Errorf("mapping the writable view: %w", err))
+	}
+	d := &dual{lin: lin, os: o, space: space, obj: obj, name: "/memfd:" + SharedName, rw: rw, discard: nativeDiscard(o)}
+	if err := d.recordAlias(base, size, osmem.ProtNone); err != nil {
+		_ = o.Unmap(rw, size)
+		return fail(err)
+	}
+	return d, nil
+}
+
+func (d *dual) bounds() (uintptr, uintptr) { return d.lin.bounds() }
+func (d *dual) fileAlign() uintptr         { return d.lin.fileAlign() }
+
+// alias returns the writable address of the executable address addr.
+func (d *dual) alias(addr uintptr) uintptr { return addr - d.lin.base + d.rw }
+
+// live refuses operations once release has started: a view that is gone
+// may already hold someone else's mapping.
+func (d *dual) live() error {
+	if d.rwGone || d.execGone || d.closed {
+		return errors.New("vmm: W^X vmcode is being released")
+	}
+	return nil
+}
+
+// checkProt refuses unknown bits and write with execute.
+func checkWX(addr, size uintptr, prot osmem.Prot) error {
+	if !prot.Valid() {
+		return &osmem.Error{Op: "protect", Addr: addr, Size: size, Class: osmem.ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(prot))}
+	}
+	if prot&osmem.ProtWrite != 0 && prot&osmem.ProtExec != 0 {
+		return fmt.Errorf("%w: [%#x, +%#x) asked %v (write through the writable view instead)", ErrWriteExec, addr, size, prot)
+	}
+	return nil
+}
+
+// recordAlias records that the alias of [addr, addr+size) has protection
+// prot.
+func (d *dual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
+	seg := aspacem.Segment{Start: d.alias(addr), End: d.alias(addr) + size, Kind: aspacem.KindShared, Prot: prot,
+		Owner: OwnerVMCodeAlias, Name: d.name, Offset: uint64(addr - d.lin.base)}
+	if err := d.space.Update(seg); err != nil {
+		return fmt.Errorf("vmm: recording the writable view: %w", err)
+	}
+	return nil
+}
+
+// aliasState reports whether the alias of [addr, addr+size) is, as
+// recorded, all PROT_NONE and whether it is all read-write.
+func (d *dual) aliasState(addr, size uintptr) (none, rw bool) {
+	none, rw = true, true
+	for _, seg := range d.space.Segments(d.alias(addr), d.alias(addr)+size) {
+		none = none && seg.Prot == osmem.ProtNone
+		rw = rw && seg.Prot == osmem.ProtRW
+	}
+	return none, rw
+}
+
+// setAlias gives the alias of [addr, addr+size) protection prot and
+// records it.
+func (d *dual) setAlias(addr, size uintptr, prot osmem.Prot) error {
+	if err := d.os.Protect(d.alias(addr), size, prot); err != nil {
+		return fmt.Errorf("writable view: %w", err)
+	}
+	return d.recordAlias(addr, size, prot)
+}
+
+// drop returns the object's pages under [addr, addr+size) and leaves the
+// alias there PROT_NONE. An alias already PROT_NONE is over a hole (every
+// path to PROT_NONE goes through here), so it is left alone.
+func (d *dual) drop(addr, size uintptr) error {
+	none, rw := d.aliasState(addr, size)
+	if none {
+		return nil
+	}
+	if d.discard != nil {
+		// MADV_REMOVE wants a writable shared mapping.
+		if !rw {
+			if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+				return err
+			}
+		}
+		if err := d.discard(d.alias(addr), size); err != nil {
+			return fmt.Errorf("returning the pages of [%#x, +%#x): %w", addr, size, err)
+		}
+	}
+	return d.setAlias(addr, size, osmem.ProtNone)
+}
+
+// commit makes the alias read-write, then the executable view prot.
+func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	if _, rw := d.aliasState(addr, size); !rw {
+		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+			return err
+		}
+	}
+	return d.os.Protect(addr, size, prot)
+}
+
+// decommit returns the pages and makes both views PROT_NONE. If the last
+// step fails the contents are gone but the executable view keeps its
+// protection, as recorded.
+func (d *dual) decommit(addr, size uintptr) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := d.drop(addr, size); err != nil {
+		return err
+	}
+	return d.os.Protect(addr, size, osmem.ProtNone)
+}
+
+// protect changes the executable view only: the alias of committed pages
+// stays read-write, so that code can be patched while it runs. Reserved
+// pages (alias PROT_NONE) are refused: they have no storage, and on Linux
+// mprotect would silently make the hole accessible.
+func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	for _, seg := range d.space.Segments(addr, addr+size) {
+		if seg.Kind != aspacem.KindShared {
+			continue // a file view
+		}
+		if _, rw := d.aliasState(seg.Start, seg.Size()); !rw {
+			return &osmem.Error{Op: "protect", Addr: addr, Size: size, Class: osmem.ErrNotMapped,
+				Detail: fmt.Sprintf("[%#x, %#x) is reserved, not committed", seg.Start, seg.End)}
+		}
+	}
+	return d.os.Protect(addr, size, prot)
+}
+
+// mapFile maps a private file view over the executable view. The object's
+// pages under it are returned first: they could no longer be reached from
+// vmcode.
+func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	if err := d.drop(addr, size); err != nil {
+		return err
+	}
+	_, err := d.os.MapObject(obj, off, addr, size, prot, osmem.Fixed)
+	return err
+}
+
+// reset returns the pages and maps the object PROT_NONE back over the
+// executable view, replacing file views and committed pages in one
+// MAP_FIXED.
+func (d *dual) reset(addr, size uintptr) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := d.drop(addr, size); err != nil {
+		return err
+	}
+	_, err := d.os.MapObject(d.obj, uint64(addr-d.lin.base), addr, size, osmem.ProtNone, osmem.Fixed)
+	return err
+}
+
+// reserved returns the executable view of reserved vmcode: the object
+// mapped PROT_NONE, at the offset of addr.
+func (d *dual) reserved(addr, size uintptr) []aspacem.Segment {
+	return []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindShared, Owner: OwnerVMCode,
+		Name: d.name, Offset: uint64(addr - d.lin.base)}}
+}
+
+// committed returns the executable view of committed vmcode: the object
+// mapped with prot.
+func (d *dual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment {
+	return []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindShared, Prot: prot, Owner: OwnerVMCode,
+		Name: d.name, Offset: uint64(addr - d.lin.base)}}
+}
+
+// release unmaps the alias (recording it free), then vmcode, then closes
+// the object. A failed step leaves the steps before it done and recorded;
+// calling release again resumes.
+func (d *dual) release() error {
+	_, size := d.lin.bounds()
+	if !d.rwGone {
+		if err := d.os.Unmap(d.rw, size); err != nil {
+			return fmt.Errorf("unmapping the writable view: %w", err)
+		}
+		d.rwGone = true
+		if err := d.space.Update(aspacem.Segment{Start: d.rw, End: d.rw + size, Kind: aspacem.KindFree}); err != nil {
+			return fmt.Errorf("recording the writable view's release: %w", err)
+		}
+	}
+	if !d.execGone {
+		if err := d.lin.release(); err != nil {
+			return err
+		}
+		d.execGone = true
+	}
+	if !d.closed {
+		if err := d.os.CloseObject(d.obj); err != nil {
+			return fmt.Errorf("closing %s: %w", d.obj.Name(), err)
+		}
+		d.closed = true
+	}
+	return nil
 }

@@ -40,7 +40,7 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 	fs.Var(sizeFlag{&cfg.VMCodeBase}, "base", "vmcode base address (0x...); default: the OS chooses")
 	fs.Var(sizeFlag{&cfg.VMCodeMaxOffset}, "max-offset", "random offset added to --base, in [0, N)")
 	near := fs.String("near", "", "place vmcode within rel32 reach of START-END (hex), or of \"self\": this executable's text")
-	fs.BoolVar(&cfg.WX, "wx", cfg.WX, "W^X: vmcode dual-mapped, executable and writable views apart")
+	fs.Var(&cfg.WX, "wx", "W^X: vmcode dual-mapped, executable and writable views apart (default: on where the platform allows)")
 	fs.BoolVar(&cfg.AllowElsewhere, "allow-elsewhere", true, "if --base is taken, let the OS choose (reported as a fallback)")
 	fs.BoolVar(&cfg.AllowSmaller, "allow-smaller", true, "shrink vmcode by 1/16 a try when it does not fit (reported as a fallback)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -73,7 +73,7 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 	rep := vmmReport{
 		VMCodeBase: uint64(base), VMCodeSize: uint64(size),
 		VMHeapBase: uint64(hbase), VMHeapSize: uint64(hsize),
-		WX: cfg.WX, Placement: p.How, Fallbacks: p.Fallbacks,
+		WX: v.WX(), Placement: p.How, Fallbacks: p.Fallbacks,
 		RequestedBase: uint64(p.RequestedBase), RequestedSize: uint64(p.RequestedSize),
 		Offset: uint64(p.Offset), Attempts: p.Attempts, PlaceNanos: elapsed.Nanoseconds(),
 		Backend: v.OS().Name(),
@@ -101,7 +101,7 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "           near %#x-%#x: every byte of vmcode within rel32 reach of every byte of it\n", cfg.Near.Start, cfg.Near.End)
 	}
 	fmt.Fprintf(stdout, "vmheap     %#x-%#x  %d MiB\n", hbase, hbase+hsize, hsize>>20)
-	fmt.Fprintf(stdout, "w^x        %v\n", cfg.WX)
+	fmt.Fprintf(stdout, "w^x        %v\n", v.WX())
 	if len(p.Fallbacks) == 0 {
 		fmt.Fprintln(stdout, "fallbacks  none")
 	}

@@ -1,0 +1,90 @@
+package vmm
+
+import (
+	"fmt"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// viewBacking is implemented by backings whose committed vmcode is not
+// anonymous memory but a view of a shared object (dual, for W^X). Other
+// backings (linear, the grid) commit anonymous memory.
+type viewBacking interface {
+	// committed returns the segments aspacem records for [addr,
+	// addr+size) committed with prot, Owner to be set by the slot.
+	committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment
+}
+
+// recordPages records [addr, addr+size), part of a slot of owner, as
+// committed with prot or, if !committed, reserved: in the backing's terms
+// (anonymous memory and reservations, or the shared object's view under
+// W^X).
+func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot osmem.Prot) error {
+	var segs []aspacem.Segment
+	switch vb, ok := v.back.(viewBacking); {
+	case !committed:
+		segs = v.back.reserved(addr, size)
+	case ok:
+		segs = vb.committed(addr, size, prot)
+	default:
+		segs = []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot}}
+	}
+	for _, seg := range segs {
+		seg.Owner = owner
+		if err := v.space.Update(seg); err != nil {
+			return fmt.Errorf("vmm: slot %q: recording %#x-%#x: %w", owner, seg.Start, seg.End, err)
+		}
+	}
+	return nil
+}
+
+// WX reports whether vmcode is W^X: mapped twice, executable at vmcode and
+// writable at a constant offset elsewhere (see WXMode).
+func (v *VMM) WX() bool {
+	_, ok := v.back.(*dual)
+	return ok
+}
+
+// Writable returns the address at which the byte of vmcode at exec is
+// written: exec plus the constant offset of the writable view under W^X,
+// exec itself otherwise. It reports false if exec is not in vmcode. The
+// address is writable only while exec's page is committed (under W^X: not
+// reserved, not a file view; otherwise: committed with write access).
+//
+// Emitted code is encoded for exec (its rel32 displacements are relative
+// to where it runs) and its bytes stored at Writable(exec).
+func (v *VMM) Writable(exec uintptr) (uintptr, bool) {
+	if !v.InVMCode(exec, 1) {
+		return 0, false
+	}
+	if d, ok := v.back.(*dual); ok {
+		return d.alias(exec), true
+	}
+	return exec, true
+}
+
+// Executable is the inverse of Writable: the vmcode address the writable
+// address rw shows. It reports false if rw is in neither the writable view
+// (under W^X) nor vmcode (otherwise).
+func (v *VMM) Executable(rw uintptr) (uintptr, bool) {
+	if d, ok := v.back.(*dual); ok {
+		if rw < d.rw || rw-d.rw >= v.codeSize {
+			return 0, false
+		}
+		return rw - d.rw + v.codeBase, true
+	}
+	if !v.InVMCode(rw, 1) {
+		return 0, false
+	}
+	return rw, true
+}
+
+// WritableView returns the writable view's bounds under W^X, or vmcode's
+// otherwise: [base, base+size).
+func (v *VMM) WritableView() (base, size uintptr) {
+	if d, ok := v.back.(*dual); ok {
+		return d.rw, v.codeSize
+	}
+	return v.codeBase, v.codeSize
+}
