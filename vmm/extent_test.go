@@ -19,10 +19,12 @@ import (
 type bitmap struct {
 	base, unit uintptr
 	free       []bool
+	// nfree counts the true entries of free.
+	nfree int
 }
 
 func newBitmap(base, size, unit uintptr) *bitmap {
-	b := &bitmap{base: base, unit: unit, free: make([]bool, size/unit)}
+	b := &bitmap{base: base, unit: unit, free: make([]bool, size/unit), nfree: int(size / unit)}
 	for i := range b.free {
 		b.free[i] = true
 	}
@@ -57,7 +59,14 @@ func (b *bitmap) runUsed(i, n int) bool {
 
 func (b *bitmap) set(i, n int, free bool) {
 	for j := i; j < i+n; j++ {
-		b.free[j] = free
+		if b.free[j] != free {
+			b.free[j] = free
+			if free {
+				b.nfree++
+			} else {
+				b.nfree--
+			}
+		}
 	}
 }
 
@@ -86,15 +95,7 @@ func (b *bitmap) largestRun() int {
 	return best
 }
 
-func (b *bitmap) countFree() int {
-	n := 0
-	for _, f := range b.free {
-		if f {
-			n++
-		}
-	}
-	return n
-}
+func (b *bitmap) countFree() int { return b.nfree }
 
 // modelPair drives an allocator and the model with the same operations and
 // checks every result against the model.
