@@ -170,7 +170,7 @@ type GridPlaceError struct {
 
 func (e *GridPlaceError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vmm: no place for a grid of %d slots of %#x bytes after %d attempts", e.Size/max(e.SlotSize, 1), e.SlotSize, len(e.Attempts))
+	fmt.Fprintf(&b, "vmm: no place for a grid of %#x bytes in slots of %#x after %d attempt(s)", e.Size, e.SlotSize, len(e.Attempts))
 	for _, a := range e.Attempts {
 		b.WriteString("; ")
 		b.WriteString(a.String())
@@ -259,6 +259,9 @@ type gridView struct {
 	tail     uintptr
 	tailHeld bool
 }
+
+// The grid is a backing.
+var _ backing = (*grid)(nil)
 
 // grid is a backing made of consecutive slot reservations (see the comment
 // at the top of this file).
