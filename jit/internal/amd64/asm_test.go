@@ -2,6 +2,8 @@ package amd64
 
 import (
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -39,7 +41,7 @@ func TestEncoding(t *testing.T) {
 		{func(a *Assembler) error { a.SubRSP(0x1000); return nil }, "4881ec00100000", "sub rsp, 0x1000"},
 		{func(a *Assembler) error { a.AddRSP(-0x100); return nil }, "4881c400ffffff", "add rsp, -0x100"},
 	}
-	for _, tt := range tests {
+	for _, tt := range append(tests, formTests...) {
 		a := NewAssembler(base)
 		if err := tt.emit(a); err != nil {
 			t.Errorf("%s: %v", tt.dis, err)
@@ -49,18 +51,31 @@ func TestEncoding(t *testing.T) {
 			t.Errorf("%s: encoded %s, want %s", tt.dis, got, tt.hex)
 			continue
 		}
-		inst, err := x86asm.Decode(a.Bytes(), 64)
+		got, err := disassemble(a.Bytes(), base)
 		if err != nil {
-			t.Errorf("%s: x86asm cannot decode %s: %v", tt.dis, tt.hex, err)
+			t.Errorf("%s: %v", tt.dis, err)
 			continue
 		}
-		if inst.Len != len(a.Bytes()) {
-			t.Errorf("%s: x86asm decoded %d of %d bytes", tt.dis, inst.Len, len(a.Bytes()))
-		}
-		if got := strings.ToLower(x86asm.IntelSyntax(inst, base, nil)); got != tt.dis {
+		if got != tt.dis {
 			t.Errorf("%s: x86asm says %q", tt.hex, got)
 		}
 	}
+}
+
+// disassemble decodes every instruction of b with x86asm (Intel syntax, b
+// at pc) and joins them with "; ". It fails unless the instructions cover
+// b exactly.
+func disassemble(b []byte, pc uint64) (string, error) {
+	var out []string
+	for off := 0; off < len(b); {
+		inst, err := x86asm.Decode(b[off:], 64)
+		if err != nil {
+			return "", fmt.Errorf("x86asm cannot decode % x at offset %d: %v", b[off:], off, err)
+		}
+		out = append(out, strings.ToLower(x86asm.IntelSyntax(inst, pc+uint64(off), nil)))
+		off += inst.Len
+	}
+	return strings.Join(out, "; "), nil
 }
 
 func TestRel32OutOfReach(t *testing.T) {
@@ -82,5 +97,114 @@ func TestRel32OutOfReach(t *testing.T) {
 	}
 	if err := b.JmpRel32(1<<32 + 5 - 1<<31 - 1); err == nil {
 		t.Fatal("jmp to -2^31-1 succeeded")
+	}
+}
+
+// TestMemRoundTrip encodes loads, stores and leas over many base, index,
+// scale and displacement combinations and checks that x86asm decodes the
+// same operand back, with the instruction's whole length.
+func TestMemRoundTrip(t *testing.T) {
+	regs := []Reg{RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15, NoReg}
+	disps := []int32{0, 1, -1, 127, -128, 128, -129, 0x7fffffff, -0x80000000}
+	x86reg := func(r Reg) x86asm.Reg {
+		if r == NoReg {
+			return 0
+		}
+		return x86asm.RAX + x86asm.Reg(r)
+	}
+	n := 0
+	for _, base := range regs {
+		for _, index := range regs {
+			if index == RSP {
+				continue
+			}
+			for _, scale := range []uint8{1, 2, 4, 8} {
+				for _, disp := range disps {
+					m := MI(base, index, scale, disp)
+					for k, emit := range []func(a *Assembler) error{
+						func(a *Assembler) error { return a.MovLoad(R9, m) },
+						func(a *Assembler) error { return a.MovStore(m, RDX) },
+						func(a *Assembler) error { return a.Lea(RSI, m) },
+						func(a *Assembler) error { return a.MovStoreImm32(m, -7) },
+					} {
+						a := NewAssembler(0x1000)
+						if err := emit(a); err != nil {
+							t.Fatalf("%+v form %d: %v", m, k, err)
+						}
+						inst, err := x86asm.Decode(a.Bytes(), 64)
+						if err != nil || inst.Len != a.Len() {
+							t.Fatalf("%+v form %d: % x: len %d, %v", m, k, a.Bytes(), inst.Len, err)
+						}
+						arg := inst.Args[1]
+						if k == 1 || k == 3 {
+							arg = inst.Args[0]
+						}
+						got, ok := arg.(x86asm.Mem)
+						if !ok {
+							t.Fatalf("%+v form %d: operand %v", m, k, arg)
+						}
+						want := x86asm.Mem{Base: x86reg(base), Index: x86reg(index), Disp: int64(disp)}
+						if index != NoReg {
+							want.Scale = scale
+						}
+						got.Segment = 0
+						// x86asm reports a disp32 zero-extended.
+						got.Disp = int64(int32(got.Disp))
+						if got.Index == 0 {
+							got.Scale = 0
+						}
+						if got != want {
+							t.Fatalf("%+v form %d: % x decodes to %+v, want %+v", m, k, a.Bytes(), got, want)
+						}
+						n++
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d encodings round-tripped", n)
+}
+
+// TestRIPOutOfReach: every RIP-relative form refuses a target out of
+// reach with a *ReachError and leaves the buffer as it was.
+func TestRIPOutOfReach(t *testing.T) {
+	far := RIPRel(0x1000 + 3<<30)
+	a := NewAssembler(0x1000)
+	a.Int3()
+	for k, emit := range []func() error{
+		func() error { return a.MovLoad(RAX, far) },
+		func() error { return a.MovStore(far, RAX) },
+		func() error { return a.MovStoreImm32(far, 1) },
+		func() error { return a.Lea(RAX, far) },
+		func() error { return a.JmpMem(far) },
+		func() error { return a.Xsave64(far) },
+		func() error { return a.JccRel32(CondE, far.Target) },
+	} {
+		var re *ReachError
+		if err := emit(); !errors.As(err, &re) {
+			t.Errorf("form %d: got %v, want *ReachError", k, err)
+		}
+		if a.Len() != 1 {
+			t.Fatalf("form %d: a refused form left %d bytes", k, a.Len()-1)
+		}
+	}
+	// The nearest unreachable byte past the end of a 7-byte load.
+	if err := a.MovLoad(RAX, RIPRel(0x1001+7+1<<31)); err == nil {
+		t.Error("load at +2^31 succeeded")
+	}
+	if err := a.MovLoad(RAX, RIPRel(0x1001+7+1<<31-1)); err != nil {
+		t.Errorf("load at +2^31-1: %v", err)
+	}
+}
+
+func TestLabels(t *testing.T) {
+	a := NewAssembler(0)
+	f := a.Jrcxz()
+	a.Nop(200)
+	if err := a.Bind(f); err == nil {
+		t.Error("a rel8 bound 200 bytes away succeeded")
+	}
+	if err := a.MovLoad(RAX, MI(RAX, RSP, 1, 0)); err == nil {
+		t.Error("rsp as an index register was accepted")
 	}
 }
