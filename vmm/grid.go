@@ -425,14 +425,14 @@ var errGridLeak = errors.New("a reserved slot could not be released")
 
 // place tries to reserve the whole grid at base c. On failure it releases
 // every slot it reserved, and the attempt's Err says why.
-func (g *grid) place(c uintptr) GridAttempt {
+func (g *grid) place(c uintptr) (a GridAttempt) {
 	t0 := g.now()
-	a := GridAttempt{Base: c}
+	a.Base = c
 	defer func() { a.Time = g.now() - t0 }()
 	// Anything already there dooms the attempt: skip it without a call.
 	// (This is a hint: the slot-by-slot checks below are what count.)
-	if rs, err := g.os.Regions(c, c+g.size); err == nil && len(rs) > 0 {
-		a.Err = fmt.Errorf("[%#x, %#x) already in use (%v, %v): %w", rs[0].Start, rs[0].End, rs[0].State, rs[0].Type, osmem.ErrExists)
+	if at, used := g.inUse(c, g.size); used {
+		a.Err = fmt.Errorf("%#x already in use: %w", at, osmem.ErrExists)
 		return a
 	}
 	for k := 0; k < g.n; k++ {
@@ -465,6 +465,23 @@ func (g *grid) place(c uintptr) GridAttempt {
 		}
 	}
 	return a
+}
+
+// inUse reports whether anything is mapped in [addr, addr+size), and the
+// first address in use, as far as one Query shows: the free run around
+// addr must cover the range. (A Query of free space is one VirtualQuery;
+// Regions would name every image in the way, milliseconds under Wine.)
+func (g *grid) inUse(addr, size uintptr) (uintptr, bool) {
+	r, err := g.os.Query(addr)
+	switch {
+	case err != nil:
+		return addr, true
+	case r.State != osmem.StateFree:
+		return addr, true
+	case r.End-addr < size:
+		return r.End, true
+	}
+	return 0, false
 }
 
 // checkSlot checks that the OS shows [addr, addr+length) as exactly one
@@ -1024,7 +1041,7 @@ func (g *grid) restore(first, released, upTo int, keep bool) error {
 // reserveExact reserves [addr, addr+size), which the grid released, again.
 // It tries up to gridRestoreTries times while the failure is no proof
 // that someone else holds the range, and returns gridReserved, gridLost
-// (the OS says the range is in use and Regions shows something there, or
+// (the OS says the range is in use and Query shows something there, or
 // every try said so: under Wine, VirtualQuery may call free what
 // VirtualAlloc refuses) or gridHole (any other failure).
 func (g *grid) reserveExact(addr, size uintptr) (gridState, error) {
@@ -1033,10 +1050,8 @@ func (g *grid) reserveExact(addr, size uintptr) (gridState, error) {
 		if _, err = g.os.Reserve(addr, size, osmem.Exact); err == nil {
 			return gridReserved, nil
 		}
-		if errors.Is(err, osmem.ErrExists) {
-			if rs, qerr := g.os.Regions(addr, addr+size); qerr == nil && len(rs) > 0 {
-				return gridLost, err
-			}
+		if _, used := g.inUse(addr, size); used && errors.Is(err, osmem.ErrExists) {
+			return gridLost, err
 		}
 	}
 	if errors.Is(err, osmem.ErrExists) {
