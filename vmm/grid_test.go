@@ -1133,3 +1133,50 @@ func BenchmarkGridPlace(b *testing.B) {
 		b.Run("native", func(b *testing.B) { bench(b, o) })
 	}
 }
+
+// TestGridBitmap checks the committed-page bitmap's run finder against a
+// plain slice of booleans.
+func TestGridBitmap(t *testing.T) {
+	const pages = 300
+	g := &grid{base: 0x10_0000_0000, page: 4 * gridKiB, size: pages * 4 * gridKiB, committed: make([]uint64, (pages+63)/64)}
+	model := make([]bool, pages)
+	rnd := uint64(1)
+	next := func(n int) int {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		return int((rnd >> 33) % uint64(n))
+	}
+	addr := func(i int) uintptr { return g.base + uintptr(i)*g.page }
+	for iter := range 2000 {
+		i := next(pages)
+		j := i + 1 + next(pages-i)
+		set := next(2) == 0
+		g.markLocked(addr(i), addr(j), set)
+		for p := i; p < j; p++ {
+			model[p] = set
+		}
+		lo := next(pages)
+		hi := lo + 1 + next(pages-lo)
+		for _, want := range []bool{true, false} {
+			var got, exp [][2]int
+			g.runsLocked(addr(lo), addr(hi), want, func(a, e uintptr) {
+				got = append(got, [2]int{int((a - g.base) / g.page), int((e - g.base) / g.page)})
+			})
+			for p := lo; p < hi; p++ {
+				if model[p] != want {
+					continue
+				}
+				if n := len(exp); n > 0 && exp[n-1][1] == p {
+					exp[n-1][1]++
+				} else {
+					exp = append(exp, [2]int{p, p + 1})
+				}
+			}
+			if !slices.Equal(got, exp) {
+				t.Fatalf("iteration %d: runs of %v in [%d, %d): got %v, want %v", iter, want, lo, hi, got, exp)
+			}
+			if g.anyLocked(addr(lo), addr(hi), want) != (len(exp) > 0) {
+				t.Fatalf("iteration %d: anyLocked disagrees", iter)
+			}
+		}
+	}
+}
