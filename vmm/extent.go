@@ -19,10 +19,11 @@ import (
 //     class; classes are exact below 64 blocks and 32 per power of two
 //     above (so a class spans at most 1/32 of its lower bound), and two
 //     bitmaps of non-empty classes find the first non-empty class at or
-//     above a size in two count-trailing-zeros. Allocation takes the head of
-//     the first non-empty class whose every extent fits: a good fit, not
-//     best fit (it may take a larger extent while one in the request's own
-//     class would have fitted), O(1).
+//     above a size in two count-trailing-zeros. Allocation takes the most
+//     recently freed extent of the first non-empty class whose every extent
+//     fits, carving from its low end, O(1). Below 64 blocks that is best fit
+//     by size; from 64 blocks on it is a good fit: it passes over extents of
+//     the request's own class (some of which may fit) for the next class up.
 //   - by address: one bit per block (set = allocated) with a summary bit per
 //     64-block word, and boundary tags: the first and last block of every
 //     free extent name its record. Free finds its neighbours by testing the
@@ -37,8 +38,8 @@ import (
 //
 // No fit is ever missed. When the good-fit search finds nothing, alloc
 // walks the extents that might still fit: those of the request's own
-// class (an unaligned request), or every non-empty class from there up (an
-// aligned request larger than one block, whose padding depends on where
+// class (an unaligned request), or every non-empty class from there up (a
+// request aligned to more than one block, whose padding depends on where
 // each extent starts). A caller therefore gets ExhaustedError only when no
 // free run of the asked size and alignment exists anywhere; that fallback
 // costs O(free extents in the classes walked), and only runs when the region
@@ -46,9 +47,14 @@ import (
 //
 // Memory, for N blocks and F free extents: N/8 bytes of bitmap (64 KiB for
 // 2 GiB of 4 KiB blocks, 256 KiB for 8 GiB), N/4096 bytes of summary, 16
-// bytes per free extent, and boundary tags of 4 bytes a block allocated
-// lazily in chunks of tagChunk blocks, only where a free extent has ever
-// started or ended: the part of the region in use, not its size.
+// bytes per free extent record (the slice grows by doubling and never
+// shrinks), and boundary tags of 4 bytes a block, allocated lazily in
+// chunks of tagChunk blocks only where a free extent has ever started or
+// ended: the part of the region in use, not its size. Measured: a fresh
+// 2 GiB vmcode takes 101 KiB, a fresh 8 GiB vmheap 299 KiB, vmcode churned
+// to 90% full (11,000 free extents) 2.4 MiB. The worst case, every other
+// block free across the whole region, is 4 + 8 bytes a block: 6 MiB for
+// 2 GiB, 24 MiB for 8 GiB.
 const (
 	// slBits is log2 of the number of second-level classes per power of two.
 	slBits  = 5
@@ -79,7 +85,18 @@ type span struct {
 // costs.
 //
 // It is safe for concurrent use: one mutex guards all mutable state and is
-// held only across the structure updates, never while formatting errors.
+// held only across the structure updates, never while validating arguments
+// or formatting errors.
+//
+// Invariants, whenever mu is not held (checkInvariants in the tests walks
+// them all):
+//   - the free extents are the maximal runs of clear bits in used: disjoint,
+//     coalesced (never adjacent), each exactly one record on the list of
+//     the class of its size;
+//   - the tags at the first and last block of each free extent name its
+//     record; records not listed are on the recycled list;
+//   - heads, flMap and slMap agree; summary agrees with used; free is the
+//     number of clear bits below nblocks.
 type extentAllocator struct {
 	// base and size bound the region: [base, base+size). unit is the
 	// block size; every start and size is a multiple of it. shift is
@@ -92,37 +109,45 @@ type extentAllocator struct {
 	mu sync.Mutex
 
 	// used has one bit per block, set when the block is allocated; the
-	// bits past nblocks in the last word are set. +checklocks:mu
+	// bits past nblocks in the last word are set.
+	// +checklocks:mu
 	used []uint64
+
 	// summary has one bit per word of used, set when that word is not
-	// zero (holds an allocated block). +checklocks:mu
+	// zero (holds an allocated block).
+	// +checklocks:mu
 	summary []uint64
+
 	// tags[b>>tagShift][b&(tagChunk-1)] is the record of the free extent
 	// that starts or ends at block b. Meaningful only at the first and
-	// last block of a free extent; chunks are allocated on first write.
+	// last block of a free extent; chunks are allocated on first write,
+	// so a region costs tag memory only where it has been used.
 	// +checklocks:mu
 	tags []*[tagChunk]int32
-	// spans holds the records; recycled chains the unused ones through
-	// next. +checklocks:mu
-	spans    []span
+
+	// spans holds the records, listed or recycled.
+	// +checklocks:mu
+	spans []span
+
+	// recycled chains the unused records through next.
+	// +checklocks:mu
 	recycled int32
+
 	// heads[c] is the first record of size class c, or noSpan.
-	// flMap has bit fl set when some class fl*slCount+sl is non-empty;
-	// slMap[fl] has bit sl set when class fl*slCount+sl is. +checklocks:mu
+	// +checklocks:mu
 	heads [classCount]int32
+
+	// flMap has bit fl set when some class fl*slCount+sl is non-empty;
+	// slMap[fl] has bit sl set when class fl*slCount+sl is.
+	// +checklocks:mu
 	flMap uint32
+	// +checklocks:mu
 	slMap [flCount]uint32
-	// free counts the free blocks. +checklocks:mu
+
+	// free counts the free blocks.
+	// +checklocks:mu
 	free uint32
 }
-
-// Invariants (checked by checkInvariants in the tests), with mu held
-// between operations:
-//   - the free extents are the maximal runs of clear bits in used: disjoint,
-//     coalesced (never adjacent), each exactly one record on the list of the
-//     class of its size;
-//   - tags at the first and last block of each free extent name its record;
-//   - heads, flMap and slMap agree; free is the number of clear bits.
 
 // ExhaustedError reports that a region cannot satisfy a request. Nothing is
 // ever placed outside the region instead (DESIGN.md invariant 6).
