@@ -1276,6 +1276,45 @@ func (g *grid) reserved(addr, size uintptr) []aspacem.Segment {
 	return out
 }
 
+// afterMap returns what aspacem must record, besides the view itself,
+// after mapFile(obj, off, addr, size, prot) succeeded: the free gap from
+// the view's end to the next granule boundary, where the tail
+// reservation starts. The OS shows it free and no one can allocate there
+// (allocations start on granule boundaries), but the slot's aspacem
+// record would still say reserved. Empty when the view ends on a granule.
+func (g *grid) afterMap(addr, size uintptr) []aspacem.Segment {
+	end := addr + size
+	if gap := (end + g.gran - 1) &^ (g.gran - 1); gap > end {
+		return []aspacem.Segment{{Start: end, End: gap, Kind: aspacem.KindFree}}
+	}
+	return nil
+}
+
+// lostIn returns the ranges of [addr, addr+size) in lost slots, in
+// address order: address space the grid will never hold again, which the
+// VMM must keep out of its allocator when it takes a slot back.
+func (g *grid) lostIn(addr, size uintptr) []Range {
+	if g.check("lost", addr, size) != nil {
+		return nil
+	}
+	end := addr + size
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []Range
+	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < end; k++ {
+		if g.slots[k].state != gridLost {
+			continue
+		}
+		a, e := max(g.slotAddr(k), addr), min(g.slotEnd(k), end)
+		if n := len(out); n > 0 && out[n-1].End == a {
+			out[n-1].End = e
+		} else {
+			out = append(out, Range{Start: a, End: e})
+		}
+	}
+	return out
+}
+
 // release gives every allocation of the grid back to the OS: views
 // unmapped, tails and slots released. Lost slots are not the grid's and
 // are left alone. It goes on past a failed call, so that as little as

@@ -713,6 +713,12 @@ func TestGridLostSlot(t *testing.T) {
 		if segs := g.reserved(g.slotAddr(4), 3*gridSS); len(segs) != 3 || segs[1].Kind != aspacem.KindFree {
 			t.Fatalf("reserved over a lost slot: %v", segs)
 		}
+		if got := g.lostIn(g.base, g.size); !slices.Equal(got, []Range{{g.slotAddr(5), g.slotEnd(5)}}) {
+			t.Fatalf("lostIn: %v", got)
+		}
+		if got := g.lostIn(g.slotAddr(6), gridSS); len(got) != 0 {
+			t.Fatalf("lostIn past the lost slot: %v", got)
+		}
 		if st := g.Stats(); st.Lost != 1 || st.Maps != 0 {
 			t.Fatalf("stats %+v", st)
 		}
@@ -1092,11 +1098,16 @@ func TestGridAspacem(t *testing.T) {
 	if err := g.mapFile(obj, 0, a, 100*gridKiB, osmem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	record(
-		aspacem.Segment{Start: a, End: a + 100*gridKiB, Kind: aspacem.KindFile, Prot: osmem.ProtRead, Owner: "privlib x", Name: obj.Name()},
-		aspacem.Segment{Start: a + 100*gridKiB, End: a + 128*gridKiB, Kind: aspacem.KindFree},
-	)
+	gap := g.afterMap(a, 100*gridKiB)
+	if len(gap) != 1 || gap[0].Start != a+100*gridKiB || gap[0].End != a+128*gridKiB || gap[0].Kind != aspacem.KindFree {
+		t.Fatalf("afterMap: %v", gap)
+	}
+	record(aspacem.Segment{Start: a, End: a + 100*gridKiB, Kind: aspacem.KindFile, Prot: osmem.ProtRead, Owner: "privlib x", Name: obj.Name()})
+	record(gap...)
 	check("mapped")
+	if got := g.afterMap(g.slotAddr(8), 64*gridKiB); len(got) != 0 {
+		t.Fatalf("afterMap of a view ending on a granule: %v", got)
+	}
 	if err := g.reset(a, gridSS); err != nil {
 		t.Fatal(err)
 	}
