@@ -368,7 +368,11 @@ func newGrid(o osmem.OS, size, slotSize uintptr, opts gridOptions) (*grid, error
 
 	t0 := g.now()
 	var attempts []GridAttempt
-	for _, c := range g.candidates(opts) {
+	cands := g.candidates(opts)
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("vmm: no candidate base for a grid of %#x bytes from %#x in %#x steps fits the address space", size, opts.start, opts.step)
+	}
+	for _, c := range cands {
 		a := g.place(c)
 		attempts = append(attempts, a)
 		if a.Err == nil {
@@ -445,7 +449,10 @@ func (g *grid) place(c uintptr) (a GridAttempt) {
 	defer func() { a.Time = g.now() - t0 }()
 	// Anything already there dooms the attempt: skip it without a call.
 	// (This is a hint: the slot-by-slot checks below are what count.)
-	if at, used := g.inUse(c, g.size); used {
+	if at, used, err := g.inUse(c, g.size); err != nil {
+		a.Err = err
+		return a
+	} else if used {
 		a.Err = fmt.Errorf("%#x already in use: %w", at, osmem.ErrExists)
 		return a
 	}
@@ -485,17 +492,17 @@ func (g *grid) place(c uintptr) (a GridAttempt) {
 // first address in use, as far as one Query shows: the free run around
 // addr must cover the range. (A Query of free space is one VirtualQuery;
 // Regions would name every image in the way, milliseconds under Wine.)
-func (g *grid) inUse(addr, size uintptr) (uintptr, bool) {
+func (g *grid) inUse(addr, size uintptr) (uintptr, bool, error) {
 	r, err := g.os.Query(addr)
 	switch {
 	case err != nil:
-		return addr, true
+		return 0, false, err
 	case r.State != osmem.StateFree:
-		return addr, true
+		return addr, true, nil
 	case r.End-addr < size:
-		return r.End, true
+		return r.End, true, nil
 	}
-	return 0, false
+	return 0, false, nil
 }
 
 // checkSlot checks that the OS shows [addr, addr+length) as exactly one
@@ -1065,7 +1072,7 @@ func (g *grid) reserveExact(addr, size uintptr) (gridState, error) {
 		if _, err = g.os.Reserve(addr, size, osmem.Exact); err == nil {
 			return gridReserved, nil
 		}
-		if _, used := g.inUse(addr, size); used && errors.Is(err, osmem.ErrExists) {
+		if _, used, qerr := g.inUse(addr, size); used && qerr == nil && errors.Is(err, osmem.ErrExists) {
 			return gridLost, err
 		}
 	}
