@@ -276,8 +276,9 @@ func TestGridPlace(t *testing.T) {
 	if g.n != 3277 || g.slotLen(3276) != 512*gridKiB || g.slotLen(0) != gridSS {
 		t.Fatalf("2 GiB of 640 KiB slots: %d slots, last %#x", g.n, g.slotLen(g.n-1))
 	}
-	if base, size := g.bounds(); base != 0x1_0000_0000 || size != 2*gridGiB {
-		t.Fatalf("grid at [%#x, +%#x), want [0x100000000, +2 GiB)", base, size)
+	// 4 GiB rounded up to a multiple of the slot size.
+	if base, size := g.bounds(); base != 0x1_0004_0000 || size != 2*gridGiB || base%gridSS != 0 {
+		t.Fatalf("grid at [%#x, +%#x), want [0x100040000, +2 GiB)", base, size)
 	}
 	if g.fileAlign() != gridSS {
 		t.Fatalf("fileAlign %#x", g.fileAlign())
@@ -353,7 +354,10 @@ func (h *gridHookOS) MapObject(obj osmem.Object, off uint64, addr, size uintptr,
 
 func TestGridPlaceRetries(t *testing.T) {
 	const size = 64 * gridSS
-	start := uintptr(0x1_0000_0000)
+	// The candidates: 4 GiB steps from 4 GiB, each rounded up to a
+	// multiple of the slot size.
+	cand := func(i int) uintptr { return (uintptr(i+1)*4*gridGiB + gridSS - 1) / gridSS * gridSS }
+	start := cand(0)
 
 	t.Run("occupied", func(t *testing.T) {
 		// Something sits in the first candidate: skipped without a call.
@@ -365,7 +369,7 @@ func TestGridPlaceRetries(t *testing.T) {
 		calls := s.Calls()
 		g := gridNew(t, s, size, 0, gridOptions{})
 		st := g.Stats()
-		if g.base != start+4*gridGiB || len(st.Attempts) != 2 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) || st.Attempts[0].Reserved != 0 {
+		if g.base != cand(1) || len(st.Attempts) != 2 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) || st.Attempts[0].Reserved != 0 {
 			t.Fatalf("placed at %#x after %v", g.base, st.Attempts)
 		}
 		if got := s.Calls() - calls; got != 64 {
@@ -393,7 +397,7 @@ func TestGridPlaceRetries(t *testing.T) {
 		}
 		g := gridNew(t, h, size, 0, gridOptions{})
 		st := g.Stats()
-		if g.base != start+4*gridGiB || len(st.Attempts) != 2 || st.Attempts[0].Reserved != 6 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) {
+		if g.base != cand(1) || len(st.Attempts) != 2 || st.Attempts[0].Reserved != 6 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) {
 			t.Fatalf("placed at %#x after %v", g.base, st.Attempts)
 		}
 		if rs, _ := s.Regions(start, start+size); len(rs) != 1 || rs[0].Start != foreign {
