@@ -51,7 +51,16 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 			}
 			for time.Now().Before(deadline) {
 				n++
-				switch rng.IntN(6) {
+				op := rng.IntN(6)
+				// Keep each goroutine's share bounded: past 64 live slots
+				// or heap blocks, free instead of allocating.
+				if op <= 1 && len(live) >= 64 {
+					op = 3
+				}
+				if op == 4 && len(heap) >= 64 {
+					op = 5
+				}
+				switch op {
 				case 0, 1:
 					size := uintptr(1+rng.IntN(64)) * page
 					s, err := v.ReserveSlot(size, fmt.Sprintf("g%d.%d", g, n))
