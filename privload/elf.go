@@ -136,6 +136,10 @@ type Symbol struct {
 	// non-default version (foo@VER rather than foo@@VER): unversioned
 	// lookups must not bind to it.
 	HiddenVersion bool
+	// Version is the name of the symbol's version (DT_VERSYM with
+	// DT_VERDEF for a definition, DT_VERNEED for a reference); "" if
+	// unversioned.
+	Version string
 }
 
 // Defined reports whether the symbol is defined in this file.
@@ -182,8 +186,21 @@ type File struct {
 	// NumSymbols is the number of dynamic symbols, from the hash tables
 	// (DT_SYMTAB carries no count).
 	NumSymbols int
+	// Versions is indexed by version index (the values of DT_VERSYM,
+	// without the hidden bit): the versions the file defines
+	// (DT_VERDEF) and the ones it needs from other libraries
+	// (DT_VERNEED). Entries 0 (local) and 1 (global, the base
+	// definition) are empty: a symbol with either is unversioned. Nil
+	// when the file has no version tables.
+	Versions []Version
 
+	// data is the file, or, when chunks is set, the first chunk: a
+	// loader reads only the parts of a file that parsing needs.
 	data   []byte
+	size   uint64
+	chunks []chunk
+	// missed is set when a sparse parse wanted bytes it was not given.
+	missed bool
 	strtab []byte
 	symtab []byte
 	versym []byte
@@ -191,10 +208,38 @@ type File struct {
 	sysv   *sysvHash
 }
 
+// chunk is a piece of a file read for a sparse parse: b holds the file's
+// bytes from offset off.
+type chunk struct {
+	off uint64
+	b   []byte
+}
+
+// Version is one symbol version, defined by a file or needed by it.
+type Version struct {
+	// Name is the version's name ("GLIBC_2.14", "ZLIB_1.2.9").
+	Name string
+	// File is, for a version the file needs, the library it is needed
+	// from (DT_VERNEED's vn_file); "" for a version the file defines.
+	File string
+	// Defined is set for a version of DT_VERDEF.
+	Defined bool
+	// Weak is set for a weak version need (VER_FLG_WEAK): its absence
+	// is not an error.
+	Weak bool
+
+	// hash is the ELF hash of Name; cname is Name with a NUL, for dlvsym.
+	hash  uint32
+	cname []byte
+}
+
 // parser carries the state of one Parse call.
 type parser struct {
-	f    *File
+	f *File
+	// data is the file or, in a sparse parse, its first chunk, which
+	// starts at offset 0; size is the file's size.
 	data []byte
+	size uint64
 }
 
 func (p *parser) malformed(format string, args ...any) error {
@@ -207,7 +252,7 @@ func (p *parser) unsupported(format string, args ...any) error {
 
 // inFile reports whether [off, off+size) lies within the file.
 func (p *parser) inFile(off, size uint64) bool {
-	n := uint64(len(p.data))
+	n := p.size
 	return off <= n && size <= n-off
 }
 
@@ -221,11 +266,33 @@ func mul(a, b uint64) (uint64, bool) {
 // validates everything a loader will use. It never panics: anything
 // malformed or unsupported gives a *FormatError naming the file.
 func Parse(name string, data []byte) (*File, error) {
-	p := &parser{f: &File{Name: name, data: data}, data: data}
+	p := &parser{f: &File{Name: name, data: data, size: uint64(len(data))}, data: data, size: uint64(len(data))}
 	if err := p.header(); err != nil {
 		return nil, err
 	}
 	return p.f, nil
+}
+
+// parseSparse parses a file of size bytes of which only chunks were read;
+// the first chunk must start at offset 0. If parsing needed bytes outside
+// the chunks, it returns missed: the caller reads the whole file and
+// calls Parse, whose verdict is then the file's. A loader reads this way
+// because what parsing needs (headers, dynamic section, symbol, string,
+// hash, version and relocation tables) is a small part of a library,
+// most of which is code the loader maps without reading.
+func parseSparse(name string, size uint64, chunks []chunk) (f *File, missed bool, err error) {
+	if len(chunks) == 0 || chunks[0].off != 0 {
+		return nil, true, nil
+	}
+	p := &parser{f: &File{Name: name, data: chunks[0].b, size: size, chunks: chunks}, data: chunks[0].b, size: size}
+	err = p.header()
+	if p.f.missed {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return p.f, false, nil
 }
 
 var le = binary.LittleEndian
@@ -233,8 +300,12 @@ var le = binary.LittleEndian
 // header checks the ELF header and walks the program headers.
 func (p *parser) header() error {
 	d := p.data
+	if p.size < ehdrSize {
+		return p.malformed("truncated ELF header: file is %d bytes, the header needs %d", p.size, ehdrSize)
+	}
 	if len(d) < ehdrSize {
-		return p.malformed("truncated ELF header: file is %d bytes, the header needs %d", len(d), ehdrSize)
+		p.f.missed = true
+		return p.malformed("ELF header not read")
 	}
 	if string(d[:4]) != elf.ELFMAG {
 		return p.malformed("bad magic %q: not an ELF file", d[:4])
@@ -276,7 +347,11 @@ func (p *parser) header() error {
 	}
 	phsize := uint64(phnum) * phdrSize
 	if !p.inFile(phoff, phsize) {
-		return p.malformed("program headers [%#x, +%#x) lie outside the file (%#x bytes)", phoff, phsize, len(d))
+		return p.malformed("program headers [%#x, +%#x) lie outside the file (%#x bytes)", phoff, phsize, p.size)
+	}
+	if phoff+phsize > uint64(len(d)) {
+		p.f.missed = true
+		return p.malformed("program headers not read")
 	}
 	return p.programHeaders(d[phoff : phoff+phsize])
 }
@@ -369,7 +444,7 @@ func (p *parser) load(n int, s Segment) error {
 	case s.Filesz > s.Memsz:
 		return p.malformed("PT_LOAD %d: p_filesz %#x exceeds p_memsz %#x", n, s.Filesz, s.Memsz)
 	case !p.inFile(s.Offset, s.Filesz):
-		return p.malformed("PT_LOAD %d: file range [%#x, +%#x) lies outside the file (%#x bytes)", n, s.Offset, s.Filesz, len(p.data))
+		return p.malformed("PT_LOAD %d: file range [%#x, +%#x) lies outside the file (%#x bytes)", n, s.Offset, s.Filesz, p.size)
 	case s.Vaddr > maxSpan*2 || s.Memsz > maxSpan:
 		return p.unsupported("PT_LOAD %d: [%#x, +%#x) is beyond the %#x-byte image privload supports", n, s.Vaddr, s.Memsz, uint64(maxSpan))
 	case s.Align > 1 && s.Align&(s.Align-1) != 0:
@@ -421,7 +496,17 @@ func (f *File) fileBytes(vaddr, size uint64) ([]byte, uint64, bool) {
 		return nil, 0, false
 	}
 	off := s.Offset + rel
-	return f.data[off : off+size : off+size], off, true
+	if f.chunks == nil {
+		return f.data[off : off+size : off+size], off, true
+	}
+	for _, c := range f.chunks {
+		if off >= c.off && off-c.off <= uint64(len(c.b)) && size <= uint64(len(c.b))-(off-c.off) {
+			b := c.b[off-c.off:]
+			return b[:size:size], off, true
+		}
+	}
+	f.missed = true
+	return nil, 0, false
 }
 
 // dynTags collects the single-valued dynamic tags the parser uses.
@@ -440,12 +525,13 @@ var singleTags = map[elf.DynTag]bool{
 	elf.DT_FINI_ARRAY: true, elf.DT_INIT_ARRAYSZ: true, elf.DT_FINI_ARRAYSZ: true,
 	elf.DT_FLAGS: true, dtRelrsz: true, dtRelr: true, dtRelrent: true,
 	elf.DT_GNU_HASH: true, elf.DT_VERSYM: true, elf.DT_FLAGS_1: true,
+	elf.DT_VERDEF: true, elf.DT_VERDEFNUM: true, elf.DT_VERNEED: true, elf.DT_VERNEEDNUM: true,
 }
 
 func (p *parser) dynamic(dyn Segment) error {
 	f := p.f
 	if dyn.Filesz == 0 || !p.inFile(dyn.Offset, dyn.Filesz) {
-		return p.malformed("PT_DYNAMIC file range [%#x, +%#x) is empty or lies outside the file (%#x bytes)", dyn.Offset, dyn.Filesz, len(p.data))
+		return p.malformed("PT_DYNAMIC file range [%#x, +%#x) is empty or lies outside the file (%#x bytes)", dyn.Offset, dyn.Filesz, p.size)
 	}
 	// The loader reads PT_DYNAMIC from memory, a parser from the file:
 	// both must see the same bytes.

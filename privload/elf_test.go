@@ -129,7 +129,7 @@ func TestLookupMatchesDebugElf(t *testing.T) {
 		}
 		want := map[string]uint64{}
 		for _, s := range syms {
-			ps := Symbol{Bind: elf.ST_BIND(s.Info), Type: elf.ST_TYPE(s.Info), Vis: elf.ST_VISIBILITY(s.Other), Section: s.Section}
+			ps := Symbol{Bind: elf.ST_BIND(s.Info), Type: elf.ST_TYPE(s.Info), Vis: elf.ST_VISIBILITY(s.Other), Section: s.Section, Value: s.Value}
 			ps.HiddenVersion = s.HasVersion && s.VersionIndex.IsHidden()
 			if exported(ps) {
 				want[s.Name] = s.Value

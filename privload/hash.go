@@ -120,6 +120,9 @@ func (p *parser) symbols(t *dynTags) error {
 			return p.malformed("symbol names overlap excessively: %d symbols read more than %d bytes of a %d-byte DT_STRTAB", i+1, budget, len(f.strtab))
 		}
 	}
+	if err := p.versions(t); err != nil {
+		return err
+	}
 	if f.gnu != nil && f.sysv != nil && gnuCount != sysvCount {
 		return p.malformed("DT_GNU_HASH covers %d symbols, DT_HASH %d", gnuCount, sysvCount)
 	}
@@ -331,8 +334,10 @@ func (f *File) Symbol(i int) (Symbol, bool) {
 		Value:   le.Uint64(b[8:]),
 		Size:    le.Uint64(b[16:]),
 	}
-	if 2*i+2 <= len(f.versym) {
-		s.HiddenVersion = le.Uint16(f.versym[2*i:])&0x8000 != 0
+	v, hidden := f.symVersion(uint64(i))
+	s.HiddenVersion = hidden
+	if v != nil {
+		s.Version = v.Name
 	}
 	return s, true
 }
@@ -361,9 +366,11 @@ func (f *File) nameIs(i uint64, name string) bool {
 	return string(f.strtab[off:end]) == name && f.strtab[end] == 0
 }
 
-// exported reports whether s is a definition other objects may bind to.
+// exported reports whether s is a definition other objects may bind to
+// without naming a version: linkable (as File.linkable) and not a hidden
+// version. Version-name symbols (absolute, value 0) are not.
 func exported(s Symbol) bool {
-	if !s.Defined() || s.HiddenVersion {
+	if !s.Defined() || s.HiddenVersion || (s.Value == 0 && s.Type != elf.STT_TLS) {
 		return false
 	}
 	switch s.Bind {
@@ -377,85 +384,222 @@ func exported(s Symbol) bool {
 		return false
 	}
 	switch s.Type {
-	case elf.STT_SECTION, elf.STT_FILE:
+	case elf.STT_NOTYPE, elf.STT_OBJECT, elf.STT_FUNC, elf.STT_COMMON, elf.STT_TLS, elf.STT_GNU_IFUNC:
+		return true
+	}
+	return false
+}
+
+// Lookup finds the exported definition of name as dlsym does: an
+// unversioned definition, else the default version (foo@@V). It works
+// through DT_GNU_HASH when the file has one (a Bloom-filter probe, a
+// bucket and one short chain: O(1) per lookup), else through DT_HASH. It
+// returns the symbol's index and entry.
+func (f *File) Lookup(name string) (int, Symbol, bool) {
+	i, ok := f.find(name, gnuHashOf(name), nil, lookupNewest)
+	if !ok {
+		return 0, Symbol{}, false
+	}
+	s, _ := f.Symbol(int(i))
+	return int(i), s, true
+}
+
+// LookupVersion finds the definition of name at version (foo@version or
+// foo@@version); an unversioned definition also satisfies it, as in
+// glibc. An empty version is Lookup.
+func (f *File) LookupVersion(name, version string) (int, Symbol, bool) {
+	var req *Version
+	if version != "" {
+		req = &Version{Name: version, hash: sysvHashOf(version)}
+	}
+	i, ok := f.find(name, gnuHashOf(name), req, lookupNewest)
+	if !ok {
+		return 0, Symbol{}, false
+	}
+	s, _ := f.Symbol(int(i))
+	return int(i), s, true
+}
+
+// lookupMode says which unversioned definition a lookup without a version
+// accepts when the file versions its symbols.
+type lookupMode uint8
+
+const (
+	// lookupReloc is for a relocation without a version (an object
+	// linked against an unversioned library): glibc gives it the
+	// unversioned or the oldest version (index 2), else the one
+	// default version.
+	lookupReloc lookupMode = iota
+	// lookupNewest is dlsym's rule: an unversioned definition, else the
+	// one default version.
+	lookupNewest
+)
+
+// find returns the index of the definition of name (whose GNU hash is gh)
+// that a reference asking for version req (nil: none) binds to, by
+// glibc's rules (check_match in elf/dl-lookup.c): the symbol must be
+// defined, of a linkable type, binding and visibility, with a non-zero
+// value unless it is thread-local; a versioned reference takes the
+// definition of that version or an unversioned, non-hidden one; an
+// unversioned reference is as mode says.
+func (f *File) find(name string, gh uint32, req *Version, mode lookupMode) (uint64, bool) {
+	return f.findIn(name, gh, req, mode, f.gnu != nil)
+}
+
+// findIn is find through DT_GNU_HASH (gnu) or DT_HASH.
+func (f *File) findIn(name string, gh uint32, req *Version, mode lookupMode, gnu bool) (uint64, bool) {
+	cand, ncand := uint64(0), 0
+	check := func(i uint64) bool {
+		if !f.nameIs(i, name) || !f.linkable(i) {
+			return false
+		}
+		if f.versym == nil {
+			return true
+		}
+		vs := le.Uint16(f.versym[2*i:])
+		ndx, hidden := vs&maxVersionIndex, vs&0x8000 != 0
+		if req != nil {
+			if ndx >= 2 {
+				v := &f.Versions[ndx]
+				return v.hash == req.hash && v.Name == req.Name
+			}
+			return !hidden
+		}
+		lim := uint16(3)
+		if mode == lookupNewest {
+			lim = 2
+		}
+		if ndx >= lim {
+			if !hidden {
+				if ncand == 0 {
+					cand = i
+				}
+				ncand++
+			}
+			return false
+		}
+		return true
+	}
+	var i uint64
+	var ok bool
+	if gnu {
+		i, ok = f.walkGNU(gh, check)
+	} else {
+		i, ok = f.walkSysV(sysvHashOf(name), check)
+	}
+	if ok {
+		return i, true
+	}
+	if ncand == 1 {
+		return cand, true
+	}
+	return 0, false
+}
+
+// linkable reports whether symbol i is a definition another object may
+// bind to, before versions are considered (glibc's check_match).
+func (f *File) linkable(i uint64) bool {
+	b := f.symtab[i*symSize : i*symSize+symSize]
+	info, other := b[4], b[5]
+	shndx := elf.SectionIndex(le.Uint16(b[6:]))
+	typ := elf.ST_TYPE(info)
+	if shndx == elf.SHN_UNDEF || (le.Uint64(b[8:]) == 0 && typ != elf.STT_TLS) {
 		return false
 	}
-	return true
-}
-
-// Lookup finds the exported definition of name: through DT_GNU_HASH when
-// the file has one (a Bloom-filter probe, a bucket and one short chain:
-// O(1) per lookup), else through DT_HASH. It returns the symbol's index
-// and entry.
-func (f *File) Lookup(name string) (int, Symbol, bool) {
-	if f.gnu != nil {
-		return f.lookupGNU(name)
+	switch typ {
+	case elf.STT_NOTYPE, elf.STT_OBJECT, elf.STT_FUNC, elf.STT_COMMON, elf.STT_TLS, elf.STT_GNU_IFUNC:
+	default:
+		return false
 	}
-	return f.lookupSysV(name)
+	switch elf.ST_BIND(info) {
+	case elf.STB_GLOBAL, elf.STB_WEAK, stbGNUUnique:
+	default:
+		return false
+	}
+	switch elf.ST_VISIBILITY(other) {
+	case elf.STV_DEFAULT, elf.STV_PROTECTED:
+		return true
+	}
+	return false
 }
 
-func (f *File) lookupGNU(name string) (int, Symbol, bool) {
+// walkGNU calls check on each symbol of the DT_GNU_HASH chain of hash h
+// whose chain word matches it, until check accepts one.
+func (f *File) walkGNU(h uint32, check func(uint64) bool) (uint64, bool) {
 	g := f.gnu
-	if g == nil {
-		return 0, Symbol{}, false
-	}
-	h := gnuHashOf(name)
 	w := uint64(h/64) & uint64(g.nbloom-1)
 	if (w+1)*8 > uint64(len(g.bloom)) {
-		return 0, Symbol{}, false
+		return 0, false
 	}
 	word := le.Uint64(g.bloom[w*8:])
 	mask := uint64(1)<<(h%64) | uint64(1)<<((h>>g.shift)%64)
 	if word&mask != mask {
-		return 0, Symbol{}, false
+		return 0, false
 	}
 	b := uint64(h%g.nbuckets) * 4
 	if b+4 > uint64(len(g.buckets)) {
-		return 0, Symbol{}, false
+		return 0, false
 	}
 	i := uint64(le.Uint32(g.buckets[b:]))
 	if i == 0 || i < uint64(g.symoffset) {
-		return 0, Symbol{}, false
+		return 0, false
 	}
 	for {
 		rel := (i - uint64(g.symoffset)) * 4
-		if rel+4 > uint64(len(g.chain)) {
-			return 0, Symbol{}, false
+		if rel+4 > uint64(len(g.chain)) || i >= uint64(f.NumSymbols) {
+			return 0, false
 		}
 		h2 := le.Uint32(g.chain[rel:])
-		if h|1 == h2|1 && f.nameIs(i, name) {
-			if s, ok := f.Symbol(int(i)); ok && exported(s) {
-				return int(i), s, true
-			}
+		if h|1 == h2|1 && check(i) {
+			return i, true
 		}
 		if h2&1 != 0 {
-			return 0, Symbol{}, false
+			return 0, false
 		}
 		i++
 	}
 }
 
-func (f *File) lookupSysV(name string) (int, Symbol, bool) {
+// walkSysV is walkGNU for DT_HASH, whose chains hold every symbol of a
+// bucket, so check also compares names.
+func (f *File) walkSysV(h uint32, check func(uint64) bool) (uint64, bool) {
 	t := f.sysv
-	if t == nil {
-		return 0, Symbol{}, false
-	}
-	b := uint64(sysvHashOf(name)%t.nbucket) * 4
+	b := uint64(h%t.nbucket) * 4
 	if b+4 > uint64(len(t.buckets)) {
-		return 0, Symbol{}, false
+		return 0, false
 	}
 	i := uint64(le.Uint32(t.buckets[b:]))
 	// A malformed table may hold a cycle: no chain is longer than nchain.
 	for steps := uint32(0); i != 0 && steps <= t.nchain; steps++ {
-		if f.nameIs(i, name) {
-			if s, ok := f.Symbol(int(i)); ok && exported(s) {
-				return int(i), s, true
-			}
+		if i < uint64(f.NumSymbols) && check(i) {
+			return i, true
 		}
 		if (i+1)*4 > uint64(len(t.chain)) {
 			break
 		}
 		i = uint64(le.Uint32(t.chain[i*4:]))
 	}
-	return 0, Symbol{}, false
+	return 0, false
+}
+
+// lookupGNU and lookupSysV are Lookup through one table, for tests that
+// compare the two.
+func (f *File) lookupGNU(name string) (int, Symbol, bool) {
+	return f.lookupIn(name, f.gnu != nil, true)
+}
+
+func (f *File) lookupSysV(name string) (int, Symbol, bool) {
+	return f.lookupIn(name, f.sysv != nil, false)
+}
+
+func (f *File) lookupIn(name string, have, gnu bool) (int, Symbol, bool) {
+	if !have {
+		return 0, Symbol{}, false
+	}
+	i, ok := f.findIn(name, gnuHashOf(name), nil, lookupNewest, gnu)
+	if !ok {
+		return 0, Symbol{}, false
+	}
+	s, _ := f.Symbol(int(i))
+	return int(i), s, true
 }

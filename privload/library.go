@@ -10,20 +10,52 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// Options tunes Load. The zero value loads a self-contained library and
-// runs its initialisers.
+// Options tunes Load. The zero value loads a library with its private
+// dependencies, binds the system libraries to the host's own copies and
+// runs the initialisers.
 type Options struct {
-	// Resolve, if non-nil, supplies the symbols the library imports but
-	// does not define itself: host functions redirected into the library
-	// (DynamoRIO redirects malloc, dlsym and the like) and, until privload
-	// loads dependencies, whatever DT_NEEDED libraries would have
-	// provided. It is asked only for undefined symbols; a definition in
-	// the library itself always wins.
+	// Imports redirects symbols: a reference to a name in the map binds
+	// to its address, before any library is searched, in every library
+	// of the load. DynamoRIO redirects malloc, dlsym and the like this
+	// way so that private libraries use the host's (or the tool's)
+	// versions. A key "name@VERSION" redirects only references to that
+	// version and is tried before the bare name.
+	Imports map[string]uintptr
+	// Resolve, if non-nil, is asked for a symbol no library of the
+	// search scope defines, before an unresolved weak reference binds to
+	// 0 and any other fails the load.
 	Resolve func(name string) (addr uintptr, ok bool)
+	// SearchPath lists directories searched for a private dependency
+	// (a DT_NEEDED entry that is not a system library) after the
+	// directory of the library that needs it.
+	SearchPath []string
+	// System lists the DT_NEEDED names (sonames, matched exactly) bound
+	// to the host's own copies through the host's dlopen and
+	// dlsym/dlvsym rather than loaded privately; nil means
+	// DefaultSystem. A private libc would need its own heap, TLS and
+	// start-up, which DynamoRIO's experience (#5133, #5437, #6693)
+	// shows is a lasting source of bugs; binding to the host's copy, as
+	// DynamoRIO does for libraries outside its reach, avoids all of it.
+	System []string
 	// SkipInit leaves DT_INIT and DT_INIT_ARRAY (and, at Close,
 	// DT_FINI_ARRAY and DT_FINI) uncalled: for inspecting a library whose
 	// initialisers must not run in this process.
 	SkipInit bool
+	// SkipIFunc calls no ifunc resolver: an R_X86_64_IRELATIVE
+	// relocation or a reference to an STT_GNU_IFUNC symbol then fails
+	// the load. With SkipInit, no code of the loaded libraries runs at
+	// all, which is what loading an untrusted file (a fuzzer's) needs.
+	SkipIFunc bool
+}
+
+// DefaultSystem is the list of libraries Options.System defaults to: the
+// parts of glibc, which share state (heap, threads, TLS, locale, the
+// dynamic linker's own tables) with the copy the host process runs and so
+// must be that copy.
+var DefaultSystem = []string{
+	"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "ld-linux-x86-64.so.2",
+	"librt.so.1", "libutil.so.1", "libresolv.so.2", "libanl.so.1", "libmvec.so.1",
+	"libBrokenLocale.so.1", "libnsl.so.1", "libthread_db.so.1", "libc_malloc_debug.so.0",
 }
 
 // SegmentInfo says where one PT_LOAD went.
@@ -47,26 +79,56 @@ type SegmentInfo struct {
 // Import records how one symbol the library's relocations refer to was
 // bound.
 type Import struct {
-	// Name is the symbol's name.
-	Name string
+	// Name is the symbol's name, Version the version the reference asks
+	// for ("" if none).
+	Name, Version string
 	// BoundTo is the address it was bound to (0 for an unresolved weak
-	// symbol).
+	// symbol). For a reference to an ifunc it is the resolver's result.
 	BoundTo uintptr
-	// How says by what: "self" (the library's own definition),
-	// "resolver" (Options.Resolve) or "weak-undefined" (bound to 0).
+	// How says by what: one of the Bound* constants.
 	How string
+	// From names the library that supplied the definition: the private
+	// library's file name, or the system library's soname; "" for the
+	// import table, the resolver and weak-undefined.
+	From string
 }
 
 // How values of Import.
 const (
-	BoundSelf     = "self"
+	// BoundSelf: the library's own definition.
+	BoundSelf = "self"
+	// BoundPrivate: a definition in another library of the same load.
+	BoundPrivate = "private"
+	// BoundHost: the host's copy of a system library (dlsym/dlvsym).
+	BoundHost = "host"
+	// BoundTable: Options.Imports.
+	BoundTable = "import-table"
+	// BoundResolver: Options.Resolve.
 	BoundResolver = "resolver"
+	// BoundWeakZero: an undefined weak reference, bound to 0.
 	BoundWeakZero = "weak-undefined"
 )
+
+// Dependency is one DT_NEEDED entry of a library and what satisfied it.
+type Dependency struct {
+	// Name is the DT_NEEDED string.
+	Name string
+	// Host is set for a system library bound to the host's own copy.
+	Host bool
+	// Path is the file loaded privately, or for a host library the name
+	// given to dlopen.
+	Path string
+	// Library is the private library; nil for a host library.
+	Library *Library
+}
 
 // Library is a shared object loaded privately into a vmcode slot. Its
 // methods are safe for concurrent use; Close must not race with calls into
 // the library's code.
+//
+// One Load loads a library and its private dependencies: they form a
+// group, each in a slot of its own, which the root library's Close
+// unloads together.
 type Library struct {
 	file *File
 	slot *vmm.Slot
@@ -77,17 +139,38 @@ type Library struct {
 	bias    uintptr
 	segs    []SegmentInfo
 	imports []Import
+	deps    []Dependency
+	group   *group
+	// skipIFunc is Options.SkipIFunc: Lookup does not call resolvers.
+	skipIFunc bool
 
 	mu sync.Mutex
 	// inited is set once the initialisers ran: Close runs the
 	// finalisers only then.
 	inited bool
 	closed bool
+	// ifuncs caches the resolved addresses of ifunc symbols Lookup
+	// returned, by symbol index.
+	ifuncs map[uint64]uintptr
+}
+
+// group is the set of libraries one Load brought in.
+type group struct {
+	root *Library
+	// libs are the private libraries in breadth-first order from the
+	// root (the root first): the order of the symbol search scope.
+	libs []*Library
+	// initOrder has every library after its dependencies: the order the
+	// initialisers ran in; finalisers run in reverse.
+	initOrder []*Library
 }
 
 // Name returns the file name the library was loaded from (its base name),
 // which also annotates its slot in the maps dump: "[privlib NAME]".
 func (l *Library) Name() string { return l.name }
+
+// Path returns the path the library was loaded from.
+func (l *Library) Path() string { return l.path }
 
 // Base returns the load bias, the address that the file's virtual address
 // 0 was placed at. For the shared objects ld produces the first PT_LOAD is
@@ -108,16 +191,82 @@ func (l *Library) Segments() []SegmentInfo { return append([]SegmentInfo(nil), l
 // they were bound to, in order of first use.
 func (l *Library) Imports() []Import { return append([]Import(nil), l.imports...) }
 
+// Dependencies returns the library's DT_NEEDED entries, in order, with
+// what satisfied each.
+func (l *Library) Dependencies() []Dependency { return append([]Dependency(nil), l.deps...) }
+
+// Libraries returns the libraries loaded privately together with l: l's
+// group, its root first, then breadth-first through DT_NEEDED, which is
+// the order symbols are searched in.
+func (l *Library) Libraries() []*Library {
+	if l.group == nil {
+		return []*Library{l}
+	}
+	return append([]*Library(nil), l.group.libs...)
+}
+
 // Lookup returns the address of the library's exported function or
-// object name, found through DT_GNU_HASH (DT_HASH if the file has no GNU
-// table). Thread-local and indirect (ifunc) symbols are not reported: their
-// address is not the symbol's value.
+// object name, found as dlsym finds it (an unversioned definition, else
+// the default version) through DT_GNU_HASH (DT_HASH if the file has no
+// GNU table). For an indirect function (STT_GNU_IFUNC) it is the address
+// the resolver returns, as with dlsym; none if the library was loaded with
+// SkipIFunc. Thread-local symbols are not reported: their address is not
+// the symbol's value.
 func (l *Library) Lookup(name string) (uintptr, bool) {
-	_, s, ok := l.file.Lookup(name)
-	if !ok || s.Type == elf.STT_TLS || s.Type == elf.STT_GNU_IFUNC {
+	i, ok := l.file.find(name, gnuHashOf(name), nil, lookupNewest)
+	if !ok {
 		return 0, false
 	}
+	return l.defAddr(i)
+}
+
+// LookupVersion is Lookup for the definition of name at version
+// (name@version or name@@version); an unversioned definition also
+// satisfies it, as in glibc's dlvsym.
+func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
+	if version == "" {
+		return l.Lookup(name)
+	}
+	req := &Version{Name: version, hash: sysvHashOf(version)}
+	i, ok := l.file.find(name, gnuHashOf(name), req, lookupNewest)
+	if !ok {
+		return 0, false
+	}
+	return l.defAddr(i)
+}
+
+// defAddr returns the run-time address of defined symbol i.
+func (l *Library) defAddr(i uint64) (uintptr, bool) {
+	s, _ := l.file.Symbol(int(i))
+	switch s.Type {
+	case elf.STT_TLS:
+		return 0, false
+	case elf.STT_GNU_IFUNC:
+		return l.resolveIFunc(i, s)
+	}
 	return l.symAddr(s), true
+}
+
+// resolveIFunc calls the resolver of ifunc symbol i once and caches what
+// it returns.
+func (l *Library) resolveIFunc(i uint64, s Symbol) (uintptr, bool) {
+	if l.skipIFunc || s.Section == elf.SHN_ABS || !l.file.IsCode(s.Value) {
+		return 0, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0, false
+	}
+	if a, ok := l.ifuncs[i]; ok {
+		return a, true
+	}
+	a := callResolver(l.symAddr(s))
+	if l.ifuncs == nil {
+		l.ifuncs = make(map[uint64]uintptr)
+	}
+	l.ifuncs[i] = a
+	return a, true
 }
 
 // symAddr returns the run-time address of a defined symbol.
@@ -131,27 +280,50 @@ func (l *Library) symAddr(s Symbol) uintptr {
 // ErrClosed is returned by Close on a library already closed.
 var ErrClosed = errors.New("privload: library already closed")
 
-// Close runs the library's finalisers (DT_FINI_ARRAY in reverse, then
-// DT_FINI) if its initialisers ran, and releases its slot back to vmcode:
-// afterwards no page of the image remains mapped. The library's code must
-// not be running or called again.
+// ErrDependency is returned by Close on a library that was loaded as a
+// dependency of another: its group's root unloads it.
+var ErrDependency = errors.New("privload: library was loaded as a dependency; close the library that loaded it")
+
+// Close unloads the library and the private dependencies loaded with it:
+// it runs the finalisers (DT_FINI_ARRAY in reverse, then DT_FINI) of each
+// library whose initialisers ran, in the reverse of the order the
+// initialisers ran, then releases every slot back to vmcode: afterwards
+// no page of any image remains mapped. The libraries' code must not be
+// running or called again.
 func (l *Library) Close() error {
+	members, order := []*Library{l}, []*Library{l}
+	if g := l.group; g != nil {
+		if g.root != l {
+			return fmt.Errorf("%w: %s (loaded by %s)", ErrDependency, l.path, g.root.path)
+		}
+		members, order = g.libs, g.initOrder
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return fmt.Errorf("%w: %s", ErrClosed, l.path)
 	}
-	l.closed = true
-	inited := l.inited
 	l.mu.Unlock()
 	var errs []error
-	if inited {
-		if err := l.runFini(); err != nil {
-			errs = append(errs, err)
+	for i := len(order) - 1; i >= 0; i-- {
+		m := order[i]
+		m.mu.Lock()
+		inited := m.inited
+		m.inited = false
+		m.mu.Unlock()
+		if inited {
+			if err := m.runFini(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	if err := l.slot.Release(); err != nil {
-		errs = append(errs, fmt.Errorf("privload: %s: releasing its slot: %w", l.path, err))
+	for _, m := range members {
+		m.mu.Lock()
+		m.closed = true
+		m.mu.Unlock()
+		if err := m.slot.Release(); err != nil {
+			errs = append(errs, fmt.Errorf("privload: %s: releasing its slot: %w", m.path, err))
+		}
 	}
 	return errors.Join(errs...)
 }

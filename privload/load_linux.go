@@ -3,137 +3,598 @@
 package privload
 
 import (
-	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"unsafe"
 
-	"github.com/ebitengine/purego"
+	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
 // Load loads the shared object at path privately into a slot of v's
-// vmcode, so that code emitted into vmcode reaches it with rel32 calls.
+// vmcode, with its private dependencies each in a slot of its own, so
+// that code emitted into vmcode reaches them with rel32 calls.
 //
-// It parses the file strictly, reserves a slot of the image's whole span,
-// maps each PT_LOAD there (private copy-on-write, MAP_FIXED over the
-// slot's reservation), zeroes the .bss tail of the last file page and
-// commits the rest, applies the relocations (RELR, then DT_RELA, then
-// DT_JMPREL, all bound now), makes PT_GNU_RELRO read-only, sets the final
-// protections and runs DT_INIT and DT_INIT_ARRAY.
+// It works in phases, so that everything that can refuse a library does
+// so before anything is mapped:
 //
-// Symbols bind to the library's own definitions, then to Options.Resolve;
-// an unresolved weak symbol binds to 0 and any other unresolved symbol
-// fails the load. On any failure the slot is released: nothing of the
-// image stays mapped and v's address-space map matches the kernel's.
+//  1. read and parse the library and, breadth-first, every DT_NEEDED
+//     entry: a system library (Options.System) is opened by the host's
+//     dlopen; any other is found in the directory of the library that
+//     needs it, then on Options.SearchPath, and parsed; each is checked
+//     for what privload does not support (thread-local storage, text
+//     relocations, relocation types, an executable stack);
+//  2. reserve a vmcode slot per private library (bookkeeping only);
+//  3. bind every symbol reference (see below);
+//  4. map each PT_LOAD with MAP_FIXED over its slot's reservation, zero
+//     the .bss, relocate (RELR, DT_RELA, DT_JMPREL, all bound now;
+//     IRELATIVE and references to ifuncs last, by calling their
+//     resolvers), make PT_GNU_RELRO read-only: dependencies before the
+//     libraries that need them;
+//  5. run DT_INIT and DT_INIT_ARRAY, dependencies first.
+//
+// Symbols are searched as ld.so searches the local scope of a library
+// opened with dlopen: Options.Imports first; then the loaded library
+// itself, then its dependencies breadth-first in DT_NEEDED order, the
+// host's system libraries in their place in that order (a library built
+// with DT_SYMBOLIC searches itself first); then Options.Resolve; an
+// unresolved weak reference binds to 0 and any other fails the load. A
+// versioned reference binds only to a definition of its version (or an
+// unversioned one).
+//
+// On any failure every slot is released: nothing stays mapped and v's
+// address-space map matches the kernel's. Errors name the file (and the
+// library that needed it) and the reason.
 func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
-	// The kernel names file mappings by their resolved path; so does
-	// aspacem, so that its sync check compares like with like.
-	abs, err := filepath.Abs(path)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
+	ld := &elfLoader{v: v, os: v.OS(), opts: opts, page: v.OS().PageSize(), byID: map[fileID]*elfImage{}, byName: map[string]scopeEntry{}}
+	ld.system = opts.System
+	if ld.system == nil {
+		ld.system = DefaultSystem
 	}
-	if err != nil {
-		return nil, fmt.Errorf("privload: %s: %w", path, err)
-	}
-	ld := &loader{v: v, os: v.OS(), path: path, opts: opts}
-	ld.lib = &Library{name: filepath.Base(path), path: path}
-	obj, err := ld.os.OpenFile(abs)
-	if err != nil {
-		return nil, fmt.Errorf("privload: %s: opening: %w", path, err)
-	}
-	ld.obj = obj
-	lib, err := ld.load(abs)
-	if cerr := ld.os.CloseObject(obj); cerr != nil && err == nil {
-		// Views outlive their object, so the library is loaded, but
-		// a descriptor leaked: say so rather than hide it.
-		err = fmt.Errorf("privload: %s: closing the file: %w", path, cerr)
-		if lib != nil {
-			err = errors.Join(err, lib.Close())
-			lib = nil
+	lib, err := ld.run(path)
+	for _, img := range ld.imgs {
+		if img.obj != nil {
+			if cerr := ld.os.CloseObject(img.obj); cerr != nil && err == nil {
+				// Views outlive their object, so the library is
+				// loaded, but a descriptor leaked: say so rather
+				// than hide it.
+				err = fmt.Errorf("privload: %s: closing the file: %w", img.lib.path, cerr)
+			}
+			img.obj = nil
 		}
+	}
+	if err != nil && lib != nil {
+		err = errors.Join(err, lib.Close())
+		lib = nil
 	}
 	return lib, err
 }
 
-// loader carries the state of one Load.
-type loader struct {
-	v    *vmm.VMM
-	os   osmem.OS
-	path string
-	opts Options
-	obj  osmem.Object
-	data []byte
-	f    *File
-	lib  *Library
-	page uintptr
+// fileID identifies a file: two DT_NEEDED names (a soname and a symlink)
+// that lead to one file load it once.
+type fileID struct{ dev, ino uint64 }
+
+// elfImage is a private library being loaded.
+type elfImage struct {
+	lib *Library
+	obj osmem.Object
+	id  fileID
+	// who names the library for errors: its path, and the library that
+	// needed it.
+	who string
+	// bind holds the binding of each symbol its relocations refer to,
+	// by symbol index.
+	bind []binding
 	// initProt is the protection each PT_LOAD is mapped with until the
 	// final protections are set.
 	initProt []osmem.Prot
-	// bound caches symbol resolution by symbol index.
-	bound map[uint32]uintptr
+	// deps are its DT_NEEDED entries, resolved.
+	deps []scopeEntry
+	// relocated is set once its relocations are applied: an ifunc
+	// resolver of this library may then run.
+	relocated bool
+	// wseg caches the writable segment relocations last wrote to.
+	wseg []byte
+	wlo  uint64
 }
 
-func (ld *loader) errorf(format string, args ...any) error {
-	return fmt.Errorf("privload: %s: "+format, append([]any{ld.path}, args...)...)
+// binding is where one symbol reference was bound.
+type binding struct {
+	addr uintptr
+	// ifunc: addr is a resolver of image from, to call once from is
+	// relocated.
+	ifunc bool
+	from  *elfImage
+	done  bool
+	// imp indexes the library's imports, whose BoundTo an ifunc's
+	// resolution updates.
+	imp int
 }
 
-func (ld *loader) unsupported(format string, args ...any) error {
-	return &FormatError{File: ld.path, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}
+// scopeEntry is one library of the search scope: private or host.
+type scopeEntry struct {
+	img  *elfImage
+	host *hostLib
 }
 
-func (ld *loader) load(abs string) (*Library, error) {
-	data, err := os.ReadFile(abs)
-	if err != nil {
-		return nil, ld.errorf("reading: %w", err)
-	}
-	if uint64(len(data)) != ld.obj.Size() {
-		return nil, ld.errorf("file changed size while being opened (%d bytes, then %d)", ld.obj.Size(), len(data))
-	}
-	f, err := Parse(ld.path, data)
+// elfLoader carries the state of one Load.
+type elfLoader struct {
+	v      *vmm.VMM
+	os     osmem.OS
+	opts   Options
+	page   uintptr
+	system []string
+	// imgs are the private libraries, breadth-first from the root.
+	imgs []*elfImage
+	// scope is the symbol search order: the private libraries and the
+	// host libraries, breadth-first.
+	scope  []scopeEntry
+	byID   map[fileID]*elfImage
+	byName map[string]scopeEntry
+	// initOrder has each library after its private dependencies.
+	initOrder []*elfImage
+	// ifuncs caches resolver results by resolver address.
+	ifuncs map[uintptr]uintptr
+	// reserved counts the images whose slots are reserved.
+	reserved int
+}
+
+func errorf(who, format string, args ...any) error {
+	return fmt.Errorf("privload: %s: "+format, append([]any{who}, args...)...)
+}
+
+func unsupportedf(who, format string, args ...any) error {
+	return &FormatError{File: who, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}
+}
+
+func (ld *elfLoader) run(path string) (*Library, error) {
+	root, err := ld.open(path, "")
 	if err != nil {
 		return nil, err
 	}
-	ld.data, ld.f, ld.lib.file = data, f, f
-	ld.page = ld.os.PageSize()
-	lo, hi, err := ld.span()
-	if err != nil {
-		return nil, err
-	}
-	slot, err := ld.v.ReserveSlot(uintptr(hi-lo), "privlib "+ld.lib.name)
-	if err != nil {
-		return nil, ld.errorf("reserving a %#x-byte slot in vmcode: %w", hi-lo, err)
-	}
-	ld.lib.slot = slot
-	ld.lib.bias = slot.Base() - uintptr(lo)
-	if err := ld.build(); err != nil {
-		if rerr := slot.Release(); rerr != nil {
-			err = errors.Join(err, ld.errorf("releasing the slot after failure: %w", rerr))
+	ld.add(root, filepath.Base(path))
+	for i := 0; i < len(ld.imgs); i++ {
+		if err := ld.needed(ld.imgs[i]); err != nil {
+			return nil, err
 		}
+	}
+	ld.sortInit(root)
+	if err := ld.reserve(); err != nil {
+		ld.release()
 		return nil, err
 	}
-	return ld.lib, nil
+	if err := ld.bindAll(); err != nil {
+		ld.release()
+		return nil, err
+	}
+	for _, img := range ld.imgs {
+		if err := ld.mapSegments(img); err != nil {
+			ld.release()
+			return nil, err
+		}
+	}
+	for _, img := range ld.initOrder {
+		if err := ld.relocate(img); err != nil {
+			ld.release()
+			return nil, err
+		}
+		if err := ld.protect(img); err != nil {
+			ld.release()
+			return nil, err
+		}
+	}
+	// The group exists from here: a failing initialiser leaves a
+	// library Close can unload (running the finalisers of those that
+	// ran).
+	g := &group{}
+	for _, img := range ld.imgs {
+		g.libs = append(g.libs, img.lib)
+		img.lib.group = g
+		img.lib.skipIFunc = ld.opts.SkipIFunc
+		for _, d := range img.deps {
+			dep := Dependency{Name: d.name(), Host: d.host != nil}
+			if d.img != nil {
+				dep.Path, dep.Library = d.img.lib.path, d.img.lib
+			} else {
+				dep.Path = d.host.name
+			}
+			img.lib.deps = append(img.lib.deps, dep)
+		}
+	}
+	for _, img := range ld.initOrder {
+		g.initOrder = append(g.initOrder, img.lib)
+	}
+	g.root = root.lib
+	if !ld.opts.SkipInit {
+		for _, img := range ld.initOrder {
+			if err := runInit(img.lib); err != nil {
+				return root.lib, err
+			}
+		}
+	}
+	return root.lib, nil
+}
+
+// name returns the name the entry is known by.
+func (e scopeEntry) name() string {
+	if e.host != nil {
+		return e.host.name
+	}
+	return e.img.lib.name
+}
+
+// add appends a private library to the load and the scope.
+func (ld *elfLoader) add(img *elfImage, name string) {
+	ld.imgs = append(ld.imgs, img)
+	e := scopeEntry{img: img}
+	ld.scope = append(ld.scope, e)
+	ld.byID[img.id] = img
+	ld.byName[name] = e
+	if s := img.lib.file.Soname; s != "" {
+		if _, ok := ld.byName[s]; !ok {
+			ld.byName[s] = e
+		}
+	}
+}
+
+// needed resolves img's DT_NEEDED entries, loading new private ones.
+func (ld *elfLoader) needed(img *elfImage) error {
+	for _, name := range img.lib.file.Needed {
+		if e, ok := ld.byName[name]; ok {
+			img.deps = append(img.deps, e)
+			continue
+		}
+		if ld.isSystem(name) {
+			h, err := hostOpen(name)
+			if err != nil {
+				return errorf(img.who, "system library %s: host dlopen: %v", name, err)
+			}
+			e := scopeEntry{host: h}
+			ld.scope = append(ld.scope, e)
+			ld.byName[name] = e
+			img.deps = append(img.deps, e)
+			continue
+		}
+		dep, err := ld.find(img, name)
+		if err != nil {
+			return err
+		}
+		if old, ok := ld.byID[dep.id]; ok {
+			// Another name for a file already loaded.
+			ld.closeObj(dep)
+			e := scopeEntry{img: old}
+			ld.byName[name] = e
+			img.deps = append(img.deps, e)
+			continue
+		}
+		ld.add(dep, name)
+		img.deps = append(img.deps, scopeEntry{img: dep})
+	}
+	return nil
+}
+
+func (ld *elfLoader) isSystem(name string) bool {
+	for _, s := range ld.system {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// find locates and opens the private dependency name of img: a name with
+// a slash is a path; any other is looked for next to img (the directory
+// of the path it was loaded by, then of the file that path resolves to),
+// then in each directory of Options.SearchPath.
+func (ld *elfLoader) find(img *elfImage, name string) (*elfImage, error) {
+	var dirs []string
+	if strings.Contains(name, "/") {
+		dirs = []string{""}
+	} else {
+		dirs = append(dirs, filepath.Dir(img.lib.path))
+		if d := filepath.Dir(img.lib.file.Name); d != dirs[0] {
+			dirs = append(dirs, d)
+		}
+		dirs = append(dirs, ld.opts.SearchPath...)
+	}
+	var tried []string
+	for _, d := range dirs {
+		p := name
+		if d != "" {
+			p = filepath.Join(d, name)
+		}
+		dep, err := ld.open(p, img.lib.path)
+		if errors.Is(err, errNotFound) {
+			tried = append(tried, p)
+			continue
+		}
+		return dep, err
+	}
+	return nil, errorf(img.who, "dependency %s not found (looked for %s); it is not a system library either (Options.System)", name, strings.Join(tried, ", "))
+}
+
+var errNotFound = errors.New("not found")
+
+// open reads, parses and checks the library at path (needed by parent, or
+// "" for the root) and opens it for mapping.
+func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
+	who := path
+	if parent != "" {
+		who = fmt.Sprintf("%s (needed by %s)", path, parent)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if parent != "" && (err == unix.ENOENT || err == unix.ENOTDIR) {
+			return nil, errNotFound
+		}
+		return nil, errorf(who, "opening: %v", err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, errorf(who, "stat: %v", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errorf(who, "not a regular file")
+	}
+	// The kernel names file mappings by their resolved path, and so
+	// must aspacem for its sync check to compare like with like; the
+	// descriptor's link gives it in one call.
+	canon, err := readlinkFD(fd)
+	if err != nil {
+		return nil, errorf(who, "resolving the path: %v", err)
+	}
+	f, err := readParse(fd, uint64(st.Size), who)
+	if err != nil {
+		return nil, err
+	}
+	f.Name = canon
+	if err := ld.check(f, who); err != nil {
+		return nil, err
+	}
+	id := fileID{uint64(st.Dev), st.Ino}
+	lib := &Library{file: f, name: filepath.Base(path), path: path}
+	img := &elfImage{lib: lib, id: id, who: who}
+	if _, dup := ld.byID[id]; dup {
+		return img, nil
+	}
+	obj, err := ld.os.OpenFile(canon)
+	if err != nil {
+		return nil, errorf(who, "opening for mapping: %v", err)
+	}
+	img.obj = obj
+	if fi, ok := obj.(osmem.FileIdentity); ok {
+		if dev, ino := fi.FileID(); ino != st.Ino || dev != uint64(unix.Major(st.Dev))<<8|uint64(unix.Minor(st.Dev)) || obj.Size() != uint64(st.Size) {
+			ld.closeObj(img)
+			return nil, errorf(who, "the file changed while being opened (%s was replaced)", canon)
+		}
+	}
+	return img, nil
+}
+
+func (ld *elfLoader) closeObj(img *elfImage) {
+	if img.obj != nil {
+		_ = ld.os.CloseObject(img.obj)
+		img.obj = nil
+	}
+}
+
+// readlinkFD returns the path the kernel knows an open file by.
+func readlinkFD(fd int) (string, error) {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// headRead is how much of a file the first read takes: the ELF header,
+// the program headers and, for most libraries, the first PT_LOAD, where
+// ld puts the symbol, string, hash, version and relocation tables.
+const headRead = 16 << 10
+
+// readParse reads what parsing needs of the open file of size bytes and
+// parses it: the first headRead bytes, extended to the end of the first
+// PT_LOAD if that is not executable (with -z separate-code, the default,
+// it holds exactly the tables), and the file-backed part of the PT_LOAD
+// holding PT_DYNAMIC (.dynamic, the GOT, the init and fini arrays). If
+// parsing needs more, the whole file is read and parsed again.
+func readParse(fd int, size uint64, name string) (*File, error) {
+	if size <= 2*headRead {
+		return readAllParse(fd, size, name)
+	}
+	head := make([]byte, headRead)
+	if err := preadFull(fd, head, 0); err != nil {
+		return nil, errorf(name, "reading: %v", err)
+	}
+	chunks := []chunk{{0, head}}
+	if first, dyn, ok := planReads(head, size); ok {
+		if first > uint64(len(head)) {
+			b := make([]byte, first)
+			copy(b, head)
+			if err := preadFull(fd, b[len(head):], int64(len(head))); err != nil {
+				return nil, errorf(name, "reading: %v", err)
+			}
+			chunks[0].b = b
+		}
+		if dyn.size > 0 && dyn.off+dyn.size > uint64(len(chunks[0].b)) {
+			b := make([]byte, dyn.size)
+			if err := preadFull(fd, b, int64(dyn.off)); err != nil {
+				return nil, errorf(name, "reading: %v", err)
+			}
+			chunks = append(chunks, chunk{dyn.off, b})
+		}
+	}
+	f, missed, err := parseSparse(name, size, chunks)
+	if !missed {
+		return f, err
+	}
+	return readAllParse(fd, size, name)
+}
+
+func readAllParse(fd int, size uint64, name string) (*File, error) {
+	data := make([]byte, size)
+	if err := preadFull(fd, data, 0); err != nil {
+		return nil, errorf(name, "reading: %v", err)
+	}
+	return Parse(name, data)
+}
+
+// fileRange is a range of file offsets.
+type fileRange struct{ off, size uint64 }
+
+// planReads looks at the program headers in head and returns how far to
+// read from the start (the end of the first PT_LOAD if it is not
+// executable) and the file range of the PT_LOAD that holds PT_DYNAMIC.
+// It only plans: the parser checks everything.
+func planReads(head []byte, size uint64) (first uint64, dyn fileRange, ok bool) {
+	if len(head) < ehdrSize {
+		return 0, fileRange{}, false
+	}
+	phoff, phnum := le.Uint64(head[32:]), uint64(le.Uint16(head[56:]))
+	if phoff > uint64(len(head)) || phnum > (uint64(len(head))-phoff)/phdrSize {
+		return 0, fileRange{}, false
+	}
+	var loads []Segment
+	var dynVaddr uint64
+	for i := uint64(0); i < phnum; i++ {
+		h := head[phoff+i*phdrSize:]
+		s := Segment{Offset: le.Uint64(h[8:]), Vaddr: le.Uint64(h[16:]), Filesz: le.Uint64(h[32:]), Prot: protOf(elf.ProgFlag(le.Uint32(h[4:])))}
+		switch elf.ProgType(le.Uint32(h[0:])) {
+		case elf.PT_LOAD:
+			loads = append(loads, s)
+		case elf.PT_DYNAMIC:
+			dynVaddr = s.Vaddr
+		}
+	}
+	if len(loads) == 0 {
+		return 0, fileRange{}, false
+	}
+	if l := loads[0]; l.Prot&osmem.ProtExec == 0 && l.Offset <= size && l.Filesz <= size-l.Offset {
+		first = l.Offset + l.Filesz
+	}
+	for _, l := range loads {
+		if dynVaddr >= l.Vaddr && dynVaddr-l.Vaddr < l.Filesz && l.Offset <= size && l.Filesz <= size-l.Offset {
+			dyn = fileRange{l.Offset, l.Filesz}
+		}
+	}
+	return first, dyn, true
+}
+
+func preadFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pread(fd, b, off)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return err
+		}
+		if n == 0 {
+			return errors.New("file shorter than its size")
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+// check refuses, before anything is mapped, what the loader does not
+// support: every relocation type is known, none needs thread-local
+// storage, copy relocations (which belong in executables) are absent, and
+// ifunc resolvers are allowed to run if there are any.
+func (ld *elfLoader) check(f *File, who string) error {
+	for _, tab := range [2]struct {
+		name string
+		rs   []Reloc
+	}{{"DT_RELA", f.Rela}, {"DT_JMPREL", f.PLTRela}} {
+		for _, r := range tab.rs {
+			switch r.Type {
+			case elf.R_X86_64_RELATIVE, elf.R_X86_64_64, elf.R_X86_64_GLOB_DAT, elf.R_X86_64_JMP_SLOT:
+			case elf.R_X86_64_IRELATIVE:
+				if ld.opts.SkipIFunc {
+					return unsupportedf(who, "%s relocation %s at %#x calls an ifunc resolver, and Options.SkipIFunc is set", tab.name, relocName(r.Type), r.Off)
+				}
+				if !f.IsCode(uint64(r.Addend)) {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x: resolver %#x is not in an executable PT_LOAD", tab.name, relocName(r.Type), r.Off, uint64(r.Addend)), Class: ErrMalformed}
+				}
+			case elf.R_X86_64_COPY:
+				return unsupportedf(who, "%s relocation %s at %#x: copy relocations belong in executables, not shared objects", tab.name, relocName(r.Type), r.Off)
+			case elf.R_X86_64_DTPMOD64, elf.R_X86_64_DTPOFF64, elf.R_X86_64_TPOFF64, elf.R_X86_64_TLSDESC, elf.R_X86_64_DTPOFF32, elf.R_X86_64_TPOFF32:
+				return unsupportedf(who, "%s relocation %s at %#x: thread-local storage is not supported", tab.name, relocName(r.Type), r.Off)
+			default:
+				return unsupportedf(who, "%s relocation %s at %#x is not supported", tab.name, relocName(r.Type), r.Off)
+			}
+		}
+	}
+	return nil
+}
+
+// sortInit orders the private libraries so that each comes after its
+// private dependencies (a depth-first post-order from the root, as
+// glibc's _dl_sort_maps gives for an acyclic graph; a cycle is broken
+// where it is entered).
+func (ld *elfLoader) sortInit(root *elfImage) {
+	seen := map[*elfImage]bool{}
+	var visit func(img *elfImage)
+	visit = func(img *elfImage) {
+		seen[img] = true
+		for _, d := range img.deps {
+			if d.img != nil && !seen[d.img] {
+				visit(d.img)
+			}
+		}
+		ld.initOrder = append(ld.initOrder, img)
+	}
+	visit(root)
+}
+
+// reserve reserves a slot for each private library and fixes its bias.
+func (ld *elfLoader) reserve() error {
+	for _, img := range ld.imgs {
+		lo, hi, err := ld.span(img)
+		if err != nil {
+			return err
+		}
+		slot, err := ld.v.ReserveSlot(uintptr(hi-lo), "privlib "+img.lib.name)
+		if err != nil {
+			return errorf(img.who, "reserving a %#x-byte slot in vmcode: %v", hi-lo, err)
+		}
+		img.lib.slot = slot
+		img.lib.bias = slot.Base() - uintptr(lo)
+		ld.reserved++
+	}
+	return nil
+}
+
+// release gives back every reserved slot, after a failure.
+func (ld *elfLoader) release() {
+	for _, img := range ld.imgs[:ld.reserved] {
+		_ = img.lib.slot.Release()
+	}
+	ld.reserved = 0
 }
 
 // span checks the segments against the OS page size and returns the
 // page-rounded address range they span.
-func (ld *loader) span() (lo, hi uint64, err error) {
+func (ld *elfLoader) span(img *elfImage) (lo, hi uint64, err error) {
 	pg := uint64(ld.page)
-	loads := ld.f.Loads
+	loads := img.lib.file.Loads
 	for i, s := range loads {
 		if s.Vaddr%pg != s.Offset%pg {
-			return 0, 0, ld.unsupported("PT_LOAD %d: p_vaddr %#x and p_offset %#x differ modulo the %#x-byte page", i, s.Vaddr, s.Offset, pg)
+			return 0, 0, unsupportedf(img.who, "PT_LOAD %d: p_vaddr %#x and p_offset %#x differ modulo the %#x-byte page", i, s.Vaddr, s.Offset, pg)
 		}
 		if i > 0 {
 			prev := loads[i-1]
 			if pageUp(prev.Vaddr+prev.Memsz, pg) > pageDown(s.Vaddr, pg) {
-				return 0, 0, ld.unsupported("PT_LOAD %d at %#x shares a %#x-byte page with the previous one, which ends at %#x", i, s.Vaddr, pg, prev.Vaddr+prev.Memsz)
+				return 0, 0, unsupportedf(img.who, "PT_LOAD %d at %#x shares a %#x-byte page with the previous one, which ends at %#x", i, s.Vaddr, pg, prev.Vaddr+prev.Memsz)
 			}
 		}
 	}
@@ -144,64 +605,180 @@ func (ld *loader) span() (lo, hi uint64, err error) {
 func pageDown(x, pg uint64) uint64 { return x &^ (pg - 1) }
 func pageUp(x, pg uint64) uint64   { return (x + pg - 1) &^ (pg - 1) }
 
-// build maps, relocates, protects and initialises the image in its slot.
-func (ld *loader) build() error {
-	if err := ld.mapSegments(); err != nil {
-		return err
+// bindAll binds every symbol reference of every private library, before
+// anything is mapped: an undefined symbol fails the load cheaply.
+func (ld *elfLoader) bindAll() error {
+	for _, img := range ld.imgs {
+		f := img.lib.file
+		img.bind = make([]binding, f.NumSymbols)
+		for _, tab := range [2][]Reloc{f.Rela, f.PLTRela} {
+			for _, r := range tab {
+				if r.Sym == 0 || r.Type == elf.R_X86_64_RELATIVE || r.Type == elf.R_X86_64_IRELATIVE {
+					continue
+				}
+				if img.bind[r.Sym].done {
+					continue
+				}
+				if err := ld.bind(img, r); err != nil {
+					return err
+				}
+			}
+		}
 	}
-	if err := ld.relocate(); err != nil {
-		return err
-	}
-	if err := ld.protect(); err != nil {
-		return err
-	}
-	if ld.opts.SkipInit {
-		return nil
-	}
-	return ld.runInit()
+	return nil
 }
 
-// mapSegments maps every PT_LOAD at bias+p_vaddr. A segment is mapped with
-// its own protection plus read (to check the mapping against the parsed
-// bytes) and, if it has a .bss tail to zero, write: such a segment is made
-// non-executable until its final protection is set, so that no page is
-// ever writable and executable at once.
-func (ld *loader) mapSegments() error {
-	f, lib, slot, pg := ld.f, ld.lib, ld.lib.slot, ld.page
-	ld.initProt = make([]osmem.Prot, len(f.Loads))
-	for i, s := range f.Loads {
-		prot := s.Prot | osmem.ProtRead
-		if s.Memsz > s.Filesz && prot&osmem.ProtWrite == 0 {
-			prot = (prot | osmem.ProtWrite) &^ osmem.ProtExec
+// relocName names a relocation type for errors, with its number.
+func relocName(t elf.R_X86_64) string { return fmt.Sprintf("%v (type %d)", t, uint32(t)) }
+
+// bind binds the symbol relocation r of img refers to.
+func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
+	f := img.lib.file
+	i := uint64(r.Sym)
+	b := &img.bind[i]
+	ent := f.symtab[i*symSize : i*symSize+symSize]
+	nameB := f.nameBytes(i)
+	name := unsafe.String(unsafe.SliceData(nameB), len(nameB))
+	info, other := ent[4], ent[5]
+	typ, bnd := elf.ST_TYPE(info), elf.ST_BIND(info)
+	shndx := elf.SectionIndex(le.Uint16(ent[6:]))
+	ver, _ := f.symVersion(i)
+	verName := ""
+	if ver != nil {
+		verName = ver.Name
+	}
+	if typ == elf.STT_TLS {
+		return unsupportedf(img.who, "relocation %s at %#x refers to thread-local symbol %q: thread-local storage is not supported", relocName(r.Type), r.Off, name)
+	}
+	record := func(addr uintptr, how string, from *elfImage, fromName string) {
+		*b = binding{addr: addr, from: from, done: true, imp: len(img.lib.imports)}
+		img.lib.imports = append(img.lib.imports, Import{Name: name, Version: verName, BoundTo: addr, How: how, From: fromName})
+	}
+	if len(ld.opts.Imports) > 0 {
+		if ver != nil {
+			if a, ok := ld.opts.Imports[name+"@"+ver.Name]; ok {
+				record(a, BoundTable, nil, "")
+				return nil
+			}
 		}
-		ld.initProt[i] = prot
+		if a, ok := ld.opts.Imports[name]; ok {
+			record(a, BoundTable, nil, "")
+			return nil
+		}
+	}
+	// A local symbol, or a definition the library does not export,
+	// binds to itself without a search, as in glibc.
+	if shndx != elf.SHN_UNDEF && (bnd == elf.STB_LOCAL || elf.ST_VISIBILITY(other) == elf.STV_HIDDEN || elf.ST_VISIBILITY(other) == elf.STV_INTERNAL) {
+		return ld.bindDef(img, img, i, r, record)
+	}
+	gh := gnuHashOf(name)
+	if f.Symbolic {
+		if j, ok := f.find(name, gh, ver, lookupReloc); ok {
+			return ld.bindDef(img, img, j, r, record)
+		}
+	}
+	cname := f.strtab[le.Uint32(ent):]
+	for _, e := range ld.scope {
+		if e.img != nil {
+			if j, ok := e.img.lib.file.find(name, gh, ver, lookupReloc); ok {
+				return ld.bindDef(img, e.img, j, r, record)
+			}
+			continue
+		}
+		if a := e.host.sym(name, cname, ver); a != 0 {
+			record(a, BoundHost, nil, e.host.name)
+			return nil
+		}
+	}
+	if ld.opts.Resolve != nil {
+		if a, ok := ld.opts.Resolve(name); ok {
+			record(a, BoundResolver, nil, "")
+			return nil
+		}
+	}
+	if bnd == elf.STB_WEAK {
+		record(0, BoundWeakZero, nil, "")
+		return nil
+	}
+	full := name
+	if ver != nil {
+		full += "@" + ver.Name
+	}
+	var names []string
+	for _, e := range ld.scope {
+		names = append(names, e.name())
+	}
+	return errorf(img.who, "undefined symbol %q (%s at %#x): not defined in %s, nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
+}
+
+// bindDef binds a reference of img to symbol j of def.
+func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, record func(uintptr, string, *elfImage, string)) error {
+	s, _ := def.lib.file.Symbol(int(j))
+	how, from := BoundPrivate, def.lib.name
+	if def == img {
+		how = BoundSelf
+	}
+	addr := def.lib.symAddr(s)
+	switch s.Type {
+	case elf.STT_TLS:
+		return unsupportedf(img.who, "relocation %s at %#x binds to thread-local symbol %q of %s: thread-local storage is not supported", relocName(r.Type), r.Off, s.Name, def.lib.name)
+	case elf.STT_GNU_IFUNC:
+		if ld.opts.SkipIFunc {
+			return unsupportedf(img.who, "relocation %s at %#x binds to indirect function %q of %s, and Options.SkipIFunc is set", relocName(r.Type), r.Off, s.Name, def.lib.name)
+		}
+		if s.Section == elf.SHN_ABS || !def.lib.file.IsCode(s.Value) {
+			return &FormatError{File: def.who, Reason: fmt.Sprintf("indirect function %q: resolver %#x is not in an executable PT_LOAD", s.Name, s.Value), Class: ErrMalformed}
+		}
+		record(addr, how, def, from)
+		img.bind[r.Sym].ifunc = true
+		return nil
+	}
+	record(addr, how, def, from)
+	return nil
+}
+
+// mapSegments maps every PT_LOAD of img at bias+p_vaddr, each with one
+// MAP_FIXED mmap over its slot's reservation and with its final
+// protection, except that a segment with a .bss tail to zero is mapped
+// writable (and, if it was executable, not executable until its final
+// protection is set, so that no page is ever writable and executable at
+// once). Writable segments take their relocations as mapped; PT_GNU_RELRO
+// becomes read-only afterwards.
+func (ld *elfLoader) mapSegments(img *elfImage) error {
+	lib, slot, pg := img.lib, img.lib.slot, ld.page
+	f := lib.file
+	img.initProt = make([]osmem.Prot, len(f.Loads))
+	lib.segs = make([]SegmentInfo, 0, len(f.Loads))
+	for i, s := range f.Loads {
+		prot := s.Prot
 		vaddr := lib.bias + uintptr(s.Vaddr)
 		start := vaddr &^ (pg - 1)
 		fileEnd := start
 		if s.Filesz > 0 {
 			fileEnd = (vaddr + uintptr(s.Filesz) + pg - 1) &^ (pg - 1)
-			off := pageDown(s.Offset, uint64(pg))
-			if err := slot.MapFile(ld.obj, off, start, fileEnd-start, prot); err != nil {
-				return ld.errorf("mapping PT_LOAD %d: %w", i, err)
-			}
-			// The parse was of bytes read separately: make sure the
-			// mapping holds the same ones.
-			if !bytes.Equal(osmem.Bytes(vaddr, uintptr(s.Filesz)), ld.data[s.Offset:s.Offset+s.Filesz]) {
-				return ld.errorf("PT_LOAD %d: the mapped file differs from the bytes parsed (file modified during load?)", i)
-			}
 		}
 		end := (vaddr + uintptr(s.Memsz) + pg - 1) &^ (pg - 1)
-		if s.Memsz > s.Filesz {
+		tail := s.Memsz > s.Filesz && vaddr+uintptr(s.Filesz) < fileEnd
+		if tail && prot&osmem.ProtWrite == 0 {
+			prot = (prot | osmem.ProtRW) &^ osmem.ProtExec
+		}
+		img.initProt[i] = prot
+		if s.Filesz > 0 {
+			off := pageDown(s.Offset, uint64(pg))
+			if err := slot.MapFile(img.obj, off, start, fileEnd-start, prot); err != nil {
+				return errorf(img.who, "mapping PT_LOAD %d: %v", i, err)
+			}
+		}
+		if tail {
 			// Zero the rest of the last file page: the file's bytes
 			// past p_filesz (other sections) must not show through
 			// the .bss.
-			if z := vaddr + uintptr(s.Filesz); z < fileEnd {
-				clear(osmem.Bytes(z, fileEnd-z))
-			}
-			if end > fileEnd {
-				if err := slot.Commit(fileEnd, end-fileEnd, prot); err != nil {
-					return ld.errorf("committing the .bss of PT_LOAD %d: %w", i, err)
-				}
+			z := vaddr + uintptr(s.Filesz)
+			clear(osmem.Bytes(z, fileEnd-z))
+		}
+		if end > fileEnd {
+			if err := slot.Commit(fileEnd, end-fileEnd, prot); err != nil {
+				return errorf(img.who, "committing the .bss of PT_LOAD %d: %v", i, err)
 			}
 		}
 		info := SegmentInfo{Start: start, End: end, Prot: s.Prot, FileOffset: pageDown(s.Offset, uint64(pg)), FileEnd: fileEnd}
@@ -216,111 +793,99 @@ func (ld *loader) mapSegments() error {
 	return nil
 }
 
-// relocate applies RELR, then DT_RELA, then DT_JMPREL, as glibc does.
-func (ld *loader) relocate() error {
-	f, bias := ld.f, ld.lib.bias
+// word returns the 8 bytes at vaddr (relative to the bias) of img, which
+// the parser checked lie in a writable segment.
+func (img *elfImage) word(vaddr uint64) []byte {
+	if vaddr < img.wlo || vaddr-img.wlo+8 > uint64(len(img.wseg)) {
+		s, _ := img.lib.file.segmentAt(vaddr, 8)
+		img.wlo, img.wseg = s.Vaddr, osmem.Bytes(img.lib.bias+uintptr(s.Vaddr), uintptr(s.Memsz))
+	}
+	return img.wseg[vaddr-img.wlo:]
+}
+
+// relocate applies img's relocations: RELR, then DT_RELA, then
+// DT_JMPREL, as glibc does, then those that need an ifunc resolver
+// (IRELATIVE, references to indirect functions), once everything else is
+// in place, since a resolver may use the library's data.
+func (ld *elfLoader) relocate(img *elfImage) error {
+	f, bias := img.lib.file, img.lib.bias
 	for _, off := range f.Relr {
-		w := osmem.Bytes(bias+uintptr(off), 8)
+		w := img.word(off)
 		binary.LittleEndian.PutUint64(w, binary.LittleEndian.Uint64(w)+uint64(bias))
 	}
-	ld.bound = make(map[uint32]uintptr)
-	for _, tab := range []struct {
-		name string
-		rs   []Reloc
-	}{{"DT_RELA", f.Rela}, {"DT_JMPREL", f.PLTRela}} {
-		for _, r := range tab.rs {
-			val, err := ld.value(r)
-			if err != nil {
-				return err
+	var late []Reloc
+	for _, tab := range [2][]Reloc{f.Rela, f.PLTRela} {
+		for _, r := range tab {
+			var val uint64
+			switch r.Type {
+			case elf.R_X86_64_RELATIVE:
+				val = uint64(bias) + uint64(r.Addend)
+			case elf.R_X86_64_IRELATIVE:
+				late = append(late, r)
+				continue
+			default:
+				// R_X86_64_64, GLOB_DAT and JUMP_SLOT are S+A (the
+				// addend of the latter two is 0 in practice and
+				// added as glibc and musl do). Symbol 0 is, as in
+				// glibc, a local symbol of value 0: S is the bias.
+				s := uint64(bias)
+				if r.Sym != 0 {
+					b := &img.bind[r.Sym]
+					if b.ifunc {
+						late = append(late, r)
+						continue
+					}
+					s = uint64(b.addr)
+				}
+				val = s + uint64(r.Addend)
 			}
-			binary.LittleEndian.PutUint64(osmem.Bytes(bias+uintptr(r.Off), 8), val)
+			binary.LittleEndian.PutUint64(img.word(r.Off), val)
 		}
+	}
+	img.relocated = true
+	for _, r := range late {
+		var val uint64
+		if r.Type == elf.R_X86_64_IRELATIVE {
+			val = uint64(ld.resolver(bias + uintptr(r.Addend)))
+		} else {
+			b := &img.bind[r.Sym]
+			a := ld.resolver(b.addr)
+			img.lib.imports[b.imp].BoundTo = a
+			val = uint64(a) + uint64(r.Addend)
+		}
+		binary.LittleEndian.PutUint64(img.word(r.Off), val)
 	}
 	return nil
 }
 
-// relocName names a relocation type for errors, with its number.
-func relocName(t elf.R_X86_64) string { return fmt.Sprintf("%v (type %d)", t, uint32(t)) }
-
-// value computes what relocation r stores.
-func (ld *loader) value(r Reloc) (uint64, error) {
-	switch r.Type {
-	case elf.R_X86_64_RELATIVE:
-		return uint64(ld.lib.bias) + uint64(r.Addend), nil
-	case elf.R_X86_64_64, elf.R_X86_64_GLOB_DAT, elf.R_X86_64_JMP_SLOT:
-		// GLOB_DAT and JUMP_SLOT are S in the psABI; their addend is 0
-		// in practice and added as glibc and musl do. Symbol 0 is, as
-		// in glibc, a local symbol of value 0: S is the load bias.
-		s := ld.lib.bias
-		if r.Sym != 0 {
-			var err error
-			if s, err = ld.resolve(r); err != nil {
-				return 0, err
-			}
-		}
-		return uint64(s) + uint64(r.Addend), nil
+// resolver calls an ifunc resolver once per load.
+func (ld *elfLoader) resolver(addr uintptr) uintptr {
+	if a, ok := ld.ifuncs[addr]; ok {
+		return a
 	}
-	return 0, ld.unsupported("relocation %s at %#x is not supported", relocName(r.Type), r.Off)
+	a := callResolver(addr)
+	if ld.ifuncs == nil {
+		ld.ifuncs = map[uintptr]uintptr{}
+	}
+	ld.ifuncs[addr] = a
+	return a
 }
 
-// resolve binds the symbol relocation r refers to: the library's own
-// definition, else Options.Resolve, else 0 for a weak reference.
-func (ld *loader) resolve(r Reloc) (uintptr, error) {
-	if a, ok := ld.bound[r.Sym]; ok {
-		return a, nil
-	}
-	s, ok := ld.f.Symbol(int(r.Sym))
-	if !ok {
-		return 0, ld.errorf("relocation %s at %#x names symbol %d, which does not exist", relocName(r.Type), r.Off, r.Sym)
-	}
-	var addr uintptr
-	how := BoundSelf
-	switch {
-	case s.Type == elf.STT_TLS:
-		return 0, ld.unsupported("relocation %s at %#x refers to thread-local symbol %q: TLS is not supported", relocName(r.Type), r.Off, s.Name)
-	case s.Defined() && s.Type == elf.STT_GNU_IFUNC:
-		return 0, ld.unsupported("relocation %s at %#x refers to indirect function %q: ifunc is not supported yet", relocName(r.Type), r.Off, s.Name)
-	case s.Defined():
-		addr = ld.lib.symAddr(s)
-	default:
-		a, found := uintptr(0), false
-		if ld.opts.Resolve != nil {
-			a, found = ld.opts.Resolve(s.Name)
-		}
-		switch {
-		case found:
-			addr, how = a, BoundResolver
-		case s.Bind == elf.STB_WEAK:
-			how = BoundWeakZero
-		default:
-			hint := ""
-			if len(ld.f.Needed) > 0 {
-				hint = fmt.Sprintf(" (the library needs %q, which privload does not load)", ld.f.Needed)
-			}
-			return 0, ld.errorf("undefined symbol %q (%s at %#x): not defined in the library nor supplied by Options.Resolve%s", s.Name, relocName(r.Type), r.Off, hint)
-		}
-	}
-	ld.bound[r.Sym] = addr
-	ld.lib.imports = append(ld.lib.imports, Import{Name: s.Name, BoundTo: addr, How: how})
-	return addr, nil
-}
-
-// protect sets every segment's final protection, then makes PT_GNU_RELRO
-// read-only. glibc protects RELRO before running initialisers, and so does
-// privload: an initialiser has no business writing there.
-func (ld *loader) protect() error {
-	slot := ld.lib.slot
-	for i, s := range ld.lib.segs {
-		if ld.initProt[i] != s.Prot {
+// protect sets the final protection of every segment mapped with another
+// one, then makes PT_GNU_RELRO read-only. glibc protects RELRO before
+// running initialisers, and so does privload: an initialiser has no
+// business writing there.
+func (ld *elfLoader) protect(img *elfImage) error {
+	slot := img.lib.slot
+	for i, s := range img.lib.segs {
+		if img.initProt[i] != s.Prot {
 			if err := slot.Protect(s.Start, s.End-s.Start, s.Prot); err != nil {
-				return ld.errorf("protecting PT_LOAD %d: %w", i, err)
+				return errorf(img.who, "protecting PT_LOAD %d: %v", i, err)
 			}
 		}
-	}
-	for i, s := range ld.lib.segs {
 		if s.RelroEnd > s.RelroStart {
 			if err := slot.Protect(s.RelroStart, s.RelroEnd-s.RelroStart, s.Prot&^osmem.ProtWrite); err != nil {
-				return ld.errorf("protecting PT_GNU_RELRO in PT_LOAD %d: %w", i, err)
+				return errorf(img.who, "protecting PT_GNU_RELRO in PT_LOAD %d: %v", i, err)
 			}
 		}
 	}
@@ -358,8 +923,7 @@ func (l *Library) funcs(what string, arr Range, fn uint64) ([]uintptr, error) {
 
 // runInit calls DT_INIT, then each DT_INIT_ARRAY entry in order, with
 // (argc, argv, envp) = (0, {NULL}, {NULL}).
-func (ld *loader) runInit() error {
-	l := ld.lib
+func runInit(l *Library) error {
 	fns, err := l.funcs("DT_INIT_ARRAY", l.file.InitArray, l.file.Init)
 	if err != nil {
 		return err
@@ -369,7 +933,7 @@ func (ld *loader) runInit() error {
 	l.inited = true
 	l.mu.Unlock()
 	for _, fn := range fns {
-		purego.SyscallN(fn, 0, vec, vec)
+		FuncAt(fn, "initialiser").Call(0, vec, vec)
 	}
 	return nil
 }
@@ -384,7 +948,7 @@ func (l *Library) runFini() error {
 		fns = append([]uintptr{l.bias + uintptr(l.file.Fini)}, fns...)
 	}
 	for i := len(fns) - 1; i >= 0; i-- {
-		purego.SyscallN(fns[i])
+		FuncAt(fns[i], "finaliser").Call()
 	}
 	return nil
 }

@@ -452,10 +452,13 @@ var malformedCases = []struct {
 		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_COPY))
 	}, want: "R_X86_64_COPY (type 5)", class: ErrUnsupported, load: true},
 	{name: "undefined symbol", edit: func(x *fixture) { x.u16(x.sym(demolib.Scale)+6, uint16(elf.SHN_UNDEF)) }, want: `undefined symbol "demo_scale"`, load: true},
-	{name: "ifunc symbol", edit: func(x *fixture) {
-		off := x.sym(demolib.Helper) + 4
-		x.data[off] = byte(elf.STB_GLOBAL)<<4 | byte(elf.STT_GNU_IFUNC)
-	}, want: `indirect function "demo_helper"`, class: ErrUnsupported, load: true},
+	{name: "ifunc resolver outside code", edit: func(x *fixture) {
+		// demo_helper becomes an indirect function whose "resolver" is
+		// demo_scale, in data.
+		off := x.sym(demolib.Helper)
+		x.data[off+4] = byte(elf.STB_GLOBAL)<<4 | byte(elf.STT_GNU_IFUNC)
+		x.u64(off+8, binary.LittleEndian.Uint64(x.data[x.sym(demolib.Scale)+8:]))
+	}, want: `indirect function "demo_helper": resolver`, class: ErrMalformed, load: true},
 	{name: "init array entry outside code", edit: func(x *fixture) {
 		// The constructor's RELATIVE relocation now points at data.
 		start := x.fileOff(binary.LittleEndian.Uint64(x.data[x.dyn(elf.DT_RELA)+8:]))
@@ -549,9 +552,9 @@ func TestResolve(t *testing.T) {
 	}
 	runtime.KeepAlive(hostScale)
 	want := map[string]Import{
-		demolib.Scale:    {demolib.Scale, uintptr(unsafe.Pointer(hostScale)), BoundResolver},
-		demolib.FiniHook: {demolib.FiniHook, 0, BoundWeakZero},
-		demolib.Helper:   {demolib.Helper, lookup(t, lib, demolib.Helper), BoundSelf},
+		demolib.Scale:    {Name: demolib.Scale, BoundTo: uintptr(unsafe.Pointer(hostScale)), How: BoundResolver},
+		demolib.FiniHook: {Name: demolib.FiniHook, How: BoundWeakZero},
+		demolib.Helper:   {Name: demolib.Helper, BoundTo: lookup(t, lib, demolib.Helper), How: BoundSelf, From: demolib.Name},
 	}
 	for _, im := range lib.Imports() {
 		if w, ok := want[im.Name]; !ok || w != im {
@@ -598,23 +601,17 @@ func TestLoadMissingFile(t *testing.T) {
 	checkSync(t, v, "after failed load")
 }
 
-// TestLoadSystemZlib loads the system's libz privately into vmcode,
-// resolving its libc imports against the host's libc, and checks its
-// crc32 against Go's. It is skipped where libz is absent.
+// TestLoadSystemZlib loads the system's libz privately into vmcode: its
+// libc imports bind to the host's libc (dlvsym, for its versioned
+// references), and its crc32 agrees with Go's. The fuller check of libz is
+// TestRealLibraries. It is skipped where libz is absent.
 func TestLoadSystemZlib(t *testing.T) {
 	const path = "/usr/lib/x86_64-linux-gnu/libz.so.1"
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("no system libz: %v", err)
 	}
-	libc, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_GLOBAL)
-	if err != nil {
-		t.Skipf("cannot dlopen the host libc to resolve libz's imports: %v", err)
-	}
 	v := newVMM(t)
-	lib, err := Load(v, path, Options{Resolve: func(name string) (uintptr, bool) {
-		a, err := purego.Dlsym(libc, name)
-		return a, err == nil && a != 0
-	}})
+	lib, err := Load(v, path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,12 +630,28 @@ func TestLoadSystemZlib(t *testing.T) {
 	if s := cString(uintptr(ver)); !strings.HasPrefix(s, "1.") {
 		t.Errorf("zlibVersion() = %q", s)
 	}
+	libc, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hows := map[string]int{}
 	for _, im := range lib.Imports() {
 		hows[im.How]++
+		if im.How == BoundHost {
+			if im.From != "libc.so.6" || im.Version == "" {
+				t.Errorf("import %+v: want a versioned reference bound to libc.so.6", im)
+			}
+			if a, err := purego.Dlsym(libc, im.Name); err != nil || a != im.BoundTo {
+				t.Errorf("import %+v: the host's dlsym gives %#x (%v)", im, a, err)
+			}
+		}
 	}
-	if hows[BoundResolver] == 0 || hows[BoundSelf] == 0 {
-		t.Errorf("imports bound by %v: want some from the resolver and some from libz itself", hows)
+	if hows[BoundHost] == 0 || hows[BoundSelf] == 0 {
+		t.Errorf("imports bound by %v: want some from the host's libc and some from libz itself", hows)
+	}
+	deps := lib.Dependencies()
+	if len(deps) != 1 || !deps[0].Host || deps[0].Name != "libc.so.6" {
+		t.Errorf("dependencies %+v, want the host's libc.so.6", deps)
 	}
 	if err := lib.Close(); err != nil {
 		t.Fatal(err)
@@ -646,20 +659,25 @@ func TestLoadSystemZlib(t *testing.T) {
 	checkSync(t, v, "after close")
 }
 
-// TestLoadSystemZlibUnresolved loads libz with nothing to resolve its
-// libc imports: a clear error naming a symbol and the missing library,
-// and nothing left mapped.
-func TestLoadSystemZlibUnresolved(t *testing.T) {
+// TestLoadSystemZlibPrivateLibc loads libz with no system libraries:
+// libc.so.6 is then a private dependency, found next to libz, and
+// refused (it has a PT_INTERP, being also a program, and thread-local
+// storage) with an error naming it and libz, before anything is mapped.
+func TestLoadSystemZlibPrivateLibc(t *testing.T) {
 	const path = "/usr/lib/x86_64-linux-gnu/libz.so.1"
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("no system libz: %v", err)
 	}
 	v := newVMM(t)
-	_, err := Load(v, path, Options{})
-	if err == nil || !strings.Contains(err.Error(), "undefined symbol") || !strings.Contains(err.Error(), "libc.so.6") {
-		t.Fatalf("Load: %v, want an undefined-symbol error mentioning libc.so.6", err)
+	free := v.FreeVMCode()
+	_, err := Load(v, path, Options{System: []string{}})
+	if err == nil || !strings.Contains(err.Error(), "libc.so.6 (needed by "+path+")") || !strings.Contains(err.Error(), ": has PT_") || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Load: %v, want an ErrUnsupported naming libc.so.6, libz and the program header refused", err)
 	}
 	t.Log(err)
+	if got := v.FreeVMCode(); got != free {
+		t.Errorf("vmcode free bytes %#x, %#x before: slot leaked", got, free)
+	}
 	checkSync(t, v, "after failed load")
 	real, _ := filepath.EvalSymlinks(path)
 	checkUnmapped(t, real)
