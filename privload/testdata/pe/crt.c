@@ -36,7 +36,7 @@ static int cmp_str(const void *a, const void *b) {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* total_len is the sum of strlen over the relocated table: 23. */
+/* total_len is the sum of strlen over the relocated table: 24. */
 EXPORT int total_len(void) {
 	int n = 0;
 	for (int i = 0; i < NFRUIT; i++)
