@@ -302,7 +302,7 @@ func (f *PEFile) ImportedDLLs() []string {
 //   - no CLR header (a .NET assembly needs the CLR, not a loader);
 //   - sections aligned to at least a page, so that each section can have
 //     its own protection;
-//   - relocations present unless the image has nothing to relocate: it is
+//   - relocations not stripped (IMAGE_FILE_RELOCS_STRIPPED): the image is
 //     never placed at its preferred base;
 //   - no section both writable and executable (W^X, DESIGN.md invariant
 //     4).

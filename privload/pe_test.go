@@ -343,72 +343,15 @@ func peImage(t testing.TB, f *PEFile, base uint64) []byte {
 }
 
 func TestPELayout(t *testing.T) {
-	const base = 0x2_3456_0000
-	for _, name := range peFixtures {
-		t.Run(name, func(t *testing.T) {
-			data := peReadFixture(t, name)
-			f := peParseFixture(t, name)
-			img := peImage(t, f, base)
-			if !bytes.Equal(img[:f.SizeOfHeaders], data[:f.SizeOfHeaders]) {
-				t.Errorf("headers not copied")
-			}
-			for _, s := range f.Sections {
-				got := img[s.VirtualAddress : s.VirtualAddress+s.MemSize]
-				want := make([]byte, s.MemSize)
-				copy(want, data[s.RawOffset:s.RawOffset+s.RawSize])
-				// Undo the relocations and bindings for the
-				// comparison.
-				for _, r := range f.Relocs {
-					if r >= s.VirtualAddress && r < s.VirtualAddress+s.MemSize {
-						o := r - s.VirtualAddress
-						v := binary.LittleEndian.Uint64(want[o:])
-						if g := binary.LittleEndian.Uint64(got[o:]); g != v-f.ImageBase+base {
-							t.Errorf("relocation at %#x: %#x, want %#x", r, g, v-f.ImageBase+base)
-						}
-						copy(want[o:o+8], got[o:o+8])
-					}
-				}
-				for _, imp := range f.Imports {
-					if imp.IAT >= s.VirtualAddress && imp.IAT < s.VirtualAddress+s.MemSize {
-						o := imp.IAT - s.VirtualAddress
-						if g := binary.LittleEndian.Uint64(got[o:]); g != 0xfeed0000_0000+uint64(imp.IAT) {
-							t.Errorf("import %s slot holds %#x", imp, g)
-						}
-						copy(want[o:o+8], got[o:o+8])
-					}
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("section %s differs from its file bytes (zero-extended)", s.Name)
-				}
-			}
-			ranges, err := f.protections(4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			next := uint64(0)
-			for _, r := range ranges {
-				if r.Off != next || r.Size == 0 || r.Size%4096 != 0 {
-					t.Errorf("range %+v does not follow %#x or is not whole pages", r, next)
-				}
-				next = r.Off + r.Size
-				if r.Prot&osmem.ProtWrite != 0 && r.Prot&osmem.ProtExec != 0 {
-					t.Errorf("range %+v is writable and executable", r)
-				}
-			}
-			if next != f.peImageSize(4096) {
-				t.Errorf("ranges end at %#x, image at %#x", next, f.peImageSize(4096))
-			}
-			if ranges[0].What != "headers" || ranges[0].Prot != osmem.ProtRead {
-				t.Errorf("first range %+v, want read-only headers", ranges[0])
-			}
-			for _, r := range ranges {
-				if r.What == `section ".text"` && r.Prot != osmem.ProtRX {
-					t.Errorf(".text is %v", r.Prot)
-				}
-			}
-		})
+	// Below and above every fixture's preferred base: the relocation
+	// delta is negative, then positive.
+	for _, base := range []uint64{0x2_3456_0000, 0x7ffe_0000_0000} {
+		for _, name := range peFixtures {
+			t.Run(fmt.Sprintf("%s@%#x", name, base), func(t *testing.T) { peCheckLayout(t, name, base) })
+		}
 	}
 	// crt.dll's fruit table holds relocated pointers to its strings.
+	const base = 0x2_3456_0000
 	f := peParseFixture(t, "crt.dll")
 	img := peImage(t, f, base)
 	e, _ := f.Export("fruit")
@@ -416,6 +359,73 @@ func TestPELayout(t *testing.T) {
 		p := binary.LittleEndian.Uint64(img[e.RVA+uint32(8*i):]) - base
 		if p >= uint64(len(img)) || !bytes.HasPrefix(img[p:], append([]byte(want), 0)) {
 			t.Errorf("fruit[%d] points at image offset %#x, not at %q", i, p, want)
+		}
+	}
+}
+
+// peCheckLayout builds a test DLL at base in a Go buffer and checks every
+// byte of it against the file, the relocations and the import bindings,
+// and the protections against the sections.
+func peCheckLayout(t *testing.T, name string, base uint64) {
+	t.Helper()
+	data := peReadFixture(t, name)
+	f := peParseFixture(t, name)
+	img := peImage(t, f, base)
+	if !bytes.Equal(img[:f.SizeOfHeaders], data[:f.SizeOfHeaders]) {
+		t.Errorf("headers not copied")
+	}
+	for _, s := range f.Sections {
+		got := img[s.VirtualAddress : s.VirtualAddress+s.MemSize]
+		want := make([]byte, s.MemSize)
+		copy(want, data[s.RawOffset:s.RawOffset+s.RawSize])
+		// Undo the relocations and bindings for the
+		// comparison.
+		for _, r := range f.Relocs {
+			if r >= s.VirtualAddress && r < s.VirtualAddress+s.MemSize {
+				o := r - s.VirtualAddress
+				v := binary.LittleEndian.Uint64(want[o:])
+				if g := binary.LittleEndian.Uint64(got[o:]); g != v-f.ImageBase+base {
+					t.Errorf("relocation at %#x: %#x, want %#x", r, g, v-f.ImageBase+base)
+				}
+				copy(want[o:o+8], got[o:o+8])
+			}
+		}
+		for _, imp := range f.Imports {
+			if imp.IAT >= s.VirtualAddress && imp.IAT < s.VirtualAddress+s.MemSize {
+				o := imp.IAT - s.VirtualAddress
+				if g := binary.LittleEndian.Uint64(got[o:]); g != 0xfeed0000_0000+uint64(imp.IAT) {
+					t.Errorf("import %s slot holds %#x", imp, g)
+				}
+				copy(want[o:o+8], got[o:o+8])
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("section %s differs from its file bytes (zero-extended)", s.Name)
+		}
+	}
+	ranges, err := f.protections(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(0)
+	for _, r := range ranges {
+		if r.Off != next || r.Size == 0 || r.Size%4096 != 0 {
+			t.Errorf("range %+v does not follow %#x or is not whole pages", r, next)
+		}
+		next = r.Off + r.Size
+		if r.Prot&osmem.ProtWrite != 0 && r.Prot&osmem.ProtExec != 0 {
+			t.Errorf("range %+v is writable and executable", r)
+		}
+	}
+	if next != f.peImageSize(4096) {
+		t.Errorf("ranges end at %#x, image at %#x", next, f.peImageSize(4096))
+	}
+	if ranges[0].What != "headers" || ranges[0].Prot != osmem.ProtRead {
+		t.Errorf("first range %+v, want read-only headers", ranges[0])
+	}
+	for _, r := range ranges {
+		if r.What == `section ".text"` && r.Prot != osmem.ProtRX {
+			t.Errorf(".text is %v", r.Prot)
 		}
 	}
 }

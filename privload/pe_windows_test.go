@@ -88,6 +88,12 @@ func peLoad(t *testing.T, v *vmm.VMM, name string, opts Options) (*Library, *PEM
 	return lib, m
 }
 
+// peFree reports whether s is unused vmcode: reserved, and not a slot's
+// (the backing names its reservations "[vmcode]" or "grid slot i/n").
+func peFree(s aspacem.Segment) bool {
+	return s.Kind == aspacem.KindReservation && !strings.HasPrefix(s.Owner, "privlib ")
+}
+
 // peClose closes lib and checks its slot went back to vmcode, reserved.
 func peClose(t *testing.T, v *vmm.VMM, lib *Library) {
 	t.Helper()
@@ -99,8 +105,8 @@ func peClose(t *testing.T, v *vmm.VMM, lib *Library) {
 		t.Errorf("PE() is not nil after Close")
 	}
 	for _, s := range v.Space().Segments(base, base+size) {
-		if s.Kind != aspacem.KindReservation || s.Owner != vmm.OwnerVMCode {
-			t.Errorf("after Close: %+v, want vmcode reservation", s)
+		if !peFree(s) {
+			t.Errorf("after Close: %v, want vmcode reservation", s)
 		}
 	}
 	peSync(t, v, "after closing "+lib.Name())
@@ -173,6 +179,15 @@ func peCheckProtections(t *testing.T, v *vmm.VMM, lib *Library, m *PEModule) {
 	}
 }
 
+var peRtlLookupFunctionEntry = windows.NewLazySystemDLL("ntdll.dll").NewProc("RtlLookupFunctionEntry")
+
+// peLookupFunctionEntry asks the OS's unwinder for the RUNTIME_FUNCTION
+// covering pc, and the image base it belongs to.
+func peLookupFunctionEntry(pc uintptr) (fn, imageBase uintptr) {
+	fn, _, _ = peRtlLookupFunctionEntry.Call(pc, uintptr(unsafe.Pointer(&imageBase)), 0)
+	return fn, imageBase
+}
+
 // peDetachSink receives DllMain(DLL_PROCESS_DETACH)'s record from
 // noimports.dll: a package variable, so that it never moves.
 var peDetachSink [4]uint64
@@ -228,6 +243,14 @@ func TestPELoadNoImports(t *testing.T) {
 		t.Errorf("Lookup(nonexistent) succeeded")
 	}
 
+	// The exception directory is registered: the unwinder finds add's
+	// RUNTIME_FUNCTION in the image, so exceptions can unwind through it.
+	addPC := peExport(t, m, "add")
+	fn, img := peLookupFunctionEntry(addPC)
+	if fn < base || fn >= base+lib.Size() || img != base || uintptr(peU32At(fn))+base != addPC {
+		t.Errorf("RtlLookupFunctionEntry(add) = %#x (image base %#x), want add's entry in the image at %#x", fn, img, base)
+	}
+
 	// DLL_PROCESS_DETACH runs at Close, before the image goes.
 	peDetachSink = [4]uint64{}
 	peCall(peExport(t, m, "set_detach_sink"), uintptr(unsafe.Pointer(&peDetachSink)))
@@ -237,6 +260,9 @@ func TestPELoadNoImports(t *testing.T) {
 	}
 	if m.Attached() {
 		t.Errorf("still attached after Close")
+	}
+	if fn, _ := peLookupFunctionEntry(addPC); fn != 0 {
+		t.Errorf("RtlLookupFunctionEntry finds %#x after Close: the function table was not deleted", fn)
 	}
 	if err := lib.Close(); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
@@ -435,8 +461,8 @@ func peCheckFailed(t *testing.T, v *vmm.VMM) {
 	peSync(t, v, "after a failed load")
 	cb, cs := v.VMCode()
 	for _, s := range v.Space().Segments(cb, cb+cs) {
-		if s.Kind != aspacem.KindReservation || s.Owner != vmm.OwnerVMCode {
-			t.Errorf("after a failed load: %+v remains", s)
+		if !peFree(s) {
+			t.Errorf("after a failed load: %v remains", s)
 		}
 	}
 }
