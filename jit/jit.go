@@ -20,6 +20,9 @@ import (
 type Stub struct {
 	// Addr is the stub's executable address.
 	Addr uintptr
+	// Writable is the address its bytes are written at: Addr plus the
+	// VMM's constant offset under W^X, Addr otherwise.
+	Writable uintptr
 	// Code holds the bytes emitted at Addr.
 	Code []byte
 	// CallOffset is the offset in Code of the rel32 call instruction.
@@ -37,6 +40,10 @@ type Stub struct {
 //
 // It fails with *amd64.ReachError if target is not rel32-reachable from the
 // unit, which never happens for a target inside the same vmcode.
+//
+// The code is encoded for the unit's executable address, where it runs and
+// which its rel32 is relative to, and stored through the unit's writable
+// address, which under W^X is elsewhere (vmcode.Unit.Write).
 func EmitCallStub(code *vmcode.Code, target uintptr) (*Stub, error) {
 	u, err := code.Alloc(1)
 	if err != nil {
@@ -56,7 +63,7 @@ func EmitCallStub(code *vmcode.Code, target uintptr) (*Stub, error) {
 	if err := u.Seal(); err != nil {
 		return nil, freeOnErr(u, err)
 	}
-	return &Stub{Addr: u.Exec(), Code: a.Bytes(), CallOffset: callOff, unit: u}, nil
+	return &Stub{Addr: u.Exec(), Writable: u.Writable(), Code: a.Bytes(), CallOffset: callOff, unit: u}, nil
 }
 
 func freeOnErr(u *vmcode.Unit, err error) error {

@@ -1,10 +1,12 @@
 package jit_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
 
+	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/vmcode"
@@ -31,33 +33,51 @@ func emitAdd(t testing.TB, c *vmcode.Code) uintptr {
 	return u.Exec()
 }
 
+// TestCallStub emits a stub calling a function with rel32, with W^X on
+// and off: the displacement is relative to the executable address, both
+// views hold the code, and the stub runs.
 func TestCallStub(t *testing.T) {
-	v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	c := vmcode.New(v)
-	add := emitAdd(t, c)
-	stub, err := jit.EmitCallStub(c, add)
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := stub.Code[stub.CallOffset:]
-	if call[0] != 0xe8 {
-		t.Fatalf("stub calls with %#x, want e8 rel32", call[0])
-	}
-	rel := int32(uint32(call[1]) | uint32(call[2])<<8 | uint32(call[3])<<16 | uint32(call[4])<<24)
-	if got := stub.Addr + uintptr(stub.CallOffset) + 5 + uintptr(int64(rel)); got != add {
-		t.Fatalf("rel32 %#x targets %#x, want %#x", rel, got, add)
-	}
-	for _, tc := range [][2]int64{{1, 2}, {-5, 3}, {1 << 40, 1 << 40}} {
-		if got := int64(jit.Call(stub.Addr, uintptr(tc[0]), uintptr(tc[1]))); got != tc[0]+tc[1] {
-			t.Errorf("stub(%d, %d) = %d", tc[0], tc[1], got)
-		}
-	}
-	if err := stub.Free(); err != nil {
-		t.Fatal(err)
+	for _, wx := range []vmm.WXMode{vmm.WXOn, vmm.WXOff} {
+		t.Run("wx="+wx.String(), func(t *testing.T) {
+			v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: wx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.Close()
+			c := vmcode.New(v)
+			add := emitAdd(t, c)
+			stub, err := jit.EmitCallStub(c, add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (stub.Writable != stub.Addr) != (wx == vmm.WXOn) {
+				t.Fatalf("W^X %v: stub at %#x written at %#x", wx, stub.Addr, stub.Writable)
+			}
+			for _, at := range []uintptr{stub.Addr, stub.Writable} {
+				if got := osmem.Bytes(at, uintptr(len(stub.Code))); !bytes.Equal(got, stub.Code) {
+					t.Fatalf("%#x holds % x, want % x", at, got, stub.Code)
+				}
+			}
+			call := stub.Code[stub.CallOffset:]
+			if call[0] != 0xe8 {
+				t.Fatalf("stub calls with %#x, want e8 rel32", call[0])
+			}
+			rel := int32(uint32(call[1]) | uint32(call[2])<<8 | uint32(call[3])<<16 | uint32(call[4])<<24)
+			if got := stub.Addr + uintptr(stub.CallOffset) + 5 + uintptr(int64(rel)); got != add {
+				t.Fatalf("rel32 %#x targets %#x, want %#x", rel, got, add)
+			}
+			for _, tc := range [][2]int64{{1, 2}, {-5, 3}, {1 << 40, 1 << 40}} {
+				if got := int64(jit.Call(stub.Addr, uintptr(tc[0]), uintptr(tc[1]))); got != tc[0]+tc[1] {
+					t.Errorf("stub(%d, %d) = %d", tc[0], tc[1], got)
+				}
+			}
+			if err := stub.Free(); err != nil {
+				t.Fatal(err)
+			}
+			if mism, err := v.Space().SyncCheck(v.OS()); err != nil || len(mism) != 0 {
+				t.Fatalf("SyncCheck: %v %v", err, mism)
+			}
+		})
 	}
 }
 

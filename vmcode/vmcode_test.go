@@ -24,13 +24,13 @@ func setups() []setup {
 	simLinux := func() osmem.OS { return sim.New(osmem.RulesLinux, sim.Options{}) }
 	simWindows := func() osmem.OS { return sim.New(osmem.RulesWindows, sim.Options{}) }
 	out := []setup{
-		{"sim-linux/wx=auto", simLinux, vmm.WXAuto, true},
+		{"sim-linux/wx=on", simLinux, vmm.WXOn, true},
 		{"sim-linux/wx=off", simLinux, vmm.WXOff, false},
-		{"sim-windows/wx=auto", simWindows, vmm.WXAuto, false},
+		{"sim-windows/wx=off", simWindows, vmm.WXOff, false},
 	}
 	if runtime.GOOS == "linux" {
 		out = append(out,
-			setup{"native/wx=auto", osmem.Native, vmm.WXAuto, true},
+			setup{"native/wx=on", osmem.Native, vmm.WXOn, true},
 			setup{"native/wx=off", osmem.Native, vmm.WXOff, false})
 	}
 	return out
@@ -142,7 +142,7 @@ func TestUnitReuseIsZeroed(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("needs the native Linux backend")
 	}
-	for _, wx := range []vmm.WXMode{vmm.WXAuto, vmm.WXOff} {
+	for _, wx := range []vmm.WXMode{vmm.WXOn, vmm.WXOff} {
 		t.Run(wx.String(), func(t *testing.T) {
 			v, err := vmm.New(vmm.Config{VMCodeSize: 1 << 20, NoVMHeap: true, WX: wx})
 			if err != nil {
@@ -195,4 +195,50 @@ func TestWXOnWindowsRules(t *testing.T) {
 	if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
 		t.Fatalf("the refused New left %v", rs)
 	}
+}
+
+// TestWXDefault checks what the zero Config means: W^X under Linux rules,
+// not under Windows rules (until the grid has dual views), unless WXEnv
+// says otherwise.
+func TestWXDefault(t *testing.T) {
+	t.Setenv(vmm.WXEnv, "")
+	for rules, want := range map[osmem.Rules]bool{osmem.RulesLinux: true, osmem.RulesWindows: false} {
+		v, err := vmm.New(vmm.Config{OS: sim.New(rules, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.WX() != want {
+			t.Errorf("%v rules: W^X %v by default, want %v", rules, v.WX(), want)
+		}
+		v.Close()
+	}
+	for env, want := range map[string]bool{"off": false, "0": false, "on": true, "auto": true} {
+		t.Setenv(vmm.WXEnv, env)
+		v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.WX() != want {
+			t.Errorf("%s=%s: W^X %v, want %v", vmm.WXEnv, env, v.WX(), want)
+		}
+		v.Close()
+	}
+	t.Setenv(vmm.WXEnv, "maybe")
+	s := sim.New(osmem.RulesLinux, sim.Options{})
+	if _, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true}); err == nil {
+		t.Errorf("%s=maybe accepted", vmm.WXEnv)
+	}
+	if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+		t.Fatalf("the refused New left %v", rs)
+	}
+	// An explicit mode ignores the variable.
+	t.Setenv(vmm.WXEnv, "on")
+	v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.WX() {
+		t.Error("WXOff gave W^X")
+	}
+	v.Close()
 }

@@ -147,12 +147,10 @@ func New(cfg Config) (*VMM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
 	}
-	var back backing = lin
-	if cfg.WX.enabled(o) {
-		if back, err = newDual(lin, space); err != nil {
-			_ = lin.release()
-			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
-		}
+	back, err := newBacking(lin, space, cfg.WX)
+	if err != nil {
+		_ = lin.release()
+		return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
 	}
 	base, size := back.bounds()
 	for _, seg := range back.reserved(base, size) {

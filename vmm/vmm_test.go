@@ -45,7 +45,10 @@ func TestVMCodePlacement(t *testing.T) {
 	// At an exact base, on both rule sets.
 	for _, rules := range []osmem.Rules{osmem.RulesLinux, osmem.RulesWindows} {
 		s := newSim(t, rules)
-		want := uintptr(0x10_0000_0000)
+		want := uintptr(0x10_0000_0000) // rounded up to a grid slot multiple under Windows rules
+		if rules == osmem.RulesWindows {
+			want += 640<<10 - want%(640<<10)
+		}
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: want, VMCodeSize: 64 << 20})
 		if err != nil {
 			t.Fatalf("%v: %v", rules, err)
@@ -166,7 +169,7 @@ func TestSlotBadInput(t *testing.T) {
 // it and commits a page, with aspacem recording each step.
 func Example() {
 	os := sim.New(osmem.RulesLinux, sim.Options{})
-	v, err := vmm.New(vmm.Config{OS: os, VMCodeSize: 1 << 20})
+	v, err := vmm.New(vmm.Config{OS: os, VMCodeSize: 1 << 20, WX: vmm.WXOn})
 	if err != nil {
 		panic(err)
 	}
@@ -184,7 +187,7 @@ func Example() {
 	}
 	mism, _ := v.Space().SyncCheck(os)
 	fmt.Println("mismatches:", len(mism))
-	// Under Linux rules vmcode is W^X by default: every page of it is a
+	// Under W^X (the default under Linux rules) every page of vmcode is a
 	// view of one shared object, PROT_NONE until committed.
 	//
 	// Output:

@@ -3,6 +3,7 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 
 	"github.com/reachvm/reachvm/aspacem"
@@ -19,7 +20,7 @@ const (
 	// with Linux rules, so that fault injection covers the dual mapping).
 	// Under Windows rules vmcode stays single-mapped: dual views there are
 	// views of a pagefile-backed section, which cannot be mapped over a
-	// reservation, so they need the grid.
+	// reservation, so they need the grid. WXEnv overrides it.
 	WXAuto WXMode = iota
 	// WXOn requires W^X: New fails where it cannot be had.
 	WXOn
@@ -41,16 +42,23 @@ func (m WXMode) String() string {
 	return fmt.Sprintf("WXMode(%d)", uint8(m))
 }
 
-// Set parses a boolean (strconv.ParseBool) or "auto", so that WXMode is a
-// flag.Value: --wx is WXOn, --wx=false WXOff, no flag WXAuto.
+// Set parses "on", "off", "auto" or a boolean (strconv.ParseBool), so that
+// WXMode is a flag.Value: --wx is WXOn, --wx=false WXOff, no flag WXAuto.
 func (m *WXMode) Set(s string) error {
-	if s == "auto" {
+	switch s {
+	case "auto":
 		*m = WXAuto
+		return nil
+	case "on":
+		*m = WXOn
+		return nil
+	case "off":
+		*m = WXOff
 		return nil
 	}
 	on, err := strconv.ParseBool(s)
 	if err != nil {
-		return fmt.Errorf("W^X mode %q: want true, false or auto", s)
+		return fmt.Errorf("W^X mode %q: want on, off, auto or a boolean", s)
 	}
 	*m = WXOff
 	if on {
@@ -62,16 +70,35 @@ func (m *WXMode) Set(s string) error {
 // IsBoolFlag lets --wx stand alone on a command line.
 func (m *WXMode) IsBoolFlag() bool { return true }
 
-// enabled reports whether m asks for the dual mapping on o. WXOn asks for
-// it everywhere, so that New reports why it cannot be had.
-func (m WXMode) enabled(o osmem.OS) bool {
-	switch m {
-	case WXOn:
-		return true
-	case WXAuto:
-		return o.Rules() == osmem.RulesLinux
+// WXEnv names the environment variable that decides what WXAuto means:
+// unset, "" or "auto" as documented there, "off" or a false value
+// (strconv.ParseBool: "0", "false", ...) WXOff, "on" or a true one WXOn. Explicit modes ignore it. It
+// lets a whole test suite run in either mode (REACHVM_WX=off go test ./...)
+// and a user turn W^X off without a rebuild.
+const WXEnv = "REACHVM_WX"
+
+// newBacking returns lin itself, or lin made W^X (newDual), as mode and,
+// for WXAuto, WXEnv and the rules of lin's backend say.
+func newBacking(lin *linear, space *aspacem.Map, mode WXMode) (backing, error) {
+	if mode == WXAuto {
+		if env := os.Getenv(WXEnv); env != "" {
+			if err := mode.Set(env); err != nil {
+				return nil, fmt.Errorf("%s: %w", WXEnv, err)
+			}
+		}
 	}
-	return false
+	switch mode {
+	case WXAuto:
+		if lin.os.Rules() != osmem.RulesLinux {
+			return lin, nil
+		}
+	case WXOn:
+	case WXOff:
+		return lin, nil
+	default:
+		return nil, fmt.Errorf("unknown W^X mode %v", mode)
+	}
+	return newDual(lin, space)
 }
 
 // ErrWriteExec is returned, under W^X, for a request that would make a page
@@ -217,12 +244,32 @@ func (d *dual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
 // aliasState reports whether the alias of [addr, addr+size) is, as
 // recorded, all PROT_NONE and whether it is all read-write.
 func (d *dual) aliasState(addr, size uintptr) (none, rw bool) {
+	lo := d.alias(addr)
+	// The common case, one segment covering the range, without
+	// allocating.
+	if seg, ok := d.space.Lookup(lo); ok && seg.End >= lo+size {
+		return seg.Prot == osmem.ProtNone, seg.Prot == osmem.ProtRW
+	}
 	none, rw = true, true
-	for _, seg := range d.space.Segments(d.alias(addr), d.alias(addr)+size) {
+	for _, seg := range d.space.Segments(lo, lo+size) {
 		none = none && seg.Prot == osmem.ProtNone
 		rw = rw && seg.Prot == osmem.ProtRW
 	}
 	return none, rw
+}
+
+// onlyObject reports whether the executable view of [addr, addr+size) is,
+// as recorded, all the shared object's view (no private file view).
+func (d *dual) onlyObject(addr, size uintptr) bool {
+	if seg, ok := d.space.Lookup(addr); ok && seg.End >= addr+size {
+		return seg.Kind == aspacem.KindShared
+	}
+	for _, seg := range d.space.Segments(addr, addr+size) {
+		if seg.Kind != aspacem.KindShared {
+			return false
+		}
+	}
+	return true
 }
 
 // setAlias gives the alias of [addr, addr+size) protection prot and
@@ -325,15 +372,19 @@ func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	return err
 }
 
-// reset returns the pages and maps the object PROT_NONE back over the
-// executable view, replacing file views and committed pages in one
-// MAP_FIXED.
+// reset returns the pages and makes the executable view PROT_NONE: an
+// mprotect where it is all the object's view (code units: after drop no
+// page is mapped there, so there is nothing to flush), otherwise the object
+// mapped PROT_NONE back over it, replacing file views in one MAP_FIXED.
 func (d *dual) reset(addr, size uintptr) error {
 	if err := d.live(); err != nil {
 		return err
 	}
 	if err := d.drop(addr, size); err != nil {
 		return err
+	}
+	if d.onlyObject(addr, size) {
+		return d.os.Protect(addr, size, osmem.ProtNone)
 	}
 	_, err := d.os.MapObject(d.obj, uint64(addr-d.lin.base), addr, size, osmem.ProtNone, osmem.Fixed)
 	return err
