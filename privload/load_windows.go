@@ -36,10 +36,6 @@ const (
 	peDLLProcessAttach = 1
 )
 
-// BoundHostDLL is the Import.How of a PE import bound to a host DLL's
-// export (LoadLibrary and GetProcAddress of the host).
-const BoundHostDLL = "host-dll"
-
 var (
 	peNtdll                   = windows.NewLazySystemDLL("ntdll.dll")
 	peKernel32                = windows.NewLazySystemDLL("kernel32.dll")
@@ -88,6 +84,18 @@ func (l *Library) PE() *PEModule {
 		return nil
 	}
 	return m.(*PEModule)
+}
+
+// peLookup is Library.Lookup for a library loaded from a DLL: isPE is
+// false for any other library. The Library type and its Lookup belong to
+// the ELF side; this is the hook it needs to call.
+func (l *Library) peLookup(name string) (addr uintptr, found, isPE bool) {
+	m := l.PE()
+	if m == nil {
+		return 0, false, false
+	}
+	addr, found = m.Lookup(name)
+	return addr, found, true
 }
 
 // File returns the parsed PE file.
@@ -282,9 +290,11 @@ func (m *PEModule) unload() error {
 // released. Close calls DllMain(DLL_PROCESS_DETACH), undoes the rest and
 // returns the slot to vmcode, reserved.
 //
-// The returned Library's Base, Size, Segments (the headers and each
-// section), Imports and Close work as for ELF; its File is an empty ELF
-// File, and its exports are found through PE().Lookup.
+// The returned Library's Name, Path, Base, Size, Segments (the headers and
+// each section), Imports and Close work as for ELF. Its File is an empty
+// placeholder: a PE image has no ELF symbol table, and its exports are
+// found through PE().Lookup (Library.Lookup and Func reach them only once
+// Lookup calls peLookup first).
 func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -68,6 +68,10 @@ const (
 	peScnDiscardable = 0x02000000
 )
 
+// BoundHostDLL is the Import.How of a PE import bound to a host DLL's
+// export (LoadLibraryEx and GetProcAddress of the host).
+const BoundHostDLL = "host-dll"
+
 // Data directory indices (IMAGE_DIRECTORY_ENTRY_*).
 const (
 	PEDirExport      = 0

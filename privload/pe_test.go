@@ -688,7 +688,7 @@ func peCheckInvariants(t *testing.T, f *PEFile) {
 	if last := ranges[len(ranges)-1]; last.Off+last.Size != f.peImageSize(4096) {
 		t.Fatalf("protections end at %#x, image at %#x", last.Off+last.Size, f.peImageSize(4096))
 	}
-	if size > 16<<20 {
+	if size > 4<<20 {
 		return
 	}
 	img := make([]byte, f.peImageSize(4096))
