@@ -388,6 +388,12 @@ func (p *parser) programHeaders(ph []byte) error {
 		n := i / phdrSize
 		switch typ {
 		case elf.PT_LOAD:
+			if s.Memsz == 0 && s.Filesz == 0 {
+				// ld emits an empty PT_LOAD where a segment has no
+				// sections (no read-only data with -z separate-code):
+				// it maps nothing, and glibc skips it too.
+				continue
+			}
 			if err := p.load(n, s); err != nil {
 				return err
 			}
@@ -406,6 +412,13 @@ func (p *parser) programHeaders(ph []byte) error {
 			return p.unsupported("has PT_INTERP: a program, not a shared object")
 		case elf.PT_TLS:
 			return p.unsupported("has PT_TLS: thread-local storage is not supported")
+		case elf.PT_GNU_STACK:
+			if flags&elf.PF_X != 0 {
+				// glibc made every thread stack executable for
+				// such a library (and since 2.41 refuses it); a
+				// private loader cannot, and must not.
+				return p.unsupported("PT_GNU_STACK asks for an executable stack, which privload does not provide")
+			}
 		}
 		// PT_PHDR, PT_NOTE, PT_GNU_STACK, PT_GNU_EH_FRAME,
 		// PT_GNU_PROPERTY and OS/processor-specific types are of no
@@ -439,8 +452,6 @@ func (p *parser) programHeaders(ph []byte) error {
 func (p *parser) load(n int, s Segment) error {
 	f := p.f
 	switch {
-	case s.Memsz == 0:
-		return p.malformed("PT_LOAD %d is empty", n)
 	case s.Filesz > s.Memsz:
 		return p.malformed("PT_LOAD %d: p_filesz %#x exceeds p_memsz %#x", n, s.Filesz, s.Memsz)
 	case !p.inFile(s.Offset, s.Filesz):

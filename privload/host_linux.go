@@ -4,6 +4,7 @@ package privload
 
 import (
 	"fmt"
+	"path/filepath"
 	"sync"
 	"unsafe"
 
@@ -26,20 +27,33 @@ type hostLib struct {
 	handle uintptr
 
 	mu sync.Mutex
-	// syms caches lookups, by version ("" for none) then name; 0 records
-	// a miss.
-	syms map[string]map[string]uintptr
+	// syms caches lookups, by version ("" for none) then name; a zero
+	// address records a miss.
+	syms map[string]map[string]hostSym
 }
 
 var (
 	hostMu   sync.Mutex
 	hostLibs = map[string]*hostLib{}
 
-	dlOnce  sync.Once
-	dlErr   error
-	dlsymFn uintptr
-	dlvsym  uintptr
+	dlOnce   sync.Once
+	dlErr    error
+	dlsymFn  uintptr
+	dlvsym   uintptr
+	dladdrFn uintptr
+
+	// hostNames caches the base names of the host's objects, by the
+	// dli_fname pointer dladdr returns (stable while the object is
+	// loaded, and host objects stay loaded).
+	hostNames = map[uintptr]string{}
 )
+
+// hostSym is a host symbol found: its address and the base name of the
+// object that defines it.
+type hostSym struct {
+	addr uintptr
+	from string
+}
 
 // dlFuncs finds the host's dlsym and dlvsym (in libc since glibc 2.34,
 // in libdl before).
@@ -53,11 +67,12 @@ func dlFuncs() error {
 			}
 			s, err1 := purego.Dlsym(h, "dlsym")
 			v, err2 := purego.Dlsym(h, "dlvsym")
-			if err1 == nil && err2 == nil && s != 0 && v != 0 {
-				dlsymFn, dlvsym, dlErr = s, v, nil
+			a, err3 := purego.Dlsym(h, "dladdr")
+			if err1 == nil && err2 == nil && err3 == nil && s != 0 && v != 0 && a != 0 {
+				dlsymFn, dlvsym, dladdrFn, dlErr = s, v, a, nil
 				return
 			}
-			dlErr = fmt.Errorf("no dlsym/dlvsym in %s", name)
+			dlErr = fmt.Errorf("no dlsym/dlvsym/dladdr in %s", name)
 		}
 	})
 	return dlErr
@@ -77,37 +92,72 @@ func hostOpen(name string) (*hostLib, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &hostLib{name: name, handle: handle, syms: map[string]map[string]uintptr{}}
+	h := &hostLib{name: name, handle: handle, syms: map[string]map[string]hostSym{}}
 	hostLibs[name] = h
 	return h, nil
 }
 
 // sym finds name (cname is it with a NUL) at version v (nil: dlsym's
-// choice) in the host library and what it depends on, as dlsym/dlvsym on
-// its handle do.
-func (h *hostLib) sym(name string, cname []byte, v *Version) uintptr {
+// choice) as dlsym/dlvsym on the library's handle do: in the library and
+// then in its own dependencies (so that libpthread.so.0's symbols, which
+// glibc 2.34 moved into libc, are still found through it). It also
+// returns the base name of the object that defines it (dladdr).
+func (h *hostLib) sym(name string, cname []byte, v *Version) hostSym {
 	ver := ""
 	if v != nil {
 		ver = v.Name
 	}
 	h.mu.Lock()
 	m := h.syms[ver]
-	a, ok := m[name]
+	s, ok := m[name]
 	h.mu.Unlock()
 	if ok {
-		return a
+		return s
 	}
 	if v == nil {
-		a = FuncAt(dlsymFn, "dlsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])))
+		s.addr = FuncAt(dlsymFn, "dlsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])))
 	} else {
-		a = FuncAt(dlvsym, "dlvsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])), uintptr(unsafe.Pointer(&v.cname[0])))
+		s.addr = FuncAt(dlvsym, "dlvsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])), uintptr(unsafe.Pointer(&v.cname[0])))
+	}
+	if s.addr != 0 {
+		s.from = hostObject(s.addr, h.name)
 	}
 	h.mu.Lock()
 	if m == nil {
-		m = map[string]uintptr{}
+		m = map[string]hostSym{}
 		h.syms[ver] = m
 	}
-	m[name] = a
+	m[name] = s
 	h.mu.Unlock()
-	return a
+	return s
+}
+
+// dlInfo is glibc's Dl_info.
+type dlInfo struct {
+	fname, fbase, sname, saddr uintptr
+}
+
+// hostObject returns the base name of the host object containing addr,
+// or def if dladdr does not know.
+func hostObject(addr uintptr, def string) string {
+	var info dlInfo
+	if FuncAt(dladdrFn, "dladdr").Call(addr, uintptr(unsafe.Pointer(&info))) == 0 || info.fname == 0 {
+		return def
+	}
+	hostMu.Lock()
+	defer hostMu.Unlock()
+	if n, ok := hostNames[info.fname]; ok {
+		return n
+	}
+	b := make([]byte, 0, 64)
+	for i := uintptr(0); i < 4096; i++ {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(nil), info.fname+i))
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
+	}
+	n := filepath.Base(string(b))
+	hostNames[info.fname] = n
+	return n
 }

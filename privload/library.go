@@ -149,9 +149,6 @@ type Library struct {
 	// finalisers only then.
 	inited bool
 	closed bool
-	// ifuncs caches the resolved addresses of ifunc symbols Lookup
-	// returned, by symbol index.
-	ifuncs map[uint64]uintptr
 }
 
 // group is the set of libraries one Load brought in.
@@ -163,6 +160,11 @@ type group struct {
 	// initOrder has every library after its dependencies: the order the
 	// initialisers ran in; finalisers run in reverse.
 	initOrder []*Library
+
+	mu sync.Mutex
+	// ifuncs caches what ifunc resolvers returned, by resolver address:
+	// each runs once per load, whether for a relocation or a Lookup.
+	ifuncs map[uintptr]uintptr
 }
 
 // Name returns the file name the library was loaded from (its base name),
@@ -247,25 +249,29 @@ func (l *Library) defAddr(i uint64) (uintptr, bool) {
 	return l.symAddr(s), true
 }
 
-// resolveIFunc calls the resolver of ifunc symbol i once and caches what
-// it returns.
+// resolveIFunc returns what the resolver of ifunc symbol s returns,
+// calling it once per load.
 func (l *Library) resolveIFunc(i uint64, s Symbol) (uintptr, bool) {
-	if l.skipIFunc || s.Section == elf.SHN_ABS || !l.file.IsCode(s.Value) {
+	if l.skipIFunc || s.Section == elf.SHN_ABS || !l.file.IsCode(s.Value) || l.group == nil {
 		return 0, false
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
 		return 0, false
 	}
-	if a, ok := l.ifuncs[i]; ok {
+	g, r := l.group, l.symAddr(s)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a, ok := g.ifuncs[r]; ok {
 		return a, true
 	}
-	a := callResolver(l.symAddr(s))
-	if l.ifuncs == nil {
-		l.ifuncs = make(map[uint64]uintptr)
+	a := callResolver(r)
+	if g.ifuncs == nil {
+		g.ifuncs = make(map[uintptr]uintptr)
 	}
-	l.ifuncs[i] = a
+	g.ifuncs[r] = a
 	return a, true
 }
 

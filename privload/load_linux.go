@@ -193,7 +193,7 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 	// The group exists from here: a failing initialiser leaves a
 	// library Close can unload (running the finalisers of those that
 	// ran).
-	g := &group{}
+	g := &group{ifuncs: ld.ifuncs}
 	for _, img := range ld.imgs {
 		g.libs = append(g.libs, img.lib)
 		img.lib.group = g
@@ -685,8 +685,8 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 			}
 			continue
 		}
-		if a := e.host.sym(name, cname, ver); a != 0 {
-			record(a, BoundHost, nil, e.host.name)
+		if hs := e.host.sym(name, cname, ver); hs.addr != 0 {
+			record(hs.addr, BoundHost, nil, hs.from)
 			return nil
 		}
 	}

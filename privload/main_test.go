@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestMain lowers the default time the fuzzer spends minimizing each new
-// interesting input from 60 s to 2 s, unless -fuzzminimizetime is given.
+// TestMain runs testCleanups after the tests, and lowers the default
+// time the fuzzer spends minimizing each new interesting input from 60 s
+// to 2 s, unless -fuzzminimizetime is given.
 // Go's byte-slice minimizer is quadratic in the input's length and an ELF
 // shared object is at least several kilobytes (its segments are
 // page-aligned in the file): with the default, a short fuzzing run (CI
@@ -22,5 +23,13 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, c := range testCleanups {
+		c()
+	}
+	os.Exit(code)
 }
+
+// testCleanups run once all tests have: they remove what tests share
+// (the fixture directory).
+var testCleanups []func()

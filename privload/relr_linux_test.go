@@ -114,5 +114,5 @@ func TestLoadRELR(t *testing.T) {
 		t.Errorf("relative relocations: RELA %d, RELR %d, want equal and at least %d", counts[rela], counts[relr], nptrs+npairs)
 	}
 	checkSync(t, v, "after close")
-	checkUnmapped(t, relr)
+	checkUnmapped(t, v, relr)
 }
