@@ -309,7 +309,7 @@ func (f *PEFile) ImportedDLLs() []string {
 //   - relocations not stripped (IMAGE_FILE_RELOCS_STRIPPED): the image is
 //     never placed at its preferred base;
 //   - no section both writable and executable (W^X, DESIGN.md invariant
-//     4).
+//     4), and the entry point in an executable one.
 func (f *PEFile) Loadable() error {
 	refuse := func(format string, args ...any) error {
 		return &FormatError{File: f.Name, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}
@@ -329,6 +329,9 @@ func (f *PEFile) Loadable() error {
 	for _, s := range f.Sections {
 		if p := s.Prot(); p&osmem.ProtWrite != 0 && p&osmem.ProtExec != 0 {
 			return refuse("section %q is both writable and executable (characteristics %#x): refused under W^X", s.Name, s.Characteristics)
+		}
+		if f.Entry >= s.VirtualAddress && uint64(f.Entry) < uint64(s.VirtualAddress)+uint64(s.MemSize) && s.Prot()&osmem.ProtExec == 0 {
+			return refuse("entry point %#x is in section %q, which is not executable (characteristics %#x): DllMain could not run", f.Entry, s.Name, s.Characteristics)
 		}
 	}
 	return nil

@@ -537,6 +537,10 @@ var peMutants = []peMutant{
 		c := peSectionOff(t, b, ".text") + 36
 		binary.LittleEndian.PutUint32(b[c:], binary.LittleEndian.Uint32(b[c:])|peScnMemWrite)
 	}, class: ErrUnsupported, reason: "writable and executable", loadable: true},
+	{name: "entry point not executable", fix: "noimports.dll", edit: func(t *testing.T, b []byte) {
+		c := peSectionOff(t, b, ".text") + 36
+		binary.LittleEndian.PutUint32(b[c:], binary.LittleEndian.Uint32(b[c:])&^peScnMemExecute)
+	}, class: ErrUnsupported, reason: "not executable", loadable: true},
 	{name: "not a DLL", fix: "noimports.dll", edit: func(t *testing.T, b []byte) {
 		o := peLfanew(b) + 4 + 18
 		binary.LittleEndian.PutUint16(b[o:], binary.LittleEndian.Uint16(b[o:])&^peFileDLL)
