@@ -4,10 +4,10 @@ package privload
 
 import (
 	"bytes"
-	"fmt"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -638,7 +638,7 @@ func TestLoadSystemZlib(t *testing.T) {
 		t.Errorf("libz crc32 = %#x, want %#x", got, want)
 	}
 	ver := call(lookup(t, lib, "zlibVersion"))
-	if s := cString(uintptr(ver)); !strings.HasPrefix(s, "1.") {
+	if s := cString(uintptr(ver), 64); !strings.HasPrefix(s, "1.") {
 		t.Errorf("zlibVersion() = %q", s)
 	}
 	libc, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_LOCAL)
@@ -694,14 +694,19 @@ func TestLoadSystemZlibPrivateLibc(t *testing.T) {
 	checkUnmapped(t, v, real)
 }
 
-// cString reads a NUL-terminated string at addr (at most 64 bytes).
-func cString(addr uintptr) string {
+// cString reads a NUL-terminated string at addr, at most max bytes, one
+// byte at a time (so as never to read past its terminator).
+func cString(addr uintptr, max int) string {
 	if addr == 0 {
 		return ""
 	}
-	b := osmem.Bytes(addr, 64)
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
+	var b []byte
+	for i := 0; i < max; i++ {
+		c := osmem.Bytes(addr+uintptr(i), 1)[0]
+		if c == 0 {
+			break
+		}
+		b = append(b, c)
 	}
 	return string(b)
 }
