@@ -293,3 +293,24 @@ func (a *Assembler) Reset(base uintptr) {
 	a.Base = base
 	a.buf = a.buf[:0]
 }
+
+// BindTarget points the rel32 fixup f at the absolute address target.
+func (a *Assembler) BindTarget(f Fixup, target uintptr) error {
+	if f.size != 4 {
+		return fmt.Errorf("amd64: only a rel32 branch can be bound to an address")
+	}
+	end := a.Base + uintptr(f.at+4)
+	d, ok := Rel32(end, target)
+	if !ok {
+		return &ReachError{Op: "branch", From: end - 5, To: target}
+	}
+	binary.LittleEndian.PutUint32(a.buf[f.at:], uint32(d))
+	return nil
+}
+
+// End returns the offset just after f's displacement: where the branch's
+// displacement counts from.
+func (f Fixup) End() int { return f.at + f.size }
+
+// Truncate drops everything emitted after the first n bytes.
+func (a *Assembler) Truncate(n int) { a.buf = a.buf[:n] }

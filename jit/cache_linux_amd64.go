@@ -1,0 +1,157 @@
+package jit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/vmcode"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// codeUnit is one piece of the code cache: [exec, exec+size) runs, and its
+// bytes are written at rw. Under W^X (vmcode units with a writable view)
+// the two differ and no page is ever writable and executable at once;
+// otherwise the unit is one read-write-execute mapping, as DynamoRIO's
+// cache is by default.
+type codeUnit struct {
+	exec, rw, size uintptr
+	// used is how many bytes from exec hold fragments.
+	used uintptr
+	// unit is the vmcode unit under W^X; slot the read-write-execute
+	// slot otherwise.
+	unit *vmcode.Unit
+	slot *vmm.Slot
+}
+
+// wxCode and writableUnit are vmcode's W^X API, asserted rather than called
+// directly so that the cache builds with and without it.
+type (
+	wxCode       interface{ WX() bool }
+	writableUnit interface{ Writable() uintptr }
+)
+
+// allocUnit returns a code unit of at least size bytes.
+func allocUnit(code *vmcode.Code, size uintptr) (*codeUnit, error) {
+	if wc, ok := any(code).(wxCode); ok && wc.WX() {
+		u, err := code.Alloc(size)
+		if err != nil {
+			return nil, err
+		}
+		wu, ok := any(u).(writableUnit)
+		if !ok {
+			_ = u.Free()
+			return nil, errors.New("jit: W^X vmcode units have no writable view")
+		}
+		return &codeUnit{exec: u.Exec(), rw: wu.Writable(), size: u.Size(), unit: u}, nil
+	}
+	v := code.VMM()
+	s, err := v.ReserveSlot(size, vmcode.OwnerFcache)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Commit(s.Base(), s.Size(), osmem.ProtRWX); err != nil {
+		_ = s.Release()
+		return nil, err
+	}
+	return &codeUnit{exec: s.Base(), rw: s.Base(), size: s.Size(), slot: s}, nil
+}
+
+// write copies b to the unit at executable address at.
+func (u *codeUnit) write(at uintptr, b []byte) {
+	off := at - u.exec
+	if off > u.size || uintptr(len(b)) > u.size-off {
+		panic(fmt.Sprintf("jit: write of %d bytes at %#x outside unit [%#x, +%#x)", len(b), at, u.exec, u.size))
+	}
+	if u.unit != nil {
+		if err := u.unit.Write(off, b); err != nil {
+			panic(fmt.Sprintf("jit: writing the code cache: %v", err))
+		}
+		return
+	}
+	copy(osmem.Bytes(u.rw+off, uintptr(len(b))), b)
+}
+
+// bytes returns the unit's bytes [at, at+n) as the code runs them (read
+// through the writable view, which has the same contents).
+func (u *codeUnit) bytes(at, n uintptr) []byte {
+	return osmem.Bytes(u.rw+(at-u.exec), n)
+}
+
+func (u *codeUnit) contains(a uintptr) bool { return a >= u.exec && a-u.exec < u.size }
+
+func (u *codeUnit) free() error {
+	if u.unit != nil {
+		return u.unit.Free()
+	}
+	return u.slot.Release()
+}
+
+// patchRel32 rewrites the rel32 displacement ending at end (the
+// executable address after the branch) so the branch goes to target.
+// Links and unlinks change these 4 bytes only, never the instruction's
+// length. Callers run only while the application is stopped in the
+// dispatcher, on the thread that will run the code next.
+func (u *codeUnit) patchRel32(end, target uintptr) {
+	d, ok := amd64.Rel32(end, target)
+	if !ok {
+		panic(fmt.Sprintf("jit: link from %#x to %#x out of rel32 reach inside vmcode", end, target))
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], uint32(d))
+	u.write(end-4, b[:])
+}
+
+// fragment is one translated basic block.
+type fragment struct {
+	// tag is the application address the block starts at.
+	tag uintptr
+	// entry is its address in the cache, and size its length (body and
+	// exit stubs).
+	entry, size uintptr
+	unit        *codeUnit
+	// instrs is how many application instructions it holds.
+	instrs int
+}
+
+// exitKind says what an exit stub leads to.
+type exitKind uint8
+
+const (
+	// exitDirect continues at a constant application address: the
+	// target of a direct branch or call, or the fall-through of a
+	// conditional branch or of a block cut short. Linkable.
+	exitDirect exitKind = iota
+	// exitSyscall stops at a syscall instruction, which the dispatcher
+	// performs (or refuses) before continuing after it.
+	exitSyscall
+	// exitBad stops at an instruction the translator cannot run (a trap,
+	// a far transfer, an undecodable or unsupported encoding): Run
+	// fails naming it, if execution gets there.
+	exitBad
+)
+
+// exit is one exit stub of a fragment.
+type exit struct {
+	kind exitKind
+	// target is the application address: the branch target, the
+	// syscall instruction or the bad instruction.
+	target uintptr
+	// branch is the executable address just after the rel32 that leads
+	// to the stub (0 for a stub nothing links), stub the stub's address.
+	branch, stub uintptr
+	unit         *codeUnit
+	// linked is the fragment the branch goes to directly, or nil.
+	linked *fragment
+	// why explains an exitBad.
+	why string
+}
+
+// Exit stubs are DynamoRIO's shape, with the context slot instead of TLS:
+//
+//	mov [rip+ctx.rax], rax   ; 7 bytes
+//	mov eax, exit number     ; 5 bytes
+//	jmp fcache_return        ; 5 bytes, rel32
+const stubLen = 17

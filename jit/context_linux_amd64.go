@@ -1,0 +1,209 @@
+package jit
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+)
+
+// The machine context: the application's registers while it is outside
+// the cache, the host's while it is inside, spill slots and the
+// indirect-branch table. It lives in a read-write vmcode slot beside the
+// cache, so emitted code names every field RIP-relatively: no register is
+// needed to find it and FS, where Go keeps g, is never touched. One
+// Machine runs one application thread at a time, so absolute slots are
+// enough (DynamoRIO uses TLS slots because it runs many threads).
+const (
+	// ctxGPR is the application's general registers, rax..r15 in
+	// ModRM order, 8 bytes each.
+	ctxGPR = 0x000
+	// ctxFlags is the application's RFLAGS.
+	ctxFlags = 0x080
+	// ctxNext is the application address to continue at after an
+	// indirect-branch miss.
+	ctxNext = 0x088
+	// ctxHostRSP is the host stack pointer saved by enter.
+	ctxHostRSP = 0x090
+	// ctxHostFCW and ctxHostMXCSR are the host's x87 control word and
+	// MXCSR, which the C ABI makes callee-saved.
+	ctxHostFCW   = 0x098
+	ctxHostMXCSR = 0x09c
+	// ctxTarget is the cache address enter jumps to.
+	ctxTarget = 0x0a0
+	// ctxExit is the exit number fcache_return hands back to Go.
+	ctxExit = 0x0a8
+	// ctxSpill is the scratch register's slot while a far RIP-relative
+	// operand is rewritten to go through it.
+	ctxSpill = 0x0b0
+	// ctxIBLTarget holds the fragment an indirect-branch hit jumps to.
+	ctxIBLTarget = 0x0b8
+	// ctxXsave is the application's vector state (XSAVE or FXSAVE
+	// area), 64-byte aligned.
+	ctxXsave = 0x100
+)
+
+// Indirect-branch table: iblEntries tags and fragment addresses, indexed by
+// the low 16 bits of the application target. Tags are stored negated so
+// that `lea rax, [rax+rdx]` computes target-tag without the flags, and
+// jrcxz tests it: the lookup, like everything the translator inserts,
+// leaves the application's flags alone, so nothing needs saving them.
+const (
+	iblBits    = 16
+	iblEntries = 1 << iblBits
+)
+
+// gpr returns the context slot of register r.
+func gpr(r amd64.Reg) uintptr { return ctxGPR + 8*uintptr(r) }
+
+// layout places the variable parts of the data slot.
+type layout struct {
+	// xsaveSize is the application save area's size.
+	xsaveSize uintptr
+	// hostInit is an XSAVE area whose header marks every component as
+	// in its initial state and whose MXCSR is the host's: one XRSTOR of
+	// it on the way out hands Go clean vector registers, cleared upper
+	// halves and its own MXCSR.
+	hostInit uintptr
+	// iblTags and iblTargets are the indirect-branch table's arrays.
+	iblTags, iblTargets uintptr
+	// size is the data slot's size.
+	size uintptr
+}
+
+func roundUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
+
+func newLayout(vs vectorState) layout {
+	var l layout
+	l.xsaveSize = roundUp(uintptr(vs.size), 64)
+	l.hostInit = ctxXsave + l.xsaveSize
+	l.iblTags = roundUp(l.hostInit+640, 4096)
+	l.iblTargets = l.iblTags + 8*iblEntries
+	l.size = l.iblTargets + 8*iblEntries
+	return l
+}
+
+// initialMXCSR and initialFCW are the power-on values, which the C ABI
+// expects at a program's start.
+const (
+	initialMXCSR = 0x1f80
+	initialFCW   = 0x037f
+	// initialFlags has only the reserved bit 1 and IF set.
+	initialFlags = 0x202
+)
+
+// gencode holds the addresses of the routines emitted once per Machine.
+type gencode struct {
+	// enter is `uint64 enter(void *fragment)`, called from Go: it saves
+	// the host's callee-saved registers, loads the application's
+	// registers, flags and vector state from the context and jumps to
+	// the fragment on the application's stack.
+	enter uintptr
+	// fret is fcache_return, reached by a jmp from exit stubs with the
+	// application's rax in the context and the exit number in eax: it
+	// saves the application's state, restores the host's and returns
+	// the exit number to Go.
+	fret uintptr
+	// iblMiss is where an indirect-branch lookup goes when the table
+	// has no entry: rdx holds the target, the application's rax, rcx
+	// and rdx are in the context.
+	iblMiss uintptr
+}
+
+// exitIBL is the exit number of an indirect-branch miss; exits of
+// fragments are numbered from 1.
+const exitIBL = 0
+
+// emitGencode emits enter, fcache_return and the IBL miss routine into a,
+// whose base is their executable address; ctx is the context's address.
+func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gencode, error) {
+	var g gencode
+	var err error
+	c := func(off uintptr) amd64.Mem { return amd64.RIPRel(ctx + off) }
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	hostSaved := []amd64.Reg{amd64.RBP, amd64.RBX, amd64.R12, amd64.R13, amd64.R14, amd64.R15}
+
+	// enter(rdi = fragment).
+	g.enter = a.PC()
+	for _, r := range hostSaved {
+		a.Push(r)
+	}
+	try(a.MovStore(c(ctxHostRSP), amd64.RSP))
+	try(a.Fnstcw(c(ctxHostFCW)))
+	try(a.Stmxcsr(c(ctxHostMXCSR)))
+	try(a.MovStore(c(ctxTarget), amd64.RDI))
+	if vs.xsave {
+		// The host's MXCSR goes into the clean area that fcache_return
+		// restores.
+		try(a.Stmxcsr(c(l.hostInit + 24)))
+		a.MovImm32(amd64.RAX, uint32(vs.mask()))
+		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
+		try(a.Xrstor64(c(ctxXsave)))
+	} else {
+		try(a.Fxrstor64(c(ctxXsave)))
+	}
+	try(a.PushMem(c(ctxFlags)))
+	a.Popfq()
+	for r := amd64.RAX; r <= amd64.R15; r++ {
+		if r != amd64.RSP {
+			try(a.MovLoad(r, c(gpr(r))))
+		}
+	}
+	try(a.MovLoad(amd64.RSP, c(gpr(amd64.RSP))))
+	try(a.JmpMem(c(ctxTarget)))
+
+	// fcache_return (eax = exit number, application rax in the
+	// context). Nothing here may change the flags before pushfq.
+	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	g.fret = a.PC()
+	try(a.MovStore(c(ctxExit), amd64.RAX))
+	for r := amd64.RCX; r <= amd64.R15; r++ {
+		try(a.MovStore(c(gpr(r)), r))
+	}
+	try(a.MovLoad(amd64.RSP, c(ctxHostRSP)))
+	a.Pushfq()
+	try(a.PopMem(c(ctxFlags)))
+	a.Cld()
+	if vs.xsave {
+		a.MovImm32(amd64.RAX, uint32(vs.mask()))
+		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
+		try(a.Xsave64(c(ctxXsave)))
+		try(a.Xrstor64(c(l.hostInit)))
+	} else {
+		try(a.Fxsave64(c(ctxXsave)))
+		a.Fninit()
+		try(a.Ldmxcsr(c(ctxHostMXCSR)))
+	}
+	try(a.Fldcw(c(ctxHostFCW)))
+	try(a.MovLoad(amd64.RAX, c(ctxExit)))
+	for i := len(hostSaved) - 1; i >= 0; i-- {
+		a.Pop(hostSaved[i])
+	}
+	a.Ret()
+
+	// IBL miss (rdx = target).
+	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	g.iblMiss = a.PC()
+	try(a.MovStore(c(ctxNext), amd64.RDX))
+	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
+	try(a.MovLoad(amd64.RDX, c(gpr(amd64.RDX))))
+	a.MovImm32(amd64.RAX, exitIBL)
+	try(a.JmpRel32(g.fret))
+	if err != nil {
+		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)
+	}
+	return g, nil
+}
+
+// resetVectorState writes the application's initial vector state into the
+// save area: every XSAVE component in its initial state, MXCSR and the x87
+// control word at their power-on values.
+func resetVectorState(area []byte) {
+	clear(area)
+	binary.LittleEndian.PutUint16(area[0:], initialFCW)
+	binary.LittleEndian.PutUint32(area[24:], initialMXCSR)
+}

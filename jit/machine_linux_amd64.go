@@ -1,0 +1,491 @@
+package jit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/vmcode"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// Options tunes a Machine. The zero value selects the defaults.
+type Options struct {
+	// StackSize is the application stack's size (default 8 MiB, as a
+	// Linux main thread's).
+	StackSize uintptr
+	// UnitSize is the size of each code-cache unit (default 1 MiB).
+	UnitSize uintptr
+	// MaxCacheSize caps the code cache; when a fragment does not fit,
+	// the whole cache is flushed and translation starts over (QEMU's
+	// policy). Default 64 MiB; at least one unit.
+	MaxCacheSize uintptr
+	// MaxBlockInstrs caps a basic block's length (default 256).
+	MaxBlockInstrs int
+	// Align is the alignment of fragment entries (default 16, a power of
+	// two): loop heads in the cache then sit as the compiler aligned them.
+	Align uintptr
+}
+
+func (o *Options) setDefaults() {
+	if o.StackSize == 0 {
+		o.StackSize = 8 << 20
+	}
+	if o.UnitSize == 0 {
+		o.UnitSize = 1 << 20
+	}
+	if o.MaxCacheSize == 0 {
+		o.MaxCacheSize = 64 << 20
+	}
+	if o.MaxCacheSize < o.UnitSize {
+		o.MaxCacheSize = o.UnitSize
+	}
+	if o.MaxBlockInstrs == 0 {
+		o.MaxBlockInstrs = 256
+	}
+	if o.Align == 0 {
+		o.Align = 16
+	}
+}
+
+// Stats counts what a Machine did.
+type Stats struct {
+	// Blocks is the number of basic blocks translated, Instrs the
+	// application instructions in them.
+	Blocks, Instrs int
+	// Exits counts returns to the dispatcher (each costs a context
+	// switch), IBLMisses those of them from an indirect-branch lookup.
+	Exits, IBLMisses int
+	// Links counts exits patched to go straight to their target.
+	Links int
+	// Flushes counts full-cache flushes.
+	Flushes int
+	// Mangled counts RIP-relative operands out of rel32 reach of the
+	// cache, rewritten through a scratch register.
+	Mangled int
+	// Syscalls counts system calls performed for the application.
+	Syscalls int
+	// CacheBytes is the code cache's size in use.
+	CacheBytes uintptr
+}
+
+// Machine runs application code under the translator: a code cache in
+// vmcode, the routines that switch into and out of it, a machine context
+// and an application stack. It runs one application thread at a time:
+// Run calls are serialized.
+type Machine struct {
+	mu   sync.Mutex
+	v    *vmm.VMM
+	code *vmcode.Code
+	opts Options
+	vs   vectorState
+	lay  layout
+
+	// data is the read-write vmcode slot holding the context (at ctx)
+	// and the indirect-branch table.
+	data *vmm.Slot
+	ctx  uintptr
+	mem  []byte
+	// gen holds the emitted routines, which survive flushes.
+	genUnit *codeUnit
+	gen     gencode
+	// units is the code cache; cur the unit being filled.
+	units []*codeUnit
+	cur   int
+	// frags maps application addresses to fragments; exits is indexed
+	// by exit number (exits[0] stands for the IBL miss).
+	frags map[uintptr]*fragment
+	exits []exit
+	// epoch counts flushes, so that a link decided before a flush is
+	// dropped.
+	epoch int
+
+	stack, stackSize uintptr
+	// sentinel is the return address Run gives the function: an address
+	// that is never code (the context's), so the return misses the
+	// lookup and comes back to the dispatcher.
+	sentinel uintptr
+
+	t      translator
+	codes  codeMap
+	stats  Stats
+	closed bool
+}
+
+// NewMachine returns a Machine whose cache, context and emitted routines
+// live in code's vmcode and whose stack comes from the same VMM's vmheap.
+func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
+	m := &Machine{code: code, v: code.VMM()}
+	if opts != nil {
+		m.opts = *opts
+	}
+	m.opts.setDefaults()
+	if m.opts.Align&(m.opts.Align-1) != 0 || m.opts.Align > 64 {
+		return nil, fmt.Errorf("jit: alignment %d is not a power of two up to 64", m.opts.Align)
+	}
+	m.vs = detectVectorState()
+	m.lay = newLayout(m.vs)
+	ok := false
+	defer func() {
+		if !ok {
+			_ = m.free()
+		}
+	}()
+	s, err := m.v.ReserveSlot(m.lay.size, "jit context")
+	if err != nil {
+		return nil, fmt.Errorf("jit: reserving the machine context: %w", err)
+	}
+	m.data = s
+	if err := s.Commit(s.Base(), s.Size(), osmem.ProtRW); err != nil {
+		return nil, fmt.Errorf("jit: committing the machine context: %w", err)
+	}
+	m.ctx = s.Base()
+	m.mem = osmem.Bytes(m.ctx, m.lay.size)
+	m.sentinel = m.ctx
+	m.clearIBL()
+
+	if m.genUnit, err = allocUnit(code, 4096); err != nil {
+		return nil, fmt.Errorf("jit: allocating the routines' unit: %w", err)
+	}
+	a := amd64.NewAssembler(m.genUnit.exec)
+	if m.gen, err = emitGencode(a, m.ctx, m.lay, m.vs); err != nil {
+		return nil, err
+	}
+	m.genUnit.write(m.genUnit.exec, a.Bytes())
+	m.genUnit.used = uintptr(a.Len())
+
+	m.stackSize = roundUp(m.opts.StackSize, 4096)
+	if m.stack, err = m.v.HeapAlloc(m.stackSize); err != nil {
+		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
+	}
+	m.frags = make(map[uintptr]*fragment)
+	m.exits = make([]exit, 1, 1024)
+	m.t = translator{m: m, a: amd64.NewAssembler(0)}
+	ok = true
+	return m, nil
+}
+
+// free releases whatever NewMachine or Close has not released yet.
+func (m *Machine) free() error {
+	var errs []error
+	for _, u := range m.units {
+		errs = append(errs, u.free())
+	}
+	m.units = nil
+	if m.genUnit != nil {
+		errs = append(errs, m.genUnit.free())
+		m.genUnit = nil
+	}
+	if m.data != nil {
+		errs = append(errs, m.data.Release())
+		m.data = nil
+	}
+	if m.stack != 0 {
+		errs = append(errs, m.v.HeapFree(m.stack, m.stackSize))
+		m.stack = 0
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the machine's cache, context and stack.
+func (m *Machine) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	return m.free()
+}
+
+// Stats returns the machine's counters.
+func (m *Machine) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	for _, u := range m.units {
+		s.CacheBytes += u.used
+	}
+	return s
+}
+
+// Flush drops every translation: needed after application code changes
+// (a library unloaded and something else mapped in its place).
+func (m *Machine) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flush()
+}
+
+func (m *Machine) flush() {
+	for _, u := range m.units {
+		u.used = 0
+	}
+	m.cur = 0
+	clear(m.frags)
+	m.exits = m.exits[:1]
+	m.clearIBL()
+	m.epoch++
+	m.stats.Flushes++
+}
+
+// clearIBL empties the indirect-branch table: entry k holds the tag k^1,
+// whose low 16 bits are not k, so no target that indexes entry k matches.
+func (m *Machine) clearIBL() {
+	tags := m.mem[m.lay.iblTags:m.lay.iblTargets]
+	for k := range iblEntries {
+		binary.LittleEndian.PutUint64(tags[8*k:], uint64(-int64(k^1)))
+	}
+}
+
+// setIBL enters target -> entry into the indirect-branch table.
+func (m *Machine) setIBL(target, entry uintptr) {
+	k := uintptr(target & (iblEntries - 1))
+	binary.LittleEndian.PutUint64(m.mem[m.lay.iblTags+8*k:], uint64(-int64(target)))
+	binary.LittleEndian.PutUint64(m.mem[m.lay.iblTargets+8*k:], uint64(entry))
+}
+
+func (m *Machine) reg(r amd64.Reg) uint64 {
+	return binary.LittleEndian.Uint64(m.mem[gpr(r):])
+}
+
+func (m *Machine) setReg(r amd64.Reg, v uint64) {
+	binary.LittleEndian.PutUint64(m.mem[gpr(r):], v)
+}
+
+// inCache reports whether pc is inside the code cache or the routines.
+func (m *Machine) inCache(pc uintptr) bool {
+	if m.genUnit.contains(pc) {
+		return true
+	}
+	for _, u := range m.units {
+		if u.contains(pc) {
+			return true
+		}
+	}
+	return pc >= m.ctx && pc-m.ctx < m.lay.size
+}
+
+// fragmentFor returns the fragment for tag, translating it if needed.
+func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
+	if f := m.frags[tag]; f != nil {
+		return f, nil
+	}
+	if m.inCache(tag) {
+		return nil, fmt.Errorf("jit: the application jumped to %#x, inside reachvm's own code or data", tag)
+	}
+	code, err := m.codes.at(tag)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		u, err := m.unitWithRoom()
+		if err != nil {
+			return nil, err
+		}
+		entry := roundUp(u.exec+u.used, m.opts.Align)
+		room := u.exec + u.size - entry
+		if entry > u.exec+u.size {
+			room = 0
+		}
+		t := &m.t
+		t.a.Reset(entry)
+		self := &fragment{tag: tag, entry: entry, unit: u}
+		err = t.block(tag, code, self, uint32(len(m.exits)), room)
+		if err == nil && uintptr(t.a.Len()) <= room {
+			return m.install(u, self), nil
+		}
+		if err != nil && !errors.Is(err, errFull) {
+			var re *amd64.ReachError
+			if !errors.As(err, &re) {
+				return nil, err
+			}
+		}
+		// Did not fit: the next unit, or a flush.
+		if attempt >= 2 {
+			return nil, fmt.Errorf("jit: the block at %#x does not fit in an empty %#x-byte unit", tag, m.opts.UnitSize)
+		}
+		m.nextUnit()
+	}
+}
+
+// unitWithRoom returns the unit being filled, allocating the first one.
+func (m *Machine) unitWithRoom() (*codeUnit, error) {
+	if len(m.units) == 0 {
+		u, err := allocUnit(m.code, m.opts.UnitSize)
+		if err != nil {
+			return nil, fmt.Errorf("jit: allocating a code-cache unit: %w", err)
+		}
+		m.units = append(m.units, u)
+		m.cur = 0
+	}
+	return m.units[m.cur], nil
+}
+
+// nextUnit moves on to an empty unit: the next one already allocated, a
+// new one while under MaxCacheSize, or, when the cache is full, the first
+// one after a flush of everything. The cache never grows past its cap and
+// never leaves vmcode: if vmcode itself has no room for another unit, the
+// cache flushes instead.
+func (m *Machine) nextUnit() {
+	if m.cur+1 < len(m.units) {
+		m.cur++
+		return
+	}
+	if uintptr(len(m.units)+1)*m.opts.UnitSize <= m.opts.MaxCacheSize {
+		if u, err := allocUnit(m.code, m.opts.UnitSize); err == nil {
+			m.units = append(m.units, u)
+			m.cur = len(m.units) - 1
+			return
+		}
+	}
+	m.flush()
+}
+
+// install writes the block in m.t at f.entry of u and records the
+// fragment and its exits.
+func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
+	t := &m.t
+	code := t.a.Bytes()
+	entry := f.entry
+	if pad := entry - (u.exec + u.used); pad > 0 {
+		var fill [64]byte
+		for i := range fill {
+			fill[i] = 0xcc
+		}
+		u.write(u.exec+u.used, fill[:pad])
+	}
+	u.write(entry, code)
+	u.used = entry - u.exec + uintptr(len(code))
+	f.size, f.instrs = uintptr(len(code)), t.instrs
+	m.frags[f.tag] = f
+	stub := entry + uintptr(len(code)) - uintptr(len(t.exits))*stubLen
+	for i, pe := range t.exits {
+		e := exit{kind: pe.kind, target: pe.target, stub: stub + uintptr(i)*stubLen, unit: u, why: pe.why}
+		if pe.hasFix {
+			e.branch = entry + uintptr(pe.fix.End())
+			if e.linked = pe.linked; e.linked != nil {
+				m.stats.Links++
+			}
+		}
+		m.exits = append(m.exits, e)
+	}
+	m.stats.Blocks++
+	m.stats.Instrs += t.instrs
+	m.stats.Mangled += t.mangled
+	return f
+}
+
+// link patches exit e to jump straight to f.
+func (m *Machine) link(e *exit, f *fragment) {
+	if e.branch == 0 || e.linked != nil || e.kind != exitDirect {
+		return
+	}
+	e.unit.patchRel32(e.branch, f.entry)
+	e.linked = f
+	m.stats.Links++
+}
+
+// ExitError reports that the application asked to exit (exit or
+// exit_group): the run ends there, not the host process.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("jit: the application exited with code %d", e.Code)
+}
+
+// Run runs the function at fn under the translator with integer or
+// pointer arguments in the System V AMD64 convention (the first six in
+// registers, the rest on the stack) and returns its integer result, as
+// Call does natively. fn and everything it calls are translated into the
+// code cache on first execution; the function runs on the machine's own
+// stack, never on Go's.
+func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, errors.New("jit: machine closed")
+	}
+	// Code is written by the thread that runs it next, so no other
+	// processor holds stale instructions (cross-modifying code).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	clear(m.mem[ctxGPR : ctxGPR+16*8])
+	argRegs := []amd64.Reg{amd64.RDI, amd64.RSI, amd64.RDX, amd64.RCX, amd64.R8, amd64.R9}
+	for i, a := range args {
+		if i < len(argRegs) {
+			m.setReg(argRegs[i], uint64(a))
+		}
+	}
+	// The stack at the call: extra arguments above the return address,
+	// rsp+8 16-byte aligned at the function's first instruction.
+	var extra []uintptr
+	if len(args) > len(argRegs) {
+		extra = args[len(argRegs):]
+	}
+	sp := m.stack + m.stackSize - 64
+	sp -= uintptr(len(extra)) * 8
+	sp &^= 15
+	stackMem := osmem.Bytes(sp-8, uintptr(len(extra))*8+8)
+	binary.LittleEndian.PutUint64(stackMem, uint64(m.sentinel))
+	for i, a := range extra {
+		binary.LittleEndian.PutUint64(stackMem[8+8*i:], uint64(a))
+	}
+	m.setReg(amd64.RSP, uint64(sp-8))
+	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
+	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
+
+	tag := fn
+	// from is the exit that led to tag, to link once tag's fragment
+	// exists, unless a flush came in between.
+	from := 0
+	epoch := m.epoch
+	for {
+		f, err := m.fragmentFor(tag)
+		if err != nil {
+			return 0, err
+		}
+		if from != 0 && m.epoch == epoch {
+			m.link(&m.exits[from], f)
+		}
+		id, _, _ := purego.SyscallN(m.gen.enter, f.entry)
+		m.stats.Exits++
+		epoch, from = m.epoch, 0
+		if id == exitIBL {
+			m.stats.IBLMisses++
+			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))
+			if tag == m.sentinel {
+				return uintptr(m.reg(amd64.RAX)), nil
+			}
+			f, err := m.fragmentFor(tag)
+			if err != nil {
+				return 0, err
+			}
+			m.setIBL(tag, f.entry)
+			continue
+		}
+		if id >= uintptr(len(m.exits)) {
+			return 0, fmt.Errorf("jit: internal error: exit %d of %d", id, len(m.exits))
+		}
+		e := &m.exits[id]
+		switch e.kind {
+		case exitDirect:
+			tag, from = e.target, int(id)
+		case exitSyscall:
+			next, err := m.syscall(e.target)
+			if err != nil {
+				return 0, err
+			}
+			tag = next
+		case exitBad:
+			return 0, &UnsupportedError{PC: e.target, What: e.why}
+		}
+	}
+}
