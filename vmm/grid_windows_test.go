@@ -23,32 +23,6 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 )
 
-var (
-	gridKernel32 = windows.NewLazySystemDLL("kernel32.dll")
-	gridQPCProc  = gridKernel32.NewProc("QueryPerformanceCounter")
-	gridQPFProc  = gridKernel32.NewProc("QueryPerformanceFrequency")
-)
-
-// gridQPC returns a clock reading QueryPerformanceCounter, or nil (the
-// grid's default) if it is unavailable. Go's time.Now and time.Since read
-// the interrupt time on Windows, which Wine updates coarsely; QPC is what
-// Windows offers for sub-microsecond intervals.
-func gridQPC() func() time.Duration {
-	if gridQPCProc.Find() != nil || gridQPFProc.Find() != nil {
-		return nil
-	}
-	var freq int64
-	if r, _, _ := gridQPFProc.Call(uintptr(unsafe.Pointer(&freq))); r == 0 || freq <= 0 {
-		return nil
-	}
-	return func() time.Duration {
-		var c int64
-		gridQPCProc.Call(uintptr(unsafe.Pointer(&c)))
-		// Split to avoid overflowing c*1e9.
-		return time.Duration(c/freq)*time.Second + time.Duration(c%freq*int64(time.Second)/freq)
-	}
-}
-
 // gridVQ is the raw VirtualQuery.
 func gridVQ(t *testing.T, addr uintptr) windows.MemoryBasicInformation {
 	t.Helper()
@@ -137,7 +111,7 @@ func TestGridNative(t *testing.T) {
 	if o.Rules() != osmem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
-	now := gridQPC()
+	now := gridClock()
 	if now == nil {
 		t.Log("QueryPerformanceCounter unavailable: timing with time.Since")
 	}
@@ -259,7 +233,7 @@ func TestGridWXDualViews(t *testing.T) {
 	if o.Rules() != osmem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
-	g, err := newGrid(o, 64*gridSS, 0, gridOptions{now: gridQPC()})
+	g, err := newGrid(o, 64*gridSS, 0, gridOptions{now: gridClock()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -186,3 +186,53 @@ func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placeme
 	}
 	return nil, fmt.Errorf("%w: lost the race for an advised gap %d times", errNoFit, nearTries)
 }
+
+// placeGrid reserves vmcode as a grid of slot reservations (Windows rules):
+// at the requested base, or at the grid's own candidates (low, 4 GiB
+// apart: DESIGN.md section 5) when no base is asked or, with
+// AllowElsewhere, when it is taken. Near placement is not offered for the
+// grid yet: the grid picks among few candidates and cannot shrink.
+func placeGrid(o osmem.OS, cfg *Config, size uintptr, p *Placement) (*grid, error) {
+	if cfg.Near != nil {
+		return nil, errors.New("near-application placement is not supported for the Windows grid yet")
+	}
+	const slot = DefaultGridSlotSize
+	base := cfg.VMCodeBase
+	if base != 0 {
+		// The allocator aligns file slots to absolute multiples of the
+		// grid slot, so the grid must start on one.
+		if r := base % slot; r != 0 {
+			up := base + slot - r
+			p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("rounded: base %#x up to %#x, a multiple of the %#x grid slot", base, up, uintptr(slot)))
+			base = up
+		}
+		if cfg.VMCodeMaxOffset >= slot {
+			p.Offset = uintptr(rand.Uint64N(uint64(cfg.VMCodeMaxOffset/slot))) * slot
+			base += p.Offset
+		}
+	}
+	g, err := newGrid(o, size, slot, gridOptions{base: base, fallback: cfg.AllowElsewhere, now: gridClock()})
+	if err != nil {
+		return nil, err
+	}
+	st := g.Stats()
+	p.Attempts = len(st.Attempts)
+	switch {
+	case base == 0:
+		p.How = "grid"
+	case st.Base != base:
+		p.How = "elsewhere"
+	case p.Offset != 0:
+		p.How = "base+offset"
+	default:
+		p.How = "base"
+	}
+	// Walking the grid's own candidates is its policy, not a fallback;
+	// leaving a requested base is.
+	for _, a := range st.Attempts {
+		if a.Err != nil && base != 0 && a.Base == base {
+			p.Fallbacks = append(p.Fallbacks, "elsewhere: "+a.String())
+		}
+	}
+	return g, nil
+}

@@ -72,13 +72,14 @@ func TestPlacementPolicies(t *testing.T) {
 		seen := map[uintptr]bool{}
 		for i := 0; i < 20; i++ {
 			s := sim.New(osmem.RulesWindows, sim.Options{})
-			v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: base, VMCodeMaxOffset: 256 << 20, VMCodeSize: 64 << 20, NoVMHeap: true})
+			// A multiple of the 640 KiB grid slot, so no rounding.
+			v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: 0x1f_fffe_0000, VMCodeMaxOffset: 256 << 20, VMCodeSize: 64 << 20, NoVMHeap: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			got, _ := v.VMCode()
 			p := v.Placement()
-			if p.How != "base+offset" || got != base+p.Offset || p.Offset >= 256<<20 || p.Offset%(64<<10) != 0 {
+			if p.How != "base+offset" || got != 0x1f_fffe_0000+p.Offset || p.Offset >= 256<<20 || p.Offset%(640<<10) != 0 {
 				t.Fatalf("placement %+v at %#x", p, got)
 			}
 			seen[got] = true
@@ -112,7 +113,12 @@ func TestPlacementPolicies(t *testing.T) {
 // it cannot fit, so with AllowSmaller it shrinks, reports each step, and
 // the result is reachable from every byte of the range.
 func TestPlacementNearApp(t *testing.T) {
-	for _, rules := range []osmem.Rules{osmem.RulesLinux, osmem.RulesWindows} {
+	// Near placement is for Linux rules; the Windows grid refuses it
+	// clearly rather than placing vmcode out of reach.
+	if _, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesWindows, sim.Options{}), Near: &vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}}); err == nil || !strings.Contains(err.Error(), "not supported") {
+		t.Fatalf("near placement on the grid: %v", err)
+	}
+	for _, rules := range []osmem.Rules{osmem.RulesLinux} {
 		s := sim.New(rules, sim.Options{})
 		text := vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}
 		if _, err := s.Reserve(text.Start, text.End-text.Start, osmem.Exact); err != nil {

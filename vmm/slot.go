@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/reachvm/reachvm/aspacem"
@@ -56,7 +57,8 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 	if size == 0 || size > v.codeSize {
 		return nil, fmt.Errorf("vmm: slot for %q: size %#x is zero or larger than vmcode (%#x)", owner, size, v.codeSize)
 	}
-	size = (size + align - 1) &^ (align - 1)
+	// align need not be a power of two: the grid's slot is 640 KiB.
+	size = (size + align - 1) / align * align
 	if addr%align != 0 {
 		return nil, fmt.Errorf("vmm: slot for %q: address %#x not aligned to %#x", owner, addr, align)
 	}
@@ -134,13 +136,49 @@ func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	}
 	defer s.v.life.RUnlock()
 	if err := s.v.back.mapFile(obj, off, addr, size, prot); err != nil {
-		return fmt.Errorf("vmm: slot %q: mapping %s: %w", s.owner, obj.Name(), err)
+		err = fmt.Errorf("vmm: slot %q: mapping %s: %w", s.owner, obj.Name(), err)
+		var lost *SlotLostError
+		if errors.As(err, &lost) {
+			// Part of the slot now belongs to someone else: record what the
+			// backing still holds there, and free nothing of it.
+			for _, seg := range s.v.back.reserved(addr, size) {
+				if seg.Kind == aspacem.KindReservation {
+					seg.Owner = s.owner
+				}
+				if rerr := s.record(seg); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+			}
+		}
+		return err
 	}
 	seg := aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off}
 	if id, ok := obj.(osmem.FileIdentity); ok {
 		seg.Dev, seg.Inode = id.FileID()
 	}
-	return s.record(seg)
+	if err := s.record(seg); err != nil {
+		return err
+	}
+	if n, ok := s.v.back.(viewNotes); ok {
+		for _, seg := range n.afterMap(addr, size) {
+			if err := s.record(seg); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// viewNotes is implemented by backings whose file views need more
+// bookkeeping than the view itself: the grid, where a view leaves a free
+// gap up to the next granule and where slots can be lost to another
+// allocator in the window between release and map.
+type viewNotes interface {
+	// afterMap returns the segments to record after a view of
+	// [addr, addr+size) is mapped, beyond the view.
+	afterMap(addr, size uintptr) []aspacem.Segment
+	// lostIn returns the parts of [addr, addr+size) lost for good.
+	lostIn(addr, size uintptr) []Range
 }
 
 // Commit backs [addr, addr+size) of the slot with zeroed memory. The range
@@ -244,5 +282,21 @@ func (s *Slot) Release() error {
 			return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 		}
 	}
-	return v.code.release(OwnerVMCode, s.base, s.size)
+	// Return the slot to the allocator, except what was lost: those
+	// addresses stay allocated, to no one, for vmcode's life.
+	start := s.base
+	if n, ok := v.back.(viewNotes); ok {
+		for _, r := range n.lostIn(s.base, s.size) {
+			if r.Start > start {
+				if err := v.code.release(OwnerVMCode, start, r.Start-start); err != nil {
+					return err
+				}
+			}
+			start = r.End
+		}
+	}
+	if end := s.base + s.size; end > start {
+		return v.code.release(OwnerVMCode, start, end-start)
+	}
+	return nil
 }

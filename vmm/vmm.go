@@ -143,14 +143,27 @@ func New(cfg Config) (*VMM, error) {
 		return nil, fmt.Errorf("vmm: bad vmcode placement: base %#x + max offset %#x + size %#x overflows", cfg.VMCodeBase, cfg.VMCodeMaxOffset, size)
 	}
 	pl := Placement{RequestedBase: cfg.VMCodeBase, RequestedSize: size}
-	lin, err := place(o, space, &cfg, size, &pl)
-	if err != nil {
-		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
-	}
-	back, err := newBacking(lin, space, cfg.WX)
-	if err != nil {
-		_ = lin.release()
-		return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
+	var back backing
+	if o.Rules() == osmem.RulesWindows {
+		// Windows cannot map a file over part of a reservation: vmcode is
+		// the grid of separate reservations (DESIGN.md section 1).
+		if cfg.WX == WXOn {
+			return nil, ErrWXWindows
+		}
+		g, err := placeGrid(o, &cfg, size, &pl)
+		if err != nil {
+			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode as a grid: %w", size, err)
+		}
+		back = g
+	} else {
+		lin, err := place(o, space, &cfg, size, &pl)
+		if err != nil {
+			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
+		}
+		if back, err = newBacking(lin, space, cfg.WX); err != nil {
+			_ = lin.release()
+			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
+		}
 	}
 	base, size := back.bounds()
 	for _, seg := range back.reserved(base, size) {
@@ -170,6 +183,7 @@ func New(cfg Config) (*VMM, error) {
 		slots:     make(map[*Slot]struct{}),
 	}
 	if !cfg.NoVMHeap {
+		var err error
 		if v.heap, err = newHeap(o, space, cfg.VMHeapSize); err != nil {
 			// Undo vmcode: nothing of a failed New stays behind.
 			if rerr := back.release(); rerr == nil {
