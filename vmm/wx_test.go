@@ -1,0 +1,371 @@
+package vmm_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// newWX returns a W^X VMM of 16 MiB on a fresh Linux-rules simulator.
+func newWX(t *testing.T) (*vmm.VMM, *sim.OS) {
+	t.Helper()
+	s := sim.New(osmem.RulesLinux, sim.Options{})
+	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.WX() {
+		t.Fatal("WXOn gave no W^X")
+	}
+	return v, s
+}
+
+// query returns the simulator's region at addr.
+func query(t *testing.T, o osmem.OS, addr uintptr) osmem.Region {
+	t.Helper()
+	r, err := o.Query(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestWXLayout checks what W^X vmcode is made of: two views of one shared
+// object at a constant offset, both recorded in aspacem with the object's
+// name and offsets, and the conversions between them.
+func TestWXLayout(t *testing.T) {
+	v, s := newWX(t)
+	defer v.Close()
+	base, size := v.VMCode()
+	rw, rwSize := v.WritableView()
+	if rwSize != size || (rw < base+size && base < rw+size) {
+		t.Fatalf("writable view [%#x, +%#x) overlaps vmcode [%#x, +%#x) or differs in size", rw, rwSize, base, size)
+	}
+	for _, c := range []struct {
+		addr, owner string
+		at          uintptr
+	}{{"vmcode", vmm.OwnerVMCode, base}, {"writable view", vmm.OwnerVMCodeAlias, rw}} {
+		seg, _ := v.Space().Lookup(c.at)
+		want := aspacem.Segment{Start: c.at, End: c.at + size, Kind: aspacem.KindShared, Shared: true,
+			Owner: c.owner, Name: "/memfd:" + vmm.SharedName}
+		if seg != want {
+			t.Errorf("%s recorded as %v, want %v", c.addr, seg, want)
+		}
+		if r := query(t, s, c.at); !r.Shared || r.Prot != osmem.ProtNone || r.Name != "/memfd:"+vmm.SharedName+" (deleted)" {
+			t.Errorf("%s: the simulator shows %+v", c.addr, r)
+		}
+	}
+	for _, off := range []uintptr{0, 0x1000, size - 1} {
+		w, ok := v.Writable(base + off)
+		if !ok || w != rw+off {
+			t.Errorf("Writable(base+%#x) = %#x %v, want %#x", off, w, ok, rw+off)
+		}
+		x, ok := v.Executable(rw + off)
+		if !ok || x != base+off {
+			t.Errorf("Executable(rw+%#x) = %#x %v, want %#x", off, x, ok, base+off)
+		}
+	}
+	for _, a := range []uintptr{base - 1, base + size, rw} {
+		if _, ok := v.Writable(a); ok {
+			t.Errorf("Writable(%#x) outside vmcode succeeded", a)
+		}
+	}
+	for _, a := range []uintptr{rw - 1, rw + size, base} {
+		if _, ok := v.Executable(a); ok {
+			t.Errorf("Executable(%#x) outside the writable view succeeded", a)
+		}
+	}
+	syncCheck(t, v, "after New")
+}
+
+// TestWXSlotStates walks one slot through every state (reserved,
+// committed, protected, decommitted, a file view, released) and checks
+// both views in the simulator and aspacem after each step.
+func TestWXSlotStates(t *testing.T) {
+	v, s := newWX(t)
+	defer v.Close()
+	base, _ := v.VMCode()
+	path := tempFile(t, 4*4096)
+	obj, err := s.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.CloseObject(obj)
+	sl, err := v.ReserveSlot(4*4096, "privlib x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sl.Base()
+	rw, _ := v.Writable(a)
+	views := func(when string, exec, alias osmem.Prot) {
+		t.Helper()
+		if p := query(t, s, a).Prot; p != exec {
+			t.Errorf("%s: executable view %v, want %v", when, p, exec)
+		}
+		if p := query(t, s, rw).Prot; p != alias {
+			t.Errorf("%s: writable view %v, want %v", when, p, alias)
+		}
+		syncCheck(t, v, when)
+	}
+	views("reserved", osmem.ProtNone, osmem.ProtNone)
+	if seg, _ := v.Space().Lookup(a); seg.Kind != aspacem.KindShared || seg.Offset != uint64(a-base) || seg.Owner != "privlib x" {
+		t.Fatalf("reserved slot recorded as %v", seg)
+	}
+	if err := sl.Protect(a, 4096, osmem.ProtRead); err == nil {
+		t.Fatal("protecting reserved pages succeeded")
+	}
+	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	views("committed r-x", osmem.ProtRX, osmem.ProtRW)
+	if err := sl.Protect(a, 4096, osmem.ProtRead); err != nil {
+		t.Fatal(err)
+	}
+	views("protected r--", osmem.ProtRead, osmem.ProtRW)
+	if err := sl.Commit(a, 4096, osmem.ProtRW); err != nil {
+		t.Fatal(err)
+	}
+	views("committed rw-", osmem.ProtRW, osmem.ProtRW)
+	if err := sl.Decommit(a, 4096); err != nil {
+		t.Fatal(err)
+	}
+	views("decommitted", osmem.ProtNone, osmem.ProtNone)
+	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	// A file view over committed pages: the object's pages there go, the
+	// writable view there becomes inaccessible.
+	if err := sl.MapFile(obj, 4096, a, 2*4096, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	if r := query(t, s, a); r.Shared || r.Name != path || r.Offset != 4096 {
+		t.Fatalf("file view shows as %+v", r)
+	}
+	views("file view", osmem.ProtRX, osmem.ProtNone)
+	if err := sl.Protect(a, 2*4096, osmem.ProtRead); err != nil {
+		t.Fatal(err)
+	}
+	views("file view r--", osmem.ProtRead, osmem.ProtNone)
+	if err := sl.Release(); err != nil {
+		t.Fatal(err)
+	}
+	views("released", osmem.ProtNone, osmem.ProtNone)
+	if r := query(t, s, a); !r.Shared || r.Offset != uint64(a-base) {
+		t.Fatalf("released slot shows as %+v, want the object at offset %#x", r, a-base)
+	}
+}
+
+// TestWXRefusesWriteExec asks, under W^X, for pages writable and
+// executable at once in every way a slot can: each is refused with
+// ErrWriteExec and changes nothing. WXOff, the comparison mode, grants
+// them, as the single mapping it is.
+func TestWXRefusesWriteExec(t *testing.T) {
+	v, s := newWX(t)
+	defer v.Close()
+	obj, err := s.OpenFile(tempFile(t, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.CloseObject(obj)
+	sl, err := v.ReserveSlot(2*4096, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sl.Base()
+	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"commit rwx":  sl.Commit(a+4096, 4096, osmem.ProtRWX),
+		"protect rwx": sl.Protect(a, 4096, osmem.ProtRWX),
+		"protect -wx": sl.Protect(a, 4096, osmem.ProtWrite|osmem.ProtExec),
+		"map rwx":     sl.MapFile(obj, 0, a+4096, 4096, osmem.ProtRWX),
+	} {
+		if !errors.Is(err, vmm.ErrWriteExec) {
+			t.Errorf("%s: got %v, want ErrWriteExec", name, err)
+		}
+	}
+	if r := query(t, s, a); r.Prot != osmem.ProtRX {
+		t.Errorf("a refused request changed the page to %v", r.Prot)
+	}
+	syncCheck(t, v, "after the refusals")
+
+	off, err := vmm.New(vmm.Config{OS: s, Space: v.Space(), VMCodeSize: 1 << 20, NoVMHeap: true, WX: vmm.WXOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer off.Close()
+	sl, err = off.ReserveSlot(4096, "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sl.Commit(sl.Base(), 4096, osmem.ProtRWX); err != nil {
+		t.Errorf("WXOff refused rwx: %v", err)
+	}
+}
+
+// wxOps are the slot operations whose OS calls TestWXFaultEachCall fails
+// one by one. Each starts from a slot of 4 pages whose first two are
+// committed r-x.
+var wxOps = []struct {
+	name string
+	op   func(sl *vmm.Slot, obj osmem.Object) error
+}{
+	{"commit", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX) }},
+	{"decommit", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Decommit(sl.Base(), 4*4096) }},
+	{"protect", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Protect(sl.Base(), 2*4096, osmem.ProtRead) }},
+	{"map", func(sl *vmm.Slot, obj osmem.Object) error {
+		return sl.MapFile(obj, 0, sl.Base(), 4*4096, osmem.ProtRead)
+	}},
+	{"release", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+}
+
+// TestWXFaultEachCall fails each OS call of each W^X slot operation in
+// turn: the operation reports the error, aspacem still matches the
+// simulator exactly (the alias is recorded as each call succeeds, the
+// executable view is changed last), and the operation then succeeds when
+// repeated.
+func TestWXFaultEachCall(t *testing.T) {
+	path := tempFile(t, 4*4096)
+	for _, o := range wxOps {
+		t.Run(o.name, func(t *testing.T) {
+			for n := 1; ; n++ {
+				v, s := newWX(t)
+				obj, err := s.OpenFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sl, err := v.ReserveSlot(4*4096, "s")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sl.Commit(sl.Base(), 2*4096, osmem.ProtRX); err != nil {
+					t.Fatal(err)
+				}
+				before := s.Calls()
+				s.FailCall(n, osmem.ErrNoMemory)
+				err = o.op(sl, obj)
+				made := s.Calls() - before
+				s.ClearFaults()
+				when := fmt.Sprintf("call %d failed", n)
+				if n > made {
+					// Every call of the operation has failed once.
+					if err != nil {
+						t.Fatalf("clean run: %v", err)
+					}
+					syncCheck(t, v, "clean run")
+					v.Close()
+					if n < 2 {
+						t.Fatalf("the operation made %d OS calls", made)
+					}
+					return
+				}
+				if !errors.Is(err, osmem.ErrNoMemory) {
+					t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
+				}
+				syncCheck(t, v, when)
+				if err := o.op(sl, obj); err != nil {
+					t.Fatalf("%s, then repeated: %v", when, err)
+				}
+				syncCheck(t, v, when+", then repeated")
+				if err := v.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+					t.Fatalf("%s: Close left %v", when, rs)
+				}
+			}
+		})
+	}
+}
+
+// TestWXCloseResumes fails each OS call of Close in turn: Close reports
+// it, the slots refuse to touch views that may be gone, and a second Close
+// finishes the job, leaving nothing in the simulator or aspacem.
+func TestWXCloseResumes(t *testing.T) {
+	for n := 1; ; n++ {
+		v, s := newWX(t)
+		base, size := v.VMCode()
+		rw, _ := v.WritableView()
+		sl, err := v.ReserveSlot(4096, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sl.Commit(sl.Base(), 4096, osmem.ProtRX); err != nil {
+			t.Fatal(err)
+		}
+		before := s.Calls()
+		s.FailCall(n, osmem.ErrNoMemory)
+		err = v.Close()
+		made := s.Calls() - before
+		s.ClearFaults()
+		if n > made {
+			if err != nil {
+				t.Fatalf("clean Close: %v", err)
+			}
+			return
+		}
+		if err == nil {
+			t.Fatalf("Close with call %d failing succeeded", n)
+		}
+		if n > 1 {
+			// The writable view is gone and its range free: let someone
+			// else map there, as the kernel would allow. The slot must
+			// not touch it.
+			w, _ := v.Writable(sl.Base())
+			if err := s.MapForeign(w, w+4096, osmem.ProtRead, "intruder"); err != nil {
+				t.Fatal(err)
+			}
+			if err := sl.Commit(sl.Base(), 4096, osmem.ProtRX); err == nil {
+				t.Fatalf("call %d of Close failed: a commit after the half-done Close succeeded", n)
+			}
+			if r := query(t, s, w); r.Prot != osmem.ProtRead || r.Name != "intruder" {
+				t.Fatalf("call %d of Close failed: a commit changed someone else's mapping: %+v", n, r)
+			}
+			if err := s.Release(w, 4096); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := v.Close(); err != nil {
+			t.Fatalf("call %d of Close failed, then Close again: %v", n, err)
+		}
+		assertNothingOwned(t, v, base, size, fmt.Sprintf("call %d of Close failed", n))
+		if rs, _ := s.Regions(rw, rw+size); len(rs) != 0 {
+			t.Fatalf("call %d of Close failed: the writable view is left: %v", n, rs)
+		}
+		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+			t.Fatalf("call %d of Close failed: left %v", n, rs)
+		}
+	}
+}
+
+// TestWXNewFaults fails each OS call of a W^X New in turn: New reports it
+// and leaves nothing behind.
+func TestWXNewFaults(t *testing.T) {
+	for n := 1; ; n++ {
+		s := sim.New(osmem.RulesLinux, sim.Options{})
+		s.FailCall(n, osmem.ErrNoMemory)
+		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
+		if err == nil {
+			if s.Calls() < n {
+				v.Close()
+				if n < 4 {
+					t.Fatalf("New made only %d OS calls", s.Calls())
+				}
+				return
+			}
+			t.Fatalf("New with call %d failing succeeded", n)
+		}
+		if !errors.Is(err, osmem.ErrNoMemory) {
+			t.Fatalf("call %d: got %v", n, err)
+		}
+		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+			t.Fatalf("call %d failed: New left %v", n, rs)
+		}
+	}
+}
