@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/bits"
 	"sort"
+	"strings"
 
 	"github.com/reachvm/reachvm/internal/osmem"
 )
@@ -29,6 +30,9 @@ var (
 	// (yet): an executable, thread-local storage, text relocations, a
 	// relocation type it does not implement.
 	ErrUnsupported = errors.New("unsupported ELF file")
+	// ErrLink: the file is loadable but cannot be linked: a dependency
+	// is missing, or a symbol is defined nowhere in its search scope.
+	ErrLink = errors.New("cannot link ELF file")
 )
 
 // FormatError says why a file cannot be parsed or loaded. It names the file
@@ -38,7 +42,7 @@ type FormatError struct {
 	File string
 	// Reason says what is wrong, in words.
 	Reason string
-	// Class is ErrMalformed or ErrUnsupported.
+	// Class is ErrMalformed, ErrUnsupported or ErrLink.
 	Class error
 }
 
@@ -166,6 +170,9 @@ type File struct {
 	Soname string
 	// Needed lists DT_NEEDED, in order.
 	Needed []string
+	// Runpath lists the directories of DT_RUNPATH or, if it has none,
+	// DT_RPATH, unexpanded ("$ORIGIN/../lib").
+	Runpath []string
 	// Init and Fini are DT_INIT and DT_FINI, 0 if absent.
 	Init, Fini uint64
 	// InitArray and FiniArray are DT_INIT_ARRAY(SZ) and
@@ -527,6 +534,12 @@ type dynTags struct {
 	soname uint64
 }
 
+// Tags privload reads besides singleTags: DT_RPATH and DT_RUNPATH.
+const (
+	dtRpath   = elf.DT_RPATH
+	dtRunpath = elf.DT_RUNPATH
+)
+
 // singleTags are the tags that may appear at most once.
 var singleTags = map[elf.DynTag]bool{
 	elf.DT_PLTRELSZ: true, elf.DT_HASH: true, elf.DT_STRTAB: true, elf.DT_SYMTAB: true,
@@ -537,6 +550,7 @@ var singleTags = map[elf.DynTag]bool{
 	elf.DT_FLAGS: true, dtRelrsz: true, dtRelr: true, dtRelrent: true,
 	elf.DT_GNU_HASH: true, elf.DT_VERSYM: true, elf.DT_FLAGS_1: true,
 	elf.DT_VERDEF: true, elf.DT_VERDEFNUM: true, elf.DT_VERNEED: true, elf.DT_VERNEEDNUM: true,
+	dtRpath: true, dtRunpath: true,
 }
 
 func (p *parser) dynamic(dyn Segment) error {
@@ -661,6 +675,20 @@ func (p *parser) tables(t *dynTags) error {
 		}
 		f.Needed = append(f.Needed, s)
 	}
+	for _, tag := range []elf.DynTag{dtRunpath, dtRpath} {
+		off, ok := t.seen[tag]
+		if !ok {
+			continue
+		}
+		s, ok := f.str(off)
+		if !ok {
+			return p.malformed("%v string offset %#x is outside DT_STRTAB (%#x bytes)", tag, off, len(strtab))
+		}
+		if s != "" {
+			f.Runpath = strings.Split(s, ":")
+		}
+		break
+	}
 	if off, ok := t.seen[elf.DT_SONAME]; ok {
 		s, ok := f.str(off)
 		if !ok {
@@ -670,7 +698,7 @@ func (p *parser) tables(t *dynTags) error {
 	}
 
 	// Symbols and hash tables.
-	if err := p.symbols(t); err != nil {
+	if err := p.symbols(t, p.maxSymRef(t)); err != nil {
 		return err
 	}
 
@@ -768,6 +796,27 @@ func (f *File) IsCode(vaddr uint64) bool {
 func (f *File) writable(vaddr uint64) bool {
 	s, ok := f.segmentAt(vaddr, 8)
 	return ok && s.Prot&osmem.ProtWrite != 0
+}
+
+// maxSymRef returns the highest symbol index DT_RELA and DT_JMPREL name,
+// reading them without validation (relocs does that).
+func (p *parser) maxSymRef(t *dynTags) uint64 {
+	var m uint64
+	for _, tab := range [2][2]elf.DynTag{{elf.DT_RELA, elf.DT_RELASZ}, {elf.DT_JMPREL, elf.DT_PLTRELSZ}} {
+		ptr, ok1 := t.seen[tab[0]]
+		size, ok2 := t.seen[tab[1]]
+		if !ok1 || !ok2 {
+			continue
+		}
+		b, _, ok := p.f.fileBytes(ptr, size)
+		if !ok {
+			continue
+		}
+		for i := 0; i+relaSize <= len(b); i += relaSize {
+			m = max(m, le.Uint64(b[i+8:])>>32)
+		}
+	}
+	return m
 }
 
 func (p *parser) relocs(what string, b []byte) ([]Reloc, error) {

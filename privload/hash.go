@@ -23,6 +23,9 @@ type gnuHash struct {
 	buckets  []byte
 	nbuckets uint32
 	chain    []byte
+	// empty: no bucket is used, so the table hashes no symbol and its
+	// symoffset need not be the symbol count.
+	empty bool
 }
 
 // sysvHash is a validated DT_HASH table.
@@ -52,7 +55,13 @@ func sysvHashOf[T string | []byte](name T) uint32 {
 	return h
 }
 
-func (p *parser) symbols(t *dynTags) error {
+// symbols parses the symbol table, the hash tables and the version
+// tables. maxRef is the highest symbol index a relocation names: a file
+// whose only hash table is a DT_GNU_HASH that hashes nothing (every
+// dynamic symbol an import) does not say how many symbols it has, and
+// some linkers then leave symoffset below the imports; the relocations
+// bound the table instead.
+func (p *parser) symbols(t *dynTags, maxRef uint64) error {
 	f := p.f
 	symtab, hasSymtab := t.seen[elf.DT_SYMTAB]
 	if ent, ok := t.seen[elf.DT_SYMENT]; ok && ent != symSize {
@@ -86,6 +95,9 @@ func (p *parser) symbols(t *dynTags) error {
 		return p.malformed("DT_SYMTAB without DT_STRTAB")
 	}
 	n := max(gnuCount, sysvCount)
+	if f.sysv == nil && f.gnu != nil && f.gnu.empty && maxRef >= n {
+		n = maxRef + 1
+	}
 	size, ok := mul(n, symSize)
 	if !ok {
 		return p.malformed("%d symbols overflow", n)
@@ -123,7 +135,7 @@ func (p *parser) symbols(t *dynTags) error {
 	if err := p.versions(t); err != nil {
 		return err
 	}
-	if f.gnu != nil && f.sysv != nil && gnuCount != sysvCount {
+	if f.gnu != nil && f.sysv != nil && gnuCount != sysvCount && !(f.gnu.empty && gnuCount < sysvCount) {
 		return p.malformed("DT_GNU_HASH covers %d symbols, DT_HASH %d", gnuCount, sysvCount)
 	}
 	if f.gnu != nil {
@@ -150,10 +162,18 @@ func (f *File) nameBytes(i uint64) []byte {
 // symbols' names: after it, Lookup finds every exported symbol.
 func (p *parser) verifyGNU() error {
 	f, g := p.f, p.f.gnu
-	n := uint64(f.NumSymbols)
-	for i := uint64(1); i < uint64(g.symoffset) && i < n; i++ {
+	// Symbols past the chains (the imports of a table that hashes
+	// nothing, counted from the relocations) are not hashed either.
+	n := min(uint64(f.NumSymbols), uint64(g.symoffset)+uint64(len(g.chain)/4))
+	for i := uint64(1); i < uint64(f.NumSymbols); i++ {
+		if i == uint64(g.symoffset) {
+			i = max(n, i)
+			if i >= uint64(f.NumSymbols) {
+				break
+			}
+		}
 		if s, _ := f.Symbol(int(i)); exported(s) {
-			return p.malformed("DT_GNU_HASH: exported symbol %d %q lies below symoffset %d, where no lookup finds it", i, s.Name, g.symoffset)
+			return p.malformed("DT_GNU_HASH: exported symbol %d %q is not hashed (symoffset %d, %d chain entries), so no lookup finds it", i, s.Name, g.symoffset, len(g.chain)/4)
 		}
 	}
 	// started[b] records that bucket b's chain was seen to start where
@@ -260,6 +280,7 @@ func (p *parser) gnuHash(addr uint64) (*gnuHash, uint64, error) {
 		maxBucket = max(maxBucket, b)
 	}
 	count := uint64(g.symoffset)
+	g.empty = maxBucket == 0
 	chainAddr := addr + 16 + bloomSize + bucketSize
 	if maxBucket != 0 {
 		// The chains run from symoffset to the end of the symbol table;

@@ -150,6 +150,10 @@ func errorf(who, format string, args ...any) error {
 	return fmt.Errorf("privload: %s: "+format, append([]any{who}, args...)...)
 }
 
+func linkf(who, format string, args ...any) error {
+	return &FormatError{File: who, Reason: fmt.Sprintf(format, args...), Class: ErrLink}
+}
+
 func unsupportedf(who, format string, args ...any) error {
 	return &FormatError{File: who, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}
 }
@@ -292,17 +296,28 @@ func (ld *elfLoader) isSystem(name string) bool {
 // find locates and opens the private dependency name of img: a name with
 // a slash is a path; any other is looked for next to img (the directory
 // of the path it was loaded by, then of the file that path resolves to),
-// then in each directory of Options.SearchPath.
+// then in img's DT_RUNPATH (or DT_RPATH) directories, then in each
+// directory of Options.SearchPath.
 func (ld *elfLoader) find(img *elfImage, name string) (*elfImage, error) {
 	var dirs []string
 	if strings.Contains(name, "/") {
 		dirs = []string{""}
 	} else {
 		dirs = append(dirs, filepath.Dir(img.lib.path))
-		if d := filepath.Dir(img.lib.file.Name); d != dirs[0] {
-			dirs = append(dirs, d)
+		origin := filepath.Dir(img.lib.file.Name)
+		if origin != dirs[0] {
+			dirs = append(dirs, origin)
+		}
+		for _, d := range img.lib.file.Runpath {
+			if d, ok := expandRunpath(d, origin); ok {
+				dirs = append(dirs, d)
+			}
 		}
 		dirs = append(dirs, ld.opts.SearchPath...)
+	}
+	ctx := img.lib.path
+	if img != ld.imgs[0] {
+		ctx += ", loading " + ld.imgs[0].lib.path
 	}
 	var tried []string
 	for _, d := range dirs {
@@ -310,14 +325,29 @@ func (ld *elfLoader) find(img *elfImage, name string) (*elfImage, error) {
 		if d != "" {
 			p = filepath.Join(d, name)
 		}
-		dep, err := ld.open(p, img.lib.path)
+		dep, err := ld.open(p, ctx)
 		if errors.Is(err, errNotFound) {
 			tried = append(tried, p)
 			continue
 		}
 		return dep, err
 	}
-	return nil, errorf(img.who, "dependency %s not found (looked for %s); it is not a system library either (Options.System)", name, strings.Join(tried, ", "))
+	return nil, linkf(img.who, "dependency %s not found (looked for %s); it is not a system library either (Options.System)", name, strings.Join(tried, ", "))
+}
+
+// expandRunpath expands the dynamic string tokens of a DT_RUNPATH entry
+// as ld.so does on Debian x86-64: $ORIGIN is the directory of the library,
+// $LIB the multiarch library directory, $PLATFORM the machine. An entry
+// with another token, or relative, is skipped, as ld.so ignores it in a
+// privileged process.
+func expandRunpath(d, origin string) (string, bool) {
+	for _, tok := range [][2]string{{"$ORIGIN", origin}, {"${ORIGIN}", origin}, {"$LIB", "lib/x86_64-linux-gnu"}, {"${LIB}", "lib/x86_64-linux-gnu"}, {"$PLATFORM", "x86_64"}, {"${PLATFORM}", "x86_64"}} {
+		d = strings.ReplaceAll(d, tok[0], tok[1])
+	}
+	if strings.Contains(d, "$") || !filepath.IsAbs(d) {
+		return "", false
+	}
+	return d, true
 }
 
 var errNotFound = errors.New("not found")
@@ -708,7 +738,7 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	for _, e := range ld.scope {
 		names = append(names, e.name())
 	}
-	return errorf(img.who, "undefined symbol %q (%s at %#x): not defined in %s, nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
+	return linkf(img.who, "undefined symbol %q (%s at %#x): not defined in the search scope (%s) nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
 }
 
 // bindDef binds a reference of img to symbol j of def.
