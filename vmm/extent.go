@@ -212,6 +212,14 @@ func (a *extentAllocator) blocks(b uintptr) uintptr {
 	return b / a.unit
 }
 
+// whole reports whether b is a multiple of unit.
+func (a *extentAllocator) whole(b uintptr) bool {
+	if a.shift >= 0 {
+		return b&(a.unit-1) == 0
+	}
+	return b%a.unit == 0
+}
+
 // bytes converts blocks to bytes.
 func (a *extentAllocator) bytes(n uint32) uintptr {
 	if a.shift >= 0 {
@@ -443,7 +451,7 @@ func (a *extentAllocator) largest() uint32 {
 // works too); otherwise alloc returns an error.
 // When no aligned run of size bytes is free, the error is *ExhaustedError.
 func (a *extentAllocator) alloc(region string, size, align uintptr) (uintptr, error) {
-	if size == 0 || size%a.unit != 0 || align == 0 || (align%a.unit != 0 && a.unit%align != 0) {
+	if size == 0 || !a.whole(size) || align == 0 || (!a.whole(align) && a.unit%align != 0) {
 		return 0, fmt.Errorf("vmm: %s: cannot allocate %#x bytes aligned to %#x: the size must be a non-zero multiple of the unit %#x, the alignment a multiple or divisor of it", region, size, align, a.unit)
 	}
 	nb := a.blocks(size)
@@ -466,7 +474,7 @@ func (a *extentAllocator) alloc(region string, size, align uintptr) (uintptr, er
 // or reports false if it is empty, unaligned or not wholly inside.
 func (a *extentAllocator) blockRange(start, size uintptr) (b, n uint32, ok bool) {
 	if size == 0 || start < a.base || start-a.base > a.size || size > a.size-(start-a.base) ||
-		(start-a.base)%a.unit != 0 || size%a.unit != 0 {
+		!a.whole(start-a.base) || !a.whole(size) {
 		return 0, 0, false
 	}
 	return uint32(a.blocks(start - a.base)), uint32(a.blocks(size)), true
