@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 )
@@ -224,6 +225,9 @@ func BenchmarkBlockAlloc(b *testing.B) {
 			name := fmt.Sprintf("fill=%d/blocks=%d", fill, blocks)
 			b.Run(name+"/impl=extent", func(b *testing.B) {
 				a := benchExtent(b, benchLayout(fill))
+				if got := int(100 * (benchBlocks - a.freeBytes()/benchUnit) / benchBlocks); got != fill {
+					b.Fatalf("layout is %d%% full, want %d%%", got, fill)
+				}
 				size := uintptr(blocks) * benchUnit
 				for b.Loop() {
 					p, err := a.alloc("bench", size, benchUnit)
@@ -258,8 +262,8 @@ func BenchmarkBlockAlloc(b *testing.B) {
 // both implementations see the same free blocks, and the same requests
 // succeed on both.
 func TestBenchLayout(t *testing.T) {
-	if testing.Short() || extentRace {
-		t.Skip("builds the 2 GiB benchmark layouts: seconds, ten times that under -race")
+	if !(*allocSoak || os.Getenv("REACHVM_SOAK") == "1") || extentRace {
+		t.Skip("builds the 2 GiB benchmark layouts (2 s, ten times that under -race): runs with -allocsoak or REACHVM_SOAK=1, without -race")
 	}
 	for _, fill := range []int{10, 50, 90} {
 		layout := benchLayout(fill)
