@@ -21,6 +21,11 @@ func FuzzParse(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	if parseSeeds != nil {
+		for _, s := range parseSeeds(f) {
+			f.Add(s)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.so"
 		file, err := Parse(name, data)
@@ -34,6 +39,10 @@ func FuzzParse(f *testing.F) {
 		checkInvariants(t, file, data)
 	})
 }
+
+// parseSeeds, if set (on Linux, where gcc builds the fixture suite),
+// returns more seeds for FuzzParse.
+var parseSeeds func(testing.TB) [][]byte
 
 // checkInvariants verifies what Load takes for granted of a parsed file.
 func checkInvariants(t *testing.T, f *File, data []byte) {

@@ -469,6 +469,10 @@ func (f *File) find(name string, gh uint32, req *Version, mode lookupMode) (uint
 
 // findIn is find through DT_GNU_HASH (gnu) or DT_HASH.
 func (f *File) findIn(name string, gh uint32, req *Version, mode lookupMode, gnu bool) (uint64, bool) {
+	if (gnu && f.gnu == nil) || (!gnu && f.sysv == nil) {
+		// No symbol table: nothing is defined.
+		return 0, false
+	}
 	cand, ncand := uint64(0), 0
 	check := func(i uint64) bool {
 		if !f.nameIs(i, name) || !f.linkable(i) {

@@ -359,7 +359,17 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if parent != "" {
 		who = fmt.Sprintf("%s (needed by %s)", path, parent)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if parent != "" {
+		// A dependency's name comes from a file, not the caller: make
+		// sure it is a regular file before opening it, since opening
+		// some devices does something.
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			return nil, errorf(who, "not a regular file")
+		}
+	}
+	// O_NONBLOCK: a FIFO must not block the open.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		if parent != "" && (err == unix.ENOENT || err == unix.ENOTDIR) {
 			return nil, errNotFound
@@ -431,6 +441,11 @@ func readlinkFD(fd int) (string, error) {
 // ld puts the symbol, string, hash, version and relocation tables.
 const headRead = 16 << 10
 
+// sparseMin is the size below which a file is read whole: for a small
+// file one read beats three. A variable for the tests, which read
+// everything sparsely to exercise that path.
+var sparseMin uint64 = 2 * headRead
+
 // readParse reads what parsing needs of the open file of size bytes and
 // parses it: the first headRead bytes, extended to the end of the first
 // PT_LOAD if that is not executable (with -z separate-code, the default,
@@ -438,10 +453,10 @@ const headRead = 16 << 10
 // holding PT_DYNAMIC (.dynamic, the GOT, the init and fini arrays). If
 // parsing needs more, the whole file is read and parsed again.
 func readParse(fd int, size uint64, name string) (*File, error) {
-	if size <= 2*headRead {
+	if size <= sparseMin {
 		return readAllParse(fd, size, name)
 	}
-	head := make([]byte, headRead)
+	head := make([]byte, min(headRead, size))
 	if err := preadFull(fd, head, 0); err != nil {
 		return nil, errorf(name, "reading: %v", err)
 	}
