@@ -108,13 +108,17 @@ func (u *codeUnit) patchRel32(end, target uintptr) {
 type fragment struct {
 	// tag is the application address the block starts at.
 	tag uintptr
-	// entry is its address in the cache, and size its length (body and
-	// exit stubs).
+	// entry is its address in the cache (the indirect-branch prefix),
+	// and size its length (prefix, body, exit stubs and literals).
 	entry, size uintptr
 	unit        *codeUnit
 	// instrs is how many application instructions it holds.
 	instrs int
 }
+
+// body returns where direct links and the dispatcher enter the fragment:
+// past the prefix that indirect-branch hits enter by.
+func (f *fragment) body() uintptr { return f.entry + iblPrefixLen }
 
 // exitKind says what an exit stub leads to.
 type exitKind uint8
@@ -131,6 +135,10 @@ const (
 	// a far transfer, an undecodable or unsupported encoding): Run
 	// fails naming it, if execution gets there.
 	exitBad
+	// exitLearn leaves an indirect-branch site whose inline cache has
+	// a free slot, with the target in the context: the dispatcher
+	// fills the slot and continues at the target.
+	exitLearn
 )
 
 // exit is one exit stub of a fragment.
@@ -147,6 +155,8 @@ type exit struct {
 	linked *fragment
 	// why explains an exitBad.
 	why string
+	// ic is the site of an exitLearn.
+	ic *icSite
 }
 
 // Exit stubs are DynamoRIO's shape, with the context slot instead of TLS:

@@ -36,18 +36,17 @@ const (
 	// ctxSpill is the scratch register's slot while a far RIP-relative
 	// operand is rewritten to go through it.
 	ctxSpill = 0x0b0
-	// ctxIBLTarget holds the fragment an indirect-branch hit jumps to.
-	ctxIBLTarget = 0x0b8
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
 	ctxXsave = 0x100
 )
 
-// Indirect-branch table: iblEntries tags and fragment addresses, indexed by
-// the low 16 bits of the application target. Tags are stored negated so
-// that `lea rax, [rax+rdx]` computes target-tag without the flags, and
-// jrcxz tests it: the lookup, like everything the translator inserts,
-// leaves the application's flags alone, so nothing needs saving them.
+// Indirect-branch table: iblEntries 16-byte entries {-tag, fragment},
+// indexed by the low 16 bits of the application target. Tags are stored
+// negated so that `lea rcx, [rcx+rdx]` computes target-tag without the
+// flags, and jrcxz tests it: the lookup, like everything the translator
+// inserts, leaves the application's flags alone, so nothing needs saving
+// them. Tag and fragment share a cache line.
 const (
 	iblBits    = 16
 	iblEntries = 1 << iblBits
@@ -65,8 +64,8 @@ type layout struct {
 	// it on the way out hands Go clean vector registers, cleared upper
 	// halves and its own MXCSR.
 	hostInit uintptr
-	// iblTags and iblTargets are the indirect-branch table's arrays.
-	iblTags, iblTargets uintptr
+	// ibl is the indirect-branch table.
+	ibl uintptr
 	// size is the data slot's size.
 	size uintptr
 }
@@ -77,9 +76,8 @@ func newLayout(vs vectorState) layout {
 	var l layout
 	l.xsaveSize = roundUp(uintptr(vs.size), 64)
 	l.hostInit = ctxXsave + l.xsaveSize
-	l.iblTags = roundUp(l.hostInit+640, 4096)
-	l.iblTargets = l.iblTags + 8*iblEntries
-	l.size = l.iblTargets + 8*iblEntries
+	l.ibl = roundUp(l.hostInit+640, 4096)
+	l.size = l.ibl + 16*iblEntries
 	return l
 }
 
@@ -108,11 +106,16 @@ type gencode struct {
 	// has no entry: rdx holds the target, the application's rax, rcx
 	// and rdx are in the context.
 	iblMiss uintptr
+	// nativeRet is the return address RunNative gives a native call.
+	nativeRet uintptr
 }
 
 // exitIBL is the exit number of an indirect-branch miss; exits of
-// fragments are numbered from 1.
-const exitIBL = 0
+// fragments are numbered from 1. exitNative ends a RunNative call.
+const (
+	exitIBL    = 0
+	exitNative = 0xffffffff
+)
 
 // emitGencode emits enter, fcache_return and the IBL miss routine into a,
 // whose base is their executable address; ctx is the context's address.
@@ -192,6 +195,13 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, c(gpr(amd64.RDX))))
 	a.MovImm32(amd64.RAX, exitIBL)
+	try(a.JmpRel32(g.fret))
+
+	// Native return (RunNative).
+	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	g.nativeRet = a.PC()
+	try(a.MovStore(c(gpr(amd64.RAX)), amd64.RAX))
+	a.MovImm32(amd64.RAX, exitNative)
 	try(a.JmpRel32(g.fret))
 	if err != nil {
 		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)

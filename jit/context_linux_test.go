@@ -12,6 +12,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -46,20 +47,35 @@ func newTestMachine(t testing.TB, cfg vmm.Config, opts *Options) (*Machine, *vmc
 	return m, code
 }
 
-// disasm decodes code at pc with x86asm, failing the test on any byte it
-// cannot decode, and returns one line per instruction.
+// disasm decodes code at pc, failing the test on any byte the decoder
+// cannot decode, and returns one line per instruction, in x86asm's
+// syntax where x86asm agrees on the length (its gaps, ENDBR64 in
+// particular, show as hex).
 func disasm(t testing.TB, code []byte, pc uintptr) []string {
 	t.Helper()
-	var out []string
-	for off := 0; off < len(code); {
-		inst, err := x86asm.Decode(code[off:], 64)
-		if err != nil {
-			t.Fatalf("%#x: cannot decode % x: %v", pc+uintptr(off), code[off:min(len(code), off+15)], err)
-		}
-		out = append(out, fmt.Sprintf("%#x: %s", pc+uintptr(off), strings.ToLower(x86asm.IntelSyntax(inst, uint64(pc)+uint64(off), nil))))
-		off += inst.Len
+	out, err := disasmErr(code, pc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
+}
+
+// disasmErr is disasm returning what it decoded and the first error.
+func disasmErr(code []byte, pc uintptr) ([]string, error) {
+	var out []string
+	for off := 0; off < len(code); {
+		in, err := decode.Decode(code[off:])
+		if err != nil {
+			return out, fmt.Errorf("%#x: cannot decode % x: %v", pc+uintptr(off), code[off:min(len(code), off+15)], err)
+		}
+		text := fmt.Sprintf("% x", code[off:off+int(in.Len)])
+		if inst, err := x86asm.Decode(code[off:], 64); err == nil && inst.Len == int(in.Len) && inst.Op != 0 {
+			text = strings.ToLower(x86asm.IntelSyntax(inst, uint64(pc)+uint64(off), nil))
+		}
+		out = append(out, fmt.Sprintf("%#x: %s", pc+uintptr(off), text))
+		off += int(in.Len)
+	}
+	return out, nil
 }
 
 // TestGencodeDecodes checks that the emitted context switch decodes

@@ -31,6 +31,10 @@ type Options struct {
 	// Align is the alignment of fragment entries (default 16, a power of
 	// two): loop heads in the cache then sit as the compiler aligned them.
 	Align uintptr
+	// InlineCache is the number of targets each return and indirect
+	// call or jump site learns and then jumps to directly (default 2,
+	// at most 4; -1 for none: every indirect branch takes the table).
+	InlineCache int
 }
 
 func (o *Options) setDefaults() {
@@ -51,6 +55,14 @@ func (o *Options) setDefaults() {
 	}
 	if o.Align == 0 {
 		o.Align = 16
+	}
+	switch {
+	case o.InlineCache == 0:
+		o.InlineCache = 2
+	case o.InlineCache < 0:
+		o.InlineCache = 0
+	case o.InlineCache > maxInlineCache:
+		o.InlineCache = maxInlineCache
 	}
 }
 
@@ -238,17 +250,18 @@ func (m *Machine) flush() {
 // clearIBL empties the indirect-branch table: entry k holds the tag k^1,
 // whose low 16 bits are not k, so no target that indexes entry k matches.
 func (m *Machine) clearIBL() {
-	tags := m.mem[m.lay.iblTags:m.lay.iblTargets]
+	tab := m.mem[m.lay.ibl : m.lay.ibl+16*iblEntries]
 	for k := range iblEntries {
-		binary.LittleEndian.PutUint64(tags[8*k:], uint64(-int64(k^1)))
+		binary.LittleEndian.PutUint64(tab[16*k:], uint64(-int64(k^1)))
+		binary.LittleEndian.PutUint64(tab[16*k+8:], 0)
 	}
 }
 
 // setIBL enters target -> entry into the indirect-branch table.
 func (m *Machine) setIBL(target, entry uintptr) {
 	k := uintptr(target & (iblEntries - 1))
-	binary.LittleEndian.PutUint64(m.mem[m.lay.iblTags+8*k:], uint64(-int64(target)))
-	binary.LittleEndian.PutUint64(m.mem[m.lay.iblTargets+8*k:], uint64(entry))
+	binary.LittleEndian.PutUint64(m.mem[m.lay.ibl+16*k:], uint64(-int64(target)))
+	binary.LittleEndian.PutUint64(m.mem[m.lay.ibl+16*k+8:], uint64(entry))
 }
 
 func (m *Machine) reg(r amd64.Reg) uint64 {
@@ -365,9 +378,11 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs = uintptr(len(code)), t.instrs
 	m.frags[f.tag] = f
-	stub := entry + uintptr(len(code)) - uintptr(len(t.exits))*stubLen
-	for i, pe := range t.exits {
-		e := exit{kind: pe.kind, target: pe.target, stub: stub + uintptr(i)*stubLen, unit: u, why: pe.why}
+	for _, pe := range t.exits {
+		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, ic: pe.ic}
+		if pe.ic != nil {
+			pe.ic.base, pe.ic.unit = entry, u
+		}
 		if pe.hasFix {
 			e.branch = entry + uintptr(pe.fix.End())
 			if e.linked = pe.linked; e.linked != nil {
@@ -387,9 +402,28 @@ func (m *Machine) link(e *exit, f *fragment) {
 	if e.branch == 0 || e.linked != nil || e.kind != exitDirect {
 		return
 	}
-	e.unit.patchRel32(e.branch, f.entry)
+	e.unit.patchRel32(e.branch, f.body())
 	e.linked = f
 	m.stats.Links++
+}
+
+// learn fills the next free slot of an indirect-branch site with target
+// and its fragment, and sends the site's learn exit to the table lookup
+// once every slot is filled.
+func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
+	if ic.filled >= ic.n {
+		return
+	}
+	k := ic.filled
+	var imm [8]byte
+	binary.LittleEndian.PutUint64(imm[:], uint64(-int64(target)))
+	ic.unit.write(ic.base+uintptr(ic.immOff[k]), imm[:])
+	ic.unit.patchRel32(ic.base+uintptr(ic.hitEnd[k]), f.body())
+	ic.filled++
+	m.stats.Links++
+	if ic.filled == ic.n {
+		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
+	}
 }
 
 // ExitError reports that the application asked to exit (exit or
@@ -398,6 +432,54 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string {
 	return fmt.Sprintf("jit: the application exited with code %d", e.Code)
+}
+
+// prepare sets up the application's registers, stack and vector state
+// for a call with args that returns to ret.
+func (m *Machine) prepare(ret uintptr, args []uintptr) {
+	clear(m.mem[ctxGPR : ctxGPR+16*8])
+	argRegs := []amd64.Reg{amd64.RDI, amd64.RSI, amd64.RDX, amd64.RCX, amd64.R8, amd64.R9}
+	for i, a := range args {
+		if i < len(argRegs) {
+			m.setReg(argRegs[i], uint64(a))
+		}
+	}
+	// The stack at the call: extra arguments above the return address,
+	// rsp+8 16-byte aligned at the function's first instruction.
+	var extra []uintptr
+	if len(args) > len(argRegs) {
+		extra = args[len(argRegs):]
+	}
+	sp := m.stack + m.stackSize - 64
+	sp -= uintptr(len(extra)) * 8
+	sp &^= 15
+	stackMem := osmem.Bytes(sp-8, uintptr(len(extra))*8+8)
+	binary.LittleEndian.PutUint64(stackMem, uint64(ret))
+	for i, a := range extra {
+		binary.LittleEndian.PutUint64(stackMem[8+8*i:], uint64(a))
+	}
+	m.setReg(amd64.RSP, uint64(sp-8))
+	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
+	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
+
+}
+
+// RunNative calls fn natively, untranslated, on the machine's stack and
+// through the same context switch as Run: the baseline Run is measured
+// against, with the same stack memory, the same entry and exit cost and
+// the same vector-state handling.
+func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, errors.New("jit: machine closed")
+	}
+	m.prepare(m.gen.nativeRet, args)
+	id, _, _ := purego.SyscallN(m.gen.enter, fn)
+	if id != exitNative {
+		return 0, fmt.Errorf("jit: internal error: native call left with exit %d", id)
+	}
+	return uintptr(m.reg(amd64.RAX)), nil
 }
 
 // Run runs the function at fn under the translator with integer or
@@ -417,30 +499,7 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
-	clear(m.mem[ctxGPR : ctxGPR+16*8])
-	argRegs := []amd64.Reg{amd64.RDI, amd64.RSI, amd64.RDX, amd64.RCX, amd64.R8, amd64.R9}
-	for i, a := range args {
-		if i < len(argRegs) {
-			m.setReg(argRegs[i], uint64(a))
-		}
-	}
-	// The stack at the call: extra arguments above the return address,
-	// rsp+8 16-byte aligned at the function's first instruction.
-	var extra []uintptr
-	if len(args) > len(argRegs) {
-		extra = args[len(argRegs):]
-	}
-	sp := m.stack + m.stackSize - 64
-	sp -= uintptr(len(extra)) * 8
-	sp &^= 15
-	stackMem := osmem.Bytes(sp-8, uintptr(len(extra))*8+8)
-	binary.LittleEndian.PutUint64(stackMem, uint64(m.sentinel))
-	for i, a := range extra {
-		binary.LittleEndian.PutUint64(stackMem[8+8*i:], uint64(a))
-	}
-	m.setReg(amd64.RSP, uint64(sp-8))
-	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
-	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
+	m.prepare(m.sentinel, args)
 
 	tag := fn
 	// from is the exit that led to tag, to link once tag's fragment
@@ -455,7 +514,7 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 		if from != 0 && m.epoch == epoch {
 			m.link(&m.exits[from], f)
 		}
-		id, _, _ := purego.SyscallN(m.gen.enter, f.entry)
+		id, _, _ := purego.SyscallN(m.gen.enter, f.body())
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
 		if id == exitIBL {
@@ -486,6 +545,21 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 			tag = next
 		case exitBad:
 			return 0, &UnsupportedError{PC: e.target, What: e.why}
+		case exitLearn:
+			m.stats.IBLMisses++
+			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))
+			if tag == m.sentinel {
+				return uintptr(m.reg(amd64.RAX)), nil
+			}
+			ic, epoch := e.ic, m.epoch
+			f, err := m.fragmentFor(tag)
+			if err != nil {
+				return 0, err
+			}
+			if m.epoch == epoch {
+				m.learn(ic, tag, f)
+			}
+			m.setIBL(tag, f.entry)
 		}
 	}
 }

@@ -20,7 +20,13 @@ type pendingExit struct {
 	// linked is the fragment the branch was bound to at translation
 	// time (self for a branch to the block's own start).
 	linked *fragment
-	why    string
+	// stubOff is the stub's offset in the fragment; inline stubs
+	// (an indirect site's learn exit) are emitted by the site itself.
+	stubOff int
+	inline  bool
+	// ic is the site of an exitLearn.
+	ic  *icSite
+	why string
 }
 
 // translator builds one fragment. It is reused across blocks so that its
@@ -34,8 +40,48 @@ type translator struct {
 	mangled int
 	// instrs counts the block's application instructions.
 	instrs int
+	// firstExit is the number of the block's first exit.
+	firstExit uint32
 	// scratch holds one rewritten instruction.
 	scratch [32]byte
+	// lits are 64-bit constants placed after the stubs, each read by
+	// the instruction whose rel32 ends at litRefs[i] (buffer offsets).
+	lits    []uint64
+	litRefs []int
+}
+
+// pushReturn pushes the application's return address: `push imm32` when
+// it is a sign-extended 32-bit value, else `push qword [rip+literal]`.
+// One 8-byte store either way, so that the callee's return, which loads
+// the 8 bytes back, is forwarded from the store buffer (a push of the low
+// half and a 4-byte store of the high half made every return stall).
+func (t *translator) pushReturn(ret uintptr) {
+	a := t.a
+	if int64(ret) >= -1<<31 && int64(ret) < 1<<31 {
+		a.PushImm32(int32(ret))
+		return
+	}
+	_ = a.PushMem(amd64.RIPRel(a.PC())) // displacement fixed by literals
+	t.lits = append(t.lits, uint64(ret))
+	t.litRefs = append(t.litRefs, a.Len())
+}
+
+// literals emits the literal pool, 8-byte aligned, and points each
+// reference at its constant.
+func (t *translator) literals() {
+	if len(t.lits) == 0 {
+		return
+	}
+	a := t.a
+	for a.Len()%8 != 0 {
+		a.Int3()
+	}
+	for i, v := range t.lits {
+		at := a.Len()
+		a.Raw(byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
+		ref := t.litRefs[i]
+		putRel32(a.Bytes()[ref-4:], int32(at-ref))
+	}
 }
 
 // ctx returns the RIP-relative operand of context field off.
@@ -50,8 +96,11 @@ var errFull = errors.New("jit: unit full")
 // tag on.
 func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit uint32, room uintptr) error {
 	t.exits = t.exits[:0]
+	t.lits, t.litRefs = t.lits[:0], t.litRefs[:0]
 	t.mangled, t.instrs = 0, 0
+	t.firstExit = firstExit
 	a := t.a
+	t.iblPrefix()
 	pc := tag
 	opts := &t.m.opts
 	for {
@@ -85,7 +134,7 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 			t.jccExit(amd64.Cond(in.Cond), next+uintptr(int64(in.Rel)))
 			t.jmpExit(next)
 		case decode.CallRel:
-			a.Push64(uint64(next))
+			t.pushReturn(next)
 			t.jmpExit(next + uintptr(int64(in.Rel)))
 		case decode.LoopRel:
 			err = t.loop(b, in, next)
@@ -122,7 +171,25 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 			break
 		}
 	}
-	return t.stubs(tag, self, firstExit)
+	if err := t.stubs(tag, self, firstExit); err != nil {
+		return err
+	}
+	t.literals()
+	return nil
+}
+
+// iblPrefixLen is the length of the prefix every fragment starts with:
+// where the indirect-branch lookup enters it. It restores the three
+// registers the lookup used; direct links enter after it.
+const iblPrefixLen = 21
+
+// iblPrefix emits the fragment's indirect-branch entry:
+//
+//	mov rax, [ctx.rax]; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
+func (t *translator) iblPrefix() {
+	for _, r := range []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX} {
+		_ = t.a.MovLoad(r, t.ctx(gpr(r)))
+	}
 }
 
 // jmpExit emits `jmp rel32` to a direct exit.
@@ -147,13 +214,16 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 	a := t.a
 	for i := range t.exits {
 		e := &t.exits[i]
+		if e.inline {
+			continue
+		}
 		if e.hasFix {
 			f := t.m.frags[e.target]
 			if e.target == tag {
 				f = self
 			}
 			if f != nil && e.kind == exitDirect {
-				if err := a.BindTarget(e.fix, f.entry); err != nil {
+				if err := a.BindTarget(e.fix, f.body()); err != nil {
 					return err
 				}
 				e.linked = f
@@ -163,6 +233,7 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 		}
 		// A stub reached by falling into it (syscall, bad) must come
 		// right after the body: it is the first, and only, such exit.
+		e.stubOff = a.Len()
 		if err := a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX); err != nil {
 			return err
 		}
@@ -321,9 +392,9 @@ func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool
 		return err
 	}
 	if call {
-		a.Push64(uint64(next))
+		t.pushReturn(next)
 	}
-	return t.lookup()
+	return t.site()
 }
 
 // ret translates `ret` and `ret imm16`: the application's return address
@@ -341,31 +412,48 @@ func (t *translator) ret(b []byte, in *decode.Inst) error {
 			return err
 		}
 	}
-	return t.lookup()
+	return t.site()
 }
 
-// lookup emits the inline indirect-branch lookup for the target in rdx,
-// with the application's rdx already in the context: it saves rax and
-// rcx, indexes the table with the target's low 16 bits, and on a hit
-// restores the three registers and jumps through a per-site indirect jmp
-// (so the processor predicts each site on its own); on a miss it goes to
-// iblMiss. No instruction here reads or writes the flags.
+// An indirect-branch site (return, indirect call, indirect jump) is an
+// inline cache in front of the shared table (DynamoRIO's IBL), all of it
+// flag-free so that nothing saves the application's flags:
 //
-//	mov  [ctx.rax], rax
 //	mov  [ctx.rcx], rcx
-//	movzx ecx, dx
-//	lea  rax, [rip+tags]
-//	mov  rax, [rax+rcx*8]     ; -tag
-//	lea  rax, [rax+rdx]       ; target-tag
-//	xchg rax, rcx             ; rcx = target-tag, rax = index
+//	mov  rcx, -pred1          ; imm64, patched when the site learns
+//	lea  rcx, [rcx+rdx]       ; target-pred1
+//	jrcxz hit1
+//	mov  rcx, -pred2
+//	lea  rcx, [rcx+rdx]
+//	jrcxz hit2
+//	jmp  learn                ; patched to lookup once every slot is set
+//	lookup:                   ; the table: 16-byte entries {-tag, fragment}
+//	mov  [ctx.rax], rax
+//	movzx eax, dx
+//	lea  eax, [rax+rax]       ; 2*index
+//	lea  rcx, [rip+table]
+//	mov  rcx, [rcx+rax*8]     ; -tag
+//	lea  rcx, [rcx+rdx]       ; target-tag
 //	jrcxz hit
 //	jmp  iblMiss
-//	hit: lea rcx, [rip+targets]
-//	mov  rcx, [rcx+rax*8]
-//	mov  [ctx.ibl], rcx
-//	mov  rax, [ctx.rax]; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
-//	jmp  [ctx.ibl]
-func (t *translator) lookup() error {
+//	hit: lea rcx, [rip+table+8]
+//	jmp  [rcx+rax*8]          ; the fragment's prefix restores rax, rcx, rdx
+//	hit1: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]; jmp fragment1  ; rel32
+//	hit2: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]; jmp fragment2
+//	learn: mov [ctx.next], rdx; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
+//	mov  [ctx.rax], rax; mov eax, exit; jmp fcache_return
+//
+// The dispatcher fills a slot each time the site exits through learn, and
+// sends learn to the table lookup once all are filled: a site learns its
+// first targets (a return's callers, a call's callees) and jumps to them
+// directly, without an indirect branch or a table access; other targets
+// take the table, whose jmp is per site so that the processor predicts
+// each site on its own. A pred of -1 never matches (no target is
+// 0xffff...ffff), so empty slots are harmless.
+//
+// On entry rdx holds the target and the application's rdx is in the
+// context.
+func (t *translator) site() error {
 	a := t.a
 	var err error
 	try := func(e error) {
@@ -373,24 +461,79 @@ func (t *translator) lookup() error {
 			err = e
 		}
 	}
-	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+	n := t.m.opts.InlineCache
+	ic := &icSite{}
+	var hits [maxInlineCache]amd64.Fixup
 	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-	a.Movzx16(amd64.RCX, amd64.RDX)
-	try(a.Lea(amd64.RAX, amd64.RIPRel(t.m.ctx+t.m.lay.iblTags)))
-	try(a.MovLoad(amd64.RAX, amd64.MI(amd64.RAX, amd64.RCX, 8, 0)))
-	try(a.Lea(amd64.RAX, amd64.MI(amd64.RAX, amd64.RDX, 1, 0)))
-	a.Xchg(amd64.RAX, amd64.RCX)
+	for k := range n {
+		a.MovImm64(amd64.RCX, 1)
+		ic.immOff[k] = a.Len() - 8
+		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
+		hits[k] = a.Jrcxz()
+	}
+	learn := a.JmpLabel()
+	ic.learnEnd = learn.End()
+	ic.lookupOff = a.Len()
+	table := t.m.ctx + t.m.lay.ibl
+	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+	a.Movzx16(amd64.RAX, amd64.RDX)
+	try(a.Lea32(amd64.RAX, amd64.MI(amd64.RAX, amd64.RAX, 1, 0)))
+	try(a.Lea(amd64.RCX, amd64.RIPRel(table)))
+	try(a.MovLoad(amd64.RCX, amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
+	try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
 	hit := a.Jrcxz()
 	try(a.JmpRel32(t.m.gen.iblMiss))
 	try(a.Bind(hit))
-	try(a.Lea(amd64.RCX, amd64.RIPRel(t.m.ctx+t.m.lay.iblTargets)))
-	try(a.MovLoad(amd64.RCX, amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
-	try(a.MovStore(t.ctx(ctxIBLTarget), amd64.RCX))
-	try(a.MovLoad(amd64.RAX, t.ctx(gpr(amd64.RAX))))
+	try(a.Lea(amd64.RCX, amd64.RIPRel(table+8)))
+	try(a.JmpMem(amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
+	var hitJmps [maxInlineCache]amd64.Fixup
+	for k := range n {
+		try(a.Bind(hits[k]))
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+		hitJmps[k] = a.JmpLabel()
+		ic.hitEnd[k] = hitJmps[k].End()
+	}
+	if n == 0 {
+		// No slots: straight to the table.
+		try(a.BindAt(learn, ic.lookupOff))
+		return err
+	}
+	try(a.Bind(learn))
+	ic.learnOff = a.Len()
+	// Until a slot is set its jump goes to learn, which it never
+	// reaches (the slot matches nothing).
+	for k := range n {
+		try(a.BindAt(hitJmps[k], ic.learnOff))
+	}
+	try(a.MovStore(t.ctx(ctxNext), amd64.RDX))
 	try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
-	try(a.JmpMem(t.ctx(ctxIBLTarget)))
+	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+	t.exits = append(t.exits, pendingExit{kind: exitLearn, ic: ic, stubOff: a.Len(), inline: true})
+	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
+	try(a.JmpRel32(t.m.gen.fret))
+	ic.n = n
 	return err
+}
+
+// maxInlineCache bounds Options.InlineCache.
+const maxInlineCache = 4
+
+// icSite locates the patchable parts of an indirect-branch site, as
+// offsets in its fragment until install makes them addresses.
+type icSite struct {
+	// n is the number of slots, filled how many are set.
+	n, filled int
+	// immOff are the offsets of the slots' imm64 (-pred), hitEnd the
+	// ends of their rel32 jumps.
+	immOff, hitEnd [maxInlineCache]int
+	// learnEnd is the end of the rel32 jump to learn, which is patched
+	// to lookupOff when the slots are full.
+	learnEnd, learnOff, lookupOff int
+	// base is the fragment's entry once installed.
+	base uintptr
+	unit *codeUnit
 }
 
 // unsupported reports an instruction the translator cannot handle.

@@ -314,3 +314,9 @@ func (f Fixup) End() int { return f.at + f.size }
 
 // Truncate drops everything emitted after the first n bytes.
 func (a *Assembler) Truncate(n int) { a.buf = a.buf[:n] }
+
+// Lea32 emits `lea dst32, [m]` (8D /r without REX.W): the address's low
+// 32 bits, zero-extended.
+func (a *Assembler) Lea32(dst Reg, m Mem) error {
+	return a.emitMem("lea", op1(false, 0x8d, dst), m)
+}
