@@ -393,3 +393,42 @@ func cpuTime(tb testing.TB) int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkUnitChurn is BenchmarkUnits with each unit freed as soon as it
+// has run, so that the allocator hands the same pages out again: the
+// pattern of a cache that evicts as fast as it fills.
+func BenchmarkUnitChurn(b *testing.B) {
+	for _, wx := range []vmm.WXMode{vmm.WXOn, vmm.WXOff} {
+		b.Run("wx="+wx.String(), func(b *testing.B) {
+			v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: wx})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer v.Close()
+			c := vmcode.New(v)
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				for i := 0; i < units10k; i++ {
+					u, err := c.Alloc(16)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := emitConst(u, 0, uint64(i)); err != nil {
+						b.Fatal(err)
+					}
+					if err := u.Seal(); err != nil {
+						b.Fatal(err)
+					}
+					if got := jit.Call(u.Exec()); got != uintptr(i) {
+						b.Fatalf("unit %d returned %d", i, got)
+					}
+					if err := u.Free(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*units10k), "ns/unit")
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*units10k), "cpu-ns/unit")
+		})
+	}
+}

@@ -88,3 +88,28 @@ func (v *VMM) WritableView() (base, size uintptr) {
 	}
 	return v.codeBase, v.codeSize
 }
+
+// Trim gives back to the kernel the pages that released slots left in W^X
+// vmcode's shared object for reuse: at most 1 MiB, kept so that a code
+// cache freeing and reallocating units costs no page fault (see dual).
+// Without W^X it does nothing: a released slot's pages go at once.
+func (v *VMM) Trim() error {
+	if err := v.acquire(); err != nil {
+		return err
+	}
+	defer v.life.RUnlock()
+	if d, ok := v.back.(*dual); ok {
+		if err := d.trim(); err != nil {
+			return fmt.Errorf("vmm: trimming vmcode: %w", err)
+		}
+	}
+	return nil
+}
+
+// Trimmable returns the bytes Trim would give back.
+func (v *VMM) Trimmable() uintptr {
+	if d, ok := v.back.(*dual); ok {
+		return d.freedBytes()
+	}
+	return 0
+}

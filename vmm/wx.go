@@ -3,8 +3,10 @@ package vmm
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
@@ -126,14 +128,27 @@ const (
 // address and written at the writable one; neither view is ever writable
 // and executable at once.
 //
-// Every page of vmcode is in one of three states:
+// Every page of vmcode is in one of these states:
 //
 //   - reserved: both views PROT_NONE, and the object has no page there (a
 //     hole), so a later commit reads zeros;
+//   - freed: reserved as far as anyone can tell (both views PROT_NONE,
+//     recorded as reserved), but the object still holds the page a
+//     released slot left; its bit in dual.freed is set. A commit zeroes it
+//     through the alias, Trim (or more than freedMax bytes of such pages)
+//     punches it out;
 //   - committed: the executable view has the slot's protection (never
 //     write with execute), the alias is read-write;
 //   - a private file view (privload) over the executable view, the alias
-//     PROT_NONE over a hole.
+//     PROT_NONE.
+//
+// Freed pages exist because a code cache frees and reuses units all the
+// time: punching each unit's page out on release and faulting a fresh one
+// in (twice, once per view) on reuse costs three system calls and two
+// faults a unit more than the single mapping; keeping up to freedMax bytes
+// of them costs nothing but that memory, since both views stay mapped over
+// them with their page tables (mprotect keeps those), and reuse is a
+// memclr.
 //
 // The executable view's segments are recorded by Slot, as for linear; the
 // alias's by dual itself (owner OwnerVMCodeAlias), so that SyncCheck covers
@@ -155,8 +170,19 @@ type dual struct {
 	rw uintptr
 	// discard frees the object's pages under [addr, addr+size) of the
 	// alias, which must be mapped read-write: madvise(MADV_REMOVE) on the
-	// native backend, nil on the simulator (which models no memory).
+	// native backend, nil on the simulator, which models no memory (and
+	// whose addresses must not be touched).
 	discard func(addr, size uintptr) error
+
+	// mu serializes every change of the alias over pages that are or may
+	// become freed (commit of freed pages, drop, the release of a
+	// committed slot, Trim), so that Trim never works on a range another
+	// operation is changing. It guards freed and nfreed.
+	mu sync.Mutex
+	// freed has one bit per page of vmcode, set for freed pages.
+	freed []uint64
+	// nfreed counts the set bits.
+	nfreed uintptr
 
 	// Progress of release, so that a failed release can be called again
 	// and no operation touches a view that is gone (the OS may have handed
@@ -164,6 +190,10 @@ type dual struct {
 	// lock held for reading, written by release under it held for writing.
 	rwGone, execGone, closed bool
 }
+
+// freedMax bounds the bytes of freed pages dual keeps for reuse: above it
+// the release that crosses it punches all of them out.
+const freedMax = 1 << 20
 
 // newDual makes lin W^X: it creates the shared object, maps it PROT_NONE
 // over all of lin's reservation (one MAP_FIXED, so vmcode is never
@@ -196,7 +226,9 @@ func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 	if err != nil {
 		return fail(fmt.Errorf("mapping the writable view: %w", err))
 	}
-	d := &dual{lin: lin, os: o, space: space, obj: obj, name: "/memfd:" + SharedName, rw: rw, discard: nativeDiscard(o)}
+	pages := size / o.PageSize()
+	d := &dual{lin: lin, os: o, space: space, obj: obj, name: "/memfd:" + SharedName, rw: rw,
+		discard: nativeDiscard(o), freed: make([]uint64, (pages+63)/64)}
 	if err := d.recordAlias(base, size, osmem.ProtNone); err != nil {
 		_ = o.Unmap(rw, size)
 		return fail(err)
@@ -219,7 +251,7 @@ func (d *dual) live() error {
 	return nil
 }
 
-// checkProt refuses unknown bits and write with execute.
+// checkWX refuses unknown protection bits and write with execute.
 func checkWX(addr, size uintptr, prot osmem.Prot) error {
 	if !prot.Valid() {
 		return &osmem.Error{Op: "protect", Addr: addr, Size: size, Class: osmem.ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(prot))}
@@ -281,29 +313,101 @@ func (d *dual) setAlias(addr, size uintptr, prot osmem.Prot) error {
 	return d.recordAlias(addr, size, prot)
 }
 
+// freedRuns calls fn on each maximal run of freed pages in [addr,
+// addr+size), in order, until fn returns an error.
+//
+// Preconditions: d.mu is held.
+func (d *dual) freedRuns(addr, size uintptr, fn func(addr, size uintptr) error) error {
+	page := d.os.PageSize()
+	first, end := (addr-d.lin.base)/page, (addr-d.lin.base+size)/page
+	for i := first; i < end; {
+		w := d.freed[i/64] >> (i % 64)
+		if w == 0 {
+			i = (i/64 + 1) * 64
+			continue
+		}
+		i += uintptr(bits.TrailingZeros64(w))
+		if i >= end {
+			break
+		}
+		j := i
+		for j < end && d.freed[j/64]&(1<<(j%64)) != 0 {
+			j++
+		}
+		if err := fn(d.lin.base+i*page, (j-i)*page); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// setFreed sets (or clears) the freed bits of [addr, addr+size).
+//
+// Preconditions: d.mu is held.
+func (d *dual) setFreed(addr, size uintptr, set bool) {
+	page := d.os.PageSize()
+	for i := (addr - d.lin.base) / page; i < (addr-d.lin.base+size)/page; i++ {
+		bit := uint64(1) << (i % 64)
+		if was := d.freed[i/64]&bit != 0; was != set {
+			d.freed[i/64] ^= bit
+			if set {
+				d.nfreed++
+			} else {
+				d.nfreed--
+			}
+		}
+	}
+}
+
+// anyFreed reports whether [addr, addr+size) holds a freed page.
+//
+// Preconditions: d.mu is held.
+func (d *dual) anyFreed(addr, size uintptr) bool {
+	if d.nfreed == 0 {
+		return false
+	}
+	errFound := errors.New("found")
+	return d.freedRuns(addr, size, func(uintptr, uintptr) error { return errFound }) != nil
+}
+
 // drop returns the object's pages under [addr, addr+size) and leaves the
-// alias there PROT_NONE. An alias already PROT_NONE is over a hole (every
-// path to PROT_NONE goes through here), so it is left alone.
+// alias there PROT_NONE. An alias already PROT_NONE is over holes and
+// freed pages only, so it is left alone: the freed ones stay freed.
 func (d *dual) drop(addr, size uintptr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	none, rw := d.aliasState(addr, size)
 	if none {
 		return nil
 	}
-	if d.discard != nil {
-		// MADV_REMOVE wants a writable shared mapping.
-		if !rw {
-			if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
-				return err
-			}
+	if err := d.punch(addr, size, rw); err != nil {
+		return err
+	}
+	// Freed pages in the range went with the rest.
+	d.setFreed(addr, size, false)
+	return d.setAlias(addr, size, osmem.ProtNone)
+}
+
+// punch frees the object's pages under [addr, addr+size), making the alias
+// read-write first unless rw says it is: MADV_REMOVE wants a writable
+// shared mapping. The simulator makes the same calls but the discard.
+func (d *dual) punch(addr, size uintptr, rw bool) error {
+	if !rw {
+		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+			return err
 		}
+	}
+	if d.discard != nil {
 		if err := d.discard(d.alias(addr), size); err != nil {
 			return fmt.Errorf("returning the pages of [%#x, +%#x): %w", addr, size, err)
 		}
 	}
-	return d.setAlias(addr, size, osmem.ProtNone)
+	return nil
 }
 
-// commit makes the alias read-write, then the executable view prot.
+// commit makes the alias read-write, zeroing freed pages through it, then
+// the executable view prot.
 func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
@@ -311,12 +415,43 @@ func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
 	if err := checkWX(addr, size, prot); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	if d.anyFreed(addr, size) {
+		err := d.reviveLocked(addr, size)
+		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	} else {
+		// Nothing here is freed, and nothing can become freed while the
+		// slot that owns the range commits it: no lock needed.
+		d.mu.Unlock()
+		if _, rw := d.aliasState(addr, size); !rw {
+			if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+				return err
+			}
+		}
+	}
+	return d.os.Protect(addr, size, prot)
+}
+
+// reviveLocked makes the alias of [addr, addr+size) read-write and zeroes
+// the freed pages in it, which are then plain committed pages.
+//
+// Preconditions: d.mu is held.
+func (d *dual) reviveLocked(addr, size uintptr) error {
 	if _, rw := d.aliasState(addr, size); !rw {
 		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
 			return err
 		}
 	}
-	return d.os.Protect(addr, size, prot)
+	return d.freedRuns(addr, size, func(a, n uintptr) error {
+		if d.discard != nil {
+			clear(osmem.Bytes(d.alias(a), n))
+		}
+		d.setFreed(a, n, false)
+		return nil
+	})
 }
 
 // decommit returns the pages and makes both views PROT_NONE. If the last
@@ -334,8 +469,8 @@ func (d *dual) decommit(addr, size uintptr) error {
 
 // protect changes the executable view only: the alias of committed pages
 // stays read-write, so that code can be patched while it runs. Reserved
-// pages (alias PROT_NONE) are refused: they have no storage, and on Linux
-// mprotect would silently make the hole accessible.
+// (and freed) pages, with the alias PROT_NONE, are refused: they have no
+// storage to protect, and mprotect would make them accessible.
 func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
@@ -356,8 +491,8 @@ func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
 }
 
 // mapFile maps a private file view over the executable view. The object's
-// pages under it are returned first: they could no longer be reached from
-// vmcode.
+// committed pages under it are returned first: they could no longer be
+// reached from vmcode. (Freed ones stay freed, for Trim.)
 func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
@@ -372,14 +507,36 @@ func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	return err
 }
 
-// reset returns the pages and makes the executable view PROT_NONE: an
-// mprotect where it is all the object's view (code units: after drop no
-// page is mapped there, so there is nothing to flush), otherwise the object
-// mapped PROT_NONE back over it, replacing file views in one MAP_FIXED.
+// reset makes the range reserved again. A range that is all committed
+// object pages (a code unit, the common case) becomes freed: both views
+// PROT_NONE by mprotect, which keeps the pages and their page tables for
+// the next commit; crossing freedMax trims. Anything else is dropped and
+// the executable view made PROT_NONE: an mprotect where it is all the
+// object's view, otherwise the object mapped PROT_NONE back over it,
+// replacing file views in one MAP_FIXED.
 func (d *dual) reset(addr, size uintptr) error {
 	if err := d.live(); err != nil {
 		return err
 	}
+	d.mu.Lock()
+	if _, rw := d.aliasState(addr, size); rw && d.onlyObject(addr, size) {
+		if err := d.setAlias(addr, size, osmem.ProtNone); err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		d.setFreed(addr, size, true)
+		over := d.nfreed*d.os.PageSize() > freedMax
+		d.mu.Unlock()
+		if err := d.os.Protect(addr, size, osmem.ProtNone); err != nil {
+			return err
+		}
+		if over {
+			// Best effort: what fails stays freed, for the next trim.
+			_ = d.trim()
+		}
+		return nil
+	}
+	d.mu.Unlock()
 	if err := d.drop(addr, size); err != nil {
 		return err
 	}
@@ -388,6 +545,36 @@ func (d *dual) reset(addr, size uintptr) error {
 	}
 	_, err := d.os.MapObject(d.obj, uint64(addr-d.lin.base), addr, size, osmem.ProtNone, osmem.Fixed)
 	return err
+}
+
+// trim punches every freed page out of the object, a run at a time: alias
+// read-write (MADV_REMOVE needs it), discard, alias PROT_NONE. A run that
+// fails stays freed; its alias is recorded as it is.
+func (d *dual) trim() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nfreed == 0 {
+		return nil
+	}
+	base, size := d.lin.bounds()
+	return d.freedRuns(base, size, func(a, n uintptr) error {
+		_, rw := d.aliasState(a, n)
+		if err := d.punch(a, n, rw); err != nil {
+			return err
+		}
+		if err := d.setAlias(a, n, osmem.ProtNone); err != nil {
+			return err
+		}
+		d.setFreed(a, n, false)
+		return nil
+	})
+}
+
+// freedBytes returns the bytes of freed pages.
+func (d *dual) freedBytes() uintptr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nfreed * d.os.PageSize()
 }
 
 // reserved returns the executable view of reserved vmcode: the object
@@ -405,8 +592,9 @@ func (d *dual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment 
 }
 
 // release unmaps the alias (recording it free), then vmcode, then closes
-// the object. A failed step leaves the steps before it done and recorded;
-// calling release again resumes.
+// the object, which returns every page, freed ones included. A failed step
+// leaves the steps before it done and recorded; calling release again
+// resumes.
 func (d *dual) release() error {
 	_, size := d.lin.bounds()
 	if !d.rwGone {

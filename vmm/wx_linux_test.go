@@ -136,6 +136,48 @@ func TestWXNative(t *testing.T) {
 	}
 	syncCheck(t, v, "released")
 
+	// A slot released fully committed keeps its pages for reuse until
+	// Trim.
+	sl, err = v.ReserveUnit(n, "unit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = sl.Base()
+	rw, _ = v.Writable(a)
+	if err := sl.Commit(a, n, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	copy(osmem.Bytes(rw, n), pattern)
+	if err := sl.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, rw, n); got != 4 || v.Trimmable() != n {
+		t.Fatalf("released unit: %d pages resident, %#x trimmable; want 4, %#x", got, v.Trimmable(), n)
+	}
+	syncCheck(t, v, "freed")
+	// Committed again, freed pages read zeros.
+	sl, err = v.ReserveSlotAt(a, n, "unit again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sl.Commit(a, n, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(osmem.Bytes(a, n), make([]byte, n)) || v.Trimmable() != 0 {
+		t.Fatalf("revived pages are not zero, or still trimmable (%#x)", v.Trimmable())
+	}
+	syncCheck(t, v, "revived")
+	if err := sl.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if got := resident(t, rw, n); got != 0 {
+		t.Fatalf("%d pages resident after Trim", got)
+	}
+	syncCheck(t, v, "trimmed")
+
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -211,18 +211,61 @@ func TestWXRefusesWriteExec(t *testing.T) {
 
 // wxOps are the slot operations whose OS calls TestWXFaultEachCall fails
 // one by one. Each starts from a slot of 4 pages whose first two are
-// committed r-x.
+// committed r-x, then runs its setup, if any, with no fault; setup returns
+// the slot op works on.
 var wxOps = []struct {
-	name string
-	op   func(sl *vmm.Slot, obj osmem.Object) error
+	name  string
+	setup func(v *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error)
+	op    func(v *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error
 }{
-	{"commit", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX) }},
-	{"decommit", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Decommit(sl.Base(), 4*4096) }},
-	{"protect", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Protect(sl.Base(), 2*4096, osmem.ProtRead) }},
-	{"map", func(sl *vmm.Slot, obj osmem.Object) error {
+	{"commit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
+		return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+	}},
+	{"decommit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Decommit(sl.Base(), 4*4096) }},
+	{"protect", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
+		return sl.Protect(sl.Base(), 2*4096, osmem.ProtRead)
+	}},
+	{"map", nil, func(_ *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error {
 		return sl.MapFile(obj, 0, sl.Base(), 4*4096, osmem.ProtRead)
 	}},
-	{"release", func(sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+	// Half committed: the pages are dropped at once.
+	{"release", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+	// All committed: the pages become freed.
+	{"release committed", commitAll, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+	// Freed pages trimmed.
+	{"trim", freeAll, func(v *vmm.VMM, _ *vmm.Slot, _ osmem.Object) error { return v.Trim() }},
+	// Freed pages revived by a new slot over them, and file-mapped over.
+	{"revive", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
+		return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+	}},
+	{"map over freed", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error {
+		return sl.MapFile(obj, 0, sl.Base(), 4*4096, osmem.ProtRead)
+	}},
+}
+
+// commitAll commits all 4 pages of a wxOps slot.
+func commitAll(_ *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error) {
+	return sl, sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+}
+
+// freeAll commits all of a wxOps slot and releases it: its pages are freed.
+func freeAll(v *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error) {
+	if _, err := commitAll(v, sl); err != nil {
+		return nil, err
+	}
+	return sl, sl.Release()
+}
+
+// reserveFreed frees a wxOps slot's pages and reserves a new slot over
+// them.
+func reserveFreed(v *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error) {
+	if _, err := freeAll(v, sl); err != nil {
+		return nil, err
+	}
+	if v.Trimmable() != 4*4096 {
+		return nil, fmt.Errorf("%#x bytes freed, want 4 pages", v.Trimmable())
+	}
+	return v.ReserveSlotAt(sl.Base(), 4*4096, "t")
 }
 
 // TestWXFaultEachCall fails each OS call of each W^X slot operation in
@@ -247,9 +290,14 @@ func TestWXFaultEachCall(t *testing.T) {
 				if err := sl.Commit(sl.Base(), 2*4096, osmem.ProtRX); err != nil {
 					t.Fatal(err)
 				}
+				if o.setup != nil {
+					if sl, err = o.setup(v, sl); err != nil {
+						t.Fatal(err)
+					}
+				}
 				before := s.Calls()
 				s.FailCall(n, osmem.ErrNoMemory)
-				err = o.op(sl, obj)
+				err = o.op(v, sl, obj)
 				made := s.Calls() - before
 				s.ClearFaults()
 				when := fmt.Sprintf("call %d failed", n)
@@ -269,7 +317,7 @@ func TestWXFaultEachCall(t *testing.T) {
 					t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
 				}
 				syncCheck(t, v, when)
-				if err := o.op(sl, obj); err != nil {
+				if err := o.op(v, sl, obj); err != nil {
 					t.Fatalf("%s, then repeated: %v", when, err)
 				}
 				syncCheck(t, v, when+", then repeated")
@@ -368,4 +416,65 @@ func TestWXNewFaults(t *testing.T) {
 			t.Fatalf("call %d failed: New left %v", n, rs)
 		}
 	}
+}
+
+// TestWXFreedPages releases fully committed slots, whose pages stay in the
+// shared object for reuse (both views PROT_NONE, recorded as reserved), up
+// to 1 MiB; reusing them, trimming them and going past the bound each
+// leave aspacem exact.
+func TestWXFreedPages(t *testing.T) {
+	v, _ := newWX(t)
+	defer v.Close()
+	commit := func(size uintptr) *vmm.Slot {
+		t.Helper()
+		sl, err := v.ReserveUnit(size, "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sl.Commit(sl.Base(), sl.Size(), osmem.ProtRX); err != nil {
+			t.Fatal(err)
+		}
+		return sl
+	}
+	sl := commit(3 * 4096)
+	if err := sl.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Trimmable(); got != 3*4096 {
+		t.Fatalf("%#x bytes trimmable after releasing 3 committed pages", got)
+	}
+	syncCheck(t, v, "freed")
+	// The allocator hands the same pages out again; committing them
+	// revives them.
+	sl = commit(2 * 4096)
+	if got := v.Trimmable(); got > 4096 {
+		t.Fatalf("%#x bytes trimmable after reusing 2 of 3 freed pages", got)
+	}
+	syncCheck(t, v, "revived")
+	if err := sl.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Trimmable(); got != 0 {
+		t.Fatalf("%#x bytes trimmable after Trim", got)
+	}
+	syncCheck(t, v, "trimmed")
+	// Past the bound, the release that crosses it trims.
+	var slots []*vmm.Slot
+	for i := 0; i < 40; i++ {
+		slots = append(slots, commit(64<<10))
+	}
+	peak := uintptr(0)
+	for _, sl := range slots {
+		if err := sl.Release(); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, v.Trimmable())
+	}
+	if peak > 1<<20+64<<10 || peak < 1<<20 {
+		t.Fatalf("at most %#x bytes kept for reuse, want about 1 MiB", peak)
+	}
+	syncCheck(t, v, "past the bound")
 }
