@@ -95,17 +95,33 @@ func newBacking(lin *linear, space *aspacem.Map, mode WXMode) (backing, error) {
 			return lin, nil
 		}
 	case WXOn:
+		return newDual(lin, space)
 	case WXOff:
 		return lin, nil
 	default:
 		return nil, fmt.Errorf("unknown W^X mode %v", mode)
 	}
-	return newDual(lin, space)
+	d, err := newDual(lin, space)
+	if errors.Is(err, ErrWXUnavailable) {
+		// The platform does not allow it after all: vmcode stays single
+		// (VMM.WX says so), reserved again where the refused view was.
+		base, size := lin.bounds()
+		if _, rerr := lin.os.Reserve(base, size, osmem.Fixed); rerr != nil {
+			return nil, fmt.Errorf("%w (and re-reserving vmcode: %v)", err, rerr)
+		}
+		return lin, nil
+	}
+	return d, err
 }
 
 // ErrWriteExec is returned, under W^X, for a request that would make a page
 // writable and executable at once.
 var ErrWriteExec = errors.New("vmm: W^X: a page cannot be writable and executable at once")
+
+// ErrWXUnavailable is returned by New for WXOn when the kernel refuses to
+// map the shared object executable (vm.memfd_noexec=2, a security module).
+// WXAuto then leaves W^X off.
+var ErrWXUnavailable = errors.New("vmm: W^X unavailable: the kernel refuses executable views of a memfd")
 
 // ErrWXWindows is returned by New for WXOn under Windows rules.
 var ErrWXWindows = errors.New("vmm: W^X under Windows rules needs the grid (dual views of a pagefile-backed section cannot replace part of one reservation); use WXOff or WXAuto")
@@ -222,11 +238,24 @@ func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 	if _, err := o.MapObject(obj, 0, base, size, osmem.ProtNone, osmem.Fixed); err != nil {
 		return fail(fmt.Errorf("mapping the executable view over vmcode: %w", err))
 	}
+	// A kernel with vm.memfd_noexec=2, or a security module, refuses
+	// executable views of a memfd (EPERM, EACCES): find out now, on one
+	// page, rather than at the first commit.
+	page := o.PageSize()
+	if err := o.Protect(base, page, osmem.ProtRX); err != nil {
+		if errors.Is(err, osmem.ErrNotSupported) {
+			err = fmt.Errorf("%w: %w", ErrWXUnavailable, err)
+		}
+		return fail(fmt.Errorf("probing the executable view: %w", err))
+	}
+	if err := o.Protect(base, page, osmem.ProtNone); err != nil {
+		return fail(fmt.Errorf("probing the executable view: %w", err))
+	}
 	rw, err := o.MapObject(obj, 0, 0, size, osmem.ProtNone, osmem.Hint)
 	if err != nil {
 		return fail(fmt.Errorf("mapping the writable view: %w", err))
 	}
-	pages := size / o.PageSize()
+	pages := size / page
 	d := &dual{lin: lin, os: o, space: space, obj: obj, name: "/memfd:" + SharedName, rw: rw,
 		discard: nativeDiscard(o), freed: make([]uint64, (pages+63)/64)}
 	if err := d.recordAlias(base, size, osmem.ProtNone); err != nil {

@@ -478,3 +478,59 @@ func TestWXFreedPages(t *testing.T) {
 	}
 	syncCheck(t, v, "past the bound")
 }
+
+// TestWXUnavailable makes the kernel refuse the executable view of the
+// shared object (EPERM, as under vm.memfd_noexec=2): WXOn fails with
+// ErrWXUnavailable, WXAuto leaves W^X off; neither leaves anything behind
+// and the VMM that comes out works.
+func TestWXUnavailable(t *testing.T) {
+	// Find the probe: the first call whose ErrNotSupported New reports as
+	// ErrWXUnavailable.
+	probe := 0
+	for n := 1; n < 20 && probe == 0; n++ {
+		s := sim.New(osmem.RulesLinux, sim.Options{})
+		s.FailCall(n, osmem.ErrNotSupported)
+		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
+		if err == nil {
+			v.Close()
+			continue
+		}
+		if errors.Is(err, vmm.ErrWXUnavailable) {
+			probe = n
+		}
+		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+			t.Fatalf("call %d refused: WXOn left %v", n, rs)
+		}
+	}
+	if probe == 0 {
+		t.Fatal("no refused call made New report ErrWXUnavailable")
+	}
+	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s.FailCall(probe, osmem.ErrNotSupported)
+	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXAuto})
+	if err != nil {
+		t.Fatalf("WXAuto with the executable view refused: %v", err)
+	}
+	if v.WX() {
+		t.Fatal("WXAuto with the executable view refused gave W^X")
+	}
+	syncCheck(t, v, "W^X refused")
+	sl, err := v.ReserveSlot(4096, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sl.Commit(sl.Base(), 4096, osmem.ProtRW); err != nil {
+		t.Fatal(err)
+	}
+	if r := query(t, s, sl.Base()); r.Shared || r.Prot != osmem.ProtRW {
+		t.Fatalf("a slot of single vmcode shows as %+v", r)
+	}
+	base, size := v.VMCode()
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	assertNothingOwned(t, v, base, size, "after Close")
+	if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+		t.Fatalf("left %v", rs)
+	}
+}
