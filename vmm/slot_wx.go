@@ -31,7 +31,9 @@ func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot
 		segs = []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot}}
 	}
 	for _, seg := range segs {
-		seg.Owner = owner
+		if seg.Kind != aspacem.KindFree { // a grid slot lost to someone else
+			seg.Owner = owner
+		}
 		if err := v.space.Update(seg); err != nil {
 			return fmt.Errorf("vmm: slot %q: recording %#x-%#x: %w", owner, seg.Start, seg.End, err)
 		}

@@ -73,10 +73,11 @@ func (m *WXMode) Set(s string) error {
 func (m *WXMode) IsBoolFlag() bool { return true }
 
 // WXEnv names the environment variable that decides what WXAuto means:
-// unset, "" or "auto" as documented there, "off" or a false value
-// (strconv.ParseBool: "0", "false", ...) WXOff, "on" or a true one WXOn. Explicit modes ignore it. It
-// lets a whole test suite run in either mode (REACHVM_WX=off go test ./...)
-// and a user turn W^X off without a rebuild.
+// unset, "" or "auto" as documented there; "off" or a false value
+// (strconv.ParseBool: "0", "false", ...) WXOff; "on" or a true one WXOn.
+// Explicit modes ignore it. It lets a whole test suite run in either mode
+// (REACHVM_WX=off go test ./...) and a user turn W^X off without a
+// rebuild.
 const WXEnv = "REACHVM_WX"
 
 // newBacking returns lin itself, or lin made W^X (newDual), as mode and,
@@ -159,12 +160,12 @@ const (
 //     PROT_NONE.
 //
 // Freed pages exist because a code cache frees and reuses units all the
-// time: punching each unit's page out on release and faulting a fresh one
-// in (twice, once per view) on reuse costs three system calls and two
-// faults a unit more than the single mapping; keeping up to freedMax bytes
-// of them costs nothing but that memory, since both views stay mapped over
-// them with their page tables (mprotect keeps those), and reuse is a
-// memclr.
+// time: punching each unit's pages out on release (madvise) and faulting
+// fresh ones in on reuse, once through each view, made such churn about a
+// third slower than the single mapping (jit's BenchmarkUnitChurn); kept,
+// they cost that memory only (at most freedMax), both views keep their
+// page tables over them (mprotect does not drop them), and reuse is a
+// memclr and two mprotects.
 //
 // The executable view's segments are recorded by Slot, as for linear; the
 // alias's by dual itself (owner OwnerVMCodeAlias), so that SyncCheck covers
