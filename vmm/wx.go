@@ -218,10 +218,13 @@ const freedMax = 1 << 20
 // the OS chooses, and records the alias in space. On failure lin is still
 // reserved (perhaps by a PROT_NONE view) and the caller releases it.
 //
-// osmem's CreateShared maps one page of the object executable before
-// sizing it (an IMA-appraising kernel hashes a file on its first
-// executable mapping: one page is instant, 2 GiB takes seconds); the views
-// here are mapped only after it returns, so that order holds.
+// IMA: osmem's CreateShared maps one page of the object executable before
+// sizing it (a measuring kernel hashes a file on its first executable
+// mmap: one page is instant, 2 GiB took DynamoRIO seconds); the views here
+// are mapped only after it returns, so that order holds. They are mapped
+// PROT_NONE and made executable page by page with mprotect, which IMA
+// never measures (an appraising policy may refuse it, which the probe
+// below turns into ErrWXUnavailable).
 func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 	o := lin.os
 	if o.Rules() == osmem.RulesWindows {
