@@ -144,10 +144,14 @@ func New(cfg Config) (*VMM, error) {
 	}
 	pl := Placement{RequestedBase: cfg.VMCodeBase, RequestedSize: size}
 	var back backing
+	wx, err := resolveWX(cfg.WX)
+	if err != nil {
+		return nil, fmt.Errorf("vmm: %w", err)
+	}
 	if o.Rules() == osmem.RulesWindows {
 		// Windows cannot map a file over part of a reservation: vmcode is
 		// the grid of separate reservations (DESIGN.md section 1).
-		if cfg.WX == WXOn {
+		if wx == WXOn {
 			return nil, ErrWXWindows
 		}
 		g, err := placeGrid(o, &cfg, size, &pl)
@@ -160,7 +164,7 @@ func New(cfg Config) (*VMM, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode: %w", size, err)
 		}
-		if back, err = newBacking(lin, space, cfg.WX); err != nil {
+		if back, err = newBacking(lin, space, wx, &pl); err != nil {
 			_ = lin.release()
 			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
 		}

@@ -80,16 +80,24 @@ func (m *WXMode) IsBoolFlag() bool { return true }
 // rebuild.
 const WXEnv = "REACHVM_WX"
 
-// newBacking returns lin itself, or lin made W^X (newDual), as mode and,
-// for WXAuto, WXEnv and the rules of lin's backend say.
-func newBacking(lin *linear, space *aspacem.Map, mode WXMode) (backing, error) {
+// resolveWX turns WXAuto into what WXEnv says, if it says anything.
+func resolveWX(mode WXMode) (WXMode, error) {
 	if mode == WXAuto {
 		if env := os.Getenv(WXEnv); env != "" {
 			if err := mode.Set(env); err != nil {
-				return nil, fmt.Errorf("%s: %w", WXEnv, err)
+				return mode, fmt.Errorf("%s: %w", WXEnv, err)
 			}
 		}
 	}
+	return mode, nil
+}
+
+// newBacking returns lin itself, or lin made W^X (newDual), as mode and,
+// for WXAuto, the rules of lin's backend say. A WXAuto that the kernel
+// refuses is reported in p's fallbacks.
+//
+// Preconditions: mode went through resolveWX.
+func newBacking(lin *linear, space *aspacem.Map, mode WXMode, p *Placement) (backing, error) {
 	switch mode {
 	case WXAuto:
 		if lin.os.Rules() != osmem.RulesLinux {
@@ -110,6 +118,7 @@ func newBacking(lin *linear, space *aspacem.Map, mode WXMode) (backing, error) {
 		if _, rerr := lin.os.Reserve(base, size, osmem.Fixed); rerr != nil {
 			return nil, fmt.Errorf("%w (and re-reserving vmcode: %v)", err, rerr)
 		}
+		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("no W^X: %v", err))
 		return lin, nil
 	}
 	return d, err
