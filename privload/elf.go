@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"sort"
 	"strings"
+	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/osmem"
 )
@@ -529,7 +530,7 @@ func (f *File) fileBytes(vaddr, size uint64) ([]byte, uint64, bool) {
 
 // dynTags collects the single-valued dynamic tags the parser uses.
 type dynTags struct {
-	seen   map[elf.DynTag]uint64
+	seen   tagSet
 	needed []uint64
 	soname uint64
 }
@@ -540,17 +541,81 @@ const (
 	dtRunpath = elf.DT_RUNPATH
 )
 
-// singleTags are the tags that may appear at most once.
-var singleTags = map[elf.DynTag]bool{
-	elf.DT_PLTRELSZ: true, elf.DT_HASH: true, elf.DT_STRTAB: true, elf.DT_SYMTAB: true,
-	elf.DT_RELA: true, elf.DT_RELASZ: true, elf.DT_RELAENT: true, elf.DT_STRSZ: true,
-	elf.DT_SYMENT: true, elf.DT_INIT: true, elf.DT_FINI: true, elf.DT_SONAME: true,
-	elf.DT_PLTREL: true, elf.DT_JMPREL: true, elf.DT_INIT_ARRAY: true,
-	elf.DT_FINI_ARRAY: true, elf.DT_INIT_ARRAYSZ: true, elf.DT_FINI_ARRAYSZ: true,
-	elf.DT_FLAGS: true, dtRelrsz: true, dtRelr: true, dtRelrent: true,
-	elf.DT_GNU_HASH: true, elf.DT_VERSYM: true, elf.DT_FLAGS_1: true,
-	elf.DT_VERDEF: true, elf.DT_VERDEFNUM: true, elf.DT_VERNEED: true, elf.DT_VERNEEDNUM: true,
-	dtRpath: true, dtRunpath: true,
+// tagSet holds the values of the single-valued dynamic tags privload
+// reads: a fixed array rather than a map, since a loader parses a
+// dynamic section per library loaded.
+type tagSet struct {
+	val  [tagSlots]uint64
+	mask uint64
+}
+
+// tagSlots counts the slots: the standard tags up to DT_RELRENT, then the
+// GNU ones.
+const tagSlots = int(dtRelrent) + 1 + 7
+
+// tagSlot returns the slot of tag, or -1 if privload does not read it
+// (or it may appear several times, as DT_NEEDED).
+func tagSlot(tag elf.DynTag) int {
+	switch {
+	case tag == elf.DT_NEEDED || tag == elf.DT_NULL:
+		return -1
+	case tag <= dtRelrent:
+		return int(tag)
+	}
+	switch tag {
+	case elf.DT_GNU_HASH:
+		return int(dtRelrent) + 1
+	case elf.DT_VERSYM:
+		return int(dtRelrent) + 2
+	case elf.DT_FLAGS_1:
+		return int(dtRelrent) + 3
+	case elf.DT_VERDEF:
+		return int(dtRelrent) + 4
+	case elf.DT_VERDEFNUM:
+		return int(dtRelrent) + 5
+	case elf.DT_VERNEED:
+		return int(dtRelrent) + 6
+	case elf.DT_VERNEEDNUM:
+		return int(dtRelrent) + 7
+	}
+	return -1
+}
+
+func (s *tagSet) get(tag elf.DynTag) (uint64, bool) {
+	i := tagSlot(tag)
+	if i < 0 || s.mask&(1<<i) == 0 {
+		return 0, false
+	}
+	return s.val[i], true
+}
+
+func (s *tagSet) has(tag elf.DynTag) bool {
+	_, ok := s.get(tag)
+	return ok
+}
+
+func (s *tagSet) set(tag elf.DynTag, v uint64) {
+	i := tagSlot(tag)
+	s.val[i] = v
+	s.mask |= 1 << i
+}
+
+// singleTag reports whether tag is one of those that may appear at most
+// once, and which privload reads.
+func singleTag(tag elf.DynTag) bool {
+	switch tag {
+	case elf.DT_PLTRELSZ, elf.DT_HASH, elf.DT_STRTAB, elf.DT_SYMTAB,
+		elf.DT_RELA, elf.DT_RELASZ, elf.DT_RELAENT, elf.DT_STRSZ,
+		elf.DT_SYMENT, elf.DT_INIT, elf.DT_FINI, elf.DT_SONAME,
+		elf.DT_PLTREL, elf.DT_JMPREL, elf.DT_INIT_ARRAY,
+		elf.DT_FINI_ARRAY, elf.DT_INIT_ARRAYSZ, elf.DT_FINI_ARRAYSZ,
+		elf.DT_FLAGS, dtRelrsz, dtRelr, dtRelrent,
+		elf.DT_GNU_HASH, elf.DT_VERSYM, elf.DT_FLAGS_1,
+		elf.DT_VERDEF, elf.DT_VERDEFNUM, elf.DT_VERNEED, elf.DT_VERNEEDNUM,
+		dtRpath, dtRunpath:
+		return true
+	}
+	return false
 }
 
 func (p *parser) dynamic(dyn Segment) error {
@@ -565,7 +630,7 @@ func (p *parser) dynamic(dyn Segment) error {
 		return p.malformed("PT_DYNAMIC [%#x, +%#x) at file offset %#x is not the file-backed part of a PT_LOAD", dyn.Vaddr, dyn.Filesz, dyn.Offset)
 	}
 	f.Dynamic = Range{Vaddr: dyn.Vaddr, Size: dyn.Filesz}
-	t := dynTags{seen: make(map[elf.DynTag]uint64)}
+	var t dynTags
 	terminated := false
 	for i := 0; i+dynSize <= len(b); i += dynSize {
 		tag := elf.DynTag(le.Uint64(b[i:]))
@@ -586,11 +651,11 @@ func (p *parser) dynamic(dyn Segment) error {
 			f.Symbolic = true
 			continue
 		}
-		if singleTags[tag] {
-			if _, dup := t.seen[tag]; dup {
+		if singleTag(tag) {
+			if t.seen.has(tag) {
 				return p.malformed("dynamic tag %s appears twice", dtName(tag))
 			}
-			t.seen[tag] = val
+			t.seen.set(tag, val)
 		}
 	}
 	if !terminated {
@@ -601,8 +666,8 @@ func (p *parser) dynamic(dyn Segment) error {
 
 // table resolves a (pointer, size) pair of dynamic tags to file bytes.
 func (p *parser) table(t *dynTags, ptrTag, sizeTag elf.DynTag) ([]byte, bool, error) {
-	ptr, hasPtr := t.seen[ptrTag]
-	size, hasSize := t.seen[sizeTag]
+	ptr, hasPtr := t.seen.get(ptrTag)
+	size, hasSize := t.seen.get(sizeTag)
 	switch {
 	case !hasPtr && !hasSize:
 		return nil, false, nil
@@ -624,12 +689,19 @@ func (p *parser) table(t *dynTags, ptrTag, sizeTag elf.DynTag) ([]byte, bool, er
 }
 
 // str returns the NUL-terminated string at off in the string table.
+//
+// The string shares the file's bytes rather than copying them (a File's
+// data must not be modified, see File): names are read by the thousand
+// when libraries load, and copying each was a measurable part of it.
 func (f *File) str(off uint64) (string, bool) {
 	if off >= uint64(len(f.strtab)) {
 		return "", false
 	}
 	b, ok := f.strBytes(off)
-	return string(b), ok
+	if !ok || len(b) == 0 {
+		return "", ok
+	}
+	return unsafe.String(&b[0], len(b)), true
 }
 
 // strBytes is str without the copy.
@@ -647,8 +719,8 @@ func (f *File) strBytes(off uint64) ([]byte, bool) {
 
 func (p *parser) tables(t *dynTags) error {
 	f := p.f
-	f.Flags = t.seen[elf.DT_FLAGS]
-	f.Flags1 = t.seen[elf.DT_FLAGS_1]
+	f.Flags, _ = t.seen.get(elf.DT_FLAGS)
+	f.Flags1, _ = t.seen.get(elf.DT_FLAGS_1)
 	if f.Flags&uint64(elf.DF_TEXTREL) != 0 {
 		return p.unsupported("DT_FLAGS has DF_TEXTREL: text relocations are refused (they need writable code)")
 	}
@@ -676,7 +748,7 @@ func (p *parser) tables(t *dynTags) error {
 		f.Needed = append(f.Needed, s)
 	}
 	for _, tag := range []elf.DynTag{dtRunpath, dtRpath} {
-		off, ok := t.seen[tag]
+		off, ok := t.seen.get(tag)
 		if !ok {
 			continue
 		}
@@ -689,7 +761,7 @@ func (p *parser) tables(t *dynTags) error {
 		}
 		break
 	}
-	if off, ok := t.seen[elf.DT_SONAME]; ok {
+	if off, ok := t.seen.get(elf.DT_SONAME); ok {
 		s, ok := f.str(off)
 		if !ok {
 			return p.malformed("DT_SONAME string offset %#x is outside DT_STRTAB (%#x bytes)", off, len(strtab))
@@ -703,7 +775,7 @@ func (p *parser) tables(t *dynTags) error {
 	}
 
 	// Relocations.
-	if ent, ok := t.seen[elf.DT_RELAENT]; ok && ent != relaSize {
+	if ent, ok := t.seen.get(elf.DT_RELAENT); ok && ent != relaSize {
 		return p.malformed("DT_RELAENT %d, want %d", ent, relaSize)
 	}
 	rela, has, err := p.table(t, elf.DT_RELA, elf.DT_RELASZ)
@@ -711,7 +783,7 @@ func (p *parser) tables(t *dynTags) error {
 		return err
 	}
 	if has {
-		if _, ok := t.seen[elf.DT_RELAENT]; !ok {
+		if _, ok := t.seen.get(elf.DT_RELAENT); !ok {
 			return p.malformed("DT_RELA without DT_RELAENT")
 		}
 		if f.Rela, err = p.relocs("DT_RELA", rela); err != nil {
@@ -723,14 +795,14 @@ func (p *parser) tables(t *dynTags) error {
 		return err
 	}
 	if has {
-		if kind, ok := t.seen[elf.DT_PLTREL]; !ok || elf.DynTag(kind) != elf.DT_RELA {
+		if kind, ok := t.seen.get(elf.DT_PLTREL); !ok || elf.DynTag(kind) != elf.DT_RELA {
 			return p.malformed("DT_JMPREL: DT_PLTREL is %v, want DT_RELA", elf.DynTag(kind))
 		}
 		if f.PLTRela, err = p.relocs("DT_JMPREL", plt); err != nil {
 			return err
 		}
 	}
-	if ent, ok := t.seen[dtRelrent]; ok && ent != relrSize {
+	if ent, ok := t.seen.get(dtRelrent); ok && ent != relrSize {
 		return p.malformed("DT_RELRENT %d, want %d", ent, relrSize)
 	}
 	relr, has, err := p.table(t, dtRelr, dtRelrsz)
@@ -748,7 +820,7 @@ func (p *parser) tables(t *dynTags) error {
 		tag elf.DynTag
 		dst *uint64
 	}{{elf.DT_INIT, &f.Init}, {elf.DT_FINI, &f.Fini}} {
-		v, ok := t.seen[fn.tag]
+		v, ok := t.seen.get(fn.tag)
 		if !ok {
 			continue
 		}
@@ -761,8 +833,8 @@ func (p *parser) tables(t *dynTags) error {
 		ptr, size elf.DynTag
 		dst       *Range
 	}{{elf.DT_INIT_ARRAY, elf.DT_INIT_ARRAYSZ, &f.InitArray}, {elf.DT_FINI_ARRAY, elf.DT_FINI_ARRAYSZ, &f.FiniArray}} {
-		ptr, hasPtr := t.seen[arr.ptr]
-		size, hasSize := t.seen[arr.size]
+		ptr, hasPtr := t.seen.get(arr.ptr)
+		size, hasSize := t.seen.get(arr.size)
 		if !hasPtr && !hasSize {
 			continue
 		}
@@ -803,8 +875,8 @@ func (f *File) writable(vaddr uint64) bool {
 func (p *parser) maxSymRef(t *dynTags) uint64 {
 	var m uint64
 	for _, tab := range [2][2]elf.DynTag{{elf.DT_RELA, elf.DT_RELASZ}, {elf.DT_JMPREL, elf.DT_PLTRELSZ}} {
-		ptr, ok1 := t.seen[tab[0]]
-		size, ok2 := t.seen[tab[1]]
+		ptr, ok1 := t.seen.get(tab[0])
+		size, ok2 := t.seen.get(tab[1])
 		if !ok1 || !ok2 {
 			continue
 		}

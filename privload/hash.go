@@ -63,19 +63,19 @@ func sysvHashOf[T string | []byte](name T) uint32 {
 // bound the table instead.
 func (p *parser) symbols(t *dynTags, maxRef uint64) error {
 	f := p.f
-	symtab, hasSymtab := t.seen[elf.DT_SYMTAB]
-	if ent, ok := t.seen[elf.DT_SYMENT]; ok && ent != symSize {
+	symtab, hasSymtab := t.seen.get(elf.DT_SYMTAB)
+	if ent, ok := t.seen.get(elf.DT_SYMENT); ok && ent != symSize {
 		return p.malformed("DT_SYMENT %d, want %d", ent, symSize)
 	}
 	gnuCount, sysvCount := uint64(0), uint64(0)
-	if addr, ok := t.seen[elf.DT_GNU_HASH]; ok {
+	if addr, ok := t.seen.get(elf.DT_GNU_HASH); ok {
 		g, n, err := p.gnuHash(addr)
 		if err != nil {
 			return err
 		}
 		f.gnu, gnuCount = g, n
 	}
-	if addr, ok := t.seen[elf.DT_HASH]; ok {
+	if addr, ok := t.seen.get(elf.DT_HASH); ok {
 		s, err := p.sysvHash(addr)
 		if err != nil {
 			return err
@@ -108,7 +108,7 @@ func (p *parser) symbols(t *dynTags, maxRef uint64) error {
 	}
 	f.symtab = b
 	f.NumSymbols = int(n)
-	if addr, ok := t.seen[elf.DT_VERSYM]; ok {
+	if addr, ok := t.seen.get(elf.DT_VERSYM); ok {
 		vb, _, ok := f.fileBytes(addr, n*2)
 		if !ok {
 			return p.malformed("DT_VERSYM [%#x, +%#x) does not lie in the file-backed part of a PT_LOAD", addr, n*2)
@@ -178,7 +178,8 @@ func (p *parser) verifyGNU() error {
 	}
 	// started[b] records that bucket b's chain was seen to start where
 	// the bucket says.
-	started := make(map[uint32]bool)
+	started := make([]uint64, (g.nbuckets+63)/64)
+	isStarted := func(b uint32) bool { return started[b/64]&(1<<(b%64)) != 0 }
 	var prevBucket uint32
 	for i := uint64(g.symoffset); i < n; i++ {
 		rel := (i - uint64(g.symoffset)) * 4
@@ -191,13 +192,13 @@ func (p *parser) verifyGNU() error {
 		switch {
 		case first && uint64(le.Uint32(g.buckets[b*4:])) != i:
 			return p.malformed("DT_GNU_HASH: symbol %d %q starts a chain, but its bucket %d points at %d", i, f.nameBytes(i), b, le.Uint32(g.buckets[b*4:]))
-		case first && started[b]:
+		case first && isStarted(b):
 			return p.malformed("DT_GNU_HASH: bucket %d has two chains", b)
 		case !first && b != prevBucket:
 			return p.malformed("DT_GNU_HASH: symbol %d %q is in the chain of bucket %d, but hashes to bucket %d", i, f.nameBytes(i), prevBucket, b)
 		}
 		if first {
-			started[b] = true
+			started[b/64] |= 1 << (b % 64)
 		}
 		prevBucket = b
 		w := uint64(h/64) & uint64(g.nbloom-1)
@@ -207,7 +208,7 @@ func (p *parser) verifyGNU() error {
 		}
 	}
 	for b := uint32(0); b < g.nbuckets; b++ {
-		if le.Uint32(g.buckets[b*4:]) != 0 && !started[b] {
+		if le.Uint32(g.buckets[b*4:]) != 0 && !isStarted(b) {
 			return p.malformed("DT_GNU_HASH: bucket %d points into the middle of a chain", b)
 		}
 	}
@@ -473,52 +474,67 @@ func (f *File) findIn(name string, gh uint32, req *Version, mode lookupMode, gnu
 		// No symbol table: nothing is defined.
 		return 0, false
 	}
-	cand, ncand := uint64(0), 0
-	check := func(i uint64) bool {
-		if !f.nameIs(i, name) || !f.linkable(i) {
-			return false
-		}
-		if f.versym == nil {
-			return true
-		}
-		vs := le.Uint16(f.versym[2*i:])
-		ndx, hidden := vs&maxVersionIndex, vs&0x8000 != 0
-		if req != nil {
-			if ndx >= 2 {
-				v := &f.Versions[ndx]
-				return v.hash == req.hash && v.Name == req.Name
-			}
-			return !hidden
-		}
-		lim := uint16(3)
-		if mode == lookupNewest {
-			lim = 2
-		}
-		if ndx >= lim {
-			if !hidden {
-				if ncand == 0 {
-					cand = i
-				}
-				ncand++
-			}
-			return false
-		}
-		return true
-	}
+	m := matcher{f: f, name: name, req: req, mode: mode}
 	var i uint64
 	var ok bool
 	if gnu {
-		i, ok = f.walkGNU(gh, check)
+		i, ok = f.walkGNU(gh, &m)
 	} else {
-		i, ok = f.walkSysV(sysvHashOf(name), check)
+		i, ok = f.walkSysV(sysvHashOf(name), &m)
 	}
 	if ok {
 		return i, true
 	}
-	if ncand == 1 {
-		return cand, true
+	if m.ncand == 1 {
+		return m.cand, true
 	}
 	return 0, false
+}
+
+// matcher applies glibc's check_match to the symbols a hash chain offers
+// for one lookup, and remembers the one versioned candidate an
+// unversioned lookup may fall back to.
+type matcher struct {
+	f     *File
+	name  string
+	req   *Version
+	mode  lookupMode
+	cand  uint64
+	ncand int
+}
+
+// accept reports whether symbol i is the definition sought.
+func (m *matcher) accept(i uint64) bool {
+	f := m.f
+	if !f.nameIs(i, m.name) || !f.linkable(i) {
+		return false
+	}
+	if f.versym == nil {
+		return true
+	}
+	vs := le.Uint16(f.versym[2*i:])
+	ndx, hidden := vs&maxVersionIndex, vs&0x8000 != 0
+	if m.req != nil {
+		if ndx >= 2 {
+			v := &f.Versions[ndx]
+			return v.hash == m.req.hash && v.Name == m.req.Name
+		}
+		return !hidden
+	}
+	lim := uint16(3)
+	if m.mode == lookupNewest {
+		lim = 2
+	}
+	if ndx >= lim {
+		if !hidden {
+			if m.ncand == 0 {
+				m.cand = i
+			}
+			m.ncand++
+		}
+		return false
+	}
+	return true
 }
 
 // linkable reports whether symbol i is a definition another object may
@@ -548,9 +564,9 @@ func (f *File) linkable(i uint64) bool {
 	return false
 }
 
-// walkGNU calls check on each symbol of the DT_GNU_HASH chain of hash h
-// whose chain word matches it, until check accepts one.
-func (f *File) walkGNU(h uint32, check func(uint64) bool) (uint64, bool) {
+// walkGNU offers m each symbol of the DT_GNU_HASH chain of hash h whose
+// chain word matches it, until m accepts one.
+func (f *File) walkGNU(h uint32, m *matcher) (uint64, bool) {
 	g := f.gnu
 	w := uint64(h/64) & uint64(g.nbloom-1)
 	if (w+1)*8 > uint64(len(g.bloom)) {
@@ -575,7 +591,7 @@ func (f *File) walkGNU(h uint32, check func(uint64) bool) (uint64, bool) {
 			return 0, false
 		}
 		h2 := le.Uint32(g.chain[rel:])
-		if h|1 == h2|1 && check(i) {
+		if h|1 == h2|1 && m.accept(i) {
 			return i, true
 		}
 		if h2&1 != 0 {
@@ -586,8 +602,8 @@ func (f *File) walkGNU(h uint32, check func(uint64) bool) (uint64, bool) {
 }
 
 // walkSysV is walkGNU for DT_HASH, whose chains hold every symbol of a
-// bucket, so check also compares names.
-func (f *File) walkSysV(h uint32, check func(uint64) bool) (uint64, bool) {
+// bucket (m compares names).
+func (f *File) walkSysV(h uint32, m *matcher) (uint64, bool) {
 	t := f.sysv
 	b := uint64(h%t.nbucket) * 4
 	if b+4 > uint64(len(t.buckets)) {
@@ -596,7 +612,7 @@ func (f *File) walkSysV(h uint32, check func(uint64) bool) (uint64, bool) {
 	i := uint64(le.Uint32(t.buckets[b:]))
 	// A malformed table may hold a cycle: no chain is longer than nchain.
 	for steps := uint32(0); i != 0 && steps <= t.nchain; steps++ {
-		if i < uint64(f.NumSymbols) && check(i) {
+		if i < uint64(f.NumSymbols) && m.accept(i) {
 			return i, true
 		}
 		if (i+1)*4 > uint64(len(t.chain)) {

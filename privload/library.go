@@ -215,9 +215,6 @@ func (l *Library) Libraries() []*Library {
 // SkipIFunc. Thread-local symbols are not reported: their address is not
 // the symbol's value.
 func (l *Library) Lookup(name string) (uintptr, bool) {
-	if a, ok, isPE := l.peLookup(name); isPE {
-		return a, ok
-	}
 	i, ok := l.file.find(name, gnuHashOf(name), nil, lookupNewest)
 	if !ok {
 		return 0, false
@@ -232,9 +229,6 @@ func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
 	if version == "" {
 		return l.Lookup(name)
 	}
-	if _, _, isPE := l.peLookup(name); isPE {
-		return 0, false // PE exports carry no versions
-	}
 	req := &Version{Name: version, hash: sysvHashOf(version)}
 	i, ok := l.file.find(name, gnuHashOf(name), req, lookupNewest)
 	if !ok {
@@ -245,7 +239,8 @@ func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
 
 // defAddr returns the run-time address of defined symbol i.
 func (l *Library) defAddr(i uint64) (uintptr, bool) {
-	s, _ := l.file.Symbol(int(i))
+	ent := l.file.symtab[i*symSize : i*symSize+symSize]
+	s := Symbol{Type: elf.ST_TYPE(ent[4]), Section: elf.SectionIndex(le.Uint16(ent[6:])), Value: le.Uint64(ent[8:])}
 	switch s.Type {
 	case elf.STT_TLS:
 		return 0, false

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -100,6 +101,8 @@ type elfImage struct {
 	// relocated is set once its relocations are applied: an ifunc
 	// resolver of this library may then run.
 	relocated bool
+	// visited marks it in sortInit's walk.
+	visited bool
 	// wseg caches the writable segment relocations last wrote to.
 	wseg []byte
 	wlo  uint64
@@ -108,10 +111,9 @@ type elfImage struct {
 // binding is where one symbol reference was bound.
 type binding struct {
 	addr uintptr
-	// ifunc: addr is a resolver of image from, to call once from is
-	// relocated.
+	// ifunc: addr is the resolver of an indirect function, to call
+	// once its library is relocated.
 	ifunc bool
-	from  *elfImage
 	done  bool
 	// imp indexes the library's imports, whose BoundTo an ifunc's
 	// resolution updates.
@@ -387,15 +389,14 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	// The kernel names file mappings by their resolved path, and so
 	// must aspacem for its sync check to compare like with like; the
 	// descriptor's link gives it in one call.
-	canon, err := readlinkFD(fd)
+	canon, err := canonicalPath(fd, path, &st)
 	if err != nil {
 		return nil, errorf(who, "resolving the path: %v", err)
 	}
-	f, err := readParse(fd, uint64(st.Size), who)
+	f, err := cachedParse(fd, cacheKey{uint64(st.Dev), st.Ino, uint64(st.Size), canon}, who)
 	if err != nil {
 		return nil, err
 	}
-	f.Name = canon
 	if err := ld.check(f, who); err != nil {
 		return nil, err
 	}
@@ -424,6 +425,43 @@ func (ld *elfLoader) closeObj(img *elfImage) {
 		_ = ld.os.CloseObject(img.obj)
 		img.obj = nil
 	}
+}
+
+// canonNames caches canonicalPath's answers by the path asked and the
+// file's identity: reading the descriptor's link costs a system call and
+// a path walk, and a library is loaded by the same path again and again.
+// A path that now names another file misses.
+var (
+	canonMu    sync.Mutex
+	canonNames = map[string]canonName{}
+)
+
+type canonName struct {
+	id   fileID
+	name string
+}
+
+// canonicalPath returns the resolved path of path, open as fd with status
+// st.
+func canonicalPath(fd int, path string, st *unix.Stat_t) (string, error) {
+	id := fileID{uint64(st.Dev), st.Ino}
+	canonMu.Lock()
+	c, ok := canonNames[path]
+	canonMu.Unlock()
+	if ok && c.id == id {
+		return c.name, nil
+	}
+	name, err := readlinkFD(fd)
+	if err != nil {
+		return "", err
+	}
+	canonMu.Lock()
+	if len(canonNames) >= cacheMaxFiles {
+		clear(canonNames)
+	}
+	canonNames[path] = canonName{id, name}
+	canonMu.Unlock()
+	return name, nil
 }
 
 // readlinkFD returns the path the kernel knows an open file by.
@@ -587,12 +625,12 @@ func (ld *elfLoader) check(f *File, who string) error {
 // glibc's _dl_sort_maps gives for an acyclic graph; a cycle is broken
 // where it is entered).
 func (ld *elfLoader) sortInit(root *elfImage) {
-	seen := map[*elfImage]bool{}
+	ld.initOrder = make([]*elfImage, 0, len(ld.imgs))
 	var visit func(img *elfImage)
 	visit = func(img *elfImage) {
-		seen[img] = true
+		img.visited = true
 		for _, d := range img.deps {
-			if d.img != nil && !seen[d.img] {
+			if d.img != nil && !d.img.visited {
 				visit(d.img)
 			}
 		}
@@ -656,6 +694,7 @@ func (ld *elfLoader) bindAll() error {
 	for _, img := range ld.imgs {
 		f := img.lib.file
 		img.bind = make([]binding, f.NumSymbols)
+		img.lib.imports = make([]Import, 0, min(f.NumSymbols, len(f.Rela)+len(f.PLTRela)))
 		for _, tab := range [2][]Reloc{f.Rela, f.PLTRela} {
 			for _, r := range tab {
 				if r.Sym == 0 || r.Type == elf.R_X86_64_RELATIVE || r.Type == elf.R_X86_64_IRELATIVE {
@@ -680,69 +719,60 @@ func relocName(t elf.R_X86_64) string { return fmt.Sprintf("%v (type %d)", t, ui
 func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	f := img.lib.file
 	i := uint64(r.Sym)
-	b := &img.bind[i]
 	ent := f.symtab[i*symSize : i*symSize+symSize]
-	nameB := f.nameBytes(i)
-	name := unsafe.String(unsafe.SliceData(nameB), len(nameB))
+	name, _ := f.str(uint64(le.Uint32(ent)))
 	info, other := ent[4], ent[5]
 	typ, bnd := elf.ST_TYPE(info), elf.ST_BIND(info)
 	shndx := elf.SectionIndex(le.Uint16(ent[6:]))
 	ver, _ := f.symVersion(i)
-	verName := ""
-	if ver != nil {
-		verName = ver.Name
-	}
 	if typ == elf.STT_TLS {
 		return unsupportedf(img.who, "relocation %s at %#x refers to thread-local symbol %q: thread-local storage is not supported", relocName(r.Type), r.Off, name)
 	}
-	record := func(addr uintptr, how string, from *elfImage, fromName string) {
-		*b = binding{addr: addr, from: from, done: true, imp: len(img.lib.imports)}
-		img.lib.imports = append(img.lib.imports, Import{Name: name, Version: verName, BoundTo: addr, How: how, From: fromName})
-	}
 	if len(ld.opts.Imports) > 0 {
+		a, ok := uintptr(0), false
 		if ver != nil {
-			if a, ok := ld.opts.Imports[name+"@"+ver.Name]; ok {
-				record(a, BoundTable, nil, "")
-				return nil
-			}
+			a, ok = ld.opts.Imports[name+"@"+ver.Name]
 		}
-		if a, ok := ld.opts.Imports[name]; ok {
-			record(a, BoundTable, nil, "")
+		if !ok {
+			a, ok = ld.opts.Imports[name]
+		}
+		if ok {
+			ld.record(img, i, name, ver, a, BoundTable, "")
 			return nil
 		}
 	}
 	// A local symbol, or a definition the library does not export,
 	// binds to itself without a search, as in glibc.
 	if shndx != elf.SHN_UNDEF && (bnd == elf.STB_LOCAL || elf.ST_VISIBILITY(other) == elf.STV_HIDDEN || elf.ST_VISIBILITY(other) == elf.STV_INTERNAL) {
-		return ld.bindDef(img, img, i, r, record)
+		return ld.bindDef(img, img, i, r, name, ver)
 	}
 	gh := gnuHashOf(name)
 	if f.Symbolic {
 		if j, ok := f.find(name, gh, ver, lookupReloc); ok {
-			return ld.bindDef(img, img, j, r, record)
+			return ld.bindDef(img, img, j, r, name, ver)
 		}
 	}
 	cname := f.strtab[le.Uint32(ent):]
 	for _, e := range ld.scope {
 		if e.img != nil {
 			if j, ok := e.img.lib.file.find(name, gh, ver, lookupReloc); ok {
-				return ld.bindDef(img, e.img, j, r, record)
+				return ld.bindDef(img, e.img, j, r, name, ver)
 			}
 			continue
 		}
 		if hs := e.host.sym(name, cname, ver); hs.addr != 0 {
-			record(hs.addr, BoundHost, nil, hs.from)
+			ld.record(img, i, name, ver, hs.addr, BoundHost, hs.from)
 			return nil
 		}
 	}
 	if ld.opts.Resolve != nil {
 		if a, ok := ld.opts.Resolve(name); ok {
-			record(a, BoundResolver, nil, "")
+			ld.record(img, i, name, ver, a, BoundResolver, "")
 			return nil
 		}
 	}
 	if bnd == elf.STB_WEAK {
-		record(0, BoundWeakZero, nil, "")
+		ld.record(img, i, name, ver, 0, BoundWeakZero, "")
 		return nil
 	}
 	full := name
@@ -756,39 +786,66 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	return linkf(img.who, "undefined symbol %q (%s at %#x): not defined in the search scope (%s) nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
 }
 
-// bindDef binds a reference of img to symbol j of def.
-func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, record func(uintptr, string, *elfImage, string)) error {
-	s, _ := def.lib.file.Symbol(int(j))
-	how, from := BoundPrivate, def.lib.name
+// record notes that symbol i of img, name at version ver, is bound to
+// addr, and adds it to img's imports.
+func (ld *elfLoader) record(img *elfImage, i uint64, name string, ver *Version, addr uintptr, how string, fromName string) {
+	img.bind[i] = binding{addr: addr, done: true, imp: len(img.lib.imports)}
+	verName := ""
+	if ver != nil {
+		verName = ver.Name
+	}
+	img.lib.imports = append(img.lib.imports, Import{Name: name, Version: verName, BoundTo: addr, How: how, From: fromName})
+}
+
+// bindDef binds a reference of img (to name at version ver) to symbol j
+// of def.
+func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string, ver *Version) error {
+	f := def.lib.file
+	ent := f.symtab[j*symSize : j*symSize+symSize]
+	typ := elf.ST_TYPE(ent[4])
+	shndx := elf.SectionIndex(le.Uint16(ent[6:]))
+	value := le.Uint64(ent[8:])
+	how := BoundPrivate
 	if def == img {
 		how = BoundSelf
 	}
-	addr := def.lib.symAddr(s)
-	switch s.Type {
+	addr := def.lib.bias + uintptr(value)
+	if shndx == elf.SHN_ABS {
+		addr = uintptr(value)
+	}
+	switch typ {
 	case elf.STT_TLS:
-		return unsupportedf(img.who, "relocation %s at %#x binds to thread-local symbol %q of %s: thread-local storage is not supported", relocName(r.Type), r.Off, s.Name, def.lib.name)
+		return unsupportedf(img.who, "relocation %s at %#x binds to thread-local symbol %q of %s: thread-local storage is not supported", relocName(r.Type), r.Off, name, def.lib.name)
 	case elf.STT_GNU_IFUNC:
 		if ld.opts.SkipIFunc {
-			return unsupportedf(img.who, "relocation %s at %#x binds to indirect function %q of %s, and Options.SkipIFunc is set", relocName(r.Type), r.Off, s.Name, def.lib.name)
+			return unsupportedf(img.who, "relocation %s at %#x binds to indirect function %q of %s, and Options.SkipIFunc is set", relocName(r.Type), r.Off, name, def.lib.name)
 		}
-		if s.Section == elf.SHN_ABS || !def.lib.file.IsCode(s.Value) {
-			return &FormatError{File: def.who, Reason: fmt.Sprintf("indirect function %q: resolver %#x is not in an executable PT_LOAD", s.Name, s.Value), Class: ErrMalformed}
+		if shndx == elf.SHN_ABS || !f.IsCode(value) {
+			return &FormatError{File: def.who, Reason: fmt.Sprintf("indirect function %q: resolver %#x is not in an executable PT_LOAD", name, value), Class: ErrMalformed}
 		}
-		record(addr, how, def, from)
+		ld.record(img, uint64(r.Sym), name, ver, addr, how, def.lib.name)
 		img.bind[r.Sym].ifunc = true
 		return nil
 	}
-	record(addr, how, def, from)
+	ld.record(img, uint64(r.Sym), name, ver, addr, how, def.lib.name)
 	return nil
 }
 
-// mapSegments maps every PT_LOAD of img at bias+p_vaddr, each with one
-// MAP_FIXED mmap over its slot's reservation and with its final
-// protection, except that a segment with a .bss tail to zero is mapped
-// writable (and, if it was executable, not executable until its final
-// protection is set, so that no page is ever writable and executable at
-// once). Writable segments take their relocations as mapped; PT_GNU_RELRO
-// becomes read-only afterwards.
+// mapSegments maps every PT_LOAD of img at bias+p_vaddr with MAP_FIXED
+// over its slot's reservation, each with its final protection, except
+// that a segment with a .bss tail to zero is mapped writable (and, if it
+// was executable, not executable until its final protection is set, so
+// that no page is ever writable and executable at once). Writable
+// segments take their relocations as mapped; PT_GNU_RELRO becomes
+// read-only afterwards.
+//
+// Consecutive segments that the file lays out as in memory (the same
+// p_vaddr - p_offset, each wholly file-backed, no page between them), as
+// ld's -z separate-code output has its headers, code and read-only data,
+// are mapped with one mmap and the pages whose protection differs
+// changed with mprotect: for libz, two calls instead of three. A mapping
+// replaces part of a reservation, which the kernel must split and tear
+// down, and costs more than a protection change.
 func (ld *elfLoader) mapSegments(img *elfImage) error {
 	lib, slot, pg := img.lib, img.lib.slot, ld.page
 	f := lib.file
@@ -808,24 +865,6 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 			prot = (prot | osmem.ProtRW) &^ osmem.ProtExec
 		}
 		img.initProt[i] = prot
-		if s.Filesz > 0 {
-			off := pageDown(s.Offset, uint64(pg))
-			if err := slot.MapFile(img.obj, off, start, fileEnd-start, prot); err != nil {
-				return errorf(img.who, "mapping PT_LOAD %d: %v", i, err)
-			}
-		}
-		if tail {
-			// Zero the rest of the last file page: the file's bytes
-			// past p_filesz (other sections) must not show through
-			// the .bss.
-			z := vaddr + uintptr(s.Filesz)
-			clear(osmem.Bytes(z, fileEnd-z))
-		}
-		if end > fileEnd {
-			if err := slot.Commit(fileEnd, end-fileEnd, prot); err != nil {
-				return errorf(img.who, "committing the .bss of PT_LOAD %d: %v", i, err)
-			}
-		}
 		info := SegmentInfo{Start: start, End: end, Prot: s.Prot, FileOffset: pageDown(s.Offset, uint64(pg)), FileEnd: fileEnd}
 		if r := f.Relro; r.Size > 0 && r.Vaddr >= s.Vaddr && r.Vaddr-s.Vaddr < s.Memsz {
 			// As glibc: both ends round down, so a partial last page
@@ -834,6 +873,52 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 			info.RelroEnd = max((lib.bias+uintptr(r.Vaddr+r.Size))&^(pg-1), info.RelroStart)
 		}
 		lib.segs = append(lib.segs, info)
+	}
+	for i := 0; i < len(f.Loads); {
+		s, info := f.Loads[i], lib.segs[i]
+		if s.Filesz == 0 {
+			i++
+			continue
+		}
+		// The run of segments [i, j) mapped together.
+		j := i + 1
+		for j < len(f.Loads) {
+			prev, next := f.Loads[j-1], f.Loads[j]
+			if prev.Memsz != prev.Filesz || next.Filesz == 0 || next.Vaddr-next.Offset != s.Vaddr-s.Offset ||
+				lib.segs[j-1].FileEnd != lib.segs[j].Start {
+				break
+			}
+			j++
+		}
+		end := lib.segs[j-1].FileEnd
+		if err := slot.MapFile(img.obj, info.FileOffset, info.Start, end-info.Start, img.initProt[i]); err != nil {
+			return errorf(img.who, "mapping PT_LOAD %d: %v", i, err)
+		}
+		for k := i + 1; k < j; k++ {
+			if img.initProt[k] != img.initProt[i] {
+				sk := lib.segs[k]
+				if err := slot.Protect(sk.Start, sk.FileEnd-sk.Start, img.initProt[k]); err != nil {
+					return errorf(img.who, "protecting PT_LOAD %d: %v", k, err)
+				}
+			}
+		}
+		i = j
+	}
+	for i, s := range f.Loads {
+		info, prot := lib.segs[i], img.initProt[i]
+		vaddr := lib.bias + uintptr(s.Vaddr)
+		if s.Memsz > s.Filesz && vaddr+uintptr(s.Filesz) < info.FileEnd {
+			// Zero the rest of the last file page: the file's bytes
+			// past p_filesz (other sections) must not show through
+			// the .bss.
+			z := vaddr + uintptr(s.Filesz)
+			clear(osmem.Bytes(z, info.FileEnd-z))
+		}
+		if info.End > info.FileEnd {
+			if err := slot.Commit(info.FileEnd, info.End-info.FileEnd, prot); err != nil {
+				return errorf(img.who, "committing the .bss of PT_LOAD %d: %v", i, err)
+			}
+		}
 	}
 	return nil
 }

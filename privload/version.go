@@ -35,14 +35,18 @@ func (p *parser) versions(t *dynTags) error {
 		idx uint16
 		v   Version
 	}
-	var entries []entry
+	ndef, _ := t.seen.get(elf.DT_VERDEFNUM)
+	entries := make([]entry, 0, ndef%64+4)
 	maxIdx := uint16(1)
-	add := func(idx uint16, v Version) error {
+	// add records version v, whose name is at off in DT_STRTAB.
+	add := func(idx uint16, v Version, off uint32) error {
 		if idx < 2 {
 			return p.malformed("version %q has reserved index %d", v.Name, idx)
 		}
 		v.hash = sysvHashOf(v.Name)
-		v.cname = append([]byte(v.Name), 0)
+		// The name with its NUL terminator, for dlvsym, as it is in
+		// DT_STRTAB (str checked the terminator).
+		v.cname = f.strtab[off : uint64(off)+uint64(len(v.Name))+1]
 		entries = append(entries, entry{idx, v})
 		maxIdx = max(maxIdx, idx)
 		return nil
@@ -52,10 +56,10 @@ func (p *parser) versions(t *dynTags) error {
 	// the file's size over the entry size, so malformed next links that
 	// loop stop at the count.
 	limit := func(tag elf.DynTag, size uint64) (uint64, bool) {
-		n, ok := t.seen[tag]
+		n, ok := t.seen.get(tag)
 		return n, ok && n <= p.size/size
 	}
-	if addr, ok := t.seen[elf.DT_VERDEF]; ok {
+	if addr, ok := t.seen.get(elf.DT_VERDEF); ok {
 		n, ok := limit(elf.DT_VERDEFNUM, verdefSize)
 		if !ok {
 			return p.malformed("DT_VERDEF without a plausible DT_VERDEFNUM")
@@ -83,7 +87,7 @@ func (p *parser) versions(t *dynTags) error {
 			}
 			ndx &= maxVersionIndex
 			if flags&verFlagBase == 0 {
-				if err := add(ndx, Version{Name: name, Defined: true}); err != nil {
+				if err := add(ndx, Version{Name: name, Defined: true}, le.Uint32(ab)); err != nil {
 					return err
 				}
 			}
@@ -93,7 +97,7 @@ func (p *parser) versions(t *dynTags) error {
 			addr += next
 		}
 	}
-	if addr, ok := t.seen[elf.DT_VERNEED]; ok {
+	if addr, ok := t.seen.get(elf.DT_VERNEED); ok {
 		n, ok := limit(elf.DT_VERNEEDNUM, verneedSize)
 		if !ok {
 			return p.malformed("DT_VERNEED without a plausible DT_VERNEEDNUM")
@@ -128,7 +132,7 @@ func (p *parser) versions(t *dynTags) error {
 				if !ok {
 					return p.malformed("DT_VERNEED entry %d version %d: name offset %#x is outside DT_STRTAB", i, j, le.Uint32(ab[8:]))
 				}
-				if err := add(other&maxVersionIndex, Version{Name: name, File: file, Weak: flags&verFlagWeak != 0}); err != nil {
+				if err := add(other&maxVersionIndex, Version{Name: name, File: file, Weak: flags&verFlagWeak != 0}, le.Uint32(ab[8:])); err != nil {
 					return err
 				}
 				anext := uint64(le.Uint32(ab[12:]))
