@@ -114,11 +114,16 @@ type fragment struct {
 	unit        *codeUnit
 	// instrs is how many application instructions it holds.
 	instrs int
+	// prefix is the length of its indirect-branch prefix.
+	prefix uint8
+	// codeLen is the length of its instructions; the literal pool
+	// follows.
+	codeLen uintptr
 }
 
 // body returns where direct links and the dispatcher enter the fragment:
 // past the prefix that indirect-branch hits enter by.
-func (f *fragment) body() uintptr { return f.entry + iblPrefixLen }
+func (f *fragment) body() uintptr { return f.entry + uintptr(f.prefix) }
 
 // exitKind says what an exit stub leads to.
 type exitKind uint8
@@ -139,6 +144,9 @@ const (
 	// a free slot, with the target in the context: the dispatcher
 	// fills the slot and continues at the target.
 	exitLearn
+	// exitSiteMiss leaves an indirect-branch site whose target is not
+	// in the table, with the target in the context.
+	exitSiteMiss
 )
 
 // exit is one exit stub of a fragment.

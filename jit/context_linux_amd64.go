@@ -103,19 +103,16 @@ type gencode struct {
 	// the exit number to Go.
 	fret uintptr
 	// iblMiss is where an indirect-branch lookup goes when the table
-	// has no entry: rdx holds the target, the application's rax, rcx
-	// and rdx are in the context.
+	// has no entry: rdx holds the target, eax the site's exit number,
+	// the application's rax, rcx and rdx are in the context.
 	iblMiss uintptr
 	// nativeRet is the return address RunNative gives a native call.
 	nativeRet uintptr
 }
 
-// exitIBL is the exit number of an indirect-branch miss; exits of
-// fragments are numbered from 1. exitNative ends a RunNative call.
-const (
-	exitIBL    = 0
-	exitNative = 0xffffffff
-)
+// Exits of fragments are numbered from 1; exitNative ends a RunNative
+// call.
+const exitNative = 0xffffffff
 
 // emitGencode emits enter, fcache_return and the IBL miss routine into a,
 // whose base is their executable address; ctx is the context's address.
@@ -188,13 +185,12 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	}
 	a.Ret()
 
-	// IBL miss (rdx = target).
+	// IBL miss (rdx = target, eax = the site's exit).
 	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
 	g.iblMiss = a.PC()
 	try(a.MovStore(c(ctxNext), amd64.RDX))
 	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, c(gpr(amd64.RDX))))
-	a.MovImm32(amd64.RAX, exitIBL)
 	try(a.JmpRel32(g.fret))
 
 	// Native return (RunNative).

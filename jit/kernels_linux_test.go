@@ -97,6 +97,9 @@ type kernel struct {
 	bench []uintptr
 	// need reports whether the processor can run it.
 	need func() bool
+	// micro marks a micro-benchmark of one cost (a call and return),
+	// reported on its own rather than in the suite's mean.
+	micro bool
 }
 
 var kernels = []kernel{
@@ -109,6 +112,8 @@ var kernels = []kernel{
 	{name: "k_bigstack", args: []uintptr{48}, bench: []uintptr{48}},
 	{name: "k_sort", args: []uintptr{4}, bench: []uintptr{200}},
 	{name: "k_avx2", args: []uintptr{100}, bench: []uintptr{100000}, need: func() bool { return cpu.X86.HasAVX2 }},
+	{name: "k_dcalls", args: []uintptr{1000}, bench: []uintptr{4000000}, micro: true},
+	{name: "k_icalls", args: []uintptr{1000}, bench: []uintptr{4000000}, micro: true},
 }
 
 // loadKernels loads the kernel library into m's VMM.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -26,8 +27,13 @@ type Options struct {
 	// the whole cache is flushed and translation starts over (QEMU's
 	// policy). Default 64 MiB; at least one unit.
 	MaxCacheSize uintptr
-	// MaxBlockInstrs caps a basic block's length (default 256).
+	// MaxBlockInstrs caps a fragment's length in application
+	// instructions (default 256).
 	MaxBlockInstrs int
+	// MaxBlocks caps the basic blocks of a fragment, which goes on
+	// through conditional branches' fall-through, direct jumps and
+	// direct calls (default 8; 1 makes every fragment a basic block).
+	MaxBlocks int
 	// Align is the alignment of fragment entries (default 16, a power of
 	// two): loop heads in the cache then sit as the compiler aligned them.
 	Align uintptr
@@ -53,6 +59,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBlockInstrs == 0 {
 		o.MaxBlockInstrs = 256
 	}
+	if o.MaxBlocks <= 0 {
+		o.MaxBlocks = 8
+	}
 	if o.Align == 0 {
 		o.Align = 16
 	}
@@ -68,14 +77,17 @@ func (o *Options) setDefaults() {
 
 // Stats counts what a Machine did.
 type Stats struct {
-	// Blocks is the number of basic blocks translated, Instrs the
-	// application instructions in them.
-	Blocks, Instrs int
+	// Fragments is the number of fragments translated, Blocks the
+	// basic blocks in them, Instrs the application instructions.
+	Fragments, Blocks, Instrs int
 	// Exits counts returns to the dispatcher (each costs a context
 	// switch), IBLMisses those of them from an indirect-branch lookup.
 	Exits, IBLMisses int
 	// Links counts exits patched to go straight to their target.
 	Links int
+	// Polymorphic counts indirect-branch sites that stopped using their
+	// inline cache.
+	Polymorphic int
 	// Flushes counts full-cache flushes.
 	Flushes int
 	// Mangled counts RIP-relative operands out of rel32 reach of the
@@ -111,7 +123,7 @@ type Machine struct {
 	units []*codeUnit
 	cur   int
 	// frags maps application addresses to fragments; exits is indexed
-	// by exit number (exits[0] stands for the IBL miss).
+	// by exit number (exits[0] is unused).
 	frags map[uintptr]*fragment
 	exits []exit
 	// epoch counts flushes, so that a link decided before a flush is
@@ -293,8 +305,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 	if m.inCache(tag) {
 		return nil, fmt.Errorf("jit: the application jumped to %#x, inside reachvm's own code or data", tag)
 	}
-	code, err := m.codes.at(tag)
-	if err != nil {
+	if _, err := m.codes.at(tag); err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
@@ -310,7 +321,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		t := &m.t
 		t.a.Reset(entry)
 		self := &fragment{tag: tag, entry: entry, unit: u}
-		err = t.block(tag, code, self, uint32(len(m.exits)), room)
+		err = t.block(tag, self, uint32(len(m.exits)), room)
 		if err == nil && uintptr(t.a.Len()) <= room {
 			return m.install(u, self), nil
 		}
@@ -376,7 +387,7 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	}
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
-	f.size, f.instrs = uintptr(len(code)), t.instrs
+	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
 	m.frags[f.tag] = f
 	for _, pe := range t.exits {
 		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, ic: pe.ic}
@@ -391,7 +402,8 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 		}
 		m.exits = append(m.exits, e)
 	}
-	m.stats.Blocks++
+	m.stats.Fragments++
+	m.stats.Blocks += t.bbs
 	m.stats.Instrs += t.instrs
 	m.stats.Mangled += t.mangled
 	return f
@@ -418,11 +430,67 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 	var imm [8]byte
 	binary.LittleEndian.PutUint64(imm[:], uint64(-int64(target)))
 	ic.unit.write(ic.base+uintptr(ic.immOff[k]), imm[:])
+	// Registers the target overwrites before reading need no restore.
+	dead := m.deadAt(target)
+	nop7 := []byte{0x0f, 0x1f, 0x80, 0, 0, 0, 0}
+	if dead.Has(uint8(amd64.RCX)) {
+		ic.unit.write(ic.base+uintptr(ic.restoreOff[k]), nop7)
+	}
+	if dead.Has(uint8(amd64.RDX)) {
+		ic.unit.write(ic.base+uintptr(ic.restoreOff[k])+7, nop7)
+	}
 	ic.unit.patchRel32(ic.base+uintptr(ic.hitEnd[k]), f.body())
 	ic.filled++
 	m.stats.Links++
 	if ic.filled == ic.n {
 		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
+	}
+}
+
+// deadAt returns the general registers that are dead at pc: overwritten
+// whole before any read along the straight-line code from pc, as far as
+// decode.Effects knows the instructions (up to 16 of them). Registers
+// not proven dead are live.
+func (m *Machine) deadAt(pc uintptr) decode.Regs {
+	code, err := m.codes.at(pc)
+	if err != nil {
+		return 0
+	}
+	var dead, decided decode.Regs
+	var in decode.Inst
+	for i, off := 0, 0; i < 16 && off < len(code); i++ {
+		if decode.DecodeInto(code[off:], &in) != nil || in.Kind != decode.Plain {
+			break
+		}
+		r, k, ok := decode.Effects(code[off:], &in)
+		if !ok {
+			break
+		}
+		decided |= r
+		dead |= k &^ decided
+		decided |= k
+		off += int(in.Len)
+	}
+	return dead
+}
+
+// polymorphic is how many new targets a site with full slots may send to
+// the table before it stops comparing against its slots.
+const polymorphic = 2
+
+// missed counts a new target a site sent to the table and, past
+// polymorphic, makes the site go straight to the table.
+func (m *Machine) missed(ic *icSite) {
+	if ic.n == 0 || ic.filled < ic.n || ic.extra > polymorphic {
+		return
+	}
+	ic.extra++
+	if ic.extra > polymorphic {
+		var j [5]byte
+		j[0] = 0xe9
+		ic.unit.write(ic.base+uintptr(ic.headOff), j[:])
+		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(ic.lookupOff))
+		m.stats.Polymorphic++
 	}
 }
 
@@ -517,19 +585,6 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 		id, _, _ := purego.SyscallN(m.gen.enter, f.body())
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
-		if id == exitIBL {
-			m.stats.IBLMisses++
-			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))
-			if tag == m.sentinel {
-				return uintptr(m.reg(amd64.RAX)), nil
-			}
-			f, err := m.fragmentFor(tag)
-			if err != nil {
-				return 0, err
-			}
-			m.setIBL(tag, f.entry)
-			continue
-		}
 		if id >= uintptr(len(m.exits)) {
 			return 0, fmt.Errorf("jit: internal error: exit %d of %d", id, len(m.exits))
 		}
@@ -545,19 +600,23 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 			tag = next
 		case exitBad:
 			return 0, &UnsupportedError{PC: e.target, What: e.why}
-		case exitLearn:
+		case exitLearn, exitSiteMiss:
 			m.stats.IBLMisses++
 			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))
 			if tag == m.sentinel {
 				return uintptr(m.reg(amd64.RAX)), nil
 			}
-			ic, epoch := e.ic, m.epoch
+			ic, kind, epoch := e.ic, e.kind, m.epoch
 			f, err := m.fragmentFor(tag)
 			if err != nil {
 				return 0, err
 			}
 			if m.epoch == epoch {
-				m.learn(ic, tag, f)
+				if kind == exitLearn {
+					m.learn(ic, tag, f)
+				} else {
+					m.missed(ic)
+				}
 			}
 			m.setIBL(tag, f.entry)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,11 +25,14 @@ func TestRatios(t *testing.T) {
 	if rounds == 0 {
 		t.Skip("set REACHVM_RATIOS=rounds")
 	}
-	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	var opts Options
+	opts.InlineCache, _ = strconv.Atoi(os.Getenv("REACHVM_IC"))
+	m, _ := newTestMachine(t, vmm.Config{}, &opts)
 	lib := loadKernels(t, m.v)
 	logSum, n, worst, worstName := 0.0, 0, 0.0, ""
+	only := os.Getenv("REACHVM_KERNELS")
 	for _, k := range kernels {
-		if k.need != nil && !k.need() {
+		if k.need != nil && !k.need() || only != "" && !strings.Contains(only, k.name) {
 			continue
 		}
 		fn := lookup(t, lib, k.name)
@@ -50,11 +54,15 @@ func TestRatios(t *testing.T) {
 		sort.Slice(tr, func(i, j int) bool { return tr[i] < tr[j] })
 		r := float64(tr[0]) / float64(nat[0])
 		t.Logf("%-12s native %10v translated %10v ratio %.3f (medians %v %v)", k.name, nat[0], tr[0], r, nat[len(nat)/2], tr[len(tr)/2])
+		if k.micro {
+			continue
+		}
 		logSum += math.Log(r)
 		n++
 		if r > worst {
 			worst, worstName = r, k.name
 		}
 	}
-	t.Logf("geomean %.3f, worst %.3f (%s)", math.Exp(logSum/float64(n)), worst, worstName)
+	dumpCache(t, m)
+	t.Logf("suite geomean %.3f, worst %.3f (%s); %+v", math.Exp(logSum/float64(n)), worst, worstName, m.Stats())
 }

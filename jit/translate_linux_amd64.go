@@ -42,6 +42,18 @@ type translator struct {
 	instrs int
 	// firstExit is the number of the block's first exit.
 	firstExit uint32
+	// bbs counts the fragment's basic blocks, heads their first
+	// addresses.
+	bbs   int
+	heads []uintptr
+	// rets are the return addresses of the calls the fragment followed
+	// into their callee, innermost last.
+	rets []uintptr
+	// cold emits code placed after the body, off the hot path.
+	cold []func() error
+	// prefix is the length of the fragment's indirect-branch prefix,
+	// codeLen the length of its code (what follows is literals).
+	prefix, codeLen int
 	// scratch holds one rewritten instruction.
 	scratch [32]byte
 	// lits are 64-bit constants placed after the stubs, each read by
@@ -69,6 +81,7 @@ func (t *translator) pushReturn(ret uintptr) {
 // literals emits the literal pool, 8-byte aligned, and points each
 // reference at its constant.
 func (t *translator) literals() {
+	t.codeLen = t.a.Len()
 	if len(t.lits) == 0 {
 		return
 	}
@@ -90,26 +103,42 @@ func (t *translator) ctx(off uintptr) amd64.Mem { return amd64.RIPRel(t.m.ctx + 
 // errFull means the fragment does not fit in what is left of the unit.
 var errFull = errors.New("jit: unit full")
 
-// block translates the basic block at tag into t.a, whose base is the
+// block translates the code at tag into t.a, whose base is the
 // fragment's executable address, self.entry. firstExit is the number the
-// block's first exit stub will have. code holds the readable bytes from
-// tag on.
-func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit uint32, room uintptr) error {
+// fragment's first exit will have; room is the space left in the unit.
+//
+// A fragment is a superblock: it starts as a basic block and goes on
+// through the fall-through of conditional branches (the taken side
+// becomes an exit), through direct jumps and through direct calls (after
+// pushing the return address), as DynamoRIO's block builder elides jumps
+// and calls, up to Options.MaxBlocks basic blocks and MaxBlockInstrs
+// instructions. It ends at an indirect branch, a return, a system call,
+// an instruction it cannot translate, a jump to code it already holds,
+// or its limits.
+func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room uintptr) error {
 	t.exits = t.exits[:0]
 	t.lits, t.litRefs = t.lits[:0], t.litRefs[:0]
-	t.mangled, t.instrs = 0, 0
+	t.mangled, t.instrs, t.bbs = 0, 0, 1
 	t.firstExit = firstExit
+	t.heads = append(t.heads[:0], tag)
+	t.rets, t.cold = t.rets[:0], t.cold[:0]
 	a := t.a
-	t.iblPrefix()
+	t.iblPrefix(tag)
 	pc := tag
 	opts := &t.m.opts
+	var code []byte
+	var codeBase uintptr
 	for {
-		off := pc - tag
-		in := &t.in
-		if off >= uintptr(len(code)) {
-			t.exitBad(pc, "code ends (no executable mapping)")
-			break
+		if pc < codeBase || pc-codeBase >= uintptr(len(code)) {
+			c, err := t.m.codes.at(pc)
+			if err != nil {
+				t.exitBad(pc, err.Error())
+				break
+			}
+			code, codeBase = c, pc
 		}
+		off := pc - codeBase
+		in := &t.in
 		if err := decode.DecodeInto(code[off:], in); err != nil {
 			t.exitBad(pc, err.Error())
 			break
@@ -117,7 +146,10 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 		b := code[off : off+uintptr(in.Len)]
 		next := pc + uintptr(in.Len)
 		t.instrs++
-		start, nexits := a.Len(), len(t.exits)
+		start, nexits, nlits := a.Len(), len(t.exits), len(t.lits)
+		// full: the fragment has no room for another basic block.
+		full := t.bbs >= opts.MaxBlocks || t.instrs >= opts.MaxBlockInstrs ||
+			uintptr(a.Len())+uintptr(len(t.exits)+2)*stubLen+512 > room
 		done := true
 		var err error
 		switch in.Kind {
@@ -129,22 +161,49 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 				a.Raw(b...)
 			}
 		case decode.JmpRel:
-			t.jmpExit(next + uintptr(int64(in.Rel)))
+			target := next + uintptr(int64(in.Rel))
+			if !full && t.follow(target) {
+				pc = target
+				continue
+			}
+			t.jmpExit(target)
 		case decode.JccRel:
 			t.jccExit(amd64.Cond(in.Cond), next+uintptr(int64(in.Rel)))
+			if !full && t.follow(next) {
+				pc = next
+				continue
+			}
 			t.jmpExit(next)
 		case decode.CallRel:
 			t.pushReturn(next)
-			t.jmpExit(next + uintptr(int64(in.Rel)))
+			target := next + uintptr(int64(in.Rel))
+			if !full && t.follow(target) {
+				t.rets = append(t.rets, next)
+				pc = target
+				continue
+			}
+			t.jmpExit(target)
 		case decode.LoopRel:
 			err = t.loop(b, in, next)
 		case decode.JmpInd, decode.CallInd:
 			err = t.indirect(b, in, next, in.Kind == decode.CallInd)
 		case decode.Ret:
+			if n := len(t.rets); n > 0 {
+				want := t.rets[n-1]
+				t.rets = t.rets[:n-1]
+				if err = t.inlineRet(b, in, want); err == nil && !full && t.follow(want) {
+					pc = want
+					continue
+				}
+				if err == nil {
+					t.jmpExit(want)
+				}
+				break
+			}
 			err = t.ret(b, in)
 		case decode.Syscall:
 			t.instrs--
-			t.exits = append(t.exits, pendingExit{kind: exitSyscall, target: pc})
+			t.exits = append(t.exits, pendingExit{kind: exitSyscall, target: pc, fix: a.JmpLabel(), hasFix: true})
 		default:
 			t.instrs--
 			t.exitBad(pc, fmt.Sprintf("%v instruction % x", in.Kind, b))
@@ -158,6 +217,7 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 			// execution gets there.
 			a.Truncate(start)
 			t.exits = t.exits[:nexits]
+			t.lits, t.litRefs = t.lits[:nlits], t.litRefs[:nlits]
 			t.instrs--
 			t.exitBad(pc, ue.What+fmt.Sprintf(" (% x)", b))
 			break
@@ -166,9 +226,14 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 			break
 		}
 		pc = next
-		if t.instrs >= opts.MaxBlockInstrs || uintptr(a.Len())+uintptr(len(t.exits)+1)*stubLen+256 > room {
+		if full {
 			t.jmpExit(pc)
 			break
+		}
+	}
+	for _, c := range t.cold {
+		if err := c(); err != nil {
+			return err
 		}
 	}
 	if err := t.stubs(tag, self, firstExit); err != nil {
@@ -178,18 +243,38 @@ func (t *translator) block(tag uintptr, code []byte, self *fragment, firstExit u
 	return nil
 }
 
-// iblPrefixLen is the length of the prefix every fragment starts with:
-// where the indirect-branch lookup enters it. It restores the three
-// registers the lookup used; direct links enter after it.
-const iblPrefixLen = 21
+// follow reports whether the fragment goes on at target, a new basic
+// block: not one it already holds (a loop, which a branch back to the
+// fragment handles), and only where target is code.
+func (t *translator) follow(target uintptr) bool {
+	for _, h := range t.heads {
+		if h == target {
+			return false
+		}
+	}
+	if _, err := t.m.codes.at(target); err != nil {
+		return false
+	}
+	t.heads = append(t.heads, target)
+	t.bbs++
+	return true
+}
 
-// iblPrefix emits the fragment's indirect-branch entry:
+// iblPrefix emits the fragment's indirect-branch entry, where the table
+// lookup enters it: it restores the registers the lookup borrowed,
 //
 //	mov rax, [ctx.rax]; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
-func (t *translator) iblPrefix() {
+//
+// leaving out those dead at tag. Direct links and the dispatcher enter
+// after it (fragment.body).
+func (t *translator) iblPrefix(tag uintptr) {
+	dead := t.m.deadAt(tag)
 	for _, r := range []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX} {
-		_ = t.a.MovLoad(r, t.ctx(gpr(r)))
+		if !dead.Has(uint8(r)) {
+			_ = t.a.MovLoad(r, t.ctx(gpr(r)))
+		}
 	}
+	t.prefix = t.a.Len()
 }
 
 // jmpExit emits `jmp rel32` to a direct exit.
@@ -204,7 +289,7 @@ func (t *translator) jccExit(cc amd64.Cond, target uintptr) {
 
 // exitBad ends the block with an exit that fails the run at pc.
 func (t *translator) exitBad(pc uintptr, why string) {
-	t.exits = append(t.exits, pendingExit{kind: exitBad, target: pc, why: why})
+	t.exits = append(t.exits, pendingExit{kind: exitBad, target: pc, why: why, fix: t.a.JmpLabel(), hasFix: true})
 }
 
 // stubs emits the exit stubs after the body and points each exit branch
@@ -222,7 +307,13 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 			if e.target == tag {
 				f = self
 			}
-			if f != nil && e.kind == exitDirect {
+			if f == self {
+				// A branch back to the fragment's own start.
+				if err := a.BindAt(e.fix, t.prefix); err != nil {
+					return err
+				}
+				e.linked = f
+			} else if f != nil && e.kind == exitDirect {
 				if err := a.BindTarget(e.fix, f.body()); err != nil {
 					return err
 				}
@@ -231,8 +322,6 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 				return err
 			}
 		}
-		// A stub reached by falling into it (syscall, bad) must come
-		// right after the body: it is the first, and only, such exit.
 		e.stubOff = a.Len()
 		if err := a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX); err != nil {
 			return err
@@ -394,7 +483,7 @@ func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool
 	if call {
 		t.pushReturn(next)
 	}
-	return t.site()
+	return t.site(false)
 }
 
 // ret translates `ret` and `ret imm16`: the application's return address
@@ -412,7 +501,85 @@ func (t *translator) ret(b []byte, in *decode.Inst) error {
 			return err
 		}
 	}
-	return t.site()
+	return t.site(false)
+}
+
+// inlineRet translates the return of a callee the fragment followed into
+// from a direct call whose return address is want: "return-address
+// translation at the call site". The popped address is compared with
+// want, flag-free, and on a match the fragment goes on at want's code
+// (its caller's continuation, in the same fragment when there is room);
+// any other address takes an ordinary return site, placed out of line.
+//
+//	mov  [ctx.rdx], rdx
+//	pop  rdx
+//	mov  [ctx.rcx], rcx
+//	mov  rcx, -want           ; or lea rcx, [rdx-want] if want fits 32 bits
+//	lea  rcx, [rcx+rdx]
+//	jrcxz hit
+//	jmp  site                 ; out of line
+//	hit: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
+//
+// with, instead of rdx, a register dead at want if there is one, and
+// without the restore of rcx if it is dead at want.
+func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	// Borrow registers dead at want where there are any, so that the
+	// hit path restores nothing: a restore is a store-load round trip
+	// in the dependency chain of whatever value the register carries.
+	dead := t.m.deadAt(want)
+	r := amd64.RDX
+	for _, c := range []amd64.Reg{amd64.RDX, amd64.RAX, amd64.RSI, amd64.RDI, amd64.R8, amd64.R9, amd64.R10, amd64.R11} {
+		if dead.Has(uint8(c)) {
+			r = c
+			break
+		}
+	}
+	try(a.MovStore(t.ctx(gpr(r)), r))
+	a.Pop(r)
+	if in.ImmLen == 2 {
+		n := int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
+		try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, n)))
+	}
+	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	if d := -int64(want); d >= -1<<31 && d < 1<<31 {
+		try(a.Lea(amd64.RCX, amd64.M(r, int32(d))))
+	} else {
+		a.MovImm64(amd64.RCX, uint64(d))
+		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, r, 1, 0)))
+	}
+	hit := a.Jrcxz()
+	other := a.JmpLabel()
+	try(a.Bind(hit))
+	if !dead.Has(uint8(amd64.RCX)) {
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+	}
+	if !dead.Has(uint8(r)) {
+		try(a.MovLoad(r, t.ctx(gpr(r))))
+	}
+	t.cold = append(t.cold, func() error {
+		if err := a.Bind(other); err != nil {
+			return err
+		}
+		if r != amd64.RDX {
+			// The site wants the target in rdx.
+			if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
+				return err
+			}
+			a.MovRR(amd64.RDX, r)
+			if err := a.MovLoad(r, t.ctx(gpr(r))); err != nil {
+				return err
+			}
+		}
+		return t.site(true)
+	})
+	return err
 }
 
 // An indirect-branch site (return, indirect call, indirect jump) is an
@@ -435,6 +602,7 @@ func (t *translator) ret(b []byte, in *decode.Inst) error {
 //	mov  rcx, [rcx+rax*8]     ; -tag
 //	lea  rcx, [rcx+rdx]       ; target-tag
 //	jrcxz hit
+//	mov  eax, exit            ; the site's miss
 //	jmp  iblMiss
 //	hit: lea rcx, [rip+table+8]
 //	jmp  [rcx+rax*8]          ; the fragment's prefix restores rax, rcx, rdx
@@ -448,12 +616,15 @@ func (t *translator) ret(b []byte, in *decode.Inst) error {
 // first targets (a return's callers, a call's callees) and jumps to them
 // directly, without an indirect branch or a table access; other targets
 // take the table, whose jmp is per site so that the processor predicts
-// each site on its own. A pred of -1 never matches (no target is
+// each site on its own. A site that keeps sending new targets to the
+// table once its slots are full (a switch, a call through a table of
+// functions) is polymorphic: the dispatcher then makes it skip its slots,
+// whose compares would only add mispredicted branches. A pred of -1 never matches (no target is
 // 0xffff...ffff), so empty slots are harmless.
 //
 // On entry rdx holds the target and the application's rdx is in the
-// context.
-func (t *translator) site() error {
+// context, and so is its rcx if rcxSaved.
+func (t *translator) site(rcxSaved bool) error {
 	a := t.a
 	var err error
 	try := func(e error) {
@@ -464,7 +635,10 @@ func (t *translator) site() error {
 	n := t.m.opts.InlineCache
 	ic := &icSite{}
 	var hits [maxInlineCache]amd64.Fixup
-	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	if !rcxSaved {
+		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	}
+	ic.headOff = a.Len()
 	for k := range n {
 		a.MovImm64(amd64.RCX, 1)
 		ic.immOff[k] = a.Len() - 8
@@ -482,6 +656,10 @@ func (t *translator) site() error {
 	try(a.MovLoad(amd64.RCX, amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
 	try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
 	hit := a.Jrcxz()
+	// A miss names the site, so that the dispatcher can tell a
+	// polymorphic site from one that has learned its targets.
+	t.exits = append(t.exits, pendingExit{kind: exitSiteMiss, ic: ic, stubOff: a.Len(), inline: true})
+	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
 	try(a.JmpRel32(t.m.gen.iblMiss))
 	try(a.Bind(hit))
 	try(a.Lea(amd64.RCX, amd64.RIPRel(table+8)))
@@ -489,6 +667,7 @@ func (t *translator) site() error {
 	var hitJmps [maxInlineCache]amd64.Fixup
 	for k := range n {
 		try(a.Bind(hits[k]))
+		ic.restoreOff[k] = a.Len()
 		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
 		hitJmps[k] = a.JmpLabel()
@@ -526,11 +705,17 @@ type icSite struct {
 	// n is the number of slots, filled how many are set.
 	n, filled int
 	// immOff are the offsets of the slots' imm64 (-pred), hitEnd the
-	// ends of their rel32 jumps.
-	immOff, hitEnd [maxInlineCache]int
+	// ends of their rel32 jumps, restoreOff the 7-byte loads of rcx and
+	// then rdx before them (replaced by no-ops when the slot's target
+	// does not read the register).
+	immOff, hitEnd, restoreOff [maxInlineCache]int
 	// learnEnd is the end of the rel32 jump to learn, which is patched
 	// to lookupOff when the slots are full.
 	learnEnd, learnOff, lookupOff int
+	// headOff is the first slot's compare, which a jump to lookupOff
+	// replaces when the site proves polymorphic; extra counts the new
+	// targets it has sent to the table since its slots filled.
+	headOff, extra int
 	// base is the fragment's entry once installed.
 	base uintptr
 	unit *codeUnit

@@ -1,0 +1,23 @@
+/* Micro-benchmarks of the cost of a call and a return: a direct call and
+ * a call through a pointer to one function (a monomorphic callback), in
+ * loops whose callee is too small to hide anything. Not part of the
+ * kernel suite's geometric mean: they measure the translator's per-call
+ * overhead, which the suite's kernels pay in proportion to their calls. */
+#include "kernels.h"
+
+__attribute__((noinline)) static long step(long x, long i) { return x * 3 + i; }
+static long (*volatile stepp)(long, long) = step;
+
+EXPORT long k_dcalls(long n) {
+	long acc = 1;
+	for (long i = 0; i < n; i++)
+		acc = step(acc, i);
+	return acc;
+}
+
+EXPORT long k_icalls(long n) {
+	long acc = 1;
+	for (long i = 0; i < n; i++)
+		acc = stepp(acc, i);
+	return acc;
+}
