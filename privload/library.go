@@ -215,6 +215,9 @@ func (l *Library) Libraries() []*Library {
 // SkipIFunc. Thread-local symbols are not reported: their address is not
 // the symbol's value.
 func (l *Library) Lookup(name string) (uintptr, bool) {
+	if a, ok, isPE := l.peLookup(name); isPE {
+		return a, ok
+	}
 	i, ok := l.file.find(name, gnuHashOf(name), nil, lookupNewest)
 	if !ok {
 		return 0, false
@@ -228,6 +231,9 @@ func (l *Library) Lookup(name string) (uintptr, bool) {
 func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
 	if version == "" {
 		return l.Lookup(name)
+	}
+	if _, _, isPE := l.peLookup(name); isPE {
+		return 0, false // PE exports carry no versions
 	}
 	req := &Version{Name: version, hash: sysvHashOf(version)}
 	i, ok := l.file.find(name, gnuHashOf(name), req, lookupNewest)
