@@ -23,6 +23,7 @@ func main() {
 // status.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"demo": cmdDemo,
+	"load": cmdLoad,
 	"maps": cmdMaps,
 	"vmm":  cmdVMM,
 }
@@ -50,6 +51,7 @@ func usage(w io.Writer) {
 commands:
   demo [--json] [--size N]   reserve vmcode, load libdemo.so privately into it,
                              emit a stub that calls it with a rel32 call, run it
+  load [--json] [--call SYMBOL] LIB [ARGS...]  load LIB privately into vmcode, show its binding, call SYMBOL
   maps                       print this process's address-space map, annotated
   vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
       [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
