@@ -486,8 +486,9 @@ func (m *Machine) missed(ic *icSite) {
 	}
 	ic.extra++
 	if ic.extra > polymorphic {
-		var j [5]byte
-		j[0] = 0xe9
+		// jmp lookup over the first slot's 10-byte compare, the rest
+		// of it a no-op so that the code still decodes in sequence.
+		j := [10]byte{0xe9, 0, 0, 0, 0, 0x0f, 0x1f, 0x44, 0, 0}
 		ic.unit.write(ic.base+uintptr(ic.headOff), j[:])
 		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(ic.lookupOff))
 		m.stats.Polymorphic++
