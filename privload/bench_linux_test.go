@@ -146,3 +146,65 @@ func BenchmarkSymbol(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCall measures the ways into a loaded function: Func.Call
+// (integers, privload's trampoline through runtime.cgocall), the same
+// call through purego.SyscallN, Func.Invoke with integer and float
+// arguments, and a Go function bound by Func.Bind (purego.RegisterFunc).
+// The callee returns at once, so each figure is the cost of the
+// transition.
+func BenchmarkCall(b *testing.B) {
+	path := fxPath(b, "libfx_host.so")
+	v := newVMM(b)
+	lib, err := Load(v, path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lib.Close()
+	nop, err := lib.Func("fx_nop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	mix, err := lib.Func("fx_mix")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("int/Func.Call", func(b *testing.B) {
+		for b.Loop() {
+			nop.Call(7)
+		}
+	})
+	b.Run("int/purego.SyscallN", func(b *testing.B) {
+		for b.Loop() {
+			purego.SyscallN(nop.Addr(), 7)
+		}
+	})
+	b.Run("int/Func.Invoke", func(b *testing.B) {
+		for b.Loop() {
+			nop.Invoke(Int(7))
+		}
+	})
+	var nopFn func(int64) int64
+	if err := nop.Bind(&nopFn); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("int/Func.Bind", func(b *testing.B) {
+		for b.Loop() {
+			nopFn(7)
+		}
+	})
+	b.Run("mixed/Func.Invoke", func(b *testing.B) {
+		for b.Loop() {
+			mix.Invoke(Int(3), Float64(1.5), Int(-4), Float32(0.25), Int(10))
+		}
+	})
+	var mixFn func(int64, float64, int32, float32, int64) float64
+	if err := mix.Bind(&mixFn); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("mixed/Func.Bind", func(b *testing.B) {
+		for b.Loop() {
+			mixFn(3, 1.5, -4, 0.25, 10)
+		}
+	})
+}
