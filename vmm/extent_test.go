@@ -208,7 +208,7 @@ func TestExtentAllocatorAgainstBitmap(t *testing.T) {
 	}{
 		{"4K aligned base", 0x10_0000_0000, 0x1000, 16384, []uintptr{1, 1, 1, 2, 4, 8, 16}, 10, 2048},
 		{"4K odd base", 0x10_0000_3000, 0x1000, 5000, []uintptr{1, 1, 2, 4, 8, 16, 512}, 10, 600},
-		{"64K", 0x7f00_0000_0000, 0x10000, 1000, []uintptr{1, 1, 2, 32}, 8, 300},
+		{"64K, grid-slot alignment", 0x7f00_0000_0000, 0x10000, 1000, []uintptr{1, 1, 2, 10, 32}, 8, 300},
 		{"640K grid slots", 0xa_0000 * 7, 0xa_0000, 300, []uintptr{1, 1, 3, 5}, 5, 100},
 		{"tiny", 0x2000, 0x1000, 3, []uintptr{1, 2}, 2, 3},
 	} {
