@@ -147,9 +147,11 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		next := pc + uintptr(in.Len)
 		t.instrs++
 		start, nexits, nlits := a.Len(), len(t.exits), len(t.lits)
-		// full: the fragment has no room for another basic block.
-		full := t.bbs >= opts.MaxBlocks || t.instrs >= opts.MaxBlockInstrs ||
+		// stop: the fragment has no room for more code; full: nor for
+		// another basic block.
+		stop := t.instrs >= opts.MaxBlockInstrs ||
 			uintptr(a.Len())+uintptr(len(t.exits)+2)*stubLen+512 > room
+		full := stop || t.bbs >= opts.MaxBlocks
 		done := true
 		var err error
 		switch in.Kind {
@@ -226,7 +228,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			break
 		}
 		pc = next
-		if full {
+		if stop {
 			t.jmpExit(pc)
 			break
 		}
