@@ -277,6 +277,24 @@ func TestFixtureVersions(t *testing.T) {
 			t.Errorf("%s() = %d privately, want %d", k, private[k], w)
 		}
 	}
+	// Options.Imports redirects one version of a symbol only: vfunc@VER_1
+	// to the host's getpid, vfunc@VER_2 left alone.
+	libc, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	getpid, err := purego.Dlsym(libc, "getpid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := loadOK(t, v, use, Options{Imports: map[string]uintptr{"vfunc@VER_1": getpid}})
+	if got := call(lookup(t, red, "use_old")); got != int64(os.Getpid()) {
+		t.Errorf("use_old() with vfunc@VER_1 redirected to getpid = %d, want %d", got, os.Getpid())
+	}
+	if got := call(lookup(t, red, "use_new")); got != 2 {
+		t.Errorf("use_new() = %d, want 2: only VER_1 was redirected", got)
+	}
+
 	// The host's ld.so on the same files must agree.
 	for _, p := range []string{use, old} {
 		h, err := purego.Dlopen(p, purego.RTLD_NOW|purego.RTLD_LOCAL)
