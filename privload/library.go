@@ -139,7 +139,11 @@ type Library struct {
 	bias    uintptr
 	segs    []SegmentInfo
 	imports []Import
-	deps    []Dependency
+	// elfImports is the compact form of an ELF library's imports, which
+	// Imports expands: a load records one per symbol referenced, and
+	// few callers ask for them.
+	elfImports []importRec
+	deps       []Dependency
 	group   *group
 	// skipIFunc is Options.SkipIFunc: Lookup does not call resolvers.
 	skipIFunc bool
@@ -189,9 +193,31 @@ func (l *Library) File() *File { return l.file }
 // Segments returns where each PT_LOAD went, in address order.
 func (l *Library) Segments() []SegmentInfo { return append([]SegmentInfo(nil), l.segs...) }
 
+// importRec is one binding of an ELF library: symbol sym of its file,
+// bound to addr by how (a Bound* constant) from the library from.
+type importRec struct {
+	addr uintptr
+	from string
+	how  string
+	sym  uint32
+	// ifunc: addr is the resolver of an indirect function, until its
+	// relocations call it.
+	ifunc bool
+}
+
 // Imports returns the symbols the library's relocations bind, with what
 // they were bound to, in order of first use.
-func (l *Library) Imports() []Import { return append([]Import(nil), l.imports...) }
+func (l *Library) Imports() []Import {
+	if l.elfImports == nil {
+		return append([]Import(nil), l.imports...)
+	}
+	out := make([]Import, 0, len(l.elfImports))
+	for _, r := range l.elfImports {
+		s, _ := l.file.Symbol(int(r.sym))
+		out = append(out, Import{Name: s.Name, Version: s.Version, BoundTo: r.addr, How: r.how, From: r.from})
+	}
+	return out
+}
 
 // Dependencies returns the library's DT_NEEDED entries, in order, with
 // what satisfied each.

@@ -90,9 +90,11 @@ type elfImage struct {
 	// who names the library for errors: its path, and the library that
 	// needed it.
 	who string
-	// bind holds the binding of each symbol its relocations refer to,
+	// bind holds, for each symbol its relocations refer to, 1 + the
+	// index of its binding in the library's elfImports (0: not bound
+	// yet),
 	// by symbol index.
-	bind []binding
+	bind []int32
 	// initProt is the protection each PT_LOAD is mapped with until the
 	// final protections are set.
 	initProt []osmem.Prot
@@ -106,18 +108,6 @@ type elfImage struct {
 	// wseg caches the writable segment relocations last wrote to.
 	wseg []byte
 	wlo  uint64
-}
-
-// binding is where one symbol reference was bound.
-type binding struct {
-	addr uintptr
-	// ifunc: addr is the resolver of an indirect function, to call
-	// once its library is relocated.
-	ifunc bool
-	done  bool
-	// imp indexes the library's imports, whose BoundTo an ifunc's
-	// resolution updates.
-	imp int
 }
 
 // scopeEntry is one library of the search scope: private or host.
@@ -361,14 +351,25 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if parent != "" {
 		who = fmt.Sprintf("%s (needed by %s)", path, parent)
 	}
-	if parent != "" {
-		// A dependency's name comes from a file, not the caller: make
-		// sure it is a regular file before opening it, since opening
-		// some devices does something.
-		var st unix.Stat_t
-		if err := unix.Stat(path, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return nil, errorf(who, "not a regular file")
+	// One stat first: it answers the warm path, and for a dependency,
+	// whose name comes from a file rather than the caller, it makes sure
+	// the name is a regular file before it is opened (opening some
+	// devices does something).
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if parent != "" && (err == unix.ENOENT || err == unix.ENOTDIR) {
+			return nil, errNotFound
 		}
+		return nil, errorf(who, "opening: %v", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errorf(who, "not a regular file")
+	}
+	if f, canon, ok := warmGet(path, &st); ok {
+		if img, err := ld.image(f, path, who, canon, &st); err == nil || !errors.Is(err, errChanged) {
+			return img, err
+		}
+		// Replaced since the stat: take the cold path.
 	}
 	// O_NONBLOCK: a FIFO must not block the open.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
@@ -379,24 +380,36 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 		return nil, errorf(who, "opening: %v", err)
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
 		return nil, errorf(who, "stat: %v", err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, errorf(who, "not a regular file")
 	}
 	// The kernel names file mappings by their resolved path, and so
 	// must aspacem for its sync check to compare like with like; the
 	// descriptor's link gives it in one call.
-	canon, err := canonicalPath(fd, path, &st)
+	canon, err := canonicalPath(fd, path, &fst)
 	if err != nil {
 		return nil, errorf(who, "resolving the path: %v", err)
 	}
-	f, err := cachedParse(fd, cacheKey{uint64(st.Dev), st.Ino, uint64(st.Size), canon}, who)
+	f, err := cachedParse(fd, cacheKey{uint64(fst.Dev), fst.Ino, uint64(fst.Size), canon}, who)
 	if err != nil {
 		return nil, err
 	}
+	if fst.Dev == st.Dev && fst.Ino == st.Ino && fst.Size == st.Size && fst.Mtim == st.Mtim && fst.Ctim == st.Ctim {
+		warmPut(path, &st, canon, f)
+	}
+	return ld.image(f, path, who, canon, &fst)
+}
+
+// errChanged says the file changed between its stat and its opening.
+var errChanged = errors.New("the file changed while being opened")
+
+// image checks parsed file f (of path, resolved as canon, with status st)
+// against the options and opens it for mapping.
+func (ld *elfLoader) image(f *File, path, who, canon string, st *unix.Stat_t) (*elfImage, error) {
 	if err := ld.check(f, who); err != nil {
 		return nil, err
 	}
@@ -414,7 +427,7 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if fi, ok := obj.(osmem.FileIdentity); ok {
 		if dev, ino := fi.FileID(); ino != st.Ino || dev != uint64(unix.Major(st.Dev))<<8|uint64(unix.Minor(st.Dev)) || obj.Size() != uint64(st.Size) {
 			ld.closeObj(img)
-			return nil, errorf(who, "the file changed while being opened (%s was replaced)", canon)
+			return nil, fmt.Errorf("privload: %s: %w (%s was replaced)", who, errChanged, canon)
 		}
 	}
 	return img, nil
@@ -693,14 +706,14 @@ func pageUp(x, pg uint64) uint64   { return (x + pg - 1) &^ (pg - 1) }
 func (ld *elfLoader) bindAll() error {
 	for _, img := range ld.imgs {
 		f := img.lib.file
-		img.bind = make([]binding, f.NumSymbols)
-		img.lib.imports = make([]Import, 0, min(f.NumSymbols, len(f.Rela)+len(f.PLTRela)))
+		img.bind = make([]int32, f.NumSymbols)
+		img.lib.elfImports = make([]importRec, 0, min(f.NumSymbols, len(f.Rela)+len(f.PLTRela)))
 		for _, tab := range [2][]Reloc{f.Rela, f.PLTRela} {
 			for _, r := range tab {
 				if r.Sym == 0 || r.Type == elf.R_X86_64_RELATIVE || r.Type == elf.R_X86_64_IRELATIVE {
 					continue
 				}
-				if img.bind[r.Sym].done {
+				if img.bind[r.Sym] != 0 {
 					continue
 				}
 				if err := ld.bind(img, r); err != nil {
@@ -737,7 +750,7 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 			a, ok = ld.opts.Imports[name]
 		}
 		if ok {
-			ld.record(img, i, name, ver, a, BoundTable, "")
+			ld.record(img, i, a, BoundTable, "")
 			return nil
 		}
 	}
@@ -761,18 +774,18 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 			continue
 		}
 		if hs := e.host.sym(name, cname, ver); hs.addr != 0 {
-			ld.record(img, i, name, ver, hs.addr, BoundHost, hs.from)
+			ld.record(img, i, hs.addr, BoundHost, hs.from)
 			return nil
 		}
 	}
 	if ld.opts.Resolve != nil {
 		if a, ok := ld.opts.Resolve(name); ok {
-			ld.record(img, i, name, ver, a, BoundResolver, "")
+			ld.record(img, i, a, BoundResolver, "")
 			return nil
 		}
 	}
 	if bnd == elf.STB_WEAK {
-		ld.record(img, i, name, ver, 0, BoundWeakZero, "")
+		ld.record(img, i, 0, BoundWeakZero, "")
 		return nil
 	}
 	full := name
@@ -786,17 +799,12 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	return linkf(img.who, "undefined symbol %q (%s at %#x): not defined in the search scope (%s) nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
 }
 
-// record notes that symbol i of img, name at version ver, is bound to
-// addr, and adds it to img's imports.
-func (ld *elfLoader) record(img *elfImage, i uint64, name string, ver *Version, addr uintptr, how string, fromName string) {
-	img.bind[i] = binding{addr: addr, done: true, imp: len(img.lib.imports)}
-	verName := ""
-	if ver != nil {
-		verName = ver.Name
-	}
-	img.lib.imports = append(img.lib.imports, Import{Name: name, Version: verName, BoundTo: addr, How: how, From: fromName})
+// record notes that symbol i of img is bound to addr, by how, from the
+// library fromName, as one of img's imports.
+func (ld *elfLoader) record(img *elfImage, i uint64, addr uintptr, how string, fromName string) {
+	img.lib.elfImports = append(img.lib.elfImports, importRec{addr: addr, from: fromName, sym: uint32(i), how: how})
+	img.bind[i] = int32(len(img.lib.elfImports))
 }
-
 // bindDef binds a reference of img (to name at version ver) to symbol j
 // of def.
 func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string, ver *Version) error {
@@ -823,11 +831,11 @@ func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string,
 		if shndx == elf.SHN_ABS || !f.IsCode(value) {
 			return &FormatError{File: def.who, Reason: fmt.Sprintf("indirect function %q: resolver %#x is not in an executable PT_LOAD", name, value), Class: ErrMalformed}
 		}
-		ld.record(img, uint64(r.Sym), name, ver, addr, how, def.lib.name)
-		img.bind[r.Sym].ifunc = true
+		ld.record(img, uint64(r.Sym), addr, how, def.lib.name)
+		img.lib.elfImports[img.bind[r.Sym]-1].ifunc = true
 		return nil
 	}
-	ld.record(img, uint64(r.Sym), name, ver, addr, how, def.lib.name)
+	ld.record(img, uint64(r.Sym), addr, how, def.lib.name)
 	return nil
 }
 
@@ -960,7 +968,7 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 				// glibc, a local symbol of value 0: S is the bias.
 				s := uint64(bias)
 				if r.Sym != 0 {
-					b := &img.bind[r.Sym]
+					b := &img.lib.elfImports[img.bind[r.Sym]-1]
 					if b.ifunc {
 						late = append(late, r)
 						continue
@@ -978,10 +986,13 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 		if r.Type == elf.R_X86_64_IRELATIVE {
 			val = uint64(ld.resolver(bias + uintptr(r.Addend)))
 		} else {
-			b := &img.bind[r.Sym]
-			a := ld.resolver(b.addr)
-			img.lib.imports[b.imp].BoundTo = a
-			val = uint64(a) + uint64(r.Addend)
+			// The first of the symbol's late relocations resolves
+			// it for all of them.
+			b := &img.lib.elfImports[img.bind[r.Sym]-1]
+			if b.ifunc {
+				b.addr, b.ifunc = ld.resolver(b.addr), false
+			}
+			val = uint64(b.addr) + uint64(r.Addend)
 		}
 		binary.LittleEndian.PutUint64(img.word(r.Off), val)
 	}

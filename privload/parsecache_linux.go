@@ -5,6 +5,10 @@ package privload
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The parse cache keeps parsed files by identity, so that loading a
@@ -115,4 +119,63 @@ func cachePut(key cacheKey, f *File) {
 			delete(cacheFiles, k)
 		}
 	}
+}
+
+// The warm path. A library loaded by the same path again, whose status
+// (device, inode, size, modification and change times) is what it was
+// when it was parsed, skips reading and parsing altogether: one stat
+// instead of opening, reading and comparing. A file's change time moves
+// on every write, but only by the clock tick, so a write within the tick
+// of the change time recorded would go unseen: as git does with racily
+// clean files, an entry is trusted only if the file had not changed for
+// racyMargin when it was parsed, so that any later write falls in a later
+// tick and changes the status. Other files take the byte-compared cache
+// above.
+
+const racyMargin = 2 * time.Second
+
+// warmEntry is what the warm path knows of a path.
+type warmEntry struct {
+	dev, ino, size uint64
+	mtim, ctim     unix.Timespec
+	canon          string
+	file           *File
+}
+
+var (
+	warmMu   sync.Mutex
+	warmPath = map[string]warmEntry{}
+	// warmHits counts the loads the warm path served, for tests.
+	warmHits atomic.Int64
+)
+
+// warmGet returns the parsed file and resolved name of path if st, its
+// status now, is what it was when it was parsed and that was safely
+// after its last change.
+func warmGet(path string, st *unix.Stat_t) (*File, string, bool) {
+	if cacheOff {
+		return nil, "", false
+	}
+	warmMu.Lock()
+	e, ok := warmPath[path]
+	warmMu.Unlock()
+	if !ok || e.dev != uint64(st.Dev) || e.ino != st.Ino || e.size != uint64(st.Size) || e.mtim != st.Mtim || e.ctim != st.Ctim {
+		return nil, "", false
+	}
+	warmHits.Add(1)
+	return e.file, e.canon, true
+}
+
+// warmPut records the parse of path, whose status st was taken before it
+// was read, if the file had not changed for racyMargin.
+func warmPut(path string, st *unix.Stat_t, canon string, f *File) {
+	if cacheOff || time.Since(time.Unix(st.Ctim.Unix())) < racyMargin || time.Since(time.Unix(st.Mtim.Unix())) < racyMargin {
+		return
+	}
+	warmMu.Lock()
+	defer warmMu.Unlock()
+	if len(warmPath) >= cacheMaxFiles {
+		clear(warmPath)
+	}
+	warmPath[path] = warmEntry{dev: uint64(st.Dev), ino: st.Ino, size: uint64(st.Size), mtim: st.Mtim, ctim: st.Ctim, canon: canon, file: f}
 }

@@ -80,3 +80,41 @@ func rewrite(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestWarmPath: a library whose status has not changed since it was
+// parsed (and had not for a while before) is served without reading it;
+// a file just written is not, since a rewrite within the same clock tick
+// would not change its status.
+func TestWarmPath(t *testing.T) {
+	if _, err := os.Stat(zlibPath); err != nil {
+		t.Skip(err)
+	}
+	v := newVMM(t)
+	for i := 0; i < 2; i++ {
+		lib, err := Load(v, zlibPath, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib.Close()
+	}
+	before := warmHits.Load()
+	lib, err := Load(v, zlibPath, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib.Close()
+	if warmHits.Load() != before+1 {
+		t.Error("the third load of libz did not take the warm path")
+	}
+	path := writeTemp(t, demolib.Name, demolib.SO)
+	for i := 0; i < 3; i++ {
+		lib, err := Load(v, path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lib.Close()
+	}
+	if warmHits.Load() != before+1 {
+		t.Error("a file written just now took the warm path")
+	}
+}
