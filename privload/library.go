@@ -144,7 +144,7 @@ type Library struct {
 	// few callers ask for them.
 	elfImports []importRec
 	deps       []Dependency
-	group   *group
+	group      *group
 	// skipIFunc is Options.SkipIFunc: Lookup does not call resolvers.
 	skipIFunc bool
 

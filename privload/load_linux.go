@@ -805,6 +805,7 @@ func (ld *elfLoader) record(img *elfImage, i uint64, addr uintptr, how string, f
 	img.lib.elfImports = append(img.lib.elfImports, importRec{addr: addr, from: fromName, sym: uint32(i), how: how})
 	img.bind[i] = int32(len(img.lib.elfImports))
 }
+
 // bindDef binds a reference of img (to name at version ver) to symbol j
 // of def.
 func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string, ver *Version) error {
