@@ -46,9 +46,10 @@ func (v *VMM) ReserveSlotAt(addr, size uintptr, owner string) (*Slot, error) {
 
 // ReserveUnit carves a granularity-aligned range of at least size bytes
 // out of vmcode for emitted code. Units never hold file views, so on the
-// Windows grid they need not take whole grid slots.
+// Windows grid they need not take whole grid slots, except under W^X,
+// where a unit's executable view is a section view (unitAlign).
 func (v *VMM) ReserveUnit(size uintptr, owner string) (*Slot, error) {
-	return v.reserveSlot(0, size, owner, v.os.Granularity(), false)
+	return v.reserveSlot(0, size, owner, v.unitAlign(), false)
 }
 
 // reserveSlot allocates [addr, addr+size) (addr 0: anywhere) aligned to

@@ -41,10 +41,37 @@ func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot
 	return nil
 }
 
+// wxBacking is implemented by the W^X backings: dual (Linux rules) and
+// gridDual (Windows rules).
+type wxBacking interface {
+	backing
+	// aliasBase returns the writable view's base: the writable address
+	// of vmcode's first byte.
+	aliasBase() uintptr
+}
+
+// alias returns the writable view's base under W^X.
+func (v *VMM) alias() (uintptr, bool) {
+	if w, ok := v.back.(wxBacking); ok {
+		return w.aliasBase(), true
+	}
+	return 0, false
+}
+
+// unitAlign is the alignment of a code unit: the granularity, or under
+// W^X on the Windows grid the grid slot, since a unit's executable view
+// there is a section view mapped at its own grid slots.
+func (v *VMM) unitAlign() uintptr {
+	if _, ok := v.back.(*gridDual); ok {
+		return v.back.fileAlign()
+	}
+	return v.os.Granularity()
+}
+
 // WX reports whether vmcode is W^X: mapped twice, executable at vmcode and
 // writable at a constant offset elsewhere (see WXMode).
 func (v *VMM) WX() bool {
-	_, ok := v.back.(*dual)
+	_, ok := v.alias()
 	return ok
 }
 
@@ -60,8 +87,8 @@ func (v *VMM) Writable(exec uintptr) (uintptr, bool) {
 	if !v.InVMCode(exec, 1) {
 		return 0, false
 	}
-	if d, ok := v.back.(*dual); ok {
-		return d.alias(exec), true
+	if rw, ok := v.alias(); ok {
+		return exec - v.codeBase + rw, true
 	}
 	return exec, true
 }
@@ -70,11 +97,11 @@ func (v *VMM) Writable(exec uintptr) (uintptr, bool) {
 // address rw shows. It reports false if rw is in neither the writable view
 // (under W^X) nor vmcode (otherwise).
 func (v *VMM) Executable(rw uintptr) (uintptr, bool) {
-	if d, ok := v.back.(*dual); ok {
-		if rw < d.rw || rw-d.rw >= v.codeSize {
+	if base, ok := v.alias(); ok {
+		if rw < base || rw-base >= v.codeSize {
 			return 0, false
 		}
-		return rw - d.rw + v.codeBase, true
+		return rw - base + v.codeBase, true
 	}
 	if !v.InVMCode(rw, 1) {
 		return 0, false
@@ -85,8 +112,8 @@ func (v *VMM) Executable(rw uintptr) (uintptr, bool) {
 // WritableView returns the writable view's bounds under W^X, or vmcode's
 // otherwise: [base, base+size).
 func (v *VMM) WritableView() (base, size uintptr) {
-	if d, ok := v.back.(*dual); ok {
-		return d.rw, v.codeSize
+	if rw, ok := v.alias(); ok {
+		return rw, v.codeSize
 	}
 	return v.codeBase, v.codeSize
 }

@@ -151,14 +151,14 @@ func New(cfg Config) (*VMM, error) {
 	if o.Rules() == osmem.RulesWindows {
 		// Windows cannot map a file over part of a reservation: vmcode is
 		// the grid of separate reservations (DESIGN.md section 1).
-		if wx == WXOn {
-			return nil, ErrWXWindows
-		}
 		g, err := placeGrid(o, &cfg, size, &pl)
 		if err != nil {
 			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode as a grid: %w", size, err)
 		}
-		back = g
+		if back, err = newGridBacking(g, space, wx); err != nil {
+			_ = g.release()
+			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
+		}
 	} else {
 		lin, err := place(o, space, &cfg, size, &pl)
 		if err != nil {

@@ -24,7 +24,9 @@ const (
 	// views of a pagefile-backed section, which cannot be mapped over a
 	// reservation, so they need the grid. WXEnv overrides it.
 	WXAuto WXMode = iota
-	// WXOn requires W^X: New fails where it cannot be had.
+	// WXOn requires W^X: New fails where it cannot be had. Under Windows
+	// rules it is the grid with two views of one pagefile-backed section
+	// (gridDual): code units then take whole grid slots.
 	WXOn
 	// WXOff maps vmcode once; code is written read-write and then made
 	// read-execute (vmcode.Unit.Seal). It is the baseline of the W^X
@@ -133,7 +135,12 @@ var ErrWriteExec = errors.New("vmm: W^X: a page cannot be writable and executabl
 // WXAuto then leaves W^X off.
 var ErrWXUnavailable = errors.New("vmm: W^X unavailable: the kernel refuses executable views of a memfd")
 
-// ErrWXWindows is returned by New for WXOn under Windows rules.
+// ErrWXWindows was returned by New for WXOn under Windows rules, before
+// the grid had dual views (gridDual). New no longer returns it; it is kept
+// so that callers that test for it still build.
+//
+// Deprecated: W^X under Windows rules is the grid with two views of one
+// pagefile-backed section (see gridDual).
 var ErrWXWindows = errors.New("vmm: W^X under Windows rules needs the grid (dual views of a pagefile-backed section cannot replace part of one reservation); use WXOff or WXAuto")
 
 // Names of the dual mapping.
@@ -279,6 +286,7 @@ func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 }
 
 func (d *dual) bounds() (uintptr, uintptr) { return d.lin.bounds() }
+func (d *dual) aliasBase() uintptr         { return d.rw }
 func (d *dual) fileAlign() uintptr         { return d.lin.fileAlign() }
 
 // alias returns the writable address of the executable address addr.

@@ -1,0 +1,409 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// gridDual is vmcode made W^X under Windows rules (DESIGN.md section 4):
+// one pagefile-backed section of vmcode's size viewed twice. The writable
+// view (the alias) is one view of the whole section, read-write, mapped
+// where the OS chose when vmcode was made, so that the writable address of
+// every byte of vmcode is at one constant offset for vmcode's life. The
+// executable views are mapped per code unit, at the unit's grid slots,
+// through the grid's release-and-map-exact path (grid.mapFile: slot
+// release, exact map, retries, lost slots), each showing the section's
+// bytes at offset addr-base: Windows can map a view neither over a
+// reservation nor over part of one, so vmcode cannot be one executable
+// view from the start (MEM_RESERVE_PLACEHOLDER, which could, is not
+// supported by Wine).
+//
+// So a code unit under W^X takes whole grid slots (ReserveUnit aligns it
+// to fileAlign), committing it maps its executable view (after zeroing
+// the section's bytes under it through the alias: a section keeps what
+// earlier units wrote), and releasing or decommitting it unmaps the view
+// and re-reserves the slots (grid.reset). Neither view is ever writable
+// and executable at once: the alias is mapped read-write, executable
+// views with the unit's protection, which checkWX refuses to make
+// read-write-execute (and which Windows would refuse to make writable
+// anyway: a view's access is fixed when it is mapped).
+//
+// Private file views (privload) are the grid's, as without W^X.
+//
+// Cost: the section is SEC_COMMIT (osmem's CreateShared), so Windows
+// charges vmcode's size against the commit limit when it is created; pages
+// are only materialised when touched, and pages a freed unit touched stay
+// in the section (zeroed on the next commit) until Close.
+//
+// aspacem: the alias is recorded by gridDual (owner OwnerVMCodeAlias,
+// KindShared read-write); executable views by the slots (committed), as
+// KindShared with the section's offset; everything else by the grid.
+type gridDual struct {
+	// g, os, space, obj, rw and zero are immutable after newGridDual.
+	g     *grid
+	os    osmem.OS
+	space *aspacem.Map
+	obj   osmem.Object
+	// rw is the alias's base.
+	rw uintptr
+	// zero says the alias's bytes can be touched (the native backend; the
+	// simulator models no memory).
+	zero bool
+
+	// mu guards units (the map; a unit's fields are changed only by the
+	// operation on its slot, which the VMM serializes).
+	mu sync.Mutex
+	// units maps the base of each committed run of grid slots (a code
+	// unit) to its record.
+	units map[uintptr]*gridUnit
+
+	// Progress of release, as in dual.
+	rwGone, gridGone, closed bool
+}
+
+var (
+	_ backing     = (*gridDual)(nil)
+	_ viewBacking = (*gridDual)(nil)
+	_ viewNotes   = (*gridDual)(nil)
+)
+
+// newGridBacking returns g itself, or g made W^X (newGridDual), as mode
+// says.
+//
+// Preconditions: mode went through resolveWX.
+func newGridBacking(g *grid, space *aspacem.Map, mode WXMode) (backing, error) {
+	switch mode {
+	case WXOn:
+		return newGridDual(g, space)
+	case WXAuto, WXOff:
+		return g, nil
+	}
+	return nil, fmt.Errorf("unknown W^X mode %v", mode)
+}
+
+// newGridDual makes the grid g W^X: it creates the section, maps the
+// alias of all of it read-write where the OS chooses and records the
+// alias in space. On failure it leaves nothing of its own behind; the
+// caller releases g.
+func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
+	o := g.os
+	_, size := g.bounds()
+	obj, err := o.CreateShared(SharedName, uint64(size))
+	if err != nil {
+		return nil, fmt.Errorf("creating the section: %w", err)
+	}
+	rw, err := o.MapObject(obj, 0, 0, size, osmem.ProtRW, osmem.Hint)
+	if err != nil {
+		_ = o.CloseObject(obj)
+		return nil, fmt.Errorf("mapping the writable view: %w", err)
+	}
+	d := &gridDual{g: g, os: o, space: space, obj: obj, rw: rw, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit)}
+	// The alias of a range is read-write only while a unit holds it.
+	if err := d.setAlias(g.base, size, osmem.ProtNone); err != nil {
+		_ = o.Unmap(rw, size)
+		_ = o.CloseObject(obj)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *gridDual) bounds() (uintptr, uintptr) { return d.g.bounds() }
+func (d *gridDual) fileAlign() uintptr         { return d.g.fileAlign() }
+func (d *gridDual) aliasBase() uintptr         { return d.rw }
+
+func (d *gridDual) afterMap(addr, size uintptr) []aspacem.Segment { return d.g.afterMap(addr, size) }
+func (d *gridDual) lostIn(addr, size uintptr) []Range             { return d.g.lostIn(addr, size) }
+
+// live refuses operations once release has started.
+func (d *gridDual) live() error {
+	if d.rwGone || d.gridGone || d.closed {
+		return errors.New("vmm: W^X vmcode is being released")
+	}
+	return nil
+}
+
+// gridUnit is gridDual's record of one committed run of whole grid slots.
+type gridUnit struct {
+	size uintptr
+	// exec says the executable view is mapped; rw that the alias of the
+	// range is read-write (otherwise it is PROT_NONE, like the alias of
+	// every range that is not a unit).
+	exec, rw bool
+}
+
+// unitAt reports how [addr, addr+size) meets the recorded units: exact
+// (a unit with its executable view mapped is exactly the range), or
+// overlap (some unit meets it otherwise).
+func (d *gridDual) unitAt(addr, size uintptr) (exact, overlap bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if u, ok := d.units[addr]; ok && u.size == size {
+		return u.exec, false
+	}
+	for a, u := range d.units {
+		if a < addr+size && addr < a+u.size {
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// wholeSlots checks that [addr, addr+size) is a run of whole grid slots.
+func (d *gridDual) wholeSlots(op string, addr, size uintptr) error {
+	g := d.g
+	if err := g.check(op, addr, size); err != nil {
+		return err
+	}
+	end := addr + size
+	if (addr-g.base)%g.slotSize != 0 || ((end-g.base)%g.slotSize != 0 && end != g.base+g.size) {
+		return gridErr(op, addr, size, osmem.ErrInvalid, "W^X code must take whole grid slots (of %#x bytes from %#x)", g.slotSize, g.base)
+	}
+	return nil
+}
+
+// setAlias changes the alias of [addr, addr+size) to prot and records it.
+func (d *gridDual) setAlias(addr, size uintptr, prot osmem.Prot) error {
+	off := addr - d.g.base
+	if err := d.os.Protect(d.rw+off, size, prot); err != nil {
+		return fmt.Errorf("vmm: W^X: protecting the writable view of [%#x, +%#x): %w", addr, size, err)
+	}
+	seg := aspacem.Segment{Start: d.rw + off, End: d.rw + off + size, Kind: aspacem.KindShared, Prot: prot,
+		Owner: OwnerVMCodeAlias, Name: SharedName, Offset: uint64(off)}
+	if err := d.space.Update(seg); err != nil {
+		return fmt.Errorf("vmm: recording the writable view: %w", err)
+	}
+	return nil
+}
+
+// commit opens the alias of [addr, addr+size) read-write, zeroes it (a
+// section keeps what earlier units wrote) and maps the section's
+// executable view with prot at the range's grid slots; or, for a unit
+// that is exactly the range, changes its executable view's protection.
+func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	exact, overlap := d.unitAt(addr, size)
+	switch {
+	case exact:
+		return d.g.protect(addr, size, prot)
+	case overlap:
+		d.mu.Lock()
+		u, ok := d.units[addr]
+		d.mu.Unlock()
+		if !ok || u.size != size {
+			return gridErr("commit", addr, size, osmem.ErrInvalid, "the range holds part of a W^X unit")
+		}
+	}
+	if err := d.wholeSlots("commit", addr, size); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	u := d.units[addr]
+	if u == nil {
+		u = &gridUnit{size: size}
+		d.units[addr] = u
+	}
+	d.mu.Unlock()
+	if !u.rw {
+		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+			d.forget(addr, u)
+			return err
+		}
+		u.rw = true
+	}
+	off := addr - d.g.base
+	if d.zero {
+		clear(osmem.Bytes(d.rw+off, size))
+	}
+	if err := d.g.mapFile(d.obj, uint64(off), addr, size, prot); err != nil {
+		var lost *SlotLostError
+		if errors.As(err, &lost) {
+			// Slots someone else took are no longer vmcode's: record them
+			// free (the rest stays reserved, as recorded).
+			for _, seg := range d.g.reserved(addr, size) {
+				if seg.Kind == aspacem.KindFree {
+					if rerr := d.space.Update(seg); rerr != nil {
+						return errors.Join(err, rerr)
+					}
+				}
+			}
+		}
+		// Close the alias again; if that fails, it stays open (and so
+		// recorded) for the next commit or reset.
+		if aerr := d.setAlias(addr, size, osmem.ProtNone); aerr == nil {
+			u.rw = false
+			d.forget(addr, u)
+		}
+		return err
+	}
+	u.exec = true
+	return nil
+}
+
+// forget drops the record of a unit with neither view open.
+func (d *gridDual) forget(addr uintptr, u *gridUnit) {
+	if u.exec || u.rw {
+		return
+	}
+	d.mu.Lock()
+	if d.units[addr] == u {
+		delete(d.units, addr)
+	}
+	d.mu.Unlock()
+}
+
+// decommit unmaps the executable view of the unit that is exactly
+// [addr, addr+size), re-reserves its slots and closes its alias; a range
+// with no unit is already reserved.
+func (d *gridDual) decommit(addr, size uintptr) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	u, ok := d.units[addr]
+	d.mu.Unlock()
+	if ok && u.size == size {
+		return d.reset(addr, size)
+	}
+	if _, overlap := d.unitAt(addr, size); overlap {
+		return gridErr("decommit", addr, size, osmem.ErrInvalid, "the range holds part of a W^X unit")
+	}
+	if err := d.g.check("decommit", addr, size); err != nil {
+		return err
+	}
+	return d.g.decommit(addr, size)
+}
+
+// protect changes the protection of committed or mapped pages.
+func (d *gridDual) protect(addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	return d.g.protect(addr, size, prot)
+}
+
+// mapFile maps a private file view into the grid, as without W^X.
+func (d *gridDual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if err := checkWX(addr, size, prot); err != nil {
+		return err
+	}
+	return d.g.mapFile(obj, off, addr, size, prot)
+}
+
+// reset turns the range back into grid slot reservations. The alias of
+// every unit in it is closed first, so that a failure there leaves the
+// executable views as they were (and as recorded); then the grid unmaps
+// the executable views and re-reserves their slots. If the grid fails
+// part way, the units whose views are gone are recorded as what the grid
+// now holds there, so that aspacem stays exact; a repeated reset finishes
+// the job.
+func (d *gridDual) reset(addr, size uintptr) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	type entry struct {
+		a uintptr
+		u *gridUnit
+	}
+	var in []entry
+	d.mu.Lock()
+	for a, u := range d.units {
+		if a >= addr && a < addr+size {
+			in = append(in, entry{a, u})
+		}
+	}
+	d.mu.Unlock()
+	for _, e := range in {
+		if e.u.rw {
+			if err := d.setAlias(e.a, e.u.size, osmem.ProtNone); err != nil {
+				return err
+			}
+			e.u.rw = false
+		}
+	}
+	err := d.g.reset(addr, size)
+	for _, e := range in {
+		if e.u.exec && !d.g.viewMapped(e.a) {
+			e.u.exec = false
+			if err != nil {
+				for _, seg := range d.g.reserved(e.a, e.u.size) {
+					if rerr := d.space.Update(seg); rerr != nil {
+						err = errors.Join(err, rerr)
+					}
+				}
+			}
+		}
+		d.forget(e.a, e.u)
+	}
+	return err
+}
+
+func (d *gridDual) reserved(addr, size uintptr) []aspacem.Segment { return d.g.reserved(addr, size) }
+
+// committed returns the executable view of committed vmcode: the section
+// viewed with prot at the offset of addr.
+func (d *gridDual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment {
+	return []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindShared, Prot: prot, Owner: OwnerVMCode,
+		Name: SharedName, Offset: uint64(addr - d.g.base)}}
+}
+
+// release unmaps the alias (recording it free), releases the grid with
+// every executable view, then closes the section. A failed step leaves
+// the steps before it done and recorded; calling release again resumes.
+func (d *gridDual) release() error {
+	_, size := d.g.bounds()
+	if !d.rwGone {
+		if err := d.os.Unmap(d.rw, size); err != nil {
+			return fmt.Errorf("unmapping the writable view: %w", err)
+		}
+		d.rwGone = true
+		if err := d.space.Update(aspacem.Segment{Start: d.rw, End: d.rw + size, Kind: aspacem.KindFree}); err != nil {
+			return fmt.Errorf("recording the writable view's release: %w", err)
+		}
+	}
+	if !d.gridGone {
+		if err := d.g.release(); err != nil {
+			return err
+		}
+		d.gridGone = true
+		d.mu.Lock()
+		clear(d.units)
+		d.mu.Unlock()
+	}
+	if !d.closed {
+		if err := d.os.CloseObject(d.obj); err != nil {
+			return fmt.Errorf("closing %s: %w", d.obj.Name(), err)
+		}
+		d.closed = true
+	}
+	return nil
+}
+
+// viewMapped reports whether a view of the grid's is mapped at addr.
+func (g *grid) viewMapped(addr uintptr) bool {
+	if addr < g.base || addr-g.base >= g.size {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := g.slotOf(addr)
+	if g.slots[k].state != gridInView {
+		return false
+	}
+	v := g.views[int(g.slots[k].view)]
+	return v != nil && v.first == k && v.mapped
+}

@@ -1,0 +1,248 @@
+package vmm_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// gridWXSlot is the grid's slot size (vmm.DefaultGridSlotSize).
+const gridWXSlot = vmm.DefaultGridSlotSize
+
+// newGridWX returns a W^X VMM of 16 MiB on a fresh Windows-rules
+// simulator: the grid, with a pagefile-backed section viewed twice.
+func newGridWX(t *testing.T) (*vmm.VMM, *sim.OS) {
+	t.Helper()
+	s := sim.New(osmem.RulesWindows, sim.Options{})
+	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.WX() {
+		t.Fatal("WXOn gave no W^X")
+	}
+	return v, s
+}
+
+// TestGridWXLayout checks W^X vmcode under Windows rules: a writable view
+// of the whole section at a constant offset, units of whole grid slots
+// whose executable views show the section at their offset, no page
+// writable and executable, and nothing left after Close.
+func TestGridWXLayout(t *testing.T) {
+	v, s := newGridWX(t)
+	base, size := v.VMCode()
+	rw, rwSize := v.WritableView()
+	if rwSize != size || rw == base {
+		t.Fatalf("writable view [%#x, +%#x), vmcode [%#x, +%#x)", rw, rwSize, base, size)
+	}
+	if r := query(t, s, rw); r.Start != rw || r.End != rw+size || r.Prot != osmem.ProtNone || !r.Shared {
+		t.Fatalf("writable view reads back as %+v", r)
+	}
+	syncCheck(t, v, "new")
+
+	u, err := v.ReserveUnit(4096, "fcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Size() != gridWXSlot || (u.Base()-base)%gridWXSlot != 0 {
+		t.Fatalf("unit [%#x, +%#x): want one whole grid slot", u.Base(), u.Size())
+	}
+	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+		t.Fatalf("rwx commit: got %v, want ErrWriteExec", err)
+	}
+	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	r := query(t, s, u.Base())
+	if r.Start != u.Base() || r.End != u.Base()+u.Size() || r.Prot != osmem.ProtRX || !r.Shared || r.Offset != uint64(u.Base()-base) {
+		t.Fatalf("executable view reads back as %+v", r)
+	}
+	if w, ok := v.Writable(u.Base()); !ok || w != rw+(u.Base()-base) {
+		t.Fatalf("Writable(%#x) = %#x, %v", u.Base(), w, ok)
+	}
+	if r := query(t, s, rw+(u.Base()-base)); r.Start != rw+(u.Base()-base) || r.End != r.Start+u.Size() || r.Prot != osmem.ProtRW {
+		t.Fatalf("the unit's writable view reads back as %+v", r)
+	}
+	if e, ok := v.Executable(rw + (u.Base() - base) + 8); !ok || e != u.Base()+8 {
+		t.Fatalf("Executable = %#x, %v", e, ok)
+	}
+	if err := u.Protect(u.Base(), 4096, osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+		t.Fatalf("rwx protect: got %v, want ErrWriteExec", err)
+	}
+	syncCheck(t, v, "committed")
+	segs := v.Space().Segments(u.Base(), u.Base()+u.Size())
+	if len(segs) != 1 || segs[0].Kind != aspacem.KindShared || segs[0].Owner != "fcache" {
+		t.Fatalf("unit recorded as %v", segs)
+	}
+
+	// A unit of two slots, committed, decommitted, committed again.
+	u2, err := v.ReserveUnit(gridWXSlot+4096, "fcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u2.Size() != 2*gridWXSlot {
+		t.Fatalf("unit of %#x bytes, want two slots", u2.Size())
+	}
+	for i := 0; i < 2; i++ {
+		if err := u2.Commit(u2.Base(), u2.Size(), osmem.ProtRX); err != nil {
+			t.Fatal(err)
+		}
+		syncCheck(t, v, "second unit committed")
+		if err := u2.Decommit(u2.Base(), u2.Size()); err != nil {
+			t.Fatal(err)
+		}
+		syncCheck(t, v, "second unit decommitted")
+	}
+	if err := u2.Commit(u2.Base(), 4096, osmem.ProtRX); err == nil {
+		t.Fatal("a commit of part of a grid slot succeeded")
+	}
+	syncCheck(t, v, "partial commit refused")
+
+	// A private file view in a file slot, as without W^X.
+	path := tempFile(t, 4*4096)
+	obj, err := s.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := v.ReserveSlot(4*4096, "privlib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.MapFile(obj, 0, fs.Base(), 4*4096, osmem.ProtRead); err != nil {
+		t.Fatal(err)
+	}
+	syncCheck(t, v, "file view")
+
+	if err := u.Release(); err != nil {
+		t.Fatal(err)
+	}
+	syncCheck(t, v, "unit released")
+	if r := query(t, s, u.Base()); r.State != osmem.StateReserved {
+		t.Fatalf("released unit reads back as %+v", r)
+	}
+	if r := query(t, s, rw+(u.Base()-base)); r.Prot != osmem.ProtNone {
+		t.Fatalf("released unit's writable view reads back as %+v", r)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+		t.Fatalf("Close left %v", rs)
+	}
+}
+
+// gridWXOps are the unit operations TestGridWXFaultEachCall fails call by
+// call. Each starts from a unit of two grid slots; setup runs with no
+// fault.
+var gridWXOps = []struct {
+	name  string
+	setup func(u *vmm.Slot) error
+	op    func(v *vmm.VMM, u *vmm.Slot) error
+}{
+	{"commit", nil, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), osmem.ProtRX) }},
+	{"protect", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Protect(u.Base(), u.Size(), osmem.ProtRead) }},
+	{"decommit", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Decommit(u.Base(), u.Size()) }},
+	{"release", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Release() }},
+	{"close", gridWXCommit, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Close() }},
+}
+
+func gridWXCommit(u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), osmem.ProtRX) }
+
+// TestGridWXFaultEachCall fails each OS call of each operation in turn:
+// aspacem still matches the simulator exactly, the operation succeeds when
+// repeated, and Close leaves nothing.
+func TestGridWXFaultEachCall(t *testing.T) {
+	for _, o := range gridWXOps {
+		t.Run(o.name, func(t *testing.T) {
+			for n := 1; ; n++ {
+				v, s := newGridWX(t)
+				u, err := v.ReserveUnit(2*gridWXSlot, "fcache")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o.setup != nil {
+					if err := o.setup(u); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := s.Calls()
+				s.FailCall(n, osmem.ErrNoMemory)
+				err = o.op(v, u)
+				made := s.Calls() - before
+				s.ClearFaults()
+				when := fmt.Sprintf("call %d failed", n)
+				if n > made {
+					if err != nil {
+						t.Fatalf("clean run: %v", err)
+					}
+					if o.name != "close" {
+						syncCheck(t, v, "clean run")
+						v.Close()
+					}
+					if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+						t.Fatalf("clean run: Close left %v", rs)
+					}
+					if n < 2 {
+						t.Fatalf("the operation made %d OS calls", made)
+					}
+					t.Logf("%d OS calls failed in turn", made)
+					return
+				}
+				if o.name != "close" {
+					syncCheck(t, v, when)
+				}
+				if err != nil {
+					if !errors.Is(err, osmem.ErrNoMemory) {
+						t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
+					}
+					if err := o.op(v, u); err != nil {
+						t.Fatalf("%s, then repeated: %v", when, err)
+					}
+				}
+				if o.name != "close" {
+					syncCheck(t, v, when+", then repeated")
+					if err := v.Close(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+					t.Fatalf("%s: Close left %v", when, rs)
+				}
+			}
+		})
+	}
+}
+
+// TestGridWXNewFaults fails each OS call of a W^X New under Windows rules
+// in turn: New reports it and leaves nothing behind.
+func TestGridWXNewFaults(t *testing.T) {
+	for n := 1; ; n++ {
+		s := sim.New(osmem.RulesWindows, sim.Options{})
+		s.FailCall(n, osmem.ErrNoMemory)
+		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 4 << 20, NoVMHeap: true, WX: vmm.WXOn})
+		if err == nil {
+			if s.Calls() < n {
+				v.Close()
+				return
+			}
+			// A failed slot check of the grid's placement is retried
+			// elsewhere.
+			v.Close()
+			if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+				t.Fatalf("call %d failed: Close left %v", n, rs)
+			}
+			continue
+		}
+		if !errors.Is(err, osmem.ErrNoMemory) {
+			t.Fatalf("call %d: got %v", n, err)
+		}
+		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
+			t.Fatalf("call %d failed: New left %v", n, rs)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package vmm
+
+import (
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/windows"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// gridWXNoWriteExec walks [lo, hi) with VirtualQuery and fails if any page
+// is writable and executable (or may become so on write: WRITECOPY).
+func gridWXNoWriteExec(t *testing.T, lo, hi uintptr, when string) {
+	t.Helper()
+	for a := lo; a < hi; {
+		m := gridVQ(t, a)
+		switch m.Protect &^ (windows.PAGE_GUARD | windows.PAGE_NOCACHE | windows.PAGE_WRITECOMBINE) {
+		case windows.PAGE_EXECUTE_READWRITE, windows.PAGE_EXECUTE_WRITECOPY:
+			t.Fatalf("%s: [%#x, +%#x) is writable and executable (protect %#x)", when, m.BaseAddress, m.RegionSize, m.Protect)
+		}
+		if m.RegionSize == 0 {
+			t.Fatalf("%s: VirtualQuery(%#x) returned an empty region", when, a)
+		}
+		a = m.BaseAddress + m.RegionSize
+	}
+}
+
+// TestGridWXNative runs W^X vmcode on the native Windows backend (Wine):
+// code emitted through the writable view runs from the executable one,
+// patching it through the writable view changes what runs, no page of
+// vmcode or its alias is ever writable and executable, SyncCheck is exact,
+// reused slots read zero, and Close leaves nothing.
+func TestGridWXNative(t *testing.T) {
+	o := osmem.Native()
+	if o.Rules() != osmem.RulesWindows {
+		t.Skip("native backend without Windows rules")
+	}
+	v, err := New(Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: WXOn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.WX() {
+		t.Fatal("WXOn gave no W^X")
+	}
+	base, size := v.VMCode()
+	rw, _ := v.WritableView()
+	check := func(when string) {
+		t.Helper()
+		gridWXNoWriteExec(t, base, base+size, when)
+		gridWXNoWriteExec(t, rw, rw+size, when)
+		mism, err := v.Space().SyncCheck(o)
+		if err != nil {
+			t.Fatalf("%s: SyncCheck: %v", when, err)
+		}
+		for _, m := range mism {
+			t.Errorf("%s: %v", when, m)
+		}
+		if len(mism) > 0 {
+			t.FailNow()
+		}
+	}
+	check("new")
+	var units []*Slot
+	for i := 0; i < 3; i++ {
+		u, err := v.ReserveUnit(4096, "fcache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+			t.Fatal(err)
+		}
+		if err := u.Commit(u.Base(), u.Size(), osmem.ProtRWX); err == nil {
+			t.Fatal("an rwx commit succeeded")
+		}
+		units = append(units, u)
+	}
+	check("units committed")
+	for i, u := range units {
+		if m := gridVQ(t, u.Base()); m.Protect != windows.PAGE_EXECUTE_READ {
+			t.Fatalf("unit %d: executable view protection %#x", i, m.Protect)
+		}
+		w, ok := v.Writable(u.Base())
+		if !ok {
+			t.Fatal("no writable address")
+		}
+		if m := gridVQ(t, w); m.Protect != windows.PAGE_READWRITE {
+			t.Fatalf("unit %d: writable view protection %#x", i, m.Protect)
+		}
+		// mov eax, imm32; ret
+		code := osmem.Bytes(w, 6)
+		for _, want := range []uintptr{uintptr(40 + i), 7} {
+			copy(code, []byte{0xb8, byte(want), 0, 0, 0, 0xc3})
+			if got, _, _ := syscall.SyscallN(u.Base()); got != want {
+				t.Fatalf("unit %d: code written at %#x returned %d from %#x, want %d", i, w, got, u.Base(), want)
+			}
+		}
+		// The end of a unit too.
+		end := u.Size() - 6
+		copy(osmem.Bytes(w+end, 6), []byte{0xb8, 99, 0, 0, 0, 0xc3})
+		if got, _, _ := syscall.SyscallN(u.Base() + end); got != 99 {
+			t.Fatalf("unit %d: code at the end returned %d", i, got)
+		}
+	}
+	check("code written and run")
+	// Free the middle unit and take its slot again: it reads zero.
+	mid := units[1].Base()
+	if err := units[1].Release(); err != nil {
+		t.Fatal(err)
+	}
+	if m := gridVQ(t, mid); m.State != windows.MEM_RESERVE {
+		t.Fatalf("freed unit: state %#x", m.State)
+	}
+	if w, _ := v.Writable(mid); gridVQ(t, w).Protect != windows.PAGE_NOACCESS {
+		t.Fatalf("freed unit's writable view protection %#x", gridVQ(t, w).Protect)
+	}
+	check("unit freed")
+	u, err := v.ReserveUnit(4096, "fcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Base() != mid {
+		t.Logf("the slot was not reused (%#x, then %#x)", mid, u.Base())
+	}
+	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range osmem.Bytes(u.Base(), u.Size()) {
+		if b != 0 {
+			t.Fatalf("byte %d of a reused unit is %#x", i, b)
+		}
+	}
+	check("unit reused")
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gridWantFree(t, base, base+size)
+	gridWantFree(t, rw, rw+size)
+}
