@@ -215,12 +215,12 @@ func TestWXOnWindowsRules(t *testing.T) {
 	}
 }
 
-// TestWXDefault checks what the zero Config means: W^X under Linux rules,
-// not under Windows rules (until the grid has dual views), unless WXEnv
+// TestWXDefault checks what the zero Config means: W^X under both rule
+// sets (Windows: the grid with two views of one section), unless WXEnv
 // says otherwise.
 func TestWXDefault(t *testing.T) {
 	t.Setenv(vmm.WXEnv, "")
-	for rules, want := range map[osmem.Rules]bool{osmem.RulesLinux: true, osmem.RulesWindows: false} {
+	for rules, want := range map[osmem.Rules]bool{osmem.RulesLinux: true, osmem.RulesWindows: true} {
 		v, err := vmm.New(vmm.Config{OS: sim.New(rules, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
 		if err != nil {
 			t.Fatal(err)

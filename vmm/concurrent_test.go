@@ -26,7 +26,16 @@ func soakDuration() time.Duration {
 // vmheap, on the real kernel. Afterwards every byte is free again and
 // aspacem matches the kernel.
 func TestConcurrentSlotsAndHeap(t *testing.T) {
-	v, err := vmm.New(vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 256 << 20})
+	// The goroutines commit a page of each unit and write it at its
+	// executable address. Under W^X on Windows rules a unit's executable
+	// view is read-execute only and maps whole grid slots (see vmm's
+	// gridDual; TestGridWXNative covers it), so there the test runs
+	// single-mapped.
+	wx := vmm.WXAuto
+	if osmem.Native().Rules() == osmem.RulesWindows {
+		wx = vmm.WXOff
+	}
+	v, err := vmm.New(vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 256 << 20, WX: wx})
 	if err != nil {
 		t.Fatal(err)
 	}

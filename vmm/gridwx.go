@@ -72,15 +72,23 @@ var (
 )
 
 // newGridBacking returns g itself, or g made W^X (newGridDual), as mode
-// says.
+// says. WXAuto turns W^X on; if the section or its writable view cannot be
+// had, vmcode stays the plain grid and p's fallbacks say why.
 //
 // Preconditions: mode went through resolveWX.
-func newGridBacking(g *grid, space *aspacem.Map, mode WXMode) (backing, error) {
+func newGridBacking(g *grid, space *aspacem.Map, mode WXMode, p *Placement) (backing, error) {
 	switch mode {
 	case WXOn:
 		return newGridDual(g, space)
-	case WXAuto, WXOff:
+	case WXOff:
 		return g, nil
+	case WXAuto:
+		d, err := newGridDual(g, space)
+		if err != nil {
+			p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("no W^X: %v", err))
+			return g, nil
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("unknown W^X mode %v", mode)
 }

@@ -73,7 +73,8 @@ type Config struct {
 	// mapped twice, executable at vmcode and writable elsewhere at a
 	// constant offset, so that no page is ever writable and executable at
 	// once (DESIGN.md invariant 4). The zero value, WXAuto, turns it on
-	// wherever the backend allows (Linux rules); WXOff turns it off for
+	// wherever the backend allows (Linux rules, and Windows rules, where
+	// code units then take whole grid slots); WXOff turns it off for
 	// comparison; WXOn requires it.
 	WX WXMode
 }
@@ -155,7 +156,7 @@ func New(cfg Config) (*VMM, error) {
 		if err != nil {
 			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode as a grid: %w", size, err)
 		}
-		if back, err = newGridBacking(g, space, wx); err != nil {
+		if back, err = newGridBacking(g, space, wx, &pl); err != nil {
 			_ = g.release()
 			return nil, fmt.Errorf("vmm: W^X for vmcode: %w", err)
 		}

@@ -18,11 +18,13 @@ type WXMode uint8
 
 const (
 	// WXAuto, the zero value, makes vmcode W^X wherever the backend allows
-	// it: under Linux rules (the native Linux backend, and the simulator
-	// with Linux rules, so that fault injection covers the dual mapping).
-	// Under Windows rules vmcode stays single-mapped: dual views there are
-	// views of a pagefile-backed section, which cannot be mapped over a
-	// reservation, so they need the grid. WXEnv overrides it.
+	// it: under Linux rules a memfd viewed twice (dual), under Windows
+	// rules the grid with a pagefile-backed section viewed twice
+	// (gridDual), on the native backends and on the simulator alike, so
+	// that fault injection covers both. Where the OS refuses (a kernel
+	// that will not execute a memfd, a section that cannot be created),
+	// vmcode stays single-mapped and Placement.Fallbacks says why. WXEnv
+	// overrides it.
 	WXAuto WXMode = iota
 	// WXOn requires W^X: New fails where it cannot be had. Under Windows
 	// rules it is the grid with two views of one pagefile-backed section
