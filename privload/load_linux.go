@@ -100,9 +100,6 @@ type elfImage struct {
 	initProt []osmem.Prot
 	// deps are its DT_NEEDED entries, resolved.
 	deps []scopeEntry
-	// relocated is set once its relocations are applied: an ifunc
-	// resolver of this library may then run.
-	relocated bool
 	// visited marks it in sortInit's walk.
 	visited bool
 	// wseg caches the writable segment relocations last wrote to.
@@ -981,7 +978,6 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 			binary.LittleEndian.PutUint64(img.word(r.Off), val)
 		}
 	}
-	img.relocated = true
 	for _, r := range late {
 		var val uint64
 		if r.Type == elf.R_X86_64_IRELATIVE {
