@@ -11,9 +11,10 @@ import (
 
 // gridDual is vmcode made W^X under Windows rules (DESIGN.md section 4):
 // one pagefile-backed section of vmcode's size viewed twice. The writable
-// view (the alias) is one view of the whole section, read-write, mapped
-// where the OS chose when vmcode was made, so that the writable address of
-// every byte of vmcode is at one constant offset for vmcode's life. The
+// view (the alias) is one view of the whole section, mapped where the OS
+// chose when vmcode was made, so that the writable address of every byte
+// of vmcode is at one constant offset for vmcode's life; it is PAGE_NOACCESS
+// except over committed code units, where it is read-write. The
 // executable views are mapped per code unit, at the unit's grid slots,
 // through the grid's release-and-map-exact path (grid.mapFile: slot
 // release, exact map, retries, lost slots), each showing the section's
@@ -23,25 +24,36 @@ import (
 // supported by Wine).
 //
 // So a code unit under W^X takes whole grid slots (ReserveUnit aligns it
-// to fileAlign), committing it maps its executable view (after zeroing
-// the section's bytes under it through the alias: a section keeps what
-// earlier units wrote), and releasing or decommitting it unmaps the view
-// and re-reserves the slots (grid.reset). Neither view is ever writable
-// and executable at once: the alias is mapped read-write, executable
-// views with the unit's protection, which checkWX refuses to make
-// read-write-execute (and which Windows would refuse to make writable
+// to fileAlign, VMM.unitAlign). Committing it opens its alias read-write,
+// zeroes the slots an earlier unit held (a section keeps what was written
+// to it) and maps its executable view; committing it again changes the
+// executable view's protection. Releasing or decommitting it closes the
+// alias, unmaps the executable view and re-reserves the slots
+// (grid.reset). A commit of part of a unit is refused. Neither view is
+// ever writable and executable at once: the alias is at most read-write,
+// executable views have the unit's protection, which checkWX refuses to
+// make read-write-execute (and which Windows would refuse to make writable
 // anyway: a view's access is fixed when it is mapped).
 //
-// Private file views (privload) are the grid's, as without W^X.
+// File slots (ReserveSlot) are the grid's, as without W^X: private file
+// views, and anonymous commits (privload copies PE images into them, then
+// protects them; never writable and executable at once either). gridDual
+// tells the two apart by the grid slots code units hold (noteUnit).
 //
 // Cost: the section is SEC_COMMIT (osmem's CreateShared), so Windows
-// charges vmcode's size against the commit limit when it is created; pages
-// are only materialised when touched, and pages a freed unit touched stay
-// in the section (zeroed on the next commit) until Close.
+// charges vmcode's size against the commit limit when it is created
+// (Wine does not enforce one); pages are materialised only when touched,
+// and the pages a freed unit touched stay in the section until Close
+// (zeroed when a unit takes the slot again).
+//
+// Failure order (as in dual): a commit opens the alias before mapping the
+// executable view, a reset closes it before unmapping; every alias change
+// is recorded as soon as it is made, so a failure part way leaves aspacem
+// exact and the operation can be repeated.
 //
 // aspacem: the alias is recorded by gridDual (owner OwnerVMCodeAlias,
-// KindShared read-write); executable views by the slots (committed), as
-// KindShared with the section's offset; everything else by the grid.
+// KindShared); executable views by the slots (committed), as KindShared
+// with the section's offset; everything else by the grid.
 type gridDual struct {
 	// g, os, space, obj, rw and zero are immutable after newGridDual.
 	g     *grid
@@ -60,6 +72,17 @@ type gridDual struct {
 	// units maps the base of each committed run of grid slots (a code
 	// unit) to its record.
 	units map[uintptr]*gridUnit
+	// dirty has one bit per grid slot, set once a unit has held the slot:
+	// the section may hold its bytes there, so the next commit zeroes
+	// them. Fresh slots read zero (a pagefile-backed section starts
+	// zeroed) and are not touched, so a unit costs only the pages its
+	// code uses.
+	dirty []uint64
+	// unit has one bit per grid slot, set while a code unit (ReserveUnit)
+	// holds the slot (noteUnit). Commits elsewhere (file slots: privload
+	// copies PE images into committed pages) are anonymous, as on the
+	// plain grid.
+	unit []uint64
 
 	// Progress of release, as in dual.
 	rwGone, gridGone, closed bool
@@ -109,7 +132,8 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 		_ = o.CloseObject(obj)
 		return nil, fmt.Errorf("mapping the writable view: %w", err)
 	}
-	d := &gridDual{g: g, os: o, space: space, obj: obj, rw: rw, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit)}
+	d := &gridDual{g: g, os: o, space: space, obj: obj, rw: rw, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit),
+		dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64)}
 	// The alias of a range is read-write only while a unit holds it.
 	if err := d.setAlias(g.base, size, osmem.ProtNone); err != nil {
 		_ = o.Unmap(rw, size)
@@ -198,6 +222,13 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 	if err := checkWX(addr, size, prot); err != nil {
 		return err
 	}
+	switch all, none := d.inUnit(addr, size); {
+	case none:
+		// A file slot: anonymous memory, as on the plain grid.
+		return d.g.commit(addr, size, prot)
+	case !all:
+		return gridErr("commit", addr, size, osmem.ErrInvalid, "the range holds part of a code unit")
+	}
 	exact, overlap := d.unitAt(addr, size)
 	switch {
 	case exact:
@@ -228,9 +259,7 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 		u.rw = true
 	}
 	off := addr - d.g.base
-	if d.zero {
-		clear(osmem.Bytes(d.rw+off, size))
-	}
+	d.zeroDirty(addr, size)
 	if err := d.g.mapFile(d.obj, uint64(off), addr, size, prot); err != nil {
 		var lost *SlotLostError
 		if errors.As(err, &lost) {
@@ -254,6 +283,62 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 	}
 	u.exec = true
 	return nil
+}
+
+// noteUnit marks the grid slots of [addr, addr+size) as held by a code
+// unit, or no longer.
+func (d *gridDual) noteUnit(addr, size uintptr, unit bool) {
+	g := d.g
+	if g.check("unit", addr, size) != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < addr+size; k++ {
+		if unit {
+			d.unit[k/64] |= 1 << (k % 64)
+		} else {
+			d.unit[k/64] &^= 1 << (k % 64)
+		}
+	}
+}
+
+// inUnit reports whether [addr, addr+size) lies in code units' slots
+// (all), or in none of them (none).
+func (d *gridDual) inUnit(addr, size uintptr) (all, none bool) {
+	g := d.g
+	if g.check("unit", addr, size) != nil {
+		return false, true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	all, none = true, true
+	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < addr+size; k++ {
+		if d.unit[k/64]&(1<<(k%64)) != 0 {
+			none = false
+		} else {
+			all = false
+		}
+	}
+	return all, none
+}
+
+// zeroDirty zeroes, through the alias, the slots of [addr, addr+size)
+// that earlier units held, and marks them all dirty: the unit about to be
+// committed there may write them.
+func (d *gridDual) zeroDirty(addr, size uintptr) {
+	g := d.g
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < addr+size; k++ {
+		bit := uint64(1) << (k % 64)
+		if d.dirty[k/64]&bit != 0 && d.zero {
+			a := max(g.slotAddr(k), addr)
+			e := min(g.slotEnd(k), addr+size)
+			clear(osmem.Bytes(d.rw+(a-g.base), e-a))
+		}
+		d.dirty[k/64] |= bit
+	}
 }
 
 // forget drops the record of a unit with neither view open.
@@ -284,6 +369,8 @@ func (d *gridDual) decommit(addr, size uintptr) error {
 	if _, overlap := d.unitAt(addr, size); overlap {
 		return gridErr("decommit", addr, size, osmem.ErrInvalid, "the range holds part of a W^X unit")
 	}
+	// Nothing of a unit is committed here: anonymous pages of a file slot,
+	// or reservation.
 	if err := d.g.check("decommit", addr, size); err != nil {
 		return err
 	}
@@ -362,9 +449,13 @@ func (d *gridDual) reset(addr, size uintptr) error {
 
 func (d *gridDual) reserved(addr, size uintptr) []aspacem.Segment { return d.g.reserved(addr, size) }
 
-// committed returns the executable view of committed vmcode: the section
-// viewed with prot at the offset of addr.
+// committed returns the executable view of a committed code unit: the
+// section viewed with prot at the offset of addr; nil for a file slot,
+// whose committed pages are anonymous.
 func (d *gridDual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment {
+	if _, none := d.inUnit(addr, size); none {
+		return nil // anonymous memory of a file slot
+	}
 	return []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindShared, Prot: prot, Owner: OwnerVMCode,
 		Name: SharedName, Offset: uint64(addr - d.g.base)}}
 }

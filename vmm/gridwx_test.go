@@ -118,6 +118,30 @@ func TestGridWXLayout(t *testing.T) {
 	}
 	syncCheck(t, v, "file view")
 
+	// Anonymous pages in a file slot (privload's PE images), as without
+	// W^X: committed read-write, then made read-execute.
+	img, err := v.ReserveSlot(0x65000, "privlib img.dll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Commit(img.Base(), 0x65000, osmem.ProtRW); err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Protect(img.Base(), 0x1000, osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	if err := img.Protect(img.Base(), 0x1000, osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+		t.Fatalf("rwx protect of an image: got %v, want ErrWriteExec", err)
+	}
+	if r := query(t, s, img.Base()); r.Shared || r.Prot != osmem.ProtRX || r.State != osmem.StateCommitted {
+		t.Fatalf("image page reads back as %+v", r)
+	}
+	syncCheck(t, v, "image committed")
+	if err := img.Release(); err != nil {
+		t.Fatal(err)
+	}
+	syncCheck(t, v, "image released")
+
 	if err := u.Release(); err != nil {
 		t.Fatal(err)
 	}

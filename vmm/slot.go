@@ -81,6 +81,9 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 		_ = v.code.release(OwnerVMCode, base, size)
 		return nil, err
 	}
+	if !files {
+		v.noteUnit(base, size, true)
+	}
 	v.mu.Lock()
 	v.slots[s] = struct{}{}
 	v.mu.Unlock()
@@ -274,6 +277,9 @@ func (s *Slot) Release() error {
 	defer v.life.RUnlock()
 	if err := v.back.reset(s.base, s.size); err != nil {
 		return fmt.Errorf("vmm: slot %q: re-reserving: %w", s.owner, err)
+	}
+	if !s.files {
+		v.noteUnit(s.base, s.size, false)
 	}
 	v.mu.Lock()
 	delete(v.slots, s)

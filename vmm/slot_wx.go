@@ -12,7 +12,9 @@ import (
 // backings (linear, the grid) commit anonymous memory.
 type viewBacking interface {
 	// committed returns the segments aspacem records for [addr,
-	// addr+size) committed with prot, Owner to be set by the slot.
+	// addr+size) committed with prot, Owner to be set by the slot; nil
+	// if the range is committed anonymous memory there (gridDual's file
+	// slots).
 	committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment
 }
 
@@ -22,13 +24,15 @@ type viewBacking interface {
 // W^X).
 func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot osmem.Prot) error {
 	var segs []aspacem.Segment
-	switch vb, ok := v.back.(viewBacking); {
-	case !committed:
+	if !committed {
 		segs = v.back.reserved(addr, size)
-	case ok:
-		segs = vb.committed(addr, size, prot)
-	default:
-		segs = []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot}}
+	} else {
+		if vb, ok := v.back.(viewBacking); ok {
+			segs = vb.committed(addr, size, prot)
+		}
+		if segs == nil {
+			segs = []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: prot}}
+		}
 	}
 	for _, seg := range segs {
 		if seg.Kind != aspacem.KindFree { // a grid slot lost to someone else
@@ -66,6 +70,24 @@ func (v *VMM) unitAlign() uintptr {
 		return v.back.fileAlign()
 	}
 	return v.os.Granularity()
+}
+
+// unitNoter is implemented by backings that treat code units (ReserveUnit)
+// differently from file-capable slots (ReserveSlot): gridDual, where a
+// unit's committed pages are the section's views and a file slot's are
+// anonymous memory, as on the plain grid.
+type unitNoter interface {
+	// noteUnit records that [addr, addr+size) is (unit) or is no longer
+	// (!unit) a code unit: reserved, or reset by a release.
+	noteUnit(addr, size uintptr, unit bool)
+}
+
+// noteUnit tells the backing, if it cares, that [addr, addr+size) became
+// or stopped being a code unit.
+func (v *VMM) noteUnit(addr, size uintptr, unit bool) {
+	if n, ok := v.back.(unitNoter); ok {
+		n.noteUnit(addr, size, unit)
+	}
 }
 
 // WX reports whether vmcode is W^X: mapped twice, executable at vmcode and
