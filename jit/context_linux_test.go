@@ -17,7 +17,14 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
+// lowBase is DynamoRIO's default vm_base on Linux: vmcode below 2 GiB,
+// where code addresses fit 32-bit displacements and the translator's
+// indirect-branch sites take their narrow form.
+const lowBase = 0x3f000000
+
 // newTestMachine returns a machine over a fresh VMM with a small vmcode.
+// A VMCodeBase of lowBase falls back to other low addresses when taken,
+// and skips the test when none is free.
 func newTestMachine(t testing.TB, cfg vmm.Config, opts *Options) (*Machine, *vmcode.Code) {
 	t.Helper()
 	if cfg.VMCodeSize == 0 {
@@ -26,8 +33,19 @@ func newTestMachine(t testing.TB, cfg vmm.Config, opts *Options) (*Machine, *vmc
 	if cfg.VMHeapSize == 0 {
 		cfg.VMHeapSize = 256 << 20
 	}
-	v, err := vmm.New(cfg)
-	if err != nil {
+	var v *vmm.VMM
+	var err error
+	if cfg.VMCodeBase == lowBase {
+		for _, b := range []uintptr{lowBase, 0x10000000, 0x50000000, 0x60000000} {
+			cfg.VMCodeBase = b
+			if v, err = vmm.New(cfg); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Skipf("no free vmcode below 2 GiB: %v", err)
+		}
+	} else if v, err = vmm.New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	code := vmcode.New(v)

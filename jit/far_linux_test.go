@@ -23,7 +23,8 @@ import (
 //   - nothing calls: there is no call instruction at all (calls are
 //     translated to a push and a jump, and the translator makes no client
 //     calls), no return and no syscall (both translated);
-//   - the only indirect jumps are the table lookup's jmp [rcx+rax*8];
+//   - the only indirect jumps are the table lookup's jmp [rcx+rax*8] (or
+//     jmp [rax*8+table] with the table below 2 GiB);
 //   - every RIP-relative operand targets the machine's vmcode when far
 //     is set (the application's data is then out of reach, so every
 //     operand of the application's must have been mangled), and is in
@@ -62,8 +63,9 @@ func checkCache(t testing.TB, m *Machine, far bool) int {
 			case decode.Ret, decode.Syscall:
 				t.Errorf("%s: an untranslated %v", where(), in.Kind)
 			case decode.JmpInd:
-				// jmp [rcx+rax*8]: FF 24 C1.
-				if !(in.ModRM == 0x24 && b[in.ModRMOff+1] == 0xc1) {
+				// jmp [rcx+rax*8] (FF 24 C1), or jmp [rax*8+table]
+				// (FF 24 C5) with the table below 2 GiB.
+				if !(in.ModRM == 0x24 && (b[in.ModRMOff+1] == 0xc1 || b[in.ModRMOff+1] == 0xc5)) {
 					t.Errorf("%s: an indirect jump other than the table lookup's", where())
 				}
 			}
@@ -181,7 +183,13 @@ func TestFarCache(t *testing.T) {
 // or syscalls, only the table's indirect jumps; and no operand mangled,
 // since everything is in reach.
 func TestCacheShape(t *testing.T) {
-	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	for _, p := range placements {
+		t.Run(p.name, func(t *testing.T) { testCacheShape(t, p.cfg) })
+	}
+}
+
+func testCacheShape(t *testing.T, cfg vmm.Config) {
+	m, _ := newTestMachine(t, cfg, nil)
 	lib := loadKernels(t, m.v)
 	for _, k := range kernels {
 		if k.need != nil && !k.need() {
@@ -195,7 +203,8 @@ func TestCacheShape(t *testing.T) {
 	if st := m.Stats(); st.Mangled != 0 {
 		t.Errorf("%d operands mangled with everything in reach", st.Mangled)
 	}
-	t.Logf("%d emitted instructions checked", n)
+	base, _ := m.v.VMCode()
+	t.Logf("vmcode at %#x: %d emitted instructions checked", base, n)
 }
 
 // zlibImport returns the address an import of lib was bound to.

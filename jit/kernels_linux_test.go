@@ -140,11 +140,28 @@ func lookup(t testing.TB, lib *privload.Library, name string) uintptr {
 	return fn
 }
 
-// TestKernels runs every kernel natively and under the translator: the
-// results must be equal, twice (the second run goes through the warm,
-// linked cache).
+// placements are where the tests put vmcode: where the OS chooses (high,
+// the wide form of indirect-branch sites) and below 2 GiB (the narrow
+// form).
+var placements = []struct {
+	name string
+	cfg  vmm.Config
+}{
+	{"high", vmm.Config{}},
+	{"low", vmm.Config{VMCodeBase: lowBase}},
+}
+
+// TestKernels runs every kernel natively and under the translator, with
+// vmcode high and low: the results must be equal, twice (the second run
+// goes through the warm, linked cache).
 func TestKernels(t *testing.T) {
-	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	for _, p := range placements {
+		t.Run(p.name, func(t *testing.T) { testKernels(t, p.cfg) })
+	}
+}
+
+func testKernels(t *testing.T, cfg vmm.Config) {
+	m, _ := newTestMachine(t, cfg, nil)
 	lib := loadKernels(t, m.v)
 	for _, k := range kernels {
 		t.Run(k.name, func(t *testing.T) {

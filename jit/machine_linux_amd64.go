@@ -41,6 +41,14 @@ type Options struct {
 	// call or jump site learns and then jumps to directly (default 2,
 	// at most 4; -1 for none: every indirect branch takes the table).
 	InlineCache int
+	// StrictFlags makes the translator keep the arithmetic flags
+	// exactly even across calls and returns. By default it takes the
+	// psABI at its word, which gives the flags no role across a call:
+	// an inline-cache hit may then leave a compare's flags where the
+	// target calls or returns before touching them. Code that passes
+	// flags between functions (hand-written assembly outside the ABI)
+	// needs StrictFlags; it costs a popfq on such hits.
+	StrictFlags bool
 }
 
 func (o *Options) setDefaults() {
@@ -421,31 +429,70 @@ func (m *Machine) link(e *exit, f *fragment) {
 
 // learn fills the next free slot of an indirect-branch site with target
 // and its fragment, and sends the site's learn exit to the table lookup
-// once every slot is filled.
+// once every slot is filled. A narrow site cannot hold a target above
+// 2 GiB: it then goes to the table from now on.
 func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 	if ic.filled >= ic.n {
 		return
 	}
-	k := ic.filled
-	var imm [8]byte
-	binary.LittleEndian.PutUint64(imm[:], uint64(-int64(target)))
-	ic.unit.write(ic.base+uintptr(ic.immOff[k]), imm[:])
-	// Registers the target overwrites before reading need no restore.
-	dead := m.deadAt(target)
-	nop7 := []byte{0x0f, 0x1f, 0x80, 0, 0, 0, 0}
-	if dead.Has(uint8(amd64.RCX)) {
-		ic.unit.write(ic.base+uintptr(ic.restoreOff[k]), nop7)
+	if ic.narrow && target >= low {
+		ic.n = ic.filled
+		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
+		return
 	}
-	if dead.Has(uint8(amd64.RDX)) {
-		ic.unit.write(ic.base+uintptr(ic.restoreOff[k])+7, nop7)
+	k := ic.filled
+	ic.preds[k] = target
+	ic.filled++
+	if ic.form == formCmp {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], uint32(target))
+		ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:])
+		if !m.flagsDeadAt(target) {
+			// The target reads the flags: pop them instead of
+			// dropping them. 9 bytes: popfq; lea rsp, [rsp+d-8].
+			at := ic.base + uintptr(ic.restoreOff[k])
+			old := ic.unit.bytes(at, 9)
+			d := int32(binary.LittleEndian.Uint32(old[4:8])) - 8
+			var p [9]byte
+			p[0] = 0x9d
+			copy(p[1:5], []byte{0x48, 0x8d, 0xa4, 0x24})
+			binary.LittleEndian.PutUint32(p[5:], uint32(d))
+			ic.unit.write(at, p[:])
+		}
+	} else if ic.narrow {
+		// Slot k and the empty ones after it.
+		d := narrowDisp(ic)
+		for j := k; j < ic.n; j++ {
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], uint32(d[j]))
+			ic.unit.write(ic.base+uintptr(ic.cmpOff[j]), b[:])
+		}
+	} else {
+		var imm [8]byte
+		binary.LittleEndian.PutUint64(imm[:], uint64(-int64(target)))
+		ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), imm[:])
+	}
+	// Registers the target overwrites before reading need no restore.
+	if ic.form != formCmp {
+		dead := m.deadAt(target)
+		nop7 := []byte{0x0f, 0x1f, 0x80, 0, 0, 0, 0}
+		if dead.Has(uint8(amd64.RCX)) {
+			ic.unit.write(ic.base+uintptr(ic.restoreOff[k]), nop7)
+		}
+		if ic.form == formWide && dead.Has(uint8(amd64.RDX)) {
+			ic.unit.write(ic.base+uintptr(ic.restoreOff[k])+7, nop7)
+		}
 	}
 	ic.unit.patchRel32(ic.base+uintptr(ic.hitEnd[k]), f.body())
-	ic.filled++
 	m.stats.Links++
 	if ic.filled == ic.n {
 		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
 	}
 }
+
+// absTable reports whether the indirect-branch table lies below 2 GiB,
+// where lookups address it with a 32-bit displacement and no register.
+func (m *Machine) absTable() bool { return m.ctx+m.lay.ibl+16*iblEntries < low }
 
 // deadAt returns the general registers that are dead at pc: overwritten
 // whole before any read along the straight-line code from pc, as far as
@@ -474,6 +521,42 @@ func (m *Machine) deadAt(pc uintptr) decode.Regs {
 	return dead
 }
 
+// flagsDeadAt reports whether the arithmetic flags are dead at pc: some
+// instruction of the code from pc (straight on, and through direct
+// jumps) overwrites them all before any reads them, as far as
+// decode.FlagEffect knows the instructions. Unless Options.StrictFlags, a
+// call or a return also ends their life: the psABI gives the flags no
+// role across calls, so no conforming callee reads the caller's, and no
+// caller reads a callee's.
+func (m *Machine) flagsDeadAt(pc uintptr) bool {
+	var in decode.Inst
+	for i := 0; i < 16; i++ {
+		code, err := m.codes.at(pc)
+		if err != nil || decode.DecodeInto(code, &in) != nil {
+			return false
+		}
+		switch in.Kind {
+		case decode.Plain:
+		case decode.JmpRel:
+			pc += uintptr(in.Len) + uintptr(int64(in.Rel))
+			continue
+		case decode.CallRel, decode.CallInd, decode.Ret:
+			return !m.opts.StrictFlags
+		default:
+			return false
+		}
+		f, ok := decode.FlagEffect(code, &in)
+		if !ok || f == decode.FlagsRead {
+			return false
+		}
+		if f == decode.FlagsWrite {
+			return true
+		}
+		pc += uintptr(in.Len)
+	}
+	return false
+}
+
 // polymorphic is how many new targets a site with full slots may send to
 // the table before it stops comparing against its slots.
 const polymorphic = 2
@@ -481,16 +564,28 @@ const polymorphic = 2
 // missed counts a new target a site sent to the table and, past
 // polymorphic, makes the site go straight to the table.
 func (m *Machine) missed(ic *icSite) {
-	if ic.n == 0 || ic.filled < ic.n || ic.extra > polymorphic {
+	limit := polymorphic
+	if ic.form == formCmp {
+		limit = 0 // its misses pay a popfq
+	}
+	if ic.n == 0 || ic.filled < ic.n || ic.extra > limit {
 		return
 	}
 	ic.extra++
-	if ic.extra > polymorphic {
-		// jmp lookup over the first slot's 10-byte compare, the rest
-		// of it a no-op so that the code still decodes in sequence.
-		j := [10]byte{0xe9, 0, 0, 0, 0, 0x0f, 0x1f, 0x44, 0, 0}
-		ic.unit.write(ic.base+uintptr(ic.headOff), j[:])
-		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(ic.lookupOff))
+	if ic.extra > limit && ic.headLen >= 5 {
+		// jmp lookup over the site's head, the rest of it no-ops so
+		// that the code still decodes in sequence.
+		j := make([]byte, ic.headLen)
+		j[0] = 0xe9
+		for i := 5; i < len(j); i++ {
+			j[i] = 0x90
+		}
+		ic.unit.write(ic.base+uintptr(ic.headOff), j)
+		to := ic.lookupOff
+		if ic.form == formCmp {
+			to = ic.demoteOff
+		}
+		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(to))
 		m.stats.Polymorphic++
 	}
 }

@@ -27,7 +27,11 @@ func TestRatios(t *testing.T) {
 	}
 	var opts Options
 	opts.InlineCache, _ = strconv.Atoi(os.Getenv("REACHVM_IC"))
-	m, _ := newTestMachine(t, vmm.Config{}, &opts)
+	var cfg vmm.Config
+	if os.Getenv("REACHVM_LOW") != "" {
+		cfg.VMCodeBase = lowBase
+	}
+	m, _ := newTestMachine(t, cfg, &opts)
 	lib := loadKernels(t, m.v)
 	logSum, n, worst, worstName := 0.0, 0, 0.0, ""
 	only := os.Getenv("REACHVM_KERNELS")

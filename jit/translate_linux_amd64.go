@@ -54,6 +54,12 @@ type translator struct {
 	// prefix is the length of the fragment's indirect-branch prefix,
 	// codeLen the length of its code (what follows is literals).
 	prefix, codeLen int
+	// narrow is set when the fragment's code lies below 2 GiB: its
+	// indirect-branch sites then compare 32-bit targets (site.go).
+	narrow bool
+	// hitJmps holds the sites' slot jumps until their cold code binds
+	// them.
+	hitJmps []amd64.Fixup
 	// scratch holds one rewritten instruction.
 	scratch [32]byte
 	// lits are 64-bit constants placed after the stubs, each read by
@@ -121,7 +127,8 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.mangled, t.instrs, t.bbs = 0, 0, 1
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
-	t.rets, t.cold = t.rets[:0], t.cold[:0]
+	t.rets, t.cold, t.hitJmps = t.rets[:0], t.cold[:0], t.hitJmps[:0]
+	t.narrow = tag < low
 	a := t.a
 	t.iblPrefix(tag)
 	pc := tag
@@ -267,11 +274,16 @@ func (t *translator) follow(target uintptr) bool {
 //
 //	mov rax, [ctx.rax]; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
 //
-// leaving out those dead at tag. Direct links and the dispatcher enter
+// (only rax when the table is below 2 GiB: the lookup restores the
+// others before jumping), leaving out those dead at tag. Direct links and the dispatcher enter
 // after it (fragment.body).
 func (t *translator) iblPrefix(tag uintptr) {
 	dead := t.m.deadAt(tag)
-	for _, r := range []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX} {
+	regs := []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX}
+	if t.m.absTable() {
+		regs = regs[:1] // the lookup restored rcx and rdx
+	}
+	for _, r := range regs {
 		if !dead.Has(uint8(r)) {
 			_ = t.a.MovLoad(r, t.ctx(gpr(r)))
 		}
@@ -432,295 +444,6 @@ func rewriteRM(dst, b []byte, in *decode.Inst, s amd64.Reg) []byte {
 		dst = append(dst, b[in.ImmOff:in.ImmOff+in.ImmLen]...)
 	}
 	return dst
-}
-
-// loadTarget emits `mov rdx, r/m` for the operand of an indirect call or
-// jump (FF /2 or FF /4), evaluated with the application's registers: the
-// same ModRM, SIB and displacement with the reg field set to rdx, a
-// RIP-relative displacement re-encoded (or, far, the absolute address
-// loaded first). BND (F2) and NOTRACK (3E) prefixes are dropped.
-func (t *translator) loadTarget(b []byte, in *decode.Inst, next uintptr) error {
-	a := t.a
-	if in.Prefixes&(decode.P66) != 0 || in.Encoding != decode.Legacy {
-		return t.unsupported(next-uintptr(in.Len), b, "a 16-bit or non-legacy indirect branch")
-	}
-	if in.RIPRelative() {
-		if in.Prefixes&(decode.P67|decode.PSeg) != 0 && in.Seg != 0x3e && in.Seg != 0x2e {
-			return t.unsupported(next-uintptr(in.Len), b, "a segment or 32-bit RIP-relative indirect branch")
-		}
-		target := next + uintptr(int64(in.Disp(b)))
-		// mov rdx, [rip+disp32] is 7 bytes.
-		if _, ok := amd64.Rel32(a.PC()+7, target); ok {
-			return a.MovLoad(amd64.RDX, amd64.RIPRel(target))
-		}
-		t.mangled++
-		a.MovImm64(amd64.RDX, uint64(target))
-		return a.MovLoad(amd64.RDX, amd64.M(amd64.RDX, 0))
-	}
-	out := t.scratch[:0]
-	if in.Prefixes&decode.P67 != 0 {
-		out = append(out, 0x67)
-	}
-	if in.Prefixes&decode.PSeg != 0 && (in.Seg == 0x64 || in.Seg == 0x65) {
-		out = append(out, in.Seg)
-	}
-	out = append(out, 0x48|in.REX&3, 0x8b, in.ModRM&0xc7|byte(amd64.RDX)<<3)
-	out = append(out, b[in.ModRMOff+1:in.Len]...)
-	a.Raw(out...)
-	return nil
-}
-
-// indirect translates `call r/m` and `jmp r/m`: the target goes to rdx,
-// a call pushes the application's return address (after the operand is
-// evaluated, as the processor does), and the inline lookup jumps to the
-// target's fragment.
-func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool) error {
-	a := t.a
-	if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
-		return err
-	}
-	if err := t.loadTarget(b, in, next); err != nil {
-		return err
-	}
-	if call {
-		t.pushReturn(next)
-	}
-	return t.site(false)
-}
-
-// ret translates `ret` and `ret imm16`: the application's return address
-// is popped into rdx (the stack is the application's, unchanged) and
-// looked up like any indirect target.
-func (t *translator) ret(b []byte, in *decode.Inst) error {
-	a := t.a
-	if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
-		return err
-	}
-	a.Pop(amd64.RDX)
-	if in.ImmLen == 2 {
-		n := int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
-		if err := a.Lea(amd64.RSP, amd64.M(amd64.RSP, n)); err != nil {
-			return err
-		}
-	}
-	return t.site(false)
-}
-
-// inlineRet translates the return of a callee the fragment followed into
-// from a direct call whose return address is want: "return-address
-// translation at the call site". The popped address is compared with
-// want, flag-free, and on a match the fragment goes on at want's code
-// (its caller's continuation, in the same fragment when there is room);
-// any other address takes an ordinary return site, placed out of line.
-//
-//	mov  [ctx.rdx], rdx
-//	pop  rdx
-//	mov  [ctx.rcx], rcx
-//	mov  rcx, -want           ; or lea rcx, [rdx-want] if want fits 32 bits
-//	lea  rcx, [rcx+rdx]
-//	jrcxz hit
-//	jmp  site                 ; out of line
-//	hit: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
-//
-// with, instead of rdx, a register dead at want if there is one, and
-// without the restore of rcx if it is dead at want.
-func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
-	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
-	// Borrow registers dead at want where there are any, so that the
-	// hit path restores nothing: a restore is a store-load round trip
-	// in the dependency chain of whatever value the register carries.
-	dead := t.m.deadAt(want)
-	r := amd64.RDX
-	for _, c := range []amd64.Reg{amd64.RDX, amd64.RAX, amd64.RSI, amd64.RDI, amd64.R8, amd64.R9, amd64.R10, amd64.R11} {
-		if dead.Has(uint8(c)) {
-			r = c
-			break
-		}
-	}
-	try(a.MovStore(t.ctx(gpr(r)), r))
-	a.Pop(r)
-	if in.ImmLen == 2 {
-		n := int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
-		try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, n)))
-	}
-	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-	if d := -int64(want); d >= -1<<31 && d < 1<<31 {
-		try(a.Lea(amd64.RCX, amd64.M(r, int32(d))))
-	} else {
-		a.MovImm64(amd64.RCX, uint64(d))
-		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, r, 1, 0)))
-	}
-	hit := a.Jrcxz()
-	other := a.JmpLabel()
-	try(a.Bind(hit))
-	if !dead.Has(uint8(amd64.RCX)) {
-		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
-	}
-	if !dead.Has(uint8(r)) {
-		try(a.MovLoad(r, t.ctx(gpr(r))))
-	}
-	t.cold = append(t.cold, func() error {
-		if err := a.Bind(other); err != nil {
-			return err
-		}
-		if r != amd64.RDX {
-			// The site wants the target in rdx.
-			if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
-				return err
-			}
-			a.MovRR(amd64.RDX, r)
-			if err := a.MovLoad(r, t.ctx(gpr(r))); err != nil {
-				return err
-			}
-		}
-		return t.site(true)
-	})
-	return err
-}
-
-// An indirect-branch site (return, indirect call, indirect jump) is an
-// inline cache in front of the shared table (DynamoRIO's IBL), all of it
-// flag-free so that nothing saves the application's flags:
-//
-//	mov  [ctx.rcx], rcx
-//	mov  rcx, -pred1          ; imm64, patched when the site learns
-//	lea  rcx, [rcx+rdx]       ; target-pred1
-//	jrcxz hit1
-//	mov  rcx, -pred2
-//	lea  rcx, [rcx+rdx]
-//	jrcxz hit2
-//	jmp  learn                ; patched to lookup once every slot is set
-//	lookup:                   ; the table: 16-byte entries {-tag, fragment}
-//	mov  [ctx.rax], rax
-//	movzx eax, dx
-//	lea  eax, [rax+rax]       ; 2*index
-//	lea  rcx, [rip+table]
-//	mov  rcx, [rcx+rax*8]     ; -tag
-//	lea  rcx, [rcx+rdx]       ; target-tag
-//	jrcxz hit
-//	mov  eax, exit            ; the site's miss
-//	jmp  iblMiss
-//	hit: lea rcx, [rip+table+8]
-//	jmp  [rcx+rax*8]          ; the fragment's prefix restores rax, rcx, rdx
-//	hit1: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]; jmp fragment1  ; rel32
-//	hit2: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]; jmp fragment2
-//	learn: mov [ctx.next], rdx; mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
-//	mov  [ctx.rax], rax; mov eax, exit; jmp fcache_return
-//
-// The dispatcher fills a slot each time the site exits through learn, and
-// sends learn to the table lookup once all are filled: a site learns its
-// first targets (a return's callers, a call's callees) and jumps to them
-// directly, without an indirect branch or a table access; other targets
-// take the table, whose jmp is per site so that the processor predicts
-// each site on its own. A site that keeps sending new targets to the
-// table once its slots are full (a switch, a call through a table of
-// functions) is polymorphic: the dispatcher then makes it skip its slots,
-// whose compares would only add mispredicted branches. A pred of -1 never matches (no target is
-// 0xffff...ffff), so empty slots are harmless.
-//
-// On entry rdx holds the target and the application's rdx is in the
-// context, and so is its rcx if rcxSaved.
-func (t *translator) site(rcxSaved bool) error {
-	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
-	n := t.m.opts.InlineCache
-	ic := &icSite{}
-	var hits [maxInlineCache]amd64.Fixup
-	if !rcxSaved {
-		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-	}
-	ic.headOff = a.Len()
-	for k := range n {
-		a.MovImm64(amd64.RCX, 1)
-		ic.immOff[k] = a.Len() - 8
-		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
-		hits[k] = a.Jrcxz()
-	}
-	learn := a.JmpLabel()
-	ic.learnEnd = learn.End()
-	ic.lookupOff = a.Len()
-	table := t.m.ctx + t.m.lay.ibl
-	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
-	a.Movzx16(amd64.RAX, amd64.RDX)
-	try(a.Lea32(amd64.RAX, amd64.MI(amd64.RAX, amd64.RAX, 1, 0)))
-	try(a.Lea(amd64.RCX, amd64.RIPRel(table)))
-	try(a.MovLoad(amd64.RCX, amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
-	try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
-	hit := a.Jrcxz()
-	// A miss names the site, so that the dispatcher can tell a
-	// polymorphic site from one that has learned its targets.
-	t.exits = append(t.exits, pendingExit{kind: exitSiteMiss, ic: ic, stubOff: a.Len(), inline: true})
-	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
-	try(a.JmpRel32(t.m.gen.iblMiss))
-	try(a.Bind(hit))
-	try(a.Lea(amd64.RCX, amd64.RIPRel(table+8)))
-	try(a.JmpMem(amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
-	var hitJmps [maxInlineCache]amd64.Fixup
-	for k := range n {
-		try(a.Bind(hits[k]))
-		ic.restoreOff[k] = a.Len()
-		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
-		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
-		hitJmps[k] = a.JmpLabel()
-		ic.hitEnd[k] = hitJmps[k].End()
-	}
-	if n == 0 {
-		// No slots: straight to the table.
-		try(a.BindAt(learn, ic.lookupOff))
-		return err
-	}
-	try(a.Bind(learn))
-	ic.learnOff = a.Len()
-	// Until a slot is set its jump goes to learn, which it never
-	// reaches (the slot matches nothing).
-	for k := range n {
-		try(a.BindAt(hitJmps[k], ic.learnOff))
-	}
-	try(a.MovStore(t.ctx(ctxNext), amd64.RDX))
-	try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
-	try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
-	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
-	t.exits = append(t.exits, pendingExit{kind: exitLearn, ic: ic, stubOff: a.Len(), inline: true})
-	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
-	try(a.JmpRel32(t.m.gen.fret))
-	ic.n = n
-	return err
-}
-
-// maxInlineCache bounds Options.InlineCache.
-const maxInlineCache = 4
-
-// icSite locates the patchable parts of an indirect-branch site, as
-// offsets in its fragment until install makes them addresses.
-type icSite struct {
-	// n is the number of slots, filled how many are set.
-	n, filled int
-	// immOff are the offsets of the slots' imm64 (-pred), hitEnd the
-	// ends of their rel32 jumps, restoreOff the 7-byte loads of rcx and
-	// then rdx before them (replaced by no-ops when the slot's target
-	// does not read the register).
-	immOff, hitEnd, restoreOff [maxInlineCache]int
-	// learnEnd is the end of the rel32 jump to learn, which is patched
-	// to lookupOff when the slots are full.
-	learnEnd, learnOff, lookupOff int
-	// headOff is the first slot's compare, which a jump to lookupOff
-	// replaces when the site proves polymorphic; extra counts the new
-	// targets it has sent to the table since its slots filled.
-	headOff, extra int
-	// base is the fragment's entry once installed.
-	base uintptr
-	unit *codeUnit
 }
 
 // unsupported reports an instruction the translator cannot handle.

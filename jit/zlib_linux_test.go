@@ -43,7 +43,13 @@ func ptr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 // over a megabyte at several alignments and lengths: the results must
 // equal the native calls' and Go's.
 func TestZlibChecksums(t *testing.T) {
-	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	for _, p := range placements {
+		t.Run(p.name, func(t *testing.T) { testZlibChecksums(t, p.cfg) })
+	}
+}
+
+func testZlibChecksums(t *testing.T, cfg vmm.Config) {
+	m, _ := newTestMachine(t, cfg, nil)
 	lib := loadZlib(t, m.v)
 	crc, adler := lookup(t, lib, "crc32"), lookup(t, lib, "adler32")
 	buf := make([]byte, 1<<20)
@@ -81,7 +87,13 @@ func TestZlibChecksums(t *testing.T) {
 // bytes must equal the native call's, and uncompressing must give the
 // input back.
 func TestZlibCompress(t *testing.T) {
-	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	for _, p := range placements {
+		t.Run(p.name, func(t *testing.T) { testZlibCompress(t, p.cfg) })
+	}
+}
+
+func testZlibCompress(t *testing.T, cfg vmm.Config) {
+	m, _ := newTestMachine(t, cfg, nil)
 	lib := loadZlib(t, m.v)
 	compress, uncompress := lookup(t, lib, "compress2"), lookup(t, lib, "uncompress")
 	src := bytes.Repeat([]byte("reachvm runs libz under its translator; "), 4000)

@@ -69,4 +69,10 @@ var formTests = []struct {
 	{func(a *Assembler) error { f := a.JccShort(CondE); return a.BindAt(f, 0) }, "74fe", "jz 0x1000"},
 	{func(a *Assembler) error { f := a.JmpLabel(); return a.BindAt(f, 0) }, "e9fbffffff", "jmp 0x1000"},
 	{func(a *Assembler) error { f := a.JccLabel(CondA); return a.Bind(f) }, "0f8700000000", "jnbe 0x1006"},
+	{func(a *Assembler) error { return a.CmpMemImm32(M(RSP, 8), 0x401000) }, "48817c240800104000", "cmp qword ptr [rsp+0x8], 0x401000"},
+	{func(a *Assembler) error { return a.CmpMemImm32(RIPRel(0x2000), -1) }, "48813df50f0000ffffffff", "cmp qword ptr [rip+0xff5], -0x1"},
+	{func(a *Assembler) error { a.CmpRegImm32(R11, 1); return nil }, "4981fb01000000", "cmp r11, 0x1"},
+	{func(a *Assembler) error { a.LeaRSP32(16); return nil }, "488da42410000000", "lea rsp, ptr [rsp+0x10]"},
+	{func(a *Assembler) error { return a.Lea32(RAX, MI(RAX, RAX, 1, 0)) }, "8d0400", "lea eax, ptr [rax+rax]"},
+	{func(a *Assembler) error { a.Movzx16(RAX, RDX); return nil }, "0fb7c2", "movzx eax, dx"},
 }

@@ -320,3 +320,23 @@ func (a *Assembler) Truncate(n int) { a.buf = a.buf[:n] }
 func (a *Assembler) Lea32(dst Reg, m Mem) error {
 	return a.emitMem("lea", op1(false, 0x8d, dst), m)
 }
+
+// CmpMemImm32 emits `cmp qword [m], imm` (REX.W 81 /7, imm32
+// sign-extended).
+func (a *Assembler) CmpMemImm32(m Mem, imm int32) error {
+	return a.emitMem("cmp", op1(true, 0x81, 7).withImm32(imm), m)
+}
+
+// CmpRegImm32 emits `cmp r, imm` (REX.W 81 /7, imm32 sign-extended), in
+// the 4-byte-immediate form even when imm fits a byte, so that the
+// immediate can be patched.
+func (a *Assembler) CmpRegImm32(r Reg, imm int32) {
+	a.emitRR(op1(true, 0x81, 7).withImm32(imm), r)
+}
+
+// LeaRSP32 emits `lea rsp, [rsp+disp]` in the 8-byte disp32 form whatever
+// disp, so that two variants of a patchable sequence have one length.
+func (a *Assembler) LeaRSP32(disp int32) {
+	a.buf = append(a.buf, 0x48, 0x8d, 0xa4, 0x24)
+	a.buf = binary.LittleEndian.AppendUint32(a.buf, uint32(disp))
+}

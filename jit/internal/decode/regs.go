@@ -9,6 +9,82 @@ package decode
 // reload round trip.
 //
 // Register masks have bit n for register n (rax 0 ... r15 15).
+//
+// Flags gets the same treatment for the arithmetic flags (OF, SF, ZF, AF,
+// PF, CF): an instruction that overwrites them all without reading any
+// makes them dead before it.
+
+// Flags says what an instruction does with the arithmetic flags.
+type Flags uint8
+
+const (
+	// FlagsNone: neither reads nor writes them.
+	FlagsNone Flags = iota
+	// FlagsWrite: writes all six (or leaves some undefined) and reads
+	// none.
+	FlagsWrite
+	// FlagsRead: reads some, or writes only some (inc, dec, rotates),
+	// which leaves the others live.
+	FlagsRead
+)
+
+// FlagEffect returns what the instruction does with the arithmetic flags;
+// ok is false for instructions it does not know (analysis must stop).
+func FlagEffect(code []byte, in *Inst) (f Flags, ok bool) {
+	if _, _, known := Effects(code, in); !known {
+		return 0, false
+	}
+	ext := in.ModRM >> 3 & 7
+	switch in.Map {
+	case Map1Byte:
+		op := in.Op
+		switch {
+		case op <= 0x3f && op&7 <= 5:
+			if alu := op >> 3; alu == 2 || alu == 3 { // adc, sbb
+				return FlagsRead, true
+			}
+			return FlagsWrite, true
+		case op == 0x80 || op == 0x81 || op == 0x83:
+			if ext == 2 || ext == 3 {
+				return FlagsRead, true
+			}
+			return FlagsWrite, true
+		case op == 0x84 || op == 0x85 || op == 0xa8 || op == 0xa9:
+			return FlagsWrite, true
+		case op == 0xc0 || op == 0xc1 || op == 0xd0 || op == 0xd1:
+			// shl, shr, sal, sar by an immediate or 1 write them all
+			// (a count of 0, which no compiler emits, writes none:
+			// treated as a read); rotates write CF and OF only.
+			if ext >= 4 && !((op == 0xc0 || op == 0xc1) && code[in.ImmOff]&63 == 0) {
+				return FlagsWrite, true
+			}
+			return FlagsRead, true
+		case op == 0xf6 || op == 0xf7:
+			switch ext {
+			case 0, 1, 3: // test, neg
+				return FlagsWrite, true
+			case 2: // not
+				return FlagsNone, true
+			}
+			return FlagsRead, true
+		case op == 0xff: // inc, dec: CF unchanged
+			return FlagsRead, true
+		case op == 0x69 || op == 0x6b:
+			return FlagsWrite, true
+		}
+		return FlagsNone, true
+	case Map0F:
+		op := in.Op
+		switch {
+		case op >= 0x40 && op <= 0x4f, op >= 0x90 && op <= 0x9f: // cmovcc, setcc
+			return FlagsRead, true
+		case op == 0xaf: // imul
+			return FlagsWrite, true
+		}
+		return FlagsNone, true
+	}
+	return FlagsNone, true
+}
 
 // Regs is a set of general registers.
 type Regs uint16

@@ -70,3 +70,40 @@ func TestEffects(t *testing.T) {
 		}
 	}
 }
+
+func TestFlagEffect(t *testing.T) {
+	for _, c := range []struct {
+		hex string
+		f   Flags
+		ok  bool
+	}{
+		{"4839d1", FlagsWrite, true},   // cmp rcx, rdx
+		{"4885c0", FlagsWrite, true},   // test rax, rax
+		{"4889c7", FlagsNone, true},    // mov rdi, rax
+		{"488d0c11", FlagsNone, true},  // lea
+		{"4811d0", FlagsRead, true},    // adc rax, rdx
+		{"48ffc0", FlagsRead, true},    // inc rax
+		{"480f44c1", FlagsRead, true},  // cmove
+		{"0f94c0", FlagsRead, true},    // sete al
+		{"48c1e003", FlagsWrite, true}, // shl rax, 3
+		{"48c1c003", FlagsRead, true},  // rol rax, 3
+		{"48f7d8", FlagsWrite, true},   // neg rax
+		{"48f7d0", FlagsNone, true},    // not rax
+		{"31c0", FlagsWrite, true},     // xor eax, eax
+		{"4883fa01", FlagsWrite, true}, // cmp rdx, 1
+		{"4883d201", FlagsRead, true},  // adc rdx, 1
+		{"f30f1efa", FlagsNone, true},  // endbr64
+		{"48d3e0", 0, false},           // shl rax, cl
+		{"9c", 0, false},               // pushfq: unknown
+	} {
+		b, _ := hex.DecodeString(c.hex)
+		in, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", c.hex, err)
+		}
+		f, ok := FlagEffect(b, &in)
+		if ok != c.ok || ok && f != c.f {
+			t.Errorf("%s: %v %v, want %v %v", c.hex, f, ok, c.f, c.ok)
+		}
+	}
+}

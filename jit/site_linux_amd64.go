@@ -1,0 +1,716 @@
+package jit
+
+import (
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/decode"
+)
+
+// Indirect branches: returns, indirect calls and indirect jumps.
+//
+// Each one becomes a site: an inline cache of up to Options.InlineCache
+// targets it has learned, compared without the flags and jumped to
+// directly, in front of the shared table of DynamoRIO's IBL (16-byte
+// entries {-tag, fragment} indexed by the target's low 16 bits), whose
+// hits jump through a per-site indirect jmp so that the processor predicts
+// each site on its own. Nothing here reads or writes the application's
+// flags, so nothing saves them.
+//
+// A site has two forms. In the narrow form, used where the code lives
+// below 2 GiB (a static executable, or vmcode placed low, as DynamoRIO's
+// vm_base 0x3f000000 places it), targets fit a 32-bit displacement: the
+// cache compares with one borrowed register, rcx,
+//
+//	mov  [ctx.rcx], rcx
+//	mov  rcx, [rsp]           ; a return's target (mov rcx, r/m for calls and jumps)
+//	lea  rcx, [rcx+d1]        ; rcx = target-pred1
+//	jrcxz hit1
+//	lea  rcx, [rcx+d2]        ; rcx = target-pred2
+//	jrcxz hit2
+//	jmp  learn                ; patched to lookup once every slot is set
+//	hit1: lea rsp, [rsp+8]    ; the return's pop (push A for a call)
+//	mov  rcx, [ctx.rcx]       ; a no-op when rcx is dead at the target
+//	jmp  fragment1            ; rel32
+//
+// In the wide form, for code above 2 GiB, the target goes to rdx and each
+// slot is `mov rcx, -pred (imm64); lea rcx, [rcx+rdx]`. Empty slots hold
+// values that match no canonical address.
+//
+// The learn and lookup paths sit out of line (in the fragment's cold
+// code). The dispatcher fills a slot each time the site exits through
+// learn, and points learn at lookup once every slot is filled.
+
+// siteKind says which instruction a site translates.
+type siteKind uint8
+
+const (
+	siteRet siteKind = iota
+	siteCall
+	siteJmp
+)
+
+// site describes one indirect branch being translated.
+type site struct {
+	kind siteKind
+	// b and in are the call's or jump's instruction (for its r/m
+	// operand), next the address after it (the return address of a
+	// call, and what RIP-relative operands count from).
+	b    []byte
+	in   *decode.Inst
+	next uintptr
+	// pop is what a return adds to rsp besides the return address (ret
+	// imm16).
+	pop int32
+}
+
+// siteForm is the shape of an emitted site.
+type siteForm uint8
+
+const (
+	formWide   siteForm = iota // 64-bit targets in rdx, compared through rcx
+	formNarrow                 // 32-bit targets compared through rcx
+	formCmp                    // 32-bit targets compared with cmp, the flags saved
+)
+
+// icSite locates the patchable parts of an emitted site, as offsets in
+// its fragment until install makes them addresses.
+type icSite struct {
+	form siteForm
+	// narrow is set for the 32-bit forms.
+	narrow bool
+	// n is the number of slots, filled how many are set, preds their
+	// targets.
+	n, filled int
+	preds     [maxInlineCache]uintptr
+	// cmpOff are the offsets of the slots' patchable constants: the
+	// imm64 (-pred) of a wide slot, the disp32 of a narrow one. hitEnd
+	// are the ends of the slots' rel32 jumps, restoreOff the offsets of
+	// their 7-byte restores (rcx, then rdx for the wide form), which
+	// become no-ops when the target does not read the register.
+	cmpOff, hitEnd, restoreOff [maxInlineCache]int
+	// learnEnd is the end of the rel32 jump to learn, which is patched
+	// to lookupOff when the slots are full.
+	learnEnd, lookupOff int
+	// headOff is the first slot's compare, which a jump to demoteOff
+	// (lookupOff, but for the cmp form) replaces when the site proves
+	// polymorphic (headLen bytes); extra counts the new targets it has
+	// sent to the table since its slots filled.
+	headOff, headLen, extra, demoteOff int
+	// base is the fragment's entry once installed.
+	base uintptr
+	unit *codeUnit
+}
+
+// maxInlineCache bounds Options.InlineCache: the slots' jrcxz reach their
+// hits with a rel8.
+const maxInlineCache = 4
+
+// low is the bound under which an address fits a sign-extended 32-bit
+// displacement.
+const low = 1 << 31
+
+// narrowDisp returns the displacements of a narrow site's slots for its
+// filled preds: after slot j the register holds target-q[j], where q[j]
+// is pred j for a filled slot and -2-j (no canonical address) for an
+// empty one.
+func narrowDisp(ic *icSite) [maxInlineCache]int32 {
+	var d [maxInlineCache]int32
+	prev := int64(0)
+	for j := range ic.n {
+		q := int64(-2 - j)
+		if j < ic.filled {
+			q = int64(ic.preds[j])
+		}
+		d[j] = int32(prev - q)
+		prev = q
+	}
+	return d
+}
+
+// loadOperand emits `mov dst, r/m` for the operand of an indirect call or
+// jump (FF /2 or FF /4), evaluated with the application's registers: the
+// same ModRM, SIB and displacement with the reg field set to dst, a
+// RIP-relative displacement re-encoded (or, far, the absolute address
+// loaded first). BND (F2) and NOTRACK (3E) prefixes are dropped.
+func (t *translator) loadOperand(dst amd64.Reg, s *site) error {
+	a, b, in := t.a, s.b, s.in
+	pc := s.next - uintptr(in.Len)
+	if in.Prefixes&decode.P66 != 0 || in.Encoding != decode.Legacy {
+		return t.unsupported(pc, b, "a 16-bit or non-legacy indirect branch")
+	}
+	if in.RIPRelative() {
+		if in.Prefixes&(decode.P67|decode.PSeg) != 0 && in.Seg != 0x3e && in.Seg != 0x2e {
+			return t.unsupported(pc, b, "a segment or 32-bit RIP-relative indirect branch")
+		}
+		target := s.next + uintptr(int64(in.Disp(b)))
+		// mov dst, [rip+disp32] is 7 bytes.
+		if _, ok := amd64.Rel32(a.PC()+7, target); ok {
+			return a.MovLoad(dst, amd64.RIPRel(target))
+		}
+		t.mangled++
+		a.MovImm64(dst, uint64(target))
+		return a.MovLoad(dst, amd64.M(dst, 0))
+	}
+	out := t.scratch[:0]
+	if in.Prefixes&decode.P67 != 0 {
+		out = append(out, 0x67)
+	}
+	if in.Prefixes&decode.PSeg != 0 && (in.Seg == 0x64 || in.Seg == 0x65) {
+		out = append(out, in.Seg)
+	}
+	out = append(out, 0x48|in.REX&3|byte(dst>>3)<<2, 0x8b, in.ModRM&0xc7|byte(dst&7)<<3)
+	out = append(out, b[in.ModRMOff+1:in.Len]...)
+	a.Raw(out...)
+	return nil
+}
+
+// indirect translates an indirect call or jump.
+func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool) error {
+	s := &site{kind: siteJmp, b: b, in: in, next: next}
+	if call {
+		s.kind = siteCall
+	}
+	return t.site(s, false)
+}
+
+// ret translates a return.
+func (t *translator) ret(b []byte, in *decode.Inst) error {
+	s := &site{kind: siteRet}
+	if in.ImmLen == 2 {
+		s.pop = int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
+	}
+	return t.site(s, false)
+}
+
+// site emits an indirect-branch site. rcxSaved says the application's
+// rcx is already in the context (and rcx free to use).
+func (t *translator) site(s *site, rcxSaved bool) error {
+	if t.narrow {
+		if !rcxSaved && s.kind != siteJmp && t.m.opts.InlineCache > 0 && t.cmpable(s) {
+			return t.cmpSite(s)
+		}
+		return t.narrowSite(s, rcxSaved)
+	}
+	return t.wideSite(s, rcxSaved)
+}
+
+// cmpable reports whether a call's operand can be compared in place
+// after pushfq: not one addressed through rsp (which pushfq moves), nor a
+// RIP-relative one out of reach.
+func (t *translator) cmpable(s *site) bool {
+	if s.kind == siteRet {
+		return true
+	}
+	in := s.in
+	if in.Prefixes&(decode.P66|decode.P67|decode.PSeg) != 0 || in.Encoding != decode.Legacy {
+		return false
+	}
+	if in.Mod() == 3 {
+		return true
+	}
+	if in.ModRM&7 == 4 && s.b[in.ModRMOff+1]&7 == 4 {
+		return false // SIB base rsp
+	}
+	if in.RIPRelative() {
+		target := s.next + uintptr(int64(in.Disp(s.b)))
+		_, ok := amd64.Rel32(t.a.PC()+64, target)
+		return ok
+	}
+	return true
+}
+
+// cmpTarget emits `cmp <target>, imm` for the site's target with the
+// flags already pushed: the return address at [rsp+8], or the call's
+// operand (a register, or its memory operand with a RIP-relative
+// displacement re-encoded). It returns the offset of the imm32.
+func (t *translator) cmpTarget(s *site, imm int32) (int, error) {
+	a := t.a
+	if s.kind == siteRet {
+		err := a.CmpMemImm32(amd64.M(amd64.RSP, 8), imm)
+		return a.Len() - 4, err
+	}
+	in, b := s.in, s.b
+	if in.Mod() == 3 {
+		a.CmpRegImm32(amd64.Reg(in.ModRM&7|in.REX&1<<3), imm)
+		return a.Len() - 4, nil
+	}
+	start := a.Len()
+	a.Raw(0x48 | in.REX&3)
+	a.Raw(0x81, in.ModRM&0xc7|7<<3)
+	a.Raw(b[in.ModRMOff+1 : in.Len]...)
+	a.Raw(byte(imm), byte(imm>>8), byte(imm>>16), byte(imm>>24))
+	if in.RIPRelative() {
+		target := s.next + uintptr(int64(in.Disp(b)))
+		d, ok := amd64.Rel32(a.PC(), target)
+		if !ok {
+			return 0, t.unsupported(s.next-uintptr(in.Len), b, "a far RIP-relative call operand")
+		}
+		dispOff := start + 2 + int(in.DispOff) - int(in.ModRMOff)
+		putRel32(a.Bytes()[dispOff:], d)
+	}
+	return a.Len() - 4, nil
+}
+
+// cmpSite emits the cmp form of a return or call site, for code below
+// 2 GiB. It borrows no register: the flags are pushed below rsp, where
+// nothing is live at a return (the callee's frame is gone) or at a call
+// (the psABI keeps nothing below rsp across a call: the call's own push
+// overwrites it), and the target is compared in place:
+//
+//	pushfq
+//	cmp  qword [rsp+8], pred1 ; a call: cmp <its operand>, pred1
+//	je   hit1
+//	cmp  qword [rsp+8], pred2
+//	je   hit2
+//	jmp  learn                ; patched to lookup once every slot is set
+//	hit1: lea rsp, [rsp+16]   ; drop the flags and pop (a call: drop the
+//	jmp  fragment1            ;  flags and push its return address)
+//
+// A hit keeps the compare's flags, which is right only where the target
+// overwrites the flags before reading them (checked when the slot is
+// learned: compilers never keep flags live across a call or a return,
+// the psABI giving them no role there); for a target that does read them
+// the hit pops them instead (popfq; lea rsp, [rsp+8]). The learn and
+// lookup paths pop the flags first: popfq is slow (microcoded), so a site
+// that sends a new target to the table once its slots are full is
+// demoted at once to go, before any compare, to a lookup that only drops
+// the pushed flags (they are still the application's).
+func (t *translator) cmpSite(s *site) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	n := t.m.opts.InlineCache
+	ic := &icSite{form: formCmp, narrow: true, n: n}
+	ic.headOff = a.Len()
+	a.Pushfq()
+	var hits [maxInlineCache]amd64.Fixup
+	for k := range n {
+		off, e := t.cmpTarget(s, -1) // -1: no target matches
+		try(e)
+		ic.cmpOff[k] = off
+		if k == 0 {
+			// The head a demotion replaces: pushfq and the first
+			// compare.
+			ic.headLen = a.Len() - ic.headOff
+		}
+		hits[k] = a.JccShort(amd64.CondE)
+	}
+	learn := a.JmpLabel()
+	ic.learnEnd = learn.End()
+	for k := range n {
+		try(a.Bind(hits[k]))
+		ic.restoreOff[k] = a.Len()
+		// 9 bytes either way: lea rsp, [rsp+drop]; nop, or, when
+		// learned for a target that reads the flags, popfq; lea.
+		switch s.kind {
+		case siteRet:
+			a.LeaRSP32(16 + s.pop)
+			a.Nop(1)
+		case siteCall:
+			a.LeaRSP32(8)
+			a.Nop(1)
+			t.pushReturn(s.next)
+		}
+		j := a.JmpLabel()
+		ic.hitEnd[k] = j.End()
+		t.hitJmps = append(t.hitJmps, j)
+	}
+	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
+	t.cold = append(t.cold, func() error {
+		var err error
+		try := func(e error) {
+			if err == nil {
+				err = e
+			}
+		}
+		toRDX := func(popf bool) {
+			if popf {
+				a.Popfq()
+			}
+			try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+			try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
+			try(t.finishBranch(s, amd64.RDX))
+		}
+		learnOff := a.Len()
+		try(a.Bind(learn))
+		toRDX(true)
+		try(t.learnExit(ic))
+		for k := range n {
+			try(a.BindAt(hitJmps[k], learnOff))
+		}
+		ic.lookupOff = a.Len()
+		a.Popfq()
+		// A demoted site jumps here from its head, in place of the
+		// pushfq: the flags are untouched.
+		ic.demoteOff = a.Len()
+		toRDX(false)
+		try(t.lookup(ic))
+		return err
+	})
+	return err
+}
+
+// toRDX emits the start of the learn and lookup paths: rdx holds the
+// target, the application's rdx and rcx are in the context, and rsp is
+// the application's after the branch (the return popped, the call's
+// return address pushed). On entry the application's rcx is in the
+// context and rcx is free; rdx is the application's.
+func (t *translator) toRDX(s *site) error {
+	a := t.a
+	if err := a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))); err != nil {
+		return err
+	}
+	if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
+		return err
+	}
+	return t.finishBranch(s, amd64.RDX)
+}
+
+// finishBranch moves the branch's target into r (r's own value already
+// saved) and does the branch's stack effect: a return pops, a call
+// pushes its return address.
+func (t *translator) finishBranch(s *site, r amd64.Reg) error {
+	a := t.a
+	switch s.kind {
+	case siteRet:
+		a.Pop(r)
+		if s.pop != 0 {
+			return a.Lea(amd64.RSP, amd64.M(amd64.RSP, s.pop))
+		}
+	case siteCall:
+		if err := t.loadOperand(r, s); err != nil {
+			return err
+		}
+		t.pushReturn(s.next)
+	case siteJmp:
+		return t.loadOperand(r, s)
+	}
+	return nil
+}
+
+// narrowSite emits the 32-bit form.
+func (t *translator) narrowSite(s *site, rcxSaved bool) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	n := t.m.opts.InlineCache
+	ic := &icSite{form: formNarrow, narrow: true, n: n}
+	if !rcxSaved {
+		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	}
+	if n > 0 {
+		ic.headOff = a.Len()
+		switch s.kind {
+		case siteRet:
+			try(a.MovLoad(amd64.RCX, amd64.M(amd64.RSP, 0)))
+		default:
+			// The operand is evaluated with the application's
+			// registers: rcx is still its own here.
+			try(t.loadOperand(amd64.RCX, s))
+		}
+	}
+	disp := narrowDisp(ic)
+	var hits [maxInlineCache]amd64.Fixup
+	for k := range n {
+		// lea rcx, [rcx+disp32]: the displacement is the last 4 bytes.
+		try(a.Lea(amd64.RCX, amd64.M(amd64.RCX, 0x7fffffff)))
+		ic.cmpOff[k] = a.Len() - 4
+		putRel32(a.Bytes()[ic.cmpOff[k]:], disp[k])
+		if k == 0 {
+			// The head a demotion replaces: the load and the
+			// first compare.
+			ic.headLen = a.Len() - ic.headOff
+		}
+		hits[k] = a.Jrcxz()
+	}
+	learn := a.JmpLabel()
+	ic.learnEnd = learn.End()
+	for k := range n {
+		try(a.Bind(hits[k]))
+		switch s.kind {
+		case siteRet:
+			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 8+s.pop)))
+		case siteCall:
+			t.pushReturn(s.next)
+		}
+		ic.restoreOff[k] = a.Len()
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+		j := a.JmpLabel()
+		ic.hitEnd[k] = j.End()
+		t.hitJmps = append(t.hitJmps, j)
+	}
+	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
+	t.cold = append(t.cold, func() error {
+		var err error
+		try := func(e error) {
+			if err == nil {
+				err = e
+			}
+		}
+		// learn: rdx = target, the registers in the context.
+		learnOff := a.Len()
+		if n > 0 {
+			try(a.Bind(learn))
+			try(t.toRDX(s))
+			try(t.learnExit(ic))
+		}
+		// Until a slot is set its jump goes to learn, which it never
+		// reaches (the slot matches nothing).
+		for k := range n {
+			try(a.BindAt(hitJmps[k], learnOff))
+		}
+		ic.lookupOff = a.Len()
+		if n == 0 {
+			try(a.Bind(learn))
+		}
+		try(t.toRDX(s))
+		try(t.lookup(ic))
+		return err
+	})
+	return err
+}
+
+// wideSite emits the 64-bit form.
+func (t *translator) wideSite(s *site, rcxSaved bool) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	n := t.m.opts.InlineCache
+	ic := &icSite{n: n}
+	if !rcxSaved {
+		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	}
+	try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
+	try(t.finishBranch(s, amd64.RDX))
+	ic.headOff = a.Len()
+	ic.headLen = 10
+	var hits [maxInlineCache]amd64.Fixup
+	for k := range n {
+		a.MovImm64(amd64.RCX, 1) // -1: no target matches
+		ic.cmpOff[k] = a.Len() - 8
+		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
+		hits[k] = a.Jrcxz()
+	}
+	learn := a.JmpLabel()
+	ic.learnEnd = learn.End()
+	for k := range n {
+		try(a.Bind(hits[k]))
+		ic.restoreOff[k] = a.Len()
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+		j := a.JmpLabel()
+		ic.hitEnd[k] = j.End()
+		t.hitJmps = append(t.hitJmps, j)
+	}
+	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
+	t.cold = append(t.cold, func() error {
+		var err error
+		try := func(e error) {
+			if err == nil {
+				err = e
+			}
+		}
+		learnOff := a.Len()
+		if n > 0 {
+			try(a.Bind(learn))
+			try(t.learnExit(ic))
+		}
+		for k := range n {
+			try(a.BindAt(hitJmps[k], learnOff))
+		}
+		ic.lookupOff = a.Len()
+		if n == 0 {
+			try(a.Bind(learn))
+		}
+		try(t.lookup(ic))
+		return err
+	})
+	return err
+}
+
+// learnExit emits a site's learn exit: rdx holds the target, the
+// application's rcx is in rcx and in the context, its rdx in the context.
+//
+//	mov [ctx.next], rdx; mov rdx, [ctx.rdx]; mov [ctx.rax], rax
+//	mov eax, exit; jmp fcache_return
+func (t *translator) learnExit(ic *icSite) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	try(a.MovStore(t.ctx(ctxNext), amd64.RDX))
+	try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+	try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+	t.exits = append(t.exits, pendingExit{kind: exitLearn, ic: ic, stubOff: a.Len(), inline: true})
+	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
+	try(a.JmpRel32(t.m.gen.fret))
+	return err
+}
+
+// lookup emits the table lookup for the target in rdx, with the
+// application's rcx and rdx in the context:
+//
+//	mov  [ctx.rax], rax
+//	movzx eax, dx
+//	lea  eax, [rax+rax]        ; 2*index: entries are two quadwords
+//	mov  rcx, [rax*8+table]    ; -tag (lea rcx, [rip+table] first if the
+//	lea  rcx, [rcx+rdx]        ;  table is above 2 GiB)
+//	jrcxz hit
+//	mov  eax, exit; jmp iblMiss
+//	hit: mov rcx, [ctx.rcx]; mov rdx, [ctx.rdx]
+//	jmp  [rax*8+table+8]       ; the fragment's prefix restores rax
+//
+// (above 2 GiB the table's address takes a register, rcx, and the prefix
+// restores all three).
+func (t *translator) lookup(ic *icSite) error {
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	table := t.m.ctx + t.m.lay.ibl
+	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+	a.Movzx16(amd64.RAX, amd64.RDX)
+	try(a.Lea32(amd64.RAX, amd64.MI(amd64.RAX, amd64.RAX, 1, 0)))
+	absolute := t.m.absTable()
+	if absolute {
+		try(a.MovLoad(amd64.RCX, amd64.Mem{Base: amd64.NoReg, Index: amd64.RAX, Scale: 8, Disp: int32(table)}))
+	} else {
+		try(a.Lea(amd64.RCX, amd64.RIPRel(table)))
+		try(a.MovLoad(amd64.RCX, amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
+	}
+	try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
+	hit := a.Jrcxz()
+	t.exits = append(t.exits, pendingExit{kind: exitSiteMiss, ic: ic, stubOff: a.Len(), inline: true})
+	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
+	try(a.JmpRel32(t.m.gen.iblMiss))
+	try(a.Bind(hit))
+	if absolute {
+		// rcx and rdx are restored here, ahead of the jump, which
+		// needs only rax: the fragment's prefix restores rax.
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+		try(a.JmpMem(amd64.Mem{Base: amd64.NoReg, Index: amd64.RAX, Scale: 8, Disp: int32(table + 8)}))
+	} else {
+		try(a.Lea(amd64.RCX, amd64.RIPRel(table+8)))
+		try(a.JmpMem(amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
+	}
+	return err
+}
+
+// inlineRet translates the return of a callee the fragment followed into
+// from a direct call whose return address is want: "return-address
+// translation at the call site". The return address on the stack is
+// compared with want, flag-free, and on a match the fragment goes on at
+// want's code (its caller's continuation, in the same fragment when
+// there is room); any other address takes an ordinary return site,
+// out of line. Narrow (want below 2 GiB), with the flags saved below rsp
+// as in cmpSite:
+//
+//	pushfq
+//	cmp  qword [rsp+8], want
+//	jne  site                 ; out of line: popfq first
+//	lea  rsp, [rsp+16]        ; popfq; lea rsp, [rsp+8] if want reads the flags
+//
+// Wide, want above 2 GiB: the address is popped into a register dead at
+// want if there is one (rdx otherwise) and compared through rcx.
+func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
+	s := &site{kind: siteRet}
+	if in.ImmLen == 2 {
+		s.pop = int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
+	}
+	a := t.a
+	var err error
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	if t.narrow && want < low {
+		// pushfq; cmp qword [rsp+8], want; jne site; then drop the
+		// flags and pop, or, if want's code reads the flags, pop them.
+		a.Pushfq()
+		try(a.CmpMemImm32(amd64.M(amd64.RSP, 8), int32(want)))
+		other := a.JccLabel(amd64.CondNE)
+		if t.m.flagsDeadAt(want) {
+			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 16+s.pop)))
+		} else {
+			a.Popfq()
+			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 8+s.pop)))
+		}
+		t.cold = append(t.cold, func() error {
+			if err := a.Bind(other); err != nil {
+				return err
+			}
+			a.Popfq()
+			return t.site(s, false)
+		})
+		return err
+	}
+	dead := t.m.deadAt(want)
+	// Borrow registers dead at want where there are any, so that the
+	// hit path restores nothing: a restore is a store-load round trip
+	// in the dependency chain of whatever value the register carries.
+	r := amd64.RDX
+	for _, c := range []amd64.Reg{amd64.RDX, amd64.RAX, amd64.RSI, amd64.RDI, amd64.R8, amd64.R9, amd64.R10, amd64.R11} {
+		if dead.Has(uint8(c)) {
+			r = c
+			break
+		}
+	}
+	try(a.MovStore(t.ctx(gpr(r)), r))
+	a.Pop(r)
+	if s.pop != 0 {
+		try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, s.pop)))
+	}
+	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	if d := -int64(want); d >= -low && d < low {
+		try(a.Lea(amd64.RCX, amd64.M(r, int32(d))))
+	} else {
+		a.MovImm64(amd64.RCX, uint64(d))
+		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, r, 1, 0)))
+	}
+	hit := a.Jrcxz()
+	other := a.JmpLabel()
+	try(a.Bind(hit))
+	if !dead.Has(uint8(amd64.RCX)) {
+		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+	}
+	if !dead.Has(uint8(r)) {
+		try(a.MovLoad(r, t.ctx(gpr(r))))
+	}
+	t.cold = append(t.cold, func() error {
+		if err := a.Bind(other); err != nil {
+			return err
+		}
+		// Undo the pop: the site pops again.
+		if s.pop != 0 {
+			if err := a.Lea(amd64.RSP, amd64.M(amd64.RSP, -s.pop)); err != nil {
+				return err
+			}
+		}
+		a.Push(r)
+		if err := a.MovLoad(r, t.ctx(gpr(r))); err != nil {
+			return err
+		}
+		return t.site(s, true)
+	})
+	return err
+}
