@@ -137,3 +137,52 @@ func TestGridWXNative(t *testing.T) {
 	gridWantFree(t, base, base+size)
 	gridWantFree(t, rw, rw+size)
 }
+
+// TestGridWXNativeDefaultSize makes the default vmcode (2 GiB) W^X on the
+// native Windows backend: the section and its writable view are vmcode's
+// size; a unit runs code and Close leaves nothing.
+func TestGridWXNativeDefaultSize(t *testing.T) {
+	o := osmem.Native()
+	if o.Rules() != osmem.RulesWindows {
+		t.Skip("native backend without Windows rules")
+	}
+	now := gridClock()
+	if now == nil {
+		now = gridMonotonic
+	}
+	t0 := now()
+	v, err := New(Config{NoVMHeap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("New: %v, placement %+v", now()-t0, v.Placement())
+	if !v.WX() {
+		t.Fatal("WXAuto gave no W^X under Windows rules")
+	}
+	base, size := v.VMCode()
+	rw, _ := v.WritableView()
+	u, err := v.ReserveUnit(4096, "fcache")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := v.Writable(u.Base())
+	copy(osmem.Bytes(w, 6), []byte{0xb8, 5, 0, 0, 0, 0xc3})
+	if got, _, _ := syscall.SyscallN(u.Base()); got != 5 {
+		t.Fatalf("code returned %d, want 5", got)
+	}
+	gridWXNoWriteExec(t, base, base+size, "committed")
+	gridWXNoWriteExec(t, rw, rw+size, "committed")
+	if mism, err := v.Space().SyncCheck(o); err != nil || len(mism) != 0 {
+		t.Fatalf("SyncCheck: %v %v", err, mism)
+	}
+	t0 = now()
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Close: %v", now()-t0)
+	gridWantFree(t, base, base+size)
+	gridWantFree(t, rw, rw+size)
+}
