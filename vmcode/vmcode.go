@@ -53,7 +53,9 @@ type Unit struct {
 }
 
 // Alloc returns a unit of at least size bytes, rounded up to the
-// allocation granularity, ready to be written. Under W^X its executable
+// allocation granularity (under W^X on Windows, to the 640 KiB grid slot:
+// each unit's executable view is a view of vmcode's section mapped at its
+// own grid slots), ready to be written. Under W^X its executable
 // view is read-execute and its writable view read-write; otherwise it is
 // read-write until Seal.
 func (c *Code) Alloc(size uintptr) (*Unit, error) {
