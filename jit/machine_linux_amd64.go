@@ -38,9 +38,15 @@ type Options struct {
 	// two): loop heads in the cache then sit as the compiler aligned them.
 	Align uintptr
 	// InlineCache is the number of targets each return and indirect
-	// call or jump site learns and then jumps to directly (default 2,
-	// at most 4; -1 for none: every indirect branch takes the table).
+	// jump site learns and then jumps to directly (default 2, at most
+	// 4; -1 for none: every indirect branch takes the table).
 	InlineCache int
+	// CallInlineCache is the same for indirect calls (default 6, at
+	// most 8 where the site compares in place (code below 2 GiB), 4
+	// elsewhere): a call through a table of functions resolves a
+	// compare on the pointer as soon as it is loaded, sooner than a
+	// table lookup's indirect jump.
+	CallInlineCache int
 	// StrictFlags makes the translator keep the arithmetic flags
 	// exactly even across calls and returns. By default it takes the
 	// psABI at its word, which gives the flags no role across a call:
@@ -78,8 +84,16 @@ func (o *Options) setDefaults() {
 		o.InlineCache = 2
 	case o.InlineCache < 0:
 		o.InlineCache = 0
-	case o.InlineCache > maxInlineCache:
-		o.InlineCache = maxInlineCache
+	case o.InlineCache > maxRCXSlots:
+		o.InlineCache = maxRCXSlots
+	}
+	switch {
+	case o.CallInlineCache == 0:
+		o.CallInlineCache = 6
+	case o.CallInlineCache < 0:
+		o.CallInlineCache = 0
+	case o.CallInlineCache > maxInlineCache:
+		o.CallInlineCache = maxInlineCache
 	}
 }
 
@@ -436,6 +450,8 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		return
 	}
 	if ic.narrow && target >= low {
+		// A 32-bit slot cannot hold it: the table takes this site's
+		// targets from now on.
 		ic.n = ic.filled
 		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
 		return
@@ -447,6 +463,10 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		var b [4]byte
 		binary.LittleEndian.PutUint32(b[:], uint32(target))
 		ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:])
+		if !ic.narrow {
+			binary.LittleEndian.PutUint32(b[:], uint32(uint64(target)>>32))
+			ic.unit.write(ic.base+uintptr(ic.hiOff[k]), b[:])
+		}
 		if !m.flagsDeadAt(target) {
 			// The target reads the flags: pop them instead of
 			// dropping them. 9 bytes: popfq; lea rsp, [rsp+d-8].

@@ -14,8 +14,15 @@ var (
 	defaultErr  error
 )
 
-// DefaultVMCodeSize is the vmcode the default machine of Run reserves.
+// DefaultVMCodeSize is the vmcode the default machine of Run reserves,
+// at DefaultVMCodeBase if it is free (else where the OS chooses).
 const DefaultVMCodeSize = 256 << 20
+
+// DefaultVMCodeBase is DynamoRIO's default vm_base on Linux: vmcode below
+// 2 GiB, where application code, the cache and the indirect-branch table
+// all have 32-bit addresses, which makes the translator's inline caches
+// compare in one instruction and its table lookup take no register.
+const DefaultVMCodeBase = 0x3f000000
 
 // Run runs the function at fn under the translator on a process-wide
 // default Machine, with integer or pointer arguments, and returns what
@@ -30,7 +37,7 @@ const DefaultVMCodeSize = 256 << 20
 // Machine.Run returns those as errors.
 func Run(fn uintptr, args ...uintptr) uintptr {
 	defaultOnce.Do(func() {
-		v, err := vmm.New(vmm.Config{VMCodeSize: DefaultVMCodeSize, VMHeapSize: 1 << 30})
+		v, err := vmm.New(vmm.Config{VMCodeBase: DefaultVMCodeBase, AllowElsewhere: true, VMCodeSize: DefaultVMCodeSize, VMHeapSize: 1 << 30})
 		if err != nil {
 			defaultErr = err
 			return

@@ -82,11 +82,13 @@ type icSite struct {
 	n, filled int
 	preds     [maxInlineCache]uintptr
 	// cmpOff are the offsets of the slots' patchable constants: the
-	// imm64 (-pred) of a wide slot, the disp32 of a narrow one. hitEnd
-	// are the ends of the slots' rel32 jumps, restoreOff the offsets of
-	// their 7-byte restores (rcx, then rdx for the wide form), which
-	// become no-ops when the target does not read the register.
-	cmpOff, hitEnd, restoreOff [maxInlineCache]int
+	// imm64 (-pred) of a wide slot, the disp32 of a narrow one, the
+	// imm32 of a cmp slot (its low half when wide, hiOff the high).
+	// hitEnd are the ends of the slots' rel32 jumps, restoreOff the
+	// offsets of their 7-byte restores (rcx, then rdx for the wide
+	// form), which become no-ops when the target does not read the
+	// register.
+	cmpOff, hiOff, hitEnd, restoreOff [maxInlineCache]int
 	// learnEnd is the end of the rel32 jump to learn, which is patched
 	// to lookupOff when the slots are full.
 	learnEnd, lookupOff int
@@ -100,9 +102,22 @@ type icSite struct {
 	unit *codeUnit
 }
 
-// maxInlineCache bounds Options.InlineCache: the slots' jrcxz reach their
-// hits with a rel8.
-const maxInlineCache = 4
+// maxInlineCache bounds the slots of a cmp-form site, maxRCXSlots those
+// of the other forms, whose jrcxz reach their hits with a rel8.
+const (
+	maxInlineCache = 8
+	maxRCXSlots    = 4
+)
+
+// slots returns how many targets a site of kind learns: Options.
+// CallInlineCache for calls, InlineCache for the rest, at most max.
+func (t *translator) slots(kind siteKind, max int) int {
+	n := t.m.opts.InlineCache
+	if kind == siteCall {
+		n = t.m.opts.CallInlineCache
+	}
+	return min(n, max)
+}
 
 // low is the bound under which an address fits a sign-extended 32-bit
 // displacement.
@@ -184,10 +199,10 @@ func (t *translator) ret(b []byte, in *decode.Inst) error {
 // site emits an indirect-branch site. rcxSaved says the application's
 // rcx is already in the context (and rcx free to use).
 func (t *translator) site(s *site, rcxSaved bool) error {
+	if !rcxSaved && s.kind != siteJmp && t.slots(s.kind, maxInlineCache) > 0 && t.cmpable(s) {
+		return t.cmpSite(s)
+	}
 	if t.narrow {
-		if !rcxSaved && s.kind != siteJmp && t.m.opts.InlineCache > 0 && t.cmpable(s) {
-			return t.cmpSite(s)
-		}
 		return t.narrowSite(s, rcxSaved)
 	}
 	return t.wideSite(s, rcxSaved)
@@ -212,53 +227,107 @@ func (t *translator) cmpable(s *site) bool {
 	}
 	if in.RIPRelative() {
 		target := s.next + uintptr(int64(in.Disp(s.b)))
-		_, ok := amd64.Rel32(t.a.PC()+64, target)
-		return ok
+		_, ok := amd64.Rel32(t.a.PC()+256, target)
+		_, ok2 := amd64.Rel32(t.a.PC(), target)
+		return ok && ok2
 	}
 	return true
 }
 
-// cmpTarget emits `cmp <target>, imm` for the site's target with the
-// flags already pushed: the return address at [rsp+8], or the call's
-// operand (a register, or its memory operand with a RIP-relative
-// displacement re-encoded). It returns the offset of the imm32.
-func (t *translator) cmpTarget(s *site, imm int32) (int, error) {
-	a := t.a
-	if s.kind == siteRet {
-		err := a.CmpMemImm32(amd64.M(amd64.RSP, 8), imm)
-		return a.Len() - 4, err
-	}
+// operandMem returns a call's memory operand as an amd64.Mem, a
+// RIP-relative one as its absolute target.
+func operandMem(s *site) amd64.Mem {
 	in, b := s.in, s.b
-	if in.Mod() == 3 {
-		a.CmpRegImm32(amd64.Reg(in.ModRM&7|in.REX&1<<3), imm)
-		return a.Len() - 4, nil
-	}
-	start := a.Len()
-	a.Raw(0x48 | in.REX&3)
-	a.Raw(0x81, in.ModRM&0xc7|7<<3)
-	a.Raw(b[in.ModRMOff+1 : in.Len]...)
-	a.Raw(byte(imm), byte(imm>>8), byte(imm>>16), byte(imm>>24))
 	if in.RIPRelative() {
-		target := s.next + uintptr(int64(in.Disp(b)))
-		d, ok := amd64.Rel32(a.PC(), target)
-		if !ok {
-			return 0, t.unsupported(s.next-uintptr(in.Len), b, "a far RIP-relative call operand")
-		}
-		dispOff := start + 2 + int(in.DispOff) - int(in.ModRMOff)
-		putRel32(a.Bytes()[dispOff:], d)
+		return amd64.RIPRel(s.next + uintptr(int64(in.Disp(b))))
 	}
-	return a.Len() - 4, nil
+	m := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Disp: in.Disp(b)}
+	rm := in.ModRM & 7
+	if rm != 4 {
+		m.Base = amd64.Reg(rm | in.REX&1<<3)
+		return m
+	}
+	sib := b[in.ModRMOff+1]
+	if idx := sib>>3&7 | in.REX>>1&1<<3; idx != 4 {
+		m.Index, m.Scale = amd64.Reg(idx), 1<<(sib>>6)
+	}
+	if base := sib & 7; !(base == 5 && in.Mod() == 0) {
+		m.Base = amd64.Reg(base | in.REX&1<<3)
+	}
+	return m
 }
 
-// cmpSite emits the cmp form of a return or call site, for code below
-// 2 GiB. It borrows no register: the flags are pushed below rsp, where
+// cmpSlot emits one slot's compare of the site's target, with the flags
+// already pushed, and the je to its hit: for 32-bit targets (narrow)
+// `cmp qword <target>, imm32` (sign-extended); for 64-bit ones the low
+// and high halves in turn, `cmp dword <target>, lo; jne next; cmp dword
+// <target+4>, hi; je hit`, where for a register target the high half is
+// rotated into place and back (ror writes CF and OF, not ZF). The target
+// is the return address at [rsp+8] or the call's operand. It returns the
+// offsets of the immediates (hi -1 when narrow).
+func (t *translator) cmpSlot(s *site, narrow bool) (lo, hi int, hit amd64.Fixup, err error) {
+	a := t.a
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	hi = -1
+	var reg amd64.Reg = amd64.NoReg
+	var m amd64.Mem
+	switch {
+	case s.kind == siteRet:
+		m = amd64.M(amd64.RSP, 8)
+	case s.in.Mod() == 3:
+		reg = amd64.Reg(s.in.ModRM&7 | s.in.REX&1<<3)
+	default:
+		m = operandMem(s)
+	}
+	if narrow {
+		if reg != amd64.NoReg {
+			a.CmpRegImm32(reg, -1)
+		} else {
+			try(a.CmpMemImm32(m, -1))
+		}
+		lo = a.Len() - 4
+		return lo, hi, a.JccLabel(amd64.CondE), err
+	}
+	var next amd64.Fixup
+	if reg != amd64.NoReg {
+		a.CmpReg32Imm32(reg, -1)
+		lo = a.Len() - 4
+		next = a.JccShort(amd64.CondNE)
+		a.RorImm(reg, 32)
+		a.CmpReg32Imm32(reg, -1)
+		hi = a.Len() - 4
+		a.RorImm(reg, 32)
+	} else {
+		try(a.CmpMem32Imm32(m, -1))
+		lo = a.Len() - 4
+		next = a.JccShort(amd64.CondNE)
+		m4 := m
+		if m4.RIP {
+			m4.Target += 4
+		} else {
+			m4.Disp += 4
+		}
+		try(a.CmpMem32Imm32(m4, -1))
+		hi = a.Len() - 4
+	}
+	hit = a.JccLabel(amd64.CondE)
+	try(a.Bind(next))
+	return lo, hi, hit, err
+}
+
+// cmpSite emits the cmp form of a return or call site. It borrows no
+// register: the flags are pushed below rsp, where
 // nothing is live at a return (the callee's frame is gone) or at a call
 // (the psABI keeps nothing below rsp across a call: the call's own push
 // overwrites it), and the target is compared in place:
 //
 //	pushfq
 //	cmp  qword [rsp+8], pred1 ; a call: cmp <its operand>, pred1
-//	je   hit1
+//	je   hit1                 ; (above 2 GiB: each half, see cmpSlot)
 //	cmp  qword [rsp+8], pred2
 //	je   hit2
 //	jmp  learn                ; patched to lookup once every slot is set
@@ -282,21 +351,21 @@ func (t *translator) cmpSite(s *site) error {
 			err = e
 		}
 	}
-	n := t.m.opts.InlineCache
-	ic := &icSite{form: formCmp, narrow: true, n: n}
+	n := t.slots(s.kind, maxInlineCache)
+	ic := &icSite{form: formCmp, narrow: t.narrow, n: n}
 	ic.headOff = a.Len()
 	a.Pushfq()
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
-		off, e := t.cmpTarget(s, -1) // -1: no target matches
+		// Every immediate starts as -1: no target matches.
+		lo, hi, hit, e := t.cmpSlot(s, t.narrow)
 		try(e)
-		ic.cmpOff[k] = off
+		ic.cmpOff[k], ic.hiOff[k], hits[k] = lo, hi, hit
 		if k == 0 {
 			// The head a demotion replaces: pushfq and the first
 			// compare.
 			ic.headLen = a.Len() - ic.headOff
 		}
-		hits[k] = a.JccShort(amd64.CondE)
 	}
 	learn := a.JmpLabel()
 	ic.learnEnd = learn.End()
@@ -400,7 +469,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 			err = e
 		}
 	}
-	n := t.m.opts.InlineCache
+	n := t.slots(s.kind, maxRCXSlots)
 	ic := &icSite{form: formNarrow, narrow: true, n: n}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
@@ -486,7 +555,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 			err = e
 		}
 	}
-	n := t.m.opts.InlineCache
+	n := t.slots(s.kind, maxRCXSlots)
 	ic := &icSite{n: n}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
@@ -621,16 +690,16 @@ func (t *translator) lookup(ic *icSite) error {
 // compared with want, flag-free, and on a match the fragment goes on at
 // want's code (its caller's continuation, in the same fragment when
 // there is room); any other address takes an ordinary return site,
-// out of line. Narrow (want below 2 GiB), with the flags saved below rsp
-// as in cmpSite:
+// out of line. With the flags saved below rsp as in cmpSite:
 //
 //	pushfq
-//	cmp  qword [rsp+8], want
+//	cmp  qword [rsp+8], want  ; each half if want is above 2 GiB
 //	jne  site                 ; out of line: popfq first
 //	lea  rsp, [rsp+16]        ; popfq; lea rsp, [rsp+8] if want reads the flags
 //
-// Wide, want above 2 GiB: the address is popped into a register dead at
-// want if there is one (rdx otherwise) and compared through rcx.
+// With the inline caches off (InlineCache -1), the address is popped into
+// a register dead at want if there is one (rdx otherwise) and compared
+// through rcx.
 func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 	s := &site{kind: siteRet}
 	if in.ImmLen == 2 {
@@ -643,12 +712,22 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 			err = e
 		}
 	}
-	if t.narrow && want < low {
-		// pushfq; cmp qword [rsp+8], want; jne site; then drop the
-		// flags and pop, or, if want's code reads the flags, pop them.
+	if t.m.opts.InlineCache > 0 {
+		// pushfq; compare the return address with want (each half
+		// when want is above 2 GiB); on a miss, popfq and an ordinary
+		// site out of line; on a hit, drop the flags and pop, or, if
+		// want's code reads the flags, pop them.
 		a.Pushfq()
-		try(a.CmpMemImm32(amd64.M(amd64.RSP, 8), int32(want)))
-		other := a.JccLabel(amd64.CondNE)
+		var miss []amd64.Fixup
+		if want < low {
+			try(a.CmpMemImm32(amd64.M(amd64.RSP, 8), int32(want)))
+			miss = append(miss, a.JccLabel(amd64.CondNE))
+		} else {
+			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, 8), int32(uint32(want))))
+			miss = append(miss, a.JccLabel(amd64.CondNE))
+			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, 12), int32(uint32(uint64(want)>>32))))
+			miss = append(miss, a.JccLabel(amd64.CondNE))
+		}
 		if t.m.flagsDeadAt(want) {
 			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 16+s.pop)))
 		} else {
@@ -656,8 +735,10 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 8+s.pop)))
 		}
 		t.cold = append(t.cold, func() error {
-			if err := a.Bind(other); err != nil {
-				return err
+			for _, f := range miss {
+				if err := a.Bind(f); err != nil {
+					return err
+				}
 			}
 			a.Popfq()
 			return t.site(s, false)

@@ -75,4 +75,7 @@ var formTests = []struct {
 	{func(a *Assembler) error { a.LeaRSP32(16); return nil }, "488da42410000000", "lea rsp, ptr [rsp+0x10]"},
 	{func(a *Assembler) error { return a.Lea32(RAX, MI(RAX, RAX, 1, 0)) }, "8d0400", "lea eax, ptr [rax+rax]"},
 	{func(a *Assembler) error { a.Movzx16(RAX, RDX); return nil }, "0fb7c2", "movzx eax, dx"},
+	{func(a *Assembler) error { return a.CmpMem32Imm32(M(RSP, 12), -1) }, "817c240cffffffff", "cmp dword ptr [rsp+0xc], -0x1"},
+	{func(a *Assembler) error { a.CmpReg32Imm32(R9, 0x7f00); return nil }, "4181f9007f0000", "cmp r9d, 0x7f00"},
+	{func(a *Assembler) error { a.RorImm(RAX, 32); return nil }, "48c1c820", "ror rax, 0x20"},
 }

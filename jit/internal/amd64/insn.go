@@ -340,3 +340,22 @@ func (a *Assembler) LeaRSP32(disp int32) {
 	a.buf = append(a.buf, 0x48, 0x8d, 0xa4, 0x24)
 	a.buf = binary.LittleEndian.AppendUint32(a.buf, uint32(disp))
 }
+
+// CmpMem32Imm32 emits `cmp dword [m], imm` (81 /7): with its twin at
+// [m+4] it compares a 64-bit value against a 64-bit constant without a
+// register.
+func (a *Assembler) CmpMem32Imm32(m Mem, imm int32) error {
+	return a.emitMem("cmp", op1(false, 0x81, 7).withImm32(imm), m)
+}
+
+// CmpReg32Imm32 emits `cmp r32, imm` (81 /7) in the 4-byte-immediate
+// form.
+func (a *Assembler) CmpReg32Imm32(r Reg, imm int32) {
+	a.emitRR(op1(false, 0x81, 7).withImm32(imm), r)
+}
+
+// RorImm emits `ror r, n` (REX.W C1 /1 ib). It writes CF and OF only:
+// ZF from an earlier compare survives it.
+func (a *Assembler) RorImm(r Reg, n uint8) {
+	a.emitRR(op1(true, 0xc1, 1).withImm8(int8(n)), r)
+}
