@@ -425,8 +425,8 @@ func TestTranslateGenerated(t *testing.T) {
 	fm := newFuzzMachine(t)
 	x := uint64(0x9e3779b97f4a7c15)
 	n := 1000
-	if testing.Short() {
-		n = 200
+	if testing.Short() || raceEnabled {
+		n = 150
 	}
 	for i := range n {
 		input := make([]byte, 40+i%200)
