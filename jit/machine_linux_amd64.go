@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 
@@ -47,6 +48,13 @@ type Options struct {
 	// compare on the pointer as soon as it is loaded, sooner than a
 	// table lookup's indirect jump.
 	CallInlineCache int
+	// PerfMap appends a line per fragment to /tmp/perf-<pid>.map
+	// ("START SIZE name", QEMU's -perfmap), so that perf report names
+	// translated code by the application code it came from:
+	// "reachvm:libz.so.1+0x33b0" for a fragment of libz at that offset.
+	// Lines of flushed fragments stay (the file is append-only, as
+	// QEMU's).
+	PerfMap bool
 	// StrictFlags makes the translator keep the arithmetic flags
 	// exactly even across calls and returns. By default it takes the
 	// psABI at its word, which gives the flags no role across a call:
@@ -162,6 +170,8 @@ type Machine struct {
 	codes  codeMap
 	stats  Stats
 	closed bool
+	// perf is the perf map, with PerfMap.
+	perf *os.File
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -235,6 +245,10 @@ func (m *Machine) free() error {
 	if m.stack != 0 {
 		errs = append(errs, m.v.HeapFree(m.stack, m.stackSize))
 		m.stack = 0
+	}
+	if m.perf != nil {
+		errs = append(errs, m.perf.Close())
+		m.perf = nil
 	}
 	return errors.Join(errs...)
 }
@@ -424,12 +438,36 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 		}
 		m.exits = append(m.exits, e)
 	}
+	if m.opts.PerfMap {
+		m.perfMap(f)
+	}
 	m.stats.Fragments++
 	m.stats.Blocks += t.bbs
 	m.stats.Instrs += t.instrs
 	m.stats.Mangled += t.mangled
 	return f
 }
+
+// perfMap appends f's line to the perf map, opening it first.
+func (m *Machine) perfMap(f *fragment) {
+	if m.perf == nil {
+		var err error
+		m.perf, err = os.OpenFile(PerfMapPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			m.opts.PerfMap = false
+			return
+		}
+	}
+	name, off := m.codes.name(f.tag)
+	if name == "" {
+		name = "anon"
+	}
+	fmt.Fprintf(m.perf, "%x %x reachvm:%s+%#x\n", f.entry, f.size, name, off)
+}
+
+// PerfMapPath returns the perf map Options.PerfMap writes: the file perf
+// reads for this process's JIT code.
+func PerfMapPath() string { return fmt.Sprintf("/tmp/perf-%d.map", os.Getpid()) }
 
 // link patches exit e to jump straight to f.
 func (m *Machine) link(e *exit, f *fragment) {

@@ -1,0 +1,62 @@
+//go:build linux && amd64
+
+package jit
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// TestPerfMap runs libz's crc32 with PerfMap and checks the map: one
+// "START SIZE name" line per fragment, in hex without 0x, naming libz
+// with the offset of the code the fragment came from.
+func TestPerfMap(t *testing.T) {
+	path := PerfMapPath()
+	before, _ := os.ReadFile(path)
+	m, _ := newTestMachine(t, vmm.Config{}, &Options{PerfMap: true})
+	lib := loadZlib(t, m.v)
+	crc := lookup(t, lib, "crc32")
+	buf := []byte("perf names translated code")
+	if _, err := m.Run(crc, 0, ptr(buf), uintptr(len(buf))); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data[len(before):])), "\n")
+	st := m.Stats()
+	if len(lines) != st.Fragments {
+		t.Fatalf("%d lines for %d fragments", len(lines), st.Fragments)
+	}
+	entry := fmt.Sprintf("%x ", m.frags[crc].entry)
+	found := false
+	for _, l := range lines {
+		var start, size uintptr
+		var name string
+		if n, err := fmt.Sscanf(l, "%x %x %s", &start, &size, &name); n != 3 || err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if !strings.HasPrefix(name, "reachvm:") {
+			t.Errorf("line %q: name without the reachvm: prefix", l)
+		}
+		if strings.HasPrefix(l, entry) {
+			found = true
+			off := crc - lib.Base()
+			if !strings.HasPrefix(name, "reachvm:libz.so") || !strings.HasSuffix(name, fmt.Sprintf("+%#x", off)) {
+				t.Errorf("crc32's fragment is named %q, want libz at offset %#x", name, off)
+			}
+		}
+	}
+	t.Logf("first line: %s", lines[0])
+	if !found {
+		t.Errorf("no line for crc32's fragment at %s", entry)
+	}
+	if len(before) == 0 {
+		os.Remove(path)
+	}
+}
