@@ -9,6 +9,7 @@ package jit
 
 import (
 	"fmt"
+	"runtime"
 
 	"github.com/ebitengine/purego"
 
@@ -30,10 +31,12 @@ type Stub struct {
 	unit       *vmcode.Unit
 }
 
-// EmitCallStub emits, in a new vmcode unit, a System V AMD64 function that
+// EmitCallStub emits, in a new vmcode unit, a C-ABI function (System V
+// AMD64, or Windows x64 on Windows) that
 // forwards its arguments to target and returns its result:
 //
-//	sub  rsp, 8      ; keep rsp 16-byte aligned at the call
+//	sub  rsp, 8      ; keep rsp 16-byte aligned at the call (40 on Windows,
+//	                 ; adding the callee's 32-byte shadow space)
 //	call target      ; E8 rel32
 //	add  rsp, 8
 //	ret
@@ -50,12 +53,12 @@ func EmitCallStub(code *vmcode.Code, target uintptr) (*Stub, error) {
 		return nil, fmt.Errorf("jit: allocating a stub unit: %w", err)
 	}
 	a := amd64.NewAssembler(u.Exec())
-	a.SubRSP(8)
+	a.SubRSP(stubFrame)
 	callOff := a.Len()
 	if err := a.CallRel32(target); err != nil {
 		return nil, freeOnErr(u, err)
 	}
-	a.AddRSP(8)
+	a.AddRSP(stubFrame)
 	a.Ret()
 	if err := u.Write(0, a.Bytes()); err != nil {
 		return nil, freeOnErr(u, err)
@@ -88,3 +91,13 @@ func Call(fn uintptr, args ...uintptr) uintptr {
 	r, _, _ := purego.SyscallN(fn, args...)
 	return r
 }
+
+// stubFrame is the stack a call stub reserves below its return address:
+// 8 bytes keep rsp 16-byte aligned at the call under System V; the
+// Windows x64 ABI also needs 32 bytes of shadow space for the callee.
+var stubFrame int32 = func() int32 {
+	if runtime.GOOS == "windows" {
+		return 40
+	}
+	return 8
+}()

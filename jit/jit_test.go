@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
@@ -13,6 +14,15 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
+// argRegs are the first two integer argument registers of the platform's
+// C ABI: System V (rdi, rsi) or Windows x64 (rcx, rdx).
+var argRegs = func() [2]amd64.Reg {
+	if runtime.GOOS == "windows" {
+		return [2]amd64.Reg{amd64.RCX, amd64.RDX}
+	}
+	return [2]amd64.Reg{amd64.RDI, amd64.RSI}
+}()
+
 // emitAdd emits `long add(long a, long b)` into vmcode and returns its
 // address.
 func emitAdd(t testing.TB, c *vmcode.Code) uintptr {
@@ -21,8 +31,8 @@ func emitAdd(t testing.TB, c *vmcode.Code) uintptr {
 		t.Fatal(err)
 	}
 	a := amd64.NewAssembler(u.Exec())
-	a.MovRR(amd64.RAX, amd64.RDI)
-	a.AddRR(amd64.RAX, amd64.RSI)
+	a.MovRR(amd64.RAX, argRegs[0])
+	a.AddRR(amd64.RAX, argRegs[1])
 	a.Ret()
 	if err := u.Write(0, a.Bytes()); err != nil {
 		t.Fatal(err)
@@ -144,8 +154,8 @@ func Example() {
 	c := vmcode.New(v)
 	u, _ := c.Alloc(16)
 	a := amd64.NewAssembler(u.Exec())
-	a.MovRR(amd64.RAX, amd64.RDI)
-	a.AddRR(amd64.RAX, amd64.RSI)
+	a.MovRR(amd64.RAX, argRegs[0])
+	a.AddRR(amd64.RAX, argRegs[1])
 	a.Ret()
 	u.Write(0, a.Bytes())
 	u.Seal()

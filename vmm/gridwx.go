@@ -106,12 +106,13 @@ func newGridBacking(g *grid, space *aspacem.Map, mode WXMode, p *Placement) (bac
 	case WXOff:
 		return g, nil
 	case WXAuto:
-		d, err := newGridDual(g, space)
-		if err != nil {
-			p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("no W^X: %v", err))
-			return g, nil
-		}
-		return d, nil
+		// Not by default under Windows rules, for two costs the Linux
+		// memfd does not have: the pagefile section is SEC_COMMIT, so real
+		// Windows charges all of vmcode (2 GiB) against the commit limit
+		// when it is created, and every code unit takes a whole 640 KiB
+		// grid slot. A SEC_RESERVE section committed through the writable
+		// view would remove the first; until then W^X here is WXOn only.
+		return g, nil
 	}
 	return nil, fmt.Errorf("unknown W^X mode %v", mode)
 }

@@ -222,8 +222,8 @@ func placeGrid(o osmem.OS, cfg *Config, size uintptr, p *Placement) (*grid, erro
 		p.How = "grid"
 	case st.Base != base:
 		p.How = "elsewhere"
-	case p.Offset != 0:
-		p.How = "base+offset"
+	case cfg.VMCodeMaxOffset >= slot:
+		p.How = "base+offset" // even when the offset drawn is 0
 	default:
 		p.How = "base"
 	}

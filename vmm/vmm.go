@@ -73,9 +73,10 @@ type Config struct {
 	// mapped twice, executable at vmcode and writable elsewhere at a
 	// constant offset, so that no page is ever writable and executable at
 	// once (DESIGN.md invariant 4). The zero value, WXAuto, turns it on
-	// wherever the backend allows (Linux rules, and Windows rules, where
-	// code units then take whole grid slots); WXOff turns it off for
-	// comparison; WXOn requires it.
+	// under Linux rules where the kernel allows it; WXOn requires it, and
+	// under Windows rules builds it on the grid (one pagefile section:
+	// commit-charged whole, and code units take whole grid slots, which is
+	// why WXAuto leaves it off there); WXOff turns it off for comparison.
 	WX WXMode
 }
 
