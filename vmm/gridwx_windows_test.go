@@ -138,7 +138,7 @@ func TestGridWXNative(t *testing.T) {
 	gridWantFree(t, rw, rw+size)
 }
 
-// TestGridWXNativeDefaultSize makes the default vmcode (2 GiB) W^X on the
+// TestGridWXNativeDefaultSize makes the default-size vmcode (2 GiB) W^X (WXOn) on the
 // native Windows backend: the section and its writable view are vmcode's
 // size; a unit runs code and Close leaves nothing.
 func TestGridWXNativeDefaultSize(t *testing.T) {
@@ -151,13 +151,13 @@ func TestGridWXNativeDefaultSize(t *testing.T) {
 		now = gridMonotonic
 	}
 	t0 := now()
-	v, err := New(Config{NoVMHeap: true})
+	v, err := New(Config{NoVMHeap: true, WX: WXOn})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("New: %v, placement %+v", now()-t0, v.Placement())
 	if !v.WX() {
-		t.Fatal("WXAuto gave no W^X under Windows rules")
+		t.Fatal("WXOn gave no W^X under Windows rules")
 	}
 	base, size := v.VMCode()
 	rw, _ := v.WritableView()
