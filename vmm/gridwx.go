@@ -55,13 +55,10 @@ import (
 // KindShared); executable views by the slots (committed), as KindShared
 // with the section's offset; everything else by the grid.
 type gridDual struct {
-	// g, os, space, obj, rw and zero are immutable after newGridDual.
-	g     *grid
-	os    osmem.OS
-	space *aspacem.Map
-	obj   osmem.Object
-	// rw is the alias's base.
-	rw uintptr
+	// sharedAlias is the section and its writable view.
+	sharedAlias
+	// g and zero are immutable after newGridDual.
+	g *grid
 	// zero says the alias's bytes can be touched (the native backend; the
 	// simulator models no memory).
 	zero bool
@@ -84,8 +81,9 @@ type gridDual struct {
 	// plain grid.
 	unit []uint64
 
-	// Progress of release, as in dual.
-	rwGone, gridGone, closed bool
+	// gridGone records that release released the grid (see sharedAlias for the
+	// other steps and the locking).
+	gridGone bool
 }
 
 var (
@@ -133,7 +131,7 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 		_ = o.CloseObject(obj)
 		return nil, fmt.Errorf("mapping the writable view: %w", err)
 	}
-	d := &gridDual{g: g, os: o, space: space, obj: obj, rw: rw, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit),
+	d := &gridDual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, g: g, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit),
 		dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64)}
 	// The alias of a range is read-write only while a unit holds it.
 	if err := d.setAlias(g.base, size, osmem.ProtNone); err != nil {
@@ -466,14 +464,8 @@ func (d *gridDual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segm
 // the steps before it done and recorded; calling release again resumes.
 func (d *gridDual) release() error {
 	_, size := d.g.bounds()
-	if !d.rwGone {
-		if err := d.os.Unmap(d.rw, size); err != nil {
-			return fmt.Errorf("unmapping the writable view: %w", err)
-		}
-		d.rwGone = true
-		if err := d.space.Update(aspacem.Segment{Start: d.rw, End: d.rw + size, Kind: aspacem.KindFree}); err != nil {
-			return fmt.Errorf("recording the writable view's release: %w", err)
-		}
+	if err := d.unmapView(size); err != nil {
+		return err
 	}
 	if !d.gridGone {
 		if err := d.g.release(); err != nil {
@@ -484,13 +476,7 @@ func (d *gridDual) release() error {
 		clear(d.units)
 		d.mu.Unlock()
 	}
-	if !d.closed {
-		if err := d.os.CloseObject(d.obj); err != nil {
-			return fmt.Errorf("closing %s: %w", d.obj.Name(), err)
-		}
-		d.closed = true
-	}
-	return nil
+	return d.closeObject()
 }
 
 // viewMapped reports whether a view of the grid's is mapped at addr.

@@ -192,17 +192,14 @@ const (
 // every alias change as soon as it is made: a failure part way leaves the
 // executable view unchanged and aspacem exact.
 type dual struct {
-	// lin is the executable view's range; os, space, obj, name, rw and
-	// discard are immutable after newDual.
-	lin   *linear
-	os    osmem.OS
-	space *aspacem.Map
-	obj   osmem.Object
+	// sharedAlias is the shared object and its writable view.
+	sharedAlias
+	// lin is the executable view's range; lin, name and discard are
+	// immutable after newDual.
+	lin *linear
 	// name is the object's name as /proc/self/maps shows it, less the
 	// " (deleted)" suffix: what the segments of both views record.
 	name string
-	// rw is the alias's base.
-	rw uintptr
 	// discard frees the object's pages under [addr, addr+size) of the
 	// alias, which must be mapped read-write: madvise(MADV_REMOVE) on the
 	// native backend, nil on the simulator, which models no memory (and
@@ -223,7 +220,55 @@ type dual struct {
 	// and no operation touches a view that is gone (the OS may have handed
 	// its range to someone else). Read by operations under the VMM's life
 	// lock held for reading, written by release under it held for writing.
-	rwGone, execGone, closed bool
+	execGone bool
+}
+
+// sharedAlias is what both W^X backings (dual on Linux, gridDual on the Windows
+// grid) share: the shared object vmcode is made of, its writable view of
+// all of vmcode at a constant offset from the executable addresses, and
+// the resumable steps of tearing the two down.
+type sharedAlias struct {
+	// os, space, obj and rw are immutable after construction.
+	os    osmem.OS
+	space *aspacem.Map
+	obj   osmem.Object
+	// rw is the writable view's base; the view is as large as vmcode.
+	rw uintptr
+	// rwGone and closed record the teardown steps done, so that a failed
+	// release can be called again and no operation touches a view that is
+	// gone (the OS may have handed its range to someone else). Read by
+	// operations under the VMM's life lock held for reading, written by
+	// release under it held for writing.
+	rwGone, closed bool
+}
+
+// unmapView unmaps the writable view of size bytes and records it free,
+// once.
+func (a *sharedAlias) unmapView(size uintptr) error {
+	if a.rwGone {
+		return nil
+	}
+	if err := a.os.Unmap(a.rw, size); err != nil {
+		return fmt.Errorf("unmapping the writable view: %w", err)
+	}
+	a.rwGone = true
+	if err := a.space.Update(aspacem.Segment{Start: a.rw, End: a.rw + size, Kind: aspacem.KindFree}); err != nil {
+		return fmt.Errorf("recording the writable view's release: %w", err)
+	}
+	return nil
+}
+
+// closeObject closes the shared object, once: the last reference to its
+// pages once both views are gone.
+func (a *sharedAlias) closeObject() error {
+	if a.closed {
+		return nil
+	}
+	if err := a.os.CloseObject(a.obj); err != nil {
+		return fmt.Errorf("closing %s: %w", a.obj.Name(), err)
+	}
+	a.closed = true
+	return nil
 }
 
 // freedMax bounds the bytes of freed pages dual keeps for reuse: above it
@@ -278,7 +323,7 @@ func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 		return fail(fmt.Errorf("mapping the writable view: %w", err))
 	}
 	pages := size / page
-	d := &dual{lin: lin, os: o, space: space, obj: obj, name: "/memfd:" + SharedName, rw: rw,
+	d := &dual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, lin: lin, name: "/memfd:" + SharedName,
 		discard: nativeDiscard(o), freed: make([]uint64, (pages+63)/64)}
 	if err := d.recordAlias(base, size, osmem.ProtNone); err != nil {
 		_ = o.Unmap(rw, size)
@@ -649,14 +694,8 @@ func (d *dual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment 
 // resumes.
 func (d *dual) release() error {
 	_, size := d.lin.bounds()
-	if !d.rwGone {
-		if err := d.os.Unmap(d.rw, size); err != nil {
-			return fmt.Errorf("unmapping the writable view: %w", err)
-		}
-		d.rwGone = true
-		if err := d.space.Update(aspacem.Segment{Start: d.rw, End: d.rw + size, Kind: aspacem.KindFree}); err != nil {
-			return fmt.Errorf("recording the writable view's release: %w", err)
-		}
+	if err := d.unmapView(size); err != nil {
+		return err
 	}
 	if !d.execGone {
 		if err := d.lin.release(); err != nil {
@@ -664,11 +703,5 @@ func (d *dual) release() error {
 		}
 		d.execGone = true
 	}
-	if !d.closed {
-		if err := d.os.CloseObject(d.obj); err != nil {
-			return fmt.Errorf("closing %s: %w", d.obj.Name(), err)
-		}
-		d.closed = true
-	}
-	return nil
+	return d.closeObject()
 }
