@@ -172,6 +172,9 @@ type Machine struct {
 	closed bool
 	// perf is the perf map, with PerfMap.
 	perf *os.File
+	// client is the program being run by Program.Run, whose system
+	// calls it vets.
+	client *Program
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -720,10 +723,14 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	// processor holds stale instructions (cross-modifying code).
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-
 	m.prepare(m.sentinel, args)
+	return m.dispatch(fn)
+}
 
-	tag := fn
+// dispatch runs the application from tag until it returns to the
+// sentinel (the result is its rax), exits, or stops at something the
+// translator refuses. The caller holds m.mu and has set up the context.
+func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 	// from is the exit that led to tag, to link once tag's fragment
 	// exists, unless a flush came in between.
 	from := 0

@@ -3,6 +3,7 @@ package jit
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -24,18 +25,18 @@ func (e *SyscallError) Error() string {
 
 // refused are the system calls that end a run with a *SyscallError.
 var refused = map[uint64]string{
-	unix.SYS_CLONE:           "clone",
-	unix.SYS_CLONE3:          "clone3",
+	unix.SYS_CLONE:           "clone (a thread or process)",
+	unix.SYS_CLONE3:          "clone3 (a thread or process)",
 	unix.SYS_FORK:            "fork",
 	unix.SYS_VFORK:           "vfork",
 	unix.SYS_EXECVE:          "execve",
 	unix.SYS_EXECVEAT:        "execveat",
-	unix.SYS_RT_SIGACTION:    "rt_sigaction",
+	unix.SYS_RT_SIGACTION:    "rt_sigaction (a signal handler)",
 	unix.SYS_RT_SIGRETURN:    "rt_sigreturn",
 	unix.SYS_SIGALTSTACK:     "sigaltstack",
 	unix.SYS_RT_SIGPROCMASK:  "rt_sigprocmask",
-	unix.SYS_ARCH_PRCTL:      "arch_prctl",
-	unix.SYS_SET_TID_ADDRESS: "set_tid_address",
+	unix.SYS_ARCH_PRCTL:      "arch_prctl (a TLS set-up: reachvm keeps FS for Go)",
+	unix.SYS_SET_TID_ADDRESS: "set_tid_address (a thread library)",
 	unix.SYS_SECCOMP:         "seccomp",
 	unix.SYS_PTRACE:          "ptrace",
 	unix.SYS_SET_ROBUST_LIST: "set_robust_list",
@@ -62,9 +63,13 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}
 	}
 	var ret uint64
+	handled := false
 	if errno, vetoed := m.vet(nr, a); vetoed {
-		ret = uint64(-int64(errno))
-	} else {
+		ret, handled = uint64(-int64(errno)), true
+	} else if m.client != nil {
+		ret, handled = m.client.syscall(nr, a)
+	}
+	if !handled {
 		r1, _, e := unix.Syscall6(uintptr(nr), a[0], a[1], a[2], a[3], a[4], a[5])
 		ret = uint64(r1)
 		if e != 0 {
@@ -108,12 +113,25 @@ func (m *Machine) vet(nr uint64, a [6]uintptr) (unix.Errno, bool) {
 	return 0, false
 }
 
-// owns reports whether [addr, addr+size) overlaps vmcode or vmheap.
+// owns reports whether [addr, addr+size) overlaps memory reachvm owns
+// (vmcode, vmheap and everything aspacem records as reachvm's) other than
+// a program's own ("client" segments, which Program vets).
 func (m *Machine) owns(addr, size uintptr) bool {
 	overlaps := func(base, n uintptr) bool {
 		return n != 0 && addr < base+n && base < addr+size
 	}
 	cb, cs := m.v.VMCode()
 	hb, hs := m.v.VMHeap()
-	return overlaps(cb, cs) || overlaps(hb, hs)
+	if overlaps(cb, cs) || overlaps(hb, hs) {
+		return true
+	}
+	if size == 0 || addr+size < addr {
+		return false
+	}
+	for _, s := range m.v.Space().Segments(addr&^4095, roundUp(addr+size, 4096)) {
+		if s.Kind.Owned() && !strings.HasPrefix(s.Owner, "client") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,248 @@
+//go:build linux && amd64
+
+package jit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/reachvm/reachvm/vmcode"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// programFlags build the freestanding test programs (no libc: a TLS
+// set-up and threads are not supported).
+var programFlags = []string{
+	"-O2", "-nostdlib", "-ffreestanding", "-fno-tree-loop-distribute-patterns",
+	"-fno-stack-protector", "-fcf-protection=full",
+}
+
+// programKinds are the executable types the tests build: ET_EXEC linked
+// at 0x10000000 (Go links the test binary at 0x400000, where ET_EXEC
+// programs go by default), and static PIEs.
+var programKinds = []struct {
+	name  string
+	flags []string
+}{
+	{"exec", []string{"-static", "-Wl,-Ttext-segment=0x10000000"}},
+	{"pie", []string{"-static-pie", "-fPIE"}},
+}
+
+var (
+	programMu    sync.Mutex
+	programCache = map[string]string{}
+)
+
+// buildProgram builds testdata/programs/NAME.c (with the kernels for
+// "kernels") as kind, once per test binary.
+func buildProgram(t testing.TB, name, kind string, extra ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("gcc not found")
+	}
+	programMu.Lock()
+	defer programMu.Unlock()
+	key := name + "/" + kind + strings.Join(extra, " ")
+	if p, ok := programCache[key]; ok {
+		return p
+	}
+	src, _ := filepath.Abs(filepath.Join("testdata/programs", name+".c"))
+	srcs := []string{src}
+	if name == "kernels" {
+		ks, _ := filepath.Glob("testdata/kernels/*.c")
+		for _, k := range ks {
+			a, _ := filepath.Abs(k)
+			srcs = append(srcs, a)
+		}
+	}
+	var flags []string
+	for _, k := range programKinds {
+		if k.name == kind {
+			flags = k.flags
+		}
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("reachvm-prog-%d-%s-%s", os.Getpid(), name, kind))
+	args := append(append(append(append([]string{}, programFlags...), flags...), extra...), "-o", out)
+	args = append(args, srcs...)
+	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("gcc %v: %v\n%s", args, err, b)
+	}
+	programCache[key] = out
+	return out
+}
+
+// TestProgramChild is not a test: run by runProgram in a child process
+// (REACHVM_PROGRAM set), it runs a program under a fresh machine and
+// exits with its status, so that the parent sees its output and status
+// as a process's. Exit status 111 means the run failed (the error is on
+// stderr).
+func TestProgramChild(t *testing.T) {
+	path := os.Getenv("REACHVM_PROGRAM")
+	if path == "" {
+		t.Skip("a helper for the program tests")
+	}
+	var cfg vmm.Config
+	if os.Getenv("REACHVM_PROGRAM_LOW") != "" {
+		cfg.VMCodeBase = lowBase
+	}
+	v, err := vmm.New(vmm.Config{VMCodeBase: cfg.VMCodeBase, AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	m, err := NewMachine(vmcode.New(v), nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	p, err := m.LoadProgram(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	args := strings.Split(os.Getenv("REACHVM_PROGRAM_ARGS"), "\x1f")
+	if os.Getenv("REACHVM_PROGRAM_ARGS") == "" {
+		args = nil
+	}
+	// The vet program is given vmcode's address to map over.
+	base, _ := v.VMCode()
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "VMCODE", fmt.Sprintf("%#x", base))
+	}
+	code, err := p.Run(append([]string{path}, args...), []string{"RV=yes", "HOME=/"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	if err := p.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close:", err)
+		os.Exit(111)
+	}
+	// Everything reachvm owns must still match the kernel.
+	if ms, err := v.Space().SyncCheck(v.OS()); err != nil || len(ms) != 0 {
+		fmt.Fprintf(os.Stderr, "sync check after the run: %v %v\n", ms, err)
+		os.Exit(112)
+	}
+	m.Close()
+	v.Close()
+	os.Exit(code)
+}
+
+// runProgram runs path under reachvm in a child process and returns its
+// standard output, standard error and exit status.
+func runProgram(t *testing.T, path string, low bool, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProgramChild$")
+	cmd.Env = append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f"))
+	if low {
+		cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_LOW=1")
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+// runNative runs path natively.
+func runNative(t *testing.T, path string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = []string{"RV=yes", "HOME=/"}
+	out, err := cmd.Output()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// TestPrograms runs the hello program (arguments, environment, brk,
+// mmap, function pointers) and every kernel as static executables, ET_EXEC
+// and static PIE, under reachvm and natively: same output, same status,
+// and aspacem in step with the kernel afterwards.
+func TestPrograms(t *testing.T) {
+	for _, kind := range programKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			hello := buildProgram(t, "hello", kind.name)
+			want, wantCode := runNative(t, hello, "5", "abc")
+			got, stderr, code := runProgram(t, hello, false, "5", "abc")
+			// argv[0] differs: the child passes the path as given.
+			if code != wantCode || got != want {
+				t.Errorf("hello: status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+			}
+			kprog := buildProgram(t, "kernels", kind.name)
+			// A freestanding static PIE does not relocate itself (libc's
+			// start-up code would): natively only the ET_EXEC build
+			// runs, and gives the reference.
+			kref := buildProgram(t, "kernels", "exec")
+			for _, k := range kernels {
+				if k.need != nil && !k.need() {
+					continue
+				}
+				arg := strconv.Itoa(int(k.args[0]))
+				want, wantCode := runNative(t, kref, k.name, arg)
+				got, stderr, code := runProgram(t, kprog, kind.name == "pie", k.name, arg)
+				if code != wantCode || got != want {
+					t.Errorf("%s: status %d, output %q (stderr %q), want %d, %q", k.name, code, got, stderr, wantCode, want)
+				}
+			}
+		})
+	}
+}
+
+// TestProgramVetting runs a program that maps MAP_FIXED over vmcode: the
+// call fails (and munmap over it too) and the program goes on to exit
+// normally. Asking for a TLS set-up or a thread then ends the run with an
+// error naming it.
+func TestProgramVetting(t *testing.T) {
+	vet := buildProgram(t, "vet", "pie")
+	out, stderr, code := runProgram(t, vet, true, "VMCODE")
+	if code != 7 || !strings.Contains(out, "-> -12\n") || !strings.Contains(out, "munmap -> -12") || !strings.Contains(out, "still running") {
+		t.Errorf("status %d, output %q, stderr %q: want the fixed mmap and the munmap refused (-12) and status 7", code, out, stderr)
+	}
+	for what, want := range map[string]string{"tls": "TLS set-up", "thread": "a thread"} {
+		_, stderr, code := runProgram(t, vet, true, "VMCODE", what)
+		if code != 111 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: status %d, stderr %q: want an error naming %q", what, code, stderr, want)
+		}
+	}
+}
+
+// TestProgramCollision loads an ET_EXEC linked at 0x400000, where the
+// (non-PIE) test binary itself lies: a clear error.
+func TestProgramCollision(t *testing.T) {
+	hello := buildProgram(t, "hello", "exec", "-Wl,-Ttext-segment=0x400000")
+	v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	m, err := NewMachine(vmcode.New(v), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, err = m.LoadProgram(hello)
+	var pe *ProgramError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "taken") || !strings.Contains(err.Error(), "-buildmode=pie") {
+		t.Fatalf("got %v, want a ProgramError saying the addresses are taken", err)
+	}
+	t.Log(err)
+}
