@@ -3,91 +3,29 @@
 package jit
 
 import (
-	"crypto/sha256"
 	"errors"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"golang.org/x/sys/cpu"
 
+	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// kernelFlags build the kernels as a self-contained shared object:
-// no libc (privload resolves nothing), hidden symbols but the k_
-// entry points (so calls inside are direct, not through a PLT), and CET
-// on, so that functions start with ENDBR64 and the switch's jump is a
-// NOTRACK jmp, which the translator must handle.
-var kernelFlags = []string{
-	"-O2", "-shared", "-fPIC", "-nostdlib", "-fno-stack-protector",
-	"-fvisibility=hidden", "-fno-tree-loop-distribute-patterns",
-	"-fcf-protection=full", "-Wl,-z,now", "-Wl,--hash-style=gnu",
-}
-
-var (
-	kernelOnce sync.Once
-	kernelPath string
-	kernelErr  error
-)
-
-// kernelLib builds testdata/kernels/*.c with gcc once per test binary and
-// returns the shared object's path; it skips the test when gcc is absent.
-// The build lands in a directory of the temporary directory named by a
-// hash of the sources and flags, so repeated test runs reuse it.
+// kernelLib builds the kernels (jit/kernels) as a shared object with gcc
+// (reusing an earlier build of the same sources) and returns its path;
+// it skips the test when gcc is absent.
 func kernelLib(t testing.TB) string {
 	t.Helper()
-	kernelOnce.Do(func() {
-		if _, err := exec.LookPath("gcc"); err != nil {
-			kernelErr = err
-			return
-		}
-		kernelPath, kernelErr = buildKernels("testdata/kernels", kernelFlags, "libkernels.so")
-	})
-	if kernelErr != nil {
-		if errors.Is(kernelErr, exec.ErrNotFound) {
-			t.Skip("gcc not found")
-		}
-		t.Fatal(kernelErr)
+	p, err := kern.Shared()
+	if errors.Is(err, kern.ErrNoCompiler) {
+		t.Skip(err)
 	}
-	return kernelPath
-}
-
-// buildKernels compiles dir/*.c with flags into name, in a cache
-// directory keyed by the sources, the flags and gcc's version.
-func buildKernels(dir string, flags []string, name string) (string, error) {
-	srcs, _ := filepath.Glob(filepath.Join(dir, "*.c"))
-	hdrs, _ := filepath.Glob(filepath.Join(dir, "*.h"))
-	h := sha256.New()
-	for _, f := range append(srcs, hdrs...) {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
-		h.Write(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	fmt.Fprintln(h, flags)
-	ver, _ := exec.Command("gcc", "--version").Output()
-	h.Write(ver)
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("reachvm-kernels-%x", h.Sum(nil)[:8]), name)
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", err
-	}
-	tmp := out + fmt.Sprintf(".tmp%d", os.Getpid())
-	args := append(append([]string{}, flags...), "-o", tmp)
-	args = append(args, srcs...)
-	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		return "", errors.New("gcc: " + err.Error() + "\n" + string(b))
-	}
-	return out, os.Rename(tmp, out)
+	return p
 }
 
 // kernel is one entry point with the arguments the tests use.
@@ -102,19 +40,18 @@ type kernel struct {
 	micro bool
 }
 
-var kernels = []kernel{
-	{name: "k_fib", args: []uintptr{20}, bench: []uintptr{30}},
-	{name: "k_loops", args: []uintptr{3}, bench: []uintptr{40}},
-	{name: "k_fnptr", args: []uintptr{5000}, bench: []uintptr{3000000}},
-	{name: "k_interp", args: []uintptr{300}, bench: []uintptr{60000}},
-	{name: "k_sse2", args: []uintptr{100}, bench: []uintptr{40000}},
-	{name: "k_riprel", args: []uintptr{4}, bench: []uintptr{1500}},
-	{name: "k_bigstack", args: []uintptr{48}, bench: []uintptr{48}},
-	{name: "k_sort", args: []uintptr{4}, bench: []uintptr{200}},
-	{name: "k_avx2", args: []uintptr{100}, bench: []uintptr{100000}, need: func() bool { return cpu.X86.HasAVX2 }},
-	{name: "k_dcalls", args: []uintptr{1000}, bench: []uintptr{4000000}, micro: true},
-	{name: "k_icalls", args: []uintptr{1000}, bench: []uintptr{4000000}, micro: true},
-}
+// kernels are jit/kernels' list with this test's view of it.
+var kernels = func() []kernel {
+	var ks []kernel
+	for _, k := range kern.All {
+		kk := kernel{name: k.Name, args: []uintptr{uintptr(k.Test)}, bench: []uintptr{uintptr(k.Bench)}, micro: k.Micro}
+		if k.AVX2 {
+			kk.need = func() bool { return cpu.X86.HasAVX2 }
+		}
+		ks = append(ks, kk)
+	}
+	return ks
+}()
 
 // loadKernels loads the kernel library into m's VMM.
 func loadKernels(t testing.TB, v *vmm.VMM) *privload.Library {

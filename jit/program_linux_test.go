@@ -7,75 +7,31 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
+	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// programFlags build the freestanding test programs (no libc: a TLS
-// set-up and threads are not supported).
-var programFlags = []string{
-	"-O2", "-nostdlib", "-ffreestanding", "-fno-tree-loop-distribute-patterns",
-	"-fno-stack-protector", "-fcf-protection=full",
-}
-
 // programKinds are the executable types the tests build: ET_EXEC linked
-// at 0x10000000 (Go links the test binary at 0x400000, where ET_EXEC
-// programs go by default), and static PIEs.
-var programKinds = []struct {
-	name  string
-	flags []string
-}{
-	{"exec", []string{"-static", "-Wl,-Ttext-segment=0x10000000"}},
-	{"pie", []string{"-static-pie", "-fPIE"}},
-}
+// at kernels.ExecBase (Go links the test binary at 0x400000, where
+// ET_EXEC programs go by default), and static PIEs.
+var programKinds = []struct{ name string }{{kern.Exec}, {kern.PIE}}
 
-var (
-	programMu    sync.Mutex
-	programCache = map[string]string{}
-)
-
-// buildProgram builds testdata/programs/NAME.c (with the kernels for
-// "kernels") as kind, once per test binary.
+// buildProgram builds jit/kernels' program name as kind.
 func buildProgram(t testing.TB, name, kind string, extra ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not found")
+	p, err := kern.Program(name, kind, extra...)
+	if errors.Is(err, kern.ErrNoCompiler) {
+		t.Skip(err)
 	}
-	programMu.Lock()
-	defer programMu.Unlock()
-	key := name + "/" + kind + strings.Join(extra, " ")
-	if p, ok := programCache[key]; ok {
-		return p
+	if err != nil {
+		t.Fatal(err)
 	}
-	src, _ := filepath.Abs(filepath.Join("testdata/programs", name+".c"))
-	srcs := []string{src}
-	if name == "kernels" {
-		ks, _ := filepath.Glob("testdata/kernels/*.c")
-		for _, k := range ks {
-			a, _ := filepath.Abs(k)
-			srcs = append(srcs, a)
-		}
-	}
-	var flags []string
-	for _, k := range programKinds {
-		if k.name == kind {
-			flags = k.flags
-		}
-	}
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("reachvm-prog-%d-%s-%s", os.Getpid(), name, kind))
-	args := append(append(append(append([]string{}, programFlags...), flags...), extra...), "-o", out)
-	args = append(args, srcs...)
-	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-		t.Fatalf("gcc %v: %v\n%s", args, err, b)
-	}
-	programCache[key] = out
-	return out
+	return p
 }
 
 // TestProgramChild is not a test: run by runProgram in a child process
