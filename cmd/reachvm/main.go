@@ -26,6 +26,9 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
 	"load": cmdLoad,
 	"maps": cmdMaps,
 	"vmm":  cmdVMM,
+
+	"run":   cmdRun,
+	"bench": cmdBench,
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,110 @@
+//go:build linux && amd64
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/reachvm/reachvm/jit/kernels"
+)
+
+// TestRunChild is not a test: run by TestRun in a child process
+// (REACHVM_RUN_ARGS set), it calls `reachvm run` with those arguments and
+// exits with its status, so that the parent sees the program's output.
+func TestRunChild(t *testing.T) {
+	a := os.Getenv("REACHVM_RUN_ARGS")
+	if a == "" {
+		t.Skip("a helper for TestRun")
+	}
+	os.Exit(run(append([]string{"run"}, strings.Split(a, "\x1f")...), os.Stdout, os.Stderr))
+}
+
+func runChild(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunChild$")
+	cmd.Env = append(os.Environ(), "REACHVM_RUN_ARGS="+strings.Join(args, "\x1f"), "RV=run")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	code := 0
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// TestRun runs the hello program under `reachvm run` (ET_EXEC and static
+// PIE): its output and exit status are the native ones.
+func TestRun(t *testing.T) {
+	for _, kind := range []string{kernels.Exec, kernels.PIE} {
+		hello, err := kernels.Program("hello", kind)
+		if errors.Is(err, kernels.ErrNoCompiler) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		native := exec.Command(hello, "4", "two words")
+		native.Env = []string{"RV=run"}
+		want, err := native.Output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+			t.Fatalf("native %s: %v", kind, err)
+		}
+		out, stderr, code := runChild(t, "--stats", hello, "4", "two words")
+		if code != 4 || out != string(want) {
+			t.Errorf("%s: status %d, output:\n%s\nwant 4 and:\n%s", kind, code, out, want)
+		}
+		if !strings.Contains(stderr, "Fragments:") {
+			t.Errorf("%s: --stats printed %q", kind, stderr)
+		}
+	}
+	if _, stderr, code := runChild(t, filepath.Join(t.TempDir(), "missing")); code == 0 || !strings.Contains(stderr, "missing") {
+		t.Errorf("a missing program: status %d, stderr %q", code, stderr)
+	}
+}
+
+// TestBenchKernels runs `reachvm bench kernels` on two kernels, once each,
+// natively and under reachvm run (valgrind and qemu are skipped: slow),
+// and checks the JSON.
+func TestBenchKernels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	if _, err := kernels.Program("kernels", kernels.Exec); err != nil {
+		t.Skip(err)
+	}
+	// bench times `reachvm run` as a process: build the command.
+	self := filepath.Join(t.TempDir(), "reachvm")
+	if b, err := exec.Command("go", "build", "-o", self, ".").CombinedOutput(); err != nil {
+		t.Skipf("building reachvm: %v\n%s", err, b)
+	}
+	var out, errb bytes.Buffer
+	plot := filepath.Join(t.TempDir(), "k.svg")
+	code := run([]string{"bench", "kernels", "--json", "--runs", "1", "--seconds", "0.02", "--only", "k_fib,k_interp", "--tools", "native,reachvm", "--reachvm", self, "--plot", plot}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("bench exited %d: %s", code, errb.String())
+	}
+	if svg, err := os.ReadFile(plot); err != nil || !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("plot: %v", err)
+	}
+	var res struct {
+		Kernels []struct {
+			Kernel string
+			Ratio  map[string]float64
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.Kernels) != 2 {
+		t.Fatalf("bench JSON %q: %v", out.String(), err)
+	}
+}
