@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"errors"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// DefaultNearAnchor is the size of the code allocation linux-near keeps
+// libraries near: Frida's first code page block.
+const DefaultNearAnchor = 64 << 10
+
+// linuxRegion is the common part of the strategies that reserve one region
+// and hand out pieces of it.
+type linuxRegion struct {
+	base
+	Size  uintptr
+	fl    *freeList
+	views map[uintptr]uintptr
+}
+
+func (s *linuxRegion) Rules() osmem.Rules { return osmem.RulesLinux }
+func (s *linuxRegion) EndInit() error     { return nil }
+func (s *linuxRegion) setup(o osmem.OS) error {
+	s.os = o
+	size := orDefault(s.Size, DefaultRegion)
+	lo, err := o.Reserve(0, size, osmem.Hint)
+	if err != nil {
+		return err
+	}
+	s.lo, s.hi = lo, lo+size
+	s.fl = newFreeList(s.lo, s.hi)
+	s.views = map[uintptr]uintptr{}
+	return nil
+}
+func (s *linuxRegion) teardown() error {
+	var errs []error
+	for a, n := range s.views {
+		if a < s.lo || a >= s.hi {
+			errs = append(errs, s.os.Unmap(a, n))
+		}
+	}
+	s.views = nil
+	// One munmap takes the region with every view in it.
+	return errors.Join(append(errs, s.os.Release(s.lo, s.hi-s.lo))...)
+}
+
+// LinuxFixed is reachvm's Linux vmcode: one reservation, libraries mapped
+// over it with MAP_FIXED and unmapped by re-reserving with MAP_FIXED. The
+// range never lies free: no race window.
+type LinuxFixed struct{ linuxRegion }
+
+func (s *LinuxFixed) Name() string           { return "linux-fixed" }
+func (s *LinuxFixed) Setup(o osmem.OS) error { return s.setup(o) }
+func (s *LinuxFixed) Teardown() error        { return s.teardown() }
+func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
+	size := alignUp(lib.Size, s.os.Granularity())
+	at, ok := s.fl.alloc(size, s.os.Granularity(), false)
+	if !ok {
+		return View{}, ErrUnsupported
+	}
+	v, err := s.mapLib(lib, at, size, osmem.Fixed)
+	if err != nil {
+		s.fl.free(at, at+size)
+		return View{}, err
+	}
+	s.views[v] = size
+	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+}
+func (s *LinuxFixed) Unload(v View) error {
+	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Fixed); err != nil {
+		return err
+	}
+	delete(s.views, v.Addr)
+	s.fl.free(v.Addr, v.Addr+v.Size)
+	return nil
+}
+
+// LinuxMunmap is the racy way: munmap the piece of the reservation, then
+// map the library there without MAP_FIXED. Between the two the addresses
+// are free and any thread's mmap may take them.
+type LinuxMunmap struct {
+	linuxRegion
+	// lostRanges are the pieces of the region other threads took.
+	lostRanges [][2]uintptr
+}
+
+func (s *LinuxMunmap) Name() string           { return "linux-munmap" }
+func (s *LinuxMunmap) Setup(o osmem.OS) error { return s.setup(o) }
+func (s *LinuxMunmap) Place(lib Lib, post bool) (View, error) {
+	size := alignUp(lib.Size, s.os.Granularity())
+	for try := 0; try < DefaultGridTries; try++ {
+		at, ok := s.fl.alloc(size, s.os.Granularity(), false)
+		if !ok {
+			return View{}, ErrUnsupported
+		}
+		if err := s.os.Release(at, size); err != nil {
+			return View{}, err
+		}
+		s.window(at, at+size)
+		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		if err == nil {
+			s.views[v] = size
+			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+		}
+		if !errors.Is(err, osmem.ErrExists) {
+			return View{}, err
+		}
+		// Lost: re-reserve what is still free of the piece, page by run;
+		// what the other thread took is no longer the region's.
+		s.losses++
+		s.reclaim(at, at+size)
+	}
+	return View{}, ErrUnsupported
+}
+
+// reclaim re-reserves the free runs of [lo, hi) and records the rest as
+// lost: the region has a hole it does not own any more. The allocator
+// never hands out [lo, hi) again.
+func (s *LinuxMunmap) reclaim(lo, hi uintptr) {
+	regs, err := s.os.Regions(lo, hi)
+	if err != nil {
+		return
+	}
+	prev := lo
+	for _, r := range append(regs, osmem.Region{Start: hi, End: hi}) {
+		if r.Start > prev {
+			_, _ = s.os.Reserve(prev, r.Start-prev, osmem.Exact)
+		}
+		if r.End > r.Start {
+			s.lostRanges = append(s.lostRanges, [2]uintptr{r.Start, r.End})
+		}
+		prev = max(prev, r.End)
+	}
+}
+
+func (s *LinuxMunmap) Unload(v View) error {
+	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
+		return err
+	}
+	delete(s.views, v.Addr)
+	s.window(v.Addr, v.Addr+v.Size)
+	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
+		s.losses++
+		s.reclaim(v.Addr, v.Addr+v.Size)
+		return nil
+	}
+	s.fl.free(v.Addr, v.Addr+v.Size)
+	return nil
+}
+
+// Teardown releases the region around the holes lost to others: a
+// munmap of the whole range would unmap their memory too.
+func (s *LinuxMunmap) Teardown() error {
+	if len(s.lostRanges) == 0 {
+		return s.teardown()
+	}
+	var errs []error
+	for a, n := range s.views {
+		if a < s.lo || a >= s.hi {
+			errs = append(errs, s.os.Unmap(a, n))
+		}
+	}
+	s.views = nil
+	keep := newFreeList(s.lo, s.hi)
+	for _, r := range s.lostRanges {
+		keep.take(r[0], r[1])
+	}
+	for _, r := range keep.r {
+		errs = append(errs, s.os.Release(r[0], r[1]-r[0]))
+	}
+	s.lostRanges = nil
+	return errors.Join(errs...)
+}
+
+// LinuxNear keeps no region: each library is placed by searching free
+// space near one code allocation (Frida's gum_memory_allocate_near).
+type LinuxNear struct {
+	base
+	Anchor uintptr // size of the code allocation; 0: DefaultNearAnchor
+	views  map[uintptr]uintptr
+}
+
+func (s *LinuxNear) Name() string       { return "linux-near" }
+func (s *LinuxNear) Rules() osmem.Rules { return osmem.RulesLinux }
+func (s *LinuxNear) EndInit() error     { return nil }
+func (s *LinuxNear) Setup(o osmem.OS) error {
+	s.os = o
+	s.views = map[uintptr]uintptr{}
+	size := orDefault(s.Anchor, DefaultNearAnchor)
+	lo, err := o.Reserve(0, size, osmem.Hint)
+	s.lo, s.hi = lo, lo+size
+	return err
+}
+func (s *LinuxNear) Place(lib Lib, post bool) (View, error) {
+	size := alignUp(lib.Size, s.os.Granularity())
+	v, err := s.nearSearch(lib, size)
+	if err != nil {
+		return View{}, err
+	}
+	s.views[v] = size
+	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+}
+func (s *LinuxNear) Unload(v View) error {
+	delete(s.views, v.Addr)
+	return s.os.Unmap(v.Addr, v.Size)
+}
+func (s *LinuxNear) Teardown() error {
+	var errs []error
+	for a, n := range s.views {
+		errs = append(errs, s.os.Unmap(a, n))
+	}
+	return errors.Join(append(errs, s.os.Release(s.lo, s.hi-s.lo))...)
+}
+
+// LinuxSpill is DynamoRIO's Linux behaviour: place inside the region with
+// MAP_FIXED while it has room, and spill to wherever the OS puts a map
+// once it is full, which may be out of reach.
+type LinuxSpill struct {
+	LinuxFixed
+	// Spills counts libraries placed outside the region.
+	Spills int
+}
+
+func (s *LinuxSpill) Name() string { return "linux-spill" }
+func (s *LinuxSpill) Place(lib Lib, post bool) (View, error) {
+	v, err := s.LinuxFixed.Place(lib, post)
+	if !errors.Is(err, ErrUnsupported) {
+		return v, err
+	}
+	size := alignUp(lib.Size, s.os.Granularity())
+	a, err := s.mapLib(lib, 0, size, osmem.Hint)
+	if err != nil {
+		return View{}, err
+	}
+	s.Spills++
+	s.views[a] = size
+	return View{Lib: lib, Addr: a, Size: size, Relocated: relocated(lib, a)}, nil
+}
+func (s *LinuxSpill) Unload(v View) error {
+	if v.Addr >= s.lo && v.Addr < s.hi {
+		return s.LinuxFixed.Unload(v)
+	}
+	delete(s.views, v.Addr)
+	return s.os.Unmap(v.Addr, v.Size)
+}

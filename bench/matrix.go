@@ -1,0 +1,366 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/osmem/sim"
+)
+
+// StrategyNames lists every strategy, Windows first.
+var StrategyNames = []string{"A", "B", "C", "D", "E", "F", "linux-fixed", "linux-munmap", "linux-near", "linux-spill"}
+
+// NewStrategy returns a fresh strategy with default sizes, nil if name is
+// unknown.
+func NewStrategy(name string) Strategy {
+	switch name {
+	case "A":
+		return &StratA{}
+	case "B":
+		return &StratB{}
+	case "C":
+		return &StratC{}
+	case "D":
+		return &StratD{}
+	case "E":
+		return &StratE{}
+	case "F":
+		return &StratF{}
+	case "linux-fixed":
+		return &LinuxFixed{}
+	case "linux-munmap":
+		return &LinuxMunmap{}
+	case "linux-near":
+		return &LinuxNear{}
+	case "linux-spill":
+		return &LinuxSpill{}
+	}
+	return nil
+}
+
+// Config configures a matrix run.
+type Config struct {
+	// Backend is "sim" (Windows strategies on sim-windows, Linux ones on
+	// sim-linux) or "linux" (the Linux strategies on the native backend).
+	Backend string
+	// Trials per strategy and workload; Seed seeds everything.
+	Trials int
+	Seed   uint64
+	// RaceRate is the chance that the intruder (another thread) allocates
+	// into each race window, in percent. The sim only.
+	RaceRate int
+	// Strategies and Workloads restrict the matrix; nil: all.
+	Strategies, Workloads []string
+}
+
+// Row is the result of one strategy on one workload over all trials.
+type Row struct {
+	Strategy, Workload, Backend string
+	Trials                      int
+	// SetupFailed counts trials whose Setup failed.
+	SetupFailed int
+	// FailedTrials counts trials in which any library could not be placed
+	// reachably (failure rate over random layouts).
+	FailedTrials int
+	// Mean OS calls per trial to set up, place everything (init, post,
+	// unload, reload) and tear down.
+	SetupCalls, PlaceCalls, TeardownCalls float64
+	// Mean wall time; only on real backends (zero on sim, whose output
+	// must not depend on the machine's speed).
+	SetupTime, TeardownTime time.Duration `json:",omitempty"`
+	// Libraries tried and placed reachably, at init and after.
+	InitTried, InitPlaced, PostTried, PostPlaced int
+	// Unreachable counts libraries placed but out of rel32 reach.
+	Unreachable int
+	// BytesPlaced sums the sizes placed reachably.
+	BytesPlaced uint64
+	// SmallestFailed is the smallest library that failed (0: none).
+	SmallestFailed uintptr
+	// RelocBytes sums the sizes of images placed at a non-preferred base:
+	// an upper bound on the pages relocation writes.
+	RelocBytes uint64
+	// RaceWindows and RaceLosses count release-to-map gaps and those in
+	// which the intruder took the addresses.
+	RaceWindows, RaceLosses int
+	// MaxObjects is the largest number of kernel objects (reservations and
+	// views; VMAs on Linux) the strategy held, at the peak.
+	MaxObjects int
+	// WorstReach is the largest distance from any byte of the region to
+	// any byte of a placed library.
+	WorstReach uint64
+}
+
+// Run runs the matrix and returns one row per strategy and workload, in
+// StrategyNames then WorkloadNames order.
+func Run(cfg Config) ([]Row, error) {
+	if cfg.Trials <= 0 {
+		cfg.Trials = 1
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = "sim"
+	}
+	names := cfg.Strategies
+	if names == nil {
+		names = StrategyNames
+	}
+	wls := cfg.Workloads
+	if wls == nil {
+		wls = WorkloadNames
+	}
+	var rows []Row
+	for si, name := range names {
+		if NewStrategy(name) == nil {
+			return nil, fmt.Errorf("bench: unknown strategy %q", name)
+		}
+		if cfg.Backend == "linux" && NewStrategy(name).Rules() != osmem.RulesLinux {
+			continue
+		}
+		for wi, wl := range wls {
+			row := Row{Strategy: name, Workload: wl, Backend: cfg.Backend}
+			for t := 0; t < cfg.Trials; t++ {
+				seed := cfg.Seed*1_000_003 + uint64(si)*10_007 + uint64(wi)*101 + uint64(t)
+				if err := trial(cfg, name, wl, t, seed, &row); err != nil {
+					return nil, fmt.Errorf("bench: %s/%s trial %d: %w", name, wl, t, err)
+				}
+			}
+			n := float64(cfg.Trials)
+			row.SetupCalls /= n
+			row.PlaceCalls /= n
+			row.TeardownCalls /= n
+			row.SetupTime /= time.Duration(cfg.Trials)
+			row.TeardownTime /= time.Duration(cfg.Trials)
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
+}
+
+// trial runs one strategy on one workload and layout and adds to row.
+func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
+	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
+	st := NewStrategy(name)
+	var raw osmem.OS
+	var intr func(lo, hi uintptr)
+	var foreign [][2]uintptr
+	switch cfg.Backend {
+	case "sim":
+		s := sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1})
+		Layout(s, Fragmentation[t%len(Fragmentation)], r)
+		raw = s
+		intr = func(lo, hi uintptr) {
+			if cfg.RaceRate > 0 && r.IntN(100) < cfg.RaceRate {
+				_ = s.MapForeign(lo, lo+s.Granularity(), osmem.ProtRW, "")
+			}
+		}
+	case "linux":
+		raw = osmem.Native()
+		if raw.Rules() != osmem.RulesLinux {
+			return fmt.Errorf("backend linux needs Linux")
+		}
+		intr = func(lo, hi uintptr) {
+			if cfg.RaceRate > 0 && r.IntN(100) < cfg.RaceRate {
+				if a, err := raw.Reserve(lo, raw.Granularity(), osmem.Exact); err == nil {
+					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
+				}
+			}
+		}
+	default:
+		return fmt.Errorf("unknown backend %q", cfg.Backend)
+	}
+	defer func() {
+		for _, f := range foreign {
+			_ = raw.Release(f[0], f[1]-f[0])
+		}
+	}()
+	w := MakeWorkload(wl, r)
+	c := NewCounting(raw)
+	st.SetIntruder(intr)
+	row.Trials++
+
+	t0 := time.Now()
+	if err := st.Setup(c); err != nil {
+		row.SetupFailed++
+		row.FailedTrials++
+		return nil
+	}
+	setupTime := time.Since(t0)
+	row.SetupCalls += float64(c.Calls())
+	lo, hi := st.Region()
+	before := c.Calls()
+
+	failed := false
+	var views []View
+	place := func(l Lib, post bool) {
+		v, err := st.Place(l, post)
+		if err != nil {
+			failed = true
+			if row.SmallestFailed == 0 || l.Size < row.SmallestFailed {
+				row.SmallestFailed = l.Size
+			}
+			return
+		}
+		d := reach(lo, hi, v)
+		row.WorstReach = max(row.WorstReach, d)
+		if d > Reach {
+			row.Unreachable++
+			failed = true
+		} else {
+			row.BytesPlaced += uint64(v.Size)
+			if post {
+				row.PostPlaced++
+			} else {
+				row.InitPlaced++
+			}
+		}
+		if v.Relocated {
+			row.RelocBytes += uint64(v.Size)
+		}
+		views = append(views, v)
+	}
+	for _, l := range w.Init {
+		row.InitTried++
+		place(l, false)
+	}
+	if err := st.EndInit(); err != nil {
+		return err
+	}
+	for _, l := range w.Post {
+		row.PostTried++
+		place(l, true)
+	}
+	row.MaxObjects = max(row.MaxObjects, objects(raw, lo, hi, views))
+	// Unload every other library, then load them again, after init.
+	var again []Lib
+	kept := views[:0:0]
+	for i, v := range views {
+		if i%2 == 0 {
+			if err := st.Unload(v); err != nil {
+				return err
+			}
+			again = append(again, v.Lib)
+		} else {
+			kept = append(kept, v)
+		}
+	}
+	views = kept
+	for _, l := range again {
+		row.PostTried++
+		place(l, true)
+	}
+	row.PlaceCalls += float64(c.Calls() - before)
+	if failed {
+		row.FailedTrials++
+	}
+	wn, ls := st.Races()
+	row.RaceWindows += wn
+	row.RaceLosses += ls
+
+	before = c.Calls()
+	t0 = time.Now()
+	if err := st.Teardown(); err != nil {
+		return err
+	}
+	if cfg.Backend != "sim" {
+		row.SetupTime += setupTime
+		row.TeardownTime += time.Since(t0)
+	}
+	row.TeardownCalls += float64(c.Calls() - before)
+	if s, ok := raw.(*sim.OS); ok {
+		if err := s.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reach returns the largest distance between a byte of [lo, hi) and a byte
+// of v (last bytes inclusive, so that a library inside a 2 GiB region is
+// within Reach).
+func reach(lo, hi uintptr, v View) uint64 {
+	a := int64(v.Addr+v.Size-1) - int64(lo)
+	b := int64(hi-1) - int64(v.Addr)
+	return uint64(max(a, b, -a, -b))
+}
+
+// objects counts the kernel objects of the region and of the views outside
+// it: allocations (distinct bases) under Windows rules, VMAs under Linux.
+func objects(o osmem.OS, lo, hi uintptr, views []View) int {
+	regs, err := o.Regions(lo, hi)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	var last uintptr
+	for i, r := range regs {
+		if i == 0 || r.AllocBase != last || o.Rules() == osmem.RulesLinux {
+			n++
+		}
+		last = r.AllocBase
+	}
+	for _, v := range views {
+		if v.Addr+v.Size <= lo || v.Addr >= hi {
+			n++
+		}
+	}
+	return n
+}
+
+// WriteTable prints rows as an aligned text table.
+func WriteTable(w io.Writer, rows []Row) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-13s %-3s %-7s %6s %6s %8s %8s %8s %9s %9s %5s %9s %9s %9s %7s %8s %9s\n",
+		"strategy", "wl", "backend", "trials", "fail%", "setup", "place", "teardown", "init", "post", "unrch", "bytes", "reloc", "race w/l", "objs", "reach", "minfail")
+	for _, r := range rows {
+		fail := 0.0
+		if r.Trials > 0 {
+			fail = 100 * float64(r.FailedTrials) / float64(r.Trials)
+		}
+		fmt.Fprintf(&b, "%-13s %-3s %-7s %6d %6.1f %8.1f %8.1f %8.1f %9s %9s %5d %9s %9s %9s %7d %8s %9s\n",
+			r.Strategy, r.Workload, r.Backend, r.Trials, fail, r.SetupCalls, r.PlaceCalls, r.TeardownCalls,
+			fmt.Sprintf("%d/%d", r.InitPlaced, r.InitTried), fmt.Sprintf("%d/%d", r.PostPlaced, r.PostTried),
+			r.Unreachable, human(r.BytesPlaced), human(r.RelocBytes),
+			fmt.Sprintf("%d/%d", r.RaceWindows, r.RaceLosses), r.MaxObjects, human(r.WorstReach), human(uint64(r.SmallestFailed)))
+		if r.SetupTime != 0 || r.TeardownTime != 0 {
+			fmt.Fprintf(&b, "%-13s   setup %v, teardown %v (mean)\n", "", r.SetupTime, r.TeardownTime)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func human(n uint64) string {
+	switch {
+	case n == 0:
+		return "-"
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%dK", n>>10)
+}
+
+// ByStrategy groups rows by strategy name, the JSON shape of
+// `reachvm strategies --json`.
+func ByStrategy(rows []Row) map[string][]Row {
+	out := map[string][]Row{}
+	for _, r := range rows {
+		out[r.Strategy] = append(out[r.Strategy], r)
+	}
+	return out
+}
+
+// Names returns the keys of m sorted, for callers that print in order.
+func Names(m map[string][]Row) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

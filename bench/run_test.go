@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/osmem/sim"
+)
+
+// newSim returns a simulator for st with a small seeded layout.
+func newSim(st Strategy) *sim.OS {
+	return sim.New(st.Rules(), sim.Options{Seed: 7})
+}
+
+func mustSetup(t *testing.T, st Strategy, o osmem.OS) {
+	t.Helper()
+	if err := st.Setup(o); err != nil {
+		t.Fatalf("%s: setup: %v", st.Name(), err)
+	}
+}
+
+func lib(size uintptr) Lib { return Lib{Name: "lib", Size: size, Pref: DefaultPref} }
+
+// Every strategy completes its life cycle on an empty sim and leaves no
+// mapping behind.
+func TestLifeCycleLeavesNothing(t *testing.T) {
+	for _, name := range StrategyNames {
+		st := NewStrategy(name)
+		s := newSim(st)
+		mustSetup(t, st, s)
+		v, err := st.Place(lib(1740<<10), false)
+		if err != nil {
+			t.Fatalf("%s: init place: %v", name, err)
+		}
+		if err := st.EndInit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Unload(v); err != nil {
+			t.Fatalf("%s: unload: %v", name, err)
+		}
+		if err := st.Teardown(); err != nil {
+			t.Fatalf("%s: teardown: %v", name, err)
+		}
+		if n := len(s.Snapshot()); n != 0 {
+			t.Errorf("%s: %d regions left after teardown: %v", name, n, s.Snapshot())
+		}
+		if err := s.Check(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A and C cannot place a reachable map after init; D, E and F can.
+func TestPostInitMaps(t *testing.T) {
+	for _, name := range []string{"A", "C", "D", "E", "F"} {
+		st := NewStrategy(name)
+		mustSetup(t, st, newSim(st))
+		if _, err := st.Place(lib(300<<10), false); err != nil {
+			t.Fatalf("%s: init: %v", name, err)
+		}
+		if err := st.EndInit(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := st.Place(lib(300<<10), true)
+		lose := name == "A" || name == "C"
+		if lose != errors.Is(err, ErrUnsupported) || (!lose && err != nil) {
+			t.Errorf("%s: post-init map: %v, want loss=%v", name, err, lose)
+		}
+		_ = st.Teardown()
+	}
+}
+
+// D and E place a 1.7 MiB library (dbghelp) across three consecutive
+// released 640 KiB slots, re-reserving the tail of the third.
+func TestGridSpansSlots(t *testing.T) {
+	for _, name := range []string{"D", "E"} {
+		st := NewStrategy(name)
+		s := newSim(st)
+		mustSetup(t, st, s)
+		v, err := st.Place(lib(1740<<10), true)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if lo, _ := st.Region(); name == "D" && (v.Addr-lo)%DefaultSlot != 0 {
+			t.Errorf("%s: view at %#x not on a slot", name, v.Addr)
+		}
+		r, _ := s.Query(v.Addr)
+		if r.Type != osmem.TypeMapped || r.End-r.Start != 1792<<10 {
+			t.Errorf("%s: view %+v, want one 1.75 MiB view", name, r)
+		}
+		tail, _ := s.Query(v.Addr + v.Size)
+		if tail.State != osmem.StateReserved || tail.End != v.Addr+3*DefaultSlot {
+			t.Errorf("%s: tail %+v, want a reservation to the end of the third slot", name, tail)
+		}
+		next, _ := s.Query(v.Addr + 3*DefaultSlot)
+		if next.State != osmem.StateReserved || next.AllocBase != v.Addr+3*DefaultSlot {
+			t.Errorf("%s: fourth slot %+v, want untouched", name, next)
+		}
+		_ = st.Teardown()
+	}
+}
+
+// C packs at the top of the region at non-preferred bases: it relocates.
+func TestCRelocates(t *testing.T) {
+	st := &StratC{}
+	mustSetup(t, st, newSim(st))
+	_, hi := st.Region()
+	v, err := st.Place(lib(1740<<10), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Relocated || v.Addr+v.Size != hi {
+		t.Errorf("view %+v: want relocated, ending at the top %#x", v, hi)
+	}
+	_ = st.Teardown()
+}
+
+// F's libraries live outside its region, within reach of all of it: that
+// works with 512 MiB and cannot work with a 2 GiB region, which leaves no
+// reachable space outside itself.
+func TestFCannotGrow(t *testing.T) {
+	st := &StratF{}
+	mustSetup(t, st, newSim(st))
+	lo, hi := st.Region()
+	if hi-lo != 512<<20 {
+		t.Fatalf("F region %#x bytes", hi-lo)
+	}
+	v, err := st.Place(lib(7373<<10), true)
+	if err != nil || reach(lo, hi, v) > Reach {
+		t.Fatalf("512 MiB: %+v %v", v, err)
+	}
+	_ = st.Teardown()
+	big := &StratF{Size: 2 << 30}
+	mustSetup(t, big, newSim(big))
+	if _, err := big.Place(lib(64<<10), true); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("2 GiB F placed a library: %v", err)
+	}
+	_ = big.Teardown()
+}
+
+// raceIntruder allocates a page of the first window it is shown, as
+// another thread's mmap would, on the raw OS.
+func raceIntruder(t *testing.T, o osmem.OS) (func(lo, hi uintptr), *[][2]uintptr) {
+	var took [][2]uintptr
+	return func(lo, hi uintptr) {
+		if len(took) > 0 {
+			return
+		}
+		if a, err := o.Reserve(lo, o.Granularity(), osmem.Exact); err == nil {
+			took = append(took, [2]uintptr{a, a + o.Granularity()})
+		}
+	}, &took
+}
+
+// raceProperty: the munmap strategy loses the race the fixed one never
+// even opens, on o.
+func raceProperty(t *testing.T, o osmem.OS) {
+	fixed, racy := &LinuxFixed{}, &LinuxMunmap{}
+	for _, st := range []Strategy{fixed, racy} {
+		intr, took := raceIntruder(t, o)
+		st.SetIntruder(intr)
+		mustSetup(t, st, o)
+		lo, hi := st.Region()
+		v, err := st.Place(lib(1740<<10), true)
+		if err != nil {
+			t.Fatalf("%s: %v", st.Name(), err)
+		}
+		if d := reach(lo, hi, v); d > Reach {
+			t.Errorf("%s: out of reach", st.Name())
+		}
+		w, l := st.Races()
+		switch st {
+		case fixed:
+			if w != 0 || l != 0 || len(*took) != 0 {
+				t.Errorf("fixed: %d windows, %d losses, intruder took %v", w, l, *took)
+			}
+		case racy:
+			if w == 0 || l == 0 || len(*took) == 0 {
+				t.Errorf("munmap: %d windows, %d losses: want a lost race", w, l)
+			}
+			if v.Addr < lo || v.Addr >= hi {
+				t.Errorf("munmap: retried placement %#x outside region", v.Addr)
+			}
+		}
+		if err := st.Teardown(); err != nil {
+			t.Errorf("%s: teardown: %v", st.Name(), err)
+		}
+		for _, r := range *took {
+			if err := o.Release(r[0], r[1]-r[0]); err != nil {
+				t.Errorf("%s: intruder's page gone: %v", st.Name(), err)
+			}
+		}
+	}
+}
+
+func TestRaceSim(t *testing.T) { raceProperty(t, sim.New(osmem.RulesLinux, sim.Options{Seed: 3})) }
+
+// The same seed gives the same table, byte for byte.
+func TestDeterministic(t *testing.T) {
+	run := func() []byte {
+		rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 42, RaceRate: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := WriteTable(&b, rows); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	a, b := run(), run()
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two runs differ:\n%s\n%s", a, b)
+	}
+	if len(a) < 500 {
+		t.Fatalf("table too short:\n%s", a)
+	}
+}
+
+// The sim matrix shows the strategies' signatures.
+func TestMatrixSignatures(t *testing.T) {
+	rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 1, RaceRate: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]Row{}
+	for _, r := range rows {
+		if r.Workload == "dr" {
+			by[r.Strategy] = r
+		}
+	}
+	if r := by["A"]; r.PostPlaced != 0 || r.InitPlaced == 0 {
+		t.Errorf("A: %+v", r)
+	}
+	if r := by["linux-fixed"]; r.RaceWindows != 0 || r.FailedTrials != 0 {
+		t.Errorf("linux-fixed: %+v", r)
+	}
+	if r := by["D"]; r.MaxObjects < 3000 || r.FailedTrials != 0 {
+		t.Errorf("D: %+v", r)
+	}
+	if r := by["linux-munmap"]; r.RaceWindows == 0 {
+		t.Errorf("linux-munmap: %+v", r)
+	}
+}

@@ -1,0 +1,507 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// Default sizes of the Windows strategies (seed 002, DynamoRIO #3570).
+const (
+	DefaultRegion    = 2 << 30   // the full rel32 window
+	DefaultSlot      = 640 << 10 // D and E: ten 64 KiB granules
+	DefaultEGrid     = 64 << 20  // E: the grid at the top of the region
+	DefaultFRegion   = 512 << 20 // F: DynamoRIO's Windows vmcode
+	DefaultGridTries = 3
+)
+
+// StratA picks the region without reserving it, loads the init libraries
+// into it (at their preferred base when it falls inside), then reserves
+// every piece around them and keeps the list to free at exit. After init
+// the region is all reservations and views: nothing more can be mapped
+// reachably (the seed: "would not work with post-init dr_map_file").
+type StratA struct {
+	base
+	Size  uintptr // region size; 0 selects DefaultRegion
+	fl    *freeList
+	init  bool
+	views map[uintptr]uintptr // view base -> size
+	pcs   [][2]uintptr        // reservations made by EndInit
+}
+
+func (s *StratA) Name() string       { return "A" }
+func (s *StratA) Rules() osmem.Rules { return osmem.RulesWindows }
+
+func (s *StratA) Setup(o osmem.OS) error {
+	s.os = o
+	size := orDefault(s.Size, DefaultRegion)
+	lo, err := pickRange(o, size)
+	if err != nil {
+		return err
+	}
+	s.lo, s.hi = lo, lo+size
+	s.fl = newFreeList(s.lo, s.hi)
+	s.views = map[uintptr]uintptr{}
+	s.init = true
+	return nil
+}
+
+func (s *StratA) Place(lib Lib, post bool) (View, error) {
+	if !s.init {
+		return View{}, ErrUnsupported
+	}
+	size := alignUp(lib.Size, s.os.Granularity())
+	for try := 0; try < DefaultGridTries; try++ {
+		at, ok := uintptr(0), false
+		if lib.Pref >= s.lo && lib.Pref+size <= s.hi && s.fl.take(lib.Pref, lib.Pref+size) {
+			at, ok = lib.Pref, true
+		} else {
+			at, ok = s.fl.alloc(size, s.os.Granularity(), false)
+		}
+		if !ok {
+			return View{}, ErrUnsupported
+		}
+		// The whole region lies unreserved during init.
+		s.window(at, at+size)
+		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		if err == nil {
+			s.views[v] = size
+			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+		}
+		if !errors.Is(err, osmem.ErrExists) {
+			s.fl.free(at, at+size)
+			return View{}, err
+		}
+		s.losses++ // someone else took it: never ours again
+	}
+	return View{}, ErrUnsupported
+}
+
+// EndInit reserves every free piece of the region, one reservation each.
+func (s *StratA) EndInit() error {
+	s.init = false
+	for _, r := range s.fl.r {
+		if _, err := s.os.Reserve(r[0], r[1]-r[0], osmem.Exact); err != nil {
+			if errors.Is(err, osmem.ErrExists) {
+				s.losses++
+				continue
+			}
+			return err
+		}
+		s.pcs = append(s.pcs, r)
+	}
+	s.fl = newFreeList(0, 0)
+	s.fl.r = nil
+	return nil
+}
+
+func (s *StratA) Unload(v View) error {
+	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
+		return err
+	}
+	delete(s.views, v.Addr)
+	if s.init {
+		s.fl.free(v.Addr, v.Addr+v.Size)
+		return nil
+	}
+	// Keep the hole: re-reserve it, a window in which it lies free.
+	s.window(v.Addr, v.Addr+v.Size)
+	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
+		s.losses++
+		return nil
+	}
+	s.pcs = append(s.pcs, [2]uintptr{v.Addr, v.Addr + v.Size})
+	return nil
+}
+
+func (s *StratA) Teardown() error {
+	var errs []error
+	for _, p := range s.pcs {
+		errs = append(errs, s.os.Release(p[0], p[1]-p[0]))
+	}
+	for a, n := range s.views {
+		errs = append(errs, s.os.Unmap(a, n))
+	}
+	s.pcs, s.views = nil, nil
+	return errors.Join(errs...)
+}
+
+// StratB keeps one region for code and gives up on reachable libraries:
+// they go wherever the OS puts them, and the harness measures how often
+// that happens to be out of reach.
+type StratB struct {
+	base
+	Size uintptr
+}
+
+func (s *StratB) Name() string       { return "B" }
+func (s *StratB) Rules() osmem.Rules { return osmem.RulesWindows }
+func (s *StratB) Setup(o osmem.OS) error {
+	s.os = o
+	size := orDefault(s.Size, DefaultRegion)
+	lo, err := o.Reserve(0, size, osmem.Hint)
+	s.lo, s.hi = lo, lo+size
+	return err
+}
+func (s *StratB) Place(lib Lib, post bool) (View, error) {
+	size := alignUp(lib.Size, s.os.Granularity())
+	v, err := s.mapLib(lib, lib.Pref, size, osmem.Hint)
+	if err != nil {
+		return View{}, err
+	}
+	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+}
+func (s *StratB) EndInit() error      { return nil }
+func (s *StratB) Unload(v View) error { return s.os.Unmap(v.Addr, v.Size) }
+func (s *StratB) Teardown() error     { return s.os.Release(s.lo, s.hi-s.lo) }
+
+// StratC packs the init libraries down from the top of the unreserved
+// region (each at a non-preferred base, so each pays relocation), then
+// reserves everything below them as one reservation. Like A, nothing can
+// be placed after init.
+type StratC struct {
+	base
+	Size  uintptr
+	top   uintptr // lowest packed library
+	init  bool
+	views map[uintptr]uintptr
+	pcs   [][2]uintptr
+}
+
+func (s *StratC) Name() string       { return "C" }
+func (s *StratC) Rules() osmem.Rules { return osmem.RulesWindows }
+func (s *StratC) Setup(o osmem.OS) error {
+	s.os = o
+	size := orDefault(s.Size, DefaultRegion)
+	lo, err := pickRange(o, size)
+	if err != nil {
+		return err
+	}
+	s.lo, s.hi, s.top, s.init = lo, lo+size, lo+size, true
+	s.views = map[uintptr]uintptr{}
+	return nil
+}
+func (s *StratC) Place(lib Lib, post bool) (View, error) {
+	if !s.init {
+		return View{}, ErrUnsupported
+	}
+	size := alignUp(lib.Size, s.os.Granularity())
+	for try := 0; try < DefaultGridTries; try++ {
+		if s.top-s.lo < size {
+			return View{}, ErrUnsupported
+		}
+		at := s.top - size
+		s.window(at, at+size)
+		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		if err == nil {
+			s.top = at
+			s.views[v] = size
+			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+		}
+		if !errors.Is(err, osmem.ErrExists) {
+			return View{}, err
+		}
+		s.losses++
+		s.top = at // skip what was taken
+	}
+	return View{}, ErrUnsupported
+}
+func (s *StratC) EndInit() error {
+	s.init = false
+	if s.top == s.lo {
+		return nil
+	}
+	if _, err := s.os.Reserve(s.lo, s.top-s.lo, osmem.Exact); err != nil {
+		return fmt.Errorf("C: reserving below the libraries: %w", err)
+	}
+	s.pcs = append(s.pcs, [2]uintptr{s.lo, s.top})
+	return nil
+}
+func (s *StratC) Unload(v View) error {
+	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
+		return err
+	}
+	delete(s.views, v.Addr)
+	if s.init {
+		return nil // the packing cursor does not go back
+	}
+	s.window(v.Addr, v.Addr+v.Size)
+	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
+		s.losses++
+		return nil
+	}
+	s.pcs = append(s.pcs, [2]uintptr{v.Addr, v.Addr + v.Size})
+	return nil
+}
+func (s *StratC) Teardown() error {
+	var errs []error
+	for _, p := range s.pcs {
+		errs = append(errs, s.os.Release(p[0], p[1]-p[0]))
+	}
+	for a, n := range s.views {
+		errs = append(errs, s.os.Unmap(a, n))
+	}
+	s.pcs, s.views = nil, nil
+	return errors.Join(errs...)
+}
+
+// slot states of a grid.
+const (
+	slotFree uint8 = iota // reserved, unused
+	slotUsed              // released, under a view
+	slotLost              // taken by someone else
+)
+
+// gridPart is the grid of D and E: consecutive reservations of one slot
+// size; a library of s bytes releases ceil(s/slot) consecutive slots,
+// maps there and re-reserves the tail of the last slot. It mirrors
+// vmm/grid.go, which vmm does not expose as a strategy.
+type gridPart struct {
+	*base
+	lo   uintptr
+	slot uintptr
+	st   []uint8
+	// views maps a view base to its slot run and tail reservation.
+	views map[uintptr]gridView
+}
+
+type gridView struct {
+	k0, k    int
+	size     uintptr
+	tail     uintptr // 0 if none
+	tailSize uintptr
+}
+
+func (g *gridPart) n() int                { return len(g.st) }
+func (g *gridPart) addr(k int) uintptr    { return g.lo + uintptr(k)*g.slot }
+func (g *gridPart) length(k int) uintptr  { return g.slot }
+func (g *gridPart) end(k0, k int) uintptr { return g.addr(k0 + k) }
+
+func (g *gridPart) setup(lo uintptr, n int) error {
+	g.lo, g.st, g.views = lo, make([]uint8, n), map[uintptr]gridView{}
+	for k := range g.st {
+		if _, err := g.os.Reserve(g.addr(k), g.slot, osmem.Exact); err != nil {
+			for j := 0; j < k; j++ {
+				_ = g.os.Release(g.addr(j), g.slot)
+			}
+			return fmt.Errorf("grid slot %d: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (g *gridPart) place(lib Lib) (View, error) {
+	gran := g.os.Granularity()
+	size := alignUp(lib.Size, gran)
+	k := int((size + g.slot - 1) / g.slot)
+	for try := 0; try < DefaultGridTries; try++ {
+		k0 := -1
+		for i, run := 0, 0; i < g.n(); i++ {
+			if g.st[i] != slotFree {
+				run = 0
+				continue
+			}
+			if run++; run == k {
+				k0 = i - k + 1
+				break
+			}
+		}
+		if k0 < 0 {
+			return View{}, ErrUnsupported
+		}
+		for i := k0; i < k0+k; i++ {
+			if err := g.os.Release(g.addr(i), g.slot); err != nil {
+				return View{}, err
+			}
+			g.st[i] = slotUsed
+		}
+		at := g.addr(k0)
+		g.window(at, g.end(k0, k))
+		v, err := g.mapLib(lib, at, size, osmem.Exact)
+		if err != nil {
+			if !errors.Is(err, osmem.ErrExists) {
+				return View{}, err
+			}
+			g.losses++
+			for i := k0; i < k0+k; i++ {
+				if _, err := g.os.Reserve(g.addr(i), g.slot, osmem.Exact); err != nil {
+					g.st[i] = slotLost
+				} else {
+					g.st[i] = slotFree
+				}
+			}
+			continue
+		}
+		gv := gridView{k0: k0, k: k, size: size}
+		if e := g.end(k0, k); at+size < e {
+			if _, err := g.os.Reserve(at+size, e-at-size, osmem.Exact); err == nil {
+				gv.tail, gv.tailSize = at+size, e-at-size
+			} else {
+				g.losses++
+			}
+		}
+		g.views[v] = gv
+		return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+	}
+	return View{}, ErrUnsupported
+}
+
+func (g *gridPart) unload(v View) error {
+	gv, ok := g.views[v.Addr]
+	if !ok {
+		return fmt.Errorf("grid: no view at %#x", v.Addr)
+	}
+	delete(g.views, v.Addr)
+	if err := g.os.Unmap(v.Addr, gv.size); err != nil {
+		return err
+	}
+	if gv.tail != 0 {
+		if err := g.os.Release(gv.tail, gv.tailSize); err != nil {
+			return err
+		}
+	}
+	g.window(g.addr(gv.k0), g.end(gv.k0, gv.k))
+	for i := gv.k0; i < gv.k0+gv.k; i++ {
+		if _, err := g.os.Reserve(g.addr(i), g.slot, osmem.Exact); err != nil {
+			g.st[i] = slotLost
+			g.losses++
+		} else {
+			g.st[i] = slotFree
+		}
+	}
+	return nil
+}
+
+func (g *gridPart) teardown() error {
+	var errs []error
+	for a, gv := range g.views {
+		errs = append(errs, g.os.Unmap(a, gv.size))
+		if gv.tail != 0 {
+			errs = append(errs, g.os.Release(gv.tail, gv.tailSize))
+		}
+	}
+	for k, st := range g.st {
+		if st == slotFree {
+			errs = append(errs, g.os.Release(g.addr(k), g.slot))
+		}
+	}
+	g.views, g.st = nil, nil
+	return errors.Join(errs...)
+}
+
+// StratD reserves the whole region as a grid of Slot-sized reservations
+// (reachvm's choice, vmm/grid.go): libraries of any size fit, at init or
+// after, at the price of one reservation per slot.
+type StratD struct {
+	base
+	Size, Slot uintptr
+	g          gridPart
+}
+
+func (s *StratD) Name() string       { return "D" }
+func (s *StratD) Rules() osmem.Rules { return osmem.RulesWindows }
+func (s *StratD) Setup(o osmem.OS) error {
+	s.os = o
+	size, slot := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot)
+	size -= size % slot
+	lo, err := pickRange(o, size)
+	if err != nil {
+		return err
+	}
+	s.lo, s.hi = lo, lo+size
+	s.g = gridPart{base: &s.base, slot: slot}
+	return s.g.setup(lo, int(size/slot))
+}
+func (s *StratD) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
+func (s *StratD) EndInit() error                         { return nil }
+func (s *StratD) Unload(v View) error                    { return s.g.unload(v) }
+func (s *StratD) Teardown() error                        { return s.g.teardown() }
+
+// StratE reserves the bulk of the region once and only its top Grid bytes
+// as slots: libraries and reachable maps share those slots (100 of 640
+// KiB in the seed).
+type StratE struct {
+	base
+	Size, Slot, Grid uintptr
+	g                gridPart
+	bulk             uintptr
+}
+
+func (s *StratE) Name() string       { return "E" }
+func (s *StratE) Rules() osmem.Rules { return osmem.RulesWindows }
+func (s *StratE) Setup(o osmem.OS) error {
+	s.os = o
+	size, slot, grid := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot), orDefault(s.Grid, DefaultEGrid)
+	grid -= grid % slot
+	lo, err := pickRange(o, size)
+	if err != nil {
+		return err
+	}
+	s.lo, s.hi = lo, lo+size
+	s.bulk = alignUp(size-grid, o.Granularity())
+	if _, err := o.Reserve(lo, s.bulk, osmem.Exact); err != nil {
+		return err
+	}
+	s.g = gridPart{base: &s.base, slot: slot}
+	if err := s.g.setup(lo+s.bulk, int((size-s.bulk)/slot)); err != nil {
+		_ = o.Release(lo, s.bulk)
+		return err
+	}
+	return nil
+}
+func (s *StratE) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
+func (s *StratE) EndInit() error                         { return nil }
+func (s *StratE) Unload(v View) error                    { return s.g.unload(v) }
+func (s *StratE) Teardown() error {
+	return errors.Join(s.g.teardown(), s.os.Release(s.lo, s.bulk))
+}
+
+// StratF keeps a smaller region (512 MiB) and places libraries outside
+// it, by searching the OS's free space for a hole within reach of the
+// whole region: what DynamoRIO ships. The closer the region is to 2 GiB,
+// the less reachable space is left: at 2 GiB, none.
+type StratF struct {
+	base
+	Size  uintptr
+	views map[uintptr]uintptr
+}
+
+func (s *StratF) Name() string       { return "F" }
+func (s *StratF) Rules() osmem.Rules { return osmem.RulesWindows }
+func (s *StratF) Setup(o osmem.OS) error {
+	s.os = o
+	s.views = map[uintptr]uintptr{}
+	size := orDefault(s.Size, DefaultFRegion)
+	lo, err := o.Reserve(0, size, osmem.Hint)
+	s.lo, s.hi = lo, lo+size
+	return err
+}
+func (s *StratF) Place(lib Lib, post bool) (View, error) {
+	size := alignUp(lib.Size, s.os.Granularity())
+	v, err := s.nearSearch(lib, size)
+	if err != nil {
+		return View{}, err
+	}
+	s.views[v] = size
+	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
+}
+func (s *StratF) EndInit() error { return nil }
+func (s *StratF) Unload(v View) error {
+	delete(s.views, v.Addr)
+	return s.os.Unmap(v.Addr, v.Size)
+}
+func (s *StratF) Teardown() error {
+	var errs []error
+	for a, n := range s.views {
+		errs = append(errs, s.os.Unmap(a, n))
+	}
+	return errors.Join(append(errs, s.os.Release(s.lo, s.hi-s.lo))...)
+}
+
+func orDefault(v, d uintptr) uintptr {
+	if v == 0 {
+		return d
+	}
+	return v
+}
