@@ -341,8 +341,10 @@ func human(n uint64) string {
 		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%dK", n>>10)
 	}
-	return fmt.Sprintf("%dK", n>>10)
+	return fmt.Sprintf("%dB", n)
 }
 
 // ByStrategy groups rows by strategy name, the JSON shape of

@@ -22,10 +22,11 @@ func main() {
 // commands maps a subcommand to its implementation. Each returns the exit
 // status.
 var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"demo": cmdDemo,
-	"load": cmdLoad,
-	"maps": cmdMaps,
-	"vmm":  cmdVMM,
+	"demo":       cmdDemo,
+	"load":       cmdLoad,
+	"maps":       cmdMaps,
+	"strategies": cmdStrategies,
+	"vmm":        cmdVMM,
 
 	"run":   cmdRun,
 	"bench": cmdBench,
@@ -56,6 +57,7 @@ commands:
                              emit a stub that calls it with a rel32 call, run it
   load [--json] [--call SYMBOL] LIB [ARGS...]  load LIB privately into vmcode, show its binding, call SYMBOL
   maps                       print this process's address-space map, annotated
+  strategies [--backend sim|linux] [--trials N] [--seed S] [--json]  measure the reachability strategies A-F and the Linux ones
   vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
       [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
                              reserve vmcode and vmheap, print the placement decisions
