@@ -13,7 +13,7 @@ import (
 )
 
 // StrategyNames lists every strategy, Windows first.
-var StrategyNames = []string{"A", "B", "C", "D", "E", "F", "linux-fixed", "linux-munmap", "linux-near", "linux-spill"}
+var StrategyNames = []string{"A", "B", "C", "D", "E", "F", "vmm-grid", "linux-fixed", "linux-munmap", "linux-near", "linux-spill", "vmm-linear"}
 
 // NewStrategy returns a fresh strategy with default sizes, nil if name is
 // unknown.
@@ -39,6 +39,10 @@ func NewStrategy(name string) Strategy {
 		return &LinuxNear{}
 	case "linux-spill":
 		return &LinuxSpill{}
+	case "vmm-grid":
+		return NewVMM(osmem.RulesWindows)
+	case "vmm-linear":
+		return NewVMM(osmem.RulesLinux)
 	}
 	return nil
 }

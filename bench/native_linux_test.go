@@ -18,7 +18,7 @@ func TestMatrixLinux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 4*len(WorkloadNames) {
+	if len(rows) != 5*len(WorkloadNames) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	for _, r := range rows {

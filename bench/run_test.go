@@ -75,7 +75,7 @@ func TestPostInitMaps(t *testing.T) {
 // D and E place a 1.7 MiB library (dbghelp) across three consecutive
 // released 640 KiB slots, re-reserving the tail of the third.
 func TestGridSpansSlots(t *testing.T) {
-	for _, name := range []string{"D", "E"} {
+	for _, name := range []string{"D", "E", "vmm-grid"} {
 		st := NewStrategy(name)
 		s := newSim(st)
 		mustSetup(t, st, s)
@@ -83,7 +83,7 @@ func TestGridSpansSlots(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if lo, _ := st.Region(); name == "D" && (v.Addr-lo)%DefaultSlot != 0 {
+		if lo, _ := st.Region(); name != "E" && (v.Addr-lo)%DefaultSlot != 0 {
 			t.Errorf("%s: view at %#x not on a slot", name, v.Addr)
 		}
 		r, _ := s.Query(v.Addr)
@@ -221,7 +221,7 @@ func TestDeterministic(t *testing.T) {
 
 // The sim matrix shows the strategies' signatures.
 func TestMatrixSignatures(t *testing.T) {
-	rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 1, RaceRate: 10})
+	rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,14 @@ func TestMatrixSignatures(t *testing.T) {
 	if r := by["D"]; r.MaxObjects < 3000 || r.FailedTrials != 0 {
 		t.Errorf("D: %+v", r)
 	}
-	if r := by["linux-munmap"]; r.RaceWindows == 0 {
+	if r := by["linux-munmap"]; r.RaceWindows == 0 || r.RaceLosses != 0 {
 		t.Errorf("linux-munmap: %+v", r)
+	}
+	// vmm's grid is D: the same libraries fit, at init and after.
+	if r, d := by["vmm-grid"], by["D"]; r.FailedTrials != 0 || r.PostPlaced != d.PostPlaced || r.InitPlaced != d.InitPlaced {
+		t.Errorf("vmm-grid: %+v\nD: %+v", r, d)
+	}
+	if r := by["vmm-linear"]; r.RaceWindows != 0 || r.FailedTrials != 0 {
+		t.Errorf("vmm-linear: %+v", r)
 	}
 }

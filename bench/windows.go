@@ -310,14 +310,16 @@ func (g *gridPart) place(lib Lib) (View, error) {
 		if k0 < 0 {
 			return View{}, ErrUnsupported
 		}
+		// Each release opens a window: the hole grows slot by slot until
+		// the map (counted per OS call, as windowOS counts vmm's).
 		for i := k0; i < k0+k; i++ {
 			if err := g.os.Release(g.addr(i), g.slot); err != nil {
 				return View{}, err
 			}
 			g.st[i] = slotUsed
+			g.window(g.addr(i), g.addr(i)+g.slot)
 		}
 		at := g.addr(k0)
-		g.window(at, g.end(k0, k))
 		v, err := g.mapLib(lib, at, size, osmem.Exact)
 		if err != nil {
 			if !errors.Is(err, osmem.ErrExists) {

@@ -22,7 +22,7 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Backend, "backend", "sim", "sim (A-F on Windows rules, the Linux strategies on Linux rules) or linux (the Linux strategies on this kernel)")
 	fs.IntVar(&cfg.Trials, "trials", 20, "trials per strategy and workload, each on a fresh seeded layout")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random choice: the same seed gives the same sim table")
-	fs.IntVar(&cfg.RaceRate, "race", 10, "percent chance that another thread allocates into each race window")
+	fs.IntVar(&cfg.RaceRate, "race", 1, "percent chance that another thread allocates into each race window")
 	strats := fs.String("strategy", "", "comma-separated strategies (default all: "+strings.Join(bench.StrategyNames, ",")+")")
 	wls := fs.String("workload", "", "comma-separated workloads (default all: "+strings.Join(bench.WorkloadNames, ",")+")")
 	asJSON := fs.Bool("json", false, "print one JSON object, one entry per strategy keyed by its name")

@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"errors"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// VMM measures the code that ships: reachvm's own vmm package, whose
+// vmcode is the grid (strategy D) under Windows rules and one reservation
+// with MAP_FIXED (linux-fixed) under Linux rules. Libraries are placed as
+// the private loader places them: ReserveSlot, Slot.MapFile, and
+// Slot.Release to unload.
+//
+// vmm exposes no hook between a release and the map that follows, so the
+// race windows are observed at the OS boundary instead (windowOS): every
+// Release or Unmap between Setup and Teardown opens one, and every Exact
+// map or reservation that finds its addresses taken is a lost race.
+type VMM struct {
+	base
+	rules osmem.Rules
+	// Size is vmcode's size; 0 selects DefaultRegion.
+	Size  uintptr
+	v     *vmm.VMM
+	w     *windowOS
+	slots map[uintptr]*vmm.Slot
+}
+
+// NewVMM returns the vmm strategy for rules.
+func NewVMM(rules osmem.Rules) *VMM { return &VMM{rules: rules} }
+
+func (s *VMM) Name() string {
+	if s.rules == osmem.RulesWindows {
+		return "vmm-grid"
+	}
+	return "vmm-linear"
+}
+func (s *VMM) Rules() osmem.Rules { return s.rules }
+func (s *VMM) EndInit() error     { return nil }
+
+func (s *VMM) Setup(o osmem.OS) error {
+	s.w = &windowOS{OS: o, b: &s.base}
+	s.os = s.w
+	s.slots = map[uintptr]*vmm.Slot{}
+	v, err := vmm.New(vmm.Config{OS: s.w, VMCodeSize: orDefault(s.Size, DefaultRegion), NoVMHeap: true, WX: vmm.WXOff})
+	if err != nil {
+		return err
+	}
+	s.v = v
+	lo, size := v.VMCode()
+	s.lo, s.hi = lo, lo+size
+	s.w.armed = true
+	return nil
+}
+
+// Place retries on a *vmm.SlotLostError, as vmm asks its callers to: the
+// lost slots stay out of the allocator and the next ReserveSlot picks
+// others.
+func (s *VMM) Place(lib Lib, post bool) (View, error) {
+	var err error
+	for try := 0; try < DefaultGridTries; try++ {
+		var v View
+		v, err = s.place(lib)
+		var lost *vmm.SlotLostError
+		if err == nil || !errors.As(err, &lost) {
+			return v, err
+		}
+	}
+	return View{}, err
+}
+
+func (s *VMM) place(lib Lib) (View, error) {
+	sl, err := s.v.ReserveSlot(lib.Size, "privlib "+lib.Name)
+	if err != nil {
+		var ex *vmm.ExhaustedError
+		if errors.As(err, &ex) {
+			return View{}, ErrUnsupported
+		}
+		return View{}, err
+	}
+	size := alignUp(lib.Size, s.os.Granularity())
+	obj, err := s.os.CreateShared(lib.Name, uint64(size))
+	if err != nil {
+		_ = sl.Release()
+		return View{}, err
+	}
+	err = sl.MapFile(obj, 0, sl.Base(), size, osmem.ProtRX)
+	_ = s.os.CloseObject(obj)
+	if err != nil {
+		_ = sl.Release()
+		return View{}, err
+	}
+	s.slots[sl.Base()] = sl
+	return View{Lib: lib, Addr: sl.Base(), Size: size, Relocated: relocated(lib, sl.Base())}, nil
+}
+
+func (s *VMM) Unload(v View) error {
+	sl := s.slots[v.Addr]
+	delete(s.slots, v.Addr)
+	if sl == nil {
+		return errors.New("bench: vmm: no slot there")
+	}
+	// A slot lost to the intruder while re-reserving is vmm doing its job
+	// (the loss is counted by windowOS), not a failure of the run.
+	var lost *vmm.SlotLostError
+	if err := sl.Release(); err != nil && !errors.As(err, &lost) {
+		return err
+	}
+	return nil
+}
+
+func (s *VMM) Teardown() error {
+	s.w.armed = false
+	// Windows rules: views must go one by one before vmcode; Linux rules:
+	// Close's one release takes them all.
+	if s.rules == osmem.RulesWindows {
+		var lost *vmm.SlotLostError
+		for a, sl := range s.slots {
+			if err := sl.Release(); err != nil && !errors.As(err, &lost) {
+				return err
+			}
+			delete(s.slots, a)
+		}
+	}
+	return s.v.Close()
+}
+
+// windowOS sees race windows at the OS boundary, for strategies (vmm)
+// that have no hook of their own.
+type windowOS struct {
+	osmem.OS
+	b     *base
+	armed bool
+}
+
+func (w *windowOS) Release(addr, size uintptr) error {
+	err := w.OS.Release(addr, size)
+	if err == nil && w.armed {
+		w.b.window(addr, addr+size)
+	}
+	return err
+}
+
+func (w *windowOS) Unmap(addr, size uintptr) error {
+	err := w.OS.Unmap(addr, size)
+	if err == nil && w.armed {
+		w.b.window(addr, addr+size)
+	}
+	return err
+}
+
+func (w *windowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
+	a, err := w.OS.Reserve(addr, size, mode)
+	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {
+		w.b.losses++
+	}
+	return a, err
+}
+
+func (w *windowOS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
+	a, err := w.OS.MapObject(obj, off, addr, size, prot, mode)
+	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {
+		w.b.losses++
+	}
+	return a, err
+}
