@@ -251,3 +251,50 @@ func TestMatrixSignatures(t *testing.T) {
 		t.Errorf("vmm-linear: %+v", r)
 	}
 }
+
+// linux-spill places inside its region while it has room and then spills
+// to wherever the OS maps, beyond the region; linux-fixed just fails.
+func TestSpill(t *testing.T) {
+	sp := &LinuxSpill{}
+	sp.Size = 4 << 20
+	fx := &LinuxFixed{}
+	fx.Size = 4 << 20
+	for _, st := range []Strategy{sp, fx} {
+		mustSetup(t, st, sim.New(osmem.RulesLinux, sim.Options{Seed: 9}))
+		lo, hi := st.Region()
+		in, err := st.Place(lib(3<<20), false)
+		if err != nil || in.Addr < lo || in.Addr+in.Size > hi {
+			t.Fatalf("%s: first library %+v %v, want inside", st.Name(), in, err)
+		}
+		out, err := st.Place(lib(3<<20), true)
+		switch st {
+		case sp:
+			if err != nil || (out.Addr >= lo && out.Addr < hi) || sp.Spills != 1 {
+				t.Errorf("spill: %+v %v (spills %d), want one outside", out, err, sp.Spills)
+			}
+		case fx:
+			if !errors.Is(err, ErrUnsupported) {
+				t.Errorf("fixed: %v, want ErrUnsupported", err)
+			}
+		}
+		if err := st.Teardown(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// B gives no guarantee: outside its 2 GiB region a library is out of reach
+// of part of it.
+func TestBNoGuarantee(t *testing.T) {
+	st := &StratB{}
+	mustSetup(t, st, newSim(st))
+	lo, hi := st.Region()
+	v, err := st.Place(Lib{Name: "x", Size: 64 << 10}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reach(lo, hi, v) <= Reach {
+		t.Errorf("B's library at %#x within reach of [%#x, %#x)", v.Addr, lo, hi)
+	}
+	_ = st.Teardown()
+}
