@@ -298,3 +298,21 @@ func TestBNoGuarantee(t *testing.T) {
 	}
 	_ = st.Teardown()
 }
+
+// A puts its region at the preferred bases and maps there: no relocation,
+// where C, packing from the top, relocates the same library.
+func TestAHonoursPreferredBase(t *testing.T) {
+	st := &StratA{}
+	mustSetup(t, st, newSim(st))
+	v, err := st.Place(lib(1740<<10), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Relocated || v.Addr != DefaultPref {
+		t.Errorf("A: %+v, want at its preferred base %#x", v, uintptr(DefaultPref))
+	}
+	if err := st.EndInit(); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Teardown()
+}

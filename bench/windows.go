@@ -23,7 +23,10 @@ const (
 // reachably (the seed: "would not work with post-init dr_map_file").
 type StratA struct {
 	base
-	Size  uintptr // region size; 0 selects DefaultRegion
+	Size uintptr // region size; 0 selects DefaultRegion
+	// Near is where A tries to put the region first, so that libraries
+	// land at their preferred bases: 0 selects DefaultPref.
+	Near  uintptr
 	fl    *freeList
 	init  bool
 	views map[uintptr]uintptr // view base -> size
@@ -36,7 +39,14 @@ func (s *StratA) Rules() osmem.Rules { return osmem.RulesWindows }
 func (s *StratA) Setup(o osmem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
-	lo, err := pickRange(o, size)
+	// The region starts at the preferred bases if they are free, else
+	// wherever the OS has room (then every library relocates).
+	lo, err := o.Reserve(orDefault(s.Near, DefaultPref), size, osmem.Exact)
+	if err == nil {
+		err = o.Release(lo, size)
+	} else {
+		lo, err = pickRange(o, size)
+	}
 	if err != nil {
 		return err
 	}

@@ -82,24 +82,33 @@ type Workload struct {
 // WorkloadNames are the workloads of the matrix.
 var WorkloadNames = []string{"dr", "so", "pe"}
 
-// DefaultPref is the preferred base of a 64-bit Windows DLL
-// (/BASE default 0x180000000).
+// DefaultPref is the preferred base of a 64-bit Windows DLL (/BASE
+// default 0x180000000). Workloads rebase their PE images from there, one
+// after another (as DynamoRIO gives its client libraries distinct
+// preferred bases), so that a strategy that can honour preferred bases
+// (A) pays no relocation and one that cannot (C) pays for all of them.
 const DefaultPref = 0x1_8000_0000
 
 // MakeWorkload draws workload name from r: "dr" is DR's client set
 // (drmemorylib, dbghelp, four extensions) with eight post-init maps drawn
 // from the PE distribution; "so" and "pe" draw eight init and eight
-// post-init libraries from the .so and PE distributions.
+// post-init libraries from the .so and PE distributions. ELF objects are
+// position-independent and have no preferred base.
 func MakeWorkload(name string, r *rand.Rand) Workload {
 	so, pe := Distributions()
+	next := uintptr(DefaultPref)
+	rebase := func(l Lib) Lib {
+		l.Pref = next
+		next += alignUp(l.Size, 64<<10)
+		return l
+	}
 	draw := func(d Sizes, n int, prefix string) []Lib {
 		out := make([]Lib, n)
-		pref := uintptr(DefaultPref)
-		if d.Source == SODir {
-			pref = 0 // position-independent: no preferred base
-		}
 		for i := range out {
-			out[i] = Lib{Name: prefix + itoa(i), Size: d.Sizes[r.IntN(len(d.Sizes))], Pref: pref}
+			out[i] = Lib{Name: prefix + itoa(i), Size: d.Sizes[r.IntN(len(d.Sizes))]}
+			if d.Source != SODir {
+				out[i] = rebase(out[i])
+			}
 		}
 		return out
 	}
@@ -107,11 +116,11 @@ func MakeWorkload(name string, r *rand.Rand) Workload {
 	switch name {
 	case "dr":
 		w.Init = []Lib{
-			{Name: "drmemorylib.dll", Size: drSizes[7], Pref: DefaultPref},
-			{Name: "dbghelp.dll", Size: drSizes[6], Pref: DefaultPref},
+			rebase(Lib{Name: "drmemorylib.dll", Size: drSizes[7]}),
+			rebase(Lib{Name: "dbghelp.dll", Size: drSizes[6]}),
 		}
 		for i := 0; i < 4; i++ {
-			w.Init = append(w.Init, Lib{Name: "ext" + itoa(i) + ".dll", Size: drSizes[r.IntN(6)], Pref: DefaultPref})
+			w.Init = append(w.Init, rebase(Lib{Name: "ext" + itoa(i) + ".dll", Size: drSizes[r.IntN(6)]}))
 		}
 		w.Post = draw(pe, 8, "map")
 	case "so":
