@@ -64,39 +64,48 @@ type Config struct {
 
 // Row is the result of one strategy on one workload over all trials.
 type Row struct {
-	Strategy, Workload, Backend string
-	Trials                      int
+	Strategy string `json:"strategy"`
+	Workload string `json:"workload"`
+	Backend  string `json:"backend"`
+	Trials   int    `json:"trials"`
 	// SetupFailed counts trials whose Setup failed.
-	SetupFailed int
+	SetupFailed int `json:"setup_failed"`
 	// FailedTrials counts trials in which any library could not be placed
 	// reachably (failure rate over random layouts).
-	FailedTrials int
+	FailedTrials int `json:"failed_trials"`
 	// Mean OS calls per trial to set up, place everything (init, post,
 	// unload, reload) and tear down.
-	SetupCalls, PlaceCalls, TeardownCalls float64
+	SetupCalls    float64 `json:"setup_calls"`
+	PlaceCalls    float64 `json:"place_calls"`
+	TeardownCalls float64 `json:"teardown_calls"`
 	// Mean wall time; only on real backends (zero on sim, whose output
 	// must not depend on the machine's speed).
-	SetupTime, TeardownTime time.Duration `json:",omitempty"`
+	SetupTime    time.Duration `json:"setup_ns,omitempty"`
+	TeardownTime time.Duration `json:"teardown_ns,omitempty"`
 	// Libraries tried and placed reachably, at init and after.
-	InitTried, InitPlaced, PostTried, PostPlaced int
+	InitTried  int `json:"init_tried"`
+	InitPlaced int `json:"init_placed"`
+	PostTried  int `json:"post_tried"`
+	PostPlaced int `json:"post_placed"`
 	// Unreachable counts libraries placed but out of rel32 reach.
-	Unreachable int
+	Unreachable int `json:"unreachable"`
 	// BytesPlaced sums the sizes placed reachably.
-	BytesPlaced uint64
+	BytesPlaced uint64 `json:"bytes_placed"`
 	// SmallestFailed is the smallest library that failed (0: none).
-	SmallestFailed uintptr
+	SmallestFailed uintptr `json:"smallest_failed"`
 	// RelocBytes sums the sizes of images placed at a non-preferred base:
 	// an upper bound on the pages relocation writes.
-	RelocBytes uint64
+	RelocBytes uint64 `json:"reloc_bytes"`
 	// RaceWindows and RaceLosses count release-to-map gaps and those in
 	// which the intruder took the addresses.
-	RaceWindows, RaceLosses int
+	RaceWindows int `json:"race_windows"`
+	RaceLosses  int `json:"race_losses"`
 	// MaxObjects is the largest number of kernel objects (reservations and
 	// views; VMAs on Linux) the strategy held, at the peak.
-	MaxObjects int
+	MaxObjects int `json:"max_objects"`
 	// WorstReach is the largest distance from any byte of the region to
 	// any byte of a placed library.
-	WorstReach uint64
+	WorstReach uint64 `json:"worst_reach"`
 }
 
 // Run runs the matrix and returns one row per strategy and workload, in

@@ -71,7 +71,9 @@ type Strategy interface {
 }
 
 // Counting wraps an osmem.OS and counts the calls made through it, so that
-// the cost of a strategy is measured at the OS boundary.
+// the cost of a strategy is measured at the OS boundary. Queries count
+// too: VirtualQuery and reading /proc/self/maps are system calls, and a
+// strategy that searches for holes pays for them.
 type Counting struct {
 	osmem.OS
 	n atomic.Int64
