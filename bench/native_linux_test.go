@@ -14,7 +14,7 @@ func TestRaceLinux(t *testing.T) { raceProperty(t, osmem.Native()) }
 
 // The Linux strategies run on the real backend.
 func TestMatrixLinux(t *testing.T) {
-	rows, err := Run(Config{Backend: "linux", Trials: 1, Seed: 1, RaceRate: 10})
+	rows, err := Run(Config{Backend: "linux", Trials: 1, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,8 +22,16 @@ func TestMatrixLinux(t *testing.T) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	for _, r := range rows {
-		if r.Strategy == "linux-fixed" && (r.FailedTrials != 0 || r.RaceWindows != 0) {
+		if r.FailedTrials != 0 || r.Unreachable != 0 || r.PostPlaced != r.PostTried {
 			t.Errorf("%+v", r)
+		}
+		fixed := r.Strategy == "linux-fixed" || r.Strategy == "vmm-linear" || r.Strategy == "linux-spill"
+		if fixed != (r.RaceWindows == 0) {
+			t.Errorf("%s: %d race windows", r.Strategy, r.RaceWindows)
 		}
 	}
 }
+
+// Spilling on the real kernel: past its region, linux-spill maps wherever
+// mmap puts it.
+func TestSpillLinux(t *testing.T) { spillProperty(t, osmem.Native) }

@@ -255,12 +255,16 @@ func TestMatrixSignatures(t *testing.T) {
 // linux-spill places inside its region while it has room and then spills
 // to wherever the OS maps, beyond the region; linux-fixed just fails.
 func TestSpill(t *testing.T) {
+	spillProperty(t, func() osmem.OS { return sim.New(osmem.RulesLinux, sim.Options{Seed: 9}) })
+}
+
+func spillProperty(t *testing.T, newOS func() osmem.OS) {
 	sp := &LinuxSpill{}
 	sp.Size = 4 << 20
 	fx := &LinuxFixed{}
 	fx.Size = 4 << 20
 	for _, st := range []Strategy{sp, fx} {
-		mustSetup(t, st, sim.New(osmem.RulesLinux, sim.Options{Seed: 9}))
+		mustSetup(t, st, newOS())
 		lo, hi := st.Region()
 		in, err := st.Place(lib(3<<20), false)
 		if err != nil || in.Addr < lo || in.Addr+in.Size > hi {
