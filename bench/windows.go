@@ -285,7 +285,6 @@ type gridView struct {
 
 func (g *gridPart) n() int                { return len(g.st) }
 func (g *gridPart) addr(k int) uintptr    { return g.lo + uintptr(k)*g.slot }
-func (g *gridPart) length(k int) uintptr  { return g.slot }
 func (g *gridPart) end(k0, k int) uintptr { return g.addr(k0 + k) }
 
 func (g *gridPart) setup(lo uintptr, n int) error {
