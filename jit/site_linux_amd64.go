@@ -209,21 +209,24 @@ func (t *translator) site(s *site, rcxSaved bool) error {
 }
 
 // cmpable reports whether a call's operand can be compared in place
-// after pushfq: not one addressed through rsp (which pushfq moves), nor a
-// RIP-relative one out of reach.
+// after pushfq: not through FS or GS, nor RIP-relative out of reach (one
+// addressed through rsp is, its displacement adjusted for the push).
 func (t *translator) cmpable(s *site) bool {
 	if s.kind == siteRet {
 		return true
 	}
 	in := s.in
-	if in.Prefixes&(decode.P66|decode.P67|decode.PSeg) != 0 || in.Encoding != decode.Legacy {
+	// 2E and 3E (CET's NOTRACK) are no-ops in 64-bit mode; FS and GS
+	// would need the segment on the compares.
+	if in.Prefixes&(decode.P66|decode.P67) != 0 || in.Encoding != decode.Legacy ||
+		in.Prefixes&decode.PSeg != 0 && (in.Seg == 0x64 || in.Seg == 0x65) {
 		return false
 	}
 	if in.Mod() == 3 {
 		return true
 	}
-	if in.ModRM&7 == 4 && s.b[in.ModRMOff+1]&7 == 4 {
-		return false // SIB base rsp
+	if m := operandMem(s); !m.RIP && m.Base == amd64.RSP && m.Disp > 1<<31-1-8 {
+		return false // no room to adjust for the push
 	}
 	if in.RIPRelative() {
 		target := s.next + uintptr(int64(in.Disp(s.b)))
@@ -282,6 +285,9 @@ func (t *translator) cmpSlot(s *site, narrow bool) (lo, hi int, hit amd64.Fixup,
 		reg = amd64.Reg(s.in.ModRM&7 | s.in.REX&1<<3)
 	default:
 		m = operandMem(s)
+		if !m.RIP && m.Base == amd64.RSP {
+			m.Disp += 8 // pushfq moved rsp
+		}
 	}
 	if narrow {
 		if reg != amd64.NoReg {

@@ -175,14 +175,20 @@ func benchKernel(k kernels.Kernel, prog string, tools []tool, runs int, seconds 
 	args := func(rep int64) []string {
 		return []string{k.Name, strconv.FormatInt(k.Bench, 10), strconv.FormatInt(rep, 10)}
 	}
-	d, _, err := runOnce(tools[0], prog, args(1))
-	if err != nil {
-		return row, err
-	}
-	row.Repeat = max(1, int64(seconds/max(d.Seconds(), 1e-6)))
-	_, want, err := runOnce(tools[0], prog, args(row.Repeat))
-	if err != nil {
-		return row, err
+	// Scale the repeat count until the native run takes about seconds:
+	// a run of one repeat can be mostly the process's start-up.
+	row.Repeat = 1
+	var want []byte
+	for {
+		d, out, err := runOnce(tools[0], prog, args(row.Repeat))
+		if err != nil {
+			return row, err
+		}
+		want = out
+		if d.Seconds() >= seconds/2 || row.Repeat > 1<<30 {
+			break
+		}
+		row.Repeat *= int64(min(1000, max(2, math.Ceil(seconds/max(d.Seconds(), 1e-6)))))
 	}
 	for _, t := range tools {
 		var ds []float64
