@@ -99,7 +99,7 @@ func (g *gen) insn(depth int, flagsWritten *bool) bool {
 		return false
 	}
 	a := g.a
-	op := g.byte() % 25
+	op := g.byte() % 26
 	if g.quiet {
 		op = []byte{10, 11, 16, 17}[op%4]
 	}
@@ -193,6 +193,18 @@ func (g *gen) insn(depth int, flagsWritten *bool) bool {
 		_ = g.a.MovLoad(d, amd64.M(amd64.R15, int32(8*(g.byte()%16))))
 		a.Raw(rexRM(true, s, d), 0x01, modrmRR(s, d))
 		*flagsWritten = true
+	case 25: // call through the stack: push the address, call [rsp], pop
+		if depth > 0 || len(g.subs) == 0 {
+			return true
+		}
+		k := int(g.byte()) % len(g.subs)
+		_ = a.MovLoad(d, amd64.M(amd64.R15, int32(bufSubs+8*k)))
+		a.Push(d)
+		_ = a.CallMem(amd64.M(amd64.RSP, 0))
+		a.Pop(d)
+		if g.abi {
+			*flagsWritten = false
+		}
 	case 24: // a switch: jmp [pads + 8*(s&3)] to one of four pads
 		if depth > 0 || len(g.pads)+4 > maxPads || s == d {
 			return true
