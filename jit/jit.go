@@ -1,10 +1,14 @@
 // Package jit emits x86-64 code into vmcode and runs it.
 //
-// This first version emits call stubs: a few instructions that call a
+// Two levels: call stubs (EmitCallStub), a few instructions that call a
 // target with the 5-byte E8 rel32 form, which works only because the stub
-// and the target both lie inside vmcode. Later versions add the code cache,
-// the emitted context switch and the binary translator on the same
-// encoder.
+// and the target both lie inside vmcode; and, on linux/amd64, a binary
+// translator in DynamoRIO's style (Machine, Run, LoadProgram): native code
+// is copied into a code cache in vmcode block by block, unchanged except
+// for control transfers and RIP-relative operands, direct exits linked
+// with rel32 jumps patched in place, returns and indirect branches through
+// per-site inline caches in front of a hash table, entered and left
+// through an emitted context switch that never touches Go's FS base.
 package jit
 
 import (

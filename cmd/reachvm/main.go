@@ -3,7 +3,11 @@
 // Usage:
 //
 //	reachvm demo [--json] [--size N]   reserve vmcode, load a library into it, call it via rel32
+//	reachvm load [flags] LIB [ARGS]    load a library privately into vmcode, call a symbol
 //	reachvm maps                       print this process's annotated address-space map
+//	reachvm run [flags] PROG [ARGS]    run a static executable under the binary translator
+//	reachvm bench kernels [flags]      time the C kernels natively, translated, under valgrind and qemu
+//	reachvm strategies [flags]         measure the reachability strategies A-F and the Linux ones
 //	reachvm vmm [flags] [--json]       reserve vmcode and vmheap, print the placement decisions
 package main
 
@@ -57,6 +61,8 @@ commands:
                              emit a stub that calls it with a rel32 call, run it
   load [--json] [--call SYMBOL] LIB [ARGS...]  load LIB privately into vmcode, show its binding, call SYMBOL
   maps                       print this process's address-space map, annotated
+  run [flags] PROG [ARGS...] run the static executable PROG under the binary translator
+  bench kernels [--json]     time the C kernels natively, under reachvm, valgrind and qemu
   strategies [--backend sim|linux] [--trials N] [--seed S] [--json]  measure the reachability strategies A-F and the Linux ones
   vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
       [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
