@@ -176,23 +176,35 @@ func (s *LinuxMunmap) Teardown() error {
 // LinuxNear keeps no region: each library is placed by searching free
 // space near one code allocation (Frida's gum_memory_allocate_near).
 type LinuxNear struct {
-	base
+	nearPlacer
 	Anchor uintptr // size of the code allocation; 0: DefaultNearAnchor
-	views  map[uintptr]uintptr
 }
 
 func (s *LinuxNear) Name() string       { return "linux-near" }
 func (s *LinuxNear) Rules() osmem.Rules { return osmem.RulesLinux }
-func (s *LinuxNear) EndInit() error     { return nil }
 func (s *LinuxNear) Setup(o osmem.OS) error {
+	return s.setup(o, orDefault(s.Anchor, DefaultNearAnchor))
+}
+
+// nearPlacer is what F and linux-near share: reserve one region, then
+// place every library, at init or after, by searching free space within
+// reach of all of it, and unmap it on unload. The two differ only in the
+// region's size and the rules they run under.
+type nearPlacer struct {
+	base
+	// views maps each placed library's address to its size.
+	views map[uintptr]uintptr
+}
+
+func (s *nearPlacer) setup(o osmem.OS, size uintptr) error {
 	s.os = o
 	s.views = map[uintptr]uintptr{}
-	size := orDefault(s.Anchor, DefaultNearAnchor)
 	lo, err := o.Reserve(0, size, osmem.Hint)
 	s.lo, s.hi = lo, lo+size
 	return err
 }
-func (s *LinuxNear) Place(lib Lib, post bool) (View, error) {
+
+func (s *nearPlacer) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
 	v, err := s.nearSearch(lib, size)
 	if err != nil {
@@ -201,11 +213,15 @@ func (s *LinuxNear) Place(lib Lib, post bool) (View, error) {
 	s.views[v] = size
 	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 }
-func (s *LinuxNear) Unload(v View) error {
+
+func (s *nearPlacer) EndInit() error { return nil }
+
+func (s *nearPlacer) Unload(v View) error {
 	delete(s.views, v.Addr)
 	return s.os.Unmap(v.Addr, v.Size)
 }
-func (s *LinuxNear) Teardown() error {
+
+func (s *nearPlacer) Teardown() error {
 	var errs []error
 	for a, n := range s.views {
 		errs = append(errs, s.os.Unmap(a, n))

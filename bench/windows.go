@@ -473,41 +473,14 @@ func (s *StratE) Teardown() error {
 // whole region: what DynamoRIO ships. The closer the region is to 2 GiB,
 // the less reachable space is left: at 2 GiB, none.
 type StratF struct {
-	base
-	Size  uintptr
-	views map[uintptr]uintptr
+	nearPlacer
+	Size uintptr // region size; 0: DefaultFRegion
 }
 
 func (s *StratF) Name() string       { return "F" }
 func (s *StratF) Rules() osmem.Rules { return osmem.RulesWindows }
 func (s *StratF) Setup(o osmem.OS) error {
-	s.os = o
-	s.views = map[uintptr]uintptr{}
-	size := orDefault(s.Size, DefaultFRegion)
-	lo, err := o.Reserve(0, size, osmem.Hint)
-	s.lo, s.hi = lo, lo+size
-	return err
-}
-func (s *StratF) Place(lib Lib, post bool) (View, error) {
-	size := alignUp(lib.Size, s.os.Granularity())
-	v, err := s.nearSearch(lib, size)
-	if err != nil {
-		return View{}, err
-	}
-	s.views[v] = size
-	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
-}
-func (s *StratF) EndInit() error { return nil }
-func (s *StratF) Unload(v View) error {
-	delete(s.views, v.Addr)
-	return s.os.Unmap(v.Addr, v.Size)
-}
-func (s *StratF) Teardown() error {
-	var errs []error
-	for a, n := range s.views {
-		errs = append(errs, s.os.Unmap(a, n))
-	}
-	return errors.Join(append(errs, s.os.Release(s.lo, s.hi-s.lo))...)
+	return s.setup(o, orDefault(s.Size, DefaultFRegion))
 }
 
 func orDefault(v, d uintptr) uintptr {
