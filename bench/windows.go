@@ -115,26 +115,14 @@ func (s *StratA) Unload(v View) error {
 		s.fl.free(v.Addr, v.Addr+v.Size)
 		return nil
 	}
-	// Keep the hole: re-reserve it, a window in which it lies free.
-	s.window(v.Addr, v.Addr+v.Size)
-	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
-		s.losses++
-		return nil
-	}
-	s.pcs = append(s.pcs, [2]uintptr{v.Addr, v.Addr + v.Size})
+	s.keepHole(&s.pcs, v.Addr, v.Addr+v.Size)
 	return nil
 }
 
 func (s *StratA) Teardown() error {
-	var errs []error
-	for _, p := range s.pcs {
-		errs = append(errs, s.os.Release(p[0], p[1]-p[0]))
-	}
-	for a, n := range s.views {
-		errs = append(errs, s.os.Unmap(a, n))
-	}
+	err := releasePieces(s.os, s.pcs, s.views)
 	s.pcs, s.views = nil, nil
-	return errors.Join(errs...)
+	return err
 }
 
 // StratB keeps one region for code and gives up on reachable libraries:
@@ -236,24 +224,13 @@ func (s *StratC) Unload(v View) error {
 	if s.init {
 		return nil // the packing cursor does not go back
 	}
-	s.window(v.Addr, v.Addr+v.Size)
-	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
-		s.losses++
-		return nil
-	}
-	s.pcs = append(s.pcs, [2]uintptr{v.Addr, v.Addr + v.Size})
+	s.keepHole(&s.pcs, v.Addr, v.Addr+v.Size)
 	return nil
 }
 func (s *StratC) Teardown() error {
-	var errs []error
-	for _, p := range s.pcs {
-		errs = append(errs, s.os.Release(p[0], p[1]-p[0]))
-	}
-	for a, n := range s.views {
-		errs = append(errs, s.os.Unmap(a, n))
-	}
+	err := releasePieces(s.os, s.pcs, s.views)
 	s.pcs, s.views = nil, nil
-	return errors.Join(errs...)
+	return err
 }
 
 // slot states of a grid.
@@ -488,4 +465,29 @@ func orDefault(v, d uintptr) uintptr {
 		return d
 	}
 	return v
+}
+
+// keepHole re-reserves [lo, hi) after an unloaded library left it, as A
+// and C do once init is over: the range lies free in between (a window,
+// and a loss if someone else takes it). A kept hole is appended to pcs.
+func (b *base) keepHole(pcs *[][2]uintptr, lo, hi uintptr) {
+	b.window(lo, hi)
+	if _, err := b.os.Reserve(lo, hi-lo, osmem.Exact); err != nil {
+		b.losses++
+		return
+	}
+	*pcs = append(*pcs, [2]uintptr{lo, hi})
+}
+
+// releasePieces tears down A's and C's region: every reservation piece
+// and every library view still in it.
+func releasePieces(o osmem.OS, pcs [][2]uintptr, views map[uintptr]uintptr) error {
+	var errs []error
+	for _, p := range pcs {
+		errs = append(errs, o.Release(p[0], p[1]-p[0]))
+	}
+	for a, n := range views {
+		errs = append(errs, o.Unmap(a, n))
+	}
+	return errors.Join(errs...)
 }
