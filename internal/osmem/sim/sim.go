@@ -593,9 +593,19 @@ func (s *OS) withinAllocLocked(op string, addr, size uintptr, committed bool) (a
 // view) and size its whole size; a non-base fails with
 // ERROR_INVALID_ADDRESS, a wrong size with ERROR_INVALID_PARAMETER.
 func (s *OS) Release(addr, size uintptr) error {
+	return s.free("release", addr, size, false)
+}
+
+// free is Release (view false) and Unmap (view true): munmap under Linux
+// rules; under Windows rules VirtualFree(MEM_RELEASE) or UnmapViewOfFile,
+// which take only the base of the whole allocation of their kind. A
+// non-base fails with ERROR_INVALID_ADDRESS, a size that is not the whole
+// allocation with ERROR_INVALID_PARAMETER (UnmapViewOfFile would ignore
+// it, but a caller's mistaken belief about what it unmaps is caught rather
+// than acted on).
+func (s *OS) free(op string, addr, size uintptr, view bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	const op = "release"
 	if err := s.enterLocked(op, addr, size); err != nil {
 		return err
 	}
@@ -606,27 +616,19 @@ func (s *OS) Release(addr, size uintptr) error {
 		s.sp.remove(addr, addr+size)
 		return nil
 	}
-	a, err := s.allocAtLocked(op, addr, size)
-	if err != nil {
-		return err
+	kind := "reservation"
+	if view {
+		kind = "view"
+	}
+	a, ok := s.allocs[addr]
+	if !ok || a.view != view {
+		return fail(op, addr, size, osmem.ErrNotMapped, osmem.WinErrorInvalidAddress, "not the base of a %s", kind)
+	}
+	if size != a.end-a.base {
+		return fail(op, addr, size, osmem.ErrInvalid, osmem.WinErrorInvalidParameter, "size is not the whole %s (%#x)", kind, a.end-a.base)
 	}
 	s.dropLocked(a)
 	return nil
-}
-
-// allocAtLocked returns the Windows reservation whose base is addr and
-// whose size is size: what VirtualFree(MEM_RELEASE) accepts.
-//
-// Preconditions: s.mu is held; Windows rules.
-func (s *OS) allocAtLocked(op string, addr, size uintptr) (alloc, error) {
-	a, ok := s.allocs[addr]
-	if !ok || a.view {
-		return alloc{}, fail(op, addr, size, osmem.ErrNotMapped, osmem.WinErrorInvalidAddress, "not the base of a reservation")
-	}
-	if size != a.end-a.base {
-		return alloc{}, fail(op, addr, size, osmem.ErrInvalid, osmem.WinErrorInvalidParameter, "size is not the whole reservation (%#x)", a.end-a.base)
-	}
-	return a, nil
 }
 
 // dropLocked removes a Windows allocation.
@@ -703,35 +705,9 @@ func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot os
 }
 
 // Unmap removes a view. Under Linux rules it is munmap, exactly like
-// Release. Under Windows rules it is UnmapViewOfFile, which takes only a
-// base and unmaps the whole view: addr must be a view's base
-// (ERROR_INVALID_ADDRESS otherwise) and size, which UnmapViewOfFile would
-// ignore, the view's whole size (ERROR_INVALID_PARAMETER otherwise, as for
-// Release), so that a caller's mistaken belief about what it unmaps is
-// caught rather than acted on.
+// Release; under Windows rules UnmapViewOfFile of a whole view (see free).
 func (s *OS) Unmap(addr, size uintptr) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	const op = "unmap"
-	if err := s.enterLocked(op, addr, size); err != nil {
-		return err
-	}
-	if err := s.checkRange(op, addr, size); err != nil {
-		return err
-	}
-	if !s.windows() {
-		s.sp.remove(addr, addr+size)
-		return nil
-	}
-	a, ok := s.allocs[addr]
-	if !ok || !a.view {
-		return fail(op, addr, size, osmem.ErrNotMapped, osmem.WinErrorInvalidAddress, "not the base of a view")
-	}
-	if size != a.end-a.base {
-		return fail(op, addr, size, osmem.ErrInvalid, osmem.WinErrorInvalidParameter, "the view is %#x bytes; only whole views are unmapped", a.end-a.base)
-	}
-	s.dropLocked(a)
-	return nil
+	return s.free("unmap", addr, size, true)
 }
 
 // Query returns the whole region containing addr, as both native backends
