@@ -183,6 +183,11 @@ func (l *Library) Path() string { return l.path }
 // at 0, so Base is also the image's first address and the slot's base.
 func (l *Library) Base() uintptr { return l.bias }
 
+// Start returns the image's first address, the base of its slot: Base
+// plus the page-rounded-down address of the first PT_LOAD. [Start,
+// Start+Size) is the slot, which holds every segment.
+func (l *Library) Start() uintptr { return l.slot.Base() }
+
 // Size returns the size of the slot holding the image: its address span,
 // rounded up to the allocation granularity.
 func (l *Library) Size() uintptr { return l.slot.Size() }
