@@ -130,7 +130,7 @@ func Run(cfg Config) ([]Row, error) {
 		if NewStrategy(name) == nil {
 			return nil, fmt.Errorf("bench: unknown strategy %q", name)
 		}
-		if cfg.Backend == "linux" && NewStrategy(name).Rules() != osmem.RulesLinux {
+		if !runsOn(cfg.Backend, NewStrategy(name)) {
 			continue
 		}
 		for wi, wl := range wls {
@@ -162,39 +162,11 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
 	ri := rand.New(rand.NewPCG(seed, 0x1a7_da7a))
 	st := NewStrategy(name)
-	var raw osmem.OS
-	var intr func(lo, hi uintptr)
-	var foreign [][2]uintptr
-	switch cfg.Backend {
-	case "sim":
-		s := sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1})
-		Layout(s, Fragmentation[t%len(Fragmentation)], r)
-		raw = s
-		intr = func(lo, hi uintptr) {
-			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				_ = s.MapForeign(lo, lo+s.Granularity(), osmem.ProtRW, "")
-			}
-		}
-	case "linux":
-		raw = osmem.Native()
-		if raw.Rules() != osmem.RulesLinux {
-			return fmt.Errorf("backend linux needs Linux")
-		}
-		intr = func(lo, hi uintptr) {
-			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				if a, err := raw.Reserve(lo, raw.Granularity(), osmem.Exact); err == nil {
-					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
-				}
-			}
-		}
-	default:
-		return fmt.Errorf("unknown backend %q", cfg.Backend)
+	raw, intr, done, err := openBackend(cfg, st, t, seed, r, ri)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		for _, f := range foreign {
-			_ = raw.Release(f[0], f[1]-f[0])
-		}
-	}()
+	defer done()
 	w := MakeWorkload(wl, r)
 	c := NewCounting(raw)
 	st.SetIntruder(intr)
@@ -294,6 +266,52 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 		}
 	}
 	return nil
+}
+
+// runsOn says whether st runs on backend: the sim runs every strategy
+// under its own rules, a real OS only the strategies written for it.
+func runsOn(backend string, st Strategy) bool {
+	return !(backend == "linux" && st.Rules() != osmem.RulesLinux)
+}
+
+// openBackend gives a trial of st its OS: a fresh simulator with a seeded
+// layout drawn from r (trial t picks the fragmentation), or the real
+// kernel; intr is the "other thread" that allocates into race windows
+// (choices from ri), and done undoes what it allocated. The matrix and
+// the sweeps share it, so that every backend serves both.
+func openBackend(cfg Config, st Strategy, t int, seed uint64, r, ri *rand.Rand) (raw osmem.OS, intr func(lo, hi uintptr), done func(), err error) {
+	var foreign [][2]uintptr
+	switch cfg.Backend {
+	case "sim":
+		s := sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1})
+		Layout(s, Fragmentation[t%len(Fragmentation)], r)
+		raw = s
+		intr = func(lo, hi uintptr) {
+			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
+				_ = s.MapForeign(lo, lo+s.Granularity(), osmem.ProtRW, "")
+			}
+		}
+	case "linux":
+		raw = osmem.Native()
+		if raw.Rules() != osmem.RulesLinux {
+			return nil, nil, nil, fmt.Errorf("backend linux needs Linux")
+		}
+		intr = func(lo, hi uintptr) {
+			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
+				if a, err := raw.Reserve(lo, raw.Granularity(), osmem.Exact); err == nil {
+					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
+				}
+			}
+		}
+	default:
+		return nil, nil, nil, fmt.Errorf("unknown backend %q", cfg.Backend)
+	}
+	done = func() {
+		for _, f := range foreign {
+			_ = raw.Release(f[0], f[1]-f[0])
+		}
+	}
+	return raw, intr, done, nil
 }
 
 // reach returns the largest distance between a byte of [lo, hi) and a byte
