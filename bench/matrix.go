@@ -50,7 +50,8 @@ func NewStrategy(name string) Strategy {
 // Config configures a matrix run.
 type Config struct {
 	// Backend is "sim" (Windows strategies on sim-windows, Linux ones on
-	// sim-linux) or "linux" (the Linux strategies on the native backend).
+	// sim-linux), "linux" (the Linux strategies on the native backend) or
+	// "windows" (A-F and vmm-grid on the native backend: Windows, or Wine).
 	Backend string
 	// Trials per strategy and workload; Seed seeds everything.
 	Trials int
@@ -172,13 +173,13 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	st.SetIntruder(intr)
 	row.Trials++
 
-	t0 := time.Now()
+	t0 := wallNow()
 	if err := st.Setup(c); err != nil {
 		row.SetupFailed++
 		row.FailedTrials++
 		return nil
 	}
-	setupTime := time.Since(t0)
+	setupTime := wallNow() - t0
 	row.SetupCalls += float64(c.Calls())
 	lo, hi := st.Region()
 	before := c.Calls()
@@ -251,13 +252,13 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	row.RaceLosses += ls
 
 	before = c.Calls()
-	t0 = time.Now()
+	t0 = wallNow()
 	if err := st.Teardown(); err != nil {
 		return err
 	}
 	if cfg.Backend != "sim" {
 		row.SetupTime += setupTime
-		row.TeardownTime += time.Since(t0)
+		row.TeardownTime += wallNow() - t0
 	}
 	row.TeardownCalls += float64(c.Calls() - before)
 	if s, ok := raw.(*sim.OS); ok {
@@ -271,7 +272,13 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 // runsOn says whether st runs on backend: the sim runs every strategy
 // under its own rules, a real OS only the strategies written for it.
 func runsOn(backend string, st Strategy) bool {
-	return !(backend == "linux" && st.Rules() != osmem.RulesLinux)
+	switch backend {
+	case "linux":
+		return st.Rules() == osmem.RulesLinux
+	case "windows":
+		return st.Rules() == osmem.RulesWindows
+	}
+	return true
 }
 
 // openBackend gives a trial of st its OS: a fresh simulator with a seeded
@@ -302,6 +309,13 @@ func openBackend(cfg Config, st Strategy, t int, seed uint64, r, ri *rand.Rand) 
 					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
 				}
 			}
+		}
+	case "windows":
+		// A-F and vmm-grid on VirtualAlloc and MapViewOfFileEx, the
+		// intruder on another OS thread (backend_windows.go).
+		raw, intr, err = windowsBackend(cfg, ri, &foreign)
+		if err != nil {
+			return nil, nil, nil, err
 		}
 	default:
 		return nil, nil, nil, fmt.Errorf("unknown backend %q", cfg.Backend)

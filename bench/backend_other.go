@@ -1,0 +1,22 @@
+//go:build !windows
+
+package bench
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// windowsBackend is only available on Windows (or under Wine: reachvm
+// strategies --backend wine cross-builds for Windows and runs there).
+func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (osmem.OS, func(lo, hi uintptr), error) {
+	return nil, nil, errors.New("backend windows needs Windows (on Linux, --backend wine runs it under Wine)")
+}
+
+var wallEpoch = time.Now()
+
+// wallNow reads a monotonic clock for the matrix's wall times.
+func wallNow() time.Duration { return time.Since(wallEpoch) }
