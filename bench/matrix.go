@@ -61,6 +61,9 @@ type Config struct {
 	RaceRate int
 	// Strategies and Workloads restrict the matrix; nil: all.
 	Strategies, Workloads []string
+	// Progress, if set, is told after every trial how many of how many
+	// are done (reachvm strategies draws its progress bar with it).
+	Progress func(done, total int)
 }
 
 // Row is the result of one strategy on one workload over all trials.
@@ -126,6 +129,12 @@ func Run(cfg Config) ([]Row, error) {
 	if wls == nil {
 		wls = WorkloadNames
 	}
+	total, done := 0, 0
+	for _, name := range names {
+		if st := NewStrategy(name); st != nil && runsOn(cfg.Backend, st) {
+			total += len(wls) * cfg.Trials
+		}
+	}
 	var rows []Row
 	for _, name := range names {
 		if NewStrategy(name) == nil {
@@ -142,6 +151,9 @@ func Run(cfg Config) ([]Row, error) {
 				seed := cfg.Seed*1_000_003 + uint64(wi)*101 + uint64(t)
 				if err := trial(cfg, name, wl, t, seed, &row); err != nil {
 					return nil, fmt.Errorf("bench: %s/%s trial %d: %w", name, wl, t, err)
+				}
+				if done++; cfg.Progress != nil {
+					cfg.Progress(done, total)
 				}
 			}
 			n := float64(cfg.Trials)

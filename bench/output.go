@@ -1,0 +1,330 @@
+package bench
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reachvm/reachvm/internal/osmem"
+)
+
+// The files reachvm strategies --out writes: CSV for other tools, SVG
+// plots, and Markdown tables for docs/strategies.md. Every writer is a
+// pure function of its input, so a seeded sim run gives the same bytes.
+
+// RowHeader is the header of the matrix CSV: Row's JSON names.
+var RowHeader = []string{"strategy", "workload", "backend", "trials", "setup_failed", "failed_trials",
+	"setup_calls", "place_calls", "teardown_calls", "setup_ns", "teardown_ns",
+	"init_tried", "init_placed", "post_tried", "post_placed", "unreachable", "bytes_placed",
+	"smallest_failed", "reloc_bytes", "race_windows", "race_losses", "max_objects", "worst_reach"}
+
+// SizeHeader and RegionHeader head the sweep CSVs.
+var (
+	SizeHeader   = []string{"strategy", "workload", "backend", "race", "size", "trials", "setup_failed", "init_placed", "post_placed", "init_success", "post_success"}
+	RegionHeader = []string{"strategy", "backend", "region", "trials", "setup_failed", "setup_calls", "teardown_calls", "setup_ns", "teardown_ns", "objects"}
+)
+
+func fl(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+func in(v int) string     { return strconv.Itoa(v) }
+func u64(v uint64) string { return strconv.FormatUint(v, 10) }
+func ns(d time.Duration) string {
+	return strconv.FormatInt(int64(d), 10)
+}
+
+func writeCSV(w io.Writer, header []string, recs [][]string) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	if err := cw.WriteAll(recs); err != nil {
+		return err
+	}
+	return cw.Error()
+}
+
+// WriteCSV writes the matrix rows as CSV under RowHeader.
+func WriteCSV(w io.Writer, rows []Row) error {
+	var recs [][]string
+	for _, r := range rows {
+		recs = append(recs, []string{r.Strategy, r.Workload, r.Backend, in(r.Trials), in(r.SetupFailed), in(r.FailedTrials),
+			fl(r.SetupCalls), fl(r.PlaceCalls), fl(r.TeardownCalls), ns(r.SetupTime), ns(r.TeardownTime),
+			in(r.InitTried), in(r.InitPlaced), in(r.PostTried), in(r.PostPlaced), in(r.Unreachable), u64(r.BytesPlaced),
+			u64(uint64(r.SmallestFailed)), u64(r.RelocBytes), in(r.RaceWindows), in(r.RaceLosses), in(r.MaxObjects), u64(r.WorstReach)})
+	}
+	return writeCSV(w, RowHeader, recs)
+}
+
+// WriteSizeCSV writes the size sweep under SizeHeader.
+func WriteSizeCSV(w io.Writer, pts []SizePoint) error {
+	var recs [][]string
+	for _, p := range pts {
+		recs = append(recs, []string{p.Strategy, p.Workload, p.Backend, in(p.Race), u64(p.Size), in(p.Trials), in(p.SetupFailed),
+			in(p.InitPlaced), in(p.PostPlaced), fl(p.InitSuccess()), fl(p.PostSuccess())})
+	}
+	return writeCSV(w, SizeHeader, recs)
+}
+
+// WriteRegionCSV writes the region sweep under RegionHeader.
+func WriteRegionCSV(w io.Writer, pts []RegionPoint) error {
+	var recs [][]string
+	for _, p := range pts {
+		recs = append(recs, []string{p.Strategy, p.Backend, u64(p.Region), in(p.Trials), in(p.SetupFailed),
+			fl(p.SetupCalls), fl(p.TeardownCalls), ns(p.SetupTime), ns(p.TeardownTime), in(p.Objects)})
+	}
+	return writeCSV(w, RegionHeader, recs)
+}
+
+// File is a named output: a plot or table and its bytes.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// family names the OS a strategy is written for, for splitting plots:
+// a dozen lines in one chart would hide each other.
+func family(name string) string {
+	if st := NewStrategy(name); st != nil && st.Rules() == osmem.RulesWindows {
+		return "windows"
+	}
+	return "linux"
+}
+
+// SizePlots draws placement success against library size: one chart per
+// race rate, OS family (Windows strategies, Linux ones) and phase (during
+// init, after it), one line per strategy. Charts without data are left
+// out (a real backend runs one family).
+func SizePlots(pts []SizePoint, seed uint64) []File {
+	type key struct {
+		race      int
+		fam, post string
+	}
+	charts := map[key]*Plot{}
+	var keys []key
+	idx := map[key]map[string]int{}
+	for _, p := range pts {
+		for _, post := range []string{"init", "post"} {
+			k := key{p.Race, family(p.Strategy), post}
+			pl := charts[k]
+			if pl == nil {
+				phase := "during init"
+				if post == "post" {
+					phase = "after init (post-init reachable maps)"
+				}
+				fam := "Windows strategies"
+				if k.fam == "linux" {
+					fam = "Linux strategies"
+				}
+				pl = &Plot{
+					Title: fmt.Sprintf("Placement success against library size: %s, %s", fam, phase),
+					Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d, workload %q placed first, race %d%%; lines drawn a pixel or two apart so that equal ones stay visible",
+						p.Backend, p.Trials, seed, p.Workload, p.Race),
+					XLabel: "library size (log scale)", YLabel: "trials placing it reachably",
+					XLog: true, XFormat: SizeLabel, YFormat: percent, YMin: 0, YMax: 1, Dodge: true,
+				}
+				charts[k], idx[k] = pl, map[string]int{}
+				keys = append(keys, k)
+			}
+			i, ok := idx[k][p.Strategy]
+			if !ok {
+				i = len(pl.Series)
+				idx[k][p.Strategy] = i
+				pl.Series = append(pl.Series, Series{Name: p.Strategy})
+			}
+			y := p.InitSuccess()
+			if post == "post" {
+				y = p.PostSuccess()
+			}
+			s := &pl.Series[i]
+			s.X, s.Y = append(s.X, float64(p.Size)), append(s.Y, y)
+		}
+	}
+	var out []File
+	for _, k := range keys {
+		name := "place-" + k.post + "-" + k.fam
+		if k.race != 0 {
+			name += "-race" + in(k.race)
+		}
+		out = append(out, File{name + ".svg", charts[k].SVG()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// RegionPlots draws set-up cost against region size: OS calls always,
+// wall time when the backend measured it.
+func RegionPlots(pts []RegionPoint, seed uint64) []File {
+	if len(pts) == 0 {
+		return nil
+	}
+	calls := &Plot{
+		Title: "Set-up cost against region size: OS calls",
+		Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d; set-up is Setup and EndInit with no library; 4G is past rel32 reach, shown for the slope",
+			pts[0].Backend, pts[0].Trials, seed),
+		XLabel: "region size (log scale)", YLabel: "OS calls to set up (log scale)",
+		XLog: true, YLog: true, XFormat: SizeLabel, Dodge: true,
+	}
+	timed := &Plot{
+		Title: "Set-up cost against region size: wall time",
+		Subtitle: fmt.Sprintf("backend %s, mean of %d trials a point; set-up is Setup and EndInit with no library",
+			pts[0].Backend, pts[0].Trials),
+		XLabel: "region size (log scale)", YLabel: "time to set up, µs (log scale)",
+		XLog: true, YLog: true, XFormat: SizeLabel,
+	}
+	hasTime := false
+	add := func(pl *Plot, name string, x, y float64) {
+		if n := len(pl.Series); n == 0 || pl.Series[n-1].Name != name {
+			pl.Series = append(pl.Series, Series{Name: name})
+		}
+		s := &pl.Series[len(pl.Series)-1]
+		s.X, s.Y = append(s.X, x), append(s.Y, y)
+	}
+	for _, p := range pts {
+		if p.SetupFailed == p.Trials {
+			continue
+		}
+		add(calls, p.Strategy, float64(p.Region), p.SetupCalls)
+		if p.SetupTime > 0 {
+			hasTime = true
+			add(timed, p.Strategy, float64(p.Region), float64(p.SetupTime)/1e3)
+		}
+	}
+	out := []File{{"setup-calls.svg", calls.SVG()}}
+	if hasTime {
+		out = append(out, File{"setup-time.svg", timed.SVG()})
+	}
+	return out
+}
+
+func percent(v float64) string { return strconv.FormatFloat(100*v, 'f', -1, 64) + "%" }
+
+// WriteMarkdown writes the tables of docs/strategies.md: the matrix, the
+// size sweep's limits and the region sweep's set-up cost.
+func WriteMarkdown(w io.Writer, rows []Row, sizes []SizePoint, regions []RegionPoint) error {
+	var b strings.Builder
+	timed := false
+	for _, r := range rows {
+		timed = timed || r.SetupTime != 0 || r.TeardownTime != 0
+	}
+	if len(rows) > 0 {
+		b.WriteString("| strategy | workload | failed trials | set-up calls | place calls | teardown calls | placed at init | placed after | unreachable | relocated | race windows/lost | kernel objects | worst reach | smallest failure |")
+		if timed {
+			b.WriteString(" set-up time | teardown time |")
+		}
+		b.WriteString("\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		if timed {
+			b.WriteString("--:|--:|")
+		}
+		b.WriteString("\n")
+		for _, r := range rows {
+			fmt.Fprintf(&b, "| %s | %s | %d/%d | %.1f | %.1f | %.1f | %d/%d | %d/%d | %d | %s | %d/%d | %d | %s | %s |",
+				r.Strategy, r.Workload, r.FailedTrials, r.Trials, r.SetupCalls, r.PlaceCalls, r.TeardownCalls,
+				r.InitPlaced, r.InitTried, r.PostPlaced, r.PostTried, r.Unreachable, human(r.RelocBytes),
+				r.RaceWindows, r.RaceLosses, r.MaxObjects, human(r.WorstReach), human(uint64(r.SmallestFailed)))
+			if timed {
+				fmt.Fprintf(&b, " %v | %v |", r.SetupTime.Round(time.Microsecond/10), r.TeardownTime.Round(time.Microsecond/10))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(sizes) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("| strategy | race | largest placed in every trial, init | largest placed in any trial, init | largest placed in every trial, after init | largest placed in any trial, after init |\n|---|--:|--:|--:|--:|--:|\n")
+		for _, l := range SizeLimits(sizes) {
+			fmt.Fprintf(&b, "| %s | %d%% | %s | %s | %s | %s |\n", l.Strategy, l.Race,
+				human(l.InitAll), human(l.InitAny), human(l.PostAll), human(l.PostAny))
+		}
+	}
+	if len(regions) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		var sizes []uint64
+		seen := map[uint64]bool{}
+		for _, p := range regions {
+			if !seen[p.Region] {
+				seen[p.Region] = true
+				sizes = append(sizes, p.Region)
+			}
+		}
+		head := "| strategy |"
+		rule := "|---|"
+		for _, s := range sizes {
+			head += " " + human(s) + " |"
+			rule += "--:|"
+		}
+		b.WriteString("Set-up OS calls (kernel objects held) by region size:\n\n" + head + "\n" + rule + "\n")
+		writePivot(&b, regions, func(p RegionPoint) string {
+			return fmt.Sprintf("%.0f (%d)", p.SetupCalls, p.Objects)
+		})
+		if regions[0].Backend != "sim" {
+			b.WriteString("\nSet-up time / teardown time by region size (mean):\n\n" + head + "\n" + rule + "\n")
+			writePivot(&b, regions, func(p RegionPoint) string {
+				return fmt.Sprintf("%v / %v", p.SetupTime.Round(time.Microsecond/10), p.TeardownTime.Round(time.Microsecond/10))
+			})
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writePivot writes one table row per strategy, one cell per region size
+// in order of appearance; a size whose every set-up failed shows "failed".
+func writePivot(b *strings.Builder, pts []RegionPoint, cell func(RegionPoint) string) {
+	for i, p := range pts {
+		if i == 0 || pts[i-1].Strategy != p.Strategy {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			b.WriteString("| " + p.Strategy + " |")
+		}
+		if p.SetupFailed == p.Trials {
+			b.WriteString(" failed |")
+		} else {
+			b.WriteString(" " + cell(p) + " |")
+		}
+	}
+	b.WriteString("\n")
+}
+
+// SizeLimit summarises one strategy's curve of the size sweep.
+type SizeLimit struct {
+	Strategy string
+	Race     int
+	// InitAll is the largest size placed in every trial, with every
+	// smaller size also placed in every trial; InitAny the largest size
+	// placed in at least one trial. PostAll and PostAny likewise after
+	// init. 0: none.
+	InitAll, InitAny, PostAll, PostAny uint64
+}
+
+// SizeLimits returns the limits of each curve of pts, in order.
+func SizeLimits(pts []SizePoint) []SizeLimit {
+	var out []SizeLimit
+	allInit, allPost := true, true
+	for i, p := range pts {
+		if i == 0 || pts[i-1].Strategy != p.Strategy || pts[i-1].Race != p.Race {
+			out = append(out, SizeLimit{Strategy: p.Strategy, Race: p.Race})
+			allInit, allPost = true, true
+		}
+		l := &out[len(out)-1]
+		if allInit = allInit && p.InitPlaced == p.Trials && p.Trials > 0; allInit {
+			l.InitAll = p.Size
+		}
+		if allPost = allPost && p.PostPlaced == p.Trials && p.Trials > 0; allPost {
+			l.PostAll = p.Size
+		}
+		if p.InitPlaced > 0 {
+			l.InitAny = max(l.InitAny, p.Size)
+		}
+		if p.PostPlaced > 0 {
+			l.PostAny = max(l.PostAny, p.Size)
+		}
+	}
+	return out
+}
