@@ -501,14 +501,18 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 	ic.preds[k] = target
 	ic.filled++
 	if ic.form == formCmp {
-		var b [4]byte
-		binary.LittleEndian.PutUint32(b[:], uint32(target))
-		ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:])
-		if !ic.narrow {
-			binary.LittleEndian.PutUint32(b[:], uint32(uint64(target)>>32))
-			ic.unit.write(ic.base+uintptr(ic.hiOff[k]), b[:])
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(target))
+		switch {
+		case ic.lit:
+			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:])
+		case ic.narrow:
+			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:4])
+		default:
+			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:4])
+			ic.unit.write(ic.base+uintptr(ic.hiOff[k]), b[4:])
 		}
-		if !m.flagsDeadAt(target) {
+		if ic.keep && !m.flagsDeadAt(target) {
 			// The target reads the flags: pop them instead of
 			// dropping them. 9 bytes: popfq; lea rsp, [rsp+d-8].
 			at := ic.base + uintptr(ic.restoreOff[k])
@@ -626,7 +630,7 @@ const polymorphic = 2
 // polymorphic, makes the site go straight to the table.
 func (m *Machine) missed(ic *icSite) {
 	limit := polymorphic
-	if ic.form == formCmp {
+	if ic.keep {
 		limit = 0 // its misses pay a popfq
 	}
 	if ic.n == 0 || ic.filled < ic.n || ic.extra > limit {

@@ -8,17 +8,23 @@ import (
 // Indirect branches: returns, indirect calls and indirect jumps.
 //
 // Each one becomes a site: an inline cache of up to Options.InlineCache
-// targets it has learned, compared without the flags and jumped to
-// directly, in front of the shared table of DynamoRIO's IBL (16-byte
-// entries {-tag, fragment} indexed by the target's low 16 bits), whose
-// hits jump through a per-site indirect jmp so that the processor predicts
-// each site on its own. Nothing here reads or writes the application's
-// flags, so nothing saves them.
+// targets it has learned (CallInlineCache for calls), compared in turn and
+// jumped to directly, in front of the shared table of DynamoRIO's IBL
+// (16-byte entries {-tag, fragment} indexed by the target's low 16 bits),
+// whose hits jump through a per-site indirect jmp so that the processor
+// predicts each site on its own.
 //
-// A site has two forms. In the narrow form, used where the code lives
-// below 2 GiB (a static executable, or vmcode placed low, as DynamoRIO's
-// vm_base 0x3f000000 places it), targets fit a 32-bit displacement: the
-// cache compares with one borrowed register, rcx,
+// Returns and calls take the cmp form (cmpSite): the target is compared
+// where it is, in its register or memory operand, with no register
+// borrowed and, the flags being dead across calls and returns by the
+// psABI, none saved; a hit is a je straight to the fragment. Indirect
+// jumps, across which the flags may be live (a switch's jump table), and
+// the few calls and returns the cmp form cannot take compare through a
+// borrowed register, rcx, with flag-free instructions:
+//
+// In the narrow form, used where the code lives below 2 GiB (a static
+// executable, or vmcode placed low, as DynamoRIO's vm_base 0x3f000000
+// places it), targets fit a 32-bit displacement:
 //
 //	mov  [ctx.rcx], rcx
 //	mov  rcx, [rsp]           ; a return's target (mov rcx, r/m for calls and jumps)
@@ -68,32 +74,36 @@ type siteForm uint8
 const (
 	formWide   siteForm = iota // 64-bit targets in rdx, compared through rcx
 	formNarrow                 // 32-bit targets compared through rcx
-	formCmp                    // 32-bit targets compared with cmp, the flags saved
+	formCmp                    // returns and calls compared in place with cmp
 )
 
 // icSite locates the patchable parts of an emitted site, as offsets in
 // its fragment until install makes them addresses.
 type icSite struct {
 	form siteForm
-	// narrow is set for the 32-bit forms.
-	narrow bool
+	// narrow is set for the 32-bit forms. keep is set for a cmp site
+	// that saves the flags (Options.StrictFlags), whose hits go through
+	// stubs; lit for one whose slots compare a register with 64-bit
+	// literals.
+	narrow, keep, lit bool
 	// n is the number of slots, filled how many are set, preds their
 	// targets.
 	n, filled int
 	preds     [maxInlineCache]uintptr
 	// cmpOff are the offsets of the slots' patchable constants: the
 	// imm64 (-pred) of a wide slot, the disp32 of a narrow one, the
-	// imm32 of a cmp slot (its low half when wide, hiOff the high).
-	// hitEnd are the ends of the slots' rel32 jumps, restoreOff the
+	// imm32 of a cmp slot (its low half when wide, hiOff the high) or
+	// its 64-bit literal. hitEnd are the ends of the slots' rel32
+	// jumps (a cmp slot's je, or its stub's jmp), restoreOff the
 	// offsets of their 7-byte restores (rcx, then rdx for the wide
 	// form), which become no-ops when the target does not read the
-	// register.
+	// register, or of a strict cmp stub's 9 bytes.
 	cmpOff, hiOff, hitEnd, restoreOff [maxInlineCache]int
 	// learnEnd is the end of the rel32 jump to learn, which is patched
 	// to lookupOff when the slots are full.
 	learnEnd, lookupOff int
-	// headOff is the first slot's compare, which a jump to demoteOff
-	// (lookupOff, but for the cmp form) replaces when the site proves
+	// headOff is the site's head up to the first slot's branch, which a
+	// jump to demoteOff (lookupOff, but for the cmp form) replaces when the site proves
 	// polymorphic (headLen bytes); extra counts the new targets it has
 	// sent to the table since its slots filled.
 	headOff, headLen, extra, demoteOff int
@@ -208,12 +218,16 @@ func (t *translator) site(s *site, rcxSaved bool) error {
 	return t.wideSite(s, rcxSaved)
 }
 
-// cmpable reports whether a call's operand can be compared in place
-// after pushfq: not through FS or GS, nor RIP-relative out of reach (one
-// addressed through rsp is, its displacement adjusted for the push).
+// cmpable reports whether a return or call can take the cmp form, which
+// compares the target where it is, with no register: a return's address
+// must stay in the red zone once popped (ret imm16 of at most 120), and a
+// call's operand must not be the stack slot the form pushes over (rsp
+// itself, or a quadword just below it), nor through FS or GS, nor
+// RIP-relative out of reach. An operand addressed through rsp is fine,
+// its displacement adjusted for the push.
 func (t *translator) cmpable(s *site) bool {
 	if s.kind == siteRet {
-		return true
+		return t.m.opts.StrictFlags || 8+s.pop <= redZone
 	}
 	in := s.in
 	// 2E and 3E (CET's NOTRACK) are no-ops in 64-bit mode; FS and GS
@@ -223,10 +237,11 @@ func (t *translator) cmpable(s *site) bool {
 		return false
 	}
 	if in.Mod() == 3 {
-		return true
+		return in.ModRM&7|in.REX&1<<3 != byte(amd64.RSP)
 	}
-	if m := operandMem(s); !m.RIP && m.Base == amd64.RSP && m.Disp > 1<<31-1-8 {
-		return false // no room to adjust for the push
+	if m := operandMem(s); !m.RIP && m.Base == amd64.RSP &&
+		(m.Disp > 1<<31-1-8 || m.Index == amd64.NoReg && m.Disp < 0 && m.Disp > -16) {
+		return false // no room to adjust for the push, or pushed over
 	}
 	if in.RIPRelative() {
 		target := s.next + uintptr(int64(in.Disp(s.b)))
@@ -236,6 +251,10 @@ func (t *translator) cmpable(s *site) bool {
 	}
 	return true
 }
+
+// redZone is the psABI's 128 bytes below rsp that no signal handler or
+// interrupt touches: a popped return address there can still be read.
+const redZone = 128
 
 // operandMem returns a call's memory operand as an amd64.Mem, a
 // RIP-relative one as its absolute target.
@@ -260,57 +279,59 @@ func operandMem(s *site) amd64.Mem {
 	return m
 }
 
-// cmpSlot emits one slot's compare of the site's target, with the flags
-// already pushed, and the je to its hit: for 32-bit targets (narrow)
-// `cmp qword <target>, imm32` (sign-extended); for 64-bit ones the low
-// and high halves in turn, `cmp dword <target>, lo; jne next; cmp dword
-// <target+4>, hi; je hit`, where for a register target the high half is
-// rotated into place and back (ror writes CF and OF, not ZF). The target
-// is the return address at [rsp+8] or the call's operand. It returns the
-// offsets of the immediates (hi -1 when narrow).
-func (t *translator) cmpSlot(s *site, narrow bool) (lo, hi int, hit amd64.Fixup, err error) {
+// cmpSlot emits slot k of a cmp-form site: the compare of the target
+// with the slot's constant (which matches nothing until the slot learns
+// a target) and the je to its hit. The target is where the site's head
+// left it: a return's address at [rsp+8] below the pushed flags, or at
+// [rsp-8-pop] once popped; a call's operand, rsp-relative ones adjusted
+// for the 8 bytes pushed. The compare is
+//
+//	cmp  <target>, imm32          ; 32-bit targets (sign-extended)
+//	cmp  reg, [rip+literal]       ; 64-bit targets in a register
+//	cmp  dword <target>, lo       ; 64-bit targets in memory, a half at
+//	jne  next                     ;  a time
+//	cmp  dword <target+4>, hi
+//
+// and its constants' offsets go to ic.cmpOff[k] (and hiOff[k]); a
+// literal's once the pool is laid out.
+func (t *translator) cmpSlot(s *site, ic *icSite, k int) (hit amd64.Fixup, err error) {
 	a := t.a
 	try := func(e error) {
 		if err == nil {
 			err = e
 		}
 	}
-	hi = -1
+	ic.hiOff[k] = -1
 	var reg amd64.Reg = amd64.NoReg
 	var m amd64.Mem
 	switch {
-	case s.kind == siteRet:
+	case s.kind == siteRet && ic.keep:
 		m = amd64.M(amd64.RSP, 8)
+	case s.kind == siteRet:
+		m = amd64.M(amd64.RSP, -8-s.pop)
 	case s.in.Mod() == 3:
 		reg = amd64.Reg(s.in.ModRM&7 | s.in.REX&1<<3)
 	default:
 		m = operandMem(s)
 		if !m.RIP && m.Base == amd64.RSP {
-			m.Disp += 8 // pushfq moved rsp
+			m.Disp += 8 // the flags or the return address pushed
 		}
 	}
-	if narrow {
-		if reg != amd64.NoReg {
-			a.CmpRegImm32(reg, -1)
-		} else {
-			try(a.CmpMemImm32(m, -1))
-		}
-		lo = a.Len() - 4
-		return lo, hi, a.JccLabel(amd64.CondE), err
-	}
-	var next amd64.Fixup
-	if reg != amd64.NoReg {
-		a.CmpReg32Imm32(reg, -1)
-		lo = a.Len() - 4
-		next = a.JccShort(amd64.CondNE)
-		a.RorImm(reg, 32)
-		a.CmpReg32Imm32(reg, -1)
-		hi = a.Len() - 4
-		a.RorImm(reg, 32)
-	} else {
+	switch {
+	case ic.narrow && reg != amd64.NoReg:
+		a.CmpRegImm32(reg, -1)
+		ic.cmpOff[k] = a.Len() - 4
+	case ic.narrow:
+		try(a.CmpMemImm32(m, -1))
+		ic.cmpOff[k] = a.Len() - 4
+	case reg != amd64.NoReg:
+		ic.lit = true
+		try(a.CmpRegMem(reg, amd64.RIPRel(a.PC()))) // fixed by literals
+		t.lits = append(t.lits, literal{v: ^uint64(0), ref: a.Len(), ic: ic, k: k})
+	default:
 		try(a.CmpMem32Imm32(m, -1))
-		lo = a.Len() - 4
-		next = a.JccShort(amd64.CondNE)
+		ic.cmpOff[k] = a.Len() - 4
+		next := a.JccShort(amd64.CondNE)
 		m4 := m
 		if m4.RIP {
 			m4.Target += 4
@@ -318,37 +339,51 @@ func (t *translator) cmpSlot(s *site, narrow bool) (lo, hi int, hit amd64.Fixup,
 			m4.Disp += 4
 		}
 		try(a.CmpMem32Imm32(m4, -1))
-		hi = a.Len() - 4
+		ic.hiOff[k] = a.Len() - 4
+		hit = a.JccLabel(amd64.CondE)
+		try(a.Bind(next))
+		return hit, err
 	}
-	hit = a.JccLabel(amd64.CondE)
-	try(a.Bind(next))
-	return lo, hi, hit, err
+	return a.JccLabel(amd64.CondE), err
 }
 
-// cmpSite emits the cmp form of a return or call site. It borrows no
-// register: the flags are pushed below rsp, where
+// cmpSite emits the cmp form of a return or call site, which borrows no
+// register: the target is compared where it is, against each slot in
+// turn. By default the flags are dead here (the psABI gives them no role
+// across a call or a return: the fuzz tests' abi programs keep that
+// rule), so the site does the branch's stack effect first and each slot's
+// je goes straight to its fragment:
+//
+//	push ret                  ; a return: lea rsp, [rsp+8+pop]
+//	cmp  rax, pred1           ; a return: cmp qword [rsp-8-pop], pred1
+//	je   fragment1            ; (above 2 GiB: see cmpSlot)
+//	cmp  rax, pred2
+//	je   fragment2
+//	jmp  learn                ; patched to lookup once every slot is set
+//
+// A call through a table of functions then costs a compare and a
+// predicted branch per slot tried and nothing else: no flags saved, no
+// register spilled, no jump but the one to the callee.
+//
+// With Options.StrictFlags the flags are pushed below rsp first, where
 // nothing is live at a return (the callee's frame is gone) or at a call
-// (the psABI keeps nothing below rsp across a call: the call's own push
-// overwrites it), and the target is compared in place:
+// (the call's own push overwrites it), and the hits go through stubs:
 //
 //	pushfq
 //	cmp  qword [rsp+8], pred1 ; a call: cmp <its operand>, pred1
-//	je   hit1                 ; (above 2 GiB: each half, see cmpSlot)
-//	cmp  qword [rsp+8], pred2
-//	je   hit2
-//	jmp  learn                ; patched to lookup once every slot is set
+//	je   hit1
+//	...
+//	jmp  learn
 //	hit1: lea rsp, [rsp+16]   ; drop the flags and pop (a call: drop the
 //	jmp  fragment1            ;  flags and push its return address)
 //
-// A hit keeps the compare's flags, which is right only where the target
-// overwrites the flags before reading them (checked when the slot is
-// learned: compilers never keep flags live across a call or a return,
-// the psABI giving them no role there); for a target that does read them
-// the hit pops them instead (popfq; lea rsp, [rsp+8]). The learn and
-// lookup paths pop the flags first: popfq is slow (microcoded), so a site
-// that sends a new target to the table once its slots are full is
-// demoted at once to go, before any compare, to a lookup that only drops
-// the pushed flags (they are still the application's).
+// where the stub keeps the compare's flags only if the target overwrites
+// them before reading them (checked when the slot is learned) and pops
+// them otherwise (popfq; lea rsp, [rsp+8]). The learn and lookup paths
+// out of line undo the head (popfq, or the stack effect) first; popfq is
+// slow (microcoded), so a strict site that sends a new target to the
+// table once its slots are full is demoted at once to go, before any
+// compare, to a lookup with the flags untouched.
 func (t *translator) cmpSite(s *site) error {
 	a := t.a
 	var err error
@@ -358,24 +393,33 @@ func (t *translator) cmpSite(s *site) error {
 		}
 	}
 	n := t.slots(s.kind, maxInlineCache)
-	ic := &icSite{form: formCmp, narrow: t.narrow, n: n}
+	keep := t.m.opts.StrictFlags
+	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n}
 	ic.headOff = a.Len()
-	a.Pushfq()
+	if keep {
+		a.Pushfq()
+	} else {
+		try(t.stackEffect(s, 1))
+	}
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
-		// Every immediate starts as -1: no target matches.
-		lo, hi, hit, e := t.cmpSlot(s, t.narrow)
+		hit, e := t.cmpSlot(s, ic, k)
 		try(e)
-		ic.cmpOff[k], ic.hiOff[k], hits[k] = lo, hi, hit
+		hits[k] = hit
 		if k == 0 {
-			// The head a demotion replaces: pushfq and the first
-			// compare.
+			// The head a demotion replaces: the pushfq or the stack
+			// effect, and the first compare.
 			ic.headLen = a.Len() - ic.headOff
 		}
 	}
 	learn := a.JmpLabel()
 	ic.learnEnd = learn.End()
 	for k := range n {
+		if !keep {
+			ic.hitEnd[k] = hits[k].End()
+			t.hitJmps = append(t.hitJmps, hits[k])
+			continue
+		}
 		try(a.Bind(hits[k]))
 		ic.restoreOff[k] = a.Len()
 		// 9 bytes either way: lea rsp, [rsp+drop]; nop, or, when
@@ -401,41 +445,66 @@ func (t *translator) cmpSite(s *site) error {
 				err = e
 			}
 		}
-		toRDX := func(popf bool) {
-			if popf {
+		undo := func() {
+			if keep {
 				a.Popfq()
+			} else {
+				try(t.stackEffect(s, -1))
 			}
-			try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-			try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
-			try(t.finishBranch(s, amd64.RDX))
 		}
 		learnOff := a.Len()
 		try(a.Bind(learn))
-		toRDX(true)
+		undo()
+		try(t.toRDX(s, false))
 		try(t.learnExit(ic))
+		// Until a slot is set its jump goes to learn, which it never
+		// takes (the slot matches nothing).
 		for k := range n {
 			try(a.BindAt(hitJmps[k], learnOff))
 		}
 		ic.lookupOff = a.Len()
-		a.Popfq()
-		// A demoted site jumps here from its head, in place of the
-		// pushfq: the flags are untouched.
+		undo()
+		// A demoted site jumps here from its head: the flags and the
+		// stack are the application's.
 		ic.demoteOff = a.Len()
-		toRDX(false)
+		try(t.toRDX(s, false))
 		try(t.lookup(ic))
 		return err
 	})
 	return err
 }
 
-// toRDX emits the start of the learn and lookup paths: rdx holds the
-// target, the application's rdx and rcx are in the context, and rsp is
-// the application's after the branch (the return popped, the call's
-// return address pushed). On entry the application's rcx is in the
-// context and rcx is free; rdx is the application's.
-func (t *translator) toRDX(s *site) error {
+// stackEffect emits a return's pop (lea rsp, [rsp+8+pop]) or a call's
+// push of its return address, dir 1, or undoes it, dir -1, all without
+// the flags.
+func (t *translator) stackEffect(s *site, dir int32) error {
 	a := t.a
-	if err := a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))); err != nil {
+	switch {
+	case s.kind == siteRet:
+		return a.Lea(amd64.RSP, amd64.M(amd64.RSP, dir*(8+s.pop)))
+	case s.kind == siteCall && dir > 0:
+		t.pushReturn(s.next)
+	case s.kind == siteCall:
+		return a.Lea(amd64.RSP, amd64.M(amd64.RSP, 8))
+	}
+	return nil
+}
+
+// toRDX emits the start of the learn and lookup paths: rdx holds the
+// target, the application's rdx and rcx are in the context (and rcx in
+// rcx), and rsp is the application's after the branch (the return
+// popped, the call's return address pushed). On entry rdx is the
+// application's, and so is rcx unless borrowed: the application's rcx is
+// then in the context, and is loaded back for the branch's operand.
+func (t *translator) toRDX(s *site, borrowed bool) error {
+	a := t.a
+	var err error
+	if borrowed {
+		err = a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX)))
+	} else {
+		err = a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX)
+	}
+	if err != nil {
 		return err
 	}
 	if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
@@ -533,7 +602,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		learnOff := a.Len()
 		if n > 0 {
 			try(a.Bind(learn))
-			try(t.toRDX(s))
+			try(t.toRDX(s, true))
 			try(t.learnExit(ic))
 		}
 		// Until a slot is set its jump goes to learn, which it never
@@ -545,7 +614,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		if n == 0 {
 			try(a.Bind(learn))
 		}
-		try(t.toRDX(s))
+		try(t.toRDX(s, true))
 		try(t.lookup(ic))
 		return err
 	})
@@ -693,15 +762,17 @@ func (t *translator) lookup(ic *icSite) error {
 // inlineRet translates the return of a callee the fragment followed into
 // from a direct call whose return address is want: "return-address
 // translation at the call site". The return address on the stack is
-// compared with want, flag-free, and on a match the fragment goes on at
-// want's code (its caller's continuation, in the same fragment when
-// there is room); any other address takes an ordinary return site,
-// out of line. With the flags saved below rsp as in cmpSite:
+// compared with want and on a match the fragment goes on at want's code
+// (its caller's continuation, in the same fragment when there is room);
+// any other address takes an ordinary return site, out of line:
 //
-//	pushfq
-//	cmp  qword [rsp+8], want  ; each half if want is above 2 GiB
-//	jne  site                 ; out of line: popfq first
-//	lea  rsp, [rsp+16]        ; popfq; lea rsp, [rsp+8] if want reads the flags
+//	cmp  qword [rsp], want    ; each half if want is above 2 GiB
+//	jne  site                 ; out of line
+//	lea  rsp, [rsp+8]
+//
+// With Options.StrictFlags the flags are pushed first, as in cmpSite
+// (pushfq; the compare at [rsp+8]; the miss pops them), and the hit drops
+// them (lea rsp, [rsp+16]) or, if want's code reads them, pops them.
 //
 // With the inline caches off (InlineCache -1), the address is popped into
 // a register dead at want if there is one (rdx otherwise) and compared
@@ -719,34 +790,39 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 		}
 	}
 	if t.m.opts.InlineCache > 0 {
-		// pushfq; compare the return address with want (each half
-		// when want is above 2 GiB); on a miss, popfq and an ordinary
-		// site out of line; on a hit, drop the flags and pop, or, if
-		// want's code reads the flags, pop them.
-		a.Pushfq()
+		keep := t.m.opts.StrictFlags
+		at := int32(0)
+		if keep {
+			a.Pushfq()
+			at = 8
+		}
 		var miss []amd64.Fixup
 		if want < low {
-			try(a.CmpMemImm32(amd64.M(amd64.RSP, 8), int32(want)))
+			try(a.CmpMemImm32(amd64.M(amd64.RSP, at), int32(want)))
 			miss = append(miss, a.JccLabel(amd64.CondNE))
 		} else {
-			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, 8), int32(uint32(want))))
+			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, at), int32(uint32(want))))
 			miss = append(miss, a.JccLabel(amd64.CondNE))
-			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, 12), int32(uint32(uint64(want)>>32))))
+			try(a.CmpMem32Imm32(amd64.M(amd64.RSP, at+4), int32(uint32(uint64(want)>>32))))
 			miss = append(miss, a.JccLabel(amd64.CondNE))
 		}
-		if t.m.flagsDeadAt(want) {
-			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 16+s.pop)))
-		} else {
+		drop := 8 + s.pop
+		switch {
+		case keep && t.m.flagsDeadAt(want):
+			drop += 8
+		case keep:
 			a.Popfq()
-			try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, 8+s.pop)))
 		}
+		try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, drop)))
 		t.cold = append(t.cold, func() error {
 			for _, f := range miss {
 				if err := a.Bind(f); err != nil {
 					return err
 				}
 			}
-			a.Popfq()
+			if keep {
+				a.Popfq()
+			}
 			return t.site(s, false)
 		})
 		return err

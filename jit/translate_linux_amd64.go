@@ -62,10 +62,19 @@ type translator struct {
 	hitJmps []amd64.Fixup
 	// scratch holds one rewritten instruction.
 	scratch [32]byte
-	// lits are 64-bit constants placed after the stubs, each read by
-	// the instruction whose rel32 ends at litRefs[i] (buffer offsets).
-	lits    []uint64
-	litRefs []int
+	// lits are 64-bit constants placed after the stubs.
+	lits []literal
+}
+
+// literal is a 64-bit constant of the literal pool, read by the
+// instruction whose rel32 ends at ref (a buffer offset). A site's slot
+// literal (ic set) is patched when the slot learns its target: its offset
+// goes to ic.cmpOff[k] once the pool is laid out.
+type literal struct {
+	v   uint64
+	ref int
+	ic  *icSite
+	k   int
 }
 
 // pushReturn pushes the application's return address: `push imm32` when
@@ -80,8 +89,7 @@ func (t *translator) pushReturn(ret uintptr) {
 		return
 	}
 	_ = a.PushMem(amd64.RIPRel(a.PC())) // displacement fixed by literals
-	t.lits = append(t.lits, uint64(ret))
-	t.litRefs = append(t.litRefs, a.Len())
+	t.lits = append(t.lits, literal{v: uint64(ret), ref: a.Len()})
 }
 
 // literals emits the literal pool, 8-byte aligned, and points each
@@ -95,11 +103,14 @@ func (t *translator) literals() {
 	for a.Len()%8 != 0 {
 		a.Int3()
 	}
-	for i, v := range t.lits {
+	for _, l := range t.lits {
 		at := a.Len()
+		v := l.v
 		a.Raw(byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
-		ref := t.litRefs[i]
-		putRel32(a.Bytes()[ref-4:], int32(at-ref))
+		putRel32(a.Bytes()[l.ref-4:], int32(at-l.ref))
+		if l.ic != nil {
+			l.ic.cmpOff[l.k] = at
+		}
 	}
 }
 
@@ -123,7 +134,7 @@ var errFull = errors.New("jit: unit full")
 // or its limits.
 func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room uintptr) error {
 	t.exits = t.exits[:0]
-	t.lits, t.litRefs = t.lits[:0], t.litRefs[:0]
+	t.lits = t.lits[:0]
 	t.mangled, t.instrs, t.bbs = 0, 0, 1
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
@@ -226,7 +237,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			// execution gets there.
 			a.Truncate(start)
 			t.exits = t.exits[:nexits]
-			t.lits, t.litRefs = t.lits[:nlits], t.litRefs[:nlits]
+			t.lits = t.lits[:nlits]
 			t.instrs--
 			t.exitBad(pc, ue.What+fmt.Sprintf(" (% x)", b))
 			break

@@ -72,6 +72,8 @@ var formTests = []struct {
 	{func(a *Assembler) error { return a.CmpMemImm32(M(RSP, 8), 0x401000) }, "48817c240800104000", "cmp qword ptr [rsp+0x8], 0x401000"},
 	{func(a *Assembler) error { return a.CmpMemImm32(RIPRel(0x2000), -1) }, "48813df50f0000ffffffff", "cmp qword ptr [rip+0xff5], -0x1"},
 	{func(a *Assembler) error { a.CmpRegImm32(R11, 1); return nil }, "4981fb01000000", "cmp r11, 0x1"},
+	{func(a *Assembler) error { return a.CmpRegMem(RAX, RIPRel(0x2000)) }, "483b05f90f0000", "cmp rax, qword ptr [rip+0xff9]"},
+	{func(a *Assembler) error { return a.CmpRegMem(R11, M(RSP, 8)) }, "4c3b5c2408", "cmp r11, qword ptr [rsp+0x8]"},
 	{func(a *Assembler) error { a.LeaRSP32(16); return nil }, "488da42410000000", "lea rsp, ptr [rsp+0x10]"},
 	{func(a *Assembler) error { return a.Lea32(RAX, MI(RAX, RAX, 1, 0)) }, "8d0400", "lea eax, ptr [rax+rax]"},
 	{func(a *Assembler) error { a.Movzx16(RAX, RDX); return nil }, "0fb7c2", "movzx eax, dx"},

@@ -334,6 +334,13 @@ func (a *Assembler) CmpRegImm32(r Reg, imm int32) {
 	a.emitRR(op1(true, 0x81, 7).withImm32(imm), r)
 }
 
+// CmpRegMem emits `cmp r, qword [m]` (REX.W 3B /r): with m a RIP-relative
+// literal it compares a register against a 64-bit constant with no
+// scratch register, and macro-fuses with a following jcc.
+func (a *Assembler) CmpRegMem(r Reg, m Mem) error {
+	return a.emitMem("cmp", op1(true, 0x3b, r), m)
+}
+
 // LeaRSP32 emits `lea rsp, [rsp+disp]` in the 8-byte disp32 form whatever
 // disp, so that two variants of a patchable sequence have one length.
 func (a *Assembler) LeaRSP32(disp int32) {
