@@ -13,8 +13,12 @@ import (
 // windowsBackend is only available on Windows (or under Wine: reachvm
 // strategies --backend wine cross-builds for Windows and runs there).
 func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (osmem.OS, func(lo, hi uintptr), error) {
-	return nil, nil, errors.New("backend windows needs Windows (on Linux, --backend wine runs it under Wine)")
+	return nil, nil, errors.New("backend windows needs Windows, backend wine a Windows build under Wine (reachvm strategies --backend wine does both)")
 }
+
+// UnderWine reports whether the process runs under Wine: never, off
+// Windows.
+func UnderWine() bool { return false }
 
 var wallEpoch = time.Now()
 

@@ -51,7 +51,8 @@ func NewStrategy(name string) Strategy {
 type Config struct {
 	// Backend is "sim" (Windows strategies on sim-windows, Linux ones on
 	// sim-linux), "linux" (the Linux strategies on the native backend) or
-	// "windows" (A-F and vmm-grid on the native backend: Windows, or Wine).
+	// "windows" (A-F and vmm-grid on the native backend of Windows) or
+	// "wine" (the same, under Wine, which the backend checks).
 	Backend string
 	// Trials per strategy and workload; Seed seeds everything.
 	Trials int
@@ -287,7 +288,7 @@ func runsOn(backend string, st Strategy) bool {
 	switch backend {
 	case "linux":
 		return st.Rules() == osmem.RulesLinux
-	case "windows":
+	case "windows", "wine":
 		return st.Rules() == osmem.RulesWindows
 	}
 	return true
@@ -322,9 +323,14 @@ func openBackend(cfg Config, st Strategy, t int, seed uint64, r, ri *rand.Rand) 
 				}
 			}
 		}
-	case "windows":
+	case "windows", "wine":
 		// A-F and vmm-grid on VirtualAlloc and MapViewOfFileEx, the
-		// intruder on another OS thread (backend_windows.go).
+		// intruder on another OS thread (backend_windows.go); "wine"
+		// is the same backend, named so that figures from Wine say so.
+		// The sim's layout is drawn and dropped, so that r then yields
+		// the libraries the sim's trial t places: the figures compare
+		// trial for trial.
+		Layout(sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1}), Fragmentation[t%len(Fragmentation)], r)
 		raw, intr, err = windowsBackend(cfg, ri, &foreign)
 		if err != nil {
 			return nil, nil, nil, err

@@ -120,7 +120,7 @@ func SizePlots(pts []SizePoint, seed uint64) []File {
 				}
 				pl = &Plot{
 					Title: fmt.Sprintf("Placement success against library size: %s, %s", fam, phase),
-					Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d, workload %q placed first, race %d%%; lines drawn a pixel or two apart so that equal ones stay visible",
+					Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d, workload %q placed first, race %d%%\nlines are drawn a pixel or two apart so that equal ones stay visible",
 						p.Backend, p.Trials, seed, p.Workload, p.Race),
 					XLabel: "library size (log scale)", YLabel: "trials placing it reachably",
 					XLog: true, XFormat: SizeLabel, YFormat: percent, YMin: 0, YMax: 1, Dodge: true,
@@ -162,17 +162,17 @@ func RegionPlots(pts []RegionPoint, seed uint64) []File {
 	}
 	calls := &Plot{
 		Title: "Set-up cost against region size: OS calls",
-		Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d; set-up is Setup and EndInit with no library; 4G is past rel32 reach, shown for the slope",
+		Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d; set-up is Setup and EndInit with no library\n4G is past rel32 reach, shown for the slope; lines a pixel or two apart so that equal ones stay visible",
 			pts[0].Backend, pts[0].Trials, seed),
 		XLabel: "region size (log scale)", YLabel: "OS calls to set up (log scale)",
-		XLog: true, YLog: true, XFormat: SizeLabel, Dodge: true,
+		XLog: true, YLog: true, XFormat: SizeLabel, YFormat: CountLabel, Dodge: true,
 	}
 	timed := &Plot{
 		Title: "Set-up cost against region size: wall time",
 		Subtitle: fmt.Sprintf("backend %s, mean of %d trials a point; set-up is Setup and EndInit with no library",
 			pts[0].Backend, pts[0].Trials),
 		XLabel: "region size (log scale)", YLabel: "time to set up, µs (log scale)",
-		XLog: true, YLog: true, XFormat: SizeLabel,
+		XLog: true, YLog: true, XFormat: SizeLabel, YFormat: CountLabel,
 	}
 	hasTime := false
 	add := func(pl *Plot, name string, x, y float64) {
@@ -199,7 +199,7 @@ func RegionPlots(pts []RegionPoint, seed uint64) []File {
 	return out
 }
 
-func percent(v float64) string { return strconv.FormatFloat(100*v, 'f', -1, 64) + "%" }
+func percent(v float64) string { return strconv.FormatFloat(100*v, 'f', 0, 64) + "%" }
 
 // WriteMarkdown writes the tables of docs/strategies.md: the matrix, the
 // size sweep's limits and the region sweep's set-up cost.
@@ -237,7 +237,7 @@ func WriteMarkdown(w io.Writer, rows []Row, sizes []SizePoint, regions []RegionP
 		b.WriteString("| strategy | race | largest placed in every trial, init | largest placed in any trial, init | largest placed in every trial, after init | largest placed in any trial, after init |\n|---|--:|--:|--:|--:|--:|\n")
 		for _, l := range SizeLimits(sizes) {
 			fmt.Fprintf(&b, "| %s | %d%% | %s | %s | %s | %s |\n", l.Strategy, l.Race,
-				human(l.InitAll), human(l.InitAny), human(l.PostAll), human(l.PostAny))
+				sizeOrDash(l.InitAll), sizeOrDash(l.InitAny), sizeOrDash(l.PostAll), sizeOrDash(l.PostAny))
 		}
 	}
 	if len(regions) > 0 {
@@ -255,7 +255,7 @@ func WriteMarkdown(w io.Writer, rows []Row, sizes []SizePoint, regions []RegionP
 		head := "| strategy |"
 		rule := "|---|"
 		for _, s := range sizes {
-			head += " " + human(s) + " |"
+			head += " " + sizeOrDash(s) + " |"
 			rule += "--:|"
 		}
 		b.WriteString("Set-up OS calls (kernel objects held) by region size:\n\n" + head + "\n" + rule + "\n")
@@ -271,6 +271,13 @@ func WriteMarkdown(w io.Writer, rows []Row, sizes []SizePoint, regions []RegionP
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func sizeOrDash(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return SizeLabel(float64(n))
 }
 
 // writePivot writes one table row per strategy, one cell per region size

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // Series is one line of a Plot: points (X[i], Y[i]) in order of X.
@@ -39,9 +40,9 @@ type Plot struct {
 
 // Plot geometry in pixels.
 const (
-	plotW, plotH    = 780, 460
-	padL, padR      = 78, 190 // the legend lives in the right margin
-	padT, padB      = 58, 58
+	plotW, plotH    = 860, 480
+	padL, padR      = 84, 170 // the legend lives in the right margin
+	padT, padB      = 72, 58
 	markerR         = 2.5
 	dodgeStep       = 1.6
 	legendRowHeight = 17
@@ -49,7 +50,7 @@ const (
 
 // palette: colours far enough apart to tell a dozen lines apart, and
 // dashes to tell apart the ones that share a colour.
-var palette = []string{"#1f5fa8", "#d9480f", "#2b8a3e", "#c2255c", "#7048e8", "#868e96", "#e8a317", "#0b7285", "#5c940d", "#a61e4d", "#343a40", "#9c36b5"}
+var palette = []string{"#1f5fa8", "#d9480f", "#2b8a3e", "#c2255c", "#7048e8", "#868e96", "#e8a317", "#0b7285", "#82c91e", "#111111", "#f783ac", "#8c510a"}
 var dashes = []string{"", "6,3", "2,2"}
 
 // SVG renders the plot.
@@ -77,8 +78,11 @@ func (p *Plot) SVG() []byte {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", plotW, plotH, plotW, plotH)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotW, plotH)
 	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="15" font-weight="bold">%s</text>`+"\n", padL, esc(p.Title))
-	if p.Subtitle != "" {
-		fmt.Fprintf(&b, `<text x="%d" y="40" font-size="11" fill="#555">%s</text>`+"\n", padL, esc(p.Subtitle))
+	// The subtitle's lines are the caller's: SVG text does not wrap.
+	for i, line := range strings.Split(p.Subtitle, "\n") {
+		if line != "" {
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">%s</text>`+"\n", padL, 40+14*i, esc(line))
+		}
 	}
 	// Grid and ticks.
 	b.WriteString(`<g stroke="#ddd" stroke-width="1">` + "\n")
@@ -98,7 +102,7 @@ func (p *Plot) SVG() []byte {
 		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="end">%s</text>`+"\n", f(ax-6), f(ty(y)+4), esc(label(p.YFormat, y)))
 	}
 	fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", f((ax+bx)/2), plotH-14, esc(p.XLabel))
-	fmt.Fprintf(&b, `<text transform="translate(18,%s) rotate(-90)" text-anchor="middle">%s</text>`+"\n", f((ay+by)/2), esc(p.YLabel))
+	fmt.Fprintf(&b, `<text transform="translate(16,%s) rotate(-90)" text-anchor="middle">%s</text>`+"\n", f((ay+by)/2), esc(p.YLabel))
 
 	// Lines, then the legend.
 	n := len(p.Series)
@@ -221,8 +225,10 @@ func (p *Plot) yTicks(y0, y1 float64) []float64 {
 func linTicks(a, b float64) []float64 {
 	step := niceStep((b - a) / 5)
 	var out []float64
-	for v := math.Ceil(a/step) * step; v <= b+step/1e6; v += step {
-		out = append(out, v)
+	// Multiply rather than add, so that errors do not pile up; labels
+	// round what is left (3*0.2 is 0.6000000000000001).
+	for i := math.Ceil(a / step); i*step <= b+step/1e6; i++ {
+		out = append(out, i*step)
 	}
 	return out
 }
@@ -252,6 +258,14 @@ func esc(s string) string {
 	var b bytes.Buffer
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
+}
+
+// CountLabel prints a count for a log axis: 1, 10, 100, 1k, 10k.
+func CountLabel(v float64) string {
+	if v >= 1000 {
+		return strconv.FormatFloat(v/1000, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // SizeLabel prints a byte count in binary units for an axis: 64K, 1.5M, 2G.
