@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/reachvm/reachvm/bench"
@@ -19,18 +20,13 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("strategies", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg bench.Config
-	fs.StringVar(&cfg.Backend, "backend", "sim", "sim (A-F on Windows rules, the Linux strategies on Linux rules) or linux (the Linux strategies on this kernel)")
+	fs.StringVar(&cfg.Backend, "backend", "sim", "sim (A-F on Windows rules, the Linux strategies on Linux rules), linux (the Linux strategies on this kernel), windows (A-F and vmm-grid on Windows) or wine (the same under Wine; from Linux, builds reachvm.exe and runs it there)")
 	fs.IntVar(&cfg.Trials, "trials", 20, "trials per strategy and workload, each on a fresh seeded layout")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random choice: the same seed gives the same sim table")
 	fs.IntVar(&cfg.RaceRate, "race", 1, "percent chance that another thread allocates into each race window")
 	strats := fs.String("strategy", "", "comma-separated strategies (default all: "+strings.Join(bench.StrategyNames, ",")+")")
 	wls := fs.String("workload", "", "comma-separated workloads (default all: "+strings.Join(bench.WorkloadNames, ",")+")")
 	asJSON := fs.Bool("json", false, "print one JSON object, one entry per strategy keyed by its name")
-	out := fs.String("out", "", "also write to this directory: strategies.json (as --json), strategies.csv, the sweeps (sizes.csv, regions.csv), their plots (*.svg) and tables.md")
-	var sw sweepFlags
-	fs.IntVar(&sw.trials, "sweep-trials", 10, "with --out: trials a point of the size and region sweeps (0: no sweeps)")
-	fs.StringVar(&sw.workload, "sweep-workload", "dr", "with --out: the workload placed before each probe of the size sweep ("+strings.Join(bench.WorkloadNames, ", ")+" or none)")
-	fs.StringVar(&sw.races, "sweep-race", "0", "with --out: comma-separated race rates (percent) of the size sweep, one set of curves each")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -38,9 +34,18 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm strategies: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if cfg.Backend != "sim" && cfg.Backend != "linux" {
-		fmt.Fprintf(stderr, "reachvm strategies: unknown backend %q (want sim or linux)\n", cfg.Backend)
+	if !contains([]string{"sim", "linux", "windows", "wine"}, cfg.Backend) {
+		fmt.Fprintf(stderr, "reachvm strategies: unknown backend %q (want sim, linux, windows or wine)\n", cfg.Backend)
 		return 2
+	}
+	if cfg.Backend == "wine" {
+		if runtime.GOOS != "windows" {
+			return strategiesWine(fs, stdout, stderr)
+		}
+		if err := bench.UseSizesEnv(); err != nil {
+			fmt.Fprintln(stderr, "reachvm strategies:", err)
+			return 1
+		}
 	}
 	if cfg.Trials < 1 || cfg.RaceRate < 0 || cfg.RaceRate > 100 {
 		fmt.Fprintln(stderr, "reachvm strategies: --trials must be at least 1 and --race in [0, 100]")
@@ -58,51 +63,10 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	// The sweeps' flags are checked before the matrix runs, not after.
-	var sc bench.SweepConfig
-	if *out != "" && sw.trials > 0 {
-		var err error
-		if sc, err = sw.config(cfg); err != nil {
-			fmt.Fprintln(stderr, "reachvm strategies:", err)
-			return 2
-		}
-	}
-	bar := newProgress(stderr)
-	cfg.Progress = bar.phase("matrix")
 	rows, err := bench.Run(cfg)
 	if err != nil {
-		bar.done()
 		fmt.Fprintln(stderr, "reachvm strategies:", err)
 		return 1
-	}
-	var res strategiesResult
-	res.rows = rows
-	if *out != "" && sw.trials > 0 {
-		sc.Progress = bar.phase("sizes")
-		if res.sizes, err = bench.SizeSweep(sc); err == nil {
-			sc.Progress = bar.phase("regions")
-			res.regions, err = bench.RegionSweep(sc)
-		}
-		if err != nil {
-			bar.done()
-			fmt.Fprintln(stderr, "reachvm strategies:", err)
-			return 1
-		}
-	}
-	bar.done()
-	so, pe := bench.Distributions()
-	header := fmt.Sprintf("backend %s, %d trials, seed %d, race %d%%; sizes from %s (%d) and %s (%d)",
-		cfg.Backend, cfg.Trials, cfg.Seed, cfg.RaceRate, so.Source, len(so.Sizes), pe.Source, len(pe.Sizes))
-	if res.sizes != nil {
-		header += fmt.Sprintf("; sweeps: %d trials a point, workload %s, race %s%%", sw.trials, sw.workload, sw.races)
-	}
-	if *out != "" {
-		files, err := res.write(*out, header, cfg.Seed)
-		if err != nil {
-			fmt.Fprintln(stderr, "reachvm strategies:", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "reachvm strategies: wrote %s to %s\n", strings.Join(files, ", "), *out)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -113,13 +77,11 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	fmt.Fprintln(stdout, header)
+	so, pe := bench.Distributions()
+	fmt.Fprintf(stdout, "backend %s, %d trials, seed %d, race %d%%; sizes from %s (%d) and %s (%d)\n",
+		cfg.Backend, cfg.Trials, cfg.Seed, cfg.RaceRate, so.Source, len(so.Sizes), pe.Source, len(pe.Sizes))
 	if err := bench.WriteTable(stdout, rows); err != nil {
 		return 1
-	}
-	if res.sizes != nil {
-		fmt.Fprintln(stdout)
-		writeLimits(stdout, res.sizes)
 	}
 	return 0
 }
