@@ -27,6 +27,11 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 	strats := fs.String("strategy", "", "comma-separated strategies (default all: "+strings.Join(bench.StrategyNames, ",")+")")
 	wls := fs.String("workload", "", "comma-separated workloads (default all: "+strings.Join(bench.WorkloadNames, ",")+")")
 	asJSON := fs.Bool("json", false, "print one JSON object, one entry per strategy keyed by its name")
+	out := fs.String("out", "", "also write to this directory: strategies.json (as --json), strategies.csv, the sweeps (sizes.csv, regions.csv), their plots (*.svg) and tables.md")
+	var sw sweepFlags
+	fs.IntVar(&sw.trials, "sweep-trials", 10, "with --out: trials a point of the size and region sweeps (0: no sweeps)")
+	fs.StringVar(&sw.workload, "sweep-workload", "dr", "with --out: the workload placed before each probe of the size sweep ("+strings.Join(bench.WorkloadNames, ", ")+" or none)")
+	fs.StringVar(&sw.races, "sweep-race", "0", "with --out: comma-separated race rates (percent) of the size sweep, one set of curves each")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -63,10 +68,51 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	// The sweeps' flags are checked before the matrix runs, not after.
+	var sc bench.SweepConfig
+	if *out != "" && sw.trials > 0 {
+		var err error
+		if sc, err = sw.config(cfg); err != nil {
+			fmt.Fprintln(stderr, "reachvm strategies:", err)
+			return 2
+		}
+	}
+	bar := newProgress(stderr)
+	cfg.Progress = bar.phase("matrix")
 	rows, err := bench.Run(cfg)
 	if err != nil {
+		bar.done()
 		fmt.Fprintln(stderr, "reachvm strategies:", err)
 		return 1
+	}
+	var res strategiesResult
+	res.rows = rows
+	if *out != "" && sw.trials > 0 {
+		sc.Progress = bar.phase("sizes")
+		if res.sizes, err = bench.SizeSweep(sc); err == nil {
+			sc.Progress = bar.phase("regions")
+			res.regions, err = bench.RegionSweep(sc)
+		}
+		if err != nil {
+			bar.done()
+			fmt.Fprintln(stderr, "reachvm strategies:", err)
+			return 1
+		}
+	}
+	bar.done()
+	so, pe := bench.Distributions()
+	header := fmt.Sprintf("backend %s, %d trials, seed %d, race %d%%; sizes from %s (%d) and %s (%d)",
+		cfg.Backend, cfg.Trials, cfg.Seed, cfg.RaceRate, so.Source, len(so.Sizes), pe.Source, len(pe.Sizes))
+	if res.sizes != nil {
+		header += fmt.Sprintf("; sweeps: %d trials a point, workload %s, race %s%%", sw.trials, sw.workload, sw.races)
+	}
+	if *out != "" {
+		files, err := res.write(*out, header, cfg.Seed)
+		if err != nil {
+			fmt.Fprintln(stderr, "reachvm strategies:", err)
+			return 1
+		}
+		fmt.Fprintf(stderr, "reachvm strategies: wrote %s to %s\n", strings.Join(files, ", "), *out)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -77,11 +123,13 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	so, pe := bench.Distributions()
-	fmt.Fprintf(stdout, "backend %s, %d trials, seed %d, race %d%%; sizes from %s (%d) and %s (%d)\n",
-		cfg.Backend, cfg.Trials, cfg.Seed, cfg.RaceRate, so.Source, len(so.Sizes), pe.Source, len(pe.Sizes))
+	fmt.Fprintln(stdout, header)
 	if err := bench.WriteTable(stdout, rows); err != nil {
 		return 1
+	}
+	if res.sizes != nil {
+		fmt.Fprintln(stdout)
+		writeLimits(stdout, res.sizes)
 	}
 	return 0
 }
