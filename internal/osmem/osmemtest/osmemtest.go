@@ -48,6 +48,7 @@ func Run(t *testing.T, newOS func(t *testing.T) osmem.OS) {
 		{"RoundTrip", testRoundTrip},
 		{"ExactOverInUse", testExactOverInUse},
 		{"HintAvoidsInUse", testHintAvoidsInUse},
+		{"ExactPartlyInUse", testExactPartlyInUse},
 		{"NotMapped", testNotMapped},
 		{"LinuxPartialRelease", testLinuxPartialRelease},
 		{"LinuxFixedOverReservation", testLinuxFixedOverReservation},
