@@ -35,8 +35,9 @@ type Options struct {
 	// through conditional branches' fall-through, direct jumps and
 	// direct calls (default 8; 1 makes every fragment a basic block).
 	MaxBlocks int
-	// Align is the alignment of fragment entries (default 16, a power of
-	// two): loop heads in the cache then sit as the compiler aligned them.
+	// Align is the alignment of fragment bodies (default 16, a power of
+	// two), where direct links and inline-cache hits enter: loop heads
+	// in the cache then sit as the compiler aligned them.
 	Align uintptr
 	// InlineCache is the number of targets each return and indirect
 	// jump site learns and then jumps to directly (default 2, at most
@@ -352,7 +353,11 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		if err != nil {
 			return nil, err
 		}
-		entry := roundUp(u.exec+u.used, m.opts.Align)
+		// Align the body, where links, loop back edges and inline-cache
+		// hits enter, rather than the table's entry before it.
+		_, n := m.iblRestores(tag)
+		prefix := 7 * uintptr(n)
+		entry := roundUp(u.exec+u.used+prefix, m.opts.Align) - prefix
 		room := u.exec + u.size - entry
 		if entry > u.exec+u.size {
 			room = 0

@@ -27,6 +27,8 @@ func TestRatios(t *testing.T) {
 	}
 	var opts Options
 	opts.InlineCache, _ = strconv.Atoi(os.Getenv("REACHVM_IC"))
+	// REACHVM_PERFMAP names fragments for perf report.
+	opts.PerfMap = os.Getenv("REACHVM_PERFMAP") != ""
 	var cfg vmm.Config
 	if os.Getenv("REACHVM_LOW") != "" {
 		cfg.VMCodeBase = lowBase

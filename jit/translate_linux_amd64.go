@@ -289,17 +289,28 @@ func (t *translator) follow(target uintptr) bool {
 // others before jumping), leaving out those dead at tag. Direct links and the dispatcher enter
 // after it (fragment.body).
 func (t *translator) iblPrefix(tag uintptr) {
-	dead := t.m.deadAt(tag)
-	regs := []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX}
-	if t.m.absTable() {
-		regs = regs[:1] // the lookup restored rcx and rdx
-	}
-	for _, r := range regs {
-		if !dead.Has(uint8(r)) {
-			_ = t.a.MovLoad(r, t.ctx(gpr(r)))
-		}
+	regs, n := t.m.iblRestores(tag)
+	for _, r := range regs[:n] {
+		_ = t.a.MovLoad(r, t.ctx(gpr(r)))
 	}
 	t.prefix = t.a.Len()
+}
+
+// iblRestores returns the registers the prefix of tag's fragment
+// restores, n of them, each a 7-byte load.
+func (m *Machine) iblRestores(tag uintptr) (regs [3]amd64.Reg, n int) {
+	dead := m.deadAt(tag)
+	all := []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX}
+	if m.absTable() {
+		all = all[:1] // the lookup restored rcx and rdx
+	}
+	for _, r := range all {
+		if !dead.Has(uint8(r)) {
+			regs[n] = r
+			n++
+		}
+	}
+	return regs, n
 }
 
 // jmpExit emits `jmp rel32` to a direct exit.
