@@ -112,14 +112,14 @@ func SizePlots(pts []SizePoint, seed uint64) []File {
 			if pl == nil {
 				phase := "during init"
 				if post == "post" {
-					phase = "after init (post-init reachable maps)"
+					phase = "after init"
 				}
 				fam := "Windows strategies"
 				if k.fam == "linux" {
 					fam = "Linux strategies"
 				}
 				pl = &Plot{
-					Title: fmt.Sprintf("Placement success against library size: %s, %s", fam, phase),
+					Title: fmt.Sprintf("Placement success by library size: %s, %s", fam, phase),
 					Subtitle: fmt.Sprintf("backend %s, %d trials a point, seed %d, workload %q placed first, race %d%%\nlines are drawn a pixel or two apart so that equal ones stay visible",
 						p.Backend, p.Trials, seed, p.Workload, p.Race),
 					XLabel: "library size (log scale)", YLabel: "trials placing it reachably",
