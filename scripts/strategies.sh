@@ -5,8 +5,11 @@
 # between its "generated" markers.
 #
 #   scripts/strategies.sh          sim (deterministic) and this Linux kernel
-#   scripts/strategies.sh --wine   also A-F and vmm-grid under Wine
-#                                  (needs wine64; see scripts/wine)
+#   scripts/strategies.sh --wine   also A-F and vmm-grid under Wine, by
+#                                  scripts/wine/figures.sh, into
+#                                  docs/strategies/wine (needs wine64;
+#                                  the figures are discussed in
+#                                  docs/strategies-wine.md)
 #
 # The sim figures depend only on the seed and on the size distributions
 # read from this machine's /usr/lib (.so files and Wine's PE DLLs; DR's
@@ -42,9 +45,8 @@ run() {
 run sim --sweep-race 0,1
 run linux --sweep-race 0
 if ((wine)); then
-	# From Linux, --backend wine cross-builds reachvm.exe from this tree
-	# and runs it under Wine (cmd/reachvm/strategies_wine.go).
-	run wine --sweep-race 0
+	# Wine's own script: one Windows process per strategy (see there why).
+	bash scripts/wine/figures.sh docs/strategies/wine "$TRIALS"
 fi
 
 # splice NAME FILE: replace what lies between the markers
@@ -63,5 +65,4 @@ splice() {
 
 splice sim docs/strategies/sim/tables.md
 splice linux docs/strategies/linux/tables.md
-((wine)) && splice wine docs/strategies/wine/tables.md
 echo "docs/strategies.md and docs/strategies/ regenerated (seed $SEED, $TRIALS trials, sweeps $SWEEP_TRIALS)"

@@ -63,7 +63,7 @@ commands:
   maps                       print this process's address-space map, annotated
   run [flags] PROG [ARGS...] run the static executable PROG under the binary translator
   bench kernels [--json]     time the C kernels natively, under reachvm, valgrind and qemu
-  strategies [--backend sim|linux] [--trials N] [--seed S] [--json]  measure the reachability strategies A-F and the Linux ones
+  strategies [--backend sim|linux] [--trials N] [--seed S] [--json] [--out DIR]  measure the reachability strategies A-F and the Linux ones
   vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
       [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
                              reserve vmcode and vmheap, print the placement decisions
