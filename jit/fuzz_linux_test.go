@@ -539,3 +539,45 @@ func TestIndirectJumpKeepsRCX(t *testing.T) {
 		}
 	}
 }
+
+// TestCallSiteOperands runs, warm, the calls and returns whose operands
+// the cmp form of a site must not compare in place: a call through a
+// pointer kept just below rsp (the slot the form pushes over before
+// comparing) and a return that pops 256 bytes of arguments (its address
+// then lies beyond the red zone the form reads it from).
+func TestCallSiteOperands(t *testing.T) {
+	fm := newFuzzMachine(t)
+	a := amd64.NewAssembler(fm.code.exec)
+	sub := a.Len()
+	a.Raw(0x48, 0x83, 0xc0, 0x07) // add rax, 7
+	a.Ret()
+	popper := a.Len()
+	a.Raw(0x48, 0x83, 0xc0, 0x30) // add rax, 0x30
+	a.Raw(0xc2, 0x00, 0x01)       // ret 256
+	entry := a.Len()
+	a.Push(amd64.R15)
+	a.MovRR(amd64.R15, amd64.RDI)
+	a.MovImm32(amd64.RAX, 1)
+	_ = a.MovLoad(amd64.RCX, amd64.M(amd64.R15, bufSubs))
+	_ = a.MovStore(amd64.M(amd64.RSP, -8), amd64.RCX)
+	_ = a.CallMem(amd64.M(amd64.RSP, -8))
+	a.SubRSP(256)
+	_ = a.CallRel32(a.Base + uintptr(popper))
+	_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RAX)
+	a.Pop(amd64.R15)
+	a.Ret()
+	fm.code.write(fm.code.exec, a.Bytes())
+	binary.LittleEndian.PutUint64(fm.buf[bufSubs:], uint64(fm.code.exec+uintptr(sub)))
+	for _, m := range append(fm.strict, fm.abi...) {
+		m.Flush()
+		for run := range 3 {
+			binary.LittleEndian.PutUint64(fm.buf[bufFinal:], 0)
+			if _, err := m.Run(fm.code.exec+uintptr(entry), fm.bufAddr); err != nil {
+				t.Fatal(err)
+			}
+			if got := binary.LittleEndian.Uint64(fm.buf[bufFinal:]); got != 1+7+0x30 {
+				t.Fatalf("%+v run %d: rax %#x, want %#x", m.opts, run, got, 1+7+0x30)
+			}
+		}
+	}
+}
