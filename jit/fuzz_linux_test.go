@@ -281,14 +281,17 @@ func (g *gen) program() int {
 // fuzzMachine runs generated programs: an executable unit for the code
 // (in the first machine's vmcode, below 2 GiB), a buffer, and machines
 // that translate them: exact flags (StrictFlags) and the psABI default,
-// with vmcode low and high (the narrow and wide forms of sites, the table
-// addressed absolutely or not), and with one basic block a fragment (no
-// superblocks: every call and return through a site).
+// with vmcode low and high (the table addressed absolutely or not), and
+// with one basic block a fragment (no superblocks: every call and return
+// through a site).
 type fuzzMachine struct {
 	strict, abi []*Machine
-	code        *codeUnit
-	buf         []byte
-	bufAddr     uintptr
+	// code holds the programs: code[0] below 2 GiB, where sites take
+	// their narrow forms, code[1] above (in a high machine's vmcode),
+	// where they take their wide ones. Every machine runs both.
+	code    [2]*codeUnit
+	buf     []byte
+	bufAddr uintptr
 }
 
 func newFuzzMachine(t testing.TB) *fuzzMachine {
@@ -311,12 +314,17 @@ func newFuzzMachine(t testing.TB) *fuzzMachine {
 			fm.abi = append(fm.abi, m)
 		}
 	}
-	code, err := allocUnit(fm.strict[0].code, 64<<10)
-	if err != nil {
-		t.Fatal(err)
+	for i, m := range []*Machine{fm.strict[0], fm.strict[1]} {
+		code, err := allocUnit(m.code, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { code.free() })
+		fm.code[i] = code
 	}
-	t.Cleanup(func() { code.free() })
-	fm.code = code
+	if fm.code[1].exec < low {
+		t.Fatalf("high vmcode at %#x", fm.code[1].exec)
+	}
 	a, err := fm.strict[0].v.HeapAlloc(bufSize)
 	if err != nil {
 		t.Fatal(err)
@@ -326,16 +334,22 @@ func newFuzzMachine(t testing.TB) *fuzzMachine {
 	return fm
 }
 
-// run generates a program from input, runs it natively and under m from
-// the same initial state, and compares the final registers, flags and
-// scratch memory.
+// run generates a program from input, and at each of the code's places
+// runs it natively and under every machine from the same initial state,
+// and compares the final registers, flags and scratch memory.
 func (fm *fuzzMachine) run(t testing.TB, input []byte, abi bool) {
-	g := &gen{in: input, a: amd64.NewAssembler(fm.code.exec), abi: abi}
+	for _, code := range fm.code {
+		fm.runAt(t, code, input, abi)
+	}
+}
+
+func (fm *fuzzMachine) runAt(t testing.TB, code *codeUnit, input []byte, abi bool) {
+	g := &gen{in: input, a: amd64.NewAssembler(code.exec), abi: abi}
 	entry := g.program()
-	if g.a.Len() > int(fm.code.size) {
+	if g.a.Len() > int(code.size) {
 		return
 	}
-	fm.code.write(fm.code.exec, g.a.Bytes())
+	code.write(code.exec, g.a.Bytes())
 	// Programs within the psABI run on every machine, the others on
 	// the strict ones.
 	ms := fm.strict
@@ -350,12 +364,12 @@ func (fm *fuzzMachine) run(t testing.TB, input []byte, abi bool) {
 		init[i%(bufInit+8*len(fuzzRegs))] ^= b
 	}
 	for k, off := range g.subs {
-		binary.LittleEndian.PutUint64(init[bufSubs+8*k:], uint64(fm.code.exec+uintptr(off)))
+		binary.LittleEndian.PutUint64(init[bufSubs+8*k:], uint64(code.exec+uintptr(off)))
 	}
 	for k, off := range g.pads {
-		binary.LittleEndian.PutUint64(init[bufPads+8*k:], uint64(fm.code.exec+uintptr(off)))
+		binary.LittleEndian.PutUint64(init[bufPads+8*k:], uint64(code.exec+uintptr(off)))
 	}
-	fn := fm.code.exec + uintptr(entry)
+	fn := code.exec + uintptr(entry)
 	// Compare the arithmetic flags only (OF SF ZF AF PF CF).
 	const flagMask = 0x8d5
 	state := func() []byte {
@@ -460,81 +474,96 @@ func TestTranslateGenerated(t *testing.T) {
 // exactly.
 func TestFlagsAcrossCalls(t *testing.T) {
 	fm := newFuzzMachine(t)
-	a := amd64.NewAssembler(fm.code.exec)
-	sub1 := a.Len()
-	a.MovRR(amd64.RCX, amd64.RDX) // no flags
-	a.Ret()
-	sub2 := a.Len()
-	a.Raw(0x48, 0x11, 0xd8) // adc rax, rbx: reads CF
-	a.Ret()
-	entry := a.Len()
-	for _, r := range []amd64.Reg{amd64.RBX, amd64.R15} {
-		a.Push(r)
-	}
-	a.MovRR(amd64.R15, amd64.RDI)
-	a.MovImm32(amd64.RAX, 1)
-	a.MovImm32(amd64.RBX, 2)
-	a.Raw(0x48, 0x39, 0xd8) // cmp rax, rbx: CF set
-	_ = a.CallRel32(a.Base + uintptr(sub1))
-	// sub1's return site learns this continuation, which calls sub2
-	// straight away: the flags are live across it.
-	_ = a.CallRel32(a.Base + uintptr(sub2))
-	a.Raw(0x0f, 0x92, 0xc2) // setb dl: CF from adc (0)
-	_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RAX)
-	_ = a.MovStore(amd64.M(amd64.R15, bufFinal+8), amd64.RDX)
-	a.Pop(amd64.R15)
-	a.Pop(amd64.RBX)
-	a.Ret()
-	fm.code.write(fm.code.exec, a.Bytes())
-	fn := fm.code.exec + uintptr(entry)
-	// MaxBlocks 1: no superblock follows the calls, so the returns and
-	// calls go through sites.
-	m, _ := newTestMachine(t, vmm.Config{VMCodeBase: lowBase}, &Options{StrictFlags: true, MaxBlocks: 1})
-	for run := range 4 {
-		clear(fm.buf[:bufSize])
-		var err error
-		if run == 0 {
-			_, err = m.RunNative(fn, fm.bufAddr)
-		} else {
-			_, err = m.Run(fn, fm.bufAddr)
+	for _, code := range fm.code {
+		a := amd64.NewAssembler(code.exec)
+		sub1 := a.Len()
+		a.MovRR(amd64.RCX, amd64.RDX) // no flags
+		a.Ret()
+		sub2 := a.Len()
+		a.Raw(0x48, 0x11, 0xd8) // adc rax, rbx: reads CF
+		a.Ret()
+		entry := a.Len()
+		for _, r := range []amd64.Reg{amd64.RBX, amd64.R15} {
+			a.Push(r)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		rax, rdx := binary.LittleEndian.Uint64(fm.buf[bufFinal:]), binary.LittleEndian.Uint64(fm.buf[bufFinal+8:])&0xff
-		if rax != 4 || rdx != 0 {
-			t.Errorf("run %d: rax %d (want 1+2+CF = 4), dl %d (want 0)", run, rax, rdx)
+		a.MovRR(amd64.R15, amd64.RDI)
+		a.MovImm32(amd64.RAX, 1)
+		a.MovImm32(amd64.RBX, 2)
+		a.Raw(0x48, 0x39, 0xd8) // cmp rax, rbx: CF set
+		_ = a.CallRel32(a.Base + uintptr(sub1))
+		// sub1's return site learns this continuation, which calls sub2
+		// straight away: the flags are live across it.
+		_ = a.CallRel32(a.Base + uintptr(sub2))
+		a.Raw(0x0f, 0x92, 0xc2) // setb dl: CF from adc (0)
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RAX)
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal+8), amd64.RDX)
+		a.Pop(amd64.R15)
+		a.Pop(amd64.RBX)
+		a.Ret()
+		code.write(code.exec, a.Bytes())
+		fn := code.exec + uintptr(entry)
+		// MaxBlocks 1: no superblock follows the calls, so the returns and
+		// calls go through sites.
+		m := fm.strict[2] // low, StrictFlags, MaxBlocks 1
+		m.Flush()
+		for run := range 4 {
+			clear(fm.buf[:bufSize])
+			var err error
+			if run == 0 {
+				_, err = m.RunNative(fn, fm.bufAddr)
+			} else {
+				_, err = m.Run(fn, fm.bufAddr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rax, rdx := binary.LittleEndian.Uint64(fm.buf[bufFinal:]), binary.LittleEndian.Uint64(fm.buf[bufFinal+8:])&0xff
+			if rax != 4 || rdx != 0 {
+				t.Errorf("run %d: rax %d (want 1+2+CF = 4), dl %d (want 0)", run, rax, rdx)
+			}
 		}
 	}
 }
 
-// TestIndirectJumpKeepsRCX runs an indirect jump (a narrow site, which
-// compares through rcx) to code that reads rcx, warm: the site's hit must
-// give rcx back.
+// TestIndirectJumpKeepsRCX runs an indirect jump (a site that compares
+// through rcx, and above 2 GiB through rdx unless the target is in a
+// register) to code that reads rcx and rdx, warm: the site's hit must
+// give them back.
 func TestIndirectJumpKeepsRCX(t *testing.T) {
 	fm := newFuzzMachine(t)
-	a := amd64.NewAssembler(fm.code.exec)
-	entry := a.Len()
-	a.Push(amd64.R15)
-	a.MovRR(amd64.R15, amd64.RDI)
-	a.MovImm32(amd64.RCX, 0x1234)
-	_ = a.MovLoad(amd64.RAX, amd64.M(amd64.R15, bufPads))
-	a.JmpReg(amd64.RAX)
-	pad := a.Len()
-	_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RCX)
-	a.Pop(amd64.R15)
-	a.Ret()
-	fm.code.write(fm.code.exec, a.Bytes())
-	binary.LittleEndian.PutUint64(fm.buf[bufPads:], uint64(fm.code.exec+uintptr(pad)))
-	for _, m := range append(fm.strict, fm.abi...) {
-		m.Flush()
-		for run := range 3 {
-			binary.LittleEndian.PutUint64(fm.buf[bufFinal:], 0)
-			if _, err := m.Run(fm.code.exec+uintptr(entry), fm.bufAddr); err != nil {
-				t.Fatal(err)
-			}
-			if got := binary.LittleEndian.Uint64(fm.buf[bufFinal:]); got != 0x1234 {
-				t.Fatalf("%+v run %d: rcx %#x after the jump, want 0x1234", m.opts, run, got)
+	for _, code := range fm.code {
+		a := amd64.NewAssembler(code.exec)
+		entry := a.Len()
+		a.Push(amd64.R15)
+		a.MovRR(amd64.R15, amd64.RDI)
+		a.MovImm32(amd64.RCX, 0x1234)
+		a.MovImm32(amd64.RDX, 0x5678)
+		_ = a.MovLoad(amd64.RAX, amd64.M(amd64.R15, bufPads))
+		a.JmpReg(amd64.RAX)
+		pad := a.Len()
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RCX)
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal+8), amd64.RDX)
+		_ = a.JmpMem(amd64.M(amd64.R15, bufPads+8))
+		pad2 := a.Len()
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal+16), amd64.RCX)
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal+24), amd64.RDX)
+		a.Pop(amd64.R15)
+		a.Ret()
+		code.write(code.exec, a.Bytes())
+		binary.LittleEndian.PutUint64(fm.buf[bufPads:], uint64(code.exec+uintptr(pad)))
+		binary.LittleEndian.PutUint64(fm.buf[bufPads+8:], uint64(code.exec+uintptr(pad2)))
+		for _, m := range append(fm.strict, fm.abi...) {
+			m.Flush()
+			for run := range 3 {
+				clear(fm.buf[bufFinal : bufFinal+32])
+				if _, err := m.Run(code.exec+uintptr(entry), fm.bufAddr); err != nil {
+					t.Fatal(err)
+				}
+				for i, want := range []uint64{0x1234, 0x5678, 0x1234, 0x5678} {
+					if got := binary.LittleEndian.Uint64(fm.buf[bufFinal+8*i:]); got != want {
+						t.Fatalf("%+v run %d: %s %#x after jump %d, want %#x", m.opts, run, []string{"rcx", "rdx"}[i%2], got, i/2+1, want)
+					}
+				}
 			}
 		}
 	}
@@ -547,36 +576,38 @@ func TestIndirectJumpKeepsRCX(t *testing.T) {
 // then lies beyond the red zone the form reads it from).
 func TestCallSiteOperands(t *testing.T) {
 	fm := newFuzzMachine(t)
-	a := amd64.NewAssembler(fm.code.exec)
-	sub := a.Len()
-	a.Raw(0x48, 0x83, 0xc0, 0x07) // add rax, 7
-	a.Ret()
-	popper := a.Len()
-	a.Raw(0x48, 0x83, 0xc0, 0x30) // add rax, 0x30
-	a.Raw(0xc2, 0x00, 0x01)       // ret 256
-	entry := a.Len()
-	a.Push(amd64.R15)
-	a.MovRR(amd64.R15, amd64.RDI)
-	a.MovImm32(amd64.RAX, 1)
-	_ = a.MovLoad(amd64.RCX, amd64.M(amd64.R15, bufSubs))
-	_ = a.MovStore(amd64.M(amd64.RSP, -8), amd64.RCX)
-	_ = a.CallMem(amd64.M(amd64.RSP, -8))
-	a.SubRSP(256)
-	_ = a.CallRel32(a.Base + uintptr(popper))
-	_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RAX)
-	a.Pop(amd64.R15)
-	a.Ret()
-	fm.code.write(fm.code.exec, a.Bytes())
-	binary.LittleEndian.PutUint64(fm.buf[bufSubs:], uint64(fm.code.exec+uintptr(sub)))
-	for _, m := range append(fm.strict, fm.abi...) {
-		m.Flush()
-		for run := range 3 {
-			binary.LittleEndian.PutUint64(fm.buf[bufFinal:], 0)
-			if _, err := m.Run(fm.code.exec+uintptr(entry), fm.bufAddr); err != nil {
-				t.Fatal(err)
-			}
-			if got := binary.LittleEndian.Uint64(fm.buf[bufFinal:]); got != 1+7+0x30 {
-				t.Fatalf("%+v run %d: rax %#x, want %#x", m.opts, run, got, 1+7+0x30)
+	for _, code := range fm.code {
+		a := amd64.NewAssembler(code.exec)
+		sub := a.Len()
+		a.Raw(0x48, 0x83, 0xc0, 0x07) // add rax, 7
+		a.Ret()
+		popper := a.Len()
+		a.Raw(0x48, 0x83, 0xc0, 0x30) // add rax, 0x30
+		a.Raw(0xc2, 0x00, 0x01)       // ret 256
+		entry := a.Len()
+		a.Push(amd64.R15)
+		a.MovRR(amd64.R15, amd64.RDI)
+		a.MovImm32(amd64.RAX, 1)
+		_ = a.MovLoad(amd64.RCX, amd64.M(amd64.R15, bufSubs))
+		_ = a.MovStore(amd64.M(amd64.RSP, -8), amd64.RCX)
+		_ = a.CallMem(amd64.M(amd64.RSP, -8))
+		a.SubRSP(256)
+		_ = a.CallRel32(a.Base + uintptr(popper))
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RAX)
+		a.Pop(amd64.R15)
+		a.Ret()
+		code.write(code.exec, a.Bytes())
+		binary.LittleEndian.PutUint64(fm.buf[bufSubs:], uint64(code.exec+uintptr(sub)))
+		for _, m := range append(fm.strict, fm.abi...) {
+			m.Flush()
+			for run := range 3 {
+				binary.LittleEndian.PutUint64(fm.buf[bufFinal:], 0)
+				if _, err := m.Run(code.exec+uintptr(entry), fm.bufAddr); err != nil {
+					t.Fatal(err)
+				}
+				if got := binary.LittleEndian.Uint64(fm.buf[bufFinal:]); got != 1+7+0x30 {
+					t.Fatalf("%+v run %d: rax %#x, want %#x", m.opts, run, got, 1+7+0x30)
+				}
 			}
 		}
 	}

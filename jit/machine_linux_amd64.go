@@ -549,7 +549,7 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		if dead.Has(uint8(amd64.RCX)) {
 			ic.unit.write(ic.base+uintptr(ic.restoreOff[k]), nop7)
 		}
-		if ic.form == formWide && dead.Has(uint8(amd64.RDX)) {
+		if ic.rdx && dead.Has(uint8(amd64.RDX)) {
 			ic.unit.write(ic.base+uintptr(ic.restoreOff[k])+7, nop7)
 		}
 	}

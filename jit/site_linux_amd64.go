@@ -84,8 +84,9 @@ type icSite struct {
 	// narrow is set for the 32-bit forms. keep is set for a cmp site
 	// that saves the flags (Options.StrictFlags), whose hits go through
 	// stubs; lit for one whose slots compare a register with 64-bit
-	// literals.
-	narrow, keep, lit bool
+	// literals; rdx for a wide site that borrows rdx, which its hits
+	// restore after rcx.
+	narrow, keep, lit, rdx bool
 	// n is the number of slots, filled how many are set, preds their
 	// targets.
 	n, filled int
@@ -621,7 +622,12 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	return err
 }
 
-// wideSite emits the 64-bit form.
+// wideSite emits the 64-bit form. The target of a jump or call through a
+// register is compared in that register, the application's own, so that
+// only rcx is borrowed: a switch's `jmp rax` then leaves rdx alone, where
+// a restore on every hit would put a store-load round trip into whatever
+// rdx carries (an interpreter's stack pointer). Other targets are loaded
+// into rdx, saved first.
 func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	a := t.a
 	var err error
@@ -631,19 +637,30 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		}
 	}
 	n := t.slots(s.kind, maxRCXSlots)
-	ic := &icSite{n: n}
+	tr := amd64.RDX
+	if s.kind != siteRet && s.in.Mod() == 3 {
+		if r := amd64.Reg(s.in.ModRM&7 | s.in.REX&1<<3); r != amd64.RCX && r != amd64.RSP {
+			tr = r
+		}
+	}
+	ic := &icSite{n: n, rdx: tr == amd64.RDX}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
-	try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
-	try(t.finishBranch(s, amd64.RDX))
+	switch {
+	case ic.rdx:
+		try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
+		try(t.finishBranch(s, amd64.RDX))
+	case s.kind == siteCall:
+		t.pushReturn(s.next)
+	}
 	ic.headOff = a.Len()
 	ic.headLen = 10
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
 		a.MovImm64(amd64.RCX, 1) // -1: no target matches
 		ic.cmpOff[k] = a.Len() - 8
-		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, amd64.RDX, 1, 0)))
+		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, tr, 1, 0)))
 		hits[k] = a.Jrcxz()
 	}
 	learn := a.JmpLabel()
@@ -652,7 +669,9 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		try(a.Bind(hits[k]))
 		ic.restoreOff[k] = a.Len()
 		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
-		try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+		if ic.rdx {
+			try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
+		}
 		j := a.JmpLabel()
 		ic.hitEnd[k] = j.End()
 		t.hitJmps = append(t.hitJmps, j)
@@ -665,9 +684,17 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 				err = e
 			}
 		}
+		// The learn and lookup paths take the target in rdx.
+		toRDX := func() {
+			if !ic.rdx {
+				try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
+				a.MovRR(amd64.RDX, tr)
+			}
+		}
 		learnOff := a.Len()
 		if n > 0 {
 			try(a.Bind(learn))
+			toRDX()
 			try(t.learnExit(ic))
 		}
 		for k := range n {
@@ -677,6 +704,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		if n == 0 {
 			try(a.Bind(learn))
 		}
+		toRDX()
 		try(t.lookup(ic))
 		return err
 	})
