@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -110,4 +111,17 @@ func TestVMMBadArguments(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
 		}
 	}
+}
+
+// tempDir is t.TempDir without its failing cleanup under Wine, whose
+// unlinkat answers "Invalid function" (DESIGN.md section 5): the directory
+// is removed on a best-effort basis.
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "reachvm-cmd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

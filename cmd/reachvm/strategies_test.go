@@ -88,7 +88,7 @@ func TestStrategiesBadArguments(t *testing.T) {
 // as CSV, their plots and the Markdown tables; two runs with one seed
 // write the same bytes.
 func TestStrategiesOut(t *testing.T) {
-	dirs := []string{t.TempDir(), t.TempDir()}
+	dirs := []string{tempDir(t), tempDir(t)}
 	var stdout []byte
 	for _, dir := range dirs {
 		var out, errb bytes.Buffer
@@ -136,7 +136,7 @@ func TestStrategiesOut(t *testing.T) {
 // none of it.
 func TestStrategiesNoProgressOffTerminal(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"strategies", "--trials", "1", "--strategy", "linux-fixed", "--out", t.TempDir(), "--sweep-trials", "1"}, &out, &errb); code != 0 {
+	if code := run([]string{"strategies", "--trials", "1", "--strategy", "linux-fixed", "--out", tempDir(t), "--sweep-trials", "1"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if strings.Contains(errb.String(), "\r") || strings.Contains(errb.String(), "[#") {
@@ -149,9 +149,9 @@ func TestStrategiesNoProgressOffTerminal(t *testing.T) {
 
 func TestStrategiesBadSweepArguments(t *testing.T) {
 	for _, args := range [][]string{
-		{"strategies", "--out", t.TempDir(), "--sweep-race", "101"},
-		{"strategies", "--out", t.TempDir(), "--sweep-race", "x"},
-		{"strategies", "--out", t.TempDir(), "--sweep-workload", "nope"},
+		{"strategies", "--out", tempDir(t), "--sweep-race", "101"},
+		{"strategies", "--out", tempDir(t), "--sweep-race", "x"},
+		{"strategies", "--out", tempDir(t), "--sweep-workload", "nope"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {
