@@ -59,10 +59,12 @@ type Options struct {
 	// StrictFlags makes the translator keep the arithmetic flags
 	// exactly even across calls and returns. By default it takes the
 	// psABI at its word, which gives the flags no role across a call:
-	// an inline-cache hit may then leave a compare's flags where the
-	// target calls or returns before touching them. Code that passes
-	// flags between functions (hand-written assembly outside the ABI)
-	// needs StrictFlags; it costs a popfq on such hits.
+	// returns and calls compare their targets with cmp and save no
+	// flags, so a callee starts, and a caller goes on after a return,
+	// with the flags of that compare. Code that passes flags between
+	// functions (hand-written assembly outside the ABI) needs
+	// StrictFlags; it costs a pushfq at every return and call site and
+	// a popfq where a target reads the flags.
 	StrictFlags bool
 }
 
