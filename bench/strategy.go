@@ -142,6 +142,10 @@ type base struct {
 	intruder func(lo, hi uintptr)
 	windows  int
 	losses   int
+	// hidden lists ranges nearSearch failed to map that no query showed
+	// taken (see nearSearch); kept for the strategy's life, so that each
+	// costs one lost try, not one per library.
+	hidden [][2]uintptr
 }
 
 func (b *base) Region() (uintptr, uintptr)          { return b.lo, b.hi }
@@ -257,11 +261,25 @@ func (f *freeList) free(lo, hi uintptr) {
 	f.r = out
 }
 
+// nearTries bounds nearSearch: the holes it maps into (and loses) per
+// library before it gives up.
+const nearTries = 8
+
 // nearSearch finds a free range of size bytes every byte of which is
 // within Reach of every byte of [lo, hi), nearest to the region first,
 // and maps lib there: Frida's gum_memory_allocate_near and DynamoRIO's
 // search-from-OS for reachable maps. Between the query and the map the
 // hole is a race window; a lost race moves on to the next hole.
+//
+// A map can also fail in a hole that the next query still shows free:
+// under Wine, the host's own mappings (Wine's Linux-side allocations) are
+// invisible to VirtualQuery but hold their addresses, so the same hole
+// would be picked, and fail, on every try. A failed range that no query
+// then explains is therefore taken as held invisibly, and its whole hole
+// is skipped from then on: where in the hole the invisible mapping ends
+// is unknown, and probing it granule by granule would cost a call each.
+// The ranges are remembered for later searches too. Either way the failure is counted as a lost race: the window was open
+// and something else held the addresses.
 func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 	gran := b.os.Granularity()
 	olo, ohi := b.os.Bounds()
@@ -276,15 +294,35 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 	if whi <= wlo || whi-wlo < size {
 		return 0, ErrUnsupported
 	}
-	for try := 0; try < 4; try++ {
+	var failed [2]uintptr // the range whose map failed last try, if any
+	overlaps := func(r [2]uintptr, x, y uintptr) bool { return r[0] < y && x < r[1] }
+	for try := 0; try < nearTries; try++ {
 		regs, err := b.os.Regions(wlo, whi)
 		if err != nil {
 			return 0, err
+		}
+		if failed[1] != 0 {
+			seen := false
+			for _, r := range regs {
+				if overlaps(failed, r.Start, r.End) {
+					seen = true
+					break
+				}
+			}
+			if !seen {
+				b.hidden = append(b.hidden, failed)
+			}
+			failed = [2]uintptr{}
 		}
 		type hole struct{ at, dist uintptr }
 		var holes []hole
 		prev := wlo
 		consider := func(x, y uintptr) {
+			for _, h := range b.hidden {
+				if overlaps(h, x, y) {
+					return
+				}
+			}
 			x = alignUp(x, gran)
 			if x >= y || y-x < size {
 				return
@@ -331,6 +369,7 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 			return 0, err
 		}
 		b.losses++
+		failed = [2]uintptr{at, at + size}
 	}
 	return 0, fmt.Errorf("bench: near placement of %s: holes kept being taken: %w", lib.Name, ErrUnsupported)
 }

@@ -61,8 +61,15 @@ wine_setup() {
 	export WINEPREFIX=${REACHVM_WINEPREFIX:-$cache/wineprefix}
 	export WINEARCH=win64
 	export WINEDEBUG=-all
-	# No Mono or Gecko install prompts: reachvm needs neither.
-	export WINEDLLOVERRIDES="mscoree,mshtml="
+	# No Mono or Gecko install prompts: reachvm needs neither. No
+	# powrprof.dll either: Go's runtime loads it at start-up (for
+	# suspend/resume notifications, and does without it as on Windows 7),
+	# and Wine's powrprof pulls in advapi32 and sechost at Wine's fixed
+	# bases, 0x1_d8c9_0000 and 0x1_eaf6_0000. On Windows system DLLs load
+	# high; here they would sit inside [0x1_8000_0000, +2 GiB), the range
+	# of DLLs' preferred bases that bench's strategy A wants, and A would
+	# relocate every library in every Go process under Wine.
+	export WINEDLLOVERRIDES="mscoree,mshtml,powrprof="
 	export DISPLAY=
 	mkdir -p "$WINEPREFIX"
 
@@ -99,15 +106,28 @@ wine_setup() {
 
 	# ------------------------------------------------------------- 3. shim
 	# Built once per version of its source and build flags, and cached:
-	# the build is reproducible (no timestamp, fixed preferred base).
+	# the build is reproducible (no timestamp, fixed preferred base). The
+	# cache key covers the flags and libraries, so a change of either
+	# rebuilds it, and
+	# the copy in system32 is replaced whenever it differs.
+	#
+	# The base: mingw's default for a 64-bit DLL, 0x1_8000_0000, is also
+	# the preferred base of DLLs linked by MSVC, which bench's strategy A
+	# puts its 2 GiB region at; Go loads this DLL at start-up, so there it
+	# would take A's range in every process. 0x7ff7_0000_0000 is where
+	# Windows itself puts system DLLs, far from any range a strategy or
+	# workload asks for by address. It imports kernel32 only, for the same
+	# reason (processprng.c). bench's TestWindowsShimOutOfAsWay checks
+	# both under Wine.
 	local shim_src=$repo/internal/winshim/processprng.c
-	local shim_flags=(-O2 -shared -s -nostdlib -Wl,-e,DllMain -Wl,--no-insert-timestamp -Wl,--disable-auto-image-base)
+	local shim_flags=(-O2 -shared -s -nostdlib -Wl,-e,DllMain -Wl,--no-insert-timestamp -Wl,--disable-auto-image-base -Wl,--image-base=0x7ff700000000)
+	local shim_libs=(-lkernel32)
 	local shim_key
-	shim_key=$( { cat "$shim_src"; echo "${shim_flags[*]}"; "$MINGW" -dumpfullversion; } | sha256sum | cut -c1-16)
+	shim_key=$( { cat "$shim_src"; echo "${shim_flags[*]} ${shim_libs[*]}"; "$MINGW" -dumpfullversion; } | sha256sum | cut -c1-16)
 	local shim=$cache/shim/bcryptprimitives-$shim_key.dll
 	if [[ ! -s "$shim" ]]; then
 		mkdir -p "$cache/shim"
-		timeout 120 "$MINGW" "${shim_flags[@]}" -o "$tmp/bcryptprimitives.dll" "$shim_src" -ladvapi32 -lkernel32 ||
+		timeout 120 "$MINGW" "${shim_flags[@]}" -o "$tmp/bcryptprimitives.dll" "$shim_src" "${shim_libs[@]}" ||
 			die "building the ProcessPrng shim failed"
 		mv "$tmp/bcryptprimitives.dll" "$shim"
 		log "built ProcessPrng shim $shim"
@@ -125,7 +145,7 @@ wine_setup() {
 # go test and go run run GOOS=windows binaries through this: under wine64
 # in the reachvm prefix, with the binary's exit status passed through by
 # exec.
-export WINEPREFIX='$WINEPREFIX' WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES='mscoree,mshtml=' DISPLAY=
+export WINEPREFIX='$WINEPREFIX' WINEARCH=win64 WINEDEBUG=-all WINEDLLOVERRIDES='mscoree,mshtml,powrprof=' DISPLAY=
 exec '$WINE' "\$@"
 EOF
 	chmod +x "$tmp/bin/go_windows_amd64_exec"
