@@ -723,7 +723,10 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 // registers, the rest on the stack) and returns its integer result, as
 // Call does natively. fn and everything it calls are translated into the
 // code cache on first execution; the function runs on the machine's own
-// stack, never on Go's.
+// stack, never on Go's. A pointer argument to Go memory must point to a
+// heap object kept alive across the call: the calling goroutine's stack
+// can move while the translator works (it grows), and the address of a
+// local would then go stale.
 func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -4,6 +4,7 @@ package jit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/adler32"
 	"hash/crc32"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -102,6 +104,17 @@ func testZlibCompress(t *testing.T, cfg vmm.Config) {
 		src[i] = byte(r.Uint32())
 	}
 	bound := len(src) + len(src)/1000 + 64
+	// The lengths compress2 and uncompress read and write live in
+	// vmheap: the address of a Go local, passed as a uintptr, would go
+	// stale when the goroutine's stack moves during Run (it grows while
+	// the translator works), and the library would write the old stack.
+	cell, err := m.v.HeapAlloc(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizeMem := osmem.Bytes(cell, 8)
+	setSize := func(n int) { binary.LittleEndian.PutUint64(sizeMem, uint64(n)) }
+	getSize := func() int { return int(binary.LittleEndian.Uint64(sizeMem)) }
 	run := func(translated bool, fn uintptr, args ...uintptr) uintptr {
 		if !translated {
 			return Call(fn, args...)
@@ -115,17 +128,17 @@ func testZlibCompress(t *testing.T, cfg vmm.Config) {
 	var out [2][]byte
 	for i, translated := range []bool{false, true} {
 		dst := make([]byte, bound)
-		dstLen := uint64(len(dst))
-		if rc := run(translated, compress, ptr(dst), uintptr(unsafe.Pointer(&dstLen)), ptr(src), uintptr(len(src)), 6); rc != 0 {
+		setSize(len(dst))
+		if rc := run(translated, compress, ptr(dst), cell, ptr(src), uintptr(len(src)), 6); rc != 0 {
 			t.Fatalf("compress2 (translated %v) = %d", translated, int32(rc))
 		}
-		out[i] = dst[:dstLen]
+		out[i] = dst[:getSize()]
 		back := make([]byte, len(src))
-		backLen := uint64(len(back))
-		if rc := run(translated, uncompress, ptr(back), uintptr(unsafe.Pointer(&backLen)), ptr(out[i]), uintptr(len(out[i]))); rc != 0 {
+		setSize(len(back))
+		if rc := run(translated, uncompress, ptr(back), cell, ptr(out[i]), uintptr(len(out[i]))); rc != 0 {
 			t.Fatalf("uncompress (translated %v) = %d", translated, int32(rc))
 		}
-		if !bytes.Equal(back[:backLen], src) {
+		if !bytes.Equal(back[:getSize()], src) {
 			t.Fatalf("uncompress (translated %v) did not give the input back", translated)
 		}
 		runtime.KeepAlive(dst)
