@@ -11,6 +11,10 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
+// perfBuf is what TestPerfMap checksums: a package variable, never on
+// the goroutine's stack, which can move during Run.
+var perfBuf = []byte("perf names translated code")
+
 // TestPerfMap runs libz's crc32 with PerfMap and checks the map: one
 // "START SIZE name" line per fragment, in hex without 0x, naming libz
 // with the offset of the code the fragment came from.
@@ -20,8 +24,7 @@ func TestPerfMap(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{}, &Options{PerfMap: true})
 	lib := loadZlib(t, m.v)
 	crc := lookup(t, lib, "crc32")
-	buf := []byte("perf names translated code")
-	if _, err := m.Run(crc, 0, ptr(buf), uintptr(len(buf))); err != nil {
+	if _, err := m.Run(crc, 0, ptr(perfBuf), uintptr(len(perfBuf))); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
