@@ -653,11 +653,7 @@ func (m *Machine) missed(ic *icSite) {
 			j[i] = 0x90
 		}
 		ic.unit.write(ic.base+uintptr(ic.headOff), j)
-		to := ic.lookupOff
-		if ic.form == formCmp {
-			to = ic.demoteOff
-		}
-		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(to))
+		ic.unit.patchRel32(ic.base+uintptr(ic.headOff)+5, ic.base+uintptr(ic.demoteOff))
 		m.stats.Polymorphic++
 	}
 }

@@ -104,9 +104,9 @@ type icSite struct {
 	// to lookupOff when the slots are full.
 	learnEnd, lookupOff int
 	// headOff is the site's head up to the first slot's branch, which a
-	// jump to demoteOff (lookupOff, but for the cmp form) replaces when the site proves
-	// polymorphic (headLen bytes); extra counts the new targets it has
-	// sent to the table since its slots filled.
+	// jump to demoteOff replaces when the site proves polymorphic
+	// (headLen bytes); extra counts the new targets it has sent to the
+	// table since its slots filled.
 	headOff, headLen, extra, demoteOff int
 	// base is the fragment's entry once installed.
 	base uintptr
@@ -438,40 +438,16 @@ func (t *translator) cmpSite(s *site) error {
 		ic.hitEnd[k] = j.End()
 		t.hitJmps = append(t.hitJmps, j)
 	}
-	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
-	t.cold = append(t.cold, func() error {
-		var err error
-		try := func(e error) {
-			if err == nil {
-				err = e
-			}
+	// Off the hot path, the head is undone first (popfq, or the stack
+	// effect); a demoted site jumps in after that, from its head, with
+	// the flags and the stack the application's.
+	t.coldPaths(ic, learn, func() error {
+		if keep {
+			a.Popfq()
+			return nil
 		}
-		undo := func() {
-			if keep {
-				a.Popfq()
-			} else {
-				try(t.stackEffect(s, -1))
-			}
-		}
-		learnOff := a.Len()
-		try(a.Bind(learn))
-		undo()
-		try(t.toRDX(s, false))
-		try(t.learnExit(ic))
-		// Until a slot is set its jump goes to learn, which it never
-		// takes (the slot matches nothing).
-		for k := range n {
-			try(a.BindAt(hitJmps[k], learnOff))
-		}
-		ic.lookupOff = a.Len()
-		undo()
-		// A demoted site jumps here from its head: the flags and the
-		// stack are the application's.
-		ic.demoteOff = a.Len()
-		try(t.toRDX(s, false))
-		try(t.lookup(ic))
-		return err
-	})
+		return t.stackEffect(s, -1)
+	}, func() error { return t.toRDX(s, false) })
 	return err
 }
 
@@ -591,34 +567,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		ic.hitEnd[k] = j.End()
 		t.hitJmps = append(t.hitJmps, j)
 	}
-	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
-	t.cold = append(t.cold, func() error {
-		var err error
-		try := func(e error) {
-			if err == nil {
-				err = e
-			}
-		}
-		// learn: rdx = target, the registers in the context.
-		learnOff := a.Len()
-		if n > 0 {
-			try(a.Bind(learn))
-			try(t.toRDX(s, true))
-			try(t.learnExit(ic))
-		}
-		// Until a slot is set its jump goes to learn, which it never
-		// reaches (the slot matches nothing).
-		for k := range n {
-			try(a.BindAt(hitJmps[k], learnOff))
-		}
-		ic.lookupOff = a.Len()
-		if n == 0 {
-			try(a.Bind(learn))
-		}
-		try(t.toRDX(s, true))
-		try(t.lookup(ic))
-		return err
-	})
+	t.coldPaths(ic, learn, nil, func() error { return t.toRDX(s, true) })
 	return err
 }
 
@@ -676,7 +625,35 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		ic.hitEnd[k] = j.End()
 		t.hitJmps = append(t.hitJmps, j)
 	}
-	hitJmps := t.hitJmps[len(t.hitJmps)-n:]
+	// The learn and lookup paths take the target in rdx.
+	t.coldPaths(ic, learn, nil, func() error {
+		if ic.rdx {
+			return nil
+		}
+		err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX)
+		a.MovRR(amd64.RDX, tr)
+		return err
+	})
+	return err
+}
+
+// coldPaths queues a site's learn and lookup paths for the cold code:
+//
+//	learn:  undo; enter; exit to the dispatcher, which fills a slot
+//	lookup: undo
+//	demote: enter; the table lookup
+//
+// undo (nil for none) takes back what the site's head did before its
+// compares; enter leaves the target in rdx with the application's rcx
+// and rdx in the context. The slots' hit jumps go to learn until the
+// slots learn their targets (an empty slot matches nothing, so they are
+// never taken), the jump to learn goes to lookup once every slot is set,
+// and a site that proves polymorphic jumps from its head to demote. A
+// site with no slots goes straight to the lookup. The hit jumps are the
+// site's last n in t.hitJmps.
+func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func() error) {
+	a := t.a
+	hits := t.hitJmps[len(t.hitJmps)-ic.n:]
 	t.cold = append(t.cold, func() error {
 		var err error
 		try := func(e error) {
@@ -684,31 +661,30 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 				err = e
 			}
 		}
-		// The learn and lookup paths take the target in rdx.
-		toRDX := func() {
-			if !ic.rdx {
-				try(a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX))
-				a.MovRR(amd64.RDX, tr)
-			}
-		}
 		learnOff := a.Len()
-		if n > 0 {
+		if ic.n > 0 {
 			try(a.Bind(learn))
-			toRDX()
+			if undo != nil {
+				try(undo())
+			}
+			try(enter())
 			try(t.learnExit(ic))
 		}
-		for k := range n {
-			try(a.BindAt(hitJmps[k], learnOff))
+		for _, h := range hits {
+			try(a.BindAt(h, learnOff))
 		}
 		ic.lookupOff = a.Len()
-		if n == 0 {
+		if ic.n == 0 {
 			try(a.Bind(learn))
 		}
-		toRDX()
+		if undo != nil {
+			try(undo())
+		}
+		ic.demoteOff = a.Len()
+		try(enter())
 		try(t.lookup(ic))
 		return err
 	})
-	return err
 }
 
 // learnExit emits a site's learn exit: rdx holds the target, the
