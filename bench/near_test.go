@@ -127,3 +127,24 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 		}
 	}
 }
+
+// C takes the OS's placement for its range and reserves it only at the
+// end of init; a mapping there that no query shows (Wine's host mappings
+// again) makes that reservation fail. The harness counts it as a failed
+// set-up (claimFailed), not as its own error: the error must say so.
+func TestCClaimFailsOverHidden(t *testing.T) {
+	st := &StratC{}
+	h := &hiddenOS{OS: newSim(st)}
+	mustSetup(t, st, h)
+	lo, _ := st.Region()
+	h.hideForeign(t, lo+(64<<20), lo+(65<<20))
+	if _, err := st.Place(lib(1740<<10), false); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.EndInit(); !claimFailed(err) {
+		t.Errorf("C's end of init over a hidden mapping: %v, want a failed claim", err)
+	}
+	if err := st.Teardown(); err != nil {
+		t.Errorf("teardown after a failed claim: %v", err)
+	}
+}

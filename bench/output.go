@@ -335,3 +335,106 @@ func SizeLimits(pts []SizePoint) []SizeLimit {
 	}
 	return out
 }
+
+// The readers below parse what the writers above wrote, so that runs made
+// in separate processes (scripts/wine/figures.sh runs each strategy in a
+// Windows process of its own) can be merged into one set of files.
+
+// readCSV reads a CSV written under header and calls rec for each record,
+// with a getter by column name.
+func readCSV(r io.Reader, header []string, rec func(get func(string) string) error) error {
+	recs, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(header, ",") {
+		return fmt.Errorf("bench: CSV header is not %v", header)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[h] = i
+	}
+	for _, r := range recs[1:] {
+		if err := rec(func(name string) string { return r[col[name]] }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// csvNums parses a record's numeric fields, keeping the first error.
+type csvNums struct {
+	get func(string) string
+	err error
+}
+
+func (c *csvNums) int(name string) int {
+	v, err := strconv.Atoi(c.get(name))
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("bench: CSV %s: %w", name, err)
+	}
+	return v
+}
+
+func (c *csvNums) u64(name string) uint64 {
+	v, err := strconv.ParseUint(c.get(name), 10, 64)
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("bench: CSV %s: %w", name, err)
+	}
+	return v
+}
+
+func (c *csvNums) float(name string) float64 {
+	v, err := strconv.ParseFloat(c.get(name), 64)
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("bench: CSV %s: %w", name, err)
+	}
+	return v
+}
+
+func (c *csvNums) dur(name string) time.Duration { return time.Duration(c.u64(name)) }
+
+// ReadSizeCSV reads what WriteSizeCSV wrote.
+func ReadSizeCSV(r io.Reader) ([]SizePoint, error) {
+	var pts []SizePoint
+	err := readCSV(r, SizeHeader, func(get func(string) string) error {
+		c := csvNums{get: get}
+		pts = append(pts, SizePoint{Strategy: get("strategy"), Workload: get("workload"), Backend: get("backend"),
+			Race: c.int("race"), Size: c.u64("size"), Trials: c.int("trials"), SetupFailed: c.int("setup_failed"),
+			InitPlaced: c.int("init_placed"), PostPlaced: c.int("post_placed")})
+		return c.err
+	})
+	return pts, err
+}
+
+// ReadRegionCSV reads what WriteRegionCSV wrote.
+func ReadRegionCSV(r io.Reader) ([]RegionPoint, error) {
+	var pts []RegionPoint
+	err := readCSV(r, RegionHeader, func(get func(string) string) error {
+		c := csvNums{get: get}
+		pts = append(pts, RegionPoint{Strategy: get("strategy"), Backend: get("backend"), Region: c.u64("region"),
+			Trials: c.int("trials"), SetupFailed: c.int("setup_failed"), SetupCalls: c.float("setup_calls"),
+			TeardownCalls: c.float("teardown_calls"), SetupTime: c.dur("setup_ns"), TeardownTime: c.dur("teardown_ns"),
+			Objects: c.int("objects")})
+		return c.err
+	})
+	return pts, err
+}
+
+// ReadCSV reads what WriteCSV wrote.
+func ReadCSV(r io.Reader) ([]Row, error) {
+	var rows []Row
+	err := readCSV(r, RowHeader, func(get func(string) string) error {
+		c := csvNums{get: get}
+		rows = append(rows, Row{Strategy: get("strategy"), Workload: get("workload"), Backend: get("backend"),
+			Trials: c.int("trials"), SetupFailed: c.int("setup_failed"), FailedTrials: c.int("failed_trials"),
+			SetupCalls: c.float("setup_calls"), PlaceCalls: c.float("place_calls"), TeardownCalls: c.float("teardown_calls"),
+			SetupTime: c.dur("setup_ns"), TeardownTime: c.dur("teardown_ns"),
+			InitTried: c.int("init_tried"), InitPlaced: c.int("init_placed"), PostTried: c.int("post_tried"), PostPlaced: c.int("post_placed"),
+			Unreachable: c.int("unreachable"), BytesPlaced: c.u64("bytes_placed"), SmallestFailed: uintptr(c.u64("smallest_failed")),
+			RelocBytes: c.u64("reloc_bytes"), RaceWindows: c.int("race_windows"), RaceLosses: c.int("race_losses"),
+			MaxObjects: c.int("max_objects"), WorstReach: c.u64("worst_reach")})
+		return c.err
+	})
+	return rows, err
+}

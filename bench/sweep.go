@@ -185,7 +185,16 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 		p.InitPlaced++
 	}
 	if err := st.EndInit(); err != nil {
-		return err
+		if !claimFailed(err) {
+			return err
+		}
+		// The region could not be claimed (as in the matrix): a failed
+		// set-up, whatever the init probe did.
+		if ok {
+			p.InitPlaced--
+		}
+		p.SetupFailed++
+		return st.Teardown()
 	}
 	// The init probe goes again, so that the post-init probe meets the
 	// workload alone.
@@ -271,7 +280,11 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 		return nil
 	}
 	if err := st.EndInit(); err != nil {
-		return err
+		if !claimFailed(err) {
+			return err
+		}
+		p.SetupFailed++
+		return st.Teardown()
 	}
 	setup := wallNow() - t0
 	calls := c.Calls()

@@ -5,9 +5,9 @@
 # between its "generated" markers.
 #
 #   scripts/strategies.sh          sim (deterministic) and this Linux kernel
-#   scripts/strategies.sh --wine   also A-F and vmm-grid under Wine, by
-#                                  scripts/wine/figures.sh, into
-#                                  docs/strategies/wine (needs wine64;
+#   scripts/strategies.sh --wine   also A-F and vmm-grid under Wine, matrix
+#                                  and sweeps, by scripts/wine/figures.sh,
+#                                  into docs/strategies/wine (needs wine64;
 #                                  the figures are discussed in
 #                                  docs/strategies-wine.md)
 #
@@ -46,7 +46,7 @@ run sim --sweep-race 0,1
 run linux --sweep-race 0
 if ((wine)); then
 	# Wine's own script: one Windows process per strategy (see there why).
-	bash scripts/wine/figures.sh docs/strategies/wine "$TRIALS"
+	bash scripts/wine/figures.sh docs/strategies/wine "$TRIALS" "$SWEEP_TRIALS"
 fi
 
 # splice NAME FILE: replace what lies between the markers
@@ -65,4 +65,6 @@ splice() {
 
 splice sim docs/strategies/sim/tables.md
 splice linux docs/strategies/linux/tables.md
+# Wine's figures are spliced from what is committed unless --wine remade them.
+[[ -f docs/strategies/wine/tables.md ]] && splice wine docs/strategies/wine/tables.md
 echo "docs/strategies.md and docs/strategies/ regenerated (seed $SEED, $TRIALS trials, sweeps $SWEEP_TRIALS)"
