@@ -37,9 +37,10 @@ import (
 //	mov  rcx, [ctx.rcx]       ; a no-op when rcx is dead at the target
 //	jmp  fragment1            ; rel32
 //
-// In the wide form, for code above 2 GiB, the target goes to rdx and each
-// slot is `mov rcx, -pred (imm64); lea rcx, [rcx+rdx]`. Empty slots hold
-// values that match no canonical address.
+// In the wide form, for code above 2 GiB, each slot is `mov rcx, -pred
+// (imm64); lea rcx, [rcx+reg]`, reg the register a `jmp reg` or `call
+// reg` names, or else rdx, into which the target is loaded. Empty slots
+// hold values that match no canonical address.
 //
 // The learn and lookup paths sit out of line (in the fragment's cold
 // code). The dispatcher fills a slot each time the site exits through
