@@ -2,12 +2,16 @@
 // real peers. Nothing imports it but cmd/reachvm.
 //
 // The strategy harness (issue 6) turns DynamoRIO's #3570 discussion (seed
-// 002, options A-F for Windows) and the Linux alternatives into numbers:
-// every Strategy is driven through the same life cycle (set up a region,
-// place libraries at init and after, unload, reload, tear down) on an
-// osmem.OS wrapped in a Counting decorator, so that the cost is measured
-// at the OS boundary. Layouts are pre-populated, seeded and ASLR-like, on
-// the simulator; the same seed gives the same table. vmm-grid and
-// vmm-linear drive the vmm package itself; A-F and the Linux strategies
-// are written here on osmem, since vmm exposes only its own choice.
+// 002, options A-F for Windows) and the Linux alternatives into numbers.
+// The strategies themselves are library code, in package vmm/strategy;
+// this package only drives them: every strategy.Strategy goes through the
+// same life cycle (set up a region, place libraries at init and after,
+// unload, reload, tear down) on an osmem.OS wrapped in a Counting
+// decorator, so that the cost is measured at the OS boundary, with an
+// intruder in its race windows. Layouts are pre-populated, seeded and
+// ASLR-like, on the simulator; the same seed gives the same table. Here
+// live the workloads (workload.go), the matrix and its backends
+// (matrix.go, backend_*.go), the size and region sweeps (sweep.go) and
+// the output: tables, CSV, JSON, Markdown and SVG plots (output.go,
+// svg.go).
 package bench

@@ -11,42 +11,8 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
-
-// StrategyNames lists every strategy, Windows first.
-var StrategyNames = []string{"A", "B", "C", "D", "E", "F", "vmm-grid", "linux-fixed", "linux-munmap", "linux-near", "linux-spill", "vmm-linear"}
-
-// NewStrategy returns a fresh strategy with default sizes, nil if name is
-// unknown.
-func NewStrategy(name string) Strategy {
-	switch name {
-	case "A":
-		return &StratA{}
-	case "B":
-		return &StratB{}
-	case "C":
-		return &StratC{}
-	case "D":
-		return &StratD{}
-	case "E":
-		return &StratE{}
-	case "F":
-		return &StratF{}
-	case "linux-fixed":
-		return &LinuxFixed{}
-	case "linux-munmap":
-		return &LinuxMunmap{}
-	case "linux-near":
-		return &LinuxNear{}
-	case "linux-spill":
-		return &LinuxSpill{}
-	case "vmm-grid":
-		return NewVMM(osmem.RulesWindows)
-	case "vmm-linear":
-		return NewVMM(osmem.RulesLinux)
-	}
-	return nil
-}
 
 // Config configures a matrix run.
 type Config struct {
@@ -116,7 +82,7 @@ type Row struct {
 }
 
 // Run runs the matrix and returns one row per strategy and workload, in
-// StrategyNames then WorkloadNames order.
+// strategy.Names then WorkloadNames order.
 func Run(cfg Config) ([]Row, error) {
 	if cfg.Trials <= 0 {
 		cfg.Trials = 1
@@ -126,7 +92,7 @@ func Run(cfg Config) ([]Row, error) {
 	}
 	names := cfg.Strategies
 	if names == nil {
-		names = StrategyNames
+		names = strategy.Names()
 	}
 	wls := cfg.Workloads
 	if wls == nil {
@@ -134,16 +100,17 @@ func Run(cfg Config) ([]Row, error) {
 	}
 	total, done := 0, 0
 	for _, name := range names {
-		if st := NewStrategy(name); st != nil && runsOn(cfg.Backend, st) {
+		if st, ok := strategy.New(name); ok && runsOn(cfg.Backend, st) {
 			total += len(wls) * cfg.Trials
 		}
 	}
 	var rows []Row
 	for _, name := range names {
-		if NewStrategy(name) == nil {
+		st, ok := strategy.New(name)
+		if !ok {
 			return nil, fmt.Errorf("bench: unknown strategy %q", name)
 		}
-		if !runsOn(cfg.Backend, NewStrategy(name)) {
+		if !runsOn(cfg.Backend, st) {
 			continue
 		}
 		for wi, wl := range wls {
@@ -177,7 +144,7 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	// that strategies opening more windows see the same libraries.
 	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
 	ri := rand.New(rand.NewPCG(seed, 0x1a7_da7a))
-	st := NewStrategy(name)
+	st, _ := strategy.New(name)
 	raw, intr, done, err := openBackend(cfg, st, t, seed, r, ri)
 	if err != nil {
 		return err
@@ -200,8 +167,8 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	before := c.Calls()
 
 	failed := false
-	var views []View
-	place := func(l Lib, post bool) {
+	var views []strategy.View
+	place := func(l strategy.Lib, post bool) {
 		v, err := st.Place(l, post)
 		if err != nil {
 			failed = true
@@ -210,9 +177,9 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 			}
 			return
 		}
-		d := reach(lo, hi, v)
+		d := v.Distance(lo, hi)
 		row.WorstReach = max(row.WorstReach, d)
-		if d > Reach {
+		if d > strategy.Reach {
 			row.Unreachable++
 			failed = true
 		} else {
@@ -251,7 +218,7 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	}
 	row.MaxObjects = max(row.MaxObjects, objects(raw, lo, hi, views))
 	// Unload every other library, then load them again, after init.
-	var again []Lib
+	var again []strategy.Lib
 	kept := views[:0:0]
 	for i, v := range views {
 		if i%2 == 0 {
@@ -303,7 +270,7 @@ func claimFailed(err error) bool { return errors.Is(err, osmem.ErrExists) }
 
 // runsOn says whether st runs on backend: the sim runs every strategy
 // under its own rules, a real OS only the strategies written for it.
-func runsOn(backend string, st Strategy) bool {
+func runsOn(backend string, st strategy.Strategy) bool {
 	switch backend {
 	case "linux":
 		return st.Rules() == osmem.RulesLinux
@@ -318,7 +285,7 @@ func runsOn(backend string, st Strategy) bool {
 // kernel; intr is the "other thread" that allocates into race windows
 // (choices from ri), and done undoes what it allocated. The matrix and
 // the sweeps share it, so that every backend serves both.
-func openBackend(cfg Config, st Strategy, t int, seed uint64, r, ri *rand.Rand) (raw osmem.OS, intr func(lo, hi uintptr), done func(), err error) {
+func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *rand.Rand) (raw osmem.OS, intr func(lo, hi uintptr), done func(), err error) {
 	var foreign [][2]uintptr
 	switch cfg.Backend {
 	case "sim":
@@ -365,18 +332,9 @@ func openBackend(cfg Config, st Strategy, t int, seed uint64, r, ri *rand.Rand) 
 	return raw, intr, done, nil
 }
 
-// reach returns the largest distance between a byte of [lo, hi) and a byte
-// of v (last bytes inclusive, so that a library inside a 2 GiB region is
-// within Reach).
-func reach(lo, hi uintptr, v View) uint64 {
-	a := int64(v.Addr+v.Size-1) - int64(lo)
-	b := int64(hi-1) - int64(v.Addr)
-	return uint64(max(a, b, -a, -b))
-}
-
 // objects counts the kernel objects of the region and of the views outside
 // it: allocations (distinct bases) under Windows rules, VMAs under Linux.
-func objects(o osmem.OS, lo, hi uintptr, views []View) int {
+func objects(o osmem.OS, lo, hi uintptr, views []strategy.View) int {
 	regs, err := o.Regions(lo, hi)
 	if err != nil {
 		return 0

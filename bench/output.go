@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // The files reachvm strategies --out writes: CSV for other tools, SVG
@@ -87,7 +88,7 @@ type File struct {
 // family names the OS a strategy is written for, for splitting plots:
 // a dozen lines in one chart would hide each other.
 func family(name string) string {
-	if st := NewStrategy(name); st != nil && st.Rules() == osmem.RulesWindows {
+	if st, ok := strategy.New(name); ok && st.Rules() == osmem.RulesWindows {
 		return "windows"
 	}
 	return "linux"

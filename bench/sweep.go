@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // The sweeps answer the two questions the matrix answers only at default
@@ -149,7 +150,7 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 	seed := sweepSeed(cfg.Seed, t)
 	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
 	ri := rand.New(rand.NewPCG(seed, 0x1a7_da7a))
-	st := NewStrategy(name)
+	st, _ := strategy.New(name)
 	raw, intr, done, err := openBackend(cfg.Config, st, t, seed, r, ri)
 	if err != nil {
 		return err
@@ -167,15 +168,15 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 	}
 	lo, hi := st.Region()
 	// No preferred base: the sweep measures room, the matrix relocation.
-	probe := Lib{Name: "probe", Size: size}
-	placed := func(post bool) (View, bool) {
+	probe := strategy.Lib{Name: "probe", Size: size}
+	placed := func(post bool) (strategy.View, bool) {
 		v, err := st.Place(probe, post)
 		if err != nil {
-			return View{}, false
+			return strategy.View{}, false
 		}
 		// An unreachable placement (B, a spill) still occupies memory:
 		// keep it as a view so that teardown frees it.
-		return v, reach(lo, hi, v) <= Reach
+		return v, v.Distance(lo, hi) <= strategy.Reach
 	}
 	for _, l := range w.Init {
 		_, _ = st.Place(l, false)
@@ -234,7 +235,7 @@ func RegionSweep(cfg SweepConfig) ([]RegionPoint, error) {
 	}
 	var pts []RegionPoint
 	for _, n := range names {
-		if !setRegion(NewStrategy(n), 1<<30) {
+		if st, _ := strategy.New(n); !setRegion(st, 1<<30) {
 			continue
 		}
 		for _, s := range regions {
@@ -263,7 +264,7 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 	seed := sweepSeed(cfg.Seed, t)
 	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
 	ri := rand.New(rand.NewPCG(seed, 0x1a7_da7a))
-	st := NewStrategy(p.Strategy)
+	st, _ := strategy.New(p.Strategy)
 	setRegion(st, uintptr(p.Region))
 	raw, intr, done, err := openBackend(cfg.Config, st, t, seed, r, ri)
 	if err != nil {
@@ -308,27 +309,27 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 
 // setRegion sizes st's region; false if st has none (linux-near keeps
 // only a small anchor allocation).
-func setRegion(st Strategy, size uintptr) bool {
+func setRegion(st strategy.Strategy, size uintptr) bool {
 	switch s := st.(type) {
-	case *StratA:
+	case *strategy.A:
 		s.Size = size
-	case *StratB:
+	case *strategy.B:
 		s.Size = size
-	case *StratC:
+	case *strategy.C:
 		s.Size = size
-	case *StratD:
+	case *strategy.D:
 		s.Size = size
-	case *StratE:
+	case *strategy.E:
 		s.Size = size
-	case *StratF:
+	case *strategy.F:
 		s.Size = size
-	case *LinuxFixed:
+	case *strategy.LinuxFixed:
 		s.Size = size
-	case *LinuxMunmap:
+	case *strategy.LinuxMunmap:
 		s.Size = size
-	case *LinuxSpill:
+	case *strategy.LinuxSpill:
 		s.Size = size
-	case *VMM:
+	case *strategy.VMM:
 		s.Size = size
 	default:
 		return false
@@ -352,12 +353,12 @@ func (cfg *SweepConfig) defaults() {
 func (cfg *SweepConfig) strategies() ([]string, error) {
 	names := cfg.Strategies
 	if names == nil {
-		names = StrategyNames
+		names = strategy.Names()
 	}
 	var out []string
 	for _, n := range names {
-		st := NewStrategy(n)
-		if st == nil {
+		st, ok := strategy.New(n)
+		if !ok {
 			return nil, fmt.Errorf("bench: unknown strategy %q", n)
 		}
 		if runsOn(cfg.Backend, st) {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 var sweepSizes = []uintptr{64 << 10, 1 << 20, 64 << 20, 512 << 20, 1 << 30, 1536 << 20, 2 << 30, 3 << 30}
@@ -45,18 +47,18 @@ func TestSizeSweepLimits(t *testing.T) {
 				t.Errorf("A placed after init: %+v", p)
 			}
 		case "F":
-			// Outside a 512 MiB region, at most Reach-512 MiB lies within
+			// Outside a 512 MiB region, at most strategy.Reach-512 MiB lies within
 			// reach of all of it, on either side.
-			if p.Size > Reach-DefaultFRegion && (p.InitPlaced != 0 || p.PostPlaced != 0) {
+			if p.Size > strategy.Reach-strategy.DefaultFRegion && (p.InitPlaced != 0 || p.PostPlaced != 0) {
 				t.Errorf("F placed beyond its window: %+v", p)
 			}
 			if p.Size <= 64<<20 && (!all(p.InitPlaced) || !all(p.PostPlaced)) {
 				t.Errorf("F failed a small library: %+v", p)
 			}
 		case "linux-fixed":
-			fits := p.Size <= DefaultRegion
+			fits := p.Size <= strategy.DefaultRegion
 			if fits != all(p.InitPlaced) || fits != all(p.PostPlaced) || (!fits && (p.InitPlaced != 0 || p.PostPlaced != 0)) {
-				t.Errorf("linux-fixed, region %d bytes: %+v", DefaultRegion, p)
+				t.Errorf("linux-fixed, region %d bytes: %+v", strategy.DefaultRegion, p)
 			}
 		}
 	}
@@ -64,11 +66,11 @@ func TestSizeSweepLimits(t *testing.T) {
 	for _, l := range SizeLimits(pts) {
 		switch l.Strategy {
 		case "linux-fixed":
-			if l.InitAll != DefaultRegion || l.PostAll != DefaultRegion || l.InitAny != DefaultRegion {
+			if l.InitAll != strategy.DefaultRegion || l.PostAll != strategy.DefaultRegion || l.InitAny != strategy.DefaultRegion {
 				t.Errorf("%+v", l)
 			}
 		case "F":
-			if l.PostAny == 0 || l.PostAny > Reach-DefaultFRegion {
+			if l.PostAny == 0 || l.PostAny > strategy.Reach-strategy.DefaultFRegion {
 				t.Errorf("%+v", l)
 			}
 		case "A":
@@ -103,7 +105,7 @@ func TestRegionSweepCost(t *testing.T) {
 		}
 	}
 	for _, r := range []uint64{256 << 20, 1 << 30, 2 << 30} {
-		slots := int(r / DefaultSlot)
+		slots := int(r / strategy.DefaultSlot)
 		if d := by["D"][r]; d.Objects != slots || d.SetupCalls < float64(slots) || d.TeardownCalls < float64(slots) {
 			t.Errorf("D at %d: %+v, want %d slots", r, d, slots)
 		}

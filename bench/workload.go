@@ -9,6 +9,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // Directories the size distributions are read from.
@@ -76,18 +77,11 @@ func Distributions() (so, pe Sizes) {
 // after init; half of everything placed is then unloaded and reloaded.
 type Workload struct {
 	Name       string
-	Init, Post []Lib
+	Init, Post []strategy.Lib
 }
 
 // WorkloadNames are the workloads of the matrix.
 var WorkloadNames = []string{"dr", "so", "pe"}
-
-// DefaultPref is the preferred base of a 64-bit Windows DLL (/BASE
-// default 0x180000000). Workloads rebase their PE images from there, one
-// after another (as DynamoRIO gives its client libraries distinct
-// preferred bases), so that a strategy that can honour preferred bases
-// (A) pays no relocation and one that cannot (C) pays for all of them.
-const DefaultPref = 0x1_8000_0000
 
 // MakeWorkload draws workload name from r: "dr" is DR's client set
 // (drmemorylib, dbghelp, four extensions) with eight post-init maps drawn
@@ -96,16 +90,21 @@ const DefaultPref = 0x1_8000_0000
 // position-independent and have no preferred base.
 func MakeWorkload(name string, r *rand.Rand) Workload {
 	so, pe := Distributions()
-	next := uintptr(DefaultPref)
-	rebase := func(l Lib) Lib {
+	// PE images are rebased one after another from the default DLL base,
+	// as DynamoRIO gives its client libraries distinct preferred bases:
+	// A, whose region starts there when it can, pays no relocation, and C,
+	// which packs from the top, pays for all of them.
+	const gran = 64 << 10 // Windows' allocation granularity
+	next := uintptr(strategy.DefaultPref)
+	rebase := func(l strategy.Lib) strategy.Lib {
 		l.Pref = next
-		next += alignUp(l.Size, 64<<10)
+		next += (l.Size + gran - 1) &^ (gran - 1)
 		return l
 	}
-	draw := func(d Sizes, n int, prefix string) []Lib {
-		out := make([]Lib, n)
+	draw := func(d Sizes, n int, prefix string) []strategy.Lib {
+		out := make([]strategy.Lib, n)
 		for i := range out {
-			out[i] = Lib{Name: prefix + itoa(i), Size: d.Sizes[r.IntN(len(d.Sizes))]}
+			out[i] = strategy.Lib{Name: prefix + itoa(i), Size: d.Sizes[r.IntN(len(d.Sizes))]}
 			if d.Source != SODir {
 				out[i] = rebase(out[i])
 			}
@@ -115,12 +114,12 @@ func MakeWorkload(name string, r *rand.Rand) Workload {
 	w := Workload{Name: name}
 	switch name {
 	case "dr":
-		w.Init = []Lib{
-			rebase(Lib{Name: "drmemorylib.dll", Size: drSizes[7]}),
-			rebase(Lib{Name: "dbghelp.dll", Size: drSizes[6]}),
+		w.Init = []strategy.Lib{
+			rebase(strategy.Lib{Name: "drmemorylib.dll", Size: drSizes[7]}),
+			rebase(strategy.Lib{Name: "dbghelp.dll", Size: drSizes[6]}),
 		}
 		for i := 0; i < 4; i++ {
-			w.Init = append(w.Init, rebase(Lib{Name: "ext" + itoa(i) + ".dll", Size: drSizes[r.IntN(6)]}))
+			w.Init = append(w.Init, rebase(strategy.Lib{Name: "ext" + itoa(i) + ".dll", Size: drSizes[r.IntN(6)]}))
 		}
 		w.Post = draw(pe, 8, "map")
 	case "so":

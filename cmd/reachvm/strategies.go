@@ -9,10 +9,12 @@ import (
 	"strings"
 
 	"github.com/reachvm/reachvm/bench"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // cmdStrategies runs the reachability-strategy matrix of package bench
-// (issue 6): DynamoRIO's Windows options A-F on the simulator's Windows
+// (issue 6) over the strategies of package vmm/strategy: DynamoRIO's
+// Windows options A-F on the simulator's Windows
 // rules and the Linux strategies on the simulator's Linux rules or the
 // real kernel, and prints a table, or with --json one object keyed by
 // strategy name.
@@ -24,7 +26,7 @@ func cmdStrategies(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Trials, "trials", 20, "trials per strategy and workload, each on a fresh seeded layout")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of every random choice: the same seed gives the same sim table")
 	fs.IntVar(&cfg.RaceRate, "race", 1, "percent chance that another thread allocates into each race window")
-	strats := fs.String("strategy", "", "comma-separated strategies (default all: "+strings.Join(bench.StrategyNames, ",")+")")
+	strats := fs.String("strategy", "", "comma-separated strategies (default all: "+strings.Join(strategy.Names(), ",")+")")
 	wls := fs.String("workload", "", "comma-separated workloads (default all: "+strings.Join(bench.WorkloadNames, ",")+")")
 	asJSON := fs.Bool("json", false, "print one JSON object, one entry per strategy keyed by its name")
 	out := fs.String("out", "", "also write to this directory: strategies.json (as --json), strategies.csv, the sweeps (sizes.csv, regions.csv), their plots (*.svg) and tables.md")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/bench"
+	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // The smoke run of issue 6: the whole sim matrix, small, well under 10 s.
@@ -25,7 +26,7 @@ func TestStrategiesSmoke(t *testing.T) {
 	if d := time.Since(t0); d > 10*time.Second {
 		t.Errorf("smoke run took %v", d)
 	}
-	for _, name := range bench.StrategyNames {
+	for _, name := range strategy.Names() {
 		if !strings.Contains(out.String(), "\n"+name+" ") {
 			t.Errorf("table lacks %s:\n%s", name, out.String())
 		}
@@ -41,10 +42,10 @@ func TestStrategiesJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
-	if len(m) != len(bench.StrategyNames) {
-		t.Errorf("%d entries, want %d", len(m), len(bench.StrategyNames))
+	if len(m) != len(strategy.Names()) {
+		t.Errorf("%d entries, want %d", len(m), len(strategy.Names()))
 	}
-	for _, name := range bench.StrategyNames {
+	for _, name := range strategy.Names() {
 		rows := m[name]
 		if len(rows) != 1 || rows[0].Strategy != name || rows[0].Workload != "dr" || rows[0].Trials != 1 {
 			t.Errorf("%s: %+v", name, rows)

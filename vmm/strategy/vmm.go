@@ -1,4 +1,4 @@
-package bench
+package strategy
 
 import (
 	"errors"
@@ -7,9 +7,9 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// VMM measures the code that ships: reachvm's own vmm package, whose
-// vmcode is the grid (strategy D) under Windows rules and one reservation
-// with MAP_FIXED (linux-fixed) under Linux rules. Libraries are placed as
+// VMM is reachvm's own vmm package as a strategy, the code that ships:
+// its vmcode is the grid (strategy D) under Windows rules and one
+// reservation with MAP_FIXED (linux-fixed) under Linux rules. Libraries are placed as
 // the private loader places them: ReserveSlot, Slot.MapFile, and
 // Slot.Release to unload.
 //
@@ -17,6 +17,8 @@ import (
 // race windows are observed at the OS boundary instead (windowOS): every
 // Release or Unmap between Setup and Teardown opens one, and every Exact
 // map or reservation that finds its addresses taken is a lost race.
+//
+// The zero VMM is vmm-linear (Linux rules); NewVMM chooses the rules.
 type VMM struct {
 	base
 	rules osmem.Rules
@@ -27,18 +29,27 @@ type VMM struct {
 	slots map[uintptr]*vmm.Slot
 }
 
-// NewVMM returns the vmm strategy for rules.
+// NewVMM returns the vmm strategy for rules: vmm-grid under
+// osmem.RulesWindows, vmm-linear under osmem.RulesLinux.
 func NewVMM(rules osmem.Rules) *VMM { return &VMM{rules: rules} }
 
+// Name returns "vmm-grid" under Windows rules, "vmm-linear" under Linux
+// rules.
 func (s *VMM) Name() string {
 	if s.rules == osmem.RulesWindows {
 		return "vmm-grid"
 	}
 	return "vmm-linear"
 }
-func (s *VMM) Rules() osmem.Rules { return s.rules }
-func (s *VMM) EndInit() error     { return nil }
 
+// Rules returns the rules NewVMM was given.
+func (s *VMM) Rules() osmem.Rules { return s.rules }
+
+// EndInit does nothing: vmcode is claimed from Setup on.
+func (s *VMM) EndInit() error { return nil }
+
+// Setup creates a vmm.VMM on o with a vmcode of Size bytes and no vmheap,
+// W^X off; the region is its vmcode.
 func (s *VMM) Setup(o osmem.OS) error {
 	s.w = &windowOS{OS: o, b: &s.base}
 	s.os = s.w
@@ -54,12 +65,13 @@ func (s *VMM) Setup(o osmem.OS) error {
 	return nil
 }
 
-// Place retries on a *vmm.SlotLostError, as vmm asks its callers to: the
-// lost slots stay out of the allocator and the next ReserveSlot picks
-// others.
+// Place reserves a slot of vmcode for lib and maps it there, retrying on
+// a *vmm.SlotLostError, as vmm asks its callers to: the lost slots stay
+// out of the allocator and the next ReserveSlot picks others. vmcode
+// exhausted is ErrUnsupported.
 func (s *VMM) Place(lib Lib, post bool) (View, error) {
 	var err error
-	for try := 0; try < DefaultGridTries; try++ {
+	for try := 0; try < placeTries; try++ {
 		var v View
 		v, err = s.place(lib)
 		var lost *vmm.SlotLostError
@@ -95,11 +107,12 @@ func (s *VMM) place(lib Lib) (View, error) {
 	return View{Lib: lib, Addr: sl.Base(), Size: size, Relocated: relocated(lib, sl.Base())}, nil
 }
 
+// Unload releases v's slot.
 func (s *VMM) Unload(v View) error {
 	sl := s.slots[v.Addr]
 	delete(s.slots, v.Addr)
 	if sl == nil {
-		return errors.New("bench: vmm: no slot there")
+		return errors.New("strategy: vmm: no slot there")
 	}
 	// A slot lost to the intruder while re-reserving is vmm doing its job
 	// (the loss is counted by windowOS), not a failure of the run.
@@ -110,6 +123,7 @@ func (s *VMM) Unload(v View) error {
 	return nil
 }
 
+// Teardown releases every slot still placed and closes the vmm.VMM.
 func (s *VMM) Teardown() error {
 	s.w.armed = false
 	// Windows rules: views must go one by one before vmcode; Linux rules:
@@ -134,6 +148,7 @@ type windowOS struct {
 	armed bool
 }
 
+// Release releases and, while armed, opens a window over the range.
 func (w *windowOS) Release(addr, size uintptr) error {
 	err := w.OS.Release(addr, size)
 	if err == nil && w.armed {
@@ -142,6 +157,7 @@ func (w *windowOS) Release(addr, size uintptr) error {
 	return err
 }
 
+// Unmap unmaps and, while armed, opens a window over the range.
 func (w *windowOS) Unmap(addr, size uintptr) error {
 	err := w.OS.Unmap(addr, size)
 	if err == nil && w.armed {
@@ -150,6 +166,8 @@ func (w *windowOS) Unmap(addr, size uintptr) error {
 	return err
 }
 
+// Reserve reserves; while armed, an Exact reservation that finds its
+// range taken is a lost race.
 func (w *windowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
 	a, err := w.OS.Reserve(addr, size, mode)
 	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {
@@ -158,6 +176,8 @@ func (w *windowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error)
 	return a, err
 }
 
+// MapObject maps; while armed, an Exact map that finds its range taken
+// is a lost race.
 func (w *windowOS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
 	a, err := w.OS.MapObject(obj, off, addr, size, prot, mode)
 	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {

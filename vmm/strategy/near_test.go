@@ -1,6 +1,7 @@
-package bench
+package strategy
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
@@ -67,7 +68,7 @@ func (h *hiddenOS) Query(addr uintptr) (osmem.Region, error) {
 // (Linux rules), are checked, with the two holes nearest the region,
 // just above and just below it, hidden.
 func TestNearSkipsHiddenHoles(t *testing.T) {
-	for _, st := range []Strategy{&StratF{}, &LinuxNear{}} {
+	for _, st := range []Strategy{&F{}, &LinuxNear{}} {
 		h := &hiddenOS{OS: newSim(st)}
 		// A 4 GiB block the region's placement must avoid, released
 		// after it, leaves free space on both sides of the region.
@@ -107,7 +108,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: library %d: %v", st.Name(), i, err)
 			}
-			if d := reach(lo, hi, v); d > Reach {
+			if d := v.Distance(lo, hi); d > Reach {
 				t.Errorf("%s: library %d at %#x, out of reach", st.Name(), i, v.Addr)
 			}
 			for _, r := range h.hide {
@@ -130,10 +131,10 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 
 // C takes the OS's placement for its range and reserves it only at the
 // end of init; a mapping there that no query shows (Wine's host mappings
-// again) makes that reservation fail. The harness counts it as a failed
-// set-up (claimFailed), not as its own error: the error must say so.
+// again) makes that reservation fail. The harness (package bench) counts it as a failed
+// set-up, not as its own error: the error must wrap osmem.ErrExists.
 func TestCClaimFailsOverHidden(t *testing.T) {
-	st := &StratC{}
+	st := &C{}
 	h := &hiddenOS{OS: newSim(st)}
 	mustSetup(t, st, h)
 	lo, _ := st.Region()
@@ -141,7 +142,7 @@ func TestCClaimFailsOverHidden(t *testing.T) {
 	if _, err := st.Place(lib(1740<<10), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.EndInit(); !claimFailed(err) {
+	if err := st.EndInit(); !errors.Is(err, osmem.ErrExists) {
 		t.Errorf("C's end of init over a hidden mapping: %v, want a failed claim", err)
 	}
 	if err := st.Teardown(); err != nil {

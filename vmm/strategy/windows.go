@@ -1,4 +1,4 @@
-package bench
+package strategy
 
 import (
 	"errors"
@@ -7,25 +7,46 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 )
 
-// Default sizes of the Windows strategies (seed 002, DynamoRIO #3570).
+// Default sizes of the strategies (seed 002, DynamoRIO #3570): what a
+// zero size field selects.
 const (
-	DefaultRegion    = 2 << 30   // the full rel32 window
-	DefaultSlot      = 640 << 10 // D and E: ten 64 KiB granules
-	DefaultEGrid     = 64 << 20  // E: the grid at the top of the region
-	DefaultFRegion   = 512 << 20 // F: DynamoRIO's Windows vmcode
-	DefaultGridTries = 3
+	// DefaultRegion is the region of every strategy but F and linux-near:
+	// the full rel32 window.
+	DefaultRegion = 2 << 30
+	// DefaultSlot is the slot of D's and E's grids: ten 64 KiB granules.
+	DefaultSlot = 640 << 10
+	// DefaultEGrid is E's grid at the top of its region: 102 slots of
+	// DefaultSlot (the seed's "100 of 640 KiB").
+	DefaultEGrid = 64 << 20
+	// DefaultFRegion is F's region: DynamoRIO's Windows vmcode.
+	DefaultFRegion = 512 << 20
 )
 
-// StratA picks the region without reserving it, loads the init libraries
-// into it (at their preferred base when it falls inside), then reserves
-// every piece around them and keeps the list to free at exit. After init
-// the region is all reservations and views: nothing more can be mapped
-// reachably (the seed: "would not work with post-init dr_map_file").
-type StratA struct {
+// DefaultPref is the preferred base of a 64-bit Windows DLL (/BASE
+// default 0x180000000), where A puts its region unless told otherwise, so
+// that libraries rebased from there (as DynamoRIO gives its client
+// libraries distinct preferred bases) load unrelocated.
+const DefaultPref = 0x1_8000_0000
+
+// placeTries bounds the maps a strategy tries for one library (or grid
+// run) before it gives up after lost races.
+const placeTries = 3
+
+// A is the seed's option A (Windows): it picks the region without
+// reserving it, loads the init libraries into it (at their preferred base
+// when it falls inside), then reserves every piece around them and keeps
+// the list to free at exit. After init the region is all reservations and
+// views: nothing more can be mapped reachably (the seed: "would not work
+// with post-init dr_map_file"). Between Setup and EndInit the whole region
+// lies unreserved, and any other thread may allocate into it.
+type A struct {
 	base
-	Size uintptr // region size; 0 selects DefaultRegion
+	// Size is the region's size, a multiple of the allocation
+	// granularity; 0 selects DefaultRegion.
+	Size uintptr
 	// Near is where A tries to put the region first, so that libraries
-	// land at their preferred bases: 0 selects DefaultPref.
+	// land at their preferred bases (a granularity-aligned address); 0
+	// selects DefaultPref. If the range there is taken, the OS picks.
 	Near  uintptr
 	fl    *freeList
 	init  bool
@@ -33,10 +54,14 @@ type StratA struct {
 	pcs   [][2]uintptr        // reservations made by EndInit
 }
 
-func (s *StratA) Name() string       { return "A" }
-func (s *StratA) Rules() osmem.Rules { return osmem.RulesWindows }
+// Name returns "A".
+func (s *A) Name() string { return "A" }
 
-func (s *StratA) Setup(o osmem.OS) error {
+// Rules returns osmem.RulesWindows.
+func (s *A) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup picks the region, at Near if it is free, without reserving it.
+func (s *A) Setup(o osmem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
 	// The region starts at the preferred bases if they are free, else
@@ -57,12 +82,15 @@ func (s *StratA) Setup(o osmem.OS) error {
 	return nil
 }
 
-func (s *StratA) Place(lib Lib, post bool) (View, error) {
+// Place maps lib into the unreserved region, at its preferred base if that
+// lies inside and is free, else first fit; after EndInit it returns
+// ErrUnsupported.
+func (s *A) Place(lib Lib, post bool) (View, error) {
 	if !s.init {
 		return View{}, ErrUnsupported
 	}
 	size := alignUp(lib.Size, s.os.Granularity())
-	for try := 0; try < DefaultGridTries; try++ {
+	for try := 0; try < placeTries; try++ {
 		at, ok := uintptr(0), false
 		if lib.Pref >= s.lo && lib.Pref+size <= s.hi && s.fl.take(lib.Pref, lib.Pref+size) {
 			at, ok = lib.Pref, true
@@ -89,7 +117,8 @@ func (s *StratA) Place(lib Lib, post bool) (View, error) {
 }
 
 // EndInit reserves every free piece of the region, one reservation each.
-func (s *StratA) EndInit() error {
+// A piece someone else took meanwhile is a lost race, not an error.
+func (s *A) EndInit() error {
 	s.init = false
 	for _, r := range s.fl.r {
 		if _, err := s.os.Reserve(r[0], r[1]-r[0], osmem.Exact); err != nil {
@@ -106,7 +135,8 @@ func (s *StratA) EndInit() error {
 	return nil
 }
 
-func (s *StratA) Unload(v View) error {
+// Unload unmaps v; after init it reserves the hole again.
+func (s *A) Unload(v View) error {
 	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
 		return err
 	}
@@ -119,30 +149,41 @@ func (s *StratA) Unload(v View) error {
 	return nil
 }
 
-func (s *StratA) Teardown() error {
+// Teardown releases every piece and unmaps every view.
+func (s *A) Teardown() error {
 	err := releasePieces(s.os, s.pcs, s.views)
 	s.pcs, s.views = nil, nil
 	return err
 }
 
-// StratB keeps one region for code and gives up on reachable libraries:
-// they go wherever the OS puts them, and the harness measures how often
-// that happens to be out of reach.
-type StratB struct {
+// B is the seed's option B (Windows): it keeps one region for code and
+// gives up on reachable libraries. They go wherever the OS puts them
+// (their preferred base if free), which may be out of reach: Place never
+// returns ErrUnsupported, and its views must be checked with
+// View.Distance.
+type B struct {
 	base
+	// Size is the region's size; 0 selects DefaultRegion.
 	Size uintptr
 }
 
-func (s *StratB) Name() string       { return "B" }
-func (s *StratB) Rules() osmem.Rules { return osmem.RulesWindows }
-func (s *StratB) Setup(o osmem.OS) error {
+// Name returns "B".
+func (s *B) Name() string { return "B" }
+
+// Rules returns osmem.RulesWindows.
+func (s *B) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup reserves the region wherever the OS puts it.
+func (s *B) Setup(o osmem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
 	lo, err := o.Reserve(0, size, osmem.Hint)
 	s.lo, s.hi = lo, lo+size
 	return err
 }
-func (s *StratB) Place(lib Lib, post bool) (View, error) {
+
+// Place maps lib wherever the OS puts it, asking for its preferred base.
+func (s *B) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
 	v, err := s.mapLib(lib, lib.Pref, size, osmem.Hint)
 	if err != nil {
@@ -150,16 +191,25 @@ func (s *StratB) Place(lib Lib, post bool) (View, error) {
 	}
 	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 }
-func (s *StratB) EndInit() error      { return nil }
-func (s *StratB) Unload(v View) error { return s.os.Unmap(v.Addr, v.Size) }
-func (s *StratB) Teardown() error     { return s.os.Release(s.lo, s.hi-s.lo) }
 
-// StratC packs the init libraries down from the top of the unreserved
-// region (each at a non-preferred base, so each pays relocation), then
-// reserves everything below them as one reservation. Like A, nothing can
-// be placed after init.
-type StratC struct {
+// EndInit does nothing: B has nothing to claim.
+func (s *B) EndInit() error { return nil }
+
+// Unload unmaps v.
+func (s *B) Unload(v View) error { return s.os.Unmap(v.Addr, v.Size) }
+
+// Teardown releases the region; views still placed are the caller's to
+// unload first.
+func (s *B) Teardown() error { return s.os.Release(s.lo, s.hi-s.lo) }
+
+// C is the seed's option C (Windows): it packs the init libraries down
+// from the top of the unreserved region (each at a non-preferred base, so
+// each pays relocation), then reserves everything below them as one
+// reservation. Like A, nothing can be placed after init, and the region
+// lies unreserved until EndInit.
+type C struct {
 	base
+	// Size is the region's size; 0 selects DefaultRegion.
 	Size  uintptr
 	top   uintptr // lowest packed library
 	init  bool
@@ -167,9 +217,14 @@ type StratC struct {
 	pcs   [][2]uintptr
 }
 
-func (s *StratC) Name() string       { return "C" }
-func (s *StratC) Rules() osmem.Rules { return osmem.RulesWindows }
-func (s *StratC) Setup(o osmem.OS) error {
+// Name returns "C".
+func (s *C) Name() string { return "C" }
+
+// Rules returns osmem.RulesWindows.
+func (s *C) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup picks the region where the OS has room, without reserving it.
+func (s *C) Setup(o osmem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
 	lo, err := pickRange(o, size)
@@ -180,12 +235,15 @@ func (s *StratC) Setup(o osmem.OS) error {
 	s.views = map[uintptr]uintptr{}
 	return nil
 }
-func (s *StratC) Place(lib Lib, post bool) (View, error) {
+
+// Place maps lib just below the libraries placed before it; after EndInit
+// it returns ErrUnsupported.
+func (s *C) Place(lib Lib, post bool) (View, error) {
 	if !s.init {
 		return View{}, ErrUnsupported
 	}
 	size := alignUp(lib.Size, s.os.Granularity())
-	for try := 0; try < DefaultGridTries; try++ {
+	for try := 0; try < placeTries; try++ {
 		if s.top-s.lo < size {
 			return View{}, ErrUnsupported
 		}
@@ -205,7 +263,9 @@ func (s *StratC) Place(lib Lib, post bool) (View, error) {
 	}
 	return View{}, ErrUnsupported
 }
-func (s *StratC) EndInit() error {
+
+// EndInit reserves the region below the libraries as one reservation.
+func (s *C) EndInit() error {
 	s.init = false
 	if s.top == s.lo {
 		return nil
@@ -216,7 +276,9 @@ func (s *StratC) EndInit() error {
 	s.pcs = append(s.pcs, [2]uintptr{s.lo, s.top})
 	return nil
 }
-func (s *StratC) Unload(v View) error {
+
+// Unload unmaps v; after init it reserves the hole again.
+func (s *C) Unload(v View) error {
 	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
 		return err
 	}
@@ -227,7 +289,9 @@ func (s *StratC) Unload(v View) error {
 	s.keepHole(&s.pcs, v.Addr, v.Addr+v.Size)
 	return nil
 }
-func (s *StratC) Teardown() error {
+
+// Teardown releases the reservations and unmaps every view.
+func (s *C) Teardown() error {
 	err := releasePieces(s.os, s.pcs, s.views)
 	s.pcs, s.views = nil, nil
 	return err
@@ -281,7 +345,7 @@ func (g *gridPart) place(lib Lib) (View, error) {
 	gran := g.os.Granularity()
 	size := alignUp(lib.Size, gran)
 	k := int((size + g.slot - 1) / g.slot)
-	for try := 0; try < DefaultGridTries; try++ {
+	for try := 0; try < placeTries; try++ {
 		k0 := -1
 		for i, run := 0, 0; i < g.n(); i++ {
 			if g.st[i] != slotFree {
@@ -378,18 +442,31 @@ func (g *gridPart) teardown() error {
 	return errors.Join(errs...)
 }
 
-// StratD reserves the whole region as a grid of Slot-sized reservations
-// (reachvm's choice, vmm/grid.go): libraries of any size fit, at init or
-// after, at the price of one reservation per slot.
-type StratD struct {
+// D is the seed's option D (Windows): it reserves the whole region as a
+// grid of Slot-sized reservations (reachvm's choice, vmm/grid.go, which
+// VMM measures): libraries of any size fit, at init or after, at the price
+// of one reservation per slot. A library releases a run of consecutive
+// slots, maps over it and reserves the rest of its last slot again; each
+// release is a race window.
+type D struct {
 	base
-	Size, Slot uintptr
-	g          gridPart
+	// Size is the region's size (rounded down to a multiple of Slot); 0
+	// selects DefaultRegion.
+	Size uintptr
+	// Slot is the grid's slot, a multiple of the allocation granularity;
+	// 0 selects DefaultSlot.
+	Slot uintptr
+	g    gridPart
 }
 
-func (s *StratD) Name() string       { return "D" }
-func (s *StratD) Rules() osmem.Rules { return osmem.RulesWindows }
-func (s *StratD) Setup(o osmem.OS) error {
+// Name returns "D".
+func (s *D) Name() string { return "D" }
+
+// Rules returns osmem.RulesWindows.
+func (s *D) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup reserves the region, one reservation per slot.
+func (s *D) Setup(o osmem.OS) error {
 	s.os = o
 	size, slot := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot)
 	size -= size % slot
@@ -401,24 +478,45 @@ func (s *StratD) Setup(o osmem.OS) error {
 	s.g = gridPart{base: &s.base, slot: slot}
 	return s.g.setup(lo, int(size/slot))
 }
-func (s *StratD) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
-func (s *StratD) EndInit() error                         { return nil }
-func (s *StratD) Unload(v View) error                    { return s.g.unload(v) }
-func (s *StratD) Teardown() error                        { return s.g.teardown() }
 
-// StratE reserves the bulk of the region once and only its top Grid bytes
-// as slots: libraries and reachable maps share those slots (100 of 640
-// KiB in the seed).
-type StratE struct {
+// Place maps lib over the lowest run of free slots long enough for it.
+func (s *D) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
+
+// EndInit does nothing: the grid is claimed from Setup on.
+func (s *D) EndInit() error { return nil }
+
+// Unload unmaps v and reserves its slots again.
+func (s *D) Unload(v View) error { return s.g.unload(v) }
+
+// Teardown unmaps every view and releases every slot.
+func (s *D) Teardown() error { return s.g.teardown() }
+
+// E is the seed's option E (Windows): it reserves the bulk of the region
+// once and only its top Grid bytes as slots, which libraries and
+// reachable maps share (100 of 640 KiB in the seed); placement works as
+// in D's grid.
+type E struct {
 	base
-	Size, Slot, Grid uintptr
-	g                gridPart
-	bulk             uintptr
+	// Size is the region's size; 0 selects DefaultRegion.
+	Size uintptr
+	// Slot is the grid's slot, a multiple of the allocation granularity;
+	// 0 selects DefaultSlot.
+	Slot uintptr
+	// Grid is the size of the grid at the top of the region (rounded down
+	// to a multiple of Slot), less than Size; 0 selects DefaultEGrid.
+	Grid uintptr
+	g    gridPart
+	bulk uintptr
 }
 
-func (s *StratE) Name() string       { return "E" }
-func (s *StratE) Rules() osmem.Rules { return osmem.RulesWindows }
-func (s *StratE) Setup(o osmem.OS) error {
+// Name returns "E".
+func (s *E) Name() string { return "E" }
+
+// Rules returns osmem.RulesWindows.
+func (s *E) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup reserves the bulk as one reservation and the grid slot by slot.
+func (s *E) Setup(o osmem.OS) error {
 	s.os = o
 	size, slot, grid := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot), orDefault(s.Grid, DefaultEGrid)
 	grid -= grid % slot
@@ -438,25 +536,42 @@ func (s *StratE) Setup(o osmem.OS) error {
 	}
 	return nil
 }
-func (s *StratE) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
-func (s *StratE) EndInit() error                         { return nil }
-func (s *StratE) Unload(v View) error                    { return s.g.unload(v) }
-func (s *StratE) Teardown() error {
+
+// Place maps lib over the lowest run of free grid slots long enough for
+// it.
+func (s *E) Place(lib Lib, post bool) (View, error) { return s.g.place(lib) }
+
+// EndInit does nothing: the region is claimed from Setup on.
+func (s *E) EndInit() error { return nil }
+
+// Unload unmaps v and reserves its slots again.
+func (s *E) Unload(v View) error { return s.g.unload(v) }
+
+// Teardown unmaps every view and releases the grid and the bulk.
+func (s *E) Teardown() error {
 	return errors.Join(s.g.teardown(), s.os.Release(s.lo, s.bulk))
 }
 
-// StratF keeps a smaller region (512 MiB) and places libraries outside
-// it, by searching the OS's free space for a hole within reach of the
-// whole region: what DynamoRIO ships. The closer the region is to 2 GiB,
-// the less reachable space is left: at 2 GiB, none.
-type StratF struct {
+// F is the seed's option F (Windows), what DynamoRIO ships: it keeps a
+// smaller region (512 MiB) and places libraries outside it, by searching
+// the OS's free space for a hole within reach of the whole region,
+// nearest first. The closer the region is to 2 GiB, the less reachable
+// space is left: at 2 GiB, none. Between the search and the map the hole
+// is a race window.
+type F struct {
 	nearPlacer
-	Size uintptr // region size; 0: DefaultFRegion
+	// Size is the region's size; 0 selects DefaultFRegion.
+	Size uintptr
 }
 
-func (s *StratF) Name() string       { return "F" }
-func (s *StratF) Rules() osmem.Rules { return osmem.RulesWindows }
-func (s *StratF) Setup(o osmem.OS) error {
+// Name returns "F".
+func (s *F) Name() string { return "F" }
+
+// Rules returns osmem.RulesWindows.
+func (s *F) Rules() osmem.Rules { return osmem.RulesWindows }
+
+// Setup reserves the region wherever the OS puts it.
+func (s *F) Setup(o osmem.OS) error {
 	return s.setup(o, orDefault(s.Size, DefaultFRegion))
 }
 

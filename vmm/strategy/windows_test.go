@@ -1,9 +1,9 @@
 //go:build windows
 
-package bench
+package strategy
 
 // The Windows strategies' defining properties on the real backend
-// (Windows, or Wine in CI: scripts/wine/test.sh), as run_test.go shows
+// (Windows, or Wine in CI: scripts/wine/test.sh), as strategy_test.go shows
 // them on the simulator: A loses post-init reachable maps, C relocates, D
 // and E span a 1.7 MiB library across consecutive released 640 KiB slots,
 // F cannot place beyond 512 MiB, B gives no guarantee. And the races for
@@ -13,16 +13,12 @@ package bench
 // thread's allocation alone.
 
 import (
-	"crypto/rand"
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/vmm"
@@ -93,7 +89,7 @@ func first(rs []osmem.Region) any {
 // reachable map has nowhere to go.
 func TestWindowsALosesPostInit(t *testing.T) {
 	o := winOS(t)
-	st := &StratA{}
+	st := &A{}
 	mustSetup(t, st, o)
 	lo, hi := st.Region()
 	v, err := st.Place(lib(300<<10), false)
@@ -135,7 +131,7 @@ func TestWindowsALosesPostInit(t *testing.T) {
 func TestWindowsGridSpansSlots(t *testing.T) {
 	o := winOS(t)
 	for _, name := range []string{"D", "E", "vmm-grid"} {
-		st := NewStrategy(name)
+		st := mustNew(t, name)
 		mustSetup(t, st, o)
 		lo, hi := st.Region()
 		v, err := st.Place(lib(1740<<10), true)
@@ -184,7 +180,7 @@ func TestWindowsGridSpansSlots(t *testing.T) {
 // image relocates.
 func TestWindowsCRelocates(t *testing.T) {
 	o := winOS(t)
-	st := &StratC{}
+	st := &C{}
 	mustSetup(t, st, o)
 	lo, hi := st.Region()
 	v, err := st.Place(lib(1740<<10), false)
@@ -211,21 +207,21 @@ func TestWindowsCRelocates(t *testing.T) {
 // grown to 2 GiB it leaves no reachable space outside itself.
 func TestWindowsFCannotGrow(t *testing.T) {
 	o := winOS(t)
-	st := &StratF{}
+	st := &F{}
 	mustSetup(t, st, o)
 	lo, hi := st.Region()
 	if hi-lo != 512<<20 {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || reach(lo, hi, v) > Reach || (v.Addr < hi && v.Addr+v.Size > lo) {
+	if err != nil || v.Distance(lo, hi) > Reach || (v.Addr < hi && v.Addr+v.Size > lo) {
 		t.Fatalf("512 MiB: %+v %v, want outside the region, within reach", v, err)
 	}
 	winView(t, o, "F", v)
 	if err := st.Teardown(); err != nil {
 		t.Fatal(err)
 	}
-	big := &StratF{Size: 2 << 30}
+	big := &F{Size: 2 << 30}
 	mustSetup(t, big, o)
 	if v, err := big.Place(lib(64<<10), true); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("2 GiB F placed a library at %#x: %v", v.Addr, err)
@@ -242,16 +238,18 @@ func TestWindowsFCannotGrow(t *testing.T) {
 // intruder's reservation alone, in set-up, placement and tear-down.
 func TestWindowsRaceLost(t *testing.T) {
 	o := winOS(t)
-	th := newOSThread()
-	defer th.stop()
+	// The test's goroutine keeps its thread, so that the intruder's
+	// goroutine runs on another.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for _, name := range []string{"A", "C", "D", "E", "F", "vmm-grid"} {
-		st := NewStrategy(name)
+		st := mustNew(t, name)
 		var took uintptr
 		st.SetIntruder(func(lo, hi uintptr) {
 			if took != 0 {
 				return
 			}
-			if a, ok := th.reserve(o, lo); ok {
+			if a, ok := otherThread(o, lo); ok {
 				took = a
 			}
 		})
@@ -263,7 +261,7 @@ func TestWindowsRaceLost(t *testing.T) {
 			t.Errorf("%s: place after a lost race: %v", name, err)
 		} else {
 			winView(t, o, name, v)
-			if d := reach(lo, hi, v); d > Reach {
+			if d := v.Distance(lo, hi); d > Reach {
 				t.Errorf("%s: retried placement %#x out of reach", name, v.Addr)
 			}
 			if took != 0 && took < v.Addr+v.Size && v.Addr < took+o.Granularity() {
@@ -294,6 +292,22 @@ func TestWindowsRaceLost(t *testing.T) {
 	}
 }
 
+// otherThread reserves the granule at addr from another goroutine, and so,
+// while the caller's goroutine is locked to its thread, from another OS
+// thread, and waits for it: a real VirtualAlloc by a thread the strategy
+// does not know about, made while the strategy waits inside its window.
+func otherThread(o osmem.OS, addr uintptr) (uintptr, bool) {
+	var a uintptr
+	var err error
+	done := make(chan struct{})
+	go func() {
+		a, err = o.Reserve(addr, o.Granularity(), osmem.Exact)
+		close(done)
+	}()
+	<-done
+	return a, err == nil
+}
+
 // The race left to the scheduler: the intruder thread spins on
 // VirtualAlloc at whatever window the grid last opened, without the grid
 // waiting for it, while D and vmm-grid load and unload dbghelp over and
@@ -304,7 +318,7 @@ func TestWindowsRaceLost(t *testing.T) {
 func TestWindowsRaceFree(t *testing.T) {
 	o := winOS(t)
 	for _, name := range []string{"D", "vmm-grid"} {
-		st := NewStrategy(name)
+		st := mustNew(t, name)
 		var window atomic.Uintptr
 		st.SetIntruder(func(lo, hi uintptr) { window.Store(lo) })
 		var (
@@ -397,7 +411,7 @@ func TestWindowsRaceFree(t *testing.T) {
 // not of the strategies.
 func TestWindowsBNoGuarantee(t *testing.T) {
 	o := winOS(t)
-	st := &StratB{}
+	st := &B{}
 	mustSetup(t, st, o)
 	lo, hi := st.Region()
 	v, err := st.Place(Lib{Name: "x", Size: 64 << 10}, true)
@@ -407,93 +421,8 @@ func TestWindowsBNoGuarantee(t *testing.T) {
 	// Where the OS puts it is the OS's business; the test only records
 	// it. Under Wine 8.0 views go to the top of the address space, far
 	// out of reach of a low region.
-	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, reach(lo, hi, v), Reach)
+	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, v.Distance(lo, hi), Reach)
 	if err := st.Teardown(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// Under Wine, nothing a Go process loads by itself may lie in A's
-// preferred range, [DefaultPref, +2 GiB), or A finds its range taken and
-// relocates every library. Two things did: the ProcessPrng shim that
-// scripts/wine/lib.sh installs as bcryptprimitives.dll (Go loads it at
-// start-up), linked at mingw's default base 0x1_8000_0000; and advapi32
-// and sechost, which the shim imported and Wine's powrprof (which Go's
-// runtime loads) imports, at Wine's fixed bases in that range. lib.sh now
-// links the shim high with kernel32 its only import, and disables
-// powrprof. A's region must then start at DefaultPref. On Windows system
-// DLLs load high and the test only logs. The shim must still give random
-// bytes.
-func TestWindowsNothingInAsRange(t *testing.T) {
-	// Flag 2: GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT.
-	var h windows.Handle
-	if err := windows.GetModuleHandleEx(2, windows.StringToUTF16Ptr("bcryptprimitives.dll"), &h); err != nil {
-		t.Fatalf("bcryptprimitives.dll not loaded: %v", err)
-	}
-	at := uintptr(h)
-	t.Logf("bcryptprimitives.dll at %#x (under Wine: %v)", at, UnderWine())
-	if UnderWine() && at >= DefaultPref && at < DefaultPref+DefaultRegion {
-		t.Errorf("the ProcessPrng shim is at %#x, inside A's preferred range [%#x, +%#x): rebuild it with scripts/wine/lib.sh", at, uintptr(DefaultPref), DefaultRegion)
-	}
-	var b1, b2 [32]byte
-	if _, err := rand.Read(b1[:]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rand.Read(b2[:]); err != nil {
-		t.Fatal(err)
-	}
-	if b1 == b2 || b1 == [32]byte{} {
-		t.Errorf("ProcessPrng: %x then %x", b1, b2)
-	}
-	o := osmem.Native()
-	st := &StratA{}
-	mustSetup(t, st, o)
-	lo, hi := st.Region()
-	if lo != DefaultPref {
-		var taken []string
-		rs, _ := o.Regions(DefaultPref, DefaultPref+DefaultRegion)
-		for _, r := range rs {
-			if r.AllocBase == r.Start || len(taken) == 0 {
-				taken = append(taken, fmt.Sprintf("%#x %s", r.Start, r.Name))
-			}
-		}
-		msg := fmt.Sprintf("A: region [%#x, %#x), not at %#x; taken there: %v", lo, hi, uintptr(DefaultPref), taken)
-		if UnderWine() {
-			t.Error(msg)
-		} else {
-			t.Log(msg)
-		}
-	}
-	if err := st.Teardown(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// F after B in one process, on the unaltered backend (no lowOS): under
-// Wine 8.0, B's run leaves Wine placing F's region high, beside host
-// mappings VirtualQuery calls free but that no map can take. F's near
-// search must give such a hole up after one failed map and place in the
-// next (TestNearSkipsHiddenHoles models it on the sim); it used to retry
-// the same hole and fail every trial. Last in the file: it changes where
-// Wine places later reservations.
-func TestWindowsFAfterB(t *testing.T) {
-	rows, err := Run(Config{Backend: backendName(), Trials: 3, Seed: 1, Strategies: []string{"B", "F"}, Workloads: []string{"dr"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rows {
-		t.Logf("%s/%s: %d of %d trials failed, %d/%d placed at init, %d/%d after, races %d/%d, worst reach %#x",
-			r.Strategy, r.Workload, r.FailedTrials, r.Trials, r.InitPlaced, r.InitTried, r.PostPlaced, r.PostTried, r.RaceWindows, r.RaceLosses, r.WorstReach)
-		if r.Strategy == "F" && (r.FailedTrials != 0 || r.SetupFailed != 0) {
-			t.Errorf("F after B: %d of %d trials failed (%d in set-up)", r.FailedTrials, r.Trials, r.SetupFailed)
-		}
-	}
-}
-
-// backendName is the matrix's name for this backend.
-func backendName() string {
-	if UnderWine() {
-		return "wine"
-	}
-	return "windows"
 }

@@ -1,7 +1,6 @@
-package bench
+package strategy
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
@@ -21,13 +20,40 @@ func mustSetup(t *testing.T, st Strategy, o osmem.OS) {
 	}
 }
 
+// mustNew returns New(name), failing the test if name is unknown.
+func mustNew(t *testing.T, name string) Strategy {
+	t.Helper()
+	st, ok := New(name)
+	if !ok {
+		t.Fatalf("New(%q): unknown", name)
+	}
+	return st
+}
+
+// New knows every name Names lists, and the strategy it returns says so.
+func TestNewNames(t *testing.T) {
+	for _, name := range Names() {
+		if st := mustNew(t, name); st.Name() != name {
+			t.Errorf("New(%q).Name() = %q", name, st.Name())
+		}
+	}
+	if st, ok := New("Z"); ok || st != nil {
+		t.Errorf("New(\"Z\") = %v, %v", st, ok)
+	}
+	n := Names()
+	n[0] = "changed"
+	if Names()[0] != "A" {
+		t.Error("Names returned its own slice")
+	}
+}
+
 func lib(size uintptr) Lib { return Lib{Name: "lib", Size: size, Pref: DefaultPref} }
 
 // Every strategy completes its life cycle on an empty sim and leaves no
 // mapping behind.
 func TestLifeCycleLeavesNothing(t *testing.T) {
-	for _, name := range StrategyNames {
-		st := NewStrategy(name)
+	for _, name := range Names() {
+		st := mustNew(t, name)
 		s := newSim(st)
 		mustSetup(t, st, s)
 		v, err := st.Place(lib(1740<<10), false)
@@ -55,7 +81,7 @@ func TestLifeCycleLeavesNothing(t *testing.T) {
 // A and C cannot place a reachable map after init; D, E and F can.
 func TestPostInitMaps(t *testing.T) {
 	for _, name := range []string{"A", "C", "D", "E", "F"} {
-		st := NewStrategy(name)
+		st := mustNew(t, name)
 		mustSetup(t, st, newSim(st))
 		if _, err := st.Place(lib(300<<10), false); err != nil {
 			t.Fatalf("%s: init: %v", name, err)
@@ -76,7 +102,7 @@ func TestPostInitMaps(t *testing.T) {
 // released 640 KiB slots, re-reserving the tail of the third.
 func TestGridSpansSlots(t *testing.T) {
 	for _, name := range []string{"D", "E", "vmm-grid"} {
-		st := NewStrategy(name)
+		st := mustNew(t, name)
 		s := newSim(st)
 		mustSetup(t, st, s)
 		v, err := st.Place(lib(1740<<10), true)
@@ -104,7 +130,7 @@ func TestGridSpansSlots(t *testing.T) {
 
 // C packs at the top of the region at non-preferred bases: it relocates.
 func TestCRelocates(t *testing.T) {
-	st := &StratC{}
+	st := &C{}
 	mustSetup(t, st, newSim(st))
 	_, hi := st.Region()
 	v, err := st.Place(lib(1740<<10), false)
@@ -121,18 +147,18 @@ func TestCRelocates(t *testing.T) {
 // works with 512 MiB and cannot work with a 2 GiB region, which leaves no
 // reachable space outside itself.
 func TestFCannotGrow(t *testing.T) {
-	st := &StratF{}
+	st := &F{}
 	mustSetup(t, st, newSim(st))
 	lo, hi := st.Region()
 	if hi-lo != 512<<20 {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || reach(lo, hi, v) > Reach {
+	if err != nil || v.Distance(lo, hi) > Reach {
 		t.Fatalf("512 MiB: %+v %v", v, err)
 	}
 	_ = st.Teardown()
-	big := &StratF{Size: 2 << 30}
+	big := &F{Size: 2 << 30}
 	mustSetup(t, big, newSim(big))
 	if _, err := big.Place(lib(64<<10), true); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("2 GiB F placed a library: %v", err)
@@ -167,7 +193,7 @@ func raceProperty(t *testing.T, o osmem.OS) {
 		if err != nil {
 			t.Fatalf("%s: %v", st.Name(), err)
 		}
-		if d := reach(lo, hi, v); d > Reach {
+		if d := v.Distance(lo, hi); d > Reach {
 			t.Errorf("%s: out of reach", st.Name())
 		}
 		w, l := st.Races()
@@ -196,61 +222,6 @@ func raceProperty(t *testing.T, o osmem.OS) {
 }
 
 func TestRaceSim(t *testing.T) { raceProperty(t, sim.New(osmem.RulesLinux, sim.Options{Seed: 3})) }
-
-// The same seed gives the same table, byte for byte.
-func TestDeterministic(t *testing.T) {
-	run := func() []byte {
-		rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 42, RaceRate: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		if err := WriteTable(&b, rows); err != nil {
-			t.Fatal(err)
-		}
-		return b.Bytes()
-	}
-	a, b := run(), run()
-	if !bytes.Equal(a, b) {
-		t.Fatalf("two runs differ:\n%s\n%s", a, b)
-	}
-	if len(a) < 500 {
-		t.Fatalf("table too short:\n%s", a)
-	}
-}
-
-// The sim matrix shows the strategies' signatures.
-func TestMatrixSignatures(t *testing.T) {
-	rows, err := Run(Config{Backend: "sim", Trials: 3, Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	by := map[string]Row{}
-	for _, r := range rows {
-		if r.Workload == "dr" {
-			by[r.Strategy] = r
-		}
-	}
-	if r := by["A"]; r.PostPlaced != 0 || r.InitPlaced == 0 {
-		t.Errorf("A: %+v", r)
-	}
-	if r := by["linux-fixed"]; r.RaceWindows != 0 || r.FailedTrials != 0 {
-		t.Errorf("linux-fixed: %+v", r)
-	}
-	if r := by["D"]; r.MaxObjects < 3000 || r.FailedTrials != 0 {
-		t.Errorf("D: %+v", r)
-	}
-	if r := by["linux-munmap"]; r.RaceWindows == 0 || r.RaceLosses != 0 {
-		t.Errorf("linux-munmap: %+v", r)
-	}
-	// vmm's grid is D: the same libraries fit, at init and after.
-	if r, d := by["vmm-grid"], by["D"]; r.FailedTrials != 0 || r.PostPlaced != d.PostPlaced || r.InitPlaced != d.InitPlaced {
-		t.Errorf("vmm-grid: %+v\nD: %+v", r, d)
-	}
-	if r := by["vmm-linear"]; r.RaceWindows != 0 || r.FailedTrials != 0 {
-		t.Errorf("vmm-linear: %+v", r)
-	}
-}
 
 // linux-spill places inside its region while it has room and then spills
 // to wherever the OS maps, beyond the region; linux-fixed just fails.
@@ -290,14 +261,14 @@ func spillProperty(t *testing.T, newOS func() osmem.OS) {
 // B gives no guarantee: outside its 2 GiB region a library is out of reach
 // of part of it.
 func TestBNoGuarantee(t *testing.T) {
-	st := &StratB{}
+	st := &B{}
 	mustSetup(t, st, newSim(st))
 	lo, hi := st.Region()
 	v, err := st.Place(Lib{Name: "x", Size: 64 << 10}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reach(lo, hi, v) <= Reach {
+	if v.Distance(lo, hi) <= Reach {
 		t.Errorf("B's library at %#x within reach of [%#x, %#x)", v.Addr, lo, hi)
 	}
 	_ = st.Teardown()
@@ -306,7 +277,7 @@ func TestBNoGuarantee(t *testing.T) {
 // A puts its region at the preferred bases and maps there: no relocation,
 // where C, packing from the top, relocates the same library.
 func TestAHonoursPreferredBase(t *testing.T) {
-	st := &StratA{}
+	st := &A{}
 	mustSetup(t, st, newSim(st))
 	v, err := st.Place(lib(1740<<10), false)
 	if err != nil {

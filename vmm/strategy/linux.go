@@ -1,4 +1,4 @@
-package bench
+package strategy
 
 import (
 	"errors"
@@ -7,20 +7,26 @@ import (
 )
 
 // DefaultNearAnchor is the size of the code allocation linux-near keeps
-// libraries near: Frida's first code page block.
+// libraries near (LinuxNear.Anchor): Frida's first code page block.
 const DefaultNearAnchor = 64 << 10
 
 // linuxRegion is the common part of the strategies that reserve one region
 // and hand out pieces of it.
 type linuxRegion struct {
 	base
+	// Size is the region's size, a multiple of the page size; 0 selects
+	// DefaultRegion.
 	Size  uintptr
 	fl    *freeList
 	views map[uintptr]uintptr
 }
 
+// Rules returns osmem.RulesLinux.
 func (s *linuxRegion) Rules() osmem.Rules { return osmem.RulesLinux }
-func (s *linuxRegion) EndInit() error     { return nil }
+
+// EndInit does nothing: the region is claimed from Setup on.
+func (s *linuxRegion) EndInit() error { return nil }
+
 func (s *linuxRegion) setup(o osmem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
@@ -45,14 +51,23 @@ func (s *linuxRegion) teardown() error {
 	return errors.Join(append(errs, s.os.Release(s.lo, s.hi-s.lo))...)
 }
 
-// LinuxFixed is reachvm's Linux vmcode: one reservation, libraries mapped
-// over it with MAP_FIXED and unmapped by re-reserving with MAP_FIXED. The
-// range never lies free: no race window.
+// LinuxFixed is reachvm's Linux vmcode (as VMM measures it under Linux
+// rules): one reservation, libraries mapped over it with MAP_FIXED, first
+// fit, and unmapped by re-reserving with MAP_FIXED. The range never lies
+// free: no race window, at init or after.
 type LinuxFixed struct{ linuxRegion }
 
-func (s *LinuxFixed) Name() string           { return "linux-fixed" }
+// Name returns "linux-fixed".
+func (s *LinuxFixed) Name() string { return "linux-fixed" }
+
+// Setup reserves the region wherever the kernel puts it.
 func (s *LinuxFixed) Setup(o osmem.OS) error { return s.setup(o) }
-func (s *LinuxFixed) Teardown() error        { return s.teardown() }
+
+// Teardown unmaps the region, with every view in it, and the views
+// outside it (LinuxSpill's).
+func (s *LinuxFixed) Teardown() error { return s.teardown() }
+
+// Place maps lib over the lowest free piece of the region that fits.
 func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
 	at, ok := s.fl.alloc(size, s.os.Granularity(), false)
@@ -67,6 +82,8 @@ func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
 	s.views[v] = size
 	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 }
+
+// Unload reserves v's range again over the view.
 func (s *LinuxFixed) Unload(v View) error {
 	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Fixed); err != nil {
 		return err
@@ -78,18 +95,25 @@ func (s *LinuxFixed) Unload(v View) error {
 
 // LinuxMunmap is the racy way: munmap the piece of the reservation, then
 // map the library there without MAP_FIXED. Between the two the addresses
-// are free and any thread's mmap may take them.
+// are free and any thread's mmap may take them; a piece taken is lost to
+// the region for good, and the library tries the next one.
 type LinuxMunmap struct {
 	linuxRegion
 	// lostRanges are the pieces of the region other threads took.
 	lostRanges [][2]uintptr
 }
 
-func (s *LinuxMunmap) Name() string           { return "linux-munmap" }
+// Name returns "linux-munmap".
+func (s *LinuxMunmap) Name() string { return "linux-munmap" }
+
+// Setup reserves the region wherever the kernel puts it.
 func (s *LinuxMunmap) Setup(o osmem.OS) error { return s.setup(o) }
+
+// Place releases the lowest free piece of the region that fits and maps
+// lib there.
 func (s *LinuxMunmap) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
-	for try := 0; try < DefaultGridTries; try++ {
+	for try := 0; try < placeTries; try++ {
 		at, ok := s.fl.alloc(size, s.os.Granularity(), false)
 		if !ok {
 			return View{}, ErrUnsupported
@@ -134,6 +158,8 @@ func (s *LinuxMunmap) reclaim(lo, hi uintptr) {
 	}
 }
 
+// Unload unmaps v and reserves its range again: a window, in which the
+// range can be lost.
 func (s *LinuxMunmap) Unload(v View) error {
 	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
 		return err
@@ -174,14 +200,23 @@ func (s *LinuxMunmap) Teardown() error {
 }
 
 // LinuxNear keeps no region: each library is placed by searching free
-// space near one code allocation (Frida's gum_memory_allocate_near).
+// space within reach of one code allocation, its anchor, nearest first
+// (Frida's gum_memory_allocate_near). Between the search and the map the
+// hole is a race window.
 type LinuxNear struct {
 	nearPlacer
-	Anchor uintptr // size of the code allocation; 0: DefaultNearAnchor
+	// Anchor is the size of the code allocation, which Region returns; 0
+	// selects DefaultNearAnchor.
+	Anchor uintptr
 }
 
-func (s *LinuxNear) Name() string       { return "linux-near" }
+// Name returns "linux-near".
+func (s *LinuxNear) Name() string { return "linux-near" }
+
+// Rules returns osmem.RulesLinux.
 func (s *LinuxNear) Rules() osmem.Rules { return osmem.RulesLinux }
+
+// Setup reserves the anchor wherever the kernel puts it.
 func (s *LinuxNear) Setup(o osmem.OS) error {
 	return s.setup(o, orDefault(s.Anchor, DefaultNearAnchor))
 }
@@ -204,6 +239,8 @@ func (s *nearPlacer) setup(o osmem.OS, size uintptr) error {
 	return err
 }
 
+// Place maps lib in the free hole within reach of the region nearest to
+// it (F, LinuxNear).
 func (s *nearPlacer) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
 	v, err := s.nearSearch(lib, size)
@@ -214,13 +251,16 @@ func (s *nearPlacer) Place(lib Lib, post bool) (View, error) {
 	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 }
 
+// EndInit does nothing: placement is the same before and after init.
 func (s *nearPlacer) EndInit() error { return nil }
 
+// Unload unmaps v.
 func (s *nearPlacer) Unload(v View) error {
 	delete(s.views, v.Addr)
 	return s.os.Unmap(v.Addr, v.Size)
 }
 
+// Teardown unmaps every view and releases the region.
 func (s *nearPlacer) Teardown() error {
 	var errs []error
 	for a, n := range s.views {
@@ -230,15 +270,20 @@ func (s *nearPlacer) Teardown() error {
 }
 
 // LinuxSpill is DynamoRIO's Linux behaviour: place inside the region with
-// MAP_FIXED while it has room, and spill to wherever the OS puts a map
-// once it is full, which may be out of reach.
+// MAP_FIXED, as LinuxFixed, while it has room, and spill to wherever the
+// OS puts a map once it is full, which may be out of reach: its views
+// must be checked with View.Distance.
 type LinuxSpill struct {
 	LinuxFixed
-	// Spills counts libraries placed outside the region.
+	// Spills counts libraries placed outside the region so far.
 	Spills int
 }
 
+// Name returns "linux-spill".
 func (s *LinuxSpill) Name() string { return "linux-spill" }
+
+// Place maps lib inside the region if it fits, else wherever the kernel
+// puts it.
 func (s *LinuxSpill) Place(lib Lib, post bool) (View, error) {
 	v, err := s.LinuxFixed.Place(lib, post)
 	if !errors.Is(err, ErrUnsupported) {
@@ -253,6 +298,9 @@ func (s *LinuxSpill) Place(lib Lib, post bool) (View, error) {
 	s.views[a] = size
 	return View{Lib: lib, Addr: a, Size: size, Relocated: relocated(lib, a)}, nil
 }
+
+// Unload reserves v's range again if it lies in the region, else unmaps
+// it.
 func (s *LinuxSpill) Unload(v View) error {
 	if v.Addr >= s.lo && v.Addr < s.hi {
 		return s.LinuxFixed.Unload(v)

@@ -1,137 +1,152 @@
-package bench
+package strategy
 
 import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync/atomic"
 
 	"github.com/reachvm/reachvm/internal/osmem"
 )
 
 // Reach is the rel32 window: a library is reachable only if every byte of
-// it lies within Reach of every byte of the region (DESIGN.md section 1).
+// it lies within Reach of every byte of the region (DESIGN.md section 1),
+// that is if View.Distance to the region is at most Reach.
 const Reach = 1<<31 - 1
 
 // Lib is one library or reachable file map to place.
 type Lib struct {
-	// Name labels the library (its file name, or a DR name from the seed).
+	// Name labels the library (its file name, or a DR name from the seed);
+	// strategies name the object they map after it.
 	Name string
-	// Size is its mapped size in bytes.
+	// Size is its mapped size in bytes, > 0. Strategies round it up to the
+	// OS's allocation granularity.
 	Size uintptr
-	// Pref is its preferred base, 0 for none. A library mapped anywhere
-	// else pays relocation (RelocBytes).
+	// Pref is its preferred base, 0 for none (ELF shared objects are
+	// position-independent). A library mapped anywhere else pays
+	// relocation (View.Relocated).
 	Pref uintptr
 }
 
-// View is a placed library.
+// View is a placed library, as Place returns it and Unload takes it back.
 type View struct {
-	Lib        Lib
+	// Lib is the library placed.
+	Lib Lib
+	// Addr is the view's base and Size its length: Lib.Size rounded up to
+	// the OS's allocation granularity, so Size >= Lib.Size.
 	Addr, Size uintptr
-	// Relocated is set when the view is not at Lib.Pref.
+	// Relocated is set when Lib has a preferred base and Addr is not it.
 	Relocated bool
 }
 
-// ErrUnsupported is returned by Place when the strategy has no way to place
-// the library reachably at that point (A and C after init, F past its
-// window): the defining weaknesses the harness counts.
-var ErrUnsupported = errors.New("bench: no reachable placement")
+// Distance returns the largest distance between a byte of the region
+// [lo, hi) and a byte of v (last bytes inclusive, so that a library inside
+// a 2 GiB region is within Reach). v is reachable from the region, and
+// the region from v, by rel32 if Distance is at most Reach.
+func (v View) Distance(lo, hi uintptr) uint64 {
+	a := int64(v.Addr+v.Size-1) - int64(lo)
+	b := int64(hi-1) - int64(v.Addr)
+	return uint64(max(a, b, -a, -b))
+}
 
-// Strategy is one way of keeping client libraries reachable from a code
-// region. The harness drives every implementation through the same life
-// cycle, Setup, Place (init), EndInit, Place (post-init), Unload, Place
-// (reload), Teardown, and measures the OS calls of each phase by wrapping
-// the OS in a Counting decorator, so that strategies cannot misreport
-// their own cost.
+// ErrUnsupported is returned (possibly wrapped) by Place when the strategy
+// has no way to place the library reachably at that point: A and C after
+// init, F and linux-near when no hole within reach is left, the grids when
+// no run of free slots is long enough. These are the strategies' defining
+// weaknesses; other errors come from the OS.
+var ErrUnsupported = errors.New("strategy: no reachable placement")
+
+// Strategy is one way of keeping client libraries and reachable file maps
+// within rel32 reach of a code region. Every implementation goes through
+// the same life cycle on one goroutine: Setup, Place during init, EndInit,
+// Place after init, Unload and Place again, and finally Teardown. A
+// Strategy is used once: after Teardown it must not be set up again.
+//
+// A strategy makes every OS call through the osmem.OS given to Setup, so
+// that a caller measuring it (package bench wraps the OS in a counting
+// decorator) sees its whole cost.
 type Strategy interface {
-	// Name is the strategy's key: "A".."F", "linux-fixed", ...
+	// Name is the strategy's key, as New takes it: "A".."F",
+	// "linux-fixed", "vmm-grid", ...
 	Name() string
-	// Rules are the OS rules it is written for.
+	// Rules are the OS rules it is written for: it runs on an osmem.OS
+	// with these rules only.
 	Rules() osmem.Rules
-	// Setup claims the region on o.
+	// Setup claims the region on o (A and C only pick it, and claim it
+	// at EndInit). On error nothing is left to tear down.
 	Setup(o osmem.OS) error
-	// Region bounds the code region libraries must reach (and be reached
-	// from).
+	// Region bounds the code region libraries must reach, and be reached
+	// from: [lo, hi), fixed from Setup on. linux-near's region is only
+	// its anchor, the one code allocation it keeps libraries near.
 	Region() (lo, hi uintptr)
-	// Place maps lib reachably; post says init is over.
+	// Place maps lib; post says that init is over. The view lies within
+	// Reach of the whole region, except under B and linux-spill, which
+	// give no guarantee and may return a view out of reach (see
+	// View.Distance). When no reachable place is left, Place returns
+	// ErrUnsupported.
 	Place(lib Lib, post bool) (View, error)
-	// EndInit marks the end of initialisation (A and C reserve around
-	// the libraries now).
+	// EndInit marks the end of initialisation (A and C reserve around the
+	// libraries now). An error wrapping osmem.ErrExists means the OS
+	// refused part of the region (something else holds it): a failed
+	// set-up, after which only Teardown may be called.
 	EndInit() error
-	// Unload unmaps v and gives its space back to the region.
+	// Unload unmaps v, a view Place returned, and gives its space back
+	// to the region.
 	Unload(v View) error
-	// Teardown releases everything the strategy owns.
+	// Teardown releases everything the strategy owns: the region and
+	// every view still placed (except under B, which leaves its views,
+	// placed wherever the OS put them, for the caller to unload). What an
+	// intruder took is left alone.
 	Teardown() error
-	// SetIntruder installs the "other thread": called in every window in
-	// which addresses the strategy is about to use lie free, with the free
-	// range. It may allocate there; the strategy must cope.
+	// SetIntruder installs the "other thread", a measurement hook: fn is
+	// called in every window in which addresses the strategy is about to
+	// use lie free, with the free range, and may allocate there; the
+	// strategy must notice and cope. Call it before Setup; nil removes it.
 	SetIntruder(fn func(lo, hi uintptr))
-	// Races reports the windows opened and the races lost so far.
+	// Races reports the race windows opened and the races lost (addresses
+	// found taken by someone else) so far.
 	Races() (windows, losses int)
 }
 
-// Counting wraps an osmem.OS and counts the calls made through it, so that
-// the cost of a strategy is measured at the OS boundary. Queries count
-// too: VirtualQuery and reading /proc/self/maps are system calls, and a
-// strategy that searches for holes pays for them.
-type Counting struct {
-	osmem.OS
-	n atomic.Int64
-}
+// names lists every strategy, Windows first, in the order Names returns
+// them.
+var names = []string{"A", "B", "C", "D", "E", "F", "vmm-grid", "linux-fixed", "linux-munmap", "linux-near", "linux-spill", "vmm-linear"}
 
-// NewCounting wraps o.
-func NewCounting(o osmem.OS) *Counting { return &Counting{OS: o} }
+// Names returns the names of every strategy New knows, Windows first (A to
+// F, then vmm-grid), then the Linux ones (linux-fixed, linux-munmap,
+// linux-near, linux-spill, then vmm-linear). The slice is the caller's.
+func Names() []string { return append([]string(nil), names...) }
 
-// Calls returns how many calls that reach the kernel have been made.
-func (c *Counting) Calls() int { return int(c.n.Load()) }
-
-func (c *Counting) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
-	c.n.Add(1)
-	return c.OS.Reserve(addr, size, mode)
-}
-func (c *Counting) Commit(addr, size uintptr, prot osmem.Prot) error {
-	c.n.Add(1)
-	return c.OS.Commit(addr, size, prot)
-}
-func (c *Counting) Decommit(addr, size uintptr) error {
-	c.n.Add(1)
-	return c.OS.Decommit(addr, size)
-}
-func (c *Counting) Protect(addr, size uintptr, prot osmem.Prot) error {
-	c.n.Add(1)
-	return c.OS.Protect(addr, size, prot)
-}
-func (c *Counting) Release(addr, size uintptr) error {
-	c.n.Add(1)
-	return c.OS.Release(addr, size)
-}
-func (c *Counting) OpenFile(path string) (osmem.Object, error) {
-	c.n.Add(1)
-	return c.OS.OpenFile(path)
-}
-func (c *Counting) CreateShared(name string, size uint64) (osmem.Object, error) {
-	c.n.Add(1)
-	return c.OS.CreateShared(name, size)
-}
-func (c *Counting) CloseObject(obj osmem.Object) error {
-	c.n.Add(1)
-	return c.OS.CloseObject(obj)
-}
-func (c *Counting) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
-	c.n.Add(1)
-	return c.OS.MapObject(obj, off, addr, size, prot, mode)
-}
-func (c *Counting) Unmap(addr, size uintptr) error {
-	c.n.Add(1)
-	return c.OS.Unmap(addr, size)
-}
-func (c *Counting) Query(addr uintptr) (osmem.Region, error) {
-	c.n.Add(1)
-	return c.OS.Query(addr)
-}
-func (c *Counting) Regions(lo, hi uintptr) ([]osmem.Region, error) {
-	c.n.Add(1)
-	return c.OS.Regions(lo, hi)
+// New returns a fresh strategy with default sizes, and false if name is
+// not one of Names. To choose sizes, build the implementation's type
+// instead (&D{Slot: 1 << 20}).
+func New(name string) (Strategy, bool) {
+	switch name {
+	case "A":
+		return &A{}, true
+	case "B":
+		return &B{}, true
+	case "C":
+		return &C{}, true
+	case "D":
+		return &D{}, true
+	case "E":
+		return &E{}, true
+	case "F":
+		return &F{}, true
+	case "linux-fixed":
+		return &LinuxFixed{}, true
+	case "linux-munmap":
+		return &LinuxMunmap{}, true
+	case "linux-near":
+		return &LinuxNear{}, true
+	case "linux-spill":
+		return &LinuxSpill{}, true
+	case "vmm-grid":
+		return NewVMM(osmem.RulesWindows), true
+	case "vmm-linear":
+		return NewVMM(osmem.RulesLinux), true
+	}
+	return nil, false
 }
 
 // base holds what every strategy shares: the OS, the region, the race
@@ -148,9 +163,14 @@ type base struct {
 	hidden [][2]uintptr
 }
 
-func (b *base) Region() (uintptr, uintptr)          { return b.lo, b.hi }
+// Region returns the region's bounds (Strategy.Region).
+func (b *base) Region() (uintptr, uintptr) { return b.lo, b.hi }
+
+// SetIntruder installs the other thread (Strategy.SetIntruder).
 func (b *base) SetIntruder(fn func(lo, hi uintptr)) { b.intruder = fn }
-func (b *base) Races() (int, int)                   { return b.windows, b.losses }
+
+// Races returns the race windows and losses so far (Strategy.Races).
+func (b *base) Races() (int, int) { return b.windows, b.losses }
 
 // window records that [lo, hi) lies free while the strategy still means to
 // use it, and lets the intruder in.
@@ -190,7 +210,7 @@ func pickRange(o osmem.OS, size uintptr) (uintptr, error) {
 }
 
 // freeList is a first-fit allocator of address ranges inside a region:
-// the bench-side stand-in for vmm's extent allocator.
+// this package's stand-in for vmm's extent allocator.
 type freeList struct {
 	r [][2]uintptr // sorted, disjoint, non-adjacent free ranges
 }
@@ -371,7 +391,7 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 		b.losses++
 		failed = [2]uintptr{at, at + size}
 	}
-	return 0, fmt.Errorf("bench: near placement of %s: holes kept being taken: %w", lib.Name, ErrUnsupported)
+	return 0, fmt.Errorf("strategy: near placement of %s: holes kept being taken: %w", lib.Name, ErrUnsupported)
 }
 
 // relocated reports whether lib mapped at addr pays relocation: it has a

@@ -2,15 +2,7 @@
 
 package bench
 
-import (
-	"testing"
-
-	"github.com/reachvm/reachvm/internal/osmem"
-)
-
-// The race property on the real kernel: the intruder is a real
-// MAP_FIXED_NOREPLACE mmap into the hole the munmap strategy opened.
-func TestRaceLinux(t *testing.T) { raceProperty(t, osmem.Native()) }
+import "testing"
 
 // The Linux strategies run on the real backend.
 func TestMatrixLinux(t *testing.T) {
@@ -31,7 +23,3 @@ func TestMatrixLinux(t *testing.T) {
 		}
 	}
 }
-
-// Spilling on the real kernel: past its region, linux-spill maps wherever
-// mmap puts it.
-func TestSpillLinux(t *testing.T) { spillProperty(t, osmem.Native) }
