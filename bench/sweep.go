@@ -235,7 +235,7 @@ func RegionSweep(cfg SweepConfig) ([]RegionPoint, error) {
 	}
 	var pts []RegionPoint
 	for _, n := range names {
-		if st, _ := strategy.New(n); !setRegion(st, 1<<30) {
+		if _, sized := strategy.NewRegion(n, 1<<30); !sized {
 			continue
 		}
 		for _, s := range regions {
@@ -264,8 +264,7 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 	seed := sweepSeed(cfg.Seed, t)
 	r := rand.New(rand.NewPCG(seed, 0xbe_4c4))
 	ri := rand.New(rand.NewPCG(seed, 0x1a7_da7a))
-	st, _ := strategy.New(p.Strategy)
-	setRegion(st, uintptr(p.Region))
+	st, _ := strategy.NewRegion(p.Strategy, uintptr(p.Region))
 	raw, intr, done, err := openBackend(cfg.Config, st, t, seed, r, ri)
 	if err != nil {
 		return err
@@ -305,36 +304,6 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 		return s.Check()
 	}
 	return nil
-}
-
-// setRegion sizes st's region; false if st has none (linux-near keeps
-// only a small anchor allocation).
-func setRegion(st strategy.Strategy, size uintptr) bool {
-	switch s := st.(type) {
-	case *strategy.A:
-		s.Size = size
-	case *strategy.B:
-		s.Size = size
-	case *strategy.C:
-		s.Size = size
-	case *strategy.D:
-		s.Size = size
-	case *strategy.E:
-		s.Size = size
-	case *strategy.F:
-		s.Size = size
-	case *strategy.LinuxFixed:
-		s.Size = size
-	case *strategy.LinuxMunmap:
-		s.Size = size
-	case *strategy.LinuxSpill:
-		s.Size = size
-	case *strategy.VMM:
-		s.Size = size
-	default:
-		return false
-	}
-	return true
 }
 
 func (cfg *SweepConfig) defaults() {

@@ -93,9 +93,7 @@ type Strategy interface {
 	// to the region.
 	Unload(v View) error
 	// Teardown releases everything the strategy owns: the region and
-	// every view still placed (except under B, which leaves its views,
-	// placed wherever the OS put them, for the caller to unload). What an
-	// intruder took is left alone.
+	// every view still placed. What an intruder took is left alone.
 	Teardown() error
 	// SetIntruder installs the "other thread", a measurement hook: fn is
 	// called in every window in which addresses the strategy is about to
@@ -107,44 +105,68 @@ type Strategy interface {
 	Races() (windows, losses int)
 }
 
-// names lists every strategy, Windows first, in the order Names returns
-// them.
-var names = []string{"A", "B", "C", "D", "E", "F", "vmm-grid", "linux-fixed", "linux-munmap", "linux-near", "linux-spill", "vmm-linear"}
+// makers lists every strategy, Windows first, in the order Names returns
+// them. make builds one whose code region is region bytes (0 selects the
+// default); sized is false for a strategy with no region to size, whose
+// make ignores it.
+var makers = []struct {
+	name  string
+	sized bool
+	make  func(region uintptr) Strategy
+}{
+	{"A", true, func(n uintptr) Strategy { return &A{Size: n} }},
+	{"B", true, func(n uintptr) Strategy { return &B{Size: n} }},
+	{"C", true, func(n uintptr) Strategy { return &C{Size: n} }},
+	{"D", true, func(n uintptr) Strategy { return &D{Size: n} }},
+	{"E", true, func(n uintptr) Strategy { return &E{Size: n} }},
+	{"F", true, func(n uintptr) Strategy { return &F{Size: n} }},
+	{"vmm-grid", true, func(n uintptr) Strategy { return newVMMSized(osmem.RulesWindows, n) }},
+	{"linux-fixed", true, func(n uintptr) Strategy { s := &LinuxFixed{}; s.Size = n; return s }},
+	{"linux-munmap", true, func(n uintptr) Strategy { s := &LinuxMunmap{}; s.Size = n; return s }},
+	// linux-near reserves no region: it keeps a small anchor and places
+	// each library near it.
+	{"linux-near", false, func(uintptr) Strategy { return &LinuxNear{} }},
+	{"linux-spill", true, func(n uintptr) Strategy { s := &LinuxSpill{}; s.Size = n; return s }},
+	{"vmm-linear", true, func(n uintptr) Strategy { return newVMMSized(osmem.RulesLinux, n) }},
+}
+
+func newVMMSized(rules osmem.Rules, size uintptr) Strategy {
+	s := NewVMM(rules)
+	s.Size = size
+	return s
+}
 
 // Names returns the names of every strategy New knows, Windows first (A to
 // F, then vmm-grid), then the Linux ones (linux-fixed, linux-munmap,
 // linux-near, linux-spill, then vmm-linear). The slice is the caller's.
-func Names() []string { return append([]string(nil), names...) }
+func Names() []string {
+	out := make([]string, len(makers))
+	for i, m := range makers {
+		out[i] = m.name
+	}
+	return out
+}
 
 // New returns a fresh strategy with default sizes, and false if name is
-// not one of Names. To choose sizes, build the implementation's type
-// instead (&D{Slot: 1 << 20}).
+// not one of Names. To choose other sizes, build the implementation's
+// type instead (&D{Slot: 1 << 20}), or use NewRegion.
 func New(name string) (Strategy, bool) {
-	switch name {
-	case "A":
-		return &A{}, true
-	case "B":
-		return &B{}, true
-	case "C":
-		return &C{}, true
-	case "D":
-		return &D{}, true
-	case "E":
-		return &E{}, true
-	case "F":
-		return &F{}, true
-	case "linux-fixed":
-		return &LinuxFixed{}, true
-	case "linux-munmap":
-		return &LinuxMunmap{}, true
-	case "linux-near":
-		return &LinuxNear{}, true
-	case "linux-spill":
-		return &LinuxSpill{}, true
-	case "vmm-grid":
-		return NewVMM(osmem.RulesWindows), true
-	case "vmm-linear":
-		return NewVMM(osmem.RulesLinux), true
+	for _, m := range makers {
+		if m.name == name {
+			return m.make(0), true
+		}
+	}
+	return nil, false
+}
+
+// NewRegion returns a fresh strategy whose code region is size bytes,
+// other sizes left at their defaults; false if name is not one of Names
+// or names a strategy without a region to size (linux-near).
+func NewRegion(name string, size uintptr) (Strategy, bool) {
+	for _, m := range makers {
+		if m.name == name && m.sized {
+			return m.make(size), true
+		}
 	}
 	return nil, false
 }

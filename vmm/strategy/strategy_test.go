@@ -40,6 +40,28 @@ func TestNewNames(t *testing.T) {
 	if st, ok := New("Z"); ok || st != nil {
 		t.Errorf("New(\"Z\") = %v, %v", st, ok)
 	}
+	for _, name := range Names() {
+		st, ok := NewRegion(name, 256<<20)
+		if name == "linux-near" {
+			if ok {
+				t.Errorf("NewRegion(linux-near) sized a strategy with no region")
+			}
+			continue
+		}
+		if !ok || st.Name() != name {
+			t.Fatalf("NewRegion(%q) = %v, %v", name, st, ok)
+		}
+		if err := st.Setup(newSim(st)); err != nil {
+			t.Fatalf("%s: setup: %v", name, err)
+		}
+		// Grids round the region down to whole slots.
+		if lo, hi := st.Region(); hi-lo > 256<<20 || hi-lo <= 256<<20-DefaultSlot {
+			t.Errorf("%s: region %#x bytes, want 256 MiB (less a part slot)", name, hi-lo)
+		}
+		if err := st.Teardown(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n := Names()
 	n[0] = "changed"
 	if Names()[0] != "A" {
@@ -50,7 +72,9 @@ func TestNewNames(t *testing.T) {
 func lib(size uintptr) Lib { return Lib{Name: "lib", Size: size, Pref: DefaultPref} }
 
 // Every strategy completes its life cycle on an empty sim and leaves no
-// mapping behind.
+// mapping behind: neither the view it unloaded nor the views still placed
+// at Teardown (one from init, and one from after init where the strategy
+// can place there).
 func TestLifeCycleLeavesNothing(t *testing.T) {
 	for _, name := range Names() {
 		st := mustNew(t, name)
@@ -60,8 +84,14 @@ func TestLifeCycleLeavesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: init place: %v", name, err)
 		}
+		if _, err := st.Place(lib(200<<10), false); err != nil {
+			t.Fatalf("%s: second init place: %v", name, err)
+		}
 		if err := st.EndInit(); err != nil {
 			t.Fatal(err)
+		}
+		if _, err := st.Place(lib(100<<10), true); err != nil && !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("%s: post-init place: %v", name, err)
 		}
 		if err := st.Unload(v); err != nil {
 			t.Fatalf("%s: unload: %v", name, err)

@@ -165,6 +165,8 @@ type B struct {
 	base
 	// Size is the region's size; 0 selects DefaultRegion.
 	Size uintptr
+	// views maps each view still placed to its size, for Teardown.
+	views map[uintptr]uintptr
 }
 
 // Name returns "B".
@@ -176,6 +178,7 @@ func (s *B) Rules() osmem.Rules { return osmem.RulesWindows }
 // Setup reserves the region wherever the OS puts it.
 func (s *B) Setup(o osmem.OS) error {
 	s.os = o
+	s.views = map[uintptr]uintptr{}
 	size := orDefault(s.Size, DefaultRegion)
 	lo, err := o.Reserve(0, size, osmem.Hint)
 	s.lo, s.hi = lo, lo+size
@@ -189,6 +192,7 @@ func (s *B) Place(lib Lib, post bool) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
+	s.views[v] = size
 	return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 }
 
@@ -196,11 +200,21 @@ func (s *B) Place(lib Lib, post bool) (View, error) {
 func (s *B) EndInit() error { return nil }
 
 // Unload unmaps v.
-func (s *B) Unload(v View) error { return s.os.Unmap(v.Addr, v.Size) }
+func (s *B) Unload(v View) error {
+	if err := s.os.Unmap(v.Addr, v.Size); err != nil {
+		return err
+	}
+	delete(s.views, v.Addr)
+	return nil
+}
 
-// Teardown releases the region; views still placed are the caller's to
-// unload first.
-func (s *B) Teardown() error { return s.os.Release(s.lo, s.hi-s.lo) }
+// Teardown releases the region and unmaps every view still placed,
+// wherever the OS put it.
+func (s *B) Teardown() error {
+	err := releasePieces(s.os, [][2]uintptr{{s.lo, s.hi}}, s.views)
+	s.views = nil
+	return err
+}
 
 // C is the seed's option C (Windows): it packs the init libraries down
 // from the top of the unreserved region (each at a non-preferred base, so
