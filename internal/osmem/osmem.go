@@ -378,3 +378,64 @@ func Bytes(addr, size uintptr) []byte {
 	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
 	return unsafe.Slice((*byte)(p), size)
 }
+
+// SharedReserver is implemented by backends that can create a shared
+// object whose pages are reserved, not committed, until a Commit through a
+// view of it commits them (Windows: a pagefile-backed section created
+// SEC_RESERVE). Such an object costs no commit charge for the pages never
+// committed, which a SEC_COMMIT section (CreateShared) charges whole when it
+// is created.
+//
+// The rules, enforced by the Windows backend and by the simulator under
+// Windows rules, and checked by the conformance suite:
+//
+//   - a view of a reserve object reports its uncommitted pages
+//     StateReserved (TypeMapped, ProtNone), and Protect of them fails
+//     (ErrNotMapped, 487); on Windows they fault when touched (Wine 8.0
+//     reads them as zeros: it does not enforce this);
+//   - Commit of a range of a view commits the object's pages there, in
+//     every view: the committing view's pages take the protection asked,
+//     which must not exceed the view's access (ErrInvalid, 87); other
+//     views' newly committed pages take the protection their view was
+//     mapped with;
+//   - committed pages cannot be decommitted (Decommit fails with
+//     ErrNotSupported, 87): they stay charged until the object's last view
+//     is unmapped and the object closed. Discard may give their memory
+//     back while keeping the charge.
+//
+// Under Linux rules a memfd already takes memory only as it is touched, so
+// there is nothing to add: backends there do not implement the interface,
+// or fail with ErrNotSupported.
+type SharedReserver interface {
+	// CreateSharedReserve is CreateShared with every page reserved.
+	CreateSharedReserve(name string, size uint64) (Object, error)
+}
+
+// CreateSharedReserve calls o's CreateSharedReserve, or fails with
+// ErrNotSupported if o has none.
+func CreateSharedReserve(o OS, name string, size uint64) (Object, error) {
+	if r, ok := o.(SharedReserver); ok {
+		return r.CreateSharedReserve(name, size)
+	}
+	return nil, &Error{Op: "create-shared-reserve", Size: uintptr(size), Class: ErrNotSupported, Detail: o.Name() + " has no reserve-only shared objects"}
+}
+
+// Discarder is implemented by backends that can drop the contents of
+// committed pages while keeping them committed (Windows
+// DiscardVirtualMemory, or VirtualAlloc(MEM_RESET) where that is missing, as
+// in Wine 8.0): the memory may go back to the system, the commit charge
+// stays, and the pages' contents are undefined afterwards. It is advice:
+// callers that reuse the pages must rewrite (or zero) them.
+type Discarder interface {
+	// Discard drops the contents of the committed pages [addr,
+	// addr+size), which lie in one allocation.
+	Discard(addr, size uintptr) error
+}
+
+// Discard calls o's Discard, or fails with ErrNotSupported if o has none.
+func Discard(o OS, addr, size uintptr) error {
+	if d, ok := o.(Discarder); ok {
+		return d.Discard(addr, size)
+	}
+	return &Error{Op: "discard", Addr: addr, Size: size, Class: ErrNotSupported, Detail: o.Name() + " cannot discard pages"}
+}

@@ -34,6 +34,9 @@ type winOS struct {
 type viewInfo struct {
 	off  uint64
 	name string
+	// reserve says the view is of a SEC_RESERVE section
+	// (CreateSharedReserve).
+	reserve bool
 }
 
 var (
@@ -59,6 +62,9 @@ var (
 	procMapViewOfFileEx       = modkernel32.NewProc("MapViewOfFileEx")
 	procK32GetMappedFileNameW = modkernel32.NewProc("K32GetMappedFileNameW")
 	procGetMappedFileNameW    = modpsapi.NewProc("GetMappedFileNameW")
+	// DiscardVirtualMemory is Windows 8.1 Update and later; Wine 8.0 does
+	// not have it.
+	procDiscardVirtualMemory = modkernel32.NewProc("DiscardVirtualMemory")
 )
 
 // Memory states and types of MEMORY_BASIC_INFORMATION, and a section flag,
@@ -69,7 +75,9 @@ const (
 	memMapped  = 0x40000
 	memImage   = 0x1000000
 
-	secCommit = 0x8000000
+	secCommit  = 0x8000000
+	secReserve = 0x4000000
+	memReset   = 0x80000
 )
 
 // systemInfo is SYSTEM_INFO.
@@ -324,8 +332,11 @@ func (w *winOS) Reserve(addr, size uintptr, mode Mode) (uintptr, error) {
 }
 
 // Commit is VirtualAlloc(MEM_COMMIT). Windows fails it with 487 unless the
-// whole range lies in one reservation. Committing committed pages keeps
-// their contents and sets the protection, as Linux's mprotect does.
+// whole range lies in one reservation, or in one view of a SEC_RESERVE
+// section (CreateSharedReserve), whose pages it then commits in every view.
+// Committing committed pages keeps their contents and sets the protection,
+// as Linux's mprotect does. A protection a view was not mapped for fails
+// with 87 (ErrInvalid).
 func (w *winOS) Commit(addr, size uintptr, prot Prot) error {
 	if err := w.check("commit", addr, size); err != nil {
 		return err
@@ -334,19 +345,70 @@ func (w *winOS) Commit(addr, size uintptr, prot Prot) error {
 		return err
 	}
 	if _, err := windows.VirtualAlloc(addr, size, windows.MEM_COMMIT, pageProt(prot, false)); err != nil {
+		if _, ok := w.reserveView(addr, size); ok {
+			return winErr("commit", addr, size, err, ErrNotMapped)
+		}
 		return rangeErr("commit", addr, size, err, needReservation)
 	}
 	return nil
 }
 
+// reserveView returns the base of the view of a SEC_RESERVE section that
+// wholly holds [addr, addr+size), if there is one.
+func (w *winOS) reserveView(addr, size uintptr) (uintptr, bool) {
+	m, err := query(addr)
+	if err != nil || m.Type != memMapped {
+		return 0, false
+	}
+	w.mu.Lock()
+	v, ok := w.views[m.AllocationBase]
+	w.mu.Unlock()
+	if !ok || !v.reserve {
+		return 0, false
+	}
+	end := m.AllocationBase + allocSize(m.AllocationBase)
+	return m.AllocationBase, addr+size > addr && addr+size <= end
+}
+
 // Decommit is VirtualFree(MEM_DECOMMIT): the pages lose their storage and
-// stay reserved.
+// stay reserved. The pages of a section cannot be decommitted: Windows
+// fails that with 87, reported for a view of a SEC_RESERVE section as
+// ErrNotSupported.
 func (w *winOS) Decommit(addr, size uintptr) error {
 	if err := w.check("decommit", addr, size); err != nil {
 		return err
 	}
 	if err := windows.VirtualFree(addr, size, windows.MEM_DECOMMIT); err != nil {
+		if _, ok := w.reserveView(addr, size); ok {
+			e := winErr("decommit", addr, size, err, ErrNotMapped)
+			if oe, ok := e.(*Error); ok && oe.Code == WinErrorInvalidParameter {
+				oe.Class = ErrNotSupported
+				oe.Detail += " (section pages cannot be decommitted)"
+			}
+			return e
+		}
 		return rangeErr("decommit", addr, size, err, needReservation)
+	}
+	return nil
+}
+
+// Discard drops the contents of committed pages, keeping them committed
+// (osmem.Discarder): DiscardVirtualMemory, which needs PAGE_READWRITE
+// pages, where Windows has it and the pages are read-write; otherwise
+// VirtualAlloc(MEM_RESET), which Wine 8.0 accepts (and ignores: the
+// contents stay) and which Windows documents for any committed pages.
+func (w *winOS) Discard(addr, size uintptr) error {
+	if err := w.check("discard", addr, size); err != nil {
+		return err
+	}
+	if m, err := query(addr); err == nil && m.State == windows.MEM_COMMIT && m.Protect == windows.PAGE_READWRITE &&
+		m.BaseAddress+m.RegionSize >= addr+size && procDiscardVirtualMemory.Find() == nil {
+		if r, _, _ := procDiscardVirtualMemory.Call(addr, size); r == 0 {
+			return nil
+		}
+	}
+	if _, err := windows.VirtualAlloc(addr, size, memReset, windows.PAGE_NOACCESS); err != nil {
+		return rangeErr("discard", addr, size, err, needAllocation)
 	}
 	return nil
 }
@@ -411,6 +473,8 @@ type winObject struct {
 	shared bool
 	// exec says whether the section allows executable views.
 	exec bool
+	// reserve says the section is SEC_RESERVE (CreateSharedReserve).
+	reserve bool
 
 	// mu guards the handles, which are 0 once closed.
 	mu      sync.Mutex
@@ -505,17 +569,32 @@ func finalPath(fh windows.Handle, fallback string) string {
 // label (a section name's rules apply: no NUL, no backslash), and a named one
 // would be visible to, and collide with, other processes of the session.
 func (w *winOS) CreateShared(name string, size uint64) (Object, error) {
+	return w.createShared("create-shared", name, size, secCommit)
+}
+
+// CreateSharedReserve makes a pagefile-backed section as CreateShared does,
+// but SEC_RESERVE (osmem.SharedReserver): its views start reserved, Commit
+// of a range of a view commits the section's pages there (in every view),
+// and Windows charges the commit limit only for those. Committed section
+// pages cannot be decommitted (Microsoft's CreateFileMapping
+// documentation, SEC_RESERVE): they stay charged until the section is
+// gone.
+func (w *winOS) CreateSharedReserve(name string, size uint64) (Object, error) {
+	return w.createShared("create-shared-reserve", name, size, secReserve)
+}
+
+func (w *winOS) createShared(op, name string, size uint64, flag uint32) (Object, error) {
 	if size == 0 || size%uint64(w.page) != 0 || size > uint64(w.hi) {
-		return nil, &Error{Op: "create-shared", Size: uintptr(size), Class: ErrInvalid, Detail: "size zero, unaligned or too large"}
+		return nil, &Error{Op: op, Size: uintptr(size), Class: ErrInvalid, Detail: "size zero, unaligned or too large"}
 	}
 	if strings.IndexByte(name, 0) >= 0 || strings.IndexByte(name, '\\') >= 0 {
-		return nil, &Error{Op: "create-shared", Class: ErrInvalid, Detail: fmt.Sprintf("bad shared object name %q", name)}
+		return nil, &Error{Op: op, Class: ErrInvalid, Detail: fmt.Sprintf("bad shared object name %q", name)}
 	}
-	sec, err := windows.CreateFileMapping(windows.InvalidHandle, nil, windows.PAGE_EXECUTE_READWRITE|secCommit, uint32(size>>32), uint32(size), nil)
+	sec, err := windows.CreateFileMapping(windows.InvalidHandle, nil, windows.PAGE_EXECUTE_READWRITE|flag, uint32(size>>32), uint32(size), nil)
 	if err != nil {
-		return nil, winErr("create-shared", 0, uintptr(size), err, ErrNoMemory)
+		return nil, winErr(op, 0, uintptr(size), err, ErrNoMemory)
 	}
-	return &winObject{owner: w, name: name, size: size, shared: true, exec: true, section: sec}, nil
+	return &winObject{owner: w, name: name, size: size, shared: true, exec: true, reserve: flag == secReserve, section: sec}, nil
 }
 
 // object checks that obj is an object of this backend.
@@ -639,17 +718,41 @@ func (w *winOS) MapObject(obj Object, off uint64, addr, size uintptr, prot Prot,
 		_ = windows.UnmapViewOfFile(got)
 		return 0, &Error{Op: "map", Addr: addr, Size: size, Class: ErrExists, Code: WinErrorInvalidAddress, Detail: fmt.Sprintf("Windows mapped the view at %#x", got)}
 	}
-	if m, err := query(got); err != nil || m.Protect != want {
-		var old uint32
-		if err := windows.VirtualProtect(got, size, want, &old); err != nil {
-			_ = windows.UnmapViewOfFile(got)
-			return 0, winErr("map", addr, size, err, ErrNotMapped)
-		}
+	if err := protectView(got, size, want, o.reserve); err != nil {
+		_ = windows.UnmapViewOfFile(got)
+		return 0, winErr("map", addr, size, err, ErrNotMapped)
 	}
 	w.mu.Lock()
-	w.views[got] = viewInfo{off: off, name: o.name}
+	w.views[got] = viewInfo{off: off, name: o.name, reserve: o.reserve}
 	w.mu.Unlock()
 	return got, nil
+}
+
+// protectView gives the new view [base, base+size) the protection want.
+// A view of a SEC_RESERVE section has reserved pages, which VirtualProtect
+// refuses (487): only its committed runs are protected.
+func protectView(base, size uintptr, want uint32, reserve bool) error {
+	for a := base; a < base+size; {
+		m, err := query(a)
+		if err != nil {
+			return err
+		}
+		end := min(m.BaseAddress+m.RegionSize, base+size)
+		if !reserve {
+			end = base + size
+		}
+		if (!reserve || m.State == windows.MEM_COMMIT) && m.Protect != want {
+			var old uint32
+			if err := windows.VirtualProtect(a, end-a, want, &old); err != nil {
+				return err
+			}
+		}
+		if !reserve || end <= a {
+			break
+		}
+		a = end
+	}
+	return nil
 }
 
 func mapViewOfFileEx(sec windows.Handle, access uint32, off uint64, size, addr uintptr) (uintptr, error) {

@@ -58,6 +58,7 @@ func Run(t *testing.T, newOS func(t *testing.T) osmem.OS) {
 		{"WindowsAllocationBounds", testWindowsAllocationBounds},
 		{"WindowsViewOverReservation", testWindowsViewOverReservation},
 		{"DualMapping", testDualMapping},
+		{"ReserveSection", testReserveSection},
 		{"File", testFile},
 		{"ObjectClose", testObjectClose},
 		{"BadInput", testBadInput},

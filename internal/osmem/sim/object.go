@@ -26,7 +26,15 @@ type object struct {
 	dev, inode uint64
 	// closed is set by CloseObject. Guarded by owner.mu.
 	closed bool
+	// reserve marks a reserve-only shared object (CreateSharedReserve);
+	// committed then has one bit per page of it, set once a Commit through
+	// a view committed the page. Guarded by owner.mu.
+	reserve   bool
+	committed []uint64
 }
+
+// isCommitted reports whether page i of a reserve object is committed.
+func (o *object) isCommitted(i uint64) bool { return o.committed[i/64]&(1<<(i%64)) != 0 }
 
 // Name returns the file path or the shared object's name.
 func (o *object) Name() string { return o.name }
@@ -90,9 +98,23 @@ func (s *OS) OpenFile(path string) (osmem.Object, error) {
 // address space, and name must not contain NUL nor the separator the
 // native backend refuses: '/' in memfd names, '\' in section names.
 func (s *OS) CreateShared(name string, size uint64) (osmem.Object, error) {
+	return s.createShared("create-shared", name, size, false)
+}
+
+// CreateSharedReserve creates a shared object whose pages are reserved
+// until a Commit through a view commits them (osmem.SharedReserver): a
+// SEC_RESERVE section. Under Linux rules it fails with ErrNotSupported, as
+// the native Linux backend does (a memfd needs no such thing).
+func (s *OS) CreateSharedReserve(name string, size uint64) (osmem.Object, error) {
+	if !s.windows() {
+		return nil, fail("create-shared-reserve", 0, uintptr(size), osmem.ErrNotSupported, 0, "no reserve-only shared objects under Linux rules")
+	}
+	return s.createShared("create-shared-reserve", name, size, true)
+}
+
+func (s *OS) createShared(op, name string, size uint64, reserve bool) (osmem.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	const op = "create-shared"
 	if err := s.enterLocked(op, 0, uintptr(size)); err != nil {
 		return nil, err
 	}
@@ -107,7 +129,12 @@ func (s *OS) CreateShared(name string, size uint64) (osmem.Object, error) {
 		return nil, fail(op, 0, uintptr(size), osmem.ErrInvalid, 0, "bad shared object name %q", name)
 	}
 	s.objects++
-	return &object{owner: s, name: name, size: size, shared: true, serial: s.objects}, nil
+	o := &object{owner: s, name: name, size: size, shared: true, serial: s.objects, reserve: reserve}
+	if reserve {
+		pages := size / uint64(s.page)
+		o.committed = make([]uint64, (pages+63)/64)
+	}
+	return o, nil
 }
 
 // CloseObject closes obj. Views stay. Closing twice, or closing another

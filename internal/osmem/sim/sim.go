@@ -140,8 +140,14 @@ type alloc struct {
 	// when it is mapped, and the native backend maps a view of a shared
 	// object with only the access its protection needs (so that the
 	// executable half of a W^X pair can never be made writable). ProtRWX
-	// for reservations and file views.
+	// for reservations and file views. It is also the protection a page of
+	// the view shows when a Commit through another view of a reserve
+	// object commits it (the view's access, as Windows derives it).
 	max osmem.Prot
+	// obj and off are, for a view, the object mapped and the offset of
+	// base in it; nil and 0 for reservations.
+	obj *object
+	off uint64
 }
 
 // New returns an empty simulated address space enforcing rules.
@@ -461,6 +467,9 @@ func (s *OS) Commit(addr, size uintptr, prot osmem.Prot) error {
 	if !s.windows() {
 		return s.mprotectLocked(op, addr, size, prot)
 	}
+	if a, ok := s.reserveViewLocked(addr); ok {
+		return s.commitViewLocked(op, a, addr, size, prot)
+	}
 	if _, err := s.withinAllocLocked(op, addr, size, false); err != nil {
 		return err
 	}
@@ -489,6 +498,9 @@ func (s *OS) Decommit(addr, size uintptr) error {
 	}
 	if !s.windows() {
 		return s.mprotectLocked(op, addr, size, osmem.ProtNone)
+	}
+	if _, ok := s.reserveViewLocked(addr); ok {
+		return fail(op, addr, size, osmem.ErrNotSupported, osmem.WinErrorInvalidParameter, "section pages cannot be decommitted")
 	}
 	if _, err := s.withinAllocLocked(op, addr, size, false); err != nil {
 		return err
@@ -688,12 +700,17 @@ func (s *OS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	if s.windows() {
 		g.state = osmem.StateCommitted
 		g.base = base
-		a := alloc{base: base, end: base + size, view: true, max: osmem.ProtRWX}
+		a := alloc{base: base, end: base + size, view: true, max: osmem.ProtRWX, obj: o, off: off}
 		if o.shared {
 			// FILE_MAP_READ or FILE_MAP_WRITE, plus FILE_MAP_EXECUTE.
 			a.max = osmem.ProtRead | prot&(osmem.ProtWrite|osmem.ProtExec)
 		}
 		s.allocs[base] = a
+		if o.reserve {
+			// The object's uncommitted pages are reserved in the view.
+			s.insertReserveViewLocked(g, o)
+			return base, nil
+		}
 	} else {
 		g.state = linuxState(g.typ, prot, g.shared)
 		if mode == osmem.Fixed {
@@ -951,8 +968,16 @@ func (s *OS) Check() error {
 		if a.view != (g.typ != osmem.TypePrivate) {
 			return fmt.Errorf("sim: segment [%#x, %#x) of type %v in allocation %#x (view %v)", g.start, g.end, g.typ, a.base, a.view)
 		}
-		if a.view && g.state != osmem.StateCommitted {
+		if a.view && g.state != osmem.StateCommitted && (g.obj == nil || !g.obj.reserve) {
 			return fmt.Errorf("sim: view segment [%#x, %#x) not committed", g.start, g.end)
+		}
+		if a.view && g.obj != nil && g.obj.reserve {
+			first := g.off / uint64(s.page)
+			for i := range uint64((g.end - g.start) / s.page) {
+				if g.obj.isCommitted(first+i) != (g.state == osmem.StateCommitted) {
+					return fmt.Errorf("sim: view segment [%#x, %#x) is %v but page %#x of %v is not", g.start, g.end, g.state, (first+i)*uint64(s.page), g.obj)
+				}
+			}
 		}
 		cover[g.base] += g.end - g.start
 	}
