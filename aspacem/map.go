@@ -100,7 +100,16 @@ type Map struct {
 
 	// scratch is reused by updateLocked to collect overlapped segments.
 	scratch []Segment
+
+	// spare holds Segments deleted from segs, for insertLocked to reuse:
+	// an update replaces a few segments, and allocating each anew was
+	// most of what an update allocated. No pointer to a segment of segs
+	// outlives the lock (readers copy), so a deleted one is free.
+	spare []*Segment
 }
+
+// maxSpare bounds spare.
+const maxSpare = 16
 
 // segItem is what segs stores: the key inline, so that the btree's binary
 // searches compare 16-byte items without copying or dereferencing whole
@@ -192,6 +201,13 @@ func (m *Map) lookupLocked(addr uintptr) (Segment, bool) {
 // included, clipped to it (a clipped view's Offset is advanced to its new
 // Start). It returns nil if the range is empty or outside [Lo, Hi).
 func (m *Map) Segments(lo, hi uintptr) []Segment {
+	return m.AppendSegments(nil, lo, hi)
+}
+
+// AppendSegments appends to dst what Segments(lo, hi) returns and
+// returns the extended slice: a caller that passes a buffer of its own
+// (on its stack) looks at a range without allocating.
+func (m *Map) AppendSegments(dst []Segment, lo, hi uintptr) []Segment {
 	if lo < m.cfg.Lo {
 		lo = m.cfg.Lo
 	}
@@ -199,17 +215,20 @@ func (m *Map) Segments(lo, hi uintptr) []Segment {
 		hi = m.cfg.Hi
 	}
 	if lo >= hi {
-		return nil
+		return dst
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	first, _ := m.lookupLocked(lo)
-	var out []Segment
+	if first.End >= hi {
+		// The common case, one segment: no walk.
+		return append(dst, first.clip(lo, hi))
+	}
 	m.ascendLocked(first.Start, hi, func(s *Segment) bool {
-		out = append(out, s.clip(lo, hi))
+		dst = append(dst, s.clip(lo, hi))
 		return true
 	})
-	return out
+	return dst
 }
 
 // Owned returns every owned segment (reservation, anon, file, shared) in
@@ -320,7 +339,13 @@ func (m *Map) updateLocked(s Segment) {
 // Preconditions: m.mu is held (or m is not yet shared); s overlaps nothing
 // in segs.
 func (m *Map) insertLocked(s Segment) {
-	p := new(Segment)
+	var p *Segment
+	if n := len(m.spare); n > 0 {
+		p = m.spare[n-1]
+		m.spare = m.spare[:n-1]
+	} else {
+		p = new(Segment)
+	}
 	*p = s
 	m.segs.ReplaceOrInsert(segItem{s.Start, p})
 	switch {
@@ -335,7 +360,10 @@ func (m *Map) insertLocked(s Segment) {
 //
 // Preconditions: m.mu is held.
 func (m *Map) deleteLocked(s Segment) {
-	m.segs.Delete(segItem{start: s.Start})
+	if old, ok := m.segs.Delete(segItem{start: s.Start}); ok && len(m.spare) < maxSpare {
+		*old.seg = Segment{}
+		m.spare = append(m.spare, old.seg)
+	}
 	switch {
 	case s.Kind == KindFree:
 		m.gaps.remove(s.Start)
