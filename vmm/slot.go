@@ -226,13 +226,18 @@ func (s *Slot) Protect(addr, size uintptr, prot osmem.Prot) error {
 		return err
 	}
 	defer s.v.life.RUnlock()
-	if err := s.require("protect", addr, size, aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared); err != nil {
+	// The segments are read once, for the check and for the record: the
+	// backing changes no segment of the slot's range, and the slot's
+	// user does not change the range it protects concurrently.
+	var buf [segBuf]aspacem.Segment
+	segs := s.v.space.AppendSegments(buf[:0], addr, addr+size)
+	if err := s.requireIn(segs, "protect", addr, size, aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared); err != nil {
 		return err
 	}
 	if err := s.v.back.protect(addr, size, prot); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
-	for _, seg := range s.v.space.Segments(addr, addr+size) {
+	for _, seg := range segs {
 		seg.Prot = prot
 		if err := s.record(seg); err != nil {
 			return err
@@ -241,10 +246,21 @@ func (s *Slot) Protect(addr, size uintptr, prot osmem.Prot) error {
 	return nil
 }
 
+// segBuf is the size of the buffers on the stack that the slot's and the
+// backings' operations read segments into: a slot holds a handful
+// (a library's segments), so that reading them allocates nothing.
+const segBuf = 8
+
 // require checks that every page of [addr, addr+size) is, in aspacem, one
 // of kinds and owned by this slot.
 func (s *Slot) require(op string, addr, size uintptr, kinds ...aspacem.Kind) error {
-	for _, seg := range s.v.space.Segments(addr, addr+size) {
+	var buf [segBuf]aspacem.Segment
+	return s.requireIn(s.v.space.AppendSegments(buf[:0], addr, addr+size), op, addr, size, kinds...)
+}
+
+// requireIn is require on segs, the segments of [addr, addr+size).
+func (s *Slot) requireIn(segs []aspacem.Segment, op string, addr, size uintptr, kinds ...aspacem.Kind) error {
+	for _, seg := range segs {
 		ok := seg.Owner == s.owner
 		if ok {
 			ok = false
@@ -254,7 +270,7 @@ func (s *Slot) require(op string, addr, size uintptr, kinds ...aspacem.Kind) err
 		}
 		if !ok {
 			return fmt.Errorf("vmm: slot %q: %s [%#x, +%#x): [%#x, %#x) is %s (owner %q), want one of %v",
-				s.owner, op, addr, size, seg.Start, seg.End, seg.Kind, seg.Owner, kinds)
+				s.owner, op, addr, size, seg.Start, seg.End, seg.Kind, seg.Owner, append([]aspacem.Kind(nil), kinds...))
 		}
 	}
 	return nil

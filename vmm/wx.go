@@ -380,7 +380,8 @@ func (d *dual) aliasState(addr, size uintptr) (none, rw bool) {
 		return seg.Prot == osmem.ProtNone, seg.Prot == osmem.ProtRW
 	}
 	none, rw = true, true
-	for _, seg := range d.space.Segments(lo, lo+size) {
+	var buf [segBuf]aspacem.Segment
+	for _, seg := range d.space.AppendSegments(buf[:0], lo, lo+size) {
 		none = none && seg.Prot == osmem.ProtNone
 		rw = rw && seg.Prot == osmem.ProtRW
 	}
@@ -393,7 +394,8 @@ func (d *dual) onlyObject(addr, size uintptr) bool {
 	if seg, ok := d.space.Lookup(addr); ok && seg.End >= addr+size {
 		return seg.Kind == aspacem.KindShared
 	}
-	for _, seg := range d.space.Segments(addr, addr+size) {
+	var buf [segBuf]aspacem.Segment
+	for _, seg := range d.space.AppendSegments(buf[:0], addr, addr+size) {
 		if seg.Kind != aspacem.KindShared {
 			return false
 		}
@@ -575,7 +577,8 @@ func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
 	if err := checkWX(addr, size, prot); err != nil {
 		return err
 	}
-	for _, seg := range d.space.Segments(addr, addr+size) {
+	var buf [segBuf]aspacem.Segment
+	for _, seg := range d.space.AppendSegments(buf[:0], addr, addr+size) {
 		if seg.Kind != aspacem.KindShared {
 			continue // a file view
 		}
