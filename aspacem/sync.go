@@ -162,7 +162,9 @@ func (c *syncChecker) segClass(s *Segment) string {
 
 func (c *syncChecker) regionClass(r *osmem.Region) string {
 	switch {
-	case r.State == osmem.StateReserved:
+	case r.State == osmem.StateReserved && !(r.Type == osmem.TypeMapped && r.Shared):
+		// (Reserved pages of a view are a SEC_RESERVE section's
+		// uncommitted ones: the shared object's, below.)
 		if c.cfg.Rules == osmem.RulesWindows {
 			return classReservation
 		}

@@ -40,11 +40,21 @@ import (
 // protects them; never writable and executable at once either). gridDual
 // tells the two apart by the grid slots code units hold (noteUnit).
 //
-// Cost: the section is SEC_COMMIT (osmem's CreateShared), so Windows
-// charges vmcode's size against the commit limit when it is created
-// (Wine does not enforce one); pages are materialised only when touched,
-// and the pages a freed unit touched stay in the section until Close
-// (zeroed when a unit takes the slot again).
+// Cost: the section is SEC_RESERVE where the backend has it
+// (osmem.CreateSharedReserve: the native Windows backend and the simulator
+// under Windows rules), so Windows charges the commit limit only for the
+// slots code units have held, not for vmcode's 2 GiB: the alias starts
+// reserved (inaccessible), and a unit's commit commits its slots' section
+// pages through the alias (osmem's Commit of a view range), which makes
+// them committed in the executable view too. Section pages cannot be
+// decommitted (Windows' rule), so a freed unit's slots stay committed:
+// reset discards their contents (osmem.Discard: DiscardVirtualMemory, or
+// MEM_RESET under Wine, which ignores it) and closes the alias over them
+// (PAGE_NOACCESS); the next unit there re-opens it and zeroes what the
+// discard left. The charge is therefore bounded by the high-water mark of
+// the grid slots units held at once (slotSize each), plus nothing else;
+// Charge reports it. A backend without reserve-only objects gets a
+// SEC_COMMIT section (CreateShared), charged whole when it is created.
 //
 // Failure order (as in dual): a commit opens the alias before mapping the
 // executable view, a reset closes it before unmapping; every alias change
@@ -62,6 +72,9 @@ type gridDual struct {
 	// zero says the alias's bytes can be touched (the native backend; the
 	// simulator models no memory).
 	zero bool
+	// reserve says the section is reserve-only: the alias's pages are
+	// committed by commit, slot by slot, and never decommitted.
+	reserve bool
 
 	// mu guards units (the map; a unit's fields are changed only by the
 	// operation on its slot, which the VMM serializes).
@@ -96,6 +109,11 @@ var (
 // says. WXAuto turns W^X on; if the section or its writable view cannot be
 // had, vmcode stays the plain grid and p's fallbacks say why.
 //
+// W^X is the default here too since the section is SEC_RESERVE: it costs
+// commit charge only for the slots code units use (see gridDual). What it
+// still costs that the Linux memfd does not is that every code unit takes
+// whole 640 KiB grid slots.
+//
 // Preconditions: mode went through resolveWX.
 func newGridBacking(g *grid, space *aspacem.Map, mode WXMode, p *Placement) (backing, error) {
 	switch mode {
@@ -104,13 +122,12 @@ func newGridBacking(g *grid, space *aspacem.Map, mode WXMode, p *Placement) (bac
 	case WXOff:
 		return g, nil
 	case WXAuto:
-		// Not by default under Windows rules, for two costs the Linux
-		// memfd does not have: the pagefile section is SEC_COMMIT, so real
-		// Windows charges all of vmcode (2 GiB) against the commit limit
-		// when it is created, and every code unit takes a whole 640 KiB
-		// grid slot. A SEC_RESERVE section committed through the writable
-		// view would remove the first; until then W^X here is WXOn only.
-		return g, nil
+		d, err := newGridDual(g, space)
+		if err != nil {
+			p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("no W^X: %v", err))
+			return g, nil
+		}
+		return d, nil
 	}
 	return nil, fmt.Errorf("unknown W^X mode %v", mode)
 }
@@ -122,7 +139,12 @@ func newGridBacking(g *grid, space *aspacem.Map, mode WXMode, p *Placement) (bac
 func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 	o := g.os
 	_, size := g.bounds()
-	obj, err := o.CreateShared(SharedName, uint64(size))
+	reserve := true
+	obj, err := osmem.CreateSharedReserve(o, SharedName, uint64(size))
+	if errors.Is(err, osmem.ErrNotSupported) {
+		reserve = false
+		obj, err = o.CreateShared(SharedName, uint64(size))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating the section: %w", err)
 	}
@@ -131,10 +153,17 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 		_ = o.CloseObject(obj)
 		return nil, fmt.Errorf("mapping the writable view: %w", err)
 	}
-	d := &gridDual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, g: g, zero: o == osmem.Native(), units: make(map[uintptr]*gridUnit),
-		dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64)}
-	// The alias of a range is read-write only while a unit holds it.
-	if err := d.setAlias(g.base, size, osmem.ProtNone); err != nil {
+	d := &gridDual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, g: g, zero: o == osmem.Native(), reserve: reserve,
+		units: make(map[uintptr]*gridUnit), dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64)}
+	// The alias of a range is read-write only while a unit holds it. A
+	// reserve-only section's alias is all reserved, inaccessible already
+	// (and Protect would refuse it): it is only recorded.
+	if reserve {
+		err = d.recordAlias(g.base, size, osmem.ProtNone)
+	} else {
+		err = d.setAlias(g.base, size, osmem.ProtNone)
+	}
+	if err != nil {
 		_ = o.Unmap(rw, size)
 		_ = o.CloseObject(obj)
 		return nil, err
@@ -202,6 +231,46 @@ func (d *gridDual) setAlias(addr, size uintptr, prot osmem.Prot) error {
 	if err := d.os.Protect(d.rw+off, size, prot); err != nil {
 		return fmt.Errorf("vmm: W^X: protecting the writable view of [%#x, +%#x): %w", addr, size, err)
 	}
+	return d.recordAlias(addr, size, prot)
+}
+
+// openAlias makes the alias of [addr, addr+size) read-write and records
+// it: for a reserve-only section a Commit through the alias, which commits
+// the section's pages there (those of slots units held before are
+// committed already, and only change protection); otherwise a Protect.
+func (d *gridDual) openAlias(addr, size uintptr) error {
+	if !d.reserve {
+		return d.setAlias(addr, size, osmem.ProtRW)
+	}
+	off := addr - d.g.base
+	if err := d.os.Commit(d.rw+off, size, osmem.ProtRW); err != nil {
+		return fmt.Errorf("vmm: W^X: committing the writable view of [%#x, +%#x): %w", addr, size, err)
+	}
+	return d.recordAlias(addr, size, osmem.ProtRW)
+}
+
+// Charge returns the bytes of the section that are committed: for a
+// reserve-only section, the slots code units have held (what Windows
+// charges against the commit limit), else the whole section.
+func (d *gridDual) Charge() uintptr {
+	_, size := d.g.bounds()
+	if !d.reserve {
+		return size
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var n uintptr
+	for k := 0; k < d.g.n; k++ {
+		if d.dirty[k/64]&(1<<(k%64)) != 0 {
+			n += d.g.slotEnd(k) - d.g.slotAddr(k)
+		}
+	}
+	return n
+}
+
+// recordAlias records the alias of [addr, addr+size) as having prot.
+func (d *gridDual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
+	off := addr - d.g.base
 	seg := aspacem.Segment{Start: d.rw + off, End: d.rw + off + size, Kind: aspacem.KindShared, Prot: prot,
 		Owner: OwnerVMCodeAlias, Name: SharedName, Offset: uint64(off)}
 	if err := d.space.Update(seg); err != nil {
@@ -251,7 +320,7 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 	}
 	d.mu.Unlock()
 	if !u.rw {
-		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+		if err := d.openAlias(addr, size); err != nil {
 			d.forget(addr, u)
 			return err
 		}
@@ -423,6 +492,12 @@ func (d *gridDual) reset(addr, size uintptr) error {
 	d.mu.Unlock()
 	for _, e := range in {
 		if e.u.rw {
+			if d.reserve {
+				// The section's pages stay committed: give their
+				// memory back if the OS will (advice only; the next
+				// commit there zeroes them anyway).
+				_ = osmem.Discard(d.os, d.rw+(e.a-d.g.base), e.u.size)
+			}
 			if err := d.setAlias(e.a, e.u.size, osmem.ProtNone); err != nil {
 				return err
 			}
@@ -492,4 +567,17 @@ func (g *grid) viewMapped(addr uintptr) bool {
 	}
 	v := g.views[int(g.slots[k].view)]
 	return v != nil && v.first == k && v.mapped
+}
+
+// SectionCharge reports, for W^X vmcode under Windows rules, the bytes of
+// its section that are committed, which is what Windows charges against
+// the commit limit for it: the grid slots code units have held with a
+// reserve-only section (the default), all of vmcode with a SEC_COMMIT one.
+// ok is false without W^X under Windows rules.
+func (v *VMM) SectionCharge() (committed uintptr, ok bool) {
+	d, ok := v.back.(*gridDual)
+	if !ok {
+		return 0, false
+	}
+	return d.Charge(), true
 }

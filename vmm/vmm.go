@@ -73,10 +73,10 @@ type Config struct {
 	// mapped twice, executable at vmcode and writable elsewhere at a
 	// constant offset, so that no page is ever writable and executable at
 	// once (DESIGN.md invariant 4). The zero value, WXAuto, turns it on
-	// under Linux rules where the kernel allows it; WXOn requires it, and
-	// under Windows rules builds it on the grid (one pagefile section:
-	// commit-charged whole, and code units take whole grid slots, which is
-	// why WXAuto leaves it off there); WXOff turns it off for comparison.
+	// where the platform allows it: under Linux rules a memfd, under
+	// Windows rules the grid with one SEC_RESERVE pagefile section, charged
+	// only for the grid slots code units hold (code units take whole grid
+	// slots there); WXOn requires it; WXOff turns it off for comparison.
 	WX WXMode
 }
 
