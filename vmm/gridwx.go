@@ -239,7 +239,10 @@ func (d *gridDual) setAlias(addr, size uintptr, prot osmem.Prot) error {
 // the section's pages there (those of slots units held before are
 // committed already, and only change protection); otherwise a Protect.
 func (d *gridDual) openAlias(addr, size uintptr) error {
-	if !d.reserve {
+	if !d.reserve || d.allDirty(addr, size) {
+		// Committed already (VirtualProtect is cheaper than a commit
+		// over committed pages: half the cost of a unit's life under
+		// Wine).
 		return d.setAlias(addr, size, osmem.ProtRW)
 	}
 	off := addr - d.g.base
@@ -247,6 +250,20 @@ func (d *gridDual) openAlias(addr, size uintptr) error {
 		return fmt.Errorf("vmm: W^X: committing the writable view of [%#x, +%#x): %w", addr, size, err)
 	}
 	return d.recordAlias(addr, size, osmem.ProtRW)
+}
+
+// allDirty reports whether every grid slot of [addr, addr+size) has been
+// held by a unit: its section pages are committed.
+func (d *gridDual) allDirty(addr, size uintptr) bool {
+	g := d.g
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < addr+size; k++ {
+		if d.dirty[k/64]&(1<<(k%64)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Charge returns the bytes of the section that are committed: for a
