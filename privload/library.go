@@ -208,6 +208,18 @@ type importRec struct {
 	// ifunc: addr is the resolver of an indirect function, until its
 	// relocations call it.
 	ifunc bool
+	// self: the symbol is the library's own, and addr its value, relative
+	// to the library's bias (target adds it), so that the binding cache
+	// can share the records between loads at different addresses.
+	self bool
+}
+
+// target returns the address r binds to in a library loaded at bias.
+func (r *importRec) target(bias uintptr) uintptr {
+	if r.self {
+		return bias + r.addr
+	}
+	return r.addr
 }
 
 // Imports returns the symbols the library's relocations bind, with what
@@ -219,7 +231,7 @@ func (l *Library) Imports() []Import {
 	out := make([]Import, 0, len(l.elfImports))
 	for _, r := range l.elfImports {
 		s, _ := l.file.Symbol(int(r.sym))
-		out = append(out, Import{Name: s.Name, Version: s.Version, BoundTo: r.addr, How: r.how, From: r.from})
+		out = append(out, Import{Name: s.Name, Version: s.Version, BoundTo: r.target(l.bias), How: r.how, From: r.from})
 	}
 	return out
 }
