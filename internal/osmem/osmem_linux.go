@@ -230,12 +230,25 @@ func (l *linuxOS) OpenFile(path string) (Object, error) {
 		unix.Close(fd)
 		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", path, err)}
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	obj, err := FileObject(fd, path, &st)
+	if err != nil {
 		unix.Close(fd)
-		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: path + ": not a regular file"}
+	}
+	return obj, err
+}
+
+// FileObject returns, for the native backend, the Object of the regular
+// file open (readable) as fd, whose status st the caller took with fstat,
+// named name (the path /proc/self/maps shows its mappings by): what
+// OpenFile returns, for a caller that has opened and examined the file
+// already and would otherwise open it a second time. On success the
+// Object owns fd (CloseObject closes it); on error the caller still does.
+func FileObject(fd int, name string, st *unix.Stat_t) (Object, error) {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: name + ": not a regular file"}
 	}
 	dev := uint64(unix.Major(st.Dev))<<8 | uint64(unix.Minor(st.Dev))
-	return &linuxObject{fd: fd, name: path, size: uint64(st.Size), dev: dev, inode: st.Ino}, nil
+	return &linuxObject{fd: fd, name: name, size: uint64(st.Size), dev: dev, inode: st.Ino}, nil
 }
 
 // CreateShared makes a memfd. Before sizing it, one page is mapped
