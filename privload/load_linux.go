@@ -350,6 +350,9 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if parent != "" {
 		who = fmt.Sprintf("%s (needed by %s)", path, parent)
 	}
+	if parent == "" && ld.os == osmem.Native() {
+		return ld.openRoot(path, who)
+	}
 	// One stat first: it answers the warm path, and for a dependency,
 	// whose name comes from a file rather than the caller, it makes sure
 	// the name is a regular file before it is opened (opening some
@@ -401,6 +404,54 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 		warmPut(path, &st, canon, f)
 	}
 	return ld.image(f, path, who, canon, &fst)
+}
+
+// openRoot is open for the library the caller named, on the native
+// backend: as glibc's dlopen does, it opens the path first and examines
+// the descriptor (fstat), then parses (or takes the warm path) and maps
+// from that one descriptor. A warm load costs an open and an fstat where
+// a stat, an open and an fstat of the resolved path did; nothing can
+// replace the file between the look and the mapping. (A dependency is
+// stat'ed before it is opened: its name comes from a file.)
+func (ld *elfLoader) openRoot(path, who string) (*elfImage, error) {
+	// O_NONBLOCK: a FIFO must not block the open.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, errorf(who, "opening: %v", err)
+	}
+	owned := false
+	defer func() {
+		if !owned {
+			unix.Close(fd)
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, errorf(who, "stat: %v", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errorf(who, "not a regular file")
+	}
+	f, canon, ok := warmGet(path, &st)
+	if !ok {
+		if canon, err = canonicalPath(fd, path, &st); err != nil {
+			return nil, errorf(who, "resolving the path: %v", err)
+		}
+		if f, err = cachedParse(fd, cacheKey{uint64(st.Dev), st.Ino, uint64(st.Size), canon}, who); err != nil {
+			return nil, err
+		}
+		warmPut(path, &st, canon, f)
+	}
+	if err := ld.check(f, who); err != nil {
+		return nil, err
+	}
+	obj, err := osmem.FileObject(fd, canon, &st)
+	if err != nil {
+		return nil, errorf(who, "opening for mapping: %v", err)
+	}
+	owned = true
+	lib := &Library{file: f, name: filepath.Base(path), path: path}
+	return &elfImage{lib: lib, id: fileID{uint64(st.Dev), st.Ino}, who: who, obj: obj}, nil
 }
 
 // errChanged says the file changed between its stat and its opening.
