@@ -118,13 +118,9 @@ const exitNative = 0xffffffff
 // whose base is their executable address; ctx is the context's address.
 func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gencode, error) {
 	var g gencode
-	var err error
+	var errs firstErr
+	try := errs.try
 	c := func(off uintptr) amd64.Mem { return amd64.RIPRel(ctx + off) }
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
 	hostSaved := []amd64.Reg{amd64.RBP, amd64.RBX, amd64.R12, amd64.R13, amd64.R14, amd64.R15}
 
 	// enter(rdi = fragment).
@@ -199,7 +195,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	try(a.MovStore(c(gpr(amd64.RAX)), amd64.RAX))
 	a.MovImm32(amd64.RAX, exitNative)
 	try(a.JmpRel32(g.fret))
-	if err != nil {
+	if err := errs.err; err != nil {
 		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)
 	}
 	return g, nil

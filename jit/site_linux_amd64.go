@@ -296,13 +296,10 @@ func operandMem(s *site) amd64.Mem {
 //
 // and its constants' offsets go to ic.cmpOff[k] (and hiOff[k]); a
 // literal's once the pool is laid out.
-func (t *translator) cmpSlot(s *site, ic *icSite, k int) (hit amd64.Fixup, err error) {
+func (t *translator) cmpSlot(s *site, ic *icSite, k int) (amd64.Fixup, error) {
 	a := t.a
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	ic.hiOff[k] = -1
 	var reg amd64.Reg = amd64.NoReg
 	var m amd64.Mem
@@ -342,11 +339,11 @@ func (t *translator) cmpSlot(s *site, ic *icSite, k int) (hit amd64.Fixup, err e
 		}
 		try(a.CmpMem32Imm32(m4, -1))
 		ic.hiOff[k] = a.Len() - 4
-		hit = a.JccLabel(amd64.CondE)
+		hit := a.JccLabel(amd64.CondE)
 		try(a.Bind(next))
-		return hit, err
+		return hit, errs.err
 	}
-	return a.JccLabel(amd64.CondE), err
+	return a.JccLabel(amd64.CondE), errs.err
 }
 
 // cmpSite emits the cmp form of a return or call site, which borrows no
@@ -388,12 +385,8 @@ func (t *translator) cmpSlot(s *site, ic *icSite, k int) (hit amd64.Fixup, err e
 // compare, to a lookup with the flags untouched.
 func (t *translator) cmpSite(s *site) error {
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	n := t.slots(s.kind, maxInlineCache)
 	keep := t.m.opts.StrictFlags
 	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n}
@@ -449,7 +442,7 @@ func (t *translator) cmpSite(s *site) error {
 		}
 		return t.stackEffect(s, -1)
 	}, func() error { return t.toRDX(s, false) })
-	return err
+	return errs.err
 }
 
 // stackEffect emits a return's pop (lea rsp, [rsp+8+pop]) or a call's
@@ -516,12 +509,8 @@ func (t *translator) finishBranch(s *site, r amd64.Reg) error {
 // narrowSite emits the 32-bit form.
 func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	n := t.slots(s.kind, maxRCXSlots)
 	ic := &icSite{form: formNarrow, narrow: true, n: n}
 	if !rcxSaved {
@@ -569,7 +558,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		t.hitJmps = append(t.hitJmps, j)
 	}
 	t.coldPaths(ic, learn, nil, func() error { return t.toRDX(s, true) })
-	return err
+	return errs.err
 }
 
 // wideSite emits the 64-bit form. The target of a jump or call through a
@@ -580,12 +569,8 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 // into rdx, saved first.
 func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	n := t.slots(s.kind, maxRCXSlots)
 	tr := amd64.RDX
 	if s.kind != siteRet && s.in.Mod() == 3 {
@@ -635,7 +620,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		a.MovRR(amd64.RDX, tr)
 		return err
 	})
-	return err
+	return errs.err
 }
 
 // coldPaths queues a site's learn and lookup paths for the cold code:
@@ -656,12 +641,8 @@ func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func()
 	a := t.a
 	hits := t.hitJmps[len(t.hitJmps)-ic.n:]
 	t.cold = append(t.cold, func() error {
-		var err error
-		try := func(e error) {
-			if err == nil {
-				err = e
-			}
-		}
+		var errs firstErr
+		try := errs.try
 		learnOff := a.Len()
 		if ic.n > 0 {
 			try(a.Bind(learn))
@@ -684,8 +665,19 @@ func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func()
 		ic.demoteOff = a.Len()
 		try(enter())
 		try(t.lookup(ic))
-		return err
+		return errs.err
 	})
+}
+
+// firstErr keeps the first error of a run of emits, so that an emitting
+// function reads as the instructions it emits: try(a.X(...)) each, and
+// return errs.err at the end.
+type firstErr struct{ err error }
+
+func (f *firstErr) try(e error) {
+	if f.err == nil {
+		f.err = e
+	}
 }
 
 // learnExit emits a site's learn exit: rdx holds the target, the
@@ -695,12 +687,8 @@ func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func()
 //	mov eax, exit; jmp fcache_return
 func (t *translator) learnExit(ic *icSite) error {
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	try(a.MovStore(t.ctx(ctxNext), amd64.RDX))
 	try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
@@ -708,7 +696,7 @@ func (t *translator) learnExit(ic *icSite) error {
 	t.exits = append(t.exits, pendingExit{kind: exitLearn, ic: ic, stubOff: a.Len(), inline: true})
 	a.MovImm32(amd64.RAX, t.firstExit+uint32(len(t.exits)-1))
 	try(a.JmpRel32(t.m.gen.fret))
-	return err
+	return errs.err
 }
 
 // lookup emits the table lookup for the target in rdx, with the
@@ -728,12 +716,8 @@ func (t *translator) learnExit(ic *icSite) error {
 // restores all three).
 func (t *translator) lookup(ic *icSite) error {
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	table := t.m.ctx + t.m.lay.ibl
 	try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
 	a.Movzx16(amd64.RAX, amd64.RDX)
@@ -761,7 +745,7 @@ func (t *translator) lookup(ic *icSite) error {
 		try(a.Lea(amd64.RCX, amd64.RIPRel(table+8)))
 		try(a.JmpMem(amd64.MI(amd64.RCX, amd64.RAX, 8, 0)))
 	}
-	return err
+	return errs.err
 }
 
 // inlineRet translates the return of a callee the fragment followed into
@@ -788,12 +772,8 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 		s.pop = int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
 	}
 	a := t.a
-	var err error
-	try := func(e error) {
-		if err == nil {
-			err = e
-		}
-	}
+	var errs firstErr
+	try := errs.try
 	if t.m.opts.InlineCache > 0 {
 		keep := t.m.opts.StrictFlags
 		at := int32(0)
@@ -830,7 +810,7 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 			}
 			return t.site(s, false)
 		})
-		return err
+		return errs.err
 	}
 	dead := t.m.deadAt(want)
 	// Borrow registers dead at want where there are any, so that the
@@ -880,5 +860,5 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 		}
 		return t.site(s, true)
 	})
-	return err
+	return errs.err
 }
