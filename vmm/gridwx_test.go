@@ -242,31 +242,3 @@ func TestGridWXFaultEachCall(t *testing.T) {
 	}
 }
 
-// TestGridWXNewFaults fails each OS call of a W^X New under Windows rules
-// in turn: New reports it and leaves nothing behind.
-func TestGridWXNewFaults(t *testing.T) {
-	for n := 1; ; n++ {
-		s := sim.New(osmem.RulesWindows, sim.Options{})
-		s.FailCall(n, osmem.ErrNoMemory)
-		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 4 << 20, NoVMHeap: true, WX: vmm.WXOn})
-		if err == nil {
-			if s.Calls() < n {
-				v.Close()
-				return
-			}
-			// A failed slot check of the grid's placement is retried
-			// elsewhere.
-			v.Close()
-			if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
-				t.Fatalf("call %d failed: Close left %v", n, rs)
-			}
-			continue
-		}
-		if !errors.Is(err, osmem.ErrNoMemory) {
-			t.Fatalf("call %d: got %v", n, err)
-		}
-		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
-			t.Fatalf("call %d failed: New left %v", n, rs)
-		}
-	}
-}
