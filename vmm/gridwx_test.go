@@ -241,4 +241,3 @@ func TestGridWXFaultEachCall(t *testing.T) {
 		})
 	}
 }
-
