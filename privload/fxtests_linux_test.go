@@ -507,25 +507,7 @@ func TestFixtureRefused(t *testing.T) {
 		{"libfx_needmissing.so", "dependency libfx_gone.so not found", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := fxPath(t, tc.name)
-			free := v.FreeVMCode()
-			lib, err := Load(v, path, Options{})
-			if err == nil {
-				lib.Close()
-				t.Fatal("Load succeeded")
-			}
-			t.Log(err)
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("Load: %v, want an error naming %s and saying %q", err, path, tc.want)
-			}
-			if tc.class != nil && !errors.Is(err, tc.class) {
-				t.Errorf("Load: %v, want class %v", err, tc.class)
-			}
-			if got := v.FreeVMCode(); got != free {
-				t.Errorf("vmcode free bytes %#x, %#x before", got, free)
-			}
-			checkSync(t, v, "after failed load")
-			checkUnmapped(t, v, path)
+			loadFails(t, v, fxPath(t, tc.name), tc.want, tc.class)
 		})
 	}
 }

@@ -93,6 +93,31 @@ func checkUnmapped(t testing.TB, v *vmm.VMM, path string) {
 	}
 }
 
+// loadFails loads path, which must fail with an error naming path, saying
+// want and (unless class is nil) of that class, and leave nothing behind:
+// vmcode's free bytes as before, aspacem in sync, no mapping of path.
+func loadFails(t *testing.T, v *vmm.VMM, path, want string, class error) {
+	t.Helper()
+	free := v.FreeVMCode()
+	lib, err := Load(v, path, Options{})
+	if err == nil {
+		lib.Close()
+		t.Fatal("Load succeeded")
+	}
+	t.Log(err)
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Load: %v, want an error naming %s and saying %q", err, path, want)
+	}
+	if class != nil && !errors.Is(err, class) {
+		t.Errorf("Load: %v, want class %v", err, class)
+	}
+	if got := v.FreeVMCode(); got != free {
+		t.Errorf("vmcode free bytes %#x after the failed load, %#x before: slot leaked", got, free)
+	}
+	checkSync(t, v, "after failed load")
+	checkUnmapped(t, v, path)
+}
+
 // call calls the native function at fn.
 func call(fn uintptr, args ...uintptr) int64 {
 	r, _, _ := purego.SyscallN(fn, args...)
@@ -507,24 +532,7 @@ func TestMalformed(t *testing.T) {
 					t.Errorf("Parse: %v (%T), want a *FormatError of class %v", perr, perr, tc.class)
 				}
 			}
-			path := writeTemp(t, demolib.Name, x.data)
-			free := v.FreeVMCode()
-			lib, err := Load(v, path, Options{})
-			if err == nil {
-				lib.Close()
-				t.Fatal("Load succeeded")
-			}
-			if !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
-				t.Errorf("Load: %v, want an error naming %s and saying %q", err, path, tc.want)
-			}
-			if tc.class != nil && !errors.Is(err, tc.class) {
-				t.Errorf("Load: %v, want class %v", err, tc.class)
-			}
-			if got := v.FreeVMCode(); got != free {
-				t.Errorf("vmcode free bytes %#x after the failed load, %#x before: slot leaked", got, free)
-			}
-			checkSync(t, v, "after failed load")
-			checkUnmapped(t, v, path)
+			loadFails(t, v, writeTemp(t, demolib.Name, x.data), tc.want, tc.class)
 		})
 	}
 }
