@@ -407,11 +407,8 @@ func vex(code []byte, n, at int, in *Inst) (int, uint8, byte, error) {
 		if p+2 >= n {
 			return 0, 0, 0, truncated(code, n)
 		}
-		b1, b2 := code[p], code[p+1]
 		in.Encoding = VEX
-		in.REX = (^b1>>7&1)<<2 | (^b1>>6&1)<<1 | ^b1>>5&1 | (b2>>7)<<3
-		in.Vvvv = ^b2 >> 3 & 15
-		mapSel = b1 & 0x1f
+		mapSel = threeBytePayload(code[p], code[p+1], in)
 		p += 2
 	case 0x62:
 		if p+3 >= n {
@@ -465,6 +462,15 @@ func vex(code []byte, n, at int, in *Inst) (int, uint8, byte, error) {
 	return p, flags, op, nil
 }
 
+// threeBytePayload decodes the two payload bytes that three-byte VEX
+// (C4) and XOP (8F) share: inverted R, X, B and vvvv, and W, into in's
+// REX bits and Vvvv; it returns the map select field.
+func threeBytePayload(b1, b2 byte, in *Inst) (mapSel byte) {
+	in.REX = (^b1>>7&1)<<2 | (^b1>>6&1)<<1 | ^b1>>5&1 | (b2>>7)<<3
+	in.Vvvv = ^b2 >> 3 & 15
+	return b1 & 0x1f
+}
+
 // xop decodes an XOP prefix (8F) at code[at] and the opcode after it:
 // maps 8 (ModRM, imm8), 9 (ModRM) and 10 (ModRM, imm32).
 func xop(code []byte, n, at int, in *Inst) (int, uint8, byte, error) {
@@ -473,14 +479,12 @@ func xop(code []byte, n, at int, in *Inst) (int, uint8, byte, error) {
 	if p+2 >= n {
 		return 0, 0, 0, truncated(code, n)
 	}
-	b1, b2 := code[p], code[p+1]
 	in.Encoding = XOP
-	in.REX = (^b1>>7&1)<<2 | (^b1>>6&1)<<1 | ^b1>>5&1 | (b2>>7)<<3
-	in.Vvvv = ^b2 >> 3 & 15
+	mapSel := threeBytePayload(code[p], code[p+1], in)
 	p += 2
 	op := code[p]
 	p++
-	switch b1 & 0x1f {
+	switch mapSel {
 	case 8:
 		in.Map = MapXOP8
 		return p, fM | fI8, op, nil
