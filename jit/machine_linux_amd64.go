@@ -90,22 +90,20 @@ func (o *Options) setDefaults() {
 	if o.Align == 0 {
 		o.Align = 16
 	}
+	o.InlineCache = slotsOption(o.InlineCache, 2, maxRCXSlots)
+	o.CallInlineCache = slotsOption(o.CallInlineCache, 6, maxInlineCache)
+}
+
+// slotsOption reads an inline-cache size option: 0 selects def, a
+// negative value none, and more than max is max.
+func slotsOption(n, def, max int) int {
 	switch {
-	case o.InlineCache == 0:
-		o.InlineCache = 2
-	case o.InlineCache < 0:
-		o.InlineCache = 0
-	case o.InlineCache > maxRCXSlots:
-		o.InlineCache = maxRCXSlots
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
 	}
-	switch {
-	case o.CallInlineCache == 0:
-		o.CallInlineCache = 6
-	case o.CallInlineCache < 0:
-		o.CallInlineCache = 0
-	case o.CallInlineCache > maxInlineCache:
-		o.CallInlineCache = maxInlineCache
-	}
+	return min(n, max)
 }
 
 // Stats counts what a Machine did.
