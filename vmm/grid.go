@@ -740,21 +740,33 @@ func (g *grid) begin(op string, addr, size uintptr) ([]gridPiece, error) {
 	return ps, nil
 }
 
+// beginReserved is begin for commit and decommit, which work on
+// reservations only: a file view in the range is an error, and the range
+// is unpinned again.
+func (g *grid) beginReserved(op string, addr, size uintptr) ([]gridPiece, error) {
+	ps, err := g.begin(op, addr, size)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p.view {
+			g.unpin(addr, addr+size)
+			return nil, gridErr(op, addr, size, osmem.ErrNotMapped, "[%#x, %#x) is a file view, not a reservation", p.start, p.end)
+		}
+	}
+	return ps, nil
+}
+
 // commit commits [addr, addr+size) one allocation at a time. If a call
 // fails, the pages the earlier calls newly committed are decommitted again
 // (pages that were committed before keep the new protection, as
 // mprotect's would), so that a failed commit leaves nothing new behind.
 func (g *grid) commit(addr, size uintptr, prot osmem.Prot) error {
-	ps, err := g.begin("commit", addr, size)
+	ps, err := g.beginReserved("commit", addr, size)
 	if err != nil {
 		return err
 	}
 	defer g.unpin(addr, addr+size)
-	for _, p := range ps {
-		if p.view {
-			return gridErr("commit", addr, size, osmem.ErrNotMapped, "[%#x, %#x) is a file view, not a reservation", p.start, p.end)
-		}
-	}
 	for i, p := range ps {
 		if err := g.os.Commit(p.start, p.end-p.start, prot); err != nil {
 			return errors.Join(err, g.undoCommit(ps[:i]))
@@ -798,16 +810,11 @@ func (g *grid) undoCommit(ps []gridPiece) error {
 // the earlier allocations decommitted (their contents are gone: that
 // cannot be undone); the grid's record says so.
 func (g *grid) decommit(addr, size uintptr) error {
-	ps, err := g.begin("decommit", addr, size)
+	ps, err := g.beginReserved("decommit", addr, size)
 	if err != nil {
 		return err
 	}
 	defer g.unpin(addr, addr+size)
-	for _, p := range ps {
-		if p.view {
-			return gridErr("decommit", addr, size, osmem.ErrNotMapped, "[%#x, %#x) is a file view, not a reservation", p.start, p.end)
-		}
-	}
 	return g.decommitPieces(ps)
 }
 
