@@ -346,7 +346,16 @@ const units10k = 10000
 // it through jit.Call and check the result; then free all 10,000 (under
 // W^X, punching their pages out of the shared object). ns/unit is the
 // figure to compare; the issue's target is W^X under 10% slower.
-func BenchmarkUnits(b *testing.B) {
+func BenchmarkUnits(b *testing.B) { benchUnits(b, false) }
+
+// BenchmarkUnitChurn is BenchmarkUnits with each unit freed as soon as it
+// has run, so that the allocator hands the same pages out again: the
+// pattern of a cache that evicts as fast as it fills.
+func BenchmarkUnitChurn(b *testing.B) { benchUnits(b, true) }
+
+// benchUnits runs 10,000 units per iteration with W^X on and off: all
+// allocated, then all freed; or, with churn, each freed as soon as it ran.
+func benchUnits(b *testing.B, churn bool) {
 	for _, wx := range []vmm.WXMode{vmm.WXOn, vmm.WXOff} {
 		b.Run("wx="+wx.String(), func(b *testing.B) {
 			v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: wx})
@@ -355,30 +364,26 @@ func BenchmarkUnits(b *testing.B) {
 			}
 			defer v.Close()
 			c := vmcode.New(v)
-			units := make([]*vmcode.Unit, units10k)
+			units := make([]*vmcode.Unit, 0, units10k)
+			free := func(u *vmcode.Unit) {
+				if err := u.Free(); err != nil {
+					b.Fatal(err)
+				}
+			}
 			cpu0 := cpuTime(b)
 			for b.Loop() {
-				for i := range units {
-					u, err := c.Alloc(16)
-					if err != nil {
-						b.Fatal(err)
+				for i := range units10k {
+					u := runUnit(b, c, i)
+					if churn {
+						free(u)
+					} else {
+						units = append(units, u)
 					}
-					if err := emitConst(u, 0, uint64(i)); err != nil {
-						b.Fatal(err)
-					}
-					if err := u.Seal(); err != nil {
-						b.Fatal(err)
-					}
-					if got := jit.Call(u.Exec()); got != uintptr(i) {
-						b.Fatalf("unit %d returned %d", i, got)
-					}
-					units[i] = u
 				}
 				for _, u := range units {
-					if err := u.Free(); err != nil {
-						b.Fatal(err)
-					}
+					free(u)
 				}
+				units = units[:0]
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*units10k), "ns/unit")
 			// Process CPU time (user and system, all threads) is far less
@@ -388,6 +393,25 @@ func BenchmarkUnits(b *testing.B) {
 	}
 }
 
+// runUnit allocates a unit, writes `mov rax, i; ret` into it, seals it,
+// calls it and checks that it returned i.
+func runUnit(b *testing.B, c *vmcode.Code, i int) *vmcode.Unit {
+	u, err := c.Alloc(16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := emitConst(u, 0, uint64(i)); err != nil {
+		b.Fatal(err)
+	}
+	if err := u.Seal(); err != nil {
+		b.Fatal(err)
+	}
+	if got := jit.Call(u.Exec()); got != uintptr(i) {
+		b.Fatalf("unit %d returned %d", i, got)
+	}
+	return u
+}
+
 // cpuTime returns the process's user plus system CPU time in nanoseconds.
 func cpuTime(tb testing.TB) int64 {
 	var ru syscall.Rusage
@@ -395,43 +419,4 @@ func cpuTime(tb testing.TB) int64 {
 		tb.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
-// BenchmarkUnitChurn is BenchmarkUnits with each unit freed as soon as it
-// has run, so that the allocator hands the same pages out again: the
-// pattern of a cache that evicts as fast as it fills.
-func BenchmarkUnitChurn(b *testing.B) {
-	for _, wx := range []vmm.WXMode{vmm.WXOn, vmm.WXOff} {
-		b.Run("wx="+wx.String(), func(b *testing.B) {
-			v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: wx})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer v.Close()
-			c := vmcode.New(v)
-			cpu0 := cpuTime(b)
-			for b.Loop() {
-				for i := 0; i < units10k; i++ {
-					u, err := c.Alloc(16)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := emitConst(u, 0, uint64(i)); err != nil {
-						b.Fatal(err)
-					}
-					if err := u.Seal(); err != nil {
-						b.Fatal(err)
-					}
-					if got := jit.Call(u.Exec()); got != uintptr(i) {
-						b.Fatalf("unit %d returned %d", i, got)
-					}
-					if err := u.Free(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*units10k), "ns/unit")
-			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N*units10k), "cpu-ns/unit")
-		})
-	}
 }
