@@ -56,7 +56,13 @@ var kernels = func() []kernel {
 // loadKernels loads the kernel library into m's VMM.
 func loadKernels(t testing.TB, v *vmm.VMM) *privload.Library {
 	t.Helper()
-	lib, err := privload.Load(v, kernelLib(t), privload.Options{})
+	return loadLib(t, v, kernelLib(t))
+}
+
+// loadLib loads path privately into v, to be closed when the test ends.
+func loadLib(t testing.TB, v *vmm.VMM, path string) *privload.Library {
+	t.Helper()
+	lib, err := privload.Load(v, path, privload.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

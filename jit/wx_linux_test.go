@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/vmcode"
@@ -192,7 +193,7 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 			}
 		}
 	}
-	syncCheckT(t, v, "after New")
+	vmmtest.SyncCheck(t, v, "after New")
 
 	c := vmcode.New(v)
 	stop := make(chan struct{})
@@ -307,7 +308,7 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 	if v.FreeVMCode() != codeSize {
 		t.Errorf("vmcode has %#x bytes free after every unit was freed, want %#x", v.FreeVMCode(), codeSize)
 	}
-	syncCheckT(t, v, "after the run")
+	vmmtest.SyncCheck(t, v, "after the run")
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -322,17 +323,6 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 	}
 	if owned := v.Space().Owned(); len(owned) != 0 {
 		t.Errorf("aspacem still owns %v after Close", owned)
-	}
-}
-
-func syncCheckT(t *testing.T, v *vmm.VMM, when string) {
-	t.Helper()
-	mism, err := v.Space().SyncCheck(v.OS())
-	if err != nil {
-		t.Fatalf("%s: SyncCheck: %v", when, err)
-	}
-	for _, m := range mism {
-		t.Errorf("%s: %v", when, m)
 	}
 }
 

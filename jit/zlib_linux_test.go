@@ -27,16 +27,7 @@ func loadZlib(t testing.TB, v *vmm.VMM) *privload.Library {
 	if _, err := os.Stat(zlibPath); err != nil {
 		t.Skipf("no system libz: %v", err)
 	}
-	lib, err := privload.Load(v, zlibPath, privload.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lib.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return lib
+	return loadLib(t, v, zlibPath)
 }
 
 func ptr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

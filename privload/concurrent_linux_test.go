@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/demolib"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 )
 
 // TestConcurrentLoads loads, uses and unloads libraries from several
@@ -80,7 +81,7 @@ func TestConcurrentLoads(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	checkSync(t, v, "after the concurrent loads")
+	vmmtest.SyncCheck(t, v, "after the concurrent loads")
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x, %#x before", got, free)
 	}

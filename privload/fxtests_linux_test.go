@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -30,7 +31,7 @@ func loadOK(t *testing.T, v *vmm.VMM, path string, opts Options) *Library {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSync(t, v, "after load")
+	vmmtest.SyncCheck(t, v, "after load")
 	for _, l := range lib.Libraries() {
 		if !v.InVMCode(l.Base(), l.Size()) {
 			t.Errorf("%s: image [%#x, +%#x) is not inside vmcode", l.Name(), l.Base(), l.Size())
@@ -53,7 +54,7 @@ func closeChecked(t *testing.T, v *vmm.VMM, lib *Library, free uintptr) {
 	if err := lib.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 	for _, l := range libs {
 		checkUnmapped(t, v, l.File().Name)
 	}
@@ -210,7 +211,7 @@ func TestFixtureChain(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "dependency libfx_chain_c.so not found") || !strings.Contains(err.Error(), "libfx_chain_b.so") {
 		t.Errorf("Load without the search path: %v", err)
 	}
-	checkSync(t, v, "after failed load")
+	vmmtest.SyncCheck(t, v, "after failed load")
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x after a failed load, %#x before", got, free)
 	}

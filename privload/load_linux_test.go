@@ -20,6 +20,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -55,18 +56,6 @@ func writeTemp(t testing.TB, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// checkSync asserts that aspacem agrees with the kernel.
-func checkSync(t testing.TB, v *vmm.VMM, when string) {
-	t.Helper()
-	mism, err := v.Space().SyncCheck(v.OS())
-	if err != nil {
-		t.Fatalf("%s: sync check: %v", when, err)
-	}
-	for _, m := range mism {
-		t.Errorf("%s: sync mismatch: %v", when, m)
-	}
 }
 
 // checkUnmapped asserts that /proc/self/maps shows no mapping of path
@@ -114,7 +103,7 @@ func loadFails(t *testing.T, v *vmm.VMM, path, want string, class error) {
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x after the failed load, %#x before: slot leaked", got, free)
 	}
-	checkSync(t, v, "after failed load")
+	vmmtest.SyncCheck(t, v, "after failed load")
 	checkUnmapped(t, v, path)
 }
 
@@ -143,7 +132,7 @@ func TestLoadDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSync(t, v, "after load")
+	vmmtest.SyncCheck(t, v, "after load")
 
 	if lib.Name() != demolib.Name {
 		t.Errorf("Name %q", lib.Name())
@@ -206,7 +195,7 @@ func TestLoadDemo(t *testing.T) {
 	if err := lib.Close(); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close: %v, want ErrClosed", err)
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 	checkUnmapped(t, v, path)
 }
 
@@ -266,7 +255,7 @@ func TestLoadSkipInit(t *testing.T) {
 	if sink != -1 {
 		t.Errorf("the destructor ran (wrote %d) although the constructor did not", sink)
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 	checkUnmapped(t, v, path)
 }
 
@@ -290,13 +279,13 @@ func TestLoadTwice(t *testing.T) {
 	if n := call(lookup(t, b, demolib.Calls)); n != 0 {
 		t.Errorf("second copy counted %d calls made to the first", n)
 	}
-	checkSync(t, v, "two loaded")
+	vmmtest.SyncCheck(t, v, "two loaded")
 	for _, l := range []*Library{a, b} {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 	checkUnmapped(t, v, path)
 }
 
@@ -617,7 +606,7 @@ func TestLoadMissingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "privload-no-such-file.so") {
 		t.Fatalf("Load of a missing file: %v", err)
 	}
-	checkSync(t, v, "after failed load")
+	vmmtest.SyncCheck(t, v, "after failed load")
 }
 
 // TestLoadSystemZlib loads the system's libz privately into vmcode: its
@@ -634,7 +623,7 @@ func TestLoadSystemZlib(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkSync(t, v, "after load")
+	vmmtest.SyncCheck(t, v, "after load")
 	if !v.InVMCode(lib.Base(), lib.Size()) {
 		t.Error("libz is not inside vmcode")
 	}
@@ -675,7 +664,7 @@ func TestLoadSystemZlib(t *testing.T) {
 	if err := lib.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 }
 
 // TestLoadSystemZlibPrivateLibc loads libz with no system libraries:
@@ -697,7 +686,7 @@ func TestLoadSystemZlibPrivateLibc(t *testing.T) {
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x, %#x before: slot leaked", got, free)
 	}
-	checkSync(t, v, "after failed load")
+	vmmtest.SyncCheck(t, v, "after failed load")
 	real, _ := filepath.EvalSymlinks(path)
 	checkUnmapped(t, v, real)
 }
@@ -752,7 +741,7 @@ func TestLoadSystemLibmRefused(t *testing.T) {
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x, %#x before: slot leaked", got, free)
 	}
-	checkSync(t, v, "after the attempt")
+	vmmtest.SyncCheck(t, v, "after the attempt")
 	real, _ := filepath.EvalSymlinks(path)
 	checkUnmapped(t, v, real)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -38,18 +39,6 @@ func peNewVMM(t *testing.T) *vmm.VMM {
 		}
 	})
 	return v
-}
-
-// peSync asserts that aspacem agrees with VirtualQuery.
-func peSync(t *testing.T, v *vmm.VMM, when string) {
-	t.Helper()
-	mism, err := v.Space().SyncCheck(v.OS())
-	if err != nil {
-		t.Fatalf("%s: sync check: %v", when, err)
-	}
-	for _, m := range mism {
-		t.Errorf("%s: sync mismatch: %v", when, m)
-	}
 }
 
 // peLoad loads a test DLL and checks it sits in a slot inside vmcode.
@@ -82,7 +71,7 @@ func peLoad(t *testing.T, v *vmm.VMM, name string, opts Options) (*Library, *PEM
 	if !ok || seg.Owner != "privlib "+name {
 		t.Errorf("%s: aspacem has %+v at the base, want the slot owned by %q", name, seg, "privlib "+name)
 	}
-	peSync(t, v, "after loading "+name)
+	vmmtest.SyncCheck(t, v, "after loading "+name)
 	t.Logf("%s: image [%#x, +%#x) (ImageBase %#x) in slot [%#x, +%#x) of vmcode [%#x, +%#x); %d imports, DllMain attached: %v",
 		name, m.Base(), m.Size(), m.File().ImageBase, lib.Base(), lib.Size(), cb, cs, len(lib.Imports()), m.Attached())
 	return lib, m
@@ -109,7 +98,7 @@ func peClose(t *testing.T, v *vmm.VMM, lib *Library) {
 			t.Errorf("after Close: %v, want vmcode reservation", s)
 		}
 	}
-	peSync(t, v, "after closing "+lib.Name())
+	vmmtest.SyncCheck(t, v, "after closing "+lib.Name())
 }
 
 // peExport returns the address of an export, failing the test if absent.
@@ -469,7 +458,7 @@ func peWriteTemp(t *testing.T, name string, data []byte) string {
 // the kernel and all of vmcode is free again.
 func peCheckFailed(t *testing.T, v *vmm.VMM) {
 	t.Helper()
-	peSync(t, v, "after a failed load")
+	vmmtest.SyncCheck(t, v, "after a failed load")
 	cb, cs := v.VMCode()
 	for _, s := range v.Space().Segments(cb, cb+cs) {
 		if !peFree(s) {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reachvm/reachvm/internal/vmmtest"
 )
 
 // relrSource generates a C library whose data holds many pointers into a
@@ -113,6 +115,6 @@ func TestLoadRELR(t *testing.T) {
 	if counts[rela] != counts[relr] || counts[rela] < nptrs+npairs {
 		t.Errorf("relative relocations: RELA %d, RELR %d, want equal and at least %d", counts[rela], counts[relr], nptrs+npairs)
 	}
-	checkSync(t, v, "after close")
+	vmmtest.SyncCheck(t, v, "after close")
 	checkUnmapped(t, v, relr)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -150,6 +151,6 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 	if v.FreeVMCode() != codeSize {
 		t.Errorf("vmcode has %#x bytes free after everything was released, want %#x", v.FreeVMCode(), codeSize)
 	}
-	syncCheck(t, v, "after the concurrent run")
+	vmmtest.SyncCheck(t, v, "after the concurrent run")
 	t.Logf("8 goroutines, %d operations in %v", ops, soakDuration())
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -26,7 +27,7 @@ func TestGridWXReserveCharge(t *testing.T) {
 		if !ok || got != want {
 			t.Fatalf("%s: section charge %#x, %v; want %#x", when, got, ok, want)
 		}
-		syncCheck(t, v, when)
+		vmmtest.SyncCheck(t, v, when)
 	}
 	if r := query(t, s, rw); r.State != osmem.StateReserved || r.Type != osmem.TypeMapped || r.End != rw+size {
 		t.Fatalf("the writable view of a new W^X vmcode reads back as %+v, want all reserved", r)

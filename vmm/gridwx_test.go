@@ -8,6 +8,7 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -43,7 +44,7 @@ func TestGridWXLayout(t *testing.T) {
 	if r := query(t, s, rw); r.Start != rw || r.End != rw+size || r.Prot != osmem.ProtNone || !r.Shared {
 		t.Fatalf("writable view reads back as %+v", r)
 	}
-	syncCheck(t, v, "new")
+	vmmtest.SyncCheck(t, v, "new")
 
 	u, err := v.ReserveUnit(4096, "fcache")
 	if err != nil {
@@ -74,7 +75,7 @@ func TestGridWXLayout(t *testing.T) {
 	if err := u.Protect(u.Base(), 4096, osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
 		t.Fatalf("rwx protect: got %v, want ErrWriteExec", err)
 	}
-	syncCheck(t, v, "committed")
+	vmmtest.SyncCheck(t, v, "committed")
 	segs := v.Space().Segments(u.Base(), u.Base()+u.Size())
 	if len(segs) != 1 || segs[0].Kind != aspacem.KindShared || segs[0].Owner != "fcache" {
 		t.Fatalf("unit recorded as %v", segs)
@@ -92,16 +93,16 @@ func TestGridWXLayout(t *testing.T) {
 		if err := u2.Commit(u2.Base(), u2.Size(), osmem.ProtRX); err != nil {
 			t.Fatal(err)
 		}
-		syncCheck(t, v, "second unit committed")
+		vmmtest.SyncCheck(t, v, "second unit committed")
 		if err := u2.Decommit(u2.Base(), u2.Size()); err != nil {
 			t.Fatal(err)
 		}
-		syncCheck(t, v, "second unit decommitted")
+		vmmtest.SyncCheck(t, v, "second unit decommitted")
 	}
 	if err := u2.Commit(u2.Base(), 4096, osmem.ProtRX); err == nil {
 		t.Fatal("a commit of part of a grid slot succeeded")
 	}
-	syncCheck(t, v, "partial commit refused")
+	vmmtest.SyncCheck(t, v, "partial commit refused")
 
 	// A private file view in a file slot, as without W^X.
 	path := tempFile(t, 4*4096)
@@ -116,7 +117,7 @@ func TestGridWXLayout(t *testing.T) {
 	if err := fs.MapFile(obj, 0, fs.Base(), 4*4096, osmem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	syncCheck(t, v, "file view")
+	vmmtest.SyncCheck(t, v, "file view")
 
 	// Anonymous pages in a file slot (privload's PE images), as without
 	// W^X: committed read-write, then made read-execute.
@@ -136,16 +137,16 @@ func TestGridWXLayout(t *testing.T) {
 	if r := query(t, s, img.Base()); r.Shared || r.Prot != osmem.ProtRX || r.State != osmem.StateCommitted {
 		t.Fatalf("image page reads back as %+v", r)
 	}
-	syncCheck(t, v, "image committed")
+	vmmtest.SyncCheck(t, v, "image committed")
 	if err := img.Release(); err != nil {
 		t.Fatal(err)
 	}
-	syncCheck(t, v, "image released")
+	vmmtest.SyncCheck(t, v, "image released")
 
 	if err := u.Release(); err != nil {
 		t.Fatal(err)
 	}
-	syncCheck(t, v, "unit released")
+	vmmtest.SyncCheck(t, v, "unit released")
 	if r := query(t, s, u.Base()); r.State != osmem.StateReserved {
 		t.Fatalf("released unit reads back as %+v", r)
 	}
@@ -205,7 +206,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 						t.Fatalf("clean run: %v", err)
 					}
 					if o.name != "close" {
-						syncCheck(t, v, "clean run")
+						vmmtest.SyncCheck(t, v, "clean run")
 						v.Close()
 					}
 					if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
@@ -218,7 +219,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					return
 				}
 				if o.name != "close" {
-					syncCheck(t, v, when)
+					vmmtest.SyncCheck(t, v, when)
 				}
 				if err != nil {
 					if !errors.Is(err, osmem.ErrNoMemory) {
@@ -229,7 +230,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					}
 				}
 				if o.name != "close" {
-					syncCheck(t, v, when+", then repeated")
+					vmmtest.SyncCheck(t, v, when+", then repeated")
 					if err := v.Close(); err != nil {
 						t.Fatal(err)
 					}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -116,7 +117,7 @@ func TestInvariantAccounting(t *testing.T) {
 		}
 	}
 	h, _ := v.HeapAlloc(1 << 20)
-	syncCheck(t, v, "after the sequence")
+	vmmtest.SyncCheck(t, v, "after the sequence")
 	v.HeapFree(h, 1<<20)
 	if err := v.Close(); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -34,7 +35,7 @@ func TestRandomOpsNative(t *testing.T) {
 		if err != nil {
 			failed++
 		}
-		syncCheck(t, v, fmt.Sprintf("after op %d (%s, err %v)", i, desc, err))
+		vmmtest.SyncCheck(t, v, fmt.Sprintf("after op %d (%s, err %v)", i, desc, err))
 	}
 	t.Logf("1000 ops, %d refused, %d slots live, %d segments in the map", failed, len(r.slots), v.Space().Len())
 	if err := v.Close(); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -169,20 +170,6 @@ func tempFile(t *testing.T, size int) string {
 	return path
 }
 
-func syncCheck(t *testing.T, v *vmm.VMM, when string) {
-	t.Helper()
-	mism, err := v.Space().SyncCheck(v.OS())
-	if err != nil {
-		t.Fatalf("%s: SyncCheck: %v", when, err)
-	}
-	for _, m := range mism {
-		t.Errorf("%s: %v", when, m)
-	}
-	if len(mism) > 0 {
-		t.FailNow()
-	}
-}
-
 // assertNothingOwned checks that after Close the OS shows nothing in what
 // was vmcode and aspacem owns nothing.
 func assertNothingOwned(t *testing.T, v *vmm.VMM, base, size uintptr, when string) {
@@ -236,10 +223,10 @@ func runSimSequence(t *testing.T, path string, nth, ops int) int {
 			t.Fatalf("fault %d, op %d %s: %v", nth, i, desc, err)
 		}
 		if nth == 0 || (before < nth && s.Calls() >= nth) {
-			syncCheck(t, v, fmt.Sprintf("fault %d, op %d (%s, err %v)", nth, i, desc, err))
+			vmmtest.SyncCheck(t, v, fmt.Sprintf("fault %d, op %d (%s, err %v)", nth, i, desc, err))
 		}
 	}
-	syncCheck(t, v, fmt.Sprintf("fault %d, end", nth))
+	vmmtest.SyncCheck(t, v, fmt.Sprintf("fault %d, end", nth))
 	if obj != nil {
 		s.CloseObject(obj)
 	}

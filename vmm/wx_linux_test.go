@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -66,7 +67,7 @@ func TestWXNative(t *testing.T) {
 	if got := sharedFDs(t); got != fds+1 {
 		t.Fatalf("%d descriptors on the shared object after New, want %d", got, fds+1)
 	}
-	syncCheck(t, v, "after New")
+	vmmtest.SyncCheck(t, v, "after New")
 
 	const n = 4 * 4096
 	sl, err := v.ReserveSlot(n, "slot")
@@ -86,7 +87,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw, n); got != 4 {
 		t.Fatalf("%d pages of the object resident after writing 4", got)
 	}
-	syncCheck(t, v, "committed and written")
+	vmmtest.SyncCheck(t, v, "committed and written")
 
 	// Decommit returns the pages: the object has none left there and a
 	// new commit reads zeros.
@@ -105,7 +106,7 @@ func TestWXNative(t *testing.T) {
 	if !bytes.Equal(osmem.Bytes(a+2*4096, 2*4096), pattern[2*4096:]) {
 		t.Fatal("decommitting two pages changed the others")
 	}
-	syncCheck(t, v, "decommitted and recommitted")
+	vmmtest.SyncCheck(t, v, "decommitted and recommitted")
 
 	// A file view over the last two pages: their object pages go.
 	path := tempFile(t, 2*4096)
@@ -126,7 +127,7 @@ func TestWXNative(t *testing.T) {
 	if r, _ := v.OS().Query(rw + 2*4096); r.Prot != osmem.ProtNone {
 		t.Fatalf("the writable view under a file view is %v", r.Prot)
 	}
-	syncCheck(t, v, "file view")
+	vmmtest.SyncCheck(t, v, "file view")
 
 	if err := sl.Release(); err != nil {
 		t.Fatal(err)
@@ -134,7 +135,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw, n); got != 0 {
 		t.Fatalf("%d pages of a released slot still resident", got)
 	}
-	syncCheck(t, v, "released")
+	vmmtest.SyncCheck(t, v, "released")
 
 	// A slot released fully committed keeps its pages for reuse until
 	// Trim.
@@ -154,7 +155,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw, n); got != 4 || v.Trimmable() != n {
 		t.Fatalf("released unit: %d pages resident, %#x trimmable; want 4, %#x", got, v.Trimmable(), n)
 	}
-	syncCheck(t, v, "freed")
+	vmmtest.SyncCheck(t, v, "freed")
 	// Committed again, freed pages read zeros.
 	sl, err = v.ReserveSlotAt(a, n, "unit again")
 	if err != nil {
@@ -166,7 +167,7 @@ func TestWXNative(t *testing.T) {
 	if !bytes.Equal(osmem.Bytes(a, n), make([]byte, n)) || v.Trimmable() != 0 {
 		t.Fatalf("revived pages are not zero, or still trimmable (%#x)", v.Trimmable())
 	}
-	syncCheck(t, v, "revived")
+	vmmtest.SyncCheck(t, v, "revived")
 	if err := sl.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw, n); got != 0 {
 		t.Fatalf("%d pages resident after Trim", got)
 	}
-	syncCheck(t, v, "trimmed")
+	vmmtest.SyncCheck(t, v, "trimmed")
 
 	if err := v.Close(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -80,7 +81,7 @@ func TestWXLayout(t *testing.T) {
 			t.Errorf("Executable(%#x) outside the writable view succeeded", a)
 		}
 	}
-	syncCheck(t, v, "after New")
+	vmmtest.SyncCheck(t, v, "after New")
 }
 
 // TestWXSlotStates walks one slot through every state (reserved,
@@ -110,7 +111,7 @@ func TestWXSlotStates(t *testing.T) {
 		if p := query(t, s, rw).Prot; p != alias {
 			t.Errorf("%s: writable view %v, want %v", when, p, alias)
 		}
-		syncCheck(t, v, when)
+		vmmtest.SyncCheck(t, v, when)
 	}
 	views("reserved", osmem.ProtNone, osmem.ProtNone)
 	if seg, _ := v.Space().Lookup(a); seg.Kind != aspacem.KindShared || seg.Offset != uint64(a-base) || seg.Owner != "privlib x" {
@@ -193,7 +194,7 @@ func TestWXRefusesWriteExec(t *testing.T) {
 	if r := query(t, s, a); r.Prot != osmem.ProtRX {
 		t.Errorf("a refused request changed the page to %v", r.Prot)
 	}
-	syncCheck(t, v, "after the refusals")
+	vmmtest.SyncCheck(t, v, "after the refusals")
 
 	off, err := vmm.New(vmm.Config{OS: s, Space: v.Space(), VMCodeSize: 1 << 20, NoVMHeap: true, WX: vmm.WXOff})
 	if err != nil {
@@ -306,7 +307,7 @@ func TestWXFaultEachCall(t *testing.T) {
 					if err != nil {
 						t.Fatalf("clean run: %v", err)
 					}
-					syncCheck(t, v, "clean run")
+					vmmtest.SyncCheck(t, v, "clean run")
 					v.Close()
 					if n < 2 {
 						t.Fatalf("the operation made %d OS calls", made)
@@ -316,11 +317,11 @@ func TestWXFaultEachCall(t *testing.T) {
 				if !errors.Is(err, osmem.ErrNoMemory) {
 					t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
 				}
-				syncCheck(t, v, when)
+				vmmtest.SyncCheck(t, v, when)
 				if err := o.op(v, sl, obj); err != nil {
 					t.Fatalf("%s, then repeated: %v", when, err)
 				}
-				syncCheck(t, v, when+", then repeated")
+				vmmtest.SyncCheck(t, v, when+", then repeated")
 				if err := v.Close(); err != nil {
 					t.Fatal(err)
 				}
@@ -465,14 +466,14 @@ func TestWXFreedPages(t *testing.T) {
 	if got := v.Trimmable(); got != 3*4096 {
 		t.Fatalf("%#x bytes trimmable after releasing 3 committed pages", got)
 	}
-	syncCheck(t, v, "freed")
+	vmmtest.SyncCheck(t, v, "freed")
 	// The allocator hands the same pages out again; committing them
 	// revives them.
 	sl = commit(2 * 4096)
 	if got := v.Trimmable(); got > 4096 {
 		t.Fatalf("%#x bytes trimmable after reusing 2 of 3 freed pages", got)
 	}
-	syncCheck(t, v, "revived")
+	vmmtest.SyncCheck(t, v, "revived")
 	if err := sl.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +483,7 @@ func TestWXFreedPages(t *testing.T) {
 	if got := v.Trimmable(); got != 0 {
 		t.Fatalf("%#x bytes trimmable after Trim", got)
 	}
-	syncCheck(t, v, "trimmed")
+	vmmtest.SyncCheck(t, v, "trimmed")
 	// Past the bound, the release that crosses it trims.
 	var slots []*vmm.Slot
 	for i := 0; i < 40; i++ {
@@ -498,7 +499,7 @@ func TestWXFreedPages(t *testing.T) {
 	if peak > 1<<20+64<<10 || peak < 1<<20 {
 		t.Fatalf("at most %#x bytes kept for reuse, want about 1 MiB", peak)
 	}
-	syncCheck(t, v, "past the bound")
+	vmmtest.SyncCheck(t, v, "past the bound")
 }
 
 // TestWXUnavailable makes the kernel refuse the executable view of the
@@ -536,7 +537,7 @@ func TestWXUnavailable(t *testing.T) {
 	if v.WX() {
 		t.Fatal("WXAuto with the executable view refused gave W^X")
 	}
-	syncCheck(t, v, "W^X refused")
+	vmmtest.SyncCheck(t, v, "W^X refused")
 	sl, err := v.ReserveSlot(4096, "s")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/reachvm/reachvm/internal/demolib"
+	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -127,10 +128,7 @@ func TestRebuild(t *testing.T) {
 			t.Errorf("demo_compute(%d, %d): embedded %d, fresh %d, want %d", a[0], a[1], res[0], res[1], want)
 		}
 	}
-	mism, err := v.Space().SyncCheck(v.OS())
-	if err != nil || len(mism) != 0 {
-		t.Errorf("sync check: %v %v", mism, err)
-	}
+	vmmtest.SyncCheck(t, v, "after both loads")
 }
 
 func containsPrefix(list []string, p string) bool {
