@@ -16,7 +16,7 @@ import (
 // cannot be decommitted), a unit reusing them adds no charge, and the
 // charge is the slots units have held, never vmcode's size.
 func TestGridWXReserveCharge(t *testing.T) {
-	v, s := newGridWX(t)
+	v, s := newSimWX(t, osmem.RulesWindows)
 	defer v.Close()
 	base, size := v.VMCode()
 	rw, _ := v.WritableView()

@@ -7,7 +7,6 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -15,27 +14,12 @@ import (
 // gridWXSlot is the grid's slot size (vmm.DefaultGridSlotSize).
 const gridWXSlot = vmm.DefaultGridSlotSize
 
-// newGridWX returns a W^X VMM of 16 MiB on a fresh Windows-rules
-// simulator: the grid, with a pagefile-backed section viewed twice.
-func newGridWX(t *testing.T) (*vmm.VMM, *sim.OS) {
-	t.Helper()
-	s := sim.New(osmem.RulesWindows, sim.Options{})
-	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !v.WX() {
-		t.Fatal("WXOn gave no W^X")
-	}
-	return v, s
-}
-
 // TestGridWXLayout checks W^X vmcode under Windows rules: a writable view
 // of the whole section at a constant offset, units of whole grid slots
 // whose executable views show the section at their offset, no page
 // writable and executable, and nothing left after Close.
 func TestGridWXLayout(t *testing.T) {
-	v, s := newGridWX(t)
+	v, s := newSimWX(t, osmem.RulesWindows)
 	base, size := v.VMCode()
 	rw, rwSize := v.WritableView()
 	if rwSize != size || rw == base {
@@ -185,7 +169,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 	for _, o := range gridWXOps {
 		t.Run(o.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				v, s := newGridWX(t)
+				v, s := newSimWX(t, osmem.RulesWindows)
 				u, err := v.ReserveUnit(2*gridWXSlot, "fcache")
 				if err != nil {
 					t.Fatal(err)

@@ -12,10 +12,12 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// newWX returns a W^X VMM of 16 MiB on a fresh Linux-rules simulator.
-func newWX(t *testing.T) (*vmm.VMM, *sim.OS) {
+// newSimWX returns a W^X VMM of 16 MiB on a fresh simulator with rules:
+// under Linux rules one memfd-like object viewed twice, under Windows
+// rules the grid with a pagefile-backed section viewed twice.
+func newSimWX(t *testing.T, rules osmem.Rules) (*vmm.VMM, *sim.OS) {
 	t.Helper()
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(rules, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +42,7 @@ func query(t *testing.T, o osmem.OS, addr uintptr) osmem.Region {
 // object at a constant offset, both recorded in aspacem with the object's
 // name and offsets, and the conversions between them.
 func TestWXLayout(t *testing.T) {
-	v, s := newWX(t)
+	v, s := newSimWX(t, osmem.RulesLinux)
 	defer v.Close()
 	base, size := v.VMCode()
 	rw, rwSize := v.WritableView()
@@ -88,7 +90,7 @@ func TestWXLayout(t *testing.T) {
 // committed, protected, decommitted, a file view, released) and checks
 // both views in the simulator and aspacem after each step.
 func TestWXSlotStates(t *testing.T) {
-	v, s := newWX(t)
+	v, s := newSimWX(t, osmem.RulesLinux)
 	defer v.Close()
 	base, _ := v.VMCode()
 	path := tempFile(t, 4*4096)
@@ -166,7 +168,7 @@ func TestWXSlotStates(t *testing.T) {
 // ErrWriteExec and changes nothing. WXOff, the comparison mode, grants
 // them, as the single mapping it is.
 func TestWXRefusesWriteExec(t *testing.T) {
-	v, s := newWX(t)
+	v, s := newSimWX(t, osmem.RulesLinux)
 	defer v.Close()
 	obj, err := s.OpenFile(tempFile(t, 4096))
 	if err != nil {
@@ -279,7 +281,7 @@ func TestWXFaultEachCall(t *testing.T) {
 	for _, o := range wxOps {
 		t.Run(o.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				v, s := newWX(t)
+				v, s := newSimWX(t, osmem.RulesLinux)
 				obj, err := s.OpenFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -338,7 +340,7 @@ func TestWXFaultEachCall(t *testing.T) {
 // finishes the job, leaving nothing in the simulator or aspacem.
 func TestWXCloseResumes(t *testing.T) {
 	for n := 1; ; n++ {
-		v, s := newWX(t)
+		v, s := newSimWX(t, osmem.RulesLinux)
 		base, size := v.VMCode()
 		rw, _ := v.WritableView()
 		sl, err := v.ReserveSlot(4096, "s")
@@ -446,7 +448,7 @@ func TestWXNewFaults(t *testing.T) {
 // to 1 MiB; reusing them, trimming them and going past the bound each
 // leave aspacem exact.
 func TestWXFreedPages(t *testing.T) {
-	v, _ := newWX(t)
+	v, _ := newSimWX(t, osmem.RulesLinux)
 	defer v.Close()
 	commit := func(size uintptr) *vmm.Slot {
 		t.Helper()
