@@ -16,10 +16,6 @@ func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (osmem.OS, func(lo, hi ui
 	return nil, nil, errors.New("backend windows needs Windows, backend wine a Windows build under Wine (reachvm strategies --backend wine does both)")
 }
 
-// UnderWine reports whether the process runs under Wine: never, off
-// Windows.
-func UnderWine() bool { return false }
-
 var wallEpoch = time.Now()
 
 // wallNow reads a monotonic clock for the matrix's wall times.

@@ -22,7 +22,7 @@ import (
 // allocator would. Every reservation it makes is appended to foreign, so
 // that the trial can free it after tear-down.
 func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (osmem.OS, func(lo, hi uintptr), error) {
-	if wine := UnderWine(); wine != (cfg.Backend == "wine") {
+	if wine := osmem.UnderWine(); wine != (cfg.Backend == "wine") {
 		if wine {
 			return nil, nil, fmt.Errorf("backend %s: this is Wine, not Windows: name it wine", cfg.Backend)
 		}
@@ -37,12 +37,6 @@ func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (osmem.OS,
 		}
 	}
 	return raw, intr, nil
-}
-
-// UnderWine reports whether the process runs under Wine rather than
-// Windows: Wine's ntdll exports wine_get_version, Windows' does not.
-func UnderWine() bool {
-	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
 }
 
 // intruderThread is the process's one intruder thread, started on first

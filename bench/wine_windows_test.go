@@ -37,8 +37,8 @@ func TestWindowsNothingInAsRange(t *testing.T) {
 		t.Fatalf("bcryptprimitives.dll not loaded: %v", err)
 	}
 	at := uintptr(h)
-	t.Logf("bcryptprimitives.dll at %#x (under Wine: %v)", at, UnderWine())
-	if UnderWine() && at >= strategy.DefaultPref && at < strategy.DefaultPref+strategy.DefaultRegion {
+	t.Logf("bcryptprimitives.dll at %#x (under Wine: %v)", at, osmem.UnderWine())
+	if osmem.UnderWine() && at >= strategy.DefaultPref && at < strategy.DefaultPref+strategy.DefaultRegion {
 		t.Errorf("the ProcessPrng shim is at %#x, inside A's preferred range [%#x, +%#x): rebuild it with scripts/wine/lib.sh", at, uintptr(strategy.DefaultPref), strategy.DefaultRegion)
 	}
 	var b1, b2 [32]byte
@@ -66,7 +66,7 @@ func TestWindowsNothingInAsRange(t *testing.T) {
 			}
 		}
 		msg := fmt.Sprintf("A: region [%#x, %#x), not at %#x; taken there: %v", lo, hi, uintptr(strategy.DefaultPref), taken)
-		if UnderWine() {
+		if osmem.UnderWine() {
 			t.Error(msg)
 		} else {
 			t.Log(msg)
@@ -101,7 +101,7 @@ func TestWindowsFAfterB(t *testing.T) {
 
 // backendName is the matrix's name for this backend.
 func backendName() string {
-	if UnderWine() {
+	if osmem.UnderWine() {
 		return "wine"
 	}
 	return "windows"

@@ -530,12 +530,6 @@ func TestPELoadFailures(t *testing.T) {
 	})
 }
 
-// peUnderWine reports whether the test runs under Wine (ntdll exports
-// wine_get_version).
-func peUnderWine() bool {
-	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
-}
-
 // peSystemDLL returns the path of a DLL in the system directory, skipping
 // the test if it is absent.
 func peSystemDLL(t *testing.T, name string) string {
@@ -614,7 +608,7 @@ func TestPELoadSystemDLLs(t *testing.T) {
 // naming it, and nothing leaks (aspacem matches VirtualQuery at the end).
 // Under Wine only: a Windows system directory holds thousands of DLLs.
 func TestPELoadWineSweep(t *testing.T) {
-	if !peUnderWine() {
+	if !osmem.UnderWine() {
 		t.Skip("not under Wine")
 	}
 	sys, err := windows.GetSystemDirectory()

@@ -470,3 +470,6 @@ func errnoOf(err error) uintptr {
 	}
 	return 0
 }
+
+// UnderWine reports whether the process runs under Wine: never, on Linux.
+func UnderWine() bool { return false }

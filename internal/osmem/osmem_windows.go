@@ -1014,3 +1014,11 @@ func dosDevices() map[string]string {
 	}
 	return out
 }
+
+// UnderWine reports whether the process runs under Wine rather than
+// Windows: Wine's ntdll exports wine_get_version, Windows' does not. Tests
+// and measurements use it to say which one they saw, where Wine departs
+// from what Windows documents.
+func UnderWine() bool {
+	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
+}

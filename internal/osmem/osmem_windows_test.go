@@ -678,13 +678,17 @@ func TestWindowsReserveSectionAccess(t *testing.T) {
 	if m := winQuery(t, rw); m.State != windows.MEM_RESERVE {
 		t.Errorf("uncommitted page of a SEC_RESERVE view: state %#x, want MEM_RESERVE", m.State)
 	}
-	if winReadable(rw) {
+	// Windows documents a fault; Wine 8.0 reads zeros. Each is held to
+	// its own behaviour, so that a change in either shows.
+	switch readable := winReadable(rw); {
+	case osmem.UnderWine() && !readable:
+		t.Errorf("an uncommitted page of a SEC_RESERVE view faults under Wine, which used to read zeros: update the sim and DESIGN notes")
+	case osmem.UnderWine():
 		if b := osmem.Bytes(rw, winPage); !bytes.Equal(b, make([]byte, winPage)) {
 			t.Errorf("uncommitted page reads non-zero bytes")
 		}
-		t.Logf("an uncommitted page of a SEC_RESERVE view is readable (Wine; Windows faults)")
-	} else {
-		t.Logf("an uncommitted page of a SEC_RESERVE view faults (as Windows documents)")
+	case readable:
+		t.Errorf("an uncommitted page of a SEC_RESERVE view is readable; Windows documents a fault")
 	}
 	if err := o.Commit(rw, winPage, osmem.ProtRW); err != nil {
 		t.Fatal(err)
