@@ -152,8 +152,9 @@ const nearTries = 8
 
 // placeNear reserves vmcode inside the window rel32-reachable from every
 // byte of r, as near r as aspacem's advice finds room (DynamoRIO's
-// vm_base_near_app). If another thread takes the advised gap first, the
-// map is refreshed from the kernel and advice asked again.
+// vm_base_near_app). If the advised gap is taken (another thread, or a
+// map older than the kernel's view), the map is refreshed from the kernel
+// and advice asked again.
 func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placement) (*linear, error) {
 	p.How = "near-app"
 	if r.End <= r.Start {
@@ -167,8 +168,14 @@ func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placeme
 	}
 	mid := wlo + (whi-wlo)/2
 	for i := 0; i < nearTries; i++ {
-		if err := space.Refresh(o); err != nil {
-			return nil, err
+		// The first try trusts the map (New has just loaded it, or the
+		// caller keeps it): a stale gap only costs an ErrExists and a
+		// retry, which refreshes. Reading /proc/self/maps on every try
+		// cost each smaller-size fallback a read.
+		if i > 0 {
+			if err := space.Refresh(o); err != nil {
+				return nil, err
+			}
 		}
 		addr, err := space.Advise(size, gran, mid, (whi-wlo)/2)
 		if err != nil {

@@ -2,6 +2,7 @@ package vmm_test
 
 import (
 	"errors"
+	"github.com/reachvm/reachvm/aspacem"
 	"math"
 	"strings"
 	"testing"
@@ -147,6 +148,52 @@ func TestPlacementNearApp(t *testing.T) {
 			t.Fatalf("%v: SyncCheck %v %v", rules, err, mism)
 		}
 		v.Close()
+	}
+}
+
+// TestPlacementNearStaleMap places vmcode near a range with a map loaded
+// before something else took the gap it would advise: the first try finds
+// the gap taken, the map is refreshed and the second try succeeds, each
+// step reported, and vmcode avoids the newcomer.
+func TestPlacementNearStaleMap(t *testing.T) {
+	s := sim.New(osmem.RulesLinux, sim.Options{})
+	text := vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0001_0000}
+	if _, err := s.Reserve(text.Start, text.End-text.Start, osmem.Exact); err != nil {
+		t.Fatal(err)
+	}
+	space, err := aspacem.Load(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64 << 20
+	// Where a fresh map advises vmcode: place once, note it, release.
+	v, err := vmm.New(vmm.Config{OS: s, Near: &text, VMCodeSize: size, NoVMHeap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	advised, _ := v.VMCode()
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Someone takes that gap after space was loaded.
+	if err := s.MapForeign(advised, advised+size, osmem.ProtRW, "newcomer"); err != nil {
+		t.Fatal(err)
+	}
+	v, err = vmm.New(vmm.Config{OS: s, Space: space, Near: &text, VMCodeSize: size, NoVMHeap: true})
+	if err != nil {
+		t.Fatalf("near placement with a stale map: %v", err)
+	}
+	defer v.Close()
+	base, _ := v.VMCode()
+	p := v.Placement()
+	if p.Attempts != 2 || len(p.Fallbacks) != 1 || !strings.Contains(p.Fallbacks[0], "retry") {
+		t.Errorf("placement %+v: want one reported retry", p)
+	}
+	if base < advised+size && base+size > advised {
+		t.Errorf("vmcode [%#x, +%#x) overlaps the newcomer at %#x", base, size, advised)
+	}
+	if !vmm.Reachable(text.Start, base) || !vmm.Reachable(base+size-1, text.End-1) {
+		t.Errorf("vmcode at %#x out of reach of %#x", base, text.Start)
 	}
 }
 
