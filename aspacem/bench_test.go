@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 const benchSegments = 100_000
@@ -23,7 +23,7 @@ func benchMap(b *testing.B, n int) (*Map, []Segment) {
 	}
 	for i := 0; i < n/2; i++ {
 		a := cfg.Lo + uintptr(2*i)*P
-		if err := m.Update(Segment{Start: a, End: a + P, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "guard loop"}); err != nil {
+		if err := m.Update(Segment{Start: a, End: a + P, Kind: KindAnon, Prot: mem.ProtRW, Owner: "guard loop"}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -124,11 +124,11 @@ func BenchmarkUpdate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s := owned[r.IntN(len(owned))]
-		s.Prot = osmem.ProtRead
+		s.Prot = mem.ProtRead
 		if err := m.Update(s); err != nil {
 			b.Fatal(err)
 		}
-		s.Prot = osmem.ProtRW
+		s.Prot = mem.ProtRW
 		if err := m.Update(s); err != nil {
 			b.Fatal(err)
 		}

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // FuzzMapOps decodes the input as a sequence of operations on a small map
@@ -52,7 +52,7 @@ func fuzzMapOps(t *testing.T, data []byte) {
 				s := Segment{
 					Start:  cfg.Lo - 0x2000 + u16()*0x100,
 					Kind:   Kind(b() % 7),
-					Prot:   osmem.Prot(b() % 9),
+					Prot:   mem.Prot(b() % 9),
 					Owner:  names[b()%byte(len(names))],
 					Name:   names[b()%byte(len(names))],
 					Offset: uint64(b()) * 0x800,

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/btree"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Config fixes the address space a Map covers and the rules it checks
@@ -33,19 +33,19 @@ type Config struct {
 	// SyncCheck tells reservations from committed no-access memory (which
 	// VirtualQuery can, and Linux cannot) and does not compare file
 	// offsets (which VirtualQuery does not report).
-	Rules osmem.Rules
+	Rules mem.Rules
 }
 
 // ConfigFor returns the Config matching a backend: its bounds, page size,
 // granularity and rules; FoldCase under Windows rules.
-func ConfigFor(os osmem.OS) Config {
+func ConfigFor(os mem.OS) Config {
 	lo, hi := os.Bounds()
 	return Config{
 		Lo:          lo,
 		Hi:          hi,
 		PageSize:    os.PageSize(),
 		Granularity: os.Granularity(),
-		FoldCase:    os.Rules() == osmem.RulesWindows,
+		FoldCase:    os.Rules() == mem.RulesWindows,
 		Rules:       os.Rules(),
 	}
 }
@@ -153,7 +153,7 @@ func New(cfg Config) (*Map, error) {
 // reports is a KindForeign segment: the starting point before reachvm maps
 // anything. On Linux the regions come from /proc/self/maps (parsed by
 // internal/procmaps), on Windows from a VirtualQuery walk.
-func Load(os osmem.OS) (*Map, error) {
+func Load(os mem.OS) (*Map, error) {
 	m, err := New(ConfigFor(os))
 	if err != nil {
 		return nil, err

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 func TestNewConfigErrors(t *testing.T) {
@@ -48,11 +48,11 @@ func TestNewConfigErrors(t *testing.T) {
 
 func TestConfigFor(t *testing.T) {
 	w := ConfigFor(newFakeWindows())
-	if !w.FoldCase || w.Granularity != 0x10000 || w.Rules != osmem.RulesWindows || w.Lo != 0x10000 {
+	if !w.FoldCase || w.Granularity != 0x10000 || w.Rules != mem.RulesWindows || w.Lo != 0x10000 {
 		t.Fatalf("windows config %+v", w)
 	}
 	l := ConfigFor(newFakeLinux())
-	if l.FoldCase || l.Granularity != 0x1000 || l.Rules != osmem.RulesLinux {
+	if l.FoldCase || l.Granularity != 0x1000 || l.Rules != mem.RulesLinux {
 		t.Fatalf("linux config %+v", l)
 	}
 }
@@ -82,7 +82,7 @@ func TestKind(t *testing.T) {
 func TestUpdateBadInput(t *testing.T) {
 	cfg := smallConfig()
 	lo := cfg.Lo
-	ok := Segment{Start: lo + 0x1000, End: lo + 0x3000, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmheap"}
+	ok := Segment{Start: lo + 0x1000, End: lo + 0x3000, Kind: KindAnon, Prot: mem.ProtRW, Owner: "vmheap"}
 	tests := []struct {
 		name string
 		mod  func(s *Segment)
@@ -152,7 +152,7 @@ func TestUpdateSplitMerge(t *testing.T) {
 	if m.Len() != 2 {
 		t.Fatalf("Len = %d, want 2", m.Len())
 	}
-	mustUpdate(t, m, Segment{Start: lo + 4*P, End: lo + 8*P, Kind: KindAnon, Prot: osmem.ProtRX, Owner: "vmcode"})
+	mustUpdate(t, m, Segment{Start: lo + 4*P, End: lo + 8*P, Kind: KindAnon, Prot: mem.ProtRX, Owner: "vmcode"})
 	if m.Len() != 4 {
 		t.Fatalf("Len = %d, want 4: %v", m.Len(), m.Segments(cfg.Lo, cfg.Hi))
 	}
@@ -161,25 +161,25 @@ func TestUpdateSplitMerge(t *testing.T) {
 		t.Fatalf("Len = %d after undo, want 2: %v", m.Len(), m.Segments(cfg.Lo, cfg.Hi))
 	}
 	// A file view: pieces with contiguous offsets merge, others do not.
-	mustUpdate(t, m, Segment{Start: lo, End: lo + 2*P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Owner: "privlib x.so"})
-	mustUpdate(t, m, Segment{Start: lo + 2*P, End: lo + 3*P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Offset: 2 * P, Owner: "privlib x.so"})
+	mustUpdate(t, m, Segment{Start: lo, End: lo + 2*P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Owner: "privlib x.so"})
+	mustUpdate(t, m, Segment{Start: lo + 2*P, End: lo + 3*P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Offset: 2 * P, Owner: "privlib x.so"})
 	s, _ := m.Lookup(lo + P)
 	if s.Start != lo || s.End != lo+3*P || s.Offset != 0 {
 		t.Fatalf("contiguous views did not merge: %v", s)
 	}
-	mustUpdate(t, m, Segment{Start: lo + 3*P, End: lo + 4*P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Offset: 0, Owner: "privlib x.so"})
+	mustUpdate(t, m, Segment{Start: lo + 3*P, End: lo + 4*P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Offset: 0, Owner: "privlib x.so"})
 	s, _ = m.Lookup(lo + 3*P)
 	if s.Start != lo+3*P {
 		t.Fatalf("discontiguous views merged: %v", s)
 	}
 	// Protect the middle page of the first view: it splits in three with
 	// the offsets advanced.
-	mustUpdate(t, m, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: osmem.ProtRX, Name: "/lib/x.so", Offset: P, Owner: "privlib x.so"})
+	mustUpdate(t, m, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: mem.ProtRX, Name: "/lib/x.so", Offset: P, Owner: "privlib x.so"})
 	got := m.Segments(lo, lo+3*P)
 	want := []Segment{
-		{Start: lo, End: lo + P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Owner: "privlib x.so"},
-		{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: osmem.ProtRX, Name: "/lib/x.so", Offset: P, Owner: "privlib x.so"},
-		{Start: lo + 2*P, End: lo + 3*P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Offset: 2 * P, Owner: "privlib x.so"},
+		{Start: lo, End: lo + P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Owner: "privlib x.so"},
+		{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: mem.ProtRX, Name: "/lib/x.so", Offset: P, Owner: "privlib x.so"},
+		{Start: lo + 2*P, End: lo + 3*P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Offset: 2 * P, Owner: "privlib x.so"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("after protect:\n got %v\nwant %v", got, want)
@@ -195,7 +195,7 @@ func TestUpdateSplitMerge(t *testing.T) {
 		t.Fatalf("after release: %v", m.Segments(cfg.Lo, cfg.Hi))
 	}
 	// A KindShared segment is recorded as shared.
-	mustUpdate(t, m, Segment{Start: lo, End: lo + P, Kind: KindShared, Prot: osmem.ProtRX, Name: "reachvm-dual", Owner: "vmcode"})
+	mustUpdate(t, m, Segment{Start: lo, End: lo + P, Kind: KindShared, Prot: mem.ProtRX, Name: "reachvm-dual", Owner: "vmcode"})
 	if s, _ := m.Lookup(lo); !s.Shared {
 		t.Fatalf("shared view not marked shared: %v", s)
 	}
@@ -230,8 +230,8 @@ func TestFoldCase(t *testing.T) {
 	m := mustNew(t, cfg)
 	lo := cfg.Lo
 	const P = 0x1000
-	mustUpdate(t, m, Segment{Start: lo, End: lo + P, Kind: KindFile, Prot: osmem.ProtRead, Name: `C:\Lib\Demo.DLL`, Owner: "privlib demo.dll"})
-	mustUpdate(t, m, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: osmem.ProtRead, Name: `c:\lib\demo.dll`, Offset: P, Owner: "privlib demo.dll"})
+	mustUpdate(t, m, Segment{Start: lo, End: lo + P, Kind: KindFile, Prot: mem.ProtRead, Name: `C:\Lib\Demo.DLL`, Owner: "privlib demo.dll"})
+	mustUpdate(t, m, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: mem.ProtRead, Name: `c:\lib\demo.dll`, Offset: P, Owner: "privlib demo.dll"})
 	// One file, whatever the case: the views merge, keeping the first
 	// spelling.
 	if s, _ := m.Lookup(lo + P); s.Start != lo || s.Name != `C:\Lib\Demo.DLL` {
@@ -243,8 +243,8 @@ func TestFoldCase(t *testing.T) {
 	// Without FoldCase, names are exact.
 	cfg.FoldCase = false
 	m2 := mustNew(t, cfg)
-	mustUpdate(t, m2, Segment{Start: lo, End: lo + P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/Lib/x.so"})
-	mustUpdate(t, m2, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/x.so", Offset: P})
+	mustUpdate(t, m2, Segment{Start: lo, End: lo + P, Kind: KindFile, Prot: mem.ProtRead, Name: "/Lib/x.so"})
+	mustUpdate(t, m2, Segment{Start: lo + P, End: lo + 2*P, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/x.so", Offset: P})
 	if m2.Len() != 3 {
 		t.Fatalf("names differing in case merged without FoldCase: %v", m2.Segments(cfg.Lo, cfg.Hi))
 	}
@@ -257,7 +257,7 @@ func TestFoldCase(t *testing.T) {
 }
 
 func TestSegmentString(t *testing.T) {
-	s := Segment{Start: 0x1000, End: 0x3000, Kind: KindShared, Prot: osmem.ProtRX, Shared: true, Owner: "vmcode", Name: "dual", Offset: 0x1000, Dev: 0xfe00, Inode: 7}
+	s := Segment{Start: 0x1000, End: 0x3000, Kind: KindShared, Prot: mem.ProtRX, Shared: true, Owner: "vmcode", Name: "dual", Offset: 0x1000, Dev: 0xfe00, Inode: 7}
 	want := `[0x1000-0x3000) shared r-x shared owner="vmcode" name="dual"+0x1000 dev=0xfe00 ino=7`
 	if s.String() != want {
 		t.Fatalf("String() = %q, want %q", s.String(), want)
@@ -291,12 +291,12 @@ func TestSanitizeText(t *testing.T) {
 
 func TestLoadRefresh(t *testing.T) {
 	f := newFakeLinux()
-	f.regions = []osmem.Region{
-		{Start: 0x400000, End: 0x401000, State: osmem.StateCommitted, Type: osmem.TypeMapped, Prot: osmem.ProtRX, Name: "/bin/app", Offset: 0, Dev: 0xfe00, Inode: 12},
-		{Start: 0x401000, End: 0x403000, State: osmem.StateCommitted, Type: osmem.TypeMapped, Prot: osmem.ProtRead, Name: "/bin/app", Offset: 0x1000, Dev: 0xfe00, Inode: 12},
-		{Start: 0x500000, End: 0x510000, State: osmem.StateCommitted, Type: osmem.TypePrivate, Prot: osmem.ProtRW, Name: "[heap]"},
-		{Start: 0x600000, End: 0x700000, State: osmem.StateReserved, Type: osmem.TypePrivate},
-		{Start: 0x7000_0000, End: 0x7000_1000, State: osmem.StateCommitted, Type: osmem.TypeMapped, Prot: osmem.ProtRead, Name: "/odd\nname", Offset: 0x10},
+	f.regions = []mem.Region{
+		{Start: 0x400000, End: 0x401000, State: mem.StateCommitted, Type: mem.TypeMapped, Prot: mem.ProtRX, Name: "/bin/app", Offset: 0, Dev: 0xfe00, Inode: 12},
+		{Start: 0x401000, End: 0x403000, State: mem.StateCommitted, Type: mem.TypeMapped, Prot: mem.ProtRead, Name: "/bin/app", Offset: 0x1000, Dev: 0xfe00, Inode: 12},
+		{Start: 0x500000, End: 0x510000, State: mem.StateCommitted, Type: mem.TypePrivate, Prot: mem.ProtRW, Name: "[heap]"},
+		{Start: 0x600000, End: 0x700000, State: mem.StateReserved, Type: mem.TypePrivate},
+		{Start: 0x7000_0000, End: 0x7000_1000, State: mem.StateCommitted, Type: mem.TypeMapped, Prot: mem.ProtRead, Name: "/odd\nname", Offset: 0x10},
 	}
 	m, err := Load(f)
 	if err != nil {
@@ -310,7 +310,7 @@ func TestLoadRefresh(t *testing.T) {
 		t.Fatalf("Lookup = %v", s)
 	}
 	s, _ = m.Lookup(0x600000)
-	if s.Kind != KindForeign || s.Prot != osmem.ProtNone || s.End != 0x700000 {
+	if s.Kind != KindForeign || s.Prot != mem.ProtNone || s.End != 0x700000 {
 		t.Fatalf("reserved region = %v", s)
 	}
 	s, _ = m.Lookup(0x7000_0000)
@@ -324,10 +324,10 @@ func TestLoadRefresh(t *testing.T) {
 	// Own something where the kernel says the heap is, then refresh with
 	// a changed kernel view: the owned segment stays, the rest follows
 	// the kernel.
-	mustUpdate(t, m, Segment{Start: 0x500000, End: 0x508000, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmheap"})
-	f.regions = []osmem.Region{
-		{Start: 0x400000, End: 0x403000, State: osmem.StateCommitted, Type: osmem.TypeMapped, Prot: osmem.ProtRX, Name: "/bin/app"},
-		{Start: 0x4f0000, End: 0x520000, State: osmem.StateCommitted, Type: osmem.TypePrivate, Prot: osmem.ProtRead},
+	mustUpdate(t, m, Segment{Start: 0x500000, End: 0x508000, Kind: KindAnon, Prot: mem.ProtRW, Owner: "vmheap"})
+	f.regions = []mem.Region{
+		{Start: 0x400000, End: 0x403000, State: mem.StateCommitted, Type: mem.TypeMapped, Prot: mem.ProtRX, Name: "/bin/app"},
+		{Start: 0x4f0000, End: 0x520000, State: mem.StateCommitted, Type: mem.TypePrivate, Prot: mem.ProtRead},
 	}
 	if err := m.Refresh(f); err != nil {
 		t.Fatal(err)
@@ -336,11 +336,11 @@ func TestLoadRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Segment{
-		{Start: 0x400000, End: 0x403000, Kind: KindForeign, Prot: osmem.ProtRX, Name: "/bin/app"},
+		{Start: 0x400000, End: 0x403000, Kind: KindForeign, Prot: mem.ProtRX, Name: "/bin/app"},
 		{Start: 0x403000, End: 0x4f0000, Kind: KindFree},
-		{Start: 0x4f0000, End: 0x500000, Kind: KindForeign, Prot: osmem.ProtRead},
-		{Start: 0x500000, End: 0x508000, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmheap"},
-		{Start: 0x508000, End: 0x520000, Kind: KindForeign, Prot: osmem.ProtRead},
+		{Start: 0x4f0000, End: 0x500000, Kind: KindForeign, Prot: mem.ProtRead},
+		{Start: 0x500000, End: 0x508000, Kind: KindAnon, Prot: mem.ProtRW, Owner: "vmheap"},
+		{Start: 0x508000, End: 0x520000, Kind: KindForeign, Prot: mem.ProtRead},
 		{Start: 0x520000, End: 0x800000, Kind: KindFree},
 	}
 	if got := m.Segments(0x400000, 0x800000); !reflect.DeepEqual(got, want) {
@@ -361,13 +361,13 @@ func TestLoadRefresh(t *testing.T) {
 		t.Fatalf("Refresh with failing OS = %v", err)
 	}
 	f.err = nil
-	f.regions = []osmem.Region{{Start: 0x400800, End: 0x401000, State: osmem.StateCommitted}}
+	f.regions = []mem.Region{{Start: 0x400800, End: 0x401000, State: mem.StateCommitted}}
 	if err := m.Refresh(f); err == nil || !strings.Contains(err.Error(), "malformed region") {
 		t.Fatalf("Refresh with unaligned region = %v", err)
 	}
-	f.regions = []osmem.Region{
-		{Start: 0x400000, End: 0x402000, State: osmem.StateCommitted},
-		{Start: 0x401000, End: 0x403000, State: osmem.StateCommitted},
+	f.regions = []mem.Region{
+		{Start: 0x400000, End: 0x402000, State: mem.StateCommitted},
+		{Start: 0x401000, End: 0x403000, State: mem.StateCommitted},
 	}
 	if err := m.Refresh(f); err == nil || !strings.Contains(err.Error(), "overlapping") {
 		t.Fatalf("Refresh with overlapping regions = %v", err)
@@ -375,7 +375,7 @@ func TestLoadRefresh(t *testing.T) {
 	if after := m.Segments(f.lo, f.hi); !reflect.DeepEqual(before, after) {
 		t.Fatal("failed Refresh changed the map")
 	}
-	if _, err := Load(&fakeOS{rules: osmem.RulesLinux, lo: 0, hi: 0, page: 0x1000, gran: 0x1000}); err == nil {
+	if _, err := Load(&fakeOS{rules: mem.RulesLinux, lo: 0, hi: 0, page: 0x1000, gran: 0x1000}); err == nil {
 		t.Fatal("Load of an empty address space succeeded")
 	}
 }
@@ -393,7 +393,7 @@ func TestConcurrentUse(t *testing.T) {
 			var err error
 			for i := 0; i < 300 && err == nil; i++ {
 				a := base + uintptr(i%255)*P
-				err = m.Update(Segment{Start: a, End: a + P, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmheap"})
+				err = m.Update(Segment{Start: a, End: a + P, Kind: KindAnon, Prot: mem.ProtRW, Owner: "vmheap"})
 				m.Lookup(a)
 				m.Advise(4*P, 0, a, 1<<20)
 				m.Segments(base, base+16*P)

@@ -8,24 +8,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/mem"
 )
 
 func TestWriteMaps(t *testing.T) {
 	f := newFakeLinux()
-	f.regions = []osmem.Region{
-		{Start: 0x400000, End: 0x401000, State: osmem.StateCommitted, Type: osmem.TypeMapped, Prot: osmem.ProtRX, Name: "/bin/app", Dev: 0xfe00, Inode: 247026},
-		{Start: 0x7ffd_0000_0000, End: 0x7ffd_0002_1000, State: osmem.StateCommitted, Type: osmem.TypePrivate, Prot: osmem.ProtRW, Name: "[stack]"},
+	f.regions = []mem.Region{
+		{Start: 0x400000, End: 0x401000, State: mem.StateCommitted, Type: mem.TypeMapped, Prot: mem.ProtRX, Name: "/bin/app", Dev: 0xfe00, Inode: 247026},
+		{Start: 0x7ffd_0000_0000, End: 0x7ffd_0002_1000, State: mem.StateCommitted, Type: mem.TypePrivate, Prot: mem.ProtRW, Name: "[stack]"},
 	}
 	m, err := Load(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustUpdate(t, m, Segment{Start: 0x3f00_0000, End: 0x3f01_0000, Kind: KindReservation, Owner: "vmcode"})
-	mustUpdate(t, m, Segment{Start: 0x3f00_0000, End: 0x3f00_2000, Kind: KindShared, Prot: osmem.ProtRX, Name: "reachvm-dual", Owner: "fcache"})
-	mustUpdate(t, m, Segment{Start: 0x3f00_4000, End: 0x3f00_5000, Kind: KindFile, Prot: osmem.ProtRead, Name: "/lib/lib demo.so", Offset: 0x3000, Owner: "privlib libdemo.so"})
-	mustUpdate(t, m, Segment{Start: 0x5000_0000, End: 0x5000_1000, Kind: KindAnon, Prot: osmem.ProtRW})
+	mustUpdate(t, m, Segment{Start: 0x3f00_0000, End: 0x3f00_2000, Kind: KindShared, Prot: mem.ProtRX, Name: "reachvm-dual", Owner: "fcache"})
+	mustUpdate(t, m, Segment{Start: 0x3f00_4000, End: 0x3f00_5000, Kind: KindFile, Prot: mem.ProtRead, Name: "/lib/lib demo.so", Offset: 0x3000, Owner: "privlib libdemo.so"})
+	mustUpdate(t, m, Segment{Start: 0x5000_0000, End: 0x5000_1000, Kind: KindAnon, Prot: mem.ProtRW})
 	var buf bytes.Buffer
 	if err := m.WriteMaps(&buf, 0, ^uintptr(0)); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestWriteMaps(t *testing.T) {
 			}
 			name = strings.TrimPrefix(name+" ["+annot+"]", " ")
 		}
-		if e.End != s.End || osmem.Prot(e.Prot) != s.Prot || e.Shared != s.Shared || e.Offset != s.Offset ||
+		if e.End != s.End || mem.Prot(e.Prot) != s.Prot || e.Shared != s.Shared || e.Offset != s.Offset ||
 			e.Dev() != s.Dev || e.Inode != s.Inode || string(e.Name) != name {
 			t.Errorf("line %d: %+v does not round-trip %v", lines, e, s)
 		}
@@ -93,12 +93,12 @@ func TestWriteMapsMatchesKernel(t *testing.T) {
 	}
 	cfg := Config{Lo: 0, Hi: 0x8000_0000_0000, PageSize: 0x1000, Granularity: 0x1000}
 	m := mustNew(t, cfg)
-	var regions []osmem.Region
+	var regions []mem.Region
 	err = procmaps.Parse(data, func(e *procmaps.Entry) bool {
 		if e.End > cfg.Hi { // [vsyscall]
 			return true
 		}
-		regions = append(regions, osmem.Region{Start: e.Start, End: e.End, State: osmem.StateCommitted, Prot: osmem.Prot(e.Prot),
+		regions = append(regions, mem.Region{Start: e.Start, End: e.End, State: mem.StateCommitted, Prot: mem.Prot(e.Prot),
 			Shared: e.Shared, Name: string(e.Name), Offset: e.Offset, Dev: e.Dev(), Inode: e.Inode})
 		return true
 	})
@@ -141,9 +141,9 @@ func kernelLine(data []byte, rng string) string {
 
 func ExampleMap_Advise() {
 	// A Windows-like address space: 64 KiB allocation granularity.
-	m, _ := New(Config{Lo: 0x10000, Hi: 0x8000_0000, PageSize: 0x1000, Granularity: 0x10000, FoldCase: true, Rules: osmem.RulesWindows})
+	m, _ := New(Config{Lo: 0x10000, Hi: 0x8000_0000, PageSize: 0x1000, Granularity: 0x10000, FoldCase: true, Rules: mem.RulesWindows})
 	// The application's image at 0x40000000, as the OS loaded it.
-	m.Update(Segment{Start: 0x4000_0000, End: 0x4010_0000, Kind: KindForeign, Prot: osmem.ProtRX, Name: `C:\app\app.exe`})
+	m.Update(Segment{Start: 0x4000_0000, End: 0x4010_0000, Kind: KindForeign, Prot: mem.ProtRX, Name: `C:\app\app.exe`})
 
 	// 1 MiB of code cache as near the image as possible, every byte
 	// within 2 GiB of it: it goes right below, aligned to 64 KiB.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // TestSyncCheckNative runs the sync check against the real kernel: what
@@ -53,7 +54,7 @@ func TestSyncCheckNative(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base, err = nat.Reserve(hint, size, osmem.Exact)
+		base, err = nat.Reserve(hint, size, mem.Exact)
 		if err == nil {
 			break
 		}
@@ -69,15 +70,15 @@ func TestSyncCheckNative(t *testing.T) {
 	mustUpdate(t, m, Segment{Start: base, End: base + size, Kind: KindReservation, Owner: "vmcode"})
 	check()
 
-	if err := nat.Commit(base, 16*P, osmem.ProtRW); err != nil {
+	if err := nat.Commit(base, 16*P, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, m, Segment{Start: base, End: base + 16*P, Kind: KindAnon, Prot: osmem.ProtRW, Owner: "vmcode"})
+	mustUpdate(t, m, Segment{Start: base, End: base + 16*P, Kind: KindAnon, Prot: mem.ProtRW, Owner: "vmcode"})
 	// Committed PROT_NONE anon and a reservation are the same to Linux.
-	if err := nat.Commit(base+16*P, 16*P, osmem.ProtNone); err != nil {
+	if err := nat.Commit(base+16*P, 16*P, mem.ProtNone); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, m, Segment{Start: base + 16*P, End: base + 32*P, Kind: KindAnon, Prot: osmem.ProtNone, Owner: "vmcode"})
+	mustUpdate(t, m, Segment{Start: base + 16*P, End: base + 32*P, Kind: KindAnon, Prot: mem.ProtNone, Owner: "vmcode"})
 	check()
 
 	// W^X: one memfd, an RX view inside the reservation, an RW view
@@ -88,16 +89,16 @@ func TestSyncCheckNative(t *testing.T) {
 	}
 	defer nat.CloseObject(obj)
 	rx := base + 64*P
-	if _, err := nat.MapObject(obj, 0, rx, 16*P, osmem.ProtRX, osmem.Fixed); err != nil {
+	if _, err := nat.MapObject(obj, 0, rx, 16*P, mem.ProtRX, mem.Fixed); err != nil {
 		t.Fatal(err)
 	}
-	mustUpdate(t, m, Segment{Start: rx, End: rx + 16*P, Kind: KindShared, Prot: osmem.ProtRX, Name: obj.Name(), Owner: "fcache"})
-	rw, err := nat.MapObject(obj, 0, 0, 16*P, osmem.ProtRW, osmem.Hint)
+	mustUpdate(t, m, Segment{Start: rx, End: rx + 16*P, Kind: KindShared, Prot: mem.ProtRX, Name: obj.Name(), Owner: "fcache"})
+	rw, err := nat.MapObject(obj, 0, 0, 16*P, mem.ProtRW, mem.Hint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nat.Unmap(rw, 16*P)
-	mustUpdate(t, m, Segment{Start: rw, End: rw + 16*P, Kind: KindShared, Prot: osmem.ProtRW, Name: obj.Name(), Owner: "fcache rw"})
+	mustUpdate(t, m, Segment{Start: rw, End: rw + 16*P, Kind: KindShared, Prot: mem.ProtRW, Name: obj.Name(), Owner: "fcache rw"})
 	check()
 
 	// A private file view.
@@ -105,19 +106,19 @@ func TestSyncCheckNative(t *testing.T) {
 	if err == nil {
 		defer nat.CloseObject(exeObj)
 		fv := base + 128*P
-		if _, err := nat.MapObject(exeObj, 0, fv, 2*P, osmem.ProtRead, osmem.Fixed); err != nil {
+		if _, err := nat.MapObject(exeObj, 0, fv, 2*P, mem.ProtRead, mem.Fixed); err != nil {
 			t.Fatal(err)
 		}
-		mustUpdate(t, m, Segment{Start: fv, End: fv + 2*P, Kind: KindFile, Prot: osmem.ProtRead, Name: exe, Owner: "privlib self"})
+		mustUpdate(t, m, Segment{Start: fv, End: fv + 2*P, Kind: KindFile, Prot: mem.ProtRead, Name: exe, Owner: "privlib self"})
 		check()
 	}
 
 	// Behind aspacem's back.
-	if err := nat.Protect(base+4*P, 2*P, osmem.ProtRead); err != nil {
+	if err := nat.Protect(base+4*P, 2*P, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	check(Mismatch{What: "protection differs", Start: base + 4*P, End: base + 6*P, Expected: "rw-", Found: "r--"})
-	if err := nat.Protect(base+4*P, 2*P, osmem.ProtRW); err != nil {
+	if err := nat.Protect(base+4*P, 2*P, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
 	check()
@@ -134,7 +135,7 @@ func TestSyncCheckNative(t *testing.T) {
 	n := 0
 	err = procmaps.Parse(buf.Bytes(), func(e *procmaps.Entry) bool {
 		s, _ := m.Lookup(e.Start)
-		if s.Start != e.Start || s.End != e.End || s.Prot != osmem.Prot(e.Prot) {
+		if s.Start != e.Start || s.End != e.End || s.Prot != mem.Prot(e.Prot) {
 			t.Errorf("dump line %+v does not match segment %v", e, s)
 		}
 		n++

@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // refMap is the naive reference model the randomised test compares Map
@@ -104,7 +104,7 @@ func (g randGen) segment() Segment {
 		b = min(a+P*uintptr(1+g.IntN(4)), g.cfg.Hi)
 	}
 	s := Segment{Start: a, End: b}
-	prots := []osmem.Prot{osmem.ProtNone, osmem.ProtRead, osmem.ProtRW, osmem.ProtRX}
+	prots := []mem.Prot{mem.ProtNone, mem.ProtRead, mem.ProtRW, mem.ProtRX}
 	owners := []string{"vmcode", "vmheap", ""}
 	names := []string{"/lib/a.so", "/lib/b.so", "/LIB/A.SO"}
 	switch k := g.IntN(10); {
@@ -244,7 +244,7 @@ func TestRandomAgainstReference(t *testing.T) {
 	configs := []Config{
 		{Lo: 0x100000, Hi: 0x100000 + 1024*0x1000, PageSize: 0x1000, Granularity: 0x1000},
 		{Lo: 0x40000, Hi: 0x40000 + 1024*0x1000, PageSize: 0x1000, Granularity: 0x4000},
-		{Lo: 0x10000, Hi: 0x10000 + 512*0x1000, PageSize: 0x1000, Granularity: 0x10000, FoldCase: true, Rules: osmem.RulesWindows},
+		{Lo: 0x10000, Hi: 0x10000 + 512*0x1000, PageSize: 0x1000, Granularity: 0x10000, FoldCase: true, Rules: mem.RulesWindows},
 	}
 	steps := 3000
 	if testing.Short() || raceEnabled {

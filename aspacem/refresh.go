@@ -3,7 +3,7 @@ package aspacem
 import (
 	"fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Refresh re-reads the kernel's view of the address space and makes every
@@ -23,7 +23,7 @@ import (
 //
 // Refresh costs O(n + r log n) for n segments and r kernel regions, plus
 // the read itself; runs that already match the kernel are left alone.
-func (m *Map) Refresh(os osmem.OS) error {
+func (m *Map) Refresh(os mem.OS) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	regions, err := os.Regions(m.cfg.Lo, m.cfg.Hi)
@@ -81,11 +81,11 @@ func (m *Map) Refresh(os osmem.OS) error {
 
 // foreignSegments converts the kernel's regions into valid KindForeign
 // segments, sorted and clipped to the map's bounds.
-func (m *Map) foreignSegments(regions []osmem.Region) ([]Segment, error) {
+func (m *Map) foreignSegments(regions []mem.Region) ([]Segment, error) {
 	out := make([]Segment, 0, len(regions))
 	var prevEnd uintptr
 	for _, r := range regions {
-		if r.State == osmem.StateFree {
+		if r.State == mem.StateFree {
 			continue
 		}
 		if r.Start%m.cfg.PageSize != 0 || r.End%m.cfg.PageSize != 0 || r.Start >= r.End {
@@ -101,7 +101,7 @@ func (m *Map) foreignSegments(regions []osmem.Region) ([]Segment, error) {
 		}
 		s := Segment{
 			Start: r.Start, End: r.End, Kind: KindForeign,
-			Prot: r.Prot & osmem.ProtRWX, Name: sanitizeText(r.Name), Offset: r.Offset,
+			Prot: r.Prot & mem.ProtRWX, Name: sanitizeText(r.Name), Offset: r.Offset,
 			Shared: r.Shared, Dev: r.Dev, Inode: r.Inode,
 		}
 		if s.Name == "" || s.Offset%uint64(m.cfg.PageSize) != 0 || s.Offset+uint64(s.End-s.Start) < s.Offset {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Kind says who owns a segment and what backs it. It is Valgrind's SegKind
@@ -64,7 +64,7 @@ type Segment struct {
 	Kind Kind
 	// Prot is the current protection. ProtNone for free space and
 	// reservations.
-	Prot osmem.Prot
+	Prot mem.Prot
 	// Owner annotates owned segments with the part of reachvm that owns
 	// them: "vmcode", "vmheap", "fcache", "privlib libdemo.so",
 	// "grid slot 17/3277". WriteMaps prints it in brackets. It must be
@@ -246,11 +246,11 @@ func (s *Segment) validate(cfg *Config) error {
 	}
 	switch s.Kind {
 	case KindFree:
-		if s.Prot != osmem.ProtNone || s.Name != "" || s.Shared || s.Dev != 0 || s.Inode != 0 {
+		if s.Prot != mem.ProtNone || s.Name != "" || s.Shared || s.Dev != 0 || s.Inode != 0 {
 			return bad("free segment with attributes (prot %s, name %q, shared %t)", s.Prot, s.Name, s.Shared)
 		}
 	case KindReservation:
-		if s.Prot != osmem.ProtNone {
+		if s.Prot != mem.ProtNone {
 			return bad("reservation with protection %s (reservations have no access)", s.Prot)
 		}
 		if s.Name != "" || s.Shared {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Mismatch is one difference between aspacem's map and the kernel's view,
@@ -66,7 +66,7 @@ func (m Mismatch) String() string {
 //
 // SyncCheck holds the map's lock while it reads the kernel, so that the
 // map does not change under the comparison.
-func (m *Map) SyncCheck(os osmem.OS) ([]Mismatch, error) {
+func (m *Map) SyncCheck(os mem.OS) ([]Mismatch, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	owned := make([]Segment, 0, m.nowned)
@@ -88,11 +88,11 @@ func (m *Map) SyncCheck(os osmem.OS) ([]Mismatch, error) {
 	for i := range owned {
 		s := &owned[i]
 		for x := s.Start; x < s.End; {
-			for j < len(regs) && (regs[j].End <= x || regs[j].State == osmem.StateFree) {
+			for j < len(regs) && (regs[j].End <= x || regs[j].State == mem.StateFree) {
 				j++
 			}
 			y := s.End
-			var r *osmem.Region
+			var r *mem.Region
 			if j < len(regs) && regs[j].Start <= x {
 				r = &regs[j]
 				y = min(y, r.End)
@@ -148,7 +148,7 @@ const (
 func (c *syncChecker) segClass(s *Segment) string {
 	switch s.Kind {
 	case KindReservation:
-		if c.cfg.Rules == osmem.RulesWindows {
+		if c.cfg.Rules == mem.RulesWindows {
 			return classReservation
 		}
 		return classAnon
@@ -160,18 +160,18 @@ func (c *syncChecker) segClass(s *Segment) string {
 	return classShared
 }
 
-func (c *syncChecker) regionClass(r *osmem.Region) string {
+func (c *syncChecker) regionClass(r *mem.Region) string {
 	switch {
-	case r.State == osmem.StateReserved && !(r.Type == osmem.TypeMapped && r.Shared):
+	case r.State == mem.StateReserved && !(r.Type == mem.TypeMapped && r.Shared):
 		// (Reserved pages of a view are a SEC_RESERVE section's
 		// uncommitted ones: the shared object's, below.)
-		if c.cfg.Rules == osmem.RulesWindows {
+		if c.cfg.Rules == mem.RulesWindows {
 			return classReservation
 		}
 		return classAnon
 	case r.Shared:
 		return classShared
-	case r.Type != osmem.TypeMapped && r.Type != osmem.TypeImage && (r.Name == "" || r.Name[0] == '['):
+	case r.Type != mem.TypeMapped && r.Type != mem.TypeImage && (r.Name == "" || r.Name[0] == '['):
 		// Anonymous, possibly with a Linux pseudo-name such as
 		// "[heap]" or "[anon:NAME]".
 		return classAnon
@@ -187,7 +187,7 @@ func describeSeg(s *Segment, class string) string {
 	return d
 }
 
-func describeRegion(r *osmem.Region, class string) string {
+func describeRegion(r *mem.Region, class string) string {
 	d := class + " " + r.Prot.String()
 	if r.Name != "" {
 		d += " " + r.Name
@@ -197,7 +197,7 @@ func describeRegion(r *osmem.Region, class string) string {
 
 // compare records the differences between s and r (nil: no mapping) over
 // [x, y), which both cover.
-func (c *syncChecker) compare(s *Segment, r *osmem.Region, x, y uintptr) {
+func (c *syncChecker) compare(s *Segment, r *mem.Region, x, y uintptr) {
 	sc := c.segClass(s)
 	if r == nil {
 		c.add("kernel has no mapping", x, y, describeSeg(s, sc), "free", 0)
@@ -215,7 +215,7 @@ func (c *syncChecker) compare(s *Segment, r *osmem.Region, x, y uintptr) {
 		if !c.namesMatch(s, r.Name) {
 			c.add("name differs", x, y, quoteName(s.Name), quoteName(r.Name), 0)
 		}
-		if c.cfg.Rules != osmem.RulesWindows {
+		if c.cfg.Rules != mem.RulesWindows {
 			want := s.Offset + uint64(x-s.Start)
 			got := r.Offset + uint64(x-r.Start)
 			if want != got {
@@ -238,7 +238,7 @@ func quoteName(n string) string {
 // namesMatch applies SyncCheck's name rules to an owned view s and the
 // kernel's name for it.
 func (c *syncChecker) namesMatch(s *Segment, found string) bool {
-	windows := c.cfg.Rules == osmem.RulesWindows
+	windows := c.cfg.Rules == mem.RulesWindows
 	if s.Kind == KindShared && (s.Name == "" || (windows && found == "")) {
 		return true
 	}

@@ -7,12 +7,12 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // windowsBackend is only available on Windows (or under Wine: reachvm
 // strategies --backend wine cross-builds for Windows and runs there).
-func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (osmem.OS, func(lo, hi uintptr), error) {
+func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (mem.OS, func(lo, hi uintptr), error) {
 	return nil, nil, errors.New("backend windows needs Windows, backend wine a Windows build under Wine (reachvm strategies --backend wine does both)")
 }
 

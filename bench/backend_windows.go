@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // windowsBackend returns the native Windows backend for the matrix and an
@@ -21,7 +22,7 @@ import (
 // thread the strategy does not know about, as a loader thread or Wine's own
 // allocator would. Every reservation it makes is appended to foreign, so
 // that the trial can free it after tear-down.
-func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (osmem.OS, func(lo, hi uintptr), error) {
+func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (mem.OS, func(lo, hi uintptr), error) {
 	if wine := osmem.UnderWine(); wine != (cfg.Backend == "wine") {
 		if wine {
 			return nil, nil, fmt.Errorf("backend %s: this is Wine, not Windows: name it wine", cfg.Backend)
@@ -79,10 +80,10 @@ func (t *osThread) do(f func()) {
 func (t *osThread) stop() { close(t.req) }
 
 // reserve reserves one granule at addr from the thread.
-func (t *osThread) reserve(o osmem.OS, addr uintptr) (uintptr, bool) {
+func (t *osThread) reserve(o mem.OS, addr uintptr) (uintptr, bool) {
 	var a uintptr
 	var err error
-	t.do(func() { a, err = o.Reserve(addr, o.Granularity(), osmem.Exact) })
+	t.do(func() { a, err = o.Reserve(addr, o.Granularity(), mem.Exact) })
 	return a, err == nil
 }
 

@@ -6,7 +6,7 @@
 // The strategies themselves are library code, in package vmm/strategy;
 // this package only drives them: every strategy.Strategy goes through the
 // same life cycle (set up a region, place libraries at init and after,
-// unload, reload, tear down) on an osmem.OS wrapped in a Counting
+// unload, reload, tear down) on an mem.OS wrapped in a Counting
 // decorator, so that the cost is measured at the OS boundary, with an
 // intruder in its race windows. Layouts are pre-populated, seeded and
 // ASLR-like, on the simulator; the same seed gives the same table. Here

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
@@ -266,16 +267,16 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 // placed by the OS can hold host mappings VirtualQuery calls free, and its
 // reservation at the end of init then fails. That is the strategy's
 // failure, counted; any other error is the harness's and stops the run.
-func claimFailed(err error) bool { return errors.Is(err, osmem.ErrExists) }
+func claimFailed(err error) bool { return errors.Is(err, mem.ErrExists) }
 
 // runsOn says whether st runs on backend: the sim runs every strategy
 // under its own rules, a real OS only the strategies written for it.
 func runsOn(backend string, st strategy.Strategy) bool {
 	switch backend {
 	case "linux":
-		return st.Rules() == osmem.RulesLinux
+		return st.Rules() == mem.RulesLinux
 	case "windows", "wine":
-		return st.Rules() == osmem.RulesWindows
+		return st.Rules() == mem.RulesWindows
 	}
 	return true
 }
@@ -285,7 +286,7 @@ func runsOn(backend string, st strategy.Strategy) bool {
 // kernel; intr is the "other thread" that allocates into race windows
 // (choices from ri), and done undoes what it allocated. The matrix and
 // the sweeps share it, so that every backend serves both.
-func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *rand.Rand) (raw osmem.OS, intr func(lo, hi uintptr), done func(), err error) {
+func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *rand.Rand) (raw mem.OS, intr func(lo, hi uintptr), done func(), err error) {
 	var foreign [][2]uintptr
 	switch cfg.Backend {
 	case "sim":
@@ -294,17 +295,17 @@ func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *ra
 		raw = s
 		intr = func(lo, hi uintptr) {
 			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				_ = s.MapForeign(lo, lo+s.Granularity(), osmem.ProtRW, "")
+				_ = s.MapForeign(lo, lo+s.Granularity(), mem.ProtRW, "")
 			}
 		}
 	case "linux":
 		raw = osmem.Native()
-		if raw.Rules() != osmem.RulesLinux {
+		if raw.Rules() != mem.RulesLinux {
 			return nil, nil, nil, fmt.Errorf("backend linux needs Linux")
 		}
 		intr = func(lo, hi uintptr) {
 			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				if a, err := raw.Reserve(lo, raw.Granularity(), osmem.Exact); err == nil {
+				if a, err := raw.Reserve(lo, raw.Granularity(), mem.Exact); err == nil {
 					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
 				}
 			}
@@ -334,7 +335,7 @@ func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *ra
 
 // objects counts the kernel objects of the region and of the views outside
 // it: allocations (distinct bases) under Windows rules, VMAs under Linux.
-func objects(o osmem.OS, lo, hi uintptr, views []strategy.View) int {
+func objects(o mem.OS, lo, hi uintptr, views []strategy.View) int {
 	regs, err := o.Regions(lo, hi)
 	if err != nil {
 		return 0
@@ -342,7 +343,7 @@ func objects(o osmem.OS, lo, hi uintptr, views []strategy.View) int {
 	n := 0
 	var last uintptr
 	for i, r := range regs {
-		if i == 0 || r.AllocBase != last || o.Rules() == osmem.RulesLinux {
+		if i == 0 || r.AllocBase != last || o.Rules() == mem.RulesLinux {
 			n++
 		}
 		last = r.AllocBase

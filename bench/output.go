@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
@@ -88,7 +88,7 @@ type File struct {
 // family names the OS a strategy is written for, for splitting plots:
 // a dozen lines in one chart would hide each other.
 func family(name string) string {
-	if st, ok := strategy.New(name); ok && st.Rules() == osmem.RulesWindows {
+	if st, ok := strategy.New(name); ok && st.Rules() == mem.RulesWindows {
 		return "windows"
 	}
 	return "linux"

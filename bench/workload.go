@@ -7,8 +7,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
@@ -149,7 +149,7 @@ func Layout(s *sim.OS, n int, r *rand.Rand) {
 	gran := s.Granularity()
 	lo, hi := s.Bounds()
 	const span = 16 << 30
-	if s.Rules() == osmem.RulesLinux {
+	if s.Rules() == mem.RulesLinux {
 		hi = s.MmapBase()
 		lo = hi - span
 	} else {
@@ -158,9 +158,9 @@ func Layout(s *sim.OS, n int, r *rand.Rand) {
 	for i := 0; i < n; i++ {
 		size := uintptr(1) << (16 + r.IntN(11)) // 64 KiB .. 64 MiB
 		at := lo + uintptr(r.Uint64N(uint64((hi-lo-size)/gran)))*gran
-		prot := osmem.ProtRW
+		prot := mem.ProtRW
 		if r.IntN(4) == 0 {
-			prot = osmem.ProtNone
+			prot = mem.ProtNone
 		}
 		_ = s.MapForeign(at, at+size, prot, "") // overlaps are skipped
 	}

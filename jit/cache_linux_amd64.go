@@ -7,6 +7,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -52,7 +53,7 @@ func allocUnit(code *vmcode.Code, size uintptr) (*codeUnit, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Commit(s.Base(), s.Size(), osmem.ProtRWX); err != nil {
+	if err := s.Commit(s.Base(), s.Size(), mem.ProtRWX); err != nil {
 		_ = s.Release()
 		return nil, err
 	}

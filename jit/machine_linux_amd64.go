@@ -13,6 +13,7 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -202,7 +203,7 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, fmt.Errorf("jit: reserving the machine context: %w", err)
 	}
 	m.data = s
-	if err := s.Commit(s.Base(), s.Size(), osmem.ProtRW); err != nil {
+	if err := s.Commit(s.Base(), s.Size(), mem.ProtRW); err != nil {
 		return nil, fmt.Errorf("jit: committing the machine context: %w", err)
 	}
 	m.ctx = s.Base()

@@ -17,6 +17,7 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/procmaps"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // A Program is a freestanding static executable (ET_EXEC, or a static
@@ -119,17 +120,17 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	// The image's span, reserved in one piece.
 	var base uintptr
 	if f.Type == elf.ET_EXEC {
-		if base, err = o.Reserve(lo, hi-lo, osmem.Exact); err != nil {
+		if base, err = o.Reserve(lo, hi-lo, mem.Exact); err != nil {
 			return nil, bad("its addresses [%#x, %#x) are taken (%s): run reachvm built with -buildmode=pie, or link the program elsewhere (-Wl,-Ttext-segment)", lo, hi, whatIsAt(lo, hi))
 		}
 	} else {
 		for _, b := range pieBases {
-			if base, err = o.Reserve(b, hi-lo, osmem.Exact); err == nil {
+			if base, err = o.Reserve(b, hi-lo, mem.Exact); err == nil {
 				break
 			}
 		}
 		if err != nil {
-			if base, err = o.Reserve(0, hi-lo, osmem.Hint); err != nil {
+			if base, err = o.Reserve(0, hi-lo, mem.Hint); err != nil {
 				return nil, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
 			}
 		}
@@ -148,26 +149,26 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	}()
 	// Segments: committed read-write, filled, relocated, then given
 	// their protection (a page shared by two segments gets both's).
-	prots := map[uintptr]osmem.Prot{}
+	prots := map[uintptr]mem.Prot{}
 	for _, ph := range f.Progs {
 		if ph.Type != elf.PT_LOAD {
 			continue
 		}
 		a := p.bias + uintptr(ph.Vaddr)&^(page-1)
 		b := roundUp(p.bias+uintptr(ph.Vaddr+ph.Memsz), page)
-		if err := o.Commit(a, b-a, osmem.ProtRW); err != nil {
+		if err := o.Commit(a, b-a, mem.ProtRW); err != nil {
 			return nil, fmt.Errorf("jit: %s: %w", path, err)
 		}
 		copy(osmem.Bytes(p.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
-		prot := osmem.ProtNone
+		prot := mem.ProtNone
 		if ph.Flags&elf.PF_R != 0 {
-			prot |= osmem.ProtRead
+			prot |= mem.ProtRead
 		}
 		if ph.Flags&elf.PF_W != 0 {
-			prot |= osmem.ProtWrite
+			prot |= mem.ProtWrite
 		}
 		if ph.Flags&elf.PF_X != 0 {
-			prot |= osmem.ProtExec
+			prot |= mem.ProtExec
 		}
 		for x := a; x < b; x += page {
 			prots[x] |= prot
@@ -209,9 +210,9 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	p.phnum = len(f.Progs)
 	// brk: a reservation right after the image, committed as it grows
 	// (Valgrind's), so that the break never lands on anything else.
-	if b, err := o.Reserve(p.hi, programBrk, osmem.Exact); err == nil {
+	if b, err := o.Reserve(p.hi, programBrk, mem.Exact); err == nil {
 		p.brkBase = b
-	} else if b, err = o.Reserve(0, programBrk, osmem.Hint); err == nil {
+	} else if b, err = o.Reserve(0, programBrk, mem.Hint); err == nil {
 		p.brkBase = b
 	} else {
 		return nil, fmt.Errorf("jit: %s: reserving the brk area: %w", path, err)
@@ -221,15 +222,15 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 		return nil, err
 	}
 	p.stackSize = programStack
-	if p.stack, err = o.Reserve(0, p.stackSize, osmem.Hint); err != nil {
+	if p.stack, err = o.Reserve(0, p.stackSize, mem.Hint); err != nil {
 		return nil, fmt.Errorf("jit: %s: reserving the stack: %w", path, err)
 	}
-	if err := o.Commit(p.stack, p.stackSize, osmem.ProtRW); err != nil {
+	if err := o.Commit(p.stack, p.stackSize, mem.ProtRW); err != nil {
 		_ = o.Release(p.stack, p.stackSize)
 		p.stack = 0
 		return nil, fmt.Errorf("jit: %s: committing the stack: %w", path, err)
 	}
-	if err := space.Update(aspacem.Segment{Start: p.stack, End: p.stack + p.stackSize, Kind: aspacem.KindAnon, Prot: osmem.ProtRW, Owner: "client stack"}); err != nil {
+	if err := space.Update(aspacem.Segment{Start: p.stack, End: p.stack + p.stackSize, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: "client stack"}); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -533,10 +534,10 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		top := roundUp(want, page)
 		switch {
 		case top > p.brkTop:
-			if err := o.Commit(p.brkTop, top-p.brkTop, osmem.ProtRW); err != nil {
+			if err := o.Commit(p.brkTop, top-p.brkTop, mem.ProtRW); err != nil {
 				return uint64(p.brkCur), true
 			}
-			_ = space.Update(aspacem.Segment{Start: p.brkTop, End: top, Kind: aspacem.KindAnon, Prot: osmem.ProtRW, Owner: "client brk"})
+			_ = space.Update(aspacem.Segment{Start: p.brkTop, End: top, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: "client brk"})
 		case top < p.brkTop:
 			if err := o.Decommit(top, p.brkTop-top); err != nil {
 				return uint64(p.brkCur), true
@@ -559,7 +560,7 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		if !p.clientOwned(a[0], a[1]) {
 			return 0, false
 		}
-		prot := osmem.Prot(a[2] & 7)
+		prot := mem.Prot(a[2] & 7)
 		n := roundUp(a[1], page)
 		if err := o.Protect(a[0], n, prot); err != nil {
 			return errno(unix.ENOMEM), true

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // This file is the strict ELF64 x86-64 parser. It works from what a loader
@@ -105,7 +105,7 @@ type Segment struct {
 	// Align is p_align (0 or 1: none).
 	Align uint64
 	// Prot is the final protection, from p_flags.
-	Prot osmem.Prot
+	Prot mem.Prot
 }
 
 // Range is a piece of the image, relative to the load base.
@@ -364,16 +364,16 @@ func (p *parser) header() error {
 	return p.programHeaders(d[phoff : phoff+phsize])
 }
 
-func protOf(flags elf.ProgFlag) osmem.Prot {
-	var pr osmem.Prot
+func protOf(flags elf.ProgFlag) mem.Prot {
+	var pr mem.Prot
 	if flags&elf.PF_R != 0 {
-		pr |= osmem.ProtRead
+		pr |= mem.ProtRead
 	}
 	if flags&elf.PF_W != 0 {
-		pr |= osmem.ProtWrite
+		pr |= mem.ProtWrite
 	}
 	if flags&elf.PF_X != 0 {
-		pr |= osmem.ProtExec
+		pr |= mem.ProtExec
 	}
 	return pr
 }
@@ -448,7 +448,7 @@ func (p *parser) programHeaders(ph []byte) error {
 			return p.malformed("empty PT_GNU_RELRO")
 		}
 		seg, ok := f.segmentAt(relro.Vaddr, relro.Memsz)
-		if !ok || seg.Prot&osmem.ProtWrite == 0 {
+		if !ok || seg.Prot&mem.ProtWrite == 0 {
 			return p.malformed("PT_GNU_RELRO [%#x, +%#x) does not lie within one writable PT_LOAD", relro.Vaddr, relro.Memsz)
 		}
 		f.Relro = Range{Vaddr: relro.Vaddr, Size: relro.Memsz}
@@ -847,7 +847,7 @@ func (p *parser) tables(t *dynTags) error {
 		if size == 0 {
 			continue
 		}
-		if s, ok := f.segmentAt(ptr, size); !ok || s.Prot&osmem.ProtWrite == 0 {
+		if s, ok := f.segmentAt(ptr, size); !ok || s.Prot&mem.ProtWrite == 0 {
 			return p.malformed("%v [%#x, +%#x) does not lie within one writable PT_LOAD", arr.ptr, ptr, size)
 		}
 		*arr.dst = Range{Vaddr: ptr, Size: size}
@@ -859,7 +859,7 @@ func (p *parser) tables(t *dynTags) error {
 // PT_LOAD: the loader checks every function pointer it is about to call.
 func (f *File) IsCode(vaddr uint64) bool {
 	s, ok := f.segmentAt(vaddr, 1)
-	return ok && s.Prot&osmem.ProtExec != 0
+	return ok && s.Prot&mem.ProtExec != 0
 }
 
 // writable reports whether an 8-byte word at vaddr lies in a writable
@@ -867,7 +867,7 @@ func (f *File) IsCode(vaddr uint64) bool {
 // refused.
 func (f *File) writable(vaddr uint64) bool {
 	s, ok := f.segmentAt(vaddr, 8)
-	return ok && s.Prot&osmem.ProtWrite != 0
+	return ok && s.Prot&mem.ProtWrite != 0
 }
 
 // maxSymRef returns the highest symbol index DT_RELA and DT_JMPREL name,

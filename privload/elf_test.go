@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // systemLibs returns up to n shared objects of the host of at most maxSize
@@ -178,8 +178,8 @@ func TestHashFunctions(t *testing.T) {
 
 func TestRelrDecode(t *testing.T) {
 	p := &parser{f: &File{Name: "relr.so", Loads: []Segment{
-		{Vaddr: 0, Memsz: 0x1000, Prot: osmem.ProtRX},
-		{Vaddr: 0x1000, Memsz: 0x10000, Prot: osmem.ProtRW},
+		{Vaddr: 0, Memsz: 0x1000, Prot: mem.ProtRX},
+		{Vaddr: 0x1000, Memsz: 0x10000, Prot: mem.ProtRW},
 	}}}
 	enc := func(ws ...uint64) []byte {
 		b := make([]byte, 8*len(ws))

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // FuzzParse feeds arbitrary bytes to the parser: it must never panic, must
@@ -80,7 +80,7 @@ func checkInvariants(t *testing.T, f *File, data []byte) {
 		}
 	}
 	if f.Relro.Size > 0 {
-		if s, ok := f.segmentAt(f.Relro.Vaddr, f.Relro.Size); !ok || s.Prot&osmem.ProtWrite == 0 {
+		if s, ok := f.segmentAt(f.Relro.Vaddr, f.Relro.Size); !ok || s.Prot&mem.ProtWrite == 0 {
 			t.Fatalf("RELRO %+v not in a writable segment", f.Relro)
 		}
 	}

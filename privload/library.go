@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -64,7 +64,7 @@ type SegmentInfo struct {
 	Start, End uintptr
 	// Prot is the segment's protection (p_flags), which all its pages
 	// have except those of [RelroStart, RelroEnd).
-	Prot osmem.Prot
+	Prot mem.Prot
 	// FileOffset is the (page-aligned) file offset mapped at Start, and
 	// FileEnd the end of the file-backed pages: [FileEnd, End) is
 	// zero-filled anonymous memory (.bss). FileEnd == Start if the

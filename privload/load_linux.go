@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -87,7 +88,7 @@ type fileID struct{ dev, ino uint64 }
 // elfImage is a private library being loaded.
 type elfImage struct {
 	lib *Library
-	obj osmem.Object
+	obj mem.Object
 	id  fileID
 	// who names the library for errors: its path, and the library that
 	// needed it.
@@ -99,7 +100,7 @@ type elfImage struct {
 	bind []int32
 	// initProt is the protection each PT_LOAD is mapped with until the
 	// final protections are set.
-	initProt []osmem.Prot
+	initProt []mem.Prot
 	// deps are its DT_NEEDED entries, resolved.
 	deps []scopeEntry
 	// visited marks it in sortInit's walk.
@@ -118,7 +119,7 @@ type scopeEntry struct {
 // elfLoader carries the state of one Load.
 type elfLoader struct {
 	v      *vmm.VMM
-	os     osmem.OS
+	os     mem.OS
 	opts   Options
 	page   uintptr
 	system []string
@@ -474,7 +475,7 @@ func (ld *elfLoader) image(f *File, path, who, canon string, st *unix.Stat_t) (*
 		return nil, errorf(who, "opening for mapping: %v", err)
 	}
 	img.obj = obj
-	if fi, ok := obj.(osmem.FileIdentity); ok {
+	if fi, ok := obj.(mem.FileIdentity); ok {
 		if dev, ino := fi.FileID(); ino != st.Ino || dev != uint64(unix.Major(st.Dev))<<8|uint64(unix.Minor(st.Dev)) || obj.Size() != uint64(st.Size) {
 			ld.closeObj(img)
 			return nil, fmt.Errorf("privload: %s: %w (%s was replaced)", who, errChanged, canon)
@@ -624,7 +625,7 @@ func planReads(head []byte, size uint64) (first uint64, dyn fileRange, ok bool) 
 	if len(loads) == 0 {
 		return 0, fileRange{}, false
 	}
-	if l := loads[0]; l.Prot&osmem.ProtExec == 0 && l.Offset <= size && l.Filesz <= size-l.Offset {
+	if l := loads[0]; l.Prot&mem.ProtExec == 0 && l.Offset <= size && l.Filesz <= size-l.Offset {
 		first = l.Offset + l.Filesz
 	}
 	for _, l := range loads {
@@ -1010,7 +1011,7 @@ func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string,
 func (ld *elfLoader) mapSegments(img *elfImage) error {
 	lib, slot, pg := img.lib, img.lib.slot, ld.page
 	f := lib.file
-	img.initProt = make([]osmem.Prot, len(f.Loads))
+	img.initProt = make([]mem.Prot, len(f.Loads))
 	lib.segs = make([]SegmentInfo, 0, len(f.Loads))
 	for i, s := range f.Loads {
 		prot := s.Prot
@@ -1022,8 +1023,8 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 		}
 		end := (vaddr + uintptr(s.Memsz) + pg - 1) &^ (pg - 1)
 		tail := s.Memsz > s.Filesz && vaddr+uintptr(s.Filesz) < fileEnd
-		if tail && prot&osmem.ProtWrite == 0 {
-			prot = (prot | osmem.ProtRW) &^ osmem.ProtExec
+		if tail && prot&mem.ProtWrite == 0 {
+			prot = (prot | mem.ProtRW) &^ mem.ProtExec
 		}
 		img.initProt[i] = prot
 		info := SegmentInfo{Start: start, End: end, Prot: s.Prot, FileOffset: pageDown(s.Offset, uint64(pg)), FileEnd: fileEnd}
@@ -1177,7 +1178,7 @@ func (ld *elfLoader) protect(img *elfImage) error {
 			}
 		}
 		if s.RelroEnd > s.RelroStart {
-			if err := slot.Protect(s.RelroStart, s.RelroEnd-s.RelroStart, s.Prot&^osmem.ProtWrite); err != nil {
+			if err := slot.Protect(s.RelroStart, s.RelroEnd-s.RelroStart, s.Prot&^mem.ProtWrite); err != nil {
 				return errorf(img.who, "protecting PT_GNU_RELRO in PT_LOAD %d: %v", i, err)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -220,13 +221,13 @@ func checkProtections(t *testing.T, v *vmm.VMM, lib *Library) {
 		for _, r := range regions {
 			want := s.Prot
 			if r.Start >= s.RelroStart && r.End <= s.RelroEnd {
-				want &^= osmem.ProtWrite
+				want &^= mem.ProtWrite
 				sawRelro = true
 			}
 			if r.Prot != want {
 				t.Errorf("segment %d: [%#x, %#x) is %v, want %v", i, r.Start, r.End, r.Prot, want)
 			}
-			if r.Prot&osmem.ProtWrite != 0 && r.Prot&osmem.ProtExec != 0 {
+			if r.Prot&mem.ProtWrite != 0 && r.Prot&mem.ProtExec != 0 {
 				t.Errorf("segment %d: [%#x, %#x) is writable and executable", i, r.Start, r.End)
 			}
 		}

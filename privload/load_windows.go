@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -336,7 +337,7 @@ func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
 // table and runs DllMain.
 func (m *PEModule) build(slot *vmm.Slot, page uint64, ranges []peRange, opts Options) (*Library, error) {
 	f, base, size := m.file, m.base, m.size
-	if err := slot.Commit(base, size, osmem.ProtRW); err != nil {
+	if err := slot.Commit(base, size, mem.ProtRW); err != nil {
 		return nil, fmt.Errorf("privload: %s: committing the image: %w", m.path, err)
 	}
 	img := osmem.Bytes(base, size)
@@ -365,7 +366,7 @@ func (m *PEModule) build(slot *vmm.Slot, page uint64, ranges []peRange, opts Opt
 		return nil, err
 	}
 	for _, r := range ranges {
-		if r.Prot == osmem.ProtRW {
+		if r.Prot == mem.ProtRW {
 			continue
 		}
 		if err := slot.Protect(base+uintptr(r.Off), uintptr(r.Size), r.Prot); err != nil {

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 //go:generate bash testdata/pe/build.sh
@@ -148,16 +148,16 @@ type PESection struct {
 
 // Prot is the protection the section's pages get once loaded, from its
 // IMAGE_SCN_MEM_* flags.
-func (s PESection) Prot() osmem.Prot {
-	var p osmem.Prot
+func (s PESection) Prot() mem.Prot {
+	var p mem.Prot
 	if s.Characteristics&peScnMemRead != 0 {
-		p |= osmem.ProtRead
+		p |= mem.ProtRead
 	}
 	if s.Characteristics&peScnMemWrite != 0 {
-		p |= osmem.ProtWrite
+		p |= mem.ProtWrite
 	}
 	if s.Characteristics&peScnMemExecute != 0 {
-		p |= osmem.ProtExec
+		p |= mem.ProtExec
 	}
 	return p
 }
@@ -327,10 +327,10 @@ func (f *PEFile) Loadable() error {
 		return refuse("relocations stripped (IMAGE_FILE_RELOCS_STRIPPED): it can only load at its preferred base %#x, never in a vmcode slot", f.ImageBase)
 	}
 	for _, s := range f.Sections {
-		if p := s.Prot(); p&osmem.ProtWrite != 0 && p&osmem.ProtExec != 0 {
+		if p := s.Prot(); p&mem.ProtWrite != 0 && p&mem.ProtExec != 0 {
 			return refuse("section %q is both writable and executable (characteristics %#x): refused under W^X", s.Name, s.Characteristics)
 		}
-		if f.Entry >= s.VirtualAddress && uint64(f.Entry) < uint64(s.VirtualAddress)+uint64(s.MemSize) && s.Prot()&osmem.ProtExec == 0 {
+		if f.Entry >= s.VirtualAddress && uint64(f.Entry) < uint64(s.VirtualAddress)+uint64(s.MemSize) && s.Prot()&mem.ProtExec == 0 {
 			return refuse("entry point %#x is in section %q, which is not executable (characteristics %#x): DllMain could not run", f.Entry, s.Name, s.Characteristics)
 		}
 	}

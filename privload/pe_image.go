@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // This file builds a PE image in memory from a parsed PEFile: the steps of
@@ -75,7 +75,7 @@ func (f *PEFile) bindImports(img []byte, resolve func(PEImport) (uint64, error))
 // are relative to the image base and page-aligned.
 type peRange struct {
 	Off, Size uint64
-	Prot      osmem.Prot
+	Prot      mem.Prot
 	// What names the range for errors: "headers", a section, "gap".
 	What string
 }
@@ -93,7 +93,7 @@ func (f *PEFile) protections(page uint64) ([]peRange, error) {
 	}
 	total := f.peImageSize(page)
 	hdr := peAlignUp(uint64(f.SizeOfHeaders), page)
-	out := []peRange{{Off: 0, Size: hdr, Prot: osmem.ProtRead, What: "headers"}}
+	out := []peRange{{Off: 0, Size: hdr, Prot: mem.ProtRead, What: "headers"}}
 	next := hdr
 	for _, s := range f.Sections {
 		if s.MemSize == 0 {
@@ -105,17 +105,17 @@ func (f *PEFile) protections(page uint64) ([]peRange, error) {
 			return nil, fmt.Errorf("privload: %s: section %q [%#x, %#x) overlaps the previous one or leaves the image", f.Name, s.Name, start, end)
 		}
 		if start > next {
-			out = append(out, peRange{Off: next, Size: start - next, Prot: osmem.ProtNone, What: "gap"})
+			out = append(out, peRange{Off: next, Size: start - next, Prot: mem.ProtNone, What: "gap"})
 		}
 		p := s.Prot()
-		if p&osmem.ProtWrite != 0 && p&osmem.ProtExec != 0 {
+		if p&mem.ProtWrite != 0 && p&mem.ProtExec != 0 {
 			return nil, &FormatError{File: f.Name, Reason: fmt.Sprintf("section %q is both writable and executable (characteristics %#x): refused under W^X", s.Name, s.Characteristics), Class: ErrUnsupported}
 		}
 		out = append(out, peRange{Off: start, Size: end - start, Prot: p, What: fmt.Sprintf("section %q", s.Name)})
 		next = end
 	}
 	if next < total {
-		out = append(out, peRange{Off: next, Size: total - next, Prot: osmem.ProtNone, What: "gap"})
+		out = append(out, peRange{Off: next, Size: total - next, Prot: mem.ProtNone, What: "gap"})
 	}
 	return out, nil
 }

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // The PE tests that need no Windows: the parser on the mingw-built test
@@ -95,7 +95,7 @@ func TestParsePEFixtures(t *testing.T) {
 				t.Errorf("no exception directory (mingw emits .pdata)")
 			}
 			for _, s := range f.Sections {
-				if p := s.Prot(); p&osmem.ProtWrite != 0 && p&osmem.ProtExec != 0 {
+				if p := s.Prot(); p&mem.ProtWrite != 0 && p&mem.ProtExec != 0 {
 					t.Errorf("section %s is %v", s.Name, p)
 				}
 			}
@@ -413,18 +413,18 @@ func peCheckLayout(t *testing.T, name string, base uint64) {
 			t.Errorf("range %+v does not follow %#x or is not whole pages", r, next)
 		}
 		next = r.Off + r.Size
-		if r.Prot&osmem.ProtWrite != 0 && r.Prot&osmem.ProtExec != 0 {
+		if r.Prot&mem.ProtWrite != 0 && r.Prot&mem.ProtExec != 0 {
 			t.Errorf("range %+v is writable and executable", r)
 		}
 	}
 	if next != f.peImageSize(4096) {
 		t.Errorf("ranges end at %#x, image at %#x", next, f.peImageSize(4096))
 	}
-	if ranges[0].What != "headers" || ranges[0].Prot != osmem.ProtRead {
+	if ranges[0].What != "headers" || ranges[0].Prot != mem.ProtRead {
 		t.Errorf("first range %+v, want read-only headers", ranges[0])
 	}
 	for _, r := range ranges {
-		if r.What == `section ".text"` && r.Prot != osmem.ProtRX {
+		if r.What == `section ".text"` && r.Prot != mem.ProtRX {
 			t.Errorf(".text is %v", r.Prot)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -141,20 +142,20 @@ func peCheckProtections(t *testing.T, v *vmm.VMM, lib *Library, m *PEModule) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	protAt := func(a uintptr) osmem.Prot {
+	protAt := func(a uintptr) mem.Prot {
 		for _, r := range regions {
 			if a >= r.Start && a < r.End {
 				return r.Prot
 			}
 		}
-		return osmem.ProtNone
+		return mem.ProtNone
 	}
 	for _, r := range regions {
-		if r.Prot&osmem.ProtWrite != 0 && r.Prot&osmem.ProtExec != 0 {
+		if r.Prot&mem.ProtWrite != 0 && r.Prot&mem.ProtExec != 0 {
 			t.Errorf("[%#x, %#x) is %v", r.Start, r.End, r.Prot)
 		}
 	}
-	if p := protAt(lib.Base()); p != osmem.ProtRead {
+	if p := protAt(lib.Base()); p != mem.ProtRead {
 		t.Errorf("headers are %v, want r--", p)
 	}
 	for _, s := range m.File().Sections {

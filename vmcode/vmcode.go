@@ -17,6 +17,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -64,9 +65,9 @@ func (c *Code) Alloc(size uintptr) (*Unit, error) {
 		return nil, err
 	}
 	wx := c.v.WX()
-	prot := osmem.ProtRW
+	prot := mem.ProtRW
 	if wx {
-		prot = osmem.ProtRX
+		prot = mem.ProtRX
 	}
 	if err := s.Commit(s.Base(), s.Size(), prot); err != nil {
 		if rerr := s.Release(); rerr != nil {
@@ -116,7 +117,7 @@ func (u *Unit) Seal() error {
 		return nil
 	}
 	if !u.wx {
-		if err := u.slot.Protect(u.slot.Base(), u.slot.Size(), osmem.ProtRX); err != nil {
+		if err := u.slot.Protect(u.slot.Base(), u.slot.Size(), mem.ProtRX); err != nil {
 			return err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -13,15 +14,15 @@ import (
 // setup is one backend and W^X mode to run unit tests on.
 type setup struct {
 	name string
-	os   func() osmem.OS
+	os   func() mem.OS
 	wx   vmm.WXMode
 	// dual says whether the VMM must come out W^X.
 	dual bool
 }
 
 func setups() []setup {
-	simLinux := func() osmem.OS { return sim.New(osmem.RulesLinux, sim.Options{}) }
-	simWindows := func() osmem.OS { return sim.New(osmem.RulesWindows, sim.Options{}) }
+	simLinux := func() mem.OS { return sim.New(mem.RulesLinux, sim.Options{}) }
+	simWindows := func() mem.OS { return sim.New(mem.RulesWindows, sim.Options{}) }
 	out := []setup{
 		{"sim-linux/wx=on", simLinux, vmm.WXOn, true},
 		{"sim-linux/wx=off", simLinux, vmm.WXOff, false},
@@ -59,7 +60,7 @@ func TestUnitLifecycle(t *testing.T) {
 			if !v.InVMCode(u.Exec(), u.Size()) || u.Size() < 100 {
 				t.Fatalf("unit %#x+%#x not inside vmcode", u.Exec(), u.Size())
 			}
-			prot := func(addr uintptr) osmem.Prot {
+			prot := func(addr uintptr) mem.Prot {
 				t.Helper()
 				r, err := o.Query(addr)
 				if err != nil {
@@ -74,14 +75,14 @@ func TestUnitLifecycle(t *testing.T) {
 				if x, ok := v.Executable(u.Writable()); !ok || x != u.Exec() {
 					t.Fatalf("Executable(%#x) = %#x %v, want %#x", u.Writable(), x, ok, u.Exec())
 				}
-				if p, q := prot(u.Exec()), prot(u.Writable()); p != osmem.ProtRX || q != osmem.ProtRW {
+				if p, q := prot(u.Exec()), prot(u.Writable()); p != mem.ProtRX || q != mem.ProtRW {
 					t.Fatalf("fresh unit: exec %v, writable %v; want r-x, rw-", p, q)
 				}
 			} else {
 				if u.Writable() != u.Exec() {
 					t.Fatalf("writable address %#x, want the executable one %#x", u.Writable(), u.Exec())
 				}
-				if p := prot(u.Exec()); p != osmem.ProtRW {
+				if p := prot(u.Exec()); p != mem.ProtRW {
 					t.Fatalf("fresh unit: %v, want rw-", p)
 				}
 			}
@@ -99,10 +100,10 @@ func TestUnitLifecycle(t *testing.T) {
 			if err := u.Seal(); err != nil {
 				t.Fatal(err)
 			}
-			if p := prot(u.Exec()); p != osmem.ProtRX {
+			if p := prot(u.Exec()); p != mem.ProtRX {
 				t.Fatalf("sealed unit: %v, want r-x", p)
 			}
-			if st.dual && prot(u.Writable()) != osmem.ProtRW {
+			if st.dual && prot(u.Writable()) != mem.ProtRW {
 				t.Fatal("sealing changed the writable view")
 			}
 			if real && osmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
@@ -121,10 +122,10 @@ func TestUnitLifecycle(t *testing.T) {
 			if v.FreeVMCode() != before+u.Size() {
 				t.Fatalf("free vmcode %#x after Free, want %#x", v.FreeVMCode(), before+u.Size())
 			}
-			if r, err := o.Query(u.Exec()); err != nil || r.Prot != osmem.ProtNone || (!st.dual && r.State != osmem.StateReserved) {
+			if r, err := o.Query(u.Exec()); err != nil || r.Prot != mem.ProtNone || (!st.dual && r.State != mem.StateReserved) {
 				t.Fatalf("freed unit: %+v %v, want no access", r, err)
 			}
-			if st.dual && prot(u.Writable()) != osmem.ProtNone {
+			if st.dual && prot(u.Writable()) != mem.ProtNone {
 				t.Fatal("a freed unit's writable view is still accessible")
 			}
 			if mism, err := v.Space().SyncCheck(o); err != nil || len(mism) != 0 {
@@ -188,7 +189,7 @@ func TestUnitReuseIsZeroed(t *testing.T) {
 // two views of one pagefile-backed section. Units take whole grid slots;
 // Close leaves nothing behind.
 func TestWXOnWindowsRules(t *testing.T) {
-	s := sim.New(osmem.RulesWindows, sim.Options{})
+	s := sim.New(mem.RulesWindows, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func TestWXOnWindowsRules(t *testing.T) {
 // says otherwise.
 func TestWXDefault(t *testing.T) {
 	t.Setenv(vmm.WXEnv, "")
-	for _, rules := range []osmem.Rules{osmem.RulesLinux, osmem.RulesWindows} {
+	for _, rules := range []mem.Rules{mem.RulesLinux, mem.RulesWindows} {
 		v, err := vmm.New(vmm.Config{OS: sim.New(rules, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
 		if err != nil {
 			t.Fatal(err)
@@ -233,7 +234,7 @@ func TestWXDefault(t *testing.T) {
 	// WXEnv=off still turns it off under Windows rules (the comparison
 	// mode of the W^X benchmark).
 	t.Setenv(vmm.WXEnv, "off")
-	if v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesWindows, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true}); err != nil {
+	if v, err := vmm.New(vmm.Config{OS: sim.New(mem.RulesWindows, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true}); err != nil {
 		t.Fatal(err)
 	} else {
 		if v.WX() {
@@ -244,7 +245,7 @@ func TestWXDefault(t *testing.T) {
 	t.Setenv(vmm.WXEnv, "")
 	for env, want := range map[string]bool{"off": false, "0": false, "on": true, "auto": true} {
 		t.Setenv(vmm.WXEnv, env)
-		v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
+		v, err := vmm.New(vmm.Config{OS: sim.New(mem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +255,7 @@ func TestWXDefault(t *testing.T) {
 		v.Close()
 	}
 	t.Setenv(vmm.WXEnv, "maybe")
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(mem.RulesLinux, sim.Options{})
 	if _, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true}); err == nil {
 		t.Errorf("%s=maybe accepted", vmm.WXEnv)
 	}
@@ -263,7 +264,7 @@ func TestWXDefault(t *testing.T) {
 	}
 	// An explicit mode ignores the variable.
 	t.Setenv(vmm.WXEnv, "on")
-	v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOff})
+	v, err := vmm.New(vmm.Config{OS: sim.New(mem.RulesLinux, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOff})
 	if err != nil {
 		t.Fatal(err)
 	}

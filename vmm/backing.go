@@ -2,7 +2,7 @@ package vmm
 
 import (
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // backing is what vmcode is made of, and the one place that knows how the
@@ -23,13 +23,13 @@ type backing interface {
 	fileAlign() uintptr
 	// mapFile maps size bytes of obj from off at addr, private
 	// copy-on-write, where the range is reserved.
-	mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error
+	mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error
 	// commit backs reserved (or committed) pages with zeroed memory.
-	commit(addr, size uintptr, prot osmem.Prot) error
+	commit(addr, size uintptr, prot mem.Prot) error
 	// decommit returns committed pages to reservation.
 	decommit(addr, size uintptr) error
 	// protect changes the protection of committed or mapped pages.
-	protect(addr, size uintptr, prot osmem.Prot) error
+	protect(addr, size uintptr, prot mem.Prot) error
 	// reset turns [addr, addr+size), whatever is in it, back into
 	// reservation.
 	reset(addr, size uintptr) error
@@ -48,13 +48,13 @@ type backing interface {
 // code (commit and decommit inside one reservation) but cannot hold file
 // views: those need the grid.
 type linear struct {
-	os         osmem.OS
+	os         mem.OS
 	base, size uintptr
 }
 
 // newLinear reserves size bytes at addr (exactly, if exact) or where the
 // OS chooses.
-func newLinear(os osmem.OS, addr, size uintptr, mode osmem.Mode) (*linear, error) {
+func newLinear(os mem.OS, addr, size uintptr, mode mem.Mode) (*linear, error) {
 	base, err := os.Reserve(addr, size, mode)
 	if err != nil {
 		return nil, err
@@ -65,18 +65,18 @@ func newLinear(os osmem.OS, addr, size uintptr, mode osmem.Mode) (*linear, error
 func (l *linear) bounds() (uintptr, uintptr) { return l.base, l.size }
 func (l *linear) fileAlign() uintptr         { return l.os.Granularity() }
 
-func (l *linear) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
-	_, err := l.os.MapObject(obj, off, addr, size, prot, osmem.Fixed)
+func (l *linear) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error {
+	_, err := l.os.MapObject(obj, off, addr, size, prot, mem.Fixed)
 	return err
 }
 
-func (l *linear) commit(addr, size uintptr, prot osmem.Prot) error {
+func (l *linear) commit(addr, size uintptr, prot mem.Prot) error {
 	return l.os.Commit(addr, size, prot)
 }
 
 func (l *linear) decommit(addr, size uintptr) error { return l.os.Decommit(addr, size) }
 
-func (l *linear) protect(addr, size uintptr, prot osmem.Prot) error {
+func (l *linear) protect(addr, size uintptr, prot mem.Prot) error {
 	return l.os.Protect(addr, size, prot)
 }
 
@@ -85,10 +85,10 @@ func (l *linear) protect(addr, size uintptr, prot osmem.Prot) error {
 // anything, but a linear vmcode there holds only committed pages (file
 // views need the grid), and decommitting them leaves the range reserved.
 func (l *linear) reset(addr, size uintptr) error {
-	if l.os.Rules() == osmem.RulesWindows {
+	if l.os.Rules() == mem.RulesWindows {
 		return l.os.Decommit(addr, size)
 	}
-	_, err := l.os.Reserve(addr, size, osmem.Fixed)
+	_, err := l.os.Reserve(addr, size, mem.Fixed)
 	return err
 }
 

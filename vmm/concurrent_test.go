@@ -10,6 +10,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -33,7 +34,7 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 	// gridDual; TestGridWXNative covers it), so there the test runs
 	// single-mapped.
 	wx := vmm.WXAuto
-	if osmem.Native().Rules() == osmem.RulesWindows {
+	if osmem.Native().Rules() == mem.RulesWindows {
 		wx = vmm.WXOff
 	}
 	v, err := vmm.New(vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 256 << 20, WX: wx})
@@ -82,7 +83,7 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 						fail("reserve %#x: %v", size, err)
 						return
 					}
-					if err := s.Commit(s.Base(), page, osmem.ProtRW); err != nil {
+					if err := s.Commit(s.Base(), page, mem.ProtRW); err != nil {
 						fail("commit: %v", err)
 						return
 					}
@@ -95,7 +96,7 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 							fail("slot %#x lost its byte: another goroutine wrote it", s.Base())
 							return
 						}
-						if err := s.Protect(s.Base(), page, osmem.ProtRead); err != nil {
+						if err := s.Protect(s.Base(), page, mem.ProtRead); err != nil {
 							fail("protect: %v", err)
 							return
 						}

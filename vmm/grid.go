@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // The grid is vmcode under Windows rules (DESIGN.md sections 1 and 5;
@@ -195,7 +195,7 @@ func (e *GridPlaceError) Error() string {
 }
 
 // Unwrap returns every attempt's error, so that errors.Is finds the
-// classes (osmem.ErrExists, ...) that made them fail.
+// classes (mem.ErrExists, ...) that made them fail.
 func (e *GridPlaceError) Unwrap() []error {
 	var out []error
 	for _, a := range e.Attempts {
@@ -291,7 +291,7 @@ var _ backing = (*grid)(nil)
 type grid struct {
 	// os, base, size, slotSize, page, gran, n, now and mapTries are
 	// immutable after newGrid.
-	os                   osmem.OS
+	os                   mem.OS
 	base, size, slotSize uintptr
 	page, gran           uintptr
 	n                    int
@@ -324,11 +324,11 @@ type grid struct {
 // opts.fallback), else opts.start and on in opts.step steps, at most
 // opts.attempts of them. A candidate with anything mapped in its range is
 // skipped without a call; otherwise the slots are reserved one by one
-// with osmem.Exact, and each is checked (Query must show exactly that
+// with mem.Exact, and each is checked (Query must show exactly that
 // reservation). On any failure the attempt's slots are released and the
 // next candidate tried. The error of a failed placement is a
 // *GridPlaceError naming every attempt.
-func newGrid(o osmem.OS, size, slotSize uintptr, opts gridOptions) (*grid, error) {
+func newGrid(o mem.OS, size, slotSize uintptr, opts gridOptions) (*grid, error) {
 	gran := o.Granularity()
 	if slotSize == 0 {
 		slotSize = DefaultGridSlotSize
@@ -461,12 +461,12 @@ func (g *grid) place(c uintptr) (a GridAttempt) {
 		a.Err = err
 		return a
 	} else if used {
-		a.Err = fmt.Errorf("%#x already in use: %w", at, osmem.ErrExists)
+		a.Err = fmt.Errorf("%#x already in use: %w", at, mem.ErrExists)
 		return a
 	}
 	for k := 0; k < g.n; k++ {
 		addr, length := c+uintptr(k)*g.slotSize, g.slotLen(k)
-		if _, err := g.os.Reserve(addr, length, osmem.Exact); err != nil {
+		if _, err := g.os.Reserve(addr, length, mem.Exact); err != nil {
 			a.Err = fmt.Errorf("slot %d: %w", k, err)
 			break
 		}
@@ -505,7 +505,7 @@ func (g *grid) inUse(addr, size uintptr) (uintptr, bool, error) {
 	switch {
 	case err != nil:
 		return 0, false, err
-	case r.State != osmem.StateFree:
+	case r.State != mem.StateFree:
 		return addr, true, nil
 	case r.End-addr < size:
 		return r.End, true, nil
@@ -520,9 +520,9 @@ func (g *grid) checkSlot(addr, length uintptr) error {
 	if err != nil {
 		return fmt.Errorf("checking the reservation at %#x: %w", addr, err)
 	}
-	if r.Start != addr || r.End != addr+length || r.State != osmem.StateReserved || r.AllocBase != addr || r.Type != osmem.TypePrivate {
+	if r.Start != addr || r.End != addr+length || r.State != mem.StateReserved || r.AllocBase != addr || r.Type != mem.TypePrivate {
 		return fmt.Errorf("reservation at %#x reads back as [%#x, %#x) %v %v based at %#x: %w",
-			addr, r.Start, r.End, r.State, r.Type, r.AllocBase, osmem.ErrExists)
+			addr, r.Start, r.End, r.State, r.Type, r.AllocBase, mem.ErrExists)
 	}
 	return nil
 }
@@ -569,16 +569,16 @@ func gridOwner(k, n int) string { return fmt.Sprintf("grid slot %d/%d", k, n) }
 // gridErr builds the error of a grid operation refused before any OS call
 // (Code 0).
 func gridErr(op string, addr, size uintptr, class error, format string, args ...any) error {
-	return &osmem.Error{Op: "grid " + op, Addr: addr, Size: size, Class: class, Detail: fmt.Sprintf(format, args...)}
+	return &mem.Error{Op: "grid " + op, Addr: addr, Size: size, Class: class, Detail: fmt.Sprintf(format, args...)}
 }
 
 // check validates [addr, addr+size) as a page-aligned part of the grid.
 func (g *grid) check(op string, addr, size uintptr) error {
-	if err := osmem.CheckRange("grid "+op, addr, size, g.page); err != nil {
+	if err := mem.CheckRange("grid "+op, addr, size, g.page); err != nil {
 		return err
 	}
 	if addr < g.base || addr-g.base >= g.size || size > g.size-(addr-g.base) {
-		return gridErr(op, addr, size, osmem.ErrInvalid, "range leaves the grid [%#x, +%#x)", g.base, g.size)
+		return gridErr(op, addr, size, mem.ErrInvalid, "range leaves the grid [%#x, +%#x)", g.base, g.size)
 	}
 	return nil
 }
@@ -669,7 +669,7 @@ func (g *grid) piecesLocked(op string, addr, size uintptr) ([]gridPiece, error) 
 		s0, s1 := g.slotAddr(k), g.slotEnd(k)
 		a, e := max(s0, addr), min(s1, end)
 		if s.busy {
-			return nil, gridErr(op, addr, size, osmem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
+			return nil, gridErr(op, addr, size, mem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
 		}
 		switch s.state {
 		case gridReserved:
@@ -677,7 +677,7 @@ func (g *grid) piecesLocked(op string, addr, size uintptr) ([]gridPiece, error) 
 			continue
 		case gridInView:
 		default:
-			return nil, gridErr(op, addr, size, osmem.ErrNotMapped, "%s is %v", gridOwner(k, g.n), s.state)
+			return nil, gridErr(op, addr, size, mem.ErrNotMapped, "%s is %v", gridOwner(k, g.n), s.state)
 		}
 		v := g.views[int(s.view)]
 		vbase := g.slotAddr(v.first)
@@ -688,7 +688,7 @@ func (g *grid) piecesLocked(op string, addr, size uintptr) ([]gridPiece, error) 
 			a = min(e, vend)
 		}
 		if a < e && a < v.tail || a < e && !v.tailHeld {
-			return nil, gridErr(op, addr, size, osmem.ErrNotMapped, "[%#x, %#x) of %s is not held (view of %#x bytes at %#x, mapped %v; tail from %#x, held %v)",
+			return nil, gridErr(op, addr, size, mem.ErrNotMapped, "[%#x, %#x) of %s is not held (view of %#x bytes at %#x, mapped %v; tail from %#x, held %v)",
 				a, e, gridOwner(k, g.n), v.size, vbase, v.mapped, v.tail, v.tailHeld)
 		}
 		if a < e {
@@ -705,7 +705,7 @@ func (g *grid) pinLocked(addr, end uintptr) error {
 	k0, k1 := g.slotOf(addr), g.slotOf(end-1)
 	for k := k0; k <= k1; k++ {
 		if g.slots[k].pins == ^uint16(0) {
-			return gridErr("pin", addr, end-addr, osmem.ErrInvalid, "too many calls in flight on %s", gridOwner(k, g.n))
+			return gridErr("pin", addr, end-addr, mem.ErrInvalid, "too many calls in flight on %s", gridOwner(k, g.n))
 		}
 	}
 	for k := k0; k <= k1; k++ {
@@ -751,7 +751,7 @@ func (g *grid) beginReserved(op string, addr, size uintptr) ([]gridPiece, error)
 	for _, p := range ps {
 		if p.view {
 			g.unpin(addr, addr+size)
-			return nil, gridErr(op, addr, size, osmem.ErrNotMapped, "[%#x, %#x) is a file view, not a reservation", p.start, p.end)
+			return nil, gridErr(op, addr, size, mem.ErrNotMapped, "[%#x, %#x) is a file view, not a reservation", p.start, p.end)
 		}
 	}
 	return ps, nil
@@ -761,7 +761,7 @@ func (g *grid) beginReserved(op string, addr, size uintptr) ([]gridPiece, error)
 // fails, the pages the earlier calls newly committed are decommitted again
 // (pages that were committed before keep the new protection, as
 // mprotect's would), so that a failed commit leaves nothing new behind.
-func (g *grid) commit(addr, size uintptr, prot osmem.Prot) error {
+func (g *grid) commit(addr, size uintptr, prot mem.Prot) error {
 	ps, err := g.beginReserved("commit", addr, size)
 	if err != nil {
 		return err
@@ -848,7 +848,7 @@ func (g *grid) decommitPieces(ps []gridPiece) error {
 // grid's reservations must be committed: that is checked before any call,
 // so that only a resource failure can stop it half way, which then leaves
 // the earlier allocations with the new protection, as mprotect would.
-func (g *grid) protect(addr, size uintptr, prot osmem.Prot) error {
+func (g *grid) protect(addr, size uintptr, prot mem.Prot) error {
 	ps, err := g.begin("protect", addr, size)
 	if err != nil {
 		return err
@@ -858,7 +858,7 @@ func (g *grid) protect(addr, size uintptr, prot osmem.Prot) error {
 	for _, p := range ps {
 		if !p.view && g.anyLocked(p.start, p.end, false) {
 			g.mu.Unlock()
-			return gridErr("protect", addr, size, osmem.ErrNotMapped, "[%#x, %#x) holds reserved pages", p.start, p.end)
+			return gridErr("protect", addr, size, mem.ErrNotMapped, "[%#x, %#x) holds reserved pages", p.start, p.end)
 		}
 	}
 	g.mu.Unlock()
@@ -886,7 +886,7 @@ func (g *grid) claimLocked(k0, k1 int) {
 func (g *grid) claimableLocked(op string, k0, k1 int) error {
 	for k := k0; k < k1; k++ {
 		if s := &g.slots[k]; s.busy || s.pins != 0 {
-			return gridErr(op, g.slotAddr(k0), g.slotEnd(k1-1)-g.slotAddr(k0), osmem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
+			return gridErr(op, g.slotAddr(k0), g.slotEnd(k1-1)-g.slotAddr(k0), mem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
 		}
 	}
 	return nil
@@ -905,7 +905,7 @@ func (g *grid) setLocked(k int, st gridState) {
 
 // mapFile maps size bytes of obj from off at addr, which must be a slot
 // boundary: it releases the ceil(size/slotSize) slots there (each whole),
-// maps the view with osmem.Exact, and re-reserves the rest of the last
+// maps the view with mem.Exact, and re-reserves the rest of the last
 // slot from the first granule boundary after the view.
 //
 // The slots must be wholly reserved, with nothing committed: a file slot
@@ -914,13 +914,13 @@ func (g *grid) setLocked(k int, st gridState) {
 // and the map tried again, up to mapTries times. On every error path the
 // released slots are re-reserved; slots that someone else now holds are
 // marked lost and reported as a *SlotLostError.
-func (g *grid) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+func (g *grid) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error {
 	const op = "map"
 	if err := g.check(op, addr, size); err != nil {
 		return err
 	}
 	if (addr-g.base)%g.slotSize != 0 {
-		return gridErr(op, addr, size, osmem.ErrInvalid, "view not at a slot boundary (slots of %#x bytes from %#x)", g.slotSize, g.base)
+		return gridErr(op, addr, size, mem.ErrInvalid, "view not at a slot boundary (slots of %#x bytes from %#x)", g.slotSize, g.base)
 	}
 	first := g.slotOf(addr)
 	n := int((size + g.slotSize - 1) / g.slotSize)
@@ -935,12 +935,12 @@ func (g *grid) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	for k := first; k < first+n; k++ {
 		if st := g.slots[k].state; st != gridReserved {
 			g.mu.Unlock()
-			return gridErr(op, addr, size, osmem.ErrNotMapped, "%s is %v, not reserved", gridOwner(k, g.n), st)
+			return gridErr(op, addr, size, mem.ErrNotMapped, "%s is %v, not reserved", gridOwner(k, g.n), st)
 		}
 	}
 	if g.anyLocked(addr, runEnd, true) {
 		g.mu.Unlock()
-		return gridErr(op, addr, size, osmem.ErrNotMapped, "slots [%#x, %#x) hold committed pages", addr, runEnd)
+		return gridErr(op, addr, size, mem.ErrNotMapped, "slots [%#x, %#x) hold committed pages", addr, runEnd)
 	}
 	g.claimLocked(first, first+n)
 	g.mu.Unlock()
@@ -966,7 +966,7 @@ func (g *grid) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 		if relErr != nil {
 			return errors.Join(relErr, g.restore(first, released, first+n, false))
 		}
-		_, mapErr = g.os.MapObject(obj, off, addr, size, prot, osmem.Exact)
+		_, mapErr = g.os.MapObject(obj, off, addr, size, prot, mem.Exact)
 		if mapErr == nil {
 			w := g.now() - t0
 			g.mu.Lock()
@@ -976,12 +976,12 @@ func (g *grid) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 			g.mu.Unlock()
 			break
 		}
-		last := try+1 >= g.mapTries || !errors.Is(mapErr, osmem.ErrExists)
+		last := try+1 >= g.mapTries || !errors.Is(mapErr, mem.ErrExists)
 		if err := g.restore(first, n, first+n, !last); err != nil {
 			// restore ended the claim whatever keep said.
 			return errors.Join(mapErr, err)
 		}
-		if !errors.Is(mapErr, osmem.ErrExists) {
+		if !errors.Is(mapErr, mem.ErrExists) {
 			// Not a conflict: no reason to think another try would do
 			// better.
 			return mapErr
@@ -1086,14 +1086,14 @@ func (g *grid) restore(first, released, upTo int, keep bool) error {
 func (g *grid) reserveExact(addr, size uintptr) (gridState, error) {
 	var err error
 	for try := 0; try < gridRestoreTries; try++ {
-		if _, err = g.os.Reserve(addr, size, osmem.Exact); err == nil {
+		if _, err = g.os.Reserve(addr, size, mem.Exact); err == nil {
 			return gridReserved, nil
 		}
-		if _, used, qerr := g.inUse(addr, size); used && qerr == nil && errors.Is(err, osmem.ErrExists) {
+		if _, used, qerr := g.inUse(addr, size); used && qerr == nil && errors.Is(err, mem.ErrExists) {
 			return gridLost, err
 		}
 	}
-	if errors.Is(err, osmem.ErrExists) {
+	if errors.Is(err, mem.ErrExists) {
 		return gridLost, err
 	}
 	return gridHole, err
@@ -1122,7 +1122,7 @@ func (g *grid) reset(addr, size uintptr) error {
 		s := &g.slots[k]
 		if s.busy || (s.state != gridReserved && s.pins != 0) || s.pins == ^uint16(0) {
 			g.mu.Unlock()
-			return gridErr(op, addr, size, osmem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
+			return gridErr(op, addr, size, mem.ErrNotMapped, "%s is being changed by another operation", gridOwner(k, g.n))
 		}
 		switch s.state {
 		case gridReserved:
@@ -1134,14 +1134,14 @@ func (g *grid) reset(addr, size uintptr) error {
 			}
 			if vb, ve := g.slotAddr(v.first), g.slotEnd(v.first+v.n-1); vb < addr || ve > end {
 				g.mu.Unlock()
-				return gridErr(op, addr, size, osmem.ErrInvalid, "the range holds only part of the view run [%#x, %#x)", vb, ve)
+				return gridErr(op, addr, size, mem.ErrInvalid, "the range holds only part of the view run [%#x, %#x)", vb, ve)
 			}
 			views = append(views, v)
 		case gridHole:
 			holes = append(holes, k)
 		case gridFree:
 			g.mu.Unlock()
-			return gridErr(op, addr, size, osmem.ErrNotMapped, "%s was released", gridOwner(k, g.n))
+			return gridErr(op, addr, size, mem.ErrNotMapped, "%s was released", gridOwner(k, g.n))
 		}
 	}
 	for _, p := range pieces {
@@ -1317,14 +1317,14 @@ func (g *grid) afterMap(addr, size uintptr) []aspacem.Segment {
 // lostIn returns the ranges of [addr, addr+size) in lost slots, in
 // address order: address space the grid will never hold again, which the
 // VMM must keep out of its allocator when it takes a slot back.
-func (g *grid) lostIn(addr, size uintptr) []Range {
+func (g *grid) lostIn(addr, size uintptr) []mem.Range {
 	if g.check("lost", addr, size) != nil {
 		return nil
 	}
 	end := addr + size
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var out []Range
+	var out []mem.Range
 	for k := g.slotOf(addr); k < g.n && g.slotAddr(k) < end; k++ {
 		if g.slots[k].state != gridLost {
 			continue
@@ -1333,7 +1333,7 @@ func (g *grid) lostIn(addr, size uintptr) []Range {
 		if n := len(out); n > 0 && out[n-1].End == a {
 			out[n-1].End = e
 		} else {
-			out = append(out, Range{Start: a, End: e})
+			out = append(out, mem.Range{Start: a, End: e})
 		}
 	}
 	return out

@@ -23,6 +23,7 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 )
 
 const (
@@ -33,7 +34,7 @@ const (
 	gridSS = DefaultGridSlotSize
 )
 
-func gridSim() *sim.OS { return sim.New(osmem.RulesWindows, sim.Options{}) }
+func gridSim() *sim.OS { return sim.New(mem.RulesWindows, sim.Options{}) }
 
 // gridTempFile writes a file of size bytes whose every byte depends on its
 // offset, and returns its path.
@@ -63,7 +64,7 @@ func gridPattern(size int) []byte {
 	return b
 }
 
-func gridOpen(t testing.TB, o osmem.OS, size int) osmem.Object {
+func gridOpen(t testing.TB, o mem.OS, size int) mem.Object {
 	t.Helper()
 	obj, err := o.OpenFile(gridTempFile(t, size))
 	if err != nil {
@@ -78,7 +79,7 @@ func gridOpen(t testing.TB, o osmem.OS, size int) osmem.Object {
 // left out: the grid does not record them (aspacem does).
 type gridRun struct {
 	start, end uintptr
-	state      osmem.State
+	state      mem.State
 	base       uintptr
 	view       bool
 }
@@ -108,19 +109,19 @@ func gridExpect(g *grid) []gridRun {
 	var out []gridRun
 	for _, a := range g.allocs() {
 		if a.view {
-			out = append(out, gridRun{a.start, a.end, osmem.StateCommitted, a.start, true})
+			out = append(out, gridRun{a.start, a.end, mem.StateCommitted, a.start, true})
 			continue
 		}
 		at := a.start
 		for _, c := range g.committedRuns(a.start, a.end) {
 			if at < c[0] {
-				out = append(out, gridRun{at, c[0], osmem.StateReserved, a.start, false})
+				out = append(out, gridRun{at, c[0], mem.StateReserved, a.start, false})
 			}
-			out = append(out, gridRun{c[0], c[1], osmem.StateCommitted, a.start, false})
+			out = append(out, gridRun{c[0], c[1], mem.StateCommitted, a.start, false})
 			at = c[1]
 		}
 		if at < a.end {
-			out = append(out, gridRun{at, a.end, osmem.StateReserved, a.start, false})
+			out = append(out, gridRun{at, a.end, mem.StateReserved, a.start, false})
 		}
 	}
 	return gridMerge(out)
@@ -128,7 +129,7 @@ func gridExpect(g *grid) []gridRun {
 
 // gridActual is what the OS holds in the grid's range, leaving out the
 // allocations based at the addresses in foreign.
-func gridActual(t testing.TB, o osmem.OS, g *grid, foreign ...uintptr) []gridRun {
+func gridActual(t testing.TB, o mem.OS, g *grid, foreign ...uintptr) []gridRun {
 	t.Helper()
 	rs, err := o.Regions(g.base, g.base+g.size)
 	if err != nil {
@@ -139,7 +140,7 @@ func gridActual(t testing.TB, o osmem.OS, g *grid, foreign ...uintptr) []gridRun
 		if slices.Contains(foreign, r.AllocBase) {
 			continue
 		}
-		out = append(out, gridRun{r.Start, r.End, r.State, r.AllocBase, r.Type == osmem.TypeMapped})
+		out = append(out, gridRun{r.Start, r.End, r.State, r.AllocBase, r.Type == mem.TypeMapped})
 	}
 	return gridMerge(out)
 }
@@ -259,7 +260,7 @@ func gridReleaseAll(t testing.TB, s *sim.OS, g *grid, when string, foreign ...ui
 	}
 }
 
-func gridNew(t testing.TB, o osmem.OS, size, slotSize uintptr, opts gridOptions) *grid {
+func gridNew(t testing.TB, o mem.OS, size, slotSize uintptr, opts gridOptions) *grid {
 	t.Helper()
 	g, err := newGrid(o, size, slotSize, opts)
 	if err != nil {
@@ -291,7 +292,7 @@ func TestGridPlace(t *testing.T) {
 		t.Fatalf("%d regions, want 3277 reservations", len(rs))
 	}
 	for k, r := range rs {
-		if r.Start != g.slotAddr(k) || r.End != g.slotEnd(k) || r.AllocBase != r.Start || r.State != osmem.StateReserved {
+		if r.Start != g.slotAddr(k) || r.End != g.slotEnd(k) || r.AllocBase != r.Start || r.State != mem.StateReserved {
 			t.Fatalf("slot %d: region %+v", k, r)
 		}
 	}
@@ -325,7 +326,7 @@ type gridHookOS struct {
 	afterMap     func(addr, size uintptr, err error)
 }
 
-func (h *gridHookOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
+func (h *gridHookOS) Reserve(addr, size uintptr, mode mem.Mode) (uintptr, error) {
 	a, err := h.OS.Reserve(addr, size, mode)
 	if err == nil && h.afterReserve != nil {
 		h.afterReserve(a, size)
@@ -341,7 +342,7 @@ func (h *gridHookOS) Release(addr, size uintptr) error {
 	return err
 }
 
-func (h *gridHookOS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
+func (h *gridHookOS) MapObject(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode) (uintptr, error) {
 	if h.beforeMap != nil {
 		h.beforeMap(addr, size)
 	}
@@ -363,13 +364,13 @@ func TestGridPlaceRetries(t *testing.T) {
 		// Something sits in the first candidate: skipped without a call.
 		s := gridSim()
 		foreign := start + 40*gridSS
-		if err := s.MapForeign(foreign, foreign+64*gridKiB, osmem.ProtRW, ""); err != nil {
+		if err := s.MapForeign(foreign, foreign+64*gridKiB, mem.ProtRW, ""); err != nil {
 			t.Fatal(err)
 		}
 		calls := s.Calls()
 		g := gridNew(t, s, size, 0, gridOptions{})
 		st := g.Stats()
-		if g.base != cand(1) || len(st.Attempts) != 2 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) || st.Attempts[0].Reserved != 0 {
+		if g.base != cand(1) || len(st.Attempts) != 2 || !errors.Is(st.Attempts[0].Err, mem.ErrExists) || st.Attempts[0].Reserved != 0 {
 			t.Fatalf("placed at %#x after %v", g.base, st.Attempts)
 		}
 		if got := s.Calls() - calls; got != 64 {
@@ -390,14 +391,14 @@ func TestGridPlaceRetries(t *testing.T) {
 		n := 0
 		h.afterReserve = func(addr, size uintptr) {
 			if n++; n == 5 {
-				if err := s.MapForeign(foreign, foreign+64*gridKiB, osmem.ProtNone, ""); err != nil {
+				if err := s.MapForeign(foreign, foreign+64*gridKiB, mem.ProtNone, ""); err != nil {
 					t.Error(err)
 				}
 			}
 		}
 		g := gridNew(t, h, size, 0, gridOptions{})
 		st := g.Stats()
-		if g.base != cand(1) || len(st.Attempts) != 2 || st.Attempts[0].Reserved != 6 || !errors.Is(st.Attempts[0].Err, osmem.ErrExists) {
+		if g.base != cand(1) || len(st.Attempts) != 2 || st.Attempts[0].Reserved != 6 || !errors.Is(st.Attempts[0].Err, mem.ErrExists) {
 			t.Fatalf("placed at %#x after %v", g.base, st.Attempts)
 		}
 		if rs, _ := s.Regions(start, start+size); len(rs) != 1 || rs[0].Start != foreign {
@@ -415,7 +416,7 @@ func TestGridPlaceRetries(t *testing.T) {
 			t.Fatalf("at %#x, want %#x", g.base, base)
 		}
 		// Taken: refused without fallback, elsewhere with it.
-		if _, err := newGrid(s, size, 0, gridOptions{base: base}); !errors.Is(err, osmem.ErrExists) {
+		if _, err := newGrid(s, size, 0, gridOptions{base: base}); !errors.Is(err, mem.ErrExists) {
 			t.Fatalf("grid over a grid: %v", err)
 		} else {
 			var pe *GridPlaceError
@@ -438,7 +439,7 @@ func TestGridPlaceRetries(t *testing.T) {
 		for i := range 3 {
 			a := start + uintptr(i)*4*gridGiB + 10*gridSS
 			foreign = append(foreign, a)
-			if err := s.MapForeign(a, a+64*gridKiB, osmem.ProtRW, ""); err != nil {
+			if err := s.MapForeign(a, a+64*gridKiB, mem.ProtRW, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -493,18 +494,18 @@ func TestGridMapFile(t *testing.T) {
 	// exactly at slot 3, the tail [slot 3 + 1.5 MiB, slot 6) re-reserved.
 	a := g.slotAddr(3)
 	calls := s.Calls()
-	if err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRX); err != nil {
+	if err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Calls() - calls; got != 5 {
 		t.Fatalf("mapFile of 3 slots made %d calls, want 3 releases, 1 map, 1 tail reservation", got)
 	}
 	r, _ := s.Query(a)
-	if r.Start != a || r.End != a+1536*gridKiB || r.Type != osmem.TypeMapped || r.Name != big.Name() {
+	if r.Start != a || r.End != a+1536*gridKiB || r.Type != mem.TypeMapped || r.Name != big.Name() {
 		t.Fatalf("view reads back as %+v", r)
 	}
 	tail := a + 1536*gridKiB
-	if r, _ := s.Query(tail); r.Start != tail || r.End != g.slotAddr(6) || r.AllocBase != tail || r.State != osmem.StateReserved {
+	if r, _ := s.Query(tail); r.Start != tail || r.End != g.slotAddr(6) || r.AllocBase != tail || r.State != mem.StateReserved {
 		t.Fatalf("tail reads back as %+v", r)
 	}
 	for k := 3; k < 6; k++ {
@@ -516,7 +517,7 @@ func TestGridMapFile(t *testing.T) {
 
 	// 64 KiB at slot 10: one slot, tail from 64 KiB.
 	b := g.slotAddr(10)
-	if err := g.mapFile(small, 0, b, 64*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(small, 0, b, 64*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := s.Query(b + 64*gridKiB); r.AllocBase != b+64*gridKiB || r.End != g.slotAddr(11) {
@@ -527,16 +528,16 @@ func TestGridMapFile(t *testing.T) {
 	// 100 KiB at slot 20: the tail starts at the next granule, 128 KiB;
 	// [100 KiB, 128 KiB) is free and no one's.
 	c := g.slotAddr(20)
-	if err := g.mapFile(odd, 0, c, 100*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(odd, 0, c, 100*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.Query(c + 100*gridKiB); r.State != osmem.StateFree || r.End != c+128*gridKiB {
+	if r, _ := s.Query(c + 100*gridKiB); r.State != mem.StateFree || r.End != c+128*gridKiB {
 		t.Fatalf("gap reads back as %+v", r)
 	}
 	gridCheck(t, s, g, "100 KiB mapped")
 
 	// The tail is a reservation like any other; the gap is not.
-	if err := g.commit(tail, 128*gridKiB, osmem.ProtRW); err != nil {
+	if err := g.commit(tail, 128*gridKiB, mem.ProtRW); err != nil {
 		t.Fatalf("commit in the tail: %v", err)
 	}
 	calls = s.Calls()
@@ -544,15 +545,15 @@ func TestGridMapFile(t *testing.T) {
 		what string
 		err  error
 	}{
-		{"commit in the gap", g.commit(c+96*gridKiB, 8*gridKiB, osmem.ProtRW)},
-		{"commit on a view", g.commit(a, 4*gridKiB, osmem.ProtRW)},
+		{"commit in the gap", g.commit(c+96*gridKiB, 8*gridKiB, mem.ProtRW)},
+		{"commit on a view", g.commit(a, 4*gridKiB, mem.ProtRW)},
 		{"decommit a view", g.decommit(a, 4*gridKiB)},
-		{"map over a view", g.mapFile(small, 0, a, 64*gridKiB, osmem.ProtRead)},
-		{"map into a tail", g.mapFile(small, 0, g.slotAddr(5), 64*gridKiB, osmem.ProtRead)},
-		{"map off a slot boundary", g.mapFile(small, 0, g.slotAddr(30)+64*gridKiB, 64*gridKiB, osmem.ProtRead)},
-		{"map past the grid", g.mapFile(big, 0, g.slotAddr(63), 1536*gridKiB, osmem.ProtRead)},
-		{"protect across a view and the gap", g.protect(c, 128*gridKiB, osmem.ProtRead)},
-		{"protect reserved pages", g.protect(g.slotAddr(40), 4*gridKiB, osmem.ProtRead)},
+		{"map over a view", g.mapFile(small, 0, a, 64*gridKiB, mem.ProtRead)},
+		{"map into a tail", g.mapFile(small, 0, g.slotAddr(5), 64*gridKiB, mem.ProtRead)},
+		{"map off a slot boundary", g.mapFile(small, 0, g.slotAddr(30)+64*gridKiB, 64*gridKiB, mem.ProtRead)},
+		{"map past the grid", g.mapFile(big, 0, g.slotAddr(63), 1536*gridKiB, mem.ProtRead)},
+		{"protect across a view and the gap", g.protect(c, 128*gridKiB, mem.ProtRead)},
+		{"protect reserved pages", g.protect(g.slotAddr(40), 4*gridKiB, mem.ProtRead)},
 		{"reset part of a view run", g.reset(a, gridSS)},
 	} {
 		if bad.err == nil {
@@ -565,14 +566,14 @@ func TestGridMapFile(t *testing.T) {
 		t.Fatalf("refused operations made %d calls", got)
 	}
 	// Protect works per view, across its slots.
-	if err := g.protect(a+gridSS-64*gridKiB, 128*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.protect(a+gridSS-64*gridKiB, 128*gridKiB, mem.ProtRead); err != nil {
 		t.Fatalf("protect across a view's slots: %v", err)
 	}
 	// Committed pages keep a slot from taking a file.
-	if err := g.commit(g.slotAddr(30)+gridSS-4*gridKiB, 4*gridKiB, osmem.ProtRW); err != nil {
+	if err := g.commit(g.slotAddr(30)+gridSS-4*gridKiB, 4*gridKiB, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.mapFile(big, 0, g.slotAddr(28), 1536*gridKiB, osmem.ProtRead); err == nil {
+	if err := g.mapFile(big, 0, g.slotAddr(28), 1536*gridKiB, mem.ProtRead); err == nil {
 		t.Fatal("mapFile over committed pages succeeded")
 	}
 	gridCheck(t, s, g, "refusals")
@@ -591,7 +592,7 @@ func TestGridMapFile(t *testing.T) {
 		t.Fatalf("reset of 3 slots made %d calls, want unmap, 2 reservations, tail release, 1 reservation", got)
 	}
 	for k := 3; k < 6; k++ {
-		if r, _ := s.Query(g.slotAddr(k)); r.Start != g.slotAddr(k) || r.End != g.slotEnd(k) || r.AllocBase != r.Start || r.State != osmem.StateReserved {
+		if r, _ := s.Query(g.slotAddr(k)); r.Start != g.slotAddr(k) || r.End != g.slotEnd(k) || r.AllocBase != r.Start || r.State != mem.StateReserved {
 			t.Fatalf("slot %d reads back as %+v", k, r)
 		}
 	}
@@ -607,7 +608,7 @@ func TestGridMapFile(t *testing.T) {
 		t.Fatalf("reserved after reset: %v", segs)
 	}
 	// The same slots take a file again.
-	if err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	gridReleaseAll(t, s, g, "with a view")
@@ -622,7 +623,7 @@ func TestGridShortLastSlot(t *testing.T) {
 		t.Fatalf("%d slots, last %#x", g.n, g.slotLen(3))
 	}
 	small := gridOpen(t, s, 64*gridKiB)
-	if err := g.mapFile(small, 0, g.slotAddr(3), 64*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(small, 0, g.slotAddr(3), 64*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	gridCheck(t, s, g, "mapped")
@@ -639,17 +640,17 @@ func TestGridCommitAcrossSlots(t *testing.T) {
 	g := gridNew(t, s, 8*gridSS, 0, gridOptions{})
 	lo, hi := g.slotAddr(1)+600*gridKiB, g.slotAddr(3)+100*gridKiB
 	calls := s.Calls()
-	if err := g.commit(lo, hi-lo, osmem.ProtRW); err != nil {
+	if err := g.commit(lo, hi-lo, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.Calls() - calls; got != 3 {
 		t.Fatalf("commit over 3 slots made %d calls", got)
 	}
 	gridCheck(t, s, g, "committed")
-	if err := g.protect(lo, hi-lo, osmem.ProtRead); err != nil {
+	if err := g.protect(lo, hi-lo, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := s.Query(g.slotAddr(2)); r.Prot != osmem.ProtRead || r.State != osmem.StateCommitted || r.End != g.slotEnd(2) {
+	if r, _ := s.Query(g.slotAddr(2)); r.Prot != mem.ProtRead || r.State != mem.StateCommitted || r.End != g.slotEnd(2) {
 		t.Fatalf("middle slot reads back as %+v", r)
 	}
 	// Decommit part, and decommit skips slots with nothing committed.
@@ -661,7 +662,7 @@ func TestGridCommitAcrossSlots(t *testing.T) {
 		t.Fatalf("decommit made %d calls, want 2 (slots 2 and 3)", got)
 	}
 	gridCheck(t, s, g, "decommitted")
-	if err := g.protect(lo, hi-lo, osmem.ProtRead); err == nil {
+	if err := g.protect(lo, hi-lo, mem.ProtRead); err == nil {
 		t.Fatal("protect over decommitted pages succeeded")
 	}
 	if err := g.reset(g.base, g.size); err != nil {
@@ -688,14 +689,14 @@ func TestGridLostSlot(t *testing.T) {
 		h.afterRelease = func(addr, size uintptr) {
 			if addr == g.slotAddr(5) {
 				h.afterRelease = nil
-				if err := s.MapForeign(foreign, foreign+64*gridKiB, osmem.ProtRW, ""); err != nil {
+				if err := s.MapForeign(foreign, foreign+64*gridKiB, mem.ProtRW, ""); err != nil {
 					t.Error(err)
 				}
 			}
 		}
-		err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead)
+		err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead)
 		var le *SlotLostError
-		if !errors.As(err, &le) || le.Addr != g.slotAddr(5) || le.Size != gridSS || !slices.Equal(le.Slots, []int{5}) || !errors.Is(err, osmem.ErrExists) {
+		if !errors.As(err, &le) || le.Addr != g.slotAddr(5) || le.Size != gridSS || !slices.Equal(le.Slots, []int{5}) || !errors.Is(err, mem.ErrExists) {
 			t.Fatalf("got %v, want a *SlotLostError for slot 5", err)
 		}
 		t.Logf("%v", err)
@@ -705,10 +706,10 @@ func TestGridLostSlot(t *testing.T) {
 		gridCheck(t, s, g, "lost", foreign)
 		// The lost slot is never handed out again, nor reset.
 		small := gridOpen(t, s, 64*gridKiB)
-		if err := g.mapFile(small, 0, g.slotAddr(5), 64*gridKiB, osmem.ProtRead); err == nil {
+		if err := g.mapFile(small, 0, g.slotAddr(5), 64*gridKiB, mem.ProtRead); err == nil {
 			t.Fatal("mapFile into a lost slot succeeded")
 		}
-		if err := g.commit(g.slotAddr(5), 4*gridKiB, osmem.ProtRW); err == nil {
+		if err := g.commit(g.slotAddr(5), 4*gridKiB, mem.ProtRW); err == nil {
 			t.Fatal("commit in a lost slot succeeded")
 		}
 		if err := g.reset(g.base, g.size); err != nil {
@@ -717,7 +718,7 @@ func TestGridLostSlot(t *testing.T) {
 		if segs := g.reserved(g.slotAddr(4), 3*gridSS); len(segs) != 3 || segs[1].Kind != aspacem.KindFree {
 			t.Fatalf("reserved over a lost slot: %v", segs)
 		}
-		if got := g.lostIn(g.base, g.size); !slices.Equal(got, []Range{{g.slotAddr(5), g.slotEnd(5)}}) {
+		if got := g.lostIn(g.base, g.size); !slices.Equal(got, []mem.Range{{Start: g.slotAddr(5), End: g.slotEnd(5)}}) {
 			t.Fatalf("lostIn: %v", got)
 		}
 		if got := g.lostIn(g.slotAddr(6), gridSS); len(got) != 0 {
@@ -727,7 +728,7 @@ func TestGridLostSlot(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 		// Other slots still take the file.
-		if err := g.mapFile(big, 0, g.slotAddr(8), 1536*gridKiB, osmem.ProtRead); err != nil {
+		if err := g.mapFile(big, 0, g.slotAddr(8), 1536*gridKiB, mem.ProtRead); err != nil {
 			t.Fatal(err)
 		}
 		gridCheck(t, s, g, "mapped elsewhere", foreign)
@@ -748,12 +749,12 @@ func TestGridLostSlot(t *testing.T) {
 		intruder := a + gridSS
 		h.beforeMap = func(addr, size uintptr) {
 			h.beforeMap = nil
-			if err := s.MapForeign(intruder, intruder+64*gridKiB, osmem.ProtNone, ""); err != nil {
+			if err := s.MapForeign(intruder, intruder+64*gridKiB, mem.ProtNone, ""); err != nil {
 				t.Error(err)
 			}
 		}
 		h.afterMap = func(addr, size uintptr, err error) {
-			if !errors.Is(err, osmem.ErrExists) {
+			if !errors.Is(err, mem.ErrExists) {
 				t.Errorf("map with an intruder: %v", err)
 			}
 			h.afterMap = nil
@@ -761,7 +762,7 @@ func TestGridLostSlot(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		if err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead); err != nil {
+		if err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead); err != nil {
 			t.Fatal(err)
 		}
 		if st := g.Stats(); st.Maps != 1 || st.MapRetries != 1 || st.Lost != 0 {
@@ -779,10 +780,10 @@ func TestGridLostSlot(t *testing.T) {
 		g := gridNew(t, s, 16*gridSS, 0, gridOptions{mapTries: 2})
 		big := gridOpen(t, s, 1536*gridKiB)
 		// Calls: 3 releases, the map, 3 reservations; twice.
-		s.FailCall(4, osmem.ErrExists)
-		s.FailCall(11, osmem.ErrExists)
-		err := g.mapFile(big, 0, g.slotAddr(1), 1536*gridKiB, osmem.ProtRead)
-		if !errors.Is(err, osmem.ErrExists) || !strings.Contains(err.Error(), "2 tries") {
+		s.FailCall(4, mem.ErrExists)
+		s.FailCall(11, mem.ErrExists)
+		err := g.mapFile(big, 0, g.slotAddr(1), 1536*gridKiB, mem.ProtRead)
+		if !errors.Is(err, mem.ErrExists) || !strings.Contains(err.Error(), "2 tries") {
 			t.Fatalf("got %v", err)
 		}
 		gridNoHoles(t, g, "after")
@@ -802,11 +803,11 @@ func TestGridLostSlot(t *testing.T) {
 		foreign := g.slotAddr(8) + 512*gridKiB
 		h.afterMap = func(addr, size uintptr, err error) {
 			h.afterMap = nil
-			if err := s.MapForeign(foreign, foreign+64*gridKiB, osmem.ProtRW, ""); err != nil {
+			if err := s.MapForeign(foreign, foreign+64*gridKiB, mem.ProtRW, ""); err != nil {
 				t.Error(err)
 			}
 		}
-		err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead)
+		err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead)
 		var le *SlotLostError
 		if !errors.As(err, &le) || !slices.Equal(le.Slots, []int{8}) {
 			t.Fatalf("got %v, want slot 8 lost", err)
@@ -834,8 +835,8 @@ func gridScenarios(t testing.TB) []gridScenario {
 	for name, size := range sizes {
 		paths[name] = gridTempFile(t, size)
 	}
-	files := func(t testing.TB, s *sim.OS) map[string]osmem.Object {
-		out := make(map[string]osmem.Object)
+	files := func(t testing.TB, s *sim.OS) map[string]mem.Object {
+		out := make(map[string]mem.Object)
 		for name, path := range paths {
 			obj, err := s.OpenFile(path)
 			if err != nil {
@@ -850,7 +851,7 @@ func gridScenarios(t testing.TB) []gridScenario {
 			name:  "map " + name,
 			setup: func(t testing.TB, s *sim.OS, g *grid) any { return files(t, s)[name] },
 			op: func(g *grid, x any) error {
-				return g.mapFile(x.(osmem.Object), 0, g.slotAddr(slot), size, osmem.ProtRX)
+				return g.mapFile(x.(mem.Object), 0, g.slotAddr(slot), size, mem.ProtRX)
 			},
 		}
 	}
@@ -861,14 +862,14 @@ func gridScenarios(t testing.TB) []gridScenario {
 				t.Fatal(err)
 			}
 		}
-		must(g.mapFile(fs["1.5M"], 0, g.slotAddr(1), 1536*gridKiB, osmem.ProtRX))
-		must(g.commit(g.slotAddr(1)+1536*gridKiB, 64*gridKiB, osmem.ProtRW))
-		must(g.mapFile(fs["100K"], 0, g.slotAddr(5), 100*gridKiB, osmem.ProtRead))
-		must(g.commit(g.slotAddr(3)+600*gridKiB, gridSS, osmem.ProtRW))
+		must(g.mapFile(fs["1.5M"], 0, g.slotAddr(1), 1536*gridKiB, mem.ProtRX))
+		must(g.commit(g.slotAddr(1)+1536*gridKiB, 64*gridKiB, mem.ProtRW))
+		must(g.mapFile(fs["100K"], 0, g.slotAddr(5), 100*gridKiB, mem.ProtRead))
+		must(g.commit(g.slotAddr(3)+600*gridKiB, gridSS, mem.ProtRW))
 		return nil
 	}
 	committed := func(t testing.TB, s *sim.OS, g *grid) any {
-		if err := g.commit(g.slotAddr(1)+600*gridKiB, 2*gridSS, osmem.ProtRW); err != nil {
+		if err := g.commit(g.slotAddr(1)+600*gridKiB, 2*gridSS, mem.ProtRW); err != nil {
 			t.Fatal(err)
 		}
 		return nil
@@ -879,16 +880,16 @@ func gridScenarios(t testing.TB) []gridScenario {
 		mapOp("64K", 7, 64*gridKiB),
 		mapOp("100K", 3, 100*gridKiB),
 		{"commit across slots", committed, func(g *grid, _ any) error {
-			return g.commit(g.slotAddr(2)+64*gridKiB, 2*gridSS, osmem.ProtRX)
+			return g.commit(g.slotAddr(2)+64*gridKiB, 2*gridSS, mem.ProtRX)
 		}},
 		{"decommit across slots", committed, func(g *grid, _ any) error {
 			return g.decommit(g.slotAddr(1), 3*gridSS)
 		}},
 		{"protect across slots", committed, func(g *grid, _ any) error {
-			return g.protect(g.slotAddr(1)+600*gridKiB, 2*gridSS, osmem.ProtRead)
+			return g.protect(g.slotAddr(1)+600*gridKiB, 2*gridSS, mem.ProtRead)
 		}},
 		{"protect a view", mapped, func(g *grid, _ any) error {
-			return g.protect(g.slotAddr(1), 1536*gridKiB, osmem.ProtRead)
+			return g.protect(g.slotAddr(1), 1536*gridKiB, mem.ProtRead)
 		}},
 		{"reset a view", mapped, func(g *grid, _ any) error {
 			return g.reset(g.slotAddr(1), 3*gridSS)
@@ -908,7 +909,7 @@ func gridScenarios(t testing.TB) []gridScenario {
 // class; and release then leaves nothing.
 func TestGridFaults(t *testing.T) {
 	const slots = 8
-	classes := []error{osmem.ErrInjected, osmem.ErrExists}
+	classes := []error{mem.ErrInjected, mem.ErrExists}
 	// Placement.
 	for _, class := range classes {
 		for _, burst := range []int{1, gridRestoreTries - 1} {
@@ -1014,10 +1015,10 @@ func TestGridConcurrent(t *testing.T) {
 			a := g.slotAddr(first)
 			for range iters {
 				for _, err := range []error{
-					g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead),
-					g.commit(g.slotAddr(first+3)+64*gridKiB, 2*gridSS, osmem.ProtRW),
-					g.protect(a, 1536*gridKiB, osmem.ProtRX),
-					g.protect(g.slotAddr(first+3)+64*gridKiB, gridSS, osmem.ProtRead),
+					g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead),
+					g.commit(g.slotAddr(first+3)+64*gridKiB, 2*gridSS, mem.ProtRW),
+					g.protect(a, 1536*gridKiB, mem.ProtRX),
+					g.protect(g.slotAddr(first+3)+64*gridKiB, gridSS, mem.ProtRead),
 					g.decommit(g.slotAddr(first+4), gridSS),
 					g.reset(a, per*gridSS),
 				} {
@@ -1036,7 +1037,7 @@ func TestGridConcurrent(t *testing.T) {
 			defer wg.Done()
 			a := shared + uintptr(half)*gridSS/2
 			for range iters * 4 {
-				if err := g.commit(a, 64*gridKiB, osmem.ProtRW); err != nil {
+				if err := g.commit(a, 64*gridKiB, mem.ProtRW); err != nil {
 					errc <- err
 					return
 				}
@@ -1099,14 +1100,14 @@ func TestGridAspacem(t *testing.T) {
 
 	obj := gridOpen(t, s, 100*gridKiB)
 	a := g.slotAddr(4)
-	if err := g.mapFile(obj, 0, a, 100*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(obj, 0, a, 100*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	gap := g.afterMap(a, 100*gridKiB)
 	if len(gap) != 1 || gap[0].Start != a+100*gridKiB || gap[0].End != a+128*gridKiB || gap[0].Kind != aspacem.KindFree {
 		t.Fatalf("afterMap: %v", gap)
 	}
-	record(aspacem.Segment{Start: a, End: a + 100*gridKiB, Kind: aspacem.KindFile, Prot: osmem.ProtRead, Owner: "privlib x", Name: obj.Name()})
+	record(aspacem.Segment{Start: a, End: a + 100*gridKiB, Kind: aspacem.KindFile, Prot: mem.ProtRead, Owner: "privlib x", Name: obj.Name()})
 	record(gap...)
 	check("mapped")
 	if got := g.afterMap(g.slotAddr(8), 64*gridKiB); len(got) != 0 {
@@ -1129,7 +1130,7 @@ func TestGridAspacem(t *testing.T) {
 // has Windows rules (Windows, or Wine: DESIGN.md section 5 measured 9-35
 // ms for the 3,277 reservations alone).
 func BenchmarkGridPlace(b *testing.B) {
-	bench := func(b *testing.B, o osmem.OS) {
+	bench := func(b *testing.B, o mem.OS) {
 		for range b.N {
 			g, err := newGrid(o, 2*gridGiB, 0, gridOptions{})
 			if err != nil {
@@ -1144,7 +1145,7 @@ func BenchmarkGridPlace(b *testing.B) {
 		b.ReportMetric(3277, "slots/op")
 	}
 	b.Run("sim", func(b *testing.B) { bench(b, gridSim()) })
-	if o := osmem.Native(); o.Rules() == osmem.RulesWindows {
+	if o := osmem.Native(); o.Rules() == mem.RulesWindows {
 		b.Run("native", func(b *testing.B) { bench(b, o) })
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // gridVQ is the raw VirtualQuery.
@@ -108,7 +109,7 @@ func gridTimerResolution() time.Duration {
 
 func TestGridNative(t *testing.T) {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
 	now := gridClock()
@@ -141,7 +142,7 @@ func TestGridNative(t *testing.T) {
 
 	// 1.5 MiB into three released slots, at the exact address asked.
 	a := g.slotAddr(100)
-	if err := g.mapFile(big, 0, a, 1536*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(big, 0, a, 1536*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	if m := gridVQ(t, a); m.Type != gridMemMapped || m.AllocationBase != a {
@@ -156,7 +157,7 @@ func TestGridNative(t *testing.T) {
 	}
 	// 64 KiB into one slot.
 	b := g.slotAddr(200)
-	if err := g.mapFile(small, 0, b, 64*gridKiB, osmem.ProtRead); err != nil {
+	if err := g.mapFile(small, 0, b, 64*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(osmem.Bytes(b, 64*gridKiB), smallData) {
@@ -170,12 +171,12 @@ func TestGridNative(t *testing.T) {
 	// Commit across a slot boundary: two reservations, two calls; the
 	// pages hold bytes.
 	c := g.slotAddr(300) + 600*gridKiB
-	if err := g.commit(c, 128*gridKiB, osmem.ProtRW); err != nil {
+	if err := g.commit(c, 128*gridKiB, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	mem := osmem.Bytes(c, 128*gridKiB)
-	copy(mem, bigData[:len(mem)])
-	if !bytes.Equal(osmem.Bytes(c, 128*gridKiB), bigData[:len(mem)]) {
+	buf := osmem.Bytes(c, 128*gridKiB)
+	copy(buf, bigData[:len(buf)])
+	if !bytes.Equal(osmem.Bytes(c, 128*gridKiB), bigData[:len(buf)]) {
 		t.Fatal("committed pages across slots do not hold what was written")
 	}
 	gridCheckNative(t, g, "committed")
@@ -197,7 +198,7 @@ func TestGridNative(t *testing.T) {
 	const rounds = 100
 	for i := range rounds {
 		k := 400 + (i%10)*3
-		if err := g.mapFile(big, 0, g.slotAddr(k), 1536*gridKiB, osmem.ProtRead); err != nil {
+		if err := g.mapFile(big, 0, g.slotAddr(k), 1536*gridKiB, mem.ProtRead); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
 		if err := g.reset(g.slotAddr(k), 3*gridSS); err != nil {
@@ -230,7 +231,7 @@ func TestGridNative(t *testing.T) {
 // and runs it from the executable one.
 func TestGridWXDualViews(t *testing.T) {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
 	g, err := newGrid(o, 64*gridSS, 0, gridOptions{now: gridClock()})
@@ -244,10 +245,10 @@ func TestGridWXDualViews(t *testing.T) {
 	}
 	defer o.CloseObject(sec)
 	rw, rx := g.slotAddr(10), g.slotAddr(11)
-	if err := g.mapFile(sec, 0, rw, 64*gridKiB, osmem.ProtRW); err != nil {
+	if err := g.mapFile(sec, 0, rw, 64*gridKiB, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.mapFile(sec, 0, rx, 64*gridKiB, osmem.ProtRX); err != nil {
+	if err := g.mapFile(sec, 0, rx, 64*gridKiB, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	if m := gridVQ(t, rw); m.Protect != windows.PAGE_READWRITE {
@@ -258,7 +259,7 @@ func TestGridWXDualViews(t *testing.T) {
 	}
 	// The executable view can never be made writable: Windows fixed its
 	// access when it was mapped.
-	if err := g.protect(rx, 4*gridKiB, osmem.ProtRWX); err == nil {
+	if err := g.protect(rx, 4*gridKiB, mem.ProtRWX); err == nil {
 		t.Fatal("the executable view was made writable")
 	}
 	// mov eax, imm32; ret

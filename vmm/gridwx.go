@@ -7,6 +7,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // gridDual is vmcode made W^X under Windows rules (DESIGN.md section 4):
@@ -41,14 +42,14 @@ import (
 // tells the two apart by the grid slots code units hold (noteUnit).
 //
 // Cost: the section is SEC_RESERVE where the backend has it
-// (osmem.CreateSharedReserve: the native Windows backend and the simulator
+// (mem.CreateSharedReserve: the native Windows backend and the simulator
 // under Windows rules), so Windows charges the commit limit only for the
 // slots code units have held, not for vmcode's 2 GiB: the alias starts
 // reserved (inaccessible), and a unit's commit commits its slots' section
 // pages through the alias (osmem's Commit of a view range), which makes
 // them committed in the executable view too. Section pages cannot be
 // decommitted (Windows' rule), so a freed unit's slots stay committed:
-// reset discards their contents (osmem.Discard: DiscardVirtualMemory, or
+// reset discards their contents (mem.Discard: DiscardVirtualMemory, or
 // MEM_RESET under Wine, which ignores it) and closes the alias over them
 // (PAGE_NOACCESS); the next unit there re-opens it and zeroes what the
 // discard left. The charge is therefore bounded by the high-water mark of
@@ -140,15 +141,15 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 	o := g.os
 	_, size := g.bounds()
 	reserve := true
-	obj, err := osmem.CreateSharedReserve(o, SharedName, uint64(size))
-	if errors.Is(err, osmem.ErrNotSupported) {
+	obj, err := mem.CreateSharedReserve(o, SharedName, uint64(size))
+	if errors.Is(err, mem.ErrNotSupported) {
 		reserve = false
 		obj, err = o.CreateShared(SharedName, uint64(size))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating the section: %w", err)
 	}
-	rw, err := o.MapObject(obj, 0, 0, size, osmem.ProtRW, osmem.Hint)
+	rw, err := o.MapObject(obj, 0, 0, size, mem.ProtRW, mem.Hint)
 	if err != nil {
 		_ = o.CloseObject(obj)
 		return nil, fmt.Errorf("mapping the writable view: %w", err)
@@ -159,9 +160,9 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 	// reserve-only section's alias is all reserved, inaccessible already
 	// (and Protect would refuse it): it is only recorded.
 	if reserve {
-		err = d.recordAlias(g.base, size, osmem.ProtNone)
+		err = d.recordAlias(g.base, size, mem.ProtNone)
 	} else {
-		err = d.setAlias(g.base, size, osmem.ProtNone)
+		err = d.setAlias(g.base, size, mem.ProtNone)
 	}
 	if err != nil {
 		_ = o.Unmap(rw, size)
@@ -176,7 +177,7 @@ func (d *gridDual) fileAlign() uintptr         { return d.g.fileAlign() }
 func (d *gridDual) aliasBase() uintptr         { return d.rw }
 
 func (d *gridDual) afterMap(addr, size uintptr) []aspacem.Segment { return d.g.afterMap(addr, size) }
-func (d *gridDual) lostIn(addr, size uintptr) []Range             { return d.g.lostIn(addr, size) }
+func (d *gridDual) lostIn(addr, size uintptr) []mem.Range         { return d.g.lostIn(addr, size) }
 
 // live refuses operations once release has started.
 func (d *gridDual) live() error {
@@ -220,13 +221,13 @@ func (d *gridDual) wholeSlots(op string, addr, size uintptr) error {
 	}
 	end := addr + size
 	if (addr-g.base)%g.slotSize != 0 || ((end-g.base)%g.slotSize != 0 && end != g.base+g.size) {
-		return gridErr(op, addr, size, osmem.ErrInvalid, "W^X code must take whole grid slots (of %#x bytes from %#x)", g.slotSize, g.base)
+		return gridErr(op, addr, size, mem.ErrInvalid, "W^X code must take whole grid slots (of %#x bytes from %#x)", g.slotSize, g.base)
 	}
 	return nil
 }
 
 // setAlias changes the alias of [addr, addr+size) to prot and records it.
-func (d *gridDual) setAlias(addr, size uintptr, prot osmem.Prot) error {
+func (d *gridDual) setAlias(addr, size uintptr, prot mem.Prot) error {
 	off := addr - d.g.base
 	if err := d.os.Protect(d.rw+off, size, prot); err != nil {
 		return fmt.Errorf("vmm: W^X: protecting the writable view of [%#x, +%#x): %w", addr, size, err)
@@ -243,13 +244,13 @@ func (d *gridDual) openAlias(addr, size uintptr) error {
 		// Committed already (VirtualProtect is cheaper than a commit
 		// over committed pages: half the cost of a unit's life under
 		// Wine).
-		return d.setAlias(addr, size, osmem.ProtRW)
+		return d.setAlias(addr, size, mem.ProtRW)
 	}
 	off := addr - d.g.base
-	if err := d.os.Commit(d.rw+off, size, osmem.ProtRW); err != nil {
+	if err := d.os.Commit(d.rw+off, size, mem.ProtRW); err != nil {
 		return fmt.Errorf("vmm: W^X: committing the writable view of [%#x, +%#x): %w", addr, size, err)
 	}
-	return d.recordAlias(addr, size, osmem.ProtRW)
+	return d.recordAlias(addr, size, mem.ProtRW)
 }
 
 // allDirty reports whether every grid slot of [addr, addr+size) has been
@@ -286,7 +287,7 @@ func (d *gridDual) Charge() uintptr {
 }
 
 // recordAlias records the alias of [addr, addr+size) as having prot.
-func (d *gridDual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
+func (d *gridDual) recordAlias(addr, size uintptr, prot mem.Prot) error {
 	off := addr - d.g.base
 	seg := aspacem.Segment{Start: d.rw + off, End: d.rw + off + size, Kind: aspacem.KindShared, Prot: prot,
 		Owner: OwnerVMCodeAlias, Name: SharedName, Offset: uint64(off)}
@@ -300,7 +301,7 @@ func (d *gridDual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
 // section keeps what earlier units wrote) and maps the section's
 // executable view with prot at the range's grid slots; or, for a unit
 // that is exactly the range, changes its executable view's protection.
-func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
+func (d *gridDual) commit(addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -312,7 +313,7 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 		// A file slot: anonymous memory, as on the plain grid.
 		return d.g.commit(addr, size, prot)
 	case !all:
-		return gridErr("commit", addr, size, osmem.ErrInvalid, "the range holds part of a code unit")
+		return gridErr("commit", addr, size, mem.ErrInvalid, "the range holds part of a code unit")
 	}
 	exact, overlap := d.unitAt(addr, size)
 	switch {
@@ -323,7 +324,7 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 		u, ok := d.units[addr]
 		d.mu.Unlock()
 		if !ok || u.size != size {
-			return gridErr("commit", addr, size, osmem.ErrInvalid, "the range holds part of a W^X unit")
+			return gridErr("commit", addr, size, mem.ErrInvalid, "the range holds part of a W^X unit")
 		}
 	}
 	if err := d.wholeSlots("commit", addr, size); err != nil {
@@ -360,7 +361,7 @@ func (d *gridDual) commit(addr, size uintptr, prot osmem.Prot) error {
 		}
 		// Close the alias again; if that fails, it stays open (and so
 		// recorded) for the next commit or reset.
-		if aerr := d.setAlias(addr, size, osmem.ProtNone); aerr == nil {
+		if aerr := d.setAlias(addr, size, mem.ProtNone); aerr == nil {
 			u.rw = false
 			d.forget(addr, u)
 		}
@@ -452,7 +453,7 @@ func (d *gridDual) decommit(addr, size uintptr) error {
 		return d.reset(addr, size)
 	}
 	if _, overlap := d.unitAt(addr, size); overlap {
-		return gridErr("decommit", addr, size, osmem.ErrInvalid, "the range holds part of a W^X unit")
+		return gridErr("decommit", addr, size, mem.ErrInvalid, "the range holds part of a W^X unit")
 	}
 	// Nothing of a unit is committed here: anonymous pages of a file slot,
 	// or reservation.
@@ -463,7 +464,7 @@ func (d *gridDual) decommit(addr, size uintptr) error {
 }
 
 // protect changes the protection of committed or mapped pages.
-func (d *gridDual) protect(addr, size uintptr, prot osmem.Prot) error {
+func (d *gridDual) protect(addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -474,7 +475,7 @@ func (d *gridDual) protect(addr, size uintptr, prot osmem.Prot) error {
 }
 
 // mapFile maps a private file view into the grid, as without W^X.
-func (d *gridDual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+func (d *gridDual) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -513,9 +514,9 @@ func (d *gridDual) reset(addr, size uintptr) error {
 				// The section's pages stay committed: give their
 				// memory back if the OS will (advice only; the next
 				// commit there zeroes them anyway).
-				_ = osmem.Discard(d.os, d.rw+(e.a-d.g.base), e.u.size)
+				_ = mem.Discard(d.os, d.rw+(e.a-d.g.base), e.u.size)
 			}
-			if err := d.setAlias(e.a, e.u.size, osmem.ProtNone); err != nil {
+			if err := d.setAlias(e.a, e.u.size, mem.ProtNone); err != nil {
 				return err
 			}
 			e.u.rw = false
@@ -543,7 +544,7 @@ func (d *gridDual) reserved(addr, size uintptr) []aspacem.Segment { return d.g.r
 // committed returns the executable view of a committed code unit: the
 // section viewed with prot at the offset of addr; nil for a file slot,
 // whose committed pages are anonymous.
-func (d *gridDual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment {
+func (d *gridDual) committed(addr, size uintptr, prot mem.Prot) []aspacem.Segment {
 	if _, none := d.inUnit(addr, size); none {
 		return nil // anonymous memory of a file slot
 	}

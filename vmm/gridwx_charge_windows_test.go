@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 var procK32GetProcessMemoryInfo = windows.NewLazySystemDLL("kernel32.dll").NewProc("K32GetProcessMemoryInfo")
@@ -62,7 +63,7 @@ func gridCommitted(t *testing.T, lo, hi uintptr) uintptr {
 // committed all 2 GiB at once. The process counters are logged too.
 func TestGridWXCommitCharge(t *testing.T) {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
 	const size = DefaultVMCodeSize
@@ -85,7 +86,7 @@ func TestGridWXCommitCharge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	got = gridCommitted(t, rw, rw+size)
@@ -106,7 +107,7 @@ func TestGridWXCommitCharge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.CloseObject(obj)
-	view, err := o.MapObject(obj, 0, 0, size, osmem.ProtRW, osmem.Hint)
+	view, err := o.MapObject(obj, 0, 0, size, mem.ProtRW, mem.Hint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestGridWXCommitCharge(t *testing.T) {
 // address, and released. Under W^X each unit takes a grid slot whose
 // executable view is mapped and unmapped (and whose slot is re-reserved).
 func BenchmarkGridUnits(b *testing.B) {
-	if osmem.Native().Rules() != osmem.RulesWindows {
+	if osmem.Native().Rules() != mem.RulesWindows {
 		b.Skip("native backend without Windows rules")
 	}
 	for _, mode := range []WXMode{WXOn, WXOff} {
@@ -143,9 +144,9 @@ func BenchmarkGridUnits(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				prot := osmem.ProtRX
+				prot := mem.ProtRX
 				if !wx {
-					prot = osmem.ProtRW
+					prot = mem.ProtRW
 				}
 				if err := u.Commit(u.Base(), u.Size(), prot); err != nil {
 					b.Fatal(err)
@@ -153,7 +154,7 @@ func BenchmarkGridUnits(b *testing.B) {
 				w, _ := v.Writable(u.Base())
 				gridWrite(w, code)
 				if !wx {
-					if err := u.Protect(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+					if err := u.Protect(u.Base(), u.Size(), mem.ProtRX); err != nil {
 						b.Fatal(err)
 					}
 				}

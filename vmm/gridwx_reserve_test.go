@@ -3,9 +3,9 @@ package vmm_test
 import (
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -16,7 +16,7 @@ import (
 // cannot be decommitted), a unit reusing them adds no charge, and the
 // charge is the slots units have held, never vmcode's size.
 func TestGridWXReserveCharge(t *testing.T) {
-	v, s := newSimWX(t, osmem.RulesWindows)
+	v, s := newSimWX(t, mem.RulesWindows)
 	defer v.Close()
 	base, size := v.VMCode()
 	rw, _ := v.WritableView()
@@ -29,7 +29,7 @@ func TestGridWXReserveCharge(t *testing.T) {
 		}
 		vmmtest.SyncCheck(t, v, when)
 	}
-	if r := query(t, s, rw); r.State != osmem.StateReserved || r.Type != osmem.TypeMapped || r.End != rw+size {
+	if r := query(t, s, rw); r.State != mem.StateReserved || r.Type != mem.TypeMapped || r.End != rw+size {
 		t.Fatalf("the writable view of a new W^X vmcode reads back as %+v, want all reserved", r)
 	}
 	charge(0, "new")
@@ -41,10 +41,10 @@ func TestGridWXReserveCharge(t *testing.T) {
 	if err := gridWXCommit(u); err != nil {
 		t.Fatal(err)
 	}
-	if r := query(t, s, alias(u.Base())); r.State != osmem.StateCommitted || r.Prot != osmem.ProtRW || r.End != alias(u.Base())+u.Size() {
+	if r := query(t, s, alias(u.Base())); r.State != mem.StateCommitted || r.Prot != mem.ProtRW || r.End != alias(u.Base())+u.Size() {
 		t.Fatalf("the unit's writable view reads back as %+v", r)
 	}
-	if r := query(t, s, u.Base()); r.State != osmem.StateCommitted || r.Prot != osmem.ProtRX {
+	if r := query(t, s, u.Base()); r.State != mem.StateCommitted || r.Prot != mem.ProtRX {
 		t.Fatalf("the unit's executable view reads back as %+v", r)
 	}
 	charge(gridWXSlot, "one unit")
@@ -53,7 +53,7 @@ func TestGridWXReserveCharge(t *testing.T) {
 	if err := u.Decommit(u.Base(), u.Size()); err != nil {
 		t.Fatal(err)
 	}
-	if r := query(t, s, alias(u.Base())); r.State != osmem.StateCommitted || r.Prot != osmem.ProtNone {
+	if r := query(t, s, alias(u.Base())); r.State != mem.StateCommitted || r.Prot != mem.ProtNone {
 		t.Fatalf("a decommitted unit's writable view reads back as %+v", r)
 	}
 	charge(gridWXSlot, "unit decommitted")
@@ -95,7 +95,7 @@ func TestGridWXOffNoSection(t *testing.T) {
 		env  string
 	}{{vmm.WXOff, ""}, {vmm.WXAuto, "off"}} {
 		t.Setenv(vmm.WXEnv, cfg.env)
-		v, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesWindows, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true, WX: cfg.mode})
+		v, err := vmm.New(vmm.Config{OS: sim.New(mem.RulesWindows, sim.Options{}), VMCodeSize: 16 << 20, NoVMHeap: true, WX: cfg.mode})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -19,13 +19,13 @@ const gridWXSlot = vmm.DefaultGridSlotSize
 // whose executable views show the section at their offset, no page
 // writable and executable, and nothing left after Close.
 func TestGridWXLayout(t *testing.T) {
-	v, s := newSimWX(t, osmem.RulesWindows)
+	v, s := newSimWX(t, mem.RulesWindows)
 	base, size := v.VMCode()
 	rw, rwSize := v.WritableView()
 	if rwSize != size || rw == base {
 		t.Fatalf("writable view [%#x, +%#x), vmcode [%#x, +%#x)", rw, rwSize, base, size)
 	}
-	if r := query(t, s, rw); r.Start != rw || r.End != rw+size || r.Prot != osmem.ProtNone || !r.Shared {
+	if r := query(t, s, rw); r.Start != rw || r.End != rw+size || r.Prot != mem.ProtNone || !r.Shared {
 		t.Fatalf("writable view reads back as %+v", r)
 	}
 	vmmtest.SyncCheck(t, v, "new")
@@ -37,26 +37,26 @@ func TestGridWXLayout(t *testing.T) {
 	if u.Size() != gridWXSlot || (u.Base()-base)%gridWXSlot != 0 {
 		t.Fatalf("unit [%#x, +%#x): want one whole grid slot", u.Base(), u.Size())
 	}
-	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
 		t.Fatalf("rwx commit: got %v, want ErrWriteExec", err)
 	}
-	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	r := query(t, s, u.Base())
-	if r.Start != u.Base() || r.End != u.Base()+u.Size() || r.Prot != osmem.ProtRX || !r.Shared || r.Offset != uint64(u.Base()-base) {
+	if r.Start != u.Base() || r.End != u.Base()+u.Size() || r.Prot != mem.ProtRX || !r.Shared || r.Offset != uint64(u.Base()-base) {
 		t.Fatalf("executable view reads back as %+v", r)
 	}
 	if w, ok := v.Writable(u.Base()); !ok || w != rw+(u.Base()-base) {
 		t.Fatalf("Writable(%#x) = %#x, %v", u.Base(), w, ok)
 	}
-	if r := query(t, s, rw+(u.Base()-base)); r.Start != rw+(u.Base()-base) || r.End != r.Start+u.Size() || r.Prot != osmem.ProtRW {
+	if r := query(t, s, rw+(u.Base()-base)); r.Start != rw+(u.Base()-base) || r.End != r.Start+u.Size() || r.Prot != mem.ProtRW {
 		t.Fatalf("the unit's writable view reads back as %+v", r)
 	}
 	if e, ok := v.Executable(rw + (u.Base() - base) + 8); !ok || e != u.Base()+8 {
 		t.Fatalf("Executable = %#x, %v", e, ok)
 	}
-	if err := u.Protect(u.Base(), 4096, osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+	if err := u.Protect(u.Base(), 4096, mem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
 		t.Fatalf("rwx protect: got %v, want ErrWriteExec", err)
 	}
 	vmmtest.SyncCheck(t, v, "committed")
@@ -74,7 +74,7 @@ func TestGridWXLayout(t *testing.T) {
 		t.Fatalf("unit of %#x bytes, want two slots", u2.Size())
 	}
 	for i := 0; i < 2; i++ {
-		if err := u2.Commit(u2.Base(), u2.Size(), osmem.ProtRX); err != nil {
+		if err := u2.Commit(u2.Base(), u2.Size(), mem.ProtRX); err != nil {
 			t.Fatal(err)
 		}
 		vmmtest.SyncCheck(t, v, "second unit committed")
@@ -83,7 +83,7 @@ func TestGridWXLayout(t *testing.T) {
 		}
 		vmmtest.SyncCheck(t, v, "second unit decommitted")
 	}
-	if err := u2.Commit(u2.Base(), 4096, osmem.ProtRX); err == nil {
+	if err := u2.Commit(u2.Base(), 4096, mem.ProtRX); err == nil {
 		t.Fatal("a commit of part of a grid slot succeeded")
 	}
 	vmmtest.SyncCheck(t, v, "partial commit refused")
@@ -98,7 +98,7 @@ func TestGridWXLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.MapFile(obj, 0, fs.Base(), 4*4096, osmem.ProtRead); err != nil {
+	if err := fs.MapFile(obj, 0, fs.Base(), 4*4096, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	vmmtest.SyncCheck(t, v, "file view")
@@ -109,16 +109,16 @@ func TestGridWXLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := img.Commit(img.Base(), 0x65000, osmem.ProtRW); err != nil {
+	if err := img.Commit(img.Base(), 0x65000, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	if err := img.Protect(img.Base(), 0x1000, osmem.ProtRX); err != nil {
+	if err := img.Protect(img.Base(), 0x1000, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	if err := img.Protect(img.Base(), 0x1000, osmem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
+	if err := img.Protect(img.Base(), 0x1000, mem.ProtRWX); !errors.Is(err, vmm.ErrWriteExec) {
 		t.Fatalf("rwx protect of an image: got %v, want ErrWriteExec", err)
 	}
-	if r := query(t, s, img.Base()); r.Shared || r.Prot != osmem.ProtRX || r.State != osmem.StateCommitted {
+	if r := query(t, s, img.Base()); r.Shared || r.Prot != mem.ProtRX || r.State != mem.StateCommitted {
 		t.Fatalf("image page reads back as %+v", r)
 	}
 	vmmtest.SyncCheck(t, v, "image committed")
@@ -131,10 +131,10 @@ func TestGridWXLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	vmmtest.SyncCheck(t, v, "unit released")
-	if r := query(t, s, u.Base()); r.State != osmem.StateReserved {
+	if r := query(t, s, u.Base()); r.State != mem.StateReserved {
 		t.Fatalf("released unit reads back as %+v", r)
 	}
-	if r := query(t, s, rw+(u.Base()-base)); r.Prot != osmem.ProtNone {
+	if r := query(t, s, rw+(u.Base()-base)); r.Prot != mem.ProtNone {
 		t.Fatalf("released unit's writable view reads back as %+v", r)
 	}
 	if err := v.Close(); err != nil {
@@ -153,14 +153,14 @@ var gridWXOps = []struct {
 	setup func(u *vmm.Slot) error
 	op    func(v *vmm.VMM, u *vmm.Slot) error
 }{
-	{"commit", nil, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), osmem.ProtRX) }},
-	{"protect", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Protect(u.Base(), u.Size(), osmem.ProtRead) }},
+	{"commit", nil, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), mem.ProtRX) }},
+	{"protect", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Protect(u.Base(), u.Size(), mem.ProtRead) }},
 	{"decommit", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Decommit(u.Base(), u.Size()) }},
 	{"release", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Release() }},
 	{"close", gridWXCommit, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Close() }},
 }
 
-func gridWXCommit(u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), osmem.ProtRX) }
+func gridWXCommit(u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), mem.ProtRX) }
 
 // TestGridWXFaultEachCall fails each OS call of each operation in turn:
 // aspacem still matches the simulator exactly, the operation succeeds when
@@ -169,7 +169,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 	for _, o := range gridWXOps {
 		t.Run(o.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				v, s := newSimWX(t, osmem.RulesWindows)
+				v, s := newSimWX(t, mem.RulesWindows)
 				u, err := v.ReserveUnit(2*gridWXSlot, "fcache")
 				if err != nil {
 					t.Fatal(err)
@@ -180,7 +180,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					}
 				}
 				before := s.Calls()
-				s.FailCall(n, osmem.ErrNoMemory)
+				s.FailCall(n, mem.ErrNoMemory)
 				err = o.op(v, u)
 				made := s.Calls() - before
 				s.ClearFaults()
@@ -206,7 +206,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					vmmtest.SyncCheck(t, v, when)
 				}
 				if err != nil {
-					if !errors.Is(err, osmem.ErrNoMemory) {
+					if !errors.Is(err, mem.ErrNoMemory) {
 						t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
 					}
 					if err := o.op(v, u); err != nil {

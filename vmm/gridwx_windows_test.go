@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // gridWXNoWriteExec walks [lo, hi) with VirtualQuery and fails if any page
@@ -33,7 +34,7 @@ func gridWXNoWriteExec(t *testing.T, lo, hi uintptr, when string) {
 // reused slots read zero, and Close leaves nothing.
 func TestGridWXNative(t *testing.T) {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
 	v, err := New(Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: WXOn})
@@ -67,10 +68,10 @@ func TestGridWXNative(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+		if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 			t.Fatal(err)
 		}
-		if err := u.Commit(u.Base(), u.Size(), osmem.ProtRWX); err == nil {
+		if err := u.Commit(u.Base(), u.Size(), mem.ProtRWX); err == nil {
 			t.Fatal("an rwx commit succeeded")
 		}
 		units = append(units, u)
@@ -125,7 +126,7 @@ func TestGridWXNative(t *testing.T) {
 		// reuse the zero check below would test a fresh slot.
 		t.Fatalf("the slot was not reused (%#x, then %#x)", mid, u.Base())
 	}
-	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range osmem.Bytes(u.Base(), u.Size()) {
@@ -146,7 +147,7 @@ func TestGridWXNative(t *testing.T) {
 // size; a unit runs code and Close leaves nothing.
 func TestGridWXNativeDefaultSize(t *testing.T) {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Skip("native backend without Windows rules")
 	}
 	now := gridClock()
@@ -168,7 +169,7 @@ func TestGridWXNativeDefaultSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Commit(u.Base(), u.Size(), osmem.ProtRX); err != nil {
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	w, _ := v.Writable(u.Base())

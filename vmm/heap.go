@@ -6,7 +6,7 @@ import (
 	"math/bits"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // OwnerVMHeap annotates vmheap in aspacem.
@@ -19,7 +19,7 @@ const OwnerVMHeap = "vmheap"
 // reservation costs address space only.
 type Heap struct {
 	// os and space are the VMM's. Immutable.
-	os    osmem.OS
+	os    mem.OS
 	space *aspacem.Map
 	// base and size bound the reservation. Immutable.
 	base, size uintptr
@@ -29,7 +29,7 @@ type Heap struct {
 
 // newHeap reserves size bytes (0: DefaultVMHeapSize) wherever the OS
 // chooses, and records it.
-func newHeap(o osmem.OS, space *aspacem.Map, size uintptr) (*Heap, error) {
+func newHeap(o mem.OS, space *aspacem.Map, size uintptr) (*Heap, error) {
 	if size == 0 {
 		size = DefaultVMHeapSize
 		if bits.UintSize == 32 {
@@ -37,10 +37,10 @@ func newHeap(o osmem.OS, space *aspacem.Map, size uintptr) (*Heap, error) {
 		}
 	}
 	gran := o.Granularity()
-	if err := osmem.CheckRange("vmheap", 0, size, gran); err != nil {
+	if err := mem.CheckRange("vmheap", 0, size, gran); err != nil {
 		return nil, fmt.Errorf("vmm: bad vmheap size: %w", err)
 	}
-	base, err := o.Reserve(0, size, osmem.Hint)
+	base, err := o.Reserve(0, size, mem.Hint)
 	if err != nil {
 		return nil, fmt.Errorf("vmm: reserving %#x bytes of vmheap: %w", size, err)
 	}
@@ -95,11 +95,11 @@ func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := v.os.Commit(addr, size, osmem.ProtRW); err != nil {
+	if err := v.os.Commit(addr, size, mem.ProtRW); err != nil {
 		_ = h.alloc.release(OwnerVMHeap, addr, size)
 		return 0, fmt.Errorf("vmm: committing vmheap: %w", err)
 	}
-	if err := h.space.Update(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: osmem.ProtRW, Owner: OwnerVMHeap}); err != nil {
+	if err := h.space.Update(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: OwnerVMHeap}); err != nil {
 		return 0, fmt.Errorf("vmm: recording vmheap: %w", err)
 	}
 	return addr, nil

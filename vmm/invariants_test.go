@@ -12,6 +12,7 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -32,7 +33,7 @@ func fill(t *testing.T, v *vmm.VMM) ([]*vmm.Slot, error) {
 // Invariant 1, reach: any two addresses handed out from vmcode are
 // rel32-reachable from each other, checked with HotSpot's rule.
 func TestInvariantReach(t *testing.T) {
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(mem.RulesLinux, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, NoVMHeap: true}) // the full 2 GiB
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestInvariantReach(t *testing.T) {
 			}
 		}
 	}
-	if !vmm.Reachable(lo, hi-1) || !vmm.Reachable(hi-1, lo) {
+	if !mem.Reachable(lo, hi-1) || !mem.Reachable(hi-1, lo) {
 		t.Fatalf("lowest (%#x) and highest (%#x) handed-out bytes are out of reach", lo, hi-1)
 	}
 	if hi-lo < 1<<30 {
@@ -62,7 +63,7 @@ func TestInvariantReach(t *testing.T) {
 // Invariant 2, alignment: every reservation and placement is a multiple of
 // the allocation granularity, under both rule sets.
 func TestInvariantAlignment(t *testing.T) {
-	for _, rules := range []osmem.Rules{osmem.RulesLinux, osmem.RulesWindows} {
+	for _, rules := range []mem.Rules{mem.RulesLinux, mem.RulesWindows} {
 		s := sim.New(rules, sim.Options{})
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 64 << 20})
 		if err != nil {
@@ -109,11 +110,11 @@ func TestInvariantAccounting(t *testing.T) {
 	for i, sl := range slots {
 		switch i % 4 {
 		case 0:
-			sl.Commit(sl.Base(), v.OS().PageSize(), osmem.ProtRW)
+			sl.Commit(sl.Base(), v.OS().PageSize(), mem.ProtRW)
 		case 1:
 			sl.Release()
 		case 2:
-			sl.Protect(sl.Base(), v.OS().PageSize(), osmem.ProtRW) // refused: reserved
+			sl.Protect(sl.Base(), v.OS().PageSize(), mem.ProtRW) // refused: reserved
 		}
 	}
 	h, _ := v.HeapAlloc(1 << 20)
@@ -146,7 +147,7 @@ func TestInvariantIsolation(t *testing.T) {
 	hb, hs := v.VMHeap()
 	inside := func(a uintptr) bool { return (a >= base && a < base+size) || (a >= hb && a < hb+hs) }
 	for _, hint := range []uintptr{base, base + size/2, hb + hs - 1<<20} {
-		a, err := o.Reserve(hint, 1<<20, osmem.Hint)
+		a, err := o.Reserve(hint, 1<<20, mem.Hint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +155,7 @@ func TestInvariantIsolation(t *testing.T) {
 			t.Fatalf("a mapping hinted at %#x landed inside reachvm's regions at %#x", hint, a)
 		}
 		o.Release(a, 1<<20)
-		if _, err := o.Reserve(hint, 1<<20, osmem.Exact); !errors.Is(err, osmem.ErrExists) {
+		if _, err := o.Reserve(hint, 1<<20, mem.Exact); !errors.Is(err, mem.ErrExists) {
 			t.Fatalf("an exact mapping at %#x inside reachvm's regions: %v, want ErrExists", hint, err)
 		}
 	}
@@ -173,7 +174,7 @@ func TestInvariantIsolation(t *testing.T) {
 // naming the sizes; nothing is ever placed outside it, and the kernel shows
 // no new mapping outside vmcode after the refusal.
 func TestInvariantNoSpill(t *testing.T) {
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(mem.RulesLinux, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 4 << 20, NoVMHeap: true}) // DR's client.low_on_memory
 	if err != nil {
 		t.Fatal(err)

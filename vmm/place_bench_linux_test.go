@@ -6,6 +6,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -21,10 +22,10 @@ func BenchmarkPlaceVMCode(b *testing.B) {
 	}
 	const size = 2 << 30
 	pc := reflect.ValueOf(BenchmarkPlaceVMCode).Pointer() &^ 0xfff
-	near := vmm.Range{Start: pc, End: pc + 0x1000}
+	near := mem.Range{Start: pc, End: pc + 0x1000}
 	b.Run("impl=reserve", func(b *testing.B) {
 		for b.Loop() {
-			a, err := o.Reserve(0, size, osmem.Hint)
+			a, err := o.Reserve(0, size, mem.Hint)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,17 +3,11 @@ package vmm
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
-
-// Range is the address range [Start, End).
-type Range struct {
-	Start, End uintptr
-}
 
 // Placement says how vmcode was placed: which policy chose its base and
 // every fallback taken on the way. Nothing is placed differently from
@@ -34,45 +28,10 @@ type Placement struct {
 	Fallbacks []string
 }
 
-// rel32 bounds: a displacement reaches [next+MinInt32, next+MaxInt32].
-const (
-	reachMin = math.MinInt32
-	reachMax = math.MaxInt32
-)
-
-// Reachable reports whether a rel32 displacement taken at from (the
-// address the displacement is relative to: the end of the instruction)
-// reaches to.
-func Reachable(from, to uintptr) bool {
-	d := int64(to) - int64(from)
-	return d >= reachMin && d <= reachMax
-}
-
 // ReachesAll reports whether target is rel32-reachable from every address
-// of vmcode. It is HotSpot's rule (CodeCache reachable()): a target is
-// reachable from the region only if it is reachable from both its ends,
-// which, reach being an interval, covers everything in between.
+// of vmcode (mem.ReachesAll: HotSpot's both-ends rule).
 func (v *VMM) ReachesAll(target uintptr) bool {
-	return Reachable(v.codeBase, target) && Reachable(v.codeBase+v.codeSize, target)
-}
-
-// nearWindow returns the largest granularity-aligned range every byte of
-// which is rel32-reachable from every byte of r, clipped to [lo, hi).
-// vmcode placed inside it satisfies Config.Near.
-func nearWindow(r Range, lo, hi, gran uintptr) (uintptr, uintptr, bool) {
-	// Lowest start: (r.End-1) + reachMin; highest end (exclusive):
-	// r.Start + reachMax + 1.
-	wlo := lo
-	if m := int64(r.End-1) + reachMin; m > int64(wlo) {
-		wlo = uintptr(m)
-	}
-	whi := hi
-	if m := uint64(r.Start) + reachMax + 1; m < uint64(whi) {
-		whi = uintptr(m)
-	}
-	wlo = (wlo + gran - 1) &^ (gran - 1)
-	whi &^= gran - 1
-	return wlo, whi, whi > wlo
+	return mem.ReachesAll(mem.Range{Start: v.codeBase, End: v.codeBase + v.codeSize}, target)
 }
 
 // errNoFit marks a placement that failed for want of room, the only
@@ -80,7 +39,7 @@ func nearWindow(r Range, lo, hi, gran uintptr) (uintptr, uintptr, bool) {
 var errNoFit = errors.New("no room")
 
 // place reserves vmcode as cfg asks, taking the fallbacks it allows.
-func place(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
+func place(o mem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
 	gran := o.Granularity()
 	floor := cfg.MinVMCodeSize
 	if floor == 0 {
@@ -101,7 +60,7 @@ func place(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placeme
 }
 
 // placeOnce tries one size.
-func placeOnce(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
+func placeOnce(o mem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement) (*linear, error) {
 	switch {
 	case cfg.Near != nil:
 		return placeNear(o, space, *cfg.Near, size, p)
@@ -118,11 +77,11 @@ func placeOnce(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Pla
 			}
 		}
 		p.Attempts++
-		lin, err := newLinear(o, base, size, osmem.Exact)
+		lin, err := newLinear(o, base, size, mem.Exact)
 		if err == nil {
 			return lin, nil
 		}
-		if !cfg.AllowElsewhere || !(errors.Is(err, osmem.ErrExists) || errors.Is(err, osmem.ErrNoMemory)) {
+		if !cfg.AllowElsewhere || !(errors.Is(err, mem.ErrExists) || errors.Is(err, mem.ErrNoMemory)) {
 			return nil, classify(err)
 		}
 		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("elsewhere: %#x+%#x is taken (%v)", base, size, err))
@@ -133,14 +92,14 @@ func placeOnce(o osmem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Pla
 			p.How = "os"
 		}
 		p.Attempts++
-		lin, err := newLinear(o, 0, size, osmem.Hint)
+		lin, err := newLinear(o, 0, size, mem.Hint)
 		return lin, classify(err)
 	}
 }
 
 // classify marks the OS's "no room" errors with errNoFit.
 func classify(err error) error {
-	if err != nil && errors.Is(err, osmem.ErrNoMemory) {
+	if err != nil && errors.Is(err, mem.ErrNoMemory) {
 		return fmt.Errorf("%w: %w", errNoFit, err)
 	}
 	return err
@@ -155,14 +114,15 @@ const nearTries = 8
 // vm_base_near_app). If the advised gap is taken (another thread, or a
 // map older than the kernel's view), the map is refreshed from the kernel
 // and advice asked again.
-func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placement) (*linear, error) {
+func placeNear(o mem.OS, space *aspacem.Map, r mem.Range, size uintptr, p *Placement) (*linear, error) {
 	p.How = "near-app"
 	if r.End <= r.Start {
 		return nil, fmt.Errorf("vmm: near range [%#x, %#x) is empty", r.Start, r.End)
 	}
 	lo, hi := o.Bounds()
 	gran := o.Granularity()
-	wlo, whi, ok := nearWindow(r, lo, hi, gran)
+	w, ok := mem.NearWindow(r, mem.Range{Start: lo, End: hi}, gran)
+	wlo, whi := w.Start, w.End
 	if !ok || whi-wlo < size {
 		return nil, fmt.Errorf("%w: the window reachable from [%#x, %#x) holds less than %#x bytes", errNoFit, r.Start, r.End, size)
 	}
@@ -182,11 +142,11 @@ func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placeme
 			return nil, fmt.Errorf("%w: no free %#x bytes within reach of [%#x, %#x): %v", errNoFit, size, r.Start, r.End, err)
 		}
 		p.Attempts++
-		lin, err := newLinear(o, addr, size, osmem.Exact)
+		lin, err := newLinear(o, addr, size, mem.Exact)
 		if err == nil {
 			return lin, nil
 		}
-		if !errors.Is(err, osmem.ErrExists) {
+		if !errors.Is(err, mem.ErrExists) {
 			return nil, classify(err)
 		}
 		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("retry: advised %#x was taken before it was reserved", addr))
@@ -199,7 +159,7 @@ func placeNear(o osmem.OS, space *aspacem.Map, r Range, size uintptr, p *Placeme
 // apart: DESIGN.md section 5) when no base is asked or, with
 // AllowElsewhere, when it is taken. Near placement is not offered for the
 // grid yet: the grid picks among few candidates and cannot shrink.
-func placeGrid(o osmem.OS, cfg *Config, size uintptr, p *Placement) (*grid, error) {
+func placeGrid(o mem.OS, cfg *Config, size uintptr, p *Placement) (*grid, error) {
 	if cfg.Near != nil {
 		return nil, errors.New("near-application placement is not supported for the Windows grid yet")
 	}

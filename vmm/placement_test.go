@@ -9,6 +9,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -25,7 +26,7 @@ func TestReachable(t *testing.T) {
 		{a, a - 1<<31 - 1, false},
 		{0, ^uintptr(0), true}, // -1: wraps, as the CPU's arithmetic does
 	} {
-		if got := vmm.Reachable(tc.from, tc.to); got != tc.want {
+		if got := mem.Reachable(tc.from, tc.to); got != tc.want {
 			t.Errorf("Reachable(%#x, %#x) = %v", tc.from, tc.to, got)
 		}
 	}
@@ -35,7 +36,7 @@ func TestReachable(t *testing.T) {
 // target just reachable from vmcode's base but not from its end is not
 // reachable from the region.
 func TestReachesAllBothEnds(t *testing.T) {
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(mem.RulesLinux, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: 0x10_0000_0000, VMCodeSize: 64 << 20, NoVMHeap: true})
 	if err != nil {
 		t.Fatal(err)
@@ -47,11 +48,11 @@ func TestReachesAllBothEnds(t *testing.T) {
 	}
 	// Above vmcode the base is the far end; below it, the end is.
 	above := base + size + 1<<31 - size/2
-	if vmm.Reachable(base, above) || !vmm.Reachable(base+size, above) || v.ReachesAll(above) {
+	if mem.Reachable(base, above) || !mem.Reachable(base+size, above) || v.ReachesAll(above) {
 		t.Errorf("target %#x above vmcode: reachable from the end only, yet ReachesAll = %v", above, v.ReachesAll(above))
 	}
 	below := base - 1<<31 + size/2
-	if !vmm.Reachable(base, below) || vmm.Reachable(base+size, below) || v.ReachesAll(below) {
+	if !mem.Reachable(base, below) || mem.Reachable(base+size, below) || v.ReachesAll(below) {
 		t.Errorf("target %#x below vmcode: reachable from the base only, yet ReachesAll = %v", below, v.ReachesAll(below))
 	}
 }
@@ -59,7 +60,7 @@ func TestReachesAllBothEnds(t *testing.T) {
 func TestPlacementPolicies(t *testing.T) {
 	const base = 0x20_0000_0000
 	t.Run("os", func(t *testing.T) {
-		s := sim.New(osmem.RulesLinux, sim.Options{})
+		s := sim.New(mem.RulesLinux, sim.Options{})
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 64 << 20, NoVMHeap: true})
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +73,7 @@ func TestPlacementPolicies(t *testing.T) {
 	t.Run("base+offset", func(t *testing.T) {
 		seen := map[uintptr]bool{}
 		for i := 0; i < 20; i++ {
-			s := sim.New(osmem.RulesWindows, sim.Options{})
+			s := sim.New(mem.RulesWindows, sim.Options{})
 			// A multiple of the 640 KiB grid slot, so no rounding.
 			v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: 0x1f_fffe_0000, VMCodeMaxOffset: 256 << 20, VMCodeSize: 64 << 20, NoVMHeap: true})
 			if err != nil {
@@ -91,11 +92,11 @@ func TestPlacementPolicies(t *testing.T) {
 		}
 	})
 	t.Run("taken", func(t *testing.T) {
-		s := sim.New(osmem.RulesLinux, sim.Options{})
-		if _, err := s.Reserve(base, 1<<20, osmem.Exact); err != nil {
+		s := sim.New(mem.RulesLinux, sim.Options{})
+		if _, err := s.Reserve(base, 1<<20, mem.Exact); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := vmm.New(vmm.Config{OS: s, VMCodeBase: base, VMCodeSize: 64 << 20, NoVMHeap: true}); !errors.Is(err, osmem.ErrExists) {
+		if _, err := vmm.New(vmm.Config{OS: s, VMCodeBase: base, VMCodeSize: 64 << 20, NoVMHeap: true}); !errors.Is(err, mem.ErrExists) {
 			t.Fatalf("base taken, no fallback allowed: %v", err)
 		}
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: base, VMCodeSize: 64 << 20, AllowElsewhere: true, NoVMHeap: true})
@@ -116,13 +117,13 @@ func TestPlacementPolicies(t *testing.T) {
 func TestPlacementNearApp(t *testing.T) {
 	// Near placement is for Linux rules; the Windows grid refuses it
 	// clearly rather than placing vmcode out of reach.
-	if _, err := vmm.New(vmm.Config{OS: sim.New(osmem.RulesWindows, sim.Options{}), Near: &vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}}); err == nil || !strings.Contains(err.Error(), "not supported") {
+	if _, err := vmm.New(vmm.Config{OS: sim.New(mem.RulesWindows, sim.Options{}), Near: &mem.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}}); err == nil || !strings.Contains(err.Error(), "not supported") {
 		t.Fatalf("near placement on the grid: %v", err)
 	}
-	for _, rules := range []osmem.Rules{osmem.RulesLinux} {
+	for _, rules := range []mem.Rules{mem.RulesLinux} {
 		s := sim.New(rules, sim.Options{})
-		text := vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}
-		if _, err := s.Reserve(text.Start, text.End-text.Start, osmem.Exact); err != nil {
+		text := mem.Range{Start: 0x5555_0000_0000, End: 0x5555_0100_0000}
+		if _, err := s.Reserve(text.Start, text.End-text.Start, mem.Exact); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := vmm.New(vmm.Config{OS: s, Near: &text, NoVMHeap: true}); err == nil {
@@ -139,7 +140,7 @@ func TestPlacementNearApp(t *testing.T) {
 		}
 		for _, from := range []uintptr{text.Start, text.End - 1} {
 			for _, to := range []uintptr{base, base + size - 1} {
-				if !vmm.Reachable(from, to) || !vmm.Reachable(to, from) {
+				if !mem.Reachable(from, to) || !mem.Reachable(to, from) {
 					t.Fatalf("%v: vmcode byte %#x and text byte %#x are out of rel32 reach", rules, to, from)
 				}
 			}
@@ -156,9 +157,9 @@ func TestPlacementNearApp(t *testing.T) {
 // the gap taken, the map is refreshed and the second try succeeds, each
 // step reported, and vmcode avoids the newcomer.
 func TestPlacementNearStaleMap(t *testing.T) {
-	s := sim.New(osmem.RulesLinux, sim.Options{})
-	text := vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_0001_0000}
-	if _, err := s.Reserve(text.Start, text.End-text.Start, osmem.Exact); err != nil {
+	s := sim.New(mem.RulesLinux, sim.Options{})
+	text := mem.Range{Start: 0x5555_0000_0000, End: 0x5555_0001_0000}
+	if _, err := s.Reserve(text.Start, text.End-text.Start, mem.Exact); err != nil {
 		t.Fatal(err)
 	}
 	space, err := aspacem.Load(s)
@@ -176,7 +177,7 @@ func TestPlacementNearStaleMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Someone takes that gap after space was loaded.
-	if err := s.MapForeign(advised, advised+size, osmem.ProtRW, "newcomer"); err != nil {
+	if err := s.MapForeign(advised, advised+size, mem.ProtRW, "newcomer"); err != nil {
 		t.Fatal(err)
 	}
 	v, err = vmm.New(vmm.Config{OS: s, Space: space, Near: &text, VMCodeSize: size, NoVMHeap: true})
@@ -192,15 +193,15 @@ func TestPlacementNearStaleMap(t *testing.T) {
 	if base < advised+size && base+size > advised {
 		t.Errorf("vmcode [%#x, +%#x) overlaps the newcomer at %#x", base, size, advised)
 	}
-	if !vmm.Reachable(text.Start, base) || !vmm.Reachable(base+size-1, text.End-1) {
+	if !mem.Reachable(text.Start, base) || !mem.Reachable(base+size-1, text.End-1) {
 		t.Errorf("vmcode at %#x out of reach of %#x", base, text.Start)
 	}
 }
 
 func TestPlacementShrinkFloor(t *testing.T) {
-	s := sim.New(osmem.RulesLinux, sim.Options{})
-	text := vmm.Range{Start: 0x5555_0000_0000, End: 0x5555_7000_0000} // 1.75 GiB of text
-	if _, err := s.Reserve(text.Start, text.End-text.Start, osmem.Exact); err != nil {
+	s := sim.New(mem.RulesLinux, sim.Options{})
+	text := mem.Range{Start: 0x5555_0000_0000, End: 0x5555_7000_0000} // 1.75 GiB of text
+	if _, err := s.Reserve(text.Start, text.End-text.Start, mem.Exact); err != nil {
 		t.Fatal(err)
 	}
 	_, err := vmm.New(vmm.Config{OS: s, Near: &text, AllowSmaller: true, MinVMCodeSize: 512 << 20, NoVMHeap: true})
@@ -213,7 +214,7 @@ func TestPlacementShrinkFloor(t *testing.T) {
 }
 
 func TestVMHeap(t *testing.T) {
-	for _, o := range []osmem.OS{sim.New(osmem.RulesLinux, sim.Options{}), sim.New(osmem.RulesWindows, sim.Options{}), osmem.Native()} {
+	for _, o := range []mem.OS{sim.New(mem.RulesLinux, sim.Options{}), sim.New(mem.RulesWindows, sim.Options{}), osmem.Native()} {
 		v, err := vmm.New(vmm.Config{OS: o, VMCodeSize: 16 << 20})
 		if err != nil {
 			t.Fatal(err)

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -23,7 +23,7 @@ const filePages = 16
 type opRunner struct {
 	v      *vmm.VMM
 	rng    *rand.Rand
-	obj    osmem.Object
+	obj    mem.Object
 	page   uintptr
 	slots  []*vmm.Slot
 	freed  []*vmm.Slot
@@ -40,7 +40,7 @@ func (r *opRunner) pageRange(s *vmm.Slot) (uintptr, uintptr) {
 	return s.Base() + uintptr(first)*r.page, uintptr(count) * r.page
 }
 
-var prots = []osmem.Prot{osmem.ProtNone, osmem.ProtRead, osmem.ProtRW, osmem.ProtRX}
+var prots = []mem.Prot{mem.ProtNone, mem.ProtRead, mem.ProtRW, mem.ProtRX}
 
 // step performs one operation and describes it. Errors are expected (the
 // sequence includes invalid requests and, on sim, injected faults); what
@@ -108,10 +108,10 @@ func (r *opRunner) step() (string, error) {
 		if s == nil {
 			return "no-op", nil
 		}
-		if err := s.Commit(s.Base()+s.Size()-r.page, 2*r.page, osmem.ProtRW); err == nil {
+		if err := s.Commit(s.Base()+s.Size()-r.page, 2*r.page, mem.ProtRW); err == nil {
 			return "commit past the slot", errors.New("committing past the end of a slot succeeded")
 		}
-		if err := s.Protect(s.Base()+1, r.page, osmem.ProtRW); err == nil {
+		if err := s.Protect(s.Base()+1, r.page, mem.ProtRW); err == nil {
 			return "unaligned protect", errors.New("an unaligned protect succeeded")
 		}
 		return "invalid requests", nil
@@ -190,13 +190,13 @@ func assertNothingOwned(t *testing.T, v *vmm.VMM, base, size uintptr, when strin
 // nth OS call (0: none). It returns the number of OS calls made.
 func runSimSequence(t *testing.T, path string, nth, ops int) int {
 	t.Helper()
-	s := sim.New(osmem.RulesLinux, sim.Options{})
+	s := sim.New(mem.RulesLinux, sim.Options{})
 	if nth > 0 {
-		s.FailCall(nth, osmem.ErrNoMemory)
+		s.FailCall(nth, mem.ErrNoMemory)
 	}
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 64 << 20})
 	if err != nil {
-		if !errors.Is(err, osmem.ErrInjected) && !errors.Is(err, osmem.ErrNoMemory) {
+		if !errors.Is(err, mem.ErrInjected) && !errors.Is(err, mem.ErrNoMemory) {
 			t.Fatalf("fault %d: vmm.New: %v", nth, err)
 		}
 		if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Slot is a range of vmcode handed to one user, a private library image or
@@ -77,7 +77,7 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 		return nil, err
 	}
 	s := &Slot{v: v, base: base, size: size, owner: owner, files: files}
-	if err := v.recordPages(base, size, owner, false, osmem.ProtNone); err != nil {
+	if err := v.recordPages(base, size, owner, false, mem.ProtNone); err != nil {
 		_ = v.code.release(OwnerVMCode, base, size)
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (s *Slot) begin(op string, addr, size uintptr) error {
 
 // check validates that [addr, addr+size) is a page-aligned part of the slot.
 func (s *Slot) check(op string, addr, size uintptr) error {
-	if err := osmem.CheckRange(op, addr, size, s.v.os.PageSize()); err != nil {
+	if err := mem.CheckRange(op, addr, size, s.v.os.PageSize()); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
 	if addr < s.base || addr-s.base > s.size || size > s.size-(addr-s.base) {
@@ -131,7 +131,7 @@ func (s *Slot) check(op string, addr, size uintptr) error {
 
 // MapFile maps size bytes of obj from offset off at addr, private and
 // copy-on-write, replacing the slot's reservation there atomically.
-func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+func (s *Slot) MapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error {
 	if !s.files {
 		return fmt.Errorf("vmm: slot %q: a code unit cannot hold file views; use ReserveSlot", s.owner)
 	}
@@ -157,7 +157,7 @@ func (s *Slot) MapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 		return err
 	}
 	seg := aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindFile, Prot: prot, Owner: s.owner, Name: obj.Name(), Offset: off}
-	if id, ok := obj.(osmem.FileIdentity); ok {
+	if id, ok := obj.(mem.FileIdentity); ok {
 		seg.Dev, seg.Inode = id.FileID()
 	}
 	if err := s.record(seg); err != nil {
@@ -182,13 +182,13 @@ type viewNotes interface {
 	// [addr, addr+size) is mapped, beyond the view.
 	afterMap(addr, size uintptr) []aspacem.Segment
 	// lostIn returns the parts of [addr, addr+size) lost for good.
-	lostIn(addr, size uintptr) []Range
+	lostIn(addr, size uintptr) []mem.Range
 }
 
 // Commit backs [addr, addr+size) of the slot with zeroed memory. The range
 // must hold no file view: committing is for reserved pages (and re-protects
 // pages already committed).
-func (s *Slot) Commit(addr, size uintptr, prot osmem.Prot) error {
+func (s *Slot) Commit(addr, size uintptr, prot mem.Prot) error {
 	if err := s.begin("commit", addr, size); err != nil {
 		return err
 	}
@@ -215,13 +215,13 @@ func (s *Slot) Decommit(addr, size uintptr) error {
 	if err := s.v.back.decommit(addr, size); err != nil {
 		return fmt.Errorf("vmm: slot %q: %w", s.owner, err)
 	}
-	return s.v.recordPages(addr, size, s.owner, false, osmem.ProtNone)
+	return s.v.recordPages(addr, size, s.owner, false, mem.ProtNone)
 }
 
 // Protect changes the protection of [addr, addr+size) of the slot, all of
 // which must be committed or mapped: reserved pages have no storage to
 // protect (and on Linux mprotect would silently make them accessible).
-func (s *Slot) Protect(addr, size uintptr, prot osmem.Prot) error {
+func (s *Slot) Protect(addr, size uintptr, prot mem.Prot) error {
 	if err := s.begin("protect", addr, size); err != nil {
 		return err
 	}

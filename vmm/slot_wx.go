@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // viewBacking is implemented by backings whose committed vmcode is not
@@ -15,14 +15,14 @@ type viewBacking interface {
 	// addr+size) committed with prot, Owner to be set by the slot; nil
 	// if the range is committed anonymous memory there (gridDual's file
 	// slots).
-	committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment
+	committed(addr, size uintptr, prot mem.Prot) []aspacem.Segment
 }
 
 // recordPages records [addr, addr+size), part of a slot of owner, as
 // committed with prot or, if !committed, reserved: in the backing's terms
 // (anonymous memory and reservations, or the shared object's view under
 // W^X).
-func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot osmem.Prot) error {
+func (v *VMM) recordPages(addr, size uintptr, owner string, committed bool, prot mem.Prot) error {
 	var segs []aspacem.Segment
 	if !committed {
 		segs = v.back.reserved(addr, size)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // DefaultVMCodeSize is vmcode's size on 64-bit hosts: the whole rel32
@@ -35,7 +36,7 @@ const DefaultVMHeapSize = 8 << 30
 // Config configures a VMM. The zero value is valid.
 type Config struct {
 	// OS is the backend; nil selects osmem.Native().
-	OS osmem.OS
+	OS mem.OS
 	// Space is the address-space map to record changes in; nil loads one
 	// from OS.
 	Space *aspacem.Map
@@ -54,7 +55,7 @@ type Config struct {
 	// executable's text (DynamoRIO's vm_base_near_app). A range of n bytes
 	// leaves room for at most 2 GiB - n of vmcode: a full 2 GiB needs
 	// AllowSmaller. It takes precedence over VMCodeBase.
-	Near *Range
+	Near *mem.Range
 	// AllowElsewhere lets the OS choose vmcode's base when VMCodeBase is
 	// taken (DynamoRIO's vm_allow_not_at_base). Reported in Placement.
 	AllowElsewhere bool
@@ -83,7 +84,7 @@ type Config struct {
 // VMM owns vmcode. It is safe for concurrent use.
 type VMM struct {
 	// os and space are immutable after New.
-	os    osmem.OS
+	os    mem.OS
 	space *aspacem.Map
 	// back makes vmcode's pages. Immutable after New.
 	back backing
@@ -138,7 +139,7 @@ func New(cfg Config) (*VMM, error) {
 		}
 	}
 	gran := o.Granularity()
-	if err := osmem.CheckRange("vmcode", cfg.VMCodeBase, size, gran); err != nil {
+	if err := mem.CheckRange("vmcode", cfg.VMCodeBase, size, gran); err != nil {
 		return nil, fmt.Errorf("vmm: bad vmcode placement: %w", err)
 	}
 	if cfg.VMCodeMaxOffset != 0 && cfg.VMCodeBase+cfg.VMCodeMaxOffset+size < cfg.VMCodeBase {
@@ -150,7 +151,7 @@ func New(cfg Config) (*VMM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmm: %w", err)
 	}
-	if o.Rules() == osmem.RulesWindows {
+	if o.Rules() == mem.RulesWindows {
 		// Windows cannot map a file over part of a reservation: vmcode is
 		// the grid of separate reservations (DESIGN.md section 1).
 		g, err := placeGrid(o, &cfg, size, &pl)
@@ -202,7 +203,7 @@ func New(cfg Config) (*VMM, error) {
 }
 
 // OS returns the backend the VMM uses.
-func (v *VMM) OS() osmem.OS { return v.os }
+func (v *VMM) OS() mem.OS { return v.os }
 
 // Space returns the address-space map the VMM records its changes in.
 func (v *VMM) Space() *aspacem.Map { return v.space }

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
-func newSim(t *testing.T, rules osmem.Rules) *sim.OS {
+func newSim(t *testing.T, rules mem.Rules) *sim.OS {
 	t.Helper()
 	return sim.New(rules, sim.Options{})
 }
 
 func TestVMCodePlacement(t *testing.T) {
-	s := newSim(t, osmem.RulesLinux)
+	s := newSim(t, mem.RulesLinux)
 	v, err := vmm.New(vmm.Config{OS: s})
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestVMCodePlacement(t *testing.T) {
 	}
 	// A second VMM asking for the same base exactly is refused, and the
 	// first is untouched.
-	if _, err := vmm.New(vmm.Config{OS: s, Space: v.Space(), VMCodeBase: base, VMCodeSize: 1 << 20}); !errors.Is(err, osmem.ErrExists) {
+	if _, err := vmm.New(vmm.Config{OS: s, Space: v.Space(), VMCodeBase: base, VMCodeSize: 1 << 20}); !errors.Is(err, mem.ErrExists) {
 		t.Fatalf("vmcode over vmcode: got %v, want ErrExists", err)
 	}
 	if err := v.Close(); err != nil {
@@ -43,10 +43,10 @@ func TestVMCodePlacement(t *testing.T) {
 		t.Fatalf("ReserveSlot after Close: %v", err)
 	}
 	// At an exact base, on both rule sets.
-	for _, rules := range []osmem.Rules{osmem.RulesLinux, osmem.RulesWindows} {
+	for _, rules := range []mem.Rules{mem.RulesLinux, mem.RulesWindows} {
 		s := newSim(t, rules)
 		want := uintptr(0x10_0000_0000) // rounded up to a grid slot multiple under Windows rules
-		if rules == osmem.RulesWindows {
+		if rules == mem.RulesWindows {
 			want += 640<<10 - want%(640<<10)
 		}
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: want, VMCodeSize: 64 << 20})
@@ -61,7 +61,7 @@ func TestVMCodePlacement(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	s := newSim(t, osmem.RulesWindows)
+	s := newSim(t, mem.RulesWindows)
 	for _, cfg := range []vmm.Config{
 		{OS: s, VMCodeSize: 4096},                                  // not a multiple of 64 KiB
 		{OS: s, VMCodeBase: 0x10_0000_1000},                        // unaligned base
@@ -82,7 +82,7 @@ func TestBadConfig(t *testing.T) {
 // exhausted: every slot lies inside vmcode, no two overlap, and the last
 // request fails with ExhaustedError rather than landing outside.
 func TestSlotsStayInVMCode(t *testing.T) {
-	s := newSim(t, osmem.RulesLinux)
+	s := newSim(t, mem.RulesLinux)
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestSlotsStayInVMCode(t *testing.T) {
 }
 
 func TestSlotBadInput(t *testing.T) {
-	s := newSim(t, osmem.RulesLinux)
+	s := newSim(t, mem.RulesLinux)
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -139,12 +139,12 @@ func TestSlotBadInput(t *testing.T) {
 	}
 	b := sl.Base()
 	for name, err := range map[string]error{
-		"protect reserved pages": sl.Protect(b, 0x1000, osmem.ProtRW),
-		"commit past the end":    sl.Commit(b+0x3000, 0x2000, osmem.ProtRW),
-		"commit before the base": sl.Commit(b-0x1000, 0x1000, osmem.ProtRW),
-		"unaligned commit":       sl.Commit(b+1, 0x1000, osmem.ProtRW),
-		"overflowing commit":     sl.Commit(b, ^uintptr(0)&^0xfff, osmem.ProtRW),
-		"bad protection bits":    sl.Commit(b, 0x1000, osmem.Prot(0x80)),
+		"protect reserved pages": sl.Protect(b, 0x1000, mem.ProtRW),
+		"commit past the end":    sl.Commit(b+0x3000, 0x2000, mem.ProtRW),
+		"commit before the base": sl.Commit(b-0x1000, 0x1000, mem.ProtRW),
+		"unaligned commit":       sl.Commit(b+1, 0x1000, mem.ProtRW),
+		"overflowing commit":     sl.Commit(b, ^uintptr(0)&^0xfff, mem.ProtRW),
+		"bad protection bits":    sl.Commit(b, 0x1000, mem.Prot(0x80)),
 	} {
 		if err == nil {
 			t.Errorf("%s accepted", name)
@@ -156,7 +156,7 @@ func TestSlotBadInput(t *testing.T) {
 	if err := sl.Release(); err == nil {
 		t.Error("second release accepted")
 	}
-	if err := sl.Commit(b, 0x1000, osmem.ProtRW); err == nil {
+	if err := sl.Commit(b, 0x1000, mem.ProtRW); err == nil {
 		t.Error("commit in a released slot accepted")
 	}
 	mism, err := v.Space().SyncCheck(s)
@@ -168,7 +168,7 @@ func TestSlotBadInput(t *testing.T) {
 // Example reserves a small vmcode on the simulator, carves a slot out of
 // it and commits a page, with aspacem recording each step.
 func Example() {
-	os := sim.New(osmem.RulesLinux, sim.Options{})
+	os := sim.New(mem.RulesLinux, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: os, VMCodeSize: 1 << 20, WX: vmm.WXOn})
 	if err != nil {
 		panic(err)
@@ -178,7 +178,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	if err := slot.Commit(slot.Base(), 0x1000, osmem.ProtRW); err != nil {
+	if err := slot.Commit(slot.Base(), 0x1000, mem.ProtRW); err != nil {
 		panic(err)
 	}
 	base, _ := v.VMCode()
@@ -201,7 +201,7 @@ func Example() {
 // granted where asked, taken or unaligned ones are refused, and a unit
 // cannot hold a file view.
 func TestReserveSlotAt(t *testing.T) {
-	s := newSim(t, osmem.RulesLinux)
+	s := newSim(t, mem.RulesLinux)
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestReserveSlotAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.MapFile(nil, 0, u.Base(), 0x1000, osmem.ProtRead); err == nil {
+	if err := u.MapFile(nil, 0, u.Base(), 0x1000, mem.ProtRead); err == nil {
 		t.Fatal("a unit accepted a file view")
 	}
 	if mism, err := v.Space().SyncCheck(s); err != nil || len(mism) != 0 {

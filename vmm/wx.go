@@ -10,6 +10,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // WXMode says whether vmcode is W^X (DESIGN.md invariant 4): no page of it
@@ -104,7 +105,7 @@ func resolveWX(mode WXMode) (WXMode, error) {
 func newBacking(lin *linear, space *aspacem.Map, mode WXMode, p *Placement) (backing, error) {
 	switch mode {
 	case WXAuto:
-		if lin.os.Rules() != osmem.RulesLinux {
+		if lin.os.Rules() != mem.RulesLinux {
 			return lin, nil
 		}
 	case WXOn:
@@ -119,7 +120,7 @@ func newBacking(lin *linear, space *aspacem.Map, mode WXMode, p *Placement) (bac
 		// The platform does not allow it after all: vmcode stays single
 		// (VMM.WX says so), reserved again where the refused view was.
 		base, size := lin.bounds()
-		if _, rerr := lin.os.Reserve(base, size, osmem.Fixed); rerr != nil {
+		if _, rerr := lin.os.Reserve(base, size, mem.Fixed); rerr != nil {
 			return nil, fmt.Errorf("%w (and re-reserving vmcode: %v)", err, rerr)
 		}
 		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("no W^X: %v", err))
@@ -229,9 +230,9 @@ type dual struct {
 // the resumable steps of tearing the two down.
 type sharedAlias struct {
 	// os, space, obj and rw are immutable after construction.
-	os    osmem.OS
+	os    mem.OS
 	space *aspacem.Map
-	obj   osmem.Object
+	obj   mem.Object
 	// rw is the writable view's base; the view is as large as vmcode.
 	rw uintptr
 	// rwGone and closed record the teardown steps done, so that a failed
@@ -290,7 +291,7 @@ const freedMax = 1 << 20
 // below turns into ErrWXUnavailable).
 func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 	o := lin.os
-	if o.Rules() == osmem.RulesWindows {
+	if o.Rules() == mem.RulesWindows {
 		return nil, ErrWXWindows
 	}
 	base, size := lin.bounds()
@@ -302,30 +303,30 @@ func newDual(lin *linear, space *aspacem.Map) (backing, error) {
 		_ = o.CloseObject(obj)
 		return nil, err
 	}
-	if _, err := o.MapObject(obj, 0, base, size, osmem.ProtNone, osmem.Fixed); err != nil {
+	if _, err := o.MapObject(obj, 0, base, size, mem.ProtNone, mem.Fixed); err != nil {
 		return fail(fmt.Errorf("mapping the executable view over vmcode: %w", err))
 	}
 	// A kernel with vm.memfd_noexec=2, or a security module, refuses
 	// executable views of a memfd (EPERM, EACCES): find out now, on one
 	// page, rather than at the first commit.
 	page := o.PageSize()
-	if err := o.Protect(base, page, osmem.ProtRX); err != nil {
-		if errors.Is(err, osmem.ErrNotSupported) {
+	if err := o.Protect(base, page, mem.ProtRX); err != nil {
+		if errors.Is(err, mem.ErrNotSupported) {
 			err = fmt.Errorf("%w: %w", ErrWXUnavailable, err)
 		}
 		return fail(fmt.Errorf("probing the executable view: %w", err))
 	}
-	if err := o.Protect(base, page, osmem.ProtNone); err != nil {
+	if err := o.Protect(base, page, mem.ProtNone); err != nil {
 		return fail(fmt.Errorf("probing the executable view: %w", err))
 	}
-	rw, err := o.MapObject(obj, 0, 0, size, osmem.ProtNone, osmem.Hint)
+	rw, err := o.MapObject(obj, 0, 0, size, mem.ProtNone, mem.Hint)
 	if err != nil {
 		return fail(fmt.Errorf("mapping the writable view: %w", err))
 	}
 	pages := size / page
 	d := &dual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, lin: lin, name: "/memfd:" + SharedName,
 		discard: nativeDiscard(o), freed: make([]uint64, (pages+63)/64)}
-	if err := d.recordAlias(base, size, osmem.ProtNone); err != nil {
+	if err := d.recordAlias(base, size, mem.ProtNone); err != nil {
 		_ = o.Unmap(rw, size)
 		return fail(err)
 	}
@@ -349,11 +350,11 @@ func (d *dual) live() error {
 }
 
 // checkWX refuses unknown protection bits and write with execute.
-func checkWX(addr, size uintptr, prot osmem.Prot) error {
+func checkWX(addr, size uintptr, prot mem.Prot) error {
 	if !prot.Valid() {
-		return &osmem.Error{Op: "protect", Addr: addr, Size: size, Class: osmem.ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(prot))}
+		return &mem.Error{Op: "protect", Addr: addr, Size: size, Class: mem.ErrInvalid, Detail: fmt.Sprintf("unknown protection bits %#x", uint8(prot))}
 	}
-	if prot&osmem.ProtWrite != 0 && prot&osmem.ProtExec != 0 {
+	if prot&mem.ProtWrite != 0 && prot&mem.ProtExec != 0 {
 		return fmt.Errorf("%w: [%#x, +%#x) asked %v (write through the writable view instead)", ErrWriteExec, addr, size, prot)
 	}
 	return nil
@@ -361,7 +362,7 @@ func checkWX(addr, size uintptr, prot osmem.Prot) error {
 
 // recordAlias records that the alias of [addr, addr+size) has protection
 // prot.
-func (d *dual) recordAlias(addr, size uintptr, prot osmem.Prot) error {
+func (d *dual) recordAlias(addr, size uintptr, prot mem.Prot) error {
 	seg := aspacem.Segment{Start: d.alias(addr), End: d.alias(addr) + size, Kind: aspacem.KindShared, Prot: prot,
 		Owner: OwnerVMCodeAlias, Name: d.name, Offset: uint64(addr - d.lin.base)}
 	if err := d.space.Update(seg); err != nil {
@@ -377,13 +378,13 @@ func (d *dual) aliasState(addr, size uintptr) (none, rw bool) {
 	// The common case, one segment covering the range, without
 	// allocating.
 	if seg, ok := d.space.Lookup(lo); ok && seg.End >= lo+size {
-		return seg.Prot == osmem.ProtNone, seg.Prot == osmem.ProtRW
+		return seg.Prot == mem.ProtNone, seg.Prot == mem.ProtRW
 	}
 	none, rw = true, true
 	var buf [segBuf]aspacem.Segment
 	for _, seg := range d.space.AppendSegments(buf[:0], lo, lo+size) {
-		none = none && seg.Prot == osmem.ProtNone
-		rw = rw && seg.Prot == osmem.ProtRW
+		none = none && seg.Prot == mem.ProtNone
+		rw = rw && seg.Prot == mem.ProtRW
 	}
 	return none, rw
 }
@@ -405,7 +406,7 @@ func (d *dual) onlyObject(addr, size uintptr) bool {
 
 // setAlias gives the alias of [addr, addr+size) protection prot and
 // records it.
-func (d *dual) setAlias(addr, size uintptr, prot osmem.Prot) error {
+func (d *dual) setAlias(addr, size uintptr, prot mem.Prot) error {
 	if err := d.os.Protect(d.alias(addr), size, prot); err != nil {
 		return fmt.Errorf("writable view: %w", err)
 	}
@@ -485,7 +486,7 @@ func (d *dual) drop(addr, size uintptr) error {
 	}
 	// Freed pages in the range went with the rest.
 	d.setFreed(addr, size, false)
-	return d.setAlias(addr, size, osmem.ProtNone)
+	return d.setAlias(addr, size, mem.ProtNone)
 }
 
 // punch frees the object's pages under [addr, addr+size), making the alias
@@ -493,7 +494,7 @@ func (d *dual) drop(addr, size uintptr) error {
 // shared mapping. The simulator makes the same calls but the discard.
 func (d *dual) punch(addr, size uintptr, rw bool) error {
 	if !rw {
-		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+		if err := d.setAlias(addr, size, mem.ProtRW); err != nil {
 			return err
 		}
 	}
@@ -507,7 +508,7 @@ func (d *dual) punch(addr, size uintptr, rw bool) error {
 
 // commit makes the alias read-write, zeroing freed pages through it, then
 // the executable view prot.
-func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
+func (d *dual) commit(addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -526,7 +527,7 @@ func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
 		// slot that owns the range commits it: no lock needed.
 		d.mu.Unlock()
 		if _, rw := d.aliasState(addr, size); !rw {
-			if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+			if err := d.setAlias(addr, size, mem.ProtRW); err != nil {
 				return err
 			}
 		}
@@ -540,7 +541,7 @@ func (d *dual) commit(addr, size uintptr, prot osmem.Prot) error {
 // Preconditions: d.mu is held.
 func (d *dual) reviveLocked(addr, size uintptr) error {
 	if _, rw := d.aliasState(addr, size); !rw {
-		if err := d.setAlias(addr, size, osmem.ProtRW); err != nil {
+		if err := d.setAlias(addr, size, mem.ProtRW); err != nil {
 			return err
 		}
 	}
@@ -563,14 +564,14 @@ func (d *dual) decommit(addr, size uintptr) error {
 	if err := d.drop(addr, size); err != nil {
 		return err
 	}
-	return d.os.Protect(addr, size, osmem.ProtNone)
+	return d.os.Protect(addr, size, mem.ProtNone)
 }
 
 // protect changes the executable view only: the alias of committed pages
 // stays read-write, so that code can be patched while it runs. Reserved
 // (and freed) pages, with the alias PROT_NONE, are refused: they have no
 // storage to protect, and mprotect would make them accessible.
-func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
+func (d *dual) protect(addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -583,7 +584,7 @@ func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
 			continue // a file view
 		}
 		if _, rw := d.aliasState(seg.Start, seg.Size()); !rw {
-			return &osmem.Error{Op: "protect", Addr: addr, Size: size, Class: osmem.ErrNotMapped,
+			return &mem.Error{Op: "protect", Addr: addr, Size: size, Class: mem.ErrNotMapped,
 				Detail: fmt.Sprintf("[%#x, %#x) is reserved, not committed", seg.Start, seg.End)}
 		}
 	}
@@ -593,7 +594,7 @@ func (d *dual) protect(addr, size uintptr, prot osmem.Prot) error {
 // mapFile maps a private file view over the executable view. The object's
 // committed pages under it are returned first: they could no longer be
 // reached from vmcode. (Freed ones stay freed, for Trim.)
-func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot) error {
+func (d *dual) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -603,7 +604,7 @@ func (d *dual) mapFile(obj osmem.Object, off uint64, addr, size uintptr, prot os
 	if err := d.drop(addr, size); err != nil {
 		return err
 	}
-	_, err := d.os.MapObject(obj, off, addr, size, prot, osmem.Fixed)
+	_, err := d.os.MapObject(obj, off, addr, size, prot, mem.Fixed)
 	return err
 }
 
@@ -620,14 +621,14 @@ func (d *dual) reset(addr, size uintptr) error {
 	}
 	d.mu.Lock()
 	if _, rw := d.aliasState(addr, size); rw && d.onlyObject(addr, size) {
-		if err := d.setAlias(addr, size, osmem.ProtNone); err != nil {
+		if err := d.setAlias(addr, size, mem.ProtNone); err != nil {
 			d.mu.Unlock()
 			return err
 		}
 		d.setFreed(addr, size, true)
 		over := d.nfreed*d.os.PageSize() > freedMax
 		d.mu.Unlock()
-		if err := d.os.Protect(addr, size, osmem.ProtNone); err != nil {
+		if err := d.os.Protect(addr, size, mem.ProtNone); err != nil {
 			return err
 		}
 		if over {
@@ -641,9 +642,9 @@ func (d *dual) reset(addr, size uintptr) error {
 		return err
 	}
 	if d.onlyObject(addr, size) {
-		return d.os.Protect(addr, size, osmem.ProtNone)
+		return d.os.Protect(addr, size, mem.ProtNone)
 	}
-	_, err := d.os.MapObject(d.obj, uint64(addr-d.lin.base), addr, size, osmem.ProtNone, osmem.Fixed)
+	_, err := d.os.MapObject(d.obj, uint64(addr-d.lin.base), addr, size, mem.ProtNone, mem.Fixed)
 	return err
 }
 
@@ -662,7 +663,7 @@ func (d *dual) trim() error {
 		if err := d.punch(a, n, rw); err != nil {
 			return err
 		}
-		if err := d.setAlias(a, n, osmem.ProtNone); err != nil {
+		if err := d.setAlias(a, n, mem.ProtNone); err != nil {
 			return err
 		}
 		d.setFreed(a, n, false)
@@ -686,7 +687,7 @@ func (d *dual) reserved(addr, size uintptr) []aspacem.Segment {
 
 // committed returns the executable view of committed vmcode: the object
 // mapped with prot.
-func (d *dual) committed(addr, size uintptr, prot osmem.Prot) []aspacem.Segment {
+func (d *dual) committed(addr, size uintptr, prot mem.Prot) []aspacem.Segment {
 	return []aspacem.Segment{{Start: addr, End: addr + size, Kind: aspacem.KindShared, Prot: prot, Owner: OwnerVMCode,
 		Name: d.name, Offset: uint64(addr - d.lin.base)}}
 }

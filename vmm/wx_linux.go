@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // nativeDiscard returns, for the native backend, the function that gives
@@ -18,21 +19,21 @@ import (
 // tables and leave the pages in the memfd. osmem has no such call (its
 // Decommit is for private memory); the simulator models no memory, so it
 // gets nil.
-func nativeDiscard(o osmem.OS) func(addr, size uintptr) error {
+func nativeDiscard(o mem.OS) func(addr, size uintptr) error {
 	if o != osmem.Native() {
 		return nil
 	}
 	return func(addr, size uintptr) error {
 		if err := unix.Madvise(osmem.Bytes(addr, size), unix.MADV_REMOVE); err != nil {
-			e := &osmem.Error{Op: "discard", Addr: addr, Size: size, Class: osmem.ErrInvalid, Detail: err.Error()}
+			e := &mem.Error{Op: "discard", Addr: addr, Size: size, Class: mem.ErrInvalid, Detail: err.Error()}
 			var errno unix.Errno
 			if errors.As(err, &errno) {
 				e.Code = uintptr(errno)
 				switch errno {
 				case unix.ENOMEM:
-					e.Class = osmem.ErrNotMapped
+					e.Class = mem.ErrNotMapped
 				case unix.EACCES, unix.EPERM, unix.EOPNOTSUPP:
-					e.Class = osmem.ErrNotSupported
+					e.Class = mem.ErrNotSupported
 				}
 			}
 			return e

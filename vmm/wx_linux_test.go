@@ -14,6 +14,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -76,7 +77,7 @@ func TestWXNative(t *testing.T) {
 	}
 	a := sl.Base()
 	rw, _ := v.Writable(a)
-	if err := sl.Commit(a, n, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, n, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	pattern := bytes.Repeat([]byte("reachvm!"), n/8)
@@ -97,7 +98,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw, 2*4096); got != 0 {
 		t.Fatalf("%d decommitted pages still resident", got)
 	}
-	if err := sl.Commit(a, 2*4096, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, 2*4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(osmem.Bytes(a, 2*4096), make([]byte, 2*4096)) {
@@ -115,7 +116,7 @@ func TestWXNative(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.OS().CloseObject(obj)
-	if err := sl.MapFile(obj, 0, a+2*4096, 2*4096, osmem.ProtRead); err != nil {
+	if err := sl.MapFile(obj, 0, a+2*4096, 2*4096, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
 	if b := osmem.Bytes(a+2*4096, 2*4096); b[0] != 0 || b[4096] != 1 {
@@ -124,7 +125,7 @@ func TestWXNative(t *testing.T) {
 	if got := resident(t, rw+2*4096, 2*4096); got != 0 {
 		t.Fatalf("%d object pages left under the file view", got)
 	}
-	if r, _ := v.OS().Query(rw + 2*4096); r.Prot != osmem.ProtNone {
+	if r, _ := v.OS().Query(rw + 2*4096); r.Prot != mem.ProtNone {
 		t.Fatalf("the writable view under a file view is %v", r.Prot)
 	}
 	vmmtest.SyncCheck(t, v, "file view")
@@ -145,7 +146,7 @@ func TestWXNative(t *testing.T) {
 	}
 	a = sl.Base()
 	rw, _ = v.Writable(a)
-	if err := sl.Commit(a, n, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, n, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	copy(osmem.Bytes(rw, n), pattern)
@@ -161,7 +162,7 @@ func TestWXNative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sl.Commit(a, n, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, n, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(osmem.Bytes(a, n), make([]byte, n)) || v.Trimmable() != 0 {

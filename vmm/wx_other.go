@@ -2,8 +2,8 @@
 
 package vmm
 
-import "github.com/reachvm/reachvm/internal/osmem"
+import "github.com/reachvm/reachvm/mem"
 
 // nativeDiscard returns nil: the memfd W^X (dual) needs Linux rules, and
 // the simulator models no memory to return.
-func nativeDiscard(osmem.OS) func(addr, size uintptr) error { return nil }
+func nativeDiscard(mem.OS) func(addr, size uintptr) error { return nil }

@@ -6,16 +6,16 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
 // newSimWX returns a W^X VMM of 16 MiB on a fresh simulator with rules:
 // under Linux rules one memfd-like object viewed twice, under Windows
 // rules the grid with a pagefile-backed section viewed twice.
-func newSimWX(t *testing.T, rules osmem.Rules) (*vmm.VMM, *sim.OS) {
+func newSimWX(t *testing.T, rules mem.Rules) (*vmm.VMM, *sim.OS) {
 	t.Helper()
 	s := sim.New(rules, sim.Options{})
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
@@ -29,7 +29,7 @@ func newSimWX(t *testing.T, rules osmem.Rules) (*vmm.VMM, *sim.OS) {
 }
 
 // query returns the simulator's region at addr.
-func query(t *testing.T, o osmem.OS, addr uintptr) osmem.Region {
+func query(t *testing.T, o mem.OS, addr uintptr) mem.Region {
 	t.Helper()
 	r, err := o.Query(addr)
 	if err != nil {
@@ -42,7 +42,7 @@ func query(t *testing.T, o osmem.OS, addr uintptr) osmem.Region {
 // object at a constant offset, both recorded in aspacem with the object's
 // name and offsets, and the conversions between them.
 func TestWXLayout(t *testing.T) {
-	v, s := newSimWX(t, osmem.RulesLinux)
+	v, s := newSimWX(t, mem.RulesLinux)
 	defer v.Close()
 	base, size := v.VMCode()
 	rw, rwSize := v.WritableView()
@@ -59,7 +59,7 @@ func TestWXLayout(t *testing.T) {
 		if seg != want {
 			t.Errorf("%s recorded as %v, want %v", c.addr, seg, want)
 		}
-		if r := query(t, s, c.at); !r.Shared || r.Prot != osmem.ProtNone || r.Name != "/memfd:"+vmm.SharedName+" (deleted)" {
+		if r := query(t, s, c.at); !r.Shared || r.Prot != mem.ProtNone || r.Name != "/memfd:"+vmm.SharedName+" (deleted)" {
 			t.Errorf("%s: the simulator shows %+v", c.addr, r)
 		}
 	}
@@ -90,7 +90,7 @@ func TestWXLayout(t *testing.T) {
 // committed, protected, decommitted, a file view, released) and checks
 // both views in the simulator and aspacem after each step.
 func TestWXSlotStates(t *testing.T) {
-	v, s := newSimWX(t, osmem.RulesLinux)
+	v, s := newSimWX(t, mem.RulesLinux)
 	defer v.Close()
 	base, _ := v.VMCode()
 	path := tempFile(t, 4*4096)
@@ -105,7 +105,7 @@ func TestWXSlotStates(t *testing.T) {
 	}
 	a := sl.Base()
 	rw, _ := v.Writable(a)
-	views := func(when string, exec, alias osmem.Prot) {
+	views := func(when string, exec, alias mem.Prot) {
 		t.Helper()
 		if p := query(t, s, a).Prot; p != exec {
 			t.Errorf("%s: executable view %v, want %v", when, p, exec)
@@ -115,49 +115,49 @@ func TestWXSlotStates(t *testing.T) {
 		}
 		vmmtest.SyncCheck(t, v, when)
 	}
-	views("reserved", osmem.ProtNone, osmem.ProtNone)
+	views("reserved", mem.ProtNone, mem.ProtNone)
 	if seg, _ := v.Space().Lookup(a); seg.Kind != aspacem.KindShared || seg.Offset != uint64(a-base) || seg.Owner != "privlib x" {
 		t.Fatalf("reserved slot recorded as %v", seg)
 	}
-	if err := sl.Protect(a, 4096, osmem.ProtRead); err == nil {
+	if err := sl.Protect(a, 4096, mem.ProtRead); err == nil {
 		t.Fatal("protecting reserved pages succeeded")
 	}
-	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, 4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	views("committed r-x", osmem.ProtRX, osmem.ProtRW)
-	if err := sl.Protect(a, 4096, osmem.ProtRead); err != nil {
+	views("committed r-x", mem.ProtRX, mem.ProtRW)
+	if err := sl.Protect(a, 4096, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	views("protected r--", osmem.ProtRead, osmem.ProtRW)
-	if err := sl.Commit(a, 4096, osmem.ProtRW); err != nil {
+	views("protected r--", mem.ProtRead, mem.ProtRW)
+	if err := sl.Commit(a, 4096, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	views("committed rw-", osmem.ProtRW, osmem.ProtRW)
+	views("committed rw-", mem.ProtRW, mem.ProtRW)
 	if err := sl.Decommit(a, 4096); err != nil {
 		t.Fatal(err)
 	}
-	views("decommitted", osmem.ProtNone, osmem.ProtNone)
-	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+	views("decommitted", mem.ProtNone, mem.ProtNone)
+	if err := sl.Commit(a, 4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	// A file view over committed pages: the object's pages there go, the
 	// writable view there becomes inaccessible.
-	if err := sl.MapFile(obj, 4096, a, 2*4096, osmem.ProtRX); err != nil {
+	if err := sl.MapFile(obj, 4096, a, 2*4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	if r := query(t, s, a); r.Shared || r.Name != path || r.Offset != 4096 {
 		t.Fatalf("file view shows as %+v", r)
 	}
-	views("file view", osmem.ProtRX, osmem.ProtNone)
-	if err := sl.Protect(a, 2*4096, osmem.ProtRead); err != nil {
+	views("file view", mem.ProtRX, mem.ProtNone)
+	if err := sl.Protect(a, 2*4096, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	views("file view r--", osmem.ProtRead, osmem.ProtNone)
+	views("file view r--", mem.ProtRead, mem.ProtNone)
 	if err := sl.Release(); err != nil {
 		t.Fatal(err)
 	}
-	views("released", osmem.ProtNone, osmem.ProtNone)
+	views("released", mem.ProtNone, mem.ProtNone)
 	if r := query(t, s, a); !r.Shared || r.Offset != uint64(a-base) {
 		t.Fatalf("released slot shows as %+v, want the object at offset %#x", r, a-base)
 	}
@@ -168,7 +168,7 @@ func TestWXSlotStates(t *testing.T) {
 // ErrWriteExec and changes nothing. WXOff, the comparison mode, grants
 // them, as the single mapping it is.
 func TestWXRefusesWriteExec(t *testing.T) {
-	v, s := newSimWX(t, osmem.RulesLinux)
+	v, s := newSimWX(t, mem.RulesLinux)
 	defer v.Close()
 	obj, err := s.OpenFile(tempFile(t, 4096))
 	if err != nil {
@@ -180,20 +180,20 @@ func TestWXRefusesWriteExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := sl.Base()
-	if err := sl.Commit(a, 4096, osmem.ProtRX); err != nil {
+	if err := sl.Commit(a, 4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
 	for name, err := range map[string]error{
-		"commit rwx":  sl.Commit(a+4096, 4096, osmem.ProtRWX),
-		"protect rwx": sl.Protect(a, 4096, osmem.ProtRWX),
-		"protect -wx": sl.Protect(a, 4096, osmem.ProtWrite|osmem.ProtExec),
-		"map rwx":     sl.MapFile(obj, 0, a+4096, 4096, osmem.ProtRWX),
+		"commit rwx":  sl.Commit(a+4096, 4096, mem.ProtRWX),
+		"protect rwx": sl.Protect(a, 4096, mem.ProtRWX),
+		"protect -wx": sl.Protect(a, 4096, mem.ProtWrite|mem.ProtExec),
+		"map rwx":     sl.MapFile(obj, 0, a+4096, 4096, mem.ProtRWX),
 	} {
 		if !errors.Is(err, vmm.ErrWriteExec) {
 			t.Errorf("%s: got %v, want ErrWriteExec", name, err)
 		}
 	}
-	if r := query(t, s, a); r.Prot != osmem.ProtRX {
+	if r := query(t, s, a); r.Prot != mem.ProtRX {
 		t.Errorf("a refused request changed the page to %v", r.Prot)
 	}
 	vmmtest.SyncCheck(t, v, "after the refusals")
@@ -207,7 +207,7 @@ func TestWXRefusesWriteExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sl.Commit(sl.Base(), 4096, osmem.ProtRWX); err != nil {
+	if err := sl.Commit(sl.Base(), 4096, mem.ProtRWX); err != nil {
 		t.Errorf("WXOff refused rwx: %v", err)
 	}
 }
@@ -219,36 +219,36 @@ func TestWXRefusesWriteExec(t *testing.T) {
 var wxOps = []struct {
 	name  string
 	setup func(v *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error)
-	op    func(v *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error
+	op    func(v *vmm.VMM, sl *vmm.Slot, obj mem.Object) error
 }{
-	{"commit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
-		return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+	{"commit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error {
+		return sl.Commit(sl.Base(), 4*4096, mem.ProtRX)
 	}},
-	{"decommit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Decommit(sl.Base(), 4*4096) }},
-	{"protect", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
-		return sl.Protect(sl.Base(), 2*4096, osmem.ProtRead)
+	{"decommit", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error { return sl.Decommit(sl.Base(), 4*4096) }},
+	{"protect", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error {
+		return sl.Protect(sl.Base(), 2*4096, mem.ProtRead)
 	}},
-	{"map", nil, func(_ *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error {
-		return sl.MapFile(obj, 0, sl.Base(), 4*4096, osmem.ProtRead)
+	{"map", nil, func(_ *vmm.VMM, sl *vmm.Slot, obj mem.Object) error {
+		return sl.MapFile(obj, 0, sl.Base(), 4*4096, mem.ProtRead)
 	}},
 	// Half committed: the pages are dropped at once.
-	{"release", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+	{"release", nil, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error { return sl.Release() }},
 	// All committed: the pages become freed.
-	{"release committed", commitAll, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error { return sl.Release() }},
+	{"release committed", commitAll, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error { return sl.Release() }},
 	// Freed pages trimmed.
-	{"trim", freeAll, func(v *vmm.VMM, _ *vmm.Slot, _ osmem.Object) error { return v.Trim() }},
+	{"trim", freeAll, func(v *vmm.VMM, _ *vmm.Slot, _ mem.Object) error { return v.Trim() }},
 	// Freed pages revived by a new slot over them, and file-mapped over.
-	{"revive", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, _ osmem.Object) error {
-		return sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+	{"revive", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, _ mem.Object) error {
+		return sl.Commit(sl.Base(), 4*4096, mem.ProtRX)
 	}},
-	{"map over freed", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, obj osmem.Object) error {
-		return sl.MapFile(obj, 0, sl.Base(), 4*4096, osmem.ProtRead)
+	{"map over freed", reserveFreed, func(_ *vmm.VMM, sl *vmm.Slot, obj mem.Object) error {
+		return sl.MapFile(obj, 0, sl.Base(), 4*4096, mem.ProtRead)
 	}},
 }
 
 // commitAll commits all 4 pages of a wxOps slot.
 func commitAll(_ *vmm.VMM, sl *vmm.Slot) (*vmm.Slot, error) {
-	return sl, sl.Commit(sl.Base(), 4*4096, osmem.ProtRX)
+	return sl, sl.Commit(sl.Base(), 4*4096, mem.ProtRX)
 }
 
 // freeAll commits all of a wxOps slot and releases it: its pages are freed.
@@ -281,7 +281,7 @@ func TestWXFaultEachCall(t *testing.T) {
 	for _, o := range wxOps {
 		t.Run(o.name, func(t *testing.T) {
 			for n := 1; ; n++ {
-				v, s := newSimWX(t, osmem.RulesLinux)
+				v, s := newSimWX(t, mem.RulesLinux)
 				obj, err := s.OpenFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -290,7 +290,7 @@ func TestWXFaultEachCall(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := sl.Commit(sl.Base(), 2*4096, osmem.ProtRX); err != nil {
+				if err := sl.Commit(sl.Base(), 2*4096, mem.ProtRX); err != nil {
 					t.Fatal(err)
 				}
 				if o.setup != nil {
@@ -299,7 +299,7 @@ func TestWXFaultEachCall(t *testing.T) {
 					}
 				}
 				before := s.Calls()
-				s.FailCall(n, osmem.ErrNoMemory)
+				s.FailCall(n, mem.ErrNoMemory)
 				err = o.op(v, sl, obj)
 				made := s.Calls() - before
 				s.ClearFaults()
@@ -316,7 +316,7 @@ func TestWXFaultEachCall(t *testing.T) {
 					}
 					return
 				}
-				if !errors.Is(err, osmem.ErrNoMemory) {
+				if !errors.Is(err, mem.ErrNoMemory) {
 					t.Fatalf("%s: got %v, want the injected ErrNoMemory", when, err)
 				}
 				vmmtest.SyncCheck(t, v, when)
@@ -340,18 +340,18 @@ func TestWXFaultEachCall(t *testing.T) {
 // finishes the job, leaving nothing in the simulator or aspacem.
 func TestWXCloseResumes(t *testing.T) {
 	for n := 1; ; n++ {
-		v, s := newSimWX(t, osmem.RulesLinux)
+		v, s := newSimWX(t, mem.RulesLinux)
 		base, size := v.VMCode()
 		rw, _ := v.WritableView()
 		sl, err := v.ReserveSlot(4096, "s")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sl.Commit(sl.Base(), 4096, osmem.ProtRX); err != nil {
+		if err := sl.Commit(sl.Base(), 4096, mem.ProtRX); err != nil {
 			t.Fatal(err)
 		}
 		before := s.Calls()
-		s.FailCall(n, osmem.ErrNoMemory)
+		s.FailCall(n, mem.ErrNoMemory)
 		err = v.Close()
 		made := s.Calls() - before
 		s.ClearFaults()
@@ -369,13 +369,13 @@ func TestWXCloseResumes(t *testing.T) {
 			// else map there, as the kernel would allow. The slot must
 			// not touch it.
 			w, _ := v.Writable(sl.Base())
-			if err := s.MapForeign(w, w+4096, osmem.ProtRead, "intruder"); err != nil {
+			if err := s.MapForeign(w, w+4096, mem.ProtRead, "intruder"); err != nil {
 				t.Fatal(err)
 			}
-			if err := sl.Commit(sl.Base(), 4096, osmem.ProtRX); err == nil {
+			if err := sl.Commit(sl.Base(), 4096, mem.ProtRX); err == nil {
 				t.Fatalf("call %d of Close failed: a commit after the half-done Close succeeded", n)
 			}
-			if r := query(t, s, w); r.Prot != osmem.ProtRead || r.Name != "intruder" {
+			if r := query(t, s, w); r.Prot != mem.ProtRead || r.Name != "intruder" {
 				t.Fatalf("call %d of Close failed: a commit changed someone else's mapping: %+v", n, r)
 			}
 			if err := s.Release(w, 4096); err != nil {
@@ -401,17 +401,17 @@ func TestWXCloseResumes(t *testing.T) {
 // is retried elsewhere; Close must then leave nothing either.
 func TestWXNewFaults(t *testing.T) {
 	for _, tc := range []struct {
-		rules   osmem.Rules
+		rules   mem.Rules
 		size    uintptr
 		retries bool
 	}{
-		{osmem.RulesLinux, 16 << 20, false},
-		{osmem.RulesWindows, 4 << 20, true},
+		{mem.RulesLinux, 16 << 20, false},
+		{mem.RulesWindows, 4 << 20, true},
 	} {
 		t.Run(tc.rules.String(), func(t *testing.T) {
 			for n := 1; ; n++ {
 				s := sim.New(tc.rules, sim.Options{})
-				s.FailCall(n, osmem.ErrNoMemory)
+				s.FailCall(n, mem.ErrNoMemory)
 				v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: tc.size, NoVMHeap: true, WX: vmm.WXOn})
 				if err == nil {
 					// Read before Close, whose calls would reach n.
@@ -432,7 +432,7 @@ func TestWXNewFaults(t *testing.T) {
 					}
 					continue
 				}
-				if !errors.Is(err, osmem.ErrNoMemory) {
+				if !errors.Is(err, mem.ErrNoMemory) {
 					t.Fatalf("call %d: got %v", n, err)
 				}
 				if rs, _ := s.Regions(s.Bounds()); len(rs) != 0 {
@@ -448,7 +448,7 @@ func TestWXNewFaults(t *testing.T) {
 // to 1 MiB; reusing them, trimming them and going past the bound each
 // leave aspacem exact.
 func TestWXFreedPages(t *testing.T) {
-	v, _ := newSimWX(t, osmem.RulesLinux)
+	v, _ := newSimWX(t, mem.RulesLinux)
 	defer v.Close()
 	commit := func(size uintptr) *vmm.Slot {
 		t.Helper()
@@ -456,7 +456,7 @@ func TestWXFreedPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sl.Commit(sl.Base(), sl.Size(), osmem.ProtRX); err != nil {
+		if err := sl.Commit(sl.Base(), sl.Size(), mem.ProtRX); err != nil {
 			t.Fatal(err)
 		}
 		return sl
@@ -513,8 +513,8 @@ func TestWXUnavailable(t *testing.T) {
 	// ErrWXUnavailable.
 	probe := 0
 	for n := 1; n < 20 && probe == 0; n++ {
-		s := sim.New(osmem.RulesLinux, sim.Options{})
-		s.FailCall(n, osmem.ErrNotSupported)
+		s := sim.New(mem.RulesLinux, sim.Options{})
+		s.FailCall(n, mem.ErrNotSupported)
 		v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXOn})
 		if err == nil {
 			v.Close()
@@ -530,8 +530,8 @@ func TestWXUnavailable(t *testing.T) {
 	if probe == 0 {
 		t.Fatal("no refused call made New report ErrWXUnavailable")
 	}
-	s := sim.New(osmem.RulesLinux, sim.Options{})
-	s.FailCall(probe, osmem.ErrNotSupported)
+	s := sim.New(mem.RulesLinux, sim.Options{})
+	s.FailCall(probe, mem.ErrNotSupported)
 	v, err := vmm.New(vmm.Config{OS: s, VMCodeSize: 16 << 20, NoVMHeap: true, WX: vmm.WXAuto})
 	if err != nil {
 		t.Fatalf("WXAuto with the executable view refused: %v", err)
@@ -544,10 +544,10 @@ func TestWXUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sl.Commit(sl.Base(), 4096, osmem.ProtRW); err != nil {
+	if err := sl.Commit(sl.Base(), 4096, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	if r := query(t, s, sl.Base()); r.Shared || r.Prot != osmem.ProtRW {
+	if r := query(t, s, sl.Base()); r.Shared || r.Prot != mem.ProtRW {
 		t.Fatalf("a slot of single vmcode shows as %+v", r)
 	}
 	base, size := v.VMCode()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -113,34 +114,34 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 
 // parseNear reads START-END in hexadecimal, or "self" for the text of the
 // running executable (its first executable mapping in /proc/self/maps).
-func parseNear(s string) (vmm.Range, error) {
+func parseNear(s string) (mem.Range, error) {
 	if s == "self" {
 		return selfText()
 	}
 	lo, hi, ok := strings.Cut(s, "-")
 	if !ok {
-		return vmm.Range{}, fmt.Errorf("bad --near %q: want START-END in hex, or self", s)
+		return mem.Range{}, fmt.Errorf("bad --near %q: want START-END in hex, or self", s)
 	}
 	a, err1 := strconv.ParseUint(strings.TrimPrefix(lo, "0x"), 16, 64)
 	b, err2 := strconv.ParseUint(strings.TrimPrefix(hi, "0x"), 16, 64)
 	if err1 != nil || err2 != nil || b <= a {
-		return vmm.Range{}, fmt.Errorf("bad --near %q: want START-END in hex with START < END", s)
+		return mem.Range{}, fmt.Errorf("bad --near %q: want START-END in hex with START < END", s)
 	}
-	return vmm.Range{Start: uintptr(a), End: uintptr(b)}, nil
+	return mem.Range{Start: uintptr(a), End: uintptr(b)}, nil
 }
 
 // selfText finds this executable's text: the executable mappings of
 // /proc/self/exe.
-func selfText() (vmm.Range, error) {
+func selfText() (mem.Range, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return vmm.Range{}, err
+		return mem.Range{}, err
 	}
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return vmm.Range{}, fmt.Errorf("--near self needs /proc/self/maps: %v", err)
+		return mem.Range{}, fmt.Errorf("--near self needs /proc/self/maps: %v", err)
 	}
-	var r vmm.Range
+	var r mem.Range
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 6 || f[5] != exe || !strings.Contains(f[1], "x") {
@@ -155,7 +156,7 @@ func selfText() (vmm.Range, error) {
 		r.End = max(r.End, uintptr(b))
 	}
 	if r.End == 0 {
-		return vmm.Range{}, fmt.Errorf("--near self: no executable mapping of %s in /proc/self/maps", exe)
+		return mem.Range{}, fmt.Errorf("--near self: no executable mapping of %s in /proc/self/maps", exe)
 	}
 	return r, nil
 }

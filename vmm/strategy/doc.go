@@ -51,7 +51,7 @@
 //
 // New returns a strategy by name with default sizes; the types themselves
 // take other sizes. Every strategy makes its OS calls through the
-// osmem.OS it is set up on, and reports its race windows to an intruder
+// mem.OS it is set up on, and reports its race windows to an intruder
 // hook (SetIntruder), so that a harness can count both. This package sits
 // above vmm: vmm does not import it.
 package strategy

@@ -3,8 +3,8 @@ package strategy_test
 import (
 	"fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
@@ -12,7 +12,7 @@ import (
 // space: the library goes into the region with MAP_FIXED, so it is within
 // reach of every byte of it, and no race window ever opens.
 func Example() {
-	o := sim.New(osmem.RulesLinux, sim.Options{Seed: 1})
+	o := sim.New(mem.RulesLinux, sim.Options{Seed: 1})
 	st, ok := strategy.New("linux-fixed")
 	if !ok {
 		panic("no linux-fixed")
@@ -44,7 +44,7 @@ func Example() {
 // consecutive 640 KiB slots, is mapped over them, and the rest of the
 // third slot is reserved again. Each released slot was a race window.
 func ExampleD() {
-	o := sim.New(osmem.RulesWindows, sim.Options{Seed: 1})
+	o := sim.New(mem.RulesWindows, sim.Options{Seed: 1})
 	st := &strategy.D{Size: 64 << 20}
 	if err := st.Setup(o); err != nil {
 		panic(err)

@@ -3,7 +3,7 @@ package strategy
 import (
 	"errors"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // DefaultNearAnchor is the size of the code allocation linux-near keeps
@@ -21,16 +21,16 @@ type linuxRegion struct {
 	views map[uintptr]uintptr
 }
 
-// Rules returns osmem.RulesLinux.
-func (s *linuxRegion) Rules() osmem.Rules { return osmem.RulesLinux }
+// Rules returns mem.RulesLinux.
+func (s *linuxRegion) Rules() mem.Rules { return mem.RulesLinux }
 
 // EndInit does nothing: the region is claimed from Setup on.
 func (s *linuxRegion) EndInit() error { return nil }
 
-func (s *linuxRegion) setup(o osmem.OS) error {
+func (s *linuxRegion) setup(o mem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
-	lo, err := o.Reserve(0, size, osmem.Hint)
+	lo, err := o.Reserve(0, size, mem.Hint)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ type LinuxFixed struct{ linuxRegion }
 func (s *LinuxFixed) Name() string { return "linux-fixed" }
 
 // Setup reserves the region wherever the kernel puts it.
-func (s *LinuxFixed) Setup(o osmem.OS) error { return s.setup(o) }
+func (s *LinuxFixed) Setup(o mem.OS) error { return s.setup(o) }
 
 // Teardown unmaps the region, with every view in it, and the views
 // outside it (LinuxSpill's).
@@ -74,7 +74,7 @@ func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
 	if !ok {
 		return View{}, ErrUnsupported
 	}
-	v, err := s.mapLib(lib, at, size, osmem.Fixed)
+	v, err := s.mapLib(lib, at, size, mem.Fixed)
 	if err != nil {
 		s.fl.free(at, at+size)
 		return View{}, err
@@ -85,7 +85,7 @@ func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
 
 // Unload reserves v's range again over the view.
 func (s *LinuxFixed) Unload(v View) error {
-	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Fixed); err != nil {
+	if _, err := s.os.Reserve(v.Addr, v.Size, mem.Fixed); err != nil {
 		return err
 	}
 	delete(s.views, v.Addr)
@@ -107,7 +107,7 @@ type LinuxMunmap struct {
 func (s *LinuxMunmap) Name() string { return "linux-munmap" }
 
 // Setup reserves the region wherever the kernel puts it.
-func (s *LinuxMunmap) Setup(o osmem.OS) error { return s.setup(o) }
+func (s *LinuxMunmap) Setup(o mem.OS) error { return s.setup(o) }
 
 // Place releases the lowest free piece of the region that fits and maps
 // lib there.
@@ -122,12 +122,12 @@ func (s *LinuxMunmap) Place(lib Lib, post bool) (View, error) {
 			return View{}, err
 		}
 		s.window(at, at+size)
-		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		v, err := s.mapLib(lib, at, size, mem.Exact)
 		if err == nil {
 			s.views[v] = size
 			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 		}
-		if !errors.Is(err, osmem.ErrExists) {
+		if !errors.Is(err, mem.ErrExists) {
 			return View{}, err
 		}
 		// Lost: re-reserve what is still free of the piece, page by run;
@@ -147,9 +147,9 @@ func (s *LinuxMunmap) reclaim(lo, hi uintptr) {
 		return
 	}
 	prev := lo
-	for _, r := range append(regs, osmem.Region{Start: hi, End: hi}) {
+	for _, r := range append(regs, mem.Region{Start: hi, End: hi}) {
 		if r.Start > prev {
-			_, _ = s.os.Reserve(prev, r.Start-prev, osmem.Exact)
+			_, _ = s.os.Reserve(prev, r.Start-prev, mem.Exact)
 		}
 		if r.End > r.Start {
 			s.lostRanges = append(s.lostRanges, [2]uintptr{r.Start, r.End})
@@ -166,7 +166,7 @@ func (s *LinuxMunmap) Unload(v View) error {
 	}
 	delete(s.views, v.Addr)
 	s.window(v.Addr, v.Addr+v.Size)
-	if _, err := s.os.Reserve(v.Addr, v.Size, osmem.Exact); err != nil {
+	if _, err := s.os.Reserve(v.Addr, v.Size, mem.Exact); err != nil {
 		s.losses++
 		s.reclaim(v.Addr, v.Addr+v.Size)
 		return nil
@@ -213,11 +213,11 @@ type LinuxNear struct {
 // Name returns "linux-near".
 func (s *LinuxNear) Name() string { return "linux-near" }
 
-// Rules returns osmem.RulesLinux.
-func (s *LinuxNear) Rules() osmem.Rules { return osmem.RulesLinux }
+// Rules returns mem.RulesLinux.
+func (s *LinuxNear) Rules() mem.Rules { return mem.RulesLinux }
 
 // Setup reserves the anchor wherever the kernel puts it.
-func (s *LinuxNear) Setup(o osmem.OS) error {
+func (s *LinuxNear) Setup(o mem.OS) error {
 	return s.setup(o, orDefault(s.Anchor, DefaultNearAnchor))
 }
 
@@ -231,10 +231,10 @@ type nearPlacer struct {
 	views map[uintptr]uintptr
 }
 
-func (s *nearPlacer) setup(o osmem.OS, size uintptr) error {
+func (s *nearPlacer) setup(o mem.OS, size uintptr) error {
 	s.os = o
 	s.views = map[uintptr]uintptr{}
-	lo, err := o.Reserve(0, size, osmem.Hint)
+	lo, err := o.Reserve(0, size, mem.Hint)
 	s.lo, s.hi = lo, lo+size
 	return err
 }
@@ -290,7 +290,7 @@ func (s *LinuxSpill) Place(lib Lib, post bool) (View, error) {
 		return v, err
 	}
 	size := alignUp(lib.Size, s.os.Granularity())
-	a, err := s.mapLib(lib, 0, size, osmem.Hint)
+	a, err := s.mapLib(lib, 0, size, mem.Hint)
 	if err != nil {
 		return View{}, err
 	}

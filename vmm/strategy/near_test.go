@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // hiddenOS models the mappings Wine makes on the Linux side of a Windows
@@ -24,7 +24,7 @@ type hiddenOS struct {
 // hideForeign maps [lo, hi) on the sim as someone else's and hides it.
 func (h *hiddenOS) hideForeign(t *testing.T, lo, hi uintptr) {
 	t.Helper()
-	if err := h.OS.MapForeign(lo, hi, osmem.ProtRW, ""); err != nil {
+	if err := h.OS.MapForeign(lo, hi, mem.ProtRW, ""); err != nil {
 		t.Fatalf("hidden mapping [%#x, %#x): %v", lo, hi, err)
 	}
 	h.hide = append(h.hide, [2]uintptr{lo, hi})
@@ -39,7 +39,7 @@ func (h *hiddenOS) hidden(lo, hi uintptr) bool {
 	return false
 }
 
-func (h *hiddenOS) Regions(lo, hi uintptr) ([]osmem.Region, error) {
+func (h *hiddenOS) Regions(lo, hi uintptr) ([]mem.Region, error) {
 	rs, err := h.OS.Regions(lo, hi)
 	out := rs[:0]
 	for _, r := range rs {
@@ -50,10 +50,10 @@ func (h *hiddenOS) Regions(lo, hi uintptr) ([]osmem.Region, error) {
 	return out, err
 }
 
-func (h *hiddenOS) Query(addr uintptr) (osmem.Region, error) {
+func (h *hiddenOS) Query(addr uintptr) (mem.Region, error) {
 	for _, r := range h.hide {
 		if r[0] <= addr && addr < r[1] {
-			return osmem.Region{Start: r[0], End: r[1], State: osmem.StateFree}, nil
+			return mem.Region{Start: r[0], End: r[1], State: mem.StateFree}, nil
 		}
 	}
 	return h.OS.Query(addr)
@@ -73,7 +73,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 		// A 4 GiB block the region's placement must avoid, released
 		// after it, leaves free space on both sides of the region.
 		const block = 4 << 30
-		b, err := h.OS.Reserve(0, block, osmem.Hint)
+		b, err := h.OS.Reserve(0, block, mem.Hint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 		h.hideForeign(t, hi, hi+n)
 		h.hideForeign(t, lo-n, lo)
 		for _, r := range [][2]uintptr{{hi + n, hi + n + gran}, {lo - n - gran, lo - n}} {
-			if err := h.OS.MapForeign(r[0], r[1], osmem.ProtRead, ""); err != nil {
+			if err := h.OS.MapForeign(r[0], r[1], mem.ProtRead, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -132,7 +132,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 // C takes the OS's placement for its range and reserves it only at the
 // end of init; a mapping there that no query shows (Wine's host mappings
 // again) makes that reservation fail. The harness (package bench) counts it as a failed
-// set-up, not as its own error: the error must wrap osmem.ErrExists.
+// set-up, not as its own error: the error must wrap mem.ErrExists.
 func TestCClaimFailsOverHidden(t *testing.T) {
 	st := &C{}
 	h := &hiddenOS{OS: newSim(st)}
@@ -142,7 +142,7 @@ func TestCClaimFailsOverHidden(t *testing.T) {
 	if _, err := st.Place(lib(1740<<10), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.EndInit(); !errors.Is(err, osmem.ErrExists) {
+	if err := st.EndInit(); !errors.Is(err, mem.ErrExists) {
 		t.Errorf("C's end of init over a hidden mapping: %v, want a failed claim", err)
 	}
 	if err := st.Teardown(); err != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Reach is the rel32 window: a library is reachable only if every byte of
@@ -61,19 +61,19 @@ var ErrUnsupported = errors.New("strategy: no reachable placement")
 // Place after init, Unload and Place again, and finally Teardown. A
 // Strategy is used once: after Teardown it must not be set up again.
 //
-// A strategy makes every OS call through the osmem.OS given to Setup, so
+// A strategy makes every OS call through the mem.OS given to Setup, so
 // that a caller measuring it (package bench wraps the OS in a counting
 // decorator) sees its whole cost.
 type Strategy interface {
 	// Name is the strategy's key, as New takes it: "A".."F",
 	// "linux-fixed", "vmm-grid", ...
 	Name() string
-	// Rules are the OS rules it is written for: it runs on an osmem.OS
+	// Rules are the OS rules it is written for: it runs on an mem.OS
 	// with these rules only.
-	Rules() osmem.Rules
+	Rules() mem.Rules
 	// Setup claims the region on o (A and C only pick it, and claim it
 	// at EndInit). On error nothing is left to tear down.
-	Setup(o osmem.OS) error
+	Setup(o mem.OS) error
 	// Region bounds the code region libraries must reach, and be reached
 	// from: [lo, hi), fixed from Setup on. linux-near's region is only
 	// its anchor, the one code allocation it keeps libraries near.
@@ -85,7 +85,7 @@ type Strategy interface {
 	// ErrUnsupported.
 	Place(lib Lib, post bool) (View, error)
 	// EndInit marks the end of initialisation (A and C reserve around the
-	// libraries now). An error wrapping osmem.ErrExists means the OS
+	// libraries now). An error wrapping mem.ErrExists means the OS
 	// refused part of the region (something else holds it): a failed
 	// set-up, after which only Teardown may be called.
 	EndInit() error
@@ -120,17 +120,17 @@ var makers = []struct {
 	{"D", true, func(n uintptr) Strategy { return &D{Size: n} }},
 	{"E", true, func(n uintptr) Strategy { return &E{Size: n} }},
 	{"F", true, func(n uintptr) Strategy { return &F{Size: n} }},
-	{"vmm-grid", true, func(n uintptr) Strategy { return newVMMSized(osmem.RulesWindows, n) }},
+	{"vmm-grid", true, func(n uintptr) Strategy { return newVMMSized(mem.RulesWindows, n) }},
 	{"linux-fixed", true, func(n uintptr) Strategy { s := &LinuxFixed{}; s.Size = n; return s }},
 	{"linux-munmap", true, func(n uintptr) Strategy { s := &LinuxMunmap{}; s.Size = n; return s }},
 	// linux-near reserves no region: it keeps a small anchor and places
 	// each library near it.
 	{"linux-near", false, func(uintptr) Strategy { return &LinuxNear{} }},
 	{"linux-spill", true, func(n uintptr) Strategy { s := &LinuxSpill{}; s.Size = n; return s }},
-	{"vmm-linear", true, func(n uintptr) Strategy { return newVMMSized(osmem.RulesLinux, n) }},
+	{"vmm-linear", true, func(n uintptr) Strategy { return newVMMSized(mem.RulesLinux, n) }},
 }
 
-func newVMMSized(rules osmem.Rules, size uintptr) Strategy {
+func newVMMSized(rules mem.Rules, size uintptr) Strategy {
 	s := NewVMM(rules)
 	s.Size = size
 	return s
@@ -174,7 +174,7 @@ func NewRegion(name string, size uintptr) (Strategy, bool) {
 // base holds what every strategy shares: the OS, the region, the race
 // hook and counters.
 type base struct {
-	os       osmem.OS
+	os       mem.OS
 	lo, hi   uintptr
 	intruder func(lo, hi uintptr)
 	windows  int
@@ -207,12 +207,12 @@ func alignUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
 
 // mapLib creates the library's object, maps it at addr with mode and
 // closes the object (the view keeps it alive), as a loader maps an image.
-func (b *base) mapLib(lib Lib, addr, size uintptr, mode osmem.Mode) (uintptr, error) {
+func (b *base) mapLib(lib Lib, addr, size uintptr, mode mem.Mode) (uintptr, error) {
 	obj, err := b.os.CreateShared(lib.Name, uint64(size))
 	if err != nil {
 		return 0, err
 	}
-	v, err := b.os.MapObject(obj, 0, addr, size, osmem.ProtRX, mode)
+	v, err := b.os.MapObject(obj, 0, addr, size, mem.ProtRX, mode)
 	if cerr := b.os.CloseObject(obj); err == nil && cerr != nil {
 		_ = b.os.Unmap(v, size)
 		return 0, cerr
@@ -223,8 +223,8 @@ func (b *base) mapLib(lib Lib, addr, size uintptr, mode osmem.Mode) (uintptr, er
 // pickRange finds (without keeping) a free range of size bytes: the
 // search-from-OS step of A and C, which leave the region unreserved while
 // libraries are loaded.
-func pickRange(o osmem.OS, size uintptr) (uintptr, error) {
-	a, err := o.Reserve(0, size, osmem.Hint)
+func pickRange(o mem.OS, size uintptr) (uintptr, error) {
+	a, err := o.Reserve(0, size, mem.Hint)
 	if err != nil {
 		return 0, err
 	}
@@ -403,11 +403,11 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 		})
 		at := holes[0].at
 		b.window(at, at+size)
-		v, err := b.mapLib(lib, at, size, osmem.Exact)
+		v, err := b.mapLib(lib, at, size, mem.Exact)
 		if err == nil {
 			return v, nil
 		}
-		if !errors.Is(err, osmem.ErrExists) {
+		if !errors.Is(err, mem.ErrExists) {
 			return 0, err
 		}
 		b.losses++

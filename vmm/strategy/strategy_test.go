@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // newSim returns a simulator for st with a small seeded layout.
@@ -13,7 +13,7 @@ func newSim(st Strategy) *sim.OS {
 	return sim.New(st.Rules(), sim.Options{Seed: 7})
 }
 
-func mustSetup(t *testing.T, st Strategy, o osmem.OS) {
+func mustSetup(t *testing.T, st Strategy, o mem.OS) {
 	t.Helper()
 	if err := st.Setup(o); err != nil {
 		t.Fatalf("%s: setup: %v", st.Name(), err)
@@ -143,15 +143,15 @@ func TestGridSpansSlots(t *testing.T) {
 			t.Errorf("%s: view at %#x not on a slot", name, v.Addr)
 		}
 		r, _ := s.Query(v.Addr)
-		if r.Type != osmem.TypeMapped || r.End-r.Start != 1792<<10 {
+		if r.Type != mem.TypeMapped || r.End-r.Start != 1792<<10 {
 			t.Errorf("%s: view %+v, want one 1.75 MiB view", name, r)
 		}
 		tail, _ := s.Query(v.Addr + v.Size)
-		if tail.State != osmem.StateReserved || tail.End != v.Addr+3*DefaultSlot {
+		if tail.State != mem.StateReserved || tail.End != v.Addr+3*DefaultSlot {
 			t.Errorf("%s: tail %+v, want a reservation to the end of the third slot", name, tail)
 		}
 		next, _ := s.Query(v.Addr + 3*DefaultSlot)
-		if next.State != osmem.StateReserved || next.AllocBase != v.Addr+3*DefaultSlot {
+		if next.State != mem.StateReserved || next.AllocBase != v.Addr+3*DefaultSlot {
 			t.Errorf("%s: fourth slot %+v, want untouched", name, next)
 		}
 		_ = st.Teardown()
@@ -198,13 +198,13 @@ func TestFCannotGrow(t *testing.T) {
 
 // raceIntruder allocates a page of the first window it is shown, as
 // another thread's mmap would, on the raw OS.
-func raceIntruder(t *testing.T, o osmem.OS) (func(lo, hi uintptr), *[][2]uintptr) {
+func raceIntruder(t *testing.T, o mem.OS) (func(lo, hi uintptr), *[][2]uintptr) {
 	var took [][2]uintptr
 	return func(lo, hi uintptr) {
 		if len(took) > 0 {
 			return
 		}
-		if a, err := o.Reserve(lo, o.Granularity(), osmem.Exact); err == nil {
+		if a, err := o.Reserve(lo, o.Granularity(), mem.Exact); err == nil {
 			took = append(took, [2]uintptr{a, a + o.Granularity()})
 		}
 	}, &took
@@ -212,7 +212,7 @@ func raceIntruder(t *testing.T, o osmem.OS) (func(lo, hi uintptr), *[][2]uintptr
 
 // raceProperty: the munmap strategy loses the race the fixed one never
 // even opens, on o.
-func raceProperty(t *testing.T, o osmem.OS) {
+func raceProperty(t *testing.T, o mem.OS) {
 	fixed, racy := &LinuxFixed{}, &LinuxMunmap{}
 	for _, st := range []Strategy{fixed, racy} {
 		intr, took := raceIntruder(t, o)
@@ -251,15 +251,15 @@ func raceProperty(t *testing.T, o osmem.OS) {
 	}
 }
 
-func TestRaceSim(t *testing.T) { raceProperty(t, sim.New(osmem.RulesLinux, sim.Options{Seed: 3})) }
+func TestRaceSim(t *testing.T) { raceProperty(t, sim.New(mem.RulesLinux, sim.Options{Seed: 3})) }
 
 // linux-spill places inside its region while it has room and then spills
 // to wherever the OS maps, beyond the region; linux-fixed just fails.
 func TestSpill(t *testing.T) {
-	spillProperty(t, func() osmem.OS { return sim.New(osmem.RulesLinux, sim.Options{Seed: 9}) })
+	spillProperty(t, func() mem.OS { return sim.New(mem.RulesLinux, sim.Options{Seed: 9}) })
 }
 
-func spillProperty(t *testing.T, newOS func() osmem.OS) {
+func spillProperty(t *testing.T, newOS func() mem.OS) {
 	sp := &LinuxSpill{}
 	sp.Size = 4 << 20
 	fx := &LinuxFixed{}

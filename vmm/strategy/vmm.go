@@ -3,7 +3,7 @@ package strategy
 import (
 	"errors"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -21,7 +21,7 @@ import (
 // The zero VMM is vmm-linear (Linux rules); NewVMM chooses the rules.
 type VMM struct {
 	base
-	rules osmem.Rules
+	rules mem.Rules
 	// Size is vmcode's size; 0 selects DefaultRegion.
 	Size  uintptr
 	v     *vmm.VMM
@@ -30,27 +30,27 @@ type VMM struct {
 }
 
 // NewVMM returns the vmm strategy for rules: vmm-grid under
-// osmem.RulesWindows, vmm-linear under osmem.RulesLinux.
-func NewVMM(rules osmem.Rules) *VMM { return &VMM{rules: rules} }
+// mem.RulesWindows, vmm-linear under mem.RulesLinux.
+func NewVMM(rules mem.Rules) *VMM { return &VMM{rules: rules} }
 
 // Name returns "vmm-grid" under Windows rules, "vmm-linear" under Linux
 // rules.
 func (s *VMM) Name() string {
-	if s.rules == osmem.RulesWindows {
+	if s.rules == mem.RulesWindows {
 		return "vmm-grid"
 	}
 	return "vmm-linear"
 }
 
 // Rules returns the rules NewVMM was given.
-func (s *VMM) Rules() osmem.Rules { return s.rules }
+func (s *VMM) Rules() mem.Rules { return s.rules }
 
 // EndInit does nothing: vmcode is claimed from Setup on.
 func (s *VMM) EndInit() error { return nil }
 
 // Setup creates a vmm.VMM on o with a vmcode of Size bytes and no vmheap,
 // W^X off; the region is its vmcode.
-func (s *VMM) Setup(o osmem.OS) error {
+func (s *VMM) Setup(o mem.OS) error {
 	s.w = &windowOS{OS: o, b: &s.base}
 	s.os = s.w
 	s.slots = map[uintptr]*vmm.Slot{}
@@ -97,7 +97,7 @@ func (s *VMM) place(lib Lib) (View, error) {
 		_ = sl.Release()
 		return View{}, err
 	}
-	err = sl.MapFile(obj, 0, sl.Base(), size, osmem.ProtRX)
+	err = sl.MapFile(obj, 0, sl.Base(), size, mem.ProtRX)
 	_ = s.os.CloseObject(obj)
 	if err != nil {
 		_ = sl.Release()
@@ -128,7 +128,7 @@ func (s *VMM) Teardown() error {
 	s.w.armed = false
 	// Windows rules: views must go one by one before vmcode; Linux rules:
 	// Close's one release takes them all.
-	if s.rules == osmem.RulesWindows {
+	if s.rules == mem.RulesWindows {
 		var lost *vmm.SlotLostError
 		for a, sl := range s.slots {
 			if err := sl.Release(); err != nil && !errors.As(err, &lost) {
@@ -143,7 +143,7 @@ func (s *VMM) Teardown() error {
 // windowOS sees race windows at the OS boundary, for strategies (vmm)
 // that have no hook of their own.
 type windowOS struct {
-	osmem.OS
+	mem.OS
 	b     *base
 	armed bool
 }
@@ -168,9 +168,9 @@ func (w *windowOS) Unmap(addr, size uintptr) error {
 
 // Reserve reserves; while armed, an Exact reservation that finds its
 // range taken is a lost race.
-func (w *windowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
+func (w *windowOS) Reserve(addr, size uintptr, mode mem.Mode) (uintptr, error) {
 	a, err := w.OS.Reserve(addr, size, mode)
-	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {
+	if mode == mem.Exact && errors.Is(err, mem.ErrExists) && w.armed {
 		w.b.losses++
 	}
 	return a, err
@@ -178,9 +178,9 @@ func (w *windowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error)
 
 // MapObject maps; while armed, an Exact map that finds its range taken
 // is a lost race.
-func (w *windowOS) MapObject(obj osmem.Object, off uint64, addr, size uintptr, prot osmem.Prot, mode osmem.Mode) (uintptr, error) {
+func (w *windowOS) MapObject(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode) (uintptr, error) {
 	a, err := w.OS.MapObject(obj, off, addr, size, prot, mode)
-	if mode == osmem.Exact && errors.Is(err, osmem.ErrExists) && w.armed {
+	if mode == mem.Exact && errors.Is(err, mem.ErrExists) && w.armed {
 		w.b.losses++
 	}
 	return a, err

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Default sizes of the strategies (seed 002, DynamoRIO #3570): what a
@@ -57,16 +57,16 @@ type A struct {
 // Name returns "A".
 func (s *A) Name() string { return "A" }
 
-// Rules returns osmem.RulesWindows.
-func (s *A) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *A) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup picks the region, at Near if it is free, without reserving it.
-func (s *A) Setup(o osmem.OS) error {
+func (s *A) Setup(o mem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
 	// The region starts at the preferred bases if they are free, else
 	// wherever the OS has room (then every library relocates).
-	lo, err := o.Reserve(orDefault(s.Near, DefaultPref), size, osmem.Exact)
+	lo, err := o.Reserve(orDefault(s.Near, DefaultPref), size, mem.Exact)
 	if err == nil {
 		err = o.Release(lo, size)
 	} else {
@@ -102,12 +102,12 @@ func (s *A) Place(lib Lib, post bool) (View, error) {
 		}
 		// The whole region lies unreserved during init.
 		s.window(at, at+size)
-		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		v, err := s.mapLib(lib, at, size, mem.Exact)
 		if err == nil {
 			s.views[v] = size
 			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 		}
-		if !errors.Is(err, osmem.ErrExists) {
+		if !errors.Is(err, mem.ErrExists) {
 			s.fl.free(at, at+size)
 			return View{}, err
 		}
@@ -121,8 +121,8 @@ func (s *A) Place(lib Lib, post bool) (View, error) {
 func (s *A) EndInit() error {
 	s.init = false
 	for _, r := range s.fl.r {
-		if _, err := s.os.Reserve(r[0], r[1]-r[0], osmem.Exact); err != nil {
-			if errors.Is(err, osmem.ErrExists) {
+		if _, err := s.os.Reserve(r[0], r[1]-r[0], mem.Exact); err != nil {
+			if errors.Is(err, mem.ErrExists) {
 				s.losses++
 				continue
 			}
@@ -172,15 +172,15 @@ type B struct {
 // Name returns "B".
 func (s *B) Name() string { return "B" }
 
-// Rules returns osmem.RulesWindows.
-func (s *B) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *B) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup reserves the region wherever the OS puts it.
-func (s *B) Setup(o osmem.OS) error {
+func (s *B) Setup(o mem.OS) error {
 	s.os = o
 	s.views = map[uintptr]uintptr{}
 	size := orDefault(s.Size, DefaultRegion)
-	lo, err := o.Reserve(0, size, osmem.Hint)
+	lo, err := o.Reserve(0, size, mem.Hint)
 	s.lo, s.hi = lo, lo+size
 	return err
 }
@@ -188,7 +188,7 @@ func (s *B) Setup(o osmem.OS) error {
 // Place maps lib wherever the OS puts it, asking for its preferred base.
 func (s *B) Place(lib Lib, post bool) (View, error) {
 	size := alignUp(lib.Size, s.os.Granularity())
-	v, err := s.mapLib(lib, lib.Pref, size, osmem.Hint)
+	v, err := s.mapLib(lib, lib.Pref, size, mem.Hint)
 	if err != nil {
 		return View{}, err
 	}
@@ -234,11 +234,11 @@ type C struct {
 // Name returns "C".
 func (s *C) Name() string { return "C" }
 
-// Rules returns osmem.RulesWindows.
-func (s *C) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *C) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup picks the region where the OS has room, without reserving it.
-func (s *C) Setup(o osmem.OS) error {
+func (s *C) Setup(o mem.OS) error {
 	s.os = o
 	size := orDefault(s.Size, DefaultRegion)
 	lo, err := pickRange(o, size)
@@ -263,13 +263,13 @@ func (s *C) Place(lib Lib, post bool) (View, error) {
 		}
 		at := s.top - size
 		s.window(at, at+size)
-		v, err := s.mapLib(lib, at, size, osmem.Exact)
+		v, err := s.mapLib(lib, at, size, mem.Exact)
 		if err == nil {
 			s.top = at
 			s.views[v] = size
 			return View{Lib: lib, Addr: v, Size: size, Relocated: relocated(lib, v)}, nil
 		}
-		if !errors.Is(err, osmem.ErrExists) {
+		if !errors.Is(err, mem.ErrExists) {
 			return View{}, err
 		}
 		s.losses++
@@ -284,7 +284,7 @@ func (s *C) EndInit() error {
 	if s.top == s.lo {
 		return nil
 	}
-	if _, err := s.os.Reserve(s.lo, s.top-s.lo, osmem.Exact); err != nil {
+	if _, err := s.os.Reserve(s.lo, s.top-s.lo, mem.Exact); err != nil {
 		return fmt.Errorf("C: reserving below the libraries: %w", err)
 	}
 	s.pcs = append(s.pcs, [2]uintptr{s.lo, s.top})
@@ -345,7 +345,7 @@ func (g *gridPart) end(k0, k int) uintptr { return g.addr(k0 + k) }
 func (g *gridPart) setup(lo uintptr, n int) error {
 	g.lo, g.st, g.views = lo, make([]uint8, n), map[uintptr]gridView{}
 	for k := range g.st {
-		if _, err := g.os.Reserve(g.addr(k), g.slot, osmem.Exact); err != nil {
+		if _, err := g.os.Reserve(g.addr(k), g.slot, mem.Exact); err != nil {
 			for j := 0; j < k; j++ {
 				_ = g.os.Release(g.addr(j), g.slot)
 			}
@@ -384,14 +384,14 @@ func (g *gridPart) place(lib Lib) (View, error) {
 			g.window(g.addr(i), g.addr(i)+g.slot)
 		}
 		at := g.addr(k0)
-		v, err := g.mapLib(lib, at, size, osmem.Exact)
+		v, err := g.mapLib(lib, at, size, mem.Exact)
 		if err != nil {
-			if !errors.Is(err, osmem.ErrExists) {
+			if !errors.Is(err, mem.ErrExists) {
 				return View{}, err
 			}
 			g.losses++
 			for i := k0; i < k0+k; i++ {
-				if _, err := g.os.Reserve(g.addr(i), g.slot, osmem.Exact); err != nil {
+				if _, err := g.os.Reserve(g.addr(i), g.slot, mem.Exact); err != nil {
 					g.st[i] = slotLost
 				} else {
 					g.st[i] = slotFree
@@ -401,7 +401,7 @@ func (g *gridPart) place(lib Lib) (View, error) {
 		}
 		gv := gridView{k0: k0, k: k, size: size}
 		if e := g.end(k0, k); at+size < e {
-			if _, err := g.os.Reserve(at+size, e-at-size, osmem.Exact); err == nil {
+			if _, err := g.os.Reserve(at+size, e-at-size, mem.Exact); err == nil {
 				gv.tail, gv.tailSize = at+size, e-at-size
 			} else {
 				g.losses++
@@ -429,7 +429,7 @@ func (g *gridPart) unload(v View) error {
 	}
 	g.window(g.addr(gv.k0), g.end(gv.k0, gv.k))
 	for i := gv.k0; i < gv.k0+gv.k; i++ {
-		if _, err := g.os.Reserve(g.addr(i), g.slot, osmem.Exact); err != nil {
+		if _, err := g.os.Reserve(g.addr(i), g.slot, mem.Exact); err != nil {
 			g.st[i] = slotLost
 			g.losses++
 		} else {
@@ -476,11 +476,11 @@ type D struct {
 // Name returns "D".
 func (s *D) Name() string { return "D" }
 
-// Rules returns osmem.RulesWindows.
-func (s *D) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *D) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup reserves the region, one reservation per slot.
-func (s *D) Setup(o osmem.OS) error {
+func (s *D) Setup(o mem.OS) error {
 	s.os = o
 	size, slot := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot)
 	size -= size % slot
@@ -526,11 +526,11 @@ type E struct {
 // Name returns "E".
 func (s *E) Name() string { return "E" }
 
-// Rules returns osmem.RulesWindows.
-func (s *E) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *E) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup reserves the bulk as one reservation and the grid slot by slot.
-func (s *E) Setup(o osmem.OS) error {
+func (s *E) Setup(o mem.OS) error {
 	s.os = o
 	size, slot, grid := orDefault(s.Size, DefaultRegion), orDefault(s.Slot, DefaultSlot), orDefault(s.Grid, DefaultEGrid)
 	grid -= grid % slot
@@ -540,7 +540,7 @@ func (s *E) Setup(o osmem.OS) error {
 	}
 	s.lo, s.hi = lo, lo+size
 	s.bulk = alignUp(size-grid, o.Granularity())
-	if _, err := o.Reserve(lo, s.bulk, osmem.Exact); err != nil {
+	if _, err := o.Reserve(lo, s.bulk, mem.Exact); err != nil {
 		return err
 	}
 	s.g = gridPart{base: &s.base, slot: slot}
@@ -581,11 +581,11 @@ type F struct {
 // Name returns "F".
 func (s *F) Name() string { return "F" }
 
-// Rules returns osmem.RulesWindows.
-func (s *F) Rules() osmem.Rules { return osmem.RulesWindows }
+// Rules returns mem.RulesWindows.
+func (s *F) Rules() mem.Rules { return mem.RulesWindows }
 
 // Setup reserves the region wherever the OS puts it.
-func (s *F) Setup(o osmem.OS) error {
+func (s *F) Setup(o mem.OS) error {
 	return s.setup(o, orDefault(s.Size, DefaultFRegion))
 }
 
@@ -601,7 +601,7 @@ func orDefault(v, d uintptr) uintptr {
 // and a loss if someone else takes it). A kept hole is appended to pcs.
 func (b *base) keepHole(pcs *[][2]uintptr, lo, hi uintptr) {
 	b.window(lo, hi)
-	if _, err := b.os.Reserve(lo, hi-lo, osmem.Exact); err != nil {
+	if _, err := b.os.Reserve(lo, hi-lo, mem.Exact); err != nil {
 		b.losses++
 		return
 	}
@@ -610,7 +610,7 @@ func (b *base) keepHole(pcs *[][2]uintptr, lo, hi uintptr) {
 
 // releasePieces tears down A's and C's region: every reservation piece
 // and every library view still in it.
-func releasePieces(o osmem.OS, pcs [][2]uintptr, views map[uintptr]uintptr) error {
+func releasePieces(o mem.OS, pcs [][2]uintptr, views map[uintptr]uintptr) error {
 	var errs []error
 	for _, p := range pcs {
 		errs = append(errs, o.Release(p[0], p[1]-p[0]))

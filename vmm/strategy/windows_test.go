@@ -21,14 +21,15 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
 // winOS is the backend these tests run on: the native one, with the
 // strategies' regions placed low (lowOS).
-func winOS(t *testing.T) osmem.OS {
+func winOS(t *testing.T) mem.OS {
 	o := osmem.Native()
-	if o.Rules() != osmem.RulesWindows {
+	if o.Rules() != mem.RulesWindows {
 		t.Fatalf("native backend %s has %v rules", o.Name(), o.Rules())
 	}
 	return lowOS{o}
@@ -42,14 +43,14 @@ func winOS(t *testing.T) osmem.OS {
 // VirtualAlloc cannot take (DESIGN.md section 5), where a grid's set-up
 // or F's near search then fails for reasons of Wine's, not of the
 // strategy under test. Everything else goes to the OS unchanged.
-type lowOS struct{ osmem.OS }
+type lowOS struct{ mem.OS }
 
-func (l lowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
-	if addr != 0 || mode != osmem.Hint {
+func (l lowOS) Reserve(addr, size uintptr, mode mem.Mode) (uintptr, error) {
+	if addr != 0 || mode != mem.Hint {
 		return l.OS.Reserve(addr, size, mode)
 	}
 	for a := uintptr(4 << 30); a < 128<<30; a += 4 << 30 {
-		if got, err := l.OS.Reserve(a, size, osmem.Exact); err == nil {
+		if got, err := l.OS.Reserve(a, size, mem.Exact); err == nil {
 			return got, nil
 		}
 	}
@@ -58,18 +59,18 @@ func (l lowOS) Reserve(addr, size uintptr, mode osmem.Mode) (uintptr, error) {
 
 // winView checks with VirtualQuery (through the backend) that v is one
 // view of its own, from its base.
-func winView(t *testing.T, o osmem.OS, name string, v View) {
+func winView(t *testing.T, o mem.OS, name string, v View) {
 	t.Helper()
 	for _, a := range []uintptr{v.Addr, v.Addr + v.Size - o.PageSize()} {
 		q, err := o.Query(a)
-		if err != nil || q.Type != osmem.TypeMapped || q.AllocBase != v.Addr {
+		if err != nil || q.Type != mem.TypeMapped || q.AllocBase != v.Addr {
 			t.Errorf("%s: Query(%#x) = %+v, %v; want a view based at %#x", name, a, q, err, v.Addr)
 		}
 	}
 }
 
 // winFree checks that nothing is left in [lo, hi) after a tear-down.
-func winFree(t *testing.T, o osmem.OS, name string, lo, hi uintptr) {
+func winFree(t *testing.T, o mem.OS, name string, lo, hi uintptr) {
 	t.Helper()
 	rs, err := o.Regions(lo, hi)
 	if err != nil || len(rs) != 0 {
@@ -77,7 +78,7 @@ func winFree(t *testing.T, o osmem.OS, name string, lo, hi uintptr) {
 	}
 }
 
-func first(rs []osmem.Region) any {
+func first(rs []mem.Region) any {
 	if len(rs) == 0 {
 		return nil
 	}
@@ -154,19 +155,19 @@ func TestWindowsGridSpansSlots(t *testing.T) {
 		end := v.Addr + 3*DefaultSlot
 		for _, a := range []uintptr{v.Addr + v.Size, end - o.PageSize()} {
 			q, err := o.Query(a)
-			if err != nil || q.State != osmem.StateReserved || q.AllocBase != v.Addr+v.Size {
+			if err != nil || q.State != mem.StateReserved || q.AllocBase != v.Addr+v.Size {
 				t.Errorf("%s: tail at %#x: %+v %v, want reserved from the view's end", name, a, q, err)
 			}
 		}
 		q, err := o.Query(end)
-		if err != nil || q.State != osmem.StateReserved || q.AllocBase != end {
+		if err != nil || q.State != mem.StateReserved || q.AllocBase != end {
 			t.Errorf("%s: fourth slot %+v %v, want its own reservation", name, q, err)
 		}
 		if err := st.Unload(v); err != nil {
 			t.Errorf("%s: unload: %v", name, err)
 		}
 		q, err = o.Query(v.Addr)
-		if err != nil || q.State != osmem.StateReserved || q.AllocBase != v.Addr {
+		if err != nil || q.State != mem.StateReserved || q.AllocBase != v.Addr {
 			t.Errorf("%s: after unload %+v %v, want the slot reserved again", name, q, err)
 		}
 		if err := st.Teardown(); err != nil {
@@ -194,7 +195,7 @@ func TestWindowsCRelocates(t *testing.T) {
 	if err := st.EndInit(); err != nil {
 		t.Fatal(err)
 	}
-	if q, err := o.Query(lo); err != nil || q.State != osmem.StateReserved || q.AllocBase != lo || q.End != v.Addr {
+	if q, err := o.Query(lo); err != nil || q.State != mem.StateReserved || q.AllocBase != lo || q.End != v.Addr {
 		t.Errorf("C: below the libraries %+v %v, want one reservation up to them", q, err)
 	}
 	if err := st.Teardown(); err != nil {
@@ -280,7 +281,7 @@ func TestWindowsRaceLost(t *testing.T) {
 		}
 		if took != 0 {
 			q, err := o.Query(took)
-			if err != nil || q.State != osmem.StateReserved || q.AllocBase != took {
+			if err != nil || q.State != mem.StateReserved || q.AllocBase != took {
 				t.Errorf("%s: the intruder's reservation at %#x after tear-down: %+v %v", name, took, q, err)
 			}
 			if err := o.Release(took, o.Granularity()); err != nil {
@@ -296,12 +297,12 @@ func TestWindowsRaceLost(t *testing.T) {
 // while the caller's goroutine is locked to its thread, from another OS
 // thread, and waits for it: a real VirtualAlloc by a thread the strategy
 // does not know about, made while the strategy waits inside its window.
-func otherThread(o osmem.OS, addr uintptr) (uintptr, bool) {
+func otherThread(o mem.OS, addr uintptr) (uintptr, bool) {
 	var a uintptr
 	var err error
 	done := make(chan struct{})
 	go func() {
-		a, err = o.Reserve(addr, o.Granularity(), osmem.Exact)
+		a, err = o.Reserve(addr, o.Granularity(), mem.Exact)
 		close(done)
 	}()
 	<-done
@@ -338,7 +339,7 @@ func TestWindowsRaceFree(t *testing.T) {
 					runtime.Gosched()
 					continue
 				}
-				if got, err := o.Reserve(a, o.Granularity(), osmem.Exact); err == nil {
+				if got, err := o.Reserve(a, o.Granularity(), mem.Exact); err == nil {
 					mu.Lock()
 					taken = append(taken, got)
 					mu.Unlock()
@@ -384,7 +385,7 @@ func TestWindowsRaceFree(t *testing.T) {
 			t.Errorf("%s: teardown: %v", name, err)
 		}
 		for _, a := range taken {
-			if q, err := o.Query(a); err != nil || q.AllocBase != a || q.State != osmem.StateReserved {
+			if q, err := o.Query(a); err != nil || q.AllocBase != a || q.State != mem.StateReserved {
 				t.Errorf("%s: the intruder's %#x after tear-down: %+v %v", name, a, q, err)
 			}
 			if err := o.Release(a, o.Granularity()); err != nil {

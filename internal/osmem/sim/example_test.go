@@ -33,6 +33,6 @@ func Example() {
 	// Output:
 	// true 487
 	// true 87
-	// osmem: map [0x10000, +0x10000): out of memory (os error 8): injected fault at call 6
+	// mem: map [0x10000, +0x10000): out of memory (os error 8): injected fault at call 6
 	// true mapped r-x true code
 }
