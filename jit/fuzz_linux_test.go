@@ -525,6 +525,64 @@ func TestFlagsAcrossCalls(t *testing.T) {
 	}
 }
 
+// TestShiftByMaskedZeroKeepsFlags runs, with StrictFlags and warm, an
+// indirect call and a return whose targets begin with shl r32, 32: the
+// count of a shift of a 32-bit operand is masked to 5 bits, so that
+// shift counts 0 and leaves the flags alone (Intel SDM vol. 2B, SAL/SAR/
+// SHL/SHR: "The count is masked to 5 bits (or 6 bits with a 64-bit
+// operand)"; "If the count is 0, the flags are not affected"), and the
+// setb after it reads the CF of the compare before the call. A liveness
+// analysis that masks the count to 6 bits takes the shift for a flag
+// writer and lets the sites' hits drop the saved flags.
+func TestShiftByMaskedZeroKeepsFlags(t *testing.T) {
+	fm := newFuzzMachine(t)
+	for _, code := range fm.code {
+		a := amd64.NewAssembler(code.exec)
+		sub := a.Len()
+		a.Raw(0xc1, 0xe0, 0x20) // shl eax, 32: count 0, flags kept
+		a.Raw(0x0f, 0x92, 0xc2) // setb dl
+		a.Ret()
+		entry := a.Len()
+		a.Push(amd64.R15)
+		a.MovRR(amd64.R15, amd64.RDI)
+		a.MovImm32(amd64.RAX, 1)
+		a.MovImm32(amd64.RCX, 2)
+		a.MovImm32(amd64.RDX, 0)
+		a.MovImm32(amd64.RSI, 0)
+		_ = a.MovLoad(amd64.R8, amd64.M(amd64.R15, bufSubs))
+		a.Raw(0x48, 0x39, 0xc8) // cmp rax, rcx: CF set
+		a.CallReg(amd64.R8)
+		a.Raw(0xc1, 0xe1, 0x20)       // shl ecx, 32: count 0, flags kept
+		a.Raw(0x40, 0x0f, 0x92, 0xc6) // setb sil
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal), amd64.RDX)
+		_ = a.MovStore(amd64.M(amd64.R15, bufFinal+8), amd64.RSI)
+		a.Pop(amd64.R15)
+		a.Ret()
+		code.write(code.exec, a.Bytes())
+		binary.LittleEndian.PutUint64(fm.buf[bufSubs:], uint64(code.exec+uintptr(sub)))
+		fn := code.exec + uintptr(entry)
+		for mi, m := range fm.strict {
+			m.Flush()
+			for run := range 4 {
+				clear(fm.buf[bufFinal : bufFinal+16])
+				var err error
+				if run == 0 {
+					_, err = m.RunNative(fn, fm.bufAddr)
+				} else {
+					_, err = m.Run(fn, fm.bufAddr)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				dl, sil := fm.buf[bufFinal], fm.buf[bufFinal+8]
+				if dl != 1 || sil != 1 {
+					t.Errorf("machine %d (%+v) run %d: setb in the callee %d, after the return %d; want 1, 1 (CF of cmp 1, 2)", mi, m.opts, run, dl, sil)
+				}
+			}
+		}
+	}
+}
+
 // TestIndirectJumpKeepsRCX runs an indirect jump (a site that compares
 // through rcx, and above 2 GiB through rdx unless the target is in a
 // register) to code that reads rcx and rdx, warm: the site's hit must

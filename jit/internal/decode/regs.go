@@ -53,9 +53,12 @@ func FlagEffect(code []byte, in *Inst) (f Flags, ok bool) {
 			return FlagsWrite, true
 		case op == 0xc0 || op == 0xc1 || op == 0xd0 || op == 0xd1:
 			// shl, shr, sal, sar by an immediate or 1 write them all
-			// (a count of 0, which no compiler emits, writes none:
-			// treated as a read); rotates write CF and OF only.
-			if ext >= 4 && !((op == 0xc0 || op == 0xc1) && code[in.ImmOff]&63 == 0) {
+			// (AF and, past a count of 1, OF undefined); rotates write
+			// CF and OF only. The count is masked to 6 bits for a
+			// 64-bit operand and to 5 for the others, and a masked
+			// count of 0 writes none (treated as a read): shl eax, 32
+			// leaves the flags alone.
+			if ext >= 4 && !((op == 0xc0 || op == 0xc1) && code[in.ImmOff]&shiftCountMask(in) == 0) {
 				return FlagsWrite, true
 			}
 			return FlagsRead, true
@@ -84,6 +87,16 @@ func FlagEffect(code []byte, in *Inst) (f Flags, ok bool) {
 		return FlagsNone, true
 	}
 	return FlagsNone, true
+}
+
+// shiftCountMask is the mask a shift or rotate applies to its count: 6
+// bits with a 64-bit operand (REX.W), 5 bits otherwise, the 8- and
+// 16-bit forms included (Intel SDM vol. 2B, SAL/SAR/SHL/SHR).
+func shiftCountMask(in *Inst) byte {
+	if in.REX&8 != 0 {
+		return 63
+	}
+	return 31
 }
 
 // Regs is a set of general registers.

@@ -87,6 +87,13 @@ func TestFlagEffect(t *testing.T) {
 		{"0f94c0", FlagsRead, true},    // sete al
 		{"48c1e003", FlagsWrite, true}, // shl rax, 3
 		{"48c1c003", FlagsRead, true},  // rol rax, 3
+		{"48c1e020", FlagsWrite, true}, // shl rax, 32
+		{"48c1e040", FlagsRead, true},  // shl rax, 64: count 0
+		{"c1e020", FlagsRead, true},    // shl eax, 32: count 0
+		{"c1e021", FlagsWrite, true},   // shl eax, 33: count 1
+		{"66c1e820", FlagsRead, true},  // shr ax, 32: count 0
+		{"c0f820", FlagsRead, true},    // sar al, 32: count 0
+		{"c0f808", FlagsWrite, true},   // sar al, 8
 		{"48f7d8", FlagsWrite, true},   // neg rax
 		{"48f7d0", FlagsNone, true},    // not rax
 		{"31c0", FlagsWrite, true},     // xor eax, eax
