@@ -65,7 +65,12 @@ type Options struct {
 	// with the flags of that compare. Code that passes flags between
 	// functions (hand-written assembly outside the ABI) needs
 	// StrictFlags; it costs a pushfq at every return and call site and
-	// a popfq where a target reads the flags.
+	// a popfq where a target reads the flags. Exactly means every flag
+	// the ISA defines: an instruction that leaves a flag undefined (imul
+	// SF ZF AF PF, a shift's AF) counts as writing it, so the flags may
+	// be changed before it, and code that reads such a flag may see
+	// another value than natively on a CPU that keeps it (an AMD EPYC
+	// of family 1Ah keeps imul's).
 	StrictFlags bool
 }
 

@@ -21,7 +21,10 @@ const (
 	// FlagsNone: neither reads nor writes them.
 	FlagsNone Flags = iota
 	// FlagsWrite: writes all six (or leaves some undefined) and reads
-	// none.
+	// none. An undefined flag has no value a program may rely on, so
+	// the flags are dead before such an instruction even on a CPU that
+	// leaves the undefined ones unchanged (an AMD EPYC of family 1Ah
+	// keeps imul's SF ZF AF PF).
 	FlagsWrite
 	// FlagsRead: reads some, or writes only some (inc, dec, rotates),
 	// which leaves the others live.
