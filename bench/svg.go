@@ -34,8 +34,19 @@ type Plot struct {
 	// position, so that lines with equal values (many strategies place
 	// everything) stay visible side by side instead of hiding each other.
 	// The subtitle should say so.
-	Dodge  bool
-	Series []Series
+	Dodge bool
+	// Categories, when set, makes the x axis categorical: a series' X
+	// values are indices into Categories, and each index is labelled with
+	// its category's name.
+	Categories []string
+	// Bars draws the series as bars, grouped by x (bar i of a group is
+	// series i), instead of lines. Bars rise or fall from BarBase (on a
+	// log axis, 1 is the usual base: a ratio), or from the bottom of the
+	// axis when BarBase lies outside it; a bar of no height is drawn one
+	// pixel tall, so that it stays visible.
+	Bars    bool
+	BarBase float64
+	Series  []Series
 }
 
 // Plot geometry in pixels.
@@ -96,6 +107,12 @@ func (p *Plot) SVG() []byte {
 	b.WriteString("</g>\n")
 	fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#333"/>`+"\n", f(ax), f(by), f(bx-ax), f(ay-by))
 	for _, x := range xt {
+		if p.Categories != nil {
+			// Names are longer than numbers: slanted, ending under
+			// their tick.
+			fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="end" transform="rotate(-30 %s %s)">%s</text>`+"\n", f(tx(x)), f(ay+14), f(tx(x)), f(ay+14), esc(p.category(x)))
+			continue
+		}
 		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(tx(x)), f(ay+17), esc(label(p.XFormat, x)))
 	}
 	for _, y := range yt {
@@ -104,9 +121,15 @@ func (p *Plot) SVG() []byte {
 	fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", f((ax+bx)/2), plotH-14, esc(p.XLabel))
 	fmt.Fprintf(&b, `<text transform="translate(16,%s) rotate(-90)" text-anchor="middle">%s</text>`+"\n", f((ay+by)/2), esc(p.YLabel))
 
-	// Lines, then the legend.
+	// Lines (or bars), then the legend.
 	n := len(p.Series)
+	if p.Bars {
+		p.bars(&b, tx, ty, f, ay, by)
+	}
 	for i, s := range p.Series {
+		if p.Bars {
+			break
+		}
 		col, dash := palette[i%len(palette)], dashes[i%len(dashes)]
 		off := 0.0
 		if p.Dodge {
@@ -142,12 +165,71 @@ func (p *Plot) SVG() []byte {
 		if dash != "" {
 			da = ` stroke-dasharray="` + dash + `"`
 		}
-		fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"%s/>`, f(lx), f(ly), f(lx+26), f(ly), col, da)
-		fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="%g" fill="%s"/>`, f(lx+13), f(ly), markerR, col)
+		if p.Bars {
+			fmt.Fprintf(&b, `<rect x="%s" y="%s" width="26" height="10" fill="%s"/>`, f(lx), f(ly-5), col)
+		} else {
+			fmt.Fprintf(&b, `<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2"%s/>`, f(lx), f(ly), f(lx+26), f(ly), col, da)
+			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="%g" fill="%s"/>`, f(lx+13), f(ly), markerR, col)
+		}
 		fmt.Fprintf(&b, `<text x="%s" y="%s">%s</text>`+"\n", f(lx+32), f(ly+4), esc(s.Name))
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// bars draws the series as grouped bars: at each x, one bar per series,
+// side by side in 80% of the space between two x ticks.
+func (p *Plot) bars(b *bytes.Buffer, tx, ty func(float64) float64, f func(float64) string, ay, by float64) {
+	n := len(p.Series)
+	if n == 0 {
+		return
+	}
+	// The space between two x: the smallest gap of any series.
+	gap := math.Inf(1)
+	for _, s := range p.Series {
+		for j := 1; j < len(s.X); j++ {
+			gap = min(gap, math.Abs(tx(s.X[j])-tx(s.X[j-1])))
+		}
+	}
+	if math.IsInf(gap, 0) {
+		gap = (float64(plotW-padR) - float64(padL)) / 2
+	}
+	group := 0.8 * gap
+	bw := group / float64(n)
+	base := ay
+	if y := ty(p.BarBase); !(p.YLog && p.BarBase <= 0) && y <= ay && y >= by {
+		base = y
+	}
+	for i, s := range p.Series {
+		col := palette[i%len(palette)]
+		fmt.Fprintf(b, `<g fill="%s">`+"\n", col)
+		for j := range s.X {
+			if !p.plottable(s.X[j], s.Y[j]) {
+				continue
+			}
+			x := tx(s.X[j]) - group/2 + float64(i)*bw
+			top, h := min(ty(s.Y[j]), base), math.Abs(ty(s.Y[j])-base)
+			if h < 1 {
+				top, h = base-0.5, 1
+			}
+			name := s.Name
+			if p.Categories != nil {
+				name = p.category(s.X[j]) + " " + name
+			}
+			fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="%s"><title>%s: %s</title></rect>`+"\n",
+				f(x), f(top), f(max(bw-1, 1)), f(h), esc(name), esc(label(p.YFormat, s.Y[j])))
+		}
+		b.WriteString("</g>\n")
+	}
+}
+
+// category returns the name of the category at x, or x itself if there is
+// none there.
+func (p *Plot) category(x float64) string {
+	if i := int(math.Round(x)); float64(i) == x && i >= 0 && i < len(p.Categories) {
+		return p.Categories[i]
+	}
+	return label(p.XFormat, x)
 }
 
 // plottable leaves out what a log axis cannot show.
@@ -171,7 +253,11 @@ func (p *Plot) bounds() (x0, x1, y0, y1 float64) {
 	if math.IsInf(x0, 0) { // no data
 		x0, x1, y0, y1 = 1, 2, 0, 1
 	}
-	if x0 == x1 {
+	if p.Categories != nil {
+		// Half a category of room on either side of the first and the
+		// last.
+		x0, x1 = -0.5, float64(len(p.Categories))-0.5
+	} else if x0 == x1 {
 		x1 = x0 * 2
 	}
 	if p.YMax > p.YMin {
@@ -198,6 +284,13 @@ func (p *Plot) bounds() (x0, x1, y0, y1 float64) {
 // xTicks: on a log axis, powers of two, every second or fourth one when
 // there are many; else five even steps.
 func (p *Plot) xTicks(x0, x1 float64) []float64 {
+	if p.Categories != nil {
+		out := make([]float64, len(p.Categories))
+		for i := range out {
+			out[i] = float64(i)
+		}
+		return out
+	}
 	if !p.XLog {
 		return linTicks(x0, x1)
 	}
