@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +38,7 @@ type demoReport struct {
 	Result         int64        `json:"result"`
 	Expected       int64        `json:"expected"`
 	SyncMismatches int          `json:"sync_mismatches"`
-	Mismatches     []string     `json:"mismatches,omitempty"`
+	Mismatches     []string     `json:"mismatches"`
 	Maps           []string     `json:"maps"`
 	Imports        []demoImport `json:"imports"`
 }
@@ -65,14 +64,33 @@ type demoImport struct {
 // demoArgs are the arguments demo_compute is called with.
 var demoArgs = [2]int64{6, 7}
 
+const demoSynopsis = "demo [--json] [--size N]"
+
+const demoAbout = `The end-to-end walk: reserves vmcode, writes libdemo.so (built into
+reachvm) to a temporary file and loads it privately into a vmcode slot,
+emits a stub whose E8 rel32 call reaches the library's demo_compute, runs
+the stub, and checks aspacem's map against the kernel's. Prints each step,
+the stub's disassembly and the annotated map of vmcode ([vmcode], [privlib
+libdemo.so]). With --json it prints one object: vmcode_base, vmcode_size,
+lib, lib_base, lib_size, lib_segments, func, func_addr, stub_addr,
+stub_disasm, call_addr, call_bytes, call_rel32, args, result, expected,
+sync_mismatches, mismatches, maps and imports (every list is [] when
+empty). Exits 1 if the result is wrong or aspacem disagrees with the
+kernel. libdemo.so is an ELF library: Linux only.`
+
+// sizeUsage is the text of every vmcode --size flag.
+var sizeUsage = "vmcode's size `N`: " + vmcodeRule.text() + " (the rel32 window)"
+
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	var size uintptr = vmm.DefaultVMCodeSize
-	fs.Var(sizeFlag{&size}, "size", "vmcode size (bytes, or with K/M/G suffix)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Var(&sizeFlag{v: &size, rule: vmcodeRule}, "size", sizeUsage)
+	if status, ok := parse("demo", fs, args, stdout, stderr); !ok {
+		return status
+	}
+	if fs.NArg() != 0 {
+		return fail(stderr, "demo", badUsage("unexpected arguments %q", fs.Args()))
 	}
 	rep, err := runDemo(size)
 	if err != nil {
@@ -109,7 +127,8 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 		}
 	}()
 	base, vsize := v.VMCode()
-	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Lib: demolib.Name, Func: demolib.Compute}
+	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Lib: demolib.Name, Func: demolib.Compute,
+		LibSegments: []demoSeg{}, Imports: []demoImport{}, Mismatches: []string{}, Maps: []string{}}
 
 	// The library lives in a temporary file for as long as it is mapped,
 	// so that the kernel's maps name it by its path.
@@ -182,7 +201,7 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 
 // disassemble decodes code placed at pc with x86asm, in Intel syntax.
 func disassemble(code []byte, pc uintptr) []demoInst {
-	var out []demoInst
+	out := []demoInst{}
 	for off := 0; off < len(code); {
 		inst, err := x86asm.Decode(code[off:], 64)
 		n := inst.Len

@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -85,5 +86,18 @@ func TestVMMNearSelf(t *testing.T) {
 	}
 	if r["placement"] != "near-app" || len(r["fallbacks"].([]any)) == 0 {
 		t.Errorf("--near self: placement %v, fallbacks %v; want near-app, shrunk", r["placement"], r["fallbacks"])
+	}
+}
+
+// TestSelfText: --near self's range, read from aspacem, holds this
+// binary's code.
+func TestSelfText(t *testing.T) {
+	r, err := selfText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := reflect.ValueOf(selfText).Pointer()
+	if !r.Contains(pc) || r.Size() > 1<<30 {
+		t.Errorf("self text %v does not hold selfText at %#x", r, pc)
 	}
 }

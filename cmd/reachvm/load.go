@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -25,7 +24,7 @@ type loadReport struct {
 	// dependencies breadth-first.
 	Libraries []loadLib `json:"libraries"`
 	Call      string    `json:"call,omitempty"`
-	Args      []string  `json:"args,omitempty"`
+	Args      []string  `json:"args"`
 	// Result is the called function's integer result (RAX), null
 	// without --call.
 	Result *int64 `json:"result"`
@@ -39,7 +38,7 @@ type loadLib struct {
 	Segments     []loadSeg     `json:"segments"`
 	Dependencies []loadDep     `json:"dependencies"`
 	Imports      []loadImport  `json:"imports"`
-	Versions     []loadVersion `json:"versions,omitempty"`
+	Versions     []loadVersion `json:"versions"`
 }
 
 type loadSeg struct {
@@ -74,43 +73,40 @@ type loadVersion struct {
 	Defined bool   `json:"defined"`
 }
 
+const loadSynopsis = "load [--json] [--call SYMBOL] [--search DIRS] [--no-init] [--size N] LIB [ARGS...]"
+
+const loadAbout = `Loads the shared library LIB privately into a fresh vmcode, with its
+private dependencies; system libraries bind to this process's own copies.
+Prints where each segment went, each dependency and how every imported
+symbol was bound, and, with --call, calls SYMBOL with ARGS (integers:
+decimal, 0x hex, negative; str:TEXT passes a pointer to the NUL-terminated
+TEXT) and prints its integer result. With --json it prints one object: the
+library's name, path, base, size, segments, dependencies, imports and
+versions at the top level, then vmcode_base, vmcode_size, libraries (the
+library and its private dependencies, each with the same fields), call,
+args and result (null without --call). Every list is [] when empty.`
+
 func cmdLoad(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: reachvm load [--json] [--call SYMBOL] [flags] LIB [ARGS...]
-
-Loads LIB privately into a fresh vmcode, with its private dependencies;
-system libraries bind to this process's own copies. Prints where each
-segment went, each dependency and how every imported symbol was bound,
-and, with --call, calls SYMBOL with ARGS (integers: decimal, 0x hex,
-negative; str:TEXT passes a pointer to the NUL-terminated TEXT).
-
-`)
-		fs.PrintDefaults()
-	}
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	callSym := fs.String("call", "", "call this exported function with ARGS")
-	search := fs.String("search", "", "directories (colon-separated) to search for private dependencies")
+	fs := newFlagSet("load")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	callSym := fs.String("call", "", "call the exported function `SYMBOL` with ARGS, as func(long, ...) long")
+	search := fs.String("search", "", "`DIRS`, colon-separated, to search for private dependencies before the system's")
 	noInit := fs.Bool("no-init", false, "do not run the initialisers (nor, at unload, the finalisers)")
 	size := uintptr(256 << 20)
-	fs.Var(sizeFlag{&size}, "size", "vmcode size (bytes, or with K/M/G suffix)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.Var(&sizeFlag{v: &size, rule: vmcodeRule}, "size", sizeUsage)
+	if status, ok := parse("load", fs, args, stdout, stderr); !ok {
+		return status
 	}
 	if fs.NArg() < 1 {
-		fs.Usage()
-		return 2
+		return fail(stderr, "load", badUsage("missing LIB"))
 	}
 	path, rest := fs.Arg(0), fs.Args()[1:]
 	if len(rest) > 0 && *callSym == "" {
-		fmt.Fprintln(stderr, "reachvm load: arguments given without --call")
-		return 2
+		return fail(stderr, "load", badUsage("arguments %q given without --call", rest))
 	}
 	callArgs, keep, err := parseCallArgs(rest)
 	if err != nil {
-		fmt.Fprintln(stderr, "reachvm load:", err)
-		return 2
+		return fail(stderr, "load", badUsage("%v", err))
 	}
 
 	v, err := vmm.New(vmm.Config{VMCodeSize: size})
@@ -131,7 +127,7 @@ negative; str:TEXT passes a pointer to the NUL-terminated TEXT).
 	defer lib.Close()
 
 	base, vsize := v.VMCode()
-	rep := loadReport{loadLib: describe(lib), VMCodeBase: uint64(base), VMCodeSize: uint64(vsize)}
+	rep := loadReport{loadLib: describe(lib), VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Libraries: []loadLib{}, Args: []string{}}
 	for _, l := range lib.Libraries() {
 		rep.Libraries = append(rep.Libraries, describe(l))
 	}
@@ -143,7 +139,7 @@ negative; str:TEXT passes a pointer to the NUL-terminated TEXT).
 		}
 		r := int64(fn.Call(callArgs...))
 		runtime.KeepAlive(keep)
-		rep.Call, rep.Args, rep.Result = *callSym, rest, &r
+		rep.Call, rep.Args, rep.Result = *callSym, append(rep.Args, rest...), &r
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -185,7 +181,10 @@ func parseCallArgs(args []string) ([]uintptr, [][]byte, error) {
 
 // describe reports one loaded library.
 func describe(l *privload.Library) loadLib {
-	d := loadLib{Name: l.Name(), Path: l.Path(), Base: uint64(l.Base()), Size: uint64(l.Size())}
+	// Every list is [] when empty, never null: a reader iterates it
+	// without a check.
+	d := loadLib{Name: l.Name(), Path: l.Path(), Base: uint64(l.Base()), Size: uint64(l.Size()),
+		Segments: []loadSeg{}, Dependencies: []loadDep{}, Imports: []loadImport{}, Versions: []loadVersion{}}
 	for _, s := range l.Segments() {
 		d.Segments = append(d.Segments, loadSeg{Start: uint64(s.Start), End: uint64(s.End), Prot: s.Prot.String(),
 			FileOffset: s.FileOffset, FileEnd: uint64(s.FileEnd), RelroStart: uint64(s.RelroStart), RelroEnd: uint64(s.RelroEnd)})

@@ -107,7 +107,7 @@ func TestLoadErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"load"}, 2, "usage: reachvm load"},
+		{[]string{"load"}, 2, "reachvm load: missing LIB\nrun 'reachvm help load' for usage"},
 		{[]string{"load", missing}, 1, missing},
 		{[]string{"load", libz, "1"}, 2, "without --call"},
 		{[]string{"load", "--call", "crc32", libz, "x1"}, 2, `bad argument "x1"`},
@@ -118,5 +118,65 @@ func TestLoadErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// TestLoadJSONEmptyLists: libdemo.so needs no library and defines no
+// symbol versions: its lists are [], never null, and so is args without
+// --call (result is null then, as documented).
+func TestLoadJSONEmptyLists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), demolib.Name)
+	if err := os.WriteFile(path, demolib.SO, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"load", "--json", "--size", "64M", path}, &out, &errb); code != 0 {
+		t.Fatalf("load exited %d: %s", code, errb.String())
+	}
+	var r map[string]json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"dependencies", "versions", "args"} {
+		if string(r[k]) != "[]" {
+			t.Errorf("%s = %s, want []", k, r[k])
+		}
+	}
+	if string(r["result"]) != "null" {
+		t.Errorf("result = %s without --call, want null", r["result"])
+	}
+	var libs []map[string]json.RawMessage
+	if err := json.Unmarshal(r["libraries"], &libs); err != nil || len(libs) != 1 {
+		t.Fatalf("libraries %s: %v", r["libraries"], err)
+	}
+	for _, k := range []string{"segments", "dependencies", "imports", "versions"} {
+		if v := string(libs[0][k]); v == "null" || v == "" || v[0] != '[' {
+			t.Errorf("libraries[0].%s = %s, want a list", k, v)
+		}
+	}
+	if bytes.Contains(bytes.ReplaceAll(out.Bytes(), []byte(`"result": null`), nil), []byte("null")) {
+		t.Errorf("null besides result:\n%s", out.String())
+	}
+}
+
+// TestMapsLoad: maps --load shows the library as [privlib NAME], next to
+// [vmcode] and [vmheap], as README says.
+func TestMapsLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), demolib.Name)
+	if err := os.WriteFile(path, demolib.SO, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"maps", "--size", "64M", "--load", path}, &out, &errb); code != 0 {
+		t.Fatalf("maps exited %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"[vmcode]", "[vmheap]", "[privlib libdemo.so]"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("maps --load lacks %s:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code := run([]string{"maps", "--size", "64M"}, &out, &errb); code != 0 || strings.Contains(out.String(), "[privlib") {
+		t.Errorf("maps without --load: exit %d, privlib lines:\n%s", code, out.String())
 	}
 }

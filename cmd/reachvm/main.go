@@ -2,20 +2,25 @@
 //
 // Usage:
 //
-//	reachvm demo [--json] [--size N]   reserve vmcode, load a library into it, call it via rel32
-//	reachvm load [flags] LIB [ARGS]    load a library privately into vmcode, call a symbol
-//	reachvm maps                       print this process's annotated address-space map
-//	reachvm run [flags] PROG [ARGS]    run a static executable under the binary translator
-//	reachvm bench kernels [flags]      time the C kernels natively, translated, under valgrind and qemu
-//	reachvm strategies [flags]         measure the reachability strategies A-F and the Linux ones
-//	reachvm vmm [flags] [--json]       reserve vmcode and vmheap, print the placement decisions
+//	reachvm demo [--json] [--size N]        reserve vmcode, load a library into it, call it via rel32
+//	reachvm maps [--size N] [--load LIB]    print this process's annotated address-space map
+//	reachvm load [flags] LIB [ARGS...]      load a library privately into vmcode, call a symbol
+//	reachvm run [flags] PROG [ARGS...]      run a static executable under the binary translator
+//	reachvm bench kernels [flags]           time the C kernels natively, translated, under valgrind and qemu
+//	reachvm strategies [flags]              measure the reachability strategies A-F and the Linux ones
+//	reachvm vmm [flags]                     reserve vmcode and vmheap, print the placement decisions
+//	reachvm help [COMMAND]                  print the usage of reachvm or of one command
+//
+// `reachvm help COMMAND` and `reachvm COMMAND --help` print a command's
+// usage: its synopsis, what it does, and every flag with its default and
+// its rule.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -23,92 +28,157 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// commands maps a subcommand to its implementation. Each returns the exit
-// status.
-var commands = map[string]func(args []string, stdout, stderr io.Writer) int{
-	"demo":       cmdDemo,
-	"load":       cmdLoad,
-	"maps":       cmdMaps,
-	"strategies": cmdStrategies,
-	"vmm":        cmdVMM,
+// command is one subcommand: its implementation (which returns the exit
+// status) and its usage text.
+type command struct {
+	name string
+	run  func(args []string, stdout, stderr io.Writer) int
+	// synopsis follows "usage: reachvm"; summary is its line in the
+	// overview; about is the paragraph that says what it does (and what
+	// it prints), wrapped when printed.
+	synopsis, summary, about string
+}
 
-	"run":   cmdRun,
-	"bench": cmdBench,
+// commands lists the subcommands in the order the overview prints them.
+// It is filled in init: the commands' help refers back to it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "demo", run: cmdDemo, synopsis: demoSynopsis, summary: "reserve vmcode, load libdemo.so privately into it, call it via an emitted rel32 call", about: demoAbout},
+		{name: "maps", run: cmdMaps, synopsis: mapsSynopsis, summary: "print this process's address-space map, each line reachvm owns annotated", about: mapsAbout},
+		{name: "load", run: cmdLoad, synopsis: loadSynopsis, summary: "load a library privately into vmcode, show its binding, call a symbol", about: loadAbout},
+		{name: "run", run: cmdRun, synopsis: runSynopsis, summary: "run a static executable under the binary translator", about: runAbout},
+		{name: "bench", run: cmdBench, synopsis: benchSynopsis, summary: "time the C kernels natively, under reachvm, valgrind and qemu", about: benchAbout},
+		{name: "strategies", run: cmdStrategies, synopsis: strategiesSynopsis, summary: "measure the reachability strategies (DynamoRIO's A-F and the Linux ones)", about: strategiesAbout},
+		{name: "vmm", run: cmdVMM, synopsis: vmmSynopsis, summary: "reserve vmcode and vmheap, print the placement decisions", about: vmmAbout},
+		{name: "help", run: cmdHelp, synopsis: "help [COMMAND]", summary: "print the usage of reachvm or of one command", about: helpAbout},
+	}
+}
+
+const helpAbout = `Prints the overview of reachvm's commands, or with COMMAND that command's
+usage (as 'reachvm COMMAND --help' does): its synopsis, what it does and
+prints, and every flag with its default and its rule.`
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "reachvm: unknown command %q\n", args[0])
-		usage(stderr)
+	if len(args) == 0 {
+		overview(stderr)
 		return 2
 	}
-	return cmd(args[1:], stdout, stderr)
+	switch args[0] {
+	case "-h", "-help", "--help":
+		overview(stdout)
+		return 0
+	}
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "reachvm: unknown command %q (want %s)\nrun 'reachvm help' for usage\n", args[0], commandNames())
+		return 2
+	}
+	return c.run(args[1:], stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `usage: reachvm <command> [flags]
+func commandNames() string {
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// cmdHelp is `reachvm help [COMMAND [SUB]]`: the overview, or the
+// command's own --help.
+func cmdHelp(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		overview(stdout)
+		return 0
+	}
+	if args[0] == "help" {
+		printUsage(stdout, "help", newFlagSet("help"))
+		return 0
+	}
+	c, ok := lookup(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "reachvm help: unknown command %q (want %s)\n", args[0], commandNames())
+		return 2
+	}
+	return c.run(append(append([]string{}, args[1:]...), "--help"), stdout, stderr)
+}
+
+func overview(w io.Writer) {
+	fmt.Fprint(w, `usage: reachvm COMMAND [flags] [args]
+
+reachvm reserves vmcode, one window of at most 2 GiB inside which every
+call, jump and RIP-relative operand reaches everything with a plain rel32,
+loads libraries privately into it and runs code from it.
 
 commands:
-  demo [--json] [--size N]   reserve vmcode, load libdemo.so privately into it,
-                             emit a stub that calls it with a rel32 call, run it
-  load [--json] [--call SYMBOL] LIB [ARGS...]  load LIB privately into vmcode, show its binding, call SYMBOL
-  maps                       print this process's address-space map, annotated
-  run [flags] PROG [ARGS...] run the static executable PROG under the binary translator
-  bench kernels [--json]     time the C kernels natively, under reachvm, valgrind and qemu
-  strategies [--backend sim|linux] [--trials N] [--seed S] [--json] [--out DIR]  measure the reachability strategies A-F and the Linux ones
-  vmm [--size N] [--base ADDR] [--max-offset N] [--near START-END|self]
-      [--wx=BOOL] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]
-                             reserve vmcode and vmheap, print the placement decisions
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run 'reachvm help COMMAND' or 'reachvm COMMAND --help' for a command's
+synopsis and flags. Flags take one or two dashes (--json, -json). Sizes
+are bytes, decimal or 0x hex, with an optional K, M or G suffix (powers of
+1024); addresses are hexadecimal, with or without 0x. A bad invocation
+exits 2; a failure 1.
 `)
 }
 
-// parseSize reads a byte count with an optional K, M or G suffix (powers of
-// 1024) or a 0x prefix.
-func parseSize(s string) (uintptr, error) {
-	mult := uint64(1)
-	t := strings.TrimSpace(s)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult, t = 1<<10, t[:n-1]
-		case 'm', 'M':
-			mult, t = 1<<20, t[:n-1]
-		case 'g', 'G':
-			mult, t = 1<<30, t[:n-1]
+// printUsage prints the usage of the subcommand named cmd ("bench
+// kernels" is bench's): its synopsis, its paragraph, and every flag of fs
+// with its value's name, its text (which says its rule) and its default.
+func printUsage(w io.Writer, cmd string, fs *flag.FlagSet) {
+	c, _ := lookup(strings.Fields(cmd)[0])
+	fmt.Fprintf(w, "usage: reachvm %s\n\n", c.synopsis)
+	for _, line := range wrap(c.about, 76) {
+		fmt.Fprintln(w, line)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nflags:")
+	fs.VisitAll(func(f *flag.Flag) {
+		name, text := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+			head += " " + name
 		}
-	}
-	v, err := strconv.ParseUint(t, 0, 64)
-	if err != nil {
-		return 0, fmt.Errorf("bad size %q: want a number with an optional K, M or G suffix", s)
-	}
-	if v > (1<<63)/mult {
-		return 0, fmt.Errorf("bad size %q: too large", s)
-	}
-	return uintptr(v * mult), nil
+		fmt.Fprintln(w, head)
+		if f.DefValue != "" && f.DefValue != "false" {
+			text += " (default " + f.DefValue + ")"
+		}
+		for _, line := range wrap(text, 68) {
+			fmt.Fprintln(w, "      "+line)
+		}
+	})
 }
 
-// sizeFlag is a flag.Value for byte counts.
-type sizeFlag struct{ v *uintptr }
-
-func (f sizeFlag) String() string {
-	if f.v == nil {
-		return "0"
+// wrap breaks s into lines of at most width bytes at spaces.
+func wrap(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(word) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
 	}
-	return fmt.Sprintf("%#x", *f.v)
-}
-
-func (f sizeFlag) Set(s string) error {
-	v, err := parseSize(s)
-	if err == nil {
-		*f.v = v
-	}
-	return err
+	return append(lines, line)
 }

@@ -48,23 +48,6 @@ func TestBadArguments(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uintptr
-		ok   bool
-	}{
-		{"4096", 4096, true}, {"64K", 64 << 10, true}, {"2G", 2 << 30, true},
-		{"0x1000", 0x1000, true}, {"16m", 16 << 20, true},
-		{"", 0, false}, {"G", 0, false}, {"-1", 0, false}, {"1.5G", 0, false},
-	} {
-		got, err := parseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseSize(%q) = %#x, %v", tc.in, got, err)
-		}
-	}
-}
-
 func TestVMMJSON(t *testing.T) {
 	for _, args := range [][]string{
 		{"vmm", "--json", "--size", "64M"},

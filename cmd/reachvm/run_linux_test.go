@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -65,9 +66,14 @@ func TestRun(t *testing.T) {
 		if code != 4 || out != string(want) {
 			t.Errorf("%s: status %d, output:\n%s\nwant 4 and:\n%s", kind, code, out, want)
 		}
-		if !strings.Contains(stderr, "Fragments:") {
-			t.Errorf("%s: --stats printed %q", kind, stderr)
+		checkStatsTable(t, kind, stderr, hello)
+		// --json: the program's output unchanged, the counters as one
+		// JSON object, the last line of stderr.
+		out, stderr, code = runChild(t, "--json", hello, "4", "two words")
+		if code != 4 || out != string(want) {
+			t.Errorf("%s --json: status %d, output:\n%s", kind, code, out)
 		}
+		checkStatsJSON(t, kind, stderr, hello)
 	}
 	if _, stderr, code := runChild(t, filepath.Join(t.TempDir(), "missing")); code == 0 || !strings.Contains(stderr, "missing") {
 		t.Errorf("a missing program: status %d, stderr %q", code, stderr)
@@ -106,5 +112,61 @@ func TestBenchKernels(t *testing.T) {
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.Kernels) != 2 {
 		t.Fatalf("bench JSON %q: %v", out.String(), err)
+	}
+}
+
+// checkStatsTable checks the --stats table: a header, then one row per
+// counter with its name, an integer value and a unit, and sensible values
+// for a program that ran.
+func checkStatsTable(t *testing.T, kind, stderr, prog string) {
+	t.Helper()
+	if !strings.Contains(stderr, "reachvm run: "+prog+" exited 4\n") {
+		t.Errorf("%s: --stats lacks the exit line:\n%s", kind, stderr)
+	}
+	_, table, ok := strings.Cut(stderr, "\ncounter ")
+	if !ok {
+		t.Fatalf("%s: --stats printed no table:\n%s", kind, stderr)
+	}
+	units := map[string]string{"fragments": "fragments", "blocks": "blocks", "instructions": "instructions", "exits": "exits",
+		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "flushes": "flushes", "mangled_operands": "operands",
+		"syscalls": "syscalls", "cache_bytes": "bytes"}
+	vals := map[string]uint64{}
+	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			t.Errorf("%s: table row %q", kind, line)
+			continue
+		}
+		v, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil || units[f[0]] != f[2] {
+			t.Errorf("%s: table row %q: want name, integer, unit %q", kind, line, units[f[0]])
+		}
+		vals[f[0]] = v
+	}
+	if len(vals) != len(units) {
+		t.Errorf("%s: table has %d counters, want %d:\n%s", kind, len(vals), len(units), stderr)
+	}
+	if vals["fragments"] == 0 || vals["instructions"] < vals["blocks"] || vals["blocks"] < vals["fragments"] || vals["syscalls"] == 0 || vals["cache_bytes"] == 0 {
+		t.Errorf("%s: counters %v: want fragments > 0, instructions >= blocks >= fragments, syscalls and cache bytes > 0", kind, vals)
+	}
+}
+
+// checkStatsJSON checks --json: one object on the last line of stderr,
+// with every documented field.
+func checkStatsJSON(t *testing.T, kind, stderr, prog string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatalf("%s: --json: %v:\n%s", kind, err, stderr)
+	}
+	for _, k := range []string{"program", "exit_status", "fragments", "blocks", "instructions", "exits", "ibl_misses", "links",
+		"polymorphic_sites", "flushes", "mangled_operands", "syscalls", "cache_bytes"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("%s: --json lacks %q: %v", kind, k, m)
+		}
+	}
+	if len(m) != 13 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
+		t.Errorf("%s: --json %v", kind, m)
 	}
 }

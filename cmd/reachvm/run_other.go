@@ -7,14 +7,8 @@ import (
 	"io"
 )
 
-// cmdRun exists on linux/amd64 only, where the translator does.
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+// execRun exists on linux/amd64 only, where the translator does.
+func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "reachvm run: the translator runs on linux/amd64 only")
-	return 2
-}
-
-// cmdBench exists on linux/amd64 only.
-func cmdBench(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "reachvm bench: linux/amd64 only")
-	return 2
+	return 1
 }

@@ -31,7 +31,7 @@ func (sw sweepFlags) config(cfg bench.Config) (bench.SweepConfig, error) {
 	for _, f := range strings.Split(sw.races, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || r < 0 || r > 100 {
-			return sc, fmt.Errorf("--sweep-race: %q is not a percentage", f)
+			return sc, fmt.Errorf("--sweep-race %s: %q is not a percentage in [0, 100]", sw.races, f)
 		}
 		sc.Races = append(sc.Races, r)
 	}

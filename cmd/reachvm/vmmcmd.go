@@ -2,14 +2,14 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -32,31 +32,56 @@ type vmmReport struct {
 	Backend       string   `json:"backend"`
 }
 
+const vmmSynopsis = "vmm [--size N] [--base ADDR [--max-offset N]] [--near START-END|self] [--wx=on|off|auto] [--allow-elsewhere=BOOL] [--allow-smaller=BOOL] [--json]"
+
+const vmmAbout = `Reserves vmcode and vmheap as vmm.New does and prints the placement
+decisions: where vmcode went and how its base was chosen (by the OS, at
+--base plus a random offset below --max-offset, or --near a range), every
+fallback taken (another base, a smaller size), vmheap, and whether vmcode
+is W^X. With --json it prints one object: vmcode_base, vmcode_size,
+vmheap_base, vmheap_size, wx, placement, fallbacks ([] when none),
+requested_base, requested_size, offset, near (with --near), attempts,
+place_ns and backend. --near self places vmcode within rel32 reach of the
+reachvm binary's own text, as aspacem's map of the process shows it.`
+
 func cmdVMM(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vmm", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("vmm")
 	var cfg vmm.Config
 	cfg.VMCodeSize = vmm.DefaultVMCodeSize
-	fs.Var(sizeFlag{&cfg.VMCodeSize}, "size", "vmcode size (bytes, or with K/M/G suffix)")
-	fs.Var(sizeFlag{&cfg.VMCodeBase}, "base", "vmcode base address (0x...); default: the OS chooses")
-	fs.Var(sizeFlag{&cfg.VMCodeMaxOffset}, "max-offset", "random offset added to --base, in [0, N)")
-	near := fs.String("near", "", "place vmcode within rel32 reach of START-END (hex), or of \"self\": this executable's text")
-	fs.Var(&cfg.WX, "wx", "W^X: vmcode dual-mapped, executable and writable views apart (default: on where the platform allows)")
+	fs.Var(&sizeFlag{v: &cfg.VMCodeSize, rule: vmcodeRule}, "size", sizeUsage)
+	baseF := &addrFlag{v: &cfg.VMCodeBase, align: granularity}
+	fs.Var(baseF, "base", "where vmcode must start, `ADDR`: a non-zero multiple of "+sizeText(granularity)+", below the top of the user address space (default: the OS chooses)")
+	maxOff := &sizeFlag{v: &cfg.VMCodeMaxOffset, rule: sizeRule{Multiple: granularity}}
+	fs.Var(maxOff, "max-offset", "with --base: add a random offset in [0, `N`) to it, N a non-zero multiple of "+sizeText(granularity))
+	near := fs.String("near", "", "place vmcode within rel32 reach of `START-END` (hex addresses, START < END), or of self: this executable's text; excludes --base")
+	fs.Var(&cfg.WX, "wx", "W^X: vmcode mapped twice, executable and writable views apart; on, off or auto (auto: on where the platform allows it)")
 	fs.BoolVar(&cfg.AllowElsewhere, "allow-elsewhere", true, "if --base is taken, let the OS choose (reported as a fallback)")
-	fs.BoolVar(&cfg.AllowSmaller, "allow-smaller", true, "shrink vmcode by 1/16 a try when it does not fit (reported as a fallback)")
-	asJSON := fs.Bool("json", false, "print one JSON object")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.BoolVar(&cfg.AllowSmaller, "allow-smaller", true, "shrink vmcode by 1/16 a try, down to 16M, when it does not fit (reported as a fallback)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	if status, ok := parse("vmm", fs, args, stdout, stderr); !ok {
+		return status
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "reachvm vmm: unexpected arguments %q\n", fs.Args())
-		return 2
+		return fail(stderr, "vmm", badUsage("unexpected arguments %q", fs.Args()))
+	}
+	if maxOff.set && !baseF.set {
+		return fail(stderr, "vmm", badUsage("--max-offset needs --base: the offset is added to it"))
+	}
+	if baseF.set {
+		// The highest vmcode the flags allow must end within the user
+		// address space, not wrap.
+		if end := uint64(cfg.VMCodeBase) + uint64(cfg.VMCodeMaxOffset) + uint64(cfg.VMCodeSize); end > userTop || end < uint64(cfg.VMCodeBase) {
+			return fail(stderr, "vmm", badUsage("--base %#x + --max-offset %s + --size %s ends past %#x, the top of the user address space",
+				cfg.VMCodeBase, sizeText(cfg.VMCodeMaxOffset), sizeText(cfg.VMCodeSize), uint64(userTop)))
+		}
 	}
 	if *near != "" {
+		if baseF.set {
+			return fail(stderr, "vmm", badUsage("--near and --base exclude each other: --near chooses the base"))
+		}
 		r, err := parseNear(*near)
 		if err != nil {
-			fmt.Fprintln(stderr, "reachvm vmm:", err)
-			return 2
+			return fail(stderr, "vmm", badUsage("%v", err))
 		}
 		cfg.Near = &r
 	}
@@ -64,8 +89,7 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 	v, err := vmm.New(cfg)
 	elapsed := time.Since(start)
 	if err != nil {
-		fmt.Fprintln(stderr, "reachvm vmm:", err)
-		return 1
+		return fail(stderr, "vmm", err)
 	}
 	defer v.Close()
 	base, size := v.VMCode()
@@ -112,51 +136,54 @@ func cmdVMM(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// parseNear reads START-END in hexadecimal, or "self" for the text of the
-// running executable (its first executable mapping in /proc/self/maps).
+// parseNear reads START-END (hexadecimal addresses), or "self" for the
+// text of the running executable.
 func parseNear(s string) (mem.Range, error) {
 	if s == "self" {
 		return selfText()
 	}
 	lo, hi, ok := strings.Cut(s, "-")
 	if !ok {
-		return mem.Range{}, fmt.Errorf("bad --near %q: want START-END in hex, or self", s)
+		return mem.Range{}, fmt.Errorf("--near %s: want START-END in hex, or self", s)
 	}
-	a, err1 := strconv.ParseUint(strings.TrimPrefix(lo, "0x"), 16, 64)
-	b, err2 := strconv.ParseUint(strings.TrimPrefix(hi, "0x"), 16, 64)
-	if err1 != nil || err2 != nil || b <= a {
-		return mem.Range{}, fmt.Errorf("bad --near %q: want START-END in hex with START < END", s)
+	a, err := parseAddress(lo)
+	if err == nil {
+		var b uintptr
+		if b, err = parseAddress(hi); err == nil {
+			if b <= a {
+				return mem.Range{}, fmt.Errorf("--near %s: want START < END", s)
+			}
+			return mem.Range{Start: a, End: b}, nil
+		}
 	}
-	return mem.Range{Start: uintptr(a), End: uintptr(b)}, nil
+	return mem.Range{}, fmt.Errorf("--near %s: %v", s, err)
 }
 
-// selfText finds this executable's text: the executable mappings of
-// /proc/self/exe.
+// selfText finds this executable's text in aspacem's map of the process:
+// the span of the executable mappings of the file os.Executable names.
+// Only aspacem reads the kernel's map.
 func selfText() (mem.Range, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return mem.Range{}, err
+		return mem.Range{}, fmt.Errorf("--near self: %v", err)
 	}
-	data, err := os.ReadFile("/proc/self/maps")
+	space, err := aspacem.Load(osmem.Native())
 	if err != nil {
-		return mem.Range{}, fmt.Errorf("--near self needs /proc/self/maps: %v", err)
+		return mem.Range{}, fmt.Errorf("--near self: reading the address space: %v", err)
 	}
 	var r mem.Range
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 6 || f[5] != exe || !strings.Contains(f[1], "x") {
+	for _, s := range space.SegmentsNamed(exe) {
+		if s.Prot&mem.ProtExec == 0 {
 			continue
 		}
-		lo, hi, _ := strings.Cut(f[0], "-")
-		a, _ := strconv.ParseUint(lo, 16, 64)
-		b, _ := strconv.ParseUint(hi, 16, 64)
-		if r.End == 0 || uintptr(a) < r.Start {
-			r.Start = uintptr(a)
+		if r.Empty() {
+			r = mem.Range{Start: s.Start, End: s.End}
+			continue
 		}
-		r.End = max(r.End, uintptr(b))
+		r.Start, r.End = min(r.Start, s.Start), max(r.End, s.End)
 	}
-	if r.End == 0 {
-		return mem.Range{}, fmt.Errorf("--near self: no executable mapping of %s in /proc/self/maps", exe)
+	if r.Empty() {
+		return mem.Range{}, fmt.Errorf("--near self: no executable mapping of %s in the address space", exe)
 	}
 	return r, nil
 }

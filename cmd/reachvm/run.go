@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--strict-flags] [--high] [--max-blocks N] PROG [ARGS...]"
+
+const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
+threads) itself and runs it under reachvm's binary translator from vmcode,
+with ARGS and this process's environment; a mmap over vmcode is refused,
+and exit ends the run. The program's standard output and error are
+reachvm's; reachvm exits with the program's status (125: vmcode or the
+translator could not be set up, 126: PROG could not be loaded, 127: the run
+failed). With --stats, the translator's counters follow the run on
+standard error (standard output is the program's), as a table of name,
+value and unit, or with --json as one JSON object on one line: program,
+exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
+polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes.
+linux/amd64 only.`
+
+// runOptions are run's flags.
+type runOptions struct {
+	stats, json, perfMap, strict, high bool
+	maxBlocks                          int
+}
+
+// runStats is what --stats prints: the translator's counters (jit.Stats),
+// named for a reader.
+type runStats struct {
+	Program     string `json:"program"`
+	ExitStatus  int    `json:"exit_status"`
+	Fragments   int    `json:"fragments"`
+	Blocks      int    `json:"blocks"`
+	Instrs      int    `json:"instructions"`
+	Exits       int    `json:"exits"`
+	IBLMisses   int    `json:"ibl_misses"`
+	Links       int    `json:"links"`
+	Polymorphic int    `json:"polymorphic_sites"`
+	Flushes     int    `json:"flushes"`
+	Mangled     int    `json:"mangled_operands"`
+	Syscalls    int    `json:"syscalls"`
+	CacheBytes  uint64 `json:"cache_bytes"`
+}
+
+// write prints the counters as a table (name, value, unit, and what it
+// counts) or as one JSON object on one line.
+func (s *runStats) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(s)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "reachvm run: %s exited %d\n", s.Program, s.ExitStatus)
+	fmt.Fprintln(tw, "counter\tvalue\tunit\twhat")
+	for _, r := range []struct {
+		name  string
+		v     uint64
+		unit  string
+		about string
+	}{
+		{"fragments", uint64(s.Fragments), "fragments", "translated into the code cache"},
+		{"blocks", uint64(s.Blocks), "blocks", "basic blocks in them"},
+		{"instructions", uint64(s.Instrs), "instructions", "application instructions translated"},
+		{"exits", uint64(s.Exits), "exits", "returns to the dispatcher (a context switch each)"},
+		{"ibl_misses", uint64(s.IBLMisses), "exits", "of them from an indirect-branch lookup miss"},
+		{"links", uint64(s.Links), "exits", "patched to jump straight to their target"},
+		{"polymorphic_sites", uint64(s.Polymorphic), "sites", "indirect branches past their inline cache"},
+		{"flushes", uint64(s.Flushes), "flushes", "of the whole code cache"},
+		{"mangled_operands", uint64(s.Mangled), "operands", "RIP-relative, out of rel32 reach, rewritten"},
+		{"syscalls", uint64(s.Syscalls), "syscalls", "performed for the application"},
+		{"cache_bytes", s.CacheBytes, "bytes", "of code cache in use"},
+	} {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.name, r.v, r.unit, r.about)
+	}
+	return tw.Flush()
+}
+
+// cmdRun is `reachvm run [flags] PROG [ARGS...]`: it parses and checks
+// the flags everywhere (so that --help works on every platform) and runs
+// PROG where the translator exists.
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run")
+	var o runOptions
+	fs.BoolVar(&o.stats, "stats", false, "print the translator's counters to standard error after the run, as a table")
+	fs.BoolVar(&o.json, "json", false, "print the counters as one JSON object instead of a table (implies --stats)")
+	fs.BoolVar(&o.perfMap, "perf-map", false, "write /tmp/perf-<pid>.map entries for the translated code, for perf")
+	fs.BoolVar(&o.strict, "strict-flags", false, "keep the arithmetic flags exactly across calls and returns (for code outside the psABI)")
+	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
+	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
+	if status, ok := parse("run", fs, args, stdout, stderr); !ok {
+		return status
+	}
+	if fs.NArg() == 0 {
+		return fail(stderr, "run", badUsage("missing PROG"))
+	}
+	o.stats = o.stats || o.json
+	return execRun(&o, fs.Args(), stderr)
+}
