@@ -13,7 +13,7 @@ import (
 )
 
 // TestDemoJSON runs `reachvm demo --json` in-process and checks what the
-// issue asks of it: the call is E8 rel32, the result is right, aspacem
+// demo exists to show: the call is E8 rel32, the result is right, aspacem
 // agrees with the kernel, and the library and the stub lie in vmcode.
 func TestDemoJSON(t *testing.T) {
 	var out, errb bytes.Buffer

@@ -18,7 +18,7 @@ import (
 const libz = "/usr/lib/x86_64-linux-gnu/libz.so.1"
 
 // TestLoadJSON loads the system's libz with `reachvm load --json --call
-// crc32` and checks the report: the fields the issue asks for, the image
+// crc32` and checks the report: the fields its usage documents, the image
 // and its segments inside vmcode, libc bound to the host with versions,
 // and crc32 computed as Go computes it.
 func TestLoadJSON(t *testing.T) {

@@ -97,7 +97,7 @@ func TestVMMBadArguments(t *testing.T) {
 }
 
 // tempDir is t.TempDir without its failing cleanup under Wine, whose
-// unlinkat answers "Invalid function" (DESIGN.md section 5): the directory
+// unlinkat answers "Invalid function" for some paths: the directory
 // is removed on a best-effort basis.
 func tempDir(t *testing.T) string {
 	t.Helper()
