@@ -102,7 +102,8 @@ func cmdHelp(args []string, stdout, stderr io.Writer) int {
 		overview(stdout)
 		return 0
 	}
-	if args[0] == "help" {
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
 		printUsage(stdout, "help", newFlagSet("help"))
 		return 0
 	}
