@@ -22,12 +22,15 @@ import (
 
 // granularity is the unit of every size and address the CLI passes to vmm:
 // the OS's allocation granularity.
-var granularity uintptr = mem.GranularityLinux
+// It is a variable initializer, not an init function, so that the rules
+// built from it (vmcodeRule) are initialized after it.
+var granularity = osGranularity()
 
-func init() {
+func osGranularity() uintptr {
 	if runtime.GOOS == "windows" {
-		granularity = mem.GranularityWindows
+		return mem.GranularityWindows
 	}
+	return mem.GranularityLinux
 }
 
 // vmcodeMax is the largest vmcode: every byte of it within rel32 reach of
