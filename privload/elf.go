@@ -171,9 +171,13 @@ type File struct {
 	Soname string
 	// Needed lists DT_NEEDED, in order.
 	Needed []string
-	// Runpath lists the directories of DT_RUNPATH or, if it has none,
-	// DT_RPATH, unexpanded ("$ORIGIN/../lib").
+	// Runpath lists the directories of DT_RUNPATH, unexpanded
+	// ("$ORIGIN/../lib"); an empty element is the current directory.
 	Runpath []string
+	// Rpath lists the directories of DT_RPATH, likewise. The loader
+	// searches it only for a library that has no DT_RUNPATH (and for
+	// the libraries it loads, up the chain), as ld.so does.
+	Rpath []string
 	// Init and Fini are DT_INIT and DT_FINI, 0 if absent.
 	Init, Fini uint64
 	// InitArray and FiniArray are DT_INIT_ARRAY(SZ) and
@@ -381,6 +385,7 @@ func protOf(flags elf.ProgFlag) mem.Prot {
 func (p *parser) programHeaders(ph []byte) error {
 	f := p.f
 	var dyn, relro *Segment
+	stack := false
 	for i := 0; i+phdrSize <= len(ph); i += phdrSize {
 		h := ph[i : i+phdrSize]
 		typ := elf.ProgType(le.Uint32(h[0:]))
@@ -421,6 +426,7 @@ func (p *parser) programHeaders(ph []byte) error {
 		case elf.PT_TLS:
 			return p.unsupported("has PT_TLS: thread-local storage is not supported")
 		case elf.PT_GNU_STACK:
+			stack = true
 			if flags&elf.PF_X != 0 {
 				// glibc made every thread stack executable for
 				// such a library (and since 2.41 refuses it); a
@@ -434,6 +440,14 @@ func (p *parser) programHeaders(ph []byte) error {
 	}
 	if len(f.Loads) == 0 {
 		return p.malformed("no PT_LOAD segment")
+	}
+	if !stack {
+		// ld omits PT_GNU_STACK when an input object lacks a
+		// .note.GNU-stack section (hand-written assembly, old
+		// toolchains), and glibc's loader then takes the default
+		// stack permissions, which on x86-64 include execute: the
+		// same request as PF_X.
+		return p.unsupported("no PT_GNU_STACK: glibc takes its absence as asking for an executable stack, which privload does not provide")
 	}
 	lo := f.Loads[0].Vaddr &^ (pageSize - 1)
 	last := f.Loads[len(f.Loads)-1]
@@ -756,10 +770,14 @@ func (p *parser) tables(t *dynTags) error {
 		if !ok {
 			return p.malformed("%v string offset %#x is outside DT_STRTAB (%#x bytes)", tag, off, len(strtab))
 		}
-		if s != "" {
-			f.Runpath = strings.Split(s, ":")
+		if s == "" {
+			continue
 		}
-		break
+		if tag == dtRunpath {
+			f.Runpath = strings.Split(s, ":")
+		} else {
+			f.Rpath = strings.Split(s, ":")
+		}
 	}
 	if off, ok := t.seen.get(elf.DT_SONAME); ok {
 		s, ok := f.str(off)

@@ -36,7 +36,9 @@ var fxBuilds = []fxBuild{
 	{out: "libfx_relocs_relr.so", srcs: []string{"relocs.c"}, flags: append([]string{"-Wl,-init,my_init", "-Wl,-fini,my_fini", "-Wl,-z,pack-relative-relocs"}, fxNoLibc...)},
 	{out: "search/libfx_chain_c.so", srcs: []string{"chain_c.c"}, flags: fxNoLibc},
 	{out: "libfx_chain_b.so", srcs: []string{"chain_b.c"}, flags: fxNoLibc, links: []string{"search/libfx_chain_c.so"}},
-	{out: "libfx_chain_a.so", srcs: []string{"chain_a.c"}, flags: fxNoLibc, links: []string{"libfx_chain_b.so"}},
+	// b is found through a's DT_RUNPATH ($ORIGIN), c only on the search
+	// path.
+	{out: "libfx_chain_a.so", srcs: []string{"chain_a.c"}, flags: append([]string{"-Wl,-rpath,$ORIGIN"}, fxNoLibc...), links: []string{"libfx_chain_b.so"}},
 	{out: "libfx_ver.so", srcs: []string{"ver.c"}, flags: append([]string{"-Wl,--version-script=" + fxSrc("ver.map")}, fxNoLibc...)},
 	{out: "stub/libfx_ver.so", srcs: []string{"ver_stub.c"}, flags: fxNoLibc},
 	// $ORIGIN lets the host's dlopen find libfx_ver.so too, for the
@@ -46,7 +48,7 @@ var fxBuilds = []fxBuild{
 	{out: "libfx_lazy.so", srcs: []string{"lazy.c"}, flags: []string{"-Wl,-z,lazy", "-Wl,-z,norelro"}},
 	{out: "libfx_host.so", srcs: []string{"host.c"}, flags: []string{"-lm", "-Wl,-z,relro,-z,now"}},
 	{out: "libfx_ifunc.so", srcs: []string{"ifunc.c"}, flags: fxNoLibc},
-	{out: "libfx_ifuse.so", srcs: []string{"ifuse.c"}, flags: fxNoLibc, links: []string{"libfx_ifunc.so"}},
+	{out: "libfx_ifuse.so", srcs: []string{"ifuse.c"}, flags: append([]string{"-Wl,-rpath,$ORIGIN"}, fxNoLibc...), links: []string{"libfx_ifunc.so"}},
 	{out: "libfx_tls.so", srcs: []string{"tls.c"}},
 	{out: "libfx_textrel.so", srcs: []string{"textrel.c"}, flags: []string{"-nostdlib", "-Wl,-z,notext"}},
 	{out: "libfx_execstack.so", srcs: []string{"plain.c"}, flags: []string{"-nostdlib", "-Wl,-z,execstack"}},

@@ -142,8 +142,8 @@ func TestFixtureRelocs(t *testing.T) {
 	}
 }
 
-// TestFixtureChain loads a -> b -> c: b is found next to a, c on the
-// search path; each is in its own slot; initialisers run c, b, a and
+// TestFixtureChain loads a -> b -> c: b is found on a's DT_RUNPATH
+// ($ORIGIN), c on the search path; each is in its own slot; initialisers run c, b, a and
 // finalisers a, b, c; c's call to fx_who binds to a's definition, which
 // comes first in the search scope.
 func TestFixtureChain(t *testing.T) {

@@ -103,6 +103,10 @@ type elfImage struct {
 	initProt []mem.Prot
 	// deps are its DT_NEEDED entries, resolved.
 	deps []scopeEntry
+	// loader is the library whose DT_NEEDED entry brought it in first
+	// (glibc's l_loader), nil for the root: a bare name it needs is
+	// also looked for on the DT_RPATH of its loaders.
+	loader *elfImage
 	// visited marks it in sortInit's walk.
 	visited bool
 	// wseg caches the writable segment relocations last wrote to.
@@ -151,7 +155,7 @@ func unsupportedf(who, format string, args ...any) error {
 }
 
 func (ld *elfLoader) run(path string) (*Library, error) {
-	root, err := ld.open(path, "")
+	root, err := ld.openRootName(path)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +274,7 @@ func (ld *elfLoader) needed(img *elfImage) error {
 			img.deps = append(img.deps, e)
 			continue
 		}
+		dep.loader = img
 		ld.add(dep, name)
 		img.deps = append(img.deps, scopeEntry{img: dep})
 	}
@@ -285,61 +290,68 @@ func (ld *elfLoader) isSystem(name string) bool {
 	return false
 }
 
-// find locates and opens the private dependency name of img: a name with
-// a slash is a path; any other is looked for next to img (the directory
-// of the path it was loaded by, then of the file that path resolves to),
-// then in img's DT_RUNPATH (or DT_RPATH) directories, then in each
-// directory of Options.SearchPath.
-func (ld *elfLoader) find(img *elfImage, name string) (*elfImage, error) {
-	var dirs []string
+// openRootName opens the library the caller named: a name with a slash
+// is a path (relative to the current directory), opened as it is; a bare
+// name is searched for as dlopen does (see search_linux.go), with a stat
+// of each candidate before the one found is opened.
+func (ld *elfLoader) openRootName(name string) (*elfImage, error) {
 	if strings.Contains(name, "/") {
-		dirs = []string{""}
-	} else {
-		dirs = append(dirs, filepath.Dir(img.lib.path))
-		origin := filepath.Dir(img.lib.file.Name)
-		if origin != dirs[0] {
-			dirs = append(dirs, origin)
-		}
-		for _, d := range img.lib.file.Runpath {
-			if d, ok := expandRunpath(d, origin); ok {
-				dirs = append(dirs, d)
-			}
-		}
-		dirs = append(dirs, ld.opts.SearchPath...)
+		return ld.open(name, "")
 	}
+	if name == "" {
+		return nil, errorf(`""`, "empty library name")
+	}
+	img, err := ld.search(name, nil, func(p string) (*elfImage, error) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			if notFoundErrno(err) {
+				return nil, errNotFound
+			}
+			return nil, errorf(p, "opening: %v", err)
+		}
+		return ld.open(p, "")
+	})
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("privload: %w", nf)
+	}
+	return img, err
+}
+
+// find locates and opens the private dependency name of img: a name with
+// a slash is a path (relative to the current directory, after $ORIGIN and
+// the other tokens are expanded, as ld.so does); a bare name is searched
+// for as ld.so does (see search_linux.go).
+func (ld *elfLoader) find(img *elfImage, name string) (*elfImage, error) {
 	ctx := img.lib.path
 	if img != ld.imgs[0] {
 		ctx += ", loading " + ld.imgs[0].lib.path
 	}
-	var tried []string
-	for _, d := range dirs {
-		p := name
-		if d != "" {
-			p = filepath.Join(d, name)
+	open := func(p string) (*elfImage, error) { return ld.open(p, ctx) }
+	if strings.Contains(name, "/") {
+		p, skip := expandDST(name, originOf(img.lib.path), secureProcess() && strings.Contains(name, "$"))
+		if skip != "" {
+			return nil, linkf(img.who, "dependency %s cannot be opened: %s", name, skip)
 		}
-		dep, err := ld.open(p, ctx)
+		dep, err := open(p)
 		if errors.Is(err, errNotFound) {
-			tried = append(tried, p)
-			continue
+			return nil, linkf(img.who, "dependency %s not found (no file %s)", name, p)
 		}
 		return dep, err
 	}
-	return nil, linkf(img.who, "dependency %s not found (looked for %s); it is not a system library either (Options.System)", name, strings.Join(tried, ", "))
+	dep, err := ld.search(name, img, open)
+	var nf *notFoundError
+	if errors.As(err, &nf) {
+		return nil, linkf(img.who, "dependency %s not found; looked in %s; it is not a system library either (Options.System)", name, strings.Join(nf.tried, ", "))
+	}
+	return dep, err
 }
 
-// expandRunpath expands the dynamic string tokens of a DT_RUNPATH entry
-// as ld.so does on Debian x86-64: $ORIGIN is the directory of the library,
-// $LIB the multiarch library directory, $PLATFORM the machine. An entry
-// with another token, or relative, is skipped, as ld.so ignores it in a
-// privileged process.
-func expandRunpath(d, origin string) (string, bool) {
-	for _, tok := range [][2]string{{"$ORIGIN", origin}, {"${ORIGIN}", origin}, {"$LIB", "lib/x86_64-linux-gnu"}, {"${LIB}", "lib/x86_64-linux-gnu"}, {"$PLATFORM", "x86_64"}, {"${PLATFORM}", "x86_64"}} {
-		d = strings.ReplaceAll(d, tok[0], tok[1])
-	}
-	if strings.Contains(d, "$") || !filepath.IsAbs(d) {
-		return "", false
-	}
-	return d, true
+// notFoundErrno reports whether a stat or open failure means "no such
+// file here, look on": ENOENT and ENOTDIR, and EACCES, which glibc's
+// search also passes over.
+func notFoundErrno(err error) bool {
+	return err == unix.ENOENT || err == unix.ENOTDIR || err == unix.EACCES
 }
 
 var errNotFound = errors.New("not found")
@@ -360,7 +372,7 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	// devices does something).
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		if parent != "" && (err == unix.ENOENT || err == unix.ENOTDIR) {
+		if parent != "" && notFoundErrno(err) {
 			return nil, errNotFound
 		}
 		return nil, errorf(who, "opening: %v", err)
@@ -377,7 +389,7 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	// O_NONBLOCK: a FIFO must not block the open.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		if parent != "" && (err == unix.ENOENT || err == unix.ENOTDIR) {
+		if parent != "" && notFoundErrno(err) {
 			return nil, errNotFound
 		}
 		return nil, errorf(who, "opening: %v", err)

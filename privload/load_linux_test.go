@@ -669,7 +669,7 @@ func TestLoadSystemZlib(t *testing.T) {
 }
 
 // TestLoadSystemZlibPrivateLibc loads libz with no system libraries:
-// libc.so.6 is then a private dependency, found next to libz, and
+// libc.so.6 is then a private dependency, found through ld.so.cache, and
 // refused (it has a PT_INTERP, being also a program, and thread-local
 // storage) with an error naming it and libz, before anything is mapped.
 func TestLoadSystemZlibPrivateLibc(t *testing.T) {

@@ -32,9 +32,9 @@ import (
 // destructors with the host's libc that point into an image about to be
 // unloaded, or expect the program they plug into (perl, python, a GUI
 // toolkit). The fixtures and the real-library tests run initialisers.
-// Dependencies are searched, after the library's own directory and
-// DT_RUNPATH, on ld.so's default path (sweepSearchPath), as plugins in
-// subdirectories need.
+// Dependencies are searched as ld.so searches them (DT_RPATH,
+// LD_LIBRARY_PATH, DT_RUNPATH, ld.so.cache, the system directories), so
+// that plugins in subdirectories find the libraries they need.
 //
 // The whole sweep takes about a second (979 files, 529 loaded with 507
 // private dependencies, on a desktop-sized Debian 12); REACHVM_SWEEP=short
@@ -118,12 +118,8 @@ func sweepLoad(v *vmm.VMM, path string) (lib *Library, err error) {
 			lib, err = nil, fmt.Errorf("PANIC loading %s: %v", path, r)
 		}
 	}()
-	return Load(v, path, Options{SkipInit: true, SearchPath: sweepSearchPath})
+	return Load(v, path, Options{SkipInit: true})
 }
-
-// sweepSearchPath is ld.so's default search path on Debian x86-64, where
-// plugins in subdirectories find the libraries they need.
-var sweepSearchPath = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"}
 
 // sweepFiles lists the regular files under root that are ELF shared
 // objects (ET_DYN), in name order.
@@ -180,7 +176,7 @@ func reasonClass(err error) string {
 	r = reQuoted.ReplaceAllString(r, "NAME")
 	switch {
 	case strings.HasPrefix(r, "dependency "):
-		r = "dependency not found (next to the library, on its DT_RUNPATH or the search path)"
+		r = "dependency not found (on DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, in ld.so.cache or the system directories)"
 	case strings.HasPrefix(r, "undefined symbol"):
 		r = "undefined symbol (its definition is expected from the program it plugs into)"
 	case strings.Contains(r, "thread-local storage"):

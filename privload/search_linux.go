@@ -1,0 +1,352 @@
+//go:build linux
+
+package privload
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file finds a library by name as glibc's dynamic linker does
+// (_dl_map_object in elf/dl-load.c; ld.so(8), dlopen(3)). A name with a
+// slash is a path, relative to the current directory. A bare name is
+// looked for, in order:
+//
+//  1. in the DT_RPATH directories of the library that needs it, then of
+//     the library that loaded that one, and so on up to the root, unless
+//     the library that needs it has a DT_RUNPATH;
+//  2. in the directories of LD_LIBRARY_PATH, unless the process runs
+//     with AT_SECURE (set-user-ID, capabilities);
+//  3. in Options.SearchPath, the caller's own LD_LIBRARY_PATH;
+//  4. in the DT_RUNPATH directories of the library that needs it (its
+//     own only: DT_RUNPATH does not reach the dependencies of its
+//     dependencies);
+//  5. in /etc/ld.so.cache, as ldconfig built it;
+//  6. in the system directories (for Debian's multiarch layout
+//     /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib),
+//     unless the library that needs it is linked with -z nodefaultlib
+//     (DF_1_NODEFLIB), which also skips cache entries in them.
+//
+// The library the caller names has no loader: its search starts at 2.
+// In the DT_RPATH, DT_RUNPATH and LD_LIBRARY_PATH lists an empty element
+// is the current directory, and $ORIGIN (or ${ORIGIN}) is the directory
+// of the library whose list it is (of the executable, in
+// LD_LIBRARY_PATH), $LIB the system library directory ("lib/x86_64-linux-gnu"
+// on Debian) and $PLATFORM the machine ("x86_64"), as ld.so expands
+// them. A process with AT_SECURE, as in glibc, ignores LD_LIBRARY_PATH
+// and list elements that are relative or use $ORIGIN.
+//
+// Where glibc differs: it reads LD_LIBRARY_PATH once at start-up, privload
+// at each Load (so a program, or a test, can set it); it also looks in
+// the glibc-hwcaps and legacy hwcap subdirectories of each directory
+// (glibc-hwcaps/x86-64-v3/, tls/, x86_64/), which privload does not; it
+// skips a file of another ELF class or machine and searches on, where
+// privload stops with the parser's error.
+
+// searchPlace is one place a bare name is looked for.
+type searchPlace struct {
+	// dir is the directory; "" stands for /etc/ld.so.cache.
+	dir string
+	// why says where the directory comes from, for errors.
+	why string
+	// skip, if not empty, says why the element is not searched.
+	skip string
+}
+
+// ldCacheFile is the ld.so.cache consulted (a variable for tests).
+var ldCacheFile = "/etc/ld.so.cache"
+
+// atSecure is the auxiliary vector's AT_SECURE entry.
+const atSecure = 23
+
+// secureProcess reports whether the process runs with AT_SECURE: the
+// kernel sets it for set-user-ID and set-group-ID programs and for
+// programs given capabilities, whose environment must not steer what
+// they load. A variable for tests.
+var secureProcess = sync.OnceValue(func() bool {
+	auxv, err := unix.Auxv()
+	if err != nil {
+		// Without the auxiliary vector, glibc's own fallback.
+		return os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid()
+	}
+	for _, kv := range auxv {
+		if kv[0] == atSecure {
+			return kv[1] != 0
+		}
+	}
+	return false
+})
+
+// systemLayout is the machine's library layout: the default search
+// directories and the expansion of $LIB and $PLATFORM. Debian and its
+// derivatives put the libraries of an architecture in multiarch
+// directories (ld.so --help lists them); other distributions in lib64.
+type systemLayout struct {
+	dirs     []string
+	lib      string
+	platform string
+}
+
+var layout = sync.OnceValue(func() systemLayout {
+	var triplet, platform string
+	switch runtime.GOARCH {
+	case "amd64":
+		triplet, platform = "x86_64-linux-gnu", "x86_64"
+	case "arm64":
+		triplet, platform = "aarch64-linux-gnu", "aarch64"
+	}
+	if triplet != "" {
+		if st, err := os.Stat("/usr/lib/" + triplet); err == nil && st.IsDir() {
+			return systemLayout{
+				dirs:     []string{"/lib/" + triplet, "/usr/lib/" + triplet, "/lib", "/usr/lib"},
+				lib:      "lib/" + triplet,
+				platform: platform,
+			}
+		}
+	}
+	return systemLayout{dirs: []string{"/lib64", "/usr/lib64"}, lib: "lib64", platform: platform}
+})
+
+// expandDST expands the dynamic string tokens of one element of a search
+// list (or of a DT_NEEDED path) as ld.so does: $ORIGIN and ${ORIGIN} to
+// origin (computed only if used), $LIB and $PLATFORM (and their braced
+// forms) to the layout's values. An unbraced token counts only if a
+// slash or the end follows it. skip, if not empty, says why ld.so would
+// drop the element: a token it does not know (or one whose value is
+// unknown), or, in a secure process, a relative element or one using
+// $ORIGIN.
+func expandDST(elem string, origin func() (string, error), secure bool) (dir, skip string) {
+	if !strings.Contains(elem, "$") {
+		if secure && !filepath.IsAbs(elem) {
+			return "", "relative, in a secure process"
+		}
+		return elem, ""
+	}
+	var b strings.Builder
+	usedOrigin := false
+	for rest := elem; ; {
+		i := strings.IndexByte(rest, '$')
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i+1:]
+		var tok string
+		if strings.HasPrefix(rest, "{") {
+			j := strings.IndexByte(rest, '}')
+			if j < 0 {
+				return "", "unterminated ${"
+			}
+			tok, rest = rest[1:j], rest[j+1:]
+		} else {
+			j := 0
+			for j < len(rest) && (rest[j] == '_' || 'A' <= rest[j] && rest[j] <= 'Z' || 'a' <= rest[j] && rest[j] <= 'z' || '0' <= rest[j] && rest[j] <= '9') {
+				j++
+			}
+			tok, rest = rest[:j], rest[j:]
+			if rest != "" && rest[0] != '/' {
+				return "", fmt.Sprintf("unknown token $%s%s", tok, rest[:1])
+			}
+		}
+		switch tok {
+		case "ORIGIN":
+			o, err := origin()
+			if err != nil {
+				return "", fmt.Sprintf("$ORIGIN unknown: %v", err)
+			}
+			usedOrigin = true
+			b.WriteString(o)
+		case "LIB":
+			b.WriteString(layout().lib)
+		case "PLATFORM":
+			p := layout().platform
+			if p == "" {
+				return "", fmt.Sprintf("$PLATFORM unknown on %s", runtime.GOARCH)
+			}
+			b.WriteString(p)
+		default:
+			return "", fmt.Sprintf("unknown token $%s", tok)
+		}
+	}
+	dir = b.String()
+	if secure && (usedOrigin || !filepath.IsAbs(dir)) {
+		return "", "relative or from $ORIGIN, in a secure process"
+	}
+	return dir, ""
+}
+
+// originOf returns the $ORIGIN of a library loaded as path: the
+// directory of the path it was found by (not resolved through symbolic
+// links, as in glibc), made absolute.
+func originOf(path string) func() (string, error) {
+	return func() (string, error) {
+		d := filepath.Dir(path)
+		if filepath.IsAbs(d) {
+			return d, nil
+		}
+		return filepath.Abs(d)
+	}
+}
+
+// exeOrigin is the $ORIGIN of LD_LIBRARY_PATH: the executable's
+// directory.
+func exeOrigin() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(exe), nil
+}
+
+// appendList appends the places of one search list, each directory once
+// (as glibc does within a list), expanding its tokens with origin ($ORIGIN)
+// unless origin is nil.
+func appendList(places []searchPlace, elems []string, why string, origin func() (string, error), secure bool) ([]searchPlace, error) {
+	start := len(places)
+	for _, e := range elems {
+		d := e
+		if origin != nil {
+			var skip string
+			if d, skip = expandDST(e, origin, secure); skip != "" {
+				places = append(places, searchPlace{dir: e, why: why, skip: skip})
+				continue
+			}
+		}
+		if d == "" {
+			d = "."
+		}
+		dup := false
+		for _, p := range places[start:] {
+			dup = dup || p.dir == d
+		}
+		if !dup {
+			places = append(places, searchPlace{dir: d, why: why})
+		}
+	}
+	return places, nil
+}
+
+// searchPlaces lists, in order, where a bare name needed by loader (nil
+// for the library the caller names) is looked for.
+func (ld *elfLoader) searchPlaces(loader *elfImage) ([]searchPlace, error) {
+	secure := secureProcess()
+	var places []searchPlace
+	var err error
+	if loader != nil && len(loader.lib.file.Runpath) == 0 {
+		for l := loader; l != nil; l = l.loader {
+			if len(l.lib.file.Rpath) > 0 {
+				if places, err = appendList(places, l.lib.file.Rpath, "DT_RPATH of "+l.lib.path, originOf(l.lib.path), secure); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if llp := os.Getenv("LD_LIBRARY_PATH"); llp != "" && !secure {
+		// glibc splits it at colons and semicolons.
+		elems := strings.Split(strings.ReplaceAll(llp, ";", ":"), ":")
+		if places, err = appendList(places, elems, "LD_LIBRARY_PATH", exeOrigin, secure); err != nil {
+			return nil, err
+		}
+	}
+	if len(ld.opts.SearchPath) > 0 {
+		// The caller's directories, taken as they are.
+		places, _ = appendList(places, ld.opts.SearchPath, "Options.SearchPath", nil, false)
+	}
+	if loader != nil && len(loader.lib.file.Runpath) > 0 {
+		if places, err = appendList(places, loader.lib.file.Runpath, "DT_RUNPATH of "+loader.lib.path, originOf(loader.lib.path), secure); err != nil {
+			return nil, err
+		}
+	}
+	if loader == nil || loader.lib.file.Flags1&uint64(elf.DF_1_NODEFLIB) == 0 {
+		places = append(places, searchPlace{why: ldCacheFile})
+		for _, d := range layout().dirs {
+			places = append(places, searchPlace{dir: d, why: "system directory"})
+		}
+	} else {
+		places = append(places, searchPlace{why: ldCacheFile + ", outside the system directories (DF_1_NODEFLIB)"})
+	}
+	return places, nil
+}
+
+// notFoundError is a bare name found nowhere: tried lists the places
+// looked in, in order.
+type notFoundError struct {
+	name  string
+	tried []string
+}
+
+func (e *notFoundError) Error() string {
+	return fmt.Sprintf("%s not found; looked in %s", e.name, strings.Join(e.tried, ", "))
+}
+
+// search looks for the bare name needed by loader (nil for the root) in
+// the places searchPlaces lists, opening the first file found with open.
+// A missing name's error lists every place tried, in order.
+func (ld *elfLoader) search(name string, loader *elfImage, open func(path string) (*elfImage, error)) (*elfImage, error) {
+	places, err := ld.searchPlaces(loader)
+	if err != nil {
+		return nil, err
+	}
+	nodeflib := loader != nil && loader.lib.file.Flags1&uint64(elf.DF_1_NODEFLIB) != 0
+	var tried []string
+	for _, pl := range places {
+		var p string
+		if pl.skip != "" {
+			tried = append(tried, fmt.Sprintf("%q (%s; skipped: %s)", pl.dir, pl.why, pl.skip))
+			continue
+		}
+		if pl.dir == "" {
+			cached, err := ldCacheLookup(name)
+			switch {
+			case err != nil:
+				tried = append(tried, fmt.Sprintf("%s (unusable: %v)", pl.why, err))
+				continue
+			case cached == "":
+				tried = append(tried, pl.why+" (no entry)")
+				continue
+			case nodeflib && inSystemDir(cached):
+				tried = append(tried, fmt.Sprintf("%s (entry %s skipped)", pl.why, cached))
+				continue
+			}
+			p = cached
+			img, err := open(p)
+			if errors.Is(err, errNotFound) {
+				tried = append(tried, fmt.Sprintf("%s (entry %s missing)", pl.why, p))
+				continue
+			}
+			return img, err
+		}
+		p = filepath.Join(pl.dir, name)
+		if pl.dir == "." {
+			// Joined, "./name" would lose its slash.
+			p = "./" + name
+		}
+		img, err := open(p)
+		if errors.Is(err, errNotFound) {
+			tried = append(tried, fmt.Sprintf("%s (%s)", pl.dir, pl.why))
+			continue
+		}
+		return img, err
+	}
+	return nil, &notFoundError{name: name, tried: tried}
+}
+
+// inSystemDir reports whether path lies directly in a system directory.
+func inSystemDir(path string) bool {
+	d := filepath.Dir(path)
+	for _, s := range layout().dirs {
+		if d == s {
+			return true
+		}
+	}
+	return false
+}
