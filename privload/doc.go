@@ -20,24 +20,26 @@
 // *FormatError naming the file and the reason, of class ErrMalformed,
 // ErrUnsupported or (from the loader) ErrLink. Executables (ET_EXEC,
 // PT_INTERP), thread-local storage (PT_TLS), text relocations
-// (DT_TEXTREL, DF_TEXTREL) and executable stacks are refused.
+// (DT_TEXTREL, DF_TEXTREL) and executable stacks are refused: a
+// PT_GNU_STACK with PF_X, and no PT_GNU_STACK at all, which glibc takes
+// as the same request.
 //
 // # Loading (Linux)
 //
 // Load loads a library with its dependencies, in phases, so that whatever
 // can refuse a library does so before anything is mapped:
 //
-//  1. Read and parse the library and, breadth-first, each DT_NEEDED
-//     entry. A system library (Options.System; by default the parts of
-//     glibc) is opened by the host's own dlopen, as DynamoRIO leaves
-//     libraries outside its reach to the system loader: a private libc
-//     would need its own heap, thread-local storage and start-up. Any
-//     other is private: found next to the library that needs it, then on
-//     its DT_RUNPATH (or DT_RPATH, with $ORIGIN), then on
-//     Options.SearchPath, and loaded into a vmcode slot of its own. Each
-//     private library is checked: relocation types (RELATIVE, 64,
-//     GLOB_DAT, JUMP_SLOT, IRELATIVE; COPY, TLS and anything else are
-//     refused with their names), thread-local storage, text relocations.
+//  1. Find, read and parse the library and, breadth-first, each
+//     DT_NEEDED entry. A system library (Options.System; by default the
+//     parts of glibc) is opened by the host's own dlopen, as DynamoRIO
+//     leaves libraries outside its reach to the system loader: a private
+//     libc would need its own heap, thread-local storage and start-up.
+//     Any other is private: found as ld.so finds it (see Finding
+//     libraries) and loaded into a vmcode slot of its own. Each private
+//     library is checked: relocation types (RELATIVE, 64, GLOB_DAT,
+//     JUMP_SLOT, IRELATIVE; COPY, TLS and anything else are refused with
+//     their names), thread-local storage, text relocations, the stack it
+//     asks for.
 //  2. Reserve a slot per private library.
 //  3. Bind every symbol reference. The search is ld.so's for a library
 //     opened with dlopen: Options.Imports first (a redirection table: any
@@ -64,6 +66,58 @@
 //     in a relocated library.
 //  5. Run DT_INIT, then DT_INIT_ARRAY, each library after its
 //     dependencies (unless Options.SkipInit).
+//
+// # Finding libraries
+//
+// Load takes a name as dlopen does, and finds each DT_NEEDED entry as
+// glibc's ld.so does (_dl_map_object in glibc's elf/dl-load.c; ld.so(8)).
+// A name containing a slash is a path, relative to the current directory
+// ($ORIGIN and the other tokens expanded in a DT_NEEDED entry). A bare
+// name ("libz.so.1") is looked for, in this order, in:
+//
+//  1. the DT_RPATH directories of the library that needs it, then of the
+//     library that brought that one in, and so on up to the root; not if
+//     the library that needs it has a DT_RUNPATH;
+//  2. the directories of LD_LIBRARY_PATH (colon- or semicolon-separated),
+//     unless the process is secure (AT_SECURE: set-user-ID, set-group-ID
+//     or given capabilities), whose environment must not choose what it
+//     loads;
+//  3. Options.SearchPath, privload's own addition: the caller's
+//     directories, searched like LD_LIBRARY_PATH, secure or not;
+//  4. the DT_RUNPATH directories of the library that needs it, for its
+//     own DT_NEEDED entries only;
+//  5. /etc/ld.so.cache, as ldconfig writes it (entries for this machine:
+//     x86-64 libc6 ones, glibc-hwcaps subdirectory ones for the levels
+//     the CPU supports): read once per process and again when the file
+//     changes;
+//  6. the system directories: on Debian and its derivatives
+//     /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib and
+//     /usr/lib (ld.so --help lists them), elsewhere /lib64 and
+//     /usr/lib64.
+//
+// The name given to Load has no loader, so its search starts at 2: Load
+// of "libz.so.1" loads the file ldconfig -p names. A library linked with
+// -z nodefaultlib (DF_1_NODEFLIB) has its dependencies searched in
+// neither the system directories nor the cache entries that lie there.
+// In DT_RPATH, DT_RUNPATH and LD_LIBRARY_PATH an empty element is the
+// current directory; $ORIGIN (or ${ORIGIN}) is the directory of the path
+// the library was found by (of the executable, in LD_LIBRARY_PATH), $LIB
+// the system library directory ("lib/x86_64-linux-gnu" on Debian) and
+// $PLATFORM the machine ("x86_64"); an element with a token ld.so does
+// not know is skipped, as ld.so skips it, and a secure process skips
+// relative elements and those using $ORIGIN. The error of a name found
+// nowhere lists every place looked in, in order, and where each came
+// from.
+//
+// Where privload differs from glibc: it reads LD_LIBRARY_PATH at each
+// Load (glibc reads it once, at start-up); it does not look in the
+// glibc-hwcaps and legacy hwcap subdirectories of each directory
+// (glibc-hwcaps/x86-64-v3/, tls/, x86_64/) that glibc tries first, though
+// it takes ld.so.cache's glibc-hwcaps entries; it does not read the
+// calling executable's DT_RPATH for the root; it stops at a file of
+// another ELF class or machine where glibc searches on; and it never
+// looks next to the library that needs a name, since ld.so does not
+// either (link with -rpath '$ORIGIN' for that).
 //
 // Library.Close of the loaded library unloads the whole group: the
 // finalisers (DT_FINI_ARRAY in reverse, then DT_FINI) in the reverse order

@@ -25,9 +25,12 @@ type Options struct {
 	// search scope defines, before an unresolved weak reference binds to
 	// 0 and any other fails the load.
 	Resolve func(name string) (addr uintptr, ok bool)
-	// SearchPath lists directories searched for a private dependency
-	// (a DT_NEEDED entry that is not a system library) after the
-	// directory of the library that needs it.
+	// SearchPath lists directories searched for a bare name (the one
+	// given to Load, or a DT_NEEDED entry that is not a system library)
+	// right after LD_LIBRARY_PATH, before the DT_RUNPATH of the library
+	// that needs it, ld.so.cache and the system directories, as the
+	// caller's own LD_LIBRARY_PATH; unlike it, it is searched in a
+	// secure process too.
 	SearchPath []string
 	// System lists the DT_NEEDED names (sonames, matched exactly) bound
 	// to the host's own copies through the host's dlopen and

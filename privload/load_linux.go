@@ -22,17 +22,22 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// Load loads the shared object at path privately into a slot of v's
+// Load loads the shared object path privately into a slot of v's
 // vmcode, with its private dependencies each in a slot of its own, so
-// that code emitted into vmcode reaches them with rel32 calls.
+// that code emitted into vmcode reaches them with rel32 calls. path is
+// taken as dlopen takes it: with a slash, a path; without, a name
+// searched for as ld.so does (LD_LIBRARY_PATH, Options.SearchPath,
+// /etc/ld.so.cache, the system directories; see the package
+// documentation).
 //
 // It works in phases, so that everything that can refuse a library does
 // so before anything is mapped:
 //
 //  1. read and parse the library and, breadth-first, every DT_NEEDED
 //     entry: a system library (Options.System) is opened by the host's
-//     dlopen; any other is found in the directory of the library that
-//     needs it, then on Options.SearchPath, and parsed; each is checked
+//     dlopen; any other is found as ld.so finds it (DT_RPATH,
+//     LD_LIBRARY_PATH, Options.SearchPath, DT_RUNPATH, ld.so.cache, the
+//     system directories), and parsed; each is checked
 //     for what privload does not support (thread-local storage, text
 //     relocations, relocation types, an executable stack);
 //  2. reserve a vmcode slot per private library (bookkeeping only);

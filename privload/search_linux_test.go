@@ -5,6 +5,7 @@ package privload
 import (
 	"debug/elf"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,5 +414,80 @@ func TestSearchSecure(t *testing.T) {
 	}
 	if errors.Is(err, ErrUnsupported) {
 		t.Errorf("class %v", err)
+	}
+}
+
+// TestSearchAgreesWithLdso runs the host's own dynamic linker on the same
+// files in the same environment (a gcc-built program that dlopens the
+// library, calls it and asks dladdr where fx_which came from) and checks
+// that privload takes the same copy, or fails where it fails.
+func TestSearchAgreesWithLdso(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "which")
+	prog := filepath.Join(t.TempDir(), "dlwhich")
+	if out, err := exec.Command("gcc", "-O2", "-o", prog, fxSrc("dlwhich.c")).CombinedOutput(); err != nil {
+		t.Fatalf("building dlwhich: %v\n%s", err, out)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	llp := filepath.Join(dir, "llp")
+	for _, tc := range []struct {
+		lib, fn, llp string
+	}{
+		{"libfx_use_rpath.so", "fx_use", ""},
+		{"libfx_use_runpath.so", "fx_use", ""},
+		{"libfx_use_none.so", "fx_use", ""},
+		{"libfx_use_none.so", "fx_use", llp},
+		{"libfx_use_rpath.so", "fx_use", llp},
+		{"libfx_use_runpath.so", "fx_use", llp},
+		{"libfx_use_none.so", "fx_use", "::/nonexistent;" + llp},
+		{"libfx_top_rpath.so", "fx_top", ""},
+		{"libfx_top_runpath.so", "fx_top", ""},
+		{"libfx_top_runpath.so", "fx_top", llp},
+		{"libfx_ghost_rpath.so", "fx_plain", ""},
+		// By a bare name: LD_LIBRARY_PATH, then the cache.
+		{"libfx_which.so", "fx_which", filepath.Join(dir, "runpath")},
+		{"libfx_which.so", "fx_which", ""},
+	} {
+		t.Run(tc.lib+"/"+tc.llp, func(t *testing.T) {
+			path := tc.lib
+			if strings.HasPrefix(tc.lib, "libfx_use") || strings.HasPrefix(tc.lib, "libfx_top") || strings.HasPrefix(tc.lib, "libfx_ghost") {
+				path = filepath.Join(dir, tc.lib)
+			}
+			cmd := exec.Command(prog, path, tc.fn)
+			cmd.Dir = cwd
+			cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+tc.llp)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("dlwhich: %v", err)
+			}
+			host := strings.TrimSpace(string(out))
+			t.Setenv("LD_LIBRARY_PATH", tc.llp)
+			v := newVMM(t)
+			lib, err := Load(v, path, Options{})
+			var mine string
+			if err != nil {
+				mine = "error"
+			} else {
+				var from string
+				for _, l := range lib.Libraries() {
+					if l.Name() == "libfx_which.so" {
+						from = l.Path()
+					}
+				}
+				mine = fmt.Sprintf("%d %s", call(lookup(t, lib, tc.fn)), from)
+				if err := lib.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.HasPrefix(host, "error") && mine == "error" {
+				t.Logf("both fail: ld.so %q; privload %v", host, err)
+				return
+			}
+			if host != mine {
+				t.Errorf("ld.so: %q, privload: %q (%v)", host, mine, err)
+			}
+		})
 	}
 }
