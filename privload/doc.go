@@ -109,11 +109,14 @@
 // nowhere lists every place looked in, in order, and where each came
 // from.
 //
+// In each directory, the glibc-hwcaps subdirectories for the levels the
+// CPU supports (glibc-hwcaps/x86-64-v3/, ...) are tried first, best
+// first, as glibc tries them.
+//
 // Where privload differs from glibc: it reads LD_LIBRARY_PATH at each
 // Load (glibc reads it once, at start-up); it does not look in the
-// glibc-hwcaps and legacy hwcap subdirectories of each directory
-// (glibc-hwcaps/x86-64-v3/, tls/, x86_64/) that glibc tries first, though
-// it takes ld.so.cache's glibc-hwcaps entries; it does not read the
+// legacy hwcap subdirectories (tls/, x86_64/) that glibc 2.36 still tries
+// and 2.37 dropped; it does not read the
 // calling executable's DT_RPATH for the root; it stops at a file of
 // another ELF class or machine where glibc searches on; and it never
 // looks next to the library that needs a name, since ld.so does not

@@ -75,14 +75,14 @@ func readLDCache(file string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return c.Select(cacheMachine()), nil
+	return c.Select(thisMachine()), nil
 }
 
-// cacheMachine describes this machine as glibc's cache lookup sees it:
-// the flags of its own libraries and the glibc-hwcaps subdirectories its
-// CPU supports, best first (the x86-64 micro-architecture levels of the
-// x86-64 psABI).
-func cacheMachine() ldcache.Machine {
+// thisMachine describes this machine as glibc's library search sees it:
+// the cache flags of its own libraries and the glibc-hwcaps
+// subdirectories its CPU supports, best first (the x86-64
+// micro-architecture levels of the x86-64 psABI).
+var thisMachine = sync.OnceValue(func() ldcache.Machine {
 	switch runtime.GOARCH {
 	case "amd64":
 		m := ldcache.Machine{Flags: ldcache.FlagX8664Lib64 | ldcache.FlagELFLibc6}
@@ -104,4 +104,4 @@ func cacheMachine() ldcache.Machine {
 	}
 	// Only the architecture-neutral entries.
 	return ldcache.Machine{Flags: ldcache.FlagELF}
-}
+})

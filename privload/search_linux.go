@@ -44,12 +44,16 @@ import (
 // them. A process with AT_SECURE, as in glibc, ignores LD_LIBRARY_PATH
 // and list elements that are relative or use $ORIGIN.
 //
+// In each directory, the glibc-hwcaps subdirectories the CPU supports
+// (glibc-hwcaps/x86-64-v3/ for a CPU of that level) come first, best
+// first, as in glibc.
+//
 // Where glibc differs: it reads LD_LIBRARY_PATH once at start-up, privload
-// at each Load (so a program, or a test, can set it); it also looks in
-// the glibc-hwcaps and legacy hwcap subdirectories of each directory
-// (glibc-hwcaps/x86-64-v3/, tls/, x86_64/), which privload does not; it
-// skips a file of another ELF class or machine and searches on, where
-// privload stops with the parser's error.
+// at each Load (so a program, or a test, can set it); glibc 2.36 also
+// looks in the legacy hwcap subdirectories (tls/, x86_64/; glibc 2.37
+// dropped them), which privload does not; it skips a file of another ELF
+// class or machine and searches on, where privload stops with the
+// parser's error.
 
 // searchPlace is one place a bare name is looked for.
 type searchPlace struct {
@@ -325,6 +329,16 @@ func (ld *elfLoader) search(name string, loader *elfImage, open func(path string
 			}
 			return img, err
 		}
+		// glibc tries the glibc-hwcaps subdirectories the CPU
+		// supports first, best first.
+		for _, sub := range hwcapsSubdirs(pl.dir) {
+			img, err := open(filepath.Join(sub, name))
+			if errors.Is(err, errNotFound) {
+				tried = append(tried, fmt.Sprintf("%s (%s)", sub, pl.why))
+				continue
+			}
+			return img, err
+		}
 		p = filepath.Join(pl.dir, name)
 		if pl.dir == "." {
 			// Joined, "./name" would lose its slash.
@@ -338,6 +352,56 @@ func (ld *elfLoader) search(name string, loader *elfImage, open func(path string
 		return img, err
 	}
 	return nil, &notFoundError{name: name, tried: tried}
+}
+
+// hwcapsDirs caches, by absolute directory, those of its glibc-hwcaps
+// subdirectories that exist and that the CPU supports, best first: glibc
+// too notes once per process which of its search directories exist.
+// Guarded by hwcapsMu.
+var (
+	hwcapsMu   sync.Mutex
+	hwcapsDirs = map[string][]string{}
+)
+
+// hwcapsSubdirs returns the glibc-hwcaps subdirectories of dir to try
+// before dir itself (dir/glibc-hwcaps/x86-64-v3, ...), best first. The
+// first search through a directory costs a stat of dir/glibc-hwcaps
+// (and, where that exists, one per level); later ones nothing.
+func hwcapsSubdirs(dir string) []string {
+	levels := thisMachine().Subdirs
+	if len(levels) == 0 {
+		return nil
+	}
+	abs := filepath.IsAbs(dir)
+	if abs {
+		hwcapsMu.Lock()
+		subs, ok := hwcapsDirs[dir]
+		hwcapsMu.Unlock()
+		if ok {
+			return subs
+		}
+	}
+	var subs []string
+	isDir := func(p string) bool {
+		var st unix.Stat_t
+		return unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if base := filepath.Join(dir, "glibc-hwcaps"); isDir(base) {
+		for _, l := range levels {
+			if d := filepath.Join(base, l); isDir(d) {
+				subs = append(subs, d)
+			}
+		}
+	}
+	if abs {
+		hwcapsMu.Lock()
+		if len(hwcapsDirs) >= cacheMaxFiles {
+			clear(hwcapsDirs)
+		}
+		hwcapsDirs[dir] = subs
+		hwcapsMu.Unlock()
+	}
+	return subs
 }
 
 // inSystemDir reports whether path lies directly in a system directory.

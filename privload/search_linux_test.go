@@ -32,6 +32,10 @@ func init() {
 	const w = "which/rpath/libfx_which.so"
 	fxBuilds = append(fxBuilds,
 		which("rpath", "1"), which("llp", "2"), which("runpath", "3"), which("sp", "4"),
+		// glibc-hwcaps copies, preferred to the directory's own on a
+		// CPU of their level (every x86-64 CPU of the last decade is
+		// x86-64-v2; v4 needs AVX-512).
+		which("hw", "5"), which("hw/glibc-hwcaps/x86-64-v2", "6"), which("hw/glibc-hwcaps/x86-64-v4", "7"),
 		fxBuild{out: "which/libfx_use_rpath.so", srcs: []string{"usewhich.c"}, flags: rpath("$ORIGIN/rpath"), links: []string{w}},
 		fxBuild{out: "which/libfx_use_runpath.so", srcs: []string{"usewhich.c"}, flags: runpath("${ORIGIN}/runpath"), links: []string{w}},
 		fxBuild{out: "which/libfx_use_none.so", srcs: []string{"usewhich.c"}, flags: fxNoLibc, links: []string{w}},
@@ -119,6 +123,28 @@ func TestSearchOrder(t *testing.T) {
 				t.Errorf("fx_use() = %d from %s, want %d from %s", got, from, tc.want, tc.wantDir)
 			}
 		})
+	}
+}
+
+// TestSearchHwcaps: in each directory, the glibc-hwcaps subdirectory of
+// the best level the CPU supports comes first.
+func TestSearchHwcaps(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "which", "hw")
+	t.Setenv("LD_LIBRARY_PATH", dir)
+	want, wantFrom := int64(5), filepath.Join(dir, "libfx_which.so")
+	levels := thisMachine().Subdirs
+	switch {
+	case slices.Contains(levels, "x86-64-v4"):
+		want, wantFrom = 7, filepath.Join(dir, "glibc-hwcaps", "x86-64-v4", "libfx_which.so")
+	case slices.Contains(levels, "x86-64-v2"):
+		want, wantFrom = 6, filepath.Join(dir, "glibc-hwcaps", "x86-64-v2", "libfx_which.so")
+	}
+	got, from := loadWhich(t, "libfx_which.so", "fx_which", Options{})
+	if got != want || from != wantFrom {
+		t.Errorf("CPU levels %v: fx_which() = %d from %s, want %d from %s", levels, got, from, want, wantFrom)
+	}
+	if len(levels) == 0 {
+		t.Skip("the CPU supports no glibc-hwcaps level: only the plain copy was tried")
 	}
 }
 
@@ -442,6 +468,7 @@ func TestSearchAgreesWithLdso(t *testing.T) {
 		{"libfx_use_rpath.so", "fx_use", llp},
 		{"libfx_use_runpath.so", "fx_use", llp},
 		{"libfx_use_none.so", "fx_use", "::/nonexistent;" + llp},
+		{"libfx_use_none.so", "fx_use", filepath.Join(dir, "hw")},
 		{"libfx_top_rpath.so", "fx_top", ""},
 		{"libfx_top_runpath.so", "fx_top", ""},
 		{"libfx_top_runpath.so", "fx_top", llp},
