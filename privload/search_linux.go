@@ -214,7 +214,7 @@ func exeOrigin() (string, error) {
 // appendList appends the places of one search list, each directory once
 // (as glibc does within a list), expanding its tokens with origin ($ORIGIN)
 // unless origin is nil.
-func appendList(places []searchPlace, elems []string, why string, origin func() (string, error), secure bool) ([]searchPlace, error) {
+func appendList(places []searchPlace, elems []string, why string, origin func() (string, error), secure bool) []searchPlace {
 	start := len(places)
 	for _, e := range elems {
 		d := e
@@ -236,39 +236,32 @@ func appendList(places []searchPlace, elems []string, why string, origin func() 
 			places = append(places, searchPlace{dir: d, why: why})
 		}
 	}
-	return places, nil
+	return places
 }
 
 // searchPlaces lists, in order, where a bare name needed by loader (nil
 // for the library the caller names) is looked for.
-func (ld *elfLoader) searchPlaces(loader *elfImage) ([]searchPlace, error) {
+func (ld *elfLoader) searchPlaces(loader *elfImage) []searchPlace {
 	secure := secureProcess()
 	var places []searchPlace
-	var err error
 	if loader != nil && len(loader.lib.file.Runpath) == 0 {
 		for l := loader; l != nil; l = l.loader {
 			if len(l.lib.file.Rpath) > 0 {
-				if places, err = appendList(places, l.lib.file.Rpath, "DT_RPATH of "+l.lib.path, originOf(l.lib.path), secure); err != nil {
-					return nil, err
-				}
+				places = appendList(places, l.lib.file.Rpath, "DT_RPATH of "+l.lib.path, originOf(l.lib.path), secure)
 			}
 		}
 	}
 	if llp := os.Getenv("LD_LIBRARY_PATH"); llp != "" && !secure {
 		// glibc splits it at colons and semicolons.
 		elems := strings.Split(strings.ReplaceAll(llp, ";", ":"), ":")
-		if places, err = appendList(places, elems, "LD_LIBRARY_PATH", exeOrigin, secure); err != nil {
-			return nil, err
-		}
+		places = appendList(places, elems, "LD_LIBRARY_PATH", exeOrigin, secure)
 	}
 	if len(ld.opts.SearchPath) > 0 {
 		// The caller's directories, taken as they are.
-		places, _ = appendList(places, ld.opts.SearchPath, "Options.SearchPath", nil, false)
+		places = appendList(places, ld.opts.SearchPath, "Options.SearchPath", nil, false)
 	}
 	if loader != nil && len(loader.lib.file.Runpath) > 0 {
-		if places, err = appendList(places, loader.lib.file.Runpath, "DT_RUNPATH of "+loader.lib.path, originOf(loader.lib.path), secure); err != nil {
-			return nil, err
-		}
+		places = appendList(places, loader.lib.file.Runpath, "DT_RUNPATH of "+loader.lib.path, originOf(loader.lib.path), secure)
 	}
 	if loader == nil || loader.lib.file.Flags1&uint64(elf.DF_1_NODEFLIB) == 0 {
 		places = append(places, searchPlace{why: ldCacheFile})
@@ -278,7 +271,7 @@ func (ld *elfLoader) searchPlaces(loader *elfImage) ([]searchPlace, error) {
 	} else {
 		places = append(places, searchPlace{why: ldCacheFile + ", outside the system directories (DF_1_NODEFLIB)"})
 	}
-	return places, nil
+	return places
 }
 
 // notFoundError is a bare name found nowhere: tried lists the places
@@ -296,10 +289,7 @@ func (e *notFoundError) Error() string {
 // the places searchPlaces lists, opening the first file found with open.
 // A missing name's error lists every place tried, in order.
 func (ld *elfLoader) search(name string, loader *elfImage, open func(path string) (*elfImage, error)) (*elfImage, error) {
-	places, err := ld.searchPlaces(loader)
-	if err != nil {
-		return nil, err
-	}
+	places := ld.searchPlaces(loader)
 	nodeflib := loader != nil && loader.lib.file.Flags1&uint64(elf.DF_1_NODEFLIB) != 0
 	var tried []string
 	for _, pl := range places {

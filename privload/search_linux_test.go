@@ -46,6 +46,9 @@ func init() {
 		fxBuild{out: "which/libfx_ghost_rpath.so", srcs: []string{"plain.c"}, flags: rpath("$ORIGIN/nothere:$FOO/x"), links: []string{"ghost/libfx_ghost.so"}},
 		fxBuild{out: "which/libfx_ghost_runpath.so", srcs: []string{"plain.c"}, flags: runpath("$ORIGIN/nowhere"), links: []string{"ghost/libfx_ghost.so"}},
 		fxBuild{out: "libfx_nostack.so", srcs: []string{"nostack.s"}, flags: []string{"-nostdlib"}},
+		// -z nodefaultlib: its dependencies are searched neither in
+		// the system directories nor in cache entries that lie there.
+		fxBuild{out: "which/libfx_nodeflib.so", srcs: []string{"plain.c"}, flags: []string{"-nostdlib", "-Wl,-z,nodefaultlib", "-Wl,--no-as-needed", "-lz"}},
 	)
 }
 
@@ -145,6 +148,35 @@ func TestSearchHwcaps(t *testing.T) {
 	}
 	if len(levels) == 0 {
 		t.Skip("the CPU supports no glibc-hwcaps level: only the plain copy was tried")
+	}
+}
+
+// TestSearchNodeflib: a library linked with -z nodefaultlib needing the
+// system's libz does not find it, with privload as with ld.so; from
+// LD_LIBRARY_PATH it does.
+func TestSearchNodeflib(t *testing.T) {
+	zlib := ldconfigPath(t, "libz.so.1")
+	path := fxPath(t, "which/libfx_nodeflib.so")
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags1, _ := f.DynValue(elf.DT_FLAGS_1)
+	f.Close()
+	if len(flags1) != 1 || flags1[0]&uint64(elf.DF_1_NODEFLIB) == 0 {
+		t.Fatalf("fixture DT_FLAGS_1 %#x lacks DF_1_NODEFLIB", flags1)
+	}
+	t.Setenv("LD_LIBRARY_PATH", "")
+	v := newVMM(t)
+	_, err = Load(v, path, Options{})
+	want := "dependency libz.so.1 not found; looked in " + ldCacheFile + ", outside the system directories (DF_1_NODEFLIB) (entry " + zlib + " skipped); it is not"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Load: %v\nwant %s", err, want)
+	}
+	t.Setenv("LD_LIBRARY_PATH", filepath.Dir(zlib))
+	lib := loadOK(t, v, path, Options{})
+	if deps := lib.Dependencies(); len(deps) != 1 || deps[0].Path != filepath.Join(filepath.Dir(zlib), "libz.so.1") {
+		t.Errorf("dependencies %+v, want libz.so.1 from LD_LIBRARY_PATH", deps)
 	}
 }
 
@@ -473,13 +505,14 @@ func TestSearchAgreesWithLdso(t *testing.T) {
 		{"libfx_top_runpath.so", "fx_top", ""},
 		{"libfx_top_runpath.so", "fx_top", llp},
 		{"libfx_ghost_rpath.so", "fx_plain", ""},
+		{"libfx_nodeflib.so", "fx_plain", ""},
 		// By a bare name: LD_LIBRARY_PATH, then the cache.
 		{"libfx_which.so", "fx_which", filepath.Join(dir, "runpath")},
 		{"libfx_which.so", "fx_which", ""},
 	} {
 		t.Run(tc.lib+"/"+tc.llp, func(t *testing.T) {
 			path := tc.lib
-			if strings.HasPrefix(tc.lib, "libfx_use") || strings.HasPrefix(tc.lib, "libfx_top") || strings.HasPrefix(tc.lib, "libfx_ghost") {
+			if strings.HasPrefix(tc.lib, "libfx_use") || strings.HasPrefix(tc.lib, "libfx_top") || strings.HasPrefix(tc.lib, "libfx_ghost") || strings.HasPrefix(tc.lib, "libfx_nodeflib") {
 				path = filepath.Join(dir, tc.lib)
 			}
 			cmd := exec.Command(prog, path, tc.fn)
