@@ -113,14 +113,16 @@
 // CPU supports (glibc-hwcaps/x86-64-v3/, ...) are tried first, best
 // first, as glibc tries them.
 //
+// A file of another ELF class or machine is passed over, as ld.so passes
+// over it; anything else wrong with the file found ends the search with
+// its error. As with ld.so, a dependency is not looked for next to the
+// library that needs it unless that library says so (-rpath '$ORIGIN').
+//
 // Where privload differs from glibc: it reads LD_LIBRARY_PATH at each
-// Load (glibc reads it once, at start-up); it does not look in the
-// legacy hwcap subdirectories (tls/, x86_64/) that glibc 2.36 still tries
-// and 2.37 dropped; it does not read the
-// calling executable's DT_RPATH for the root; it stops at a file of
-// another ELF class or machine where glibc searches on; and it never
-// looks next to the library that needs a name, since ld.so does not
-// either (link with -rpath '$ORIGIN' for that).
+// Load (glibc reads it once, at start-up); it does not look in the legacy
+// hwcap subdirectories (tls/, x86_64/) that glibc 2.36 still tries and
+// 2.37 dropped; and it does not read the calling executable's DT_RPATH
+// for the root.
 //
 // Library.Close of the loaded library unloads the whole group: the
 // finalisers (DT_FINI_ARRAY in reverse, then DT_FINI) in the reverse order

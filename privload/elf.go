@@ -309,6 +309,13 @@ func parseSparse(name string, size uint64, chunks []chunk) (f *File, missed bool
 
 var le = binary.LittleEndian
 
+// The reasons of the refusals of a file built for another system begin
+// so: the library search passes over such a file, as ld.so does.
+const (
+	reasonOtherClass   = "class "
+	reasonOtherMachine = "machine "
+)
+
 // header checks the ELF header and walks the program headers.
 func (p *parser) header() error {
 	d := p.data
@@ -324,7 +331,7 @@ func (p *parser) header() error {
 	}
 	switch {
 	case elf.Class(d[elf.EI_CLASS]) != elf.ELFCLASS64:
-		return p.unsupported("class %v: only ELFCLASS64 is supported", elf.Class(d[elf.EI_CLASS]))
+		return p.unsupported(reasonOtherClass+"%v: only ELFCLASS64 is supported", elf.Class(d[elf.EI_CLASS]))
 	case elf.Data(d[elf.EI_DATA]) != elf.ELFDATA2LSB:
 		return p.unsupported("data encoding %v: only little-endian is supported", elf.Data(d[elf.EI_DATA]))
 	case elf.Version(d[elf.EI_VERSION]) != elf.EV_CURRENT:
@@ -339,7 +346,7 @@ func (p *parser) header() error {
 	phnum := le.Uint16(d[56:])
 	switch {
 	case mach != elf.EM_X86_64:
-		return p.unsupported("machine %v: only EM_X86_64 is supported", mach)
+		return p.unsupported(reasonOtherMachine+"%v: only EM_X86_64 is supported", mach)
 	case typ == elf.ET_EXEC:
 		return p.unsupported("type ET_EXEC: an executable, not a shared object")
 	case typ != elf.ET_DYN:

@@ -51,9 +51,9 @@ import (
 // Where glibc differs: it reads LD_LIBRARY_PATH once at start-up, privload
 // at each Load (so a program, or a test, can set it); glibc 2.36 also
 // looks in the legacy hwcap subdirectories (tls/, x86_64/; glibc 2.37
-// dropped them), which privload does not; it skips a file of another ELF
-// class or machine and searches on, where privload stops with the
-// parser's error.
+// dropped them), which privload does not. As glibc, privload passes
+// over a file of another ELF class or machine and searches on; anything
+// else wrong with the file found ends the search with its error.
 
 // searchPlace is one place a bare name is looked for.
 type searchPlace struct {
@@ -327,6 +327,10 @@ func (ld *elfLoader) search(name string, loader *elfImage, open func(path string
 				tried = append(tried, fmt.Sprintf("%s (%s)", sub, pl.why))
 				continue
 			}
+			if otherSystem(err) {
+				tried = append(tried, fmt.Sprintf("%s (%s; %s)", sub, pl.why, err.(*FormatError).Reason))
+				continue
+			}
 			return img, err
 		}
 		p = filepath.Join(pl.dir, name)
@@ -339,9 +343,22 @@ func (ld *elfLoader) search(name string, loader *elfImage, open func(path string
 			tried = append(tried, fmt.Sprintf("%s (%s)", pl.dir, pl.why))
 			continue
 		}
+		if otherSystem(err) {
+			tried = append(tried, fmt.Sprintf("%s (%s; %s)", pl.dir, pl.why, err.(*FormatError).Reason))
+			continue
+		}
 		return img, err
 	}
 	return nil, &notFoundError{name: name, tried: tried}
+}
+
+// otherSystem reports whether err refuses a file built for another
+// system: another ELF class or machine. ld.so's open_verify passes over
+// such a file and searches on (a 32-bit library in a directory of both);
+// anything else wrong with a file found ends the search.
+func otherSystem(err error) bool {
+	fe, ok := err.(*FormatError)
+	return ok && fe.Class == ErrUnsupported && (strings.HasPrefix(fe.Reason, reasonOtherClass) || strings.HasPrefix(fe.Reason, reasonOtherMachine))
 }
 
 // hwcapsDirs caches, by absolute directory, those of its glibc-hwcaps

@@ -490,9 +490,20 @@ func TestSearchAgreesWithLdso(t *testing.T) {
 		t.Fatal(err)
 	}
 	llp := filepath.Join(dir, "llp")
+	// A copy built for another machine, which both pass over.
+	data, err := os.ReadFile(filepath.Join(dir, "sp", "libfx_which.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	le.PutUint16(data[18:], uint16(elf.EM_AARCH64))
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "libfx_which.so"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		lib, fn, llp string
 	}{
+		{"libfx_use_none.so", "fx_use", other + ":" + llp},
 		{"libfx_use_rpath.so", "fx_use", ""},
 		{"libfx_use_runpath.so", "fx_use", ""},
 		{"libfx_use_none.so", "fx_use", ""},
@@ -550,4 +561,32 @@ func TestSearchAgreesWithLdso(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSearchOtherMachine: a copy built for another machine, first on the
+// search path, is passed over (its refusal listed), as ld.so passes over
+// it, and the next copy taken.
+func TestSearchOtherMachine(t *testing.T) {
+	dir := filepath.Join(fixtures(t), "which")
+	data, err := os.ReadFile(filepath.Join(dir, "sp", "libfx_which.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := t.TempDir()
+	le.PutUint16(data[18:], uint16(elf.EM_AARCH64))
+	if err := os.WriteFile(filepath.Join(other, "libfx_which.so"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LD_LIBRARY_PATH", other+":"+filepath.Join(dir, "llp"))
+	if got, from := loadWhich(t, filepath.Join(dir, "libfx_use_none.so"), "fx_use", Options{}); got != 2 || from != filepath.Join(dir, "llp", "libfx_which.so") {
+		t.Errorf("fx_use() = %d from %s, want 2 from llp/ (the EM_AARCH64 copy passed over)", got, from)
+	}
+	// Found nowhere else, the refusal is among the places listed.
+	t.Setenv("LD_LIBRARY_PATH", other)
+	v := newVMM(t)
+	_, err = Load(v, filepath.Join(dir, "libfx_use_none.so"), Options{})
+	if want := other + " (LD_LIBRARY_PATH; machine EM_AARCH64: only EM_X86_64 is supported)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Load: %v, want it to list %s", err, want)
+	}
+	vmmtest.SyncCheck(t, v, "after failed load")
 }
