@@ -221,8 +221,8 @@ func TestSparseParse(t *testing.T) {
 // fileSummary prints what a loader uses of a parsed file.
 func fileSummary(f *File) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "loads %v dyn %v relro %v soname %q needed %q runpath %q init %#x fini %#x arrays %v %v\n",
-		f.Loads, f.Dynamic, f.Relro, f.Soname, f.Needed, f.Runpath, f.Init, f.Fini, f.InitArray, f.FiniArray)
+	fmt.Fprintf(&b, "loads %v dyn %v relro %v soname %q needed %q runpath %q rpath %q init %#x fini %#x arrays %v %v\n",
+		f.Loads, f.Dynamic, f.Relro, f.Soname, f.Needed, f.Runpath, f.Rpath, f.Init, f.Fini, f.InitArray, f.FiniArray)
 	fmt.Fprintf(&b, "rela %v\nplt %v\nrelr %v\nflags %#x %#x symbolic %v nsyms %d\n", f.Rela, f.PLTRela, f.Relr, f.Flags, f.Flags1, f.Symbolic, f.NumSymbols)
 	for _, v := range f.Versions {
 		fmt.Fprintf(&b, "version %q %q %v %v\n", v.Name, v.File, v.Defined, v.Weak)
