@@ -16,44 +16,12 @@ import (
 )
 
 // This file finds a library by name as glibc's dynamic linker does
-// (_dl_map_object in elf/dl-load.c; ld.so(8), dlopen(3)). A name with a
-// slash is a path, relative to the current directory. A bare name is
-// looked for, in order:
-//
-//  1. in the DT_RPATH directories of the library that needs it, then of
-//     the library that loaded that one, and so on up to the root, unless
-//     the library that needs it has a DT_RUNPATH;
-//  2. in the directories of LD_LIBRARY_PATH, unless the process runs
-//     with AT_SECURE (set-user-ID, capabilities);
-//  3. in Options.SearchPath, the caller's own LD_LIBRARY_PATH;
-//  4. in the DT_RUNPATH directories of the library that needs it (its
-//     own only: DT_RUNPATH does not reach the dependencies of its
-//     dependencies);
-//  5. in /etc/ld.so.cache, as ldconfig built it;
-//  6. in the system directories (for Debian's multiarch layout
-//     /lib/x86_64-linux-gnu, /usr/lib/x86_64-linux-gnu, /lib, /usr/lib),
-//     unless the library that needs it is linked with -z nodefaultlib
-//     (DF_1_NODEFLIB), which also skips cache entries in them.
-//
-// The library the caller names has no loader: its search starts at 2.
-// In the DT_RPATH, DT_RUNPATH and LD_LIBRARY_PATH lists an empty element
-// is the current directory, and $ORIGIN (or ${ORIGIN}) is the directory
-// of the library whose list it is (of the executable, in
-// LD_LIBRARY_PATH), $LIB the system library directory ("lib/x86_64-linux-gnu"
-// on Debian) and $PLATFORM the machine ("x86_64"), as ld.so expands
-// them. A process with AT_SECURE, as in glibc, ignores LD_LIBRARY_PATH
-// and list elements that are relative or use $ORIGIN.
-//
-// In each directory, the glibc-hwcaps subdirectories the CPU supports
-// (glibc-hwcaps/x86-64-v3/ for a CPU of that level) come first, best
-// first, as in glibc.
-//
-// Where glibc differs: it reads LD_LIBRARY_PATH once at start-up, privload
-// at each Load (so a program, or a test, can set it); glibc 2.36 also
-// looks in the legacy hwcap subdirectories (tls/, x86_64/; glibc 2.37
-// dropped them), which privload does not. As glibc, privload passes
-// over a file of another ELF class or machine and searches on; anything
-// else wrong with the file found ends the search with its error.
+// (_dl_map_object in elf/dl-load.c; ld.so(8), dlopen(3)): the order of
+// the places searched, the expansion of $ORIGIN, $LIB and $PLATFORM, the
+// rules of a secure process and where privload differs from glibc are in
+// the package documentation (doc.go, "Finding libraries"), which
+// searchPlaces and search implement; ldcache_linux.go reads
+// /etc/ld.so.cache.
 
 // searchPlace is one place a bare name is looked for.
 type searchPlace struct {
