@@ -25,6 +25,9 @@ type Heap struct {
 	base, size uintptr
 	// alloc hands out granularity-aligned ranges; it has its own lock.
 	alloc *extentAllocator
+	// objs hands out objects (Alloc) and page allocations (HeapAlloc) and
+	// finds them again by address; it has its own locks.
+	objs objectHeap
 }
 
 // newHeap reserves size bytes (0: DefaultVMHeapSize) wherever the OS
@@ -48,7 +51,9 @@ func newHeap(o mem.OS, space *aspacem.Map, size uintptr) (*Heap, error) {
 		_ = o.Release(base, size)
 		return nil, fmt.Errorf("vmm: recording vmheap: %w", err)
 	}
-	return &Heap{os: o, space: space, base: base, size: size, alloc: newExtentAllocator(base, size, gran)}, nil
+	h := &Heap{os: o, space: space, base: base, size: size, alloc: newExtentAllocator(base, size, gran)}
+	h.objs.init(h)
+	return h, nil
 }
 
 // close releases the reservation. On failure nothing changes.
@@ -76,59 +81,65 @@ func (v *VMM) VMHeap() (base, size uintptr) {
 }
 
 // HeapAlloc returns size bytes (rounded up to the granularity) of zeroed,
-// read-write vmheap memory.
+// read-write vmheap memory, aligned to the granularity. Free it with
+// HeapFree or Free; Alloc is the allocator for small objects.
 func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
 	if err := v.acquire(); err != nil {
 		return 0, err
 	}
 	defer v.life.RUnlock()
-	h := v.heap
-	if h == nil {
+	if v.heap == nil {
 		return 0, ErrNoVMHeap
 	}
-	gran := v.os.Granularity()
-	if size == 0 || size > h.size {
-		return 0, fmt.Errorf("vmm: vmheap allocation of %#x bytes: zero or larger than vmheap (%#x)", size, h.size)
-	}
-	size = (size + gran - 1) &^ (gran - 1)
-	addr, err := h.alloc.alloc(OwnerVMHeap, size, gran)
-	if err != nil {
-		return 0, err
-	}
-	if err := v.os.Commit(addr, size, mem.ProtRW); err != nil {
-		_ = h.alloc.release(OwnerVMHeap, addr, size)
-		return 0, fmt.Errorf("vmm: committing vmheap: %w", err)
-	}
-	if err := h.space.Update(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: OwnerVMHeap}); err != nil {
-		return 0, fmt.Errorf("vmm: recording vmheap: %w", err)
-	}
-	return addr, nil
+	return v.heap.objs.allocPages(size)
 }
 
 // HeapFree returns [addr, addr+size), which HeapAlloc returned, to vmheap
-// and its pages to the OS. Freeing anything else is refused.
+// and its pages to the OS. size is rounded up to the granularity and must
+// match the allocation's. Freeing anything else is refused with an error
+// wrapping ErrNotAllocated.
 func (v *VMM) HeapFree(addr, size uintptr) error {
 	if err := v.acquire(); err != nil {
 		return err
 	}
 	defer v.life.RUnlock()
-	h := v.heap
-	if h == nil {
+	if v.heap == nil {
 		return ErrNoVMHeap
 	}
-	gran := v.os.Granularity()
-	size = (size + gran - 1) &^ (gran - 1)
-	if size == 0 || addr < h.base || addr-h.base > h.size || size > h.size-(addr-h.base) {
-		return fmt.Errorf("vmm: vmheap free of [%#x, +%#x): not inside vmheap [%#x, +%#x)", addr, size, h.base, h.size)
+	return v.heap.objs.freePages(addr, size, true)
+}
+
+// commit takes size bytes aligned to align from vmheap's extent allocator,
+// commits them read-write and records them in aspacem. On failure nothing
+// is left taken.
+//
+// Preconditions: size is a non-zero multiple of the granularity; align a
+// multiple or divisor of it. The VMM's life is held for reading.
+func (h *Heap) commit(size, align uintptr) (uintptr, error) {
+	addr, err := h.alloc.alloc(OwnerVMHeap, size, align)
+	if err != nil {
+		return 0, err
 	}
-	// Check the range is allocated before touching the OS: decommitting
-	// memory someone else still uses would be silent corruption.
-	for _, seg := range h.space.Segments(addr, addr+size) {
-		if seg.Kind != aspacem.KindAnon || seg.Owner != OwnerVMHeap {
-			return fmt.Errorf("vmm: vmheap free of [%#x, +%#x): [%#x, %#x) is not allocated", addr, size, seg.Start, seg.End)
+	if err := h.os.Commit(addr, size, mem.ProtRW); err != nil {
+		_ = h.alloc.release(OwnerVMHeap, addr, size)
+		return 0, fmt.Errorf("vmm: committing vmheap: %w", err)
+	}
+	if err := h.space.Update(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: OwnerVMHeap}); err != nil {
+		if derr := h.os.Decommit(addr, size); derr == nil {
+			_ = h.alloc.release(OwnerVMHeap, addr, size)
 		}
+		return 0, fmt.Errorf("vmm: recording vmheap: %w", err)
 	}
-	if err := v.os.Decommit(addr, size); err != nil {
+	return addr, nil
+}
+
+// decommit gives [addr, addr+size), which commit returned, back to the OS
+// and to vmheap's extent allocator.
+//
+// Preconditions: nothing uses the range any more. The VMM's life is held
+// for reading.
+func (h *Heap) decommit(addr, size uintptr) error {
+	if err := h.os.Decommit(addr, size); err != nil {
 		return fmt.Errorf("vmm: decommitting vmheap: %w", err)
 	}
 	if err := h.space.Update(aspacem.Segment{Start: addr, End: addr + size, Kind: aspacem.KindReservation, Owner: OwnerVMHeap}); err != nil {
