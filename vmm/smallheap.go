@@ -350,8 +350,10 @@ func (r *objRun) describeLocked(off uintptr) string {
 	c := r.class
 	i := off / c.size
 	switch {
-	case i < r.fresh && r.asked[i] != 0:
+	case i < r.fresh && r.asked[i] != 0 && off-i*c.size < uintptr(r.asked[i]):
 		return fmt.Sprintf("inside the %d-byte allocation at %#x", r.asked[i], r.base+i*c.size)
+	case i < r.fresh && r.asked[i] != 0:
+		return fmt.Sprintf("past the end of the %d-byte allocation at %#x", r.asked[i], r.base+i*c.size)
 	case off%c.size != 0:
 		return fmt.Sprintf("not the start of a %d-byte slot", c.size)
 	default:
@@ -380,6 +382,9 @@ func (o *objectHeap) bytes(addr, size uintptr) ([]byte, error) {
 		}
 		start, asked := r.base+i*c.size, uintptr(r.asked[i])
 		c.mu.Unlock()
+		if addr-start >= asked {
+			return nil, fmt.Errorf("vmm: bytes [%#x, +%#x): %w: past the end of the %d-byte allocation at %#x", addr, size, ErrNotAllocated, asked, start)
+		}
 		if size > start+asked-addr {
 			return nil, fmt.Errorf("vmm: bytes [%#x, +%#x): past the end of the %d-byte allocation at %#x", addr, size, asked, start)
 		}

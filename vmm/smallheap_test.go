@@ -242,6 +242,7 @@ func TestAllocBadInput(t *testing.T) {
 	}{
 		{"inside a small allocation", small + 8, true},
 		{"the next slot, never allocated", small + 32, false},
+		{"the slot's tail past the 24 bytes asked", small + 24, false},
 		{"inside a page allocation", big + 4096, true},
 		{"past the asked bytes of a page allocation", big + 12000, false},
 		{"vmheap's last byte", hb + hs - 1, false},
