@@ -38,10 +38,12 @@ import (
 // different sizes do not contend.
 //
 // Memory policy: a run goes back to vmheap, and its pages to the OS, when
-// its last slot is freed, except that each class keeps one wholly free run
-// (so that allocating and freeing one object in a loop makes no system
-// call): at most one idle run per class, runBytes each, stays committed. A
-// page allocation goes back when it is freed.
+// its last slot is freed, except that wholly free runs are kept, each class
+// its first one and any class more while all kept runs together stay within
+// idleBytes, so that allocating and freeing objects in a loop, or in
+// batches, makes no system call: with nothing allocated, at most idleBytes
+// plus one run per class stays committed. A page allocation goes back
+// when it is freed.
 
 // MaxSmallObject is the largest request Alloc serves from a size class;
 // larger ones take whole pages (granularity-rounded) of vmheap.
@@ -82,6 +84,9 @@ const (
 	minRunBytes = 16 << 10
 	// leafRuns is the number of runs one directory leaf maps.
 	leafRuns = 512
+	// idleBytes bounds the wholly free runs the classes keep committed
+	// beyond one each.
+	idleBytes = 1 << 20
 )
 
 // objectHeap hands out vmheap objects (size classes) and page allocations
@@ -102,6 +107,12 @@ type objectHeap struct {
 	dir   []atomic.Pointer[runLeaf]
 	dirMu sync.Mutex
 
+	// idleBytes is the size of all wholly free runs, summed over the
+	// classes' idle counts; it changes under a class's lock, and is read
+	// without one to decide whether to keep another (a race between two
+	// classes may overshoot the bound by a run).
+	idleBytes atomic.Uintptr
+
 	// classes are the size classes, in the order of objClassSizes.
 	classes [len(objClassSizes)]objClass
 
@@ -118,17 +129,17 @@ type runLeaf [leafRuns]atomic.Pointer[objRun]
 
 // objClass is one size class.
 type objClass struct {
-	// mu guards partial, spare and the mutable fields of every run of the
-	// class.
+	// mu guards partial, idle and the mutable fields of every run of
+	// the class.
 	mu sync.Mutex
-	// size is the slot size; nobj the number of slots in a run. Immutable.
+	// size is the slot size; nobj the number of slots in a run.
+	// Immutable.
 	size, nobj uintptr
 	// partial lists the class's runs with a free slot, last freed into
 	// first. Guarded by mu.
 	partial *objRun
-	// spare is the one wholly free run the class keeps, or nil. It is on
-	// partial too. Guarded by mu.
-	spare *objRun
+	// idle counts the wholly free runs on partial. Guarded by mu.
+	idle uintptr
 	// pad keeps two classes' locks off one cache line.
 	_ [64]byte
 }
@@ -212,6 +223,20 @@ func (o *objectHeap) setRun(base uintptr, r *objRun) {
 	leaf[i%leafRuns].Store(r)
 }
 
+// noteIdleLocked counts one wholly free run of c more (d = +1) or less
+// (d = -1).
+//
+// Preconditions: c.mu is held.
+func (o *objectHeap) noteIdleLocked(c *objClass, d int) {
+	if d > 0 {
+		c.idle++
+		o.idleBytes.Add(o.runBytes)
+		return
+	}
+	c.idle--
+	o.idleBytes.Add(-o.runBytes)
+}
+
 // pushLocked puts r at the head of c.partial.
 //
 // Preconditions: c.mu is held; r is not on c.partial.
@@ -249,6 +274,7 @@ func (o *objectHeap) newRunLocked(c *objClass) (*objRun, error) {
 	r := &objRun{base: base, class: c, free: make([]uint16, 0, c.nobj), asked: make([]uint16, c.nobj)}
 	o.setRun(base, r)
 	c.pushLocked(r)
+	o.noteIdleLocked(c, +1) // until alloc takes its first slot
 	return r, nil
 }
 
@@ -279,8 +305,8 @@ func (o *objectHeap) alloc(size uintptr) (uintptr, error) {
 		i = r.fresh
 		r.fresh++
 	}
-	if r == c.spare {
-		c.spare = nil
+	if r.used == 0 {
+		o.noteIdleLocked(c, -1)
 	}
 	r.asked[i] = uint16(size)
 	r.used++
@@ -326,14 +352,16 @@ func (o *objectHeap) free(addr uintptr) error {
 			c.pushLocked(r)
 		}
 		r.used--
-		if r.used > 0 || c.spare == nil {
-			if r.used == 0 {
-				c.spare = r
-			}
+		if r.used > 0 {
 			c.mu.Unlock()
 			return nil
 		}
-		// Wholly free and the class has its spare: give it back. Out of
+		if c.idle == 0 || o.idleBytes.Load()+o.runBytes <= idleBytes {
+			o.noteIdleLocked(c, +1)
+			c.mu.Unlock()
+			return nil
+		}
+		// Wholly free, and enough runs are idle: give it back. Out of
 		// the directory first, so that no later lookup finds it.
 		c.unlinkLocked(r)
 		r.dead = true

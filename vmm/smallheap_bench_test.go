@@ -79,7 +79,7 @@ func BenchmarkAlloc(b *testing.B) {
 }
 
 // BenchmarkAllocBatch allocates 256 objects of one size, then frees them:
-// the slot stack's path without the spare run's shortcut of reusing one
+// the slot stack's path over several runs, where BenchmarkAlloc reuses one
 // slot.
 func BenchmarkAllocBatch(b *testing.B) {
 	v := newHeapVMM(b, 1<<30)

@@ -148,9 +148,9 @@ func heapCommitted(v *vmm.VMM) uintptr {
 }
 
 // maxIdle is the most vmheap the object allocator keeps committed with
-// nothing allocated: one spare run per class, a run being at most 64 KiB
-// (the Windows granularity).
-const maxIdle = 24 * 64 << 10
+// nothing allocated: 1 MiB of idle runs, one more per class (of at most
+// 64 KiB, the Windows granularity), and a run of slack for a race.
+const maxIdle = 1<<20 + 25*64<<10
 
 func newHeapVMM(t testing.TB, heap uintptr) *vmm.VMM {
 	t.Helper()
@@ -173,7 +173,7 @@ func closeSynced(t testing.TB, v *vmm.VMM) {
 // TestAllocRandom runs random sequences of allocations, frees, double
 // frees and frees of interior addresses against the model, with sizes
 // weighted to the size classes and some of pages, then frees everything:
-// the committed memory falls back to at most the spare runs, and aspacem
+// the committed memory falls back to at most the idle runs a class keeps, and aspacem
 // matches the kernel before and after Close.
 func TestAllocRandom(t *testing.T) {
 	v := newHeapVMM(t, 256<<20)
@@ -202,7 +202,7 @@ func TestAllocRandom(t *testing.T) {
 		vmmtest.SyncCheck(t, v, "with allocations live")
 		m.freeAll()
 		if c := heapCommitted(v); c > maxIdle {
-			t.Fatalf("seed %d: %d bytes of vmheap committed with nothing allocated, more than the spare runs (%d)", seed, c, maxIdle)
+			t.Fatalf("seed %d: %d bytes of vmheap committed with nothing allocated, more than the idle runs kept (%d)", seed, c, maxIdle)
 		}
 	}
 	vmmtest.SyncCheck(t, v, "after freeing everything")
@@ -300,7 +300,8 @@ func TestAllocBadInput(t *testing.T) {
 
 // TestAllocRuns checks the run policy: alternating one allocation and its
 // free commits nothing new; filling several runs of one class and freeing
-// them all leaves one spare run; slots are reused last freed first.
+// them all leaves them committed, up to 1 MiB; slots are reused last freed
+// first.
 func TestAllocRuns(t *testing.T) {
 	v := newHeapVMM(t, 64<<20)
 	defer v.Close()
@@ -329,14 +330,14 @@ func TestAllocRuns(t *testing.T) {
 	}
 	run := base // one run of the class
 	var objs []uintptr
-	for range 5 * int(run/64) {
+	for range 8 * int(run/64) {
 		o, err := v.Alloc(64)
 		if err != nil {
 			t.Fatal(err)
 		}
 		objs = append(objs, o)
 	}
-	if c := heapCommitted(v); c < 5*run {
+	if c := heapCommitted(v); c < 8*run {
 		t.Fatalf("%d objects of 64 bytes in %d committed bytes", len(objs), c)
 	}
 	for _, o := range append(objs, a) {
@@ -344,8 +345,29 @@ func TestAllocRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c := heapCommitted(v); c != run {
-		t.Fatalf("with nothing allocated, %d bytes stay committed, want one spare run (%d)", c, run)
+	if c, want := heapCommitted(v), min(9*run, 1<<20); c != want {
+		t.Fatalf("with nothing allocated, %d bytes stay committed, want the idle runs' %d", c, want)
+	}
+	// 2 MiB of the largest class, then freed: the idle runs beyond 1 MiB
+	// go back to the OS.
+	objs = objs[:0]
+	for range 2 << 20 / vmm.MaxSmallObject {
+		o, err := v.Alloc(vmm.MaxSmallObject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, o)
+	}
+	if c := heapCommitted(v); c < 2<<20 {
+		t.Fatalf("2 MiB of objects in %d committed bytes", c)
+	}
+	for _, o := range objs {
+		if err := v.Free(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := heapCommitted(v); c > 1<<20 || c+run <= 1<<20 {
+		t.Fatalf("with nothing allocated after 2 MiB, %d bytes stay committed, want the 1 MiB of idle runs kept", c)
 	}
 	closeSynced(t, v)
 }
@@ -397,7 +419,7 @@ func TestAllocNoVMHeap(t *testing.T) {
 // TestAllocConcurrent runs 8 goroutines allocating, writing, checking and
 // freeing objects of every class and some pages, a quarter of them freed
 // by another goroutine than the one that allocated them, for
-// soakDuration. Afterwards only spare runs stay committed and aspacem
+// soakDuration. Afterwards only idle runs stay committed and aspacem
 // matches the kernel, before and after Close.
 func TestAllocConcurrent(t *testing.T) {
 	v := newHeapVMM(t, 256<<20)
@@ -523,7 +545,7 @@ func TestAllocConcurrent(t *testing.T) {
 // model: three bytes an operation (op, x, y). Alloc sizes span every class
 // and page allocations; frees pick a live allocation, each followed by a
 // refused double free; foreign frees hit an address inside one. After
-// each input everything is freed: only spare runs stay committed and
+// each input everything is freed: only idle runs stay committed and
 // aspacem matches the kernel.
 func FuzzAlloc(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 0, 200, 0, 4, 0, 0, 2, 0, 0, 3, 0, 5})
