@@ -18,8 +18,8 @@ import (
 // each.
 //
 // A request of at most MaxSmallObject bytes is rounded up to one of a few
-// size classes, four to each doubling (16-byte steps up to 128), so no
-// more than a quarter of a slot is ever lost to rounding. A class carves
+// size classes, 16-byte steps up to 128 and four to each doubling above,
+// so that past 48 bytes less than a quarter of a slot is lost to rounding. A class carves
 // its slots out of runs: runBytes of vmheap, aligned to runBytes, taken
 // from vmheap's extent allocator and committed read-write like a page
 // allocation. Every class size is a multiple of ObjectAlign and every run
