@@ -96,8 +96,9 @@ func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
 
 // HeapFree returns [addr, addr+size), which HeapAlloc returned, to vmheap
 // and its pages to the OS. size is rounded up to the granularity and must
-// match the allocation's. Freeing anything else is refused with an error
-// wrapping ErrNotAllocated.
+// match the allocation's. An address that is not a page allocation's start
+// is refused with an error wrapping ErrNotAllocated, a size that does not
+// match with another; either way nothing changes.
 func (v *VMM) HeapFree(addr, size uintptr) error {
 	if err := v.acquire(); err != nil {
 		return err
