@@ -38,7 +38,7 @@ func TestConcurrentLoads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var trace [64]int64
+			trace := new([64]int64) // native code writes it: a heap object, which does not move
 			opts := Options{Imports: map[string]uintptr{"fx_trace": uintptr(unsafe.Pointer(&trace[0]))}}
 			if chain != "" {
 				opts.SearchPath = []string{filepath.Join(filepath.Dir(chain), "search")}

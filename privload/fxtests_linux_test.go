@@ -151,7 +151,10 @@ func TestFixtureChain(t *testing.T) {
 	search := filepath.Join(filepath.Dir(a), "search")
 	v := newVMM(t)
 	free := v.FreeVMCode()
-	var trace [16]int64
+	// The trace is written by native initialisers and finalisers long after
+	// its address was taken: it must be a heap object, which does not move
+	// when the goroutine's stack grows.
+	trace := new([16]int64)
 	opts := Options{SearchPath: []string{search}, Imports: map[string]uintptr{"fx_trace": uintptr(unsafe.Pointer(&trace[0]))}}
 	lib := loadOK(t, v, a, opts)
 	libs := lib.Libraries()
