@@ -111,6 +111,10 @@ type VMM struct {
 	mu sync.Mutex
 	// slots holds every live slot; a slot leaves it when released.
 	slots map[*Slot]struct{}
+
+	// app records application memory (appmem.go). Lock order: life
+	// before app.mu; app.mu is never held with mu.
+	app appMem
 }
 
 // Owner annotations recorded in aspacem.
@@ -240,7 +244,8 @@ func (v *VMM) acquire() error {
 	return nil
 }
 
-// Close releases vmcode with every slot in it. Afterwards the VMM owns
+// Close releases vmcode with every slot in it, vmheap, and whatever
+// application memory (appmem.go) is left. Afterwards the VMM owns
 // nothing and the kernel shows none of its mappings. One release of the
 // whole reservation takes every slot's file views and committed pages with
 // it (Linux rules); if the OS refuses, Close reports it, changes nothing,
@@ -250,6 +255,9 @@ func (v *VMM) Close() error {
 	defer v.life.Unlock()
 	if v.closed {
 		return ErrClosed
+	}
+	if err := v.closeApp(); err != nil {
+		return err
 	}
 	if v.heap != nil {
 		if err := v.heap.close(); err != nil {
