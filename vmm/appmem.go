@@ -316,7 +316,12 @@ func (v *VMM) mapApp(op string, addr, size uintptr, mode mem.Mode, owner string,
 	do func(at uintptr, m mem.Mode) (uintptr, error), seg func(mem.Range) aspacem.Segment, open func() error) (mem.Range, error) {
 	page := v.os.PageSize()
 	if mode == mem.Hint {
+		// A hint the OS cannot honour is no hint, as mmap ignores it.
 		addr = mem.AlignDown(addr, page)
+		lo, hi := v.os.Bounds()
+		if end, ok := mem.RangeOf(addr, size); !ok || addr < lo || end.End > hi {
+			addr = 0
+		}
 	}
 	r, err := appRange(op, addr, size)
 	if err != nil {

@@ -245,6 +245,11 @@ func TestAppMemRefusals(t *testing.T) {
 	if err := v.ProtectApp(res, mem.ProtRW); !errors.Is(err, mem.ErrNotMapped) {
 		t.Errorf("protect of reserved pages: got %v, want ErrNotMapped", err)
 	}
+	// A hint the OS cannot honour is ignored, as mmap ignores it.
+	far, err := v.ReserveApp(^uintptr(0)&^(pg-1), pg, mem.Hint, "far hint")
+	if lo, hi := s.Bounds(); err != nil || far.Start < lo || far.End > hi {
+		t.Errorf("reserve with a hint past the address space: %v, %v", far, err)
+	}
 	vmmtest.SyncCheck(t, v, "after the refusals")
 }
 
