@@ -8,6 +8,12 @@
 // as slots by an O(log n) extent allocator and every change is recorded in
 // aspacem, so that aspacem's SyncCheck can prove the library's view equals
 // the kernel's.
+//
+// Outside vmcode and vmheap, the VMM also makes the application's memory
+// (a program's image, brk area, stack and mmaps): ReserveApp, MapAppAnon,
+// MapAppFile, CommitApp, ProtectApp, DecommitApp and ReleaseApp, on any
+// page-aligned sub-range under Linux rules, never on anything else the
+// VMM or the process owns (appmem.go).
 package vmm
 
 import (
