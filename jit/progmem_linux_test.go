@@ -48,7 +48,8 @@ func newProgramMachine(t testing.TB) (*vmm.VMM, *Machine) {
 // result itself; then checks that aspacem matches the kernel after the
 // run, that it records what the program left mapped as the program's,
 // with the protections it set, that the refused calls say why, and that
-// Close leaves nothing of the program.
+// after Close aspacem holds nothing of the program and still matches the
+// kernel.
 func TestProgramMemory(t *testing.T) {
 	for _, kind := range programKinds {
 		t.Run(kind.name, func(t *testing.T) {
@@ -71,7 +72,6 @@ func TestProgramMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			pages := map[string]uintptr{}
-			var left []mem.Range
 			for _, s := range v.Space().Owned() {
 				switch s.Owner {
 				case p.mmapOwner:
@@ -82,7 +82,6 @@ func TestProgramMemory(t *testing.T) {
 						}
 					}
 					pages[key] += s.Size() / mem.PageSize
-					left = append(left, mem.Range{Start: s.Start, End: s.End})
 				case p.owner + " brk":
 					if s.Kind == aspacem.KindAnon {
 						pages["brk "+s.Prot.String()] += s.Size() / mem.PageSize
@@ -129,11 +128,9 @@ func TestProgramMemory(t *testing.T) {
 					t.Errorf("after Close aspacem still records %v", s)
 				}
 			}
-			for _, r := range left {
-				if rs, err := osmem.Native().Regions(r.Start, r.End); err != nil || len(rs) != 0 {
-					t.Errorf("after Close the kernel still maps %v in %v (%v)", rs, r, err)
-				}
-			}
+			// Whether the kernel still maps what the program left is not
+			// checked: the Go runtime may map freed addresses again at any
+			// moment. The sync check covers what reachvm owns.
 		})
 	}
 }

@@ -339,7 +339,7 @@ func TestAppMemPartialFailure(t *testing.T) {
 
 // TestAppMemNative runs the script on the kernel, checks the memory
 // itself (committed pages are zero and writable, the file view holds the
-// file's bytes), and that Close leaves nothing.
+// file's bytes), and that Close leaves nothing in aspacem.
 func TestAppMemNative(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("application memory follows Linux rules")
@@ -369,16 +369,10 @@ func TestAppMemNative(t *testing.T) {
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel's side of Close is checked on the simulator
+	// (TestAppMemSim, TestAppMemFaults): here the Go runtime may map the
+	// freed addresses again at any moment.
 	checkNothingOwned(t, v)
-	for _, r := range []mem.Range{st.anon, st.res, st.view} {
-		rs, err := osmem.Native().Regions(r.Start, r.End)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rs) != 0 {
-			t.Fatalf("after Close the kernel still maps %v in %v", rs, r)
-		}
-	}
 }
 
 // TestAppMemConcurrent has goroutines map, protect, decommit and release
