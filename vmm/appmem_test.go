@@ -61,14 +61,10 @@ func sub(r mem.Range, from, to int) mem.Range {
 func appScript() []appStep {
 	return []appStep{
 		{"map anon", func(v *vmm.VMM, st *appState) error {
-			// 20 pages, the first 4 given back: a hole below the
-			// mapping that only application memory borders.
+			// 20 pages; the first 4 are freed by the fixed step.
 			r, err := v.MapAppAnon(0, 20*pg, mem.ProtRW, mem.Hint, "app anon")
-			if err != nil {
-				return err
-			}
 			st.anon = sub(r, 4, 20)
-			return v.ReleaseApp(sub(r, 0, 4))
+			return err
 		}},
 		{"reserve exact", func(v *vmm.VMM, st *appState) error {
 			// Where a hint reservation was, given back: free for sure.
@@ -92,8 +88,12 @@ func appScript() []appStep {
 			return v.DecommitApp(sub(st.res, 4, 8))
 		}},
 		{"fixed over app and free", func(v *vmm.VMM, st *appState) error {
-			// The 4 free pages below the anonymous mapping and its first
+			// The 4 pages below the anonymous mapping, freed (at once, so
+			// that nothing else has time to land there), and its first
 			// 4, replaced by one anonymous mapping.
+			if err := v.ReleaseApp(mem.Range{Start: st.anon.Start - 4*pg, End: st.anon.Start}); err != nil {
+				return err
+			}
 			_, err := v.MapAppAnon(st.anon.Start-4*pg, 8*pg, mem.ProtRW, mem.Fixed, "app fixed")
 			return err
 		}},
