@@ -3,7 +3,12 @@
 package jit
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -213,4 +218,50 @@ func BenchmarkProgramMmap(b *testing.B) {
 			b.Fatalf("memops bench: %d, %v", code, err)
 		}
 	})
+}
+
+// TestProgramLoadFailureLeavesNothing: a static PIE whose dynamic table
+// the loader refuses (its DT_DEBUG turned into a DT_TEXTREL) fails after
+// its image and segments are in memory; the failure leaves nothing of it.
+func TestProgramLoadFailureLeavesNothing(t *testing.T) {
+	path := buildProgram(t, "hello", kern.PIE)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := f.SectionByType(elf.SHT_DYNAMIC)
+	if ds == nil {
+		t.Fatal("hello (static PIE) has no dynamic section")
+	}
+	patched := false
+	for i := ds.Offset; i+16 <= ds.Offset+ds.Size; i += 16 {
+		if elf.DynTag(binary.LittleEndian.Uint64(data[i:])) == elf.DT_DEBUG {
+			binary.LittleEndian.PutUint64(data[i:], uint64(elf.DT_TEXTREL))
+			patched = true
+			break
+		}
+	}
+	if !patched {
+		t.Fatal("hello (static PIE) has no DT_DEBUG to patch")
+	}
+	bad := filepath.Join(t.TempDir(), "hello-textrel")
+	if err := os.WriteFile(bad, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v, m := newProgramMachine(t)
+	_, err = m.LoadProgram(bad)
+	var pe *ProgramError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "DT_TEXTREL") {
+		t.Fatalf("got %v, want a ProgramError naming DT_TEXTREL", err)
+	}
+	vmmtest.SyncCheck(t, v, "after the failed load")
+	for _, s := range v.Space().Owned() {
+		if strings.HasPrefix(s.Owner, "client ") {
+			t.Errorf("the failed load left %v", s)
+		}
+	}
 }

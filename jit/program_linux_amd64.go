@@ -80,7 +80,7 @@ var pieBases = []uintptr{0x10000000, 0x20000000, 0x30000000, 0x70000000}
 // ET_EXEC whose addresses are taken (by reachvm itself when it is not
 // built as a PIE: Go links executables at 0x400000, where most static
 // programs go too).
-func (m *Machine) LoadProgram(path string) (*Program, error) {
+func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	bad := func(format string, args ...any) error {
 		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -155,7 +155,11 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = p.free()
+			// Nothing of a failed load stays behind, or the error says
+			// what did.
+			if ferr := p.free(); ferr != nil {
+				err = errors.Join(err, fmt.Errorf("jit: %s: undoing the load: %w", path, ferr))
+			}
 		}
 	}()
 	// Segments: committed read-write, filled, relocated, then given

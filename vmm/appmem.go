@@ -290,6 +290,9 @@ func (v *VMM) MapAppFile(path string, off uint64, addr, size uintptr, prot mem.P
 	var obj mem.Object
 	defer func() {
 		if obj != nil {
+			// Closing changes no mapping: a view made from obj stays
+			// valid and recorded whatever close says, so its error
+			// would only make a caller drop a mapping it holds.
 			_ = v.os.CloseObject(obj)
 		}
 	}()
