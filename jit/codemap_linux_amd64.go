@@ -2,24 +2,31 @@ package jit
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 
+	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // codeMap knows which addresses hold executable code, so that the
 // translator reads application code only where it is mapped: decoding
 // reads up to 15 bytes past an instruction's start, and a read past the
 // end of a mapping would fault inside Go. It caches the executable
-// mappings of /proc/self/maps and re-reads them only on a miss (a new
-// library, or a jump to something that is not code).
+// segments of aspacem and reloads them (refreshing aspacem from the
+// kernel first) only on a miss (a new library, or a jump to something
+// that is not code), or after forget (a program unmapped or reprotected
+// some of them).
 type codeMap struct {
-	// ranges are the readable, executable mappings, sorted, adjacent
-	// ones merged; names their files (for the perf map), and starts the
-	// address of the file's first mapping, from which offsets count.
+	// v is the machine's VMM, whose aspacem map is read. Set by
+	// NewMachine.
+	v *vmm.VMM
+	// ranges are the readable, executable segments, sorted, adjacent
+	// ones of the same file merged; names their files (for the perf
+	// map), and starts the address of the file's first mapping, from
+	// which offsets count.
 	ranges [][2]uintptr
 	names  []string
 	starts []uintptr
@@ -57,36 +64,57 @@ func (c *codeMap) lookup(pc uintptr) ([]byte, bool) {
 	return osmem.Bytes(pc, c.ranges[i][1]-pc), true
 }
 
+// reset drops the cache: the next lookup reloads it.
+func (c *codeMap) reset() {
+	c.ranges, c.names, c.starts = c.ranges[:0], c.names[:0], c.starts[:0]
+}
+
+// forget drops the cache if it holds any of [lo, hi), which has just been
+// unmapped, replaced or reprotected.
+func (c *codeMap) forget(lo, hi uintptr) {
+	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > lo })
+	if i < len(c.ranges) && c.ranges[i][0] < hi {
+		c.reset()
+	}
+}
+
+// load refreshes aspacem from the kernel and caches its executable
+// segments: reachvm's own as it records them, the rest as the kernel
+// shows them.
 func (c *codeMap) load() error {
-	data, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
+	if err := c.v.Refresh(); err != nil {
 		return fmt.Errorf("jit: reading the code map: %w", err)
 	}
-	c.ranges, c.names, c.starts = c.ranges[:0], c.names[:0], c.starts[:0]
+	c.reset()
 	first := map[string]uintptr{}
-	return procmaps.Parse(data, func(e *procmaps.Entry) bool {
+	cfg := c.v.Space().Config()
+	for _, s := range c.v.Space().Segments(cfg.Lo, cfg.Hi) {
+		if s.Kind == aspacem.KindFree {
+			continue
+		}
 		name := ""
-		if len(e.Name) > 0 && e.Name[0] == '/' {
-			name = string(e.Name)
+		if len(s.Name) > 0 && s.Name[0] == '/' {
+			name = s.Name
 			if _, ok := first[name]; !ok {
-				first[name] = e.Start - uintptr(e.Offset)
+				first[name] = s.Start - uintptr(s.Offset)
 			}
 		}
-		if e.Prot&procmaps.PermExec == 0 || e.Prot&procmaps.PermRead == 0 {
-			return true
+		if s.Prot&mem.ProtExec == 0 || s.Prot&mem.ProtRead == 0 {
+			continue
 		}
-		if n := len(c.ranges); n > 0 && c.ranges[n-1][1] == e.Start && c.names[n-1] == name {
-			c.ranges[n-1][1] = e.End
-		} else {
-			c.ranges = append(c.ranges, [2]uintptr{e.Start, e.End})
-			c.names = append(c.names, filepath.Base(name))
-			c.starts = append(c.starts, first[name])
-			if name == "" {
-				c.names[len(c.names)-1] = ""
-			}
+		base := ""
+		if name != "" {
+			base = filepath.Base(name)
 		}
-		return true
-	})
+		if n := len(c.ranges); n > 0 && c.ranges[n-1][1] == s.Start && c.names[n-1] == base {
+			c.ranges[n-1][1] = s.End
+			continue
+		}
+		c.ranges = append(c.ranges, [2]uintptr{s.Start, s.End})
+		c.names = append(c.names, base)
+		c.starts = append(c.starts, first[name])
+	}
+	return nil
 }
 
 // NotCodeError reports a jump or call to an address with no executable

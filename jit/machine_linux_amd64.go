@@ -188,6 +188,7 @@ type Machine struct {
 // live in code's vmcode and whose stack comes from the same VMM's vmheap.
 func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	m := &Machine{code: code, v: code.VMM()}
+	m.codes.v = m.v
 	if opts != nil {
 		m.opts = *opts
 	}

@@ -10,20 +10,23 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/elfrel"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/procmaps"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // A Program is a freestanding static executable (ET_EXEC, or a static
-// PIE) loaded by reachvm itself, as Valgrind loads its client (seed 004):
-// its image, a brk area and a stack in memory the machine's VMM records in
-// aspacem, run from its first instruction under the translator. It shares
+// PIE) loaded by reachvm itself, as Valgrind loads its client: its image,
+// a brk area and a stack in the machine's VMM's application memory
+// (vmm.VMM.ReserveApp and the calls after it, which record every change in
+// aspacem), run from its first instruction under the translator. It shares
 // the address space with reachvm, so every memory system call it makes is
 // vetted: nothing it maps, unmaps or protects may touch reachvm's own
 // memory (vmcode, vmheap, the cache), and exit ends the run, not the host
@@ -32,6 +35,10 @@ import (
 type Program struct {
 	m    *Machine
 	path string
+	// owner annotates the image in aspacem ("client NAME"); the brk
+	// area, the stack and the program's own mmaps carry it with " brk",
+	// " stack" and mmapOwner's suffix. Immutable after LoadProgram.
+	owner, mmapOwner string
 	// bias is the load bias (0 for ET_EXEC), [lo, hi) the image.
 	bias, lo, hi uintptr
 	entry, phdr  uintptr
@@ -40,9 +47,11 @@ type Program struct {
 	// the break itself at brkCur.
 	brkBase, brkCur, brkTop, brkMax uintptr
 	stack, stackSize                uintptr
-	// maps are the program's own mmaps, to unmap at Close.
-	maps   map[uintptr]uintptr
-	closed bool
+	// refusals are the memory system calls refused or failed, the first
+	// maxRefusals of them; nrefused counts them all.
+	refusals []Refusal
+	nrefused int
+	closed   bool
 }
 
 // Sizes of a program's brk area and stack.
@@ -71,7 +80,7 @@ var pieBases = []uintptr{0x10000000, 0x20000000, 0x30000000, 0x70000000}
 // ET_EXEC whose addresses are taken (by reachvm itself when it is not
 // built as a PIE: Go links executables at 0x400000, where most static
 // programs go too).
-func (m *Machine) LoadProgram(path string) (*Program, error) {
+func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	bad := func(format string, args ...any) error {
 		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -89,7 +98,7 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, bad("not an executable (%v)", f.Type)
 	}
-	p := &Program{m: m, path: path, maps: map[uintptr]uintptr{}}
+	p := &Program{m: m, path: path}
 	page := uintptr(4096)
 	lo, hi := ^uintptr(0), uintptr(0)
 	var dyn *elf.Prog
@@ -112,39 +121,45 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	if hi == 0 {
 		return nil, bad("no PT_LOAD")
 	}
-	o, space := m.v.OS(), m.v.Space()
-	owner := "client " + filepath.Base(path)
-	if len(owner) > 60 {
-		owner = owner[:60]
+	v := m.v
+	name := filepath.Base(path)
+	if len(name) > 50 {
+		name = name[:50]
 	}
+	p.owner = "client " + name
+	p.mmapOwner = fmt.Sprintf("client %s mmap %d", name, programSerial.Add(1))
 	// The image's span, reserved in one piece.
-	var base uintptr
+	span := hi - lo
+	var img mem.Range
 	if f.Type == elf.ET_EXEC {
-		if base, err = o.Reserve(lo, hi-lo, mem.Exact); err != nil {
-			return nil, bad("its addresses [%#x, %#x) are taken (%s): run reachvm built with -buildmode=pie, or link the program elsewhere (-Wl,-Ttext-segment)", lo, hi, whatIsAt(lo, hi))
+		if img, err = v.ReserveApp(lo, span, mem.Exact, p.owner); err != nil {
+			if errors.Is(err, mem.ErrExists) {
+				return nil, bad("its addresses [%#x, %#x) are taken (%s): run reachvm built with -buildmode=pie, or link the program elsewhere (-Wl,-Ttext-segment)", lo, hi, whatIsAt(v, lo, hi))
+			}
+			return nil, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
 		}
 	} else {
 		for _, b := range pieBases {
-			if base, err = o.Reserve(b, hi-lo, mem.Exact); err == nil {
+			if img, err = v.ReserveApp(b, span, mem.Exact, p.owner); err == nil {
 				break
 			}
 		}
 		if err != nil {
-			if base, err = o.Reserve(0, hi-lo, mem.Hint); err != nil {
+			if img, err = v.ReserveApp(0, span, mem.Hint, p.owner); err != nil {
 				return nil, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
 			}
 		}
-		p.bias = base - lo
+		p.bias = img.Start - lo
 	}
-	p.lo, p.hi = base, base+hi-lo
-	if err := space.Update(aspacem.Segment{Start: p.lo, End: p.hi, Kind: aspacem.KindReservation, Owner: owner}); err != nil {
-		_ = o.Release(p.lo, p.hi-p.lo)
-		return nil, err
-	}
+	p.lo, p.hi = img.Start, img.End
 	ok := false
 	defer func() {
 		if !ok {
-			_ = p.free()
+			// Nothing of a failed load stays behind, or the error says
+			// what did.
+			if ferr := p.free(); ferr != nil {
+				err = errors.Join(err, fmt.Errorf("jit: %s: undoing the load: %w", path, ferr))
+			}
 		}
 	}()
 	// Segments: committed read-write, filled, relocated, then given
@@ -156,7 +171,7 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 		}
 		a := p.bias + uintptr(ph.Vaddr)&^(page-1)
 		b := roundUp(p.bias+uintptr(ph.Vaddr+ph.Memsz), page)
-		if err := o.Commit(a, b-a, mem.ProtRW); err != nil {
+		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
 			return nil, fmt.Errorf("jit: %s: %w", path, err)
 		}
 		copy(osmem.Bytes(p.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
@@ -179,17 +194,22 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 			return nil, bad("%v", err)
 		}
 	}
-	for x := p.lo; x < p.hi; x += page {
+	// One protect per run of loaded pages with the same protection.
+	for x := p.lo; x < p.hi; {
 		prot, loaded := prots[x]
-		if !loaded {
-			continue
+		end := x + page
+		for loaded && end < p.hi {
+			if q, ok := prots[end]; !ok || q != prot {
+				break
+			}
+			end += page
 		}
-		if err := o.Protect(x, page, prot); err != nil {
-			return nil, fmt.Errorf("jit: %s: %w", path, err)
+		if loaded {
+			if err := v.ProtectApp(mem.Range{Start: x, End: end}, prot); err != nil {
+				return nil, fmt.Errorf("jit: %s: %w", path, err)
+			}
 		}
-		if err := space.Update(aspacem.Segment{Start: x, End: x + page, Kind: aspacem.KindAnon, Prot: prot, Owner: owner}); err != nil {
-			return nil, err
-		}
+		x = end
 	}
 	p.entry = p.bias + uintptr(f.Entry)
 	for _, ph := range f.Progs {
@@ -210,62 +230,62 @@ func (m *Machine) LoadProgram(path string) (*Program, error) {
 	p.phnum = len(f.Progs)
 	// brk: a reservation right after the image, committed as it grows
 	// (Valgrind's), so that the break never lands on anything else.
-	if b, err := o.Reserve(p.hi, programBrk, mem.Exact); err == nil {
-		p.brkBase = b
-	} else if b, err = o.Reserve(0, programBrk, mem.Hint); err == nil {
-		p.brkBase = b
-	} else {
-		return nil, fmt.Errorf("jit: %s: reserving the brk area: %w", path, err)
+	brk, err := v.ReserveApp(p.hi, programBrk, mem.Exact, p.owner+" brk")
+	if err != nil {
+		if brk, err = v.ReserveApp(0, programBrk, mem.Hint, p.owner+" brk"); err != nil {
+			return nil, fmt.Errorf("jit: %s: reserving the brk area: %w", path, err)
+		}
 	}
-	p.brkCur, p.brkTop, p.brkMax = p.brkBase, p.brkBase, p.brkBase+programBrk
-	if err := space.Update(aspacem.Segment{Start: p.brkBase, End: p.brkMax, Kind: aspacem.KindReservation, Owner: "client brk"}); err != nil {
-		return nil, err
+	p.brkBase, p.brkMax = brk.Start, brk.End
+	p.brkCur, p.brkTop = p.brkBase, p.brkBase
+	stack, err := v.MapAppAnon(0, programStack, mem.ProtRW, mem.Hint, p.owner+" stack")
+	if err != nil {
+		return nil, fmt.Errorf("jit: %s: mapping the stack: %w", path, err)
 	}
-	p.stackSize = programStack
-	if p.stack, err = o.Reserve(0, p.stackSize, mem.Hint); err != nil {
-		return nil, fmt.Errorf("jit: %s: reserving the stack: %w", path, err)
-	}
-	if err := o.Commit(p.stack, p.stackSize, mem.ProtRW); err != nil {
-		_ = o.Release(p.stack, p.stackSize)
-		p.stack = 0
-		return nil, fmt.Errorf("jit: %s: committing the stack: %w", path, err)
-	}
-	if err := space.Update(aspacem.Segment{Start: p.stack, End: p.stack + p.stackSize, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: "client stack"}); err != nil {
-		return nil, err
-	}
+	p.stack, p.stackSize = stack.Start, stack.Size()
 	ok = true
 	return p, nil
 }
 
-// whatIsAt names what /proc/self/maps has in [lo, hi), for errors.
-func whatIsAt(lo, hi uintptr) string {
-	data, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return "unknown"
+// programSerial numbers programs, so that each one's mmaps carry an owner
+// of their own in aspacem, which Close releases by.
+var programSerial atomic.Uint64
+
+// whatIsAt names what lies in [lo, hi) as aspacem records it, refreshed
+// from the kernel first, for errors: reachvm's own memory by its owner,
+// the rest by the kernel's name.
+func whatIsAt(v *vmm.VMM, lo, hi uintptr) string {
+	if err := v.Refresh(); err != nil {
+		return "by something unknown: " + err.Error()
 	}
 	var names []string
-	_ = procmaps.Parse(data, func(e *procmaps.Entry) bool {
-		if e.Start < hi && lo < e.End {
-			n := string(e.Name)
-			if n == "" {
-				n = "anonymous memory"
-			}
-			if len(names) == 0 || names[len(names)-1] != n {
-				names = append(names, n)
-			}
+	for _, s := range v.Space().Segments(lo, hi) {
+		var n string
+		switch {
+		case s.Kind == aspacem.KindFree:
+			continue
+		case s.Kind.Owned():
+			n = "reachvm's " + s.Owner
+		case s.Name != "":
+			n = s.Name
+		default:
+			n = "anonymous memory"
 		}
-		return true
-	})
+		if len(names) == 0 || names[len(names)-1] != n {
+			names = append(names, n)
+		}
+	}
 	if len(names) == 0 {
 		return "by something the kernel does not show"
 	}
 	return "by " + strings.Join(names, ", ")
 }
 
-// DT_RELR and DT_RELRSZ, which debug/elf does not name.
+// DT_RELR, DT_RELRSZ and DT_RELRENT, which debug/elf does not name.
 const (
-	dtRELR   elf.DynTag = 36
-	dtRELRSZ elf.DynTag = 35
+	dtRELR    elf.DynTag = 36
+	dtRELRSZ  elf.DynTag = 35
+	dtRELRENT elf.DynTag = 37
 )
 
 // errno returns -e as the kernel returns a failed system call's result.
@@ -300,6 +320,10 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 			relr = val
 		case dtRELRSZ:
 			relrsz = val
+		case dtRELRENT:
+			if val != elfrel.RELREntSize {
+				return fmt.Errorf("DT_RELRENT %d, want %d", val, elfrel.RELREntSize)
+			}
 		case elf.DT_REL, elf.DT_JMPREL, elf.DT_NEEDED, elf.DT_TEXTREL:
 			return fmt.Errorf("dynamic tag %v is not supported in a static executable", tag)
 		}
@@ -327,28 +351,16 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 		if err != nil {
 			return err
 		}
-		var where uint64
-		for i := 0; i+8 <= len(r); i += 8 {
-			e := binary.LittleEndian.Uint64(r[i:])
-			if e&1 == 0 {
-				w, err := word(e)
-				if err != nil {
-					return err
-				}
-				binary.LittleEndian.PutUint64(w, binary.LittleEndian.Uint64(w)+uint64(p.bias))
-				where = e + 8
-				continue
+		err = elfrel.DecodeRELR(r, func(off uint64) error {
+			w, err := word(off)
+			if err != nil {
+				return err
 			}
-			for k := uint64(0); k < 63; k++ {
-				if e>>(k+1)&1 != 0 {
-					w, err := word(where + 8*k)
-					if err != nil {
-						return err
-					}
-					binary.LittleEndian.PutUint64(w, binary.LittleEndian.Uint64(w)+uint64(p.bias))
-				}
-			}
-			where += 8 * 63
+			binary.LittleEndian.PutUint64(w, binary.LittleEndian.Uint64(w)+uint64(p.bias))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -477,33 +489,32 @@ func (p *Program) Close() error {
 		return nil
 	}
 	p.closed = true
-	// The machine's translations of the image go with it.
+	// The machine's translations of the image go with it, and the code
+	// map's record of it.
 	p.m.flush()
-	return p.free()
+	err := p.free()
+	p.m.codes.reset()
+	return err
 }
 
+// free releases the program's image, brk area, stack and whatever it
+// mapped itself and left mapped.
 func (p *Program) free() error {
-	o, space := p.m.v.OS(), p.m.v.Space()
+	v := p.m.v
 	var errs []error
 	release := func(a, n uintptr) {
-		if n == 0 {
-			return
+		if n != 0 {
+			errs = append(errs, v.ReleaseApp(mem.Range{Start: a, End: a + n}))
 		}
-		if err := o.Release(a, n); err != nil {
-			errs = append(errs, err)
-			return
-		}
-		errs = append(errs, space.Update(aspacem.Segment{Start: a, End: a + n, Kind: aspacem.KindFree}))
 	}
 	release(p.lo, p.hi-p.lo)
 	release(p.brkBase, p.brkMax-p.brkBase)
 	release(p.stack, p.stackSize)
-	p.lo, p.hi, p.brkBase, p.brkMax, p.stack = 0, 0, 0, 0, 0
-	for a, n := range p.maps {
-		if _, _, e := unix.Syscall(unix.SYS_MUNMAP, a, n, 0); e != 0 {
-			errs = append(errs, e)
+	p.lo, p.hi, p.brkBase, p.brkMax, p.stack, p.stackSize = 0, 0, 0, 0, 0, 0
+	for _, s := range v.Space().Owned() {
+		if s.Owner == p.mmapOwner {
+			release(s.Start, s.Size())
 		}
-		delete(p.maps, a)
 	}
 	return errors.Join(errs...)
 }
@@ -513,79 +524,4 @@ func (p *Program) free() error {
 func (p *Program) clientOwned(a, n uintptr) bool {
 	over := func(lo, hi uintptr) bool { return hi > lo && a < hi && lo < a+n }
 	return over(p.lo, p.hi) || over(p.brkBase, p.brkMax) || over(p.stack, p.stack+p.stackSize)
-}
-
-// syscall handles the program's memory system calls: brk, emulated on
-// the brk area; mmap with a fixed address, munmap, mprotect, mremap and
-// madvise, vetted (reachvm's memory was vetted already by Machine.vet;
-// here the program's image, brk area and stack, which aspacem records,
-// may be reprotected but not unmapped or remapped). handled false sends
-// the call to the kernel; mmaps the kernel makes are remembered, to unmap
-// at Close.
-func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
-	const page = 4096
-	o, space := p.m.v.OS(), p.m.v.Space()
-	switch nr {
-	case unix.SYS_BRK:
-		want := a[0]
-		if want < p.brkBase || want > p.brkMax {
-			return uint64(p.brkCur), true
-		}
-		top := roundUp(want, page)
-		switch {
-		case top > p.brkTop:
-			if err := o.Commit(p.brkTop, top-p.brkTop, mem.ProtRW); err != nil {
-				return uint64(p.brkCur), true
-			}
-			_ = space.Update(aspacem.Segment{Start: p.brkTop, End: top, Kind: aspacem.KindAnon, Prot: mem.ProtRW, Owner: "client brk"})
-		case top < p.brkTop:
-			if err := o.Decommit(top, p.brkTop-top); err != nil {
-				return uint64(p.brkCur), true
-			}
-			_ = space.Update(aspacem.Segment{Start: top, End: p.brkTop, Kind: aspacem.KindReservation, Owner: "client brk"})
-		}
-		p.brkTop, p.brkCur = top, want
-		return uint64(want), true
-	case unix.SYS_MMAP:
-		if a[3]&(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE) != 0 && p.clientOwned(a[0], a[1]) {
-			return errno(unix.EINVAL), true
-		}
-		r1, _, e := unix.Syscall6(unix.SYS_MMAP, a[0], a[1], a[2], a[3], a[4], a[5])
-		if e != 0 {
-			return uint64(-int64(e)), true
-		}
-		p.maps[r1] = roundUp(a[1], page)
-		return uint64(r1), true
-	case unix.SYS_MPROTECT:
-		if !p.clientOwned(a[0], a[1]) {
-			return 0, false
-		}
-		prot := mem.Prot(a[2] & 7)
-		n := roundUp(a[1], page)
-		if err := o.Protect(a[0], n, prot); err != nil {
-			return errno(unix.ENOMEM), true
-		}
-		owner := "client " + filepath.Base(p.path)
-		switch {
-		case a[0] >= p.brkBase && a[0] < p.brkMax:
-			owner = "client brk"
-		case a[0] >= p.stack && a[0] < p.stack+p.stackSize:
-			owner = "client stack"
-		}
-		_ = space.Update(aspacem.Segment{Start: a[0], End: a[0] + n, Kind: aspacem.KindAnon, Prot: prot, Owner: owner})
-		return 0, true
-	case unix.SYS_MUNMAP, unix.SYS_MREMAP, unix.SYS_MADVISE:
-		if p.clientOwned(a[0], a[1]) {
-			return errno(unix.EINVAL), true
-		}
-		if nr == unix.SYS_MUNMAP {
-			r1, _, e := unix.Syscall(unix.SYS_MUNMAP, a[0], a[1], 0)
-			if e != 0 {
-				return uint64(-int64(e)), true
-			}
-			delete(p.maps, a[0])
-			return uint64(r1), true
-		}
-	}
-	return 0, false
 }

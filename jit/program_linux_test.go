@@ -77,13 +77,19 @@ func TestProgramChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(111)
 	}
+	// Everything reachvm owns, the program's memory included, must match
+	// the kernel after the run and after Close.
+	if ms, err := v.Space().SyncCheck(v.OS()); err != nil || len(ms) != 0 {
+		fmt.Fprintf(os.Stderr, "sync check after the run: %v %v\n", ms, err)
+		os.Exit(112)
+	}
 	if err := p.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close:", err)
 		os.Exit(111)
 	}
 	// Everything reachvm owns must still match the kernel.
 	if ms, err := v.Space().SyncCheck(v.OS()); err != nil || len(ms) != 0 {
-		fmt.Fprintf(os.Stderr, "sync check after the run: %v %v\n", ms, err)
+		fmt.Fprintf(os.Stderr, "sync check after Close: %v %v\n", ms, err)
 		os.Exit(112)
 	}
 	m.Close()

@@ -3,7 +3,6 @@ package jit
 import (
 	"encoding/binary"
 	"fmt"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -64,8 +63,11 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	}
 	var ret uint64
 	handled := false
-	if errno, vetoed := m.vet(nr, a); vetoed {
+	if errno, why, vetoed := m.vet(nr, a); vetoed {
 		ret, handled = uint64(-int64(errno)), true
+		if m.client != nil {
+			m.client.refuse(memCallName(nr), a[0], a[1], errno, "%s", why)
+		}
 	} else if m.client != nil {
 		ret, handled = m.client.syscall(nr, a)
 	}
@@ -84,54 +86,82 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	return pc + 2, nil
 }
 
-// vet returns ENOMEM for memory calls whose fixed range touches vmcode or
-// vmheap (Valgrind's advisory: the client may never map over the tool).
-func (m *Machine) vet(nr uint64, a [6]uintptr) (unix.Errno, bool) {
+// vet returns ENOMEM for memory calls whose fixed range touches vmcode,
+// vmheap or anything else reachvm owns but application memory (Valgrind's
+// advisory: the client may never map over the tool), and says why.
+func (m *Machine) vet(nr uint64, a [6]uintptr) (unix.Errno, string, bool) {
 	var addr, size uintptr
 	switch nr {
 	case unix.SYS_MMAP:
 		if a[3]&(unix.MAP_FIXED|unix.MAP_FIXED_NOREPLACE) == 0 {
-			return 0, false
+			return 0, "", false
 		}
 		addr, size = a[0], a[1]
-	case unix.SYS_MUNMAP, unix.SYS_MPROTECT, unix.SYS_MADVISE, unix.SYS_MLOCK, unix.SYS_MUNLOCK:
+	case unix.SYS_MUNMAP, unix.SYS_MPROTECT, unix.SYS_PKEY_MPROTECT, unix.SYS_MADVISE, unix.SYS_MLOCK, unix.SYS_MUNLOCK:
 		addr, size = a[0], a[1]
 	case unix.SYS_MREMAP:
-		if m.owns(a[0], a[1]) {
-			return unix.ENOMEM, true
+		if what := m.owner(a[0], a[1]); what != "" {
+			return unix.ENOMEM, "remaps " + what, true
 		}
 		if a[3]&unix.MREMAP_FIXED == 0 {
-			return 0, false
+			return 0, "", false
 		}
 		addr, size = a[4], a[2]
 	default:
-		return 0, false
+		return 0, "", false
 	}
-	if m.owns(addr, size) {
-		return unix.ENOMEM, true
+	if what := m.owner(addr, size); what != "" {
+		return unix.ENOMEM, "touches " + what, true
 	}
-	return 0, false
+	return 0, "", false
 }
 
-// owns reports whether [addr, addr+size) overlaps memory reachvm owns
-// (vmcode, vmheap and everything aspacem records as reachvm's) other than
-// a program's own ("client" segments, which Program vets).
-func (m *Machine) owns(addr, size uintptr) bool {
+// memCallName names the memory system calls vet looks at.
+func memCallName(nr uint64) string {
+	switch nr {
+	case unix.SYS_MMAP:
+		return "mmap"
+	case unix.SYS_MUNMAP:
+		return "munmap"
+	case unix.SYS_MPROTECT:
+		return "mprotect"
+	case unix.SYS_PKEY_MPROTECT:
+		return "pkey_mprotect"
+	case unix.SYS_MADVISE:
+		return "madvise"
+	case unix.SYS_MLOCK:
+		return "mlock"
+	case unix.SYS_MUNLOCK:
+		return "munlock"
+	case unix.SYS_MREMAP:
+		return "mremap"
+	}
+	return fmt.Sprintf("system call %d", nr)
+}
+
+// owner names the memory reachvm owns in [addr, addr+size) (vmcode,
+// vmheap and everything aspacem records as reachvm's) other than
+// application memory (the VMM vets that: a program's, see Program), or
+// returns "" if there is none.
+func (m *Machine) owner(addr, size uintptr) string {
 	overlaps := func(base, n uintptr) bool {
 		return n != 0 && addr < base+n && base < addr+size
 	}
 	cb, cs := m.v.VMCode()
 	hb, hs := m.v.VMHeap()
-	if overlaps(cb, cs) || overlaps(hb, hs) {
-		return true
+	switch {
+	case overlaps(cb, cs):
+		return fmt.Sprintf("reachvm's vmcode [%#x, %#x)", cb, cb+cs)
+	case overlaps(hb, hs):
+		return fmt.Sprintf("reachvm's vmheap [%#x, %#x)", hb, hb+hs)
 	}
 	if size == 0 || addr+size < addr {
-		return false
+		return ""
 	}
 	for _, s := range m.v.Space().Segments(addr&^4095, roundUp(addr+size, 4096)) {
-		if s.Kind.Owned() && !strings.HasPrefix(s.Owner, "client") {
-			return true
+		if s.Kind.Owned() && !m.v.IsApp(s.Start, s.Size()) {
+			return fmt.Sprintf("reachvm's %q [%#x, %#x)", s.Owner, s.Start, s.End)
 		}
 	}
-	return false
+	return ""
 }

@@ -6,12 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"sort"
 	"strings"
 	"unsafe"
 
+	"github.com/reachvm/reachvm/internal/elfrel"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -944,48 +944,23 @@ func (p *parser) relocs(what string, b []byte) ([]Reloc, error) {
 	return out, nil
 }
 
-// relr decodes DT_RELR: an address entry (even) relocates one word and
-// sets the cursor past it; a bitmap entry (odd) relocates, for each bit i
-// in 1..63 set, the word at cursor+(i-1)*8, then advances the cursor by
-// 63 words.
+// relr decodes DT_RELR with elfrel.DecodeRELR (which checks the table's
+// shape) and checks every word it relocates lies in a writable PT_LOAD.
 func (p *parser) relr(b []byte) ([]uint64, error) {
-	if len(b)%relrSize != 0 {
-		return nil, p.malformed("DT_RELRSZ %#x is not a multiple of %d", len(b), relrSize)
-	}
-	var out []uint64
-	var where uint64
-	haveBase := false
-	add := func(off uint64) error {
+	out := make([]uint64, 0, len(b)/elfrel.RELREntSize)
+	err := elfrel.DecodeRELR(b, func(off uint64) error {
 		if !p.f.writable(off) {
 			return p.unsupported("DT_RELR relocates %#x, which is not in a writable PT_LOAD: a text relocation", off)
 		}
 		out = append(out, off)
 		return nil
+	})
+	var re *elfrel.RELRError
+	if errors.As(err, &re) {
+		return nil, p.malformed("%v", re)
 	}
-	for i := 0; i+relrSize <= len(b); i += relrSize {
-		e := le.Uint64(b[i:])
-		if e&1 == 0 {
-			if err := add(e); err != nil {
-				return nil, err
-			}
-			where = e + 8
-			haveBase = true
-			continue
-		}
-		if !haveBase {
-			return nil, p.malformed("DT_RELR starts with a bitmap entry")
-		}
-		for bit, bm := uint64(0), e>>1; bm != 0; bit, bm = bit+1, bm>>1 {
-			if bm&1 != 0 {
-				if err := add(where + bit*8); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if where > math.MaxUint64-63*8 {
-			return nil, p.malformed("DT_RELR bitmap runs past the address space")
-		}
-		where += 63 * 8
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -204,7 +204,8 @@ func TestRelrDecode(t *testing.T) {
 		in   []byte
 		want string
 	}{
-		{enc(1 | 1<<1), "starts with a bitmap"},
+		{enc(1 | 1<<1), "no address entry before it"},
+		{enc(0x1004), "not aligned"},
 		{enc(0x800), "not in a writable PT_LOAD"},
 		{enc(append([]uint64{0x1000}, bitmaps...)...), "not in a writable PT_LOAD"}, // runs off the end
 		{enc(0x1000)[:7], "not a multiple of 8"},

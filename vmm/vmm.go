@@ -8,6 +8,12 @@
 // as slots by an O(log n) extent allocator and every change is recorded in
 // aspacem, so that aspacem's SyncCheck can prove the library's view equals
 // the kernel's.
+//
+// Outside vmcode and vmheap, the VMM also makes the application's memory
+// (a program's image, brk area, stack and mmaps): ReserveApp, MapAppAnon,
+// MapAppFile, CommitApp, ProtectApp, DecommitApp and ReleaseApp, on any
+// page-aligned sub-range under Linux rules, never on anything else the
+// VMM or the process owns (appmem.go).
 package vmm
 
 import (
@@ -111,6 +117,10 @@ type VMM struct {
 	mu sync.Mutex
 	// slots holds every live slot; a slot leaves it when released.
 	slots map[*Slot]struct{}
+
+	// app records application memory (appmem.go). Lock order: life
+	// before app.mu; app.mu is never held with mu.
+	app appMem
 }
 
 // Owner annotations recorded in aspacem.
@@ -240,7 +250,8 @@ func (v *VMM) acquire() error {
 	return nil
 }
 
-// Close releases vmcode with every slot in it. Afterwards the VMM owns
+// Close releases vmcode with every slot in it, vmheap, and whatever
+// application memory (appmem.go) is left. Afterwards the VMM owns
 // nothing and the kernel shows none of its mappings. One release of the
 // whole reservation takes every slot's file views and committed pages with
 // it (Linux rules); if the OS refuses, Close reports it, changes nothing,
@@ -250,6 +261,9 @@ func (v *VMM) Close() error {
 	defer v.life.Unlock()
 	if v.closed {
 		return ErrClosed
+	}
+	if err := v.closeApp(); err != nil {
+		return err
 	}
 	if v.heap != nil {
 		if err := v.heap.close(); err != nil {

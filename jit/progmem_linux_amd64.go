@@ -1,0 +1,255 @@
+package jit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// A program's memory system calls.
+//
+// brk, mmap, munmap, mprotect and pkey_mprotect (with no key) are
+// emulated on the VMM's application memory, so that reachvm makes every
+// change to the address space and aspacem records each one: the
+// program's mappings are vmm.VMM.MapAppAnon and MapAppFile, its munmaps
+// ReleaseApp, its mprotects ProtectApp, its break CommitApp and
+// DecommitApp on a reservation after the image. The VMM refuses anything
+// outside application memory (vmcode, vmheap, the cache, the Go runtime's
+// memory), and Program refuses unmapping or replacing its own image, brk
+// area and stack. What the emulation does not cover is refused with the
+// errno the kernel gives for an unsupported request, and recorded
+// (Program.Refusals): shared mappings (the VMM maps files privately
+// only), huge pages, MAP_32BIT, mremap of application memory, shmat.
+
+// Refusal is a memory system call of a program that reachvm refused or
+// that failed: which call, on what, the errno the program got, and why.
+type Refusal struct {
+	// Call names the system call ("mmap", "munmap", ...).
+	Call string
+	// Addr and Size are its range as the program gave it.
+	Addr, Size uintptr
+	// Errno is what the program got.
+	Errno unix.Errno
+	// Reason says why.
+	Reason string
+}
+
+func (r Refusal) String() string {
+	return fmt.Sprintf("%s [%#x, +%#x) -> %v: %s", r.Call, r.Addr, r.Size, r.Errno, r.Reason)
+}
+
+// maxRefusals bounds the refusals a Program keeps.
+const maxRefusals = 64
+
+// Refusals returns the first memory system calls of the program that
+// were refused or failed (up to 64), and how many there were in all.
+func (p *Program) Refusals() ([]Refusal, int) {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	return append([]Refusal(nil), p.refusals...), p.nrefused
+}
+
+// refuse records a refused call and returns -e as its result.
+func (p *Program) refuse(call string, addr, size uintptr, e unix.Errno, format string, args ...any) uint64 {
+	p.nrefused++
+	if len(p.refusals) < maxRefusals {
+		p.refusals = append(p.refusals, Refusal{Call: call, Addr: addr, Size: size, Errno: e, Reason: fmt.Sprintf(format, args...)})
+	}
+	return errno(e)
+}
+
+// fail records a VMM error as a refusal and returns the errno the kernel
+// would give for it.
+func (p *Program) fail(call string, addr, size uintptr, err error) uint64 {
+	e := unix.ENOMEM
+	switch {
+	case errors.Is(err, vmm.ErrNotApp):
+		e = unix.ENOMEM
+	case errors.Is(err, mem.ErrExists):
+		e = unix.EEXIST
+	case errors.Is(err, mem.ErrInvalid):
+		e = unix.EINVAL
+	case errors.Is(err, mem.ErrNotSupported):
+		e = unix.EACCES
+	default:
+		if c := mem.Code(err); c != 0 {
+			e = unix.Errno(c)
+		}
+	}
+	return p.refuse(call, addr, size, e, "%v", err)
+}
+
+// Linux mmap flags the emulation refuses: shared mappings, huge pages,
+// the low 2 GiB, synchronous faults.
+const (
+	mapType       = 0x0f
+	mapUnemulated = unix.MAP_HUGETLB | unix.MAP_32BIT | unix.MAP_SYNC
+)
+
+// syscall handles the program's memory system calls (see above).
+// handled false sends the call on to the kernel as it is.
+//
+// Preconditions: p.m.mu is held (the machine is running the program).
+func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+	const page = mem.PageSize
+	v := p.m.v
+	switch nr {
+	case unix.SYS_BRK:
+		return p.brk(a[0]), true
+
+	case unix.SYS_MMAP:
+		addr, length, flags, off := a[0], a[1], a[3], a[5]
+		prot, ok := mem.ProtFromLinux(uint64(a[2]))
+		if !ok {
+			return p.refuse("mmap", addr, length, unix.EINVAL, "protection %#x has bits other than PROT_READ|PROT_WRITE|PROT_EXEC", a[2]), true
+		}
+		size, ok := mem.AlignUp(length, page)
+		if length == 0 || !ok || off%page != 0 {
+			return p.refuse("mmap", addr, length, unix.EINVAL, "zero or overflowing length, or an unaligned offset %#x", off), true
+		}
+		switch {
+		case flags&mapType != unix.MAP_PRIVATE:
+			return p.refuse("mmap", addr, length, unix.ENODEV, "flags %#x: only private mappings are emulated (the VMM maps files privately)", flags), true
+		case flags&mapUnemulated != 0:
+			return p.refuse("mmap", addr, length, unix.EINVAL, "flags %#x: huge pages, MAP_32BIT and MAP_SYNC are not emulated", flags), true
+		}
+		mode := mem.Hint
+		switch {
+		case flags&unix.MAP_FIXED_NOREPLACE != 0:
+			mode = mem.Exact
+		case flags&unix.MAP_FIXED != 0:
+			mode = mem.Fixed
+		}
+		if mode != mem.Hint {
+			if addr%page != 0 {
+				return p.refuse("mmap", addr, length, unix.EINVAL, "a fixed address %#x not page aligned", addr), true
+			}
+			if p.clientOwned(addr, size) {
+				return p.refuse("mmap", addr, length, unix.EINVAL, "a fixed mapping over the program's own image, brk area or stack"), true
+			}
+		}
+		var r mem.Range
+		var err error
+		if flags&unix.MAP_ANONYMOUS != 0 {
+			r, err = v.MapAppAnon(addr, size, prot, mode, p.mmapOwner)
+		} else {
+			path, e := p.fdPath(int(int32(a[4])))
+			if e != 0 {
+				return p.refuse("mmap", addr, length, e, "file descriptor %d cannot be mapped", int32(a[4])), true
+			}
+			r, err = v.MapAppFile(path, uint64(off), addr, size, prot, mode, p.mmapOwner)
+		}
+		if err != nil {
+			return p.fail("mmap", addr, length, err), true
+		}
+		if mode == mem.Fixed {
+			p.m.codes.forget(r.Start, r.End)
+		}
+		return uint64(r.Start), true
+
+	case unix.SYS_MUNMAP:
+		addr, length := a[0], a[1]
+		size, ok := mem.AlignUp(length, page)
+		if length == 0 || !ok || addr%page != 0 || addr+size < addr {
+			return p.refuse("munmap", addr, length, unix.EINVAL, "an unaligned address, a zero length or an overflowing range"), true
+		}
+		if p.clientOwned(addr, size) {
+			return p.refuse("munmap", addr, length, unix.EINVAL, "unmapping the program's own image, brk area or stack"), true
+		}
+		if err := v.ReleaseApp(mem.Range{Start: addr, End: addr + size}); err != nil {
+			return p.fail("munmap", addr, length, err), true
+		}
+		p.m.codes.forget(addr, addr+size)
+		return 0, true
+
+	case unix.SYS_MPROTECT, unix.SYS_PKEY_MPROTECT:
+		call := "mprotect"
+		if nr == unix.SYS_PKEY_MPROTECT {
+			call = "pkey_mprotect"
+			if int32(a[3]) != -1 {
+				return p.refuse(call, a[0], a[1], unix.EINVAL, "protection keys are not emulated"), true
+			}
+		}
+		addr, length := a[0], a[1]
+		prot, ok := mem.ProtFromLinux(uint64(a[2]))
+		if !ok {
+			return p.refuse(call, addr, length, unix.EINVAL, "protection %#x has bits other than PROT_READ|PROT_WRITE|PROT_EXEC", a[2]), true
+		}
+		size, ok := mem.AlignUp(length, page)
+		if !ok || addr%page != 0 || addr+size < addr {
+			return p.refuse(call, addr, length, unix.EINVAL, "an unaligned address or an overflowing range"), true
+		}
+		if size == 0 {
+			return 0, true
+		}
+		if err := v.ProtectApp(mem.Range{Start: addr, End: addr + size}, prot); err != nil {
+			return p.fail(call, addr, length, err), true
+		}
+		p.m.codes.forget(addr, addr+size)
+		return 0, true
+
+	case unix.SYS_MREMAP:
+		if v.OverlapsApp(a[0], max(a[1], 1)) {
+			return p.refuse("mremap", a[0], a[1], unix.ENOMEM, "mremap of application memory is not emulated"), true
+		}
+	case unix.SYS_SHMAT:
+		return p.refuse("shmat", a[1], 0, unix.EINVAL, "System V shared memory is not emulated"), true
+	}
+	return 0, false
+}
+
+// brk moves the break to want inside the brk area, committing or
+// decommitting whole pages, and returns the break: the old one if want
+// is outside the area or the VMM fails, as the kernel's brk does.
+func (p *Program) brk(want uintptr) uint64 {
+	if want < p.brkBase || want > p.brkMax {
+		return uint64(p.brkCur)
+	}
+	top := roundUp(want, mem.PageSize)
+	var err error
+	switch {
+	case top > p.brkTop:
+		err = p.m.v.CommitApp(mem.Range{Start: p.brkTop, End: top}, mem.ProtRW)
+	case top < p.brkTop:
+		err = p.m.v.DecommitApp(mem.Range{Start: top, End: p.brkTop})
+	}
+	if err != nil {
+		p.fail("brk", want, 0, err)
+		return uint64(p.brkCur)
+	}
+	p.brkTop, p.brkCur = top, want
+	return uint64(want)
+}
+
+// fdPath returns the path of the regular file open as fd, for mapping
+// it, or the errno mmap gives for fd: EBADF if it is not open, EACCES if
+// it is not open for reading, ENODEV if it is not a regular file reachable
+// by its path.
+func (p *Program) fdPath(fd int) (string, unix.Errno) {
+	if fd < 0 {
+		return "", unix.EBADF
+	}
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return "", unix.EBADF
+	}
+	if fl&unix.O_ACCMODE == unix.O_WRONLY {
+		return "", unix.EACCES
+	}
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || len(path) == 0 || path[0] != '/' {
+		return "", unix.ENODEV
+	}
+	var st, pst unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+		unix.Stat(path, &pst) != nil || pst.Dev != st.Dev || pst.Ino != st.Ino {
+		return "", unix.ENODEV
+	}
+	return path, 0
+}
