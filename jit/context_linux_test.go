@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ebitengine/purego"
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/vmcode"
@@ -162,7 +162,7 @@ func TestContextSwitch(t *testing.T) {
 		binary.LittleEndian.PutUint64(area[512:], 3)
 	}
 	binary.LittleEndian.PutUint64(area[160:], 21) // xmm0 low qword
-	id, _, _ := purego.SyscallN(m.gen.enter, u.exec)
+	id := native.Call1(m.gen.enter, u.exec)
 	if id != 7 {
 		t.Fatalf("exit %d, want 7", id)
 	}

@@ -9,14 +9,23 @@
 // with rel32 jumps patched in place, returns and indirect branches through
 // per-site inline caches in front of a hash table, entered and left
 // through an emitted context switch that never touches Go's FS base.
+//
+// # Pointers
+//
+// Call, Run, Machine.Run and Machine.RunNative follow privload's pointer
+// rule (see "Calling in" in package privload): a pointer converted to
+// uintptr in the call's argument list (uintptr(unsafe.Pointer(&x))) stays
+// alive and in place until the call returns, even while the translator
+// runs Go code between entries into the code cache. A pointer the
+// application keeps after the call, or reads from memory, is the caller's
+// to keep alive and on the heap.
 package jit
 
 import (
 	"fmt"
 	"runtime"
 
-	"github.com/ebitengine/purego"
-
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/vmcode"
 )
@@ -85,15 +94,17 @@ func (s *Stub) Free() error { return s.unit.Free() }
 
 // Call runs the native function at fn with integer or pointer arguments in
 // the platform's C calling convention and returns its integer result. It
-// enters through a cgocall-style path (purego), so the Go scheduler and the
-// garbage collector treat the native code as a system call: it may run
-// long without stalling stop-the-world.
+// enters through internal/native's cgocall path, as cgo does, so the Go
+// scheduler and the garbage collector treat the native code as a system
+// call: it may run long without stalling stop-the-world. Pointers follow
+// the package's pointer rule.
 //
 // Preconditions: fn is executable code that follows the platform's C ABI
-// and takes at most 15 integer arguments.
+// and takes at most 14 integer arguments.
+//
+//go:uintptrescapes
 func Call(fn uintptr, args ...uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, args...)
-	return r
+	return native.CallN(fn, args)
 }
 
 // stubFrame is the stack a call stub reserves below its return address:

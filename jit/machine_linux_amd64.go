@@ -8,8 +8,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/ebitengine/purego"
-
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
@@ -704,7 +703,10 @@ func (m *Machine) prepare(ret uintptr, args []uintptr) {
 // RunNative calls fn natively, untranslated, on the machine's stack and
 // through the same context switch as Run: the baseline Run is measured
 // against, with the same stack memory, the same entry and exit cost and
-// the same vector-state handling.
+// the same vector-state handling. Pointers follow the package's pointer
+// rule.
+//
+//go:uintptrescapes
 func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -712,7 +714,7 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 		return 0, errors.New("jit: machine closed")
 	}
 	m.prepare(m.gen.nativeRet, args)
-	id, _, _ := purego.SyscallN(m.gen.enter, fn)
+	id := native.Call1(m.gen.enter, fn)
 	if id != exitNative {
 		return 0, fmt.Errorf("jit: internal error: native call left with exit %d", id)
 	}
@@ -724,10 +726,12 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 // registers, the rest on the stack) and returns its integer result, as
 // Call does natively. fn and everything it calls are translated into the
 // code cache on first execution; the function runs on the machine's own
-// stack, never on Go's. A pointer argument to Go memory must point to a
-// heap object kept alive across the call: the calling goroutine's stack
-// can move while the translator works (it grows), and the address of a
-// local would then go stale.
+// stack, never on Go's. Pointers follow the package's pointer rule: the
+// translator runs Go code during the call, which may grow, and so move,
+// the calling goroutine's stack, but what a pointer argument points to is
+// on the heap (//go:uintptrescapes), where it does not move.
+//
+//go:uintptrescapes
 func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -758,7 +762,7 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 		if from != 0 && m.epoch == epoch {
 			m.link(&m.exits[from], f)
 		}
-		id, _, _ := purego.SyscallN(m.gen.enter, f.body())
+		id := native.Call1(m.gen.enter, f.body())
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
 		if id >= uintptr(len(m.exits)) {

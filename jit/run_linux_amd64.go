@@ -35,6 +35,8 @@ const DefaultVMCodeBase = 0x3f000000
 // Run panics if the machine cannot be made or the run fails (an
 // unsupported instruction or system call, a jump to non-code, an exit):
 // Machine.Run returns those as errors.
+//
+//go:uintptrescapes
 func Run(fn uintptr, args ...uintptr) uintptr {
 	defaultOnce.Do(func() {
 		v, err := vmm.New(vmm.Config{VMCodeBase: DefaultVMCodeBase, AllowElsewhere: true, VMCodeSize: DefaultVMCodeSize, VMHeapSize: 1 << 30})

@@ -125,7 +125,7 @@ func BenchmarkSymbol(b *testing.B) {
 	b.Run("dlsym/hit", func(b *testing.B) {
 		i := 0
 		for b.Loop() {
-			if dlsym.Call(h, uintptr(unsafe.Pointer(&cnames[i%len(cnames)][0]))) == 0 {
+			if ok(dlsym.Call(h, uintptr(unsafe.Pointer(&cnames[i%len(cnames)][0])))) == 0 {
 				b.Fatal("miss")
 			}
 			i++
@@ -133,7 +133,7 @@ func BenchmarkSymbol(b *testing.B) {
 	})
 	b.Run("dlsym/miss", func(b *testing.B) {
 		for b.Loop() {
-			dlsym.Call(h, uintptr(unsafe.Pointer(&miss[0])))
+			ok(dlsym.Call(h, uintptr(unsafe.Pointer(&miss[0]))))
 		}
 	})
 	b.Run("purego.Dlsym/hit", func(b *testing.B) {
@@ -171,7 +171,7 @@ func BenchmarkCall(b *testing.B) {
 	}
 	b.Run("int/Func.Call", func(b *testing.B) {
 		for b.Loop() {
-			nop.Call(7)
+			ok(nop.Call(7))
 		}
 	})
 	b.Run("int/purego.SyscallN", func(b *testing.B) {
@@ -181,7 +181,7 @@ func BenchmarkCall(b *testing.B) {
 	})
 	b.Run("int/Func.Invoke", func(b *testing.B) {
 		for b.Loop() {
-			nop.Invoke(Int(7))
+			ok(nop.Invoke(Int(7)))
 		}
 	})
 	var nopFn func(int64) int64
@@ -195,7 +195,7 @@ func BenchmarkCall(b *testing.B) {
 	})
 	b.Run("mixed/Func.Invoke", func(b *testing.B) {
 		for b.Loop() {
-			mix.Invoke(Int(3), Float64(1.5), Int(-4), Float32(0.25), Int(10))
+			ok(mix.Invoke(Int(3), Float64(1.5), Int(-4), Float32(0.25), Int(10)))
 		}
 	})
 	var mixFn func(int64, float64, int32, float32, int64) float64

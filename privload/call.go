@@ -3,35 +3,44 @@ package privload
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"runtime"
-	"sync"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/internal/native"
 )
 
-// This file is the typed way into a loaded library's code. Native code
-// runs on the system stack and must be entered through a cgocall-style
-// transition (runtime.cgocall, as cgo and purego do): the goroutine is
-// then "in a system call", so the scheduler and the garbage collector go
-// on without it, its stack cannot move under the native code, and a long
-// call does not stall a stop-the-world, which a bare assembly trampoline
-// would (DESIGN section 4).
+// This file is the way into a loaded library's code. Every call goes
+// through internal/native, which enters native code as cgo does (through
+// runtime.cgocall: the goroutine is "in a system call", so the scheduler
+// and the garbage collector go on without it and a long call does not
+// stall a stop-the-world) and allocates nothing for its frame.
 //
-// Three ways in, fastest first:
+// The ways in, fastest first:
 //
-//   - Func.Call: integer and pointer arguments, an integer result;
+//   - Func.Call0 to Func.Call6: integer and pointer arguments, the
+//     integer result, no allocation; Func.Call takes up to 14;
+//   - Bind0 to Bind6: a typed Go function of integers, bools, floats
+//     and unsafe.Pointers, which converts its arguments without
+//     reflection;
 //   - Func.Invoke: any mix of integer, pointer and floating-point
 //     arguments, placed as the System V AMD64 ABI assigns them, with
 //     both the integer and the floating-point result;
 //   - Func.Bind: a Go function value of any signature purego supports
-//     (strings, bools, structs, callbacks), through reflection.
+//     (strings, structs, callbacks), through reflection on every call.
 
-// Func is a function of a loaded library, callable from Go. A Func must
-// not be called after its library is closed.
+// Func is a function of a loaded library, callable from Go. Every call
+// of a Func whose library was closed returns an error wrapping ErrClosed
+// instead of running unmapped code; a call that races with Close is the
+// caller's to order.
 type Func struct {
 	addr uintptr
 	name string
+	// lib is the library the function belongs to, whose dead word each
+	// call loads; nil for FuncAt, which the caller keeps valid.
+	lib *Library
 }
 
 // Func returns the library's exported function name (see Lookup).
@@ -40,10 +49,11 @@ func (l *Library) Func(name string) (Func, error) {
 	if !ok {
 		return Func{}, fmt.Errorf("privload: %s: no exported symbol %q", l.path, name)
 	}
-	return Func{addr: a, name: name}, nil
+	return Func{addr: a, name: name, lib: l}, nil
 }
 
-// FuncAt returns a Func for native code at addr.
+// FuncAt returns a Func for native code at addr, which the caller keeps
+// mapped for as long as it calls the Func.
 func FuncAt(addr uintptr, name string) Func { return Func{addr: addr, name: name} }
 
 // Addr returns the function's address.
@@ -51,6 +61,108 @@ func (f Func) Addr() uintptr { return f.addr }
 
 // Name returns the function's name.
 func (f Func) Name() string { return f.name }
+
+// check returns nil if f may be called: one atomic load for a library's
+// function.
+func (f Func) check() error {
+	if f.lib != nil {
+		if f.lib.dead.Load() {
+			return fmt.Errorf("%w: %s: calling %s", ErrClosed, f.lib.path, f.name)
+		}
+		return nil
+	}
+	if f.addr == 0 {
+		return fmt.Errorf("privload: calling %q: the Func has no address", f.name)
+	}
+	return nil
+}
+
+// Call0 calls f() and returns its integer result.
+//
+//go:uintptrescapes
+func (f Func) Call0() (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call0(f.addr), nil
+}
+
+// Call1 calls f(a1) and returns its integer result. A pointer passed as
+// uintptr(unsafe.Pointer(p)) in the call expression stays alive and in
+// place for the call (the package's pointer rule).
+//
+//go:uintptrescapes
+func (f Func) Call1(a1 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call1(f.addr, a1), nil
+}
+
+// Call2 calls f(a1, a2) and returns its integer result, as Call1.
+//
+//go:uintptrescapes
+func (f Func) Call2(a1, a2 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call2(f.addr, a1, a2), nil
+}
+
+// Call3 calls f(a1, a2, a3) and returns its integer result, as Call1.
+//
+//go:uintptrescapes
+func (f Func) Call3(a1, a2, a3 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call3(f.addr, a1, a2, a3), nil
+}
+
+// Call4 calls f(a1, ..., a4) and returns its integer result, as Call1.
+//
+//go:uintptrescapes
+func (f Func) Call4(a1, a2, a3, a4 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call4(f.addr, a1, a2, a3, a4), nil
+}
+
+// Call5 calls f(a1, ..., a5) and returns its integer result, as Call1.
+//
+//go:uintptrescapes
+func (f Func) Call5(a1, a2, a3, a4, a5 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call5(f.addr, a1, a2, a3, a4, a5), nil
+}
+
+// Call6 calls f(a1, ..., a6) and returns its integer result, as Call1.
+//
+//go:uintptrescapes
+func (f Func) Call6(a1, a2, a3, a4, a5, a6 uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return native.Call6(f.addr, a1, a2, a3, a4, a5, a6), nil
+}
+
+// Call calls f with up to 14 integer and pointer arguments (six in
+// registers, the rest on the stack) and returns its integer result, as
+// Call1. The argument slice costs an allocation: Call0 to Call6 do not.
+//
+//go:uintptrescapes
+func (f Func) Call(args ...uintptr) (uintptr, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	if len(args) > native.MaxArgs {
+		return 0, fmt.Errorf("privload: calling %s: %w", f.name, native.TooManyArgs(len(args)))
+	}
+	return native.CallN(f.addr, args), nil
+}
 
 // argKind says which register class an argument goes to.
 type argKind uint8
@@ -63,8 +175,8 @@ const (
 // Arg is one argument of Func.Invoke: make it with Int, Uint, Ptr,
 // Float64 or Float32.
 type Arg struct {
-	// p keeps a pointer argument's target alive (and, through Invoke,
-	// on the heap) for the duration of the call.
+	// p keeps a pointer argument's target alive for the call; Ptr made
+	// it escape, so it is on the heap and does not move.
 	p    unsafe.Pointer
 	bits uint64
 	kind argKind
@@ -77,10 +189,13 @@ func Int(v int64) Arg { return Arg{bits: uint64(v)} }
 // Uint is an unsigned integer argument.
 func Uint(v uint64) Arg { return Arg{bits: v} }
 
-// Ptr is a pointer argument. The memory it points to must follow the cgo
-// rules: no Go pointers inside, kept alive by the call, not retained by
-// the callee after it returns.
-func Ptr(p unsafe.Pointer) Arg { return Arg{p: p, bits: uint64(uintptr(p))} }
+// Ptr is a pointer argument. What p points to stays alive and in place
+// for the call (the package's pointer rule); it must hold no Go pointers
+// and must not be retained by the callee after it returns.
+func Ptr(p unsafe.Pointer) Arg {
+	escape(p)
+	return Arg{p: p, bits: uint64(uintptr(p))}
+}
 
 // Float64 is a double argument.
 func Float64(v float64) Arg { return Arg{bits: math.Float64bits(v), kind: argFloat} }
@@ -105,109 +220,63 @@ func (r Result) Float64() float64 { return math.Float64frombits(r.Float) }
 // Float32 is the float result.
 func (r Result) Float32() float32 { return math.Float32frombits(uint32(r.Float)) }
 
-// Limits of one call: the System V AMD64 ABI passes 6 integer and 8
-// floating-point arguments in registers; the rest go on the stack, of
-// which a call may use maxStackArgs words.
-const (
-	maxIntRegs   = 6
-	maxFloatRegs = 8
-	maxStackArgs = 8
-)
-
-// callFrame is the block the trampoline reads its arguments from and
-// writes its results to. Its layout is read by call_linux_amd64.s
-// through go_asm.h.
-type callFrame struct {
-	fn     uintptr
-	ints   [maxIntRegs]uint64
-	floats [maxFloatRegs]uint64
-	stack  [maxStackArgs]uint64
-	nstack uint64
-	nfloat uint64
-	rax    uint64
-	rdx    uint64
-	xmm0   uint64
-	xmm1   uint64
-	// keep holds the arguments (and so their pointers) on the heap for
-	// the duration of the call: a callback into Go during the call may
-	// grow, and so move, the calling goroutine's stack.
-	keep []Arg
-}
-
-var framePool = sync.Pool{New: func() any { return new(callFrame) }}
-
 // Invoke calls f with args, each placed where the System V AMD64 ABI puts
 // it: integers and pointers in RDI, RSI, RDX, RCX, R8, R9, floats in
 // XMM0-7, the rest on the stack in order. AL carries the number of XMM
-// registers used, so variadic functions (printf) work. It panics if the
-// arguments need more than maxStackArgs stack words.
-func (f Func) Invoke(args ...Arg) Result {
-	fr := framePool.Get().(*callFrame)
-	*fr = callFrame{fn: f.addr, keep: args}
+// registers used, so variadic functions (printf) work. It fails if the
+// arguments need more than 8 stack words, or if they include floats on a
+// platform other than linux/amd64.
+func (f Func) Invoke(args ...Arg) (Result, error) {
+	if err := f.check(); err != nil {
+		return Result{}, err
+	}
+	fr := native.Frame{Fn: f.addr}
 	ni, nf := 0, 0
 	for _, a := range args {
 		switch {
-		case a.kind == argFloat && nf < maxFloatRegs:
-			fr.floats[nf] = a.bits
+		case a.kind == argFloat && nf < native.FloatRegs:
+			fr.Floats[nf] = a.bits
 			nf++
-		case a.kind == argInt && ni < maxIntRegs:
-			fr.ints[ni] = a.bits
+		case a.kind == argInt && ni < native.IntRegs:
+			fr.Ints[ni] = a.bits
 			ni++
 		default:
-			if fr.nstack == maxStackArgs {
-				framePool.Put(fr)
-				panic(fmt.Sprintf("privload: %s: too many arguments (%d): at most %d go on the stack", f.name, len(args), maxStackArgs))
+			if fr.NStack == native.MaxStackArgs {
+				return Result{}, fmt.Errorf("privload: calling %s: %d arguments need more than %d stack words", f.name, len(args), native.MaxStackArgs)
 			}
-			fr.stack[fr.nstack] = a.bits
-			fr.nstack++
+			fr.Stack[fr.NStack] = a.bits
+			fr.NStack++
 		}
 	}
-	fr.nfloat = uint64(nf)
-	callNative(fr)
-	r := Result{Int: uintptr(fr.rax), Int2: uintptr(fr.rdx), Float: fr.xmm0, Float2: fr.xmm1}
+	if nf > 0 && !native.FloatArgs {
+		return Result{}, fmt.Errorf("privload: calling %s: floating-point arguments are not supported on %s/%s", f.name, runtime.GOOS, runtime.GOARCH)
+	}
+	fr.NFloat = uint64(nf)
+	fr.Call()
 	runtime.KeepAlive(args)
-	fr.keep = nil
-	framePool.Put(fr)
-	return r
-}
-
-// Call calls f with integer and pointer arguments and returns its integer
-// result: the fast path. Pointers passed as uintptr(unsafe.Pointer(p)) in
-// the call expression stay alive and in place for the call, as with
-// syscall.Syscall.
-//
-//go:uintptrescapes
-func (f Func) Call(args ...uintptr) uintptr {
-	if len(args) > maxIntRegs+maxStackArgs {
-		panic(fmt.Sprintf("privload: %s: too many arguments (%d), at most %d", f.name, len(args), maxIntRegs+maxStackArgs))
-	}
-	fr := framePool.Get().(*callFrame)
-	*fr = callFrame{fn: f.addr}
-	for i, a := range args {
-		if i < maxIntRegs {
-			fr.ints[i] = uint64(a)
-		} else {
-			fr.stack[i-maxIntRegs] = uint64(a)
-			fr.nstack++
-		}
-	}
-	callNative(fr)
-	r := uintptr(fr.rax)
-	framePool.Put(fr)
-	return r
+	return Result{Int: uintptr(fr.RAX), Int2: uintptr(fr.RDX), Float: fr.XMM0, Float2: fr.XMM1}, nil
 }
 
 // Bind makes fptr, a pointer to a variable of function type, call f:
 // purego's RegisterFunc, which converts Go arguments (integers, floats,
 // bools, strings, pointers, structs, callbacks) by reflection on every
-// call. The most convenient way in, and the slowest.
+// call. The most convenient way in, and the slowest: for signatures of
+// integers, floats, bools and unsafe.Pointers, Bind0 to Bind6 are
+// several times faster. The bound function cannot return an error: once
+// the library is closed, it panics with one wrapping ErrClosed.
 func (f Func) Bind(fptr any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("privload: binding %s: %v", f.name, r)
 		}
 	}()
+	if err := f.check(); err != nil {
+		return err
+	}
 	purego.RegisterFunc(fptr, f.addr)
+	if f.lib != nil {
+		guardBound(fptr, f)
+	}
 	return nil
 }
 
@@ -215,4 +284,35 @@ func (f Func) Bind(fptr any) (err error) {
 // Resolvers get no arguments, as from glibc and DynamoRIO on x86-64:
 // they read the CPU's features themselves (cpuid, or through the host's
 // libc and dynamic linker, which private libraries bind to).
-func callResolver(addr uintptr) uintptr { return FuncAt(addr, "ifunc resolver").Call() }
+func callResolver(addr uintptr) uintptr { return native.Call0(addr) }
+
+// escapeSink is written only if its flag is set, which it never is: an
+// assignment to it that the compiler cannot prove dead makes a value
+// escape, so that what a pointer argument points to is on the heap (as
+// cgo's generated wrappers do with _Cgo_use).
+var escapeSink struct {
+	on bool
+	p  unsafe.Pointer
+	v  any
+}
+
+// escape makes p escape to the heap.
+func escape(p unsafe.Pointer) {
+	if escapeSink.on {
+		escapeSink.p = p
+	}
+}
+
+// guardBound wraps the function purego.RegisterFunc stored in fptr so
+// that it panics with an error wrapping ErrClosed once f's library is
+// closed, rather than jump into unmapped memory.
+func guardBound(fptr any, f Func) {
+	v := reflect.ValueOf(fptr).Elem()
+	inner := reflect.ValueOf(v.Interface())
+	v.Set(reflect.MakeFunc(v.Type(), func(args []reflect.Value) []reflect.Value {
+		if err := f.check(); err != nil {
+			panic(err)
+		}
+		return inner.Call(args)
+	}))
+}

@@ -55,17 +55,17 @@ func TestConcurrentLoads(t *testing.T) {
 				switch p {
 				case demo:
 					fn, _ := lib.Func(demolib.Compute)
-					if got := int64(fn.Call(6, 7)); got != demolib.Expected(6, 7) {
+					if got := int64(ok(fn.Call(6, 7))); got != demolib.Expected(6, 7) {
 						t.Errorf("demo_compute = %d", got)
 					}
 				case zlibPath:
 					fn, _ := lib.Func("crc32")
-					if got := uint32(fn.Call(0, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))); got != crc32.ChecksumIEEE(buf) {
+					if got := uint32(ok(fn.Call(0, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf))))); got != crc32.ChecksumIEEE(buf) {
 						t.Errorf("crc32 = %#x", got)
 					}
 				case chain:
 					fn, _ := lib.Func("fx_a")
-					if got := fn.Call(10); got != 222 {
+					if got := ok(fn.Call(10)); got != 222 {
 						t.Errorf("fx_a(10) = %d", got)
 					}
 				}

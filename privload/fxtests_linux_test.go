@@ -402,24 +402,24 @@ func TestFixtureHost(t *testing.T) {
 		hostCos, _ = purego.Dlsym(libm, "cos")
 	}
 	for _, x := range []float64{0, 1, math.Pi / 3, -2.5, 1e6} {
-		got := fn("fx_cos").Invoke(Float64(x)).Float64()
-		want := FuncAt(hostCos, "cos").Invoke(Float64(x)).Float64()
+		got := ok(fn("fx_cos").Invoke(Float64(x))).Float64()
+		want := ok(FuncAt(hostCos, "cos").Invoke(Float64(x))).Float64()
 		if got != want || math.Abs(got-math.Cos(x)) > 1e-12 {
 			t.Errorf("fx_cos(%g) = %g, host cos %g, Go %g", x, got, want, math.Cos(x))
 		}
 	}
 	buf := make([]byte, 64)
-	n := fn("fx_format").Invoke(Ptr(unsafe.Pointer(&buf[0])), Int(int64(len(buf))), Float64(math.Pi), Int(-42)).Int64()
+	n := ok(fn("fx_format").Invoke(Ptr(unsafe.Pointer(&buf[0])), Int(int64(len(buf))), Float64(math.Pi), Int(-42))).Int64()
 	if got := string(buf[:n]); got != "3.142/-42" {
 		t.Errorf("fx_format = %q, want 3.142/-42", got)
 	}
-	if got := fn("fx_mix").Invoke(Int(3), Float64(1.5), Int(-4), Float32(0.25), Int(10)).Float64(); got != 3*1.5+(-4)*0.25-10 {
+	if got := ok(fn("fx_mix").Invoke(Int(3), Float64(1.5), Int(-4), Float32(0.25), Int(10))).Float64(); got != 3*1.5+(-4)*0.25-10 {
 		t.Errorf("fx_mix = %g, want %g", got, 3*1.5+(-4)*0.25-10)
 	}
-	if got := fn("fx_fsum").Invoke(Float32(1.25), Float32(2.5)).Float32(); got != 3.75 {
+	if got := ok(fn("fx_fsum").Invoke(Float32(1.25), Float32(2.5))).Float32(); got != 3.75 {
 		t.Errorf("fx_fsum = %g", got)
 	}
-	if got := int64(fn("fx_sum9").Call(1, 2, 3, 4, 5, 6, 7, 8, 9)); got != 1+4+9+16+25+36+49+64+81 {
+	if got := int64(ok(fn("fx_sum9").Call(1, 2, 3, 4, 5, 6, 7, 8, 9))); got != 1+4+9+16+25+36+49+64+81 {
 		t.Errorf("fx_sum9 = %d, want 285", got)
 	}
 	var args []Arg
@@ -432,7 +432,7 @@ func TestFixtureHost(t *testing.T) {
 		args = append(args, Float64(float64(i)+0.5))
 		want += float64(i) * (float64(i) + 0.5)
 	}
-	if got := fn("fx_many").Invoke(args...).Float64(); got != want {
+	if got := ok(fn("fx_many").Invoke(args...)).Float64(); got != want {
 		t.Errorf("fx_many = %g, want %g", got, want)
 	}
 	var mix func(a int64, x float64, b int32, y float32, c int64) float64

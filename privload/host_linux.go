@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/internal/native"
 )
 
 // This file binds system libraries to the host's own copies, as
@@ -115,9 +117,9 @@ func (h *hostLib) sym(name string, cname []byte, v *Version) hostSym {
 		return s
 	}
 	if v == nil {
-		s.addr = FuncAt(dlsymFn, "dlsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])))
+		s.addr = native.Call2(dlsymFn, h.handle, uintptr(unsafe.Pointer(&cname[0])))
 	} else {
-		s.addr = FuncAt(dlvsym, "dlvsym").Call(h.handle, uintptr(unsafe.Pointer(&cname[0])), uintptr(unsafe.Pointer(&v.cname[0])))
+		s.addr = native.Call3(dlvsym, h.handle, uintptr(unsafe.Pointer(&cname[0])), uintptr(unsafe.Pointer(&v.cname[0])))
 	}
 	if s.addr != 0 {
 		s.from = hostObject(s.addr, h.name)
@@ -141,7 +143,7 @@ type dlInfo struct {
 // or def if dladdr does not know.
 func hostObject(addr uintptr, def string) string {
 	var info dlInfo
-	if FuncAt(dladdrFn, "dladdr").Call(addr, uintptr(unsafe.Pointer(&info))) == 0 || info.fname == 0 {
+	if native.Call2(dladdrFn, addr, uintptr(unsafe.Pointer(&info))) == 0 || info.fname == 0 {
 		return def
 	}
 	hostMu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -156,6 +157,10 @@ type Library struct {
 	// finalisers only then.
 	inited bool
 	closed bool
+	// dead is set by Close before the library's slot is released, and
+	// never cleared: a Func of the library loads it on every call, so
+	// that a call after Close fails instead of running unmapped code.
+	dead atomic.Bool
 }
 
 // group is the set of libraries one Load brought in.
@@ -336,7 +341,8 @@ func (l *Library) symAddr(s Symbol) uintptr {
 	return l.bias + uintptr(s.Value)
 }
 
-// ErrClosed is returned by Close on a library already closed.
+// ErrClosed is returned by Close on a library already closed, and by
+// calls of a closed library's functions.
 var ErrClosed = errors.New("privload: library already closed")
 
 // ErrDependency is returned by Close on a library that was loaded as a
@@ -379,6 +385,7 @@ func (l *Library) Close() error {
 	for _, m := range members {
 		m.mu.Lock()
 		m.closed = true
+		m.dead.Store(true)
 		m.mu.Unlock()
 		if err := m.slot.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("privload: %s: releasing its slot: %w", m.path, err))

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -1244,7 +1245,7 @@ func runInit(l *Library) error {
 	l.inited = true
 	l.mu.Unlock()
 	for _, fn := range fns {
-		FuncAt(fn, "initialiser").Call(0, vec, vec)
+		native.Call3(fn, 0, vec, vec)
 	}
 	return nil
 }
@@ -1259,7 +1260,7 @@ func (l *Library) runFini() error {
 		fns = append([]uintptr{l.bias + uintptr(l.file.Fini)}, fns...)
 	}
 	for i := len(fns) - 1; i >= 0; i-- {
-		FuncAt(fns[i], "finaliser").Call()
+		native.Call0(fns[i])
 	}
 	return nil
 }

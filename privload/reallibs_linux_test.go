@@ -87,7 +87,7 @@ func TestRealZlib(t *testing.T) {
 	// libz compresses, Go decompresses.
 	out := make([]byte, len(data)+1024)
 	outLen := uint64(len(out))
-	if rc := int32(fn("compress2").Call(p(out), uintptr(unsafe.Pointer(&outLen)), p(data), uintptr(len(data)), 9)); rc != 0 {
+	if rc := int32(ok(fn("compress2").Call(p(out), uintptr(unsafe.Pointer(&outLen)), p(data), uintptr(len(data)), 9))); rc != 0 {
 		t.Fatalf("compress2 = %d", rc)
 	}
 	r, err := zlib.NewReader(bytes.NewReader(out[:outLen]))
@@ -108,7 +108,7 @@ func TestRealZlib(t *testing.T) {
 	in := zb.Bytes()
 	dec := make([]byte, len(data))
 	decLen := uint64(len(dec))
-	if rc := int32(fn("uncompress").Call(p(dec), uintptr(unsafe.Pointer(&decLen)), p(in), uintptr(len(in)))); rc != 0 || !bytes.Equal(dec[:decLen], data) {
+	if rc := int32(ok(fn("uncompress").Call(p(dec), uintptr(unsafe.Pointer(&decLen)), p(in), uintptr(len(in))))); rc != 0 || !bytes.Equal(dec[:decLen], data) {
 		t.Fatalf("uncompress = %d, %d bytes, equal %v", rc, decLen, bytes.Equal(dec[:decLen], data))
 	}
 
@@ -118,10 +118,10 @@ func TestRealZlib(t *testing.T) {
 		if n > 0 {
 			ptr = p(b)
 		}
-		if got, want := uint32(fn("crc32").Call(0, ptr, uintptr(n))), crc32.ChecksumIEEE(b); got != want {
+		if got, want := uint32(ok(fn("crc32").Call(0, ptr, uintptr(n)))), crc32.ChecksumIEEE(b); got != want {
 			t.Errorf("crc32 of %d bytes = %#x, want %#x", n, got, want)
 		}
-		if got, want := uint32(fn("adler32").Call(1, ptr, uintptr(n))), adler32.Checksum(b); got != want {
+		if got, want := uint32(ok(fn("adler32").Call(1, ptr, uintptr(n)))), adler32.Checksum(b); got != want {
 			t.Errorf("adler32 of %d bytes = %#x, want %#x", n, got, want)
 		}
 		runtime.KeepAlive(b)
@@ -140,7 +140,7 @@ func TestRealBzip2(t *testing.T) {
 	data := testData()
 	out := make([]byte, len(data)+len(data)/100+600)
 	outLen := uint32(len(out))
-	if rc := int32(fn("BZ2_bzBuffToBuffCompress").Call(p(out), uintptr(unsafe.Pointer(&outLen)), p(data), uintptr(len(data)), 9, 0, 30)); rc != 0 {
+	if rc := int32(ok(fn("BZ2_bzBuffToBuffCompress").Call(p(out), uintptr(unsafe.Pointer(&outLen)), p(data), uintptr(len(data)), 9, 0, 30))); rc != 0 {
 		t.Fatalf("BZ2_bzBuffToBuffCompress = %d", rc)
 	}
 	got, err := io.ReadAll(bzip2.NewReader(bytes.NewReader(out[:outLen])))
@@ -149,7 +149,7 @@ func TestRealBzip2(t *testing.T) {
 	}
 	dec := make([]byte, len(data))
 	decLen := uint32(len(dec))
-	if rc := int32(fn("BZ2_bzBuffToBuffDecompress").Call(p(dec), uintptr(unsafe.Pointer(&decLen)), p(out), uintptr(outLen), 0, 0)); rc != 0 || !bytes.Equal(dec[:decLen], data) {
+	if rc := int32(ok(fn("BZ2_bzBuffToBuffDecompress").Call(p(dec), uintptr(unsafe.Pointer(&decLen)), p(out), uintptr(outLen), 0, 0))); rc != 0 || !bytes.Equal(dec[:decLen], data) {
 		t.Fatalf("BZ2_bzBuffToBuffDecompress = %d, equal %v", rc, bytes.Equal(dec[:decLen], data))
 	}
 	t.Logf("bzip2: %d -> %d bytes", len(data), outLen)
@@ -164,16 +164,16 @@ func TestRealBzip2(t *testing.T) {
 func TestRealLzma(t *testing.T) {
 	_, _, fn := loadSystem(t, "liblzma.so.5")
 	data := testData()
-	if got, want := uint32(fn("lzma_crc32").Call(p(data), uintptr(len(data)), 0)), crc32.ChecksumIEEE(data); got != want {
+	if got, want := uint32(ok(fn("lzma_crc32").Call(p(data), uintptr(len(data)), 0))), crc32.ChecksumIEEE(data); got != want {
 		t.Errorf("lzma_crc32 = %#x, want %#x", got, want)
 	}
-	if got, want := uint64(fn("lzma_crc64").Call(p(data), uintptr(len(data)), 0)), crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)); got != want {
+	if got, want := uint64(ok(fn("lzma_crc64").Call(p(data), uintptr(len(data)), 0))), crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)); got != want {
 		t.Errorf("lzma_crc64 = %#x, want %#x", got, want)
 	}
 	out := make([]byte, len(data)+4096)
 	var outPos uint64
 	const lzmaCheckCRC64 = 4
-	if rc := fn("lzma_easy_buffer_encode").Call(6, lzmaCheckCRC64, 0, p(data), uintptr(len(data)), p(out), uintptr(unsafe.Pointer(&outPos)), uintptr(len(out))); rc != 0 {
+	if rc := ok(fn("lzma_easy_buffer_encode").Call(6, lzmaCheckCRC64, 0, p(data), uintptr(len(data)), p(out), uintptr(unsafe.Pointer(&outPos)), uintptr(len(out)))); rc != 0 {
 		t.Fatalf("lzma_easy_buffer_encode = %d", rc)
 	}
 	if !bytes.HasPrefix(out, []byte("\xfd7zXZ\x00")) {
@@ -182,7 +182,7 @@ func TestRealLzma(t *testing.T) {
 	dec := make([]byte, len(data))
 	memlimit := uint64(1 << 30)
 	var inPos, decPos uint64
-	if rc := fn("lzma_stream_buffer_decode").Call(uintptr(unsafe.Pointer(&memlimit)), 0, 0, p(out), uintptr(unsafe.Pointer(&inPos)), uintptr(outPos), p(dec), uintptr(unsafe.Pointer(&decPos)), uintptr(len(dec))); rc != 0 || !bytes.Equal(dec[:decPos], data) {
+	if rc := ok(fn("lzma_stream_buffer_decode").Call(uintptr(unsafe.Pointer(&memlimit)), 0, 0, p(out), uintptr(unsafe.Pointer(&inPos)), uintptr(outPos), p(dec), uintptr(unsafe.Pointer(&decPos)), uintptr(len(dec)))); rc != 0 || !bytes.Equal(dec[:decPos], data) {
 		t.Fatalf("lzma_stream_buffer_decode = %d, equal %v", rc, bytes.Equal(dec[:decPos], data))
 	}
 	t.Logf("xz: %d -> %d bytes", len(data), outPos)
@@ -196,21 +196,21 @@ func TestRealLzma(t *testing.T) {
 func TestRealZstd(t *testing.T) {
 	_, _, fn := loadSystem(t, "libzstd.so.1")
 	data := testData()
-	bound := fn("ZSTD_compressBound").Call(uintptr(len(data)))
+	bound := ok(fn("ZSTD_compressBound").Call(uintptr(len(data))))
 	out := make([]byte, bound)
-	n := fn("ZSTD_compress").Call(p(out), bound, p(data), uintptr(len(data)), 9)
-	if fn("ZSTD_isError").Call(n) != 0 {
+	n := ok(fn("ZSTD_compress").Call(p(out), bound, p(data), uintptr(len(data)), 9))
+	if ok(fn("ZSTD_isError").Call(n)) != 0 {
 		t.Fatalf("ZSTD_compress error %d", int64(n))
 	}
 	if !bytes.HasPrefix(out, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
 		t.Errorf("no zstd magic: % x", out[:4])
 	}
-	if sz := fn("ZSTD_getFrameContentSize").Call(p(out), n); sz != uintptr(len(data)) {
+	if sz := ok(fn("ZSTD_getFrameContentSize").Call(p(out), n)); sz != uintptr(len(data)) {
 		t.Errorf("ZSTD_getFrameContentSize = %d, want %d", sz, len(data))
 	}
 	dec := make([]byte, len(data))
-	m := fn("ZSTD_decompress").Call(p(dec), uintptr(len(dec)), p(out), n)
-	if fn("ZSTD_isError").Call(m) != 0 || m != uintptr(len(data)) || !bytes.Equal(dec, data) {
+	m := ok(fn("ZSTD_decompress").Call(p(dec), uintptr(len(dec)), p(out), n))
+	if ok(fn("ZSTD_isError").Call(m)) != 0 || m != uintptr(len(data)) || !bytes.Equal(dec, data) {
 		t.Fatalf("ZSTD_decompress = %d, equal %v", int64(m), bytes.Equal(dec, data))
 	}
 	t.Logf("zstd -9: %d -> %d bytes", len(data), n)
@@ -228,18 +228,20 @@ func TestRealGMP(t *testing.T) {
 		t.Fatal(err)
 	}
 	free, _ := purego.Dlsym(libc, "free")
-	// mpz_t is {int alloc; int size; mp_limb_t *d}: no Go pointers.
-	var z, b [2]uint64
-	zp, bp := uintptr(unsafe.Pointer(&z)), uintptr(unsafe.Pointer(&b))
-	fn("__gmpz_init").Call(zp)
-	fn("__gmpz_init").Call(bp)
+	// mpz_t is {int alloc; int size; mp_limb_t *d}: no Go pointers. On
+	// the heap, as the addresses outlive single calls: a local's address
+	// goes stale when the stack grows between them.
+	z, b := new([2]uint64), new([2]uint64)
+	zp, bp := uintptr(unsafe.Pointer(z)), uintptr(unsafe.Pointer(b))
+	ok(fn("__gmpz_init").Call(zp))
+	ok(fn("__gmpz_init").Call(bp))
 	str := func(x uintptr) string {
-		s := fn("__gmpz_get_str").Call(0, 10, x)
-		defer FuncAt(free, "free").Call(s)
+		s := ok(fn("__gmpz_get_str").Call(0, 10, x))
+		defer func() { ok(FuncAt(free, "free").Call(s)) }()
 		return cString(s, 1<<16)
 	}
 	for _, n := range []int64{0, 1, 20, 100, 500} {
-		fn("__gmpz_fac_ui").Call(zp, uintptr(n))
+		ok(fn("__gmpz_fac_ui").Call(zp, uintptr(n)))
 		want := new(big.Int).MulRange(1, n)
 		if n == 0 {
 			want.SetInt64(1)
@@ -248,14 +250,16 @@ func TestRealGMP(t *testing.T) {
 			t.Errorf("%d! = %s..., want %s...", n, got[:min(20, len(got))], want.String()[:min(20, len(want.String()))])
 		}
 	}
-	fn("__gmpz_set_si").Call(bp, uintptr(^uint64(6))) // -7
-	fn("__gmpz_pow_ui").Call(zp, bp, 333)
+	ok(fn("__gmpz_set_si").Call(bp, uintptr(^uint64(6)))) // -7
+	ok(fn("__gmpz_pow_ui").Call(zp, bp, 333))
 	want := new(big.Int).Exp(big.NewInt(-7), big.NewInt(333), nil)
 	if got := str(zp); got != want.String() {
 		t.Errorf("(-7)^333 differs from math/big")
 	}
-	fn("__gmpz_clear").Call(zp)
-	fn("__gmpz_clear").Call(bp)
+	ok(fn("__gmpz_clear").Call(zp))
+	ok(fn("__gmpz_clear").Call(bp))
+	runtime.KeepAlive(z)
+	runtime.KeepAlive(b)
 	runtime.KeepAlive(&z)
 	runtime.KeepAlive(&b)
 }
@@ -273,7 +277,7 @@ func TestRealLibmd(t *testing.T) {
 		{"SHA256Data", func(b []byte) []byte { s := sha256.Sum256(b); return s[:] }},
 		{"SHA512Data", func(b []byte) []byte { s := sha512.Sum512(b); return s[:] }},
 	} {
-		r := fn(h.name).Call(p(data), uintptr(len(data)), p(buf))
+		r := ok(fn(h.name).Call(p(data), uintptr(len(data)), p(buf)))
 		if r != p(buf) {
 			t.Errorf("%s returned %#x, want the buffer", h.name, r)
 		}
@@ -309,8 +313,8 @@ func TestRealLibcrypt(t *testing.T) {
 		{"reachvm", "$1$abcdefgh", ""},
 	} {
 		key, salt := []byte(tc.key+"\x00"), []byte(tc.salt+"\x00")
-		got := cString(crypt.Call(p(key), p(salt)), 256)
-		want := cString(FuncAt(hostCrypt, "crypt").Call(p(key), p(salt)), 256)
+		got := cString(ok(crypt.Call(p(key), p(salt))), 256)
+		want := cString(ok(FuncAt(hostCrypt, "crypt").Call(p(key), p(salt))), 256)
 		if got != want || (tc.want != "" && got != tc.want) {
 			t.Errorf("crypt(%q, %q) = %q, host %q, published %q", tc.key, tc.salt, got, want, tc.want)
 		}
@@ -347,7 +351,7 @@ func TestRealLibmvec(t *testing.T) {
 	}
 	cos := fn("_ZGVbN2v_cos")
 	for _, x := range []float64{0, 0.5, 1, 2, math.Pi / 3, -3, 100.25} {
-		got := cos.Invoke(Float64(x)).Float64()
+		got := ok(cos.Invoke(Float64(x))).Float64()
 		if want := math.Cos(x); math.Abs(got-want) > 4e-16*math.Max(1, math.Abs(want)) {
 			t.Errorf("libmvec cos(%g) = %.17g, math.Cos %.17g", x, got, want)
 		}

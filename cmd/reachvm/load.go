@@ -137,8 +137,13 @@ func cmdLoad(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "reachvm load:", err)
 			return 1
 		}
-		r := int64(fn.Call(callArgs...))
+		ret, err := fn.Call(callArgs...)
 		runtime.KeepAlive(keep)
+		if err != nil {
+			fmt.Fprintln(stderr, "reachvm load:", err)
+			return 1
+		}
+		r := int64(ret)
 		rep.Call, rep.Args, rep.Result = *callSym, append(rep.Args, rest...), &r
 	}
 	if *asJSON {
