@@ -3,12 +3,14 @@
 package jit_test
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/jit"
@@ -94,4 +96,78 @@ func ExampleMachine_Run() {
 	got, err := m.Run(crc, 0, 0, 0)
 	fmt.Println(got, err)
 	// Output: 0 <nil>
+}
+
+// TestRunPointerToLocal passes Machine.Run the address of a Go local,
+// which libz's uncompress writes the output length through at its end,
+// after the translator has run (Go code, on the calling goroutine's
+// stack) for every fragment on the way. Each run starts from a flushed
+// cache on a new goroutine, whose small stack the translator grows and
+// so moves: the local must be where the application wrote, which it is
+// because Run is //go:uintptrescapes (without it, the write lands in the
+// stack the goroutine left, and destLen keeps its old value).
+func TestRunPointerToLocal(t *testing.T) {
+	v, err := vmm.New(vmm.Config{VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	lib, err := privload.Load(v, "/usr/lib/x86_64-linux-gnu/libz.so.1", privload.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	m, err := jit.NewMachine(vmcode.New(v), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+
+	data := bytes.Repeat([]byte("reachvm keeps what the call's arguments point to in place. "), 200)
+	compress, err := lib.Func("compress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	comp := make([]byte, 2*len(data))
+	compLen := uint64(len(comp))
+	if rc, err := compress.Call4(uintptr(unsafe.Pointer(&comp[0])), uintptr(unsafe.Pointer(&compLen)), uintptr(unsafe.Pointer(&data[0])), uintptr(len(data))); rc != 0 || err != nil {
+		t.Fatalf("compress = %d, %v", rc, err)
+	}
+	comp = comp[:compLen]
+	uncompress, _ := lib.Lookup("uncompress")
+
+	type outcome struct {
+		rc      uintptr
+		err     error
+		destLen uint64
+		moved   bool
+	}
+	const runs = 20
+	moved := 0
+	for i := range runs {
+		m.Flush()
+		dest := make([]byte, len(data)+100)
+		ch := make(chan outcome)
+		go func() {
+			var marker byte
+			before := uintptr(unsafe.Pointer(&marker))
+			var destLen uint64 = uint64(len(dest))
+			rc, err := m.Run(uncompress, uintptr(unsafe.Pointer(&dest[0])), uintptr(unsafe.Pointer(&destLen)), uintptr(unsafe.Pointer(&comp[0])), uintptr(len(comp)))
+			ch <- outcome{rc, err, destLen, uintptr(unsafe.Pointer(&marker)) != before}
+		}()
+		o := <-ch
+		if o.rc != 0 || o.err != nil {
+			t.Fatalf("run %d: uncompress = %d, %v", i, o.rc, o.err)
+		}
+		if o.destLen != uint64(len(data)) || !bytes.Equal(dest[:len(data)], data) {
+			t.Fatalf("run %d: destLen = %d after the run, want %d (the application wrote elsewhere: stack moved %v)", i, o.destLen, len(data), o.moved)
+		}
+		if o.moved {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatalf("the goroutine's stack never moved during Run in %d runs: the test did not test the pointer rule", runs)
+	}
+	t.Logf("the stack moved during Run in %d of %d runs", moved, runs)
 }

@@ -139,12 +139,30 @@
 //
 // # Calling in
 //
-// Func.Call (integers, pointers), Func.Invoke (any mix of integer,
-// pointer and floating-point arguments, as the System V ABI places them,
-// with stack arguments) and Func.Bind (a typed Go function through
-// purego) enter native code through runtime.cgocall, as cgo does, so that
-// the garbage collector and the scheduler go on while it runs. See
-// BenchmarkCall for their costs.
+// Func.Call0 to Func.Call6 (integers and pointers as uintptr, no
+// allocation; Func.Call for up to 14), Bind0 to Bind6 (typed Go functions
+// of integers, bools, floats and unsafe.Pointers, converted without
+// reflection), Func.Invoke (any mix of integer, pointer and
+// floating-point arguments, as the System V ABI places them, with stack
+// arguments) and Func.Bind (any signature purego supports, through
+// reflection) enter native code through runtime.cgocall, as cgo does, so
+// that the garbage collector and the scheduler go on while it runs. See
+// BenchmarkCallVsCgo for their costs against cgo's. Each call of a
+// library's function checks that the library is open (one atomic load)
+// and fails with ErrClosed after Close.
+//
+// The pointer rule, for these calls and for package jit's: a pointer
+// written in the call's argument list, as uintptr(unsafe.Pointer(p)) to
+// a CallK, Call or jit function, as an unsafe.Pointer to a typed binding,
+// or through Ptr to Invoke, stays alive and in place until the call
+// returns. The compiler sees to it (the entry points are
+// //go:uintptrescapes, or make their pointer arguments escape): what such
+// a pointer points to is allocated on the heap, where it does not move,
+// even if the call runs Go code that grows the goroutine's stack (a
+// callback, or jit's translator). A pointer that reaches the native code
+// any other way (stored in memory it reads, or kept by it after the call)
+// is the caller's to keep alive and on the heap, and memory passed must
+// hold no Go pointers, as with cgo.
 //
 // # Not supported
 //

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
@@ -41,13 +39,16 @@ func Example() {
 	}
 	defer lib.Close()
 
-	fn, ok := lib.Lookup(demolib.Compute)
-	if !ok {
-		log.Fatal("no demo_compute")
+	fn, err := lib.Func(demolib.Compute)
+	if err != nil {
+		log.Fatal(err)
 	}
 	base, size := v.VMCode()
-	fmt.Println("image inside vmcode:", v.InVMCode(lib.Base(), lib.Size()) && fn-base < size)
-	r, _, _ := purego.SyscallN(fn, 6, 7)
+	fmt.Println("image inside vmcode:", v.InVMCode(lib.Base(), lib.Size()) && fn.Addr()-base < size)
+	r, err := fn.Call2(6, 7)
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Printf("demo_compute(6, 7) = %d, expected %d\n", int64(r), demolib.Expected(6, 7))
 	for _, im := range lib.Imports() {
 		fmt.Printf("%s bound by %s\n", im.Name, im.How)

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/windows"
 
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -234,8 +234,7 @@ func (m *PEModule) hostProc(dll, fn string, ord uint16, byOrd bool, what string)
 func (m *PEModule) dllMain(reason uintptr) bool {
 	peLoaderLock.Lock()
 	defer peLoaderLock.Unlock()
-	r, _, _ := syscall.SyscallN(m.entry, m.base, reason, 0)
-	return uint32(r) != 0
+	return uint32(native.Call3(m.entry, m.base, reason, 0)) != 0
 }
 
 // unload undoes what loading did, in reverse: DllMain(DLL_PROCESS_DETACH)

@@ -33,6 +33,22 @@ static uint64_t wait_flag(volatile uint64_t *flag) {
 	return n;
 }
 
+// Narrow and floating-point types, for typed bindings.
+static long widen(signed char a, unsigned char b, short c, unsigned short d, int e, unsigned int f) {
+	return (long)a + (long)b + (long)c + (long)d + (long)e + (long)f;
+}
+static signed char neg8(signed char x) { return -x; }
+static _Bool not(_Bool b) { return !b; }
+static double mixf(float a, long b, double c) { return (double)a * (double)b + c; }
+static float half(float x) { return x / 2; }
+static char *ptr_add(char *p, long n) { return p + n; }
+
+static uintptr_t addr_widen(void) { return (uintptr_t)widen; }
+static uintptr_t addr_neg8(void) { return (uintptr_t)neg8; }
+static uintptr_t addr_not(void) { return (uintptr_t)not; }
+static uintptr_t addr_mixf(void) { return (uintptr_t)mixf; }
+static uintptr_t addr_half(void) { return (uintptr_t)half; }
+static uintptr_t addr_ptr_add(void) { return (uintptr_t)ptr_add; }
 static uintptr_t addr_add2(void) { return (uintptr_t)add2; }
 static uintptr_t addr_add6(void) { return (uintptr_t)add6; }
 static uintptr_t addr_scale(void) { return (uintptr_t)scale; }
@@ -61,6 +77,20 @@ var (
 	// Sum14 is long sum14(long a1, ..., long a14): the sum of
 	// i*a_i, i from 1.
 	Sum14 = uintptr(C.addr_sum14())
+	// Widen is long widen(signed char, unsigned char, short, unsigned
+	// short, int, unsigned): the sum of its arguments, each widened as
+	// its type says.
+	Widen = uintptr(C.addr_widen())
+	// Neg8 is signed char neg8(signed char x): -x.
+	Neg8 = uintptr(C.addr_neg8())
+	// Not is _Bool not(_Bool b): !b.
+	Not = uintptr(C.addr_not())
+	// MixF is double mixf(float a, long b, double c): a*b + c.
+	MixF = uintptr(C.addr_mixf())
+	// Half is float half(float x): x/2.
+	Half = uintptr(C.addr_half())
+	// PtrAdd is char *ptr_add(char *p, long n): p + n.
+	PtrAdd = uintptr(C.addr_ptr_add())
 	// WaitFlag is uint64_t wait_flag(volatile uint64_t *flag): it spins
 	// until *flag is not zero.
 	WaitFlag = uintptr(C.addr_wait_flag())

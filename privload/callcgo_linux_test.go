@@ -1,0 +1,133 @@
+//go:build cgo && linux && amd64
+
+package privload
+
+import (
+	"testing"
+
+	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/internal/native"
+	"github.com/reachvm/reachvm/internal/native/cgotest"
+)
+
+// BenchmarkCallVsCgo measures the ways into native code against cgo, on
+// the same machine code: add2 (two longs) and add6 (six), compiled by cgo
+// into the test binary. Sub-benchmarks, for benchstat:
+//
+//   - cgo: the cgo call (the baseline);
+//   - native: internal/native's raw call, no liveness check;
+//   - Func.CallK: the raw private call of a library's Func, with its
+//     liveness check (one atomic load);
+//   - BindK: the typed binding;
+//   - Func.Bind: purego's RegisterFunc (reflection), guarded against
+//     use after Close by a second reflect.MakeFunc;
+//   - purego.RegisterFunc: the same without the guard;
+//   - purego.SyscallN: purego's raw call.
+//
+// The Func has a loaded library's liveness word (libfx_host.so's), so that
+// its check costs what it costs in use.
+func BenchmarkCallVsCgo(b *testing.B) {
+	lib, err := Load(newVMM(b), fxPath(b, "libfx_host.so"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lib.Close()
+	add2 := Func{addr: cgotest.Add2, name: "add2", lib: lib}
+	add6 := Func{addr: cgotest.Add6, name: "add6", lib: lib}
+	var sink int64
+	b.Run("add2/cgo", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += cgotest.CgoAdd2(int64(i), 2)
+		}
+	})
+	b.Run("add2/native", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += int64(native.Call2(cgotest.Add2, uintptr(i), 2))
+		}
+	})
+	b.Run("add2/Func.Call2", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _ := add2.Call2(uintptr(i), 2)
+			sink += int64(r)
+		}
+	})
+	typed2 := Bind2[int64, int64, int64](add2)
+	b.Run("add2/Bind2", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _ := typed2(int64(i), 2)
+			sink += r
+		}
+	})
+	var reflect2 func(int64, int64) int64
+	if err := add2.Bind(&reflect2); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("add2/Func.Bind", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += reflect2(int64(i), 2)
+		}
+	})
+	var unguarded2 func(int64, int64) int64
+	purego.RegisterFunc(&unguarded2, cgotest.Add2)
+	b.Run("add2/purego.RegisterFunc", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += unguarded2(int64(i), 2)
+		}
+	})
+	b.Run("add2/purego.SyscallN", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _, _ := purego.SyscallN(cgotest.Add2, uintptr(i), 2)
+			sink += int64(r)
+		}
+	})
+
+	b.Run("add6/cgo", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += cgotest.CgoAdd6(int64(i), 2, 3, 4, 5, 6)
+		}
+	})
+	b.Run("add6/native", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += int64(native.Call6(cgotest.Add6, uintptr(i), 2, 3, 4, 5, 6))
+		}
+	})
+	b.Run("add6/Func.Call6", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _ := add6.Call6(uintptr(i), 2, 3, 4, 5, 6)
+			sink += int64(r)
+		}
+	})
+	typed6 := Bind6[int64, int64, int64, int64, int64, int64, int64](add6)
+	b.Run("add6/Bind6", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _ := typed6(int64(i), 2, 3, 4, 5, 6)
+			sink += r
+		}
+	})
+	var reflect6 func(int64, int64, int64, int64, int64, int64) int64
+	if err := add6.Bind(&reflect6); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("add6/Func.Bind", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += reflect6(int64(i), 2, 3, 4, 5, 6)
+		}
+	})
+	var unguarded6 func(int64, int64, int64, int64, int64, int64) int64
+	purego.RegisterFunc(&unguarded6, cgotest.Add6)
+	b.Run("add6/purego.RegisterFunc", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			sink += unguarded6(int64(i), 2, 3, 4, 5, 6)
+		}
+	})
+	b.Run("add6/purego.SyscallN", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			r, _, _ := purego.SyscallN(cgotest.Add6, uintptr(i), 2, 3, 4, 5, 6)
+			sink += int64(r)
+		}
+	})
+	if sink == 42 {
+		b.Log(sink)
+	}
+}

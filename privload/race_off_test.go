@@ -1,0 +1,5 @@
+//go:build !race
+
+package privload
+
+const raceEnabled = false
