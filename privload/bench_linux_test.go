@@ -147,12 +147,13 @@ func BenchmarkSymbol(b *testing.B) {
 	})
 }
 
-// BenchmarkCall measures the ways into a loaded function: Func.Call
-// (integers, privload's trampoline through runtime.cgocall), the same
-// call through purego.SyscallN, Func.Invoke with integer and float
-// arguments, and a Go function bound by Func.Bind (purego.RegisterFunc).
-// The callee returns at once, so each figure is the cost of the
-// transition.
+// BenchmarkCall measures the ways into a function of a loaded library:
+// Func.Call1 (integers, internal/native's trampoline through
+// runtime.cgocall), the variadic Func.Call, the same call through
+// purego.SyscallN, Bind1 (the typed binding), Func.Invoke with integer and
+// float arguments, and a Go function bound by Func.Bind
+// (purego.RegisterFunc). The callee returns at once, so each figure is
+// the cost of the transition. BenchmarkCallVsCgo compares them with cgo.
 func BenchmarkCall(b *testing.B) {
 	path := fxPath(b, "libfx_host.so")
 	v := newVMM(b)
@@ -169,9 +170,20 @@ func BenchmarkCall(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Run("int/Func.Call1", func(b *testing.B) {
+		for b.Loop() {
+			ok(nop.Call1(7))
+		}
+	})
 	b.Run("int/Func.Call", func(b *testing.B) {
 		for b.Loop() {
 			ok(nop.Call(7))
+		}
+	})
+	typed := Bind1[int64, int64](nop)
+	b.Run("int/Bind1", func(b *testing.B) {
+		for b.Loop() {
+			ok(typed(7))
 		}
 	})
 	b.Run("int/purego.SyscallN", func(b *testing.B) {

@@ -18,7 +18,7 @@ import (
 //   - cgo: the cgo call (the baseline);
 //   - native: internal/native's raw call, no liveness check;
 //   - Func.CallK: the raw private call of a library's Func, with its
-//     liveness check (one atomic load);
+//     liveness check (one atomic load), and Func.check, the check alone;
 //   - BindK: the typed binding;
 //   - Func.Bind: purego's RegisterFunc (reflection), guarded against
 //     use after Close by a second reflect.MakeFunc;
@@ -50,6 +50,14 @@ func BenchmarkCallVsCgo(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			r, _ := add2.Call2(uintptr(i), 2)
 			sink += int64(r)
+		}
+	})
+	b.Run("add2/Func.check", func(b *testing.B) {
+		// The liveness check alone: what Func.Call2 adds to native.
+		for b.Loop() {
+			if add2.check() != nil {
+				b.Fatal("closed")
+			}
 		}
 	})
 	typed2 := Bind2[int64, int64, int64](add2)

@@ -19,6 +19,7 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/reachvm/reachvm/internal/demolib"
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
@@ -109,9 +110,10 @@ func loadFails(t *testing.T, v *vmm.VMM, path, want string, class error) {
 }
 
 // call calls the native function at fn.
+//
+//go:uintptrescapes
 func call(fn uintptr, args ...uintptr) int64 {
-	r, _, _ := purego.SyscallN(fn, args...)
-	return int64(r)
+	return int64(native.CallN(fn, args))
 }
 
 func lookup(t testing.TB, lib *Library, name string) uintptr {

@@ -11,9 +11,8 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/ebitengine/purego"
-
 	"github.com/reachvm/reachvm/internal/demolib"
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
@@ -121,7 +120,7 @@ func TestRebuild(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s: no %s", lib.Name(), demolib.Compute)
 			}
-			r, _, _ := purego.SyscallN(fn, uintptr(a[0]), uintptr(a[1]))
+			r := native.Call2(fn, uintptr(a[0]), uintptr(a[1]))
 			res = append(res, int64(r))
 		}
 		if want := demolib.Expected(a[0], a[1]); res[0] != want || res[1] != want {

@@ -2,7 +2,15 @@
 
 package native
 
-import "unsafe"
+import (
+	"unsafe"
+
+	// runtime.cgocall needs the runtime's cgo support: cgo's when cgo is
+	// on, purego's stand-in (fakecgo) when it is off. Importing purego
+	// links the one that applies, so that a program without cgo that
+	// reaches native code only through here still has it.
+	_ "github.com/ebitengine/purego"
+)
 
 // FloatArgs reports whether Frame.Call places floating-point arguments
 // and returns floating-point results: the System V trampoline does.
