@@ -55,6 +55,52 @@ func TestBindScalars(t *testing.T) {
 	}
 }
 
+// TestBindReflect binds the same C functions through Func.Bind, whose
+// reflective conversion handles signatures of these types itself.
+func TestBindReflect(t *testing.T) {
+	var widen func(int8, uint8, int16, uint16, int32, uint32) int64
+	var neg8 func(int8) int8
+	var not func(bool) bool
+	var mixf func(float32, int64, float64) float64
+	var half func(float32) float32
+	var ptrAdd func(*byte, int) *byte
+	var sum14 func(int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64, int64) int64
+	for _, b := range []struct {
+		addr uintptr
+		fptr any
+	}{
+		{cgotest.Widen, &widen}, {cgotest.Neg8, &neg8}, {cgotest.Not, &not},
+		{cgotest.MixF, &mixf}, {cgotest.Half, &half}, {cgotest.PtrAdd, &ptrAdd},
+		{cgotest.Sum14, &sum14},
+	} {
+		if err := FuncAt(b.addr, "f").Bind(b.fptr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := widen(-1, 255, -2, 65535, -3, 1<<32-1); got != -1+255-2+65535-3+(1<<32-1) {
+		t.Errorf("widen = %d", got)
+	}
+	if got := neg8(5); got != -5 {
+		t.Errorf("neg8(5) = %d", got)
+	}
+	if not(true) || !not(false) {
+		t.Error("not")
+	}
+	if got := mixf(1.5, -4, 0.25); got != 1.5*-4+0.25 {
+		t.Errorf("mixf = %v", got)
+	}
+	if got := half(3); got != 1.5 {
+		t.Errorf("half(3) = %v", got)
+	}
+	buf := make([]byte, 16)
+	if got := ptrAdd(&buf[0], 5); got != &buf[5] {
+		t.Errorf("ptr_add = %p, want %p", got, &buf[5])
+	}
+	if got := sum14(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14); got != 1015 {
+		t.Errorf("sum14(1..14) = %d, want 1015 (stack arguments)", got)
+	}
+}
+
 // TestCallAllocs: the fixed-arity calls and the typed bindings of a
 // loaded library's function allocate nothing.
 func TestCallAllocs(t *testing.T) {
@@ -106,9 +152,21 @@ func TestCallAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	typed := Bind3[uint32, uint32, unsafe.Pointer, uint32](adler)
-	var viaPurego func(uint32, unsafe.Pointer, uint32) uint32
-	if err := adler.Bind(&viaPurego); err != nil {
+	var viaReflect func(uint32, unsafe.Pointer, uint32) uint32
+	if err := adler.Bind(&viaReflect); err != nil {
 		t.Fatal(err)
+	}
+	// A signature with strings goes to purego (which makes C strings).
+	gzopen, err := lib.Func("gzopen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open func(path, mode string) uintptr
+	if err := gzopen.Bind(&open); err != nil {
+		t.Fatal(err)
+	}
+	if h := open(t.TempDir()+"/absent.gz", "rb"); h != 0 {
+		t.Fatalf("gzopen of a missing file = %#x, want NULL", h)
 	}
 	data := []byte("Wikipedia")
 	const want = 0x11e60398
@@ -118,7 +176,7 @@ func TestCallAfterClose(t *testing.T) {
 	if got := ok(typed(1, unsafe.Pointer(&data[0]), uint32(len(data)))); got != want {
 		t.Fatalf("typed adler32 = %#x, want %#x", got, want)
 	}
-	if got := viaPurego(1, unsafe.Pointer(&data[0]), uint32(len(data))); got != want {
+	if got := viaReflect(1, unsafe.Pointer(&data[0]), uint32(len(data))); got != want {
 		t.Fatalf("bound adler32 = %#x, want %#x", got, want)
 	}
 
@@ -139,13 +197,20 @@ func TestCallAfterClose(t *testing.T) {
 	check("Invoke", err)
 	_, err = typed(1, nil, 0)
 	check("Bind3's function", err)
-	check("Bind", adler.Bind(&viaPurego))
+	check("Bind", adler.Bind(&viaReflect))
 	func() {
 		defer func() {
 			err, _ := recover().(error)
 			check("Bind's function", err)
 		}()
-		viaPurego(1, nil, 0)
+		viaReflect(1, nil, 0)
+	}()
+	func() {
+		defer func() {
+			err, _ := recover().(error)
+			check("Bind's function through purego", err)
+		}()
+		open("absent.gz", "rb")
 	}()
 }
 

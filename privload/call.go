@@ -257,27 +257,175 @@ func (f Func) Invoke(args ...Arg) (Result, error) {
 	return Result{Int: uintptr(fr.RAX), Int2: uintptr(fr.RDX), Float: fr.XMM0, Float2: fr.XMM1}, nil
 }
 
-// Bind makes fptr, a pointer to a variable of function type, call f:
-// purego's RegisterFunc, which converts Go arguments (integers, floats,
-// bools, strings, pointers, structs, callbacks) by reflection on every
-// call. The most convenient way in, and the slowest: for signatures of
-// integers, floats, bools and unsafe.Pointers, Bind0 to Bind6 are
-// several times faster. The bound function cannot return an error: once
-// the library is closed, it panics with one wrapping ErrClosed.
+// Bind makes fptr, a pointer to a variable of function type, call f,
+// converting Go arguments by reflection on every call. A signature of
+// integers, bools, floats, uintptrs and pointers (at most one result) is
+// converted here, as Invoke places arguments; any other (strings,
+// structs, callbacks) goes to purego's RegisterFunc. The most convenient
+// way in, and the slowest: Bind0 to Bind6 are several times faster. The
+// bound function has no error result: once f's library is closed, it
+// panics with an error wrapping ErrClosed.
 func (f Func) Bind(fptr any) (err error) {
+	if err := f.check(); err != nil {
+		return err
+	}
+	v := reflect.ValueOf(fptr)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Func {
+		return fmt.Errorf("privload: binding %s: want a non-nil pointer to a function variable, got %T", f.name, fptr)
+	}
+	if f.bindScalars(v.Elem()) {
+		return nil
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("privload: binding %s: %v", f.name, r)
 		}
 	}()
-	if err := f.check(); err != nil {
-		return err
-	}
 	purego.RegisterFunc(fptr, f.addr)
 	if f.lib != nil {
-		guardBound(fptr, f)
+		guardBound(v.Elem(), f)
 	}
 	return nil
+}
+
+// reflectKind returns how a value of type t travels, and whether it is a
+// Scalar-like type Bind converts itself (pointers included).
+func reflectKind(t reflect.Type) (scalarKind, bool) {
+	switch t.Kind() {
+	case reflect.Int8:
+		return kindS8, true
+	case reflect.Uint8, reflect.Bool:
+		return kindU8, true
+	case reflect.Int16:
+		return kindS16, true
+	case reflect.Uint16:
+		return kindU16, true
+	case reflect.Int32:
+		return kindS32, true
+	case reflect.Uint32:
+		return kindU32, true
+	case reflect.Float32:
+		return kindF32, true
+	case reflect.Float64:
+		return kindF64, true
+	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64, reflect.Uintptr:
+		return kind64, true
+	case reflect.Pointer, reflect.UnsafePointer:
+		return kindPtr, true
+	}
+	return 0, false
+}
+
+// bindScalars binds fn, a function variable, to f if its signature has
+// only Scalar-like types and fits in a Frame, and reports whether it
+// did.
+func (f Func) bindScalars(fn reflect.Value) bool {
+	t := fn.Type()
+	if t.IsVariadic() || t.NumOut() > 1 || t.NumIn() > native.IntRegs+native.MaxStackArgs {
+		return false
+	}
+	kinds := make([]scalarKind, t.NumIn())
+	floats, ints := 0, 0
+	for i := range kinds {
+		k, ok := reflectKind(t.In(i))
+		if !ok {
+			return false
+		}
+		kinds[i] = k
+		if k.float() {
+			floats++
+		} else {
+			ints++
+		}
+	}
+	rk := kind64
+	if t.NumOut() == 1 {
+		k, ok := reflectKind(t.Out(0))
+		if !ok {
+			return false
+		}
+		rk = k
+	}
+	if (floats > 0 || rk.float()) && !native.FloatArgs {
+		return false // purego places them
+	}
+	if max(floats-native.FloatRegs, 0)+max(ints-native.IntRegs, 0) > native.MaxStackArgs {
+		return false
+	}
+	var out reflect.Type
+	if t.NumOut() == 1 {
+		out = t.Out(0)
+	}
+	fn.Set(reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		if err := f.check(); err != nil {
+			panic(err)
+		}
+		fr := native.Frame{Fn: f.addr}
+		ni, nf := 0, 0
+		for i, a := range args {
+			var bits uint64
+			switch k := kinds[i]; k {
+			case kindF32:
+				bits = uint64(math.Float32bits(float32(a.Float())))
+			case kindF64:
+				bits = math.Float64bits(a.Float())
+			case kindPtr:
+				bits = uint64(a.Pointer())
+			default:
+				switch a.Kind() {
+				case reflect.Bool:
+					if a.Bool() {
+						bits = 1
+					}
+				case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+					bits = uint64(a.Int())
+				default:
+					bits = a.Uint()
+				}
+			}
+			switch {
+			case kinds[i].float() && nf < native.FloatRegs:
+				fr.Floats[nf] = bits
+				nf++
+			case !kinds[i].float() && ni < native.IntRegs:
+				fr.Ints[ni] = bits
+				ni++
+			default:
+				fr.Stack[fr.NStack] = bits
+				fr.NStack++
+			}
+		}
+		fr.NFloat = uint64(nf)
+		fr.Call()
+		runtime.KeepAlive(args)
+		if out == nil {
+			return nil
+		}
+		r := reflect.New(out).Elem()
+		w := fr.RAX
+		if rk.float() {
+			w = fr.XMM0
+		}
+		switch rk {
+		case kindF32:
+			r.SetFloat(float64(math.Float32frombits(uint32(w))))
+		case kindF64:
+			r.SetFloat(math.Float64frombits(w))
+		case kindPtr:
+			*(*uintptr)(r.Addr().UnsafePointer()) = uintptr(w)
+		default:
+			switch out.Kind() {
+			case reflect.Bool:
+				r.SetBool(uint8(w) != 0)
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				r.SetInt(int64(word(unsafe.Pointer(&w), rk)))
+			default:
+				r.SetUint(uint64(word(unsafe.Pointer(&w), rk)))
+			}
+		}
+		return []reflect.Value{r}
+	}))
+	return true
 }
 
 // callResolver calls an ifunc resolver and returns the address it picks.
@@ -303,11 +451,10 @@ func escape(p unsafe.Pointer) {
 	}
 }
 
-// guardBound wraps the function purego.RegisterFunc stored in fptr so
-// that it panics with an error wrapping ErrClosed once f's library is
-// closed, rather than jump into unmapped memory.
-func guardBound(fptr any, f Func) {
-	v := reflect.ValueOf(fptr).Elem()
+// guardBound wraps the function purego.RegisterFunc stored in v so that
+// it panics with an error wrapping ErrClosed once f's library is closed,
+// rather than jump into unmapped memory.
+func guardBound(v reflect.Value, f Func) {
 	inner := reflect.ValueOf(v.Interface())
 	v.Set(reflect.MakeFunc(v.Type(), func(args []reflect.Value) []reflect.Value {
 		if err := f.check(); err != nil {
