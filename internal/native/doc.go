@@ -30,10 +30,13 @@
 // The rule for pointers, which privload's and jit's documentation state
 // for their callers, is syscall.Syscall's: a pointer converted to uintptr
 // in the argument list of the call (uintptr(unsafe.Pointer(&x))) stays
-// alive, and in place, until the call returns. Every entry point here
-// and every exported one built on them is marked //go:uintptrescapes,
-// which makes the compiler allocate on the heap whatever such an argument
-// points to (heap objects do not move) and keep it alive across the call.
+// alive, and in place, until the call returns. Call0 to Call6, and the
+// exported entry points built on these calls (privload's Func.CallK and
+// Func.Call, jit's Call, Run, Machine.Run and Machine.RunNative), are
+// marked //go:uintptrescapes, which makes the compiler allocate on the
+// heap whatever such an argument points to (heap objects do not move) and
+// keep it alive across the call; privload's typed bindings and Ptr make
+// their unsafe.Pointer arguments escape to the same effect.
 // Without it the object could be a local of the calling goroutine, whose
 // stack moves when it grows: during a callback into Go, or, for a
 // jit.Machine, while the translator runs Go code between two entries into
