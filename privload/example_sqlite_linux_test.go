@@ -52,6 +52,13 @@ func Example_sqlite() {
 		finalize = fn("sqlite3_finalize")
 		free     = fn("sqlite3_free")
 	)
+	// A call fails only after lib.Close.
+	must := func(r uintptr, err error) uintptr {
+		if err != nil {
+			log.Fatal(err)
+		}
+		return r
+	}
 	cstr := func(s string) uintptr {
 		p, err := v.CString(s)
 		if err != nil {
@@ -64,10 +71,10 @@ func Example_sqlite() {
 	name := cstr(":memory:")
 	defer v.Free(name)
 	var db uintptr
-	if rc := open.Call(name, uintptr(unsafe.Pointer(&db))); rc != sqliteOK {
+	if rc := must(open.Call2(name, uintptr(unsafe.Pointer(&db)))); rc != sqliteOK {
 		log.Fatalf("sqlite3_open: %d", rc)
 	}
-	defer closeDB.Call(db)
+	defer closeDB.Call1(db)
 
 	// int sqlite3_exec(sqlite3*, const char *sql, callback, void *,
 	// char **errmsg)
@@ -75,10 +82,10 @@ func Example_sqlite() {
 		s := cstr(sql)
 		defer v.Free(s)
 		var errmsg uintptr
-		rc := exec.Call(db, s, 0, 0, uintptr(unsafe.Pointer(&errmsg)))
+		rc := must(exec.Call5(db, s, 0, 0, uintptr(unsafe.Pointer(&errmsg))))
 		if errmsg != 0 {
 			fmt.Printf("exec: rc %d: %s\n", rc, privload.GoString(errmsg))
-			free.Call(errmsg)
+			free.Call1(errmsg)
 		}
 	}
 	execSQL("CREATE TABLE t(n INTEGER, s TEXT); INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')")
@@ -89,16 +96,16 @@ func Example_sqlite() {
 	q := cstr("SELECT n, s FROM t WHERE n >= 2 ORDER BY n")
 	defer v.Free(q)
 	var stmt uintptr
-	if rc := prepare.Call(db, q, ^uintptr(0), uintptr(unsafe.Pointer(&stmt)), 0); rc != sqliteOK {
+	if rc := must(prepare.Call5(db, q, ^uintptr(0), uintptr(unsafe.Pointer(&stmt)), 0)); rc != sqliteOK {
 		log.Fatalf("sqlite3_prepare_v2: %d", rc)
 	}
-	rc := step.Call(stmt)
-	for ; rc == sqliteRow; rc = step.Call(stmt) {
+	rc := must(step.Call1(stmt))
+	for ; rc == sqliteRow; rc = must(step.Call1(stmt)) {
 		// The text stays valid until the next step: GoString copies it.
-		fmt.Println(int32(colInt.Call(stmt, 0)), privload.GoString(colText.Call(stmt, 1)))
+		fmt.Println(int32(must(colInt.Call2(stmt, 0))), privload.GoString(must(colText.Call2(stmt, 1))))
 	}
 	fmt.Println("done:", rc == sqliteDone)
-	finalize.Call(stmt)
+	finalize.Call1(stmt)
 	// Output:
 	// exec: rc 1: no such table: missing
 	// 2 two
