@@ -3,7 +3,7 @@
 //
 // The strategy harness (issue 6) turns DynamoRIO's #3570 discussion (seed
 // 002, options A-F for Windows) and the Linux alternatives into numbers.
-// The strategies themselves are library code, in package vmm/strategy;
+// The strategies themselves are library code, in package bench/strategy;
 // this package only drives them: every strategy.Strategy goes through the
 // same life cycle (set up a region, place libraries at init and after,
 // unload, reload, tear down) on an mem.OS wrapped in a Counting

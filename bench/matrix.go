@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/mem"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // Config configures a matrix run.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/mem"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // The files reachvm strategies --out writes: CSV for other tools, SVG

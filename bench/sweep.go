@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // The sweeps answer the two questions the matrix answers only at default

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reachvm/reachvm/vmm/strategy"
+	"github.com/reachvm/reachvm/bench/strategy"
 )
 
 var sweepSizes = []uintptr{64 << 10, 1 << 20, 64 << 20, 512 << 20, 1 << 30, 1536 << 20, 2 << 30, 3 << 30}

@@ -6,7 +6,7 @@ package bench
 // Wine in CI: scripts/wine/test.sh): what Go loads under Wine must leave A
 // its preferred range, and F run after B in one process, as the matrix
 // runs them, must not fail. The strategies' own properties on the real
-// backend are tested with them, in vmm/strategy.
+// backend are tested with them, in bench/strategy.
 
 import (
 	"crypto/rand"
@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // Under Wine, nothing a Go process loads by itself may lie in A's
@@ -78,10 +78,10 @@ func TestWindowsNothingInAsRange(t *testing.T) {
 }
 
 // F after B in one process, on the unaltered backend (no lowOS, which
-// vmm/strategy's Windows tests use): under Wine 8.0, B's run leaves Wine
+// bench/strategy's Windows tests use): under Wine 8.0, B's run leaves Wine
 // placing F's region high, beside host mappings VirtualQuery calls free
 // but that no map can take. F's near search must give such a hole up
-// after one failed map and place in the next (vmm/strategy's
+// after one failed map and place in the next (bench/strategy's
 // TestNearSkipsHiddenHoles models it on the sim); it used to retry the
 // same hole and fail every trial. Last in the file: it changes where Wine
 // places later reservations.

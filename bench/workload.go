@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/mem"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // Directories the size distributions are read from.

@@ -11,7 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // TestConcurrentLoads loads, uses and unloads libraries from several

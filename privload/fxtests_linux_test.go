@@ -19,8 +19,8 @@ import (
 	"golang.org/x/sys/cpu"
 
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // loadOK loads path and registers its Close (with the sync and unmapped

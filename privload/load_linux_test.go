@@ -21,9 +21,9 @@ import (
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // newVMM returns a VMM with a 64 MiB vmcode, closed at the end of the test.

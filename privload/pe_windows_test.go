@@ -16,9 +16,9 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // The Windows loader's tests, run under Wine in CI (scripts/wine/test.sh).

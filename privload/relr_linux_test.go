@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // relrSource generates a C library whose data holds many pointers into a

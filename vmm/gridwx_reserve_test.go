@@ -4,9 +4,9 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem/sim"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // TestGridWXReserveCharge checks that W^X vmcode under Windows rules is a

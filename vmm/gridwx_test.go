@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // gridWXSlot is the grid's slot size (vmm.DefaultGridSlotSize).

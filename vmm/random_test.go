@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem/sim"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // fileBytes is the size of the file the random sequence maps.

@@ -8,13 +8,13 @@ import (
 	"strings"
 
 	"github.com/reachvm/reachvm/bench"
-	"github.com/reachvm/reachvm/vmm/strategy"
+	"github.com/reachvm/reachvm/bench/strategy"
 )
 
 const strategiesSynopsis = "strategies [--backend sim|linux|windows|wine] [--trials N] [--seed S] [--race P] [--strategy S1,S2] [--workload W1,W2] [--json] [--out DIR] [--sweep-trials N] [--sweep-workload W] [--sweep-race P1,P2]"
 
 var strategiesAbout = `Runs the reachability-strategy matrix of package bench over the strategies
-of package vmm/strategy (` + strings.Join(strategy.Names(), ", ") + `):
+of package bench/strategy (` + strings.Join(strategy.Names(), ", ") + `):
 each strategy sets up a region, places client libraries at init and
 after, unloads and reloads them and tears down, --trials times on fresh
 seeded layouts of each workload, with another thread allocating into its
@@ -37,7 +37,7 @@ terminal.`
 var strategiesBackends = []string{"sim", "linux", "windows", "wine"}
 
 // cmdStrategies runs the reachability-strategy matrix of package bench
-// over the strategies of package vmm/strategy: DynamoRIO's Windows options
+// over the strategies of package bench/strategy: DynamoRIO's Windows options
 // A-F on the simulator's Windows rules and the Linux strategies on the
 // simulator's Linux rules or the real kernel, and prints a table, or with
 // --json one object keyed by strategy name.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/bench"
-	"github.com/reachvm/reachvm/vmm/strategy"
+	"github.com/reachvm/reachvm/bench/strategy"
 )
 
 // The smoke run of issue 6: the whole sim matrix, small, well under 10 s.

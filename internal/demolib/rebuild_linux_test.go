@@ -13,9 +13,9 @@ import (
 
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // shape is what must not change between the embedded copy and a fresh

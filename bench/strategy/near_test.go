@@ -9,7 +9,7 @@ import (
 )
 
 // hiddenOS models the mappings Wine makes on the Linux side of a Windows
-// process (DESIGN.md section 5): they hold their addresses, so a map over
+// process: they hold their addresses, so a map over
 // them fails, but VirtualQuery reports them free. The sim cannot show a
 // range as free and refuse to map it, so the mappings are real sim
 // mappings (MapForeign) that this decorator leaves out of Regions and

@@ -7,7 +7,7 @@ import (
 	"github.com/reachvm/reachvm/mem"
 )
 
-// Default sizes of the strategies (seed 002, DynamoRIO #3570): what a
+// Default sizes of the strategies (DynamoRIO's figures for its options): what a
 // zero size field selects.
 const (
 	// DefaultRegion is the region of every strategy but F and linux-near:
@@ -16,7 +16,7 @@ const (
 	// DefaultSlot is the slot of D's and E's grids: ten 64 KiB granules.
 	DefaultSlot = 640 << 10
 	// DefaultEGrid is E's grid at the top of its region: 102 slots of
-	// DefaultSlot (the seed's "100 of 640 KiB").
+	// DefaultSlot (DynamoRIO's "100 of 640 KiB").
 	DefaultEGrid = 64 << 20
 	// DefaultFRegion is F's region: DynamoRIO's Windows vmcode.
 	DefaultFRegion = 512 << 20
@@ -32,11 +32,11 @@ const DefaultPref = 0x1_8000_0000
 // run) before it gives up after lost races.
 const placeTries = 3
 
-// A is the seed's option A (Windows): it picks the region without
+// A is DynamoRIO's option A (Windows): it picks the region without
 // reserving it, loads the init libraries into it (at their preferred base
 // when it falls inside), then reserves every piece around them and keeps
 // the list to free at exit. After init the region is all reservations and
-// views: nothing more can be mapped reachably (the seed: "would not work
+// views: nothing more can be mapped reachably (DynamoRIO: "would not work
 // with post-init dr_map_file"). Between Setup and EndInit the whole region
 // lies unreserved, and any other thread may allocate into it.
 type A struct {
@@ -156,7 +156,7 @@ func (s *A) Teardown() error {
 	return err
 }
 
-// B is the seed's option B (Windows): it keeps one region for code and
+// B is DynamoRIO's option B (Windows): it keeps one region for code and
 // gives up on reachable libraries. They go wherever the OS puts them
 // (their preferred base if free), which may be out of reach: Place never
 // returns ErrUnsupported, and its views must be checked with
@@ -216,7 +216,7 @@ func (s *B) Teardown() error {
 	return err
 }
 
-// C is the seed's option C (Windows): it packs the init libraries down
+// C is DynamoRIO's option C (Windows): it packs the init libraries down
 // from the top of the unreserved region (each at a non-preferred base, so
 // each pays relocation), then reserves everything below them as one
 // reservation. Like A, nothing can be placed after init, and the region
@@ -456,7 +456,7 @@ func (g *gridPart) teardown() error {
 	return errors.Join(errs...)
 }
 
-// D is the seed's option D (Windows): it reserves the whole region as a
+// D is DynamoRIO's option D (Windows): it reserves the whole region as a
 // grid of Slot-sized reservations (reachvm's choice, vmm/grid.go, which
 // VMM measures): libraries of any size fit, at init or after, at the price
 // of one reservation per slot. A library releases a run of consecutive
@@ -505,9 +505,9 @@ func (s *D) Unload(v View) error { return s.g.unload(v) }
 // Teardown unmaps every view and releases every slot.
 func (s *D) Teardown() error { return s.g.teardown() }
 
-// E is the seed's option E (Windows): it reserves the bulk of the region
+// E is DynamoRIO's option E (Windows): it reserves the bulk of the region
 // once and only its top Grid bytes as slots, which libraries and
-// reachable maps share (100 of 640 KiB in the seed); placement works as
+// reachable maps share (100 of 640 KiB in DynamoRIO's proposal); placement works as
 // in D's grid.
 type E struct {
 	base
@@ -566,7 +566,7 @@ func (s *E) Teardown() error {
 	return errors.Join(s.g.teardown(), s.os.Release(s.lo, s.bulk))
 }
 
-// F is the seed's option F (Windows), what DynamoRIO ships: it keeps a
+// F is DynamoRIO's option F (Windows), what DynamoRIO ships: it keeps a
 // smaller region (512 MiB) and places libraries outside it, by searching
 // the OS's free space for a hole within reach of the whole region,
 // nearest first. The closer the region is to 2 GiB, the less reachable

@@ -40,7 +40,7 @@ func winOS(t *testing.T) mem.OS {
 // place theirs. Windows allocates bottom-up anyway; Wine 8.0, once a few
 // 2 GiB regions have come and gone, places them at the top of the address
 // space, next to host mappings that VirtualQuery calls free but
-// VirtualAlloc cannot take (DESIGN.md section 5), where a grid's set-up
+// VirtualAlloc cannot take, where a grid's set-up
 // or F's near search then fails for reasons of Wine's, not of the
 // strategy under test. Everything else goes to the OS unchanged.
 type lowOS struct{ mem.OS }
@@ -407,7 +407,7 @@ func TestWindowsRaceFree(t *testing.T) {
 // region. It runs last: under Wine 8.0, once B's views have fallen back
 // to wherever Wine puts them, Wine places later large reservations at the
 // top of the address space, next to host mappings that VirtualQuery calls
-// free but VirtualAlloc cannot take (DESIGN.md section 5), where F's near
+// free but VirtualAlloc cannot take, where F's near
 // search and the grids' set-up then fail: a property of Wine's allocator,
 // not of the strategies.
 func TestWindowsBNoGuarantee(t *testing.T) {

@@ -1,5 +1,7 @@
-// Package vmmtest holds test helpers shared by vmm and the packages above
-// it.
+// Package vmmtest holds test helpers for code that uses vmm, as
+// net/http/httptest does for net/http: vmm's own external tests and the
+// packages above it (vmcode, privload, jit, ...). It sits just above vmm in
+// the layering and is imported by tests only.
 package vmmtest
 
 import (

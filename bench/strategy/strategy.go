@@ -9,13 +9,13 @@ import (
 )
 
 // Reach is the rel32 window: a library is reachable only if every byte of
-// it lies within Reach of every byte of the region (DESIGN.md section 1),
+// it lies within Reach of every byte of the region,
 // that is if View.Distance to the region is at most Reach.
 const Reach = 1<<31 - 1
 
 // Lib is one library or reachable file map to place.
 type Lib struct {
-	// Name labels the library (its file name, or a DR name from the seed);
+	// Name labels the library (its file name, or a DynamoRIO library name);
 	// strategies name the object they map after it.
 	Name string
 	// Size is its mapped size in bytes, > 0. Strategies round it up to the

@@ -13,8 +13,8 @@
 // the map, a race window; on Linux MAP_FIXED maps over one's own
 // reservation without a window.
 //
-// DynamoRIO's issue #3570 (seed 002_83f5790c0a265587.txt) lists six ways
-// for Windows, each a type here:
+// DynamoRIO's design discussion of client library reachability lists six
+// ways for Windows, each a type here:
 //
 //   - A: pick the range, load the libraries into it, reserve the pieces
 //     around them; nothing can be placed after init.
@@ -46,12 +46,33 @@
 // what is measured is the code that ships. reachvm's defaults follow the
 // measurements of docs/strategies.md, which package bench and
 // `reachvm strategies` produce by driving every Strategy through the same
-// life cycle on the simulator (internal/osmem/sim), the Linux kernel and
-// Wine.
+// life cycle on a simulated address space, the Linux kernel and Wine.
 //
 // New returns a strategy by name with default sizes; the types themselves
-// take other sizes. Every strategy makes its OS calls through the
-// mem.OS it is set up on, and reports its race windows to an intruder
-// hook (SetIntruder), so that a harness can count both. This package sits
-// above vmm: vmm does not import it.
+// take other sizes.
+//
+// # OS memory calls
+//
+// Elsewhere in reachvm only vmm makes OS memory calls. The strategies are
+// the exception, by design: they are the code under measurement, and what
+// bench measures is exactly the OS calls each one makes and the race
+// windows it opens. So every strategy reserves, maps and releases memory
+// itself, through the mem.OS it is set up on (which bench wraps in a
+// counting decorator), and reports its race windows to an intruder hook
+// (SetIntruder), so that a harness can count both. The package sits just
+// under bench, above vmm and everything it builds on; vmm does not import
+// it.
+//
+// # Near search
+//
+// F and linux-near place each library with their own near search
+// (nearSearch) rather than vmm's placement (mem.NearWindow bounded by
+// aspacem's advice): they model Frida's gum_memory_allocate_near and
+// DynamoRIO's search-from-OS, which ask the OS (VirtualQuery,
+// /proc/self/maps) for free holes on every placement and race other
+// threads for them, and that query-then-map cost and its race window are
+// what the matrix measures. Using vmm's placement, which consults a
+// segment map kept in step with the process, would measure a different
+// strategy. The window of acceptable addresses is still the one rule of
+// reach, mem.NearWindow.
 package strategy

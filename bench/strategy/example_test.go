@@ -3,9 +3,9 @@ package strategy_test
 import (
 	"fmt"
 
+	"github.com/reachvm/reachvm/bench/strategy"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/mem"
-	"github.com/reachvm/reachvm/vmm/strategy"
 )
 
 // linux-fixed, reachvm's Linux vmcode, on a simulated Linux address
@@ -39,7 +39,7 @@ func Example() {
 	// race windows 0, lost 0
 }
 
-// D, the seed's grid, with a smaller region than the default, on a
+// D, DynamoRIO's grid option, with a smaller region than the default, on a
 // simulated Windows address space: dbghelp (1.7 MiB) releases three
 // consecutive 640 KiB slots, is mapped over them, and the rest of the
 // third slot is reserved again. Each released slot was a race window.
