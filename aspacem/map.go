@@ -151,8 +151,8 @@ func New(cfg Config) (*Map, error) {
 
 // Load returns a Map of os's address space in which every region os
 // reports is a KindForeign segment: the starting point before reachvm maps
-// anything. On Linux the regions come from /proc/self/maps (parsed by
-// internal/procmaps), on Windows from a VirtualQuery walk.
+// anything. On Linux the regions come from /proc/self/maps, on Windows
+// from a VirtualQuery walk.
 func Load(os mem.OS) (*Map, error) {
 	m, err := New(ConfigFor(os))
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 // printed. Every owned segment ends with its owner in brackets: "[vmcode]",
 // "[privlib libdemo.so]", or "[KIND]" (e.g. "[reservation]") if it has no
 // Owner; the annotation stands where the kernel puts pseudo-names such as
-// "[heap]", so tools that read maps still parse the output
-// (internal/procmaps does). Foreign segments are printed as the kernel
+// "[heap]", so tools that read maps still parse the output (aspacem's own
+// parser of the kernel's maps does). Foreign segments are printed as the kernel
 // printed them, with no annotation.
 func (m *Map) WriteMaps(w io.Writer, lo, hi uintptr) error {
 	segs := m.Segments(lo, hi)

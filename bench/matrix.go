@@ -291,7 +291,7 @@ func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *ra
 	switch cfg.Backend {
 	case "sim":
 		s := sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1})
-		Layout(s, Fragmentation[t%len(Fragmentation)], r)
+		layout(s, Fragmentation[t%len(Fragmentation)], r)
 		raw = s
 		intr = func(lo, hi uintptr) {
 			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
@@ -317,7 +317,7 @@ func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *ra
 		// The sim's layout is drawn and dropped, so that r then yields
 		// the libraries the sim's trial t places: the figures compare
 		// trial for trial.
-		Layout(sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1}), Fragmentation[t%len(Fragmentation)], r)
+		layout(sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1}), Fragmentation[t%len(Fragmentation)], r)
 		raw, intr, err = windowsBackend(cfg, ri, &foreign)
 		if err != nil {
 			return nil, nil, nil, err

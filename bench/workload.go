@@ -137,15 +137,15 @@ func itoa(i int) string {
 	return itoa(i/10) + string(rune('0'+i%10))
 }
 
-// Fragmentation levels: how many foreign mappings Layout scatters near
+// Fragmentation levels: how many foreign mappings layout scatters near
 // where the strategies place their regions.
 var Fragmentation = []int{0, 64, 512}
 
-// Layout pre-populates s with n foreign mappings (64 KiB to 64 MiB,
+// layout pre-populates s with n foreign mappings (64 KiB to 64 MiB,
 // granularity aligned) scattered ASLR-like over the 16 GiB where the
 // simulator puts new mappings: bottom-up from its low bound under Windows
 // rules, below the (randomised) mmap base under Linux rules.
-func Layout(s *sim.OS, n int, r *rand.Rand) {
+func layout(s *sim.OS, n int, r *rand.Rand) {
 	gran := s.Granularity()
 	lo, hi := s.Bounds()
 	const span = 16 << 30

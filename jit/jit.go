@@ -54,8 +54,9 @@ type Stub struct {
 //	add  rsp, 8
 //	ret
 //
-// It fails with *amd64.ReachError if target is not rel32-reachable from the
-// unit, which never happens for a target inside the same vmcode.
+// It fails, with an error that names both addresses, if target is not
+// rel32-reachable from the unit (mem.Reachable), which never happens for a
+// target inside the same vmcode.
 //
 // The code is encoded for the unit's executable address, where it runs and
 // which its rel32 is relative to, and stored through the unit's writable

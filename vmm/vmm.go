@@ -41,7 +41,7 @@ const DefaultVMHeapSize = 8 << 30
 
 // Config configures a VMM. The zero value is valid.
 type Config struct {
-	// OS is the backend; nil selects osmem.Native().
+	// OS is the backend; nil selects the OS the process runs on.
 	OS mem.OS
 	// Space is the address-space map to record changes in; nil loads one
 	// from OS.
