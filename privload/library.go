@@ -151,6 +151,11 @@ type Library struct {
 	group      *group
 	// skipIFunc is Options.SkipIFunc: Lookup does not call resolvers.
 	skipIFunc bool
+	// pe is the PE side of a library loaded from a DLL: its exports and
+	// what unloading must undo. Set at load and never changed. Only the
+	// Windows loader makes PE libraries, and only ELF ones elsewhere, so
+	// the type is per OS: *PEModule on Windows, empty elsewhere.
+	pe peState
 
 	mu sync.Mutex
 	// inited is set once the initialisers ran: Close runs the
@@ -256,42 +261,6 @@ func (l *Library) Libraries() []*Library {
 		return []*Library{l}
 	}
 	return append([]*Library(nil), l.group.libs...)
-}
-
-// Lookup returns the address of the library's exported function or
-// object name, found as dlsym finds it (an unversioned definition, else
-// the default version) through DT_GNU_HASH (DT_HASH if the file has no
-// GNU table). For an indirect function (STT_GNU_IFUNC) it is the address
-// the resolver returns, as with dlsym; none if the library was loaded with
-// SkipIFunc. Thread-local symbols are not reported: their address is not
-// the symbol's value.
-func (l *Library) Lookup(name string) (uintptr, bool) {
-	if a, ok, isPE := l.peLookup(name); isPE {
-		return a, ok
-	}
-	i, ok := l.file.find(name, gnuHashOf(name), nil, lookupNewest)
-	if !ok {
-		return 0, false
-	}
-	return l.defAddr(i)
-}
-
-// LookupVersion is Lookup for the definition of name at version
-// (name@version or name@@version); an unversioned definition also
-// satisfies it, as in glibc's dlvsym.
-func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
-	if version == "" {
-		return l.Lookup(name)
-	}
-	if _, _, isPE := l.peLookup(name); isPE {
-		return 0, false // PE exports carry no versions
-	}
-	req := &Version{Name: version, hash: sysvHashOf(version)}
-	i, ok := l.file.find(name, gnuHashOf(name), req, lookupNewest)
-	if !ok {
-		return 0, false
-	}
-	return l.defAddr(i)
 }
 
 // defAddr returns the run-time address of defined symbol i.

@@ -50,9 +50,8 @@ var (
 // DLLs are written assuming no two of their DllMain calls overlap.
 var peLoaderLock sync.Mutex
 
-// peModules maps each Library loaded from a PE file to its PE state. The
-// Library type is shared with the ELF loader and has no field for it.
-var peModules sync.Map // *Library -> *PEModule
+// peState is Library.pe on Windows, where every Library comes from a DLL.
+type peState = *PEModule
 
 // PEModule is the PE side of a Library loaded from a DLL: its exports, with
 // forwarders resolved, and what unloading must undo. Its methods are safe
@@ -67,6 +66,7 @@ type PEModule struct {
 	// RtlAddFunctionTable; 0 if none.
 	pdata uintptr
 
+	// mu guards the fields below.
 	mu sync.Mutex
 	// hosts are the host modules LoadLibrary returned for imports and
 	// forwarders, by lower-case name; each is freed once at unload.
@@ -77,26 +77,38 @@ type PEModule struct {
 	closed   bool
 }
 
-// PE returns the PE side of a library loaded from a DLL, nil for any other
-// library or once it is closed.
+// PE returns the PE side of the library, nil once it is closed.
 func (l *Library) PE() *PEModule {
-	m, ok := peModules.Load(l)
-	if !ok {
-		return nil
+	if m := l.pe; m != nil && !m.isClosed() {
+		return m
 	}
-	return m.(*PEModule)
+	return nil
 }
 
-// peLookup is Library.Lookup for a library loaded from a DLL: isPE is
-// false for any other library. The Library type and its Lookup belong to
-// the ELF side; this is the hook it needs to call.
-func (l *Library) peLookup(name string) (addr uintptr, found, isPE bool) {
+// Lookup returns the address of the DLL's export called name
+// (PEModule.Lookup); none once the library is closed.
+func (l *Library) Lookup(name string) (uintptr, bool) {
 	m := l.PE()
 	if m == nil {
-		return 0, false, false
+		return 0, false
 	}
-	addr, found = m.Lookup(name)
-	return addr, found, true
+	return m.Lookup(name)
+}
+
+// LookupVersion is Lookup for a versioned definition: PE exports carry no
+// versions, so only version "" finds one.
+func (l *Library) LookupVersion(name, version string) (uintptr, bool) {
+	if version != "" {
+		return 0, false
+	}
+	return l.Lookup(name)
+}
+
+// isClosed reports whether unload ran.
+func (m *PEModule) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 // File returns the parsed PE file.
@@ -292,9 +304,9 @@ func (m *PEModule) unload() error {
 //
 // The returned Library's Name, Path, Base, Size, Segments (the headers and
 // each section), Imports and Close work as for ELF. Its File is an empty
-// placeholder: a PE image has no ELF symbol table, and its exports are
-// found through PE().Lookup (Library.Lookup and Func reach them only once
-// Lookup calls peLookup first).
+// placeholder: a PE image has no ELF symbol table. Its exports are found
+// by Library.Lookup (and so Func), which on Windows reads the export table
+// through the library's PEModule (PE).
 func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -328,7 +340,6 @@ func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
 		}
 		return nil, err
 	}
-	peModules.Store(lib, m)
 	return lib, nil
 }
 
@@ -427,6 +438,7 @@ func (m *PEModule) library(slot *vmm.Slot, page uint64, ranges []peRange, import
 		bias:    m.base,
 		segs:    segs,
 		imports: imports,
+		pe:      m,
 		// inited makes Close call runFini whether or not DllMain
 		// ran: on Windows it also undoes the loader's own
 		// registrations and host DLL references.
@@ -438,9 +450,8 @@ func (m *PEModule) library(slot *vmm.Slot, page uint64, ranges []peRange, import
 // releases after: DllMain(DLL_PROCESS_DETACH), the exception table, the
 // host DLLs.
 func (l *Library) runFini() error {
-	m, ok := peModules.LoadAndDelete(l)
-	if !ok {
+	if l.pe == nil {
 		return nil
 	}
-	return m.(*PEModule).unload()
+	return l.pe.unload()
 }
