@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // ErrNoSpace is returned (wrapped) by Advise when no free range satisfies
@@ -166,8 +168,8 @@ func (m *Map) adviseLocked(size, a, near, maxDist uintptr) (uintptr, bool) {
 // p+size <= ge and p+size <= limit.
 func fitUp(from, gs, ge, size, a, limit uintptr) (uintptr, bool) {
 	lo := max(from, gs)
-	p := alignUp(lo, a)
-	if p < lo { // overflow
+	p, ok := mem.AlignUp(lo, a)
+	if !ok {
 		return 0, false
 	}
 	end := ge
@@ -187,7 +189,7 @@ func fitDown(gs, ge, size, a, top, floor uintptr) (uintptr, bool) {
 		return 0, false
 	}
 	hi := min(top, ge-size)
-	p := alignDown(hi, a)
+	p := mem.AlignDown(hi, a)
 	if p < gs || p < floor {
 		return 0, false
 	}

@@ -43,7 +43,7 @@ func firstFitScan(segs []Segment, size, align uintptr) (uintptr, bool) {
 		if s.Kind != KindFree {
 			continue
 		}
-		p := alignUp(s.Start, align)
+		p, _ := mem.AlignUp(s.Start, align)
 		if p >= s.Start && p < s.End && s.End-p >= size {
 			return p, true
 		}

@@ -1,5 +1,7 @@
 package aspacem
 
+import "github.com/reachvm/reachvm/mem"
+
 // gapTree indexes the free segments of a Map for placement advice. It is a
 // treap (a binary search tree keyed by gap start, heap-ordered by random
 // priorities, so its expected height is O(log n) whatever order gaps are
@@ -43,8 +45,8 @@ func newGapTree(g uintptr) *gapTree {
 }
 
 func (t *gapTree) usable(start, end uintptr) uintptr {
-	s := alignUp(start, t.g)
-	if s < start || end <= s { // s < start: rounding overflowed
+	s, ok := mem.AlignUp(start, t.g)
+	if !ok || end <= s {
 		return 0
 	}
 	return end - s
@@ -269,10 +271,3 @@ func (t *gapTree) check() string {
 	}
 	return ""
 }
-
-// alignUp rounds x up to a multiple of a (a power of two); it wraps to a
-// value below x on overflow, which callers check.
-func alignUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
-
-// alignDown rounds x down to a multiple of a (a power of two).
-func alignDown(x, a uintptr) uintptr { return x &^ (a - 1) }

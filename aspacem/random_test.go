@@ -63,7 +63,7 @@ func (r *refMap) advise(size, a, near, maxDist uintptr) (uintptr, bool) {
 	}
 	var best uintptr
 	var bestD int64 = -1
-	for p := alignUp(r.cfg.Lo, a); p+size <= r.cfg.Hi && p >= r.cfg.Lo; p += a {
+	for p, _ := mem.AlignUp(r.cfg.Lo, a); p+size <= r.cfg.Hi && p >= r.cfg.Lo; p += a {
 		i, j := int((p-r.cfg.Lo)/P), int((p+size-r.cfg.Lo)/P)
 		if free[j]-free[i] != j-i {
 			continue

@@ -180,7 +180,7 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 		}
 		d := v.Distance(lo, hi)
 		row.WorstReach = max(row.WorstReach, d)
-		if d > strategy.Reach {
+		if !v.Reachable(lo, hi) {
 			row.Unreachable++
 			failed = true
 		} else {

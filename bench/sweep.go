@@ -176,7 +176,7 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 		}
 		// An unreachable placement (B, a spill) still occupies memory:
 		// keep it as a view so that teardown frees it.
-		return v, v.Distance(lo, hi) <= strategy.Reach
+		return v, v.Reachable(lo, hi)
 	}
 	for _, l := range w.Init {
 		_, _ = st.Place(l, false)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/bench/strategy"
+	"github.com/reachvm/reachvm/mem"
 )
 
 var sweepSizes = []uintptr{64 << 10, 1 << 20, 64 << 20, 512 << 20, 1 << 30, 1536 << 20, 2 << 30, 3 << 30}
@@ -47,9 +48,10 @@ func TestSizeSweepLimits(t *testing.T) {
 				t.Errorf("A placed after init: %+v", p)
 			}
 		case "F":
-			// Outside a 512 MiB region, at most strategy.Reach-512 MiB lies within
-			// reach of all of it, on either side.
-			if p.Size > strategy.Reach-strategy.DefaultFRegion && (p.InitPlaced != 0 || p.PostPlaced != 0) {
+			// Outside a 512 MiB region, at most 2 GiB - 512 MiB lies within
+			// reach of all of it, on either side: a view's last byte at
+			// most mem.Rel32Max from the region's first.
+			if p.Size > mem.Rel32Max+1-strategy.DefaultFRegion && (p.InitPlaced != 0 || p.PostPlaced != 0) {
 				t.Errorf("F placed beyond its window: %+v", p)
 			}
 			if p.Size <= 64<<20 && (!all(p.InitPlaced) || !all(p.PostPlaced)) {
@@ -70,7 +72,7 @@ func TestSizeSweepLimits(t *testing.T) {
 				t.Errorf("%+v", l)
 			}
 		case "F":
-			if l.PostAny == 0 || l.PostAny > strategy.Reach-strategy.DefaultFRegion {
+			if l.PostAny == 0 || l.PostAny > mem.Rel32Max+1-strategy.DefaultFRegion {
 				t.Errorf("%+v", l)
 			}
 		case "A":

@@ -27,7 +27,7 @@ func Example() {
 	}
 	fmt.Printf("region: %d MiB\n", (hi-lo)>>20)
 	fmt.Printf("%s: %d KiB at region+%#x, reachable: %v\n",
-		v.Lib.Name, v.Size>>10, v.Addr-lo, v.Distance(lo, hi) <= strategy.Reach)
+		v.Lib.Name, v.Size>>10, v.Addr-lo, v.Reachable(lo, hi))
 	windows, losses := st.Races()
 	fmt.Printf("race windows %d, lost %d\n", windows, losses)
 	if err := st.Teardown(); err != nil {
@@ -56,7 +56,7 @@ func ExampleD() {
 	}
 	fmt.Printf("region: %d slots of %d KiB\n", (hi-lo)/strategy.DefaultSlot, strategy.DefaultSlot>>10)
 	fmt.Printf("%s: %d KiB at slot %d, relocated: %v, reachable: %v\n",
-		v.Lib.Name, v.Size>>10, (v.Addr-lo)/strategy.DefaultSlot, v.Relocated, v.Distance(lo, hi) <= strategy.Reach)
+		v.Lib.Name, v.Size>>10, (v.Addr-lo)/strategy.DefaultSlot, v.Relocated, v.Reachable(lo, hi))
 	tail, _ := o.Query(v.Addr + v.Size)
 	fmt.Printf("tail: %d KiB reserved up to slot %d\n", (tail.End-tail.Start)>>10, (tail.End-lo)/strategy.DefaultSlot)
 	windows, _ := st.Races()

@@ -69,7 +69,10 @@ func (s *LinuxFixed) Teardown() error { return s.teardown() }
 
 // Place maps lib over the lowest free piece of the region that fits.
 func (s *LinuxFixed) Place(lib Lib, post bool) (View, error) {
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	at, ok := s.fl.alloc(size, s.os.Granularity(), false)
 	if !ok {
 		return View{}, ErrUnsupported
@@ -112,7 +115,10 @@ func (s *LinuxMunmap) Setup(o mem.OS) error { return s.setup(o) }
 // Place releases the lowest free piece of the region that fits and maps
 // lib there.
 func (s *LinuxMunmap) Place(lib Lib, post bool) (View, error) {
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	for try := 0; try < placeTries; try++ {
 		at, ok := s.fl.alloc(size, s.os.Granularity(), false)
 		if !ok {
@@ -242,7 +248,10 @@ func (s *nearPlacer) setup(o mem.OS, size uintptr) error {
 // Place maps lib in the free hole within reach of the region nearest to
 // it (F, LinuxNear).
 func (s *nearPlacer) Place(lib Lib, post bool) (View, error) {
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	v, err := s.nearSearch(lib, size)
 	if err != nil {
 		return View{}, err
@@ -289,7 +298,10 @@ func (s *LinuxSpill) Place(lib Lib, post bool) (View, error) {
 	if !errors.Is(err, ErrUnsupported) {
 		return v, err
 	}
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	a, err := s.mapLib(lib, 0, size, mem.Hint)
 	if err != nil {
 		return View{}, err

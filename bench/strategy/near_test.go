@@ -108,7 +108,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: library %d: %v", st.Name(), i, err)
 			}
-			if d := v.Distance(lo, hi); d > Reach {
+			if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
 				t.Errorf("%s: library %d at %#x, out of reach", st.Name(), i, v.Addr)
 			}
 			for _, r := range h.hide {

@@ -8,11 +8,6 @@ import (
 	"github.com/reachvm/reachvm/mem"
 )
 
-// Reach is the rel32 window: a library is reachable only if every byte of
-// it lies within Reach of every byte of the region,
-// that is if View.Distance to the region is at most Reach.
-const Reach = 1<<31 - 1
-
 // Lib is one library or reachable file map to place.
 type Lib struct {
 	// Name labels the library (its file name, or a DynamoRIO library name);
@@ -40,12 +35,22 @@ type View struct {
 
 // Distance returns the largest distance between a byte of the region
 // [lo, hi) and a byte of v (last bytes inclusive, so that a library inside
-// a 2 GiB region is within Reach). v is reachable from the region, and
-// the region from v, by rel32 if Distance is at most Reach.
+// a 2 GiB region is within reach). v is reachable from the region, and
+// the region from v, by rel32 if Distance is at most mem.Rel32Max, that is
+// if v.Reachable(lo, hi).
 func (v View) Distance(lo, hi uintptr) uint64 {
 	a := int64(v.Addr+v.Size-1) - int64(lo)
 	b := int64(hi-1) - int64(v.Addr)
 	return uint64(max(a, b, -a, -b))
+}
+
+// Reachable reports whether every byte of v is rel32-reachable from every
+// byte of the region [lo, hi), and every byte of the region from v: the
+// reach rule of package mem (mem.ReachesAll) applied to v's first and
+// last bytes.
+func (v View) Reachable(lo, hi uintptr) bool {
+	r := mem.Range{Start: lo, End: hi}
+	return v.Size != 0 && mem.ReachesAll(r, v.Addr) && mem.ReachesAll(r, v.Addr+v.Size-1)
 }
 
 // ErrUnsupported is returned (possibly wrapped) by Place when the strategy
@@ -79,7 +84,7 @@ type Strategy interface {
 	// its anchor, the one code allocation it keeps libraries near.
 	Region() (lo, hi uintptr)
 	// Place maps lib; post says that init is over. The view lies within
-	// Reach of the whole region, except under B and linux-spill, which
+	// reach of the whole region (View.Reachable), except under B and linux-spill, which
 	// give no guarantee and may return a view out of reach (see
 	// View.Distance). When no reachable place is left, Place returns
 	// ErrUnsupported.
@@ -203,7 +208,15 @@ func (b *base) window(lo, hi uintptr) {
 	}
 }
 
-func alignUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
+// viewSize returns lib's size rounded up to the allocation granularity
+// gran: the size of its view.
+func viewSize(lib Lib, gran uintptr) (uintptr, error) {
+	n, ok := mem.AlignUp(lib.Size, gran)
+	if !ok {
+		return 0, fmt.Errorf("strategy: library %q: size %#x overflows when rounded up to the granularity %#x", lib.Name, lib.Size, gran)
+	}
+	return n, nil
+}
 
 // mapLib creates the library's object, maps it at addr with mode and
 // closes the object (the view keeps it alive), as a loader maps an image.
@@ -254,13 +267,14 @@ func (f *freeList) alloc(size, align uintptr, top bool) (uintptr, bool) {
 			if hi-lo < size {
 				continue
 			}
-			a = (hi - size) &^ (align - 1)
+			a = mem.AlignDown(hi-size, align)
 			if a < lo {
 				continue
 			}
 		} else {
-			a = alignUp(lo, align)
-			if a >= hi || hi-a < size {
+			var ok bool
+			a, ok = mem.AlignUp(lo, align)
+			if !ok || a >= hi || hi-a < size {
 				continue
 			}
 		}
@@ -308,7 +322,7 @@ func (f *freeList) free(lo, hi uintptr) {
 const nearTries = 8
 
 // nearSearch finds a free range of size bytes every byte of which is
-// within Reach of every byte of [lo, hi), nearest to the region first,
+// rel32-reachable from every byte of [lo, hi), and back, nearest to the region first,
 // and maps lib there: Frida's gum_memory_allocate_near and DynamoRIO's
 // search-from-OS for reachable maps. Between the query and the map the
 // hole is a race window; a lost race moves on to the next hole.
@@ -320,22 +334,19 @@ const nearTries = 8
 // then explains is therefore taken as held invisibly, and its whole hole
 // is skipped from then on: where in the hole the invisible mapping ends
 // is unknown, and probing it granule by granule would cost a call each.
-// The ranges are remembered for later searches too. Either way the failure is counted as a lost race: the window was open
-// and something else held the addresses.
+// The ranges are remembered for later searches too. Either way the
+// failure is counted as a lost race: the window was open and something
+// else held the addresses.
 func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 	gran := b.os.Granularity()
 	olo, ohi := b.os.Bounds()
-	// Window of acceptable addresses: [hi-Reach, lo+Reach).
-	wlo, whi := olo, ohi
-	if b.hi > Reach && b.hi-Reach > wlo {
-		wlo = alignUp(b.hi-Reach, gran)
-	}
-	if b.lo+Reach < whi {
-		whi = b.lo + Reach
-	}
-	if whi <= wlo || whi-wlo < size {
+	// Window of acceptable addresses: the rule of reach, as vmm's near
+	// placement uses it.
+	w, ok := mem.NearWindow(mem.Range{Start: b.lo, End: b.hi}, mem.Range{Start: olo, End: ohi}, gran)
+	if !ok || w.Size() < size {
 		return 0, ErrUnsupported
 	}
+	wlo, whi := w.Start, w.End
 	var failed [2]uintptr // the range whose map failed last try, if any
 	overlaps := func(r [2]uintptr, x, y uintptr) bool { return r[0] < y && x < r[1] }
 	for try := 0; try < nearTries; try++ {
@@ -365,8 +376,8 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 					return
 				}
 			}
-			x = alignUp(x, gran)
-			if x >= y || y-x < size {
+			x, ok := mem.AlignUp(x, gran)
+			if !ok || x >= y || y-x < size {
 				return
 			}
 			// Nearest end of the hole to the region.
@@ -375,7 +386,7 @@ func (b *base) nearSearch(lib Lib, size uintptr) (uintptr, error) {
 				holes = append(holes, hole{x, x - b.hi})
 				return
 			}
-			at = (y - size) &^ (gran - 1)
+			at = mem.AlignDown(y-size, gran)
 			if at < x {
 				return
 			}

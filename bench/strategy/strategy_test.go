@@ -184,7 +184,7 @@ func TestFCannotGrow(t *testing.T) {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || v.Distance(lo, hi) > Reach {
+	if err != nil || !v.Reachable(lo, hi) {
 		t.Fatalf("512 MiB: %+v %v", v, err)
 	}
 	_ = st.Teardown()
@@ -223,7 +223,7 @@ func raceProperty(t *testing.T, o mem.OS) {
 		if err != nil {
 			t.Fatalf("%s: %v", st.Name(), err)
 		}
-		if d := v.Distance(lo, hi); d > Reach {
+		if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
 			t.Errorf("%s: out of reach", st.Name())
 		}
 		w, l := st.Races()
@@ -298,7 +298,7 @@ func TestBNoGuarantee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Distance(lo, hi) <= Reach {
+	if v.Reachable(lo, hi) {
 		t.Errorf("B's library at %#x within reach of [%#x, %#x)", v.Addr, lo, hi)
 	}
 	_ = st.Teardown()

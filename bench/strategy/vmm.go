@@ -91,7 +91,10 @@ func (s *VMM) place(lib Lib) (View, error) {
 		}
 		return View{}, err
 	}
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	obj, err := s.os.CreateShared(lib.Name, uint64(size))
 	if err != nil {
 		_ = sl.Release()

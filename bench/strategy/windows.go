@@ -89,7 +89,10 @@ func (s *A) Place(lib Lib, post bool) (View, error) {
 	if !s.init {
 		return View{}, ErrUnsupported
 	}
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	for try := 0; try < placeTries; try++ {
 		at, ok := uintptr(0), false
 		if lib.Pref >= s.lo && lib.Pref+size <= s.hi && s.fl.take(lib.Pref, lib.Pref+size) {
@@ -187,7 +190,10 @@ func (s *B) Setup(o mem.OS) error {
 
 // Place maps lib wherever the OS puts it, asking for its preferred base.
 func (s *B) Place(lib Lib, post bool) (View, error) {
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	v, err := s.mapLib(lib, lib.Pref, size, mem.Hint)
 	if err != nil {
 		return View{}, err
@@ -256,7 +262,10 @@ func (s *C) Place(lib Lib, post bool) (View, error) {
 	if !s.init {
 		return View{}, ErrUnsupported
 	}
-	size := alignUp(lib.Size, s.os.Granularity())
+	size, err := viewSize(lib, s.os.Granularity())
+	if err != nil {
+		return View{}, err
+	}
 	for try := 0; try < placeTries; try++ {
 		if s.top-s.lo < size {
 			return View{}, ErrUnsupported
@@ -357,7 +366,10 @@ func (g *gridPart) setup(lo uintptr, n int) error {
 
 func (g *gridPart) place(lib Lib) (View, error) {
 	gran := g.os.Granularity()
-	size := alignUp(lib.Size, gran)
+	size, err := viewSize(lib, gran)
+	if err != nil {
+		return View{}, err
+	}
 	k := int((size + g.slot - 1) / g.slot)
 	for try := 0; try < placeTries; try++ {
 		k0 := -1
@@ -539,7 +551,7 @@ func (s *E) Setup(o mem.OS) error {
 		return err
 	}
 	s.lo, s.hi = lo, lo+size
-	s.bulk = alignUp(size-grid, o.Granularity())
+	s.bulk, _ = mem.AlignUp(size-grid, o.Granularity()) // size-grid < size: no overflow
 	if _, err := o.Reserve(lo, s.bulk, mem.Exact); err != nil {
 		return err
 	}

@@ -215,7 +215,7 @@ func TestWindowsFCannotGrow(t *testing.T) {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || v.Distance(lo, hi) > Reach || (v.Addr < hi && v.Addr+v.Size > lo) {
+	if err != nil || !v.Reachable(lo, hi) || (v.Addr < hi && v.Addr+v.Size > lo) {
 		t.Fatalf("512 MiB: %+v %v, want outside the region, within reach", v, err)
 	}
 	winView(t, o, "F", v)
@@ -262,7 +262,7 @@ func TestWindowsRaceLost(t *testing.T) {
 			t.Errorf("%s: place after a lost race: %v", name, err)
 		} else {
 			winView(t, o, name, v)
-			if d := v.Distance(lo, hi); d > Reach {
+			if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
 				t.Errorf("%s: retried placement %#x out of reach", name, v.Addr)
 			}
 			if took != 0 && took < v.Addr+v.Size && v.Addr < took+o.Granularity() {
@@ -419,7 +419,7 @@ func TestWindowsBNoGuarantee(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, v.Distance(lo, hi), Reach)
+	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, v.Distance(lo, hi), mem.Rel32Max)
 	// The region is reserved whole, so the OS must put the view outside
 	// it: B has nowhere reachable of its own to offer.
 	if v.Addr < hi && v.Addr+v.Size > lo {
@@ -428,7 +428,7 @@ func TestWindowsBNoGuarantee(t *testing.T) {
 	// Where outside is the OS's business. Wine 8.0 puts views at the top
 	// of the address space, out of reach of the region winOS places low:
 	// held to that, so the test shows B's weakness on a real allocator.
-	if osmem.UnderWine() && v.Distance(lo, hi) <= Reach {
+	if osmem.UnderWine() && v.Reachable(lo, hi) {
 		t.Errorf("under Wine B's view at %#x is within reach of [%#x, %#x): Wine's placement changed", v.Addr, lo, hi)
 	}
 	if err := st.Teardown(); err != nil {

@@ -46,6 +46,7 @@ import (
 	"sync"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Defaults for Options.
@@ -181,10 +182,10 @@ func New(rules osmem.Rules, opts Options) *OS {
 	if opts.Lo != 0 || opts.Hi != 0 {
 		lo, hi := s.lo, s.hi
 		if opts.Lo != 0 {
-			lo, _ = alignUp(opts.Lo, s.gran)
+			lo, _ = mem.AlignUp(opts.Lo, s.gran)
 		}
 		if opts.Hi != 0 {
-			hi = alignDown(opts.Hi, s.gran)
+			hi = mem.AlignDown(opts.Hi, s.gran)
 		}
 		if lo != 0 && lo < hi {
 			s.lo, s.hi = lo, hi
@@ -202,10 +203,10 @@ func pow2(x uintptr) bool { return x != 0 && x&(x-1) == 0 }
 // mmap_base() does, scaled down for small bounds.
 func (s *OS) defaultMmapBase(opts Options) uintptr {
 	if opts.MmapBase > s.lo && opts.MmapBase <= s.hi {
-		return alignDown(opts.MmapBase, s.page)
+		return mem.AlignDown(opts.MmapBase, s.page)
 	}
 	span := s.hi - s.lo
-	gap := min(linuxStackGap, alignDown(span/8, s.page))
+	gap := min(linuxStackGap, mem.AlignDown(span/8, s.page))
 	var rnd uintptr
 	if opts.Seed != 0 {
 		maxRnd := min(linuxMaxRandom, span/4) / s.page
@@ -374,7 +375,7 @@ func (s *OS) placeLocked(op string, addr, size uintptr, mode osmem.Mode) (uintpt
 		return 0, fail(op, addr, size, osmem.ErrNotSupported, 0, "no MAP_FIXED under Windows rules")
 	}
 	if mode == osmem.Hint && s.windows() {
-		addr = alignDown(addr, s.gran)
+		addr = mem.AlignDown(addr, s.gran)
 	}
 	if err := s.checkRange(op, addr, size); err != nil {
 		return 0, err
@@ -419,7 +420,7 @@ func (s *OS) findLocked(size uintptr) (uintptr, bool) {
 	var at uintptr
 	found := false
 	up := func(x, y uintptr) bool {
-		a, ok := alignUp(x, s.gran)
+		a, ok := mem.AlignUp(x, s.gran)
 		if ok && a < y && y-a >= size {
 			at, found = a, true
 			return false

@@ -291,10 +291,3 @@ func (sp *space) all() []seg {
 	})
 	return out
 }
-
-func alignUp(a, align uintptr) (uintptr, bool) {
-	r := (a + align - 1) &^ (align - 1)
-	return r, r >= a
-}
-
-func alignDown(a, align uintptr) uintptr { return a &^ (align - 1) }
