@@ -5,7 +5,7 @@
 // A dynamic binary instrumentation runtime emits code that calls into its
 // client libraries and reads their data with rel32 displacements, so every
 // byte of those libraries (and of the files it maps for emitted code,
-// DynamoRIO's DR_MAP_CACHE_REACHABLE) must lie within 2 GiB (Reach) of
+// DynamoRIO's DR_MAP_CACHE_REACHABLE) must lie within 2 GiB (mem.Rel32Max) of
 // every byte of the code region. A strategy decides where the region goes
 // and where each library is mapped, during initialisation and after it,
 // under the rules of one OS: on Windows a file view cannot be mapped over
