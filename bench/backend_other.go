@@ -12,7 +12,7 @@ import (
 
 // windowsBackend is only available on Windows (or under Wine: reachvm
 // strategies --backend wine cross-builds for Windows and runs there).
-func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (mem.OS, func(lo, hi uintptr), error) {
+func windowsBackend(Config, *rand.Rand, *[][2]uintptr) (mem.OS, func(free mem.Range), error) {
 	return nil, nil, errors.New("backend windows needs Windows, backend wine a Windows build under Wine (reachvm strategies --backend wine does both)")
 }
 

@@ -22,7 +22,7 @@ import (
 // thread the strategy does not know about, as a loader thread or Wine's own
 // allocator would. Every reservation it makes is appended to foreign, so
 // that the trial can free it after tear-down.
-func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (mem.OS, func(lo, hi uintptr), error) {
+func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (mem.OS, func(free mem.Range), error) {
 	if wine := osmem.UnderWine(); wine != (cfg.Backend == "wine") {
 		if wine {
 			return nil, nil, fmt.Errorf("backend %s: this is Wine, not Windows: name it wine", cfg.Backend)
@@ -30,9 +30,9 @@ func windowsBackend(cfg Config, ri *rand.Rand, foreign *[][2]uintptr) (mem.OS, f
 		return nil, nil, fmt.Errorf("backend %s: this is Windows, not Wine", cfg.Backend)
 	}
 	raw := osmem.Native()
-	intr := func(lo, hi uintptr) {
+	intr := func(free mem.Range) {
 		if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-			if a, ok := intruderThread().reserve(raw, lo); ok {
+			if a, ok := intruderThread().reserve(raw, free.Start); ok {
 				*foreign = append(*foreign, [2]uintptr{a, a + raw.Granularity()})
 			}
 		}

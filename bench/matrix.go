@@ -164,7 +164,8 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 	}
 	setupTime := wallNow() - t0
 	row.SetupCalls += float64(c.Calls())
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	before := c.Calls()
 
 	failed := false
@@ -178,9 +179,9 @@ func trial(cfg Config, name, wl string, t int, seed uint64, row *Row) error {
 			}
 			return
 		}
-		d := v.Distance(lo, hi)
+		d := v.Distance(region)
 		row.WorstReach = max(row.WorstReach, d)
-		if !v.Reachable(lo, hi) {
+		if !v.Reachable(region) {
 			row.Unreachable++
 			failed = true
 		} else {
@@ -286,16 +287,16 @@ func runsOn(backend string, st strategy.Strategy) bool {
 // kernel; intr is the "other thread" that allocates into race windows
 // (choices from ri), and done undoes what it allocated. The matrix and
 // the sweeps share it, so that every backend serves both.
-func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *rand.Rand) (raw mem.OS, intr func(lo, hi uintptr), done func(), err error) {
+func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *rand.Rand) (raw mem.OS, intr func(free mem.Range), done func(), err error) {
 	var foreign [][2]uintptr
 	switch cfg.Backend {
 	case "sim":
 		s := sim.New(st.Rules(), sim.Options{Seed: int64(seed%(1<<62)) + 1})
 		layout(s, Fragmentation[t%len(Fragmentation)], r)
 		raw = s
-		intr = func(lo, hi uintptr) {
+		intr = func(free mem.Range) {
 			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				_ = s.MapForeign(lo, lo+s.Granularity(), mem.ProtRW, "")
+				_ = s.MapForeign(free.Start, free.Start+s.Granularity(), mem.ProtRW, "")
 			}
 		}
 	case "linux":
@@ -303,9 +304,9 @@ func openBackend(cfg Config, st strategy.Strategy, t int, seed uint64, r, ri *ra
 		if raw.Rules() != mem.RulesLinux {
 			return nil, nil, nil, fmt.Errorf("backend linux needs Linux")
 		}
-		intr = func(lo, hi uintptr) {
+		intr = func(free mem.Range) {
 			if cfg.RaceRate > 0 && ri.IntN(100) < cfg.RaceRate {
-				if a, err := raw.Reserve(lo, raw.Granularity(), mem.Exact); err == nil {
+				if a, err := raw.Reserve(free.Start, raw.Granularity(), mem.Exact); err == nil {
 					foreign = append(foreign, [2]uintptr{a, a + raw.Granularity()})
 				}
 			}

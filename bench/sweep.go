@@ -166,7 +166,7 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 		p.SetupFailed++
 		return nil
 	}
-	lo, hi := st.Region()
+	region := st.Region()
 	// No preferred base: the sweep measures room, the matrix relocation.
 	probe := strategy.Lib{Name: "probe", Size: size}
 	placed := func(post bool) (strategy.View, bool) {
@@ -176,7 +176,7 @@ func sizeTrial(cfg SweepConfig, name string, size uintptr, t int, p *SizePoint) 
 		}
 		// An unreachable placement (B, a spill) still occupies memory:
 		// keep it as a view so that teardown frees it.
-		return v, v.Reachable(lo, hi)
+		return v, v.Reachable(region)
 	}
 	for _, l := range w.Init {
 		_, _ = st.Place(l, false)
@@ -288,7 +288,8 @@ func regionTrial(cfg SweepConfig, t int, p *RegionPoint) error {
 	}
 	setup := wallNow() - t0
 	calls := c.Calls()
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	p.Objects = max(p.Objects, objects(raw, lo, hi, nil))
 	t0 = wallNow()
 	if err := st.Teardown(); err != nil {

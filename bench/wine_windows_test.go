@@ -56,7 +56,8 @@ func TestWindowsNothingInAsRange(t *testing.T) {
 	if err := st.Setup(o); err != nil {
 		t.Fatalf("A: setup: %v", err)
 	}
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	if lo != strategy.DefaultPref {
 		var taken []string
 		rs, _ := o.Regions(strategy.DefaultPref, strategy.DefaultPref+strategy.DefaultRegion)

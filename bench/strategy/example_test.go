@@ -20,14 +20,15 @@ func Example() {
 	if err := st.Setup(o); err != nil {
 		panic(err)
 	}
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(strategy.Lib{Name: "libclient.so", Size: 1740 << 10}, true)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Printf("region: %d MiB\n", (hi-lo)>>20)
 	fmt.Printf("%s: %d KiB at region+%#x, reachable: %v\n",
-		v.Lib.Name, v.Size>>10, v.Addr-lo, v.Reachable(lo, hi))
+		v.Lib.Name, v.Size>>10, v.Addr-lo, v.Reachable(region))
 	windows, losses := st.Races()
 	fmt.Printf("race windows %d, lost %d\n", windows, losses)
 	if err := st.Teardown(); err != nil {
@@ -49,14 +50,15 @@ func ExampleD() {
 	if err := st.Setup(o); err != nil {
 		panic(err)
 	}
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(strategy.Lib{Name: "dbghelp.dll", Size: 1740 << 10, Pref: strategy.DefaultPref}, true)
 	if err != nil {
 		panic(err)
 	}
 	fmt.Printf("region: %d slots of %d KiB\n", (hi-lo)/strategy.DefaultSlot, strategy.DefaultSlot>>10)
 	fmt.Printf("%s: %d KiB at slot %d, relocated: %v, reachable: %v\n",
-		v.Lib.Name, v.Size>>10, (v.Addr-lo)/strategy.DefaultSlot, v.Relocated, v.Reachable(lo, hi))
+		v.Lib.Name, v.Size>>10, (v.Addr-lo)/strategy.DefaultSlot, v.Relocated, v.Reachable(region))
 	tail, _ := o.Query(v.Addr + v.Size)
 	fmt.Printf("tail: %d KiB reserved up to slot %d\n", (tail.End-tail.Start)>>10, (tail.End-lo)/strategy.DefaultSlot)
 	windows, _ := st.Races()

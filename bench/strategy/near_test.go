@@ -81,7 +81,8 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 		if err := h.OS.Release(b, block); err != nil {
 			t.Fatal(err)
 		}
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		const n = 64 << 20
 		gran := h.Granularity()
 		if lo < n+2*gran {
@@ -108,7 +109,7 @@ func TestNearSkipsHiddenHoles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: library %d: %v", st.Name(), i, err)
 			}
-			if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
+			if d := v.Distance(region); !v.Reachable(region) || d > mem.Rel32Max {
 				t.Errorf("%s: library %d at %#x, out of reach", st.Name(), i, v.Addr)
 			}
 			for _, r := range h.hide {
@@ -137,7 +138,7 @@ func TestCClaimFailsOverHidden(t *testing.T) {
 	st := &C{}
 	h := &hiddenOS{OS: newSim(st)}
 	mustSetup(t, st, h)
-	lo, _ := st.Region()
+	lo := st.Region().Start
 	h.hideForeign(t, lo+(64<<20), lo+(65<<20))
 	if _, err := st.Place(lib(1740<<10), false); err != nil {
 		t.Fatal(err)

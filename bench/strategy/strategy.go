@@ -33,24 +33,25 @@ type View struct {
 	Relocated bool
 }
 
-// Distance returns the largest distance between a byte of the region
-// [lo, hi) and a byte of v (last bytes inclusive, so that a library inside
-// a 2 GiB region is within reach). v is reachable from the region, and
-// the region from v, by rel32 if Distance is at most mem.Rel32Max, that is
-// if v.Reachable(lo, hi).
-func (v View) Distance(lo, hi uintptr) uint64 {
-	a := int64(v.Addr+v.Size-1) - int64(lo)
-	b := int64(hi-1) - int64(v.Addr)
+// Range returns the addresses the view covers: [Addr, Addr+Size).
+func (v View) Range() mem.Range { return mem.Range{Start: v.Addr, End: v.Addr + v.Size} }
+
+// Distance returns the largest distance between a byte of region and a
+// byte of v (last bytes inclusive, so that a library inside a 2 GiB region
+// is within reach). v is reachable from the region, and the region from
+// v, by rel32 if Distance is at most mem.Rel32Max, that is if
+// v.Reachable(region).
+func (v View) Distance(region mem.Range) uint64 {
+	a := int64(v.Addr+v.Size-1) - int64(region.Start)
+	b := int64(region.End-1) - int64(v.Addr)
 	return uint64(max(a, b, -a, -b))
 }
 
 // Reachable reports whether every byte of v is rel32-reachable from every
-// byte of the region [lo, hi), and every byte of the region from v: the
-// reach rule of package mem (mem.ReachesAll) applied to v's first and
-// last bytes.
-func (v View) Reachable(lo, hi uintptr) bool {
-	r := mem.Range{Start: lo, End: hi}
-	return v.Size != 0 && mem.ReachesAll(r, v.Addr) && mem.ReachesAll(r, v.Addr+v.Size-1)
+// byte of region, and every byte of region from v: the reach rule of
+// package mem (mem.ReachesAll) applied to v's first and last bytes.
+func (v View) Reachable(region mem.Range) bool {
+	return v.Size != 0 && mem.ReachesAll(region, v.Addr) && mem.ReachesAll(region, v.Addr+v.Size-1)
 }
 
 // ErrUnsupported is returned (possibly wrapped) by Place when the strategy
@@ -80,9 +81,9 @@ type Strategy interface {
 	// at EndInit). On error nothing is left to tear down.
 	Setup(o mem.OS) error
 	// Region bounds the code region libraries must reach, and be reached
-	// from: [lo, hi), fixed from Setup on. linux-near's region is only
+	// from, fixed from Setup on. linux-near's region is only
 	// its anchor, the one code allocation it keeps libraries near.
-	Region() (lo, hi uintptr)
+	Region() mem.Range
 	// Place maps lib; post says that init is over. The view lies within
 	// reach of the whole region (View.Reachable), except under B and linux-spill, which
 	// give no guarantee and may return a view out of reach (see
@@ -104,7 +105,7 @@ type Strategy interface {
 	// called in every window in which addresses the strategy is about to
 	// use lie free, with the free range, and may allocate there; the
 	// strategy must notice and cope. Call it before Setup; nil removes it.
-	SetIntruder(fn func(lo, hi uintptr))
+	SetIntruder(fn func(free mem.Range))
 	// Races reports the race windows opened and the races lost (addresses
 	// found taken by someone else) so far.
 	Races() (windows, losses int)
@@ -181,7 +182,7 @@ func NewRegion(name string, size uintptr) (Strategy, bool) {
 type base struct {
 	os       mem.OS
 	lo, hi   uintptr
-	intruder func(lo, hi uintptr)
+	intruder func(free mem.Range)
 	windows  int
 	losses   int
 	// hidden lists ranges nearSearch failed to map that no query showed
@@ -191,10 +192,10 @@ type base struct {
 }
 
 // Region returns the region's bounds (Strategy.Region).
-func (b *base) Region() (uintptr, uintptr) { return b.lo, b.hi }
+func (b *base) Region() mem.Range { return mem.Range{Start: b.lo, End: b.hi} }
 
 // SetIntruder installs the other thread (Strategy.SetIntruder).
-func (b *base) SetIntruder(fn func(lo, hi uintptr)) { b.intruder = fn }
+func (b *base) SetIntruder(fn func(free mem.Range)) { b.intruder = fn }
 
 // Races returns the race windows and losses so far (Strategy.Races).
 func (b *base) Races() (int, int) { return b.windows, b.losses }
@@ -204,7 +205,7 @@ func (b *base) Races() (int, int) { return b.windows, b.losses }
 func (b *base) window(lo, hi uintptr) {
 	b.windows++
 	if b.intruder != nil {
-		b.intruder(lo, hi)
+		b.intruder(mem.Range{Start: lo, End: hi})
 	}
 }
 

@@ -55,8 +55,8 @@ func TestNewNames(t *testing.T) {
 			t.Fatalf("%s: setup: %v", name, err)
 		}
 		// Grids round the region down to whole slots.
-		if lo, hi := st.Region(); hi-lo > 256<<20 || hi-lo <= 256<<20-DefaultSlot {
-			t.Errorf("%s: region %#x bytes, want 256 MiB (less a part slot)", name, hi-lo)
+		if r := st.Region(); r.Size() > 256<<20 || r.Size() <= 256<<20-DefaultSlot {
+			t.Errorf("%s: region %#x bytes, want 256 MiB (less a part slot)", name, r.Size())
 		}
 		if err := st.Teardown(); err != nil {
 			t.Fatal(err)
@@ -139,7 +139,7 @@ func TestGridSpansSlots(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if lo, _ := st.Region(); name != "E" && (v.Addr-lo)%DefaultSlot != 0 {
+		if lo := st.Region().Start; name != "E" && (v.Addr-lo)%DefaultSlot != 0 {
 			t.Errorf("%s: view at %#x not on a slot", name, v.Addr)
 		}
 		r, _ := s.Query(v.Addr)
@@ -162,7 +162,7 @@ func TestGridSpansSlots(t *testing.T) {
 func TestCRelocates(t *testing.T) {
 	st := &C{}
 	mustSetup(t, st, newSim(st))
-	_, hi := st.Region()
+	hi := st.Region().End
 	v, err := st.Place(lib(1740<<10), false)
 	if err != nil {
 		t.Fatal(err)
@@ -179,12 +179,13 @@ func TestCRelocates(t *testing.T) {
 func TestFCannotGrow(t *testing.T) {
 	st := &F{}
 	mustSetup(t, st, newSim(st))
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	if hi-lo != 512<<20 {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || !v.Reachable(lo, hi) {
+	if err != nil || !v.Reachable(region) {
 		t.Fatalf("512 MiB: %+v %v", v, err)
 	}
 	_ = st.Teardown()
@@ -198,13 +199,13 @@ func TestFCannotGrow(t *testing.T) {
 
 // raceIntruder allocates a page of the first window it is shown, as
 // another thread's mmap would, on the raw OS.
-func raceIntruder(t *testing.T, o mem.OS) (func(lo, hi uintptr), *[][2]uintptr) {
+func raceIntruder(t *testing.T, o mem.OS) (func(free mem.Range), *[][2]uintptr) {
 	var took [][2]uintptr
-	return func(lo, hi uintptr) {
+	return func(free mem.Range) {
 		if len(took) > 0 {
 			return
 		}
-		if a, err := o.Reserve(lo, o.Granularity(), mem.Exact); err == nil {
+		if a, err := o.Reserve(free.Start, o.Granularity(), mem.Exact); err == nil {
 			took = append(took, [2]uintptr{a, a + o.Granularity()})
 		}
 	}, &took
@@ -218,12 +219,13 @@ func raceProperty(t *testing.T, o mem.OS) {
 		intr, took := raceIntruder(t, o)
 		st.SetIntruder(intr)
 		mustSetup(t, st, o)
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		v, err := st.Place(lib(1740<<10), true)
 		if err != nil {
 			t.Fatalf("%s: %v", st.Name(), err)
 		}
-		if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
+		if d := v.Distance(region); !v.Reachable(region) || d > mem.Rel32Max {
 			t.Errorf("%s: out of reach", st.Name())
 		}
 		w, l := st.Races()
@@ -266,7 +268,8 @@ func spillProperty(t *testing.T, newOS func() mem.OS) {
 	fx.Size = 4 << 20
 	for _, st := range []Strategy{sp, fx} {
 		mustSetup(t, st, newOS())
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		in, err := st.Place(lib(3<<20), false)
 		if err != nil || in.Addr < lo || in.Addr+in.Size > hi {
 			t.Fatalf("%s: first library %+v %v, want inside", st.Name(), in, err)
@@ -293,12 +296,13 @@ func spillProperty(t *testing.T, newOS func() mem.OS) {
 func TestBNoGuarantee(t *testing.T) {
 	st := &B{}
 	mustSetup(t, st, newSim(st))
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(Lib{Name: "x", Size: 64 << 10}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Reachable(lo, hi) {
+	if v.Reachable(region) {
 		t.Errorf("B's library at %#x within reach of [%#x, %#x)", v.Addr, lo, hi)
 	}
 	_ = st.Teardown()

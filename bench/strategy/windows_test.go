@@ -92,7 +92,8 @@ func TestWindowsALosesPostInit(t *testing.T) {
 	o := winOS(t)
 	st := &A{}
 	mustSetup(t, st, o)
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(lib(300<<10), false)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +135,8 @@ func TestWindowsGridSpansSlots(t *testing.T) {
 	for _, name := range []string{"D", "E", "vmm-grid"} {
 		st := mustNew(t, name)
 		mustSetup(t, st, o)
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		v, err := st.Place(lib(1740<<10), true)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -183,7 +185,8 @@ func TestWindowsCRelocates(t *testing.T) {
 	o := winOS(t)
 	st := &C{}
 	mustSetup(t, st, o)
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(lib(1740<<10), false)
 	if err != nil {
 		t.Fatal(err)
@@ -210,12 +213,13 @@ func TestWindowsFCannotGrow(t *testing.T) {
 	o := winOS(t)
 	st := &F{}
 	mustSetup(t, st, o)
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	if hi-lo != 512<<20 {
 		t.Fatalf("F region %#x bytes", hi-lo)
 	}
 	v, err := st.Place(lib(7373<<10), true)
-	if err != nil || !v.Reachable(lo, hi) || (v.Addr < hi && v.Addr+v.Size > lo) {
+	if err != nil || !v.Reachable(region) || (v.Addr < hi && v.Addr+v.Size > lo) {
 		t.Fatalf("512 MiB: %+v %v, want outside the region, within reach", v, err)
 	}
 	winView(t, o, "F", v)
@@ -246,23 +250,24 @@ func TestWindowsRaceLost(t *testing.T) {
 	for _, name := range []string{"A", "C", "D", "E", "F", "vmm-grid"} {
 		st := mustNew(t, name)
 		var took uintptr
-		st.SetIntruder(func(lo, hi uintptr) {
+		st.SetIntruder(func(free mem.Range) {
 			if took != 0 {
 				return
 			}
-			if a, ok := otherThread(o, lo); ok {
+			if a, ok := otherThread(o, free.Start); ok {
 				took = a
 			}
 		})
 		mustSetup(t, st, o)
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		post := name != "A" && name != "C" // A and C place only at init
 		v, err := st.Place(lib(1740<<10), !post)
 		if err != nil {
 			t.Errorf("%s: place after a lost race: %v", name, err)
 		} else {
 			winView(t, o, name, v)
-			if d := v.Distance(lo, hi); !v.Reachable(lo, hi) || d > mem.Rel32Max {
+			if d := v.Distance(region); !v.Reachable(region) || d > mem.Rel32Max {
 				t.Errorf("%s: retried placement %#x out of reach", name, v.Addr)
 			}
 			if took != 0 && took < v.Addr+v.Size && v.Addr < took+o.Granularity() {
@@ -321,7 +326,7 @@ func TestWindowsRaceFree(t *testing.T) {
 	for _, name := range []string{"D", "vmm-grid"} {
 		st := mustNew(t, name)
 		var window atomic.Uintptr
-		st.SetIntruder(func(lo, hi uintptr) { window.Store(lo) })
+		st.SetIntruder(func(free mem.Range) { window.Store(free.Start) })
 		var (
 			mu    sync.Mutex
 			taken []uintptr
@@ -347,7 +352,8 @@ func TestWindowsRaceFree(t *testing.T) {
 			}
 		}()
 		mustSetup(t, st, o)
-		lo, hi := st.Region()
+		region := st.Region()
+		lo, hi := region.Start, region.End
 		deadline := time.Now().Add(time.Second)
 		n := 0
 		failed := 0
@@ -414,12 +420,13 @@ func TestWindowsBNoGuarantee(t *testing.T) {
 	o := winOS(t)
 	st := &B{}
 	mustSetup(t, st, o)
-	lo, hi := st.Region()
+	region := st.Region()
+	lo, hi := region.Start, region.End
 	v, err := st.Place(Lib{Name: "x", Size: 64 << 10}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, v.Distance(lo, hi), mem.Rel32Max)
+	t.Logf("B: region [%#x, %#x), library at %#x, reach %#x (limit %#x)", lo, hi, v.Addr, v.Distance(region), mem.Rel32Max)
 	// The region is reserved whole, so the OS must put the view outside
 	// it: B has nowhere reachable of its own to offer.
 	if v.Addr < hi && v.Addr+v.Size > lo {
@@ -428,7 +435,7 @@ func TestWindowsBNoGuarantee(t *testing.T) {
 	// Where outside is the OS's business. Wine 8.0 puts views at the top
 	// of the address space, out of reach of the region winOS places low:
 	// held to that, so the test shows B's weakness on a real allocator.
-	if osmem.UnderWine() && v.Reachable(lo, hi) {
+	if osmem.UnderWine() && v.Reachable(region) {
 		t.Errorf("under Wine B's view at %#x is within reach of [%#x, %#x): Wine's placement changed", v.Addr, lo, hi)
 	}
 	if err := st.Teardown(); err != nil {
