@@ -62,7 +62,7 @@ func (f *fakeOS) Query(addr uintptr) (mem.Region, error) {
 			return r, nil
 		}
 	}
-	return mem.Region{Start: addr &^ (f.page - 1), End: addr&^(f.page-1) + f.page}, nil
+	return mem.Region{Start: mem.AlignDown(addr, f.page), End: mem.AlignDown(addr, f.page) + f.page}, nil
 }
 func (f *fakeOS) Regions(lo, hi uintptr) ([]mem.Region, error) {
 	f.regCalls++

@@ -98,7 +98,8 @@ func MakeWorkload(name string, r *rand.Rand) Workload {
 	next := uintptr(strategy.DefaultPref)
 	rebase := func(l strategy.Lib) strategy.Lib {
 		l.Pref = next
-		next += (l.Size + gran - 1) &^ (gran - 1)
+		size, _ := mem.AlignUp(l.Size, gran) // workload sizes are at most 64 MiB
+		next += size
 		return l
 	}
 	draw := func(d Sizes, n int, prefix string) []strategy.Lib {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -96,7 +95,7 @@ func (u *codeUnit) free() error {
 // length. Callers run only while the application is stopped in the
 // dispatcher, on the thread that will run the code next.
 func (u *codeUnit) patchRel32(end, target uintptr) {
-	d, ok := amd64.Rel32(end, target)
+	d, ok := mem.Rel32(end, target)
 	if !ok {
 		panic(fmt.Sprintf("jit: link from %#x to %#x out of rel32 reach inside vmcode", end, target))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // The machine context: the application's registers while it is outside
@@ -72,11 +73,18 @@ type layout struct {
 
 func roundUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
 
+// padTo returns the bytes of padding that bring n up to a multiple of a
+// (a power of two).
+func padTo(n, a int) int {
+	end, _ := mem.AlignUp(uint(n), uint(a)) // code offsets: no overflow
+	return int(end) - n
+}
+
 func newLayout(vs vectorState) layout {
 	var l layout
-	l.xsaveSize = roundUp(uintptr(vs.size), 64)
+	l.xsaveSize, _ = mem.AlignUp(uintptr(vs.size), 64)
 	l.hostInit = ctxXsave + l.xsaveSize
-	l.ibl = roundUp(l.hostInit+640, 4096)
+	l.ibl, _ = mem.AlignUp(l.hostInit+640, 4096)
 	l.size = l.ibl + 16*iblEntries
 	return l
 }
@@ -154,7 +162,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 
 	// fcache_return (eax = exit number, application rax in the
 	// context). Nothing here may change the flags before pushfq.
-	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	a.Nop(padTo(a.Len(), 16))
 	g.fret = a.PC()
 	try(a.MovStore(c(ctxExit), amd64.RAX))
 	for r := amd64.RCX; r <= amd64.R15; r++ {
@@ -182,7 +190,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	a.Ret()
 
 	// IBL miss (rdx = target, eax = the site's exit).
-	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	a.Nop(padTo(a.Len(), 16))
 	g.iblMiss = a.PC()
 	try(a.MovStore(c(ctxNext), amd64.RDX))
 	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
@@ -190,7 +198,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	try(a.JmpRel32(g.fret))
 
 	// Native return (RunNative).
-	a.Nop(int(roundUp(uintptr(a.Len()), 16)) - a.Len())
+	a.Nop(padTo(a.Len(), 16))
 	g.nativeRet = a.PC()
 	try(a.MovStore(c(gpr(amd64.RAX)), amd64.RAX))
 	a.MovImm32(amd64.RAX, exitNative)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/jit/internal/decode"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -91,9 +92,9 @@ func farVMM(t testing.TB, near ...uintptr) *vmm.VMM {
 	const gap = 8 << 30
 	var cands []uintptr
 	if lo > gap+1<<32 {
-		cands = append(cands, (lo-gap)&^(1<<30-1), (lo-2*gap)&^(1<<30-1))
+		cands = append(cands, mem.AlignDown(lo-gap, 1<<30), mem.AlignDown(lo-2*gap, 1<<30))
 	}
-	cands = append(cands, (hi+gap)&^(1<<30-1), (hi+2*gap)&^(1<<30-1), 0x100000000)
+	cands = append(cands, mem.AlignDown(hi+gap, 1<<30), mem.AlignDown(hi+2*gap, 1<<30), 0x100000000)
 	for _, c := range cands {
 		dist := func(a uintptr) uintptr {
 			if a > c {

@@ -195,6 +195,11 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	if m.opts.Align&(m.opts.Align-1) != 0 || m.opts.Align > 64 {
 		return nil, fmt.Errorf("jit: alignment %d is not a power of two up to 64", m.opts.Align)
 	}
+	stackSize, fits := mem.AlignUp(m.opts.StackSize, mem.PageSize)
+	if !fits {
+		return nil, fmt.Errorf("jit: stack size %#x overflows when rounded up to the page", m.opts.StackSize)
+	}
+	m.stackSize = stackSize
 	m.vs = detectVectorState()
 	m.lay = newLayout(m.vs)
 	ok := false
@@ -226,7 +231,6 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	m.genUnit.write(m.genUnit.exec, a.Bytes())
 	m.genUnit.used = uintptr(a.Len())
 
-	m.stackSize = roundUp(m.opts.StackSize, 4096)
 	if m.stack, err = m.v.HeapAlloc(m.stackSize); err != nil {
 		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
 	}
@@ -363,9 +367,10 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		// hits enter, rather than the table's entry before it.
 		_, n := m.iblRestores(tag)
 		prefix := 7 * uintptr(n)
-		entry := roundUp(u.exec+u.used+prefix, m.opts.Align) - prefix
+		entry, ok := mem.AlignUp(u.exec+u.used+prefix, m.opts.Align)
+		entry -= prefix
 		room := u.exec + u.size - entry
-		if entry > u.exec+u.size {
+		if !ok || entry > u.exec+u.size {
 			room = 0
 		}
 		t := &m.t

@@ -3,6 +3,7 @@ package jit
 import (
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Indirect branches: returns, indirect calls and indirect jumps.
@@ -170,7 +171,7 @@ func (t *translator) loadOperand(dst amd64.Reg, s *site) error {
 		}
 		target := s.next + uintptr(int64(in.Disp(b)))
 		// mov dst, [rip+disp32] is 7 bytes.
-		if _, ok := amd64.Rel32(a.PC()+7, target); ok {
+		if _, ok := mem.Rel32(a.PC()+7, target); ok {
 			return a.MovLoad(dst, amd64.RIPRel(target))
 		}
 		t.mangled++
@@ -247,8 +248,8 @@ func (t *translator) cmpable(s *site) bool {
 	}
 	if in.RIPRelative() {
 		target := s.next + uintptr(int64(in.Disp(s.b)))
-		_, ok := amd64.Rel32(t.a.PC()+256, target)
-		_, ok2 := amd64.Rel32(t.a.PC(), target)
+		_, ok := mem.Rel32(t.a.PC()+256, target)
+		_, ok2 := mem.Rel32(t.a.PC(), target)
 		return ok && ok2
 	}
 	return true

@@ -6,6 +6,7 @@ import (
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // pendingExit is an exit of the fragment being built.
@@ -401,7 +402,7 @@ func (t *translator) ripRelative(b []byte, in *decode.Inst, next uintptr) error 
 	target := next + uintptr(int64(in.Disp(b)))
 	a := t.a
 	newNext := a.PC() + uintptr(in.Len)
-	if d, ok := amd64.Rel32(newNext, target); ok {
+	if d, ok := mem.Rel32(newNext, target); ok {
 		start := a.Len()
 		a.Raw(b...)
 		out := a.Bytes()[start:]

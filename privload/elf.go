@@ -108,7 +108,10 @@ type Segment struct {
 	Prot mem.Prot
 }
 
-// Range is a piece of the image, relative to the load base.
+// Range is a piece of the image in the file's own virtual addresses
+// (p_vaddr, relative to the load base, 64-bit whatever the host): what the
+// parser reads, before the image has an address in the process. A range
+// of process addresses is a mem.Range.
 type Range struct {
 	Vaddr, Size uint64
 }
@@ -456,7 +459,7 @@ func (p *parser) programHeaders(ph []byte) error {
 		// same request as PF_X.
 		return p.unsupported("no PT_GNU_STACK: glibc takes its absence as asking for an executable stack, which privload does not provide")
 	}
-	lo := f.Loads[0].Vaddr &^ (pageSize - 1)
+	lo := mem.AlignDown(f.Loads[0].Vaddr, pageSize)
 	last := f.Loads[len(f.Loads)-1]
 	if end := last.Vaddr + last.Memsz; end-lo > maxSpan {
 		return p.unsupported("PT_LOAD segments span %#x bytes, more than %#x", end-lo, uint64(maxSpan))

@@ -61,7 +61,7 @@ func checkInvariants(t *testing.T, f *File, data []byte) {
 			t.Fatalf("PT_LOAD %d overlaps or precedes the previous one", i)
 		}
 	}
-	if last := f.Loads[len(f.Loads)-1]; last.Vaddr+last.Memsz-(f.Loads[0].Vaddr&^(pageSize-1)) > maxSpan {
+	if last := f.Loads[len(f.Loads)-1]; last.Vaddr+last.Memsz-mem.AlignDown(f.Loads[0].Vaddr, pageSize) > maxSpan {
 		t.Fatal("span too large")
 	}
 	for _, tab := range [][]Reloc{f.Rela, f.PLTRela} {

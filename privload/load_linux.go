@@ -758,17 +758,18 @@ func (ld *elfLoader) span(img *elfImage) (lo, hi uint64, err error) {
 		}
 		if i > 0 {
 			prev := loads[i-1]
-			if pageUp(prev.Vaddr+prev.Memsz, pg) > pageDown(s.Vaddr, pg) {
+			if prevEnd, ok := mem.AlignUp(prev.Vaddr+prev.Memsz, pg); !ok || prevEnd > mem.AlignDown(s.Vaddr, pg) {
 				return 0, 0, unsupportedf(img.who, "PT_LOAD %d at %#x shares a %#x-byte page with the previous one, which ends at %#x", i, s.Vaddr, pg, prev.Vaddr+prev.Memsz)
 			}
 		}
 	}
 	last := loads[len(loads)-1]
-	return pageDown(loads[0].Vaddr, pg), pageUp(last.Vaddr+last.Memsz, pg), nil
+	end, ok := mem.AlignUp(last.Vaddr+last.Memsz, pg)
+	if !ok {
+		return 0, 0, unsupportedf(img.who, "the last PT_LOAD ends at %#x, which no %#x-byte page holds", last.Vaddr+last.Memsz, pg)
+	}
+	return mem.AlignDown(loads[0].Vaddr, pg), end, nil
 }
-
-func pageDown(x, pg uint64) uint64 { return x &^ (pg - 1) }
-func pageUp(x, pg uint64) uint64   { return (x + pg - 1) &^ (pg - 1) }
 
 // bindAll binds every symbol reference of every private library, before
 // anything is mapped: an undefined symbol fails the load cheaply.
@@ -1034,23 +1035,25 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 	for i, s := range f.Loads {
 		prot := s.Prot
 		vaddr := lib.bias + uintptr(s.Vaddr)
-		start := vaddr &^ (pg - 1)
+		// Inside the slot, which holds every segment's pages: no
+		// rounding below can overflow.
+		start := mem.AlignDown(vaddr, pg)
 		fileEnd := start
 		if s.Filesz > 0 {
-			fileEnd = (vaddr + uintptr(s.Filesz) + pg - 1) &^ (pg - 1)
+			fileEnd, _ = mem.AlignUp(vaddr+uintptr(s.Filesz), pg)
 		}
-		end := (vaddr + uintptr(s.Memsz) + pg - 1) &^ (pg - 1)
+		end, _ := mem.AlignUp(vaddr+uintptr(s.Memsz), pg)
 		tail := s.Memsz > s.Filesz && vaddr+uintptr(s.Filesz) < fileEnd
 		if tail && prot&mem.ProtWrite == 0 {
 			prot = (prot | mem.ProtRW) &^ mem.ProtExec
 		}
 		img.initProt[i] = prot
-		info := SegmentInfo{Start: start, End: end, Prot: s.Prot, FileOffset: pageDown(s.Offset, uint64(pg)), FileEnd: fileEnd}
+		info := SegmentInfo{Start: start, End: end, Prot: s.Prot, FileOffset: mem.AlignDown(s.Offset, uint64(pg)), FileEnd: fileEnd}
 		if r := f.Relro; r.Size > 0 && r.Vaddr >= s.Vaddr && r.Vaddr-s.Vaddr < s.Memsz {
 			// As glibc: both ends round down, so a partial last page
 			// stays writable.
-			info.RelroStart = (lib.bias + uintptr(r.Vaddr)) &^ (pg - 1)
-			info.RelroEnd = max((lib.bias+uintptr(r.Vaddr+r.Size))&^(pg-1), info.RelroStart)
+			info.RelroStart = mem.AlignDown(lib.bias+uintptr(r.Vaddr), pg)
+			info.RelroEnd = max(mem.AlignDown(lib.bias+uintptr(r.Vaddr+r.Size), pg), info.RelroStart)
 		}
 		lib.segs = append(lib.segs, info)
 	}

@@ -423,10 +423,12 @@ func (m *PEModule) library(slot *vmm.Slot, page uint64, ranges []peRange, import
 			continue
 		}
 		start := m.base + uintptr(s.VirtualAddress)
-		end := start + uintptr(peAlignUp(uint64(s.MemSize), page))
+		memSize, _ := mem.AlignUp(uint64(s.MemSize), page) // 32-bit sizes: no overflow
+		end := start + uintptr(memSize)
 		info := SegmentInfo{Start: start, End: end, Prot: s.Prot(), FileOffset: uint64(s.RawOffset), FileEnd: start}
 		if s.RawSize > 0 {
-			info.FileEnd = start + uintptr(peAlignUp(uint64(s.RawSize), page))
+			rawSize, _ := mem.AlignUp(uint64(s.RawSize), page)
+			info.FileEnd = start + uintptr(rawSize)
 		}
 		segs = append(segs, info)
 	}

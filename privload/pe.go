@@ -360,10 +360,6 @@ func peU64(b []byte, off int) uint64 { return binary.LittleEndian.Uint64(b[off:]
 
 func pePow2(x uint32) bool { return x != 0 && x&(x-1) == 0 }
 
-// peAlignUp rounds x up to a, a power of two, in 64 bits (no overflow for
-// 32-bit x).
-func peAlignUp(x uint64, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
-
 // ParsePE parses data, the contents of the PE image called name, and
 // validates everything a loader will use. It never panics: anything
 // malformed or unsupported gives a *FormatError naming the file, of class
@@ -476,7 +472,8 @@ func (p *peParser) headers() error {
 	}
 	p.hdrRaw = uint32(min(uint64(f.SizeOfHeaders), n))
 
-	prevEnd := peAlignUp(uint64(f.SizeOfHeaders), uint64(sa))
+	// PE sizes are 32-bit: rounded up in 64 bits, they cannot overflow.
+	prevEnd, _ := mem.AlignUp(uint64(f.SizeOfHeaders), uint64(sa))
 	for i := uint64(0); i < nsect; i++ {
 		h := d[secOff+i*peSectionHeaderSize : secOff+(i+1)*peSectionHeaderSize]
 		s := PESection{
@@ -500,7 +497,8 @@ func (p *peParser) headers() error {
 			return p.malformed("section %d (%q) [%#x, +%#x) extends past SizeOfImage %#x", i, s.Name, va, s.MemSize, f.SizeOfImage)
 		}
 		// Sections own whole multiples of the section alignment.
-		prevEnd = va + peAlignUp(uint64(s.MemSize), uint64(sa))
+		memEnd, _ := mem.AlignUp(uint64(s.MemSize), uint64(sa))
+		prevEnd = va + memEnd
 		if rawSize > 0 {
 			s.RawSize = min(rawSize, s.MemSize)
 			s.RawOffset = rawOff

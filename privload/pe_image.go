@@ -15,9 +15,11 @@ import (
 // one never makes them fail.
 
 // peImageSize is the span the loader commits for f: SizeOfImage rounded up
-// to the page.
+// to the page. PE sizes are 32-bit, so that none of the roundings of this
+// file can overflow in 64 bits.
 func (f *PEFile) peImageSize(page uint64) uint64 {
-	return peAlignUp(uint64(f.SizeOfImage), page)
+	n, _ := mem.AlignUp(uint64(f.SizeOfImage), page)
+	return n
 }
 
 // layout copies the headers and each section's file bytes into img, which
@@ -92,14 +94,15 @@ func (f *PEFile) protections(page uint64) ([]peRange, error) {
 		return nil, &FormatError{File: f.Name, Reason: fmt.Sprintf("section alignment %#x is below the page size %#x: sections cannot have their own protections", f.SectionAlignment, page), Class: ErrUnsupported}
 	}
 	total := f.peImageSize(page)
-	hdr := peAlignUp(uint64(f.SizeOfHeaders), page)
+	hdr, _ := mem.AlignUp(uint64(f.SizeOfHeaders), page)
 	out := []peRange{{Off: 0, Size: hdr, Prot: mem.ProtRead, What: "headers"}}
 	next := hdr
 	for _, s := range f.Sections {
 		if s.MemSize == 0 {
 			continue
 		}
-		start, end := uint64(s.VirtualAddress), peAlignUp(uint64(s.VirtualAddress)+uint64(s.MemSize), page)
+		start := uint64(s.VirtualAddress)
+		end, _ := mem.AlignUp(start+uint64(s.MemSize), page)
 		if start < next || end > total {
 			// The parser's checks make this impossible.
 			return nil, fmt.Errorf("privload: %s: section %q [%#x, %#x) overlaps the previous one or leaves the image", f.Name, s.Name, start, end)

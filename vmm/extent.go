@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // The block allocator.
@@ -243,8 +245,9 @@ func classAtLeast(n uint64) (int, bool) {
 	if n >= 2*slCount {
 		f := bits.Len64(n) - 1
 		step := uint64(1) << (f - slBits)
-		n = (n + step - 1) &^ (step - 1)
-		if n > maxBlocks {
+		var ok bool
+		n, ok = mem.AlignUp(n, step)
+		if !ok || n > maxBlocks {
 			return 0, false
 		}
 	}

@@ -925,7 +925,8 @@ func (g *grid) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot mem.
 	first := g.slotOf(addr)
 	n := int((size + g.slotSize - 1) / g.slotSize)
 	runEnd := g.slotEnd(first + n - 1)
-	tail := min((addr+size+g.gran-1)&^(g.gran-1), runEnd)
+	end, _ := mem.AlignUp(addr+size, g.gran) // inside vmcode: no overflow
+	tail := min(end, runEnd)
 
 	g.mu.Lock()
 	if err := g.claimableLocked(op, first, first+n); err != nil {
@@ -1308,7 +1309,7 @@ func (g *grid) reserved(addr, size uintptr) []aspacem.Segment {
 // record would still say reserved. Empty when the view ends on a granule.
 func (g *grid) afterMap(addr, size uintptr) []aspacem.Segment {
 	end := addr + size
-	if gap := (end + g.gran - 1) &^ (g.gran - 1); gap > end {
+	if gap, ok := mem.AlignUp(end, g.gran); ok && gap > end {
 		return []aspacem.Segment{{Start: end, End: gap, Kind: aspacem.KindFree}}
 	}
 	return nil

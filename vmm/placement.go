@@ -50,7 +50,7 @@ func place(o mem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Placement
 		if err == nil || !cfg.AllowSmaller || !errors.Is(err, errNoFit) {
 			return lin, err
 		}
-		smaller := (size - size/16) &^ (gran - 1)
+		smaller := mem.AlignDown(size-size/16, gran)
 		if smaller < floor || smaller == size {
 			return nil, fmt.Errorf("%w; no size down to the floor %#x fits", err, floor)
 		}

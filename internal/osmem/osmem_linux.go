@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // linuxOS is the Linux backend. It keeps no state of its own beyond the
@@ -344,7 +345,7 @@ func (l *linuxOS) Unmap(addr, size uintptr) error {
 }
 
 func (l *linuxOS) Query(addr uintptr) (Region, error) {
-	a := addr &^ (l.page - 1)
+	a := mem.AlignDown(addr, l.page)
 	rs, err := l.Regions(a, a+l.page)
 	if err != nil {
 		return Region{}, err

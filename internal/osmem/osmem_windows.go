@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // winOS is the Windows backend. Every rule (64 KiB reservation bases, no
@@ -106,7 +108,7 @@ func newWinOS() *winOS {
 			w.page = uintptr(si.PageSize)
 			w.gran = uintptr(si.AllocationGranularity)
 			w.lo = si.MinimumApplicationAddress
-			w.hi = (si.MaximumApplicationAddress + 1) &^ (w.page - 1)
+			w.hi = mem.AlignDown(si.MaximumApplicationAddress+1, w.page)
 		}
 	}
 	return w

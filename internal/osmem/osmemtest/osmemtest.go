@@ -34,6 +34,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Run runs the suite, one subtest per rule. newOS returns the backend to
@@ -129,7 +130,8 @@ func (e *env) hint(size uintptr) uintptr {
 		return 0
 	}
 	a := e.cursor
-	e.cursor += (size+e.gran-1)&^(e.gran-1) + e.gran // a gap: no merging
+	n, _ := mem.AlignUp(size, e.gran) // test sizes are small
+	e.cursor += n + e.gran            // a gap: no merging
 	return a
 }
 
@@ -453,7 +455,7 @@ func (e *env) expectQuery(addr, lo, hi uintptr, want osmem.Region) {
 		e.t.Errorf("Query(%#x): %v", addr, err)
 		return
 	}
-	pa := addr &^ (e.page - 1)
+	pa := mem.AlignDown(addr, e.page)
 	cs, ce := max(q.Start, lo), min(q.End, hi)
 	ok := q.Start <= pa && pa < q.End && ce == want.End && cs >= want.Start &&
 		q.State == want.State && q.Type == want.Type && q.Prot == want.Prot && q.Shared == want.Shared &&

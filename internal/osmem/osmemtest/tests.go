@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/mem"
 )
 
 const (
@@ -734,7 +735,7 @@ func testBadInput(e *env) {
 	g, p := e.gran, e.page
 	r := e.reserve(2 * g)
 	obj := e.shared("osmemtest-bad", uint64(g))
-	ovf := ^uintptr(0) &^ (g - 1) // a range from here overflows
+	ovf := mem.AlignDown(^uintptr(0), g) // a range from here overflows
 	_, hi := e.os.Bounds()
 
 	type call struct {
@@ -814,7 +815,7 @@ func testBadInput(e *env) {
 
 	// Beyond the address space: invalid or out of memory, never granted.
 	for _, c := range []call{
-		{"Reserve huge", reserve(0, ^uintptr(0)&^(g-1), osmem.Hint)},
+		{"Reserve huge", reserve(0, mem.AlignDown(^uintptr(0), g), osmem.Hint)},
 		{"Reserve(Exact) beyond the top", reserve(hi, g, osmem.Exact)},
 		{"Reserve(Exact) across the top", reserve(hi-g, 2*g, osmem.Exact)},
 		{"MapObject(Exact) beyond the top", mapObj(obj, 0, hi, g, osmem.ProtRead, osmem.Exact)},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/mem"
 )
 
 const page = 4 << 10
@@ -229,12 +230,12 @@ func TestPopulate(t *testing.T) {
 // both rules: errors are fine, panics and broken invariants are not.
 func TestNoPanics(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	extremes := []uintptr{0, 1, page - 1, page, 64 << 10, 0x10000, 0x7fff_ffff_f000, 0x7fff_ffff_0000, 1 << 47, 1 << 63, ^uintptr(0), ^uintptr(0) - page + 1, ^uintptr(0) &^ (page - 1)}
+	extremes := []uintptr{0, 1, page - 1, page, 64 << 10, 0x10000, 0x7fff_ffff_f000, 0x7fff_ffff_0000, 1 << 47, 1 << 63, ^uintptr(0), ^uintptr(0) - page + 1, mem.AlignDown(^uintptr(0), page)}
 	val := func() uintptr {
 		if rng.IntN(2) == 0 {
 			return extremes[rng.IntN(len(extremes))]
 		}
-		return uintptr(rng.Uint64()) &^ (page - 1) >> rng.IntN(64)
+		return mem.AlignDown(uintptr(rng.Uint64()), page) >> rng.IntN(64)
 	}
 	for _, rules := range bothRules {
 		s := sim.New(rules, sim.Options{})

@@ -743,7 +743,7 @@ func (s *OS) Query(addr uintptr) (osmem.Region, error) {
 	if g, ok := s.sp.at(addr); ok {
 		return s.regionOf(&g, g.start, g.end), nil
 	}
-	r := osmem.Region{Start: 0, End: ^uintptr(0) &^ (s.page - 1), State: osmem.StateFree}
+	r := osmem.Region{Start: 0, End: mem.AlignDown(^uintptr(0), s.page), State: osmem.StateFree}
 	if p, ok := s.sp.prev(addr + 1); ok {
 		r.Start = p.end
 	}

@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Reg is a general-purpose register, numbered as in the ModRM encoding.
@@ -43,16 +45,6 @@ func (r Reg) String() string {
 	return fmt.Sprintf("Reg(%d)", uint8(r))
 }
 
-// Rel32 returns the displacement of a rel32 branch whose instruction ends
-// at next and targets to, and whether it fits in 32 signed bits.
-func Rel32(next, to uintptr) (int32, bool) {
-	d := int64(to) - int64(next)
-	if d < math.MinInt32 || d > math.MaxInt32 {
-		return 0, false
-	}
-	return int32(d), true
-}
-
 // ReachError reports a rel32 target out of reach: the reason vmcode exists.
 type ReachError struct {
 	Op       string
@@ -85,7 +77,7 @@ func (a *Assembler) PC() uintptr { return a.Base + uintptr(len(a.buf)) }
 
 func (a *Assembler) rel32(op string, opcode byte, target uintptr) error {
 	next := a.PC() + 5
-	d, ok := Rel32(next, target)
+	d, ok := mem.Rel32(next, target)
 	if !ok {
 		return &ReachError{Op: op, From: a.PC(), To: target}
 	}

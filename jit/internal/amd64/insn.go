@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // Cond is a condition code, numbered as in Jcc/SETcc/CMOVcc.
@@ -50,7 +52,7 @@ const (
 // JccRel32 emits `jcc target` in the 6-byte 0F 80+cc rel32 form.
 func (a *Assembler) JccRel32(cc Cond, target uintptr) error {
 	next := a.PC() + JccRel32Len
-	d, ok := Rel32(next, target)
+	d, ok := mem.Rel32(next, target)
 	if !ok {
 		return &ReachError{Op: "j" + cc.String(), From: a.PC(), To: target}
 	}
@@ -300,7 +302,7 @@ func (a *Assembler) BindTarget(f Fixup, target uintptr) error {
 		return fmt.Errorf("amd64: only a rel32 branch can be bound to an address")
 	}
 	end := a.Base + uintptr(f.at+4)
-	d, ok := Rel32(end, target)
+	d, ok := mem.Rel32(end, target)
 	if !ok {
 		return &ReachError{Op: "branch", From: end - 5, To: target}
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"github.com/reachvm/reachvm/mem"
 )
 
 // NoReg marks an absent base or index register in a Mem.
@@ -186,7 +188,7 @@ func (a *Assembler) emitMem(op string, e enc, m Mem) error {
 	a.buf = append(a.buf, e.imm[:e.nimm]...)
 	if m.RIP {
 		end := a.Base + uintptr(len(a.buf))
-		d, ok := Rel32(end, m.Target)
+		d, ok := mem.Rel32(end, m.Target)
 		if !ok {
 			a.buf = a.buf[:start]
 			return &ReachError{Op: op, From: a.Base + uintptr(start), To: m.Target}
