@@ -11,5 +11,7 @@
 //     and runs a program against the public API, as a user's module would,
 //     so that a regression of the public surface fails the tests.
 //
-// The package has no code of its own.
+// The tests run on Linux, where the go command is (they run it); the
+// layering check reads both the Linux and the Windows build of every
+// package. The package has no code of its own.
 package layers

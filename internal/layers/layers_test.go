@@ -1,3 +1,5 @@
+//go:build linux
+
 package layers
 
 import (
@@ -32,6 +34,8 @@ var floors = []struct {
 	// map, is a floor below osmem, whose Linux backend builds on it.
 	{"internal/procmaps", 5},
 	{"internal/osmem", 10},
+	// The one way into native code (calls into loaded libraries).
+	{"internal/native", 10},
 	{"aspacem", 20},
 	{"vmm", 30},
 	// Test helpers sit just above what they help (see helpers).
