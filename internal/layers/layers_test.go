@@ -108,6 +108,10 @@ var allowed = map[string]string{
 	"jit internal/procmaps":   "jit's own /proc/self/maps reads, moving behind aspacem/vmm",
 	"privload internal/osmem": "privload's osmem.Bytes views and its file object maps, moving behind vmm",
 	"vmcode internal/osmem":   "vmcode's osmem.Bytes view of a unit and its tests' osmem.Native, moving behind vmm",
+	// cmd's `vmm --near self` loads aspacem's map of the process from
+	// osmem.Native: it needs a public way to the native mem.OS (or to a
+	// map of the process) instead.
+	"cmd/reachvm internal/osmem": "cmd/reachvm's aspacem.Load(osmem.Native()) in vmmcmd.go",
 }
 
 // under reports whether p is dir or inside it.
@@ -190,9 +194,9 @@ func rel(path string) (string, bool) {
 	return r, ok
 }
 
-// violations returns every import of pkgs that breaks the rules, and
-// records in used the entries of allowed that excused one.
-func violations(t *testing.T, goos string, pkgs []pkg, used map[string]bool) []string {
+// violations returns every import of pkgs that breaks the rules and is
+// not in allow, and records in used the entries of allow that excused one.
+func violations(t *testing.T, goos string, pkgs []pkg, allow map[string]string, used map[string]bool) []string {
 	t.Helper()
 	var bad []string
 	report := func(format string, args ...any) {
@@ -245,7 +249,7 @@ func violations(t *testing.T, goos string, pkgs []pkg, used map[string]bool) []s
 			if len(broken) == 0 {
 				return
 			}
-			if key := from + " " + to; allowed[key] != "" {
+			if key := from + " " + to; allow[key] != "" {
 				used[key] = true
 				return
 			}
@@ -267,7 +271,7 @@ func TestLayers(t *testing.T) {
 	root := moduleRoot(t)
 	used := map[string]bool{}
 	for _, goos := range []string{"linux", "windows"} {
-		for _, v := range violations(t, goos, listPackages(t, root, goos), used) {
+		for _, v := range violations(t, goos, listPackages(t, root, goos), allowed, used) {
 			t.Error(v)
 		}
 	}
@@ -305,7 +309,7 @@ func TestRulesCatch(t *testing.T) {
 	}
 	for _, c := range cases {
 		used := map[string]bool{}
-		got := violations(t, "linux", []pkg{c.pkg}, used)
+		got := violations(t, "linux", []pkg{c.pkg}, nil, used)
 		switch {
 		case c.want == "" && len(got) != 0:
 			t.Errorf("%s: violations %q, want none", c.name, got)
