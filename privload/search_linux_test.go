@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/vmmtest"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // The search fixtures: copies of libfx_which.so returning 1 (in
