@@ -17,11 +17,11 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // newProgramMachine returns a VMM and a machine for running programs in

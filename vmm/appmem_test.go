@@ -12,9 +12,9 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 const pg = mem.PageSize

@@ -12,8 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/vmmtest"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // objModel drives a VMM's object allocator and checks it against a model:
