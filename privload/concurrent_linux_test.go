@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"unsafe"
@@ -39,6 +40,10 @@ func TestConcurrentLoads(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			trace := new([64]int64) // native code writes it: a heap object, which does not move
+			// The libraries hold its address as an integer, which the
+			// collector does not see: keep it alive until the last
+			// finaliser has written it.
+			defer runtime.KeepAlive(trace)
 			opts := Options{Imports: map[string]uintptr{"fx_trace": uintptr(unsafe.Pointer(&trace[0]))}}
 			if chain != "" {
 				opts.SearchPath = []string{filepath.Join(filepath.Dir(chain), "search")}
