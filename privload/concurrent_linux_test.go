@@ -39,10 +39,12 @@ func TestConcurrentLoads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			trace := new([64]int64) // native code writes it: a heap object, which does not move
-			// The libraries hold its address as an integer, which the
-			// collector does not see: keep it alive until the last
+			// Native code writes the trace through an address held as
+			// an integer, which neither the compiler nor the collector
+			// sees: it must be a heap object (a stack one moves when
+			// the goroutine's stack grows), alive until the last
 			// finaliser has written it.
+			trace := newTrace()
 			defer runtime.KeepAlive(trace)
 			opts := Options{Imports: map[string]uintptr{"fx_trace": uintptr(unsafe.Pointer(&trace[0]))}}
 			if chain != "" {
@@ -91,3 +93,9 @@ func TestConcurrentLoads(t *testing.T) {
 		t.Errorf("vmcode free bytes %#x, %#x before", got, free)
 	}
 }
+
+// newTrace returns a trace array on the heap: the pointer it returns
+// escapes, so the compiler cannot place the array on a goroutine's stack.
+//
+//go:noinline
+func newTrace() *[64]int64 { return new([64]int64) }
