@@ -95,7 +95,7 @@ func (s *Stub) Free() error { return s.unit.Free() }
 
 // Call runs the native function at fn with integer or pointer arguments in
 // the platform's C calling convention and returns its integer result. It
-// enters through internal/native's cgocall path, as cgo does, so the Go
+// enters through the runtime's cgocall path, as cgo does, so the Go
 // scheduler and the garbage collector treat the native code as a system
 // call: it may run long without stalling stop-the-world. Pointers follow
 // the package's pointer rule.

@@ -92,7 +92,10 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("Func: %w", err)
 	}
-	r := bound.Call(1000)
+	r, err := bound.Call(1000)
+	if err != nil {
+		return fmt.Errorf("compressBound: %w", err)
+	}
 	fmt.Printf("compressBound(1000) = %d, want %d\n", r, compressBound(1000))
 
 	// vmcode units and a jit call stub that forwards to the library.
