@@ -109,6 +109,25 @@ func TestNearWindow(t *testing.T) {
 	if !mem.Aligned(w.Start, mem.GranularityWindows) || !mem.Aligned(w.End, mem.GranularityWindows) {
 		t.Errorf("window %v not aligned", w)
 	}
+	// With no alignment to hide it, the window's ends are exactly the
+	// farthest addresses that reach the text's far ends both ways.
+	w, ok = mem.NearWindow(text, mem.Range{Start: 0, End: 1 << 47}, 1)
+	if !ok {
+		t.Fatal("no unaligned window")
+	}
+	for _, tc := range []struct {
+		a, b uintptr
+		want bool
+	}{
+		{w.Start, text.End - 1, true},
+		{w.Start - 1, text.End - 1, false},
+		{w.End - 1, text.Start, true},
+		{w.End, text.Start, false},
+	} {
+		if got := mem.Reachable(tc.a, tc.b) && mem.Reachable(tc.b, tc.a); got != tc.want {
+			t.Errorf("%#x and %#x reach each other both ways: %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
 	if _, ok := mem.NearWindow(text, mem.Range{Start: 0x1000, End: 0x2000}, mem.PageSize); ok {
 		t.Error("a window out of reach of the text was found")
 	}

@@ -44,10 +44,11 @@ func ReachesAll(r Range, target uintptr) bool {
 //
 // Preconditions: r is non-empty; align is a power of two.
 func NearWindow(r Range, within Range, align uintptr) (w Range, ok bool) {
-	// Lowest start: (r.End-1) + Rel32Min; highest end (exclusive):
-	// r.Start + Rel32Max + 1.
+	// Reach both ways means a distance of at most Rel32Max (a displacement
+	// of Rel32Min reaches one way only). Lowest start: (r.End-1) -
+	// Rel32Max; highest end (exclusive): r.Start + Rel32Max + 1.
 	lo := within.Start
-	if m := int64(r.End-1) + Rel32Min; m > int64(lo) {
+	if m := int64(r.End-1) - Rel32Max; m > int64(lo) {
 		lo = uintptr(m)
 	}
 	hi := within.End
