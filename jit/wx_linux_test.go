@@ -166,6 +166,10 @@ func TestWXStress(t *testing.T) {
 	}
 }
 
+// minUnits is the fewest units a stress run must emit, run and free for
+// its checks to mean something.
+const minUnits = 1000
+
 func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 	fdsBefore := memfdLinks(t)
 	v, err := vmm.New(vmm.Config{VMCodeSize: 256 << 20, NoVMHeap: true, WX: wx})
@@ -205,6 +209,7 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	deadline := time.Now().Add(d)
+	hardDeadline := deadline.Add(60 * time.Second)
 	for g := 0; g < workers; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -221,7 +226,10 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 					}
 				}
 			}()
-			for time.Now().Before(deadline) {
+			// The run lasts d and at least until it has done enough to
+			// prove something (minUnits), which a loaded machine may
+			// need longer for; hardDeadline bounds it either way.
+			for time.Now().Before(deadline) || units.Load() < minUnits && time.Now().Before(hardDeadline) {
 				u, err := c.Alloc(uintptr(1+rng.IntN(3)) << 12)
 				if err != nil {
 					errs <- fmt.Errorf("worker %d: %w", g, err)
@@ -301,7 +309,7 @@ func stressUnits(t *testing.T, wx vmm.WXMode, d time.Duration) {
 	report("writable and executable", w.wx)
 	report("vmcode writable under W^X", w.execWritable)
 	report("writable view executable", w.aliasExec)
-	if w.scans < 10 || w.execRX == 0 || (dual && w.aliasRW == 0) || units.Load() < 1000 {
+	if w.scans < 10 || w.execRX == 0 || (dual && w.aliasRW == 0) || units.Load() < minUnits {
 		t.Errorf("the run proves little: %d scans, %d r-x lines in vmcode, %d rw- lines in the writable view, %d units",
 			w.scans, w.execRX, w.aliasRW, units.Load())
 	}
