@@ -27,7 +27,14 @@ func appFile(t testing.TB, n int) string {
 	for i := range b {
 		b[i] = byte(i/pg + 1)
 	}
-	p := filepath.Join(t.TempDir(), "appfile")
+	// os.MkdirTemp, not t.TempDir: the latter's cleanup fails under Wine
+	// (docs/ARCHITECTURE.md, "Windows under Wine").
+	dir, err := os.MkdirTemp("", "reachvm-app-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := filepath.Join(dir, "appfile")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
