@@ -5,8 +5,11 @@ package cgotest
 /*
 #include <stdint.h>
 
-static long add2(long a, long b) { return a + b; }
-static long add6(long a, long b, long c, long d, long e, long f) { return a + b + c + d + e + f; }
+// add2 and add6 are the call benchmark's functions. noinline: a library's
+// function is always called, never inlined into cgo's wrapper, and the
+// baseline must pay for that call as the private call does.
+__attribute__((noinline)) static long add2(long a, long b) { return a + b; }
+__attribute__((noinline)) static long add6(long a, long b, long c, long d, long e, long f) { return a + b + c + d + e + f; }
 static double scale(double x, int n) { return x * n; }
 
 // store_after calls back (into Go, which may grow and so move the
