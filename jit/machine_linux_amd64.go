@@ -139,7 +139,16 @@ type Stats struct {
 // vmcode, the routines that switch into and out of it, a machine context
 // and an application stack. It runs one application thread at a time:
 // Run calls are serialized.
+//
+// A Machine is a dependent of its VMM (vmm.StageRun) and of its
+// vmcode.Code: closing either closes the machine first, and waits for a
+// Run in progress to return (which an application that never returns
+// makes it wait for forever). Once closed, Run, RunNative, LoadProgram
+// and Close fail with an error wrapping ErrClosed (and so vmm.ErrClosed),
+// Flush does nothing and Stats reports the counts at Close.
 type Machine struct {
+	// mu serializes runs, translation and Close. Lock order: mu, then
+	// the vmcode.Code's and the VMM's locks.
 	mu   sync.Mutex
 	v    *vmm.VMM
 	code *vmcode.Code
@@ -176,6 +185,12 @@ type Machine struct {
 	codes  codeMap
 	stats  Stats
 	closed bool
+	// untrackVMM and untrackCode remove the machine from its VMM's and
+	// its Code's dependents. Set by NewMachine; Close calls them.
+	untrackVMM, untrackCode func()
+	// programs are the programs loaded and not closed: Close closes
+	// them first.
+	programs map[*Program]struct{}
 	// perf is the perf map, with PerfMap.
 	perf *os.File
 	// client is the program being run by Program.Run, whose system
@@ -186,7 +201,7 @@ type Machine struct {
 // NewMachine returns a Machine whose cache, context and emitted routines
 // live in code's vmcode and whose stack comes from the same VMM's vmheap.
 func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
-	m := &Machine{code: code, v: code.VMM()}
+	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{})}
 	m.codes.v = m.v
 	if opts != nil {
 		m.opts = *opts
@@ -202,10 +217,25 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	m.stackSize = stackSize
 	m.vs = detectVectorState()
 	m.lay = newLayout(m.vs)
+	// Tracked before anything is reserved, and held until made: a VMM
+	// or Code Close that starts meanwhile waits for NewMachine (whose
+	// reservations it refuses) instead of releasing memory it writes.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var err error
+	if m.untrackVMM, err = m.v.Track(vmm.StageRun, "jit machine", m.Close); err != nil {
+		return nil, fmt.Errorf("jit: %w", err)
+	}
+	if m.untrackCode, err = code.Track("jit machine", m.Close); err != nil {
+		m.untrackVMM()
+		return nil, fmt.Errorf("jit: %w", err)
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			_ = m.free()
+			m.closed = true
+			m.untrack()
 		}
 	}()
 	s, err := m.v.ReserveSlot(m.lay.size, "jit context")
@@ -267,15 +297,39 @@ func (m *Machine) free() error {
 	return errors.Join(errs...)
 }
 
-// Close releases the machine's cache, context and stack.
+// ErrClosed is wrapped by the errors of a closed Machine's and Program's
+// methods; errors.Is(err, vmm.ErrClosed) holds for it too.
+var ErrClosed = fmt.Errorf("jit: %w", vmm.ErrClosed)
+
+// untrack removes m from its VMM's and Code's dependents.
+func (m *Machine) untrack() {
+	if m.untrackVMM != nil {
+		m.untrackVMM()
+	}
+	if m.untrackCode != nil {
+		m.untrackCode()
+	}
+}
+
+// Close closes the programs loaded into the machine, then releases its
+// cache, context and stack. It waits for a Run in progress. A second
+// Close fails with an error wrapping ErrClosed.
 func (m *Machine) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil
+		return fmt.Errorf("jit: closing the machine: %w", ErrClosed)
 	}
 	m.closed = true
-	return m.free()
+	var errs []error
+	for p := range m.programs {
+		p.closed = true
+		errs = append(errs, p.free())
+	}
+	m.programs = nil
+	errs = append(errs, m.free())
+	m.untrack()
+	return errors.Join(errs...)
 }
 
 // Stats returns the machine's counters.
@@ -290,10 +344,14 @@ func (m *Machine) Stats() Stats {
 }
 
 // Flush drops every translation: needed after application code changes
-// (a library unloaded and something else mapped in its place).
+// (a library unloaded and something else mapped in its place). After
+// Close it does nothing: there is nothing left to drop.
 func (m *Machine) Flush() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
 	m.flush()
 }
 
@@ -716,7 +774,7 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return 0, errors.New("jit: machine closed")
+		return 0, fmt.Errorf("jit: native run: %w", ErrClosed)
 	}
 	m.prepare(m.gen.nativeRet, args)
 	id := native.Call1(m.gen.enter, fn)
@@ -741,7 +799,7 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return 0, errors.New("jit: machine closed")
+		return 0, fmt.Errorf("jit: run: %w", ErrClosed)
 	}
 	// Code is written by the thread that runs it next, so no other
 	// processor holds stale instructions (cross-modifying code).

@@ -84,6 +84,9 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	bad := func(format string, args ...any) error {
 		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
 	}
+	if m.isClosed() {
+		return nil, fmt.Errorf("jit: loading %s: %w", path, ErrClosed)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("jit: %w", err)
@@ -243,8 +246,22 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		return nil, fmt.Errorf("jit: %s: mapping the stack: %w", path, err)
 	}
 	p.stack, p.stackSize = stack.Start, stack.Size()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		// Closed while loading: the machine's Close did not see p.
+		return nil, fmt.Errorf("jit: loading %s: %w", path, ErrClosed)
+	}
+	m.programs[p] = struct{}{}
 	ok = true
 	return p, nil
+}
+
+// isClosed reports whether m is closed.
+func (m *Machine) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
 }
 
 // programSerial numbers programs, so that each one's mmaps carry an owner
@@ -378,7 +395,7 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || p.closed {
-		return 0, errors.New("jit: machine or program closed")
+		return 0, fmt.Errorf("jit: running %s: %w", p.path, ErrClosed)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -481,14 +498,17 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 }
 
 // Close unmaps the program: its image, brk area, stack and whatever it
-// mapped itself and left mapped.
+// mapped itself and left mapped. Its machine's Close closes it too. A
+// second Close, or one after the machine's, fails with an error wrapping
+// ErrClosed.
 func (p *Program) Close() error {
 	p.m.mu.Lock()
 	defer p.m.mu.Unlock()
 	if p.closed {
-		return nil
+		return fmt.Errorf("jit: closing %s: %w", p.path, ErrClosed)
 	}
 	p.closed = true
+	delete(p.m.programs, p)
 	// The machine's translations of the image go with it, and the code
 	// map's record of it.
 	p.m.flush()

@@ -128,7 +128,15 @@ type Dependency struct {
 
 // Library is a shared object loaded privately into a vmcode slot. Its
 // methods are safe for concurrent use; Close must not race with calls into
-// the library's code.
+// the library's code: a call is a jump into the image, which Close cannot
+// see or wait for.
+//
+// A library is a dependent of its VMM (vmm.StageLoad): the VMM's Close
+// closes it, running its finalisers while every code unit is still mapped.
+// Once closed, by either Close, Lookup and LookupVersion find nothing,
+// Func and Close fail with an error wrapping ErrClosed (and so
+// vmm.ErrClosed), and the accessors of its bounds and parsed file keep
+// answering from the Go heap.
 //
 // One Load loads a library and its private dependencies: they form a
 // group, each in a slot of its own, which the root library's Close
@@ -157,14 +165,22 @@ type Library struct {
 	// the type is per OS: *PEModule on Windows, empty elsewhere.
 	pe peState
 
+	// untrack removes the library from its VMM's dependents: set for a
+	// group's root by Load once it succeeded, taken by Close. Guarded
+	// by mu.
+	untrack func()
+
 	mu sync.Mutex
 	// inited is set once the initialisers ran: Close runs the
 	// finalisers only then.
 	inited bool
-	closed bool
+	// closed is set when Close starts, for every library of the group.
+	closed atomic.Bool
 	// dead is set by Close before the library's slot is released, and
 	// never cleared: a Func of the library loads it on every call, so
 	// that a call after Close fails instead of running unmapped code.
+	// (closed is set earlier, before the finalisers, which may still
+	// call the library's Funcs back.)
 	dead atomic.Bool
 }
 
@@ -282,10 +298,7 @@ func (l *Library) resolveIFunc(i uint64, s Symbol) (uintptr, bool) {
 	if l.skipIFunc || s.Section == elf.SHN_ABS || !l.file.IsCode(s.Value) || l.group == nil {
 		return 0, false
 	}
-	l.mu.Lock()
-	closed := l.closed
-	l.mu.Unlock()
-	if closed {
+	if l.closed.Load() {
 		return 0, false
 	}
 	g, r := l.group, l.symAddr(s)
@@ -310,9 +323,10 @@ func (l *Library) symAddr(s Symbol) uintptr {
 	return l.bias + uintptr(s.Value)
 }
 
-// ErrClosed is returned by Close on a library already closed, and by
-// calls of a closed library's functions.
-var ErrClosed = errors.New("privload: library already closed")
+// ErrClosed is wrapped by the errors of a closed library's methods (a
+// second Close, a call of one of its Funcs); errors.Is(err,
+// vmm.ErrClosed) holds for it too.
+var ErrClosed = fmt.Errorf("privload: library %w", vmm.ErrClosed)
 
 // ErrDependency is returned by Close on a library that was loaded as a
 // dependency of another: its group's root unloads it.
@@ -323,7 +337,9 @@ var ErrDependency = errors.New("privload: library was loaded as a dependency; cl
 // library whose initialisers ran, in the reverse of the order the
 // initialisers ran, then releases every slot back to vmcode: afterwards
 // no page of any image remains mapped. The libraries' code must not be
-// running or called again.
+// running or called again. A second Close, or one after the VMM's Close
+// (which closed the library), fails with an error wrapping ErrClosed; of
+// two concurrent Closes one unloads the library and the other fails so.
 func (l *Library) Close() error {
 	members, order := []*Library{l}, []*Library{l}
 	if g := l.group; g != nil {
@@ -332,12 +348,20 @@ func (l *Library) Close() error {
 		}
 		members, order = g.libs, g.initOrder
 	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
+	// Claim the close: whoever swaps closed first unloads the group.
+	if l.closed.Swap(true) {
 		return fmt.Errorf("%w: %s", ErrClosed, l.path)
 	}
+	for _, m := range members {
+		m.closed.Store(true)
+	}
+	l.mu.Lock()
+	untrack := l.untrack
+	l.untrack = nil
 	l.mu.Unlock()
+	if untrack != nil {
+		untrack()
+	}
 	var errs []error
 	for i := len(order) - 1; i >= 0; i-- {
 		m := order[i]
@@ -352,13 +376,63 @@ func (l *Library) Close() error {
 		}
 	}
 	for _, m := range members {
-		m.mu.Lock()
-		m.closed = true
 		m.dead.Store(true)
-		m.mu.Unlock()
 		if err := m.slot.Release(); err != nil {
 			errs = append(errs, fmt.Errorf("privload: %s: releasing its slot: %w", m.path, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loadTracker makes a Load a dependent of its VMM before it reserves
+// anything: a VMM.Close that starts during the load waits for the load to
+// end (new slots are refused meanwhile, so it ends soon) and then closes
+// what it loaded, instead of releasing vmcode under a relocation or an
+// initialiser in progress.
+type loadTracker struct {
+	// mu is held by the Load from trackLoad to done.
+	mu sync.Mutex
+	// lib is the library loaded; nil until done, and after a failed
+	// load. Guarded by mu.
+	lib *Library
+	// untrack is the VMM's. Immutable after trackLoad.
+	untrack func()
+}
+
+// trackLoad registers the load of path with v and holds it until done.
+func trackLoad(v *vmm.VMM, path string) (*loadTracker, error) {
+	t := &loadTracker{}
+	t.mu.Lock()
+	untrack, err := v.Track(vmm.StageLoad, "library "+path, t.close)
+	if err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("privload: %s: %w", path, err)
+	}
+	t.untrack = untrack
+	return t, nil
+}
+
+// close is the closer v.Close calls: it waits for the load and closes
+// what it loaded.
+func (t *loadTracker) close() error {
+	t.mu.Lock()
+	lib := t.lib
+	t.mu.Unlock()
+	if lib == nil {
+		return nil
+	}
+	return lib.Close()
+}
+
+// done ends the load with lib, the group's root, or nil if it failed.
+func (t *loadTracker) done(lib *Library) {
+	if lib == nil {
+		t.untrack()
+	} else {
+		lib.mu.Lock()
+		lib.untrack = t.untrack
+		lib.mu.Unlock()
+		t.lib = lib
+	}
+	t.mu.Unlock()
 }

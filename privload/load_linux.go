@@ -62,13 +62,18 @@ import (
 // On any failure every slot is released: nothing stays mapped and v's
 // address-space map matches the kernel's. Errors name the file (and the
 // library that needed it) and the reason.
-func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
+func Load(v *vmm.VMM, path string, opts Options) (lib *Library, err error) {
+	t, err := trackLoad(v, path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { t.done(lib) }()
 	ld := &elfLoader{v: v, os: v.OS(), opts: opts, page: v.OS().PageSize(), byID: map[fileID]*elfImage{}, byName: map[string]scopeEntry{}}
 	ld.system = opts.System
 	if ld.system == nil {
 		ld.system = DefaultSystem
 	}
-	lib, err := ld.run(path)
+	lib, err = ld.run(path)
 	for _, img := range ld.imgs {
 		if img.obj != nil {
 			if cerr := ld.os.CloseObject(img.obj); cerr != nil && err == nil {

@@ -88,6 +88,9 @@ func (l *Library) PE() *PEModule {
 // Lookup returns the address of the DLL's export called name
 // (PEModule.Lookup); none once the library is closed.
 func (l *Library) Lookup(name string) (uintptr, bool) {
+	if l.closed.Load() {
+		return 0, false
+	}
 	m := l.PE()
 	if m == nil {
 		return 0, false
@@ -307,7 +310,12 @@ func (m *PEModule) unload() error {
 // placeholder: a PE image has no ELF symbol table. Its exports are found
 // by Library.Lookup (and so Func), which on Windows reads the export table
 // through the library's PEModule (PE).
-func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
+func Load(v *vmm.VMM, path string, opts Options) (lib *Library, err error) {
+	t, err := trackLoad(v, path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { t.done(lib) }()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("privload: %s: reading: %w", path, err)
@@ -332,7 +340,7 @@ func Load(v *vmm.VMM, path string, opts Options) (*Library, error) {
 	}
 	base := slot.Base()
 	m := &PEModule{file: f, path: path, base: base, size: uintptr(size), hosts: map[string]windows.Handle{}}
-	lib, err := m.build(slot, page, ranges, opts)
+	lib, err = m.build(slot, page, ranges, opts)
 	if err != nil {
 		err = errors.Join(err, m.unload())
 		if rerr := slot.Release(); rerr != nil {

@@ -14,8 +14,11 @@
 package vmcode
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/reachvm/reachvm/internal/lifetime"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -24,13 +27,50 @@ import (
 // OwnerFcache annotates code-cache units in aspacem.
 const OwnerFcache = "fcache"
 
-// Code allocates units from a VMM's vmcode.
+// Code allocates units from a VMM's vmcode. It is safe for concurrent
+// use. It is a dependent of its VMM (vmm.StageCode): the VMM's Close
+// closes it.
 type Code struct {
 	v *vmm.VMM
+	// untrack removes c from v's dependents. Immutable; nil if v was
+	// closing when c was made.
+	untrack func()
+	// deps are the objects that run code from c's units (jit machines),
+	// which Close closes before it frees the units.
+	deps lifetime.Registry
+
+	// closeMu serializes Close. Lock order: closeMu, then the dependents'
+	// locks (through their closers), then Unit.mu, then mu.
+	closeMu sync.Mutex
+	// mu guards the fields below.
+	mu sync.Mutex
+	// closing is set when Close starts: Alloc refuses from then on.
+	closing bool
+	// closed is set once Close freed every unit.
+	closed bool
+	// units holds every unit allocated and not freed.
+	units map[*Unit]struct{}
 }
 
-// New returns a unit allocator over v's vmcode.
-func New(v *vmm.VMM) *Code { return &Code{v: v} }
+// ErrClosed is wrapped by the errors of a Code's and a Unit's methods
+// once the unit is freed or the Code (or its VMM) closed;
+// errors.Is(err, vmm.ErrClosed) holds for it too.
+var ErrClosed = fmt.Errorf("vmcode: %w", vmm.ErrClosed)
+
+// New returns a unit allocator over v's vmcode, tracked by v. Over a VMM
+// already closing or closed it returns a Code that is closed: Alloc fails
+// with ErrClosed.
+func New(v *vmm.VMM) *Code {
+	c := &Code{v: v, units: make(map[*Unit]struct{})}
+	untrack, err := v.Track(vmm.StageCode, "vmcode allocator", c.Close)
+	if err != nil {
+		c.closing, c.closed = true, true
+		c.deps.Drain()
+		return c
+	}
+	c.untrack = untrack
+	return c
+}
 
 // VMM returns the VMM the units come from.
 func (c *Code) VMM() *vmm.VMM { return c.v }
@@ -39,18 +79,89 @@ func (c *Code) VMM() *vmm.VMM { return c.v }
 // addresses.
 func (c *Code) WX() bool { return c.v.WX() }
 
+// Track registers close as a dependent of c: something that runs code
+// from c's units, as a jit Machine does. c.Close calls it, the latest
+// tracked first, before it frees any unit, with no lock of c held, and
+// waits for it. Track fails with an error wrapping ErrClosed once Close
+// has started. The dependent calls untrack when it is closed by other
+// means.
+func (c *Code) Track(name string, close func() error) (untrack func(), err error) {
+	if close == nil {
+		return nil, fmt.Errorf("vmcode: tracking %q: nil close function", name)
+	}
+	untrack, ok := c.deps.Add(0, name, close)
+	if !ok {
+		return nil, fmt.Errorf("vmcode: tracking %q: %w", name, ErrClosed)
+	}
+	return untrack, nil
+}
+
+// Close closes c's dependents (Track), then frees every unit still
+// allocated: afterwards Alloc, and every method of those units that
+// touches their memory, fails with an error wrapping ErrClosed. A unit's
+// Write or Seal in progress finishes first. A second Close returns
+// ErrClosed.
+func (c *Code) Close() error {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.closing = true
+	c.mu.Unlock()
+	var errs []error
+	for _, d := range c.deps.Drain() {
+		if err := d.Close(); err != nil && !errors.Is(err, vmm.ErrClosed) {
+			errs = append(errs, fmt.Errorf("vmcode: closing %s: %w", d.Name, err))
+		}
+	}
+	c.mu.Lock()
+	units := make([]*Unit, 0, len(c.units))
+	for u := range c.units {
+		units = append(units, u)
+	}
+	c.mu.Unlock()
+	for _, u := range units {
+		// A unit its user freed meanwhile reports ErrClosed; one the
+		// VMM released with vmcode does too and is freed all the same.
+		if err := u.Free(); err != nil && !errors.Is(err, vmm.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	if c.untrack != nil {
+		c.untrack()
+	}
+	return errors.Join(errs...)
+}
+
 // Unit is a run of committed vmcode pages for emitted code. Its methods
 // must not be called concurrently with each other; different units are
-// independent.
+// independent. Once the unit is freed (by Free, or by its Code's or VMM's
+// Close, which wait for a Write or Seal in progress), Write, Seal and
+// Free fail with an error wrapping ErrClosed; Exec, Writable and Size keep
+// returning the addresses and size it had.
 type Unit struct {
+	code *Code
 	slot *vmm.Slot
 	// rw is the writable address of the unit's first byte: Exec() plus
 	// the VMM's constant offset under W^X, Exec() otherwise.
 	rw uintptr
 	// wx is set when the unit's writable and executable views differ.
 	wx bool
+
+	// mu guards sealed and freed, and is held across every access to
+	// the unit's memory, so that a Close on another goroutine cannot
+	// free the unit under a Write.
+	mu sync.Mutex
 	// sealed is set by Seal.
 	sealed bool
+	// freed is set once the unit's slot is released.
+	freed bool
 }
 
 // Alloc returns a unit of at least size bytes, rounded up to the
@@ -58,8 +169,12 @@ type Unit struct {
 // each unit's executable view is a view of vmcode's section mapped at its
 // own grid slots), ready to be written. Under W^X its executable
 // view is read-execute and its writable view read-write; otherwise it is
-// read-write until Seal.
+// read-write until Seal. It fails with an error wrapping ErrClosed once
+// c's Close has started.
 func (c *Code) Alloc(size uintptr) (*Unit, error) {
+	if c.isClosing() {
+		return nil, fmt.Errorf("vmcode: allocating a unit: %w", ErrClosed)
+	}
 	s, err := c.v.ReserveUnit(size, OwnerFcache)
 	if err != nil {
 		return nil, err
@@ -70,13 +185,32 @@ func (c *Code) Alloc(size uintptr) (*Unit, error) {
 		prot = mem.ProtRX
 	}
 	if err := s.Commit(s.Base(), s.Size(), prot); err != nil {
-		if rerr := s.Release(); rerr != nil {
+		if rerr := s.Release(); rerr != nil && !errors.Is(rerr, vmm.ErrClosed) {
 			return nil, fmt.Errorf("%w (and releasing the unit: %v)", err, rerr)
 		}
 		return nil, err
 	}
 	rw, _ := c.v.Writable(s.Base())
-	return &Unit{slot: s, rw: rw, wx: wx}, nil
+	u := &Unit{code: c, slot: s, rw: rw, wx: wx}
+	c.mu.Lock()
+	if c.closing {
+		// Close started after the check above and may have snapshotted
+		// the units already: this one is not handed out.
+		c.mu.Unlock()
+		if rerr := s.Release(); rerr != nil && !errors.Is(rerr, vmm.ErrClosed) {
+			return nil, fmt.Errorf("vmcode: allocating a unit: %w (and releasing it: %v)", ErrClosed, rerr)
+		}
+		return nil, fmt.Errorf("vmcode: allocating a unit: %w", ErrClosed)
+	}
+	c.units[u] = struct{}{}
+	c.mu.Unlock()
+	return u, nil
+}
+
+func (c *Code) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
 }
 
 // Exec returns the address code in the unit runs at: what its code is
@@ -96,6 +230,11 @@ func (u *Unit) Size() uintptr { return u.slot.Size() }
 // fails after Seal in both modes, so that code that works with W^X off
 // works with it on and the other way round.
 func (u *Unit) Write(off uintptr, b []byte) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.freed {
+		return fmt.Errorf("vmcode: write to the unit at %#x: %w", u.Exec(), ErrClosed)
+	}
 	if u.sealed {
 		return fmt.Errorf("vmcode: unit at %#x is sealed", u.Exec())
 	}
@@ -113,6 +252,11 @@ func (u *Unit) Write(off uintptr, b []byte) error {
 // W^X it makes the pages read-execute (one mprotect); under W^X they
 // already are, and Seal makes no system call.
 func (u *Unit) Seal() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.freed {
+		return fmt.Errorf("vmcode: sealing the unit at %#x: %w", u.Exec(), ErrClosed)
+	}
 	if u.sealed {
 		return nil
 	}
@@ -129,5 +273,22 @@ func (u *Unit) Seal() error {
 // back to the kernel at once; under W^X up to 1 MiB of freed units stay in
 // the shared object, inaccessible from both views, so that the next Alloc
 // over them costs a memclr instead of two page faults (vmm.VMM.Trim gives
-// them back).
-func (u *Unit) Free() error { return u.slot.Release() }
+// them back). Freeing a unit twice, or after its Code or VMM closed,
+// fails with an error wrapping ErrClosed.
+func (u *Unit) Free() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.freed {
+		return fmt.Errorf("vmcode: freeing the unit at %#x: %w", u.Exec(), ErrClosed)
+	}
+	err := u.slot.Release()
+	if err != nil && !errors.Is(err, vmm.ErrClosed) {
+		return err // still allocated: Free may be retried
+	}
+	// Released now, or with vmcode by the VMM's Close.
+	u.freed = true
+	u.code.mu.Lock()
+	delete(u.code.units, u)
+	u.code.mu.Unlock()
+	return err
+}

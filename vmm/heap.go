@@ -84,7 +84,7 @@ func (v *VMM) VMHeap() (base, size uintptr) {
 // read-write vmheap memory, aligned to the granularity. Free it with
 // HeapFree or Free; Alloc is the allocator for small objects.
 func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
-	if err := v.acquire(); err != nil {
+	if err := v.acquireNew(); err != nil {
 		return 0, err
 	}
 	defer v.life.RUnlock()

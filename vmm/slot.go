@@ -14,7 +14,10 @@ import (
 // range back into reservation and returns it to vmcode.
 //
 // A Slot's methods are safe for concurrent use with other slots; calls on
-// one slot must not race with its Release.
+// one slot must not race with its Release. After Release, or after its
+// VMM's Close (which releases every slot with vmcode), every method that
+// touches memory fails with an error wrapping ErrClosed; Base, Size and
+// Owner keep returning the slot's bounds and name.
 type Slot struct {
 	v *VMM
 	// base, size and owner are immutable. owner annotates the slot's
@@ -63,8 +66,8 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 	if addr%align != 0 {
 		return nil, fmt.Errorf("vmm: slot for %q: address %#x not aligned to %#x", owner, addr, align)
 	}
-	if err := v.acquire(); err != nil {
-		return nil, err
+	if err := v.acquireNew(); err != nil {
+		return nil, fmt.Errorf("vmm: slot for %q: %w", owner, err)
 	}
 	defer v.life.RUnlock()
 	base := addr
@@ -100,20 +103,21 @@ func (s *Slot) Size() uintptr { return s.size }
 func (s *Slot) Owner() string { return s.owner }
 
 // begin validates [addr, addr+size) for op and holds the VMM open; the
-// caller must call s.v.life.RUnlock when it returns nil.
+// caller must call s.v.life.RUnlock when it returns nil. It fails with an
+// error wrapping ErrClosed once the slot is released or its VMM closed.
 func (s *Slot) begin(op string, addr, size uintptr) error {
 	if err := s.check(op, addr, size); err != nil {
 		return err
 	}
 	if err := s.v.acquire(); err != nil {
-		return err
+		return fmt.Errorf("vmm: slot %q at %#x: %s: %w", s.owner, s.base, op, err)
 	}
 	s.v.mu.Lock()
 	_, live := s.v.slots[s]
 	s.v.mu.Unlock()
 	if !live {
 		s.v.life.RUnlock()
-		return fmt.Errorf("vmm: slot %q at %#x: %s after the slot was released", s.owner, s.base, op)
+		return fmt.Errorf("vmm: slot %q at %#x: %s after the slot was released: %w", s.owner, s.base, op, ErrClosed)
 	}
 	return nil
 }
@@ -284,22 +288,32 @@ func (s *Slot) record(seg aspacem.Segment) error {
 }
 
 // Release turns the whole slot back into vmcode reservation and returns it
-// to the allocator. Releasing a slot twice is an error.
+// to the allocator. Releasing a slot twice, or after its VMM closed (which
+// released it with vmcode), fails with an error wrapping ErrClosed; of two
+// concurrent Releases one succeeds.
 func (s *Slot) Release() error {
 	v := s.v
 	if err := s.begin("release", s.base, s.size); err != nil {
 		return err
 	}
 	defer v.life.RUnlock()
+	// Claim the slot: a concurrent Release now finds it released.
+	v.mu.Lock()
+	_, live := v.slots[s]
+	delete(v.slots, s)
+	v.mu.Unlock()
+	if !live {
+		return fmt.Errorf("vmm: slot %q at %#x: release after the slot was released: %w", s.owner, s.base, ErrClosed)
+	}
 	if err := v.back.reset(s.base, s.size); err != nil {
+		v.mu.Lock()
+		v.slots[s] = struct{}{}
+		v.mu.Unlock()
 		return fmt.Errorf("vmm: slot %q: re-reserving: %w", s.owner, err)
 	}
 	if !s.files {
 		v.noteUnit(s.base, s.size, false)
 	}
-	v.mu.Lock()
-	delete(v.slots, s)
-	v.mu.Unlock()
 	for _, seg := range v.back.reserved(s.base, s.size) {
 		if err := v.space.Update(seg); err != nil {
 			return fmt.Errorf("vmm: slot %q: %w", s.owner, err)

@@ -14,15 +14,43 @@
 // MapAppFile, CommitApp, ProtectApp, DecommitApp and ReleaseApp, on any
 // page-aligned sub-range under Linux rules, never on anything else the
 // VMM or the process owns (appmem.go).
+//
+// # Lifetimes
+//
+// Everything built on a VMM lives in its memory, so VMM.Close closes it
+// first, in DynamoRIO's dr_exit order, rather than refusing while
+// something is open: a tool tearing down wants one call that leaves
+// nothing behind, and an error would leave it to find and close, in the
+// right order, objects of layers it may not know. Upper layers register a
+// closer with Track when an object is created (an embedder's own objects
+// can too) and untrack when it is closed. Close refuses new slots,
+// vmheap allocations and Track from the moment it starts, then closes the
+// dependents by Stage: jit machines with their programs, then libraries
+// (whose finalisers run while every code unit is still mapped), then
+// vmcode.Code allocators with their units, then the embedder's data; then
+// it releases the application memory left, vmheap and vmcode, with every
+// slot nobody tracked. After that every method of the VMM, its slots and
+// its dependents that would touch their memory returns an error wrapping
+// ErrClosed instead, and a second Close of any of them does too; methods
+// that return no error (bounds, names, counters) answer from memory the
+// Go heap holds.
+//
+// Lock order: VMM.Close's closeMu, then each dependent's own lock (taken
+// by its closer), then VMM.life, then VMM.mu or the application memory's
+// lock. Close holds no VMM lock while a closer runs, so a closer can
+// release its slots, and it waits for each: a Machine's closer waits for a
+// Run in progress to end. A library's closer cannot wait for native calls
+// into it (a call is a plain jump into its code); privload documents that
+// Close must not race with calls into the library.
 package vmm
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/lifetime"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 )
@@ -105,12 +133,22 @@ type VMM struct {
 	// code allocates slots inside vmcode.
 	code *extentAllocator
 
-	// life guards closed. Every operation that calls the OS on vmcode
-	// holds it for reading across the call, so that Close, which holds it
-	// for writing, never releases vmcode under a MAP_FIXED in flight (which
-	// would then land on address space that is no longer ours).
+	// closeMu serializes Close. Lock order: closeMu, then the
+	// dependents' own locks (through their closers), then life.
+	closeMu sync.Mutex
+	// deps are the dependents Close closes before vmcode (Track).
+	deps lifetime.Registry
+
+	// life guards closing and closed. Every operation that calls the OS
+	// on vmcode or vmheap holds it for reading across the call, so that
+	// Close, which holds it for writing, never releases vmcode under a
+	// MAP_FIXED in flight (which would then land on address space that is
+	// no longer ours).
 	life sync.RWMutex
-	// closed is set by Close.
+	// closing is set when Close starts: new slots and vmheap allocations
+	// are refused from then on, while dependents still release theirs.
+	closing bool
+	// closed is set once Close released vmcode.
 	closed bool
 
 	// mu guards slots. Lock order: life before mu.
@@ -235,51 +273,3 @@ func (v *VMM) InVMCode(addr, size uintptr) bool {
 
 // FreeVMCode returns the number of vmcode bytes not in any slot.
 func (v *VMM) FreeVMCode() uintptr { return v.code.freeBytes() }
-
-// ErrClosed is returned by operations on a closed VMM.
-var ErrClosed = errors.New("vmm: closed")
-
-// acquire holds v open for an operation on vmcode; release with
-// v.life.RUnlock.
-func (v *VMM) acquire() error {
-	v.life.RLock()
-	if v.closed {
-		v.life.RUnlock()
-		return ErrClosed
-	}
-	return nil
-}
-
-// Close releases vmcode with every slot in it, vmheap, and whatever
-// application memory (appmem.go) is left. Afterwards the VMM owns
-// nothing and the kernel shows none of its mappings. One release of the
-// whole reservation takes every slot's file views and committed pages with
-// it (Linux rules); if the OS refuses, Close reports it, changes nothing,
-// and may be called again.
-func (v *VMM) Close() error {
-	v.life.Lock()
-	defer v.life.Unlock()
-	if v.closed {
-		return ErrClosed
-	}
-	if err := v.closeApp(); err != nil {
-		return err
-	}
-	if v.heap != nil {
-		if err := v.heap.close(); err != nil {
-			return err
-		}
-		v.heap = nil
-	}
-	if err := v.back.release(); err != nil {
-		return fmt.Errorf("vmm: releasing vmcode: %w", err)
-	}
-	v.closed = true
-	v.mu.Lock()
-	v.slots = nil
-	v.mu.Unlock()
-	if err := v.space.Update(aspacem.Segment{Start: v.codeBase, End: v.codeBase + v.codeSize, Kind: aspacem.KindFree}); err != nil {
-		return fmt.Errorf("vmm: recording vmcode's release: %w", err)
-	}
-	return nil
-}
