@@ -319,11 +319,15 @@ func TestCloseConcurrentVMM(t *testing.T) {
 		if err := v.Close(); err != nil {
 			t.Fatal(err)
 		}
+		kernel := vmmtest.Unmapped(v, foot)
 		wg.Wait()
 		close(errs)
 		for err := range errs {
 			t.Error(err)
 		}
-		vmmtest.Gone(t, v, foot, fmt.Sprintf("round %d", round))
+		if kernel != nil {
+			t.Fatalf("round %d: %v", round, kernel)
+		}
+		vmmtest.Forgotten(t, v, foot, fmt.Sprintf("round %d", round))
 	}
 }

@@ -110,10 +110,15 @@ func closeOrder(t *testing.T, names []string, order []int, w World) {
 		}
 		return false
 	}
+	// kernel is what Unmapped said right after the VMM closed.
+	var kernel error
 	for _, i := range order {
 		o := w.Objects[i]
 		already := gone(o)
 		err := o.Close()
+		if o.Name == "vmm" && !already {
+			kernel = Unmapped(w.VMM, foot)
+		}
 		switch {
 		case already && !errors.Is(err, vmm.ErrClosed):
 			t.Errorf("closing %s after its VMM or a parent closed: %v, want an error wrapping vmm.ErrClosed", o.Name, err)
@@ -132,13 +137,17 @@ func closeOrder(t *testing.T, names []string, order []int, w World) {
 		if err := w.VMM.Close(); err != nil {
 			t.Errorf("closing the VMM last: %v", err)
 		}
+		kernel = Unmapped(w.VMM, foot)
+	}
+	if kernel != nil {
+		t.Errorf("after the VMM closed: %v", kernel)
 	}
 	if w.Check != nil {
 		if err := w.Check(); err != nil {
 			t.Error(err)
 		}
 	}
-	Gone(t, w.VMM, foot, "after every close")
+	Forgotten(t, w.VMM, foot, "after every close")
 }
 
 // WantClosed returns nil if err wraps vmm.ErrClosed, else an error saying
