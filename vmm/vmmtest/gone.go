@@ -111,7 +111,9 @@ func (f Footprint) holds(start, end uintptr) bool {
 // memory. The VMM maps no such pair: it reserves and commits whole slots.
 func threadStack(o mem.OS, r mem.Region) bool {
 	page := o.PageSize()
-	guard := func(g mem.Region) bool { return g.State != mem.StateFree && g.End-g.Start == page && g.Prot == mem.ProtNone }
+	guard := func(g mem.Region) bool {
+		return g.State != mem.StateFree && g.End-g.Start == page && g.Prot == mem.ProtNone
+	}
 	stack := func(s mem.Region) bool { return s.State == mem.StateCommitted && s.Prot == mem.ProtRW && !s.Shared }
 	if guard(r) {
 		above, err := o.Query(r.End)
