@@ -169,6 +169,10 @@ type Library struct {
 	// group's root by Load once it succeeded, taken by Close. Guarded
 	// by mu.
 	untrack func()
+	// closeMu is held across Close, so that a Close that comes second
+	// (the VMM's, say) returns only once the first one is done: the VMM
+	// must not release vmcode under a finaliser still running.
+	closeMu sync.Mutex
 
 	mu sync.Mutex
 	// inited is set once the initialisers ran: Close runs the
@@ -348,20 +352,25 @@ func (l *Library) Close() error {
 		}
 		members, order = g.libs, g.initOrder
 	}
-	// Claim the close: whoever swaps closed first unloads the group.
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
 	if l.closed.Swap(true) {
 		return fmt.Errorf("%w: %s", ErrClosed, l.path)
 	}
 	for _, m := range members {
 		m.closed.Store(true)
 	}
-	l.mu.Lock()
-	untrack := l.untrack
-	l.untrack = nil
-	l.mu.Unlock()
-	if untrack != nil {
-		untrack()
-	}
+	// Untracked only once unloaded: until then the VMM's Close waits
+	// here for this one.
+	defer func() {
+		l.mu.Lock()
+		untrack := l.untrack
+		l.untrack = nil
+		l.mu.Unlock()
+		if untrack != nil {
+			untrack()
+		}
+	}()
 	var errs []error
 	for i := len(order) - 1; i >= 0; i-- {
 		m := order[i]

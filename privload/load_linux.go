@@ -735,7 +735,7 @@ func (ld *elfLoader) reserve() error {
 		}
 		slot, err := ld.v.ReserveSlot(uintptr(hi-lo), "privlib "+img.lib.name)
 		if err != nil {
-			return errorf(img.who, "reserving a %#x-byte slot in vmcode: %v", hi-lo, err)
+			return errorf(img.who, "reserving a %#x-byte slot in vmcode: %w", hi-lo, err)
 		}
 		img.lib.slot = slot
 		img.lib.bias = slot.Base() - uintptr(lo)

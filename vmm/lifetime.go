@@ -39,8 +39,11 @@ const (
 // Track registers close as a dependent of v, named name: v.Close calls it
 // before it releases vmcode (see the package documentation for the
 // order). The dependent calls untrack when it is closed by other means,
-// and should treat a second close as an error wrapping ErrClosed, which
-// Close ignores. Track fails with ErrClosed once Close has started.
+// once it no longer uses v's memory, and treats a second close as an
+// error wrapping ErrClosed, which Close ignores; but a close that comes
+// while another is in progress must wait for it to finish before it
+// returns, or Close would release memory under it. Track fails with
+// ErrClosed once Close has started.
 //
 // close is called with no lock of v held and may call any method of v
 // and of its slots, but not v.Close.
