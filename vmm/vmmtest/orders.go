@@ -76,13 +76,16 @@ func CloseOrders(t *testing.T, names []string, sizes []int, build func(t *testin
 				label = append(label, names[i])
 			}
 			t.Run(strings.Join(label, ","), func(t *testing.T) {
-				closeOrder(t, names, order, build(t))
+				CloseInOrder(t, names, order, build(t))
 			})
 		}
 	}
 }
 
-func closeOrder(t *testing.T, names []string, order []int, w World) {
+// CloseInOrder is one case of CloseOrders: it closes the objects of w at
+// the indices order lists, in that order, uses each once, closes the VMM
+// and checks it gone.
+func CloseInOrder(t *testing.T, names []string, order []int, w World) {
 	t.Helper()
 	if len(w.Objects) != len(names) {
 		t.Fatalf("the world has %d objects, want %d (%v)", len(w.Objects), len(names), names)
