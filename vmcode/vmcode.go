@@ -153,6 +153,8 @@ type Unit struct {
 	rw uintptr
 	// wx is set when the unit's writable and executable views differ.
 	wx bool
+	// size is the slot's size. Immutable.
+	size uintptr
 
 	// mu guards sealed and freed, and is held across every access to
 	// the unit's memory, so that a Close on another goroutine cannot
@@ -191,7 +193,7 @@ func (c *Code) Alloc(size uintptr) (*Unit, error) {
 		return nil, err
 	}
 	rw, _ := c.v.Writable(s.Base())
-	u := &Unit{code: c, slot: s, rw: rw, wx: wx}
+	u := &Unit{code: c, slot: s, rw: rw, wx: wx, size: s.Size()}
 	c.mu.Lock()
 	if c.closing {
 		// Close started after the check above and may have snapshotted
@@ -231,21 +233,27 @@ func (u *Unit) Size() uintptr { return u.slot.Size() }
 // works with it on and the other way round.
 func (u *Unit) Write(off uintptr, b []byte) error {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	if u.freed {
-		return fmt.Errorf("vmcode: write to the unit at %#x: %w", u.Exec(), ErrClosed)
-	}
-	if u.sealed {
-		return fmt.Errorf("vmcode: unit at %#x is sealed", u.Exec())
-	}
-	if off > u.Size() || uintptr(len(b)) > u.Size()-off {
-		return fmt.Errorf("vmcode: write of %d bytes at offset %#x leaves the unit (%#x bytes)", len(b), off, u.Size())
-	}
-	if len(b) == 0 {
-		return nil
+	if u.freed || u.sealed || off > u.size || uintptr(len(b)) > u.size-off {
+		u.mu.Unlock()
+		return u.writeError(off, len(b))
 	}
 	copy(osmem.Bytes(u.rw+off, uintptr(len(b))), b)
+	u.mu.Unlock()
 	return nil
+}
+
+// writeError says why Write refused a write of n bytes at off: kept out
+// of Write, whose every call is a patch or a fragment of the jit.
+func (u *Unit) writeError(off uintptr, n int) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.freed:
+		return fmt.Errorf("vmcode: write to the unit at %#x: %w", u.Exec(), ErrClosed)
+	case u.sealed:
+		return fmt.Errorf("vmcode: unit at %#x is sealed", u.Exec())
+	}
+	return fmt.Errorf("vmcode: write of %d bytes at offset %#x leaves the unit (%#x bytes)", n, off, u.Size())
 }
 
 // Seal ends writing: from here on the unit runs and Write refuses. Without
