@@ -70,7 +70,8 @@ func (h *Heap) close() error {
 // ErrNoVMHeap is returned by heap operations of a VMM made with NoVMHeap.
 var ErrNoVMHeap = errors.New("vmm: no vmheap")
 
-// VMHeap returns vmheap's bounds, or zeros without one.
+// VMHeap returns vmheap's bounds, or zeros without one and once the VMM
+// is closed.
 func (v *VMM) VMHeap() (base, size uintptr) {
 	v.life.RLock()
 	defer v.life.RUnlock()
@@ -82,7 +83,8 @@ func (v *VMM) VMHeap() (base, size uintptr) {
 
 // HeapAlloc returns size bytes (rounded up to the granularity) of zeroed,
 // read-write vmheap memory, aligned to the granularity. Free it with
-// HeapFree or Free; Alloc is the allocator for small objects.
+// HeapFree or Free; Alloc is the allocator for small objects. It fails
+// with ErrClosed from the moment the VMM's Close starts.
 func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
 	if err := v.acquireNew(); err != nil {
 		return 0, err
@@ -98,7 +100,8 @@ func (v *VMM) HeapAlloc(size uintptr) (uintptr, error) {
 // and its pages to the OS. size is rounded up to the granularity and must
 // match the allocation's. An address that is not a page allocation's start
 // is refused with an error wrapping ErrNotAllocated, a size that does not
-// match with another; either way nothing changes.
+// match with another; either way nothing changes. Once the VMM is closed,
+// which released every allocation with vmheap, it fails with ErrClosed.
 func (v *VMM) HeapFree(addr, size uintptr) error {
 	if err := v.acquire(); err != nil {
 		return err

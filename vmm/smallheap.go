@@ -515,9 +515,10 @@ func cmpAddr(a, b uintptr) int {
 // its size class; a larger one takes whole pages, as HeapAlloc. Free it
 // with Free. The memory stays valid until freed or the VMM is closed; Go's
 // garbage collector neither scans nor moves it, so it may hold no Go
-// pointers. Safe for concurrent use.
+// pointers. Safe for concurrent use. It fails with ErrClosed from the
+// moment the VMM's Close starts.
 func (v *VMM) Alloc(size uintptr) (uintptr, error) {
-	if err := v.acquire(); err != nil {
+	if err := v.acquireNew(); err != nil {
 		return 0, err
 	}
 	defer v.life.RUnlock()
@@ -568,7 +569,7 @@ func (v *VMM) CString(s string) (uintptr, error) {
 	if i := strings.IndexByte(s, 0); i >= 0 {
 		return 0, fmt.Errorf("vmm: CString: the string holds a NUL at byte %d of %d", i, len(s))
 	}
-	if err := v.acquire(); err != nil {
+	if err := v.acquireNew(); err != nil {
 		return 0, err
 	}
 	defer v.life.RUnlock()
