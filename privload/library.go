@@ -343,7 +343,8 @@ var ErrDependency = errors.New("privload: library was loaded as a dependency; cl
 // no page of any image remains mapped. The libraries' code must not be
 // running or called again. A second Close, or one after the VMM's Close
 // (which closed the library), fails with an error wrapping ErrClosed; of
-// two concurrent Closes one unloads the library and the other fails so.
+// two concurrent Closes one unloads the library and the other waits for
+// it, then fails so.
 func (l *Library) Close() error {
 	members, order := []*Library{l}, []*Library{l}
 	if g := l.group; g != nil {
