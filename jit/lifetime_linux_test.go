@@ -215,6 +215,11 @@ func TestCloseAllJIT(t *testing.T) {
 	}
 }
 
+// concurrentSink is where TestCloseConcurrentJIT's finaliser writes: a
+// package variable, since a local that does not escape lives on the
+// goroutine's stack, which moves when it grows.
+var concurrentSink int64
+
 // TestCloseConcurrentJIT closes the VMM while 2 goroutines run the
 // library's code under machines of their own and 2 emit call stubs:
 // every call returns the right result or fails with ErrClosed (a Run in
@@ -238,7 +243,7 @@ func TestCloseConcurrentJIT(t *testing.T) {
 		}
 		fn, _ := lib.Lookup(demolib.Compute)
 		hook, _ := lib.Lookup(demolib.FiniHook)
-		sink := new(int64)
+		sink := &concurrentSink
 		*sink = -1
 		binary.LittleEndian.PutUint64(osmem.Bytes(hook, 8), uint64(uintptr(unsafe.Pointer(sink))))
 		code := vmcode.New(v)
@@ -302,7 +307,6 @@ func TestCloseConcurrentJIT(t *testing.T) {
 			t.Fatalf("round %d: %v", round, kernel)
 		}
 		vmmtest.Forgotten(t, v, foot, fmt.Sprintf("round %d", round))
-		runtime.KeepAlive(sink)
 		if *sink != runs.Load() {
 			t.Errorf("round %d: the finaliser wrote %d, want %d (the runs that completed)", round, *sink, runs.Load())
 		}
