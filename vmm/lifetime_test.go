@@ -135,11 +135,20 @@ func vmmObject(v *vmm.VMM) vmmtest.Object {
 			_, err := v.ReserveSlot(4096, "late")
 			_, herr := v.HeapAlloc(4096)
 			_, terr := v.Track(vmm.StageData, "late", func() error { return nil })
+			var zeros error
+			if n := v.Trimmable(); n != 0 {
+				zeros = fmt.Errorf("Trimmable after Close = %#x, want 0", n)
+			}
+			if b, n := v.VMHeap(); b != 0 || n != 0 {
+				zeros = errors.Join(zeros, fmt.Errorf("VMHeap after Close = %#x, %#x, want zeros", b, n))
+			}
 			return errors.Join(
 				vmmtest.WantClosed("ReserveSlot", err),
 				vmmtest.WantClosed("HeapAlloc", herr),
 				vmmtest.WantClosed("Track", terr),
-				vmmtest.WantClosed("second Close", v.Close()))
+				vmmtest.WantClosed("Trim", v.Trim()),
+				vmmtest.WantClosed("second Close", v.Close()),
+				zeros)
 		},
 	}
 }

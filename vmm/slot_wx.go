@@ -157,8 +157,13 @@ func (v *VMM) Trim() error {
 	return nil
 }
 
-// Trimmable returns the bytes Trim would give back.
+// Trimmable returns the bytes Trim would give back: 0 once the VMM is
+// closed.
 func (v *VMM) Trimmable() uintptr {
+	if err := v.acquire(); err != nil {
+		return 0
+	}
+	defer v.life.RUnlock()
 	if d, ok := v.back.(*dual); ok {
 		return d.freedBytes()
 	}
