@@ -2,6 +2,7 @@ package vmcode_test
 
 import (
 	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
@@ -29,13 +30,13 @@ func BenchmarkUnitWrite(b *testing.B) {
 	}
 	for _, n := range []int{4, 256} {
 		src := make([]byte, n)
-		b.Run("copy/"+itoa(n), func(b *testing.B) {
+		b.Run("copy/"+strconv.Itoa(n), func(b *testing.B) {
 			dst := osmem.Bytes(u.Writable(), uintptr(n))
 			for i := 0; i < b.N; i++ {
 				copy(dst, src)
 			}
 		})
-		b.Run("unit/"+itoa(n), func(b *testing.B) {
+		b.Run("unit/"+strconv.Itoa(n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				if err := u.Write(0, src); err != nil {
 					b.Fatal(err)
@@ -43,11 +44,4 @@ func BenchmarkUnitWrite(b *testing.B) {
 			}
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n == 4 {
-		return "4"
-	}
-	return "256"
 }
