@@ -44,8 +44,8 @@ func demoObject(t *testing.T, v *vmm.VMM, path string) (vmmtest.Object, *int64) 
 		t.Fatal(err)
 	}
 	for range 2 {
-		if got := int64(fn.Call(3, 4)); got != demolib.Expected(3, 4) {
-			t.Fatalf("demo_compute(3, 4) = %d, want %d", got, demolib.Expected(3, 4))
+		if got, err := fn.Call2(3, 4); err != nil || int64(got) != demolib.Expected(3, 4) {
+			t.Fatalf("demo_compute(3, 4) = %d, %v, want %d", got, err, demolib.Expected(3, 4))
 		}
 	}
 	hookAddr, ok := lib.Lookup(demolib.FiniHook)
@@ -69,6 +69,8 @@ func demoObject(t *testing.T, v *vmm.VMM, path string) (vmmtest.Object, *int64) 
 			if _, err := lib.Func(demolib.Compute); err == nil {
 				errs = append(errs, errors.New("Func after Close succeeded"))
 			}
+			_, err := fn.Call2(3, 4)
+			errs = append(errs, vmmtest.WantClosed("calling demo_compute", err))
 			errs = append(errs, vmmtest.WantClosed("second Close", lib.Close()))
 			return errors.Join(errs...)
 		},
