@@ -294,6 +294,7 @@ func TestCloseConcurrentJIT(t *testing.T) {
 		for ops.Load() < 40 {
 			runtime.Gosched()
 		}
+		foot.Mark(v)
 		if err := v.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -149,6 +149,7 @@ func TestCloseVMMClosesGroup(t *testing.T) {
 	if len(libs) != 3 {
 		t.Fatalf("the chain loaded %d libraries, want 3", len(libs))
 	}
+	foot.Mark(v)
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +206,7 @@ func TestCloseConcurrentLibraries(t *testing.T) {
 		for ops.Load() < 8 {
 			runtime.Gosched()
 		}
+		foot.Mark(v)
 		if err := v.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -153,6 +153,7 @@ func TestCloseConcurrentCode(t *testing.T) {
 		closer := c.Close
 		if round%2 == 1 {
 			closer = v.Close
+			foot.Mark(v)
 		}
 		if err := closer(); err != nil {
 			t.Fatal(err)
@@ -167,6 +168,7 @@ func TestCloseConcurrentCode(t *testing.T) {
 			t.Errorf("round %d: %v", round, err)
 		}
 		if round%2 == 0 {
+			foot.Mark(v)
 			if err := v.Close(); err != nil {
 				t.Fatal(err)
 			}

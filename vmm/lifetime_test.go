@@ -76,6 +76,7 @@ func TestCloseStageOrder(t *testing.T) {
 	if _, err := v.Track(vmm.StageData+1, "bad stage", func() error { return nil }); err == nil {
 		t.Error("Track with an unknown stage succeeded")
 	}
+	foot.Mark(v)
 	err = v.Close()
 	if !errors.Is(err, boom) {
 		t.Errorf("Close: %v, want the load1 closer's error", err)
@@ -117,6 +118,7 @@ func TestCloseWhileClosing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	foot.Mark(v)
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -325,6 +327,7 @@ func TestCloseConcurrentVMM(t *testing.T) {
 		for ops.Load() < 60 {
 			runtime.Gosched()
 		}
+		foot.Mark(v)
 		if err := v.Close(); err != nil {
 			t.Fatal(err)
 		}

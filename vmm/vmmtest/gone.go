@@ -10,21 +10,58 @@ import (
 )
 
 // Footprint is the address space a VMM holds: vmcode, its writable view
-// (vmcode again without W^X) and vmheap (left out without one).
-type Footprint []mem.Range
+// (vmcode again without W^X) and vmheap (left out without one), with what
+// the kernel mapped there when last marked.
+type Footprint struct {
+	// Ranges are the VMM's ranges.
+	Ranges []mem.Range
+	// seen is the kernel's map of Ranges at the last Mark.
+	seen []mem.Region
+}
 
-// FootprintOf returns v's footprint; take it before v closes, since a
-// closed VMM reports no vmheap.
-func FootprintOf(v *vmm.VMM) Footprint {
+// FootprintOf returns v's footprint, marked; take it before v closes,
+// since a closed VMM reports no vmheap.
+func FootprintOf(v *vmm.VMM) *Footprint {
 	base, size := v.VMCode()
-	f := Footprint{{Start: base, End: base + size}}
+	f := &Footprint{Ranges: []mem.Range{{Start: base, End: base + size}}}
 	if rw, n := v.WritableView(); rw != base {
-		f = append(f, mem.Range{Start: rw, End: rw + n})
+		f.Ranges = append(f.Ranges, mem.Range{Start: rw, End: rw + n})
 	}
 	if hb, hn := v.VMHeap(); hn != 0 {
-		f = append(f, mem.Range{Start: hb, End: hb + hn})
+		f.Ranges = append(f.Ranges, mem.Range{Start: hb, End: hb + hn})
 	}
+	f.Mark(v)
 	return f
+}
+
+// Mark records what the kernel maps in f now: call it right before v's
+// Close, so that Unmapped tells what the VMM left behind (a part of a
+// mapping marked, with the same state and protection) from what someone
+// else mapped in the hole since.
+func (f *Footprint) Mark(v *vmm.VMM) {
+	f.seen = f.seen[:0]
+	for _, r := range f.Ranges {
+		regs, err := v.OS().Regions(r.Start, r.End)
+		if err != nil {
+			f.seen = nil // Unmapped then trusts no mark
+			return
+		}
+		f.seen = append(f.seen, regs...)
+	}
+}
+
+// marked reports whether g lies inside a region of the last Mark with
+// the same state, protection and sharing.
+func (f *Footprint) marked(g mem.Region) bool {
+	if f.seen == nil {
+		return true
+	}
+	for _, s := range f.seen {
+		if s.Start <= g.Start && g.End <= s.End && s.State == g.State && s.Prot == g.Prot && s.Shared == g.Shared {
+			return true
+		}
+	}
+	return false
 }
 
 // Unmapped returns nil if v's OS (the kernel's map, /proc/self/maps on
@@ -35,16 +72,20 @@ func FootprintOf(v *vmm.VMM) Footprint {
 // mapping that is not the VMM's. One that reaches out of f is ignored for
 // that reason: the VMM never maps outside its footprint; so is a thread's
 // stack (a one-page guard below read-write memory), which a thread the Go
-// runtime starts while Close runs can get.
-func Unmapped(v *vmm.VMM, f Footprint) error {
+// runtime starts while Close runs can get, and so is anything not part of
+// a mapping as it was at the last Mark.
+func Unmapped(v *vmm.VMM, f *Footprint) error {
 	var errs []error
-	for _, r := range f {
+	for _, r := range f.Ranges {
 		regs, err := v.OS().Regions(r.Start, r.End)
 		if err != nil {
 			return fmt.Errorf("reading the kernel's map of [%#x, %#x): %w", r.Start, r.End, err)
 		}
 		for _, g := range regs {
 			if g.State == mem.StateFree {
+				continue
+			}
+			if !f.marked(g) {
 				continue
 			}
 			if full, err := v.OS().Query(g.Start); err == nil && (!f.holds(full.Start, full.End) || threadStack(v.OS(), full)) {
@@ -61,11 +102,11 @@ func Unmapped(v *vmm.VMM, f Footprint) error {
 // left on record.
 //
 // Preconditions: called on the test's goroutine (it may call t.FailNow).
-func Forgotten(t testing.TB, v *vmm.VMM, f Footprint, when string) {
+func Forgotten(t testing.TB, v *vmm.VMM, f *Footprint, when string) {
 	t.Helper()
 	SyncCheck(t, v, when)
 	bad := false
-	for _, r := range f {
+	for _, r := range f.Ranges {
 		for _, s := range v.Space().Segments(r.Start, r.End) {
 			if s.Kind.Owned() {
 				t.Errorf("%s: aspacem still records %v in the closed VMM's [%#x, %#x)", when, s, r.Start, r.End)
@@ -82,7 +123,7 @@ func Forgotten(t testing.TB, v *vmm.VMM, f Footprint, when string) {
 //
 // Preconditions: called on the test's goroutine, right after v's Close
 // returned (it may call t.FailNow).
-func Gone(t testing.TB, v *vmm.VMM, f Footprint, when string) {
+func Gone(t testing.TB, v *vmm.VMM, f *Footprint, when string) {
 	t.Helper()
 	if err := Unmapped(v, f); err != nil {
 		t.Fatalf("%s: %v", when, err)
@@ -91,10 +132,10 @@ func Gone(t testing.TB, v *vmm.VMM, f Footprint, when string) {
 }
 
 // holds reports whether [start, end) lies inside f's union.
-func (f Footprint) holds(start, end uintptr) bool {
+func (f *Footprint) holds(start, end uintptr) bool {
 	for start < end {
 		in := false
-		for _, r := range f {
+		for _, r := range f.Ranges {
 			if r.Start <= start && start < r.End {
 				start, in = r.End, true
 			}

@@ -118,6 +118,9 @@ func CloseInOrder(t *testing.T, names []string, order []int, w World) {
 	for _, i := range order {
 		o := w.Objects[i]
 		already := gone(o)
+		if o.Name == "vmm" && !already {
+			foot.Mark(w.VMM)
+		}
 		err := o.Close()
 		if o.Name == "vmm" && !already {
 			kernel = Unmapped(w.VMM, foot)
@@ -137,6 +140,7 @@ func CloseInOrder(t *testing.T, names []string, order []int, w World) {
 		}
 	}
 	if !closed["vmm"] {
+		foot.Mark(w.VMM)
 		if err := w.VMM.Close(); err != nil {
 			t.Errorf("closing the VMM last: %v", err)
 		}
