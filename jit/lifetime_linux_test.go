@@ -17,12 +17,12 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/vmm/vmmtest"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // lifeWorld builds the objects of the jit's close-order tests in a fresh,

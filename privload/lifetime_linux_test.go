@@ -15,9 +15,9 @@ import (
 
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/osmem"
-	"github.com/reachvm/reachvm/vmm/vmmtest"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
 // smallVMM returns a VMM small enough to make hundreds of.

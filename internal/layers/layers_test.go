@@ -30,6 +30,9 @@ var floors = []struct {
 	floor  int
 }{
 	{"mem", 0},
+	// The registry of dependents an owner closes before itself
+	// (vmm.VMM.Track, vmcode.Code.Track): a data structure, no OS.
+	{"internal/lifetime", 0},
 	// Decoders of file formats, with no OS in them: the ELF relocation
 	// encodings (DT_RELR) privload's and jit's loaders share.
 	{"internal/elfrel", 0},
