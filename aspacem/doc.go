@@ -22,7 +22,7 @@
 // kernel on its own. SyncCheck is the Valgrind sync check: it compares the
 // owned ranges with the kernel's view (os.Regions) and reports every
 // difference, which makes the map the test oracle for every layer above
-// (DESIGN.md invariant 3: accounting).
+// (docs/ARCHITECTURE.md invariant 3: accounting).
 //
 // # Indexes
 //

@@ -89,7 +89,7 @@ func (t *osThread) reserve(o mem.OS, addr uintptr) (uintptr, bool) {
 
 // The wall clock of real backends. Go's time.Now reads the interrupt
 // time on Windows, which Wine advances in steps of up to milliseconds
-// (DESIGN.md section 5): too coarse for tear-downs of tens of
+// (docs/ARCHITECTURE.md, "Windows under Wine"): too coarse for tear-downs of tens of
 // microseconds. QueryPerformanceCounter is fine-grained on both.
 var (
 	qpcProc = windows.NewLazySystemDLL("kernel32.dll").NewProc("QueryPerformanceCounter")

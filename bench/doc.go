@@ -1,8 +1,8 @@
 // Package bench measures reachability strategies and reachvm's speed against
 // real peers. Nothing imports it but cmd/reachvm.
 //
-// The strategy harness (issue 6) turns DynamoRIO's #3570 discussion (seed
-// 002, options A-F for Windows) and the Linux alternatives into numbers.
+// The strategy harness turns DynamoRIO's issue #3570 discussion (its
+// options A-F for Windows) and the Linux alternatives into numbers.
 // The strategies themselves are library code, in package bench/strategy;
 // this package only drives them: every strategy.Strategy goes through the
 // same life cycle (set up a region, place libraries at init and after,

@@ -18,7 +18,7 @@ const (
 	PEDir = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows"
 )
 
-// DR's sizes from seed 002 (DynamoRIO 7.1.0): the fallback distribution
+// DynamoRIO 7.1.0's sizes, as its issue #3570 lists them: the fallback distribution
 // when the directories are absent, and the named libraries of the "dr"
 // workload.
 var drSizes = []uintptr{

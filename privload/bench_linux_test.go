@@ -14,7 +14,7 @@ import (
 )
 
 // The loader's benchmarks, each against the host's dynamic linker in the
-// same process (DESIGN section 6): privload's Load + relocate + init +
+// same process (docs/ARCHITECTURE.md section 7): privload's Load + relocate + init +
 // Close against dlopen(RTLD_NOW) + dlclose of the same file, and lookups
 // against dlsym.
 

@@ -21,7 +21,7 @@ import (
 // This file is the Windows loader: PE DLLs placed in vmcode slots.
 //
 // Windows (and Wine) cannot map a file over part of a reservation, and Wine
-// ignores the requested base of SEC_IMAGE views (DESIGN.md section 5), so
+// ignores the requested base of SEC_IMAGE views (docs/ARCHITECTURE.md, "Windows under Wine"), so
 // the image is not mapped from the file at all: the slot is committed
 // read-write, the headers and sections are copied in from the bytes that
 // were parsed (so what runs is exactly what was validated), and the loader

@@ -308,8 +308,8 @@ func (f *PEFile) ImportedDLLs() []string {
 //     its own protection;
 //   - relocations not stripped (IMAGE_FILE_RELOCS_STRIPPED): the image is
 //     never placed at its preferred base;
-//   - no section both writable and executable (W^X, DESIGN.md invariant
-//     4), and the entry point in an executable one.
+//   - no section both writable and executable (W^X, docs/ARCHITECTURE.md
+//     invariant 4), and the entry point in an executable one.
 func (f *PEFile) Loadable() error {
 	refuse := func(format string, args ...any) error {
 		return &FormatError{File: f.Name, Reason: fmt.Sprintf(format, args...), Class: ErrUnsupported}

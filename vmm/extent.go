@@ -152,7 +152,7 @@ type extentAllocator struct {
 }
 
 // ExhaustedError reports that a region cannot satisfy a request. Nothing is
-// ever placed outside the region instead (DESIGN.md invariant 6).
+// ever placed outside the region instead (docs/ARCHITECTURE.md invariant 6).
 type ExhaustedError struct {
 	// Region names the region: "vmcode" or "vmheap".
 	Region string

@@ -12,8 +12,8 @@ import (
 	"github.com/reachvm/reachvm/mem"
 )
 
-// The grid is vmcode under Windows rules (DESIGN.md sections 1 and 5;
-// DynamoRIO issue #3570, options D and E of seed 002).
+// The grid is vmcode under Windows rules (docs/ARCHITECTURE.md, sections 1 and 6;
+// DynamoRIO issue #3570, its options D and E).
 //
 // Windows can neither map a file over a reservation nor release part of
 // one, so a single 2 GiB reservation (linear) can hold no file view. The
@@ -26,7 +26,7 @@ import (
 //
 // Between a release and the map the addresses are free, and anything in
 // the process may take them: under Wine, Wine's own glibc allocations do
-// (DESIGN.md section 5). So that window is measured (GridStats), a map
+// (docs/ARCHITECTURE.md, "Windows under Wine"). So that window is measured (GridStats), a map
 // whose hole was taken is retried, and slots that someone else now owns
 // are marked lost, never handed out or released again, and reported as a
 // *SlotLostError so that the VMM can choose other slots. Placement goes
@@ -58,7 +58,7 @@ const (
 	// allocation granules, DynamoRIO's proposal in #3570.
 	DefaultGridSlotSize = 640 << 10
 	// DefaultGridStart is the first base tried on 64-bit hosts: 4 GiB,
-	// above what Wine's glibc and loader put low (DESIGN.md section 5) and
+	// above what Wine's glibc and loader put low (docs/ARCHITECTURE.md, "Windows under Wine") and
 	// far below the top-down allocations of Windows and Wine.
 	DefaultGridStart uint64 = 1 << 32
 	// DefaultGridStep separates successive bases tried: 4 GiB, so that a

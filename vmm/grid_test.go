@@ -1127,7 +1127,7 @@ func TestGridAspacem(t *testing.T) {
 
 // BenchmarkGridPlace measures placing (and, untimed, releasing) a 2 GiB
 // grid of 640 KiB slots: on the simulator, and on the native OS when it
-// has Windows rules (Windows, or Wine: DESIGN.md section 5 measured 9-35
+// has Windows rules (Windows, or Wine: docs/ARCHITECTURE.md, "Windows under Wine", measured 9-35
 // ms for the 3,277 reservations alone).
 func BenchmarkGridPlace(b *testing.B) {
 	bench := func(b *testing.B, o mem.OS) {

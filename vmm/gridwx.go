@@ -10,7 +10,7 @@ import (
 	"github.com/reachvm/reachvm/mem"
 )
 
-// gridDual is vmcode made W^X under Windows rules (DESIGN.md section 4):
+// gridDual is vmcode made W^X under Windows rules (docs/ARCHITECTURE.md invariant 4):
 // one pagefile-backed section of vmcode's size viewed twice. The writable
 // view (the alias) is one view of the whole section, mapped where the OS
 // chose when vmcode was made, so that the writable address of every byte

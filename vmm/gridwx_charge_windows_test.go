@@ -117,7 +117,7 @@ func TestGridWXCommitCharge(t *testing.T) {
 		gridCommitted(t, view, view+size)>>10, (int64(pf1)-int64(pf0))>>10, (int64(pr1)-int64(pr0))>>10)
 }
 
-// BenchmarkGridUnits is the W^X on/off comparison of issue 3 on the
+// BenchmarkGridUnits is the W^X on/off comparison on the
 // native Windows backend: per iteration, one small code unit is reserved,
 // committed, written (256 bytes, through the writable view under W^X; in
 // place and then sealed read-execute without), read back at its executable

@@ -1,6 +1,6 @@
 package vmm_test
 
-// One test per invariant of DESIGN.md section 3 that this package owns
+// One test per invariant of docs/ARCHITECTURE.md section 4 that this package owns
 // (4, W^X, lives with the dual backing's tests). Each fails if its
 // invariant is broken.
 

@@ -156,7 +156,7 @@ func placeNear(o mem.OS, space *aspacem.Map, r mem.Range, size uintptr, p *Place
 
 // placeGrid reserves vmcode as a grid of slot reservations (Windows rules):
 // at the requested base, or at the grid's own candidates (low, 4 GiB
-// apart: DESIGN.md section 5) when no base is asked or, with
+// apart: docs/ARCHITECTURE.md, "Windows under Wine") when no base is asked or, with
 // AllowElsewhere, when it is taken. Near placement is not offered for the
 // grid yet: the grid picks among few candidates and cannot shrink.
 func placeGrid(o mem.OS, cfg *Config, size uintptr, p *Placement) (*grid, error) {

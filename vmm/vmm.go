@@ -107,7 +107,7 @@ type Config struct {
 	// WX says whether vmcode is W^X: backed by a shared memory object
 	// mapped twice, executable at vmcode and writable elsewhere at a
 	// constant offset, so that no page is ever writable and executable at
-	// once (DESIGN.md invariant 4). The zero value, WXAuto, turns it on
+	// once (docs/ARCHITECTURE.md invariant 4). The zero value, WXAuto, turns it on
 	// where the platform allows it: under Linux rules a memfd, under
 	// Windows rules the grid with one SEC_RESERVE pagefile section, charged
 	// only for the grid slots code units hold (code units take whole grid
@@ -201,7 +201,7 @@ func New(cfg Config) (*VMM, error) {
 	}
 	if o.Rules() == mem.RulesWindows {
 		// Windows cannot map a file over part of a reservation: vmcode is
-		// the grid of separate reservations (DESIGN.md section 1).
+		// the grid of separate reservations (docs/ARCHITECTURE.md section 1).
 		g, err := placeGrid(o, &cfg, size, &pl)
 		if err != nil {
 			return nil, fmt.Errorf("vmm: reserving %#x bytes of vmcode as a grid: %w", size, err)

@@ -13,7 +13,7 @@ import (
 	"github.com/reachvm/reachvm/mem"
 )
 
-// WXMode says whether vmcode is W^X (DESIGN.md invariant 4): no page of it
+// WXMode says whether vmcode is W^X (docs/ARCHITECTURE.md invariant 4): no page of it
 // writable and executable at once, ever.
 type WXMode uint8
 

@@ -16,7 +16,7 @@ import (
 	"github.com/reachvm/reachvm/bench/strategy"
 )
 
-// The smoke run of issue 6: the whole sim matrix, small, well under 10 s.
+// The smoke run: the whole sim matrix, small, well under 10 s.
 func TestStrategiesSmoke(t *testing.T) {
 	var out, errb bytes.Buffer
 	t0 := time.Now()

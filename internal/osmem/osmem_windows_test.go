@@ -256,7 +256,7 @@ func TestWindowsNoViewOverReservation(t *testing.T) {
 	}
 
 	// Released whole, the slot takes the view (unless Wine's own
-	// allocations took the hole first: DESIGN.md section 5).
+	// allocations took the hole first: docs/ARCHITECTURE.md, "Windows under Wine").
 	if err := o.Release(base, 4*winGran); err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +682,7 @@ func TestWindowsReserveSectionAccess(t *testing.T) {
 	// its own behaviour, so that a change in either shows.
 	switch readable := winReadable(rw); {
 	case osmem.UnderWine() && !readable:
-		t.Errorf("an uncommitted page of a SEC_RESERVE view faults under Wine, which used to read zeros: update the sim and DESIGN notes")
+		t.Errorf("an uncommitted page of a SEC_RESERVE view faults under Wine, which used to read zeros: update the sim and docs/ARCHITECTURE.md")
 	case osmem.UnderWine():
 		if b := osmem.Bytes(rw, winPage); !bytes.Equal(b, make([]byte, winPage)) {
 			t.Errorf("uncommitted page reads non-zero bytes")

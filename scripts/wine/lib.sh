@@ -1,6 +1,6 @@
 # scripts/wine/lib.sh: the Wine set-up shared by test.sh (the Windows test
 # suite) and run.sh (one Windows executable). Sourced, not run. See
-# DESIGN.md section 5 for why each step is there.
+# docs/ARCHITECTURE.md, "Windows under Wine" for why each step is there.
 #
 # The sourcing script sets $repo (the source tree) and calls wine_setup,
 # which (1) installs wine64 and gcc-mingw-w64-x86-64 when absent (needs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/wine/test.sh: run reachvm's Windows tests under Wine (Wine 8.0 on
-# Debian bookworm is what CI has; see DESIGN.md section 5).
+# Debian bookworm is what CI has; see docs/ARCHITECTURE.md, "Windows under Wine").
 #
 # Usage: scripts/wine/test.sh [package ...]
 #

@@ -20,7 +20,7 @@
 // reservation was), tests on a native backend place their memory with
 // hints into an arena far from the runtime's: a random spot in
 // [16 TiB, 32 TiB) on Linux, and low, from 4 GiB up, on Windows, where
-// Wine's own allocations take released holes high up (DESIGN.md section 5).
+// Wine's own allocations take released holes high up (docs/ARCHITECTURE.md, "Windows under Wine").
 package osmemtest
 
 import (
