@@ -1,11 +1,13 @@
 // Package vmm reserves the regions reachvm's code and data live in and hands
 // out pieces of them: vmcode, the region everything emitted code must reach
 // with a rel32 displacement (the code cache, emitted routines, private
-// client libraries), and later vmheap, for everything else.
+// client libraries), and vmheap, for everything else reachvm keeps in
+// native memory (Alloc, CString, HeapAlloc).
 //
 // DynamoRIO's VMM (core/heap.c) is the model. vmcode is reserved once, up
 // front, as one PROT_NONE reservation on Linux; pieces of it are handed out
-// as slots by an O(log n) extent allocator and every change is recorded in
+// as slots by an O(1) extent allocator (two-level segregated fit, with
+// boundary tags for coalescing: extent.go) and every change is recorded in
 // aspacem, so that aspacem's SyncCheck can prove the library's view equals
 // the kernel's.
 //
