@@ -14,4 +14,10 @@
 // (matrix.go, backend_*.go), the size and region sweeps (sweep.go) and
 // the output: tables, CSV, JSON, Markdown and SVG plots (output.go,
 // svg.go).
+//
+// The kernels benchmark (kernels.go) runs the C kernels of jit/kernels
+// natively, under reachvm, under valgrind --tool=none and under
+// qemu-x86_64, checks every tool's output against the native one, and
+// reports each tool's time as a ratio to native in the same run, as a
+// table, JSON and a bar chart drawn by the same SVG writer.
 package bench
