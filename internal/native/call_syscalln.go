@@ -1,24 +1,24 @@
-//go:build !(linux && amd64) && !windows
+//go:build !(linux && amd64)
 
 package native
 
 import (
 	"fmt"
 	"runtime"
-
-	"github.com/ebitengine/purego"
 )
 
 // FloatArgs reports whether Frame.Call places floating-point arguments
 // and returns floating-point results: only the linux/amd64 trampoline
-// does. Calls here go through purego.SyscallN, a cgocall into purego's trampoline.
+// does. Calls here go through syscallN: on Windows syscall.SyscallN, the
+// runtime's cgocall into its stdcall trampoline; elsewhere
+// purego.SyscallN, a cgocall into purego's trampoline.
 const FloatArgs = false
 
 // Call0 calls fn() and returns its integer result.
 //
 //go:uintptrescapes
 func Call0(fn uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn)
+	r, _, _ := syscallN(fn)
 	return r
 }
 
@@ -26,7 +26,7 @@ func Call0(fn uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call1(fn, a1 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1)
+	r, _, _ := syscallN(fn, a1)
 	return r
 }
 
@@ -34,7 +34,7 @@ func Call1(fn, a1 uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call2(fn, a1, a2 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1, a2)
+	r, _, _ := syscallN(fn, a1, a2)
 	return r
 }
 
@@ -42,7 +42,7 @@ func Call2(fn, a1, a2 uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call3(fn, a1, a2, a3 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1, a2, a3)
+	r, _, _ := syscallN(fn, a1, a2, a3)
 	return r
 }
 
@@ -50,7 +50,7 @@ func Call3(fn, a1, a2, a3 uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call4(fn, a1, a2, a3, a4 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1, a2, a3, a4)
+	r, _, _ := syscallN(fn, a1, a2, a3, a4)
 	return r
 }
 
@@ -58,7 +58,7 @@ func Call4(fn, a1, a2, a3, a4 uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call5(fn, a1, a2, a3, a4, a5 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1, a2, a3, a4, a5)
+	r, _, _ := syscallN(fn, a1, a2, a3, a4, a5)
 	return r
 }
 
@@ -66,7 +66,7 @@ func Call5(fn, a1, a2, a3, a4, a5 uintptr) uintptr {
 //
 //go:uintptrescapes
 func Call6(fn, a1, a2, a3, a4, a5, a6 uintptr) uintptr {
-	r, _, _ := purego.SyscallN(fn, a1, a2, a3, a4, a5, a6)
+	r, _, _ := syscallN(fn, a1, a2, a3, a4, a5, a6)
 	return r
 }
 
@@ -86,6 +86,6 @@ func (fr *Frame) Call() {
 	for i, a := range fr.Stack[:fr.NStack] {
 		args[IntRegs+i] = uintptr(a)
 	}
-	r, _, _ := purego.SyscallN(fr.Fn, args[:IntRegs+int(fr.NStack)]...)
+	r, _, _ := syscallN(fr.Fn, args[:IntRegs+int(fr.NStack)]...)
 	fr.RAX = uint64(r)
 }
