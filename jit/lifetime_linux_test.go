@@ -291,23 +291,7 @@ func TestCloseConcurrentJIT(t *testing.T) {
 				}
 			}()
 		}
-		for ops.Load() < 40 {
-			runtime.Gosched()
-		}
-		foot.Mark(v)
-		if err := v.Close(); err != nil {
-			t.Fatal(err)
-		}
-		kernel := vmmtest.Unmapped(v, foot)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		if kernel != nil {
-			t.Fatalf("round %d: %v", round, kernel)
-		}
-		vmmtest.Forgotten(t, v, foot, fmt.Sprintf("round %d", round))
+		vmmtest.CloseDuring(t, v, foot, &ops, 40, wg.Wait, errs, fmt.Sprintf("round %d", round))
 		if *sink != runs.Load() {
 			t.Errorf("round %d: the finaliser wrote %d, want %d (the runs that completed)", round, *sink, runs.Load())
 		}

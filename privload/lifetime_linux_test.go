@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -203,22 +202,6 @@ func TestCloseConcurrentLibraries(t *testing.T) {
 				}
 			}()
 		}
-		for ops.Load() < 8 {
-			runtime.Gosched()
-		}
-		foot.Mark(v)
-		if err := v.Close(); err != nil {
-			t.Fatal(err)
-		}
-		kernel := vmmtest.Unmapped(v, foot)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Errorf("round %d: %v", round, err)
-		}
-		if kernel != nil {
-			t.Fatalf("round %d: %v", round, kernel)
-		}
-		vmmtest.Forgotten(t, v, foot, fmt.Sprintf("round %d", round))
+		vmmtest.CloseDuring(t, v, foot, &ops, 8, wg.Wait, errs, fmt.Sprintf("round %d", round))
 	}
 }

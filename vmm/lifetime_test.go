@@ -3,7 +3,6 @@ package vmm_test
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -324,22 +323,6 @@ func TestCloseConcurrentVMM(t *testing.T) {
 		}
 		close(start)
 		// Close once the goroutines are well under way.
-		for ops.Load() < 60 {
-			runtime.Gosched()
-		}
-		foot.Mark(v)
-		if err := v.Close(); err != nil {
-			t.Fatal(err)
-		}
-		kernel := vmmtest.Unmapped(v, foot)
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		if kernel != nil {
-			t.Fatalf("round %d: %v", round, kernel)
-		}
-		vmmtest.Forgotten(t, v, foot, fmt.Sprintf("round %d", round))
+		vmmtest.CloseDuring(t, v, foot, &ops, 60, wg.Wait, errs, fmt.Sprintf("round %d", round))
 	}
 }

@@ -3,6 +3,8 @@ package vmmtest
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/reachvm/reachvm/mem"
@@ -127,6 +129,36 @@ func Gone(t testing.TB, v *vmm.VMM, f *Footprint, when string) {
 	t.Helper()
 	if err := Unmapped(v, f); err != nil {
 		t.Fatalf("%s: %v", when, err)
+	}
+	Forgotten(t, v, f, when)
+}
+
+// CloseDuring closes v while goroutines work on it, and checks it left
+// nothing: it waits until busy has counted n of their operations, marks
+// f, closes v, checks the kernel's map (Unmapped) before the goroutines
+// can reuse the addresses, waits for them (wait), reports every error they
+// sent on errs (which it closes), and checks aspacem (Forgotten).
+//
+// Preconditions: called on the test's goroutine (it may call t.FailNow);
+// the goroutines send on errs without blocking (a buffered channel) and
+// stop once their calls fail with vmm.ErrClosed.
+func CloseDuring(t testing.TB, v *vmm.VMM, f *Footprint, busy *atomic.Int64, n int64, wait func(), errs chan error, when string) {
+	t.Helper()
+	for busy.Load() < n {
+		runtime.Gosched()
+	}
+	f.Mark(v)
+	if err := v.Close(); err != nil {
+		t.Fatalf("%s: %v", when, err)
+	}
+	kernel := Unmapped(v, f)
+	wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("%s: %v", when, err)
+	}
+	if kernel != nil {
+		t.Fatalf("%s: %v", when, kernel)
 	}
 	Forgotten(t, v, f, when)
 }
