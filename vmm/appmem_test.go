@@ -348,7 +348,7 @@ func TestAppMemPartialFailure(t *testing.T) {
 // file's bytes), and that Close leaves nothing in aspacem.
 func TestAppMemNative(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("application memory follows Linux rules")
+		t.Skip("application memory follows Linux rules: TestAppMemWindowsRules checks the refusal here")
 	}
 	v := newAppVMM(t, osmem.Native())
 	st := &appState{file: appFile(t, 4)}
@@ -386,7 +386,7 @@ func TestAppMemNative(t *testing.T) {
 // it.
 func TestAppMemConcurrent(t *testing.T) {
 	if runtime.GOOS != "linux" {
-		t.Skip("application memory follows Linux rules")
+		t.Skip("application memory follows Linux rules: TestAppMemWindowsRules checks the refusal here")
 	}
 	v := newAppVMM(t, osmem.Native())
 	defer v.Close()
