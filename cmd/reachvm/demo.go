@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/arch/x86/x86asm"
@@ -91,6 +92,12 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != 0 {
 		return fail(stderr, "demo", badUsage("unexpected arguments %q", fs.Args()))
+	}
+	if runtime.GOOS != "linux" {
+		// Said before reserving vmcode and writing the library out, not
+		// as privload's "not a PE file" after.
+		fmt.Fprintf(stderr, "reachvm demo: %s is an ELF library: the demo runs on Linux only\n", demolib.Name)
+		return 1
 	}
 	rep, err := runDemo(size)
 	if err != nil {
