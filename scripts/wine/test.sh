@@ -49,7 +49,10 @@ else
 					echo "$p"
 				fi
 			done
-			GOOS=windows timeout 120 go list -e -f '{{if or .GoFiles .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./internal/osmem/...
+			# And packages with no Windows files whose tests run the
+			# Windows backend all the same: the conformance suite, and
+			# vmcode's units on the grid and its W^X section views.
+			GOOS=windows timeout 120 go list -e -f '{{if or .GoFiles .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./internal/osmem/... ./vmcode
 		} | sed '/^$/d' | sort -u
 	)
 fi
