@@ -13,7 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -53,7 +53,7 @@ func demoObject(t *testing.T, v *vmm.VMM, path string) (vmmtest.Object, *int64) 
 	}
 	sink := new(int64)
 	*sink = -1
-	binary.LittleEndian.PutUint64(osmem.Bytes(hookAddr, 8), uint64(uintptr(unsafe.Pointer(sink))))
+	binary.LittleEndian.PutUint64(rawmem.Bytes(hookAddr, 8), uint64(uintptr(unsafe.Pointer(sink))))
 	return vmmtest.Object{
 		Name:  "lib",
 		Close: lib.Close,

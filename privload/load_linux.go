@@ -19,6 +19,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -1100,7 +1101,7 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 			// past p_filesz (other sections) must not show through
 			// the .bss.
 			z := vaddr + uintptr(s.Filesz)
-			clear(osmem.Bytes(z, info.FileEnd-z))
+			clear(rawmem.Bytes(z, info.FileEnd-z))
 		}
 		if info.End > info.FileEnd {
 			if err := slot.Commit(info.FileEnd, info.End-info.FileEnd, prot); err != nil {
@@ -1116,7 +1117,7 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 func (img *elfImage) word(vaddr uint64) []byte {
 	if vaddr < img.wlo || vaddr-img.wlo+8 > uint64(len(img.wseg)) {
 		s, _ := img.lib.file.segmentAt(vaddr, 8)
-		img.wlo, img.wseg = s.Vaddr, osmem.Bytes(img.lib.bias+uintptr(s.Vaddr), uintptr(s.Memsz))
+		img.wlo, img.wseg = s.Vaddr, rawmem.Bytes(img.lib.bias+uintptr(s.Vaddr), uintptr(s.Memsz))
 	}
 	return img.wseg[vaddr-img.wlo:]
 }
@@ -1226,7 +1227,7 @@ func (l *Library) funcs(what string, arr Range, fn uint64) ([]uintptr, error) {
 		out = append(out, l.bias+uintptr(fn))
 	}
 	if arr.Size > 0 {
-		b := osmem.Bytes(l.bias+uintptr(arr.Vaddr), uintptr(arr.Size))
+		b := rawmem.Bytes(l.bias+uintptr(arr.Vaddr), uintptr(arr.Size))
 		for i := 0; i+8 <= len(b); i += 8 {
 			p := uintptr(binary.LittleEndian.Uint64(b[i:]))
 			if p == 0 || p == ^uintptr(0) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -134,7 +135,7 @@ func peCall(fn uintptr, args ...uintptr) uintptr {
 func peCString(addr uintptr) string {
 	var b []byte
 	for ; ; addr++ {
-		c := osmem.Bytes(addr, 1)[0]
+		c := rawmem.Bytes(addr, 1)[0]
 		if c == 0 {
 			return string(b)
 		}
@@ -143,8 +144,8 @@ func peCString(addr uintptr) string {
 }
 
 // peU64At and peU32At read the image.
-func peU64At(addr uintptr) uint64 { return binary.LittleEndian.Uint64(osmem.Bytes(addr, 8)) }
-func peU32At(addr uintptr) uint32 { return binary.LittleEndian.Uint32(osmem.Bytes(addr, 4)) }
+func peU64At(addr uintptr) uint64 { return binary.LittleEndian.Uint64(rawmem.Bytes(addr, 8)) }
+func peU32At(addr uintptr) uint32 { return binary.LittleEndian.Uint32(rawmem.Bytes(addr, 4)) }
 
 // peCheckProtections compares the kernel's protections over the image with
 // the sections' and checks no page is writable and executable.
@@ -582,7 +583,7 @@ func TestPELoadSystemDLLs(t *testing.T) {
 		if p == 0 {
 			t.Fatalf("malloc returned NULL")
 		}
-		clear(osmem.Bytes(p, 4096))
+		clear(rawmem.Bytes(p, 4096))
 		peCall(peExport(t, m, "free"), p)
 		buf := make([]byte, 64)
 		f := append([]byte("%s|%d|%x"), 0)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -106,7 +107,7 @@ func TestUnitLifecycle(t *testing.T) {
 			if st.dual && prot(u.Writable()) != mem.ProtRW {
 				t.Fatal("sealing changed the writable view")
 			}
-			if real && osmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
+			if real && rawmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
 				t.Fatal("the executable view does not hold what was written")
 			}
 			if err := u.Write(0, []byte{0x90}); err == nil {
@@ -175,7 +176,7 @@ func TestUnitReuseIsZeroed(t *testing.T) {
 				t.Fatalf("the allocator did not reuse %#x (got %#x): the test needs it to", exec, u.Exec())
 			}
 			for _, addr := range []uintptr{u.Exec(), u.Writable()} {
-				for i, b := range osmem.Bytes(addr, u.Size()) {
+				for i, b := range rawmem.Bytes(addr, u.Size()) {
 					if b != 0 {
 						t.Fatalf("byte %d at %#x is %#x after reuse, want 0", i, addr, b)
 					}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -131,7 +132,7 @@ func (l *linuxOS) mmap(op string, addr, size uintptr, prot, flags, fd int, off u
 	default:
 		return 0, &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("unknown mode %v", mode)}
 	}
-	p, err := unix.MmapPtr(fd, int64(off), ptrOf(addr), size, prot, flags)
+	p, err := unix.MmapPtr(fd, int64(off), rawmem.Ptr(addr), size, prot, flags)
 	if err != nil {
 		return 0, sysErr(op, addr, size, err, false)
 	}
@@ -164,7 +165,7 @@ func (l *linuxOS) Decommit(addr, size uintptr) error {
 	if err := l.check("decommit", addr, size); err != nil {
 		return err
 	}
-	b := Bytes(addr, size)
+	b := rawmem.Bytes(addr, size)
 	if err := unix.Mprotect(b, unix.PROT_NONE); err != nil {
 		return sysErr("decommit", addr, size, err, true)
 	}
@@ -187,7 +188,7 @@ func (l *linuxOS) mprotect(op string, addr, size uintptr, prot Prot) error {
 	if err := checkProt(op, addr, size, prot); err != nil {
 		return err
 	}
-	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
+	if err := unix.Mprotect(rawmem.Bytes(addr, size), unixProt(prot)); err != nil {
 		return sysErr(op, addr, size, err, true)
 	}
 	return nil
@@ -197,7 +198,7 @@ func (l *linuxOS) Release(addr, size uintptr) error {
 	if err := l.check("release", addr, size); err != nil {
 		return err
 	}
-	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+	if err := unix.MunmapPtr(rawmem.Ptr(addr), size); err != nil {
 		return sysErr("release", addr, size, err, false)
 	}
 	return nil
@@ -338,7 +339,7 @@ func (l *linuxOS) Unmap(addr, size uintptr) error {
 	if err := l.check("unmap", addr, size); err != nil {
 		return err
 	}
-	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+	if err := unix.MunmapPtr(rawmem.Ptr(addr), size); err != nil {
 		return sysErr("unmap", addr, size, err, false)
 	}
 	return nil
