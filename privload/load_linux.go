@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -375,7 +375,7 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if parent != "" {
 		who = fmt.Sprintf("%s (needed by %s)", path, parent)
 	}
-	if parent == "" && ld.os == osmem.Native() {
+	if parent == "" {
 		return ld.openRoot(path, who)
 	}
 	// One stat first: it answers the warm path, and for a dependency,
@@ -431,10 +431,11 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	return ld.image(f, path, who, canon, &fst)
 }
 
-// openRoot is open for the library the caller named, on the native
-// backend: as glibc's dlopen does, it opens the path first and examines
-// the descriptor (fstat), then parses (or takes the warm path) and maps
-// from that one descriptor. A warm load costs an open and an fstat where
+// openRoot is open for the library the caller named: as glibc's dlopen
+// does, it opens the path first and examines the descriptor (fstat), then
+// parses (or takes the warm path) and, on the native backend, maps from
+// that one descriptor (vmm.VMM.FileObject; a backend without descriptors
+// opens the resolved path). A warm load costs an open and an fstat where
 // a stat, an open and an fstat of the resolved path did; nothing can
 // replace the file between the look and the mapping. (A dependency is
 // stat'ed before it is opened: its name comes from a file.)
@@ -470,11 +471,21 @@ func (ld *elfLoader) openRoot(path, who string) (*elfImage, error) {
 	if err := ld.check(f, who); err != nil {
 		return nil, err
 	}
-	obj, err := osmem.FileObject(fd, canon, &st)
+	// The object maps from this descriptor, named by the resolved path.
+	file := os.NewFile(uintptr(fd), canon)
+	owned = true // by file, from here on
+	obj, err := ld.v.FileObject(file)
 	if err != nil {
-		return nil, errorf(who, "opening for mapping: %v", err)
+		file.Close()
+		if !errors.Is(err, mem.ErrNotSupported) {
+			return nil, errorf(who, "opening for mapping: %v", err)
+		}
+		// A backend that keeps no descriptors (the simulator) opens
+		// the file by its path.
+		if obj, err = ld.os.OpenFile(canon); err != nil {
+			return nil, errorf(who, "opening for mapping: %v", err)
+		}
 	}
-	owned = true
 	lib := &Library{file: f, name: filepath.Base(path), path: path}
 	return &elfImage{lib: lib, id: fileID{uint64(st.Dev), st.Ino}, who: who, obj: obj}, nil
 }

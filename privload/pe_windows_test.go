@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -613,13 +612,19 @@ func TestPELoadSystemDLLs(t *testing.T) {
 	})
 }
 
+// underWine reports whether the process runs under Wine rather than
+// Windows: Wine's ntdll exports wine_get_version, Windows' does not.
+func underWine() bool {
+	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
+}
+
 // TestPELoadWineSweep loads, without DllMain, every DLL of Wine's system
 // directory up to 512 KiB, and closes it: each loads (relocated, imports
 // bound against the host, protected) or is refused with a *FormatError
 // naming it, and nothing leaks (aspacem matches VirtualQuery at the end).
 // Under Wine only: a Windows system directory holds thousands of DLLs.
 func TestPELoadWineSweep(t *testing.T) {
-	if !osmem.UnderWine() {
+	if !underWine() {
 		t.Skip("not under Wine")
 	}
 	sys, err := windows.GetSystemDirectory()

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
@@ -24,6 +23,8 @@ type setup struct {
 func setups() []setup {
 	simLinux := func() mem.OS { return sim.New(mem.RulesLinux, sim.Options{}) }
 	simWindows := func() mem.OS { return sim.New(mem.RulesWindows, sim.Options{}) }
+	// A nil backend: vmm.New selects the OS the process runs on.
+	native := func() mem.OS { return nil }
 	out := []setup{
 		{"sim-linux/wx=on", simLinux, vmm.WXOn, true},
 		{"sim-linux/wx=off", simLinux, vmm.WXOff, false},
@@ -32,8 +33,8 @@ func setups() []setup {
 	}
 	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
 		out = append(out,
-			setup{"native/wx=on", osmem.Native, vmm.WXOn, true},
-			setup{"native/wx=off", osmem.Native, vmm.WXOff, false})
+			setup{"native/wx=on", native, vmm.WXOn, true},
+			setup{"native/wx=off", native, vmm.WXOff, false})
 	}
 	return out
 }
@@ -45,11 +46,15 @@ func TestUnitLifecycle(t *testing.T) {
 	for _, st := range setups() {
 		t.Run(st.name, func(t *testing.T) {
 			o := st.os()
+			// The simulator models the address space, not memory: only the
+			// native backend has bytes to write.
+			real := o == nil
 			v, err := vmm.New(vmm.Config{OS: o, VMCodeSize: 16 << 20, NoVMHeap: true, WX: st.wx})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer v.Close()
+			o = v.OS()
 			c := vmcode.New(v)
 			if c.WX() != st.dual {
 				t.Fatalf("W^X %v, want %v", c.WX(), st.dual)
@@ -87,9 +92,6 @@ func TestUnitLifecycle(t *testing.T) {
 					t.Fatalf("fresh unit: %v, want rw-", p)
 				}
 			}
-			// The simulator models the address space, not memory: only the
-			// native backend has bytes to write.
-			real := o == osmem.Native()
 			if real {
 				if err := u.Write(1, []byte{0xc3}); err != nil {
 					t.Fatal(err)

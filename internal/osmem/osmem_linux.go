@@ -213,6 +213,10 @@ type linuxObject struct {
 	// dev (major<<8|minor, as /proc/self/maps shows it) and inode
 	// identify a file; zero for memfds.
 	dev, inode uint64
+	// file, if not nil, is the *os.File fd belongs to (FileObject): the
+	// object keeps it, so that its finalizer does not close fd, and
+	// closes fd through it.
+	file *os.File
 }
 
 // FileID returns the file's device and inode as /proc/self/maps shows them.
@@ -232,20 +236,57 @@ func (l *linuxOS) OpenFile(path string) (Object, error) {
 		unix.Close(fd)
 		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", path, err)}
 	}
-	obj, err := FileObject(fd, path, &st)
+	obj, err := fileObject(fd, path, &st)
 	if err != nil {
 		unix.Close(fd)
+		return nil, err
 	}
-	return obj, err
+	return obj, nil
 }
 
-// FileObject returns, for the native backend, the Object of the regular
-// file open (readable) as fd, whose status st the caller took with fstat,
-// named name (the path /proc/self/maps shows its mappings by): what
-// OpenFile returns, for a caller that has opened and examined the file
-// already and would otherwise open it a second time. On success the
-// Object owns fd (CloseObject closes it); on error the caller still does.
-func FileObject(fd int, name string, st *unix.Stat_t) (Object, error) {
+// FileObject returns the Object of the regular file f for the native
+// backend: what OpenFile returns, for a caller that has opened and
+// examined the file already and would otherwise open it a second time.
+// Its name is f.Name(), the path the kernel's map shows its mappings by;
+// its size and identity come from an fstat of f's descriptor. On success
+// the Object owns f (CloseObject closes it, and f must not be closed or
+// used otherwise); on error the caller still does.
+func FileObject(f *os.File) (Object, error) {
+	if f == nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: "nil file"}
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", f.Name(), err)}
+	}
+	// Control gives the descriptor without Fd's side effect (Fd puts a
+	// non-blocking descriptor in blocking mode, a system call).
+	var (
+		fd   = -1
+		st   unix.Stat_t
+		serr error
+	)
+	if err := rc.Control(func(d uintptr) {
+		fd = int(d)
+		serr = unix.Fstat(fd, &st)
+	}); err != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", f.Name(), err)}
+	}
+	if serr != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(serr), Detail: fmt.Sprintf("%s: %v", f.Name(), serr)}
+	}
+	o, err := fileObject(fd, f.Name(), &st)
+	if err != nil {
+		return nil, err
+	}
+	o.file = f
+	return o, nil
+}
+
+// fileObject returns the object of the regular file open (readable) as
+// fd, whose status st was taken with fstat, named name. On success the
+// object owns fd; on error the caller still does.
+func fileObject(fd int, name string, st *unix.Stat_t) (*linuxObject, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: name + ": not a regular file"}
 	}
@@ -300,8 +341,14 @@ func (l *linuxOS) CloseObject(obj Object) error {
 	if err != nil {
 		return err
 	}
-	fd := o.fd
-	o.fd = -1
+	fd, f := o.fd, o.file
+	o.fd, o.file = -1, nil
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return &Error{Op: "close", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", o.name, err)}
+		}
+		return nil
+	}
 	if err := unix.Close(fd); err != nil {
 		return sysErr("close", 0, 0, err, false)
 	}
