@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/btree"
 
+	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -162,6 +163,14 @@ func Load(os mem.OS) (*Map, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// LoadSelf returns Load of the OS the process runs on: a Map of the
+// running process's address space, for a caller that has no mem.OS of its
+// own (a VMM's map is its Space). The map is a snapshot; nothing records
+// later changes in it unless the caller does.
+func LoadSelf() (*Map, error) {
+	return Load(osmem.Native())
 }
 
 // Config returns the map's configuration.

@@ -145,3 +145,31 @@ func TestSyncCheckNative(t *testing.T) {
 		t.Fatalf("parsing the dump: %v (%d lines)", err, n)
 	}
 }
+
+// TestLoadSelf loads the running process's map from the native backend:
+// it has the native backend's configuration, this function's code lies in
+// an executable segment named after the test binary, and the map matches
+// the kernel's.
+func TestLoadSelf(t *testing.T) {
+	m, err := LoadSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Config(), ConfigFor(osmem.Native()); got != want {
+		t.Fatalf("config %+v, want the native backend's %+v", got, want)
+	}
+	if err := m.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	pc := reflect.ValueOf(TestLoadSelf).Pointer()
+	s, ok := m.Lookup(pc)
+	if !ok || s.Kind != KindForeign || s.Prot&mem.ProtExec == 0 {
+		t.Fatalf("segment at TestLoadSelf's code %#x: %v (found %v), want a foreign executable one", pc, s, ok)
+	}
+	if exe, err := os.Executable(); err == nil && s.Name != exe {
+		t.Errorf("segment at TestLoadSelf's code is named %q, want the executable %q", s.Name, exe)
+	}
+	if mism, err := m.SyncCheck(osmem.Native()); err != nil || len(mism) != 0 {
+		t.Fatalf("SyncCheck: %v %v", mism, err)
+	}
+}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -71,13 +71,13 @@ func (u *codeUnit) write(at uintptr, b []byte) {
 		}
 		return
 	}
-	copy(osmem.Bytes(u.rw+off, uintptr(len(b))), b)
+	copy(rawmem.Bytes(u.rw+off, uintptr(len(b))), b)
 }
 
 // bytes returns the unit's bytes [at, at+n) as the code runs them (read
 // through the writable view, which has the same contents).
 func (u *codeUnit) bytes(at, n uintptr) []byte {
-	return osmem.Bytes(u.rw+(at-u.exec), n)
+	return rawmem.Bytes(u.rw+(at-u.exec), n)
 }
 
 func (u *codeUnit) contains(a uintptr) bool { return a >= u.exec && a-u.exec < u.size }

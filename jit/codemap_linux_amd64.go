@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -61,7 +61,7 @@ func (c *codeMap) lookup(pc uintptr) ([]byte, bool) {
 	if i == len(c.ranges) || c.ranges[i][0] > pc {
 		return nil, false
 	}
-	return osmem.Bytes(pc, c.ranges[i][1]-pc), true
+	return rawmem.Bytes(pc, c.ranges[i][1]-pc), true
 }
 
 // reset drops the cache: the next lookup reloads it.

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -528,7 +528,7 @@ func newFuzzMachine(t testing.TB) *fuzzMachine {
 		t.Fatal(err)
 	}
 	fm.bufAddr = a
-	fm.buf = osmem.Bytes(a, bufSize)
+	fm.buf = rawmem.Bytes(a, bufSize)
 	return fm
 }
 

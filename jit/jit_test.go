@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/vmcode"
@@ -64,7 +64,7 @@ func TestCallStub(t *testing.T) {
 				t.Fatalf("W^X %v: stub at %#x written at %#x", wx, stub.Addr, stub.Writable)
 			}
 			for _, at := range []uintptr{stub.Addr, stub.Writable} {
-				if got := osmem.Bytes(at, uintptr(len(stub.Code))); !bytes.Equal(got, stub.Code) {
+				if got := rawmem.Bytes(at, uintptr(len(stub.Code))); !bytes.Equal(got, stub.Code) {
 					t.Fatalf("%#x holds % x, want % x", at, got, stub.Code)
 				}
 			}

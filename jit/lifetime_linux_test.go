@@ -16,7 +16,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/privload"
@@ -68,7 +68,7 @@ func newLifeWorld(t *testing.T, demo, prog string) *lifeWorld {
 	}
 	w.sink = new(int64)
 	*w.sink = -1
-	binary.LittleEndian.PutUint64(osmem.Bytes(hook, 8), uint64(uintptr(unsafe.Pointer(w.sink))))
+	binary.LittleEndian.PutUint64(rawmem.Bytes(hook, 8), uint64(uintptr(unsafe.Pointer(w.sink))))
 	w.code = vmcode.New(w.v)
 	if w.unit, err = w.code.Alloc(4096); err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func TestCloseConcurrentJIT(t *testing.T) {
 		hook, _ := lib.Lookup(demolib.FiniHook)
 		sink := &concurrentSink
 		*sink = -1
-		binary.LittleEndian.PutUint64(osmem.Bytes(hook, 8), uint64(uintptr(unsafe.Pointer(sink))))
+		binary.LittleEndian.PutUint64(rawmem.Bytes(hook, 8), uint64(uintptr(unsafe.Pointer(sink))))
 		code := vmcode.New(v)
 		var runs, ops atomic.Int64
 		var wg sync.WaitGroup

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/mem"
@@ -247,7 +247,7 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, fmt.Errorf("jit: committing the machine context: %w", err)
 	}
 	m.ctx = s.Base()
-	m.mem = osmem.Bytes(m.ctx, m.lay.size)
+	m.mem = rawmem.Bytes(m.ctx, m.lay.size)
 	m.sentinel = m.ctx
 	m.clearIBL()
 
@@ -752,7 +752,7 @@ func (m *Machine) prepare(ret uintptr, args []uintptr) {
 	sp := m.stack + m.stackSize - 64
 	sp -= uintptr(len(extra)) * 8
 	sp &^= 15
-	stackMem := osmem.Bytes(sp-8, uintptr(len(extra))*8+8)
+	stackMem := rawmem.Bytes(sp-8, uintptr(len(extra))*8+8)
 	binary.LittleEndian.PutUint64(stackMem, uint64(ret))
 	for i, a := range extra {
 		binary.LittleEndian.PutUint64(stackMem[8+8*i:], uint64(a))

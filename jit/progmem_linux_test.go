@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
@@ -194,7 +194,7 @@ func BenchmarkProgramMmap(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			osmem.Bytes(r.Start, 1)[0] = 1
+			rawmem.Bytes(r.Start, 1)[0] = 1
 			if err := v.ReleaseApp(r); err != nil {
 				b.Fatal(err)
 			}

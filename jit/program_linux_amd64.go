@@ -16,7 +16,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/elfrel"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
@@ -177,7 +177,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
 			return nil, fmt.Errorf("jit: %s: %w", path, err)
 		}
-		copy(osmem.Bytes(p.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
+		copy(rawmem.Bytes(p.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
 		prot := mem.ProtNone
 		if ph.Flags&elf.PF_R != 0 {
 			prot |= mem.ProtRead
@@ -316,7 +316,7 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 		if a < p.lo || a+n > p.hi || a+n < a {
 			return nil, fmt.Errorf("dynamic table points outside the image (%#x)", vaddr)
 		}
-		return osmem.Bytes(a, n), nil
+		return rawmem.Bytes(a, n), nil
 	}
 	d, err := at(dyn.Vaddr, uintptr(dyn.Memsz))
 	if err != nil {
@@ -425,7 +425,7 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 // stack pointer (at argc, 16-byte aligned).
 func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 	top := p.stack + p.stackSize
-	mem := osmem.Bytes(p.stack, p.stackSize)
+	mem := rawmem.Bytes(p.stack, p.stackSize)
 	pos := p.stackSize
 	putString := func(s string) uintptr {
 		pos -= uintptr(len(s) + 1)

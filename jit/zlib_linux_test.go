@@ -13,7 +13,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/privload"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -103,7 +103,7 @@ func testZlibCompress(t *testing.T, cfg vmm.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sizeMem := osmem.Bytes(cell, 8)
+	sizeMem := rawmem.Bytes(cell, 8)
 	setSize := func(n int) { binary.LittleEndian.PutUint64(sizeMem, uint64(n)) }
 	getSize := func() int { return int(binary.LittleEndian.Uint64(sizeMem)) }
 	run := func(translated bool, fn uintptr, args ...uintptr) uintptr {

@@ -189,6 +189,8 @@ func TestCallAfterClose(t *testing.T) {
 			t.Errorf("%s after Close: %v, want ErrClosed", what, err)
 		}
 	}
+	_, err = lib.Func("adler32")
+	check("Func", err)
 	_, err = adler.Call3(1, 0, 0)
 	check("Call3", err)
 	_, err = adler.Call(1, 0, 0)

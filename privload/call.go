@@ -43,10 +43,15 @@ type Func struct {
 	lib *Library
 }
 
-// Func returns the library's exported function name (see Lookup).
+// Func returns the library's exported function name (see Lookup). After
+// the library's Close (or its VMM's) it returns an error wrapping
+// ErrClosed.
 func (l *Library) Func(name string) (Func, error) {
 	a, ok := l.Lookup(name)
 	if !ok {
+		if l.closed.Load() {
+			return Func{}, fmt.Errorf("%w: %s: looking up %q", ErrClosed, l.path, name)
+		}
 		return Func{}, fmt.Errorf("privload: %s: no exported symbol %q", l.path, name)
 	}
 	return Func{addr: a, name: name, lib: l}, nil

@@ -3,7 +3,7 @@ package privload
 import (
 	"bytes"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -27,7 +27,7 @@ func GoString(addr uintptr) string {
 		// The rest of a's page: a page is readable whole or not at all,
 		// so reading to its end never faults where reading a did not.
 		n := mem.PageSize - a%mem.PageSize
-		chunk := osmem.Bytes(a, n)
+		chunk := rawmem.Bytes(a, n)
 		if i := bytes.IndexByte(chunk, 0); i >= 0 {
 			if out == nil {
 				return string(chunk[:i])

@@ -18,7 +18,7 @@ import (
 	"github.com/ebitengine/purego"
 	"golang.org/x/sys/cpu"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
@@ -125,14 +125,14 @@ func TestFixtureRelocs(t *testing.T) {
 			if n := call(lookup(t, lib, "fx_resolver_calls")); n != 1 {
 				t.Errorf("the exported ifunc's resolver ran %d times, want once per load", n)
 			}
-			if v := *(*int64)(unsafe.Pointer(&osmem.Bytes(lookup(t, lib, "fx_var"), 8)[0])); v != 42 {
+			if v := *(*int64)(unsafe.Pointer(&rawmem.Bytes(lookup(t, lib, "fx_var"), 8)[0])); v != 42 {
 				t.Errorf("fx_var = %d", v)
 			}
-			if o := binary.LittleEndian.Uint64(osmem.Bytes(lookup(t, lib, "fx_order"), 8)); o != 12 {
+			if o := binary.LittleEndian.Uint64(rawmem.Bytes(lookup(t, lib, "fx_order"), 8)); o != 12 {
 				t.Errorf("after load, initialisers ran in order %d, want 12 (DT_INIT, then DT_INIT_ARRAY)", o)
 			}
 			var out int64
-			binary.LittleEndian.PutUint64(osmem.Bytes(lookup(t, lib, "fx_fini_out"), 8), uint64(uintptr(unsafe.Pointer(&out))))
+			binary.LittleEndian.PutUint64(rawmem.Bytes(lookup(t, lib, "fx_fini_out"), 8), uint64(uintptr(unsafe.Pointer(&out))))
 			closeChecked(t, v, lib, free)
 			runtime.KeepAlive(&out)
 			if out != 1234 {

@@ -13,7 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/demolib"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -53,7 +53,7 @@ func demoObject(t *testing.T, v *vmm.VMM, path string) (vmmtest.Object, *int64) 
 	}
 	sink := new(int64)
 	*sink = -1
-	binary.LittleEndian.PutUint64(osmem.Bytes(hookAddr, 8), uint64(uintptr(unsafe.Pointer(sink))))
+	binary.LittleEndian.PutUint64(rawmem.Bytes(hookAddr, 8), uint64(uintptr(unsafe.Pointer(sink))))
 	return vmmtest.Object{
 		Name:  "lib",
 		Close: lib.Close,
@@ -65,8 +65,8 @@ func demoObject(t *testing.T, v *vmm.VMM, path string) (vmmtest.Object, *int64) 
 			if a, ok := lib.LookupVersion(demolib.Compute, "V1"); ok {
 				errs = append(errs, fmt.Errorf("LookupVersion after Close found %#x", a))
 			}
-			if _, err := lib.Func(demolib.Compute); err == nil {
-				errs = append(errs, errors.New("Func after Close succeeded"))
+			if _, err := lib.Func(demolib.Compute); !errors.Is(err, ErrClosed) {
+				errs = append(errs, fmt.Errorf("Func after Close: %v, want an error wrapping ErrClosed", err))
 			}
 			_, err := fn.Call2(3, 4)
 			errs = append(errs, vmmtest.WantClosed("calling demo_compute", err))
@@ -162,6 +162,9 @@ func TestCloseVMMClosesGroup(t *testing.T) {
 	for _, l := range libs {
 		if _, ok := l.Lookup("fx_a"); ok {
 			t.Errorf("%s: Lookup after the VMM closed found fx_a", l.Name())
+		}
+		if _, err := l.Func("fx_a"); !errors.Is(err, ErrClosed) || !errors.Is(err, vmm.ErrClosed) {
+			t.Errorf("%s: Func after the VMM closed: %v, want ErrClosed", l.Name(), err)
 		}
 	}
 	if err := lib.Close(); !errors.Is(err, ErrClosed) || !errors.Is(err, vmm.ErrClosed) {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -374,7 +375,7 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	if parent != "" {
 		who = fmt.Sprintf("%s (needed by %s)", path, parent)
 	}
-	if parent == "" && ld.os == osmem.Native() {
+	if parent == "" {
 		return ld.openRoot(path, who)
 	}
 	// One stat first: it answers the warm path, and for a dependency,
@@ -430,10 +431,11 @@ func (ld *elfLoader) open(path, parent string) (*elfImage, error) {
 	return ld.image(f, path, who, canon, &fst)
 }
 
-// openRoot is open for the library the caller named, on the native
-// backend: as glibc's dlopen does, it opens the path first and examines
-// the descriptor (fstat), then parses (or takes the warm path) and maps
-// from that one descriptor. A warm load costs an open and an fstat where
+// openRoot is open for the library the caller named: as glibc's dlopen
+// does, it opens the path first and examines the descriptor (fstat), then
+// parses (or takes the warm path) and, on the native backend, maps from
+// that one descriptor (vmm.VMM.FileObject; a backend without descriptors
+// opens the resolved path). A warm load costs an open and an fstat where
 // a stat, an open and an fstat of the resolved path did; nothing can
 // replace the file between the look and the mapping. (A dependency is
 // stat'ed before it is opened: its name comes from a file.)
@@ -469,11 +471,21 @@ func (ld *elfLoader) openRoot(path, who string) (*elfImage, error) {
 	if err := ld.check(f, who); err != nil {
 		return nil, err
 	}
-	obj, err := osmem.FileObject(fd, canon, &st)
+	// The object maps from this descriptor, named by the resolved path.
+	file := os.NewFile(uintptr(fd), canon)
+	owned = true // by file, from here on
+	obj, err := ld.v.FileObject(file)
 	if err != nil {
-		return nil, errorf(who, "opening for mapping: %v", err)
+		file.Close()
+		if !errors.Is(err, mem.ErrNotSupported) {
+			return nil, errorf(who, "opening for mapping: %v", err)
+		}
+		// A backend that keeps no descriptors (the simulator) opens
+		// the file by its path.
+		if obj, err = ld.os.OpenFile(canon); err != nil {
+			return nil, errorf(who, "opening for mapping: %v", err)
+		}
 	}
-	owned = true
 	lib := &Library{file: f, name: filepath.Base(path), path: path}
 	return &elfImage{lib: lib, id: fileID{uint64(st.Dev), st.Ino}, who: who, obj: obj}, nil
 }
@@ -1100,7 +1112,7 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 			// past p_filesz (other sections) must not show through
 			// the .bss.
 			z := vaddr + uintptr(s.Filesz)
-			clear(osmem.Bytes(z, info.FileEnd-z))
+			clear(rawmem.Bytes(z, info.FileEnd-z))
 		}
 		if info.End > info.FileEnd {
 			if err := slot.Commit(info.FileEnd, info.End-info.FileEnd, prot); err != nil {
@@ -1116,7 +1128,7 @@ func (ld *elfLoader) mapSegments(img *elfImage) error {
 func (img *elfImage) word(vaddr uint64) []byte {
 	if vaddr < img.wlo || vaddr-img.wlo+8 > uint64(len(img.wseg)) {
 		s, _ := img.lib.file.segmentAt(vaddr, 8)
-		img.wlo, img.wseg = s.Vaddr, osmem.Bytes(img.lib.bias+uintptr(s.Vaddr), uintptr(s.Memsz))
+		img.wlo, img.wseg = s.Vaddr, rawmem.Bytes(img.lib.bias+uintptr(s.Vaddr), uintptr(s.Memsz))
 	}
 	return img.wseg[vaddr-img.wlo:]
 }
@@ -1226,7 +1238,7 @@ func (l *Library) funcs(what string, arr Range, fn uint64) ([]uintptr, error) {
 		out = append(out, l.bias+uintptr(fn))
 	}
 	if arr.Size > 0 {
-		b := osmem.Bytes(l.bias+uintptr(arr.Vaddr), uintptr(arr.Size))
+		b := rawmem.Bytes(l.bias+uintptr(arr.Vaddr), uintptr(arr.Size))
 		for i := 0; i+8 <= len(b); i += 8 {
 			p := uintptr(binary.LittleEndian.Uint64(b[i:]))
 			if p == 0 || p == ^uintptr(0) {

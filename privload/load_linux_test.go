@@ -20,7 +20,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/demolib"
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -162,7 +162,7 @@ func TestLoadDemo(t *testing.T) {
 	}
 
 	// The exported variable is the one the code reads through the GOT.
-	scale := osmem.Bytes(lookup(t, lib, demolib.Scale), 8)
+	scale := rawmem.Bytes(lookup(t, lib, demolib.Scale), 8)
 	if s := int64(binary.LittleEndian.Uint64(scale)); s != demolib.InitialScale {
 		t.Errorf("demo_scale = %d", s)
 	}
@@ -187,7 +187,7 @@ func TestLoadDemo(t *testing.T) {
 	// Finalisers run at Close: the destructor writes demo_calls through
 	// demo_fini_hook.
 	var sink int64
-	binary.LittleEndian.PutUint64(osmem.Bytes(lookup(t, lib, demolib.FiniHook), 8), uint64(uintptr(unsafe.Pointer(&sink))))
+	binary.LittleEndian.PutUint64(rawmem.Bytes(lookup(t, lib, demolib.FiniHook), 8), uint64(uintptr(unsafe.Pointer(&sink))))
 	if err := lib.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestLoadSkipInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sink int64 = -1
-	binary.LittleEndian.PutUint64(osmem.Bytes(lookup(t, lib, demolib.FiniHook), 8), uint64(uintptr(unsafe.Pointer(&sink))))
+	binary.LittleEndian.PutUint64(rawmem.Bytes(lookup(t, lib, demolib.FiniHook), 8), uint64(uintptr(unsafe.Pointer(&sink))))
 	if got, want := call(lookup(t, lib, demolib.Compute), 6, 7), demolib.Expected(6, 7)-demolib.InitSeed; got != want {
 		t.Errorf("without initialisers demo_compute(6, 7) = %d, want %d", got, want)
 	}
@@ -702,7 +702,7 @@ func cString(addr uintptr, max int) string {
 	}
 	var b []byte
 	for i := 0; i < max; i++ {
-		c := osmem.Bytes(addr+uintptr(i), 1)[0]
+		c := rawmem.Bytes(addr+uintptr(i), 1)[0]
 		if c == 0 {
 			break
 		}

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/native"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -358,7 +358,7 @@ func (m *PEModule) build(slot *vmm.Slot, page uint64, ranges []peRange, opts Opt
 	if err := slot.Commit(base, size, mem.ProtRW); err != nil {
 		return nil, fmt.Errorf("privload: %s: committing the image: %w", m.path, err)
 	}
-	img := osmem.Bytes(base, size)
+	img := rawmem.Bytes(base, size)
 	if err := f.layout(img); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -134,7 +134,7 @@ func peCall(fn uintptr, args ...uintptr) uintptr {
 func peCString(addr uintptr) string {
 	var b []byte
 	for ; ; addr++ {
-		c := osmem.Bytes(addr, 1)[0]
+		c := rawmem.Bytes(addr, 1)[0]
 		if c == 0 {
 			return string(b)
 		}
@@ -143,8 +143,8 @@ func peCString(addr uintptr) string {
 }
 
 // peU64At and peU32At read the image.
-func peU64At(addr uintptr) uint64 { return binary.LittleEndian.Uint64(osmem.Bytes(addr, 8)) }
-func peU32At(addr uintptr) uint32 { return binary.LittleEndian.Uint32(osmem.Bytes(addr, 4)) }
+func peU64At(addr uintptr) uint64 { return binary.LittleEndian.Uint64(rawmem.Bytes(addr, 8)) }
+func peU32At(addr uintptr) uint32 { return binary.LittleEndian.Uint32(rawmem.Bytes(addr, 4)) }
 
 // peCheckProtections compares the kernel's protections over the image with
 // the sections' and checks no page is writable and executable.
@@ -582,7 +582,7 @@ func TestPELoadSystemDLLs(t *testing.T) {
 		if p == 0 {
 			t.Fatalf("malloc returned NULL")
 		}
-		clear(osmem.Bytes(p, 4096))
+		clear(rawmem.Bytes(p, 4096))
 		peCall(peExport(t, m, "free"), p)
 		buf := make([]byte, 64)
 		f := append([]byte("%s|%d|%x"), 0)
@@ -612,13 +612,19 @@ func TestPELoadSystemDLLs(t *testing.T) {
 	})
 }
 
+// underWine reports whether the process runs under Wine rather than
+// Windows: Wine's ntdll exports wine_get_version, Windows' does not.
+func underWine() bool {
+	return windows.NewLazySystemDLL("ntdll.dll").NewProc("wine_get_version").Find() == nil
+}
+
 // TestPELoadWineSweep loads, without DllMain, every DLL of Wine's system
 // directory up to 512 KiB, and closes it: each loads (relocated, imports
 // bound against the host, protected) or is refused with a *FormatError
 // naming it, and nothing leaks (aspacem matches VirtualQuery at the end).
 // Under Wine only: a Windows system directory holds thousands of DLLs.
 func TestPELoadWineSweep(t *testing.T) {
-	if !osmem.UnderWine() {
+	if !underWine() {
 		t.Skip("not under Wine")
 	}
 	sys, err := windows.GetSystemDirectory()

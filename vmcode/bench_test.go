@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -31,7 +31,7 @@ func BenchmarkUnitWrite(b *testing.B) {
 	for _, n := range []int{4, 256} {
 		src := make([]byte, n)
 		b.Run("copy/"+strconv.Itoa(n), func(b *testing.B) {
-			dst := osmem.Bytes(u.Writable(), uintptr(n))
+			dst := rawmem.Bytes(u.Writable(), uintptr(n))
 			for i := 0; i < b.N; i++ {
 				copy(dst, src)
 			}

@@ -19,7 +19,7 @@ import (
 	"sync"
 
 	"github.com/reachvm/reachvm/internal/lifetime"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -237,7 +237,7 @@ func (u *Unit) Write(off uintptr, b []byte) error {
 		u.mu.Unlock()
 		return u.writeError(off, len(b))
 	}
-	copy(osmem.Bytes(u.rw+off, uintptr(len(b))), b)
+	copy(rawmem.Bytes(u.rw+off, uintptr(len(b))), b)
 	u.mu.Unlock()
 	return nil
 }

@@ -4,8 +4,8 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -23,6 +23,8 @@ type setup struct {
 func setups() []setup {
 	simLinux := func() mem.OS { return sim.New(mem.RulesLinux, sim.Options{}) }
 	simWindows := func() mem.OS { return sim.New(mem.RulesWindows, sim.Options{}) }
+	// A nil backend: vmm.New selects the OS the process runs on.
+	native := func() mem.OS { return nil }
 	out := []setup{
 		{"sim-linux/wx=on", simLinux, vmm.WXOn, true},
 		{"sim-linux/wx=off", simLinux, vmm.WXOff, false},
@@ -31,8 +33,8 @@ func setups() []setup {
 	}
 	if runtime.GOOS == "linux" || runtime.GOOS == "windows" {
 		out = append(out,
-			setup{"native/wx=on", osmem.Native, vmm.WXOn, true},
-			setup{"native/wx=off", osmem.Native, vmm.WXOff, false})
+			setup{"native/wx=on", native, vmm.WXOn, true},
+			setup{"native/wx=off", native, vmm.WXOff, false})
 	}
 	return out
 }
@@ -44,11 +46,15 @@ func TestUnitLifecycle(t *testing.T) {
 	for _, st := range setups() {
 		t.Run(st.name, func(t *testing.T) {
 			o := st.os()
+			// The simulator models the address space, not memory: only the
+			// native backend has bytes to write.
+			real := o == nil
 			v, err := vmm.New(vmm.Config{OS: o, VMCodeSize: 16 << 20, NoVMHeap: true, WX: st.wx})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer v.Close()
+			o = v.OS()
 			c := vmcode.New(v)
 			if c.WX() != st.dual {
 				t.Fatalf("W^X %v, want %v", c.WX(), st.dual)
@@ -86,9 +92,6 @@ func TestUnitLifecycle(t *testing.T) {
 					t.Fatalf("fresh unit: %v, want rw-", p)
 				}
 			}
-			// The simulator models the address space, not memory: only the
-			// native backend has bytes to write.
-			real := o == osmem.Native()
 			if real {
 				if err := u.Write(1, []byte{0xc3}); err != nil {
 					t.Fatal(err)
@@ -106,7 +109,7 @@ func TestUnitLifecycle(t *testing.T) {
 			if st.dual && prot(u.Writable()) != mem.ProtRW {
 				t.Fatal("sealing changed the writable view")
 			}
-			if real && osmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
+			if real && rawmem.Bytes(u.Exec(), 2)[1] != 0xc3 {
 				t.Fatal("the executable view does not hold what was written")
 			}
 			if err := u.Write(0, []byte{0x90}); err == nil {
@@ -175,7 +178,7 @@ func TestUnitReuseIsZeroed(t *testing.T) {
 				t.Fatalf("the allocator did not reuse %#x (got %#x): the test needs it to", exec, u.Exec())
 			}
 			for _, addr := range []uintptr{u.Exec(), u.Writable()} {
-				for i, b := range osmem.Bytes(addr, u.Size()) {
+				for i, b := range rawmem.Bytes(addr, u.Size()) {
 					if b != 0 {
 						t.Fatalf("byte %d at %#x is %#x after reuse, want 0", i, addr, b)
 					}

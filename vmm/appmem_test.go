@@ -12,6 +12,7 @@ import (
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -353,17 +354,17 @@ func TestAppMemNative(t *testing.T) {
 	v := newAppVMM(t, osmem.Native())
 	st := &appState{file: appFile(t, 4)}
 	runAppScript(t, v, st, appScript())
-	b := osmem.Bytes(st.res.Start+2*pg, 2*pg) // pages 0 and 1 were released
+	b := rawmem.Bytes(st.res.Start+2*pg, 2*pg) // pages 0 and 1 were released
 	for i := range b {
 		if b[i] != 0 {
 			t.Fatalf("committed page byte %d is %d", i, b[i])
 		}
 		b[i] = 0xaa
 	}
-	if got := osmem.Bytes(st.view.Start, pg)[0]; got != 2 {
+	if got := rawmem.Bytes(st.view.Start, pg)[0]; got != 2 {
 		t.Fatalf("view of page 1 reads %d, want 2", got)
 	}
-	if got := osmem.Bytes(st.view.Start+2*pg, 1)[0]; got != 4 {
+	if got := rawmem.Bytes(st.view.Start+2*pg, 1)[0]; got != 4 {
 		t.Fatalf("view of page 3 reads %d, want 4", got)
 	}
 	// Exact over something taken fails with ErrExists and changes
@@ -403,7 +404,7 @@ func TestAppMemConcurrent(t *testing.T) {
 					errs <- err
 					return
 				}
-				osmem.Bytes(r.Start, 1)[0] = byte(i)
+				rawmem.Bytes(r.Start, 1)[0] = byte(i)
 				if err := v.ProtectApp(sub(r, 0, 4), mem.ProtRead); err != nil {
 					errs <- err
 					return

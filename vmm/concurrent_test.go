@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -87,12 +88,12 @@ func TestConcurrentSlotsAndHeap(t *testing.T) {
 						fail("commit: %v", err)
 						return
 					}
-					osmem.Bytes(s.Base(), page)[0] = byte(g)
+					rawmem.Bytes(s.Base(), page)[0] = byte(g)
 					live = append(live, s)
 				case 2:
 					if len(live) > 0 {
 						s := live[rng.IntN(len(live))]
-						if osmem.Bytes(s.Base(), 1)[0] != byte(g) {
+						if rawmem.Bytes(s.Base(), 1)[0] != byte(g) {
 							fail("slot %#x lost its byte: another goroutine wrote it", s.Base())
 							return
 						}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -148,7 +149,7 @@ func TestGridNative(t *testing.T) {
 	if m := gridVQ(t, a); m.Type != gridMemMapped || m.AllocationBase != a {
 		t.Fatalf("view at %#x: type %#x alloc base %#x", a, m.Type, m.AllocationBase)
 	}
-	if !bytes.Equal(osmem.Bytes(a, 1536*gridKiB), bigData) {
+	if !bytes.Equal(rawmem.Bytes(a, 1536*gridKiB), bigData) {
 		t.Fatal("the 1.5 MiB view does not read back as the file")
 	}
 	tail := a + 1536*gridKiB
@@ -160,7 +161,7 @@ func TestGridNative(t *testing.T) {
 	if err := g.mapFile(small, 0, b, 64*gridKiB, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(osmem.Bytes(b, 64*gridKiB), smallData) {
+	if !bytes.Equal(rawmem.Bytes(b, 64*gridKiB), smallData) {
 		t.Fatal("the 64 KiB view does not read back as the file")
 	}
 	if m := gridVQ(t, b+64*gridKiB); m.State != windows.MEM_RESERVE || m.AllocationBase != b+64*gridKiB {
@@ -174,9 +175,9 @@ func TestGridNative(t *testing.T) {
 	if err := g.commit(c, 128*gridKiB, mem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	buf := osmem.Bytes(c, 128*gridKiB)
+	buf := rawmem.Bytes(c, 128*gridKiB)
 	copy(buf, bigData[:len(buf)])
-	if !bytes.Equal(osmem.Bytes(c, 128*gridKiB), bigData[:len(buf)]) {
+	if !bytes.Equal(rawmem.Bytes(c, 128*gridKiB), bigData[:len(buf)]) {
 		t.Fatal("committed pages across slots do not hold what was written")
 	}
 	gridCheckNative(t, g, "committed")
@@ -263,7 +264,7 @@ func TestGridWXDualViews(t *testing.T) {
 		t.Fatal("the executable view was made writable")
 	}
 	// mov eax, imm32; ret
-	code := osmem.Bytes(rw, 6)
+	code := rawmem.Bytes(rw, 6)
 	for _, want := range []uintptr{42, 7} {
 		copy(code, []byte{0xb8, byte(want), 0, 0, 0, 0xc3})
 		if got, _, _ := syscall.SyscallN(rx); got != want {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -421,7 +422,7 @@ func (d *gridDual) zeroDirty(addr, size uintptr) {
 		if d.dirty[k/64]&bit != 0 && d.zero {
 			a := max(g.slotAddr(k), addr)
 			e := min(g.slotEnd(k), addr+size)
-			clear(osmem.Bytes(d.rw+(a-g.base), e-a))
+			clear(rawmem.Bytes(d.rw+(a-g.base), e-a))
 		}
 		d.dirty[k/64] |= bit
 	}

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -158,7 +159,7 @@ func BenchmarkGridUnits(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if osmem.Bytes(u.Base(), 1)[0] != 0xc3 {
+				if rawmem.Bytes(u.Base(), 1)[0] != 0xc3 {
 					b.Fatal("code not visible at the executable address")
 				}
 				if err := u.Release(); err != nil {
@@ -175,4 +176,4 @@ func BenchmarkGridUnits(b *testing.B) {
 // arguments is not a pointer").
 //
 //go:noinline
-func gridWrite(w uintptr, code []byte) { copy(osmem.Bytes(w, uintptr(len(code))), code) }
+func gridWrite(w uintptr, code []byte) { copy(rawmem.Bytes(w, uintptr(len(code))), code) }

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -89,7 +90,7 @@ func TestGridWXNative(t *testing.T) {
 			t.Fatalf("unit %d: writable view protection %#x", i, m.Protect)
 		}
 		// mov eax, imm32; ret
-		code := osmem.Bytes(w, 6)
+		code := rawmem.Bytes(w, 6)
 		for _, want := range []uintptr{uintptr(40 + i), 7} {
 			copy(code, []byte{0xb8, byte(want), 0, 0, 0, 0xc3})
 			if got, _, _ := syscall.SyscallN(u.Base()); got != want {
@@ -98,7 +99,7 @@ func TestGridWXNative(t *testing.T) {
 		}
 		// The end of a unit too.
 		end := u.Size() - 6
-		copy(osmem.Bytes(w+end, 6), []byte{0xb8, 99, 0, 0, 0, 0xc3})
+		copy(rawmem.Bytes(w+end, 6), []byte{0xb8, 99, 0, 0, 0, 0xc3})
 		if got, _, _ := syscall.SyscallN(u.Base() + end); got != 99 {
 			t.Fatalf("unit %d: code at the end returned %d", i, got)
 		}
@@ -129,7 +130,7 @@ func TestGridWXNative(t *testing.T) {
 	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	for i, b := range osmem.Bytes(u.Base(), u.Size()) {
+	for i, b := range rawmem.Bytes(u.Base(), u.Size()) {
 		if b != 0 {
 			t.Fatalf("byte %d of a reused unit is %#x", i, b)
 		}
@@ -173,7 +174,7 @@ func TestGridWXNativeDefaultSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	w, _ := v.Writable(u.Base())
-	copy(osmem.Bytes(w, 6), []byte{0xb8, 5, 0, 0, 0, 0xc3})
+	copy(rawmem.Bytes(w, 6), []byte{0xb8, 5, 0, 0, 0, 0xc3})
 	if got, _, _ := syscall.SyscallN(u.Base()); got != 5 {
 		t.Fatalf("code returned %d, want 5", got)
 	}

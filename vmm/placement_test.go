@@ -9,6 +9,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/internal/osmem/sim"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -231,7 +232,7 @@ func TestVMHeap(t *testing.T) {
 			t.Fatalf("%s: heap allocation %#x outside vmheap", o.Name(), a)
 		}
 		if o == osmem.Native() {
-			osmem.Bytes(a, 100)[99] = 1 // committed and writable
+			rawmem.Bytes(a, 100)[99] = 1 // committed and writable
 		}
 		if err := v.HeapFree(a+o.Granularity(), 1); err == nil {
 			t.Errorf("%s: freeing an unallocated range accepted", o.Name())

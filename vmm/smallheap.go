@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -318,7 +318,7 @@ func (o *objectHeap) alloc(size uintptr) (uintptr, error) {
 	if reused {
 		// The slot is the caller's alone now: clear it without the lock.
 		// A fresh slot is still zero from the OS.
-		clear(osmem.Bytes(addr, size))
+		clear(rawmem.Bytes(addr, size))
 	}
 	return addr, nil
 }
@@ -416,7 +416,7 @@ func (o *objectHeap) bytes(addr, size uintptr) ([]byte, error) {
 		if size > start+asked-addr {
 			return nil, fmt.Errorf("vmm: bytes [%#x, +%#x): past the end of the %d-byte allocation at %#x", addr, size, asked, start)
 		}
-		return osmem.Bytes(addr, size), nil
+		return rawmem.Bytes(addr, size), nil
 	}
 	o.pagesMu.Lock()
 	p, ok := o.pageHoldingLocked(addr)
@@ -427,7 +427,7 @@ func (o *objectHeap) bytes(addr, size uintptr) ([]byte, error) {
 	if size > p.start+p.asked-addr {
 		return nil, fmt.Errorf("vmm: bytes [%#x, +%#x): past the end of the %d-byte allocation at %#x", addr, size, p.asked, p.start)
 	}
-	return osmem.Bytes(addr, size), nil
+	return rawmem.Bytes(addr, size), nil
 }
 
 // allocPages commits size bytes, rounded up to the granularity, and lists
@@ -581,6 +581,6 @@ func (v *VMM) CString(s string) (uintptr, error) {
 		return 0, err
 	}
 	// The memory is zeroed: the NUL is already there.
-	copy(osmem.Bytes(addr, uintptr(len(s))), s)
+	copy(rawmem.Bytes(addr, uintptr(len(s))), s)
 	return addr, nil
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -547,7 +547,7 @@ func (d *dual) reviveLocked(addr, size uintptr) error {
 	}
 	return d.freedRuns(addr, size, func(a, n uintptr) error {
 		if d.discard != nil {
-			clear(osmem.Bytes(d.alias(a), n))
+			clear(rawmem.Bytes(d.alias(a), n))
 		}
 		d.setFreed(a, n, false)
 		return nil

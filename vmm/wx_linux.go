@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -24,7 +25,7 @@ func nativeDiscard(o mem.OS) func(addr, size uintptr) error {
 		return nil
 	}
 	return func(addr, size uintptr) error {
-		if err := unix.Madvise(osmem.Bytes(addr, size), unix.MADV_REMOVE); err != nil {
+		if err := unix.Madvise(rawmem.Bytes(addr, size), unix.MADV_REMOVE); err != nil {
 			e := &mem.Error{Op: "discard", Addr: addr, Size: size, Class: mem.ErrInvalid, Detail: err.Error()}
 			var errno unix.Errno
 			if errors.As(err, &errno) {

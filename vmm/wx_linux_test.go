@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
@@ -81,8 +81,8 @@ func TestWXNative(t *testing.T) {
 		t.Fatal(err)
 	}
 	pattern := bytes.Repeat([]byte("reachvm!"), n/8)
-	copy(osmem.Bytes(rw, n), pattern)
-	if !bytes.Equal(osmem.Bytes(a, n), pattern) {
+	copy(rawmem.Bytes(rw, n), pattern)
+	if !bytes.Equal(rawmem.Bytes(a, n), pattern) {
 		t.Fatal("vmcode does not show what was written through the writable view")
 	}
 	if got := resident(t, rw, n); got != 4 {
@@ -101,10 +101,10 @@ func TestWXNative(t *testing.T) {
 	if err := sl.Commit(a, 2*4096, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(osmem.Bytes(a, 2*4096), make([]byte, 2*4096)) {
+	if !bytes.Equal(rawmem.Bytes(a, 2*4096), make([]byte, 2*4096)) {
 		t.Fatal("recommitted pages are not zero")
 	}
-	if !bytes.Equal(osmem.Bytes(a+2*4096, 2*4096), pattern[2*4096:]) {
+	if !bytes.Equal(rawmem.Bytes(a+2*4096, 2*4096), pattern[2*4096:]) {
 		t.Fatal("decommitting two pages changed the others")
 	}
 	vmmtest.SyncCheck(t, v, "decommitted and recommitted")
@@ -119,7 +119,7 @@ func TestWXNative(t *testing.T) {
 	if err := sl.MapFile(obj, 0, a+2*4096, 2*4096, mem.ProtRead); err != nil {
 		t.Fatal(err)
 	}
-	if b := osmem.Bytes(a+2*4096, 2*4096); b[0] != 0 || b[4096] != 1 {
+	if b := rawmem.Bytes(a+2*4096, 2*4096); b[0] != 0 || b[4096] != 1 {
 		t.Fatalf("the file view reads %#x %#x, want 0 1", b[0], b[4096])
 	}
 	if got := resident(t, rw+2*4096, 2*4096); got != 0 {
@@ -149,7 +149,7 @@ func TestWXNative(t *testing.T) {
 	if err := sl.Commit(a, n, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	copy(osmem.Bytes(rw, n), pattern)
+	copy(rawmem.Bytes(rw, n), pattern)
 	if err := sl.Release(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestWXNative(t *testing.T) {
 	if err := sl.Commit(a, n, mem.ProtRX); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(osmem.Bytes(a, n), make([]byte, n)) || v.Trimmable() != 0 {
+	if !bytes.Equal(rawmem.Bytes(a, n), make([]byte, n)) || v.Trimmable() != 0 {
 		t.Fatalf("revived pages are not zero, or still trimmable (%#x)", v.Trimmable())
 	}
 	vmmtest.SyncCheck(t, v, "revived")

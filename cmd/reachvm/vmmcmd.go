@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/aspacem"
-	"github.com/reachvm/reachvm/internal/osmem"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -167,7 +166,7 @@ func selfText() (mem.Range, error) {
 	if err != nil {
 		return mem.Range{}, fmt.Errorf("--near self: %v", err)
 	}
-	space, err := aspacem.Load(osmem.Native())
+	space, err := aspacem.LoadSelf()
 	if err != nil {
 		return mem.Range{}, fmt.Errorf("--near self: reading the address space: %v", err)
 	}

@@ -12,15 +12,11 @@
 // strategies bench measures) call them.
 //
 // Addresses are uintptr throughout: memory handed out here is not Go memory
-// and must never be converted to a Go pointer except through the audited
-// helper Bytes.
+// and must never be converted to a Go pointer except through package
+// internal/rawmem, which holds the audited conversions.
 package osmem
 
-import (
-	"unsafe"
-
-	"github.com/reachvm/reachvm/mem"
-)
+import "github.com/reachvm/reachvm/mem"
 
 // The interface's vocabulary is public, in package mem; these aliases keep
 // the backends' and their tests' spelling short.
@@ -87,16 +83,3 @@ var (
 	CreateSharedReserve = mem.CreateSharedReserve
 	Discard             = mem.Discard
 )
-
-// Bytes returns the memory [addr, addr+size) as a byte slice. It is the one
-// place reachvm turns an OS-provided address into a Go pointer.
-//
-// Preconditions: [addr, addr+size) is committed (or a view) and stays
-// mapped while the slice is used; it is not Go-managed memory.
-func Bytes(addr, size uintptr) []byte {
-	// Reading the address through a pointer to the uintptr keeps go vet's
-	// unsafeptr check quiet; the conversion is sound because the memory is
-	// not managed by Go's allocator and never moves.
-	p := *(*unsafe.Pointer)(unsafe.Pointer(&addr))
-	return unsafe.Slice((*byte)(p), size)
-}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/internal/procmaps"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -131,7 +132,7 @@ func (l *linuxOS) mmap(op string, addr, size uintptr, prot, flags, fd int, off u
 	default:
 		return 0, &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Detail: fmt.Sprintf("unknown mode %v", mode)}
 	}
-	p, err := unix.MmapPtr(fd, int64(off), ptrOf(addr), size, prot, flags)
+	p, err := unix.MmapPtr(fd, int64(off), rawmem.Ptr(addr), size, prot, flags)
 	if err != nil {
 		return 0, sysErr(op, addr, size, err, false)
 	}
@@ -164,7 +165,7 @@ func (l *linuxOS) Decommit(addr, size uintptr) error {
 	if err := l.check("decommit", addr, size); err != nil {
 		return err
 	}
-	b := Bytes(addr, size)
+	b := rawmem.Bytes(addr, size)
 	if err := unix.Mprotect(b, unix.PROT_NONE); err != nil {
 		return sysErr("decommit", addr, size, err, true)
 	}
@@ -187,7 +188,7 @@ func (l *linuxOS) mprotect(op string, addr, size uintptr, prot Prot) error {
 	if err := checkProt(op, addr, size, prot); err != nil {
 		return err
 	}
-	if err := unix.Mprotect(Bytes(addr, size), unixProt(prot)); err != nil {
+	if err := unix.Mprotect(rawmem.Bytes(addr, size), unixProt(prot)); err != nil {
 		return sysErr(op, addr, size, err, true)
 	}
 	return nil
@@ -197,7 +198,7 @@ func (l *linuxOS) Release(addr, size uintptr) error {
 	if err := l.check("release", addr, size); err != nil {
 		return err
 	}
-	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+	if err := unix.MunmapPtr(rawmem.Ptr(addr), size); err != nil {
 		return sysErr("release", addr, size, err, false)
 	}
 	return nil
@@ -212,6 +213,10 @@ type linuxObject struct {
 	// dev (major<<8|minor, as /proc/self/maps shows it) and inode
 	// identify a file; zero for memfds.
 	dev, inode uint64
+	// file, if not nil, is the *os.File fd belongs to (FileObject): the
+	// object keeps it, so that its finalizer does not close fd, and
+	// closes fd through it.
+	file *os.File
 }
 
 // FileID returns the file's device and inode as /proc/self/maps shows them.
@@ -231,20 +236,57 @@ func (l *linuxOS) OpenFile(path string) (Object, error) {
 		unix.Close(fd)
 		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", path, err)}
 	}
-	obj, err := FileObject(fd, path, &st)
+	obj, err := fileObject(fd, path, &st)
 	if err != nil {
 		unix.Close(fd)
+		return nil, err
 	}
-	return obj, err
+	return obj, nil
 }
 
-// FileObject returns, for the native backend, the Object of the regular
-// file open (readable) as fd, whose status st the caller took with fstat,
-// named name (the path /proc/self/maps shows its mappings by): what
-// OpenFile returns, for a caller that has opened and examined the file
-// already and would otherwise open it a second time. On success the
-// Object owns fd (CloseObject closes it); on error the caller still does.
-func FileObject(fd int, name string, st *unix.Stat_t) (Object, error) {
+// FileObject returns the Object of the regular file f for the native
+// backend: what OpenFile returns, for a caller that has opened and
+// examined the file already and would otherwise open it a second time.
+// Its name is f.Name(), the path the kernel's map shows its mappings by;
+// its size and identity come from an fstat of f's descriptor. On success
+// the Object owns f (CloseObject closes it, and f must not be closed or
+// used otherwise); on error the caller still does.
+func FileObject(f *os.File) (Object, error) {
+	if f == nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: "nil file"}
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", f.Name(), err)}
+	}
+	// Control gives the descriptor without Fd's side effect (Fd puts a
+	// non-blocking descriptor in blocking mode, a system call).
+	var (
+		fd   = -1
+		st   unix.Stat_t
+		serr error
+	)
+	if err := rc.Control(func(d uintptr) {
+		fd = int(d)
+		serr = unix.Fstat(fd, &st)
+	}); err != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", f.Name(), err)}
+	}
+	if serr != nil {
+		return nil, &Error{Op: "open", Class: ErrInvalid, Code: errnoOf(serr), Detail: fmt.Sprintf("%s: %v", f.Name(), serr)}
+	}
+	o, err := fileObject(fd, f.Name(), &st)
+	if err != nil {
+		return nil, err
+	}
+	o.file = f
+	return o, nil
+}
+
+// fileObject returns the object of the regular file open (readable) as
+// fd, whose status st was taken with fstat, named name. On success the
+// object owns fd; on error the caller still does.
+func fileObject(fd int, name string, st *unix.Stat_t) (*linuxObject, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, &Error{Op: "open", Class: ErrInvalid, Detail: name + ": not a regular file"}
 	}
@@ -299,8 +341,14 @@ func (l *linuxOS) CloseObject(obj Object) error {
 	if err != nil {
 		return err
 	}
-	fd := o.fd
-	o.fd = -1
+	fd, f := o.fd, o.file
+	o.fd, o.file = -1, nil
+	if f != nil {
+		if err := f.Close(); err != nil {
+			return &Error{Op: "close", Class: ErrInvalid, Detail: fmt.Sprintf("%s: %v", o.name, err)}
+		}
+		return nil
+	}
 	if err := unix.Close(fd); err != nil {
 		return sysErr("close", 0, 0, err, false)
 	}
@@ -338,7 +386,7 @@ func (l *linuxOS) Unmap(addr, size uintptr) error {
 	if err := l.check("unmap", addr, size); err != nil {
 		return err
 	}
-	if err := unix.MunmapPtr(ptrOf(addr), size); err != nil {
+	if err := unix.MunmapPtr(rawmem.Ptr(addr), size); err != nil {
 		return sysErr("unmap", addr, size, err, false)
 	}
 	return nil

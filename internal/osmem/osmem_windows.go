@@ -5,6 +5,7 @@ package osmem
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"unsafe"
@@ -546,6 +547,18 @@ func (w *winOS) OpenFile(path string) (Object, error) {
 	}
 	o.section, o.exec = sec, exec
 	return o, nil
+}
+
+// FileObject would return the Object of the open file f, as on Linux; on
+// Windows a section of a file needs the access the file was opened with
+// (an executable view needs GENERIC_EXECUTE, which os.Open does not ask
+// for), so it is not supported: OpenFile opens the file itself.
+func FileObject(f *os.File) (Object, error) {
+	name := "<nil>"
+	if f != nil {
+		name = f.Name()
+	}
+	return nil, &Error{Op: "open", Class: ErrNotSupported, Detail: name + ": an object of an open file is not supported on Windows; open it by path"}
 }
 
 // finalPath returns the DOS path Windows reports for the open file, or

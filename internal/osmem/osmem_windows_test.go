@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/windows"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 )
 
 const (
@@ -326,7 +327,7 @@ func TestWindowsNoPartialRelease(t *testing.T) {
 		if err := o.Commit(base+winGran, winPage, osmem.ProtRW); err != nil {
 			t.Fatal(err)
 		}
-		osmem.Bytes(base+winGran, winPage)[0] = 1
+		rawmem.Bytes(base+winGran, winPage)[0] = 1
 		if err := o.Release(base, 4*winGran); err != nil {
 			t.Fatalf("Release(whole): %v", err)
 		}
@@ -365,10 +366,10 @@ func TestWindowsDualViews(t *testing.T) {
 
 	// mov eax, 42; ret at the second page.
 	code := []byte{0xb8, 42, 0, 0, 0, 0xc3}
-	w := osmem.Bytes(rw, 2*winGran)
+	w := rawmem.Bytes(rw, 2*winGran)
 	copy(w[winPage:], code)
 	w[2*winGran-1] = 0x5a
-	r := osmem.Bytes(rx, 2*winGran)
+	r := rawmem.Bytes(rx, 2*winGran)
 	if !bytes.Equal(r[winPage:winPage+len(code)], code) || r[2*winGran-1] != 0x5a {
 		t.Fatalf("RX view does not see the RW view's writes: % x", r[winPage:winPage+len(code)])
 	}
@@ -449,7 +450,7 @@ func TestWindowsUnmapWholeViewOnly(t *testing.T) {
 	if r, err := o.Query(v); err != nil || r.State != osmem.StateCommitted || r.End != v+2*winGran {
 		t.Fatalf("view after refused unmaps: %+v, %v", r, err)
 	}
-	osmem.Bytes(v, 2*winGran)[2*winGran-1] = 1 // still mapped
+	rawmem.Bytes(v, 2*winGran)[2*winGran-1] = 1 // still mapped
 	if err := o.Unmap(v, 2*winGran); err != nil {
 		t.Fatal(err)
 	}
@@ -506,7 +507,7 @@ func TestWindowsReserve2GiB(t *testing.T) {
 	if err := o.Commit(mid, winPage, osmem.ProtRW); err != nil {
 		t.Fatal(err)
 	}
-	b := osmem.Bytes(mid, winPage)
+	b := rawmem.Bytes(mid, winPage)
 	if b[0] != 0 || b[winPage-1] != 0 {
 		t.Error("committed page not zeroed")
 	}
@@ -596,7 +597,7 @@ func TestWindowsFileView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := osmem.Bytes(v, size)
+	b := rawmem.Bytes(v, size)
 	if !bytes.Equal(b, data[2*winGran:2*winGran+size]) {
 		t.Fatal("view does not show the file's bytes")
 	}
@@ -651,7 +652,7 @@ func winReadable(addr uintptr) (ok bool) {
 			ok = false
 		}
 	}()
-	_ = osmem.Bytes(addr, 1)[0]
+	_ = rawmem.Bytes(addr, 1)[0]
 	return true
 }
 
@@ -684,7 +685,7 @@ func TestWindowsReserveSectionAccess(t *testing.T) {
 	case osmem.UnderWine() && !readable:
 		t.Errorf("an uncommitted page of a SEC_RESERVE view faults under Wine, which used to read zeros: update the sim and docs/ARCHITECTURE.md")
 	case osmem.UnderWine():
-		if b := osmem.Bytes(rw, winPage); !bytes.Equal(b, make([]byte, winPage)) {
+		if b := rawmem.Bytes(rw, winPage); !bytes.Equal(b, make([]byte, winPage)) {
 			t.Errorf("uncommitted page reads non-zero bytes")
 		}
 	case readable:

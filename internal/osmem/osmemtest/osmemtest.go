@@ -34,6 +34,7 @@ import (
 	"testing"
 
 	"github.com/reachvm/reachvm/internal/osmem"
+	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -542,7 +543,7 @@ func (e *env) bytes(a, n uintptr) []byte {
 	if !e.real {
 		e.t.Fatalf("bytes on a simulator")
 	}
-	return osmem.Bytes(a, n)
+	return rawmem.Bytes(a, n)
 }
 
 // tempFile creates a file holding data and returns its path, which a
