@@ -71,8 +71,6 @@ type layout struct {
 	size uintptr
 }
 
-func roundUp(x, a uintptr) uintptr { return (x + a - 1) &^ (a - 1) }
-
 // padTo returns the bytes of padding that bring n up to a multiple of a
 // (a power of two).
 func padTo(n, a int) int {

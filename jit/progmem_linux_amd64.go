@@ -211,7 +211,7 @@ func (p *Program) brk(want uintptr) uint64 {
 	if want < p.brkBase || want > p.brkMax {
 		return uint64(p.brkCur)
 	}
-	top := roundUp(want, mem.PageSize)
+	top, _ := mem.AlignUp(want, mem.PageSize) // want <= brkMax: no overflow
 	var err error
 	switch {
 	case top > p.brkTop:

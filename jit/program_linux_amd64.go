@@ -117,8 +117,12 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			if ph.Filesz > ph.Memsz || ph.Off+ph.Filesz > uint64(len(data)) {
 				return nil, bad("a PT_LOAD beyond the file")
 			}
-			lo = min(lo, uintptr(ph.Vaddr)&^(page-1))
-			hi = max(hi, roundUp(uintptr(ph.Vaddr+ph.Memsz), page))
+			end, ok := mem.AlignUp(ph.Vaddr+ph.Memsz, uint64(page))
+			if ph.Vaddr+ph.Memsz < ph.Vaddr || !ok {
+				return nil, bad("a PT_LOAD past the end of the address space")
+			}
+			lo = min(lo, mem.AlignDown(uintptr(ph.Vaddr), page))
+			hi = max(hi, uintptr(end))
 		}
 	}
 	if hi == 0 {
@@ -172,8 +176,10 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		if ph.Type != elf.PT_LOAD {
 			continue
 		}
-		a := p.bias + uintptr(ph.Vaddr)&^(page-1)
-		b := roundUp(p.bias+uintptr(ph.Vaddr+ph.Memsz), page)
+		// The first pass checked that every segment's end aligns up
+		// without overflow, and the bias is page aligned.
+		end, _ := mem.AlignUp(uintptr(ph.Vaddr+ph.Memsz), page)
+		a, b := p.bias+mem.AlignDown(uintptr(ph.Vaddr), page), p.bias+end
 		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
 			return nil, fmt.Errorf("jit: %s: %w", path, err)
 		}

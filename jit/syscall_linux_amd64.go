@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/mem"
 )
 
 // SyscallError reports a system call the translator will not perform for
@@ -158,7 +159,11 @@ func (m *Machine) owner(addr, size uintptr) string {
 	if size == 0 || addr+size < addr {
 		return ""
 	}
-	for _, s := range m.v.Space().Segments(addr&^4095, roundUp(addr+size, 4096)) {
+	end, ok := mem.AlignUp(addr+size, mem.PageSize)
+	if !ok {
+		return ""
+	}
+	for _, s := range m.v.Space().Segments(mem.AlignDown(addr, mem.PageSize), end) {
 		if s.Kind.Owned() && !m.v.IsApp(s.Start, s.Size()) {
 			return fmt.Sprintf("reachvm's %q [%#x, %#x)", s.Owner, s.Start, s.End)
 		}
