@@ -111,12 +111,7 @@ func (c *Code) Close() error {
 	}
 	c.closing = true
 	c.mu.Unlock()
-	var errs []error
-	for _, d := range c.deps.Drain() {
-		if err := d.Close(); err != nil && !errors.Is(err, vmm.ErrClosed) {
-			errs = append(errs, fmt.Errorf("vmcode: closing %s: %w", d.Name, err))
-		}
-	}
+	errs := c.deps.CloseAll("vmcode", vmm.ErrClosed)
 	c.mu.Lock()
 	units := make([]*Unit, 0, len(c.units))
 	for u := range c.units {

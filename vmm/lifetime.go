@@ -117,14 +117,7 @@ func (v *VMM) Close() error {
 	v.closing = true
 	v.life.Unlock()
 
-	var errs []error
-	for _, d := range v.deps.Drain() {
-		// A dependent closed by its user after the snapshot reports
-		// ErrClosed: it is gone, which is what Close wants.
-		if err := d.Close(); err != nil && !errors.Is(err, ErrClosed) {
-			errs = append(errs, fmt.Errorf("vmm: closing %s: %w", d.Name, err))
-		}
-	}
+	errs := v.deps.CloseAll("vmm", ErrClosed)
 	if err := v.releaseAll(); err != nil {
 		errs = append(errs, err)
 	}

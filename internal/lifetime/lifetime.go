@@ -10,6 +10,8 @@
 package lifetime
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -72,6 +74,20 @@ func (r *Registry) Drain() []Dependent {
 	out := r.snapshotLocked()
 	r.mu.Unlock()
 	return out
+}
+
+// CloseAll drains r and closes each dependent in turn, with no lock of r
+// held, and returns their failures, each as "owner: closing NAME: err". A
+// failure that matches done (errors.Is) is not one: the dependent's user
+// closed it meanwhile, and it is gone, which is what the owner wants.
+func (r *Registry) CloseAll(owner string, done error) []error {
+	var errs []error
+	for _, d := range r.Drain() {
+		if err := d.Close(); err != nil && !errors.Is(err, done) {
+			errs = append(errs, fmt.Errorf("%s: closing %s: %w", owner, d.Name, err))
+		}
+	}
+	return errs
 }
 
 // Names returns the names of the dependents registered now, in the order

@@ -2,7 +2,9 @@ package lifetime
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -44,5 +46,32 @@ func TestRegistryOrder(t *testing.T) {
 	untracks[1]() // a1
 	if got := r.Names(); !slices.Equal(got, []string{"a2", "b2", "c2", "c1"}) {
 		t.Errorf("after untracking a1: %v", got)
+	}
+}
+
+// TestCloseAll closes in Drain's order, names a failing dependent, and
+// takes an error matching done for a dependent already gone.
+func TestCloseAll(t *testing.T) {
+	var r Registry
+	done := errors.New("closed")
+	boom := errors.New("boom")
+	var order []string
+	add := func(stage int, name string, err error) {
+		if _, ok := r.Add(stage, name, func() error { order = append(order, name); return err }); !ok {
+			t.Fatalf("Add(%s) refused", name)
+		}
+	}
+	add(1, "late", nil)
+	add(0, "gone", fmt.Errorf("wrapped: %w", done))
+	add(0, "broken", boom)
+	errs := r.CloseAll("owner", done)
+	if got := strings.Join(order, " "); got != "broken gone late" {
+		t.Errorf("closed in order %q, want broken gone late", got)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], boom) || errs[0].Error() != "owner: closing broken: boom" {
+		t.Errorf("errors %v, want one: owner: closing broken: boom", errs)
+	}
+	if _, ok := r.Add(0, "after", func() error { return nil }); ok {
+		t.Error("Add accepted a dependent after CloseAll")
 	}
 }
