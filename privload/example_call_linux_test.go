@@ -19,7 +19,7 @@ func loadZlib() (*vmm.VMM, *privload.Library) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	lib, err := privload.Load(v, "/usr/lib/x86_64-linux-gnu/libz.so.1", privload.Options{})
+	lib, err := privload.Load(v, "libz.so.1", privload.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func Example_sqlite() {
 		log.Fatal(err)
 	}
 	defer v.Close()
-	lib, err := privload.Load(v, "/usr/lib/x86_64-linux-gnu/libsqlite3.so.0", privload.Options{})
+	lib, err := privload.Load(v, "libsqlite3.so.0", privload.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

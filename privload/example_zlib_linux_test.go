@@ -16,7 +16,8 @@ import (
 )
 
 // Example_zlib compresses a buffer with the system's libz, loaded
-// privately into vmcode, and uncompresses it again: Go buffers and
+// privately into vmcode (found by its soname, as dlopen finds it), and
+// uncompresses it again: Go buffers and
 // out-pointers go to Func.CallK as uintptr(unsafe.Pointer(...)) written in
 // the call itself, which keeps them alive and in place for the call. Go's
 // compress/zlib reads what libz wrote.
@@ -26,7 +27,7 @@ func Example_zlib() {
 		log.Fatal(err)
 	}
 	defer v.Close()
-	lib, err := privload.Load(v, "/usr/lib/x86_64-linux-gnu/libz.so.1", privload.Options{})
+	lib, err := privload.Load(v, "libz.so.1", privload.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 
 // zlib is the system library loaded privately; compressBound(n) is
 // n + n>>12 + n>>14 + n>>25 + 13 in every zlib since 1.2.
-const zlib = "/usr/lib/x86_64-linux-gnu/libz.so.1"
+const zlib = "libz.so.1"
 
 func compressBound(n uintptr) uintptr { return n + n>>12 + n>>14 + n>>25 + 13 }
 
