@@ -373,12 +373,25 @@ func TestAppMemNative(t *testing.T) {
 		t.Fatalf("exact over app memory: %v", err)
 	}
 	vmmtest.SyncCheck(t, v, "after the refused exact")
+	// The application memory, marked right before Close: Unmapped then
+	// tells a mapping Close left from one the Go runtime made in the
+	// freed addresses since.
+	foot := &vmmtest.Footprint{}
+	for _, seg := range v.Space().Owned() {
+		if v.IsApp(seg.Start, seg.End-seg.Start) {
+			foot.Ranges = append(foot.Ranges, mem.Range{Start: seg.Start, End: seg.End})
+		}
+	}
+	if len(foot.Ranges) == 0 {
+		t.Fatal("no application memory before Close")
+	}
+	foot.Mark(v)
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The kernel's side of Close is checked on the simulator
-	// (TestAppMemSim, TestAppMemFaults): here the Go runtime may map the
-	// freed addresses again at any moment.
+	if err := vmmtest.Unmapped(v, foot); err != nil {
+		t.Fatalf("Close left application memory mapped: %v", err)
+	}
 	checkNothingOwned(t, v)
 }
 
