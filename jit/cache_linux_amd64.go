@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/internal/rawmem"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -24,6 +25,13 @@ type codeUnit struct {
 	// slot otherwise.
 	unit *vmcode.Unit
 	slot *vmm.Slot
+	// frags are the fragments in the unit, in address order (install
+	// appends; a flush empties it), for finding the fragment of a cache
+	// address the signal layer stopped at.
+	frags []*fragment
+	// sigRegion is the unit's entry in the signal layer's table, -1
+	// before it is registered.
+	sigRegion int
 }
 
 // wxCode and writableUnit are vmcode's W^X API, asserted rather than called
@@ -45,7 +53,7 @@ func allocUnit(code *vmcode.Code, size uintptr) (*codeUnit, error) {
 			_ = u.Free()
 			return nil, errors.New("jit: W^X vmcode units have no writable view")
 		}
-		return &codeUnit{exec: u.Exec(), rw: wu.Writable(), size: u.Size(), unit: u}, nil
+		return &codeUnit{exec: u.Exec(), rw: wu.Writable(), size: u.Size(), unit: u, sigRegion: -1}, nil
 	}
 	v := code.VMM()
 	s, err := v.ReserveSlot(size, vmcode.OwnerFcache)
@@ -56,7 +64,7 @@ func allocUnit(code *vmcode.Code, size uintptr) (*codeUnit, error) {
 		_ = s.Release()
 		return nil, err
 	}
-	return &codeUnit{exec: s.Base(), rw: s.Base(), size: s.Size(), slot: s}, nil
+	return &codeUnit{exec: s.Base(), rw: s.Base(), size: s.Size(), slot: s, sigRegion: -1}, nil
 }
 
 // write copies b to the unit at executable address at.
@@ -83,6 +91,10 @@ func (u *codeUnit) bytes(at, n uintptr) []byte {
 func (u *codeUnit) contains(a uintptr) bool { return a >= u.exec && a-u.exec < u.size }
 
 func (u *codeUnit) free() error {
+	if u.sigRegion >= 0 {
+		sigtramp.Unregister(u.sigRegion)
+		u.sigRegion = -1
+	}
 	if u.unit != nil {
 		return u.unit.Free()
 	}
@@ -119,6 +131,9 @@ type fragment struct {
 	// codeLen is the length of its instructions; the literal pool
 	// follows.
 	codeLen uintptr
+	// marks map its code back to the application's state, in address
+	// order (xlate_linux_amd64.go).
+	marks []mark
 }
 
 // body returns where direct links and the dispatcher enter the fragment:

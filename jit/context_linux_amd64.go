@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
 )
 
@@ -37,6 +38,8 @@ const (
 	// ctxSpill is the scratch register's slot while a far RIP-relative
 	// operand is rewritten to go through it.
 	ctxSpill = 0x0b0
+	// 0x0b8 up to ctxXsave: the signal layer's fields (package
+	// sigtramp's Off* constants), which its handlers read and write.
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
 	ctxXsave = 0x100
@@ -65,6 +68,10 @@ type layout struct {
 	// it on the way out hands Go clean vector registers, cleared upper
 	// halves and its own MXCSR.
 	hostInit uintptr
+	// sig is the signal area (package sigtramp's Area* offsets):
+	// the interrupted state of a thread the signal layer sent back to
+	// the dispatcher, and the signals that arrived for the application.
+	sig uintptr
 	// ibl is the indirect-branch table.
 	ibl uintptr
 	// size is the data slot's size.
@@ -82,7 +89,8 @@ func newLayout(vs vectorState) layout {
 	var l layout
 	l.xsaveSize, _ = mem.AlignUp(uintptr(vs.size), 64)
 	l.hostInit = ctxXsave + l.xsaveSize
-	l.ibl, _ = mem.AlignUp(l.hostInit+640, 4096)
+	l.sig, _ = mem.AlignUp(l.hostInit+640, 64)
+	l.ibl, _ = mem.AlignUp(l.sig+sigtramp.AreaXsave+l.xsaveSize, 4096)
 	l.size = l.ibl + 16*iblEntries
 	return l
 }
@@ -114,11 +122,25 @@ type gencode struct {
 	iblMiss uintptr
 	// nativeRet is the return address RunNative gives a native call.
 	nativeRet uintptr
+	// sigexit is where the signal layer sends a thread it takes out of
+	// translated code, on the host stack: it restores the host's state
+	// and returns exitSignal, the interrupted state left in the signal
+	// area, the application's context untouched.
+	sigexit uintptr
+	// resume is `uint64 resume(void)`, called from Go like enter: it
+	// goes back to the interrupted state in the signal area, registers,
+	// flags (with the trap flag when the dispatcher single-steps) and
+	// vector state, through iretq, which sets rip, rsp and the flags at
+	// once.
+	resume uintptr
 }
 
 // Exits of fragments are numbered from 1; exitNative ends a RunNative
-// call.
-const exitNative = 0xffffffff
+// call, exitSignal a signal the signal layer took.
+const (
+	exitNative = 0xffffffff
+	exitSignal = 0xfffffffe
+)
 
 // emitGencode emits enter, fcache_return and the IBL miss routine into a,
 // whose base is their executable address; ctx is the context's address.
@@ -129,19 +151,39 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	c := func(off uintptr) amd64.Mem { return amd64.RIPRel(ctx + off) }
 	hostSaved := []amd64.Reg{amd64.RBP, amd64.RBX, amd64.R12, amd64.R13, amd64.R14, amd64.R15}
 
+	// saveHost pushes the host's callee-saved registers and keeps its
+	// stack pointer and control words; restoreHost gives Go back clean
+	// vector registers and its control words.
+	saveHost := func() {
+		for _, r := range hostSaved {
+			a.Push(r)
+		}
+		try(a.MovStore(c(ctxHostRSP), amd64.RSP))
+		try(a.Fnstcw(c(ctxHostFCW)))
+		try(a.Stmxcsr(c(ctxHostMXCSR)))
+		if vs.xsave {
+			// The host's MXCSR goes into the clean area that
+			// fcache_return restores.
+			try(a.Stmxcsr(c(l.hostInit + 24)))
+		}
+	}
+	restoreHost := func() {
+		if vs.xsave {
+			a.MovImm32(amd64.RAX, uint32(vs.mask()))
+			a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
+			try(a.Xrstor64(c(l.hostInit)))
+		} else {
+			a.Fninit()
+			try(a.Ldmxcsr(c(ctxHostMXCSR)))
+		}
+		try(a.Fldcw(c(ctxHostFCW)))
+	}
+
 	// enter(rdi = fragment).
 	g.enter = a.PC()
-	for _, r := range hostSaved {
-		a.Push(r)
-	}
-	try(a.MovStore(c(ctxHostRSP), amd64.RSP))
-	try(a.Fnstcw(c(ctxHostFCW)))
-	try(a.Stmxcsr(c(ctxHostMXCSR)))
+	saveHost()
 	try(a.MovStore(c(ctxTarget), amd64.RDI))
 	if vs.xsave {
-		// The host's MXCSR goes into the clean area that fcache_return
-		// restores.
-		try(a.Stmxcsr(c(l.hostInit + 24)))
 		a.MovImm32(amd64.RAX, uint32(vs.mask()))
 		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
 		try(a.Xrstor64(c(ctxXsave)))
@@ -174,13 +216,10 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 		a.MovImm32(amd64.RAX, uint32(vs.mask()))
 		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
 		try(a.Xsave64(c(ctxXsave)))
-		try(a.Xrstor64(c(l.hostInit)))
 	} else {
 		try(a.Fxsave64(c(ctxXsave)))
-		a.Fninit()
-		try(a.Ldmxcsr(c(ctxHostMXCSR)))
 	}
-	try(a.Fldcw(c(ctxHostFCW)))
+	restoreHost()
 	try(a.MovLoad(amd64.RAX, c(ctxExit)))
 	for i := len(hostSaved) - 1; i >= 0; i-- {
 		a.Pop(hostSaved[i])
@@ -201,10 +240,57 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	try(a.MovStore(c(gpr(amd64.RAX)), amd64.RAX))
 	a.MovImm32(amd64.RAX, exitNative)
 	try(a.JmpRel32(g.fret))
+
+	// sigexit: on the host stack, every other register the
+	// interrupted code's.
+	a.Nop(padTo(a.Len(), 16))
+	g.sigexit = a.PC()
+	a.Cld()
+	restoreHost()
+	a.MovImm32(amd64.RAX, exitSignal)
+	for i := len(hostSaved) - 1; i >= 0; i-- {
+		a.Pop(hostSaved[i])
+	}
+	a.Ret()
+
+	// resume: enter's prologue, then the interrupted state through an
+	// iretq frame {rip, cs, rflags, rsp, ss} on the host stack.
+	a.Nop(padTo(a.Len(), 16))
+	g.resume = a.PC()
+	saveHost()
+	area := func(off uintptr) amd64.Mem { return c(l.sig + off) }
+	sreg := func(i int) amd64.Mem { return area(sigtramp.AreaRegs + 8*uintptr(i)) }
+	if vs.xsave {
+		a.MovImm32(amd64.RAX, uint32(vs.mask()))
+		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
+		try(a.Xrstor64(area(sigtramp.AreaXsave)))
+	} else {
+		try(a.Fxrstor64(area(sigtramp.AreaXsave)))
+	}
+	a.Raw(0x8c, 0xd0) // mov eax, ss
+	a.Push(amd64.RAX)
+	try(a.PushMem(sreg(sigtramp.RegRSP)))
+	try(a.PushMem(sreg(sigtramp.RegEFLAGS)))
+	a.Raw(0x8c, 0xc8) // mov eax, cs
+	a.Push(amd64.RAX)
+	try(a.PushMem(sreg(sigtramp.RegRIP)))
+	for i, r := range sigRegOrder {
+		if r != amd64.RSP {
+			try(a.MovLoad(r, sreg(i)))
+		}
+	}
+	a.Raw(0x48, 0xcf) // iretq
 	if err := errs.err; err != nil {
 		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)
 	}
 	return g, nil
+}
+
+// sigRegOrder are the general registers in the order of the signal
+// frame's mcontext (sigtramp.Reg*).
+var sigRegOrder = [...]amd64.Reg{
+	amd64.R8, amd64.R9, amd64.R10, amd64.R11, amd64.R12, amd64.R13, amd64.R14, amd64.R15,
+	amd64.RDI, amd64.RSI, amd64.RBP, amd64.RBX, amd64.RDX, amd64.RAX, amd64.RCX, amd64.RSP,
 }
 
 // resetVectorState writes the application's initial vector state into the

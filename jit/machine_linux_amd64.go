@@ -12,6 +12,7 @@ import (
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -196,6 +197,9 @@ type Machine struct {
 	// client is the program being run by Program.Run, whose system
 	// calls it vets.
 	client *Program
+	// stepping is set while the dispatcher single-steps the application
+	// to a point where a signal can be delivered.
+	stepping bool
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -260,6 +264,9 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	}
 	m.genUnit.write(m.genUnit.exec, a.Bytes())
 	m.genUnit.used = uintptr(a.Len())
+	if err := m.initSignals(); err != nil {
+		return nil, err
+	}
 
 	if m.stack, err = m.v.HeapAlloc(m.stackSize); err != nil {
 		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
@@ -358,6 +365,8 @@ func (m *Machine) Flush() {
 func (m *Machine) flush() {
 	for _, u := range m.units {
 		u.used = 0
+		clear(u.frags)
+		u.frags = u.frags[:0]
 	}
 	m.cur = 0
 	clear(m.frags)
@@ -459,6 +468,9 @@ func (m *Machine) unitWithRoom() (*codeUnit, error) {
 		if err != nil {
 			return nil, fmt.Errorf("jit: allocating a code-cache unit: %w", err)
 		}
+		if err := m.registerUnit(u, sigtramp.KindCode); err != nil {
+			return nil, errors.Join(err, u.free())
+		}
 		m.units = append(m.units, u)
 		m.cur = 0
 	}
@@ -477,9 +489,12 @@ func (m *Machine) nextUnit() {
 	}
 	if uintptr(len(m.units)+1)*m.opts.UnitSize <= m.opts.MaxCacheSize {
 		if u, err := allocUnit(m.code, m.opts.UnitSize); err == nil {
-			m.units = append(m.units, u)
-			m.cur = len(m.units) - 1
-			return
+			if m.registerUnit(u, sigtramp.KindCode) == nil {
+				m.units = append(m.units, u)
+				m.cur = len(m.units) - 1
+				return
+			}
+			_ = u.free()
 		}
 	}
 	m.flush()
@@ -501,7 +516,9 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
+	f.marks = append([]mark(nil), t.marks...)
 	m.frags[f.tag] = f
+	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {
 		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, ic: pe.ic}
 		if pe.ic != nil {
@@ -806,6 +823,11 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	m.prepare(m.sentinel, args)
+	done, err := m.runningOn(0)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	return m.dispatch(fn)
 }
 
@@ -817,17 +839,51 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 	// exists, unless a flush came in between.
 	from := 0
 	epoch := m.epoch
+	// resume goes back to the state the signal layer interrupted
+	// instead of entering tag's fragment.
+	resume := false
 	for {
-		f, err := m.fragmentFor(tag)
-		if err != nil {
-			return 0, err
+		if *m.arrivals() != 0 {
+			m.drainArrivals()
 		}
-		if from != 0 && m.epoch == epoch {
-			m.link(&m.exits[from], f)
+		var id uintptr
+		if resume {
+			resume = false
+			id = native.Call1(m.gen.resume, 0)
+		} else {
+			if p := m.client; p != nil && p.sigPending() {
+				next, err := p.deliverPending(tag)
+				if err != nil {
+					return 0, err
+				}
+				if next != tag {
+					tag, from = next, 0
+				}
+			}
+			f, err := m.fragmentFor(tag)
+			if err != nil {
+				if tag, err = m.notCode(err, tag); err != nil {
+					return 0, err
+				}
+				from = 0
+				continue
+			}
+			if from != 0 && m.epoch == epoch {
+				m.link(&m.exits[from], f)
+			}
+			id = native.Call1(m.gen.enter, f.body())
 		}
-		id := native.Call1(m.gen.enter, f.body())
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
+		if id != exitSignal {
+			m.stopStepping()
+		} else {
+			var err error
+			if tag, resume, err = m.takeSignal(); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if id >= uintptr(len(m.exits)) {
 			return 0, fmt.Errorf("jit: internal error: exit %d of %d", id, len(m.exits))
 		}
@@ -852,7 +908,10 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			ic, kind, epoch := e.ic, e.kind, m.epoch
 			f, err := m.fragmentFor(tag)
 			if err != nil {
-				return 0, err
+				if tag, err = m.notCode(err, tag); err != nil {
+					return 0, err
+				}
+				continue
 			}
 			if m.epoch == epoch {
 				if kind == exitLearn {

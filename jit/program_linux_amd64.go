@@ -18,6 +18,7 @@ import (
 	"github.com/reachvm/reachvm/internal/elfrel"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -52,6 +53,8 @@ type Program struct {
 	refusals []Refusal
 	nrefused int
 	closed   bool
+	// sigQueue holds the signals posted and not yet delivered.
+	sigQueue []SigInfo
 }
 
 // Sizes of a program's brk area and stack.
@@ -415,6 +418,11 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
 	m.client = p
 	defer func() { m.client = nil }()
+	done, err := m.runningOn(sigtramp.AllCatchable())
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	_, err = m.dispatch(p.entry)
 	var ee *ExitError
 	if errors.As(err, &ee) {

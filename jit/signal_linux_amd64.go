@@ -63,6 +63,32 @@ func (e *SignalError) Error() string {
 	return fmt.Sprintf("jit: the application was killed by %v at %s", unix.SignalName(e.Signal), where)
 }
 
+// post queues an asynchronous signal that came for the application.
+//
+// This is the default action only, when the application next runs; the
+// application's own signal handling replaces it.
+func (p *Program) post(info *SigInfo) {
+	p.sigQueue = append(p.sigQueue, *info)
+}
+
+// sigPending reports whether a signal waits to be delivered.
+func (p *Program) sigPending() bool { return len(p.sigQueue) != 0 }
+
+// deliverPending acts on the queued signals before the application goes
+// on at pc: their default actions.
+func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
+	q := p.sigQueue
+	p.sigQueue = p.sigQueue[:0]
+	for i := range q {
+		switch q[i].Signo() {
+		case unix.SIGCHLD, unix.SIGURG, unix.SIGWINCH, unix.SIGCONT:
+			continue
+		}
+		return 0, &SignalError{Signal: q[i].Signo(), Code: q[i].Code(), PC: pc, Where: p.m.where(pc)}
+	}
+	return pc, nil
+}
+
 // fault delivers a synchronous signal the application raised at pc (the
 // application's state is in the context, as at the faulting instruction)
 // and returns where to continue: the handler's first instruction, or an

@@ -68,6 +68,9 @@ type site struct {
 	// pop is what a return adds to rsp besides the return address (ret
 	// imm16).
 	pop int32
+	// pc is the branch's own address, which the state-translation
+	// marks of the site's code stand for.
+	pc uintptr
 }
 
 // siteForm is the shape of an emitted site.
@@ -193,7 +196,7 @@ func (t *translator) loadOperand(dst amd64.Reg, s *site) error {
 
 // indirect translates an indirect call or jump.
 func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool) error {
-	s := &site{kind: siteJmp, b: b, in: in, next: next}
+	s := &site{kind: siteJmp, b: b, in: in, next: next, pc: next - uintptr(in.Len)}
 	if call {
 		s.kind = siteCall
 	}
@@ -201,8 +204,8 @@ func (t *translator) indirect(b []byte, in *decode.Inst, next uintptr, call bool
 }
 
 // ret translates a return.
-func (t *translator) ret(b []byte, in *decode.Inst) error {
-	s := &site{kind: siteRet}
+func (t *translator) ret(b []byte, in *decode.Inst, pc uintptr) error {
+	s := &site{kind: siteRet, pc: pc}
 	if in.ImmLen == 2 {
 		s.pop = int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
 	}
@@ -392,11 +395,18 @@ func (t *translator) cmpSite(s *site) error {
 	keep := t.m.opts.StrictFlags
 	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n}
 	ic.headOff = a.Len()
+	head := none
 	if keep {
 		a.Pushfq()
+		head.rsp = 8
 	} else {
 		try(t.stackEffect(s, 1))
+		head.rsp = 8
+		if s.kind == siteRet {
+			head.rsp = -(8 + s.pop)
+		}
 	}
+	t.markFix(s.pc, head)
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
 		hit, e := t.cmpSlot(s, ic, k)
@@ -427,6 +437,7 @@ func (t *translator) cmpSite(s *site) error {
 		case siteCall:
 			a.LeaRSP32(8)
 			a.Nop(1)
+			t.markFix(s.pc, none)
 			t.pushReturn(s.next)
 		}
 		j := a.JmpLabel()
@@ -436,7 +447,7 @@ func (t *translator) cmpSite(s *site) error {
 	// Off the hot path, the head is undone first (popfq, or the stack
 	// effect); a demoted site jumps in after that, from its head, with
 	// the flags and the stack the application's.
-	t.coldPaths(ic, learn, func() error {
+	t.coldPaths(s, head, ic, learn, func() error {
 		if keep {
 			a.Popfq()
 			return nil
@@ -482,6 +493,7 @@ func (t *translator) toRDX(s *site, borrowed bool) error {
 	if err := a.MovStore(t.ctx(gpr(amd64.RDX)), amd64.RDX); err != nil {
 		return err
 	}
+	t.markFix(s.pc, none)
 	return t.finishBranch(s, amd64.RDX)
 }
 
@@ -500,6 +512,7 @@ func (t *translator) finishBranch(s *site, r amd64.Reg) error {
 		if err := t.loadOperand(r, s); err != nil {
 			return err
 		}
+		t.markFix(s.pc, inCtx(r))
 		t.pushReturn(s.next)
 	case siteJmp:
 		return t.loadOperand(r, s)
@@ -528,6 +541,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 			try(t.loadOperand(amd64.RCX, s))
 		}
 	}
+	t.markFix(s.pc, inCtx(amd64.RCX))
 	disp := narrowDisp(ic)
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
@@ -558,7 +572,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		ic.hitEnd[k] = j.End()
 		t.hitJmps = append(t.hitJmps, j)
 	}
-	t.coldPaths(ic, learn, nil, func() error { return t.toRDX(s, true) })
+	t.coldPaths(s, inCtx(amd64.RCX), ic, learn, nil, func() error { return t.toRDX(s, true) })
 	return errs.err
 }
 
@@ -590,6 +604,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	case s.kind == siteCall:
 		t.pushReturn(s.next)
 	}
+	t.markFix(s.pc, inCtx(amd64.RCX, amd64.RDX))
 	ic.headOff = a.Len()
 	ic.headLen = 10
 	var hits [maxInlineCache]amd64.Fixup
@@ -613,7 +628,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 		t.hitJmps = append(t.hitJmps, j)
 	}
 	// The learn and lookup paths take the target in rdx.
-	t.coldPaths(ic, learn, nil, func() error {
+	t.coldPaths(s, inCtx(amd64.RCX, amd64.RDX), ic, learn, nil, func() error {
 		if ic.rdx {
 			return nil
 		}
@@ -638,7 +653,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 // and a site that proves polymorphic jumps from its head to demote. A
 // site with no slots goes straight to the lookup. The hit jumps are the
 // site's last n in t.hitJmps.
-func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func() error) {
+func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup, undo, enter func() error) {
 	a := t.a
 	hits := t.hitJmps[len(t.hitJmps)-ic.n:]
 	t.cold = append(t.cold, func() error {
@@ -647,8 +662,10 @@ func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func()
 		learnOff := a.Len()
 		if ic.n > 0 {
 			try(a.Bind(learn))
+			t.markFix(s.pc, head)
 			if undo != nil {
 				try(undo())
+				t.markFix(s.pc, none)
 			}
 			try(enter())
 			try(t.learnExit(ic))
@@ -660,10 +677,17 @@ func (t *translator) coldPaths(ic *icSite, learn amd64.Fixup, undo, enter func()
 		if ic.n == 0 {
 			try(a.Bind(learn))
 		}
+		t.markFix(s.pc, head)
 		if undo != nil {
 			try(undo())
+			t.markFix(s.pc, none)
 		}
 		ic.demoteOff = a.Len()
+		if undo == nil {
+			// A demoted site jumps here from its head, before
+			// anything was borrowed.
+			t.markFix(s.pc, none)
+		}
 		try(enter())
 		try(t.lookup(ic))
 		return errs.err
@@ -767,8 +791,8 @@ func (t *translator) lookup(ic *icSite) error {
 // With the inline caches off (InlineCache -1), the address is popped into
 // a register dead at want if there is one (rdx otherwise) and compared
 // through rcx.
-func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
-	s := &site{kind: siteRet}
+func (t *translator) inlineRet(b []byte, in *decode.Inst, pc, want uintptr) error {
+	s := &site{kind: siteRet, pc: pc}
 	if in.ImmLen == 2 {
 		s.pop = int32(uint16(b[in.ImmOff]) | uint16(b[in.ImmOff+1])<<8)
 	}
@@ -781,6 +805,7 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 		if keep {
 			a.Pushfq()
 			at = 8
+			t.markFix(pc, fix{rsp: 8, spill: noSpill})
 		}
 		var miss []amd64.Fixup
 		if want < low {
@@ -807,8 +832,10 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 				}
 			}
 			if keep {
+				t.markFix(pc, fix{rsp: 8, spill: noSpill})
 				a.Popfq()
 			}
+			t.markFix(pc, none)
 			return t.site(s, false)
 		})
 		return errs.err
@@ -826,6 +853,7 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 	}
 	try(a.MovStore(t.ctx(gpr(r)), r))
 	a.Pop(r)
+	t.markFix(pc, inCtx(r, amd64.RCX))
 	if s.pop != 0 {
 		try(a.Lea(amd64.RSP, amd64.M(amd64.RSP, s.pop)))
 	}
@@ -859,6 +887,7 @@ func (t *translator) inlineRet(b []byte, in *decode.Inst, want uintptr) error {
 		if err := a.MovLoad(r, t.ctx(gpr(r))); err != nil {
 			return err
 		}
+		t.markFix(pc, inCtx(amd64.RCX))
 		return t.site(s, true)
 	})
 	return errs.err

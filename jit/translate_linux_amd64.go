@@ -65,6 +65,9 @@ type translator struct {
 	scratch [32]byte
 	// lits are 64-bit constants placed after the stubs.
 	lits []literal
+	// marks map the fragment's code back to the application's state
+	// (xlate_linux_amd64.go), in emission order.
+	marks []mark
 }
 
 // literal is a 64-bit constant of the literal pool, read by the
@@ -136,6 +139,7 @@ var errFull = errors.New("jit: unit full")
 func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room uintptr) error {
 	t.exits = t.exits[:0]
 	t.lits = t.lits[:0]
+	t.marks = t.marks[:0]
 	t.mangled, t.instrs, t.bbs = 0, 0, 1
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
@@ -159,13 +163,22 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		off := pc - codeBase
 		in := &t.in
 		if err := decode.DecodeInto(code[off:], in); err != nil {
+			t.markExact(pc)
+			if errors.Is(err, decode.ErrInvalid) {
+				// The processor raises SIGILL here: so does ud2,
+				// which the signal layer maps back to pc.
+				a.Raw(0x0f, 0x0b)
+				t.jmpExit(pc)
+				break
+			}
 			t.exitBad(pc, err.Error())
 			break
 		}
 		b := code[off : off+uintptr(in.Len)]
 		next := pc + uintptr(in.Len)
 		t.instrs++
-		start, nexits, nlits := a.Len(), len(t.exits), len(t.lits)
+		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
+		t.markExact(pc)
 		// stop: the fragment has no room for more code; full: nor for
 		// another basic block.
 		stop := t.instrs >= opts.MaxBlockInstrs ||
@@ -212,7 +225,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			if n := len(t.rets); n > 0 {
 				want := t.rets[n-1]
 				t.rets = t.rets[:n-1]
-				if err = t.inlineRet(b, in, want); err == nil && !full && t.follow(want) {
+				if err = t.inlineRet(b, in, pc, want); err == nil && !full && t.follow(want) {
 					pc = want
 					continue
 				}
@@ -221,10 +234,22 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				}
 				break
 			}
-			err = t.ret(b, in)
+			err = t.ret(b, in, pc)
 		case decode.Syscall:
 			t.instrs--
 			t.exits = append(t.exits, pendingExit{kind: exitSyscall, target: pc, fix: a.JmpLabel(), hasFix: true})
+		case decode.Trap:
+			// Raised for real, in the cache: the signal layer
+			// translates the signal back. int 0x80 would be a
+			// system call the dispatcher never sees.
+			if in.Op == 0xcd && in.ImmLen == 1 && b[in.ImmOff] == 0x80 {
+				t.instrs--
+				t.exitBad(pc, fmt.Sprintf("int 0x80, a 32-bit system call (% x)", b))
+				break
+			}
+			a.Raw(b...)
+			t.markExact(next)
+			t.jmpExit(next)
 		default:
 			t.instrs--
 			t.exitBad(pc, fmt.Sprintf("%v instruction % x", in.Kind, b))
@@ -239,6 +264,8 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			a.Truncate(start)
 			t.exits = t.exits[:nexits]
 			t.lits = t.lits[:nlits]
+			t.marks = t.marks[:nmarks]
+			t.markExact(pc)
 			t.instrs--
 			t.exitBad(pc, ue.What+fmt.Sprintf(" (% x)", b))
 			break
@@ -360,9 +387,11 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 			}
 		}
 		e.stubOff = a.Len()
+		t.markExact(e.target)
 		if err := a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX); err != nil {
 			return err
 		}
+		t.markFix(e.target, inCtx(amd64.RAX))
 		a.MovImm32(amd64.RAX, firstExit+uint32(i))
 		if err := a.JmpRel32(t.m.gen.fret); err != nil {
 			return err
@@ -422,8 +451,13 @@ func (t *translator) ripRelative(b []byte, in *decode.Inst, next uintptr) error 
 	if err := a.MovStore(t.ctx(ctxSpill), s); err != nil {
 		return err
 	}
+	spilled := none
+	spilled.spill = int8(s)
+	pc := next - uintptr(in.Len)
+	t.markFix(pc, spilled)
 	a.MovImm64(s, uint64(target))
 	a.Raw(rewriteRM(t.scratch[:0], b, in, s)...)
+	t.markFix(next, spilled)
 	return a.MovLoad(s, t.ctx(ctxSpill))
 }
 

@@ -1,0 +1,216 @@
+package jit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
+	"github.com/reachvm/reachvm/mem"
+)
+
+// The dispatcher's side of the signal layer (package sigtramp): signals
+// the handlers took for the application, translated back to the
+// application's state and handed to the program's signal emulation.
+
+// si_code values the dispatcher looks at.
+const (
+	trapTrace  = 2 // TRAP_TRACE: a single step
+	segvMapErr = 1 // SEGV_MAPERR: no mapping
+	segvAccErr = 2 // SEGV_ACCERR: a mapping that does not allow it
+)
+
+func (m *Machine) ctxWord(off uintptr) uint64 {
+	return binary.LittleEndian.Uint64(m.mem[off:])
+}
+
+func (m *Machine) setCtxWord(off uintptr, v uint64) {
+	binary.LittleEndian.PutUint64(m.mem[off:], v)
+}
+
+// initSignals fills the context's signal-layer fields and registers the
+// routines with the layer, installing its handlers the first time.
+func (m *Machine) initSignals() error {
+	if err := sigtramp.Install(); err != nil {
+		return fmt.Errorf("jit: %w", err)
+	}
+	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
+	m.setCtxWord(sigtramp.OffArea, uint64(m.ctx+m.lay.sig))
+	m.setCtxWord(sigtramp.OffXsaveSize, uint64(m.lay.xsaveSize))
+	return m.registerUnit(m.genUnit, sigtramp.KindRoutines)
+}
+
+// registerUnit attributes u's code to the machine in the signal layer.
+func (m *Machine) registerUnit(u *codeUnit, kind uintptr) error {
+	h, err := sigtramp.Register(u.exec, u.exec+u.size, m.ctx, kind)
+	if err != nil {
+		return fmt.Errorf("jit: %w", err)
+	}
+	u.sigRegion = h
+	return nil
+}
+
+// runningOn marks the context as run by the calling thread (locked to
+// it), listening for the asynchronous signals in listen, until the
+// returned function undoes it.
+func (m *Machine) runningOn(listen uint64) (func(), error) {
+	if listen != 0 {
+		if err := sigtramp.Listen(listen); err != nil {
+			return nil, fmt.Errorf("jit: %w", err)
+		}
+	}
+	m.setCtxWord(sigtramp.OffListen, listen)
+	m.setCtxWord(sigtramp.OffTid, uint64(unix.Gettid()))
+	return func() {
+		m.setCtxWord(sigtramp.OffTid, 0)
+		m.setCtxWord(sigtramp.OffListen, 0)
+		if listen != 0 {
+			sigtramp.Unlisten(listen)
+		}
+		m.drainArrivals()
+	}, nil
+}
+
+// arrivals returns the counter of signals the handler recorded while the
+// thread was outside the cache.
+func (m *Machine) arrivals() *uint64 {
+	return (*uint64)(unsafe.Pointer(&m.mem[sigtramp.OffArrivals]))
+}
+
+// drainArrivals hands the recorded signals to the program. The handler
+// appends on this same thread, so it can only come between the copy and
+// the reset, which the compare-and-swap then sees.
+func (m *Machine) drainArrivals() {
+	n := atomic.LoadUint64(m.arrivals())
+	for n != 0 {
+		var infos [sigtramp.MaxArrivals]SigInfo
+		base := m.lay.sig + sigtramp.AreaArrivals
+		for i := range n {
+			copy(infos[i][:], m.mem[base+uintptr(i)*sigtramp.InfoSize:])
+		}
+		if !atomic.CompareAndSwapUint64(m.arrivals(), n, 0) {
+			n = atomic.LoadUint64(m.arrivals())
+			continue
+		}
+		if p := m.client; p != nil {
+			for i := range n {
+				p.post(&infos[i])
+			}
+		}
+		return
+	}
+}
+
+// isSync reports whether info is a signal an instruction raised (the
+// kernel's positive si_code on a fault signal), not one sent.
+func isSync(info *SigInfo) bool {
+	if info.Code() <= 0 {
+		return false
+	}
+	switch info.Signo() {
+	case unix.SIGSEGV, unix.SIGBUS, unix.SIGFPE, unix.SIGILL, unix.SIGTRAP:
+		return true
+	}
+	return false
+}
+
+// takeSignal handles an exit through sigexit: the signal layer took the
+// thread out of the cache. It returns the application address to go on
+// at, or resume set to go back to the interrupted state (single-stepping
+// to a point where the application's state is exact).
+func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
+	state := m.ctxWord(sigtramp.OffState)
+	m.setCtxWord(sigtramp.OffState, 0)
+	m.stepping = false
+	info := m.sigInfo()
+	cachePC := uintptr(m.sigReg(sigtramp.RegRIP))
+	step := state&sigtramp.StateStepping != 0 && info.Signo() == unix.SIGTRAP && info.Code() == trapTrace
+	var k mark
+	ok := false
+	if f := m.fragmentAt(cachePC); f != nil {
+		k, ok = f.markAt(cachePC)
+	}
+	if !step && isSync(&info) {
+		if !ok {
+			return 0, false, fmt.Errorf("jit: internal error: %v at %#x in the code cache, which maps to no application instruction", unix.SignalName(info.Signo()), cachePC)
+		}
+		pc := m.recreate(k)
+		if a := info.Addr(); m.inCache(a) {
+			// si_addr of SIGILL, SIGFPE and SIGTRAP is the
+			// instruction's: the application's, not the copy's.
+			info.SetAddr(pc)
+		}
+		tag, err = m.raise(&info, pc)
+		return tag, false, err
+	}
+	if !step {
+		if p := m.client; p != nil {
+			p.post(&info)
+		}
+	}
+	if ok && k.exact {
+		return m.recreate(k), false, nil
+	}
+	m.stepFromSignal()
+	return 0, true, nil
+}
+
+// stepFromSignal makes the next resume single-step the interrupted state.
+func (m *Machine) stepFromSignal() {
+	m.setCtxWord(sigtramp.OffState, sigtramp.StateStepping)
+	m.setSigReg(sigtramp.RegEFLAGS, m.sigReg(sigtramp.RegEFLAGS)|sigtramp.TF)
+	m.stepping = true
+}
+
+// stopStepping takes the trap flag out of the application's saved flags
+// after an exit while single-stepping (or while the handler stepped the
+// thread out of the context switch).
+func (m *Machine) stopStepping() {
+	if !m.stepping && m.ctxWord(sigtramp.OffState)&sigtramp.StateStepping == 0 {
+		return
+	}
+	m.stepping = false
+	m.setCtxWord(sigtramp.OffState, m.ctxWord(sigtramp.OffState)&^sigtramp.StateStepping)
+	m.setCtxWord(ctxFlags, m.ctxWord(ctxFlags)&^sigtramp.TF)
+}
+
+// raise delivers a synchronous signal the application raised at pc, its
+// state in the context: to the program's signal emulation, or, for a
+// function run by Machine.Run, as a *SignalError.
+func (m *Machine) raise(info *SigInfo, pc uintptr) (uintptr, error) {
+	if p := m.client; p != nil {
+		return p.fault(info, pc)
+	}
+	return 0, &SignalError{Signal: info.Signo(), Code: info.Code(), PC: pc, Addr: info.Addr(), Fault: true, Where: m.where(pc)}
+}
+
+// where names pc as module+offset, or "" when no module holds it.
+func (m *Machine) where(pc uintptr) string {
+	if name, off := m.codes.name(pc); name != "" {
+		return fmt.Sprintf("%s+%#x", name, off)
+	}
+	return ""
+}
+
+// notCode turns a jump to an address that is not code into the SIGSEGV
+// the processor would raise fetching it, with the application's state as
+// after the jump.
+func (m *Machine) notCode(err error, tag uintptr) (uintptr, error) {
+	var nc *NotCodeError
+	if !errors.As(err, &nc) {
+		return 0, err
+	}
+	code := int32(segvMapErr)
+	for _, s := range m.v.Space().Segments(mem.AlignDown(tag, mem.PageSize), mem.AlignDown(tag, mem.PageSize)+mem.PageSize) {
+		if s.Kind.Owned() || s.Prot != 0 {
+			code = segvAccErr
+		}
+	}
+	info := newSigInfo(unix.SIGSEGV, code)
+	info.SetAddr(tag)
+	return m.raise(&info, tag)
+}
