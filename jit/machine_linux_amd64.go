@@ -132,6 +132,11 @@ type Stats struct {
 	Mangled int
 	// Syscalls counts system calls performed for the application.
 	Syscalls int
+	// Signals counts the signals the signal layer took out of the code
+	// cache; Steps the single steps taken to bring an asynchronous one
+	// from code the translator inserted to a point where the
+	// application's state is exact.
+	Signals, Steps int
 	// CacheBytes is the code cache's size in use.
 	CacheBytes uintptr
 }

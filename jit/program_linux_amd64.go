@@ -48,6 +48,9 @@ type Program struct {
 	// the break itself at brkCur.
 	brkBase, brkCur, brkTop, brkMax uintptr
 	stack, stackSize                uintptr
+	// stackGuard is the size of the inaccessible reservation below the
+	// stack, released with it.
+	stackGuard uintptr
 	// refusals are the memory system calls refused or failed, the first
 	// maxRefusals of them; nrefused counts them all.
 	refusals []Refusal
@@ -61,6 +64,9 @@ type Program struct {
 const (
 	programBrk   = 256 << 20
 	programStack = 8 << 20
+	// programStackGuard is the kernel's default stack guard gap (256
+	// pages).
+	programStackGuard = 1 << 20
 )
 
 // ProgramError reports a program reachvm will not load.
@@ -250,11 +256,19 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	}
 	p.brkBase, p.brkMax = brk.Start, brk.End
 	p.brkCur, p.brkTop = p.brkBase, p.brkBase
-	stack, err := v.MapAppAnon(0, programStack, mem.ProtRW, mem.Hint, p.owner+" stack")
+	// The stack sits on a reserved, inaccessible guard, as the
+	// kernel keeps a gap below a main thread's stack: a program that
+	// runs out of stack faults there rather than writing over
+	// whatever lies below.
+	stack, err := v.ReserveApp(0, programStackGuard+programStack, mem.Hint, p.owner+" stack")
 	if err != nil {
-		return nil, fmt.Errorf("jit: %s: mapping the stack: %w", path, err)
+		return nil, fmt.Errorf("jit: %s: reserving the stack: %w", path, err)
 	}
-	p.stack, p.stackSize = stack.Start, stack.Size()
+	p.stackGuard = programStackGuard
+	p.stack, p.stackSize = stack.Start+programStackGuard, programStack
+	if err := v.CommitApp(mem.Range{Start: p.stack, End: stack.End}, mem.ProtRW); err != nil {
+		return nil, fmt.Errorf("jit: %s: committing the stack: %w", path, err)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -543,8 +557,8 @@ func (p *Program) free() error {
 	}
 	release(p.lo, p.hi-p.lo)
 	release(p.brkBase, p.brkMax-p.brkBase)
-	release(p.stack, p.stackSize)
-	p.lo, p.hi, p.brkBase, p.brkMax, p.stack, p.stackSize = 0, 0, 0, 0, 0, 0
+	release(p.stack-p.stackGuard, p.stackGuard+p.stackSize)
+	p.lo, p.hi, p.brkBase, p.brkMax, p.stack, p.stackSize, p.stackGuard = 0, 0, 0, 0, 0, 0, 0
 	for _, s := range v.Space().Owned() {
 		if s.Owner == p.mmapOwner {
 			release(s.Start, s.Size())
@@ -557,5 +571,5 @@ func (p *Program) free() error {
 // brk area or stack.
 func (p *Program) clientOwned(a, n uintptr) bool {
 	over := func(lo, hi uintptr) bool { return hi > lo && a < hi && lo < a+n }
-	return over(p.lo, p.hi) || over(p.brkBase, p.brkMax) || over(p.stack, p.stack+p.stackSize)
+	return over(p.lo, p.hi) || over(p.brkBase, p.brkMax) || over(p.stack-p.stackGuard, p.stack+p.stackSize)
 }

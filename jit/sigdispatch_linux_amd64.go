@@ -126,6 +126,7 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 	state := m.ctxWord(sigtramp.OffState)
 	m.setCtxWord(sigtramp.OffState, 0)
 	m.stepping = false
+	m.stats.Signals++
 	info := m.sigInfo()
 	cachePC := uintptr(m.sigReg(sigtramp.RegRIP))
 	step := state&sigtramp.StateStepping != 0 && info.Signo() == unix.SIGTRAP && info.Code() == trapTrace
@@ -161,6 +162,7 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 
 // stepFromSignal makes the next resume single-step the interrupted state.
 func (m *Machine) stepFromSignal() {
+	m.stats.Steps++
 	m.setCtxWord(sigtramp.OffState, sigtramp.StateStepping)
 	m.setSigReg(sigtramp.RegEFLAGS, m.sigReg(sigtramp.RegEFLAGS)|sigtramp.TF)
 	m.stepping = true

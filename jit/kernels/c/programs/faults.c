@@ -6,6 +6,10 @@
  */
 #include "rt.h"
 
+static long inc(long x) { return x + 1; }
+static long dec(long x) { return x - 1; }
+static long (*volatile table[2])(long) = {inc, dec};
+
 static int eq(const char *a, const char *b) {
 	while (*a && *a == *b)
 		a++, b++;
@@ -42,6 +46,14 @@ int main(int argc, char **argv, char **envp) {
 		volatile unsigned long x = 0;
 		for (;;)
 			x++;
+	} else if (eq(c, "alarmcalls")) {
+		/* Most of the time in indirect calls and returns, where the
+		 * translator's inserted code runs. */
+		long it[4] = {0, 0, 0, 2000};
+		sys3(38, 0, it, 0);
+		long x = 0;
+		for (unsigned long i = 0;; i++)
+			x = table[i & 1](x);
 	} else if (eq(c, "jumpnull"))
 		__asm__ volatile("xor %%eax, %%eax\njmp *%%rax" ::: "rax");
 	puts_("still alive\n");
