@@ -78,6 +78,11 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		if e != 0 {
 			ret = uint64(-int64(e))
 		}
+		// A signal for the application that interrupted the call
+		// (EINTR) is pending from here on.
+		if *m.arrivals() != 0 {
+			m.drainArrivals()
+		}
 	}
 	// The kernel's side effects: rax the result, rcx the return address,
 	// r11 the flags.
