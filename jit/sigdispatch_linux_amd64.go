@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -215,4 +216,49 @@ func (m *Machine) notCode(err error, tag uintptr) (uintptr, error) {
 	info := newSigInfo(unix.SIGSEGV, code)
 	info.SetAddr(tag)
 	return m.raise(&info, tag)
+}
+
+// waitSignal waits, on the thread running the program, until a signal
+// the program listens for arrives (posted to it when this returns), or
+// until timeout passes (nil: no timeout); it reports whether the time ran
+// out. It is what rt_sigsuspend, pause and rt_sigtimedwait wait with: the
+// thread blocks the program's signals, looks for one already arrived,
+// and otherwise sleeps in ppoll with them unblocked, which sets the mask
+// and sleeps as one step, so that none can come in between and be
+// missed. A signal that goes to another thread is forwarded to this one,
+// where it waits, blocked, for the ppoll.
+//
+// Preconditions: the calling thread runs m (runningOn).
+func (m *Machine) waitSignal(timeout *unix.Timespec) (timedOut bool) {
+	listen := m.ctxWord(sigtramp.OffListen)
+	var old uint64
+	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafe.Pointer(&listen)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	if e != 0 {
+		return false
+	}
+	defer unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	var deadline time.Time
+	if timeout != nil {
+		deadline = time.Now().Add(time.Duration(timeout.Nano()))
+	}
+	for {
+		if *m.arrivals() != 0 {
+			m.drainArrivals()
+			return false
+		}
+		var ts *unix.Timespec
+		if timeout != nil {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return true
+			}
+			t := unix.NsecToTimespec(left.Nanoseconds())
+			ts = &t
+		}
+		mask := old &^ listen
+		_, _, e := unix.Syscall6(unix.SYS_PPOLL, 0, 0, uintptr(unsafe.Pointer(ts)), uintptr(unsafe.Pointer(&mask)), 8, 0)
+		if e == 0 && timeout != nil {
+			return true
+		}
+	}
 }

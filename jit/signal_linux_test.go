@@ -5,7 +5,10 @@ package jit
 import (
 	"debug/elf"
 	"errors"
+	"os"
+	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -223,5 +226,35 @@ func TestAsyncInSites(t *testing.T) {
 	t.Logf("%d single steps over %d runs", steps, runs)
 	if runs >= 40 && steps == 0 {
 		t.Errorf("no signal came in inserted code in %d runs: the stepping path went untested", runs)
+	}
+}
+
+// TestWaitSignal checks the wait that rt_sigsuspend and rt_sigtimedwait
+// use: it returns when a signal the program listens for comes, from any
+// thread of the process, and times out when none does.
+func TestWaitSignal(t *testing.T) {
+	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	done, err := m.runningOn(1 << (unix.SIGUSR1 - 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	ts := unix.NsecToTimespec(int64(30 * time.Millisecond))
+	start := time.Now()
+	if !m.waitSignal(&ts) {
+		t.Fatal("waitSignal returned before its timeout with no signal sent")
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Errorf("timed out after %v, before the 30ms asked", d)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Kill(os.Getpid(), unix.SIGUSR1)
+	}()
+	ts = unix.NsecToTimespec(int64(10 * time.Second))
+	if m.waitSignal(&ts) {
+		t.Fatal("waitSignal timed out: the SIGUSR1 sent to the process never reached the waiting thread")
 	}
 }
