@@ -205,6 +205,10 @@ type Machine struct {
 	// stepping is set while the dispatcher single-steps the application
 	// to a point where a signal can be delivered.
 	stepping bool
+	// markSlab is where fragments' marks are kept, a chunk at a time
+	// (keepMarks), so that a fragment's translation costs no allocation
+	// of its own for them; a flush starts the chunk over.
+	markSlab []mark
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -374,6 +378,7 @@ func (m *Machine) flush() {
 		u.frags = u.frags[:0]
 	}
 	m.cur = 0
+	m.markSlab = m.markSlab[:0]
 	clear(m.frags)
 	m.exits = m.exits[:1]
 	m.clearIBL()
@@ -521,7 +526,7 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
-	f.marks = append([]mark(nil), t.marks...)
+	f.marks = m.keepMarks(t.marks)
 	m.frags[f.tag] = f
 	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {

@@ -215,7 +215,11 @@ func TestAsyncInSites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = p.Run([]string{path, "alarmcalls"}, nil)
+		arg := "alarmcalls"
+		if i%4 == 3 {
+			arg = "alarmexits"
+		}
+		_, err = p.Run([]string{path, arg}, nil)
 		var se *SignalError
 		if !errors.As(err, &se) || se.Signal != unix.SIGALRM {
 			t.Fatalf("run %d: %v, want death by SIGALRM", i, err)

@@ -87,6 +87,21 @@ func inCtx(regs ...amd64.Reg) fix {
 	return f
 }
 
+// markChunk is how many marks a slab chunk holds.
+const markChunk = 1 << 14
+
+// keepMarks copies a new fragment's marks into the slab and returns the
+// copy. A chunk that has no room is left to the fragments that use it
+// and a new one started.
+func (m *Machine) keepMarks(ms []mark) []mark {
+	if len(ms) > cap(m.markSlab)-len(m.markSlab) {
+		m.markSlab = make([]mark, 0, max(markChunk, len(ms)))
+	}
+	n := len(m.markSlab)
+	m.markSlab = append(m.markSlab, ms...)
+	return m.markSlab[n:len(m.markSlab):len(m.markSlab)]
+}
+
 // fragmentAt returns the fragment whose code holds cache address pc, or
 // nil.
 func (m *Machine) fragmentAt(pc uintptr) *fragment {

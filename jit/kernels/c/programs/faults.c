@@ -54,6 +54,12 @@ int main(int argc, char **argv, char **envp) {
 		long x = 0;
 		for (unsigned long i = 0;; i++)
 			x = table[i & 1](x);
+	} else if (eq(c, "alarmexits")) {
+		/* Most of the time going in and out of the cache. */
+		long it[4] = {0, 0, 0, 2000};
+		sys3(38, 0, it, 0);
+		for (;;)
+			sys3(39, 0, 0, 0);
 	} else if (eq(c, "jumpnull"))
 		__asm__ volatile("xor %%eax, %%eax\njmp *%%rax" ::: "rax");
 	puts_("still alive\n");
