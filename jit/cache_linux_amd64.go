@@ -176,8 +176,9 @@ type exit struct {
 	unit         *codeUnit
 	// linked is the fragment the branch goes to directly, or nil.
 	linked *fragment
-	// why explains an exitBad.
-	why string
+	// why and bytes explain an exitBad (pendingExit's).
+	why   string
+	bytes []byte
 	// ic is the site of an exitLearn.
 	ic *icSite
 }

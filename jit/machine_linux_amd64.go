@@ -530,7 +530,7 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	m.frags[f.tag] = f
 	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {
-		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, ic: pe.ic}
+		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, bytes: pe.bytes, ic: pe.ic}
 		if pe.ic != nil {
 			pe.ic.base, pe.ic.unit = entry, u
 		}
@@ -908,7 +908,7 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			}
 			tag = next
 		case exitBad:
-			return 0, &UnsupportedError{PC: e.target, What: e.why}
+			return 0, &UnsupportedError{PC: e.target, Bytes: e.bytes, What: e.why}
 		case exitLearn, exitSiteMiss:
 			m.stats.IBLMisses++
 			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))

@@ -3,6 +3,7 @@
 package jit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmcode"
@@ -38,7 +40,7 @@ func buildProgram(t testing.TB, name, kind string, extra ...string) string {
 // (REACHVM_PROGRAM set), it runs a program under a fresh machine and
 // exits with its status, so that the parent sees its output and status
 // as a process's. Exit status 111 means the run failed (the error is on
-// stderr).
+// stderr). REACHVM_PROGRAM_MAX_BLOCKS sets Options.MaxBlocks.
 func TestProgramChild(t *testing.T) {
 	path := os.Getenv("REACHVM_PROGRAM")
 	if path == "" {
@@ -53,7 +55,14 @@ func TestProgramChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(111)
 	}
-	m, err := NewMachine(vmcode.New(v), nil)
+	var opts Options
+	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
+		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(111)
+		}
+	}
+	m, err := NewMachine(vmcode.New(v), &opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(111)
@@ -101,14 +110,32 @@ func TestProgramChild(t *testing.T) {
 // standard output, standard error and exit status.
 func runProgram(t *testing.T, path string, low bool, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProgramChild$")
-	cmd.Env = append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f"))
+	var env []string
 	if low {
-		cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_LOW=1")
+		env = append(env, "REACHVM_PROGRAM_LOW=1")
 	}
+	return runProgramEnv(t, path, env, programTimeout, args...)
+}
+
+// programTimeout bounds a program's run in a child: a translator that
+// loops fails the test instead of hanging it.
+const programTimeout = 2 * time.Minute
+
+// runProgramEnv is runProgram with env added to the child's environment
+// (REACHVM_PROGRAM_LOW, REACHVM_PROGRAM_MAX_BLOCKS) and a timeout, after
+// which the child is killed and the test fails.
+func runProgramEnv(t *testing.T, path string, env []string, timeout time.Duration, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestProgramChild$")
+	cmd.Env = append(append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f")), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %q: still running after %v (stdout %q, stderr %q)", path, args, timeout, stdout.String(), stderr.String())
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

@@ -26,8 +26,12 @@ type pendingExit struct {
 	stubOff int
 	inline  bool
 	// ic is the site of an exitLearn.
-	ic  *icSite
-	why string
+	ic *icSite
+	// why and bytes explain an exitBad: what is wrong, and the
+	// instruction's bytes (what the decoder looked at, if it could not
+	// decode them; none if there is no code at target).
+	why   string
+	bytes []byte
 }
 
 // translator builds one fragment. It is reused across blocks so that its
@@ -155,7 +159,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		if pc < codeBase || pc-codeBase >= uintptr(len(code)) {
 			c, err := t.m.codes.at(pc)
 			if err != nil {
-				t.exitBad(pc, err.Error())
+				t.exitBad(pc, nil, err.Error())
 				break
 			}
 			code, codeBase = c, pc
@@ -171,7 +175,12 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				t.jmpExit(pc)
 				break
 			}
-			t.exitBad(pc, err.Error())
+			var de *decode.Error
+			if errors.As(err, &de) {
+				t.exitBad(pc, de.Bytes, de.Err.Error())
+			} else {
+				t.exitBad(pc, nil, err.Error())
+			}
 			break
 		}
 		b := code[off : off+uintptr(in.Len)]
@@ -244,7 +253,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			// system call the dispatcher never sees.
 			if in.Op == 0xcd && in.ImmLen == 1 && b[in.ImmOff] == 0x80 {
 				t.instrs--
-				t.exitBad(pc, fmt.Sprintf("int 0x80, a 32-bit system call (% x)", b))
+				t.exitBad(pc, b, "int 0x80, a 32-bit system call")
 				break
 			}
 			a.Raw(b...)
@@ -252,7 +261,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			t.jmpExit(next)
 		default:
 			t.instrs--
-			t.exitBad(pc, fmt.Sprintf("%v instruction % x", in.Kind, b))
+			t.exitBad(pc, b, fmt.Sprintf("%v instruction", in.Kind))
 		}
 		if err != nil {
 			var ue *UnsupportedError
@@ -267,7 +276,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			t.marks = t.marks[:nmarks]
 			t.markExact(pc)
 			t.instrs--
-			t.exitBad(pc, ue.What+fmt.Sprintf(" (% x)", b))
+			t.exitBad(pc, b, ue.What)
 			break
 		}
 		if done {
@@ -351,9 +360,10 @@ func (t *translator) jccExit(cc amd64.Cond, target uintptr) {
 	t.exits = append(t.exits, pendingExit{kind: exitDirect, target: target, fix: t.a.JccLabel(cc), hasFix: true})
 }
 
-// exitBad ends the block with an exit that fails the run at pc.
-func (t *translator) exitBad(pc uintptr, why string) {
-	t.exits = append(t.exits, pendingExit{kind: exitBad, target: pc, why: why, fix: t.a.JmpLabel(), hasFix: true})
+// exitBad ends the block with an exit that fails the run at pc, where
+// the instruction b is, for the reason why. b is copied.
+func (t *translator) exitBad(pc uintptr, b []byte, why string) {
+	t.exits = append(t.exits, pendingExit{kind: exitBad, target: pc, why: why, bytes: append([]byte(nil), b...), fix: t.a.JmpLabel(), hasFix: true})
 }
 
 // stubs emits the exit stubs after the body and points each exit branch
@@ -367,9 +377,16 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 			continue
 		}
 		if e.hasFix {
-			f := t.m.frags[e.target]
-			if e.target == tag {
-				f = self
+			// Only a direct exit continues at its target: a system
+			// call or a bad instruction goes to the dispatcher even
+			// when it is the block's first instruction (bound to the
+			// fragment's start, it would run the fragment forever).
+			var f *fragment
+			if e.kind == exitDirect {
+				f = t.m.frags[e.target]
+				if e.target == tag {
+					f = self
+				}
 			}
 			if f == self {
 				// A branch back to the fragment's own start.
@@ -377,7 +394,7 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 					return err
 				}
 				e.linked = f
-			} else if f != nil && e.kind == exitDirect {
+			} else if f != nil {
 				if err := a.BindTarget(e.fix, f.body()); err != nil {
 					return err
 				}
@@ -517,6 +534,9 @@ type UnsupportedError struct {
 }
 
 func (e *UnsupportedError) Error() string {
+	if len(e.Bytes) == 0 {
+		return fmt.Sprintf("jit: unsupported instruction at %#x: %s", e.PC, e.What)
+	}
 	return fmt.Sprintf("jit: unsupported instruction at %#x (% x): %s", e.PC, e.Bytes, e.What)
 }
 

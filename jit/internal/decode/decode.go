@@ -293,7 +293,9 @@ prefixes:
 	}
 	in.Op = op
 	if flags&fBad != 0 {
-		return fail(code, ErrInvalid)
+		// The instruction is its prefixes and the opcode: what follows
+		// is not part of it.
+		return fail(code[:p], ErrInvalid)
 	}
 	if in.Encoding == Legacy && in.Map == Map0F && op == 0x0f {
 		// 3DNow!: ModRM, then the real opcode as an imm8 suffix.
