@@ -84,3 +84,234 @@ __attribute__((used)) void start_c(long *sp) {
 }
 
 __asm__(".globl _start\n_start:\n\txor %ebp, %ebp\n\tmov %rsp, %rdi\n\tand $-16, %rsp\n\tcall start_c\n\thlt\n");
+
+/*
+ * Signals, timers, pipes and memory, for the transparency tests: the
+ * kernel's structures (x86-64 layouts) and raw calls, a restorer that
+ * returns from a handler through rt_sigreturn, and a jump buffer to leave
+ * a handler by (sigsetjmp/siglongjmp).
+ */
+#define SIGHUP 1
+#define SIGINT 2
+#define SIGILL 4
+#define SIGTRAP 5
+#define SIGABRT 6
+#define SIGBUS 7
+#define SIGFPE 8
+#define SIGKILL 9
+#define SIGUSR1 10
+#define SIGSEGV 11
+#define SIGUSR2 12
+#define SIGPIPE 13
+#define SIGALRM 14
+#define SIGTERM 15
+
+#define SA_SIGINFO 0x4ul
+#define SA_ONSTACK 0x08000000ul
+#define SA_RESTART 0x10000000ul
+#define SA_NODEFER 0x40000000ul
+#define SA_RESETHAND 0x80000000ul
+#define SA_RESTORER 0x04000000ul
+#define SIG_DFL ((void *)0)
+#define SIG_IGN ((void *)1)
+
+#define SIG_BLOCK 0
+#define SIG_UNBLOCK 1
+#define SIG_SETMASK 2
+#define SIGBIT(s) (1ul << ((s) - 1))
+
+#define SI_USER 0
+#define SI_KERNEL 0x80
+#define SI_TKILL (-6)
+
+#define PROT_NONE 0
+#define PROT_READ 1
+#define PROT_WRITE 2
+#define PROT_EXEC 4
+#define MAP_SHARED 0x01
+#define MAP_PRIVATE 0x02
+#define MAP_FIXED 0x10
+#define MAP_ANONYMOUS 0x20
+#define MAP_FAILED ((void *)-1)
+
+#define EINTR 4
+
+/* siginfo_t: the fields the tests read. */
+typedef struct {
+	int si_signo, si_errno, si_code, pad_;
+	union {
+		/* SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP */
+		void *addr;
+		/* kill, tgkill */
+		struct {
+			int pid;
+			unsigned uid;
+		} kill;
+		char bytes_[112];
+	} u;
+} rt_siginfo;
+
+/* Indices of uc_mcontext's general registers (the kernel's struct
+ * sigcontext, in order). */
+enum {
+	REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+	REG_RDI, REG_RSI, REG_RBP, REG_RBX, REG_RDX, REG_RAX, REG_RCX, REG_RSP,
+	REG_RIP, REG_EFL, REG_CSGSFS, REG_ERR, REG_TRAPNO, REG_OLDMASK, REG_CR2,
+	NGREG
+};
+
+typedef struct {
+	void *ss_sp;
+	int ss_flags;
+	u64 ss_size;
+} rt_stack;
+#define SS_ONSTACK 1
+#define SS_DISABLE 2
+
+/* ucontext_t as the kernel lays it out on the handler's stack. */
+typedef struct {
+	u64 uc_flags;
+	void *uc_link;
+	rt_stack uc_stack;
+	u64 gregs[NGREG];
+	void *fpregs;
+	u64 reserved_[8];
+	u64 uc_sigmask;
+} rt_ucontext;
+
+typedef void (*rt_handler)(int, rt_siginfo *, void *);
+
+/* The kernel's struct sigaction (not libc's): mask last, 8 bytes. */
+struct rt_kaction {
+	void *handler;
+	u64 flags;
+	void (*restorer)(void);
+	u64 mask;
+};
+
+/* rt_restorer is where a handler returns: rt_sigreturn. */
+extern void rt_restorer(void) __attribute__((visibility("hidden")));
+__asm__(".text\n.align 16\n.globl rt_restorer\n.hidden rt_restorer\n.type rt_restorer, @function\n"
+	"rt_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
+
+static inline long rt_sigaction(int sig, const struct rt_kaction *act, struct rt_kaction *old) {
+	return sys6(13, sig, (long)act, (long)old, 8, 0, 0);
+}
+
+/* rt_handle installs h (SA_SIGINFO) for sig with flags and mask; h may
+ * be SIG_DFL or SIG_IGN. */
+static inline long rt_handle(int sig, void *h, u64 flags, u64 mask) {
+	struct rt_kaction a = {h, flags | SA_SIGINFO | SA_RESTORER, rt_restorer, mask};
+	return rt_sigaction(sig, &a, 0);
+}
+
+/* rt_handler_of returns sig's current handler. */
+static inline void *rt_handler_of(int sig) {
+	struct rt_kaction old = {0, 0, 0, 0};
+	rt_sigaction(sig, 0, &old);
+	return old.handler;
+}
+
+static inline long rt_sigprocmask(int how, const u64 *set, u64 *old) {
+	return sys6(14, how, (long)set, (long)old, 8, 0, 0);
+}
+static inline u64 rt_blocked(void) {
+	u64 m = 0;
+	rt_sigprocmask(SIG_BLOCK, 0, &m);
+	return m;
+}
+static inline u64 rt_sigpending(void) {
+	u64 m = 0;
+	sys3(127, &m, 8, 0);
+	return m;
+}
+static inline long rt_sigaltstack(const rt_stack *ss, rt_stack *old) { return sys3(131, ss, old, 0); }
+static inline long rt_getpid(void) { return sys3(39, 0, 0, 0); }
+static inline long rt_gettid(void) { return sys3(186, 0, 0, 0); }
+static inline long rt_getuid(void) { return sys3(102, 0, 0, 0); }
+static inline long rt_kill(long pid, int sig) { return sys3(62, pid, sig, 0); }
+static inline long rt_tgkill(long tgid, long tid, int sig) { return sys3(234, tgid, tid, sig); }
+
+/* rt_setitimer arms ITIMER_REAL (SIGALRM) to fire after first
+ * microseconds, then every interval (0: once); first 0 disarms it. */
+static inline long rt_setitimer(long first, long interval) {
+	long v[4] = {interval / 1000000, interval % 1000000, first / 1000000, first % 1000000};
+	return sys3(38, 0, v, 0);
+}
+static inline long rt_alarm(unsigned s) { return sys3(37, s, 0, 0); }
+
+static inline long rt_read(int fd, void *b, long n) { return sys3(0, fd, b, n); }
+static inline long rt_write(int fd, const void *b, long n) { return sys3(1, fd, b, n); }
+static inline long rt_close(int fd) { return sys3(3, fd, 0, 0); }
+static inline long rt_pipe(int fds[2]) { return sys3(22, fds, 0, 0); }
+static inline void *rt_mmap(void *a, u64 n, int prot, int flags, int fd, long off) {
+	return (void *)sys6(9, (long)a, (long)n, prot, flags, fd, off);
+}
+static inline long rt_munmap(void *a, u64 n) { return sys3(11, a, n, 0); }
+static inline long rt_mprotect(void *a, u64 n, int prot) { return sys3(10, a, n, prot); }
+static inline long rt_memfd(const char *name) { return sys3(319, name, 0, 0); }
+static inline long rt_ftruncate(int fd, long n) { return sys3(77, fd, n, 0); }
+static inline void rt_exit(int code) {
+	sys3(231, code, 0, 0);
+	for (;;)
+		;
+}
+
+/* A jump buffer: rbx, rbp, r12-r15, rsp and the return address, and the
+ * signal mask for rt_siglongjmp. */
+typedef struct {
+	u64 regs[8];
+	u64 mask;
+} rt_jmpbuf;
+
+int rt_setjmp(rt_jmpbuf *b) __attribute__((returns_twice, visibility("hidden")));
+void rt_longjmp(rt_jmpbuf *b, int v) __attribute__((noreturn, visibility("hidden")));
+__asm__(".text\n.align 16\n.globl rt_setjmp\n.hidden rt_setjmp\n.type rt_setjmp, @function\n"
+	"rt_setjmp:\n"
+	"\tmov %rbx, 0(%rdi)\n\tmov %rbp, 8(%rdi)\n\tmov %r12, 16(%rdi)\n\tmov %r13, 24(%rdi)\n"
+	"\tmov %r14, 32(%rdi)\n\tmov %r15, 40(%rdi)\n\tlea 8(%rsp), %rdx\n\tmov %rdx, 48(%rdi)\n"
+	"\tmov (%rsp), %rdx\n\tmov %rdx, 56(%rdi)\n\txor %eax, %eax\n\tret\n"
+	".globl rt_longjmp\n.hidden rt_longjmp\n.type rt_longjmp, @function\n"
+	"rt_longjmp:\n"
+	"\tmov %esi, %eax\n\ttest %eax, %eax\n\tjnz 1f\n\tinc %eax\n1:\n"
+	"\tmov 0(%rdi), %rbx\n\tmov 8(%rdi), %rbp\n\tmov 16(%rdi), %r12\n\tmov 24(%rdi), %r13\n"
+	"\tmov 32(%rdi), %r14\n\tmov 40(%rdi), %r15\n\tmov 48(%rdi), %rsp\n\tjmp *56(%rdi)\n");
+
+/* rt_sigsetjmp saves the signal mask too, which rt_siglongjmp restores
+ * (leaving a handler, whose signal is blocked while it runs). A macro, so
+ * that rt_setjmp returns into its caller's frame. */
+#define rt_sigsetjmp(b) (rt_sigprocmask(SIG_BLOCK, 0, &(b)->mask), rt_setjmp(b))
+static inline void __attribute__((noreturn)) rt_siglongjmp(rt_jmpbuf *b, int v) {
+	rt_sigprocmask(SIG_SETMASK, &b->mask, 0);
+	rt_longjmp(b, v);
+}
+
+/* Output helpers: a labelled number and a labelled hex value on one
+ * line. */
+static inline void say(const char *label, long v) {
+	puts_(label);
+	putn(v);
+	puts_("\n");
+}
+static inline void sayhex(const char *label, u64 v) {
+	puts_(label);
+	puthex(v);
+	puts_("\n");
+}
+
+/* rt_cap_stack lowers the stack's limit (RLIMIT_STACK) to n bytes if it
+ * is higher: a runaway recursion then faults after n bytes, not never
+ * where the limit is lifted. */
+static inline void rt_cap_stack(u64 n) {
+	u64 lim[2] = {0, 0};
+	sys6(302, 0, 3, 0, (long)lim, 0, 0); /* prlimit64(0, RLIMIT_STACK) */
+	if (lim[0] > n) {
+		lim[0] = n;
+		sys6(302, 0, 3, (long)lim, 0, 0, 0);
+	}
+}
+
+/* rt_store writes v at p as one instruction the compiler cannot remove
+ * or move: a null pointer's store faults instead of being deleted as
+ * undefined. */
+static inline void rt_store(void *p, long v) { __asm__ volatile("mov %1, (%0)" : : "r"(p), "r"(v) : "memory"); }
