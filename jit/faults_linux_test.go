@@ -4,14 +4,18 @@ package jit
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/vmcode"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // The differential fault fuzzer: generated code computes (the program
@@ -21,14 +25,19 @@ import (
 // si_code, si_addr, rip, every register, the defined flags, the top of
 // the stack and the data, which must be the same.
 //
-// What it depends on: the translation of a fault in the code cache back
-// to the application's PC and registers (the signal layer), and the
-// application's own handlers, alternate stack and rt_sigreturn (the
-// signal emulation: faultrun installs its handlers with rt_sigaction and
-// SA_ONSTACK). Until both are in, every run fails under reachvm
-// (rt_sigaction is refused), and faultsPending says so: the target then
-// requires that the runs still differ, and logs how.
-const faultsPending = "faults in the code cache (the signal layer) and the application's handlers (signal emulation)"
+// It checks in two steps, which depend on different parts:
+//
+//   - The fault itself (the signal layer: a fault in the code cache
+//     translated back to the application's PC): faultrun with no handler,
+//     whose run under reachvm ends with a *SignalError, must die of the
+//     signal it dies of natively, with the si_code, fault address and PC
+//     the native handler reports.
+//   - What the handler sees (the signal emulation as well: faultrun's
+//     handlers are installed with rt_sigaction and SA_ONSTACK on a
+//     sigaltstack, and must be given the registers, flags and memory of
+//     the fault). Until the emulation is in, faultsPending says so: the
+//     target then requires that the runs still differ, and logs how.
+const faultsPending = "the application's handlers and alternate stack (signal emulation)"
 
 // faultKind is a way generated code faults. emit writes the instruction
 // (and what sets it up, without touching the flags) with g's assembler;
@@ -125,13 +134,22 @@ var faultKinds = []faultKind{
 // faultProgram is faultrun's input: the generated code and the state it
 // starts with.
 type faultProgram struct {
-	kind     string
+	// kind names the fault.
+	kind string
+	// deathPending, when set, says why reachvm does not yet report this
+	// fault as the processor does (see FuzzFaults).
+	deathPending string
+	// code is entered at its first byte; the faulting instruction is
+	// at faultOff.
 	code     []byte
 	faultOff int
 	// flagMask are the arithmetic flags defined at the fault.
 	flagMask uint64
-	regs     [17]uint64
-	data     [16]uint64
+	// regs are the registers the code starts with (faultrun's order:
+	// rax rcx rdx rbx rsp rbp rsi rdi r8-r15, then rflags; faultrun sets
+	// rsp and r15 itself), data the first 128 bytes of its data.
+	regs [17]uint64
+	data [16]uint64
 }
 
 // genFault makes a program from fuzz input: input[0] picks the fault,
@@ -157,6 +175,11 @@ func genFault(input []byte) *faultProgram {
 	}
 	y, s := g.reg(), g.reg()
 	p := &faultProgram{kind: fk.name}
+	if (fk.name == "jump to a bad address" || fk.name == "call to a bad address") && bad%4 == 2 {
+		// The processor faults at the jump itself (#GP: SI_KERNEL,
+		// si_addr 0, rip the jump), the target being non-canonical.
+		p.deathPending = "a jump to a non-canonical address: reachvm reports SEGV_MAPERR at the target"
+	}
 	p.faultOff = g.a.Len()
 	fk.emit(g, y, s, bad)
 	// Should the fault not fire (it always does), ud2.
@@ -208,7 +231,9 @@ func faultSeeds() [][]byte {
 // FuzzFaults runs generated code that faults under faultrun, natively and
 // under reachvm (a Program in a child process, ET_EXEC or static PIE and
 // with or without superblocks by the input's second byte), and compares
-// what the handler printed and the exit status. Each run has a timeout.
+// the fault (with no handler: the signal, si_code, fault address and PC)
+// and what the handler printed, and the exit status. Each run has a
+// timeout.
 func FuzzFaults(f *testing.F) {
 	for _, s := range faultSeeds() {
 		f.Add(s)
@@ -230,21 +255,123 @@ func FuzzFaults(f *testing.F) {
 		}
 		kind := programKinds[int(sel>>2)%len(programKinds)].name
 		maxBlocks := []string{"0", "1"}[sel>>3&1]
+		name := fmt.Sprintf("%s (input %x, %s, max-blocks %s, fault at code+%d)", p.kind, input, kind, maxBlocks, p.faultOff)
 		want, ws := runNativeStatus(t, runners[kind], file)
 		if !ws.Exited() || ws.ExitStatus() != 0 || !strings.HasPrefix(want, "si_signo ") {
-			t.Fatalf("%s (input %x): faultrun natively: status %v, output %q: want the handler's report and exit 0", p.kind, input, ws, want)
+			t.Fatalf("%s: faultrun natively: status %v, output %q: want the handler's report and exit 0", name, ws, want)
 		}
-		got, stderr, code := runProgramEnv(t, runners[kind], []string{"REACHVM_PROGRAM_MAX_BLOCKS=" + maxBlocks}, 20*time.Second, file)
+		report := map[string]string{}
+		for _, l := range strings.Split(want, "\n") {
+			if k, v, ok := strings.Cut(l, " "); ok {
+				report[k] = v
+			}
+		}
+		// The fault, with no handler.
+		_, dws := runNativeStatus(t, runners[kind], file, "nohandler")
+		if !dws.Signaled() || fmt.Sprint(int(dws.Signal())) != report["si_signo"] {
+			t.Fatalf("%s: faultrun natively with no handler: status %v, want death by signal %s", name, dws, report["si_signo"])
+		}
+		env := []string{"REACHVM_FAULT_PROGRAM=" + runners[kind], "REACHVM_PROGRAM_MAX_BLOCKS=" + maxBlocks}
+		out, stderr, code := runChildTest(t, "TestFaultChild", env, 20*time.Second, file, "nohandler")
+		got, wantDeath := faultDeath(out), fmt.Sprintf("signal %s code %s addr %s pc %s", report["si_signo"], report["si_code"], report["si_addr"], report["rip"])
+		sameDeath := code == 0 && got == wantDeath
+		switch {
+		case p.deathPending != "" && sameDeath:
+			t.Errorf("%s: with no handler, the same under reachvm: its pending mark (%s) can go", name, p.deathPending)
+		case p.deathPending != "":
+			t.Logf("%s: with no handler: pending (%s): %q, native %q", name, p.deathPending, got, wantDeath)
+		case !sameDeath:
+			t.Errorf("%s: with no handler: %q (status %d, stderr %q), want %q", name, got, code, stderr, wantDeath)
+		}
+		// The handler's report.
+		got, stderr, code = runProgramEnv(t, runners[kind], []string{"REACHVM_PROGRAM_MAX_BLOCKS=" + maxBlocks}, 20*time.Second, file)
 		same := got == want && code == 0
 		switch {
 		case faultsPending != "" && same:
-			t.Errorf("%s (input %x): the same under reachvm: faultsPending (%s) can go", p.kind, input, faultsPending)
+			t.Errorf("%s: the same under reachvm: faultsPending (%s) can go", name, faultsPending)
 		case faultsPending != "":
-			t.Logf("%s, %s, max-blocks %s: pending (%s): status %d, stderr %.200q", p.kind, kind, maxBlocks, faultsPending, code, stderr)
+			t.Logf("%s: pending (%s): status %d, stderr %.200q", name, faultsPending, code, stderr)
 		case !same:
-			t.Errorf("%s (input %x, %s, max-blocks %s), fault at code+%d: status %d, stderr %q\n%s", p.kind, input, kind, maxBlocks, p.faultOff, code, stderr, lineDiff(want, got))
+			t.Errorf("%s: status %d, stderr %q\n%s", name, code, stderr, lineDiff(want, got))
 		}
 	})
+}
+
+// faultDeath turns TestFaultChild's output for faultrun with no handler
+// ("bases CODE DATA STACK", then "signal N code C addr A pc P") into the
+// signal, si_code, and the fault address and PC as faultrun's handler
+// prints them (relative to the code, data or stack, or in hex).
+func faultDeath(out string) string {
+	var code, data, stack, signo, sicode, addr, pc uint64
+	var bases, death bool
+	for _, l := range strings.Split(out, "\n") {
+		if n, _ := fmt.Sscanf(l, "bases %v %v %v", &code, &data, &stack); n == 3 {
+			bases = true
+		}
+		if n, _ := fmt.Sscanf(l, "signal %d code %d addr %v pc %v", &signo, &sicode, &addr, &pc); n == 4 {
+			death = true
+		}
+	}
+	if !bases || !death {
+		return "no bases and signal lines in " + strconv.Quote(out)
+	}
+	rel := func(v uint64) string {
+		switch {
+		case v-code < 64<<10:
+			return fmt.Sprintf("code+%d", v-code)
+		case v-data < 2*4096:
+			return fmt.Sprintf("data+%d", v-data)
+		case v-stack <= 64<<10:
+			return fmt.Sprintf("stack+%d", v-stack)
+		}
+		return fmt.Sprintf("%#x", v)
+	}
+	return fmt.Sprintf("signal %d code %d addr %s pc %s", signo, int32(sicode), rel(addr), rel(pc))
+}
+
+// TestFaultChild is not a test: run by FuzzFaults in a child process
+// (REACHVM_FAULT_PROGRAM set), it runs the program under a fresh machine
+// (REACHVM_PROGRAM_MAX_BLOCKS sets Options.MaxBlocks) with the arguments
+// in REACHVM_PROGRAM_ARGS, and prints how the run ended: "signal N code C
+// addr A pc P" (hex) for a *SignalError, "exit N" for an exit; anything
+// else on stderr, with status 111.
+func TestFaultChild(t *testing.T) {
+	path := os.Getenv("REACHVM_FAULT_PROGRAM")
+	if path == "" {
+		t.Skip("a helper for FuzzFaults")
+	}
+	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	var opts Options
+	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
+		opts.MaxBlocks, _ = strconv.Atoi(b)
+	}
+	m, err := NewMachine(vmcode.New(v), &opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	p, err := m.LoadProgram(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	}
+	args := strings.Split(os.Getenv("REACHVM_PROGRAM_ARGS"), "\x1f")
+	code, err := p.Run(append([]string{path}, args...), nil)
+	var se *SignalError
+	switch {
+	case errors.As(err, &se):
+		fmt.Printf("signal %d code %d addr %#x pc %#x\n", int(se.Signal), se.Code, se.Addr, se.PC)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(111)
+	default:
+		fmt.Printf("exit %d\n", code)
+	}
+	os.Exit(0)
 }
 
 // lineDiff shows, line by line, where got differs from want.

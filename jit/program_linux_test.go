@@ -126,15 +126,24 @@ const programTimeout = 2 * time.Minute
 // which the child is killed and the test fails.
 func runProgramEnv(t *testing.T, path string, env []string, timeout time.Duration, args ...string) (string, string, int) {
 	t.Helper()
+	return runChildTest(t, "TestProgramChild", append([]string{"REACHVM_PROGRAM=" + path}, env...), timeout, args...)
+}
+
+// runChildTest runs this test binary's test name in a child process with
+// env added to the environment and args in REACHVM_PROGRAM_ARGS, and a
+// timeout, after which the child is killed and the test fails; it returns
+// the child's standard output, standard error and exit status.
+func runChildTest(t *testing.T, name string, env []string, timeout time.Duration, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestProgramChild$")
-	cmd.Env = append(append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f")), env...)
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+name+"$")
+	cmd.Env = append(append(os.Environ(), "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f")), env...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("%s %q: still running after %v (stdout %q, stderr %q)", path, args, timeout, stdout.String(), stderr.String())
+		t.Fatalf("%s %q: still running after %v (stdout %q, stderr %q)", name, args, timeout, stdout.String(), stderr.String())
 	}
 	code := 0
 	var ee *exec.ExitError

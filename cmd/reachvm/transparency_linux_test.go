@@ -49,14 +49,15 @@ func (c *transCase) name() string {
 
 // Why cases are pending. The signal layer turns a fault in the code
 // cache into the application's signal at its own PC and registers, and
-// keeps Go from taking the application's asynchronous signals; the
-// signal emulation gives the application its own handlers (rt_sigaction,
-// rt_sigprocmask, sigaltstack, rt_sigreturn) and delivers to them; the
+// takes the application's asynchronous signals from Go: a program with no
+// handler then ends with a *jit.SignalError naming the signal it dies of,
+// and reachvm run must die of that signal too; the signal emulation gives
+// the application its own handlers (rt_sigaction, rt_sigprocmask,
+// sigaltstack, rt_sigreturn) and delivers to them; the
 // self-modifying-code handling drops the translations of code that
 // changed.
 const (
-	needFaults  = "faults in the code cache (the signal layer)"
-	needAsync   = "asynchronous signals (the signal layer)"
+	needDeath   = "reachvm run dying of the program's fatal signal (it exits 127, naming the signal)"
 	needHandler = "the application's signal handlers (signal emulation)"
 	needSMC     = "code written after it ran (self-modifying code)"
 )
@@ -80,16 +81,16 @@ var transCases = []transCase{
 	{prog: "blockstart", args: []string{"twice"}},
 	{prog: "blockstart", args: []string{"branch"}},
 	{prog: "blockstart", args: []string{"branch"}, flags: []string{"--max-blocks", "1"}},
-	{prog: "blockstart", args: []string{"int3"}, pending: needFaults},
-	{prog: "die", args: []string{"null"}, pending: needFaults},
-	{prog: "die", args: []string{"div0"}, pending: needFaults},
-	{prog: "die", args: []string{"ud2"}, pending: needFaults},
-	{prog: "die", args: []string{"int3"}, pending: needFaults},
-	{prog: "die", args: []string{"badop"}, pending: needFaults},
-	{prog: "die", args: []string{"hlt"}, pending: needFaults, valgrind: vgHlt},
-	{prog: "die", args: []string{"stack"}, pending: needFaults},
-	{prog: "die", args: []string{"usr1"}, pending: needAsync},
-	{prog: "die", args: []string{"alrm"}, pending: needAsync},
+	{prog: "blockstart", args: []string{"int3"}, pending: needDeath},
+	{prog: "die", args: []string{"null"}, pending: needDeath},
+	{prog: "die", args: []string{"div0"}, pending: needDeath},
+	{prog: "die", args: []string{"ud2"}, pending: needDeath},
+	{prog: "die", args: []string{"int3"}, pending: needDeath},
+	{prog: "die", args: []string{"badop"}, pending: needDeath},
+	{prog: "die", args: []string{"hlt"}, pending: needDeath, valgrind: vgHlt},
+	{prog: "die", args: []string{"stack"}, pending: needDeath},
+	{prog: "die", args: []string{"usr1"}, pending: needDeath},
+	{prog: "die", args: []string{"alrm"}, pending: needDeath},
 	{prog: "sigrepair", args: []string{"map"}, pending: needHandler},
 	{prog: "sigrepair", args: []string{"reg"}, pending: needHandler},
 	{prog: "sigjump", pending: needHandler},

@@ -18,6 +18,10 @@
  * register, the top of the stack and the data, each value as a constant
  * or relative to the code, the data or the stack (which move with where
  * they are mapped), and exit 0.
+ *
+ * With argv[2] "nohandler" it prints where the code, data and stack are
+ * ("bases CODE DATA STACK" in hex) and installs no handler: the process
+ * dies of the fault.
  */
 #include "rt.h"
 
@@ -109,7 +113,7 @@ static void report(int sig, rt_siginfo *si, void *ucv) {
 
 int main(int argc, char **argv, char **envp) {
 	if (argc < 2) {
-		puts_("usage: faultrun FILE\n");
+		puts_("usage: faultrun FILE [nohandler]\n");
 		return 2;
 	}
 	long fd = sys3(2, argv[1], 0, 0);
@@ -147,11 +151,21 @@ int main(int argc, char **argv, char **envp) {
 		code[i] = in[hdr + i];
 	for (int i = 0; i < 128; i++)
 		data[i] = in[8 + 8 + 17 * 8 + i];
-	rt_stack ss = {altstack, 0, sizeof altstack};
-	rt_sigaltstack(&ss, 0);
-	for (int s = SIGILL; s <= SIGSEGV; s++)
-		if (s == SIGILL || s == SIGTRAP || s == SIGBUS || s == SIGFPE || s == SIGSEGV)
-			rt_handle(s, report, SA_ONSTACK, 0);
+	if (argc > 2 && streq(argv[2], "nohandler")) {
+		puts_("bases ");
+		puthex((u64)code);
+		puts_(" ");
+		puthex((u64)data);
+		puts_(" ");
+		puthex((u64)stack);
+		puts_("\n");
+	} else {
+		rt_stack ss = {altstack, 0, sizeof altstack};
+		rt_sigaltstack(&ss, 0);
+		for (int s = SIGILL; s <= SIGSEGV; s++)
+			if (s == SIGILL || s == SIGTRAP || s == SIGBUS || s == SIGFPE || s == SIGSEGV)
+				rt_handle(s, report, SA_ONSTACK, 0);
+	}
 	regs[4] = (u64)stack + STACK_SIZE - 256;
 	regs[15] = (u64)data;
 	run_code(regs, code);
