@@ -43,6 +43,8 @@ type transCase struct {
 	valgrind, qemu string
 }
 
+// name is the case as a command line: the program, its arguments and
+// reachvm's flags.
 func (c *transCase) name() string {
 	return strings.Join(append(append([]string{c.prog}, c.args...), c.flags...), " ")
 }
@@ -125,6 +127,7 @@ var transCases = []transCase{
 
 // outcome is how one run of a program ended.
 type outcome struct {
+	// stdout and stderr are all the run wrote.
 	stdout, stderr string
 	// code is the exit status, sig the signal that killed the process
 	// (0 if it exited).
@@ -136,6 +139,7 @@ type outcome struct {
 	err error
 }
 
+// status says how the run ended, as the table shows it.
 func (o *outcome) status() string {
 	switch {
 	case o.err != nil:
@@ -241,9 +245,12 @@ const (
 
 // transRow is one case as one kind of executable, and its runs.
 type transRow struct {
-	c                               *transCase
-	kind                            string
-	path                            string
+	c *transCase
+	// kind is kernels.Exec or kernels.PIE, path the program so built.
+	kind, path string
+	// native, reachvm, valgrind and qemu are the runs, each written by
+	// one goroutine and read after all are done (the zero outcome for
+	// a run not made).
 	native, reachvm, valgrind, qemu outcome
 }
 
