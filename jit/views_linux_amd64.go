@@ -1,0 +1,113 @@
+package jit
+
+import (
+	"fmt"
+	"os"
+)
+
+// This file shows translated code to the tools that look at a process
+// from outside: perf, through its map (Options.PerfMap) and its jitdump
+// (Options.JitDump), and gdb, through its JIT interface (Options.GDB).
+// Each gets the fragment cut into pieces, one per run of code translated
+// from one application function, named after that function.
+
+// pcAt says that the translation of the application instruction at pc
+// starts at offset off of the fragment being built.
+type pcAt struct {
+	off uint32
+	pc  uintptr
+}
+
+// piece is a run of a fragment's code translated from one application
+// function (or from one module's code outside any function).
+type piece struct {
+	// start and end are its cache addresses; pc the application address
+	// of its first instruction, in mod (nil for anonymous code).
+	start, end uintptr
+	pc         uintptr
+	mod        *module
+	// first and last index the fragment's pcAt records it covers
+	// (last exclusive).
+	first, last int
+}
+
+// views reports whether any tool is shown translated code.
+func (o *Options) views() bool { return o.PerfMap || o.JitDump || o.GDB }
+
+// pieces cuts fragment f, whose translation records are pcs, into pieces.
+// The indirect-branch prefix goes with the first piece, the exit stubs
+// and literals with the last.
+//
+// Preconditions: m.mu is held.
+func (m *Machine) pieces(f *fragment, pcs []pcAt) []piece {
+	end := f.entry + f.size
+	if len(pcs) == 0 {
+		return []piece{{start: f.entry, end: end, pc: f.tag, mod: m.moduleAt(f.tag)}}
+	}
+	var out []piece
+	var curFn uintptr
+	for i, r := range pcs {
+		at := f.entry + uintptr(r.off)
+		mod := m.moduleAt(r.pc)
+		_, fn, _ := mod.function(r.pc)
+		n := len(out)
+		switch {
+		case n > 0 && out[n-1].mod == mod && curFn == fn:
+			continue
+		case n == 0:
+			at = f.entry
+		case at == out[n-1].start:
+			// The previous piece's instructions emitted no code (a
+			// followed jump): this one takes its place.
+			out[n-1].pc, out[n-1].mod, out[n-1].first = r.pc, mod, i
+			curFn = fn
+			continue
+		default:
+			out[n-1].end, out[n-1].last = at, i
+		}
+		out = append(out, piece{start: at, pc: r.pc, mod: mod, first: i})
+		curFn = fn
+	}
+	out[len(out)-1].end, out[len(out)-1].last = end, len(pcs)
+	return out
+}
+
+// show tells the tools Options selects about fragment f, just installed
+// in u.
+//
+// Preconditions: m.mu is held.
+func (m *Machine) show(u *codeUnit, f *fragment) {
+	ps := m.pieces(f, m.t.pcs)
+	if m.opts.PerfMap {
+		m.perfMap(ps)
+	}
+	if m.opts.JitDump {
+		m.jitDump(u, ps)
+	}
+	if m.opts.GDB {
+		m.gdbFragment(f, ps, m.t.pcs)
+	}
+}
+
+// perfMap appends the pieces' lines to the perf map, opening it first.
+func (m *Machine) perfMap(ps []piece) {
+	if m.perf == nil {
+		var err error
+		m.perf, err = os.OpenFile(PerfMapPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			m.opts.PerfMap = false
+			return
+		}
+	}
+	// One write for the fragment, so that lines of two machines in one
+	// process do not interleave.
+	var b []byte
+	for _, p := range ps {
+		b = fmt.Appendf(b, "%x %x reachvm:%s\n", p.start, p.end-p.start, p.mod.perfName(p.pc))
+	}
+	_, _ = m.perf.Write(b)
+}
+
+// PerfMapPath returns the perf map Options.PerfMap writes: the file perf
+// reads for this process's JIT code.
+func PerfMapPath() string { return fmt.Sprintf("/tmp/perf-%d.map", os.Getpid()) }
