@@ -44,13 +44,14 @@ func (c *codeMap) name(pc uintptr) (string, uintptr) {
 }
 
 // file returns the path of the file holding pc and the address of its
-// first mapping, or "" if pc is in no file's executable mapping.
-func (c *codeMap) file(pc uintptr) (string, uintptr) {
+// first mapping, or "" if pc is in no file's executable mapping, and
+// [lo, hi), a range around pc with the same answer.
+func (c *codeMap) file(pc uintptr) (path string, start, lo, hi uintptr) {
 	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > pc })
 	if i == len(c.ranges) || c.ranges[i][0] > pc {
-		return "", 0
+		return "", 0, pc, pc + 1
 	}
-	return c.paths[i], c.starts[i]
+	return c.paths[i], c.starts[i], c.ranges[i][0], c.ranges[i][1]
 }
 
 // at returns the bytes from pc to the end of its executable mapping.

@@ -145,20 +145,22 @@ func (m *Machine) gdbDrop() {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) gdbFragment(f *fragment, ps []piece, pcs []pcAt) {
-	obj, err := fragmentObject(f, ps, pcs)
+	obj, err := fragmentObject(f, ps, pcs, &m.gdbRows)
 	if err != nil {
 		return
 	}
 	m.gdbFrags = append(m.gdbFrags, gdbRegister(obj))
 }
 
-// fragmentObject builds the object gdbFragment registers.
-func fragmentObject(f *fragment, ps []piece, pcs []pcAt) ([]byte, error) {
+// fragmentObject builds the object gdbFragment registers; rows is scratch
+// space, kept for the next call.
+func fragmentObject(f *fragment, ps []piece, pcs []pcAt, rows *[]cfi.At) ([]byte, error) {
 	end := f.entry + f.size
 	secs := []elfobj.Section{{Name: ".text", Type: elf.SHT_NOBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addr: uint64(f.entry), Size: uint64(f.size), Align: 1}}
 	syms := make([]elfobj.Symbol, 0, len(ps))
 	enc := cfi.NewEncoder()
-	var run []cfi.At
+	run := (*rows)[:0]
+	defer func() { *rows = run[:0] }()
 	flush := func(hi uintptr) error {
 		if len(run) == 0 {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -56,14 +57,26 @@ func JitDumpPath() string {
 	return filepath.Join(dir, fmt.Sprintf("jit-%d.dump", os.Getpid()))
 }
 
-// monotonic returns CLOCK_MONOTONIC in nanoseconds, perf's clock with -k 1.
+// monotonic returns CLOCK_MONOTONIC in nanoseconds, perf's clock with
+// -k 1: read once from the kernel, then moved on by Go's monotonic clock
+// (the same clock, read without a system call).
 func monotonic() uint64 {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
-		return 0
-	}
-	return uint64(ts.Nano())
+	monoOnce.Do(func() {
+		var ts unix.Timespec
+		if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+			monoBase = uint64(ts.Nano())
+		}
+		monoStart = time.Now()
+	})
+	return monoBase + uint64(time.Since(monoStart))
 }
+
+// monoBase is CLOCK_MONOTONIC at monoStart.
+var (
+	monoOnce  sync.Once
+	monoBase  uint64
+	monoStart time.Time
+)
 
 // openJitDumpLocked creates the file and writes its header.
 //

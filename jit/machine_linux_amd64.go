@@ -11,6 +11,7 @@ import (
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/cfi"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
@@ -217,15 +218,19 @@ type Machine struct {
 	// perf is the perf map, with PerfMap.
 	perf *os.File
 	// libs are the files holding code the machine translated, read for
-	// naming it, by path and first mapping ("PATH@0x7f..."); filled
-	// only with Options.views.
-	libs map[string]*module
+	// naming it, by path and first mapping; filled only with
+	// Options.views.
+	libs map[libKey]*module
+	// piecesBuf is reused by pieces.
+	piecesBuf []piece
 	// marker is the jitdump's executable mapping (JitDump), in vmcode,
 	// if this machine made it.
 	marker *vmm.Slot
 	// gdbFrags are the gdb JIT entries of the fragments in the cache
 	// (GDB), unregistered when a flush drops the fragments.
 	gdbFrags []*gdbEntry
+	// gdbRows is gdbFragment's scratch space.
+	gdbRows []cfi.At
 	// client is the program being run by Program.Run, whose system
 	// calls it vets.
 	client *Program

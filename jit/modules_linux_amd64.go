@@ -76,18 +76,20 @@ func fileModule(path string, start uintptr) *module {
 	return newModule(name, start, f, bias)
 }
 
-// row returns the unwinding row of application address pc.
-func (mod *module) row(pc uintptr) (cfi.Row, bool) {
+// row returns the unwinding row of application address pc (the table's:
+// read only).
+func (mod *module) row(pc uintptr) (*cfi.Row, bool) {
 	if mod == nil || mod.frames == nil {
-		return cfi.Row{}, false
+		return nil, false
 	}
 	return mod.frames.Row(uint64(pc - mod.bias))
 }
 
-// function returns the name and start of the function holding pc.
-func (mod *module) function(pc uintptr) (string, uintptr, bool) {
+// function returns the name and start of the function holding pc, and
+// the end of the range from start with the same answer.
+func (mod *module) function(pc uintptr) (name string, start, end uintptr, ok bool) {
 	if mod == nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	return mod.syms.lookup(pc)
 }
@@ -99,7 +101,7 @@ func (mod *module) perfName(pc uintptr) string {
 	if mod == nil {
 		return fmt.Sprintf("anon+%#x", pc)
 	}
-	if fn, start, ok := mod.function(pc); ok {
+	if fn, start, _, ok := mod.function(pc); ok {
 		return fmt.Sprintf("%s!%s+%#x", mod.name, fn, pc-start)
 	}
 	return fmt.Sprintf("%s+%#x", mod.name, pc-mod.base)
@@ -108,7 +110,7 @@ func (mod *module) perfName(pc uintptr) string {
 // gdbName names pc for a debugger's backtrace: "f3" at a function's
 // start, "f3+0x4" inside it, else as perfName.
 func (mod *module) gdbName(pc uintptr) string {
-	if fn, start, ok := mod.function(pc); ok {
+	if fn, start, _, ok := mod.function(pc); ok {
 		if pc == start {
 			return fn
 		}
@@ -181,40 +183,56 @@ func elfFuncs(f *elf.File, bias uintptr) *funcSyms {
 
 // lookup returns the name and start of the function holding pc: the
 // last one starting at or before pc, if pc is within its size (or its
-// size is unknown).
-func (s *funcSyms) lookup(pc uintptr) (string, uintptr, bool) {
+// size is unknown), and the end of the range from its start where every
+// address has the same answer.
+func (s *funcSyms) lookup(pc uintptr) (name string, start, end uintptr, ok bool) {
 	if s == nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	i := sort.Search(len(s.addrs), func(i int) bool { return s.addrs[i] > pc }) - 1
 	if i < 0 || s.ends[i] > s.addrs[i] && pc >= s.ends[i] {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	return s.names[i], s.addrs[i], true
+	end = ^uintptr(0)
+	if i+1 < len(s.addrs) {
+		end = s.addrs[i+1]
+	}
+	if s.ends[i] > s.addrs[i] {
+		end = min(end, s.ends[i])
+	}
+	return s.names[i], s.addrs[i], end, true
 }
 
-// moduleAt returns the module holding application address pc: a program
-// of the machine's, or a file mapped there; nil for anonymous code.
+// libKey identifies a file mapped for code: its path and first mapping.
+type libKey struct {
+	path  string
+	start uintptr
+}
+
+// moduleAt returns the module holding application address pc (a program
+// of the machine's, or a file mapped there; nil for anonymous code) and
+// [lo, hi), a range around pc with the same answer, for callers that
+// look up consecutive addresses.
 //
 // Preconditions: m.mu is held.
-func (m *Machine) moduleAt(pc uintptr) *module {
+func (m *Machine) moduleAt(pc uintptr) (mod *module, lo, hi uintptr) {
 	for p := range m.programs {
 		if pc >= p.lo && pc < p.hi && p.mod != nil {
-			return p.mod
+			return p.mod, p.lo, p.hi
 		}
 	}
-	path, start := m.codes.file(pc)
+	path, start, lo, hi := m.codes.file(pc)
 	if path == "" {
-		return nil
+		return nil, lo, hi
 	}
-	key := fmt.Sprintf("%s@%#x", path, start)
+	key := libKey{path, start}
 	mod, ok := m.libs[key]
 	if !ok {
 		if m.libs == nil {
-			m.libs = make(map[string]*module)
+			m.libs = make(map[libKey]*module)
 		}
 		mod = fileModule(path, start)
 		m.libs[key] = mod
 	}
-	return mod
+	return mod, lo, hi
 }

@@ -26,6 +26,8 @@ type piece struct {
 	start, end uintptr
 	pc         uintptr
 	mod        *module
+	// fn is the start of the function pc is in, 0 outside functions.
+	fn uintptr
 	// first and last index the fragment's pcAt records it covers
 	// (last exclusive).
 	first, last int
@@ -42,33 +44,46 @@ func (o *Options) views() bool { return o.PerfMap || o.JitDump || o.GDB }
 func (m *Machine) pieces(f *fragment, pcs []pcAt) []piece {
 	end := f.entry + f.size
 	if len(pcs) == 0 {
-		return []piece{{start: f.entry, end: end, pc: f.tag, mod: m.moduleAt(f.tag)}}
+		mod, _, _ := m.moduleAt(f.tag)
+		return []piece{{start: f.entry, end: end, pc: f.tag, mod: mod}}
 	}
-	var out []piece
-	var curFn uintptr
+	out := m.piecesBuf[:0]
+	// The module and function of the last record, and the ranges
+	// around it with the same answers: most records fall in both.
+	var mod *module
+	var modLo, modHi, fn, fnLo, fnHi uintptr
 	for i, r := range pcs {
 		at := f.entry + uintptr(r.off)
-		mod := m.moduleAt(r.pc)
-		_, fn, _ := mod.function(r.pc)
+		if i == 0 || r.pc < modLo || r.pc >= modHi {
+			mod, modLo, modHi = m.moduleAt(r.pc)
+			fnLo, fnHi = 0, 0
+		}
+		if r.pc < fnLo || r.pc >= fnHi {
+			var ok bool
+			if _, fn, fnHi, ok = mod.function(r.pc); ok {
+				fnLo = fn
+			} else {
+				fn, fnLo, fnHi = 0, 0, 0
+			}
+		}
 		n := len(out)
 		switch {
-		case n > 0 && out[n-1].mod == mod && curFn == fn:
+		case n > 0 && out[n-1].mod == mod && out[n-1].fn == fn:
 			continue
 		case n == 0:
 			at = f.entry
 		case at == out[n-1].start:
 			// The previous piece's instructions emitted no code (a
 			// followed jump): this one takes its place.
-			out[n-1].pc, out[n-1].mod, out[n-1].first = r.pc, mod, i
-			curFn = fn
+			out[n-1].pc, out[n-1].mod, out[n-1].fn, out[n-1].first = r.pc, mod, fn, i
 			continue
 		default:
 			out[n-1].end, out[n-1].last = at, i
 		}
-		out = append(out, piece{start: at, pc: r.pc, mod: mod, first: i})
-		curFn = fn
+		out = append(out, piece{start: at, pc: r.pc, mod: mod, fn: fn, first: i})
 	}
 	out[len(out)-1].end, out[len(out)-1].last = end, len(pcs)
+	m.piecesBuf = out
 	return out
 }
 

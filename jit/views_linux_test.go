@@ -329,7 +329,7 @@ func TestGDBObjects(t *testing.T) {
 							// is a fragment's start) is f3's.
 							if frames == nil {
 								t.Errorf("f3's fragment has no .debug_frame")
-							} else if first, ok := frames.Row(s.Value); !ok || first != f3row {
+							} else if first, ok := frames.Row(s.Value); !ok || *first != *f3row {
 								t.Errorf("f3's piece starts with row %+v (%v), want f3's %+v", first, ok, f3row)
 							}
 						}

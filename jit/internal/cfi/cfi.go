@@ -305,8 +305,9 @@ func parseFDE(r *reader, c *cie, addr uint64, eh bool) (*fde, bool, error) {
 }
 
 // Row returns the row in force at pc, and false if no FDE covers pc or its
-// instructions cannot be run.
-func (t *Table) Row(pc uint64) (Row, bool) {
+// instructions cannot be run. The row is the table's: read it, do not
+// change it.
+func (t *Table) Row(pc uint64) (*Row, bool) {
 	i := sort.Search(len(t.fdes), func(i int) bool { return t.fdes[i].hi > pc })
 	for ; i < len(t.fdes) && t.fdes[i].lo <= pc; i++ {
 		f := t.fdes[i]
@@ -318,15 +319,15 @@ func (t *Table) Row(pc uint64) (Row, bool) {
 			f.done = true
 		}
 		if f.bad || len(f.rows) == 0 {
-			return Row{}, false
+			return nil, false
 		}
 		j := sort.Search(len(f.rows), func(j int) bool { return f.rows[j].at > pc })
 		if j == 0 {
-			return Row{}, false
+			return nil, false
 		}
-		return f.rows[j-1].r, true
+		return &f.rows[j-1].r, true
 	}
-	return Row{}, false
+	return nil, false
 }
 
 // Covers reports whether some FDE covers pc.

@@ -197,9 +197,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 		for i := 0; i < 1+rng.Intn(20); i++ {
 			r := randomRow(rng)
 			if i > 0 && rng.Intn(4) == 0 {
-				r = rows[i-1].Row
+				r = *rows[i-1].Row
 			}
-			rows = append(rows, At{Addr: addr, Row: r})
+			rows = append(rows, At{Addr: addr, Row: &r})
 			gaps := []uint64{1, 5, 63, 64, 200, 300, 70000}
 			addr += gaps[rng.Intn(len(gaps))]
 		}
@@ -213,7 +213,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 	if err := e.FDE(nil, 5); err == nil {
 		t.Error("an FDE with no rows: no error")
 	}
-	if err := e.FDE([]At{{Addr: 10}, {Addr: 5}}, 20); err == nil {
+	if err := e.FDE([]At{{Addr: 10, Row: &Row{}}, {Addr: 5, Row: &Row{}}}, 20); err == nil {
 		t.Error("rows out of order: no error")
 	}
 	tab, err := Parse(e.Bytes(), 0, false)
@@ -228,7 +228,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 			}
 			for _, at := range []uint64{r.Addr, end - 1} {
 				got, ok := tab.Row(at)
-				if !ok || got != r.Row {
+				if !ok || *got != *r.Row {
 					t.Fatalf("row at %#x: %+v (%v), want %+v", at, got, ok, r.Row)
 				}
 			}
@@ -246,7 +246,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 // empty table, never a panic.
 func TestParseRefuses(t *testing.T) {
 	e := NewEncoder()
-	if err := e.FDE([]At{{Addr: 0x1000, Row: Row{CFA: CFA{Reg: 7, Off: 8}}}}, 0x1100); err != nil {
+	if err := e.FDE([]At{{Addr: 0x1000, Row: &Row{CFA: CFA{Reg: 7, Off: 8}}}}, 0x1100); err != nil {
 		t.Fatal(err)
 	}
 	good := e.Bytes()

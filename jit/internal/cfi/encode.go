@@ -8,7 +8,7 @@ import (
 // At is a row in force from Addr on.
 type At struct {
 	Addr uint64
-	Row  Row
+	Row  *Row
 }
 
 // Encoder writes a .debug_frame: one CIE with no initial rules, code and
@@ -58,21 +58,20 @@ func (e *Encoder) FDE(rows []At, hi uint64) error {
 	e.b = append(e.b, 0, 0, 0, 0) // the CIE, at 0
 	e.b = binary.LittleEndian.AppendUint64(e.b, lo)
 	e.b = binary.LittleEndian.AppendUint64(e.b, hi-lo)
-	var prev Row
-	first := true
+	var prev *Row
 	loc := lo
 	for _, r := range rows {
-		if r.Addr < loc || r.Addr >= hi {
+		if r.Addr < loc || r.Addr >= hi || r.Row == nil {
 			e.b = e.b[:start]
-			return errors.New("cfi: rows out of order or past the FDE's end")
+			return errors.New("cfi: rows out of order, past the FDE's end or missing")
 		}
-		if !first && r.Row == prev {
+		if prev != nil && (r.Row == prev || *r.Row == *prev) {
 			continue
 		}
 		e.advance(loc, r.Addr)
 		loc = r.Addr
-		e.diff(&prev, &r.Row, first)
-		prev, first = r.Row, false
+		e.diff(prev, r.Row)
+		prev = r.Row
 	}
 	e.finish(start)
 	return nil
@@ -100,8 +99,12 @@ func (e *Encoder) advance(loc, to uint64) {
 }
 
 // diff writes the instructions that turn row prev into cur (every rule of
-// cur when first: the CIE sets none).
-func (e *Encoder) diff(prev, cur *Row, first bool) {
+// cur when prev is nil: the CIE sets none).
+func (e *Encoder) diff(prev, cur *Row) {
+	first := prev == nil
+	if first {
+		prev = &Row{}
+	}
 	b := e.b
 	if first || cur.CFA != prev.CFA {
 		c := cur.CFA
