@@ -22,6 +22,9 @@ import (
 // at the addresses its sections give. Without gdb the call returns at
 // once.
 
+// cfiRSP is rsp's DWARF register number.
+const cfiRSP = 7
+
 // gdb's action_flag values.
 const (
 	jitNoAction   = 0
@@ -136,16 +139,18 @@ func (m *Machine) gdbDrop() {
 }
 
 // gdbFragment registers an object for fragment f: a function symbol for
-// each piece, and a .debug_frame giving each translated instruction the
-// application's unwinding row at the instruction it came from (the
-// translation keeps the application's stack as it is at every
-// instruction's start), so that gdb unwinds a frame in the cache as it
-// would the application's. Runs of code whose application address has
-// no row get no FDE: gdb falls back on its own analysis there.
+// each piece, and a .debug_frame giving the code of each of the
+// fragment's marks the application's unwinding row at the instruction
+// the mark stands for (a copied instruction runs on the application's
+// stack as it is; inserted code that has moved the stack pointer says by
+// how much, and the CFA moves with it), so that gdb unwinds a frame in
+// the cache as it would the application's. Runs of code whose
+// application address has no row get no FDE: gdb falls back on its own
+// analysis there.
 //
 // Preconditions: m.mu is held.
-func (m *Machine) gdbFragment(f *fragment, ps []piece, pcs []pcAt) {
-	obj, err := fragmentObject(f, ps, pcs, &m.gdbRows)
+func (m *Machine) gdbFragment(f *fragment, ps []piece) {
+	obj, err := fragmentObject(f, ps, &m.gdbRows)
 	if err != nil {
 		return
 	}
@@ -154,7 +159,7 @@ func (m *Machine) gdbFragment(f *fragment, ps []piece, pcs []pcAt) {
 
 // fragmentObject builds the object gdbFragment registers; rows is scratch
 // space, kept for the next call.
-func fragmentObject(f *fragment, ps []piece, pcs []pcAt, rows *[]cfi.At) ([]byte, error) {
+func fragmentObject(f *fragment, ps []piece, rows *[]cfi.At) ([]byte, error) {
 	end := f.entry + f.size
 	secs := []elfobj.Section{{Name: ".text", Type: elf.SHT_NOBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addr: uint64(f.entry), Size: uint64(f.size), Align: 1}}
 	syms := make([]elfobj.Symbol, 0, len(ps))
@@ -172,11 +177,25 @@ func fragmentObject(f *fragment, ps []piece, pcs []pcAt, rows *[]cfi.At) ([]byte
 	for _, p := range ps {
 		syms = append(syms, elfobj.Symbol{Name: p.mod.gdbName(p.pc), Value: uint64(p.start), Size: uint64(p.end - p.start), Type: elf.STT_FUNC, Bind: elf.STB_GLOBAL})
 		for i := p.first; i < p.last; i++ {
-			at := f.entry + uintptr(pcs[i].off)
+			k := &f.marks[i]
+			at := f.entry + uintptr(k.off)
 			if i == 0 {
 				at = f.entry
 			}
-			row, ok := p.mod.row(pcs[i].pc)
+			row, ok := p.mod.row(k.pc)
+			if ok && k.rsp != 0 {
+				// The application's rsp is the cache's plus k.rsp: a
+				// CFA from rsp moves by as much; one from an expression
+				// (which may read rsp) is not given.
+				switch {
+				case row.CFA.Expr != "":
+					ok = false
+				case row.CFA.Reg == cfiRSP:
+					moved := *row
+					moved.CFA.Off += int64(k.rsp)
+					row = &moved
+				}
+			}
 			if !ok {
 				if err := flush(at); err != nil {
 					return nil, err

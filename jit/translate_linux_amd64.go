@@ -68,9 +68,6 @@ type translator struct {
 	// marks map the fragment's code back to the application's state
 	// (xlate_linux_amd64.go), in emission order.
 	marks []mark
-	// pcs are where each application instruction's translation starts,
-	// recorded only when a tool is shown the code (Options.views).
-	pcs []pcAt
 }
 
 // literal is a 64-bit constant of the literal pool, read by the
@@ -147,8 +144,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
 	t.rets, t.cold, t.hitJmps = t.rets[:0], t.cold[:0], t.hitJmps[:0]
-	t.pcs = t.pcs[:0]
-	record := t.m.opts.views()
 	t.narrow = tag < low
 	a := t.a
 	t.iblPrefix(tag)
@@ -184,9 +179,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		t.instrs++
 		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
 		t.markExact(pc)
-		if record {
-			t.pcs = append(t.pcs, pcAt{off: uint32(start), pc: pc})
-		}
 		// stop: the fragment has no room for more code; full: nor for
 		// another basic block.
 		stop := t.instrs >= opts.MaxBlockInstrs ||

@@ -9,14 +9,9 @@ import (
 // from outside: perf, through its map (Options.PerfMap) and its jitdump
 // (Options.JitDump), and gdb, through its JIT interface (Options.GDB).
 // Each gets the fragment cut into pieces, one per run of code translated
-// from one application function, named after that function.
-
-// pcAt says that the translation of the application instruction at pc
-// starts at offset off of the fragment being built.
-type pcAt struct {
-	off uint32
-	pc  uintptr
-}
+// from one application function, named after that function. The cut
+// follows the fragment's marks (xlate_linux_amd64.go), which say which
+// application instruction each stretch of the fragment's code stands for.
 
 // piece is a run of a fragment's code translated from one application
 // function (or from one module's code outside any function).
@@ -28,21 +23,21 @@ type piece struct {
 	mod        *module
 	// fn is the start of the function pc is in, 0 outside functions.
 	fn uintptr
-	// first and last index the fragment's pcAt records it covers
-	// (last exclusive).
+	// first and last index the fragment's marks it covers (last
+	// exclusive).
 	first, last int
 }
 
 // views reports whether any tool is shown translated code.
 func (o *Options) views() bool { return o.PerfMap || o.JitDump || o.GDB }
 
-// pieces cuts fragment f, whose translation records are pcs, into pieces.
-// The indirect-branch prefix goes with the first piece, the exit stubs
-// and literals with the last.
+// pieces cuts fragment f into pieces. The indirect-branch prefix goes
+// with the first piece, the literals with the last.
 //
 // Preconditions: m.mu is held.
-func (m *Machine) pieces(f *fragment, pcs []pcAt) []piece {
+func (m *Machine) pieces(f *fragment) []piece {
 	end := f.entry + f.size
+	pcs := f.marks
 	if len(pcs) == 0 {
 		mod, _, _ := m.moduleAt(f.tag)
 		return []piece{{start: f.entry, end: end, pc: f.tag, mod: mod}}
@@ -92,7 +87,7 @@ func (m *Machine) pieces(f *fragment, pcs []pcAt) []piece {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) show(u *codeUnit, f *fragment) {
-	ps := m.pieces(f, m.t.pcs)
+	ps := m.pieces(f)
 	if m.opts.PerfMap {
 		m.perfMap(ps)
 	}
@@ -100,7 +95,7 @@ func (m *Machine) show(u *codeUnit, f *fragment) {
 		m.jitDump(u, ps)
 	}
 	if m.opts.GDB {
-		m.gdbFragment(f, ps, m.t.pcs)
+		m.gdbFragment(f, ps)
 	}
 }
 
