@@ -84,6 +84,8 @@ func (g *gdbEntry) addr() uintptr {
 }
 
 // gdbRegister registers the ELF object obj with gdb.
+//
+// Preconditions: obj is not empty.
 func gdbRegister(obj []byte) *gdbEntry {
 	g := &gdbEntry{obj: obj}
 	g.e.symfile, g.e.size = uintptr(unsafe.Pointer(&obj[0])), uint64(len(obj))

@@ -203,8 +203,10 @@ func (s *funcSyms) lookup(pc uintptr) (name string, start, end uintptr, ok bool)
 	return s.names[i], s.addrs[i], end, true
 }
 
-// libKey identifies a file mapped for code: its path and first mapping.
+// libKey identifies a file mapped for code.
 type libKey struct {
+	// path is the file's path as the kernel shows it, start the
+	// address of its first mapping.
 	path  string
 	start uintptr
 }
