@@ -25,7 +25,9 @@ const (
 	jitdumpVersion = 1
 	jitHeaderSize  = 40
 	jitCodeLoad    = 0
+	jitDebugInfo   = 2
 	jitLoadSize    = 56 // the JIT_CODE_LOAD record before its name
+	jitDebugSize   = 32 // the JIT_CODE_DEBUG_INFO record before its entries
 	emX86_64       = 62
 )
 
@@ -102,12 +104,16 @@ func openJitDumpLocked() error {
 	return nil
 }
 
-// jitDump writes a JIT_CODE_LOAD record for each piece of a fragment
-// just installed in u: its cache address, size, code bytes and name. A
-// file that cannot be written turns JitDump off for the machine.
+// jitDump writes a JIT_CODE_LOAD record for each piece of fragment f,
+// just installed in u: its cache address, size, code bytes and name;
+// before it, where the application has a DWARF line table, a
+// JIT_CODE_DEBUG_INFO record giving the source line of each stretch of
+// the piece's code (perf inject turns it into the line table of the
+// object it writes, which perf annotate shows). A file that cannot be
+// written turns JitDump off for the machine.
 //
 // Preconditions: m.mu is held.
-func (m *Machine) jitDump(u *codeUnit, ps []piece) {
+func (m *Machine) jitDump(u *codeUnit, f *fragment, ps []piece) {
 	jitdump.mu.Lock()
 	defer jitdump.mu.Unlock()
 	if jitdump.f == nil && jitdump.err == nil {
@@ -130,6 +136,7 @@ func (m *Machine) jitDump(u *codeUnit, ps []piece) {
 	b := jitdump.buf[:0]
 	le := binary.LittleEndian
 	for _, p := range ps {
+		b = appendDebugInfo(b, f, &p, now)
 		name := "reachvm:" + p.mod.perfName(p.pc)
 		size := p.end - p.start
 		total := jitLoadSize + len(name) + 1 + int(size)
@@ -151,6 +158,47 @@ func (m *Machine) jitDump(u *codeUnit, ps []piece) {
 		jitdump.err = err
 		m.opts.JitDump = false
 	}
+}
+
+// appendDebugInfo appends the JIT_CODE_DEBUG_INFO record of piece p of
+// fragment f: an entry for each of its marks whose application address
+// has a source line, each with its file's name (the format's "\xff" for
+// "the same file" is read literally by perf inject). No record if none
+// has.
+func appendDebugInfo(b []byte, f *fragment, p *piece, now uint64) []byte {
+	if p.mod == nil || p.mod.lines == nil {
+		return b
+	}
+	le := binary.LittleEndian
+	start := len(b)
+	b = le.AppendUint32(b, jitDebugInfo)
+	b = le.AppendUint32(b, 0) // total size, below
+	b = le.AppendUint64(b, now)
+	b = le.AppendUint64(b, uint64(p.start))
+	b = le.AppendUint64(b, 0) // entries, below
+	n := 0
+	for i := p.first; i < p.last; i++ {
+		k := &f.marks[i]
+		file, line, ok := p.mod.lines.line(k.pc)
+		if !ok {
+			continue
+		}
+		at := f.entry + uintptr(k.off)
+		if i == p.first {
+			at = p.start
+		}
+		b = le.AppendUint64(b, uint64(at))
+		b = le.AppendUint32(b, uint32(line))
+		b = le.AppendUint32(b, 0) // discriminator
+		b = append(append(b, file...), 0)
+		n++
+	}
+	if n == 0 {
+		return b[:start]
+	}
+	le.PutUint32(b[start+4:], uint32(len(b)-start))
+	le.PutUint64(b[start+24:], uint64(n))
+	return b
 }
 
 // markJitDump maps the first page of the jitdump f executable, in a

@@ -2,6 +2,7 @@ package jit
 
 import (
 	"bytes"
+	"debug/dwarf"
 	"debug/elf"
 	"fmt"
 	"os"
@@ -26,12 +27,18 @@ type module struct {
 	// pc of the module is looked up at pc-bias.
 	frames *cfi.Table
 	bias   uintptr
+	// lines are its DWARF line table at loaded addresses, nil without
+	// one; read only for the jitdump.
+	lines *lineTable
 }
 
 // newModule reads the symbols and call frame information of the ELF
-// file f, loaded with bias.
-func newModule(name string, base uintptr, f *elf.File, bias uintptr) *module {
+// file f, loaded with bias, and its line table if lines.
+func newModule(name string, base uintptr, f *elf.File, bias uintptr, lines bool) *module {
 	mod := &module{name: name, base: base, syms: elfFuncs(f, bias), bias: bias}
+	if lines {
+		mod.lines = dwarfLines(f, bias)
+	}
 	for _, s := range []struct {
 		name string
 		eh   bool
@@ -53,9 +60,9 @@ func newModule(name string, base uintptr, f *elf.File, bias uintptr) *module {
 }
 
 // fileModule reads the module of the file at path whose first mapping is
-// at start. A file that is not ELF, or not readable, gives a module with
-// its name only.
-func fileModule(path string, start uintptr) *module {
+// at start (with its line table if lines). A file that is not ELF, or not
+// readable, gives a module with its name only.
+func fileModule(path string, start uintptr, lines bool) *module {
 	name := filepath.Base(path)
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -73,7 +80,7 @@ func fileModule(path string, start uintptr) *module {
 			break
 		}
 	}
-	return newModule(name, start, f, bias)
+	return newModule(name, start, f, bias, lines)
 }
 
 // row returns the unwinding row of application address pc (the table's:
@@ -117,6 +124,77 @@ func (mod *module) gdbName(pc uintptr) string {
 		return fmt.Sprintf("%s+%#x", fn, pc-start)
 	}
 	return mod.perfName(pc)
+}
+
+// lineTable is a DWARF line table: the source line of each address.
+type lineTable struct {
+	// addrs are the rows' loaded addresses, ascending; files and lines
+	// their source (line 0: no line, past the end of a sequence).
+	addrs []uintptr
+	files []string
+	lines []int
+}
+
+// dwarfLines reads f's DWARF line table, at addresses loaded with bias,
+// or returns nil if it has none.
+func dwarfLines(f *elf.File, bias uintptr) *lineTable {
+	d, err := f.DWARF()
+	if err != nil {
+		return nil
+	}
+	type row struct {
+		addr uintptr
+		file string
+		line int
+	}
+	var rows []row
+	r := d.Reader()
+	for {
+		cu, err := r.Next()
+		if err != nil || cu == nil {
+			break
+		}
+		if cu.Tag != dwarf.TagCompileUnit {
+			r.SkipChildren()
+			continue
+		}
+		lr, err := d.LineReader(cu)
+		r.SkipChildren()
+		if err != nil || lr == nil {
+			continue
+		}
+		var e dwarf.LineEntry
+		for lr.Next(&e) == nil {
+			rw := row{addr: uintptr(e.Address) + bias}
+			if !e.EndSequence && e.File != nil {
+				rw.file, rw.line = e.File.Name, e.Line
+			}
+			rows = append(rows, rw)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].addr < rows[j].addr })
+	t := &lineTable{}
+	for _, rw := range rows {
+		t.addrs = append(t.addrs, rw.addr)
+		t.files = append(t.files, rw.file)
+		t.lines = append(t.lines, rw.line)
+	}
+	return t
+}
+
+// line returns the source file and line of address pc.
+func (t *lineTable) line(pc uintptr) (string, int, bool) {
+	if t == nil {
+		return "", 0, false
+	}
+	i := sort.Search(len(t.addrs), func(i int) bool { return t.addrs[i] > pc }) - 1
+	if i < 0 || t.lines[i] == 0 {
+		return "", 0, false
+	}
+	return t.files[i], t.lines[i], true
 }
 
 // funcSyms are a module's functions, sorted by address.
@@ -233,7 +311,7 @@ func (m *Machine) moduleAt(pc uintptr) (mod *module, lo, hi uintptr) {
 		if m.libs == nil {
 			m.libs = make(map[libKey]*module)
 		}
-		mod = fileModule(path, start)
+		mod = fileModule(path, start, m.opts.JitDump)
 		m.libs[key] = mod
 	}
 	return mod, lo, hi

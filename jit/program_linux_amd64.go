@@ -283,7 +283,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		return nil, fmt.Errorf("jit: loading %s: %w", path, ErrClosed)
 	}
 	if m.opts.views() {
-		p.mod = newModule(filepath.Base(path), p.lo, f, p.bias)
+		p.mod = newModule(filepath.Base(path), p.lo, f, p.bias, m.opts.JitDump)
 	}
 	if m.opts.GDB {
 		p.gdb = gdbRegister(programObject(data, f, p.bias))

@@ -92,7 +92,7 @@ func (m *Machine) show(u *codeUnit, f *fragment) {
 		m.perfMap(ps)
 	}
 	if m.opts.JitDump {
-		m.jitDump(u, ps)
+		m.jitDump(u, f, ps)
 	}
 	if m.opts.GDB {
 		m.gdbFragment(f, ps)

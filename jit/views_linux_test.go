@@ -135,13 +135,22 @@ func resetJitDump() {
 	jitdump.f, jitdump.err, jitdump.marked, jitdump.index = nil, nil, false, 0
 }
 
-// jitLoad is a JIT_CODE_LOAD record read back.
+// jitLoad is a JIT_CODE_LOAD record read back, with the
+// JIT_CODE_DEBUG_INFO entries that came before it.
 type jitLoad struct {
 	pid, tid             uint32
 	stamp                uint64
 	vma, addr, size, idx uint64
 	name                 string
 	code                 []byte
+	lines                []jitLine
+}
+
+// jitLine is a JIT_CODE_DEBUG_INFO entry.
+type jitLine struct {
+	addr uint64
+	line uint32
+	file string
 }
 
 // readJitDump parses a jitdump: its header, then every record.
@@ -152,27 +161,60 @@ func readJitDump(t *testing.T, b []byte) []jitLoad {
 		t.Fatalf("header % x", b[:min(len(b), jitHeaderSize)])
 	}
 	var out []jitLoad
+	var lines []jitLine
 	for off := jitHeaderSize; off < len(b); {
 		if off+16 > len(b) {
 			t.Fatalf("a record prefix cut at %d", off)
 		}
 		id, total := le.Uint32(b[off:]), int(le.Uint32(b[off+4:]))
-		if id != jitCodeLoad || total < jitLoadSize || off+total > len(b) {
-			t.Fatalf("record at %d: id %d, size %d", off, id, total)
+		if total < 16 || off+total > len(b) {
+			t.Fatalf("record at %d: size %d", off, total)
 		}
 		r := b[off : off+total]
-		l := jitLoad{stamp: le.Uint64(r[8:]), pid: le.Uint32(r[16:]), tid: le.Uint32(r[20:]), vma: le.Uint64(r[24:]), addr: le.Uint64(r[32:]), size: le.Uint64(r[40:]), idx: le.Uint64(r[48:])}
+		off += total
+		if id == jitDebugInfo {
+			if lines != nil || total < jitDebugSize {
+				t.Fatalf("debug info at %d: two in a row or short", off-total)
+			}
+			n := le.Uint64(r[24:])
+			e := r[jitDebugSize:]
+			file := ""
+			for i := uint64(0); i < n; i++ {
+				if len(e) < 18 {
+					t.Fatalf("debug info at %d: entry %d cut", off-total, i)
+				}
+				l := jitLine{addr: le.Uint64(e), line: le.Uint32(e[8:])}
+				nul := bytes.IndexByte(e[16:], 0)
+				if nul < 0 {
+					t.Fatalf("debug info at %d: entry %d has no file name", off-total, i)
+				}
+				if name := e[16 : 16+nul]; !bytes.Equal(name, []byte{0xff}) {
+					file = string(name)
+				}
+				l.file = file
+				lines = append(lines, l)
+				e = e[16+nul+1:]
+			}
+			if len(e) != 0 || n == 0 {
+				t.Fatalf("debug info at %d: %d entries, %d bytes left", off-total, n, len(e))
+			}
+			continue
+		}
+		if id != jitCodeLoad || total < jitLoadSize {
+			t.Fatalf("record at %d: id %d, size %d", off-total, id, total)
+		}
+		l := jitLoad{stamp: le.Uint64(r[8:]), pid: le.Uint32(r[16:]), tid: le.Uint32(r[20:]), vma: le.Uint64(r[24:]), addr: le.Uint64(r[32:]), size: le.Uint64(r[40:]), idx: le.Uint64(r[48:]), lines: lines}
+		lines = nil
 		nul := bytes.IndexByte(r[jitLoadSize:], 0)
 		if nul < 0 {
-			t.Fatalf("record at %d: no name", off)
+			t.Fatalf("record at %d: no name", off-total)
 		}
 		l.name = string(r[jitLoadSize : jitLoadSize+nul])
 		l.code = r[jitLoadSize+nul+1:]
 		if uint64(len(l.code)) != l.size {
-			t.Fatalf("record at %d (%s): %d code bytes for code_size %d", off, l.name, len(l.code), l.size)
+			t.Fatalf("record at %d (%s): %d code bytes for code_size %d", off-total, l.name, len(l.code), l.size)
 		}
 		out = append(out, l)
-		off += total
 	}
 	return out
 }
@@ -181,8 +223,10 @@ func readJitDump(t *testing.T, b []byte) []jitLoad {
 // its own (JITDUMPDIR): the file has perf's header and a JIT_CODE_LOAD
 // for every piece of every fragment, with this process's pid, rising
 // code indexes and time stamps, an address in the cache, the code's
-// bytes and the name the perf map gives; and it is mapped read-execute,
-// once, in vmcode, where aspacem records it as the kernel does.
+// bytes and the name the perf map gives, after a JIT_CODE_DEBUG_INFO
+// giving the source lines of its code (the program has DWARF): f3's
+// holds the line of its null write; and it is mapped read-execute, once,
+// in vmcode, where aspacem records it as the kernel does.
 func TestJitDump(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("JITDUMPDIR", dir)
@@ -202,6 +246,12 @@ func TestJitDump(t *testing.T) {
 		t.Fatalf("%d loads for %d fragments", len(loads), m.Stats().Fragments)
 	}
 	fns := programFuncs(t, prog, p.bias)
+	src, err := os.ReadFile("kernels/c/programs/nested.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := strings.Cut(string(src), "*target = v;")
+	writeLine := uint32(strings.Count(before, "\n") + 1)
 	var stamp uint64
 	f3 := false
 	for i, l := range loads {
@@ -216,8 +266,20 @@ func TestJitDump(t *testing.T) {
 		if !strings.HasPrefix(l.name, "reachvm:"+filepath.Base(prog)+"!") {
 			t.Errorf("load %d named %q", i, l.name)
 		}
+		for _, ln := range l.lines {
+			if ln.addr < l.addr || ln.addr >= l.addr+l.size || !strings.HasSuffix(ln.file, "nested.c") && !strings.HasSuffix(ln.file, "rt.h") || ln.line == 0 {
+				t.Errorf("load %d (%s, [%#x, +%#x)): line entry %+v", i, l.name, l.addr, l.size, ln)
+			}
+		}
 		if strings.HasSuffix(l.name, "!f3+0x0") {
 			f3 = true
+			found := false
+			for _, ln := range l.lines {
+				found = found || ln.line == writeLine
+			}
+			if !found {
+				t.Errorf("f3's piece has no entry for line %d, its null write: %+v", writeLine, l.lines)
+			}
 			// f3's piece starts with its code as compiled: endbr64,
 			// push rbp.
 			r := fns["f3"]

@@ -155,19 +155,20 @@ func perfSkip(out string) bool {
 }
 
 // TestRunJitDump profiles `reachvm run --jitdump` on the kernels
-// program's k_fib with perf (a software clock: this machine's hardware
-// counters may not be available), injects the jitdump with perf inject
-// --jit, and checks that perf report puts samples in translated code
-// named after the program's fib ("reachvm:kernels-exec!fib+0x..."), in
-// perf inject's jitted objects, and that perf annotate disassembles the
-// most sampled one.
+// program's k_fib (built with DWARF) with perf (a software clock: this
+// machine's hardware counters may not be available), injects the jitdump
+// with perf inject --jit, and checks that perf report puts samples in
+// translated code named after the program's fib
+// ("reachvm:kernels-exec!fib+0x..."), in perf inject's jitted objects,
+// and that perf annotate disassembles the most sampled one beside fib's
+// source (from the jitdump's line records).
 func TestRunJitDump(t *testing.T) {
 	perf, err := exec.LookPath("perf")
 	if err != nil {
 		t.Skip("perf is not installed (apt-get install linux-perf)")
 	}
 	self := buildReachvm(t)
-	prog := program(t, "kernels", kernels.Exec)
+	prog := program(t, "kernels", kernels.Exec, "-g")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "perf.data")
 	args := []string{"k_fib", "32", "8"}
@@ -234,5 +235,8 @@ func TestRunJitDump(t *testing.T) {
 	// "   14.29 :    8d:     mov    0x60(%rsp),%r9".
 	if !strings.Contains(string(out), top) || !regexp.MustCompile(`(?m)^\s+\d+\.\d+ :\s+[0-9a-f]+:\s+[a-z]`).Match(out) {
 		t.Errorf("perf annotate %s shows no disassembly:\n%s", top, out)
+	}
+	if !strings.Contains(string(out), "fib(n - 1)") {
+		t.Errorf("perf annotate %s shows no line of fib's source:\n%s", top, out)
 	}
 }
