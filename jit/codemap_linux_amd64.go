@@ -24,11 +24,12 @@ type codeMap struct {
 	// NewMachine.
 	v *vmm.VMM
 	// ranges are the readable, executable segments, sorted, adjacent
-	// ones of the same file merged; names their files (for the perf
-	// map), and starts the address of the file's first mapping, from
-	// which offsets count.
+	// ones of the same file merged; names their files' base names (for
+	// the perf map), paths the files' paths (the kernel's), and starts
+	// the address of the file's first mapping, from which offsets count.
 	ranges [][2]uintptr
 	names  []string
+	paths  []string
 	starts []uintptr
 }
 
@@ -40,6 +41,17 @@ func (c *codeMap) name(pc uintptr) (string, uintptr) {
 		return "", pc
 	}
 	return c.names[i], pc - c.starts[i]
+}
+
+// file returns the path of the file holding pc and the address of its
+// first mapping, or "" if pc is in no file's executable mapping, and
+// [lo, hi), a range around pc with the same answer.
+func (c *codeMap) file(pc uintptr) (path string, start, lo, hi uintptr) {
+	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > pc })
+	if i == len(c.ranges) || c.ranges[i][0] > pc {
+		return "", 0, pc, pc + 1
+	}
+	return c.paths[i], c.starts[i], c.ranges[i][0], c.ranges[i][1]
 }
 
 // at returns the bytes from pc to the end of its executable mapping.
@@ -66,7 +78,7 @@ func (c *codeMap) lookup(pc uintptr) ([]byte, bool) {
 
 // reset drops the cache: the next lookup reloads it.
 func (c *codeMap) reset() {
-	c.ranges, c.names, c.starts = c.ranges[:0], c.names[:0], c.starts[:0]
+	c.ranges, c.names, c.paths, c.starts = c.ranges[:0], c.names[:0], c.paths[:0], c.starts[:0]
 }
 
 // forget drops the cache if it holds any of [lo, hi), which has just been
@@ -112,6 +124,7 @@ func (c *codeMap) load() error {
 		}
 		c.ranges = append(c.ranges, [2]uintptr{s.Start, s.End})
 		c.names = append(c.names, base)
+		c.paths = append(c.paths, name)
 		c.starts = append(c.starts, first[name])
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/cfi"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
@@ -55,8 +56,25 @@ type Options struct {
 	// translated code by the application code it came from:
 	// "reachvm:libz.so.1+0x33b0" for a fragment of libz at that offset.
 	// Lines of flushed fragments stay (the file is append-only, as
-	// QEMU's).
+	// QEMU's). A fragment that holds code of several functions (a
+	// superblock goes on through calls and returns) has a line for each
+	// function's part: "reachvm:nested!f3+0x0".
 	PerfMap bool
+	// JitDump writes perf's jitdump (jit-<pid>.dump in $JITDUMPDIR, or
+	// in /tmp): a record with the code, address and name of each piece
+	// of each fragment, named as in the perf map, so that `perf inject
+	// --jit` turns a `perf record -k 1` profile into one perf report and
+	// perf annotate show as the application's functions. The file is
+	// mapped once, executable, as perf requires to find it.
+	JitDump bool
+	// GDB registers, with gdb's JIT interface, an in-memory ELF object
+	// for each program LoadProgram loads (its own symbols, call frame
+	// and debugging information) and one for each fragment (a function
+	// symbol per piece, named after the application function, and the
+	// application's call frame information moved onto the translated
+	// instructions), so that gdb names and unwinds frames in the code
+	// cache and in the application.
+	GDB bool
 	// StrictFlags makes the translator keep the arithmetic flags
 	// exactly even across calls and returns. By default it takes the
 	// psABI at its word, which gives the flags no role across a call:
@@ -199,6 +217,20 @@ type Machine struct {
 	programs map[*Program]struct{}
 	// perf is the perf map, with PerfMap.
 	perf *os.File
+	// libs are the files holding code the machine translated, read for
+	// naming it, by path and first mapping; filled only with
+	// Options.views.
+	libs map[libKey]*module
+	// piecesBuf is reused by pieces.
+	piecesBuf []piece
+	// marker is the jitdump's executable mapping (JitDump), in vmcode,
+	// if this machine made it.
+	marker *vmm.Slot
+	// gdbFrags are the gdb JIT entries of the fragments in the cache
+	// (GDB), unregistered when a flush drops the fragments.
+	gdbFrags []*gdbEntry
+	// gdbRows is gdbFragment's scratch space.
+	gdbRows []cfi.At
 	// client is the program being run by Program.Run, whose system
 	// calls it vets.
 	client *Program
@@ -310,6 +342,11 @@ func (m *Machine) free() error {
 		errs = append(errs, m.perf.Close())
 		m.perf = nil
 	}
+	m.gdbDrop()
+	if m.marker != nil {
+		errs = append(errs, m.marker.Release())
+		m.marker = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -384,6 +421,7 @@ func (m *Machine) flush() {
 	m.clearIBL()
 	m.epoch++
 	m.stats.Flushes++
+	m.gdbDrop()
 }
 
 // clearIBL empties the indirect-branch table: entry k holds the tag k^1,
@@ -542,8 +580,8 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 		}
 		m.exits = append(m.exits, e)
 	}
-	if m.opts.PerfMap {
-		m.perfMap(f)
+	if m.opts.views() {
+		m.show(u, f)
 	}
 	m.stats.Fragments++
 	m.stats.Blocks += t.bbs
@@ -551,27 +589,6 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	m.stats.Mangled += t.mangled
 	return f
 }
-
-// perfMap appends f's line to the perf map, opening it first.
-func (m *Machine) perfMap(f *fragment) {
-	if m.perf == nil {
-		var err error
-		m.perf, err = os.OpenFile(PerfMapPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			m.opts.PerfMap = false
-			return
-		}
-	}
-	name, off := m.codes.name(f.tag)
-	if name == "" {
-		name = "anon"
-	}
-	fmt.Fprintf(m.perf, "%x %x reachvm:%s+%#x\n", f.entry, f.size, name, off)
-}
-
-// PerfMapPath returns the perf map Options.PerfMap writes: the file perf
-// reads for this process's JIT code.
-func PerfMapPath() string { return fmt.Sprintf("/tmp/perf-%d.map", os.Getpid()) }
 
 // link patches exit e to jump straight to f.
 func (m *Machine) link(e *exit, f *fragment) {

@@ -15,9 +15,11 @@ import (
 // the goroutine's stack, which can move during Run.
 var perfBuf = []byte("perf names translated code")
 
-// TestPerfMap runs libz's crc32 with PerfMap and checks the map: one
-// "START SIZE name" line per fragment, in hex without 0x, naming libz
-// with the offset of the code the fragment came from.
+// TestPerfMap runs libz's crc32 with PerfMap and checks the map: at
+// least one "START SIZE name" line per fragment (one per function a
+// fragment's code comes from), in hex without 0x, naming libz and, from
+// its symbols, the function: crc32's fragment starts with a line
+// "reachvm:libz.so.1!crc32+0x0".
 func TestPerfMap(t *testing.T) {
 	path := PerfMapPath()
 	before, _ := os.ReadFile(path)
@@ -33,7 +35,7 @@ func TestPerfMap(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data[len(before):])), "\n")
 	st := m.Stats()
-	if len(lines) != st.Fragments {
+	if len(lines) < st.Fragments {
 		t.Fatalf("%d lines for %d fragments", len(lines), st.Fragments)
 	}
 	entry := fmt.Sprintf("%x ", m.frags[crc].entry)
@@ -44,14 +46,13 @@ func TestPerfMap(t *testing.T) {
 		if n, err := fmt.Sscanf(l, "%x %x %s", &start, &size, &name); n != 3 || err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
-		if !strings.HasPrefix(name, "reachvm:") {
-			t.Errorf("line %q: name without the reachvm: prefix", l)
+		if !strings.HasPrefix(name, "reachvm:libz.so") || !strings.Contains(name, "+0x") {
+			t.Errorf("line %q: want reachvm:libz.so.1!FUNCTION+OFFSET or reachvm:libz.so.1+OFFSET", l)
 		}
 		if strings.HasPrefix(l, entry) {
 			found = true
-			off := crc - lib.Base()
-			if !strings.HasPrefix(name, "reachvm:libz.so") || !strings.HasSuffix(name, fmt.Sprintf("+%#x", off)) {
-				t.Errorf("crc32's fragment is named %q, want libz at offset %#x", name, off)
+			if !strings.HasSuffix(name, "!crc32+0x0") {
+				t.Errorf("crc32's fragment is named %q, want reachvm:libz.so.1!crc32+0x0", name)
 			}
 		}
 	}

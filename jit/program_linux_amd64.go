@@ -58,6 +58,13 @@ type Program struct {
 	closed   bool
 	// sigQueue holds the signals posted and not yet delivered.
 	sigQueue []SigInfo
+	// mod names and unwinds the program's code for the tools
+	// Options.views selects, nil without them. Immutable after
+	// LoadProgram.
+	mod *module
+	// gdb is the program's object registered with gdb (Options.GDB),
+	// until free.
+	gdb *gdbEntry
 }
 
 // Sizes of a program's brk area and stack.
@@ -274,6 +281,12 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	if m.closed {
 		// Closed while loading: the machine's Close did not see p.
 		return nil, fmt.Errorf("jit: loading %s: %w", path, ErrClosed)
+	}
+	if m.opts.views() {
+		p.mod = newModule(filepath.Base(path), p.lo, f, p.bias, m.opts.JitDump)
+	}
+	if m.opts.GDB {
+		p.gdb = gdbRegister(programObject(data, f, p.bias))
 	}
 	m.programs[p] = struct{}{}
 	ok = true
@@ -559,6 +572,10 @@ func (p *Program) free() error {
 	release(p.brkBase, p.brkMax-p.brkBase)
 	release(p.stack-p.stackGuard, p.stackGuard+p.stackSize)
 	p.lo, p.hi, p.brkBase, p.brkMax, p.stack, p.stackSize, p.stackGuard = 0, 0, 0, 0, 0, 0, 0
+	if p.gdb != nil {
+		gdbUnregister(p.gdb)
+		p.gdb = nil
+	}
 	for _, s := range v.Space().Owned() {
 		if s.Owner == p.mmapOwner {
 			release(s.Start, s.Size())

@@ -102,3 +102,53 @@ func BenchmarkTranslate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTranslateViews is BenchmarkTranslate's superblock case over
+// libc with each tool shown the code, against none in the same process:
+// the perf map (a line per piece), the jitdump (a record per piece, with
+// its code) and gdb's JIT interface (an ELF object per fragment, with
+// its call frame information, registered; no gdb attached).
+func BenchmarkTranslateViews(b *testing.B) {
+	const lib = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+	if _, err := os.Stat(lib); err != nil {
+		b.Skip(err)
+	}
+	fns := mapText(b, lib)
+	b.Setenv("JITDUMPDIR", b.TempDir())
+	perfMap, _ := os.ReadFile(PerfMapPath())
+	b.Cleanup(func() {
+		resetJitDump()
+		if perfMap == nil {
+			os.Remove(PerfMapPath())
+		}
+	})
+	for _, mode := range []struct {
+		name string
+		opts Options
+	}{
+		{"none", Options{}},
+		{"perfmap", Options{PerfMap: true}},
+		{"jitdump", Options{JitDump: true}},
+		{"gdb", Options{GDB: true}},
+		{"all", Options{PerfMap: true, JitDump: true, GDB: true}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			resetJitDump()
+			opts := mode.opts
+			opts.MaxCacheSize = 256 << 20
+			m, _ := newTestMachine(b, vmm.Config{VMCodeSize: 512 << 20}, &opts)
+			i := 0
+			for b.Loop() {
+				if _, err := m.fragmentFor(fns[i%len(fns)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+				if i%len(fns) == 0 {
+					m.flush()
+				}
+			}
+			st := m.Stats()
+			b.ReportMetric(float64(st.Fragments)/b.Elapsed().Seconds(), "fragments/s")
+		})
+	}
+}

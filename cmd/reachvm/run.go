@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--strict-flags] [--high] [--max-blocks N] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] PROG [ARGS...]"
 
 const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
 threads) itself and runs it under reachvm's binary translator from vmcode,
@@ -20,12 +20,16 @@ standard error (standard output is the program's), as a table of name,
 value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
 polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes.
-linux/amd64 only.`
+Translated code is named after PROG's functions ("reachvm:PROG!f3+0x0")
+for perf with --perf-map (/tmp/perf-<pid>.map) and --jitdump
+(jit-<pid>.dump in $JITDUMPDIR or /tmp: perf record -k 1, then perf
+inject --jit), and for gdb with --gdb (its JIT interface: gdb names and
+unwinds frames in the code cache and in PROG). linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, strict, high bool
-	maxBlocks                          int
+	stats, json, perfMap, jitDump, gdb, strict, high bool
+	maxBlocks                                        int
 }
 
 // runStats is what --stats prints: the translator's counters (jit.Stats),
@@ -87,6 +91,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.stats, "stats", false, "print the translator's counters to standard error after the run, as a table")
 	fs.BoolVar(&o.json, "json", false, "print the counters as one JSON object instead of a table (implies --stats)")
 	fs.BoolVar(&o.perfMap, "perf-map", false, "write /tmp/perf-<pid>.map entries for the translated code, for perf")
+	fs.BoolVar(&o.jitDump, "jitdump", false, "write perf's jitdump (jit-<pid>.dump in $JITDUMPDIR or /tmp) for perf inject --jit")
+	fs.BoolVar(&o.gdb, "gdb", false, "register the program and the translated code with gdb's JIT interface")
 	fs.BoolVar(&o.strict, "strict-flags", false, "keep the arithmetic flags exactly across calls and returns (for code outside the psABI)")
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")

@@ -27,7 +27,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer v.Close()
-	m, err := jit.NewMachine(vmcode.New(v), &jit.Options{PerfMap: o.perfMap, StrictFlags: o.strict, MaxBlocks: o.maxBlocks})
+	m, err := jit.NewMachine(vmcode.New(v), &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks})
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		return 125
