@@ -175,11 +175,6 @@ func genFault(input []byte) *faultProgram {
 	}
 	y, s := g.reg(), g.reg()
 	p := &faultProgram{kind: fk.name}
-	if (fk.name == "jump to a bad address" || fk.name == "call to a bad address") && bad%4 == 2 {
-		// The processor faults at the jump itself (#GP: SI_KERNEL,
-		// si_addr 0, rip the jump), the target being non-canonical.
-		p.deathPending = "a jump to a non-canonical address: reachvm reports SEGV_MAPERR at the target"
-	}
 	p.faultOff = g.a.Len()
 	fk.emit(g, y, s, bad)
 	// Should the fault not fire (it always does), ud2.

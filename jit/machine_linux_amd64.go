@@ -933,6 +933,13 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 				return uintptr(m.reg(amd64.RAX)), nil
 			}
 			ic, kind, epoch := e.ic, e.kind, m.epoch
+			if !canonical(tag) {
+				var err error
+				if tag, err = m.nonCanonical(ic); err != nil {
+					return 0, err
+				}
+				continue
+			}
 			f, err := m.fragmentFor(tag)
 			if err != nil {
 				if tag, err = m.notCode(err, tag); err != nil {

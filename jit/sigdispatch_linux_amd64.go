@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
 )
@@ -262,3 +263,31 @@ func (m *Machine) waitSignal(timeout *unix.Timespec) (timedOut bool) {
 		}
 	}
 }
+
+// canonical reports whether a is a canonical address (bits 63..47 all
+// equal), one the processor will jump to.
+func canonical(a uintptr) bool {
+	return a < 1<<47 || a >= ^uintptr(1<<47-1)
+}
+
+// nonCanonical raises the fault of an indirect branch whose target is
+// not canonical: the processor refuses it at the branch itself (#GP:
+// SIGSEGV, si_code SI_KERNEL, si_addr 0), before the branch's stack
+// effect, which the site has done by the time it exits and which is
+// undone here.
+func (m *Machine) nonCanonical(ic *icSite) (uintptr, error) {
+	rsp := m.reg(amd64.RSP)
+	switch ic.kind {
+	case siteRet:
+		rsp -= 8 + uint64(int64(ic.pop))
+	case siteCall:
+		rsp += 8
+	}
+	m.setReg(amd64.RSP, rsp)
+	info := newSigInfo(unix.SIGSEGV, siKernel)
+	return m.raise(&info, ic.pc)
+}
+
+// siKernel is si_code SI_KERNEL: a fault the kernel reports with no
+// address (a general-protection fault).
+const siKernel = 0x80

@@ -116,6 +116,12 @@ type icSite struct {
 	// base is the fragment's entry once installed.
 	base uintptr
 	unit *codeUnit
+	// pc, kind and pop are the branch's (site's): a target the
+	// processor refuses (not canonical) faults at the branch, with its
+	// stack effect, which the site has done by its exit, undone.
+	pc   uintptr
+	kind siteKind
+	pop  int32
 }
 
 // maxInlineCache bounds the slots of a cmp-form site, maxRCXSlots those
@@ -393,7 +399,7 @@ func (t *translator) cmpSite(s *site) error {
 	try := errs.try
 	n := t.slots(s.kind, maxInlineCache)
 	keep := t.m.opts.StrictFlags
-	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n}
+	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n, pc: s.pc, kind: s.kind, pop: s.pop}
 	ic.headOff = a.Len()
 	head := none
 	if keep {
@@ -526,7 +532,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	var errs firstErr
 	try := errs.try
 	n := t.slots(s.kind, maxRCXSlots)
-	ic := &icSite{form: formNarrow, narrow: true, n: n}
+	ic := &icSite{form: formNarrow, narrow: true, n: n, pc: s.pc, kind: s.kind, pop: s.pop}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
@@ -593,7 +599,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 			tr = r
 		}
 	}
-	ic := &icSite{n: n, rdx: tr == amd64.RDX}
+	ic := &icSite{n: n, rdx: tr == amd64.RDX, pc: s.pc, kind: s.kind, pop: s.pop}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
