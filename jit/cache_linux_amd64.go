@@ -134,6 +134,21 @@ type fragment struct {
 	// marks map its code back to the application's state, in address
 	// order (xlate_linux_amd64.go).
 	marks []mark
+	// pages are the application pages its translation read (its
+	// instructions', and those the register and flag analyses read),
+	// each once: a change to any of them deletes the fragment
+	// (smc_linux_amd64.go).
+	pages []uintptr
+	// incoming are the exits (by number) whose branch was patched to
+	// enter it directly, and slots the inline-cache slots that jump to
+	// it: what deleting it unlinks. Entries whose source is dead, or
+	// that were relinked elsewhere since, are skipped then.
+	incoming []int
+	slots    []slotRef
+	// dead is set once the fragment is deleted, or from the start for a
+	// transient fragment: nothing may link to it, and its own exits and
+	// sites are no longer patched.
+	dead bool
 }
 
 // body returns where direct links and the dispatcher enter the fragment:
@@ -181,6 +196,8 @@ type exit struct {
 	bytes []byte
 	// ic is the site of an exitLearn.
 	ic *icSite
+	// owner is the fragment the exit belongs to.
+	owner *fragment
 }
 
 // Exit stubs are DynamoRIO's shape, with the context slot instead of TLS:

@@ -145,6 +145,13 @@ type Stats struct {
 	Polymorphic int
 	// Flushes counts full-cache flushes.
 	Flushes int
+	// Invalidated counts fragments deleted one by one because the
+	// memory they were read from changed (unmapped, reprotected,
+	// written), CodeWrites the writes to write-protected code pages
+	// that caused some (write faults, and system calls writing there),
+	// WriteProtects the pages reachvm write-protected because code was
+	// translated from them.
+	Invalidated, CodeWrites, WriteProtects int
 	// Mangled counts RIP-relative operands out of rel32 reach of the
 	// cache, rewritten through a scratch register.
 	Mangled int
@@ -198,6 +205,21 @@ type Machine struct {
 	// epoch counts flushes, so that a link decided before a flush is
 	// dropped.
 	epoch int
+	// pages indexes the application pages live fragments were read
+	// from (smc_linux_amd64.go): a page is in it while some live
+	// fragment was read from it, or while its protection, which reachvm
+	// took PROT_WRITE from, could not be given back.
+	pages map[uintptr]*codePage
+	// wpPages counts the pages in pages that reachvm write-protected.
+	wpPages int
+	// oneShot makes the next fragment asked for transient (set by
+	// codeWritten): one instruction, in no table, reading no page into
+	// the index, run once.
+	oneShot bool
+	// wholeFlush makes a change to translated code flush the whole
+	// cache instead of deleting the fragments read from the pages it
+	// touched: the alternative BenchmarkCodeWrites measures.
+	wholeFlush bool
 
 	stack, stackSize uintptr
 	// sentinel is the return address Run gives the function: an address
@@ -313,6 +335,7 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
 	}
 	m.frags = make(map[uintptr]*fragment)
+	m.pages = make(map[uintptr]*codePage)
 	m.exits = make([]exit, 1, 1024)
 	m.t = translator{m: m, a: amd64.NewAssembler(0)}
 	ok = true
@@ -408,6 +431,8 @@ func (m *Machine) Flush() {
 	m.flush()
 }
 
+// flush drops every translation, and gives the pages reachvm
+// write-protected their protection back.
 func (m *Machine) flush() {
 	for _, u := range m.units {
 		u.used = 0
@@ -416,7 +441,14 @@ func (m *Machine) flush() {
 	}
 	m.cur = 0
 	m.markSlab = m.markSlab[:0]
+	for _, f := range m.frags {
+		f.dead = true
+	}
 	clear(m.frags)
+	for p, e := range m.pages {
+		e.live = 0
+		m.release(p, e)
+	}
 	m.exits = m.exits[:1]
 	m.clearIBL()
 	m.epoch++
@@ -462,9 +494,12 @@ func (m *Machine) inCache(pc uintptr) bool {
 	return pc >= m.ctx && pc-m.ctx < m.lay.size
 }
 
-// fragmentFor returns the fragment for tag, translating it if needed.
+// fragmentFor returns the fragment for tag, translating it if needed;
+// after codeWritten, a transient one (see Machine.oneShot).
 func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
-	if f := m.frags[tag]; f != nil {
+	transient := m.oneShot
+	m.oneShot = false
+	if f := m.frags[tag]; f != nil && !transient {
 		return f, nil
 	}
 	if m.inCache(tag) {
@@ -478,9 +513,16 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		if err != nil {
 			return nil, err
 		}
+		t := &m.t
+		t.pages, t.transient = t.pages[:0], transient
 		// Align the body, where links, loop back edges and inline-cache
-		// hits enter, rather than the table's entry before it.
+		// hits enter, rather than the table's entry before it. The
+		// analyses of tag's code that the prefix and the inline-cache
+		// slots learning tag rely on read pages too (t.pages).
 		_, n := m.iblRestores(tag)
+		if m.opts.StrictFlags {
+			m.flagsDeadAt(tag)
+		}
 		prefix := 7 * uintptr(n)
 		entry, ok := mem.AlignUp(u.exec+u.used+prefix, m.opts.Align)
 		entry -= prefix
@@ -488,12 +530,20 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		if !ok || entry > u.exec+u.size {
 			room = 0
 		}
-		t := &m.t
 		t.a.Reset(entry)
-		self := &fragment{tag: tag, entry: entry, unit: u}
+		self := &fragment{tag: tag, entry: entry, unit: u, dead: transient}
 		err = t.block(tag, self, uint32(len(m.exits)), room)
 		if err == nil && uintptr(t.a.Len()) <= room {
-			return m.install(u, self), nil
+			if transient {
+				return m.install(u, self), nil
+			}
+			if err := m.protectPages(t.pages); err != nil {
+				return nil, err
+			}
+			self.pages = append([]uintptr(nil), t.pages...)
+			f := m.install(u, self)
+			m.index(f)
+			return f, nil
 		}
 		if err != nil && !errors.Is(err, errFull) {
 			var re *amd64.ReachError
@@ -565,17 +615,22 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
 	f.marks = m.keepMarks(t.marks)
-	m.frags[f.tag] = f
+	if !f.dead {
+		m.frags[f.tag] = f
+	}
 	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {
-		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, bytes: pe.bytes, ic: pe.ic}
+		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, bytes: pe.bytes, ic: pe.ic, owner: f}
 		if pe.ic != nil {
-			pe.ic.base, pe.ic.unit = entry, u
+			pe.ic.base, pe.ic.unit, pe.ic.owner = entry, u, f
 		}
 		if pe.hasFix {
 			e.branch = entry + uintptr(pe.fix.End())
 			if e.linked = pe.linked; e.linked != nil {
 				m.stats.Links++
+				if e.linked != f {
+					e.linked.incoming = append(e.linked.incoming, len(m.exits))
+				}
 			}
 		}
 		m.exits = append(m.exits, e)
@@ -590,13 +645,15 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	return f
 }
 
-// link patches exit e to jump straight to f.
-func (m *Machine) link(e *exit, f *fragment) {
-	if e.branch == 0 || e.linked != nil || e.kind != exitDirect {
+// link patches exit id to jump straight to f, unless either is dead.
+func (m *Machine) link(id int, f *fragment) {
+	e := &m.exits[id]
+	if e.branch == 0 || e.linked != nil || e.kind != exitDirect || e.owner.dead || f.dead {
 		return
 	}
 	e.unit.patchRel32(e.branch, f.body())
 	e.linked = f
+	f.incoming = append(f.incoming, id)
 	m.stats.Links++
 }
 
@@ -605,7 +662,7 @@ func (m *Machine) link(e *exit, f *fragment) {
 // once every slot is filled. A narrow site cannot hold a target above
 // 2 GiB: it then goes to the table from now on.
 func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
-	if ic.filled >= ic.n {
+	if ic.filled >= ic.n || ic.owner.dead || f.dead {
 		return
 	}
 	if ic.narrow && target >= low {
@@ -667,6 +724,7 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		}
 	}
 	ic.unit.patchRel32(ic.base+uintptr(ic.hitEnd[k]), f.body())
+	f.slots = append(f.slots, slotRef{ic, k})
 	m.stats.Links++
 	if ic.filled == ic.n {
 		ic.unit.patchRel32(ic.base+uintptr(ic.learnEnd), ic.base+uintptr(ic.lookupOff))
@@ -680,7 +738,8 @@ func (m *Machine) absTable() bool { return m.ctx+m.lay.ibl+16*iblEntries < low }
 // deadAt returns the general registers that are dead at pc: overwritten
 // whole before any read along the straight-line code from pc, as far as
 // decode.Effects knows the instructions (up to 16 of them). Registers
-// not proven dead are live.
+// not proven dead are live. The pages it reads go to the translation's
+// (translator.pages).
 func (m *Machine) deadAt(pc uintptr) decode.Regs {
 	code, err := m.codes.at(pc)
 	if err != nil {
@@ -689,7 +748,13 @@ func (m *Machine) deadAt(pc uintptr) decode.Regs {
 	var dead, decided decode.Regs
 	var in decode.Inst
 	for i, off := 0, 0; i < 16 && off < len(code); i++ {
-		if decode.DecodeInto(code[off:], &in) != nil || in.Kind != decode.Plain {
+		at := pc + uintptr(off)
+		if decode.DecodeInto(code[off:], &in) != nil {
+			m.t.note(at, at+min(decode.MaxLen, uintptr(len(code)-off)))
+			break
+		}
+		m.t.note(at, at+uintptr(in.Len))
+		if in.Kind != decode.Plain {
 			break
 		}
 		r, k, ok := decode.Effects(code[off:], &in)
@@ -715,9 +780,14 @@ func (m *Machine) flagsDeadAt(pc uintptr) bool {
 	var in decode.Inst
 	for i := 0; i < 16; i++ {
 		code, err := m.codes.at(pc)
-		if err != nil || decode.DecodeInto(code, &in) != nil {
+		if err != nil {
 			return false
 		}
+		if decode.DecodeInto(code, &in) != nil {
+			m.t.note(pc, pc+min(decode.MaxLen, uintptr(len(code))))
+			return false
+		}
+		m.t.note(pc, pc+uintptr(in.Len))
 		switch in.Kind {
 		case decode.Plain:
 		case decode.JmpRel:
@@ -896,7 +966,7 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 				continue
 			}
 			if from != 0 && m.epoch == epoch {
-				m.link(&m.exits[from], f)
+				m.link(from, f)
 			}
 			id = native.Call1(m.gen.enter, f.body())
 		}
@@ -954,7 +1024,9 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 					m.missed(ic)
 				}
 			}
-			m.setIBL(tag, f.entry)
+			if !f.dead {
+				m.setIBL(tag, f.entry)
+			}
 		}
 	}
 }

@@ -149,7 +149,8 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 			return p.fail("mmap", addr, length, err), true
 		}
 		if mode == mem.Fixed {
-			p.m.codes.forget(r.Start, r.End)
+			// Code replaced: its translations go.
+			p.m.dropRange(r, true)
 		}
 		return uint64(r.Start), true
 
@@ -162,10 +163,14 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		if p.clientOwned(addr, size) {
 			return p.refuse("munmap", addr, length, unix.EINVAL, "unmapping the program's own image, brk area or stack"), true
 		}
-		if err := v.ReleaseApp(mem.Range{Start: addr, End: addr + size}); err != nil {
+		r := mem.Range{Start: addr, End: addr + size}
+		if err := v.ReleaseApp(r); err != nil {
+			// Part of r may be gone: its translations go, and pages
+			// still there get their protection back.
+			p.m.dropRange(r, false)
 			return p.fail("munmap", addr, length, err), true
 		}
-		p.m.codes.forget(addr, addr+size)
+		p.m.dropRange(r, true)
 		return 0, true
 
 	case unix.SYS_MPROTECT, unix.SYS_PKEY_MPROTECT:
@@ -188,10 +193,18 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		if size == 0 {
 			return 0, true
 		}
-		if err := v.ProtectApp(mem.Range{Start: addr, End: addr + size}, prot); err != nil {
+		r := mem.Range{Start: addr, End: addr + size}
+		// The application's protection, not the one reachvm keeps on
+		// write-protected code pages: those in r lose their
+		// translations (the application makes them writable or not
+		// executable) or stop being write-protected (protChanged).
+		if err := v.ProtectApp(r, prot); err != nil {
+			// The VMM refuses a range that is not all mapped before
+			// calling the kernel; a kernel failure part-way (for want
+			// of memory) is not followed: the translations stay.
 			return p.fail(call, addr, length, err), true
 		}
-		p.m.codes.forget(addr, addr+size)
+		p.m.protChanged(r, prot)
 		return 0, true
 
 	case unix.SYS_MREMAP:
@@ -217,7 +230,9 @@ func (p *Program) brk(want uintptr) uint64 {
 	case top > p.brkTop:
 		err = p.m.v.CommitApp(mem.Range{Start: p.brkTop, End: top}, mem.ProtRW)
 	case top < p.brkTop:
-		err = p.m.v.DecommitApp(mem.Range{Start: top, End: p.brkTop})
+		r := mem.Range{Start: top, End: p.brkTop}
+		err = p.m.v.DecommitApp(r)
+		p.m.dropRange(r, err == nil)
 	}
 	if err != nil {
 		p.fail("brk", want, 0, err)

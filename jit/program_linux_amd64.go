@@ -551,7 +551,8 @@ func (p *Program) Close() error {
 	p.closed = true
 	delete(p.m.programs, p)
 	// The machine's translations of the image go with it, and the code
-	// map's record of it.
+	// map's record of it; the pages reachvm write-protected get their
+	// protection back before they go.
 	p.m.flush()
 	err := p.free()
 	p.m.codes.reset()

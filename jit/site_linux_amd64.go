@@ -113,9 +113,10 @@ type icSite struct {
 	// (headLen bytes); extra counts the new targets it has sent to the
 	// table since its slots filled.
 	headOff, headLen, extra, demoteOff int
-	// base is the fragment's entry once installed.
-	base uintptr
-	unit *codeUnit
+	// base is the fragment's entry once installed, owner the fragment.
+	base  uintptr
+	unit  *codeUnit
+	owner *fragment
 	// pc, kind and pop are the branch's (site's): a target the
 	// processor refuses (not canonical) faults at the branch, with its
 	// stack effect, which the site has done by its exit, undone.

@@ -73,11 +73,16 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		ret, handled = m.client.syscall(nr, a)
 	}
 	if !handled {
-		r1, _, e := unix.Syscall6(uintptr(nr), a[0], a[1], a[2], a[3], a[4], a[5])
-		ret = uint64(r1)
-		if e != 0 {
-			ret = uint64(-int64(e))
+		var brk0 uintptr
+		if nr == unix.SYS_BRK && len(m.pages) != 0 {
+			brk0, _, _ = unix.RawSyscall(unix.SYS_BRK, 0, 0, 0)
 		}
+		m.beforeKernel(nr, a)
+		ret = kernelCall(nr, a)
+		if ret == errno(unix.EFAULT) && m.retryEFAULT(a) {
+			ret = kernelCall(nr, a)
+		}
+		m.afterKernel(nr, a, ret, brk0)
 		// A signal for the application that interrupted the call
 		// (EINTR) is pending from here on.
 		if *m.arrivals() != 0 {
@@ -90,6 +95,16 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	m.setReg(amd64.RCX, uint64(pc+2))
 	m.setReg(amd64.R11, binary.LittleEndian.Uint64(m.mem[ctxFlags:]))
 	return pc + 2, nil
+}
+
+// kernelCall makes system call nr with arguments a and returns its
+// result as the kernel's syscall instruction does (-errno on failure).
+func kernelCall(nr uint64, a [6]uintptr) uint64 {
+	r1, _, e := unix.Syscall6(uintptr(nr), a[0], a[1], a[2], a[3], a[4], a[5])
+	if e != 0 {
+		return errno(e)
+	}
+	return uint64(r1)
 }
 
 // vet returns ENOMEM for memory calls whose fixed range touches vmcode,

@@ -72,6 +72,14 @@ type translator struct {
 	// marks map the fragment's code back to the application's state
 	// (xlate_linux_amd64.go), in emission order.
 	marks []mark
+	// pages are the application pages the fragment's translation read,
+	// each once: its instructions' and those the analyses (deadAt,
+	// flagsDeadAt) decoded. Reset by fragmentFor.
+	pages []uintptr
+	// transient is set for a fragment run once and kept nowhere
+	// (Machine.oneShot): one instruction, linked to nothing, not even
+	// to itself.
+	transient bool
 }
 
 // literal is a 64-bit constant of the literal pool, read by the
@@ -159,6 +167,8 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		if pc < codeBase || pc-codeBase >= uintptr(len(code)) {
 			c, err := t.m.codes.at(pc)
 			if err != nil {
+				// Code mapped here later must not find this exit.
+				t.note(pc, pc+1)
 				t.exitBad(pc, nil, err.Error())
 				break
 			}
@@ -167,6 +177,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		off := pc - codeBase
 		in := &t.in
 		if err := decode.DecodeInto(code[off:], in); err != nil {
+			t.note(pc, pc+min(decode.MaxLen, uintptr(len(code))-off))
 			t.markExact(pc)
 			if errors.Is(err, decode.ErrInvalid) {
 				// The processor raises SIGILL here: so does ud2,
@@ -185,12 +196,14 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		}
 		b := code[off : off+uintptr(in.Len)]
 		next := pc + uintptr(in.Len)
+		t.note(pc, next)
 		t.instrs++
 		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
 		t.markExact(pc)
 		// stop: the fragment has no room for more code; full: nor for
-		// another basic block.
-		stop := t.instrs >= opts.MaxBlockInstrs ||
+		// another basic block. A transient fragment holds one
+		// instruction.
+		stop := t.instrs >= opts.MaxBlockInstrs || t.transient ||
 			uintptr(a.Len())+uintptr(len(t.exits)+2)*stubLen+512 > room
 		full := stop || t.bbs >= opts.MaxBlocks
 		done := true
@@ -387,6 +400,9 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 				if e.target == tag {
 					f = self
 				}
+			}
+			if t.transient {
+				f = nil
 			}
 			if f == self {
 				// A branch back to the fragment's own start.

@@ -1,0 +1,489 @@
+package jit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// Code that changes.
+//
+// A translation is a copy: once the application changes the code it was
+// read from, the copy must go. Two kinds of change reach translated code.
+//
+// Memory calls (munmap, mprotect, pkey_mprotect, mremap, mmap MAP_FIXED
+// over code, madvise MADV_DONTNEED and its kin, brk shrinking) delete the
+// fragments read from the pages they touch. The machine keeps an index of
+// the application pages its live fragments were read from (Machine.pages),
+// so that a call on memory that holds no translation costs a few map
+// lookups and nothing else: the common munmap of a data buffer does not
+// flush the cache.
+//
+// Writes: when a fragment is read from a page of application memory
+// (vmm's, where the program's memory is) that the application has
+// writable, the page loses PROT_WRITE (through vmm.VMM.ProtectApp, so
+// that aspacem keeps matching the kernel) and the application's own
+// protection is remembered in the index. A write to the page then faults;
+// the signal layer calls codeWritten, which gives the page its protection
+// back, deletes its fragments and has the faulting instruction run again,
+// from a fragment of its own that protects nothing (so that code writing
+// its own page, even the next instruction, goes on). System calls that
+// would write into such a page get EFAULT from the kernel instead of
+// faulting: the known writers (read, pread64, readv, preadv, preadv2,
+// recvfrom, recvmsg, getrandom) have their buffers' pages unprotected
+// before the call, and any other call that fails with EFAULT with a
+// pointer argument at or just below a protected page has those pages
+// unprotected and is made again. This is DynamoRIO's scheme.
+// Valgrind's, a check of the source bytes at every entry of a block read
+// from writable memory, costs on every execution of such code; write
+// protection costs nothing on code that does not change, and a fault
+// (a few microseconds) per page each time code there changes after it
+// ran: a JIT that writes a batch of code, then runs it, pays one fault
+// per page per batch.
+//
+// Deleting a fragment, rather than flushing the whole cache, unlinks what
+// enters it: the exits patched to jump to it go back to their stubs, its
+// entry in the indirect-branch table is emptied, and each inline-cache
+// slot that jumps to it becomes a direct exit to the same target (its
+// register and flag restores put back, since they were left out for the
+// old code), which the dispatcher links to the fragment translated next
+// for that target. The fragment's own code stays where it is, unused,
+// until the next full flush reuses the space. BenchmarkCodeWrites
+// compares this with flushing everything (Machine.wholeFlush) on a JIT
+// workload; see docs/ARCHITECTURE.md for the figures.
+//
+// Not covered: writes by another mapping of the same memory (a shared
+// memfd mapped twice, which programs cannot make: their MAP_SHARED is
+// refused), writes through /proc/self/mem or process_vm_writev (which
+// ignore protection), and code outside application memory (library mode,
+// code in memory the embedder mapped itself): its writes go unseen, and
+// the embedder calls Flush after changing it. The kernel's view of a
+// write-protected page (/proc/self/maps) shows it without PROT_WRITE.
+
+// codePage is what the machine knows of one application page its
+// translations were read from.
+type codePage struct {
+	// frags are the fragments read from the page; dead ones may linger
+	// until the page goes. live counts the others.
+	frags []*fragment
+	live  int
+	// wp is set when reachvm removed PROT_WRITE from the page; app is then
+	// the application's own protection, which the page gets back when its
+	// last translation goes.
+	wp  bool
+	app mem.Prot
+}
+
+// slotRef names slot k of an inline-cache site.
+type slotRef struct {
+	ic *icSite
+	k  int
+}
+
+// pageOf returns the page holding a.
+func pageOf(a uintptr) uintptr { return a &^ (mem.PageSize - 1) }
+
+// note records that the translation being built read [lo, hi).
+func (t *translator) note(lo, hi uintptr) {
+	if hi <= lo {
+		hi = lo + 1
+	}
+	for p := pageOf(lo); p < hi; p += mem.PageSize {
+		t.addPage(p)
+	}
+}
+
+func (t *translator) addPage(p uintptr) {
+	for _, q := range t.pages {
+		if q == p {
+			return
+		}
+	}
+	t.pages = append(t.pages, p)
+}
+
+// appProt returns the protection of page p if it is committed or mapped
+// application memory (the only memory reachvm may reprotect).
+func (m *Machine) appProt(p uintptr) (mem.Prot, bool) {
+	if !m.v.IsApp(p, mem.PageSize) {
+		return 0, false
+	}
+	s, ok := m.v.Space().Lookup(p)
+	if !ok || s.Kind != aspacem.KindAnon && s.Kind != aspacem.KindFile {
+		return 0, false
+	}
+	return s.Prot, true
+}
+
+// protectPages makes ready the pages a fragment about to be installed was
+// read from: a page new to the index that is application memory the
+// application has writable loses PROT_WRITE. On error nothing new is left
+// in the index.
+//
+// Preconditions: m.mu is held.
+func (m *Machine) protectPages(pages []uintptr) error {
+	for i, p := range pages {
+		e := m.pages[p]
+		if e != nil && e.live > 0 {
+			continue
+		}
+		if e != nil {
+			// A page whose protection could not be given back: try
+			// again before deciding afresh.
+			if err := m.restore(p, e); err != nil {
+				m.unindexNew(pages[:i])
+				return err
+			}
+		}
+		e = &codePage{}
+		if prot, ok := m.appProt(p); ok && prot&mem.ProtWrite != 0 {
+			if err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
+				m.unindexNew(pages[:i])
+				return fmt.Errorf("jit: write-protecting the code page %#x: %w", p, err)
+			}
+			e.wp, e.app = true, prot
+			m.wpPages++
+			m.stats.WriteProtects++
+		}
+		m.pages[p] = e
+	}
+	return nil
+}
+
+// unindexNew undoes protectPages for pages that no live fragment holds.
+func (m *Machine) unindexNew(pages []uintptr) {
+	for _, p := range pages {
+		if e := m.pages[p]; e != nil && e.live == 0 {
+			m.release(p, e)
+		}
+	}
+}
+
+// index records f in the index of every page it was read from.
+//
+// Preconditions: protectPages(f.pages) succeeded.
+func (m *Machine) index(f *fragment) {
+	for _, p := range f.pages {
+		e := m.pages[p]
+		e.frags = append(e.frags, f)
+		e.live++
+	}
+}
+
+// restore gives page p the application's own protection back.
+func (m *Machine) restore(p uintptr, e *codePage) error {
+	if !e.wp {
+		return nil
+	}
+	err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, e.app)
+	if err != nil && (errors.Is(err, vmm.ErrNotApp) || errors.Is(err, mem.ErrNotMapped)) {
+		// The page is gone (unmapped behind a failed call): nothing
+		// to give back.
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("jit: giving the code page %#x its protection %v back: %w", p, e.app, err)
+	}
+	m.unprotected(e)
+	return nil
+}
+
+// unprotected records that page e is no longer write-protected by
+// reachvm.
+func (m *Machine) unprotected(e *codePage) {
+	if e.wp {
+		e.wp = false
+		m.wpPages--
+	}
+}
+
+// release drops page p, whose last translation went, from the index,
+// giving it back the application's protection. A page whose protection
+// cannot be given back stays in the index, with no fragment, to be tried
+// again.
+func (m *Machine) release(p uintptr, e *codePage) {
+	if m.restore(p, e) != nil {
+		e.frags = e.frags[:0]
+		return
+	}
+	delete(m.pages, p)
+}
+
+// pagesIn calls fn for each indexed page in r.
+func (m *Machine) pagesIn(r mem.Range, fn func(p uintptr, e *codePage)) {
+	if len(m.pages) == 0 || r.Empty() {
+		return
+	}
+	lo := pageOf(r.Start)
+	if n := (r.End - lo + mem.PageSize - 1) / mem.PageSize; n <= uintptr(len(m.pages)) {
+		for p := lo; p < r.End && p >= lo; p += mem.PageSize {
+			if e := m.pages[p]; e != nil {
+				fn(p, e)
+			}
+		}
+		return
+	}
+	var in []uintptr
+	for p := range m.pages {
+		if p+mem.PageSize > r.Start && p < r.End {
+			in = append(in, p)
+		}
+	}
+	for _, p := range in {
+		if e := m.pages[p]; e != nil {
+			fn(p, e)
+		}
+	}
+}
+
+// dropRange deletes the fragments read from pages in r, whose memory the
+// application unmapped, replaced or changed. protSet says the pages in r
+// have the protection the application asked for, or are gone: they are
+// not given back the one remembered. Pages outside r that lose their last
+// fragment get theirs back.
+//
+// Preconditions: m.mu is held.
+func (m *Machine) dropRange(r mem.Range, protSet bool) {
+	m.codes.forget(r.Start, r.End)
+	var doomed []*fragment
+	var pages []uintptr
+	m.pagesIn(r, func(p uintptr, e *codePage) {
+		pages = append(pages, p)
+		if protSet {
+			m.unprotected(e)
+		}
+		for _, f := range e.frags {
+			if !f.dead {
+				doomed = append(doomed, f)
+			}
+		}
+	})
+	m.drop(doomed)
+	// Pages left with no fragment (those whose protection could not be
+	// given back before) are released too.
+	for _, p := range pages {
+		if e := m.pages[p]; e != nil && e.live == 0 {
+			m.release(p, e)
+		}
+	}
+}
+
+// drop deletes the fragments in doomed, or flushes the whole cache under
+// wholeFlush, or when the exit stubs of the inline-cache slots to
+// redirect do not fit in the cache's current unit.
+func (m *Machine) drop(doomed []*fragment) {
+	if len(doomed) == 0 {
+		return
+	}
+	need := uintptr(0)
+	for _, f := range doomed {
+		need += uintptr(len(f.slots)) * stubLen
+	}
+	if m.wholeFlush || !m.stubRoom(need) {
+		m.flush()
+		return
+	}
+	for _, f := range doomed {
+		m.deleteFragment(f)
+	}
+}
+
+// stubRoom reports whether n bytes of exit stubs fit in the current unit.
+func (m *Machine) stubRoom(n uintptr) bool {
+	if n == 0 {
+		return true
+	}
+	if len(m.units) == 0 {
+		return false
+	}
+	u := m.units[m.cur]
+	return u.size-u.used >= n
+}
+
+// deleteFragment unlinks f from everything that enters it and takes it
+// out of the index (see the comment at the top of the file). Its pages
+// that lose their last fragment are released.
+//
+// Preconditions: m.mu is held; the current unit has room for an exit
+// stub per slot in f.slots.
+func (m *Machine) deleteFragment(f *fragment) {
+	if f.dead {
+		return
+	}
+	f.dead = true
+	if m.frags[f.tag] == f {
+		delete(m.frags, f.tag)
+	}
+	for _, id := range f.incoming {
+		e := &m.exits[id]
+		if e.linked == f && !e.owner.dead {
+			e.unit.patchRel32(e.branch, e.stub)
+			e.linked = nil
+		}
+	}
+	for _, s := range f.slots {
+		if !s.ic.owner.dead && s.ic.preds[s.k] == f.tag {
+			m.slotToExit(s.ic, s.k)
+		}
+	}
+	f.incoming, f.slots = nil, nil
+	m.clearIBLEntry(f.tag, f.entry)
+	for _, p := range f.pages {
+		e := m.pages[p]
+		if e == nil {
+			continue
+		}
+		if e.live--; e.live == 0 {
+			m.release(p, e)
+		}
+	}
+	m.stats.Invalidated++
+}
+
+// clearIBLEntry empties the indirect-branch table's entry for tag if it
+// leads to entry.
+func (m *Machine) clearIBLEntry(tag, entry uintptr) {
+	k := uintptr(tag & (iblEntries - 1))
+	at := m.lay.ibl + 16*k
+	tab := m.mem[at : at+16]
+	if binary.LittleEndian.Uint64(tab) == uint64(-int64(tag)) && binary.LittleEndian.Uint64(tab[8:]) == uint64(entry) {
+		binary.LittleEndian.PutUint64(tab, uint64(-int64(k^1)))
+		binary.LittleEndian.PutUint64(tab[8:], 0)
+	}
+}
+
+// slotToExit turns slot k of ic, whose fragment is being deleted, into a
+// direct exit to the same target: its restores go back to their full form
+// (the slot may have left out a register or the flags the old code did
+// not read), and its hit jump goes to a new exit stub, which the
+// dispatcher links to the target's next fragment like any direct exit.
+//
+// Preconditions: the current unit has room for an exit stub.
+func (m *Machine) slotToExit(ic *icSite, k int) {
+	switch {
+	case ic.form == formCmp && ic.keep:
+		// lea rsp, [rsp+d]; nop becomes popfq; lea rsp, [rsp+d-8].
+		at := ic.base + uintptr(ic.restoreOff[k])
+		old := ic.unit.bytes(at, 9)
+		if old[0] != 0x9d {
+			d := int32(uint32(old[4]) | uint32(old[5])<<8 | uint32(old[6])<<16 | uint32(old[7])<<24)
+			a := amd64.NewAssembler(at)
+			a.Popfq()
+			a.LeaRSP32(d - 8)
+			ic.unit.write(at, a.Bytes())
+		}
+	case ic.form != formCmp:
+		at := ic.base + uintptr(ic.restoreOff[k])
+		a := amd64.NewAssembler(at)
+		_ = a.MovLoad(amd64.RCX, amd64.RIPRel(m.ctx+gpr(amd64.RCX)))
+		if ic.rdx {
+			_ = a.MovLoad(amd64.RDX, amd64.RIPRel(m.ctx+gpr(amd64.RDX)))
+		}
+		ic.unit.write(at, a.Bytes())
+	}
+	u := m.units[m.cur]
+	stub := u.exec + u.used
+	id := len(m.exits)
+	a := amd64.NewAssembler(stub)
+	_ = a.MovStore(amd64.RIPRel(m.ctx+gpr(amd64.RAX)), amd64.RAX)
+	a.MovImm32(amd64.RAX, uint32(id))
+	if err := a.JmpRel32(m.gen.fret); err != nil {
+		panic(fmt.Sprintf("jit: an exit stub at %#x cannot reach the dispatcher: %v", stub, err))
+	}
+	u.write(stub, a.Bytes())
+	u.used += uintptr(a.Len())
+	branch := ic.base + uintptr(ic.hitEnd[k])
+	ic.unit.patchRel32(branch, stub)
+	m.exits = append(m.exits, exit{kind: exitDirect, target: ic.preds[k], branch: branch, stub: stub, unit: ic.unit, owner: ic.owner})
+}
+
+// willWrite makes the write-protected code pages in r writable again, as
+// the application has them, deleting their fragments: for a write the
+// application is about to make there without faulting (a system call's,
+// or reachvm's own on its behalf, such as a signal frame). It reports
+// whether there were any.
+//
+// Preconditions: m.mu is held.
+func (m *Machine) willWrite(r mem.Range) bool {
+	var pages []uintptr
+	var doomed []*fragment
+	m.pagesIn(r, func(p uintptr, e *codePage) {
+		if !e.wp {
+			return
+		}
+		pages = append(pages, p)
+		for _, f := range e.frags {
+			if !f.dead {
+				doomed = append(doomed, f)
+			}
+		}
+	})
+	if len(pages) == 0 {
+		return false
+	}
+	m.stats.CodeWrites++
+	m.drop(doomed)
+	for _, p := range pages {
+		if e := m.pages[p]; e != nil && e.live == 0 {
+			m.release(p, e)
+		}
+	}
+	return true
+}
+
+// codeWritten is called by the signal layer on a write fault
+// (SIGSEGV, SEGV_ACCERR) at addr in application memory. It returns
+// true if addr is in a page reachvm write-protected: the page then has
+// the application's protection back, the fragments read from it are
+// deleted, and the next fragment the dispatcher asks for (the faulting
+// instruction's, where the caller resumes) is a transient one of that
+// one instruction, so that code writing the page it runs from gets past
+// the write. It returns false for a fault of the application's own.
+//
+// The caller recovers the application's state from the faulting fragment
+// first: the fragment may be deleted here (its code stays in place).
+//
+// Preconditions: m.mu is held (the dispatcher is running the
+// application).
+func (m *Machine) codeWritten(addr uintptr) bool {
+	p := pageOf(addr)
+	if e := m.pages[p]; e == nil || !e.wp {
+		return false
+	}
+	if !m.willWrite(mem.Range{Start: p, End: p + mem.PageSize}) {
+		return false
+	}
+	if e := m.pages[p]; e != nil && e.wp {
+		// Its protection could not be given back.
+		return false
+	}
+	m.oneShot = true
+	return true
+}
+
+// protChanged updates the index after the application set the protection
+// of r to prot (the kernel's is now prot): fragments of pages no longer
+// executable, or made writable (the application is about to write code
+// there), are deleted; the others stay, and their page's protection is the
+// application's own from now on (not write-protected: prot has no write).
+//
+// Preconditions: m.mu is held.
+func (m *Machine) protChanged(r mem.Range, prot mem.Prot) {
+	if prot&mem.ProtExec == 0 || prot&mem.ProtWrite != 0 {
+		m.dropRange(r, true)
+		return
+	}
+	m.codes.forget(r.Start, r.End)
+	m.pagesIn(r, func(p uintptr, e *codePage) {
+		m.unprotected(e)
+		e.app = prot
+		if e.live == 0 {
+			delete(m.pages, p)
+		}
+	})
+}
