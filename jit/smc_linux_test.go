@@ -417,3 +417,23 @@ func TestCodeIndexUnrelated(t *testing.T) {
 	}
 	vmmtest.SyncCheck(t, m.v, "after Flush")
 }
+
+// TestSMCPrograms runs the programs whose code changes under them by
+// memory calls and system calls (smc_mprotect, smc_remap, smc_syscall),
+// ET_EXEC and static PIE, under reachvm and natively: same output, same
+// status, and aspacem in step with the kernel after the run (checked by
+// the child).
+func TestSMCPrograms(t *testing.T) {
+	for _, name := range []string{"smc_mprotect", "smc_remap", "smc_syscall"} {
+		for _, kind := range programKinds {
+			t.Run(name+"/"+kind.name, func(t *testing.T) {
+				path := buildProgram(t, name, kind.name)
+				want, wantCode := runNative(t, path)
+				got, stderr, code := runProgram(t, path, false)
+				if code != wantCode || got != want {
+					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+				}
+			})
+		}
+	}
+}
