@@ -149,6 +149,8 @@ type fragment struct {
 	// transient fragment: nothing may link to it, and its own exits and
 	// sites are no longer patched.
 	dead bool
+	// nexits is the number of its exits.
+	nexits int
 }
 
 // body returns where direct links and the dispatcher enter the fragment:

@@ -209,9 +209,17 @@ type Machine struct {
 	// from (smc_linux_amd64.go): a page is in it while some live
 	// fragment was read from it, or while its protection, which reachvm
 	// took PROT_WRITE from, could not be given back.
-	pages map[uintptr]*codePage
+	pages codeIndex
 	// wpPages counts the pages in pages that reachvm write-protected.
 	wpPages int
+	// deadExits counts the exits of deleted fragments, which stay in
+	// exits (numbered in their code) until a flush.
+	deadExits int
+	// protectWrites makes translation write-protect the writable
+	// application pages it reads: set once write faults there reach
+	// codeWritten (the signal layer), without which the application's
+	// next write to its code would kill the process.
+	protectWrites bool
 	// oneShot makes the next fragment asked for transient (set by
 	// codeWritten): one instruction, in no table, reading no page into
 	// the index, run once.
@@ -335,7 +343,6 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
 	}
 	m.frags = make(map[uintptr]*fragment)
-	m.pages = make(map[uintptr]*codePage)
 	m.exits = make([]exit, 1, 1024)
 	m.t = translator{m: m, a: amd64.NewAssembler(0)}
 	ok = true
@@ -445,11 +452,12 @@ func (m *Machine) flush() {
 		f.dead = true
 	}
 	clear(m.frags)
-	for p, e := range m.pages {
+	for _, e := range m.pages.in(mem.Range{Start: m.pages.lo, End: m.pages.hi}) {
 		e.live = 0
-		m.release(p, e)
+		m.release(e)
 	}
 	m.exits = m.exits[:1]
+	m.deadExits = 0
 	m.clearIBL()
 	m.epoch++
 	m.stats.Flushes++
@@ -615,6 +623,7 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
 	f.marks = m.keepMarks(t.marks)
+	f.nexits = len(t.exits)
 	if !f.dead {
 		m.frags[f.tag] = f
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/btree"
+
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
@@ -68,6 +70,8 @@ import (
 // codePage is what the machine knows of one application page its
 // translations were read from.
 type codePage struct {
+	// page is the page's address.
+	page uintptr
 	// frags are the fragments read from the page; dead ones may linger
 	// until the page goes. live counts the others.
 	frags []*fragment
@@ -77,6 +81,73 @@ type codePage struct {
 	// last translation goes.
 	wp  bool
 	app mem.Prot
+}
+
+// codeIndex is the machine's index of code pages (Machine.pages), in
+// address order, so that a range finds its pages in O(log n) whatever its
+// size, and bounded, so that a range outside every page costs two
+// compares.
+type codeIndex struct {
+	// tree holds the pages by address; nil until the first.
+	tree *btree.BTreeG[*codePage]
+	// lo and hi bound the pages in tree (hi the end of the highest), or
+	// are both 0 when it is empty. They grow with tree and are reset
+	// only when it empties.
+	lo, hi uintptr
+	// key is the search key of get and in, kept here so that a search
+	// allocates nothing.
+	key [2]codePage
+}
+
+func codePageLess(a, b *codePage) bool { return a.page < b.page }
+
+func (x *codeIndex) len() int {
+	if x.tree == nil {
+		return 0
+	}
+	return x.tree.Len()
+}
+
+// get returns page p's entry, or nil.
+func (x *codeIndex) get(p uintptr) *codePage {
+	if x.tree == nil || p < x.lo || p >= x.hi {
+		return nil
+	}
+	x.key[0].page = p
+	e, _ := x.tree.Get(&x.key[0])
+	return e
+}
+
+func (x *codeIndex) add(e *codePage) {
+	if x.tree == nil {
+		x.tree = btree.NewG(16, codePageLess)
+	}
+	if x.tree.Len() == 0 {
+		x.lo, x.hi = e.page, e.page+mem.PageSize
+	}
+	x.lo, x.hi = min(x.lo, e.page), max(x.hi, e.page+mem.PageSize)
+	x.tree.ReplaceOrInsert(e)
+}
+
+func (x *codeIndex) remove(e *codePage) {
+	x.tree.Delete(e)
+	if x.tree.Len() == 0 {
+		x.lo, x.hi = 0, 0
+	}
+}
+
+// in returns the entries of the pages in r, in address order.
+func (x *codeIndex) in(r mem.Range) []*codePage {
+	if r.End <= x.lo || r.Start >= x.hi || r.Empty() {
+		return nil
+	}
+	var out []*codePage
+	x.key[0].page, x.key[1].page = pageOf(r.Start), r.End
+	x.tree.AscendRange(&x.key[0], &x.key[1], func(e *codePage) bool {
+		out = append(out, e)
+		return true
+	})
+	return out
 }
 
 // slotRef names slot k of an inline-cache site.
@@ -128,20 +199,23 @@ func (m *Machine) appProt(p uintptr) (mem.Prot, bool) {
 // Preconditions: m.mu is held.
 func (m *Machine) protectPages(pages []uintptr) error {
 	for i, p := range pages {
-		e := m.pages[p]
+		e := m.pages.get(p)
 		if e != nil && e.live > 0 {
 			continue
 		}
 		if e != nil {
 			// A page whose protection could not be given back: try
 			// again before deciding afresh.
-			if err := m.restore(p, e); err != nil {
+			if err := m.restore(e); err != nil {
 				m.unindexNew(pages[:i])
 				return err
 			}
 		}
-		e = &codePage{}
-		if prot, ok := m.appProt(p); ok && prot&mem.ProtWrite != 0 {
+		if e == nil {
+			e = &codePage{page: p}
+			m.pages.add(e)
+		}
+		if prot, ok := m.appProt(p); ok && prot&mem.ProtWrite != 0 && m.protectWrites {
 			if err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
 				m.unindexNew(pages[:i])
 				return fmt.Errorf("jit: write-protecting the code page %#x: %w", p, err)
@@ -150,7 +224,6 @@ func (m *Machine) protectPages(pages []uintptr) error {
 			m.wpPages++
 			m.stats.WriteProtects++
 		}
-		m.pages[p] = e
 	}
 	return nil
 }
@@ -158,8 +231,8 @@ func (m *Machine) protectPages(pages []uintptr) error {
 // unindexNew undoes protectPages for pages that no live fragment holds.
 func (m *Machine) unindexNew(pages []uintptr) {
 	for _, p := range pages {
-		if e := m.pages[p]; e != nil && e.live == 0 {
-			m.release(p, e)
+		if e := m.pages.get(p); e != nil && e.live == 0 {
+			m.release(e)
 		}
 	}
 }
@@ -169,17 +242,18 @@ func (m *Machine) unindexNew(pages []uintptr) {
 // Preconditions: protectPages(f.pages) succeeded.
 func (m *Machine) index(f *fragment) {
 	for _, p := range f.pages {
-		e := m.pages[p]
+		e := m.pages.get(p)
 		e.frags = append(e.frags, f)
 		e.live++
 	}
 }
 
-// restore gives page p the application's own protection back.
-func (m *Machine) restore(p uintptr, e *codePage) error {
+// restore gives page e the application's own protection back.
+func (m *Machine) restore(e *codePage) error {
 	if !e.wp {
 		return nil
 	}
+	p := e.page
 	err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, e.app)
 	if err != nil && (errors.Is(err, vmm.ErrNotApp) || errors.Is(err, mem.ErrNotMapped)) {
 		// The page is gone (unmapped behind a failed call): nothing
@@ -202,43 +276,16 @@ func (m *Machine) unprotected(e *codePage) {
 	}
 }
 
-// release drops page p, whose last translation went, from the index,
+// release drops page e, whose last translation went, from the index,
 // giving it back the application's protection. A page whose protection
 // cannot be given back stays in the index, with no fragment, to be tried
 // again.
-func (m *Machine) release(p uintptr, e *codePage) {
-	if m.restore(p, e) != nil {
+func (m *Machine) release(e *codePage) {
+	if m.restore(e) != nil {
 		e.frags = e.frags[:0]
 		return
 	}
-	delete(m.pages, p)
-}
-
-// pagesIn calls fn for each indexed page in r.
-func (m *Machine) pagesIn(r mem.Range, fn func(p uintptr, e *codePage)) {
-	if len(m.pages) == 0 || r.Empty() {
-		return
-	}
-	lo := pageOf(r.Start)
-	if n := (r.End - lo + mem.PageSize - 1) / mem.PageSize; n <= uintptr(len(m.pages)) {
-		for p := lo; p < r.End && p >= lo; p += mem.PageSize {
-			if e := m.pages[p]; e != nil {
-				fn(p, e)
-			}
-		}
-		return
-	}
-	var in []uintptr
-	for p := range m.pages {
-		if p+mem.PageSize > r.Start && p < r.End {
-			in = append(in, p)
-		}
-	}
-	for _, p := range in {
-		if e := m.pages[p]; e != nil {
-			fn(p, e)
-		}
-	}
+	m.pages.remove(e)
 }
 
 // dropRange deletes the fragments read from pages in r, whose memory the
@@ -251,9 +298,8 @@ func (m *Machine) pagesIn(r mem.Range, fn func(p uintptr, e *codePage)) {
 func (m *Machine) dropRange(r mem.Range, protSet bool) {
 	m.codes.forget(r.Start, r.End)
 	var doomed []*fragment
-	var pages []uintptr
-	m.pagesIn(r, func(p uintptr, e *codePage) {
-		pages = append(pages, p)
+	pages := m.pages.in(r)
+	for _, e := range pages {
 		if protSet {
 			m.unprotected(e)
 		}
@@ -262,13 +308,13 @@ func (m *Machine) dropRange(r mem.Range, protSet bool) {
 				doomed = append(doomed, f)
 			}
 		}
-	})
+	}
 	m.drop(doomed)
 	// Pages left with no fragment (those whose protection could not be
 	// given back before) are released too.
-	for _, p := range pages {
-		if e := m.pages[p]; e != nil && e.live == 0 {
-			m.release(p, e)
+	for _, e := range pages {
+		if e.live == 0 && m.pages.get(e.page) == e {
+			m.release(e)
 		}
 	}
 }
@@ -291,7 +337,21 @@ func (m *Machine) drop(doomed []*fragment) {
 	for _, f := range doomed {
 		m.deleteFragment(f)
 	}
+	// A link or a slot the dispatcher decided before the deletion is
+	// dropped, as after a flush.
+	m.epoch++
+	// Deleted fragments keep their cache space and exit numbers until a
+	// flush: once they outnumber the live ones, flush, as a copying
+	// collector would, which at most doubles the translation work of
+	// code that keeps changing.
+	if m.deadExits > minGarbage && 2*m.deadExits > len(m.exits) {
+		m.flush()
+	}
 }
+
+// minGarbage is how many exits of deleted fragments are kept before a
+// flush reclaims them, whatever the live ones.
+const minGarbage = 4096
 
 // stubRoom reports whether n bytes of exit stubs fit in the current unit.
 func (m *Machine) stubRoom(n uintptr) bool {
@@ -333,13 +393,14 @@ func (m *Machine) deleteFragment(f *fragment) {
 	}
 	f.incoming, f.slots = nil, nil
 	m.clearIBLEntry(f.tag, f.entry)
+	m.deadExits += f.nexits
 	for _, p := range f.pages {
-		e := m.pages[p]
+		e := m.pages.get(p)
 		if e == nil {
 			continue
 		}
 		if e.live--; e.live == 0 {
-			m.release(p, e)
+			m.release(e)
 		}
 	}
 	m.stats.Invalidated++
@@ -410,27 +471,27 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) willWrite(r mem.Range) bool {
-	var pages []uintptr
+	var pages []*codePage
 	var doomed []*fragment
-	m.pagesIn(r, func(p uintptr, e *codePage) {
+	for _, e := range m.pages.in(r) {
 		if !e.wp {
-			return
+			continue
 		}
-		pages = append(pages, p)
+		pages = append(pages, e)
 		for _, f := range e.frags {
 			if !f.dead {
 				doomed = append(doomed, f)
 			}
 		}
-	})
+	}
 	if len(pages) == 0 {
 		return false
 	}
 	m.stats.CodeWrites++
 	m.drop(doomed)
-	for _, p := range pages {
-		if e := m.pages[p]; e != nil && e.live == 0 {
-			m.release(p, e)
+	for _, e := range pages {
+		if e.live == 0 && m.pages.get(e.page) == e {
+			m.release(e)
 		}
 	}
 	return true
@@ -452,13 +513,13 @@ func (m *Machine) willWrite(r mem.Range) bool {
 // application).
 func (m *Machine) codeWritten(addr uintptr) bool {
 	p := pageOf(addr)
-	if e := m.pages[p]; e == nil || !e.wp {
+	if e := m.pages.get(p); e == nil || !e.wp {
 		return false
 	}
 	if !m.willWrite(mem.Range{Start: p, End: p + mem.PageSize}) {
 		return false
 	}
-	if e := m.pages[p]; e != nil && e.wp {
+	if e := m.pages.get(p); e != nil && e.wp {
 		// Its protection could not be given back.
 		return false
 	}
@@ -479,11 +540,11 @@ func (m *Machine) protChanged(r mem.Range, prot mem.Prot) {
 		return
 	}
 	m.codes.forget(r.Start, r.End)
-	m.pagesIn(r, func(p uintptr, e *codePage) {
+	for _, e := range m.pages.in(r) {
 		m.unprotected(e)
 		e.app = prot
 		if e.live == 0 {
-			delete(m.pages, p)
+			m.pages.remove(e)
 		}
-	})
+	}
 }

@@ -192,7 +192,7 @@ func TestCodeWritten(t *testing.T) {
 		} {
 			t.Run(place.name+"/"+o.name, func(t *testing.T) {
 				m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, &o.opts)
-				m.wholeFlush = o.whole
+				m.wholeFlush, m.protectWrites = o.whole, true
 				c := newSMCCode(t, m.v, o.opts.StrictFlags, place.addrs...)
 				runSMC(t, m, c, 1)
 				if p := protOf(t, m.v, c.fns()); p != mem.ProtRX {
@@ -253,6 +253,7 @@ func TestCodeWritten(t *testing.T) {
 // completes; the one after is an ordinary fragment again.
 func TestCodeWrittenTransient(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
+	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	m.mu.Lock()
@@ -267,7 +268,7 @@ func TestCodeWrittenTransient(t *testing.T) {
 	if !f.dead || f.instrs != 1 || m.frags[c.fns()] != nil {
 		t.Fatalf("fragment after codeWritten: dead %v, %d instructions, registered %v: want a transient one of 1", f.dead, f.instrs, m.frags[c.fns()] != nil)
 	}
-	if m.pages[c.fns()] != nil || protOf(t, m.v, c.fns()) != mem.ProtRWX {
+	if m.pages.get(c.fns()) != nil || protOf(t, m.v, c.fns()) != mem.ProtRWX {
 		t.Fatal("the transient fragment write-protected its page")
 	}
 	g, err := m.fragmentFor(c.fns())
@@ -305,6 +306,7 @@ func syscallCode(t *testing.T, nr uint32) uintptr {
 // again). Both succeed, as natively, and read's new code runs.
 func TestCodeSyscallWrites(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
+	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	read, clock := syscallCode(t, unix.SYS_READ), syscallCode(t, unix.SYS_CLOCK_GETTIME)
@@ -393,6 +395,7 @@ func TestCodeUnmapped(t *testing.T) {
 // translation: the fragments stay.
 func TestCodeIndexUnrelated(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
+	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	frags := len(m.frags)
@@ -412,8 +415,8 @@ func TestCodeIndexUnrelated(t *testing.T) {
 	}
 	// Flush gives the page its protection back.
 	m.Flush()
-	if p := protOf(t, m.v, c.fns()); p != mem.ProtRWX || len(m.pages) != 0 || m.wpPages != 0 {
-		t.Errorf("after Flush: page %v, %d pages indexed, %d write-protected", p, len(m.pages), m.wpPages)
+	if p := protOf(t, m.v, c.fns()); p != mem.ProtRWX || m.pages.len() != 0 || m.wpPages != 0 {
+		t.Errorf("after Flush: page %v, %d pages indexed, %d write-protected", p, m.pages.len(), m.wpPages)
 	}
 	vmmtest.SyncCheck(t, m.v, "after Flush")
 }
@@ -429,7 +432,7 @@ func TestSMCPrograms(t *testing.T) {
 			t.Run(name+"/"+kind.name, func(t *testing.T) {
 				path := buildProgram(t, name, kind.name)
 				want, wantCode := runNative(t, path)
-				got, stderr, code := runProgram(t, path, false)
+				got, stderr, code := runProgramEnv(t, path, []string{"REACHVM_PROGRAM_PROTECT=1"}, programTimeout)
 				if code != wantCode || got != want {
 					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
 				}

@@ -74,7 +74,7 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	}
 	if !handled {
 		var brk0 uintptr
-		if nr == unix.SYS_BRK && len(m.pages) != 0 {
+		if nr == unix.SYS_BRK && m.pages.len() != 0 {
 			brk0, _, _ = unix.RawSyscall(unix.SYS_BRK, 0, 0, 0)
 		}
 		m.beforeKernel(nr, a)
