@@ -216,9 +216,8 @@ type Machine struct {
 	// exits (numbered in their code) until a flush.
 	deadExits int
 	// protectWrites makes translation write-protect the writable
-	// application pages it reads: set once write faults there reach
-	// codeWritten (the signal layer), without which the application's
-	// next write to its code would kill the process.
+	// application pages it reads (the default); off, writes to
+	// translated code go unseen (BenchmarkCodeWrites' baseline).
 	protectWrites bool
 	// oneShot makes the next fragment asked for transient (set by
 	// codeWritten): one instruction, in no table, reading no page into
@@ -276,7 +275,7 @@ type Machine struct {
 // NewMachine returns a Machine whose cache, context and emitted routines
 // live in code's vmcode and whose stack comes from the same VMM's vmheap.
 func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
-	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{})}
+	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{}), protectWrites: true}
 	m.codes.v = m.v
 	if opts != nil {
 		m.opts = *opts
@@ -890,7 +889,9 @@ func (m *Machine) prepare(ret uintptr, args []uintptr) {
 // through the same context switch as Run: the baseline Run is measured
 // against, with the same stack memory, the same entry and exit cost and
 // the same vector-state handling. Pointers follow the package's pointer
-// rule.
+// rule. The pages the machine write-protected because it translated code
+// from them get their protection back first, and lose their translations:
+// native code may write them, and no fault of its is reachvm's.
 //
 //go:uintptrescapes
 func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
@@ -898,6 +899,9 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 	defer m.mu.Unlock()
 	if m.closed {
 		return 0, fmt.Errorf("jit: native run: %w", ErrClosed)
+	}
+	if m.wpPages != 0 {
+		m.willWrite(mem.Range{Start: m.pages.lo, End: m.pages.hi})
 	}
 	m.prepare(m.gen.nativeRet, args)
 	id := native.Call1(m.gen.enter, fn)

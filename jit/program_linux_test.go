@@ -67,7 +67,6 @@ func TestProgramChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(111)
 	}
-	m.protectWrites = os.Getenv("REACHVM_PROGRAM_PROTECT") != ""
 	p, err := m.LoadProgram(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

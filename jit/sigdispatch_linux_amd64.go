@@ -142,6 +142,12 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 			return 0, false, fmt.Errorf("jit: internal error: %v at %#x in the code cache, which maps to no application instruction", unix.SignalName(info.Signo()), cachePC)
 		}
 		pc := m.recreate(k)
+		if info.Signo() == unix.SIGSEGV && info.Code() == segvAccErr && m.codeWritten(info.Addr()) {
+			// A write to code reachvm write-protected: the page is
+			// the application's again, its translations gone; the
+			// write runs again, from a fragment of its own.
+			return pc, false, nil
+		}
 		if a := info.Addr(); m.inCache(a) {
 			// si_addr of SIGILL, SIGFPE and SIGTRAP is the
 			// instruction's: the application's, not the copy's.

@@ -24,52 +24,40 @@ func jitEmit(code uintptr, i int, k uint32) {
 }
 
 // BenchmarkCodeWrites measures write detection on a JIT-style workload:
-// the smc_jit kernel calls 1,000 generated functions in application
-// memory (read-write-execute) 10 times an op; between ops, some are
-// rewritten.
+// the smc_jit kernel (translated, or natively through Machine.RunNative:
+// the same process, stack and entry) calls 1,000 generated functions in
+// application memory (read-write-execute, four pages) 10 times an op, after
+// rewriting some of them itself.
 //
-//   - hot: nothing is rewritten. native is the kernel run natively
-//     (Machine.RunNative, the same process and stack); translated runs it
-//     with its code pages write-protected, unprotected with write
-//     protection off: what detection costs on code that does not change.
+//   - hot: nothing is rewritten. translated runs with the code pages
+//     write-protected, unprotected with write protection off: what
+//     detection costs code that does not change.
 //   - some: 8 functions on one page are rewritten an op; spread: every
-//     other function, on every page. pages deletes the fragments of the
-//     pages written (the machine's way), whole flushes the whole cache
-//     instead.
-//
-// The rewrites are made from Go, each written page first reported with
-// codeWritten as the signal layer reports a write fault: the figures
-// count what reachvm does for a write (the page's protection given back,
-// its fragments deleted and translated again when called) but not the
-// kernel's delivery of the fault.
+//     other function, on every page. Each first write to a page faults;
+//     pages deletes the fragments of the page written (the machine's
+//     way), whole flushes the whole cache instead.
 func BenchmarkCodeWrites(b *testing.B) {
 	for _, c := range []struct {
-		name    string
-		rewrite []int
+		name            string
+		rewrite, stride uintptr
 	}{
-		{"hot", nil},
-		{"some", []int{0, 2, 4, 6, 8, 10, 12, 14}},
-		{"spread", func() []int {
-			var r []int
-			for i := 0; i < smcFns; i += 2 {
-				r = append(r, i)
-			}
-			return r
-		}()},
+		{"hot", 0, 0},
+		{"some", 8, 2},
+		{"spread", smcFns / 2, 2},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			modes := []string{"native", "translated", "unprotected"}
-			if c.rewrite != nil {
+			if c.rewrite != 0 {
 				modes = []string{"native", "pages", "whole"}
 			}
 			for _, mode := range modes {
-				b.Run(mode, func(b *testing.B) { benchCodeWrites(b, mode, c.rewrite) })
+				b.Run(mode, func(b *testing.B) { benchCodeWrites(b, mode, c.rewrite, c.stride) })
 			}
 		})
 	}
 }
 
-func benchCodeWrites(b *testing.B, mode string, rewrite []int) {
+func benchCodeWrites(b *testing.B, mode string, rewrite, stride uintptr) {
 	m, _ := newTestMachine(b, vmm.Config{AllowElsewhere: true}, nil)
 	m.protectWrites = mode != "unprotected"
 	m.wholeFlush = mode == "whole"
@@ -83,48 +71,38 @@ func benchCodeWrites(b *testing.B, mode string, rewrite []int) {
 	for i := range smcFns {
 		jitEmit(code, i, uint32(i))
 	}
-	run := func() uintptr {
+	run := func(seed uintptr) uintptr {
 		if mode == "native" {
-			got, _ := m.RunNative(fn, code, smcFns, 0, smcCalls, 0, 0)
+			got, _ := m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
 			return got
 		}
-		got, err := m.Run(fn, code, smcFns, 0, smcCalls, 0, 0)
+		got, err := m.Run(fn, code, smcFns, rewrite, stride, smcCalls, seed)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return got
 	}
-	want, _ := m.RunNative(fn, code, smcFns, 0, smcCalls, 0, 0)
-	if got := run(); got != want {
-		b.Fatalf("translated %d, native %d", got, want)
+	seed := uintptr(1)
+	want, _ := m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+	if got := run(seed); got != want {
+		b.Fatalf("%s %d, native %d", mode, got, want)
 	}
-	seed := uint32(0)
-	var written []uintptr
+	before := m.Stats()
 	for b.Loop() {
 		seed++
-		written = written[:0]
-		for _, i := range rewrite {
-			at := code + 16*uintptr(i)
-			if mode != "native" && (len(written) == 0 || written[len(written)-1] != pageOf(at)) {
-				written = append(written, pageOf(at))
-				m.mu.Lock()
-				m.codeWritten(at)
-				m.oneShot = false // no fault to resume
-				m.mu.Unlock()
-			}
-			jitEmit(code, i, uint32(i)+seed)
-		}
-		run()
+		run(seed)
 	}
 	b.StopTimer()
 	if mode != "native" {
 		st := m.Stats()
-		b.ReportMetric(float64(st.Fragments)/float64(b.N), "frags/op")
-		b.ReportMetric(float64(st.CodeWrites)/float64(b.N), "writes/op")
+		b.ReportMetric(float64(st.Fragments-before.Fragments)/float64(b.N), "frags/op")
+		b.ReportMetric(float64(st.CodeWrites-before.CodeWrites)/float64(b.N), "writes/op")
 	}
-	// The last op's result, natively, must be what the translation got.
-	if got, want := run(), func() uintptr { g, _ := m.RunNative(fn, code, smcFns, 0, smcCalls, 0, 0); return g }(); got != want {
-		b.Fatalf("after the rewrites: %d, native %d", got, want)
+	// The last rewrite, natively, gives what the translation gets.
+	seed++
+	want, _ = m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+	if got := run(seed); got != want {
+		b.Fatalf("after the rewrites: %s %d, native %d", mode, got, want)
 	}
 }
 

@@ -192,7 +192,7 @@ func TestCodeWritten(t *testing.T) {
 		} {
 			t.Run(place.name+"/"+o.name, func(t *testing.T) {
 				m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, &o.opts)
-				m.wholeFlush, m.protectWrites = o.whole, true
+				m.wholeFlush = o.whole
 				c := newSMCCode(t, m.v, o.opts.StrictFlags, place.addrs...)
 				runSMC(t, m, c, 1)
 				if p := protOf(t, m.v, c.fns()); p != mem.ProtRX {
@@ -253,7 +253,6 @@ func TestCodeWritten(t *testing.T) {
 // completes; the one after is an ordinary fragment again.
 func TestCodeWrittenTransient(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
-	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	m.mu.Lock()
@@ -306,7 +305,6 @@ func syscallCode(t *testing.T, nr uint32) uintptr {
 // again). Both succeed, as natively, and read's new code runs.
 func TestCodeSyscallWrites(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
-	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	read, clock := syscallCode(t, unix.SYS_READ), syscallCode(t, unix.SYS_CLOCK_GETTIME)
@@ -395,7 +393,6 @@ func TestCodeUnmapped(t *testing.T) {
 // translation: the fragments stay.
 func TestCodeIndexUnrelated(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
-	m.protectWrites = true
 	c := newSMCCode(t, m.v, false, 0)
 	runSMC(t, m, c, 1)
 	frags := len(m.frags)
@@ -427,16 +424,37 @@ func TestCodeIndexUnrelated(t *testing.T) {
 // status, and aspacem in step with the kernel after the run (checked by
 // the child).
 func TestSMCPrograms(t *testing.T) {
-	for _, name := range []string{"smc_mprotect", "smc_remap", "smc_syscall"} {
+	for _, name := range []string{"smc_mprotect", "smc_remap", "smc_syscall", "smc_rwx", "smc_jit"} {
 		for _, kind := range programKinds {
 			t.Run(name+"/"+kind.name, func(t *testing.T) {
 				path := buildProgram(t, name, kind.name)
 				want, wantCode := runNative(t, path)
-				got, stderr, code := runProgramEnv(t, path, []string{"REACHVM_PROGRAM_PROTECT=1"}, programTimeout)
+				got, stderr, code := runProgram(t, path, false)
 				if code != wantCode || got != want {
 					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
 				}
 			})
 		}
 	}
+}
+
+// TestCodeRunNative: a native run of code that writes the pages the
+// machine write-protected runs (they get their protection back first),
+// and the translation that follows sees what it wrote.
+func TestCodeRunNative(t *testing.T) {
+	m, _ := newTestMachine(t, vmm.Config{AllowElsewhere: true}, nil)
+	c := newSMCCode(t, m.v, false, 0)
+	runSMC(t, m, c, 1)
+	// memset-like native code: write version 2 of the functions from a
+	// buffer with rep movsb (rdi the code, rsi the bytes, rdx the count).
+	copier := syscallCode(t, 0)
+	putCode(copier, []byte{0x48, 0x89, 0xd1, 0xf3, 0xa4, 0xc3}) // mov rcx, rdx; rep movsb; ret
+	v2 := smcFuncs(2, false)
+	if _, err := m.RunNative(copier, c.fns(), uintptr(unsafe.Pointer(&v2[0])), uintptr(len(v2))); err != nil {
+		t.Fatal(err)
+	}
+	if p := protOf(t, m.v, c.fns()); p != mem.ProtRWX {
+		t.Fatalf("code page %v after a native run, want %v", p, mem.ProtRWX)
+	}
+	runSMC(t, m, c, 2)
 }

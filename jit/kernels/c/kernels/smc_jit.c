@@ -1,10 +1,9 @@
 /* smc_jit: a JIT in miniature, for the benchmark of code-write detection
  * (not one of the kernel suite). code is read-write-execute memory the
  * caller provides, holding nfn functions 16 bytes apart, each
- * `lea eax, [rdi+k]; ret`. One call rewrites `rewrite` of them, spread
- * over all (0: none), with a constant that depends on seed, then calls
- * every function `calls` times and returns the sum. With emit set it
- * first writes all nfn. */
+ * `lea eax, [rdi+k]; ret`. One call rewrites `rewrite` of them (functions
+ * 0, stride, 2*stride, ...) with a constant that depends on seed, then
+ * calls every function `calls` times and returns the sum. */
 #include "kernels.h"
 
 static void emit(volatile u8 *code, long i, int k) {
@@ -18,15 +17,9 @@ static void emit(volatile u8 *code, long i, int k) {
 	f[6] = 0xc3;
 }
 
-EXPORT long smc_jit(u8 *code, long nfn, long rewrite, long calls, long seed, long all) {
-	if (all)
-		for (long i = 0; i < nfn; i++)
-			emit(code, i, (int)i);
-	if (rewrite > 0) {
-		long step = nfn / rewrite;
-		for (long i = 0; i < rewrite; i++)
-			emit(code, i * step, (int)(i * step + seed));
-	}
+EXPORT long smc_jit(u8 *code, long nfn, long rewrite, long stride, long calls, long seed) {
+	for (long i = 0; i < rewrite; i++)
+		emit(code, i * stride, (int)(i * stride + seed));
 	long sum = 0;
 	for (long c = 0; c < calls; c++)
 		for (long i = 0; i < nfn; i++)

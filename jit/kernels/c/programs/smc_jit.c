@@ -3,7 +3,9 @@
  * calls each, rewrites every other one with a new constant and calls all
  * again, then rewrites and calls them one at a time (each write right
  * after code on the same page ran), and prints the sums. With "bench N"
- * it does the whole N times and prints the last sums. */
+ * it does the whole N times and prints the last sums; with "hot N" it
+ * writes the functions once and calls them all N times (code that does
+ * not change after it is written), and prints the sum. */
 #include "rt.h"
 
 #define PG 4096L
@@ -46,6 +48,15 @@ int main(int argc, char **argv, char **envp) {
 	unsigned char *code = (unsigned char *)mmap_(0, NFN * 16, 7, 0x22, -1, 0);
 	if ((long)code < 0)
 		return 1;
+	if (argc > 2 && streq(argv[1], "hot")) {
+		long n = atol_(argv[2]), sum = 0;
+		for (int i = 0; i < NFN; i++)
+			emit(code, i, i);
+		for (long r = 0; r < n; r++)
+			sum += run(code, r);
+		show("hot", sum);
+		return 0;
+	}
 	long a = 0, b = 0, c = 0;
 	for (long r = 0; r < rounds; r++) {
 		for (int i = 0; i < NFN; i++)
