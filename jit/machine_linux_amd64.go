@@ -403,7 +403,7 @@ func (m *Machine) Close() error {
 		return fmt.Errorf("jit: closing the machine: %w", ErrClosed)
 	}
 	m.closed = true
-	var errs []error
+	errs := []error{m.unprotectAll()}
 	for p := range m.programs {
 		p.closed = true
 		errs = append(errs, p.free())
@@ -425,9 +425,14 @@ func (m *Machine) Stats() Stats {
 	return s
 }
 
-// Flush drops every translation: needed after application code changes
-// (a library unloaded and something else mapped in its place). After
-// Close it does nothing: there is nothing left to drop.
+// Flush drops every translation, and gives the pages write-protected for
+// them their protection back. Changes to code in application memory, and
+// the memory calls the application makes, drop the translations they
+// invalidate by themselves (smc_linux_amd64.go); Flush is for changes the
+// machine cannot see: code outside application memory written by the
+// embedder or by code run in library mode, or written through another
+// mapping of the same memory. After Close it does nothing: there is
+// nothing left to drop.
 func (m *Machine) Flush() {
 	m.mu.Lock()
 	defer m.mu.Unlock()

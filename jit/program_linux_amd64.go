@@ -465,6 +465,8 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 // of the stack, as the kernel does for a new process, and returns the
 // stack pointer (at argc, 16-byte aligned).
 func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
+	// Code a previous run made of its stack is written over.
+	p.m.willWrite(mem.Range{Start: p.stack, End: p.stack + p.stackSize})
 	top := p.stack + p.stackSize
 	mem := rawmem.Bytes(p.stack, p.stackSize)
 	pos := p.stackSize

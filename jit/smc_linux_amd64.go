@@ -255,9 +255,9 @@ func (m *Machine) restore(e *codePage) error {
 	}
 	p := e.page
 	err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, e.app)
-	if err != nil && (errors.Is(err, vmm.ErrNotApp) || errors.Is(err, mem.ErrNotMapped)) {
-		// The page is gone (unmapped behind a failed call): nothing
-		// to give back.
+	if err != nil && (errors.Is(err, vmm.ErrNotApp) || errors.Is(err, mem.ErrNotMapped) || errors.Is(err, vmm.ErrClosed)) {
+		// The page is gone (unmapped behind a failed call, or with
+		// its VMM): nothing to give back.
 		err = nil
 	}
 	if err != nil {
@@ -265,6 +265,16 @@ func (m *Machine) restore(e *codePage) error {
 	}
 	m.unprotected(e)
 	return nil
+}
+
+// unprotectAll gives every page reachvm write-protected its protection
+// back, for Close: the application memory may outlive the machine.
+func (m *Machine) unprotectAll() error {
+	var errs []error
+	for _, e := range m.pages.in(mem.Range{Start: m.pages.lo, End: m.pages.hi}) {
+		errs = append(errs, m.restore(e))
+	}
+	return errors.Join(errs...)
 }
 
 // unprotected records that page e is no longer write-protected by

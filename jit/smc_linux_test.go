@@ -11,6 +11,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
@@ -457,4 +458,31 @@ func TestCodeRunNative(t *testing.T) {
 		t.Fatalf("code page %v after a native run, want %v", p, mem.ProtRWX)
 	}
 	runSMC(t, m, c, 2)
+}
+
+// TestCodeCloseUnprotects: closing the machine gives the pages it
+// write-protected their protection back (the application memory may
+// outlive it), and the VMM still matches the kernel.
+func TestCodeCloseUnprotects(t *testing.T) {
+	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	m, err := NewMachine(vmcode.New(v), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newSMCCode(t, v, false, 0)
+	runSMC(t, m, c, 1)
+	if p := protOf(t, m.v, c.fns()); p != mem.ProtRX {
+		t.Fatalf("code page %v after the run, want %v", p, mem.ProtRX)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := protOf(t, m.v, c.fns()); p != mem.ProtRWX {
+		t.Errorf("code page %v after Close, want %v", p, mem.ProtRWX)
+	}
+	vmmtest.SyncCheck(t, m.v, "after Close")
 }

@@ -48,7 +48,8 @@ var refused = map[uint64]string{
 // would change memory reachvm owns (vmcode, vmheap) fail with ENOMEM and
 // the application goes on, as under Valgrind; exit and exit_group end the
 // run with an *ExitError; the calls in refused end it with a
-// *SyscallError; everything else goes to the kernel as it is.
+// *SyscallError; everything else goes to the kernel as it is, with the
+// translations of the code it changes dropped (smc_syscall_linux_amd64.go).
 func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	m.stats.Syscalls++
 	nr := m.reg(amd64.RAX)
