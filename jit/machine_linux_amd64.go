@@ -148,9 +148,9 @@ type Stats struct {
 	// Invalidated counts fragments deleted one by one because the
 	// memory they were read from changed (unmapped, reprotected,
 	// written), CodeWrites the writes to write-protected code pages
-	// that caused some (write faults, and system calls writing there),
-	// WriteProtects the pages reachvm write-protected because code was
-	// translated from them.
+	// that caused some (write faults, system calls writing there, and
+	// RunNative, which unprotects them all), WriteProtects the pages
+	// reachvm write-protected because code was translated from them.
 	Invalidated, CodeWrites, WriteProtects int
 	// Mangled counts RIP-relative operands out of rel32 reach of the
 	// cache, rewritten through a scratch register.
@@ -507,11 +507,14 @@ func (m *Machine) inCache(pc uintptr) bool {
 }
 
 // fragmentFor returns the fragment for tag, translating it if needed;
-// after codeWritten, a transient one (see Machine.oneShot).
+// after codeWritten, a transient one (see Machine.oneShot) unless tag
+// has a fragment, which then cannot have been read from the page just
+// written (its fragments are gone), and runs the write without
+// protecting that page again.
 func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 	transient := m.oneShot
 	m.oneShot = false
-	if f := m.frags[tag]; f != nil && !transient {
+	if f := m.frags[tag]; f != nil {
 		return f, nil
 	}
 	if m.inCache(tag) {

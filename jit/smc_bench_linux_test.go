@@ -36,14 +36,20 @@ func jitEmit(code uintptr, i int, k uint32) {
 //     other function, on every page. Each first write to a page faults;
 //     pages deletes the fragments of the page written (the machine's
 //     way), whole flushes the whole cache instead.
+//   - one: a single function, alone on its page, rewritten and called
+//     once an op: the cost of a write to translated code (the fault,
+//     the page's protection given back and taken again, the write run
+//     again, the function translated again).
 func BenchmarkCodeWrites(b *testing.B) {
 	for _, c := range []struct {
-		name            string
-		rewrite, stride uintptr
+		name                 string
+		fns, rewrite, stride uintptr
+		calls                uintptr
 	}{
-		{"hot", 0, 0},
-		{"some", 8, 2},
-		{"spread", smcFns / 2, 2},
+		{"hot", smcFns, 0, 0, smcCalls},
+		{"some", smcFns, 8, 2, smcCalls},
+		{"spread", smcFns, smcFns / 2, 2, smcCalls},
+		{"one", 1, 1, 1, 1},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			modes := []string{"native", "translated", "unprotected"}
@@ -51,13 +57,13 @@ func BenchmarkCodeWrites(b *testing.B) {
 				modes = []string{"native", "pages", "whole"}
 			}
 			for _, mode := range modes {
-				b.Run(mode, func(b *testing.B) { benchCodeWrites(b, mode, c.rewrite, c.stride) })
+				b.Run(mode, func(b *testing.B) { benchCodeWrites(b, mode, c.fns, c.rewrite, c.stride, c.calls) })
 			}
 		})
 	}
 }
 
-func benchCodeWrites(b *testing.B, mode string, rewrite, stride uintptr) {
+func benchCodeWrites(b *testing.B, mode string, fns, rewrite, stride, calls uintptr) {
 	m, _ := newTestMachine(b, vmm.Config{AllowElsewhere: true}, nil)
 	m.protectWrites = mode != "unprotected"
 	m.wholeFlush = mode == "whole"
@@ -68,22 +74,22 @@ func benchCodeWrites(b *testing.B, mode string, rewrite, stride uintptr) {
 	}
 	b.Cleanup(func() { m.v.ReleaseApp(r) })
 	code := r.Start
-	for i := range smcFns {
+	for i := range int(fns) {
 		jitEmit(code, i, uint32(i))
 	}
 	run := func(seed uintptr) uintptr {
 		if mode == "native" {
-			got, _ := m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+			got, _ := m.RunNative(fn, code, fns, rewrite, stride, calls, seed)
 			return got
 		}
-		got, err := m.Run(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+		got, err := m.Run(fn, code, fns, rewrite, stride, calls, seed)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return got
 	}
 	seed := uintptr(1)
-	want, _ := m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+	want, _ := m.RunNative(fn, code, fns, rewrite, stride, calls, seed)
 	if got := run(seed); got != want {
 		b.Fatalf("%s %d, native %d", mode, got, want)
 	}
@@ -100,7 +106,7 @@ func benchCodeWrites(b *testing.B, mode string, rewrite, stride uintptr) {
 	}
 	// The last rewrite, natively, gives what the translation gets.
 	seed++
-	want, _ = m.RunNative(fn, code, smcFns, rewrite, stride, smcCalls, seed)
+	want, _ = m.RunNative(fn, code, fns, rewrite, stride, calls, seed)
 	if got := run(seed); got != want {
 		b.Fatalf("after the rewrites: %s %d, native %d", mode, got, want)
 	}

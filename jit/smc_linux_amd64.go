@@ -361,7 +361,7 @@ func (m *Machine) drop(doomed []*fragment) {
 
 // minGarbage is how many exits of deleted fragments are kept before a
 // flush reclaims them, whatever the live ones.
-const minGarbage = 4096
+const minGarbage = 1 << 14
 
 // stubRoom reports whether n bytes of exit stubs fit in the current unit.
 func (m *Machine) stubRoom(n uintptr) bool {
