@@ -55,9 +55,7 @@ func (c *transCase) name() string {
 // handler then ends with a *jit.SignalError naming the signal it dies of,
 // and reachvm run must die of that signal too; the signal emulation gives
 // the application its own handlers (rt_sigaction, rt_sigprocmask,
-// sigaltstack, rt_sigreturn) and delivers to them; the
-// self-modifying-code handling drops the translations of code that
-// changed.
+// sigaltstack, rt_sigreturn) and delivers to them.
 const (
 	needDeath = "reachvm run dying of the program's fatal signal (it exits 127, naming the signal)"
 	// A signal a program sends itself with kill must be delivered before
@@ -66,7 +64,6 @@ const (
 	// to the program's, and about one run in ten exits first.
 	needKillSync = needDeath + ", and kill to self delivered before kill returns"
 	needHandler  = "the application's signal handlers (signal emulation)"
-	needSMC      = "code written after it ran (self-modifying code)"
 )
 
 // Why valgrind differs.
@@ -119,10 +116,10 @@ var transCases = []transCase{
 	{prog: "faultinfo", args: []string{"fpe"}, pending: needHandler, valgrind: vgFaultState, qemu: qemuFaultState},
 	{prog: "faultinfo", args: []string{"trap"}, pending: needHandler, valgrind: vgFaultState, qemu: qemuFaultState},
 	{prog: "faultinfo", args: []string{"bus"}, pending: needHandler, valgrind: vgFaultState, qemu: qemuFaultState},
-	{prog: "smc", args: []string{"imm"}, pending: needSMC},
-	{prog: "smc", args: []string{"mprotect"}, pending: needSMC},
-	{prog: "smc", args: []string{"remap"}, pending: needSMC},
-	{prog: "minijit", pending: needSMC},
+	{prog: "smc", args: []string{"imm"}},
+	{prog: "smc", args: []string{"mprotect"}},
+	{prog: "smc", args: []string{"remap"}},
+	{prog: "minijit"},
 }
 
 // outcome is how one run of a program ended.
