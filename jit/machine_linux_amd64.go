@@ -550,7 +550,9 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		err = t.block(tag, self, uint32(len(m.exits)), room)
 		if err == nil && uintptr(t.a.Len()) <= room {
 			if transient {
-				return m.install(u, self), nil
+				f := m.install(u, self)
+				m.deadExits += f.nexits
+				return f, nil
 			}
 			if err := m.protectPages(t.pages); err != nil {
 				return nil, err
