@@ -1,8 +1,15 @@
 package jit
 
-// cpuid and xgetbv are in cpu_amd64.s.
+// cpuid, xgetbv and fxsave are in cpu_amd64.s.
 func cpuid(eaxIn, ecxIn uint32) (eax, ebx, ecx, edx uint32)
 func xgetbv() (eax, edx uint32)
+
+// fxsave stores the x87 and SSE state in the 512 bytes at area.
+//
+// Preconditions: area is 16-byte aligned, 512 bytes long.
+//
+//go:noescape
+func fxsave(area *byte)
 
 // vectorState says how the context switch saves the application's x87,
 // SSE, AVX and AVX-512 state: XSAVE with every component the OS enabled

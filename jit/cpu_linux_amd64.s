@@ -18,3 +18,9 @@ TEXT ·xgetbv(SB), NOSPLIT, $0-8
 	MOVL AX, eax+0(FP)
 	MOVL DX, edx+4(FP)
 	RET
+
+// func fxsave(area *byte)
+TEXT ·fxsave(SB), NOSPLIT, $0-8
+	MOVQ area+0(FP), AX
+	FXSAVE64 (AX)
+	RET

@@ -31,8 +31,9 @@ import (
 // the address space with reachvm, so every memory system call it makes is
 // vetted: nothing it maps, unmaps or protects may touch reachvm's own
 // memory (vmcode, vmheap, the cache), and exit ends the run, not the host
-// process. Threads, signal handlers and thread-local storage are refused
-// with an error naming them.
+// process. Its signals (handlers, masks, delivery on its own stack) are
+// emulated (signal_linux_amd64.go); threads and thread-local storage are
+// refused with an error naming them.
 type Program struct {
 	m    *Machine
 	path string
@@ -56,8 +57,6 @@ type Program struct {
 	refusals []Refusal
 	nrefused int
 	closed   bool
-	// sigQueue holds the signals posted and not yet delivered.
-	sigQueue []SigInfo
 	// mod names and unwinds the program's code for the tools
 	// Options.views selects, nil without them. Immutable after
 	// LoadProgram.
@@ -65,6 +64,9 @@ type Program struct {
 	// gdb is the program's object registered with gdb (Options.GDB),
 	// until free.
 	gdb *gdbEntry
+	// sig is the program's signal state (signal_linux_amd64.go), reset
+	// by each Run.
+	sig signals
 }
 
 // Sizes of a program's brk area and stack.
@@ -423,8 +425,9 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 // stack (and the auxiliary vector a static program reads: AT_PHDR,
 // AT_PAGESZ, AT_RANDOM, AT_ENTRY, ...) and returns its exit status. It
 // returns an error instead for anything the translator refuses: an
-// unsupported instruction or system call (a thread, a signal handler, a
-// TLS set-up), a jump to non-code. The program's output goes to the
+// unsupported instruction or system call (a thread, a TLS set-up), a
+// jump to non-code; a *SignalError when a signal's default action ends
+// the program. The program's output goes to the
 // process's own file descriptors.
 func (p *Program) Run(argv, envp []string) (int, error) {
 	m := p.m
@@ -435,16 +438,10 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	sp, err := p.buildStack(argv, envp)
-	if err != nil {
+	if err := p.start(argv, envp); err != nil {
 		return 0, err
 	}
-	clear(m.mem[ctxGPR : ctxGPR+16*8])
-	m.setReg(amd64.RSP, uint64(sp))
-	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
-	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
-	m.client = p
-	defer func() { m.client = nil }()
+	defer p.stop()
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err != nil {
 		return 0, err
@@ -459,6 +456,32 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 		err = fmt.Errorf("jit: %s returned from its entry point", p.path)
 	}
 	return 0, err
+}
+
+// start sets up a run: the stack with argv and envp, the registers, flags
+// and vector state at the entry point, a new process's signal state, and
+// the program as the machine's client.
+//
+// Preconditions: p.m.mu is held, the OS thread locked.
+func (p *Program) start(argv, envp []string) error {
+	m := p.m
+	sp, err := p.buildStack(argv, envp)
+	if err != nil {
+		return err
+	}
+	clear(m.mem[ctxGPR : ctxGPR+16*8])
+	m.setReg(amd64.RSP, uint64(sp))
+	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
+	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
+	p.resetSignals()
+	m.client = p
+	return nil
+}
+
+// stop ends what start set up.
+func (p *Program) stop() {
+	p.endSignals()
+	p.m.client = nil
 }
 
 // buildStack lays out argc, argv, envp and the auxiliary vector at the top

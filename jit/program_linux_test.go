@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachvm/reachvm/internal/rawsig"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -82,6 +83,15 @@ func TestProgramChild(t *testing.T) {
 		args[i] = strings.ReplaceAll(a, "VMCODE", fmt.Sprintf("%#x", base))
 	}
 	code, err := p.Run(append([]string{path}, args...), []string{"RV=yes", "HOME=/"})
+	var se *SignalError
+	if errors.As(err, &se) {
+		// Killed: die of the same signal, as reachvm run does.
+		fmt.Fprintln(os.Stderr, err)
+		if err := rawsig.Die(se.Signal); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(111)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(111)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -198,8 +199,14 @@ func (m *Machine) raise(info *SigInfo, pc uintptr) (uintptr, error) {
 	return 0, &SignalError{Signal: info.Signo(), Code: info.Code(), PC: pc, Addr: info.Addr(), Fault: true, Where: m.where(pc)}
 }
 
-// where names pc as module+offset, or "" when no module holds it.
+// where names pc as module+offset, or "" when no module holds it: the
+// program being run by its file name, offsets from its image's start
+// (its ELF addresses for a static PIE), other code by the file mapped
+// there.
 func (m *Machine) where(pc uintptr) string {
+	if p := m.client; p != nil && pc >= p.lo && pc < p.hi {
+		return fmt.Sprintf("%s+%#x", filepath.Base(p.path), pc-p.lo)
+	}
 	if name, off := m.codes.name(pc); name != "" {
 		return fmt.Sprintf("%s+%#x", name, off)
 	}

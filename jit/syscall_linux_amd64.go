@@ -12,7 +12,8 @@ import (
 
 // SyscallError reports a system call the translator will not perform for
 // the application: one that would take the process from under Go (a new
-// thread, a signal handler, another program, a new FS base).
+// thread, another program, a new FS base), or, for a function run by
+// Machine.Run, a signal handler (a Program's signals are emulated).
 type SyscallError struct {
 	PC   uintptr
 	Nr   uint64
@@ -23,7 +24,9 @@ func (e *SyscallError) Error() string {
 	return fmt.Sprintf("jit: unsupported system call %s (%d) at %#x", e.Name, e.Nr, e.PC)
 }
 
-// refused are the system calls that end a run with a *SyscallError.
+// refused are the system calls that end a run with a *SyscallError. A
+// Program emulates the signal calls among them (Program.signalCall)
+// before they are looked up here.
 var refused = map[uint64]string{
 	unix.SYS_CLONE:           "clone (a thread or process)",
 	unix.SYS_CLONE3:          "clone3 (a thread or process)",
@@ -47,7 +50,8 @@ var refused = map[uint64]string{
 // syscall instruction at pc) and returns where to continue. Calls that
 // would change memory reachvm owns (vmcode, vmheap) fail with ENOMEM and
 // the application goes on, as under Valgrind; exit and exit_group end the
-// run with an *ExitError; the calls in refused end it with a
+// run with an *ExitError; a Program's signal calls are emulated
+// (Program.signalCall); the calls in refused end it with a
 // *SyscallError; everything else goes to the kernel as it is, with the
 // translations of the code it changes dropped (smc_syscall_linux_amd64.go).
 func (m *Machine) syscall(pc uintptr) (uintptr, error) {
@@ -59,6 +63,11 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	}
 	if nr == unix.SYS_EXIT || nr == unix.SYS_EXIT_GROUP {
 		return 0, &ExitError{Code: int(int32(a[0]))}
+	}
+	if m.client != nil {
+		if next, done := m.client.signalCall(nr, a, pc); done {
+			return next, nil
+		}
 	}
 	if name, ok := refused[nr]; ok {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}
@@ -85,17 +94,26 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		}
 		m.afterKernel(nr, a, ret, brk0)
 		// A signal for the application that interrupted the call
-		// (EINTR) is pending from here on.
+		// (EINTR) is pending from here on, and the delivery decides
+		// whether the call restarts.
 		if *m.arrivals() != 0 {
 			m.drainArrivals()
 		}
+		if ret == errno(unix.EINTR) && m.client != nil {
+			m.client.interrupted(nr, a, pc)
+		}
 	}
-	// The kernel's side effects: rax the result, rcx the return address,
-	// r11 the flags.
+	return m.sysret(pc, ret), nil
+}
+
+// sysret sets the kernel's side effects of the system call at pc that
+// returns ret (rax the result, rcx the return address, r11 the flags)
+// and returns where the application goes on.
+func (m *Machine) sysret(pc uintptr, ret uint64) uintptr {
 	m.setReg(amd64.RAX, ret)
 	m.setReg(amd64.RCX, uint64(pc+2))
 	m.setReg(amd64.R11, binary.LittleEndian.Uint64(m.mem[ctxFlags:]))
-	return pc + 2, nil
+	return pc + 2
 }
 
 // kernelCall makes system call nr with arguments a and returns its

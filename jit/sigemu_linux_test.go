@@ -1,0 +1,350 @@
+//go:build linux && amd64
+
+package jit
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// status is how a child process ended: its exit code, or the signal
+// that killed it.
+type status struct {
+	code int
+	sig  syscall.Signal
+}
+
+func (s status) String() string {
+	if s.sig != 0 {
+		return "killed by " + s.sig.String()
+	}
+	return fmt.Sprintf("exit %d", s.code)
+}
+
+// runCmd runs cmd in a process group of its own (kill(0, ...) then
+// reaches nothing else) and returns its output and how it ended.
+func runCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, st status) {
+	t.Helper()
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		ws := ee.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			st.sig = ws.Signal()
+		} else {
+			st.code = ws.ExitStatus()
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), st
+}
+
+// nativeCmd runs path natively.
+func nativeCmd(path string, args ...string) *exec.Cmd {
+	cmd := exec.Command(path, args...)
+	cmd.Env = []string{"RV=yes", "HOME=/"}
+	return cmd
+}
+
+// reachvmCmd runs path under reachvm in a child process
+// (TestProgramChild), which dies of the signal that ends the program.
+func reachvmCmd(path string, low bool, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProgramChild$")
+	cmd.Env = append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f"))
+	if low {
+		cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_LOW=1")
+	}
+	return cmd
+}
+
+// TestSignalPrograms runs sig_basic's cases natively (ET_EXEC) and under
+// reachvm (ET_EXEC and static PIE): the same output, line for line (the
+// frame's layout relative to the handler's stack pointer, its sigcontext
+// and XSAVE fields, the order of nested deliveries, the kernel's
+// errors), and the same end, an exit code or the signal that killed the
+// process.
+func TestSignalPrograms(t *testing.T) {
+	ref := buildProgram(t, "sig_basic", "exec")
+	cases := [][]string{
+		{"info"}, {"plain"}, {"default"}, {"default", "3"}, {"default", "1"}, {"default", "17"}, {"default", "9"},
+		{"ignore"}, {"block"}, {"resethand"}, {"nodefer"}, {"edit"}, {"longjmp"},
+		{"altstack"}, {"altedit"}, {"altoverflow"}, {"badstack"}, {"norestorer"}, {"suspend"}, {"timedwait"},
+		{"order"}, {"errors"},
+	}
+	for _, kind := range programKinds {
+		prog := buildProgram(t, "sig_basic", kind.name)
+		for _, args := range cases {
+			t.Run(kind.name+"/"+strings.Join(args, "_"), func(t *testing.T) {
+				want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
+				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", args...))
+				if st != wantSt || got != want {
+					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+				}
+			})
+		}
+	}
+}
+
+// TestSignalRegisters runs sig_regs natively and under reachvm: a handler
+// that clobbers every general and vector register, the flags, MXCSR and
+// the x87 control word, and rt_sigreturn restores them all (the upper
+// halves of ymm and zmm and the opmask registers where the processor has
+// them); the handler starts with DF clear and a clean vector state; a
+// handler that nulls or edits the frame's fpstate gets the state reset or
+// edited, or SIGSEGV for an area XRSTOR refuses.
+func TestSignalRegisters(t *testing.T) {
+	ref := buildProgram(t, "sig_regs", "exec")
+	for _, kind := range programKinds {
+		prog := buildProgram(t, "sig_regs", kind.name)
+		for _, c := range []string{"sse", "avx", "avx512", "fpnull", "fpedit", "badmxcsr", "badheader", "fxonly"} {
+			t.Run(kind.name+"/"+c, func(t *testing.T) {
+				want, _, wantSt := runCmd(t, nativeCmd(ref, c))
+				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", c))
+				if st != wantSt || got != want {
+					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+				}
+				if strings.Contains(want, "CHANGED") {
+					t.Errorf("natively, a register the handler clobbered was not restored:\n%s", want)
+				}
+			})
+		}
+	}
+}
+
+// TestSignalFaults runs sig_fault natively and under reachvm, where the
+// signal layer takes ud2's and int3's real faults to Program.fault:
+// handlers see the kernel's siginfo and sigcontext (si_code, si_addr,
+// rip, trapno) and go on past the instruction; a fault blocked, ignored
+// or left at its default kills the process with the signal, and reachvm
+// says where.
+func TestSignalFaults(t *testing.T) {
+	ref := buildProgram(t, "sig_fault", "exec")
+	for _, kind := range programKinds {
+		prog := buildProgram(t, "sig_fault", kind.name)
+		for _, c := range []string{"handled", "blocked", "ignored", "default"} {
+			t.Run(kind.name+"/"+c, func(t *testing.T) {
+				want, _, wantSt := runCmd(t, nativeCmd(ref, c))
+				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", c))
+				if st != wantSt || got != want {
+					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+				}
+				if st.sig != 0 && !strings.Contains(stderr, "killed by SIGILL at sig_fault-"+kind.name+"+0x") {
+					t.Errorf("stderr %q does not say where the program was killed", stderr)
+				}
+			})
+		}
+	}
+}
+
+// TestSignalRestart checks the restart of a system call the kernel
+// performed for the application and that failed with EINTR while a
+// signal was pending for it (the raw signal layer's real signal
+// interrupts it): with SA_RESTART, a call signal(7) lists as restarted
+// goes back to its syscall instruction with its number in rax, saved so
+// in the handler's frame; without SA_RESTART, or for a call never
+// restarted after a handler (nanosleep, a socket with a timeout), the
+// frame holds EINTR and the next instruction; when no handler runs, the
+// call restarts. A real signal is not needed: the test sets up the state
+// the dispatcher has after such a call.
+func TestSignalRestart(t *testing.T) {
+	m, _ := newTestMachine(t, vmm.Config{}, nil)
+	prog := buildProgram(t, "sig_basic", "pie")
+	p, err := m.LoadProgram(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sv [2]int
+	if sv, err = unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sv[0])
+	defer unix.Close(sv[1])
+	if err := unix.SetsockoptTimeval(sv[1], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5}); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		pc       = 0x12340000 // the syscall instruction
+		handler  = 0x45670000
+		restorer = 0x45671000
+	)
+	eintr := errno(unix.EINTR)
+	for _, c := range []struct {
+		name      string
+		nr        uint64
+		fd        int
+		flags     uint64
+		noHandler bool
+		// rip and rax are what the application goes on with after the
+		// handler returns (the frame's), or at once without one.
+		rip uintptr
+		rax uint64
+	}{
+		{"read SA_RESTART", unix.SYS_READ, sv[0], saRestart, false, pc, unix.SYS_READ},
+		{"read", unix.SYS_READ, sv[0], 0, false, pc + 2, eintr},
+		{"read timeout SA_RESTART", unix.SYS_READ, sv[1], saRestart, false, pc + 2, eintr},
+		{"wait4 SA_RESTART", unix.SYS_WAIT4, -1, saRestart, false, pc, unix.SYS_WAIT4},
+		{"nanosleep SA_RESTART", unix.SYS_NANOSLEEP, 0, saRestart, false, pc + 2, eintr},
+		{"epoll_wait SA_RESTART", unix.SYS_EPOLL_WAIT, 0, saRestart, false, pc + 2, eintr},
+		{"read no handler", unix.SYS_READ, sv[0], 0, true, pc, unix.SYS_READ},
+		{"poll no handler", unix.SYS_POLL, 0, 0, true, pc, unix.SYS_POLL},
+		{"epoll_pwait2 SA_RESTART", unix.SYS_EPOLL_PWAIT2, 0, saRestart, false, pc + 2, eintr},
+		{"getpid no handler", unix.SYS_GETPID, 0, 0, true, pc + 2, eintr},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if err := p.start([]string{prog}, nil); err != nil {
+				t.Fatal(err)
+			}
+			defer p.stop()
+			sp := m.reg(amd64.RSP)
+			p.sig.actions[unix.SIGUSR1-1] = sigAction{handler: handler, flags: c.flags | saRestorer, restorer: restorer}
+			info := newSigInfo(unix.SIGUSR1, siTkill)
+			p.post(&info)
+			if !p.sigPending() {
+				t.Fatal("a posted signal does not set the dispatcher's flag")
+			}
+			if c.noHandler {
+				// The disposition changed after the signal was
+				// queued: nothing runs for it.
+				p.sig.actions[unix.SIGUSR1-1].handler = sigDFL
+				p.sig.actions[unix.SIGUSR1-1].flags = 0
+				p.sig.actions[unix.SIGCHLD-1] = sigAction{}
+				p.sig.th.pending.flush(^uint64(0))
+				chld := newSigInfo(unix.SIGCHLD, siUser)
+				p.sig.mu.Lock()
+				p.sig.th.pending.add(&sigEntry{info: chld})
+				p.recalcLocked()
+				p.sig.mu.Unlock()
+			}
+			a := [6]uintptr{uintptr(c.fd)}
+			p.interrupted(c.nr, a, pc)
+			next, err := p.deliverPending(m.sysret(pc, eintr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.noHandler {
+				if next != c.rip || m.reg(amd64.RAX) != c.rax || m.reg(amd64.RSP) != sp {
+					t.Errorf("goes on at %#x with rax %#x, rsp moved %d: want %#x, rax %#x, no frame", next, m.reg(amd64.RAX), int64(m.reg(amd64.RSP)-sp), c.rip, c.rax)
+				}
+				return
+			}
+			if next != handler {
+				t.Fatalf("goes on at %#x, want the handler %#x", next, handler)
+			}
+			var sc [scCopy]byte
+			if !copyIn(uintptr(m.reg(amd64.RDX))+ucMContext, sc[:]) {
+				t.Fatal("cannot read the frame")
+			}
+			rip, rax := uintptr(binary.LittleEndian.Uint64(sc[scRIP:])), binary.LittleEndian.Uint64(sc[8*13:])
+			if rip != c.rip || rax != c.rax {
+				t.Errorf("the frame resumes at %#x with rax %#x, want %#x with rax %#x", rip, rax, c.rip, c.rax)
+			}
+			if p.sigPending() {
+				t.Error("the dispatcher's flag is still set after the delivery")
+			}
+		})
+	}
+	// Outside a run, nothing is queued.
+	info := newSigInfo(unix.SIGUSR1, siUser)
+	p.post(&info)
+	if p.sig.shared.set != 0 || p.sigPending() {
+		t.Error("a signal posted outside Run was queued")
+	}
+}
+
+// TestSignalStop: SIGTSTP with its default action stops the process,
+// under reachvm as natively (the parent sees it stopped by SIGTSTP), and
+// it goes on when continued.
+func TestSignalStop(t *testing.T) {
+	ref := buildProgram(t, "sig_basic", "exec")
+	for _, mode := range []string{"native", "reachvm"} {
+		t.Run(mode, func(t *testing.T) {
+			cmd := nativeCmd(ref, "default", "20")
+			if mode == "reachvm" {
+				cmd = reachvmCmd(ref, false, "default", "20")
+			}
+			// A file, not a pipe: the process is waited for directly.
+			out, err := os.CreateTemp(t.TempDir(), "out")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			cmd.Stdout, cmd.Stderr = out, out
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pid := cmd.Process.Pid
+			defer syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			if _, err := syscall.Wait4(pid, &ws, syscall.WUNTRACED, nil); err != nil {
+				t.Fatal(err)
+			}
+			if !ws.Stopped() || ws.StopSignal() != syscall.SIGTSTP {
+				t.Fatalf("wait status %#x: want stopped by SIGTSTP", uint32(ws))
+			}
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(out.Name())
+			if !ws.Exited() || ws.ExitStatus() != 0 || string(b) != "before\nafter\n" {
+				t.Errorf("after SIGCONT: wait status %#x, output %q: want exit 0, before and after", uint32(ws), b)
+			}
+		})
+	}
+}
+
+// TestSignalGroup: kill(0, sig) and kill(-pgrp, sig) reach the program
+// (its handler runs) and the other members of its process group (a
+// sleep, which SIGHUP kills), under reachvm as natively.
+func TestSignalGroup(t *testing.T) {
+	ref := buildProgram(t, "sig_basic", "exec")
+	for _, mode := range []string{"native", "reachvm"} {
+		t.Run(mode, func(t *testing.T) {
+			sleeper := exec.Command("sleep", "30")
+			sleeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := sleeper.Start(); err != nil {
+				t.Skip(err)
+			}
+			defer sleeper.Process.Kill()
+			cmd := nativeCmd(ref, "plain")
+			if mode == "reachvm" {
+				cmd = reachvmCmd(ref, false, "plain")
+			}
+			var out strings.Builder
+			cmd.Stdout = &out
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: sleeper.Process.Pid}
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 || out.String() != "plain handler 1\nplain handler 1\nplain handler 1\ngot 3\n" {
+				t.Errorf("the program: %v, output %q: want exit 3, three handler runs", err, out.String())
+			}
+			err = sleeper.Wait()
+			if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGHUP {
+				t.Errorf("the other member of the group: %v, want killed by SIGHUP", err)
+			}
+		})
+	}
+}
