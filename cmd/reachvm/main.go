@@ -136,6 +136,10 @@ exits 2; a failure 1.
 `)
 }
 
+// shortFlags are one-letter spellings of long flags (-q of --quiet): the
+// usage lists each beside its long flag, not as a flag of its own.
+var shortFlags = map[string]string{"q": "quiet"}
+
 // printUsage prints the usage of the subcommand named cmd ("bench
 // kernels" is bench's): its synopsis, its paragraph, and every flag of fs
 // with its value's name, its text (which says its rule) and its default.
@@ -152,8 +156,16 @@ func printUsage(w io.Writer, cmd string, fs *flag.FlagSet) {
 	}
 	fmt.Fprintln(w, "\nflags:")
 	fs.VisitAll(func(f *flag.Flag) {
+		if _, short := shortFlags[f.Name]; short {
+			return
+		}
 		name, text := flag.UnquoteUsage(f)
 		head := "  --" + f.Name
+		for s, long := range shortFlags {
+			if long == f.Name && fs.Lookup(s) != nil {
+				head += " (or -" + s + ")"
+			}
+		}
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
 			head += " " + name
 		}

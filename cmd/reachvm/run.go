@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
 threads) itself and runs it under reachvm's binary translator from vmcode,
@@ -15,7 +15,12 @@ with ARGS and this process's environment; a mmap over vmcode is refused,
 and exit ends the run. The program's standard output and error are
 reachvm's; reachvm exits with the program's status (125: vmcode or the
 translator could not be set up, 126: PROG could not be loaded, 127: the run
-failed). With --stats, the translator's counters follow the run on
+failed). The program's signals are emulated (handlers, masks, the
+alternate stack); when a signal's default action ends it, reachvm says on
+standard error which signal, where (module+offset) and, for a fault, the
+faulting address (unless --quiet), and dies of the same signal, as the
+program would have (the shell sees 128+N, a core is dumped where the
+program's would be). With --stats, the translator's counters follow the run on
 standard error (standard output is the program's), as a table of name,
 value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
@@ -28,8 +33,8 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, jitDump, gdb, strict, high bool
-	maxBlocks                                        int
+	stats, json, perfMap, jitDump, gdb, strict, high, quiet bool
+	maxBlocks                                               int
 }
 
 // runStats is what --stats prints: the translator's counters (jit.Stats),
@@ -96,6 +101,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.strict, "strict-flags", false, "keep the arithmetic flags exactly across calls and returns (for code outside the psABI)")
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
+	const quiet = "say nothing when a signal kills the program (reachvm still dies of it)"
+	fs.BoolVar(&o.quiet, "quiet", false, quiet)
+	fs.BoolVar(&o.quiet, "q", false, quiet)
 	if status, ok := parse("run", fs, args, stdout, stderr); !ok {
 		return status
 	}

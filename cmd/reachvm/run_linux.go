@@ -3,10 +3,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/reachvm/reachvm/internal/rawsig"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -40,7 +42,14 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 126
 	}
 	code, err := p.Run(argv, os.Environ())
-	if err != nil {
+	var killed *jit.SignalError
+	switch {
+	case errors.As(err, &killed):
+		if !o.quiet {
+			fmt.Fprintf(stderr, "reachvm run: %s: %v\n", prog, err)
+		}
+		code = 128 + int(killed.Signal)
+	case err != nil:
 		fmt.Fprintf(stderr, "reachvm run: %s: %v\n", prog, err)
 		code = 127
 	}
@@ -53,6 +62,16 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		if err := s.write(stderr, o.json); err != nil {
 			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		}
+	}
+	if killed != nil {
+		// Die of the signal, as the program would have: the parent
+		// sees it in the wait status, and the kernel dumps a core
+		// where the program's would be. Only if that fails does
+		// reachvm exit with the shell's 128+N.
+		if err := rawsig.Die(killed.Signal); err != nil {
+			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
+		}
+		return code
 	}
 	if err != nil {
 		return code
