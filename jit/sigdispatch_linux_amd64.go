@@ -128,11 +128,16 @@ func isSync(info *SigInfo) bool {
 func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 	state := m.ctxWord(sigtramp.OffState)
 	m.setCtxWord(sigtramp.OffState, 0)
+	// m.stepping as well as the state: an asynchronous signal that
+	// comes in sigexit while a step's trap is being redirected makes
+	// the handler step sigexit out into Go, where it clears the state's
+	// stepping bit; the trap is still the dispatcher's step.
+	stepping := m.stepping || state&sigtramp.StateStepping != 0
 	m.stepping = false
 	m.stats.Signals++
 	info := m.sigInfo()
 	cachePC := uintptr(m.sigReg(sigtramp.RegRIP))
-	step := state&sigtramp.StateStepping != 0 && info.Signo() == unix.SIGTRAP && info.Code() == trapTrace
+	step := stepping && info.Signo() == unix.SIGTRAP && info.Code() == trapTrace
 	var k mark
 	ok := false
 	if f := m.fragmentAt(cachePC); f != nil {
