@@ -78,14 +78,16 @@ func reachvmCmd(path string, low bool, args ...string) *exec.Cmd {
 // frame's layout relative to the handler's stack pointer, its sigcontext
 // and XSAVE fields, the order of nested deliveries, the kernel's
 // errors), and the same end, an exit code or the signal that killed the
-// process.
+// process. restart, norestart and waits take a real timer's SIGALRM: a
+// blocking read it interrupts restarts or fails with EINTR as SA_RESTART
+// says, and rt_sigsuspend, pause, nanosleep and rt_sigtimedwait end.
 func TestSignalPrograms(t *testing.T) {
 	ref := buildProgram(t, "sig_basic", "exec")
 	cases := [][]string{
 		{"info"}, {"plain"}, {"default"}, {"default", "3"}, {"default", "1"}, {"default", "17"}, {"default", "9"},
 		{"ignore"}, {"block"}, {"resethand"}, {"nodefer"}, {"edit"}, {"longjmp"},
 		{"altstack"}, {"altedit"}, {"altoverflow"}, {"badstack"}, {"norestorer"}, {"suspend"}, {"timedwait"},
-		{"order"}, {"errors"},
+		{"order"}, {"errors"}, {"restart"}, {"norestart"}, {"waits"},
 	}
 	for _, kind := range programKinds {
 		prog := buildProgram(t, "sig_basic", kind.name)

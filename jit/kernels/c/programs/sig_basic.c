@@ -15,6 +15,7 @@
 #define SIGUSR2 12
 #define SIGCHLD 17
 #define SIGCONT 18
+#define SIGALRM 14
 #define SIGURG 23
 #define SIGWINCH 28
 #define SIGKILL 9
@@ -561,6 +562,58 @@ static int t_order(void) {
 	return 0;
 }
 
+/* restart: a blocking read of a pipe that a timer's SIGALRM
+ * interrupts, its handler writing into the pipe: with SA_RESTART the
+ * frame resumes at the syscall instruction with the call's number in
+ * rax, and the read returns the byte; without, the read fails with
+ * EINTR. */
+static int pfd[2];
+static void alarm_in(long ms) {
+	long it[4] = {0, 0, 0, ms * 1000};
+	sys3(38, 0, it, 0); /* setitimer(ITIMER_REAL) */
+}
+static void h_restart(int sig, siginfo_t *si, struct ucontext *uc) {
+	unsigned char *ip = (unsigned char *)uc->mc.rip;
+	line("handler", sig);
+	line("si_code", si->code);
+	line("frame rax", (long)uc->mc.rax);
+	line("frame rip at the syscall", ip[0] == 0x0f && ip[1] == 0x05);
+	sys3(1, pfd[1], "x", 1);
+}
+static int t_restart(int restart) {
+	sys3(22, pfd, 0, 0);
+	sigaction_(SIGALRM, h_restart, SA_SIGINFO | (restart ? SA_RESTART : 0), 0);
+	alarm_in(20);
+	char b[4];
+	line("read", sys3(0, pfd[0], b, 4));
+	if (!restart)
+		line("read again", sys3(0, pfd[0], b, 4));
+	return 0;
+}
+
+/* waits: rt_sigsuspend, pause, nanosleep and rt_sigtimedwait that a
+ * timer's SIGALRM ends. */
+static int t_waits(void) {
+	sigaction_(SIGALRM, h_plain, 0, 0);
+	unsigned long none = 0;
+	alarm_in(20);
+	line("sigsuspend", sys3(130, &none, 8, 0));
+	alarm_in(20);
+	line("pause", sys3(34, 0, 0, 0));
+	alarm_in(20);
+	long req[2] = {3, 0}, rem[2] = {0, 0};
+	line("nanosleep", sys3(35, req, rem, 0));
+	line("time left >= 2s", rem[0] >= 2);
+	sigprocmask_(0, BIT(SIGALRM), 0);
+	alarm_in(20);
+	unsigned long set = BIT(SIGALRM);
+	siginfo_t si;
+	line("sigtimedwait", sys6(128, (long)&set, (long)&si, 0, 8, 0, 0));
+	line("code", si.code);
+	line("got", got);
+	return 0;
+}
+
 /* errors: the kernel's checks. */
 static int t_errors(void) {
 	struct ksigaction a = {h_plain, SA_RESTORER | 0x400 | 0x2000000, sig_restorer, ~0UL}, o;
@@ -637,6 +690,12 @@ int main(int argc, char **argv, char **envp) {
 		return t_timedwait();
 	if (streq(t, "order"))
 		return t_order();
+	if (streq(t, "restart"))
+		return t_restart(1);
+	if (streq(t, "norestart"))
+		return t_restart(0);
+	if (streq(t, "waits"))
+		return t_waits();
 	if (streq(t, "errors"))
 		return t_errors();
 	return 101;
