@@ -648,6 +648,9 @@ static int t_errors(void) {
 	line("sigsuspend size", sys3(130, &all, 4, 0));
 	line("sigaltstack bad", sys3(131, 8, 0, 0));
 	line("sigqueueinfo bad", sys3(129, getpid_(), SIGUSR1, 8));
+	/* The timers go to the kernel. */
+	line("alarm", sys3(37, 100, 0, 0));
+	line("alarm cancelled, left >= 99", sys3(37, 0, 0, 0) >= 99);
 	return 0;
 }
 
