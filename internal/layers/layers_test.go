@@ -45,6 +45,9 @@ var floors = []struct {
 	{"internal/osmem", 10},
 	// The one way into native code (calls into loaded libraries).
 	{"internal/native", 10},
+	// A signal's real default action on the process (raw rt_sigaction,
+	// rt_sigprocmask, tgkill): OS calls, nothing of the module.
+	{"internal/rawsig", 10},
 	{"aspacem", 20},
 	{"vmm", 30},
 	// Test helpers sit just above what they help (see helpers).
