@@ -159,7 +159,10 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 			// instruction's: the application's, not the copy's.
 			info.SetAddr(pc)
 		}
-		tag, err = m.raise(&info, pc)
+		// The fault's trap number, error code and (for a page fault)
+		// address, as the kernel records them for the sigcontext.
+		trap := trapState{trapno: m.sigReg(sigtramp.RegTrapno), err: m.sigReg(sigtramp.RegErr), cr2: m.sigReg(sigtramp.RegCR2)}
+		tag, err = m.raise(&info, pc, trap)
 		return tag, false, err
 	}
 	if !step {
@@ -195,11 +198,12 @@ func (m *Machine) stopStepping() {
 }
 
 // raise delivers a synchronous signal the application raised at pc, its
-// state in the context: to the program's signal emulation, or, for a
-// function run by Machine.Run, as a *SignalError.
-func (m *Machine) raise(info *SigInfo, pc uintptr) (uintptr, error) {
+// state in the context (trap the machine state of the fault): to the
+// program's signal emulation, or, for a function run by Machine.Run, as a
+// *SignalError.
+func (m *Machine) raise(info *SigInfo, pc uintptr, trap trapState) (uintptr, error) {
 	if p := m.client; p != nil {
-		return p.fault(info, pc)
+		return p.faultTrap(info, pc, trap)
 	}
 	return 0, &SignalError{Signal: info.Signo(), Code: info.Code(), PC: pc, Addr: info.Addr(), Fault: true, Where: m.where(pc)}
 }
@@ -234,7 +238,10 @@ func (m *Machine) notCode(err error, tag uintptr) (uintptr, error) {
 	}
 	info := newSigInfo(unix.SIGSEGV, code)
 	info.SetAddr(tag)
-	return m.raise(&info, tag)
+	// The page fault of an instruction fetch in user mode.
+	trap := trapOf(&info)
+	trap.err |= pfInstr
+	return m.raise(&info, tag, trap)
 }
 
 // waitSignal waits, on the thread running the program, until a signal

@@ -334,10 +334,18 @@ func (s *altStack) state(sp uintptr) uint32 {
 
 // trapState is what the kernel keeps of a thread's last hardware fault
 // (thread.trap_nr, error_code and cr2) and writes into every signal
-// frame's sigcontext, a fault's or not.
+// frame's sigcontext, a fault's or not. cr2 changes with page faults
+// only (trapno 14): another fault leaves the last one's.
 type trapState struct {
 	trapno, err, cr2 uint64
 }
+
+// Exception vectors and page-fault error code bits.
+const (
+	trapDE, trapDB, trapBP, trapUD, trapGP, trapPF, trapAC, trapXM = 0, 1, 3, 6, 13, 14, 17, 19
+
+	pfProt, pfUser, pfInstr = 1, 4, 0x10
+)
 
 // restartKind is how the kernel restarts a system call a signal
 // interrupted (its ERESTART* codes, as signal(7) lists the calls).
@@ -513,7 +521,7 @@ func (p *Program) post(info *SigInfo) {
 // application's state is in the context, as at the faulting instruction)
 // and returns where to continue: the handler's first instruction, or an
 // error that ends the run (a *SignalError for the default action). The
-// sigcontext's trapno, err and cr2 are derived from the siginfo; the raw
+// sigcontext's trapno, err and cr2 are derived from the siginfo; the
 // signal layer, which has the real ones, calls faultTrap instead.
 func (p *Program) fault(info *SigInfo, pc uintptr) (uintptr, error) {
 	return p.faultTrap(info, pc, trapOf(info))
@@ -528,7 +536,10 @@ func (p *Program) faultTrap(info *SigInfo, pc uintptr, trap trapState) (uintptr,
 	s := &p.sig
 	s.mu.Lock()
 	th := &s.th
-	th.trap = trap
+	th.trap.trapno, th.trap.err = trap.trapno, trap.err
+	if trap.trapno == trapPF {
+		th.trap.cr2 = trap.cr2
+	}
 	// force_sig_info: a blocked or ignored fault cannot be left pending
 	// (the instruction would fault again): it goes back to SIG_DFL and
 	// is unblocked.
@@ -549,10 +560,6 @@ func (p *Program) faultTrap(info *SigInfo, pc uintptr, trap trapState) (uintptr,
 // page fault's error code is not in the siginfo: it is 4 (a user-mode
 // access), with the present bit for SEGV_ACCERR.
 func trapOf(info *SigInfo) trapState {
-	const (
-		trapDE, trapDB, trapBP, trapUD, trapGP, trapPF, trapAC, trapXM = 0, 1, 3, 6, 13, 14, 17, 19
-		pfUser, pfProt                                                 = 4, 1
-	)
 	code := info.Code()
 	switch info.Signo() {
 	case unix.SIGSEGV:
