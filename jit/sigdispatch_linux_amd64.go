@@ -310,7 +310,7 @@ func (m *Machine) nonCanonical(ic *icSite) (uintptr, error) {
 	}
 	m.setReg(amd64.RSP, rsp)
 	info := newSigInfo(unix.SIGSEGV, siKernel)
-	return m.raise(&info, ic.pc)
+	return m.raise(&info, ic.pc, trapOf(&info))
 }
 
 // siKernel is si_code SI_KERNEL: a fault the kernel reports with no
