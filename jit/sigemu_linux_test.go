@@ -66,7 +66,7 @@ func nativeCmd(path string, args ...string) *exec.Cmd {
 // (TestProgramChild), which dies of the signal that ends the program.
 func reachvmCmd(path string, low bool, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestProgramChild$")
-	cmd.Env = append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f"))
+	cmd.Env = append(os.Environ(), "REACHVM_PROGRAM="+path, "REACHVM_PROGRAM_ARGS="+strings.Join(args, "\x1f"), "REACHVM_PROGRAM_DIE=1")
 	if low {
 		cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_LOW=1")
 	}
