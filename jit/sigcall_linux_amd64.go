@@ -22,7 +22,7 @@ import (
 // the group's other members through the kernel too. SIGKILL and SIGSTOP,
 // which nothing can catch, block or ignore, always go to the kernel.
 // alarm, setitimer and the POSIX timers go to the kernel: the real signal
-// then comes through the raw signal layer (Program.post).
+// then comes through the signal layer (Program.post).
 
 // signalCall performs the signal system call nr (arguments a) at pc and
 // returns where the application goes on; done is false for a call it

@@ -79,7 +79,7 @@ func BenchmarkSignalDelay(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			v, lost := sigBenchRun(b, mode, "delay", "100")
 			if lost {
-				b.Skip("the SIGALRM never reached the application: no raw signal layer routes it yet")
+				b.Skip("the SIGALRM never reached the application")
 			}
 			b.ReportMetric(v["delay_ns_mean"], "ns/op")
 			b.ReportMetric(v["delay_ns_max"], "max-ns")

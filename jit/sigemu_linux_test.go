@@ -156,14 +156,15 @@ func TestSignalFaults(t *testing.T) {
 
 // TestSignalRestart checks the restart of a system call the kernel
 // performed for the application and that failed with EINTR while a
-// signal was pending for it (the raw signal layer's real signal
+// signal was pending for it (the signal layer's real signal
 // interrupts it): with SA_RESTART, a call signal(7) lists as restarted
 // goes back to its syscall instruction with its number in rax, saved so
 // in the handler's frame; without SA_RESTART, or for a call never
 // restarted after a handler (nanosleep, a socket with a timeout), the
 // frame holds EINTR and the next instruction; when no handler runs, the
 // call restarts. A real signal is not needed: the test sets up the state
-// the dispatcher has after such a call.
+// the dispatcher has after such a call (TestSignalPrograms' restart and
+// norestart cases take a real one, for read).
 func TestSignalRestart(t *testing.T) {
 	m, _ := newTestMachine(t, vmm.Config{}, nil)
 	prog := buildProgram(t, "sig_basic", "pie")

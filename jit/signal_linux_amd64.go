@@ -22,10 +22,10 @@ import (
 //
 // Signals reach the emulation three ways: the application sends them to
 // itself (kill, tgkill, tkill, rt_sigqueueinfo, rt_tgsigqueueinfo:
-// sigcall_linux_amd64.go), an instruction faults (Program.fault, called
-// by the raw signal layer with the fault translated back to the
-// application's state), or a real signal arrives for the application
-// (Program.post, from the raw signal layer). They are acted on at safe
+// sigcall_linux_amd64.go), an instruction faults (Program.faultTrap,
+// called by the signal layer, jit/internal/sigtramp, with the fault
+// translated back to the application's state), or a real signal arrives
+// for the application (Program.post, from the signal layer). They are acted on at safe
 // points, where the application's whole state is in the machine context:
 // before the dispatcher enters a fragment (dispatch tests one flag,
 // Program.sigPending) and, for a fault, at once.
