@@ -140,6 +140,8 @@ type gencode struct {
 const (
 	exitNative = 0xffffffff
 	exitSignal = 0xfffffffe
+	// exitArrived turns an entry back: a signal arrived.
+	exitArrived = 0xfffffffd
 )
 
 // emitGencode emits enter, fcache_return and the IBL miss routine into a,
@@ -183,6 +185,13 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	g.enter = a.PC()
 	saveHost()
 	try(a.MovStore(c(ctxTarget), amd64.RDI))
+	// A signal that came for the application after the dispatcher
+	// last looked (recorded in the arrivals while this thread ran Go
+	// code) turns the entry back before anything of the application's
+	// is loaded; one that comes from here on finds the thread in these
+	// routines, and the handler steps it into the cache and out again.
+	try(a.CmpMemImm32(c(sigtramp.OffArrivals), 0))
+	arrived := a.JccLabel(amd64.CondNE)
 	if vs.xsave {
 		a.MovImm32(amd64.RAX, uint32(vs.mask()))
 		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
@@ -199,6 +208,12 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	}
 	try(a.MovLoad(amd64.RSP, c(gpr(amd64.RSP))))
 	try(a.JmpMem(c(ctxTarget)))
+	try(a.Bind(arrived))
+	a.MovImm32(amd64.RAX, exitArrived)
+	for i := len(hostSaved) - 1; i >= 0; i-- {
+		a.Pop(hostSaved[i])
+	}
+	a.Ret()
 
 	// fcache_return (eax = exit number, application rax in the
 	// context). Nothing here may change the flags before pushfq.

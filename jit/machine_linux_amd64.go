@@ -915,6 +915,12 @@ func (m *Machine) RunNative(fn uintptr, args ...uintptr) (uintptr, error) {
 	}
 	m.prepare(m.gen.nativeRet, args)
 	id := native.Call1(m.gen.enter, fn)
+	for id == exitArrived {
+		// Signals recorded for a program run before: not this
+		// call's.
+		m.drainArrivals()
+		id = native.Call1(m.gen.enter, fn)
+	}
 	if id != exitNative {
 		return 0, fmt.Errorf("jit: internal error: native call left with exit %d", id)
 	}
@@ -995,6 +1001,9 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 		}
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
+		if id == exitArrived {
+			continue
+		}
 		if id != exitSignal {
 			m.stopStepping()
 		} else {

@@ -24,7 +24,8 @@ program's would be). With --stats, the translator's counters follow the run on
 standard error (standard output is the program's), as a table of name,
 value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
-polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes.
+polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes,
+signals, signal_steps, invalidated_fragments, code_writes, write_protects.
 Translated code is named after PROG's functions ("reachvm:PROG!f3+0x0")
 for perf with --perf-map (/tmp/perf-<pid>.map) and --jitdump
 (jit-<pid>.dump in $JITDUMPDIR or /tmp: perf record -k 1, then perf
@@ -53,6 +54,11 @@ type runStats struct {
 	Mangled     int    `json:"mangled_operands"`
 	Syscalls    int    `json:"syscalls"`
 	CacheBytes  uint64 `json:"cache_bytes"`
+	Signals     int    `json:"signals"`
+	Steps       int    `json:"signal_steps"`
+	Invalidated int    `json:"invalidated_fragments"`
+	CodeWrites  int    `json:"code_writes"`
+	Protected   int    `json:"write_protects"`
 }
 
 // write prints the counters as a table (name, value, unit, and what it
@@ -81,6 +87,11 @@ func (s *runStats) write(w io.Writer, asJSON bool) error {
 		{"mangled_operands", uint64(s.Mangled), "operands", "RIP-relative, out of rel32 reach, rewritten"},
 		{"syscalls", uint64(s.Syscalls), "syscalls", "performed for the application"},
 		{"cache_bytes", s.CacheBytes, "bytes", "of code cache in use"},
+		{"signals", uint64(s.Signals), "signals", "taken out of the code cache (faults, asynchronous signals)"},
+		{"signal_steps", uint64(s.Steps), "steps", "single steps out of inserted code to deliver a signal"},
+		{"invalidated_fragments", uint64(s.Invalidated), "fragments", "deleted because their code changed"},
+		{"code_writes", uint64(s.CodeWrites), "writes", "to write-protected code pages, caught"},
+		{"write_protects", uint64(s.Protected), "pages", "write-protected while translations of them live"},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.name, r.v, r.unit, r.about)
 	}
