@@ -244,8 +244,9 @@ func (p *Program) brk(want uintptr) uint64 {
 
 // fdPath returns the path of the regular file open as fd, for mapping
 // it, or the errno mmap gives for fd: EBADF if it is not open, EACCES if
-// it is not open for reading, ENODEV if it is not a regular file reachable
-// by its path.
+// it is not open for reading, ENODEV if it is not a regular file. A file
+// no path reaches (a memfd, a deleted file) is mapped through
+// /proc/self/fd.
 func (p *Program) fdPath(fd int) (string, unix.Errno) {
 	if fd < 0 {
 		return "", unix.EBADF
@@ -257,14 +258,17 @@ func (p *Program) fdPath(fd int) (string, unix.Errno) {
 	if fl&unix.O_ACCMODE == unix.O_WRONLY {
 		return "", unix.EACCES
 	}
-	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil || len(path) == 0 || path[0] != '/' {
+	var st, pst unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", unix.ENODEV
 	}
-	var st, pst unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG ||
+	proc := "/proc/self/fd/" + strconv.Itoa(fd)
+	path, err := os.Readlink(proc)
+	if err != nil || len(path) == 0 || path[0] != '/' ||
 		unix.Stat(path, &pst) != nil || pst.Dev != st.Dev || pst.Ino != st.Ino {
-		return "", unix.ENODEV
+		// A file with no path to it (a memfd, a deleted file): the
+		// descriptor's own link in /proc opens the same file.
+		return proc, 0
 	}
 	return path, 0
 }

@@ -13,7 +13,8 @@
  *   ill   ud2, an invalid opcode, lock on a register operand
  *   fpe   a division by zero, a division overflow
  *   trap  int3, int $3, int1
- *   bus   a load from a page of a mapping past the end of its file
+ *   bus   a load from a page of a private mapping past the end of its file
+ *   busshared  the same through a shared mapping
  *
  * Each fault site saves the callee-saved registers and the stack
  * pointer, sets the flags with a compare and every register but rdi
@@ -187,10 +188,10 @@ int main(int argc, char **argv, char **envp) {
 		run("int3", do_int3, 0);
 		run("int $3", int_3, 0);
 		run("int1", int1, 0);
-	} else if (streq(g, "bus")) {
+	} else if (streq(g, "bus") || streq(g, "busshared")) {
 		int fd = (int)rt_memfd("faultinfo");
-		char *m = rt_mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0);
-		if (fd < 0 || m == MAP_FAILED)
+		char *m = rt_mmap(0, 4096, PROT_READ, streq(g, "bus") ? MAP_PRIVATE : MAP_SHARED, fd, 0);
+		if (fd < 0 || (long)m < 0 && (long)m > -4096)
 			return 3;
 		run("load past the end of the file", load_bus, m);
 	} else {
