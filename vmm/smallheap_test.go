@@ -424,7 +424,11 @@ func TestAllocNoVMHeap(t *testing.T) {
 func TestAllocConcurrent(t *testing.T) {
 	v := newHeapVMM(t, 256<<20)
 	defer v.Close()
-	const workers = 8
+	// Half the operations allocate and three eighths free, so the
+	// live set grows with the run's length: maxLive bounds it (8
+	// workers of 4096 objects, about 1 KiB each, a few pages among
+	// them), or a long soak on a fast machine exhausts any vmheap.
+	const workers, maxLive = 8, 4096
 	type obj struct{ addr, size uintptr }
 	handoff := make(chan obj, 256)
 	deadline := time.Now().Add(soakDuration())
@@ -459,7 +463,7 @@ func TestAllocConcurrent(t *testing.T) {
 				for range 64 {
 					ops[g]++
 					switch op := rng.IntN(8); {
-					case op < 4 || len(live) == 0:
+					case op < 4 && len(live) < maxLive || len(live) == 0:
 						size := uintptr(1 + rng.IntN(vmm.MaxSmallObject))
 						if rng.IntN(50) == 0 {
 							size = uintptr(vmm.MaxSmallObject + 1 + rng.IntN(20000))
