@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
-	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -333,34 +332,14 @@ func TestFaultChild(t *testing.T) {
 	if path == "" {
 		t.Skip("a helper for FuzzFaults")
 	}
-	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	var opts Options
-	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
-		opts.MaxBlocks, _ = strconv.Atoi(b)
-	}
-	m, err := NewMachine(vmcode.New(v), &opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	p, err := m.LoadProgram(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	args := strings.Split(os.Getenv("REACHVM_PROGRAM_ARGS"), "\x1f")
+	_, _, p, args := childProgram(path, vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
 	code, err := p.Run(append([]string{path}, args...), nil)
 	var se *SignalError
 	switch {
 	case errors.As(err, &se):
 		fmt.Printf("signal %d code %d addr %#x pc %#x\n", int(se.Signal), se.Code, se.Addr, se.PC)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
+		childFail(err)
 	default:
 		fmt.Printf("exit %d\n", code)
 	}

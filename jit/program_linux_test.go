@@ -49,36 +49,11 @@ func TestProgramChild(t *testing.T) {
 	if path == "" {
 		t.Skip("a helper for the program tests")
 	}
-	var cfg vmm.Config
+	cfg := vmm.Config{AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20}
 	if os.Getenv("REACHVM_PROGRAM_LOW") != "" {
 		cfg.VMCodeBase = lowBase
 	}
-	v, err := vmm.New(vmm.Config{VMCodeBase: cfg.VMCodeBase, AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	var opts Options
-	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
-		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(111)
-		}
-	}
-	m, err := NewMachine(vmcode.New(v), &opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	p, err := m.LoadProgram(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
-	}
-	args := strings.Split(os.Getenv("REACHVM_PROGRAM_ARGS"), "\x1f")
-	if os.Getenv("REACHVM_PROGRAM_ARGS") == "" {
-		args = nil
-	}
+	v, m, p, args := childProgram(path, cfg)
 	// The vet program is given vmcode's address to map over.
 	base, _ := v.VMCode()
 	for i, a := range args {
@@ -95,8 +70,7 @@ func TestProgramChild(t *testing.T) {
 		os.Exit(111)
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(111)
+		childFail(err)
 	}
 	// Everything reachvm owns, the program's memory included, must match
 	// the kernel after the run and after Close.
@@ -105,8 +79,7 @@ func TestProgramChild(t *testing.T) {
 		os.Exit(112)
 	}
 	if err := p.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "close:", err)
-		os.Exit(111)
+		childFail(fmt.Errorf("close: %w", err))
 	}
 	// Everything reachvm owns must still match the kernel.
 	if ms, err := v.Space().SyncCheck(v.OS()); err != nil || len(ms) != 0 {
@@ -116,6 +89,44 @@ func TestProgramChild(t *testing.T) {
 	m.Close()
 	v.Close()
 	os.Exit(code)
+}
+
+// childProgram, for a test run in a child process, loads the program
+// at path on a fresh VMM (cfg) and machine, whose Options.MaxBlocks is
+// REACHVM_PROGRAM_MAX_BLOCKS if set, and returns them with the program's
+// arguments (REACHVM_PROGRAM_ARGS, separated by \x1f; none if empty). It
+// exits through childFail on an error.
+func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []string) {
+	v, err := vmm.New(cfg)
+	if err != nil {
+		childFail(err)
+	}
+	var opts Options
+	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
+		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
+			childFail(fmt.Errorf("REACHVM_PROGRAM_MAX_BLOCKS: %w", err))
+		}
+	}
+	m, err := NewMachine(vmcode.New(v), &opts)
+	if err != nil {
+		childFail(err)
+	}
+	p, err := m.LoadProgram(path)
+	if err != nil {
+		childFail(err)
+	}
+	var args []string
+	if a := os.Getenv("REACHVM_PROGRAM_ARGS"); a != "" {
+		args = strings.Split(a, "\x1f")
+	}
+	return v, m, p, args
+}
+
+// childFail ends a child process whose run failed: the error on stderr,
+// exit status 111.
+func childFail(err error) {
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(111)
 }
 
 // runProgram runs path under reachvm in a child process and returns its

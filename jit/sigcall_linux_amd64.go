@@ -406,6 +406,21 @@ func (p *Program) sysTkill(withTgid bool, tgid, tid, sig int32, info *SigInfo) (
 		}
 		return 0, false
 	}
+	if info != nil {
+		return p.queueSignal(sig, *info, true, true)
+	}
+	si := newSigInfo(unix.Signal(sig), siTkill)
+	si.setSender(s.pid, s.uid)
+	return p.queueSignal(sig, si, true, false)
+}
+
+// queueSignal is what tkill, tgkill and rt_(tg)sigqueueinfo do once the
+// target is the program: sig checked as kill checks it (0 only checks),
+// SIGKILL and SIGSTOP left to the kernel (ok false), and info queued for
+// the thread (toThread) or the process. A signal the full queue refuses
+// fails with EAGAIN if eagain (the application's own siginfo), and is
+// dropped as the kernel's own siginfo would be otherwise.
+func (p *Program) queueSignal(sig int32, info SigInfo, toThread, eagain bool) (ret uint64, ok bool) {
 	e, send := checkSignal(sig)
 	if e != 0 {
 		return errno(e), true
@@ -416,17 +431,11 @@ func (p *Program) sysTkill(withTgid bool, tgid, tid, sig int32, info *SigInfo) (
 	if sigBit(unix.Signal(sig))&unblockable != 0 {
 		return 0, false
 	}
-	var si SigInfo
-	if info != nil {
-		si = *info
-	} else {
-		si = newSigInfo(unix.Signal(sig), siTkill)
-		si.setSender(s.pid, s.uid)
-	}
+	s := &p.sig
 	s.mu.Lock()
-	queued := p.sendLocked(&sigEntry{info: si}, true)
+	queued := p.sendLocked(&sigEntry{info: info}, toThread)
 	s.mu.Unlock()
-	if !queued && info != nil {
+	if !queued && eagain {
 		return errno(unix.EAGAIN), true
 	}
 	return 0, true
@@ -452,23 +461,7 @@ func (p *Program) sysSigqueueinfo(thread bool, a [6]uintptr) (ret uint64, ok boo
 	if thread {
 		return p.sysTkill(true, tgid, tid, sig, &info)
 	}
-	e, send := checkSignal(sig)
-	if e != 0 {
-		return errno(e), true
-	}
-	if !send {
-		return 0, true
-	}
-	if sigBit(unix.Signal(sig))&unblockable != 0 {
-		return 0, false
-	}
-	s.mu.Lock()
-	queued := p.sendLocked(&sigEntry{info: info}, false)
-	s.mu.Unlock()
-	if !queued {
-		return errno(unix.EAGAIN), true
-	}
-	return 0, true
+	return p.queueSignal(sig, info, false, true)
 }
 
 // signalGroup sends sig to the members of process group pgrp other than

@@ -103,6 +103,16 @@ func TestFaults(t *testing.T) {
 // symbols returns the addresses of an ELF file's symbols.
 func symbols(t *testing.T, path string) map[string]uintptr {
 	t.Helper()
+	out := make(map[string]uintptr)
+	for _, s := range elfSymbols(t, path) {
+		out[s.Name] = uintptr(s.Value)
+	}
+	return out
+}
+
+// elfSymbols returns the symbol table of the ELF file at path.
+func elfSymbols(t testing.TB, path string) []elf.Symbol {
+	t.Helper()
 	f, err := elf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -112,11 +122,7 @@ func symbols(t *testing.T, path string) map[string]uintptr {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(map[string]uintptr)
-	for _, s := range syms {
-		out[s.Name] = uintptr(s.Value)
-	}
-	return out
+	return syms
 }
 
 // TestFaultsInSites checks state translation where the fault comes in

@@ -46,17 +46,8 @@ func runNested(t *testing.T, kind string, opts *Options) (*Machine, *Program, st
 // their addresses as loaded with bias: name -> [start, end).
 func programFuncs(t *testing.T, path string, bias uintptr) map[string][2]uintptr {
 	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	syms, err := f.Symbols()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string][2]uintptr{}
-	for _, s := range syms {
+	for _, s := range elfSymbols(t, path) {
 		if (elf.ST_TYPE(s.Info) == elf.STT_FUNC || s.Name == "_start") && s.Section != elf.SHN_UNDEF {
 			a := uintptr(s.Value) + bias
 			out[s.Name] = [2]uintptr{a, a + uintptr(s.Size)}

@@ -169,9 +169,15 @@ func files(dirs ...string) []string {
 	return out
 }
 
+// jitCode is the header of the machine code that both the kernels and
+// the programs write at run time. It lies outside both directories, so
+// each build lists it itself, which also puts it in the build's cache
+// key.
+const jitCode = "c/jitcode.h"
+
 // Shared builds the kernels as a shared object and returns its path.
 func Shared() (string, error) {
-	return build(files("c/kernels"), SharedFlags, "libkernels.so")
+	return build(append(files("c/kernels"), jitCode), SharedFlags, "libkernels.so")
 }
 
 // Program builds the program c/programs/NAME.c as kind (Exec or PIE),
@@ -183,7 +189,7 @@ func Program(name, kind string, extra ...string) (string, error) {
 		return "", err
 	}
 	flags = append(flags, extra...)
-	fs := []string{"c/programs/rt.h", "c/programs/" + name + ".c"}
+	fs := []string{"c/programs/rt.h", jitCode, "c/programs/" + name + ".c"}
 	if name == "kernels" {
 		fs = append(fs, files("c/kernels")...)
 	}

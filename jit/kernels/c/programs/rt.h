@@ -142,10 +142,11 @@ typedef struct {
 	union {
 		/* SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP */
 		void *addr;
-		/* kill, tgkill */
+		/* kill, tgkill; value: rt_sigqueueinfo's (SI_QUEUE) */
 		struct {
 			int pid;
 			unsigned uid;
+			long value;
 		} kill;
 		char bytes_[112];
 	} u;
@@ -198,11 +199,16 @@ static inline long rt_sigaction(int sig, const struct rt_kaction *act, struct rt
 	return sys6(13, sig, (long)act, (long)old, 8, 0, 0);
 }
 
-/* rt_handle installs h (SA_SIGINFO) for sig with flags and mask; h may
- * be SIG_DFL or SIG_IGN. */
-static inline long rt_handle(int sig, void *h, u64 flags, u64 mask) {
-	struct rt_kaction a = {h, flags | SA_SIGINFO | SA_RESTORER, rt_restorer, mask};
+/* rt_install installs h for sig with flags (SA_SIGINFO only if given)
+ * and mask, returning through rt_restorer; h may be SIG_DFL or SIG_IGN. */
+static inline long rt_install(int sig, void *h, u64 flags, u64 mask) {
+	struct rt_kaction a = {h, flags | SA_RESTORER, rt_restorer, mask};
 	return rt_sigaction(sig, &a, 0);
+}
+
+/* rt_handle installs h as rt_install does, with SA_SIGINFO. */
+static inline long rt_handle(int sig, void *h, u64 flags, u64 mask) {
+	return rt_install(sig, h, flags | SA_SIGINFO, mask);
 }
 
 /* rt_handler_of returns sig's current handler. */
@@ -239,6 +245,13 @@ static inline long rt_setitimer(long first, long interval) {
 	return sys3(38, 0, v, 0);
 }
 static inline long rt_alarm(unsigned s) { return sys3(37, s, 0, 0); }
+
+/* rt_now_ns reads CLOCK_MONOTONIC, in nanoseconds. */
+static inline long rt_now_ns(void) {
+	long ts[2];
+	sys3(228, 1, ts, 0);
+	return ts[0] * 1000000000L + ts[1];
+}
 
 static inline long rt_read(int fd, void *b, long n) { return sys3(0, fd, b, n); }
 static inline long rt_write(int fd, const void *b, long n) { return sys3(1, fd, b, n); }
@@ -297,6 +310,49 @@ static inline void sayhex(const char *label, u64 v) {
 	puts_(label);
 	puthex(v);
 	puts_("\n");
+}
+
+/* line and linex print a key and a number (decimal, or hex) on one line,
+ * a space between them. */
+static inline void line(const char *k, long v) {
+	puts_(k);
+	puts_(" ");
+	putn(v);
+	puts_("\n");
+}
+static inline void linex(const char *k, u64 v) {
+	puts_(k);
+	puts_(" ");
+	puthex(v);
+	puts_("\n");
+}
+
+/* call_print calls the code at p, `int f(void)`, and prints what it
+ * returns on a line. */
+static inline void call_print(const void *p) {
+	putn(((int (*)(void))p)());
+	puts_("\n");
+}
+
+/* RT_PAGE_FUNC(name, v) defines name, a function that returns v, alone
+ * at the start of a page of the program's file: name - __ehdr_start is
+ * its offset in the file, which the program maps or reads. */
+#define RT_PAGE_FUNC(name, v) \
+	__asm__(".section .text." #name ",\"ax\",@progbits\n" \
+		".balign 4096\n" \
+		".globl " #name "\n" #name ":\n" \
+		"\tmovl $" #v ", %eax\n" \
+		"\tret\n" \
+		".balign 4096\n" \
+		".previous\n"); \
+	extern unsigned char name[]; \
+	extern unsigned char __ehdr_start[]
+
+/* rt_nocore sets RLIMIT_CORE to 0: a program a signal kills on purpose
+ * leaves no core file. */
+static inline void rt_nocore(void) {
+	u64 lim[2] = {0, 0};
+	sys3(160, 4, lim, 0); /* setrlimit(RLIMIT_CORE) */
 }
 
 /* rt_cap_stack lowers the stack's limit (RLIMIT_STACK) to n bytes if it

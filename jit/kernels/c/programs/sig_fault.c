@@ -6,37 +6,6 @@
  * left at its default: the process dies of it. */
 #include "rt.h"
 
-#define SIGILL 4
-#define SIGTRAP 5
-#define SIGSEGV 11
-#define SA_SIGINFO 4
-#define SA_RESTORER 0x04000000
-
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void (*restorer)(void);
-	unsigned long mask;
-};
-extern void sig_restorer(void);
-__asm__(".text\n.globl sig_restorer\nsig_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
-
-struct sigcontext {
-	unsigned long r8, r9, r10, r11, r12, r13, r14, r15;
-	unsigned long rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp;
-	unsigned long rip, eflags;
-	unsigned short cs, gs, fs, ss;
-	unsigned long err, trapno, oldmask, cr2;
-};
-struct ucontext {
-	unsigned long flags, link, ss_sp, ss_flags, ss_size;
-	struct sigcontext mc;
-};
-typedef struct {
-	int signo, errno_, code, pad;
-	void *addr;
-} siginfo_t;
-
 extern char ud2_at[], int3_after[], segv_w[], segv_w_end[], segv_r[], segv_r_end[];
 __attribute__((noinline)) static void do_segv_w(void) {
 	__asm__ volatile(".globl segv_w\nsegv_w:\n\tmovl $1, 0x1000\n.globl segv_w_end\nsegv_w_end:\n" ::: "memory");
@@ -50,62 +19,49 @@ static void (*volatile nowhere)(void) = (void (*)(void))0x1000;
 __attribute__((noinline)) static void do_ud2(void) { __asm__ volatile(".globl ud2_at\nud2_at:\n\tud2\n"); }
 __attribute__((noinline)) static void do_int3(void) { __asm__ volatile("int3\n.globl int3_after\nint3_after:\n"); }
 
-static void line(const char *k, long v) {
-	puts_(k);
-	puts_(" ");
-	putn(v);
-	puts_("\n");
-}
-
-static void h_fault(int sig, siginfo_t *si, struct ucontext *uc) {
+static void h_fault(int sig, rt_siginfo *si, rt_ucontext *uc) {
 	if (sig == SIGSEGV) {
-		unsigned long rip = uc->mc.rip;
-		line("segv code", si->code);
-		line("addr", (long)si->addr);
+		unsigned long rip = uc->gregs[REG_RIP];
+		line("segv code", si->si_code);
+		line("addr", (long)si->u.addr);
 		line("at", rip == (unsigned long)segv_w ? 1 : rip == (unsigned long)segv_r ? 2 : rip == 0x1000 ? 3 : 0);
-		line("trapno", uc->mc.trapno);
-		line("err", uc->mc.err);
-		line("cr2", uc->mc.cr2);
+		line("trapno", uc->gregs[REG_TRAPNO]);
+		line("err", uc->gregs[REG_ERR]);
+		line("cr2", uc->gregs[REG_CR2]);
 		if (rip == (unsigned long)segv_w)
-			uc->mc.rip = (unsigned long)segv_w_end;
+			uc->gregs[REG_RIP] = (unsigned long)segv_w_end;
 		else if (rip == (unsigned long)segv_r)
-			uc->mc.rip = (unsigned long)segv_r_end;
+			uc->gregs[REG_RIP] = (unsigned long)segv_r_end;
 		else {
 			/* The call pushed its return address: return there. */
-			uc->mc.rip = *(unsigned long *)uc->mc.rsp;
-			uc->mc.rsp += 8;
+			uc->gregs[REG_RIP] = *(unsigned long *)uc->gregs[REG_RSP];
+			uc->gregs[REG_RSP] += 8;
 		}
 		return;
 	}
 	line("sig", sig);
-	line("code", si->code);
-	line("addr_is_ud2", si->addr == ud2_at);
-	line("addr", sig == SIGTRAP ? (long)si->addr : 0);
-	line("rip_is_ud2", uc->mc.rip == (unsigned long)ud2_at);
-	line("rip_is_after_int3", uc->mc.rip == (unsigned long)int3_after);
-	line("trapno", uc->mc.trapno);
-	line("err", uc->mc.err);
-	line("cr2", uc->mc.cr2);
+	line("code", si->si_code);
+	line("addr_is_ud2", si->u.addr == ud2_at);
+	line("addr", sig == SIGTRAP ? (long)si->u.addr : 0);
+	line("rip_is_ud2", uc->gregs[REG_RIP] == (unsigned long)ud2_at);
+	line("rip_is_after_int3", uc->gregs[REG_RIP] == (unsigned long)int3_after);
+	line("trapno", uc->gregs[REG_TRAPNO]);
+	line("err", uc->gregs[REG_ERR]);
+	line("cr2", uc->gregs[REG_CR2]);
 	if (sig == SIGILL)
-		uc->mc.rip += 2;
-}
-
-static long sigaction_(int sig, void *h, unsigned long flags) {
-	struct ksigaction a = {h, flags | SA_RESTORER, sig_restorer, 0};
-	return sys6(13, sig, (long)&a, 0, 8, 0, 0);
+		uc->gregs[REG_RIP] += 2;
 }
 
 int main(int argc, char **argv, char **envp) {
 	(void)envp;
 	if (argc < 2)
 		return 100;
-	unsigned long lim[2] = {0, 0};
-	sys3(160, 4, lim, 0); /* no core */
+	rt_nocore();
 	const char *t = argv[1];
 	if (streq(t, "handled")) {
-		sigaction_(SIGILL, h_fault, SA_SIGINFO);
-		sigaction_(SIGTRAP, h_fault, SA_SIGINFO);
-		sigaction_(SIGSEGV, h_fault, SA_SIGINFO);
+		rt_handle(SIGILL, h_fault, 0, 0);
+		rt_handle(SIGTRAP, h_fault, 0, 0);
+		rt_handle(SIGSEGV, h_fault, 0, 0);
 		do_segv_w();
 		puts_("after the write\n");
 		line("read", do_segv_r());
@@ -120,11 +76,11 @@ int main(int argc, char **argv, char **envp) {
 		return 0;
 	}
 	if (streq(t, "blocked")) {
-		sigaction_(SIGILL, h_fault, SA_SIGINFO);
-		unsigned long set = 1UL << (SIGILL - 1);
-		sys6(14, 0, (long)&set, 0, 8, 0, 0);
+		rt_handle(SIGILL, h_fault, 0, 0);
+		u64 set = SIGBIT(SIGILL);
+		rt_sigprocmask(SIG_BLOCK, &set, 0);
 	} else if (streq(t, "ignored"))
-		sigaction_(SIGILL, (void *)1, 0);
+		rt_install(SIGILL, SIG_IGN, 0, 0);
 	else if (!streq(t, "default"))
 		return 101;
 	puts_("before\n");

@@ -13,19 +13,6 @@
  * FP_XSTATE_MAGIC1: the legacy area alone comes back, xmm5 edited). */
 #include "rt.h"
 
-#define SIGUSR1 10
-#define SA_SIGINFO 4
-#define SA_RESTORER 0x04000000
-
-struct ksigaction {
-	void *handler;
-	unsigned long flags;
-	void (*restorer)(void);
-	unsigned long mask;
-};
-extern void sig_restorer(void);
-__asm__(".text\n.globl sig_restorer\nsig_restorer:\n\tmov $15, %eax\n\tsyscall\n\thlt\n");
-
 /* What goes in and comes out. */
 unsigned long gin[16], gout[16], flags_out, rsp_in, rsp_out;
 unsigned char xin[16][16] __attribute__((aligned(64))), xout[16][16] __attribute__((aligned(64)));
@@ -134,33 +121,32 @@ __asm__(".text\n.globl h_clobber\nh_clobber:\n"
 	"\tmov $-1, %r8\n\tmov $-1, %r9\n\tmov $-1, %r10\n\tmov $-1, %r11\n\tmov $-1, %r12\n\tmov $-1, %r13\n"
 	"\tmov $-1, %r14\n\tmov $-1, %r15\n\tstd\n\tret\n");
 
-/* fpnull and fpedit: C handlers that edit the frame, then clobber. */
-struct ucontext_min {
-	unsigned long flags, link, ss_sp, ss_flags, ss_size;
-	unsigned long r8_15[8], rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags, csgsfs, err, trapno, oldmask, cr2;
-	unsigned char *fpstate;
-};
+/* fpnull and fpedit: C handlers that edit the frame, then clobber.
+ * h_edit_c leaves the vector registers alone (general-regs-only: no
+ * vectorized loop), so that h_clobber still records the state the
+ * kernel gave the handler. */
 static int edit;
-void h_edit_c(int sig, void *si, struct ucontext_min *uc) {
+__attribute__((target("general-regs-only"))) void h_edit_c(int sig, void *si, rt_ucontext *uc) {
+	unsigned char *fpstate = uc->fpregs;
 	(void)sig, (void)si;
 	switch (edit) {
 	case 0:
-		uc->fpstate = 0;
+		uc->fpregs = 0;
 		break;
 	case 1:
 		for (int i = 0; i < 16; i++)
-			uc->fpstate[160 + 3 * 16 + i] = (unsigned char)(0xa0 + i);
+			fpstate[160 + 3 * 16 + i] = (unsigned char)(0xa0 + i);
 		break;
 	case 2: /* reserved MXCSR bits: XRSTOR faults, rt_sigreturn SIGSEGV */
-		*(unsigned *)(uc->fpstate + 24) = 0xffffffff;
+		*(unsigned *)(fpstate + 24) = 0xffffffff;
 		break;
 	case 3: /* a reserved header byte: the same */
-		uc->fpstate[512 + 20] = 1;
+		fpstate[512 + 20] = 1;
 		break;
 	case 4: /* no MAGIC1: the legacy area alone is restored */
-		*(unsigned *)(uc->fpstate + 464) = 0;
+		*(unsigned *)(fpstate + 464) = 0;
 		for (int i = 0; i < 16; i++)
-			uc->fpstate[160 + 5 * 16 + i] = (unsigned char)(0xb0 + i);
+			fpstate[160 + 5 * 16 + i] = (unsigned char)(0xb0 + i);
 		break;
 	}
 }
@@ -176,6 +162,18 @@ static void hex(const unsigned char *b, int n) {
 	}
 	s[2 * n] = 0;
 	puts_(s);
+}
+
+/* vecs prints n vector registers of size bytes each, stored one after
+ * the other from b: "NAMEi HEX" a line. */
+static void vecs(const char *name, const unsigned char *b, int n, int size) {
+	for (int i = 0; i < n; i++) {
+		puts_(name);
+		putn(i);
+		puts_(" ");
+		hex(b + i * size, size);
+		puts_("\n");
+	}
 }
 
 static void fill(unsigned char *b, int n, int seed) {
@@ -212,8 +210,7 @@ int main(int argc, char **argv, char **envp) {
 	else if (streq(t, "fpnull") || streq(t, "fpedit") || streq(t, "badmxcsr") || streq(t, "badheader") || streq(t, "fxonly")) {
 		h = h_edit, fl = SA_SIGINFO;
 		edit = streq(t, "fpedit") ? 1 : streq(t, "badmxcsr") ? 2 : streq(t, "badheader") ? 3 : streq(t, "fxonly") ? 4 : 0;
-		unsigned long lim[2] = {0, 0};
-		sys3(160, 4, lim, 0); /* no core */
+		rt_nocore();
 	} else if (!streq(t, "sse"))
 		return 101;
 	if (mode && !has(mode)) {
@@ -222,8 +219,7 @@ int main(int argc, char **argv, char **envp) {
 		puts_("\n");
 		return 0;
 	}
-	struct ksigaction a = {h, fl | SA_RESTORER, sig_restorer, 0};
-	sys6(13, SIGUSR1, (long)&a, 0, 8, 0, 0);
+	rt_install(SIGUSR1, h, fl, 0);
 	for (int i = 0; i < 16; i++)
 		gin[i] = 0x0101010101010101UL * (unsigned long)(i + 1) ^ 0x8000000000000000UL;
 	for (int i = 0; i < 16; i++)
@@ -272,27 +268,12 @@ int main(int argc, char **argv, char **envp) {
 		puthex(gout[i]);
 		puts_("\n");
 	}
-	for (int i = 0; i < 16 && mode == 0; i++) {
-		puts_("xmm");
-		putn(i);
-		puts_(" ");
-		hex(xout[i], 16);
-		puts_("\n");
-	}
-	for (int i = 0; i < 16 && mode == 1; i++) {
-		puts_("ymm");
-		putn(i);
-		puts_(" ");
-		hex(yout[i], 32);
-		puts_("\n");
-	}
-	for (int i = 0; i < 32 && mode == 2; i++) {
-		puts_("zmm");
-		putn(i);
-		puts_(" ");
-		hex(zout[i], 64);
-		puts_("\n");
-	}
+	if (mode == 0)
+		vecs("xmm", xout[0], 16, 16);
+	else if (mode == 1)
+		vecs("ymm", yout[0], 16, 32);
+	else
+		vecs("zmm", zout[0], 32, 64);
 	for (int i = 1; i < 8 && mode == 2; i++) {
 		puts_("k");
 		putn(i);

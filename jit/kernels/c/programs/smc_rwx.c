@@ -9,21 +9,9 @@
  * It prints each part's sum and how many calls returned something other
  * than what was just written (0 natively). */
 #include "rt.h"
+#include "../jitcode.h"
 
 #define PG 4096L
-
-static long mmap_(long addr, long len, long prot, long flags, long fd, long off) {
-	return sys6(9, addr, len, prot, flags, fd, off);
-}
-
-static void put(volatile unsigned char *p, int v) {
-	p[0] = 0xb8;
-	p[1] = v;
-	p[2] = v >> 8;
-	p[3] = v >> 16;
-	p[4] = v >> 24;
-	p[5] = 0xc3;
-}
 
 static void report(const char *what, long sum, long bad) {
 	puts_(what);
@@ -35,12 +23,12 @@ static void report(const char *what, long sum, long bad) {
 }
 
 int main(int argc, char **argv, char **envp) {
-	volatile unsigned char *p = (unsigned char *)mmap_(0, PG, 7, 0x22, -1, 0);
+	volatile unsigned char *p = (unsigned char *)rt_mmap(0, PG, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if ((long)p < 0)
 		return 1;
 	long sum = 0, bad = 0;
 	for (int i = 0; i < 100; i++) {
-		put(p, 3 * i + 1);
+		jit_mov_ret(p, 3 * i + 1);
 		int r = ((int (*)(void))p)();
 		sum += r;
 		bad += r != 3 * i + 1;
@@ -70,7 +58,7 @@ int main(int argc, char **argv, char **envp) {
 	for (unsigned i = 0; i < sizeof load; i++)
 		l[i] = load[i];
 	int disp = 2048 - (128 + 6);
-	l[2] = disp, l[3] = disp >> 8, l[4] = disp >> 16, l[5] = disp >> 24;
+	jit_imm32(l + 2, disp);
 	sum = bad = 0;
 	for (int i = 0; i < 100; i++) {
 		*counter = i * i;
