@@ -83,16 +83,7 @@ func BenchmarkTranslate(b *testing.B) {
 		}{{"bb", 1}, {"superblock", 0}} {
 			b.Run(lib[len("/usr/lib/x86_64-linux-gnu/"):]+"/"+mode.name, func(b *testing.B) {
 				m, _ := newTestMachine(b, vmm.Config{VMCodeSize: 512 << 20}, &Options{MaxBlocks: mode.max, MaxCacheSize: 256 << 20})
-				i := 0
-				for b.Loop() {
-					if _, err := m.fragmentFor(fns[i%len(fns)]); err != nil {
-						b.Fatal(err)
-					}
-					i++
-					if i%len(fns) == 0 {
-						m.flush()
-					}
-				}
+				translateLoop(b, m, fns)
 				st := m.Stats()
 				secs := b.Elapsed().Seconds()
 				b.ReportMetric(float64(st.Blocks)/secs, "bb/s")
@@ -137,18 +128,24 @@ func BenchmarkTranslateViews(b *testing.B) {
 			opts := mode.opts
 			opts.MaxCacheSize = 256 << 20
 			m, _ := newTestMachine(b, vmm.Config{VMCodeSize: 512 << 20}, &opts)
-			i := 0
-			for b.Loop() {
-				if _, err := m.fragmentFor(fns[i%len(fns)]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-				if i%len(fns) == 0 {
-					m.flush()
-				}
-			}
+			translateLoop(b, m, fns)
 			st := m.Stats()
 			b.ReportMetric(float64(st.Fragments)/b.Elapsed().Seconds(), "fragments/s")
 		})
+	}
+}
+
+// translateLoop is the timed loop of the translation benchmarks: one
+// fragment an iteration, from fns in turn, the cache flushed after each
+// round so that every fragment is translated again.
+func translateLoop(b *testing.B, m *Machine, fns []uintptr) {
+	for i := 0; b.Loop(); {
+		if _, err := m.fragmentFor(fns[i%len(fns)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		if i%len(fns) == 0 {
+			m.flush()
+		}
 	}
 }
