@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -376,4 +377,64 @@ func TestSignalTimerHandler(t *testing.T) {
 			t.Fatalf("run %d: %v, output %q, stderr %q: want the 100 expiries handled", i, st, out, stderr)
 		}
 	}
+}
+
+// FuzzSigreturnVectorState gives rt_sigreturn's vector-state restore
+// frames the application could have edited and runs the application on
+// whatever it accepts: a state that passed the checks but that XRSTOR (or
+// FXRSTOR) refused would fault inside reachvm's own context switch, which
+// must never happen for any bytes the application can put there. The
+// input is XORed over the frame the kernel would write for the initial
+// state, from its start (the legacy area, the software bytes, the XSAVE
+// header and the first components: what the checks read), and its last
+// 4 bytes over MAGIC2, so that inputs stay small.
+func FuzzSigreturnVectorState(f *testing.F) {
+	m, code := newTestMachine(f, vmm.Config{}, nil)
+	ret := appCode(f, code, "c3")
+	x := xstateFrameOf(m.vs)
+	frame := make([]byte, x.size+128)
+	at := (64 - uintptr(unsafe.Pointer(&frame[0]))%64) % 64
+	fp := uintptr(unsafe.Pointer(&frame[at]))
+	area := make([]byte, m.lay.xsaveSize)
+	resetVectorState(area)
+	userAccess(func() { x.save(fp, area) })
+	good := append([]byte(nil), frame[at:at+x.size]...)
+	const head = 1024
+	f.Add([]byte{}, uint32(0))
+	for _, off := range []int{24, 25, fpxSW, fpxSW + 16, xsaveHeader, xsaveHeader + 8, xsaveHeader + 15} {
+		b := make([]byte, off+1)
+		b[off] = 0x5a
+		f.Add(b, uint32(0))
+	}
+	f.Add([]byte{}, uint32(0xffffffff))
+	f.Fuzz(func(t *testing.T, edit []byte, magic2 uint32) {
+		if len(edit) > head {
+			edit = edit[:head]
+		}
+		img := frame[at : at+uintptr(len(good))]
+		copy(img, good)
+		for i, b := range edit {
+			img[i] ^= b
+		}
+		end := len(img) - 4
+		binary.LittleEndian.PutUint32(img[end:], binary.LittleEndian.Uint32(img[end:])^magic2)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		m.prepare(m.sentinel, nil)
+		var accepted bool
+		ok := userAccess(func() { accepted = x.restore(fp, m.mem[ctxXsave:ctxXsave+m.lay.xsaveSize]) })
+		if !ok || !accepted {
+			return
+		}
+		done, err := m.runningOn(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer done()
+		if _, err := m.dispatch(ret); err != nil {
+			t.Fatalf("a vector state rt_sigreturn accepted did not run: %v", err)
+		}
+	})
 }

@@ -268,3 +268,29 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse reads arbitrary bytes as .eh_frame and .debug_frame and looks
+// rows up in whatever it accepts: the parser is given sections of the
+// application's files, which reachvm does not trust. It must refuse with
+// an error or answer, never panic or loop.
+func FuzzParse(f *testing.F) {
+	e := NewEncoder()
+	if err := e.FDE([]At{
+		{Addr: 0x1000, Row: &Row{CFA: CFA{Reg: 7, Off: 8}}},
+		{Addr: 0x1004, Row: &Row{CFA: CFA{Reg: 7, Off: 16}}},
+	}, 0x1100); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(e.Bytes(), uint64(0x1000), false)
+	f.Add(e.Bytes(), uint64(0x1000), true)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0}, uint64(0), true)
+	f.Fuzz(func(t *testing.T, sec []byte, pc uint64, eh bool) {
+		tab, err := Parse(sec, 0x400000, eh)
+		if err != nil {
+			return
+		}
+		tab.Row(pc)
+		tab.Row(0x400000)
+		tab.Covers(pc)
+	})
+}
