@@ -1,6 +1,7 @@
 /* alarm: SIGALRM interrupts a loop of pure computation (no system call:
  * it runs from the code cache under a translator); the handler sets the
- * flag the loop waits for. argv[1]: itimer (setitimer, 20 ms) or alarm
+ * flag the loop waits for. argv[1]: itimer (setitimer, 100 ms: long
+ * enough that the loop has started even on a loaded machine) or alarm
  * (alarm, 1 s). */
 #include "rt.h"
 
@@ -18,7 +19,7 @@ int main(int argc, char **argv, char **envp) {
 		return 2;
 	rt_handle(SIGALRM, ring, 0, 0);
 	if (streq(argv[1], "itimer"))
-		rt_setitimer(20000, 0);
+		rt_setitimer(100000, 0);
 	else if (streq(argv[1], "alarm"))
 		rt_alarm(1);
 	else

@@ -1,5 +1,6 @@
 /* restart: a read from an empty pipe, interrupted by SIGALRM (setitimer,
- * 20 ms). argv[1]:
+ * 100 ms: long enough that the read has started even on a loaded
+ * machine). argv[1]:
  *
  *   restart  SA_RESTART: the read goes on; the first handler arms the
  *            timer again, the second writes a byte to the pipe, which the
@@ -18,7 +19,7 @@ static int feed;
 static void ring(int sig, rt_siginfo *si, void *uc) {
 	signals++;
 	if (feed && signals == 1)
-		rt_setitimer(20000, 0);
+		rt_setitimer(100000, 0);
 	if (feed && signals == 2)
 		rt_write(fds[1], "x", 1);
 }
@@ -36,7 +37,7 @@ int main(int argc, char **argv, char **envp) {
 	if (rt_pipe(fds) != 0)
 		return 3;
 	rt_handle(SIGALRM, ring, flags, 0);
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	char c = 0;
 	long r = rt_read(fds[0], &c, 1);
 	say("read returned ", r);

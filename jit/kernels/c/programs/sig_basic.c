@@ -474,7 +474,7 @@ static void h_restart(int sig, rt_siginfo *si, rt_ucontext *uc) {
 static int t_restart(int restart) {
 	sys3(22, pfd, 0, 0);
 	rt_install(SIGALRM, h_restart, SA_SIGINFO | (restart ? SA_RESTART : 0), 0);
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	char b[4];
 	line("read", sys3(0, pfd[0], b, 4));
 	if (!restart)
@@ -487,16 +487,16 @@ static int t_restart(int restart) {
 static int t_waits(void) {
 	rt_install(SIGALRM, h_plain, 0, 0);
 	unsigned long none = 0;
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	line("sigsuspend", sys3(130, &none, 8, 0));
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	line("pause", sys3(34, 0, 0, 0));
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	long req[2] = {3, 0}, rem[2] = {0, 0};
 	line("nanosleep", sys3(35, req, rem, 0));
 	line("time left >= 2s", rem[0] >= 2);
 	sigprocmask_(0, SIGBIT(SIGALRM), 0);
-	rt_setitimer(20000, 0);
+	rt_setitimer(100000, 0);
 	unsigned long set = SIGBIT(SIGALRM);
 	rt_siginfo si;
 	line("sigtimedwait", sys6(128, (long)&set, (long)&si, 0, 8, 0, 0));
