@@ -266,10 +266,13 @@ type Machine struct {
 	// stepping is set while the dispatcher single-steps the application
 	// to a point where a signal can be delivered.
 	stepping bool
-	// markSlab is where fragments' marks are kept, a chunk at a time
-	// (keepMarks), so that a fragment's translation costs no allocation
-	// of its own for them; a flush starts the chunk over.
-	markSlab []mark
+	// markChunks are where fragments' marks are kept, a chunk at a
+	// time (keepMarks), so that a fragment's translation costs no
+	// allocation of its own for them; markChunk is the one being
+	// filled. A flush drops every fragment and starts again from the
+	// first chunk, reusing them all.
+	markChunks [][]mark
+	markChunk  int
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -451,7 +454,10 @@ func (m *Machine) flush() {
 		u.frags = u.frags[:0]
 	}
 	m.cur = 0
-	m.markSlab = m.markSlab[:0]
+	m.markChunk = 0
+	if len(m.markChunks) > 0 {
+		m.markChunks[0] = m.markChunks[0][:0]
+	}
 	for _, f := range m.frags {
 		f.dead = true
 	}

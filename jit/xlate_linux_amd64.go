@@ -2,6 +2,7 @@ package jit
 
 import (
 	"encoding/binary"
+	"slices"
 	"sort"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
@@ -87,19 +88,29 @@ func inCtx(regs ...amd64.Reg) fix {
 	return f
 }
 
-// markChunk is how many marks a slab chunk holds.
-const markChunk = 1 << 14
+// markChunkLen is how many marks a chunk holds.
+const markChunkLen = 1 << 14
 
-// keepMarks copies a new fragment's marks into the slab and returns the
-// copy. A chunk that has no room is left to the fragments that use it
-// and a new one started.
+// keepMarks copies a new fragment's marks into the current chunk and
+// returns the copy. When the chunk has no room the next one is used
+// (emptied: a flush left it to be reused) or a new one made; the full
+// chunk stays with the fragments that use it.
 func (m *Machine) keepMarks(ms []mark) []mark {
-	if len(ms) > cap(m.markSlab)-len(m.markSlab) {
-		m.markSlab = make([]mark, 0, max(markChunk, len(ms)))
+	if len(m.markChunks) == 0 {
+		m.markChunks = append(m.markChunks, make([]mark, 0, markChunkLen))
 	}
-	n := len(m.markSlab)
-	m.markSlab = append(m.markSlab, ms...)
-	return m.markSlab[n:len(m.markSlab):len(m.markSlab)]
+	c := m.markChunks[m.markChunk]
+	if len(ms) > cap(c)-len(c) {
+		m.markChunk++
+		if m.markChunk == len(m.markChunks) || cap(m.markChunks[m.markChunk]) < len(ms) {
+			m.markChunks = slices.Insert(m.markChunks, m.markChunk, make([]mark, 0, max(markChunkLen, len(ms))))
+		}
+		c = m.markChunks[m.markChunk][:0]
+	}
+	n := len(c)
+	c = append(c, ms...)
+	m.markChunks[m.markChunk] = c
+	return c[n:len(c):len(c)]
 }
 
 // fragmentAt returns the fragment whose code holds cache address pc, or
