@@ -154,10 +154,15 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 			// write runs again, from a fragment of its own.
 			return pc, false, nil
 		}
-		if a := info.Addr(); m.inCache(a) {
-			// si_addr of SIGILL, SIGFPE and SIGTRAP is the
-			// instruction's: the application's, not the copy's.
-			info.SetAddr(pc)
+		switch info.Signo() {
+		case unix.SIGILL, unix.SIGFPE, unix.SIGTRAP:
+			// si_addr of these is the instruction's: the
+			// application's, not the copy's. (That of SIGSEGV and
+			// SIGBUS is the data address, which stays what it is,
+			// even in reachvm's own memory.)
+			if m.inCache(info.Addr()) {
+				info.SetAddr(pc)
+			}
 		}
 		// The fault's trap number, error code and (for a page fault)
 		// address, as the kernel records them for the sigcontext.

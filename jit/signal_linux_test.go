@@ -268,3 +268,25 @@ func TestWaitSignal(t *testing.T) {
 		t.Fatal("waitSignal timed out: the SIGUSR1 sent to the process never reached the waiting thread")
 	}
 }
+
+// TestFaultAddressInCache checks that a SIGSEGV's si_addr, a data
+// address, is reported as it is even when it lies in the code cache (an
+// application writing over reachvm's code, which W^X makes read-only):
+// only the instruction addresses of SIGILL, SIGFPE and SIGTRAP are
+// translated.
+func TestFaultAddressInCache(t *testing.T) {
+	m, code := newTestMachine(t, vmm.Config{}, nil)
+	fn := appCode(t, code, "48 c7 07 01 00 00 00 c3") // mov qword [rdi], 1; ret
+	if m.genUnit.unit == nil {
+		t.Skip("W^X off: the cache is writable, the write does not fault")
+	}
+	target := m.genUnit.exec // reachvm's routines: executable, not writable
+	_, err := m.Run(fn, target)
+	var se *SignalError
+	if !errors.As(err, &se) {
+		t.Fatalf("Run = %v, want a *SignalError", err)
+	}
+	if se.Signal != unix.SIGSEGV || se.PC != fn || se.Addr != target {
+		t.Errorf("%v at %#x (address %#x), want SIGSEGV at %#x (address %#x, the cache's)", se.Signal, se.PC, se.Addr, fn, target)
+	}
+}
