@@ -79,8 +79,10 @@ const (
 
 // ExecBase is where Exec programs are linked: away from 0x400000, where
 // a Go binary that is not a PIE (the reachvm command, a test binary)
-// sits.
-const ExecBase = 0x10000000
+// sits, and above the 1 GiB past that binary's end where the kernel
+// places its brk heap at random (a cgo binary's malloc uses it), yet
+// below 2 GiB, where indirect-branch sites take their narrow form.
+const ExecBase = 0x60000000
 
 // programFlags returns the flags of a program kind.
 func programFlags(kind string) ([]string, error) {
