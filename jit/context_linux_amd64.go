@@ -12,10 +12,12 @@ import (
 // The machine context: the application's registers while it is outside
 // the cache, the host's while it is inside, spill slots and the
 // indirect-branch table. It lives in a read-write vmcode slot beside the
-// cache, so emitted code names every field RIP-relatively: no register is
-// needed to find it and FS, where Go keeps g, is never touched. One
-// Machine runs one application thread at a time, so absolute slots are
-// enough (DynamoRIO uses TLS slots because it runs many threads).
+// cache, so emitted code names every field RIP-relatively: no register or
+// segment is needed to find it, and FS is the application's while its
+// code runs. One Machine runs one application thread, so absolute slots
+// are enough: a program's threads each get a Machine of their own
+// (DynamoRIO, whose threads share code, reaches its per-thread slots
+// through a segment instead).
 const (
 	// ctxGPR is the application's general registers, rax..r15 in
 	// ModRM order, 8 bytes each.
@@ -38,11 +40,15 @@ const (
 	// ctxSpill is the scratch register's slot while a far RIP-relative
 	// operand is rewritten to go through it.
 	ctxSpill = 0x0b0
-	// 0x0b8 up to ctxXsave: the signal layer's fields (package
-	// sigtramp's Off* constants), which its handlers read and write.
+	// 0x0b8 up to sigtramp.HeaderEnd: the signal layer's fields
+	// (package sigtramp's Off* constants), which its handlers read and
+	// write; among them the application's and Go's FS bases
+	// (fs_linux_amd64.go).
+	ctxAppFS  = sigtramp.OffAppFS
+	ctxHostFS = sigtramp.OffHostFS
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
-	ctxXsave = 0x100
+	ctxXsave = 0x140
 )
 
 // Indirect-branch table: iblEntries 16-byte entries {-tag, fragment},
@@ -146,7 +152,7 @@ const (
 
 // emitGencode emits enter, fcache_return and the IBL miss routine into a,
 // whose base is their executable address; ctx is the context's address.
-func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gencode, error) {
+func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState, fs fsSwitch) (gencode, error) {
 	var g gencode
 	var errs firstErr
 	try := errs.try
@@ -192,6 +198,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	// routines, and the handler steps it into the cache and out again.
 	try(a.CmpMemImm32(c(sigtramp.OffArrivals), 0))
 	arrived := a.JccLabel(amd64.CondNE)
+	emitSetFS(a, c, ctxAppFS, ctxHostFS, fs, try)
 	if vs.xsave {
 		a.MovImm32(amd64.RAX, uint32(vs.mask()))
 		a.MovImm32(amd64.RDX, uint32(vs.mask()>>32))
@@ -234,6 +241,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	} else {
 		try(a.Fxsave64(c(ctxXsave)))
 	}
+	emitSetFS(a, c, ctxHostFS, ctxAppFS, fs, try)
 	restoreHost()
 	try(a.MovLoad(amd64.RAX, c(ctxExit)))
 	for i := len(hostSaved) - 1; i >= 0; i-- {
@@ -261,6 +269,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	a.Nop(padTo(a.Len(), 16))
 	g.sigexit = a.PC()
 	a.Cld()
+	emitSetFS(a, c, ctxHostFS, ctxAppFS, fs, try)
 	restoreHost()
 	a.MovImm32(amd64.RAX, exitSignal)
 	for i := len(hostSaved) - 1; i >= 0; i-- {
@@ -273,6 +282,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState) (gen
 	a.Nop(padTo(a.Len(), 16))
 	g.resume = a.PC()
 	saveHost()
+	emitSetFS(a, c, ctxAppFS, ctxHostFS, fs, try)
 	area := func(off uintptr) amd64.Mem { return c(l.sig + off) }
 	sreg := func(i int) amd64.Mem { return area(sigtramp.AreaRegs + 8*uintptr(i)) }
 	if vs.xsave {

@@ -186,6 +186,9 @@ type Machine struct {
 	opts Options
 	vs   vectorState
 	lay  layout
+	// fs is how the routines switch FS between the application's and
+	// Go's (fs_linux_amd64.go).
+	fs fsSwitch
 
 	// data is the read-write vmcode slot holding the context (at ctx)
 	// and the indirect-branch table.
@@ -293,6 +296,7 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	}
 	m.stackSize = stackSize
 	m.vs = detectVectorState()
+	m.fs = defaultFSSwitch()
 	m.lay = newLayout(m.vs)
 	// Tracked before anything is reserved, and held until made: a VMM
 	// or Code Close that starts meanwhile waits for NewMachine (whose
@@ -332,7 +336,7 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, fmt.Errorf("jit: allocating the routines' unit: %w", err)
 	}
 	a := amd64.NewAssembler(m.genUnit.exec)
-	if m.gen, err = emitGencode(a, m.ctx, m.lay, m.vs); err != nil {
+	if m.gen, err = emitGencode(a, m.ctx, m.lay, m.vs, m.fs); err != nil {
 		return nil, err
 	}
 	m.genUnit.write(m.genUnit.exec, a.Bytes())

@@ -67,6 +67,9 @@ type Program struct {
 	// sig is the program's signal state (signal_linux_amd64.go), reset
 	// by each Run.
 	sig signals
+	// tid is what the program's thread registered with the kernel
+	// (threadid_linux_amd64.go), reset by each Run.
+	tid threadID
 }
 
 // Sizes of a program's brk area and stack.
@@ -123,12 +126,20 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	page := uintptr(4096)
 	lo, hi := ^uintptr(0), uintptr(0)
 	var dyn *elf.Prog
+	// selfRelocating is set for a program whose start code applies its
+	// own relocations (a C library's static PIE start-up): the loader,
+	// as the kernel, then applies none.
+	selfRelocating := false
 	for _, ph := range f.Progs {
 		switch ph.Type {
 		case elf.PT_INTERP:
 			return nil, bad("a dynamic executable (PT_INTERP): only static ones run")
 		case elf.PT_TLS:
-			return nil, bad("thread-local storage (PT_TLS) is not supported")
+			// The C library's start code sets up the thread's TLS
+			// block from PT_TLS (found through AT_PHDR) and sets FS
+			// with arch_prctl, as for a native start; the kernel
+			// does nothing more.
+			selfRelocating = true
 		case elf.PT_DYNAMIC:
 			dyn = ph
 		case elf.PT_LOAD:
@@ -216,7 +227,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			prots[x] |= prot
 		}
 	}
-	if f.Type == elf.ET_DYN && dyn != nil {
+	if f.Type == elf.ET_DYN && dyn != nil && !selfRelocating {
 		if err := p.relocate(dyn); err != nil {
 			return nil, bad("%v", err)
 		}
@@ -346,8 +357,11 @@ const (
 // errno returns -e as the kernel returns a failed system call's result.
 func errno(e unix.Errno) uint64 { return uint64(-int64(e)) }
 
-// relocate applies a static PIE's relocations, found through its
-// PT_DYNAMIC as loaded: DT_RELA (R_X86_64_RELATIVE only) and DT_RELR.
+// relocate applies a freestanding static PIE's relocations, found through
+// its PT_DYNAMIC as loaded: DT_RELA (R_X86_64_RELATIVE only) and DT_RELR.
+// The kernel applies none; a program with no start code of its own to
+// apply them (built with -nostdlib) is run as if it had some. One whose
+// relocations show a C library's start code is left to it.
 func (p *Program) relocate(dyn *elf.Prog) error {
 	at := func(vaddr uint64, n uintptr) ([]byte, error) {
 		a := p.bias + uintptr(vaddr)
@@ -389,11 +403,17 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 		if err != nil {
 			return err
 		}
+		// Relocations other than RELATIVE (a C library's IRELATIVE
+		// ones, for its ifuncs) are applied by the program's own start
+		// code, which applies the RELATIVE ones too: the loader then
+		// leaves them all to it, as the kernel does.
 		for i := 0; i+24 <= len(r); i += 24 {
-			off, info, add := binary.LittleEndian.Uint64(r[i:]), binary.LittleEndian.Uint64(r[i+8:]), binary.LittleEndian.Uint64(r[i+16:])
-			if t := elf.R_X86_64(info & 0xffffffff); t != elf.R_X86_64_RELATIVE {
-				return fmt.Errorf("relocation %v is not supported in a static executable", t)
+			if t := elf.R_X86_64(binary.LittleEndian.Uint64(r[i+8:]) & 0xffffffff); t != elf.R_X86_64_RELATIVE {
+				return nil
 			}
+		}
+		for i := 0; i+24 <= len(r); i += 24 {
+			off, add := binary.LittleEndian.Uint64(r[i:]), binary.LittleEndian.Uint64(r[i+16:])
 			w, err := word(off)
 			if err != nil {
 				return err
@@ -473,6 +493,11 @@ func (p *Program) start(argv, envp []string) error {
 	m.setReg(amd64.RSP, uint64(sp))
 	binary.LittleEndian.PutUint64(m.mem[ctxFlags:], initialFlags)
 	resetVectorState(m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize])
+	// A new process's FS base is 0: reading %fs before the program sets
+	// it faults, as natively.
+	m.setAppFS(0)
+	m.setHostFS(currentFS())
+	p.tid = threadID{}
 	p.resetSignals()
 	m.client = p
 	return nil
@@ -481,6 +506,8 @@ func (p *Program) start(argv, envp []string) error {
 // stop ends what start set up.
 func (p *Program) stop() {
 	p.endSignals()
+	p.m.setAppFS(0)
+	p.m.setHostFS(0)
 	p.m.client = nil
 }
 

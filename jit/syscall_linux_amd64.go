@@ -38,12 +38,12 @@ var refused = map[uint64]string{
 	unix.SYS_RT_SIGRETURN:    "rt_sigreturn",
 	unix.SYS_SIGALTSTACK:     "sigaltstack",
 	unix.SYS_RT_SIGPROCMASK:  "rt_sigprocmask",
-	unix.SYS_ARCH_PRCTL:      "arch_prctl (a TLS set-up: reachvm keeps FS for Go)",
-	unix.SYS_SET_TID_ADDRESS: "set_tid_address (a thread library)",
+	unix.SYS_ARCH_PRCTL:      "arch_prctl (code run without a Program keeps Go's FS)",
+	unix.SYS_SET_TID_ADDRESS: "set_tid_address (code run without a Program)",
 	unix.SYS_SECCOMP:         "seccomp",
 	unix.SYS_PTRACE:          "ptrace",
-	unix.SYS_SET_ROBUST_LIST: "set_robust_list",
-	unix.SYS_RSEQ:            "rseq",
+	unix.SYS_SET_ROBUST_LIST: "set_robust_list (code run without a Program)",
+	unix.SYS_RSEQ:            "rseq (code run without a Program)",
 }
 
 // syscall performs the system call the application stopped at (the
@@ -68,8 +68,16 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		if next, done := m.client.signalCall(nr, a, pc); done {
 			return next, nil
 		}
+		if nr == unix.SYS_ARCH_PRCTL {
+			if ret, done := m.client.archPrctl(a[0], a[1]); done {
+				return m.sysret(pc, ret), nil
+			}
+		}
+		if ret, done := m.client.threadIDCall(nr, a); done {
+			return m.sysret(pc, ret), nil
+		}
 	}
-	if name, ok := refused[nr]; ok {
+	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && m.client != nil) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}
 	}
 	var ret uint64

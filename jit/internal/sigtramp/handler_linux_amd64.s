@@ -20,6 +20,8 @@
 #define C_XSAVESIZE 0x0e0
 #define C_ARRIVALS 0x0e8
 #define C_FORWARDED 0x0f0
+#define C_APPFS 0x0f8
+#define C_HOSTFS 0x100
 
 #define A_REGS 128
 #define A_ARRIVALS 320
@@ -45,6 +47,9 @@
 #define SYS_rt_tgsigqueueinfo 297
 #define SYS_rt_sigreturn 15
 #define SYS_rt_sigaction 13
+#define SYS_arch_prctl 158
+#define ARCH_SET_FS 0x1002
+#define ARCH_GET_FS 0x1003
 
 GLOBL ·handlerABI0(SB), NOPTR|RODATA, $8
 DATA ·handlerABI0(SB)/8, $handler<>(SB)
@@ -62,11 +67,15 @@ TEXT restorer<>(SB), NOSPLIT|NOFRAME, $0
 // Registers need not be kept: rt_sigreturn restores them from uc, and a
 // handler it chains to is given DI, SI and DX back.
 //
-// R12 sig, R13 info, R14 uc, BX the context, R15 its signal area.
+// R12 sig, R13 info, R14 uc, BX the context, R15 its signal area, or,
+// until the paths that chain to Go's handler, the context of the
+// interrupted code when that is the cache or the routines (where FS may
+// be the application's), else 0.
 TEXT handler<>(SB), NOSPLIT|NOFRAME, $0
 	MOVQ DI, R12
 	MOVQ SI, R13
 	MOVQ DX, R14
+	XORQ R15, R15
 
 	// Which region holds the interrupted PC?
 	MOVQ UC_RIP(R14), R8
@@ -94,6 +103,7 @@ findnext:
 
 // In translated code.
 fragments:
+	MOVQ BX, R15
 	CMPL R12, $SIGURG
 	JEQ done
 	CMPL R12, $SIGPROF
@@ -113,6 +123,7 @@ fragments:
 // recorded and the thread single-stepped until it is in translated code
 // (where the step's trap redirects it) or back in Go.
 routines:
+	MOVQ BX, R15
 	CMPL R12, $SIGTRAP
 	JNE routines1
 	CMPL 8(R13), $TRAP_TRACE
@@ -257,6 +268,37 @@ chain:
 	MOVQ (AX)(R12*8), AX
 	CMPQ AX, $1
 	JLS chaindfl
+	TESTQ R15, R15
+	JZ chainjmp
+	MOVQ C_HOSTFS(R15), CX
+	CMPQ CX, C_APPFS(R15)
+	JEQ chainjmp
+	// Interrupted where FS may be the application's: Go's handler runs
+	// with Go's, and the interrupted code gets back the one it had
+	// (which rt_sigreturn does not restore). 24 bytes keep the C ABI's
+	// alignment at the call.
+	SUBQ $24, SP
+	MOVQ AX, 8(SP)
+	MOVQ $ARCH_GET_FS, DI
+	MOVQ SP, SI
+	MOVQ $SYS_arch_prctl, AX
+	SYSCALL
+	MOVQ $ARCH_SET_FS, DI
+	MOVQ C_HOSTFS(R15), SI
+	MOVQ $SYS_arch_prctl, AX
+	SYSCALL
+	MOVQ R12, DI
+	MOVQ R13, SI
+	MOVQ R14, DX
+	MOVQ 8(SP), AX
+	CALL AX
+	MOVQ $ARCH_SET_FS, DI
+	MOVQ 0(SP), SI
+	MOVQ $SYS_arch_prctl, AX
+	SYSCALL
+	ADDQ $24, SP
+	RET
+chainjmp:
 	MOVQ R12, DI
 	MOVQ R13, SI
 	MOVQ R14, DX

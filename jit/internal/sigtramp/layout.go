@@ -32,8 +32,15 @@ const (
 	// OffForwarded has bit sig-1 set while AreaForward holds the
 	// siginfo of signal sig, forwarded from another thread.
 	OffForwarded = 0x0f0
+	// OffAppFS is the application's FS base, which the routines load
+	// when they enter the cache.
+	OffAppFS = 0x0f8
+	// OffHostFS is the FS base of the thread running the context as Go
+	// needs it, which the routines and the handler put back before any
+	// Go code runs; when it equals OffAppFS, FS is never switched.
+	OffHostFS = 0x100
 	// HeaderEnd is where the fields above end.
-	HeaderEnd = 0x0f8
+	HeaderEnd = 0x108
 )
 
 // The signal area.
