@@ -145,7 +145,9 @@ func (p *Program) archPrctl(code, addr uintptr) (ret uint64, handled bool) {
 		if addr >= userAddrEnd {
 			return errno(unix.EPERM), true
 		}
-		p.m.setAppFS(addr)
+		if !p.shareHostFS {
+			p.m.setAppFS(addr)
+		}
 		return 0, true
 	case archGetFS:
 		var b [8]byte

@@ -1,8 +1,16 @@
 package jit
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
+	kern "github.com/reachvm/reachvm/jit/kernels"
 )
 
 // TestProgramFS runs fsbase natively (ET_EXEC) and under reachvm (ET_EXEC
@@ -24,4 +32,77 @@ func TestProgramFS(t *testing.T) {
 			})
 		}
 	}
+}
+
+// BenchmarkExitFS measures a cache exit and entry around a system call
+// (getppid, which the dispatcher passes to the kernel) for a program that
+// set its FS: the same call made from Go (the baseline), an exit that
+// switches nothing (the program's FS left Go's, as before programs owned
+// FS), and the exit switching FS both ways with arch_prctl and, where the
+// kernel enables it, wrfsbase. The difference is the switch's cost per
+// exit.
+func BenchmarkExitFS(b *testing.B) {
+	b.Run("go-syscall", func(b *testing.B) {
+		for b.Loop() {
+			unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+		}
+	})
+	path := buildProgram(b, "fsbase", kern.PIE)
+	run := func(b *testing.B, share bool, how fsSwitch) {
+		_, m := newProgramMachine(b)
+		p, err := m.LoadProgram(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		p.shareHostFS = share
+		if err := m.reemit(how); err != nil {
+			b.Fatal(err)
+		}
+		mode := "fs"
+		if share {
+			mode = "nofs"
+		}
+		if code, err := p.Run([]string{path, "exits", "10", mode}, nil); err != nil || code != 0 {
+			b.Fatalf("fsbase exits: %d, %v", code, err)
+		}
+		b.ResetTimer()
+		if code, err := p.Run([]string{path, "exits", strconv.Itoa(b.N), mode}, nil); err != nil || code != 0 {
+			b.Fatalf("fsbase exits: %d, %v", code, err)
+		}
+	}
+	b.Run("exit-noswitch", func(b *testing.B) { run(b, true, fsSyscall) })
+	b.Run("exit-arch_prctl", func(b *testing.B) { run(b, false, fsSyscall) })
+	b.Run("exit-wrfsbase", func(b *testing.B) {
+		if !haveFSGSBASE() {
+			b.Skip("the kernel does not enable FSGSBASE here (AT_HWCAP2 bit 1 clear)")
+		}
+		run(b, false, fsInstr)
+	})
+}
+
+// reemit emits the machine's routines again with FS switched as how says.
+//
+// Preconditions: nothing is translated yet (fragments jump to the
+// routines, which move).
+func (m *Machine) reemit(how fsSwitch) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.frags) != 0 {
+		return fmt.Errorf("reemit: %d fragments translated", len(m.frags))
+	}
+	m.fs = how
+	a := amd64.NewAssembler(m.genUnit.exec)
+	gen, err := emitGencode(a, m.ctx, m.lay, m.vs, m.fs)
+	if err != nil {
+		return err
+	}
+	if uintptr(a.Len()) > m.genUnit.size {
+		return fmt.Errorf("reemit: %d bytes of routines", a.Len())
+	}
+	m.gen = gen
+	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
+	m.genUnit.write(m.genUnit.exec, a.Bytes())
+	m.genUnit.used = uintptr(a.Len())
+	return nil
 }

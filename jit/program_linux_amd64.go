@@ -67,6 +67,10 @@ type Program struct {
 	// sig is the program's signal state (signal_linux_amd64.go), reset
 	// by each Run.
 	sig signals
+	// shareHostFS makes the program's FS Go's and the routines switch
+	// nothing: BenchmarkExitFS's baseline, not a mode to run programs
+	// in (their arch_prctl then changes nothing the CPU sees).
+	shareHostFS bool
 	// tid is what the program's thread registered with the kernel
 	// (threadid_linux_amd64.go), reset by each Run.
 	tid threadID
@@ -497,6 +501,9 @@ func (p *Program) start(argv, envp []string) error {
 	// it faults, as natively.
 	m.setAppFS(0)
 	m.setHostFS(currentFS())
+	if p.shareHostFS {
+		m.setHostFS(0)
+	}
 	p.tid = threadID{}
 	p.resetSignals()
 	m.client = p
