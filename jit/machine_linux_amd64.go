@@ -330,7 +330,8 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 	m.ctx = s.Base()
 	m.mem = rawmem.Bytes(m.ctx, m.lay.size)
 	m.sentinel = m.ctx
-	m.clearIBL()
+	// The table is committed zero: empty but for its first entry.
+	m.emptyIBL(0)
 
 	if m.genUnit, err = allocUnit(code, 4096); err != nil {
 		return nil, fmt.Errorf("jit: allocating the routines' unit: %w", err)
@@ -478,14 +479,24 @@ func (m *Machine) flush() {
 	m.gdbDrop()
 }
 
-// clearIBL empties the indirect-branch table: entry k holds the tag k^1,
-// whose low 16 bits are not k, so no target that indexes entry k matches.
+// clearIBL empties the indirect-branch table. An empty entry is zero
+// (its tag 0 matches only the target 0, whose index is 0), except entry
+// 0, which holds the tag 1; so a fresh table, committed zero, needs only
+// its first entry written, and its pages are touched as targets fill
+// them.
 func (m *Machine) clearIBL() {
-	tab := m.mem[m.lay.ibl : m.lay.ibl+16*iblEntries]
-	for k := range iblEntries {
-		binary.LittleEndian.PutUint64(tab[16*k:], uint64(-int64(k^1)))
-		binary.LittleEndian.PutUint64(tab[16*k+8:], 0)
+	clear(m.mem[m.lay.ibl : m.lay.ibl+16*iblEntries])
+	m.emptyIBL(0)
+}
+
+// emptyIBL empties entry k of the indirect-branch table (see clearIBL).
+func (m *Machine) emptyIBL(k uintptr) {
+	var tag uint64
+	if k == 0 {
+		tag = ^uint64(0) // -1: the tag 1
 	}
+	binary.LittleEndian.PutUint64(m.mem[m.lay.ibl+16*k:], tag)
+	binary.LittleEndian.PutUint64(m.mem[m.lay.ibl+16*k+8:], 0)
 }
 
 // setIBL enters target -> entry into the indirect-branch table.

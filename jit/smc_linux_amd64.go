@@ -438,8 +438,7 @@ func (m *Machine) clearIBLEntry(tag, entry uintptr) {
 	at := m.lay.ibl + 16*k
 	tab := m.mem[at : at+16]
 	if binary.LittleEndian.Uint64(tab) == uint64(-int64(tag)) && binary.LittleEndian.Uint64(tab[8:]) == uint64(entry) {
-		binary.LittleEndian.PutUint64(tab, uint64(-int64(k^1)))
-		binary.LittleEndian.PutUint64(tab[8:], 0)
+		m.emptyIBL(k)
 	}
 }
 
