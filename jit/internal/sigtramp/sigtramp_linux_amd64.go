@@ -121,11 +121,16 @@ func installLocked(sig unix.Signal, restart bool) error {
 
 // Install puts reachvm's handler in front of Go's for the synchronous
 // signals, once: faults in translated code are then the application's,
-// and every other one still Go's.
+// and every other one still Go's. And for the Go runtime's own
+// asynchronous signals, SIGURG and SIGPROF: they come to a thread in
+// translated code (the runtime sent them while it still ran Go code), and
+// Go's handler must not run there, where FS is the application's; the
+// handler drops them there, as Go's would (the code is not Go's), and
+// chains to Go's anywhere else.
 func Install() error {
 	mu.Lock()
 	defer mu.Unlock()
-	for _, sig := range Synchronous {
+	for _, sig := range append([]unix.Signal{unix.SIGURG, unix.SIGPROF}, Synchronous...) {
 		if installed[sig] {
 			continue
 		}
