@@ -74,6 +74,8 @@ type Program struct {
 	// tid is what the program's thread registered with the kernel
 	// (threadid_linux_amd64.go), reset by each Run.
 	tid threadID
+	// execFn is what AT_EXECFN names, "" for path (Program.Inherit).
+	execFn string
 }
 
 // Sizes of a program's brk area and stack.
@@ -534,7 +536,11 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 		return p.stack + pos
 	}
 	var argp, envpp []uintptr
-	execfn := putString(p.path)
+	execfnPath := p.path
+	if p.execFn != "" {
+		execfnPath = p.execFn
+	}
+	execfn := putString(execfnPath)
 	for _, s := range envp {
 		envpp = append(envpp, putString(s))
 	}

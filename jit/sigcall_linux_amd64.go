@@ -513,10 +513,13 @@ func pgrpOf(pid int) int {
 }
 
 // interrupted records that the system call nr (arguments a) at pc,
-// which the kernel performed, failed with EINTR: if a signal is pending
-// for the application, the delivery decides whether the call restarts
-// (restartOf); otherwise the EINTR stands.
-func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) {
+// which the kernel performed, failed with EINTR, and reports whether the
+// EINTR is the application's: if a signal is pending for the
+// application that it does not block, the delivery decides whether the
+// call restarts (restartOf). Otherwise no signal of the application's
+// interrupted the call natively (the signal was ignored, blocked, or
+// Go's), and false says to make it again.
+func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) bool {
 	s := &p.sig
 	s.mu.Lock()
 	ready := s.pendingLocked()&^s.th.mask != 0
@@ -524,6 +527,7 @@ func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) {
 	if ready {
 		p.interruptedBy(nr, pc, restartOf(nr, a))
 	}
+	return ready
 }
 
 // restartOf says how the kernel restarts the call nr (arguments a) that

@@ -411,6 +411,10 @@ type signals struct {
 	shared sigPending
 	// th is the one application thread.
 	th sigThread
+	// initMask and initIgnored are the mask and the SIG_IGN
+	// dispositions a run starts with (Program.Inherit: what an execve
+	// kept), neither holding SIGKILL or SIGSTOP.
+	initMask, initIgnored uint64
 	// check is set while the thread has something to act on (a
 	// pending signal it does not block, a mask to restore, a restart to
 	// decide): the dispatcher then calls deliverPending before it
@@ -419,7 +423,8 @@ type signals struct {
 }
 
 // resetSignals gives the program a new process's signal state: every
-// disposition SIG_DFL, nothing blocked or pending, no alternate stack.
+// disposition SIG_DFL, nothing blocked or pending, no alternate stack,
+// but for what Program.Inherit set (blocked and ignored signals).
 //
 // Preconditions: called by Run on its locked OS thread.
 func (p *Program) resetSignals() {
@@ -427,8 +432,13 @@ func (p *Program) resetSignals() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.actions = [nsig]sigAction{}
+	for i := range s.actions {
+		if s.initIgnored&(1<<i) != 0 {
+			s.actions[i].handler = sigIGN
+		}
+	}
 	s.shared = sigPending{}
-	s.th = sigThread{tid: unix.Gettid()}
+	s.th = sigThread{tid: unix.Gettid(), mask: s.initMask}
 	s.pid, s.pgrp, s.uid = unix.Getpid(), unix.Getpgrp(), unix.Getuid()
 	s.running = true
 	p.recalcLocked()
