@@ -4,6 +4,7 @@ package jit
 
 import (
 	"debug/elf"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -178,4 +179,57 @@ func BenchmarkForkWait(b *testing.B) {
 			b.Fatalf("%d of %d forks, %v", n, b.N, err)
 		}
 	})
+}
+
+// libcModes are the modes of the C library's procs program, each
+// compared with the native run.
+var libcModes = []string{"fork", "vfork", "system", "popen", "spawn", "pipeline", "sigign", "nocldwait"}
+
+// buildLibc builds jit/kernels' C library program name as kind.
+func buildLibc(t testing.TB, name, kind string) string {
+	t.Helper()
+	p, err := kern.Libc(name, kind)
+	if errors.Is(err, kern.ErrNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLibcProcs runs the C library's ways to start processes (fork,
+// vfork, system, popen, posix_spawn, a shell pipeline, SIGCHLD ignored)
+// in a static glibc program under reachvm, ET_EXEC and static PIE, and
+// natively: the same output and status. Its execve of itself runs the new
+// program natively, or under reachvm when followed, with the same output.
+func TestLibcProcs(t *testing.T) {
+	for _, kind := range programKinds {
+		prog := buildLibc(t, "procs", kind.name)
+		for _, mode := range libcModes {
+			t.Run(kind.name+"/"+mode, func(t *testing.T) {
+				want, wantCode := runNative(t, prog, mode)
+				got, stderr, code := runProgram(t, prog, kind.name == kern.PIE, mode)
+				if code != wantCode || got != want {
+					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+				}
+			})
+		}
+		want, wantCode := runNative(t, prog, "exec", prog)
+		for _, follow := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/exec/follow=%v", kind.name, follow), func(t *testing.T) {
+				var env []string
+				if follow {
+					env = append(env, "REACHVM_PROGRAM_FOLLOW=1")
+				}
+				got, stderr, code := runProgramEnv(t, prog, env, programTimeout, "exec", prog)
+				if code != wantCode || got != want {
+					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+				}
+				if followed := strings.Contains(stderr, "followed: "); followed != follow {
+					t.Errorf("followed under reachvm: %v, want %v (stderr %q)", followed, follow, stderr)
+				}
+			})
+		}
+	}
 }

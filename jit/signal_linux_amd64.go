@@ -133,6 +133,9 @@ const (
 
 	siUser  = 0
 	siTkill = -6
+	// SIGCHLD's si_codes for a child that stopped or continued.
+	cldStopped   = 5
+	cldContinued = 6
 	// Fault si_codes the kernel's exception handlers give (and
 	// segvAccErr, trapTrace).
 	busAdrAln = 1
@@ -439,17 +442,20 @@ func (p *Program) resetSignals() {
 	}
 	s.shared = sigPending{}
 	s.th = sigThread{tid: unix.Gettid(), mask: s.initMask}
+	p.childWait(&s.actions[unix.SIGCHLD-1])
 	s.pid, s.pgrp, s.uid = unix.Getpid(), unix.Getpgrp(), unix.Getuid()
 	s.running = true
 	p.recalcLocked()
 }
 
-// endSignals marks the run over: nothing is posted any more.
+// endSignals marks the run over: nothing is posted any more, and the
+// kernel leaves the process's children to wait again.
 func (p *Program) endSignals() {
 	p.sig.mu.Lock()
 	p.sig.running = false
 	p.sig.check.Store(false)
 	p.sig.mu.Unlock()
+	p.childWait(&sigAction{})
 }
 
 // sigPending reports whether the thread has something to act on before
@@ -523,6 +529,15 @@ func (p *Program) post(info *SigInfo) {
 	defer s.mu.Unlock()
 	if !s.running {
 		return
+	}
+	// A child's stop or continuation is not signalled to a program that
+	// asked for SA_NOCLDSTOP (the kernel's do_notify_parent_cldstop):
+	// the real SIGCHLD came to the signal layer, whose action has no
+	// such flag.
+	if sig == unix.SIGCHLD && s.actions[sig-1].flags&saNoCldStop != 0 {
+		if c := info.Code(); c == cldStopped || c == cldContinued {
+			return
+		}
 	}
 	p.sendLocked(&sigEntry{info: *info}, info.Code() == siTkill)
 }
