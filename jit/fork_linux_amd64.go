@@ -128,7 +128,15 @@ func (p *Program) fork(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	if e != 0 {
 		return m.sysret(pc, errno(e)), nil
 	}
-	name := map[uint64]string{unix.SYS_FORK: "fork", unix.SYS_VFORK: "vfork", unix.SYS_CLONE: "clone", unix.SYS_CLONE3: "clone3"}[nr]
+	name := "clone3"
+	switch nr {
+	case unix.SYS_FORK:
+		name = "fork"
+	case unix.SYS_VFORK:
+		name = "vfork"
+	case unix.SYS_CLONE:
+		name = "clone"
+	}
 	switch {
 	case flags&unix.CLONE_THREAD != 0:
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name + " (a thread)"}
@@ -219,7 +227,10 @@ func (p *Program) fillForkBlock(blk uintptr, nr uint64, a [6]uintptr, pc, childS
 	fp := blk + forkOffXsave
 	uc := frame + frameUC
 	sc := uc + ucMContext
-	flags := le.Uint64(m.mem[ctxFlags:])
+	// Not the trap flag: single-stepping the application is not
+	// emulated, and the dispatcher's stepping may have left it in the
+	// context's flags; the child would die of its trap.
+	flags := le.Uint64(m.mem[ctxFlags:]) &^ (flagTF | flagRF)
 	userAccess(func() {
 		clear(rawmem.Bytes(frame, frameSize))
 		x.save(fp, m.mem[ctxXsave:ctxXsave+m.lay.xsaveSize])
