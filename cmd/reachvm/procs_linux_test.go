@@ -196,3 +196,28 @@ func TestRunProcs(t *testing.T) {
 		}
 	}
 }
+
+// TestRunLibcBinary runs a static glibc program linked at 0x400000 (gcc
+// -static's default, which only a reachvm built as a PIE can load) under
+// `reachvm run`: system(), popen, posix_spawn and a shell pipeline give
+// the native output and status.
+func TestRunLibcBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds reachvm")
+	}
+	prog, err := kernels.Libc("procs", kernels.Static)
+	if errors.Is(err, kernels.ErrNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := reachvmPIE(t)
+	for _, mode := range []string{"fork", "system", "popen", "spawn", "pipeline"} {
+		want := runOutcome(procsTimeout, prog, mode)
+		got := runOutcome(procsTimeout, exe, "run", prog, mode)
+		if d := differs(&want, &got, true); d != "" {
+			t.Errorf("%s: %s\nstderr: %s", mode, d, got.stderr)
+		}
+	}
+}

@@ -232,6 +232,13 @@ static int do_signal(void) {
 		puts_(rt_handler_of(SIGTERM) == SIG_IGN ? "child: SIGTERM ignored\n" : "child: SIGTERM not ignored\n");
 		puts_(rt_handler_of(SIGINT) == SIG_DFL ? "child: SIGINT default\n" : "child: SIGINT not default\n");
 		puts_(rt_handler_of(SIGSEGV) == SIG_DFL ? "child: SIGSEGV default\n" : "child: SIGSEGV not default\n");
+		/* No handler but the parent's: none of a translator's. */
+		int others = 0;
+		for (int sig = 1; sig <= 64; sig++)
+			if (sig != SIGKILL && sig != 19 && sig != SIGUSR1 && sig != SIGCHLD && sig != SIGTERM &&
+			    rt_handler_of(sig) != SIG_DFL)
+				others++;
+		say("child: other signals not SIG_DFL ", others);
 		sayhex("child: blocked ", rt_blocked());
 		rt_stack old = {0, 0, 0};
 		rt_sigaltstack(0, &old);
