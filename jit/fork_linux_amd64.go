@@ -166,7 +166,9 @@ func (p *Program) fork(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	}
 	p.fillForkBlock(blk, nr, a, pc, childSP, fs, flags&unix.CLONE_CLEAR_SIGHAND != 0)
 	ret := uint64(native.Call1(forkABI0, blk))
-	m.stats.Forks++
+	if int64(ret) > 0 {
+		m.stats.Forks++
+	}
 	return m.sysret(pc, ret), nil
 }
 
