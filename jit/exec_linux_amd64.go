@@ -3,7 +3,9 @@ package jit
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -413,6 +415,22 @@ func parseShebang(hdr []byte) (interp, arg string, ok bool) {
 	}
 	arg = strings.Trim(string(rest), " \t")
 	return interp, arg, true
+}
+
+// ExecNative execs path with argv and envp through the kernel, the
+// calling thread's mask and the process's dispositions first made in's
+// (the mask blocked, the ignored signals SIG_IGN, the others SIG_DFL),
+// as a program's execve leaves them. It returns only if the exec fails,
+// with reachvm's own state put back. An embedder that follows a
+// program's execve (Options.Exec) and then cannot load the new program
+// runs it natively with it.
+func ExecNative(path string, argv, envp []string, in Inherited) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if e := execNative(path, argv, envp, in.Mask&^unblockable, in.Ignored&^unblockable); e != 0 {
+		return fmt.Errorf("jit: executing %s: %w", path, e)
+	}
+	return nil
 }
 
 // kernelSigaction is the kernel's struct sigaction.

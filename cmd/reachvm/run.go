@@ -34,7 +34,8 @@ natively from the instruction after the call, untranslated and unseen by
 --stats, --perf-map, --jitdump and --gdb. A program PROG executes (execve)
 runs under reachvm with the same flags, its arguments and environment as
 PROG passed them (a script's interpreter too); its own --stats then
-replace PROG's, which are not printed. With --exec-native it runs natively
+replace PROG's, which are not printed; one reachvm cannot load runs
+natively, after a line saying why. With --exec-native it runs natively
 instead. Either way an execve that fails returns its error to PROG, which
 goes on.
 Translated code is named after PROG's functions ("reachvm:PROG!f3+0x0")

@@ -64,17 +64,27 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	}
 	defer m.Close()
 	prog := argv[0]
-	p, err := m.LoadProgram(prog)
-	if err != nil {
-		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
-		return 126
-	}
 	in := &o.inherit
-	p.Inherit(jit.Inherited{Mask: in.sigMask, Ignored: in.sigIgnored, ExecFn: in.execFn})
+	inherited := jit.Inherited{Mask: in.sigMask, Ignored: in.sigIgnored, ExecFn: in.execFn}
 	args := argv
 	if in.argv0Set {
 		args = append([]string{in.argv0}, argv[1:]...)
 	}
+	p, err := m.LoadProgram(prog)
+	var pe *jit.ProgramError
+	if errors.As(err, &pe) && in.argv0Set {
+		// A program's execve followed to one reachvm cannot load: it
+		// runs natively, as the program's execve would have run it.
+		if !o.quiet {
+			fmt.Fprintf(stderr, "reachvm run: %v: running it natively\n", err)
+		}
+		err = jit.ExecNative(prog, args, os.Environ(), inherited)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
+		return 126
+	}
+	p.Inherit(inherited)
 	code, err := p.Run(args, os.Environ())
 	var killed *jit.SignalError
 	switch {
