@@ -90,6 +90,15 @@ type Options struct {
 	// another value than natively on a CPU that keeps it (an AMD EPYC
 	// of family 1Ah keeps imul's).
 	StrictFlags bool
+	// Exec, when set, makes reachvm follow a program's execve of an
+	// x86-64 ELF executable (or of a script whose interpreter is one):
+	// given the new program, it returns the process image to execute
+	// in its place, one that runs req's program under reachvm and
+	// gives it req's signal state (Program.Inherit). Without it, or for
+	// any other file, execve goes to the kernel and the new program
+	// runs natively, with the program's mask and ignored signals. It
+	// is called on the program's thread, which it must not leave.
+	Exec func(req *ExecRequest) (path string, argv, envp []string)
 }
 
 func (o *Options) setDefaults() {
@@ -157,6 +166,10 @@ type Stats struct {
 	Mangled int
 	// Syscalls counts system calls performed for the application.
 	Syscalls int
+	// Forks counts the processes the application created (fork,
+	// vfork, clone of a process), each child detached to native
+	// execution.
+	Forks int
 	// Signals counts the signals the signal layer took out of the code
 	// cache; Steps the single steps taken to bring an asynchronous one
 	// from code the translator inserted to a point where the
@@ -276,6 +289,10 @@ type Machine struct {
 	// first chunk, reusing them all.
 	markChunks [][]mark
 	markChunk  int
+	// forkBlk is the fork block (fork_linux_amd64.go) in vmheap,
+	// forkBlkSize bytes, allocated at the application's first fork;
+	// 0 before.
+	forkBlk, forkBlkSize uintptr
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -374,6 +391,10 @@ func (m *Machine) free() error {
 	if m.stack != 0 {
 		errs = append(errs, m.v.HeapFree(m.stack, m.stackSize))
 		m.stack = 0
+	}
+	if m.forkBlk != 0 {
+		errs = append(errs, m.v.HeapFree(m.forkBlk, m.forkBlkSize))
+		m.forkBlk = 0
 	}
 	if m.perf != nil {
 		errs = append(errs, m.perf.Close())

@@ -32,8 +32,10 @@ import (
 // vetted: nothing it maps, unmaps or protects may touch reachvm's own
 // memory (vmcode, vmheap, the cache), and exit ends the run, not the host
 // process. Its signals (handlers, masks, delivery on its own stack) are
-// emulated (signal_linux_amd64.go); threads and thread-local storage are
-// refused with an error naming them.
+// emulated (signal_linux_amd64.go); the processes it creates run
+// natively from the call on (fork_linux_amd64.go), and a program it
+// executes runs under reachvm when Options.Exec says how
+// (exec_linux_amd64.go); threads are refused with an error naming them.
 type Program struct {
 	m    *Machine
 	path string
@@ -74,6 +76,8 @@ type Program struct {
 	// tid is what the program's thread registered with the kernel
 	// (threadid_linux_amd64.go), reset by each Run.
 	tid threadID
+	// execFn is what AT_EXECFN names, "" for path (Program.Inherit).
+	execFn string
 }
 
 // Sizes of a program's brk area and stack.
@@ -534,7 +538,11 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 		return p.stack + pos
 	}
 	var argp, envpp []uintptr
-	execfn := putString(p.path)
+	execfnPath := p.path
+	if p.execFn != "" {
+		execfnPath = p.execFn
+	}
+	execfn := putString(execfnPath)
 	for _, s := range envp {
 		envpp = append(envpp, putString(s))
 	}

@@ -93,7 +93,8 @@ func TestProgramChild(t *testing.T) {
 
 // childProgram, for a test run in a child process, loads the program
 // at path on a fresh VMM (cfg) and machine, whose Options.MaxBlocks is
-// REACHVM_PROGRAM_MAX_BLOCKS if set, and returns them with the program's
+// REACHVM_PROGRAM_MAX_BLOCKS if set and which follows the program's
+// execve (followExec) with REACHVM_PROGRAM_FOLLOW, and returns them with the program's
 // arguments (REACHVM_PROGRAM_ARGS, separated by \x1f; none if empty). It
 // exits through childFail on an error.
 func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []string) {
@@ -102,6 +103,9 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 		childFail(err)
 	}
 	var opts Options
+	if os.Getenv("REACHVM_PROGRAM_FOLLOW") != "" {
+		opts.Exec = followExec
+	}
 	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
 		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
 			childFail(fmt.Errorf("REACHVM_PROGRAM_MAX_BLOCKS: %w", err))

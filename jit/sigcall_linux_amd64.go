@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 )
 
 // A program's signal system calls, emulated on its signal state
@@ -126,6 +127,9 @@ func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 		}
 	}
 	s.mu.Unlock()
+	if act != 0 && sig == int32(unix.SIGCHLD) {
+		p.childWait(&nw)
+	}
 	if oact != 0 {
 		var b [32]byte
 		binary.LittleEndian.PutUint64(b[0:], uint64(old.handler))
@@ -137,6 +141,18 @@ func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 		}
 	}
 	return 0
+}
+
+// childWait makes the kernel reap the process's children itself while
+// SIGCHLD's action act ignores it or has SA_NOCLDWAIT, as it does for the
+// native program (the real action is the signal layer's, which the
+// kernel otherwise judges by); the children then never wait to be reaped,
+// and wait fails with ECHILD once none is left. SIGCHLD still reaches the
+// signal layer, and the emulation drops it when ignored.
+func (p *Program) childWait(act *sigAction) {
+	// The layer keeps its handler whatever happens: an error here only
+	// leaves children for wait to reap.
+	_ = sigtramp.NoChildWait(act.handler == sigIGN || act.flags&saNoCldWait != 0)
 }
 
 // sysSigprocmask is rt_sigprocmask(how, set, oset, sigsetsize).
@@ -513,10 +529,13 @@ func pgrpOf(pid int) int {
 }
 
 // interrupted records that the system call nr (arguments a) at pc,
-// which the kernel performed, failed with EINTR: if a signal is pending
-// for the application, the delivery decides whether the call restarts
-// (restartOf); otherwise the EINTR stands.
-func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) {
+// which the kernel performed, failed with EINTR, and reports whether the
+// EINTR is the application's: if a signal is pending for the
+// application that it does not block, the delivery decides whether the
+// call restarts (restartOf). Otherwise no signal of the application's
+// interrupted the call natively (the signal was ignored, blocked, or
+// Go's), and false says to make it again.
+func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) bool {
 	s := &p.sig
 	s.mu.Lock()
 	ready := s.pendingLocked()&^s.th.mask != 0
@@ -524,6 +543,7 @@ func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) {
 	if ready {
 		p.interruptedBy(nr, pc, restartOf(nr, a))
 	}
+	return ready
 }
 
 // restartOf says how the kernel restarts the call nr (arguments a) that

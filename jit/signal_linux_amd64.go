@@ -133,6 +133,9 @@ const (
 
 	siUser  = 0
 	siTkill = -6
+	// SIGCHLD's si_codes for a child that stopped or continued.
+	cldStopped   = 5
+	cldContinued = 6
 	// Fault si_codes the kernel's exception handlers give (and
 	// segvAccErr, trapTrace).
 	busAdrAln = 1
@@ -411,6 +414,10 @@ type signals struct {
 	shared sigPending
 	// th is the one application thread.
 	th sigThread
+	// initMask and initIgnored are the mask and the SIG_IGN
+	// dispositions a run starts with (Program.Inherit: what an execve
+	// kept), neither holding SIGKILL or SIGSTOP.
+	initMask, initIgnored uint64
 	// check is set while the thread has something to act on (a
 	// pending signal it does not block, a mask to restore, a restart to
 	// decide): the dispatcher then calls deliverPending before it
@@ -419,7 +426,8 @@ type signals struct {
 }
 
 // resetSignals gives the program a new process's signal state: every
-// disposition SIG_DFL, nothing blocked or pending, no alternate stack.
+// disposition SIG_DFL, nothing blocked or pending, no alternate stack,
+// but for what Program.Inherit set (blocked and ignored signals).
 //
 // Preconditions: called by Run on its locked OS thread.
 func (p *Program) resetSignals() {
@@ -427,19 +435,27 @@ func (p *Program) resetSignals() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.actions = [nsig]sigAction{}
+	for i := range s.actions {
+		if s.initIgnored&(1<<i) != 0 {
+			s.actions[i].handler = sigIGN
+		}
+	}
 	s.shared = sigPending{}
-	s.th = sigThread{tid: unix.Gettid()}
+	s.th = sigThread{tid: unix.Gettid(), mask: s.initMask}
+	p.childWait(&s.actions[unix.SIGCHLD-1])
 	s.pid, s.pgrp, s.uid = unix.Getpid(), unix.Getpgrp(), unix.Getuid()
 	s.running = true
 	p.recalcLocked()
 }
 
-// endSignals marks the run over: nothing is posted any more.
+// endSignals marks the run over: nothing is posted any more, and the
+// kernel leaves the process's children to wait again.
 func (p *Program) endSignals() {
 	p.sig.mu.Lock()
 	p.sig.running = false
 	p.sig.check.Store(false)
 	p.sig.mu.Unlock()
+	p.childWait(&sigAction{})
 }
 
 // sigPending reports whether the thread has something to act on before
@@ -513,6 +529,15 @@ func (p *Program) post(info *SigInfo) {
 	defer s.mu.Unlock()
 	if !s.running {
 		return
+	}
+	// A child's stop or continuation is not signalled to a program that
+	// asked for SA_NOCLDSTOP (the kernel's do_notify_parent_cldstop):
+	// the real SIGCHLD came to the signal layer, whose action has no
+	// such flag.
+	if sig == unix.SIGCHLD && s.actions[sig-1].flags&saNoCldStop != 0 {
+		if c := info.Code(); c == cldStopped || c == cldContinued {
+			return
+		}
 	}
 	p.sendLocked(&sigEntry{info: *info}, info.Code() == siTkill)
 }

@@ -25,8 +25,9 @@ func (e *SyscallError) Error() string {
 }
 
 // refused are the system calls that end a run with a *SyscallError. A
-// Program emulates the signal calls among them (Program.signalCall)
-// before they are looked up here.
+// Program emulates the signal calls among them (Program.signalCall) and
+// makes the process calls (Program.processCall) before they are looked
+// up here.
 var refused = map[uint64]string{
 	unix.SYS_CLONE:           "clone (a thread or process)",
 	unix.SYS_CLONE3:          "clone3 (a thread or process)",
@@ -51,7 +52,9 @@ var refused = map[uint64]string{
 // would change memory reachvm owns (vmcode, vmheap) fail with ENOMEM and
 // the application goes on, as under Valgrind; exit and exit_group end the
 // run with an *ExitError; a Program's signal calls are emulated
-// (Program.signalCall); the calls in refused end it with a
+// (Program.signalCall), its process calls made (Program.processCall:
+// a child detached to native execution, execve followed); the calls in
+// refused end it with a
 // *SyscallError; everything else goes to the kernel as it is, with the
 // translations of the code it changes dropped (smc_syscall_linux_amd64.go).
 func (m *Machine) syscall(pc uintptr) (uintptr, error) {
@@ -76,6 +79,9 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		if ret, done := m.client.threadIDCall(nr, a); done {
 			return m.sysret(pc, ret), nil
 		}
+		if next, done, err := m.client.processCall(nr, a, pc); done {
+			return next, err
+		}
 	}
 	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && m.client != nil) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}
@@ -96,20 +102,26 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 			brk0, _, _ = unix.RawSyscall(unix.SYS_BRK, 0, 0, 0)
 		}
 		m.beforeKernel(nr, a)
-		ret = kernelCall(nr, a)
-		if ret == errno(unix.EFAULT) && m.retryEFAULT(a) {
+		for {
 			ret = kernelCall(nr, a)
+			if ret == errno(unix.EFAULT) && m.retryEFAULT(a) {
+				ret = kernelCall(nr, a)
+			}
+			// A signal for the application that interrupted the call
+			// (EINTR) is pending from here on, and the delivery
+			// decides whether the call restarts. One the application
+			// does not take now (it ignores or blocks it: the
+			// signal layer's handler, not the application's
+			// disposition, interrupted the call), or one of Go's, must
+			// not interrupt it: the call is made again.
+			if *m.arrivals() != 0 {
+				m.drainArrivals()
+			}
+			if ret != errno(unix.EINTR) || m.client == nil || m.client.interrupted(nr, a, pc) {
+				break
+			}
 		}
 		m.afterKernel(nr, a, ret, brk0)
-		// A signal for the application that interrupted the call
-		// (EINTR) is pending from here on, and the delivery decides
-		// whether the call restarts.
-		if *m.arrivals() != 0 {
-			m.drainArrivals()
-		}
-		if ret == errno(unix.EINTR) && m.client != nil {
-			m.client.interrupted(nr, a, pc)
-		}
 	}
 	return m.sysret(pc, ret), nil
 }

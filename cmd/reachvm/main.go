@@ -156,7 +156,7 @@ func printUsage(w io.Writer, cmd string, fs *flag.FlagSet) {
 	}
 	fmt.Fprintln(w, "\nflags:")
 	fs.VisitAll(func(f *flag.Flag) {
-		if _, short := shortFlags[f.Name]; short {
+		if _, short := shortFlags[f.Name]; short || hiddenFlags[f.Name] {
 			return
 		}
 		name, text := flag.UnquoteUsage(f)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
 threads) itself and runs it under reachvm's binary translator from vmcode,
@@ -25,7 +28,16 @@ standard error (standard output is the program's), as a table of name,
 value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
 polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes,
-signals, signal_steps, invalidated_fragments, code_writes, write_protects.
+signals, signal_steps, invalidated_fragments, code_writes, write_protects,
+forks. The processes PROG creates (fork, vfork, clone, posix_spawn) run
+natively from the instruction after the call, untranslated and unseen by
+--stats, --perf-map, --jitdump and --gdb. A program PROG executes (execve)
+runs under reachvm with the same flags, its arguments and environment as
+PROG passed them (a script's interpreter too); its own --stats then
+replace PROG's, which are not printed; one reachvm cannot load runs
+natively, after a line saying why. With --exec-native it runs natively
+instead. Either way an execve that fails returns its error to PROG, which
+goes on.
 Translated code is named after PROG's functions ("reachvm:PROG!f3+0x0")
 for perf with --perf-map (/tmp/perf-<pid>.map) and --jitdump
 (jit-<pid>.dump in $JITDUMPDIR or /tmp: perf record -k 1, then perf
@@ -34,8 +46,85 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, jitDump, gdb, strict, high, quiet bool
-	maxBlocks                                               int
+	stats, json, perfMap, jitDump, gdb, strict, high, quiet, execNative bool
+	maxBlocks                                                           int
+	// inherit is the state an execve followed under reachvm passes on
+	// (the hidden flags): argv[0], the signal mask, the ignored
+	// signals, AT_EXECFN.
+	inherit execState
+}
+
+// execState is what a reachvm that follows a program's execve is given
+// by the one that execs it, through run's hidden flags: argv0 the new
+// program's argv[0] (argv0Set when given: it may be empty), sigMask and
+// sigIgnored its signal mask and ignored signals, execFn its AT_EXECFN
+// ("" for PROG).
+type execState struct {
+	argv0               string
+	argv0Set            bool
+	sigMask, sigIgnored uint64
+	execFn              string
+}
+
+// hiddenFlags are flags the usage does not list: how reachvm passes the
+// state an execve keeps to the reachvm that runs the new program, which
+// no one types.
+var hiddenFlags = map[string]bool{"argv0": true, "sigmask": true, "sigign": true, "execfn": true}
+
+// strFlag is a flag.Value for a string that records whether it was given.
+type strFlag struct {
+	v   *string
+	set *bool
+}
+
+func (f *strFlag) String() string {
+	if f == nil || f.v == nil {
+		return ""
+	}
+	return *f.v
+}
+
+func (f *strFlag) Set(s string) error {
+	*f.v, *f.set = s, true
+	return nil
+}
+
+// maskFlag is a flag.Value for a signal set, bit sig-1, in hexadecimal.
+type maskFlag struct{ v *uint64 }
+
+func (f *maskFlag) String() string {
+	if f == nil || f.v == nil {
+		return ""
+	}
+	return fmt.Sprintf("%#x", *f.v)
+}
+
+func (f *maskFlag) Set(s string) error {
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
+	if err != nil {
+		return errors.New("not a signal set: want hexadecimal, bit sig-1")
+	}
+	*f.v = v
+	return nil
+}
+
+// followArgs returns the flags that give the reachvm following an execve
+// the options o has (not the state the execve passes on).
+func (o *runOptions) followArgs() []string {
+	var a []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.stats && !o.json, "--stats"}, {o.json, "--json"}, {o.perfMap, "--perf-map"}, {o.jitDump, "--jitdump"},
+		{o.gdb, "--gdb"}, {o.strict, "--strict-flags"}, {o.high, "--high"}, {o.quiet, "--quiet"}} {
+		if f.on {
+			a = append(a, f.name)
+		}
+	}
+	if o.maxBlocks != 0 {
+		a = append(a, "--max-blocks="+strconv.Itoa(o.maxBlocks))
+	}
+	return a
 }
 
 // runStats is what --stats prints: the translator's counters (jit.Stats),
@@ -59,6 +148,7 @@ type runStats struct {
 	Invalidated int    `json:"invalidated_fragments"`
 	CodeWrites  int    `json:"code_writes"`
 	Protected   int    `json:"write_protects"`
+	Forks       int    `json:"forks"`
 }
 
 // write prints the counters as a table (name, value, unit, and what it
@@ -92,6 +182,7 @@ func (s *runStats) write(w io.Writer, asJSON bool) error {
 		{"invalidated_fragments", uint64(s.Invalidated), "fragments", "deleted because their code changed"},
 		{"code_writes", uint64(s.CodeWrites), "writes", "to write-protected code pages, caught"},
 		{"write_protects", uint64(s.Protected), "pages", "write-protected while translations of them live"},
+		{"forks", uint64(s.Forks), "processes", "created by the program, each run natively"},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.name, r.v, r.unit, r.about)
 	}
@@ -112,6 +203,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.strict, "strict-flags", false, "keep the arithmetic flags exactly across calls and returns (for code outside the psABI)")
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
+	fs.BoolVar(&o.execNative, "exec-native", false, "run the programs PROG executes (execve) natively instead of under reachvm")
+	fs.Var(&strFlag{v: &o.inherit.argv0, set: &o.inherit.argv0Set}, "argv0", "the program's argv[0] (an execve followed)")
+	fs.Var(&maskFlag{v: &o.inherit.sigMask}, "sigmask", "the program's blocked signals (an execve followed)")
+	fs.Var(&maskFlag{v: &o.inherit.sigIgnored}, "sigign", "the program's ignored signals (an execve followed)")
+	fs.StringVar(&o.inherit.execFn, "execfn", "", "the program's AT_EXECFN (an execve followed)")
 	const quiet = "say nothing when a signal kills the program (reachvm still dies of it)"
 	fs.BoolVar(&o.quiet, "quiet", false, quiet)
 	fs.BoolVar(&o.quiet, "q", false, quiet)

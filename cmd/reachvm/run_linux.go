@@ -14,10 +14,34 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
+// selfRun returns the executable and the arguments before run's own that
+// run this program's `reachvm run` in a new process image: reachvm
+// itself. A test binary, which is not reachvm, replaces it
+// (TestRunChild).
+var selfRun = func() (string, []string) { return "/proc/self/exe", []string{os.Args[0], "run"} }
+
+// follow is jit.Options.Exec for run: the program's execve becomes an
+// execve of reachvm itself running the new program with the same flags
+// as this run, and the state the execve passes on in the hidden flags.
+// The new program's environment is the process's: the one the program
+// passed.
+func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
+	exe, argv := selfRun()
+	argv = append(append(argv, o.followArgs()...),
+		"--argv0="+req.Argv[0],
+		fmt.Sprintf("--sigmask=%#x", req.Inherit.Mask),
+		fmt.Sprintf("--sigign=%#x", req.Inherit.Ignored))
+	if req.Inherit.ExecFn != "" {
+		argv = append(argv, "--execfn="+req.Inherit.ExecFn)
+	}
+	argv = append(append(argv, "--", req.Path), req.Argv[1:]...)
+	return exe, argv, req.Envp
+}
+
 // execRun loads the static executable argv[0] itself and runs it under
-// the translator, with argv and this process's environment, and returns
-// its status. The program's output goes to this process's standard output
-// and error.
+// the translator, with argv (its argv[0] replaced by --argv0's) and this
+// process's environment, and returns its status. The program's output
+// goes to this process's standard output and error.
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	cfg := vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 1 << 30}
 	if !o.high {
@@ -29,19 +53,39 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer v.Close()
-	m, err := jit.NewMachine(vmcode.New(v), &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks})
+	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks}
+	if !o.execNative {
+		opts.Exec = o.follow
+	}
+	m, err := jit.NewMachine(vmcode.New(v), opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		return 125
 	}
 	defer m.Close()
 	prog := argv[0]
+	in := &o.inherit
+	inherited := jit.Inherited{Mask: in.sigMask, Ignored: in.sigIgnored, ExecFn: in.execFn}
+	args := argv
+	if in.argv0Set {
+		args = append([]string{in.argv0}, argv[1:]...)
+	}
 	p, err := m.LoadProgram(prog)
+	var pe *jit.ProgramError
+	if errors.As(err, &pe) && in.argv0Set {
+		// A program's execve followed to one reachvm cannot load: it
+		// runs natively, as the program's execve would have run it.
+		if !o.quiet {
+			fmt.Fprintf(stderr, "reachvm run: %v: running it natively\n", err)
+		}
+		err = jit.ExecNative(prog, args, os.Environ(), inherited)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		return 126
 	}
-	code, err := p.Run(argv, os.Environ())
+	p.Inherit(inherited)
+	code, err := p.Run(args, os.Environ())
 	var killed *jit.SignalError
 	switch {
 	case errors.As(err, &killed):
@@ -59,7 +103,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 			Fragments: st.Fragments, Blocks: st.Blocks, Instrs: st.Instrs, Exits: st.Exits, IBLMisses: st.IBLMisses,
 			Links: st.Links, Polymorphic: st.Polymorphic, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
 			CacheBytes: uint64(st.CacheBytes), Signals: st.Signals, Steps: st.Steps,
-			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects}
+			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks}
 		if err := s.write(stderr, o.json); err != nil {
 			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,12 +20,23 @@ import (
 // TestRunChild is not a test: run by TestRun in a child process
 // (REACHVM_RUN_ARGS set), it calls `reachvm run` with those arguments and
 // exits with its status, so that the parent sees the program's output.
+//
+// A program's execve that `run` follows execs this test binary again
+// (selfRun), with run's arguments after "--" and the program's own
+// environment.
 func TestRunChild(t *testing.T) {
-	a := os.Getenv("REACHVM_RUN_ARGS")
-	if a == "" {
+	var args []string
+	if a := os.Getenv("REACHVM_RUN_ARGS"); a != "" {
+		args = append([]string{"run"}, strings.Split(a, "\x1f")...)
+	} else if fa := flag.Args(); len(fa) > 0 && fa[0] == "run" && strings.HasSuffix(os.Args[1], "TestRunChild$") {
+		args = fa
+	} else {
 		t.Skip("a helper for TestRun")
 	}
-	os.Exit(run(append([]string{"run"}, strings.Split(a, "\x1f")...), os.Stdout, os.Stderr))
+	selfRun = func() (string, []string) {
+		return "/proc/self/exe", []string{os.Args[0], "-test.run=^TestRunChild$", "--", "run"}
+	}
+	os.Exit(run(args, os.Stdout, os.Stderr))
 }
 
 func runChild(t *testing.T, args ...string) (string, string, int) {
@@ -130,7 +142,7 @@ func checkStatsTable(t *testing.T, kind, stderr, prog string) {
 	units := map[string]string{"fragments": "fragments", "blocks": "blocks", "instructions": "instructions", "exits": "exits",
 		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "flushes": "flushes", "mangled_operands": "operands",
 		"syscalls": "syscalls", "cache_bytes": "bytes", "signals": "signals", "signal_steps": "steps",
-		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages"}
+		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages", "forks": "processes"}
 	vals := map[string]uint64{}
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
 		f := strings.Fields(line)
@@ -167,7 +179,7 @@ func checkStatsJSON(t *testing.T, kind, stderr, prog string) {
 			t.Errorf("%s: --json lacks %q: %v", kind, k, m)
 		}
 	}
-	if len(m) != 18 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
+	if len(m) != 19 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
 		t.Errorf("%s: --json %v", kind, m)
 	}
 }

@@ -47,6 +47,9 @@ var (
 	// counts the Listen calls of each not undone.
 	installed [65]bool
 	listeners [65]int
+	// noChildWait adds SA_NOCLDWAIT to SIGCHLD's action while reachvm's
+	// handler has it (NoChildWait).
+	noChildWait bool
 	// defaultAction is SIG_DFL, for the handler's default action.
 	defaultAction sigaction
 	// internalMsg is printed before a fault in reachvm's own routines
@@ -60,10 +63,11 @@ type sigaction struct {
 }
 
 const (
-	saSigInfo  = 0x4
-	saOnStack  = 0x08000000
-	saRestart  = 0x10000000
-	saRestorer = 0x04000000
+	saNoCldWait = 0x2
+	saSigInfo   = 0x4
+	saOnStack   = 0x08000000
+	saRestart   = 0x10000000
+	saRestorer  = 0x04000000
 )
 
 // Synchronous are the signals an instruction raises; reachvm takes them
@@ -111,6 +115,9 @@ func installLocked(sig unix.Signal, restart bool) error {
 	}
 	if restart {
 		act.flags |= saRestart
+	}
+	if sig == unix.SIGCHLD && noChildWait {
+		act.flags |= saNoCldWait
 	}
 	if err := rtSigaction(sig, &act, nil); err != nil {
 		return err
@@ -183,6 +190,25 @@ func Unlisten(mask uint64) {
 			installed[sig] = false
 		}
 	}
+}
+
+// NoChildWait says whether the kernel is to reap the process's children
+// itself (SA_NOCLDWAIT on SIGCHLD's action), as it does natively for a
+// program that ignores SIGCHLD or asks for SA_NOCLDWAIT, whose emulated
+// disposition the real one does not otherwise follow. It applies while
+// reachvm's handler takes SIGCHLD (Listen), which goes on getting it;
+// Unlisten puts back the action reachvm's replaced.
+func NoChildWait(on bool) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if noChildWait == on {
+		return nil
+	}
+	noChildWait = on
+	if installed[unix.SIGCHLD] {
+		return installLocked(unix.SIGCHLD, false)
+	}
+	return nil
 }
 
 func isSync(sig unix.Signal) bool {
