@@ -158,8 +158,7 @@ type ProgramConfig struct {
 	// Scale multiplies the sizes; 0 selects 1.
 	Scale float64
 	// StartupRuns is the number of runs of /bin/true under each runner
-	// whose median is the start-up time; 0 selects 10, -1 leaves the
-	// start-up out.
+	// whose median is the start-up time; 0 leaves the start-up out.
 	StartupRuns int
 	// Spawn is the spawn helper (kernels.Program("spawn", ...)) every
 	// run starts through, so that its peak RSS is its own; "" runs the
@@ -232,9 +231,6 @@ func RunPrograms(cfg ProgramConfig) (*ProgramResult, error) {
 	}
 	if cfg.Scale <= 0 {
 		cfg.Scale = 1
-	}
-	if cfg.StartupRuns == 0 {
-		cfg.StartupRuns = 10
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
@@ -505,14 +501,6 @@ func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[(len(s)-1)/2]
-}
-
-// exitText says how a process ended: "exit N" or "killed by signal N".
-func exitText(ps *os.ProcessState) string {
-	if code := ps.ExitCode(); code >= 0 {
-		return "exit " + strconv.Itoa(code)
-	}
-	return "killed by " + strings.TrimPrefix(ps.String(), "signal: ")
 }
 
 // firstLine returns the first non-empty line of s, at most 200 bytes.

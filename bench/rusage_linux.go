@@ -2,7 +2,10 @@ package bench
 
 import (
 	"os"
+	"strconv"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxRSSKiB returns the peak resident set size of the process that ps
@@ -12,4 +15,12 @@ func maxRSSKiB(ps *os.ProcessState) int64 {
 		return ru.Maxrss
 	}
 	return 0
+}
+
+// exitText says how a process ended: "exit N" or "killed by SIGNAME".
+func exitText(ps *os.ProcessState) string {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "killed by " + unix.SignalName(ws.Signal())
+	}
+	return "exit " + strconv.Itoa(ps.ExitCode())
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/reachvm/reachvm/jit/kernels"
 )
 
-const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--reachvm PATH] [--install]"
+const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--startup N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--reachvm PATH] [--install]"
 
 var benchProgramsAbout = `Times real programs of the distribution on generated inputs as whole
 processes natively, under 'reachvm run', under valgrind --tool=none and
@@ -24,7 +24,7 @@ file, sqlite3 running a script of INSERTs and queries on an in-memory
 database, python3 running a pure-Python benchmark, and gzip, bzip2, perl
 and jq where installed. Each runs --runs times under each runner (its
 output and exit status must equal native's) and the median wall time
-counts; /bin/true's median over 10 runs is the start-up time. Every run
+counts; /bin/true's median over --startup runs is the start-up time. Every run
 starts through a small helper built with gcc (spawn), which forks it and
 reports its peak RSS (wait4's ru_maxrss) and CPU time: a child Go starts
 directly would report Go's own peak as well. Prints the seconds and the
@@ -53,6 +53,8 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	plot := fs.String("plot", "", "also write an SVG bar chart of the ratios to `FILE` (checked writable before the run)")
 	runs := 1
 	fs.Var(&intFlag{v: &runs, min: 1, max: maxInt}, "runs", "timed runs per program and runner, `N` >= 1; the median is reported")
+	startup := 10
+	fs.Var(&intFlag{v: &startup, min: 0, max: maxInt}, "startup", "runs of /bin/true per runner, `N` >= 0, whose median is the start-up time (0: none)")
 	full := fs.Bool("full", false, "the full sizes (64 MiB files, 100,000 rows; tens of minutes with every peer) instead of the default ones")
 	scale := fs.Float64("scale", 1, "multiply every input's size by `F` (> 0, at most 1000)")
 	var only []string
@@ -60,7 +62,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	var tools []string
 	fs.Var(&listFlag{v: &tools, valid: bench.KernelToolNames}, "tools", "comma-separated runners `T1,T2` among "+strings.Join(bench.KernelToolNames, ", ")+"; native, the baseline, always runs (default: all installed)")
 	self := fs.String("reachvm", "", "the reachvm binary whose 'run' is timed, at `PATH` (default: this one)")
-	install := fs.Bool("install", false, "install the missing runners (valgrind, qemu-user) and programs with apt-get first; needs root")
+	install := fs.Bool("install", false, "install the missing runners (valgrind, qemu-user) and programs (xz-utils, sqlite3, python3...) with apt-get first; needs root")
 	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -109,7 +111,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm %s: no spawn helper, peak RSS not measured: %v\n", name, err)
 		spawn = ""
 	}
-	res, err := bench.RunPrograms(bench.ProgramConfig{Workloads: ws, Runners: run, Runs: runs, Full: *full, Scale: *scale, Spawn: spawn, Log: stderr})
+	res, err := bench.RunPrograms(bench.ProgramConfig{Workloads: ws, Runners: run, Runs: runs, StartupRuns: startup, Full: *full, Scale: *scale, Spawn: spawn, Log: stderr})
 	if err != nil {
 		return fail(stderr, name, errors.New(strings.TrimPrefix(err.Error(), "bench: ")))
 	}
