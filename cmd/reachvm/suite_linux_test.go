@@ -63,13 +63,11 @@ var needWhy = []struct {
 // row passes while still pending, reachvm has learnt what it needed: the
 // test fails, naming the row and the needs to take out of this list.
 var reachvmLacks = map[need]bool{
-	needAppFS:      true,
-	needStartCalls: true,
-	needInterp:     true,
-	needThreads:    true,
-	needFork:       true,
-	needVfork:      true,
-	needExec:       true,
+	needInterp:  true,
+	needThreads: true,
+	needFork:    true,
+	needVfork:   true,
+	needExec:    true,
 }
 
 // kindNeeds are what every program of a kind needs: glibc's start-up
