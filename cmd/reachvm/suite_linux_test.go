@@ -25,8 +25,8 @@ import (
 // glibc (testdata/progs, each static, static PIE and dynamic) and programs
 // of the distribution, each run natively and under `reachvm run`, which
 // must give the same standard output, standard error and exit status (or
-// death by the same signal). Most of what they need reachvm does not do
-// yet; each row says what it waits for, and the suite fails when a
+// death by the same signal). A row that needs what reachvm does not do
+// yet is pending and says what it waits for, and the suite fails when a
 // pending row passes, so that the list stays true.
 
 // need is something programs need that reachvm may not do yet: a short
@@ -62,6 +62,8 @@ var needWhy = []struct {
 // any of them is pending, and is expected to differ from native. When a
 // row passes while still pending, reachvm has learnt what it needed: the
 // test fails, naming the row and the needs to take out of this list.
+// needAppFS and needStartCalls left it when static glibc programs first
+// ran.
 var reachvmLacks = map[need]bool{
 	needInterp:  true,
 	needThreads: true,
