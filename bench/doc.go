@@ -19,5 +19,10 @@
 // natively, under reachvm, under valgrind --tool=none and under
 // qemu-x86_64, checks every tool's output against the native one, and
 // reports each tool's time as a ratio to native in the same run, as a
-// table, JSON and a bar chart drawn by the same SVG writer.
+// table, JSON and a bar chart drawn by the same SVG writer. The programs
+// benchmark (programs*.go) does the same for real programs of the
+// distribution on generated inputs, with /bin/true's start-up time and
+// each run's peak RSS, measured by a small forking helper (jit/kernels'
+// spawn program) since a child Go starts directly counts Go's own peak;
+// a runner that cannot run a program is reported with its error.
 package bench

@@ -17,9 +17,26 @@ import (
 	"github.com/reachvm/reachvm/jit/kernels"
 )
 
-const benchSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--plot FILE] [--pie] [--reachvm PATH] [--install]"
+const benchSynopsis = "bench kernels|programs [flags]"
 
-var benchAbout = `Builds the jit's C kernels (with gcc) as one static executable and times
+const benchAbout = `Measures reachvm's translator against native runs and its peers,
+valgrind --tool=none and qemu-x86_64, in one run: 'bench kernels' on the
+jit's C kernels, 'bench programs' on real programs of the distribution
+(xz, sha256sum, sqlite3, python3...). Run 'reachvm help bench kernels' or
+'reachvm help bench programs' for each one's synopsis and flags.`
+
+// benchSubs returns bench's benchmarks, each with its own usage (a
+// function, as commands' init fills them in: their help refers back).
+func benchSubs() []command {
+	return []command{
+		{name: "kernels", run: cmdBenchKernels, synopsis: benchKernelsSynopsis, about: benchKernelsAbout},
+		{name: "programs", run: cmdBenchPrograms, synopsis: benchProgramsSynopsis, about: benchProgramsAbout},
+	}
+}
+
+const benchKernelsSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--plot FILE] [--pie] [--reachvm PATH] [--install]"
+
+var benchKernelsAbout = `Builds the jit's C kernels (with gcc) as one static executable and times
 each kernel as a whole process natively, under 'reachvm run', under
 valgrind --tool=none and under qemu-x86_64, all in the same run: each
 kernel's repeat count is scaled until its native run takes about --seconds,
@@ -33,19 +50,31 @@ that is not installed is skipped, with the apt-get command that installs
 it; --install runs that command (root only). Kernels: ` + strings.Join(bench.KernelNames(), ", ") + `.
 linux/amd64 only.`
 
-// cmdBench is `reachvm bench kernels [flags]`: it checks every flag and
-// the tools, then hands the run to package bench.
+// cmdBench is `reachvm bench BENCHMARK [flags]`: it hands the arguments
+// to the benchmark named.
 func cmdBench(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		args = []string{"kernels", args[0]}
+		printUsage(stdout, "bench", newFlagSet("bench"))
+		return 0
 	}
-	if len(args) == 0 || args[0] != "kernels" {
-		what := "missing"
-		if len(args) > 0 {
-			what = fmt.Sprintf("unknown %q", args[0])
+	c, _ := lookup("bench")
+	var names []string
+	for _, b := range c.subs {
+		names = append(names, b.name)
+		if len(args) > 0 && args[0] == b.name {
+			return b.run(args[1:], stdout, stderr)
 		}
-		return fail(stderr, "bench", badUsage("%s benchmark: want kernels", what))
 	}
+	what := "missing"
+	if len(args) > 0 {
+		what = fmt.Sprintf("unknown %q", args[0])
+	}
+	return fail(stderr, "bench", badUsage("%s benchmark: want %s", what, strings.Join(names, " or ")))
+}
+
+// cmdBenchKernels is `reachvm bench kernels [flags]`: it checks every
+// flag and the tools, then hands the run to package bench.
+func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	const name = "bench kernels"
 	fs := newFlagSet(name)
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
@@ -60,7 +89,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	self := fs.String("reachvm", "", "the reachvm binary whose 'run' is timed, at `PATH` (default: this one)")
 	var tools []string
 	fs.Var(&listFlag{v: &tools, valid: bench.KernelToolNames}, "tools", "comma-separated tools `T1,T2` among "+strings.Join(bench.KernelToolNames, ", ")+"; native, the baseline, always runs (default: all installed)")
-	if status, ok := parse(name, fs, args[1:], stdout, stderr); !ok {
+	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
 	if fs.NArg() != 0 {
@@ -90,28 +119,13 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	run, missing := bench.KernelTools(tools, *self)
 	if len(missing) > 0 {
-		cmds := bench.AptGetCommands(missing)
-		line := strings.Join(cmds[len(cmds)-1], " ")
-		switch {
-		case *install && os.Geteuid() != 0:
-			return fail(stderr, name, badUsage("--install needs root: run as root: %s", line))
-		case *install:
-			fmt.Fprintf(stderr, "reachvm %s: %s\n", name, line)
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-			err := bench.AptGetInstall(ctx, missing, stderr)
-			cancel()
-			if err != nil {
-				return fail(stderr, name, err)
-			}
+		if status, ok := installTools(name, *install, missing, stderr); !ok {
+			return status
+		}
+		if *install {
 			if run, missing = bench.KernelTools(tools, *self); len(missing) > 0 {
 				return fail(stderr, name, fmt.Errorf("%s still missing after apt-get", missing[0].Bin))
 			}
-		default:
-			var bins []string
-			for _, t := range missing {
-				bins = append(bins, t.Bin)
-			}
-			fmt.Fprintf(stderr, "reachvm %s: %s not found, skipped (install: %s; or rerun with --install as root)\n", name, strings.Join(bins, " and "), line)
 		}
 	}
 	kind := kernels.Exec
@@ -142,4 +156,32 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// installTools deals with the tools (or programs) a benchmark lacks: with
+// install, it installs their packages with apt-get (as root only: else it
+// fails with the command to run); without, it says on stderr what is
+// skipped and the command that installs it. ok is false when the
+// benchmark must stop, with status its exit status.
+func installTools(name string, install bool, missing []bench.ExternalTool, stderr io.Writer) (status int, ok bool) {
+	cmds := bench.AptGetCommands(missing)
+	line := strings.Join(cmds[len(cmds)-1], " ")
+	switch {
+	case install && os.Geteuid() != 0:
+		return fail(stderr, name, badUsage("--install needs root: run as root: %s", line)), false
+	case install:
+		fmt.Fprintf(stderr, "reachvm %s: %s\n", name, line)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		if err := bench.AptGetInstall(ctx, missing, stderr); err != nil {
+			return fail(stderr, name, err), false
+		}
+		return 0, true
+	}
+	var bins []string
+	for _, t := range missing {
+		bins = append(bins, t.Bin)
+	}
+	fmt.Fprintf(stderr, "reachvm %s: %s not found, skipped (install: %s; or rerun with --install as root)\n", name, strings.Join(bins, " and "), line)
+	return 0, true
 }

@@ -56,48 +56,58 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	for _, c := range commands {
-		name := c.name
-		if name == "bench" {
-			name = "bench kernels"
-		}
 		if !strings.Contains(overview, "\n  "+c.name+" ") {
 			t.Errorf("the overview lacks %s", c.name)
 		}
-		want, errs, code := cli("help", c.name)
-		if code != 0 || errs != "" || !strings.HasPrefix(want, "usage: reachvm "+name) {
-			t.Errorf("help %s: exit %d, stderr %q, stdout %q", c.name, code, errs, want)
-			continue
-		}
-		// The paragraph: a blank line after the synopsis, then prose.
-		if _, about, _ := strings.Cut(want, "\n\n"); len(about) < 100 {
-			t.Errorf("help %s: no paragraph:\n%s", c.name, want)
-		}
-		for _, args := range [][]string{
-			append(strings.Fields(name), "--help"),
-			append(strings.Fields(name), "-h"),
-			{c.name, "--help"},
-		} {
-			if c.name == "help" && len(args) > 1 {
-				args = []string{"help", "help"}
-			}
-			if out, errs, code := cli(args...); code != 0 || errs != "" || out != want {
-				t.Errorf("%q: exit %d, stderr %q; stdout differs from 'reachvm help %s':\n%s", args, code, errs, c.name, out)
-			}
-		}
-		listed, synopsis := usageFlags(t, want)
-		if !slices.Equal(listed, synopsis) {
-			t.Errorf("%s: the synopsis names %q, the flags section explains %q", c.name, synopsis, listed)
-		}
-		// Every flag is explained: a line of text under it.
-		for _, f := range listed {
-			if !regexp.MustCompile(`\n  ` + f + `[^\n]*\n      \S`).MatchString(want) {
-				t.Errorf("%s: %s has no explanation", c.name, f)
-			}
+		checkUsage(t, c.name, c.name)
+		for _, sub := range c.subs {
+			checkUsage(t, c.name+" "+sub.name, c.name)
 		}
 	}
 	// help of help, and help of nothing known.
 	if _, errs, code := cli("help", "nosuch"); code != 2 || !strings.Contains(errs, `unknown command "nosuch"`) {
 		t.Errorf("help nosuch: exit %d, stderr %q", code, errs)
+	}
+}
+
+// checkUsage checks the usage of the command name ("bench kernels" is a
+// subcommand of bench, top): every way of asking for it prints the same
+// on stdout, a synopsis, a paragraph and every flag.
+func checkUsage(t *testing.T, name, top string) {
+	t.Helper()
+	want, errs, code := cli(append([]string{"help"}, strings.Fields(name)...)...)
+	if code != 0 || errs != "" || !strings.HasPrefix(want, "usage: reachvm "+name) {
+		t.Errorf("help %s: exit %d, stderr %q, stdout %q", name, code, errs, want)
+		return
+	}
+	// The paragraph: a blank line after the synopsis, then prose.
+	if _, about, _ := strings.Cut(want, "\n\n"); len(about) < 100 {
+		t.Errorf("help %s: no paragraph:\n%s", name, want)
+	}
+	ways := [][]string{
+		append(strings.Fields(name), "--help"),
+		append(strings.Fields(name), "-h"),
+	}
+	if name == top {
+		ways = append(ways, []string{top, "--help"})
+	}
+	for _, args := range ways {
+		if name == "help" && len(args) > 1 {
+			args = []string{"help", "help"}
+		}
+		if out, errs, code := cli(args...); code != 0 || errs != "" || out != want {
+			t.Errorf("%q: exit %d, stderr %q; stdout differs from 'reachvm help %s':\n%s", args, code, errs, name, out)
+		}
+	}
+	listed, synopsis := usageFlags(t, want)
+	if !slices.Equal(listed, synopsis) {
+		t.Errorf("%s: the synopsis names %q, the flags section explains %q", name, synopsis, listed)
+	}
+	// Every flag is explained: a line of text under it.
+	for _, f := range listed {
+		if !regexp.MustCompile(`\n  ` + f + `[^\n]*\n      \S`).MatchString(want) {
+			t.Errorf("%s: %s has no explanation", name, f)
+		}
 	}
 }
 
@@ -114,13 +124,20 @@ func TestReadmeAgrees(t *testing.T) {
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	// Each bullet opens with the command's synopsis in backquotes, which
-	// may run over lines.
+	// may run over lines; a command with subcommands ("bench kernels")
+	// has a bullet for each.
 	bullets := regexp.MustCompile("(?s)\n- `reachvm ([a-z]+)([^`]*)`").FindAllStringSubmatch(strings.ReplaceAll(section, "\n  ", " "), -1)
 	seen := map[string]bool{}
 	for _, m := range bullets {
 		name := m[1]
+		args := []string{"help", name}
+		if c, _ := lookup(name); len(c.subs) > 0 {
+			sub, _, _ := strings.Cut(strings.TrimSpace(m[2]), " ")
+			args = append(args, sub)
+			seen[name+" "+sub] = true
+		}
 		seen[name] = true
-		usage, _, code := cli("help", name)
+		usage, _, code := cli(args...)
 		if code != 0 {
 			t.Errorf("README documents %q, which reachvm does not know", name)
 			continue
@@ -139,6 +156,11 @@ func TestReadmeAgrees(t *testing.T) {
 	for _, c := range commands {
 		if c.name != "help" && !seen[c.name] {
 			t.Errorf("README's Commands section lacks %s", c.name)
+		}
+		for _, sub := range c.subs {
+			if !seen[c.name+" "+sub.name] {
+				t.Errorf("README's Commands section lacks %s %s", c.name, sub.name)
+			}
 		}
 	}
 }
@@ -179,8 +201,18 @@ func TestRefusedBeforeWork(t *testing.T) {
 		{[]string{"load"}, "reachvm load: missing LIB"},
 		{[]string{"run"}, "reachvm run: missing PROG"},
 		{[]string{"run", "--max-blocks", "-1", "prog"}, "reachvm run: --max-blocks -1: must be at least 0"},
-		{[]string{"bench"}, "reachvm bench: missing benchmark: want kernels"},
-		{[]string{"bench", "nosuch"}, `reachvm bench: unknown "nosuch" benchmark: want kernels`},
+		{[]string{"bench"}, "reachvm bench: missing benchmark: want kernels or programs"},
+		{[]string{"bench", "nosuch"}, `reachvm bench: unknown "nosuch" benchmark: want kernels or programs`},
+		{[]string{"bench", "programs", "--only", "xz-9,nosuch"}, `reachvm bench programs: --only xz-9,nosuch: unknown name "nosuch": want a comma-separated list of xz-9, sha256sum, sqlite3, python3`},
+		{[]string{"bench", "programs", "--tools", "pin"}, `reachvm bench programs: --tools pin: unknown name "pin": want a comma-separated list of native, reachvm, valgrind, qemu`},
+		{[]string{"bench", "programs", "--runs", "0"}, "reachvm bench programs: --runs 0: must be at least 1"},
+		{[]string{"bench", "programs", "--startup", "-1"}, "reachvm bench programs: --startup -1: must be at least 0"},
+		{[]string{"bench", "programs", "--scale", "0"}, "reachvm bench programs: --scale 0: must be a factor > 0 and at most 1000"},
+		{[]string{"bench", "programs", "--scale", "1e9"}, "reachvm bench programs: --scale 1e+09: must be a factor > 0 and at most 1000"},
+		{[]string{"bench", "programs", "--scale", "NaN"}, "reachvm bench programs: --scale NaN: must be a factor > 0 and at most 1000"},
+		{[]string{"bench", "programs", "--plot", filepath.Join(file, "p.svg")}, "reachvm bench programs: --plot " + filepath.Join(file, "p.svg") + ": cannot create its directory"},
+		{[]string{"bench", "programs", "--reachvm", filepath.Join(dir, "missing")}, "reachvm bench programs: --reachvm " + filepath.Join(dir, "missing") + ": not an executable file"},
+		{[]string{"bench", "programs", "extra"}, `reachvm bench programs: unexpected arguments ["extra"]`},
 		{[]string{"bench", "kernels", "--only", "nosuch"}, `reachvm bench kernels: --only nosuch: unknown name "nosuch": want a comma-separated list of k_fib, k_loops`},
 		{[]string{"bench", "kernels", "--tools", "native,pin"}, `reachvm bench kernels: --tools native,pin: unknown name "pin": want a comma-separated list of native, reachvm, valgrind, qemu`},
 		{[]string{"bench", "kernels", "--runs", "0"}, "reachvm bench kernels: --runs 0: must be at least 1"},

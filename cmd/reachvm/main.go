@@ -7,6 +7,7 @@
 //	reachvm load [flags] LIB [ARGS...]      load a library privately into vmcode, call a symbol
 //	reachvm run [flags] PROG [ARGS...]      run a static executable under the binary translator
 //	reachvm bench kernels [flags]           time the C kernels natively, translated, under valgrind and qemu
+//	reachvm bench programs [flags]          time real programs (xz, sqlite3, python3...) the same ways, with peak RSS
 //	reachvm strategies [flags]              measure the reachability strategies A-F and the Linux ones
 //	reachvm vmm [flags]                     reserve vmcode and vmheap, print the placement decisions
 //	reachvm help [COMMAND]                  print the usage of reachvm or of one command
@@ -37,6 +38,10 @@ type command struct {
 	// overview; about is the paragraph that says what it does (and what
 	// it prints), wrapped when printed.
 	synopsis, summary, about string
+	// subs are the command's own subcommands ("bench kernels"), each
+	// with its name, run, synopsis and about; the command's run hands
+	// them their arguments.
+	subs []command
 }
 
 // commands lists the subcommands in the order the overview prints them.
@@ -49,7 +54,7 @@ func init() {
 		{name: "maps", run: cmdMaps, synopsis: mapsSynopsis, summary: "print this process's address-space map, each line reachvm owns annotated", about: mapsAbout},
 		{name: "load", run: cmdLoad, synopsis: loadSynopsis, summary: "load a library privately into vmcode, show its binding, call a symbol", about: loadAbout},
 		{name: "run", run: cmdRun, synopsis: runSynopsis, summary: "run a static executable under the binary translator", about: runAbout},
-		{name: "bench", run: cmdBench, synopsis: benchSynopsis, summary: "time the C kernels natively, under reachvm, valgrind and qemu", about: benchAbout},
+		{name: "bench", run: cmdBench, synopsis: benchSynopsis, summary: "time the C kernels or real programs natively, under reachvm, valgrind and qemu", about: benchAbout, subs: benchSubs()},
 		{name: "strategies", run: cmdStrategies, synopsis: strategiesSynopsis, summary: "measure the reachability strategies (DynamoRIO's A-F and the Linux ones)", about: strategiesAbout},
 		{name: "vmm", run: cmdVMM, synopsis: vmmSynopsis, summary: "reserve vmcode and vmheap, print the placement decisions", about: vmmAbout},
 		{name: "help", run: cmdHelp, synopsis: "help [COMMAND]", summary: "print the usage of reachvm or of one command", about: helpAbout},
@@ -140,11 +145,18 @@ exits 2; a failure 1.
 // usage lists each beside its long flag, not as a flag of its own.
 var shortFlags = map[string]string{"q": "quiet"}
 
-// printUsage prints the usage of the subcommand named cmd ("bench
-// kernels" is bench's): its synopsis, its paragraph, and every flag of fs
-// with its value's name, its text (which says its rule) and its default.
+// printUsage prints the usage of the subcommand named cmd (or, as "bench
+// kernels", of one of its own): its synopsis, its paragraph, and every
+// flag of fs with its value's name, its text (which says its rule) and
+// its default.
 func printUsage(w io.Writer, cmd string, fs *flag.FlagSet) {
-	c, _ := lookup(strings.Fields(cmd)[0])
+	words := strings.Fields(cmd)
+	c, _ := lookup(words[0])
+	for _, sub := range c.subs {
+		if len(words) > 1 && sub.name == words[1] {
+			c = sub
+		}
+	}
 	fmt.Fprintf(w, "usage: reachvm %s\n\n", c.synopsis)
 	for _, line := range wrap(c.about, 76) {
 		fmt.Fprintln(w, line)

@@ -102,11 +102,9 @@ func TestBenchKernels(t *testing.T) {
 	if _, err := kernels.Program("kernels", kernels.Exec); err != nil {
 		t.Skip(err)
 	}
-	// bench times `reachvm run` as a process: build the command.
-	self := filepath.Join(t.TempDir(), "reachvm")
-	if b, err := exec.Command("go", "build", "-o", self, ".").CombinedOutput(); err != nil {
-		t.Skipf("building reachvm: %v\n%s", err, b)
-	}
+	// bench times `reachvm run` as a process: the command, built once
+	// for the tests.
+	self := pieReachvm(t)
 	var out, errb bytes.Buffer
 	plot := filepath.Join(t.TempDir(), "k.svg")
 	code := run([]string{"bench", "kernels", "--json", "--runs", "1", "--seconds", "0.02", "--only", "k_fib,k_interp", "--tools", "native,reachvm", "--reachvm", self, "--plot", plot}, &out, &errb)
