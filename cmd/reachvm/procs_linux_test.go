@@ -4,11 +4,7 @@ package main
 
 import (
 	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,42 +25,12 @@ func procsProgram(t *testing.T) string {
 	return p
 }
 
-var (
-	pieOnce sync.Once
-	pieExe  string
-	pieErr  error
-)
-
-// reachvmPIE builds reachvm as a PIE once per test binary, into a
-// directory removed at exit, and returns its path: a real reachvm, as
-// /proc/self/exe of a followed execve, that can also load programs linked
-// at 0x400000.
+// reachvmPIE returns the PIE reachvm the tests share (pieReachvm): a
+// real reachvm, as /proc/self/exe of a followed execve, that can also
+// load programs linked at 0x400000.
 func reachvmPIE(t *testing.T) string {
 	t.Helper()
-	pieOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "reachvm-pie-")
-		if err != nil {
-			pieErr = err
-			return
-		}
-		pieExe = filepath.Join(dir, "reachvm")
-		if b, err := exec.Command("go", "build", "-buildmode=pie", "-o", pieExe, ".").CombinedOutput(); err != nil {
-			pieErr = errors.New(string(b))
-		}
-	})
-	if pieErr != nil {
-		t.Skipf("building reachvm: %v", pieErr)
-	}
-	return pieExe
-}
-
-// TestMain removes the PIE reachvm built for the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if pieExe != "" {
-		os.RemoveAll(filepath.Dir(pieExe))
-	}
-	os.Exit(code)
+	return pieReachvm(t)
 }
 
 // statsLines returns the exit lines --stats printed on stderr ("reachvm

@@ -63,13 +63,10 @@ var needWhy = []struct {
 // row passes while still pending, reachvm has learnt what it needed: the
 // test fails, naming the row and the needs to take out of this list.
 // needAppFS and needStartCalls left it when static glibc programs first
-// ran.
+// ran; needFork, needVfork and needExec when processes did.
 var reachvmLacks = map[need]bool{
 	needInterp:  true,
 	needThreads: true,
-	needFork:    true,
-	needVfork:   true,
-	needExec:    true,
 }
 
 // kindNeeds are what every program of a kind needs: glibc's start-up
@@ -119,8 +116,9 @@ type suiteCase struct {
 const inArg = "$IN"
 
 // shellNeeds are what a program that runs /bin/sh -c needs: posix_spawn,
-// then the dynamic shell under reachvm, which forks for a pipeline.
-var shellNeeds = []need{needVfork, needExec, needInterp, needFork}
+// whose child runs natively from the clone on (so the dynamic shell it
+// execs runs natively too), and its pipeline's forks.
+var shellNeeds = []need{needVfork, needExec, needFork}
 
 // suiteCases are the programs, in report order.
 var suiteCases = []suiteCase{
