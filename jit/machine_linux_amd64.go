@@ -99,6 +99,12 @@ type Options struct {
 	// runs natively, with the program's mask and ignored signals. It
 	// is called on the program's thread, which it must not leave.
 	Exec func(req *ExecRequest) (path string, argv, envp []string)
+	// NoVDSO starts a program without the vDSO (no AT_SYSINFO_EHDR in
+	// its auxiliary vector), so that its libc makes clock_gettime,
+	// gettimeofday, time and getcpu as system calls. By default the
+	// program gets reachvm's own vDSO and its code is translated as
+	// the program's is.
+	NoVDSO bool
 }
 
 func (o *Options) setDefaults() {

@@ -23,11 +23,12 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// A Program is a freestanding static executable (ET_EXEC, or a static
-// PIE) loaded by reachvm itself, as Valgrind loads its client: its image,
-// a brk area and a stack in the machine's VMM's application memory
-// (vmm.VMM.ReserveApp and the calls after it, which record every change in
-// aspacem), run from its first instruction under the translator. It shares
+// A Program is an executable (ET_EXEC or ET_DYN, static or dynamic)
+// loaded by reachvm itself, as Valgrind loads its client: its image, its
+// interpreter's (ld.so) if it is dynamic, a brk area and a stack in the
+// machine's VMM's application memory (vmm.VMM.ReserveApp and the calls
+// after it, which record every change in aspacem), run from the first
+// instruction (the interpreter's, or its own) under the translator. It shares
 // the address space with reachvm, so every memory system call it makes is
 // vetted: nothing it maps, unmaps or protects may touch reachvm's own
 // memory (vmcode, vmheap, the cache), and exit ends the run, not the host
@@ -37,8 +38,19 @@ import (
 // executes runs under reachvm when Options.Exec says how
 // (exec_linux_amd64.go); threads are refused with an error naming them.
 type Program struct {
-	m    *Machine
-	path string
+	m *Machine
+	// path is the program's path as given (AT_EXECFN), exe what
+	// /proc/self/exe says for it (absolute, symbolic links resolved).
+	// Immutable.
+	path, exe string
+	// interp is PT_INTERP's path ("" for a static program), loaded at
+	// [interpLo, interpHi) with bias interpBias (AT_BASE). Immutable
+	// after LoadProgram.
+	interp                         string
+	interpLo, interpHi, interpBias uintptr
+	// runAt is where a run begins: the interpreter's entry point, or
+	// the program's. Immutable after LoadProgram.
+	runAt uintptr
 	// owner annotates the image in aspacem ("client NAME"); the brk
 	// area, the stack and the program's own mmaps carry it with " brk",
 	// " stack" and mmapOwner's suffix. Immutable after LoadProgram.
@@ -78,6 +90,9 @@ type Program struct {
 	tid threadID
 	// execFn is what AT_EXECFN names, "" for path (Program.Inherit).
 	execFn string
+	// proc is the state of the process calls reachvm answers for the
+	// program (proccall_linux_amd64.go), reset by each Run.
+	proc procState
 }
 
 // Sizes of a program's brk area and stack.
@@ -96,19 +111,27 @@ type ProgramError struct {
 
 func (e *ProgramError) Error() string { return fmt.Sprintf("jit: %s: %s", e.Path, e.Reason) }
 
-// pieBases are where a static PIE is placed, below 2 GiB first (where the
-// translator's indirect-branch sites take their narrow form).
+// pieBases are where a position-independent executable (a static PIE, or
+// a dynamic program and its interpreter) is placed, below 2 GiB first
+// (where the translator's indirect-branch sites take their narrow form,
+// and within rel32 reach of vmcode where reachvm run places it).
 var pieBases = []uintptr{0x10000000, 0x20000000, 0x30000000, 0x70000000}
 
-// LoadProgram loads the static executable at path into memory the
-// machine's VMM records: its PT_LOAD segments (at their addresses for
-// ET_EXEC, at a bias for a static PIE, whose R_X86_64_RELATIVE
-// relocations it applies), a brk area after the image and a stack.
-// It refuses dynamic executables (PT_INTERP), thread-local storage
-// (PT_TLS), other machines and relocations other than RELATIVE, and an
-// ET_EXEC whose addresses are taken (by reachvm itself when it is not
-// built as a PIE: Go links executables at 0x400000, where most static
-// programs go too).
+// maxInterpPath bounds PT_INTERP's path, as the kernel bounds it (PATH_MAX).
+const maxInterpPath = 4096
+
+// LoadProgram loads the executable at path into memory the machine's
+// VMM records, as the kernel's execve lays it out: its PT_LOAD segments
+// (at their addresses for ET_EXEC, at a bias chosen from pieBases for
+// ET_DYN), a brk area after the image and a stack; for a dynamic
+// executable (PT_INTERP), its interpreter (the system's ld.so, an ET_DYN)
+// too, where the run starts, and which maps and relocates the rest. A
+// static PIE's R_X86_64_RELATIVE and DT_RELR relocations are applied
+// here, as a freestanding one does not relocate itself. It refuses
+// thread-local storage (PT_TLS) in a static executable, other machines,
+// other relocations in a static PIE, and an ET_EXEC whose addresses are
+// taken (by reachvm itself when it is not built as a PIE: Go links
+// executables at 0x400000, where most non-PIE programs go too).
 func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	bad := func(format string, args ...any) error {
 		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
@@ -120,19 +143,11 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jit: %w", err)
 	}
-	f, err := elf.NewFile(bytes.NewReader(data))
+	f, err := parseExecutable(data)
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return nil, bad("not an x86-64 ELF64 executable")
-	}
-	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return nil, bad("not an executable (%v)", f.Type)
-	}
-	p := &Program{m: m, path: path}
-	page := uintptr(4096)
-	lo, hi := ^uintptr(0), uintptr(0)
+	p := &Program{m: m, path: path, exe: exePath(path)}
 	var dyn *elf.Prog
 	// selfRelocating is set for a program whose start code applies its
 	// own relocations (a C library's static PIE start-up): the loader,
@@ -141,29 +156,44 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	for _, ph := range f.Progs {
 		switch ph.Type {
 		case elf.PT_INTERP:
-			return nil, bad("a dynamic executable (PT_INTERP): only static ones run")
+			if ph.Filesz == 0 || ph.Filesz > maxInterpPath || ph.Off+ph.Filesz > uint64(len(data)) {
+				return nil, bad("a PT_INTERP of %d bytes at %#x, beyond the file or too long", ph.Filesz, ph.Off)
+			}
+			s := data[ph.Off : ph.Off+ph.Filesz]
+			if i := bytes.IndexByte(s, 0); i >= 0 {
+				s = s[:i]
+			}
+			if len(s) == 0 {
+				return nil, bad("an empty PT_INTERP")
+			}
+			p.interp = string(s)
 		case elf.PT_TLS:
-			// The C library's start code sets up the thread's TLS
-			// block from PT_TLS (found through AT_PHDR) and sets FS
-			// with arch_prctl, as for a native start; the kernel
-			// does nothing more.
+			// The C library's start code (ld.so's, for a dynamic
+			// program) sets up the thread's TLS block from PT_TLS
+			// (found through AT_PHDR) and sets FS with arch_prctl,
+			// as for a native start; the kernel does nothing more.
 			selfRelocating = true
 		case elf.PT_DYNAMIC:
 			dyn = ph
-		case elf.PT_LOAD:
-			if ph.Filesz > ph.Memsz || ph.Off+ph.Filesz > uint64(len(data)) {
-				return nil, bad("a PT_LOAD beyond the file")
-			}
-			end, ok := mem.AlignUp(ph.Vaddr+ph.Memsz, uint64(page))
-			if ph.Vaddr+ph.Memsz < ph.Vaddr || !ok {
-				return nil, bad("a PT_LOAD past the end of the address space")
-			}
-			lo = min(lo, mem.AlignDown(uintptr(ph.Vaddr), page))
-			hi = max(hi, uintptr(end))
 		}
 	}
-	if hi == 0 {
-		return nil, bad("no PT_LOAD")
+	var idata []byte
+	var interp *elf.File
+	if p.interp != "" {
+		if idata, err = os.ReadFile(p.interp); err != nil {
+			return nil, bad("its interpreter: %v", err)
+		}
+		if interp, err = parseExecutable(idata); err != nil {
+			return nil, bad("its interpreter %s: %v", p.interp, err)
+		}
+		if interp.Type != elf.ET_DYN {
+			return nil, bad("its interpreter %s is %v, not a shared object (ET_DYN)", p.interp, interp.Type)
+		}
+		for _, ph := range interp.Progs {
+			if ph.Type == elf.PT_INTERP {
+				return nil, bad("its interpreter %s has an interpreter itself", p.interp)
+			}
+		}
 	}
 	v := m.v
 	name := filepath.Base(path)
@@ -172,30 +202,6 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	}
 	p.owner = "client " + name
 	p.mmapOwner = fmt.Sprintf("client %s mmap %d", name, programSerial.Add(1))
-	// The image's span, reserved in one piece.
-	span := hi - lo
-	var img mem.Range
-	if f.Type == elf.ET_EXEC {
-		if img, err = v.ReserveApp(lo, span, mem.Exact, p.owner); err != nil {
-			if errors.Is(err, mem.ErrExists) {
-				return nil, bad("its addresses [%#x, %#x) are taken (%s): run reachvm built with -buildmode=pie, or link the program elsewhere (-Wl,-Ttext-segment)", lo, hi, whatIsAt(v, lo, hi))
-			}
-			return nil, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
-		}
-	} else {
-		for _, b := range pieBases {
-			if img, err = v.ReserveApp(b, span, mem.Exact, p.owner); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			if img, err = v.ReserveApp(0, span, mem.Hint, p.owner); err != nil {
-				return nil, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
-			}
-		}
-		p.bias = img.Start - lo
-	}
-	p.lo, p.hi = img.Start, img.End
 	ok := false
 	defer func() {
 		if !ok {
@@ -206,74 +212,23 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			}
 		}
 	}()
-	// Segments: committed read-write, filled, relocated, then given
-	// their protection (a page shared by two segments gets both's).
-	prots := map[uintptr]mem.Prot{}
-	for _, ph := range f.Progs {
-		if ph.Type != elf.PT_LOAD {
-			continue
-		}
-		// The first pass checked that every segment's end aligns up
-		// without overflow, and the bias is page aligned.
-		end, _ := mem.AlignUp(uintptr(ph.Vaddr+ph.Memsz), page)
-		a, b := p.bias+mem.AlignDown(uintptr(ph.Vaddr), page), p.bias+end
-		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
-			return nil, fmt.Errorf("jit: %s: %w", path, err)
-		}
-		copy(rawmem.Bytes(p.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
-		prot := mem.ProtNone
-		if ph.Flags&elf.PF_R != 0 {
-			prot |= mem.ProtRead
-		}
-		if ph.Flags&elf.PF_W != 0 {
-			prot |= mem.ProtWrite
-		}
-		if ph.Flags&elf.PF_X != 0 {
-			prot |= mem.ProtExec
-		}
-		for x := a; x < b; x += page {
-			prots[x] |= prot
-		}
+	exe, err := mapImage(v, path, data, f, p.owner)
+	if err != nil {
+		return nil, err
 	}
-	if f.Type == elf.ET_DYN && dyn != nil && !selfRelocating {
+	p.bias, p.lo, p.hi = exe.bias, exe.lo, exe.hi
+	if f.Type == elf.ET_DYN && dyn != nil && p.interp == "" && !selfRelocating {
 		if err := p.relocate(dyn); err != nil {
 			return nil, bad("%v", err)
 		}
 	}
-	// One protect per run of loaded pages with the same protection.
-	for x := p.lo; x < p.hi; {
-		prot, loaded := prots[x]
-		end := x + page
-		for loaded && end < p.hi {
-			if q, ok := prots[end]; !ok || q != prot {
-				break
-			}
-			end += page
-		}
-		if loaded {
-			if err := v.ProtectApp(mem.Range{Start: x, End: end}, prot); err != nil {
-				return nil, fmt.Errorf("jit: %s: %w", path, err)
-			}
-		}
-		x = end
+	if err := exe.protect(v, path); err != nil {
+		return nil, err
 	}
 	p.entry = p.bias + uintptr(f.Entry)
-	for _, ph := range f.Progs {
-		if ph.Type == elf.PT_PHDR {
-			p.phdr = p.bias + uintptr(ph.Vaddr)
-		}
-	}
-	if p.phdr == 0 {
-		// The program headers as loaded, if the first PT_LOAD maps the
-		// file's start.
-		for _, ph := range f.Progs {
-			if ph.Type == elf.PT_LOAD && ph.Off == 0 {
-				p.phdr = p.bias + uintptr(ph.Vaddr) + uintptr(binary.LittleEndian.Uint64(data[32:]))
-				break
-			}
-		}
-	}
+	p.phdr = phdrAddr(f, data, p.bias)
 	p.phnum = len(f.Progs)
+	p.runAt = p.entry
 	// brk: a reservation right after the image, committed as it grows
 	// (Valgrind's), so that the break never lands on anything else.
 	brk, err := v.ReserveApp(p.hi, programBrk, mem.Exact, p.owner+" brk")
@@ -284,6 +239,20 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	}
 	p.brkBase, p.brkMax = brk.Start, brk.End
 	p.brkCur, p.brkTop = p.brkBase, p.brkBase
+	if interp != nil {
+		// The kernel maps the interpreter after the program and its
+		// break, where mmap would place it; here it goes where a PIE
+		// goes, within reach of vmcode.
+		ld, err := mapImage(v, p.interp, idata, interp, p.owner+" interp")
+		if err != nil {
+			return nil, err
+		}
+		p.interpLo, p.interpHi, p.interpBias = ld.lo, ld.hi, ld.bias
+		if err := ld.protect(v, p.interp); err != nil {
+			return nil, err
+		}
+		p.runAt = ld.bias + uintptr(interp.Entry)
+	}
 	// The stack sits on a reserved, inaccessible guard, as the
 	// kernel keeps a gap below a main thread's stack: a program that
 	// runs out of stack faults there rather than writing over
@@ -312,6 +281,176 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	m.programs[p] = struct{}{}
 	ok = true
 	return p, nil
+}
+
+// parseExecutable parses data as an x86-64 ELF64 executable or shared
+// object.
+func parseExecutable(data []byte) (*elf.File, error) {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return nil, errors.New("not an x86-64 ELF64 executable")
+	}
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return nil, fmt.Errorf("not an executable (%v)", f.Type)
+	}
+	return f, nil
+}
+
+// exePath returns what /proc/self/exe would say for the program at path:
+// its absolute path with every symbolic link resolved (path itself if
+// that fails, as it then cannot have been loaded).
+func exePath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
+}
+
+// An image is an ELF file's PT_LOAD segments mapped by mapImage,
+// committed read-write and filled, waiting for protect to give each page
+// its segment's protection.
+type image struct {
+	// bias is the load bias (0 for ET_EXEC), [lo, hi) the image's
+	// reservation.
+	bias, lo, hi uintptr
+	// prots is the protection of each loaded page (a page shared by two
+	// segments gets both's).
+	prots map[uintptr]mem.Prot
+}
+
+// mapImage reserves the span of f's PT_LOAD segments in application
+// memory annotated owner (at their addresses for ET_EXEC, at the first
+// free one of pieBases, else where the OS chooses, for ET_DYN), commits
+// each segment read-write and copies its bytes from data. On error the
+// image is released again.
+func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (_ image, err error) {
+	bad := func(format string, args ...any) error {
+		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
+	}
+	page := uintptr(mem.PageSize)
+	lo, hi := ^uintptr(0), uintptr(0)
+	for _, ph := range f.Progs {
+		if ph.Type != elf.PT_LOAD {
+			continue
+		}
+		if ph.Filesz > ph.Memsz || ph.Off+ph.Filesz > uint64(len(data)) || ph.Off+ph.Filesz < ph.Off {
+			return image{}, bad("a PT_LOAD beyond the file")
+		}
+		end, ok := mem.AlignUp(ph.Vaddr+ph.Memsz, uint64(page))
+		if ph.Vaddr+ph.Memsz < ph.Vaddr || !ok {
+			return image{}, bad("a PT_LOAD past the end of the address space")
+		}
+		lo = min(lo, mem.AlignDown(uintptr(ph.Vaddr), page))
+		hi = max(hi, uintptr(end))
+	}
+	if hi == 0 {
+		return image{}, bad("no PT_LOAD")
+	}
+	// The image's span, reserved in one piece.
+	span := hi - lo
+	var r mem.Range
+	if f.Type == elf.ET_EXEC {
+		if r, err = v.ReserveApp(lo, span, mem.Exact, owner); err != nil {
+			if errors.Is(err, mem.ErrExists) {
+				return image{}, bad("its addresses [%#x, %#x) are taken (%s): run reachvm built with -buildmode=pie, or link the program elsewhere (-Wl,-Ttext-segment)", lo, hi, whatIsAt(v, lo, hi))
+			}
+			return image{}, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
+		}
+	} else {
+		for _, b := range pieBases {
+			if r, err = v.ReserveApp(b, span, mem.Exact, owner); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			if r, err = v.ReserveApp(0, span, mem.Hint, owner); err != nil {
+				return image{}, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
+			}
+		}
+	}
+	img := image{bias: r.Start - lo, lo: r.Start, hi: r.End, prots: map[uintptr]mem.Prot{}}
+	defer func() {
+		if err != nil {
+			if rerr := v.ReleaseApp(r); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("jit: %s: releasing the image: %w", path, rerr))
+			}
+		}
+	}()
+	for _, ph := range f.Progs {
+		if ph.Type != elf.PT_LOAD {
+			continue
+		}
+		// The first pass checked that every segment's end aligns up
+		// without overflow, and the bias is page aligned.
+		end, _ := mem.AlignUp(uintptr(ph.Vaddr+ph.Memsz), page)
+		a, b := img.bias+mem.AlignDown(uintptr(ph.Vaddr), page), img.bias+end
+		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
+			return image{}, fmt.Errorf("jit: %s: %w", path, err)
+		}
+		copy(rawmem.Bytes(img.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
+		prot := mem.ProtNone
+		if ph.Flags&elf.PF_R != 0 {
+			prot |= mem.ProtRead
+		}
+		if ph.Flags&elf.PF_W != 0 {
+			prot |= mem.ProtWrite
+		}
+		if ph.Flags&elf.PF_X != 0 {
+			prot |= mem.ProtExec
+		}
+		for x := a; x < b; x += page {
+			img.prots[x] |= prot
+		}
+	}
+	return img, nil
+}
+
+// protect gives the image's pages their segments' protection, one
+// protect per run of loaded pages with the same protection; the gaps
+// between segments stay reserved, inaccessible.
+func (img *image) protect(v *vmm.VMM, path string) error {
+	page := uintptr(mem.PageSize)
+	for x := img.lo; x < img.hi; {
+		prot, loaded := img.prots[x]
+		end := x + page
+		for loaded && end < img.hi {
+			if q, ok := img.prots[end]; !ok || q != prot {
+				break
+			}
+			end += page
+		}
+		if loaded {
+			if err := v.ProtectApp(mem.Range{Start: x, End: end}, prot); err != nil {
+				return fmt.Errorf("jit: %s: %w", path, err)
+			}
+		}
+		x = end
+	}
+	return nil
+}
+
+// phdrAddr returns where f's program headers are once loaded at bias:
+// PT_PHDR's address, or else within the PT_LOAD that maps the file's
+// start; 0 if neither exists.
+func phdrAddr(f *elf.File, data []byte, bias uintptr) uintptr {
+	for _, ph := range f.Progs {
+		if ph.Type == elf.PT_PHDR {
+			return bias + uintptr(ph.Vaddr)
+		}
+	}
+	for _, ph := range f.Progs {
+		if ph.Type == elf.PT_LOAD && ph.Off == 0 {
+			return bias + uintptr(ph.Vaddr) + uintptr(binary.LittleEndian.Uint64(data[32:]))
+		}
+	}
+	return 0
 }
 
 // isClosed reports whether m is closed.
@@ -475,7 +614,7 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 		return 0, err
 	}
 	defer done()
-	_, err = m.dispatch(p.entry)
+	_, err = m.dispatch(p.runAt)
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		return ee.Code, nil
@@ -510,6 +649,7 @@ func (p *Program) start(argv, envp []string) error {
 	}
 	p.tid = threadID{}
 	p.resetSignals()
+	p.resetProc()
 	m.client = p
 	return nil
 }
@@ -529,8 +669,21 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 	// Code a previous run made of its stack is written over.
 	p.m.willWrite(mem.Range{Start: p.stack, End: p.stack + p.stackSize})
 	top := p.stack + p.stackSize
+	// The kernel refuses (E2BIG) arguments and environment over a
+	// quarter of the stack limit.
+	size := len(p.path) + 1
+	for _, s := range append(append([]string(nil), argv...), envp...) {
+		size += len(s) + 1
+	}
+	if size > int(p.stackSize/4) {
+		return 0, fmt.Errorf("jit: %s: arguments and environment (%d bytes) do not fit the stack", p.path, size)
+	}
 	mem := rawmem.Bytes(p.stack, p.stackSize)
-	pos := p.stackSize
+	// A NULL pointer's worth at the very top, then the strings as
+	// the kernel copies them: the file name highest, below it argv's
+	// and envp's strings one after another, argv[0] lowest.
+	pos := p.stackSize - 8
+	clear(mem[pos:])
 	putString := func(s string) uintptr {
 		pos -= uintptr(len(s) + 1)
 		copy(mem[pos:], s)
@@ -543,41 +696,32 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 		execfnPath = p.execFn
 	}
 	execfn := putString(execfnPath)
-	for _, s := range envp {
-		envpp = append(envpp, putString(s))
+	envpp = make([]uintptr, len(envp))
+	for i := len(envp) - 1; i >= 0; i-- {
+		envpp[i] = putString(envp[i])
 	}
-	for _, s := range argv {
-		argp = append(argp, putString(s))
+	argp = make([]uintptr, len(argv))
+	for i := len(argv) - 1; i >= 0; i-- {
+		argp[i] = putString(argv[i])
 	}
-	platform := putString("x86_64")
+	var as auxStrings
+	as.execfn = execfn
+	platform, ok := hostString(atPlatform)
+	if !ok {
+		platform = "x86_64"
+	}
+	as.platform = putString(platform)
+	if bp, ok := hostString(atBasePlatform); ok {
+		as.basePlatform = putString(bp)
+	}
 	pos -= 16
-	random := p.stack + pos
+	as.random = p.stack + pos
 	if _, err := unix.Getrandom(mem[pos:pos+16], 0); err != nil {
 		for i := range 16 {
 			mem[pos+uintptr(i)] = byte(i * 37)
 		}
 	}
-	_, _, _, edx := cpuid(1, 0)
-	aux := [][2]uint64{
-		{3, uint64(p.phdr)},        // AT_PHDR
-		{4, 56},                    // AT_PHENT
-		{5, uint64(p.phnum)},       // AT_PHNUM
-		{6, 4096},                  // AT_PAGESZ
-		{7, 0},                     // AT_BASE
-		{8, 0},                     // AT_FLAGS
-		{9, uint64(p.entry)},       // AT_ENTRY
-		{11, uint64(os.Getuid())},  // AT_UID
-		{12, uint64(os.Geteuid())}, // AT_EUID
-		{13, uint64(os.Getgid())},  // AT_GID
-		{14, uint64(os.Getegid())}, // AT_EGID
-		{15, uint64(platform)},     // AT_PLATFORM
-		{16, uint64(edx)},          // AT_HWCAP
-		{17, 100},                  // AT_CLKTCK
-		{23, 0},                    // AT_SECURE
-		{25, uint64(random)},       // AT_RANDOM
-		{31, uint64(execfn)},       // AT_EXECFN
-		{0, 0},                     // AT_NULL
-	}
+	aux := p.auxv(as)
 	words := 1 + len(argp) + 1 + len(envpp) + 1 + 2*len(aux)
 	pos = (pos - uintptr(words)*8) &^ 15
 	sp := p.stack + pos
@@ -637,9 +781,11 @@ func (p *Program) free() error {
 		}
 	}
 	release(p.lo, p.hi-p.lo)
+	release(p.interpLo, p.interpHi-p.interpLo)
 	release(p.brkBase, p.brkMax-p.brkBase)
 	release(p.stack-p.stackGuard, p.stackGuard+p.stackSize)
 	p.lo, p.hi, p.brkBase, p.brkMax, p.stack, p.stackSize, p.stackGuard = 0, 0, 0, 0, 0, 0, 0
+	p.interpLo, p.interpHi = 0, 0
 	if p.gdb != nil {
 		gdbUnregister(p.gdb)
 		p.gdb = nil
@@ -653,8 +799,8 @@ func (p *Program) free() error {
 }
 
 // clientOwned reports whether [a, a+n) overlaps the program's own image,
-// brk area or stack.
+// its interpreter's, its brk area or stack.
 func (p *Program) clientOwned(a, n uintptr) bool {
 	over := func(lo, hi uintptr) bool { return hi > lo && a < hi && lo < a+n }
-	return over(p.lo, p.hi) || over(p.brkBase, p.brkMax) || over(p.stack-p.stackGuard, p.stack+p.stackSize)
+	return over(p.lo, p.hi) || over(p.interpLo, p.interpHi) || over(p.brkBase, p.brkMax) || over(p.stack-p.stackGuard, p.stack+p.stackSize)
 }

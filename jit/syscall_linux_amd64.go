@@ -82,6 +82,9 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		if next, done, err := m.client.processCall(nr, a, pc); done {
 			return next, err
 		}
+		if ret, done := m.client.selfCall(nr, a); done {
+			return m.sysret(pc, ret), nil
+		}
 	}
 	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && m.client != nil) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}

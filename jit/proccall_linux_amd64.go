@@ -1,0 +1,162 @@
+package jit
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The system calls about the process whose answer would otherwise be
+// reachvm's rather than the program's (threadid_linux_amd64.go has those
+// that register a thread's addresses with the kernel).
+//
+//   - getrlimit, setrlimit and prlimit64 go to the kernel, but the
+//     program sees the stack limit of the stack reachvm gave it, and a
+//     stack limit it sets is remembered for it rather than changing
+//     reachvm's.
+//   - readlink and readlinkat of /proc/self/exe (and /proc/PID/exe,
+//     /proc/thread-self/exe, /proc/PID/task/TID/exe of its own process)
+//     answer the program's path, not reachvm's.
+
+// rlimitStack is RLIMIT_STACK.
+const rlimitStack = unix.RLIMIT_STACK
+
+// procState is what the process calls emulate for a program.
+type procState struct {
+	// stackCur is the soft stack limit the program sees: the size of
+	// its stack until it sets another one.
+	stackCur uint64
+}
+
+// resetProc sets up a run's process state.
+func (p *Program) resetProc() {
+	p.proc = procState{stackCur: uint64(p.stackSize)}
+}
+
+// selfCall handles the calls above; handled false leaves the call to
+// the rest of Machine.syscall.
+//
+// Preconditions: p.m.mu is held (the machine is running the program).
+func (p *Program) selfCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+	switch nr {
+	case unix.SYS_GETRLIMIT:
+		return p.rlimit(int(a[0]), 0, a[1]), true
+	case unix.SYS_SETRLIMIT:
+		return p.rlimit(int(a[0]), a[1], 0), true
+	case unix.SYS_PRLIMIT64:
+		if pid := int(int32(a[0])); pid != 0 && pid != unix.Getpid() {
+			return 0, false
+		}
+		return p.rlimit(int(a[1]), a[2], a[3]), true
+	case unix.SYS_READLINK:
+		return p.readlink(unix.AT_FDCWD, a[0], a[1], a[2])
+	case unix.SYS_READLINKAT:
+		return p.readlink(int(int32(a[0])), a[1], a[2], a[3])
+	}
+	return 0, false
+}
+
+// rlimit is prlimit64 on the program's own process for resource res,
+// with newp and oldp its struct rlimit64 pointers (either may be 0): the
+// kernel's limits, but for the stack's soft limit, which is the
+// program's (see above).
+func (p *Program) rlimit(res int, newp, oldp uintptr) uint64 {
+	if res != rlimitStack {
+		return kernelCall(unix.SYS_PRLIMIT64, [6]uintptr{0, uintptr(res), newp, oldp})
+	}
+	var real unix.Rlimit
+	if err := unix.Prlimit(0, res, nil, &real); err != nil {
+		return errnoOfErr(err)
+	}
+	old := unix.Rlimit{Cur: min(p.proc.stackCur, real.Max), Max: real.Max}
+	if newp != 0 {
+		var b [16]byte
+		if !copyIn(newp, b[:]) {
+			return errno(unix.EFAULT)
+		}
+		set := unix.Rlimit{Cur: binary.LittleEndian.Uint64(b[:]), Max: binary.LittleEndian.Uint64(b[8:])}
+		if set.Cur > set.Max {
+			return errno(unix.EINVAL)
+		}
+		if set.Max != real.Max {
+			// Raising the hard limit needs the privilege the kernel
+			// checks, and lowering it binds reachvm as it would the
+			// program: the kernel decides, with the real soft limit
+			// kept under the new hard one.
+			lim := unix.Rlimit{Cur: min(real.Cur, set.Max), Max: set.Max}
+			if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+				return errnoOfErr(err)
+			}
+		}
+		p.proc.stackCur = set.Cur
+	}
+	if oldp != 0 {
+		var o [16]byte
+		binary.LittleEndian.PutUint64(o[:], old.Cur)
+		binary.LittleEndian.PutUint64(o[8:], old.Max)
+		if !p.copyOut(oldp, o[:]) {
+			return errno(unix.EFAULT)
+		}
+	}
+	return 0
+}
+
+// readlink answers readlinkat(dirfd, path, buf, size) when path names
+// the process's executable in /proc, with the program's path; handled
+// false sends any other call to the kernel.
+func (p *Program) readlink(dirfd int, path, buf, size uintptr) (uint64, bool) {
+	name, e := readCString(path, unix.PathMax, unix.ENAMETOOLONG)
+	if e != 0 || !p.isSelfExe(dirfd, name) {
+		return 0, false
+	}
+	if int(size) <= 0 {
+		return errno(unix.EINVAL), true
+	}
+	b := []byte(p.exe)
+	if uintptr(len(b)) > size {
+		b = b[:size]
+	}
+	if !p.copyOut(buf, b) {
+		return errno(unix.EFAULT), true
+	}
+	return uint64(len(b)), true
+}
+
+// isSelfExe reports whether name, relative to dirfd, is the link in
+// /proc to the process's own executable.
+func (p *Program) isSelfExe(dirfd int, name string) bool {
+	if !strings.HasPrefix(name, "/") {
+		if dirfd != unix.AT_FDCWD {
+			return false
+		}
+		wd, err := unix.Getwd()
+		if err != nil || !strings.HasPrefix(wd, "/proc") {
+			return false
+		}
+		name = wd + "/" + name
+	}
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean(name), "/"), "/")
+	if len(parts) < 3 || parts[0] != "proc" || parts[len(parts)-1] != "exe" {
+		return false
+	}
+	pid := strconv.Itoa(unix.Getpid())
+	tid := strconv.Itoa(unix.Gettid())
+	switch len(parts) {
+	case 3:
+		return parts[1] == "self" || parts[1] == "thread-self" || parts[1] == pid
+	case 5:
+		return (parts[1] == "self" || parts[1] == pid) && parts[2] == "task" && parts[3] == tid
+	}
+	return false
+}
+
+// errnoOfErr returns -errno for err, an error of a system call.
+func errnoOfErr(err error) uint64 {
+	if e, ok := err.(unix.Errno); ok {
+		return errno(e)
+	}
+	return errno(unix.EINVAL)
+}
