@@ -55,3 +55,20 @@ func TestProcessCalls(t *testing.T) {
 func lines(s string) []string {
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 }
+
+// TestProgramMremap runs memremap, which grows, shrinks and moves
+// anonymous memory, a file view and code with mremap, natively and under
+// reachvm: the same lines and status.
+func TestProgramMremap(t *testing.T) {
+	for _, kind := range programKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			prog := buildProgram(t, "memremap", kind.name)
+			ref := buildProgram(t, "memremap", "exec")
+			want, wantCode := runNative(t, ref, ref)
+			got, stderr, code := runProgram(t, prog, kind.name == "pie", prog)
+			if code != wantCode || got != want {
+				t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+			}
+		})
+	}
+}

@@ -25,7 +25,8 @@ import (
 // area and stack. What the emulation does not cover is refused with the
 // errno the kernel gives for an unsupported request, and recorded
 // (Program.Refusals): shared mappings (the VMM maps files privately
-// only), huge pages, MAP_32BIT, mremap of application memory, shmat.
+// only), huge pages, MAP_32BIT, mremap's MREMAP_DONTUNMAP, shmat. mremap
+// is vmm.VMM.RemapApp.
 
 // Refusal is a memory system call of a program that reachvm refused or
 // that failed: which call, on what, the errno the program got, and why.
@@ -208,13 +209,68 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		return 0, true
 
 	case unix.SYS_MREMAP:
-		if v.OverlapsApp(a[0], max(a[1], 1)) {
-			return p.refuse("mremap", a[0], a[1], unix.ENOMEM, "mremap of application memory is not emulated"), true
-		}
+		return p.mremap(a), true
 	case unix.SYS_SHMAT:
 		return p.refuse("shmat", a[1], 0, unix.EINVAL, "System V shared memory is not emulated"), true
 	}
 	return 0, false
+}
+
+// mremap is mremap(old, oldSize, newSize, flags, newAddr) on the
+// program's memory, through vmm.VMM.RemapApp: the translations of code
+// it moves or replaces go. Memory that is not the program's (natively
+// nothing is there) fails with EFAULT; MREMAP_DONTUNMAP and a size of 0
+// (a second mapping of shared memory) are not emulated.
+func (p *Program) mremap(a [6]uintptr) uint64 {
+	const page = mem.PageSize
+	addr, oldLen, newLen, flags, newAddr := a[0], a[1], a[2], a[3], a[4]
+	refuse := func(e unix.Errno, format string, args ...any) uint64 {
+		return p.refuse("mremap", addr, oldLen, e, format, args...)
+	}
+	switch {
+	case flags&^(unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED|unix.MREMAP_DONTUNMAP) != 0,
+		flags&unix.MREMAP_FIXED != 0 && flags&unix.MREMAP_MAYMOVE == 0:
+		return refuse(unix.EINVAL, "flags %#x", flags)
+	case flags&unix.MREMAP_DONTUNMAP != 0:
+		return refuse(unix.EINVAL, "MREMAP_DONTUNMAP is not emulated")
+	case oldLen == 0:
+		return refuse(unix.EINVAL, "a size of 0 (a second mapping of shared memory) is not emulated")
+	}
+	oldSize, ok1 := mem.AlignUp(oldLen, page)
+	newSize, ok2 := mem.AlignUp(newLen, page)
+	if !ok1 || !ok2 || newLen == 0 || addr%page != 0 || addr+oldSize < addr {
+		return refuse(unix.EINVAL, "an unaligned address, a zero new size or an overflowing range")
+	}
+	old := mem.Range{Start: addr, End: addr + oldSize}
+	mode := mem.Exact
+	switch {
+	case flags&unix.MREMAP_FIXED != 0:
+		mode = mem.Fixed
+		if newAddr%page != 0 || newAddr+newSize < newAddr {
+			return refuse(unix.EINVAL, "an unaligned or overflowing new address %#x", newAddr)
+		}
+		if p.clientOwned(newAddr, newSize) {
+			return refuse(unix.EINVAL, "a fixed destination over the program's own image, brk area or stack")
+		}
+	case flags&unix.MREMAP_MAYMOVE != 0:
+		mode = mem.Hint
+	}
+	if p.clientOwned(addr, oldSize) {
+		return refuse(unix.EINVAL, "remapping the program's own image, brk area or stack")
+	}
+	if !p.m.v.IsApp(addr, page) {
+		return refuse(unix.EFAULT, "nothing of the program's is mapped there")
+	}
+	// Pages reachvm write-protected get their protection back first:
+	// the kernel moves one mapping of one protection.
+	p.m.dropRange(old, false)
+	r, err := p.m.v.RemapApp(old, newSize, mode, newAddr)
+	if err != nil {
+		return p.fail("mremap", addr, oldLen, err)
+	}
+	p.m.dropRange(old, true)
+	p.m.dropRange(r, true)
+	return uint64(r.Start)
 }
 
 // brk moves the break to want inside the brk area, committing or

@@ -377,3 +377,27 @@ func Discard(o OS, addr, size uintptr) error {
 	}
 	return &Error{Op: "discard", Addr: addr, Size: size, Class: ErrNotSupported, Detail: o.Name() + " cannot discard pages"}
 }
+
+// Remapper is implemented by backends that can resize or move a mapping
+// with its contents (Linux mremap), without copying them.
+type Remapper interface {
+	// Remap resizes the mapping [addr, addr+oldSize), which must be one
+	// mapping of one kind (anonymous memory, or a view of one object at
+	// contiguous offsets) with one protection (ErrNotMapped otherwise),
+	// to newSize bytes, and returns where it is then. mode says where:
+	// Exact in place only (shrunk, or grown into free space right after
+	// it, else ErrNoMemory); Hint in place if it can, else moved where
+	// the OS chooses; Fixed moved to newAddr, replacing whatever is there
+	// (newAddr's range must not overlap the old one). A grown anonymous
+	// mapping's new pages are zero; a grown view's continue the object.
+	// The old addresses of a moved mapping are left unmapped.
+	Remap(addr, oldSize, newSize uintptr, mode Mode, newAddr uintptr) (uintptr, error)
+}
+
+// Remap calls o's Remap, or fails with ErrNotSupported if o has none.
+func Remap(o OS, addr, oldSize, newSize uintptr, mode Mode, newAddr uintptr) (uintptr, error) {
+	if r, ok := o.(Remapper); ok {
+		return r.Remap(addr, oldSize, newSize, mode, newAddr)
+	}
+	return 0, &Error{Op: "remap", Addr: addr, Size: oldSize, Class: ErrNotSupported, Detail: o.Name() + " cannot move or resize mappings"}
+}

@@ -57,6 +57,7 @@ type appState struct {
 	file       string
 	anon, res  mem.Range
 	view       mem.Range
+	moved      mem.Range
 	fixedStart uintptr
 }
 
@@ -116,6 +117,29 @@ func appScript() []appStep {
 		}},
 		{"protect view", func(v *vmm.VMM, st *appState) error {
 			return v.ProtectApp(sub(st.view, 1, 2), mem.ProtNone)
+		}},
+		{"map for remap", func(v *vmm.VMM, st *appState) (err error) {
+			st.moved, err = v.MapAppAnon(0, 4*pg, mem.ProtRW, mem.Hint, "app remap")
+			return err
+		}},
+		{"remap fixed over app, grown", func(v *vmm.VMM, st *appState) (err error) {
+			// Onto the last 8 pages of the brk reservation, replacing
+			// them with the 4 pages moved and 2 new ones.
+			st.moved, err = v.RemapApp(st.moved, 6*pg, mem.Fixed, st.res.Start+24*pg)
+			return err
+		}},
+		{"remap shrink", func(v *vmm.VMM, st *appState) (err error) {
+			st.moved, err = v.RemapApp(st.moved, 2*pg, mem.Exact, 0)
+			return err
+		}},
+		{"remap grow in place", func(v *vmm.VMM, st *appState) (err error) {
+			// The 4 pages after it were freed by the shrink.
+			st.moved, err = v.RemapApp(st.moved, 3*pg, mem.Hint, 0)
+			return err
+		}},
+		{"remap shrink view across mappings", func(v *vmm.VMM, st *appState) (err error) {
+			st.view, err = v.RemapApp(st.view, pg, mem.Hint, 0)
+			return err
 		}},
 	}
 }
@@ -364,8 +388,13 @@ func TestAppMemNative(t *testing.T) {
 	if got := rawmem.Bytes(st.view.Start, pg)[0]; got != 2 {
 		t.Fatalf("view of page 1 reads %d, want 2", got)
 	}
-	if got := rawmem.Bytes(st.view.Start+2*pg, 1)[0]; got != 4 {
-		t.Fatalf("view of page 3 reads %d, want 4", got)
+	if st.view.Size() != pg {
+		t.Fatalf("the view is %v after the remap to one page", st.view)
+	}
+	for i, c := range rawmem.Bytes(st.moved.Start, st.moved.Size()) {
+		if c != 0 {
+			t.Fatalf("remapped anonymous memory byte %d is %d", i, c)
+		}
 	}
 	// Exact over something taken fails with ErrExists and changes
 	// nothing.

@@ -33,6 +33,7 @@ type (
 	Error          = mem.Error
 	SharedReserver = mem.SharedReserver
 	Discarder      = mem.Discarder
+	Remapper       = mem.Remapper
 )
 
 const (
@@ -82,4 +83,5 @@ var (
 	CheckRange          = mem.CheckRange
 	CreateSharedReserve = mem.CreateSharedReserve
 	Discard             = mem.Discard
+	Remap               = mem.Remap
 )

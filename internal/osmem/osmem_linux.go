@@ -204,6 +204,41 @@ func (l *linuxOS) Release(addr, size uintptr) error {
 	return nil
 }
 
+// Remap is mremap(2): MREMAP_MAYMOVE for Hint, MREMAP_MAYMOVE|
+// MREMAP_FIXED for Fixed, neither for Exact (osmem.Remapper). EFAULT (not
+// one mapping) is ErrNotMapped, ENOMEM ErrNoMemory.
+func (l *linuxOS) Remap(addr, oldSize, newSize uintptr, mode Mode, newAddr uintptr) (uintptr, error) {
+	const op = "remap"
+	if err := l.check(op, addr, oldSize); err != nil {
+		return 0, err
+	}
+	if newSize == 0 || newSize%l.page != 0 {
+		return 0, &Error{Op: op, Addr: addr, Size: newSize, Class: ErrInvalid, Detail: "new size zero or not a multiple of the page"}
+	}
+	flags := uintptr(0)
+	switch mode {
+	case Exact:
+		newAddr = 0
+	case Hint:
+		flags, newAddr = unix.MREMAP_MAYMOVE, 0
+	case Fixed:
+		if err := l.check(op, newAddr, newSize); err != nil {
+			return 0, err
+		}
+		flags = unix.MREMAP_MAYMOVE | unix.MREMAP_FIXED
+	default:
+		return 0, &Error{Op: op, Addr: addr, Size: oldSize, Class: ErrInvalid, Detail: fmt.Sprintf("unknown mode %v", mode)}
+	}
+	got, _, e := unix.Syscall6(unix.SYS_MREMAP, addr, oldSize, newSize, flags, newAddr, 0)
+	if e != 0 {
+		if e == unix.EFAULT {
+			return 0, &Error{Op: op, Addr: addr, Size: oldSize, Class: ErrNotMapped, Code: uintptr(e), Detail: e.Error()}
+		}
+		return 0, sysErr(op, addr, oldSize, e, false)
+	}
+	return got, nil
+}
+
 // linuxObject is an open file or memfd.
 type linuxObject struct {
 	fd     int

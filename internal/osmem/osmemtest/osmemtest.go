@@ -65,6 +65,7 @@ func Run(t *testing.T, newOS func(t *testing.T) osmem.OS) {
 		{"ObjectClose", testObjectClose},
 		{"BadInput", testBadInput},
 		{"RegionsClipping", testRegionsClipping},
+		{"Remap", testRemap},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
