@@ -63,7 +63,10 @@ func TestAppRemapRefusals(t *testing.T) {
 		"overlap":      func() error { _, err := v.RemapApp(app, 4*pg, mem.Fixed, app.Start+pg); return err }(),
 		"odd address":  func() error { _, err := v.RemapApp(app, 4*pg, mem.Fixed, 1<<40+1); return err }(),
 		"unknown mode": func() error { _, err := v.RemapApp(app, 4*pg, mem.Mode(9), 0); return err }(),
-		"unaligned":    func() error { _, err := v.RemapApp(mem.Range{Start: app.Start + 1, End: app.End}, pg, mem.Hint, 0); return err }(),
+		"unaligned": func() error {
+			_, err := v.RemapApp(mem.Range{Start: app.Start + 1, End: app.End}, pg, mem.Hint, 0)
+			return err
+		}(),
 	} {
 		if !errors.Is(err, mem.ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
