@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
 threads) itself and runs it under reachvm's binary translator from vmcode,
@@ -46,8 +46,8 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, jitDump, gdb, strict, high, quiet, execNative bool
-	maxBlocks                                                           int
+	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, quiet, execNative bool
+	maxBlocks int
 	// inherit is the state an execve followed under reachvm passes on
 	// (the hidden flags): argv[0], the signal mask, the ignored
 	// signals, AT_EXECFN.
@@ -202,6 +202,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.gdb, "gdb", false, "register the program and the translated code with gdb's JIT interface")
 	fs.BoolVar(&o.strict, "strict-flags", false, "keep the arithmetic flags exactly across calls and returns (for code outside the psABI)")
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
+	fs.BoolVar(&o.noVDSO, "no-vdso", false, "start PROG without the vDSO: its libc makes clock_gettime and gettimeofday as system calls")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
 	fs.BoolVar(&o.execNative, "exec-native", false, "run the programs PROG executes (execve) natively instead of under reachvm")
 	fs.Var(&strFlag{v: &o.inherit.argv0, set: &o.inherit.argv0Set}, "argv0", "the program's argv[0] (an execve followed)")

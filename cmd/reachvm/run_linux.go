@@ -53,7 +53,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer v.Close()
-	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks}
+	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO}
 	if !o.execNative {
 		opts.Exec = o.follow
 	}
