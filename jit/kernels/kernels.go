@@ -8,7 +8,10 @@
 // The sources are embedded, so that a reachvm binary can build them
 // anywhere gcc is installed. They need no libc: the shared object is
 // built with -nostdlib and resolves nothing; the programs bring their own
-// _start and raw system calls (c/programs/rt.h).
+// _start and raw system calls (c/programs/rt.h). The C library's
+// programs (c/libc, Libc and Dynamic) are the exception: built the
+// ordinary way against the system's C library, static or dynamic, they
+// test what ld.so and libc do under reachvm.
 package kernels
 
 import (
@@ -119,12 +122,13 @@ func cacheDir(files []string, flags []string) (string, error) {
 
 // build writes files to a cache directory and compiles them with flags
 // into name there, unless that was done before; it returns the output's
-// path.
-func build(files []string, flags []string, name string) (string, error) {
+// path. libs (-lNAME) follow the sources on gcc's command line, where
+// the linker looks for what they use.
+func build(files []string, flags []string, name string, libs ...string) (string, error) {
 	if _, err := exec.LookPath("gcc"); err != nil {
 		return "", ErrNoCompiler
 	}
-	dir, err := cacheDir(files, flags)
+	dir, err := cacheDir(files, append(append([]string{}, flags...), libs...))
 	if err != nil {
 		return "", err
 	}
@@ -150,7 +154,7 @@ func build(files []string, flags []string, name string) (string, error) {
 		}
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
-	args := append(append(append([]string{}, flags...), "-o", tmp), srcs...)
+	args := append(append(append(append([]string{}, flags...), "-o", tmp), srcs...), libs...)
 	if b, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("kernels: gcc %s: %v\n%s", strings.Join(args, " "), err, b)
 	}
@@ -199,4 +203,39 @@ func Program(name, kind string, extra ...string) (string, error) {
 		return "", fmt.Errorf("kernels: no program %q", name)
 	}
 	return build(fs, flags, name+"-"+kind)
+}
+
+// ExecDefault is a kind of Dynamic program: an ET_EXEC at the linker's
+// default address (0x400000), where a Go executable that is not a PIE
+// sits: only a reachvm built as a PIE can load it.
+const ExecDefault = "exec-default"
+
+// dynamicFlags returns the flags of a Dynamic program of kind.
+func dynamicFlags(kind string) ([]string, error) {
+	f := []string{"-O2", "-Wall"}
+	switch kind {
+	case Exec:
+		return append(f, "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", ExecBase)), nil
+	case ExecDefault:
+		return append(f, "-no-pie"), nil
+	case PIE:
+		return append(f, "-fPIE", "-pie"), nil
+	}
+	return nil, fmt.Errorf("kernels: unknown kind %q of a dynamic program", kind)
+}
+
+// Dynamic builds c/libc/NAME.c the ordinary way, dynamically linked
+// against the system's C library (ld.so its interpreter), as kind: Exec
+// (an ET_EXEC at ExecBase), ExecDefault (at 0x400000) or PIE; with extra
+// gcc flags; and returns its path. Libc builds the same sources static.
+func Dynamic(name, kind string, extra ...string) (string, error) {
+	flags, err := dynamicFlags(kind)
+	if err != nil {
+		return "", err
+	}
+	src := "c/libc/" + name + ".c"
+	if _, err := sources.ReadFile(src); err != nil {
+		return "", fmt.Errorf("kernels: no C library program %q", name)
+	}
+	return build([]string{src}, append(flags, extra...), name+"-dyn-"+kind, "-lm")
 }

@@ -59,3 +59,39 @@ func TestBuild(t *testing.T) {
 		t.Error("an unknown kind built")
 	}
 }
+
+// TestBuildDynamic builds a C library program dynamically as each kind:
+// an interpreter, and the type and address the kind says.
+func TestBuildDynamic(t *testing.T) {
+	for _, c := range []struct {
+		kind string
+		typ  elf.Type
+		base uint64
+	}{{Exec, elf.ET_EXEC, ExecBase}, {ExecDefault, elf.ET_EXEC, 0x400000}, {PIE, elf.ET_DYN, 0}} {
+		p, err := Dynamic("libc", c.kind)
+		if errors.Is(err, ErrNoCompiler) {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := elf.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interp, lo := false, ^uint64(0)
+		for _, ph := range f.Progs {
+			interp = interp || ph.Type == elf.PT_INTERP
+			if ph.Type == elf.PT_LOAD {
+				lo = min(lo, ph.Vaddr)
+			}
+		}
+		f.Close()
+		if f.Type != c.typ || !interp || lo != c.base {
+			t.Errorf("%s: %v, interpreter %v, lowest address %#x; want %v with one, at %#x", c.kind, f.Type, interp, lo, c.typ, c.base)
+		}
+	}
+	if _, err := Dynamic("libc", Static); err == nil {
+		t.Error("an unknown kind built")
+	}
+}

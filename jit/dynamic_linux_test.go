@@ -1,0 +1,96 @@
+//go:build linux && amd64
+
+package jit
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	kern "github.com/reachvm/reachvm/jit/kernels"
+)
+
+// buildDynamic builds jit/kernels' C library program name dynamically
+// linked as kind, or, with static, statically linked (kern.Libc).
+func buildDynamic(t testing.TB, name, kind string, static ...bool) string {
+	t.Helper()
+	build := kern.Dynamic
+	if len(static) > 0 && static[0] {
+		build = func(name, kind string, _ ...string) (string, error) { return kern.Libc(name, kind) }
+	}
+	p, err := build(name, kind)
+	if errors.Is(err, kern.ErrNoCompiler) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hasInterp skips the test where the system has no ld.so for dynamic
+// programs.
+func hasInterp(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat("/lib64/ld-linux-x86-64.so.2"); err != nil {
+		t.Skipf("no dynamic loader: %v", err)
+	}
+}
+
+// TestDynamicPrograms runs the libc program, dynamically linked (ld.so
+// loads the C library and libm, which it dlopens), as an ET_EXEC and as
+// a PIE, natively and under reachvm: same output (stdio, errno, realloc
+// of big blocks through mremap, qsort, floating point, the vDSO's clock,
+// a signal handler that longjmps, atexit), same status.
+func TestDynamicPrograms(t *testing.T) {
+	hasInterp(t)
+	for _, kind := range programKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			prog := buildDynamic(t, "libc", kind.name)
+			want, wantCode := runNative(t, prog, "5")
+			got, stderr, code := runProgram(t, prog, false, "5")
+			if code != wantCode || got != want {
+				t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+			}
+		})
+	}
+}
+
+// TestAuxv runs the auxv program, which prints its auxiliary vector in
+// the order it came and what libc made of it, natively and under
+// reachvm, static executables too: the same lines, field by field, for
+// everything that does not depend on where the program was loaded (and
+// for that, its relation to the load addresses: AT_PHDR and AT_ENTRY
+// from the executable's base, AT_BASE being ld.so's).
+func TestAuxv(t *testing.T) {
+	hasInterp(t)
+	for _, c := range []struct {
+		name, kind string
+		static     bool
+	}{{"exec", kern.Exec, false}, {"pie", kern.PIE, false}, {"static", kern.Exec, true}, {"static-pie", kern.PIE, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			prog := buildDynamic(t, "auxv", c.kind, c.static)
+			want, wantCode := runNative(t, prog)
+			got, stderr, code := runProgram(t, prog, false)
+			if code != wantCode {
+				t.Fatalf("status %d, want %d; stderr: %s", code, wantCode, stderr)
+			}
+			wl, gl := lines(want), lines(got)
+			for i := 0; i < max(len(wl), len(gl)); i++ {
+				var w, g string
+				if i < len(wl) {
+					w = wl[i]
+				}
+				if i < len(gl) {
+					g = gl[i]
+				}
+				if w != g {
+					t.Errorf("line %d: %q under reachvm, %q natively", i+1, g, w)
+				}
+			}
+			if t.Failed() {
+				t.Logf("natively:\n%s\nunder reachvm:\n%s", want, got)
+			}
+		})
+	}
+}
