@@ -143,6 +143,10 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("jit: %w", err)
 	}
+	if bytes.HasPrefix(data, []byte("#!")) {
+		line, _, _ := bytes.Cut(data[2:], []byte("\n"))
+		return nil, bad("a script (#!%s): reachvm runs ELF executables; run its interpreter with it instead", bytes.TrimSpace(line[:min(len(line), 200)]))
+	}
 	f, err := parseExecutable(data)
 	if err != nil {
 		return nil, bad("%v", err)

@@ -5,7 +5,7 @@
 //	reachvm demo [--json] [--size N]        reserve vmcode, load a library into it, call it via rel32
 //	reachvm maps [--size N] [--load LIB]    print this process's annotated address-space map
 //	reachvm load [flags] LIB [ARGS...]      load a library privately into vmcode, call a symbol
-//	reachvm run [flags] PROG [ARGS...]      run a static executable under the binary translator
+//	reachvm run [flags] PROG [ARGS...]      run an executable (static or dynamic) under the binary translator
 //	reachvm bench kernels [flags]           time the C kernels natively, translated, under valgrind and qemu
 //	reachvm bench programs [flags]          time real programs (xz, sqlite3, python3...) the same ways, with peak RSS
 //	reachvm strategies [flags]              measure the reachability strategies A-F and the Linux ones
@@ -53,7 +53,7 @@ func init() {
 		{name: "demo", run: cmdDemo, synopsis: demoSynopsis, summary: "reserve vmcode, load libdemo.so privately into it, call it via an emitted rel32 call", about: demoAbout},
 		{name: "maps", run: cmdMaps, synopsis: mapsSynopsis, summary: "print this process's address-space map, each line reachvm owns annotated", about: mapsAbout},
 		{name: "load", run: cmdLoad, synopsis: loadSynopsis, summary: "load a library privately into vmcode, show its binding, call a symbol", about: loadAbout},
-		{name: "run", run: cmdRun, synopsis: runSynopsis, summary: "run a static executable under the binary translator", about: runAbout},
+		{name: "run", run: cmdRun, synopsis: runSynopsis, summary: "run an executable (static or dynamic) under the binary translator", about: runAbout},
 		{name: "bench", run: cmdBench, synopsis: benchSynopsis, summary: "time the C kernels or real programs natively, under reachvm, valgrind and qemu", about: benchAbout, subs: benchSubs()},
 		{name: "strategies", run: cmdStrategies, synopsis: strategiesSynopsis, summary: "measure the reachability strategies (DynamoRIO's A-F and the Linux ones)", about: strategiesAbout},
 		{name: "vmm", run: cmdVMM, synopsis: vmmSynopsis, summary: "reserve vmcode and vmheap, print the placement decisions", about: vmmAbout},

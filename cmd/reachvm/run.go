@@ -12,10 +12,14 @@ import (
 
 const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
-const runAbout = `Loads the static executable PROG (ET_EXEC or static PIE, no TLS, no
-threads) itself and runs it under reachvm's binary translator from vmcode,
-with ARGS and this process's environment; a mmap over vmcode is refused,
-and exit ends the run. The program's standard output and error are
+const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
+dynamic, with its interpreter, the system's ld.so, which loads its
+libraries under reachvm too; no threads, no fork or exec) and runs it
+under reachvm's binary translator from vmcode, with ARGS and this
+process's environment, as the kernel's execve would start it (its
+auxiliary vector, the vDSO unless --no-vdso). PROG without a slash is
+looked for in PATH, as a shell does. A mmap over vmcode is refused, and
+exit ends the run. The program's standard input, output and error are
 reachvm's; reachvm exits with the program's status (125: vmcode or the
 translator could not be set up, 126: PROG could not be loaded, 127: the run
 failed). The program's signals are emulated (handlers, masks, the
@@ -47,7 +51,7 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 // runOptions are run's flags.
 type runOptions struct {
 	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, quiet, execNative bool
-	maxBlocks int
+	maxBlocks                                                                   int
 	// inherit is the state an execve followed under reachvm passes on
 	// (the hidden flags): argv[0], the signal mask, the ignored
 	// signals, AT_EXECFN.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 
 	"github.com/reachvm/reachvm/internal/rawsig"
 	"github.com/reachvm/reachvm/jit"
@@ -38,8 +40,9 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 	return exe, argv, req.Envp
 }
 
-// execRun loads the static executable argv[0] itself and runs it under
-// the translator, with argv (its argv[0] replaced by --argv0's) and this
+// execRun loads the executable argv[0] (looked for in PATH if it has no
+// slash and is not a followed execve's) itself and runs it under the
+// translator, with argv (its argv[0] replaced by --argv0's) and this
 // process's environment, and returns its status. The program's output
 // goes to this process's standard output and error.
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
@@ -69,6 +72,13 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	args := argv
 	if in.argv0Set {
 		args = append([]string{in.argv0}, argv[1:]...)
+	} else if !strings.Contains(prog, "/") {
+		// As execvp (an execve followed has its path as the program
+		// gave it): the path found is what the program is started
+		// from (its AT_EXECFN); its argv[0] stays as given.
+		if found, err := exec.LookPath(prog); err == nil {
+			prog = found
+		}
 	}
 	p, err := m.LoadProgram(prog)
 	var pe *jit.ProgramError
