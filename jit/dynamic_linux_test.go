@@ -4,10 +4,13 @@ package jit
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
 	kern "github.com/reachvm/reachvm/jit/kernels"
+	"github.com/reachvm/reachvm/vmcode"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // buildDynamic builds jit/kernels' C library program name dynamically
@@ -92,5 +95,58 @@ func TestAuxv(t *testing.T) {
 				t.Logf("natively:\n%s\nunder reachvm:\n%s", want, got)
 			}
 		})
+	}
+}
+
+// TestDynamicChild is not a test: run by TestLibrariesNearVMCode in a
+// child process (REACHVM_DYN_PROGRAM set), it runs that program on a
+// machine with vmcode low, as reachvm run places it, and without the
+// vDSO (which lies where the kernel put it), and prints the machine's
+// counters on standard error after the run; it exits with the program's
+// status, 111 if the run failed.
+func TestDynamicChild(t *testing.T) {
+	path := os.Getenv("REACHVM_DYN_PROGRAM")
+	if path == "" {
+		t.Skip("a helper for TestLibrariesNearVMCode")
+	}
+	v, err := vmm.New(vmm.Config{VMCodeBase: DefaultVMCodeBase, AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20})
+	if err != nil {
+		childFail(err)
+	}
+	m, err := NewMachine(vmcode.New(v), &Options{NoVDSO: true})
+	if err != nil {
+		childFail(err)
+	}
+	p, err := m.LoadProgram(path)
+	if err != nil {
+		childFail(err)
+	}
+	code, err := p.Run([]string{path}, []string{"RV=yes"})
+	if err != nil {
+		childFail(err)
+	}
+	st := m.Stats()
+	fmt.Fprintf(os.Stderr, "mangled %d fragments %d\n", st.Mangled, st.Fragments)
+	os.Exit(code)
+}
+
+// TestLibrariesNearVMCode runs the libc program (which dlopens libm) as a
+// PIE with vmcode low: ld.so, the program and every library it maps are
+// placed within rel32 reach of the cache, so no RIP-relative operand of
+// theirs needs rewriting.
+func TestLibrariesNearVMCode(t *testing.T) {
+	hasInterp(t)
+	prog := buildDynamic(t, "libc", kern.PIE)
+	want, wantCode := runNative(t, prog)
+	got, stderr, code := runChildTest(t, "TestDynamicChild", []string{"REACHVM_DYN_PROGRAM=" + prog}, programTimeout)
+	if code != wantCode || got != want {
+		t.Fatalf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+	}
+	var mangled, frags int
+	if _, err := fmt.Sscanf(stderr, "mangled %d fragments %d", &mangled, &frags); err != nil {
+		t.Fatalf("stderr %q: %v", stderr, err)
+	}
+	if mangled != 0 || frags < 100 {
+		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none (in many)", mangled, frags)
 	}
 }

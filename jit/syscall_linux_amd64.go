@@ -151,7 +151,8 @@ func kernelCall(nr uint64, a [6]uintptr) uint64 {
 
 // vet returns ENOMEM for memory calls whose fixed range touches vmcode,
 // vmheap or anything else reachvm owns but application memory (Valgrind's
-// advisory: the client may never map over the tool), and says why.
+// advisory: the client may never map over the tool), EFAULT for an
+// mremap of it (the program has nothing there), and says why.
 func (m *Machine) vet(nr uint64, a [6]uintptr) (unix.Errno, string, bool) {
 	var addr, size uintptr
 	switch nr {
@@ -164,7 +165,8 @@ func (m *Machine) vet(nr uint64, a [6]uintptr) (unix.Errno, string, bool) {
 		addr, size = a[0], a[1]
 	case unix.SYS_MREMAP:
 		if what := m.owner(a[0], a[1]); what != "" {
-			return unix.ENOMEM, "remaps " + what, true
+			// Natively nothing of the program's is there.
+			return unix.EFAULT, "remaps " + what, true
 		}
 		if a[3]&unix.MREMAP_FIXED == 0 {
 			return 0, "", false

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reachvm/reachvm/internal/rawsig"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/vmcode"
@@ -44,8 +46,16 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 // slash and is not a followed execve's) itself and runs it under the
 // translator, with argv (its argv[0] replaced by --argv0's) and this
 // process's environment, and returns its status. The program's output
-// goes to this process's standard output and error.
+// goes to this process's standard output and error; reachvm's own
+// messages go to stderr, or, when that is the process's standard error,
+// to a copy of it (standardError).
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
+	if stderr == io.Writer(os.Stderr) {
+		if f := standardError(); f != nil {
+			defer f.Close()
+			stderr = f
+		}
+	}
 	cfg := vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 1 << 30}
 	if !o.high {
 		cfg.VMCodeBase, cfg.AllowElsewhere = jit.DefaultVMCodeBase, true
@@ -135,4 +145,18 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm run: closing %s: %v\n", prog, err)
 	}
 	return code
+}
+
+// standardError returns a copy of the standard error at a descriptor
+// above those a program normally uses (closed on exec), or nil if none
+// can be made: the program owns descriptor 2 and may close or replace it
+// (coreutils close it at exit), while reachvm still has the run's
+// statistics or a signal's report to write.
+func standardError() *os.File {
+	for _, low := range []int{1000, 100, 10} {
+		if fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, low); err == nil {
+			return os.NewFile(uintptr(fd), "/dev/stderr")
+		}
+	}
+	return nil
 }
