@@ -26,8 +26,9 @@ import (
 // area and stack. What the emulation does not cover is refused with the
 // errno the kernel gives for an unsupported request, and recorded
 // (Program.Refusals): shared mappings (the VMM maps files privately
-// only), huge pages, MAP_32BIT, mremap's MREMAP_DONTUNMAP, shmat. mremap
-// is vmm.VMM.RemapApp.
+// only), huge pages, MAP_32BIT, mremap's MREMAP_DONTUNMAP, shmat, mseal.
+// mremap is vmm.VMM.RemapApp. madvise, mlock, mlock2, munlock and msync go
+// to the kernel, on the program's memory only.
 
 // Refusal is a memory system call of a program that reachvm refused or
 // that failed: which call, on what, the errno the program got, and why.
@@ -217,6 +218,18 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 
 	case unix.SYS_MREMAP:
 		return p.mremap(a), true
+
+	case unix.SYS_MADVISE, unix.SYS_MLOCK, unix.SYS_MLOCK2, unix.SYS_MUNLOCK, unix.SYS_MSYNC:
+		// The kernel's, on the program's memory only: the rest of the
+		// address space (the Go runtime's heap, which aspacem knows as
+		// foreign) is not there for the program, and madvise could
+		// zero it. Natively such a range holds unmapped pages: ENOMEM.
+		r, ok := callRange(a[0], a[1])
+		if ok && a[0]%page == 0 && !r.Empty() && !v.IsApp(r.Start, r.Size()) {
+			return p.refuse(memCallName(nr), a[0], a[1], unix.ENOMEM, "not the program's memory"), true
+		}
+	case unix.SYS_MSEAL:
+		return p.refuse("mseal", a[0], a[1], unix.ENOSYS, "sealed memory could not be write-protected while translations of its code live"), true
 	case unix.SYS_SHMAT:
 		return p.refuse("shmat", a[1], 0, unix.EINVAL, "System V shared memory is not emulated"), true
 	}

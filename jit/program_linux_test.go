@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/rawsig"
 	kern "github.com/reachvm/reachvm/jit/kernels"
@@ -54,10 +55,17 @@ func TestProgramChild(t *testing.T) {
 		cfg.VMCodeBase = lowBase
 	}
 	v, m, p, args := childProgram(path, cfg)
-	// The vet program is given vmcode's address to map over.
+	// The vet program is given vmcode's address to map over, and a page
+	// of Go's heap to drop.
 	base, _ := v.VMCode()
+	goHeap := make([]byte, 3*4096)
+	for i := range goHeap {
+		goHeap[i] = 0xab
+	}
+	page := (uintptr(unsafe.Pointer(&goHeap[0])) + 4095) &^ 4095
 	for i, a := range args {
 		args[i] = strings.ReplaceAll(a, "VMCODE", fmt.Sprintf("%#x", base))
+		args[i] = strings.ReplaceAll(args[i], "GOHEAP", fmt.Sprintf("%#x", page))
 	}
 	code, err := p.Run(append([]string{path}, args...), []string{"RV=yes", "HOME=/"})
 	var se *SignalError
@@ -71,6 +79,12 @@ func TestProgramChild(t *testing.T) {
 	}
 	if err != nil {
 		childFail(err)
+	}
+	for i, b := range goHeap {
+		if b != 0xab {
+			fmt.Fprintf(os.Stderr, "the program changed Go's heap at byte %d\n", i)
+			os.Exit(113)
+		}
 	}
 	// Everything reachvm owns, the program's memory included, must match
 	// the kernel after the run and after Close.
@@ -234,13 +248,17 @@ func TestPrograms(t *testing.T) {
 
 // TestProgramVetting runs a program that maps MAP_FIXED over vmcode: the
 // call fails (and munmap over it too) and the program goes on to exit
-// normally. Asking for a thread then ends the run with an error naming
-// it.
+// normally; a madvise that would drop a page of Go's heap fails too.
+// Asking for a thread then ends the run with an error naming it.
 func TestProgramVetting(t *testing.T) {
 	vet := buildProgram(t, "vet", "pie")
 	out, stderr, code := runProgram(t, vet, true, "VMCODE")
 	if code != 7 || !strings.Contains(out, "-> -12\n") || !strings.Contains(out, "munmap -> -12") || !strings.Contains(out, "still running") {
 		t.Errorf("status %d, output %q, stderr %q: want the fixed mmap and the munmap refused (-12) and status 7", code, out, stderr)
+	}
+	out, stderr, code = runProgram(t, vet, true, "VMCODE", "madvise", "GOHEAP")
+	if code != 7 || !strings.Contains(out, "madvise -> -12\n") {
+		t.Errorf("madvise of Go's heap: status %d, output %q, stderr %q: want it refused (-12), the heap intact and status 7", code, out, stderr)
 	}
 	for what, want := range map[string]string{"thread": "a thread"} {
 		_, stderr, code := runProgram(t, vet, true, "VMCODE", what)

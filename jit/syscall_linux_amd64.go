@@ -198,6 +198,10 @@ func memCallName(nr uint64) string {
 		return "mlock"
 	case unix.SYS_MUNLOCK:
 		return "munlock"
+	case unix.SYS_MLOCK2:
+		return "mlock2"
+	case unix.SYS_MSYNC:
+		return "msync"
 	case unix.SYS_MREMAP:
 		return "mremap"
 	}

@@ -1,6 +1,7 @@
 /* vet: tries to map MAP_FIXED over the address given as argv[1] (reachvm
  * passes its vmcode), prints the result, and keeps running; with argv[2]
- * "tls" or "thread" it then asks for a TLS set-up or a thread. */
+ * "tls" or "thread" it then asks for a TLS set-up or a thread, with
+ * "madvise ADDR" it drops the page at ADDR (MADV_DONTNEED). */
 #include "rt.h"
 
 int main(int argc, char **argv, char **envp) {
@@ -19,6 +20,14 @@ int main(int argc, char **argv, char **envp) {
 	puts_("\nstill running\n");
 	if (argc > 2 && streq(argv[2], "tls"))
 		sys3(158, 0x1002, 0x1000, 0); /* arch_prctl(ARCH_SET_FS) */
+	if (argc > 3 && streq(argv[2], "madvise")) {
+		/* madvise(MADV_DONTNEED) over memory that is not the
+		 * program's: it would zero it. */
+		r = sys3(28, atohex(argv[3]), 4096, 4);
+		puts_("madvise -> ");
+		putn(r);
+		puts_("\n");
+	}
 	if (argc > 2 && streq(argv[2], "thread"))
 		sys6(56, 0x00010f00, 0, 0, 0, 0, 0); /* clone */
 	return 7;
