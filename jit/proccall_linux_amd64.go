@@ -19,7 +19,10 @@ import (
 //     reachvm's.
 //   - readlink and readlinkat of /proc/self/exe (and /proc/PID/exe,
 //     /proc/thread-self/exe, /proc/PID/task/TID/exe of its own process)
-//     answer the program's path, not reachvm's.
+//     answer the program's path, not reachvm's, and open and openat of
+//     it open the program's file. (stat of it still describes reachvm's,
+//     and /proc/self/maps, /proc/self/auxv and the like are reachvm's
+//     process's.)
 
 // rlimitStack is RLIMIT_STACK.
 const rlimitStack = unix.RLIMIT_STACK
@@ -51,6 +54,10 @@ func (p *Program) selfCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 			return 0, false
 		}
 		return p.rlimit(int(a[1]), a[2], a[3]), true
+	case unix.SYS_OPEN:
+		return p.openExe(unix.AT_FDCWD, a[0], int(a[1]), uint32(a[2]))
+	case unix.SYS_OPENAT:
+		return p.openExe(int(int32(a[0])), a[1], int(a[2]), uint32(a[3]))
 	case unix.SYS_READLINK:
 		return p.readlink(unix.AT_FDCWD, a[0], a[1], a[2])
 	case unix.SYS_READLINKAT:
@@ -123,6 +130,25 @@ func (p *Program) readlink(dirfd int, path, buf, size uintptr) (uint64, bool) {
 		return errno(unix.EFAULT), true
 	}
 	return uint64(len(b)), true
+}
+
+// openExe answers openat(dirfd, path, flags, mode) when path names the
+// process's executable in /proc, by opening the program's file with the
+// same flags; handled false sends any other call to the kernel (and one
+// with O_NOFOLLOW, which natively opens or refuses the link itself).
+func (p *Program) openExe(dirfd int, path uintptr, flags int, mode uint32) (uint64, bool) {
+	if flags&unix.O_NOFOLLOW != 0 {
+		return 0, false
+	}
+	name, e := readCString(path, unix.PathMax, unix.ENAMETOOLONG)
+	if e != 0 || !p.isSelfExe(dirfd, name) {
+		return 0, false
+	}
+	fd, err := unix.Open(p.exe, flags, mode)
+	if err != nil {
+		return errnoOfErr(err), true
+	}
+	return uint64(fd), true
 }
 
 // isSelfExe reports whether name, relative to dirfd, is the link in

@@ -4,7 +4,8 @@
  * fails with ENOSYS under reachvm), the stack limit (getrlimit,
  * prlimit64, a soft limit set and read back), readlink and readlinkat
  * of the process's executable in /proc (compared with argv[1], the
- * path the executable's link should give), getrandom, clock_gettime,
+ * path the executable's link should give) and open of it, getrandom,
+ * clock_gettime,
  * a futex wake with no waiter. */
 #include "rt.h"
 
@@ -89,6 +90,22 @@ int main(int argc, char **argv, char **envp) {
 	line("readlink_efault", sys3(89, "/proc/self/exe", 0, 16));
 	line("readlink_other", sys3(89, "/proc/self/cwd", buf, sizeof buf) > 0);
 	line("readlink_missing", sys3(89, "/nonexistent/proccalls", buf, sizeof buf));
+
+	/* The executable opened through /proc: the same file as argv[1]
+	 * (fstat's device and inode). */
+	long st1[18], st2[18];
+	long fd = sys3(2, "/proc/self/exe", 0, 0);
+	long fd2 = sys6(257, -100, (long)argv[1], 0, 0, 0, 0);
+	line("open_exe", fd >= 0 && fd2 >= 0);
+	sys3(5, fd, st1, 0);
+	sys3(5, fd2, st2, 0);
+	line("open_exe_same_file", st1[0] == st2[0] && st1[1] == st2[1]);
+	rt_close(fd);
+	rt_close(fd2);
+	fd = sys6(257, -100, (long)"/proc/self/exe", 0, 0, 0, 0);
+	sys3(5, fd, st1, 0);
+	line("openat_exe_same_file", fd >= 0 && st1[0] == st2[0] && st1[1] == st2[1]);
+	rt_close(fd);
 
 	unsigned char r[32];
 	line("getrandom", sys3(318, r, sizeof r, 0));
