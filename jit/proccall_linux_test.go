@@ -3,6 +3,7 @@
 package jit
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -66,6 +67,24 @@ func TestProgramMremap(t *testing.T) {
 			ref := buildProgram(t, "memremap", "exec")
 			want, wantCode := runNative(t, ref, ref)
 			got, stderr, code := runProgram(t, prog, kind.name == "pie", prog)
+			if code != wantCode || got != want {
+				t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+			}
+		})
+	}
+}
+
+// TestProgramMapShared runs memshared, which maps a file MAP_SHARED and
+// writes through it, natively and under reachvm: the same lines and
+// status.
+func TestProgramMapShared(t *testing.T) {
+	for _, kind := range programKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			prog := buildProgram(t, "memshared", kind.name)
+			ref := buildProgram(t, "memshared", "exec")
+			dir := t.TempDir()
+			want, wantCode := runNative(t, ref, filepath.Join(dir, "native"))
+			got, stderr, code := runProgram(t, prog, kind.name == "pie", filepath.Join(dir, "reachvm"))
 			if code != wantCode || got != want {
 				t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
 			}

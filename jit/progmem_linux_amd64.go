@@ -18,15 +18,15 @@ import (
 // brk, mmap, munmap, mprotect and pkey_mprotect (with no key) are
 // emulated on the VMM's application memory, so that reachvm makes every
 // change to the address space and aspacem records each one: the
-// program's mappings are vmm.VMM.MapAppAnon and MapAppFile, its munmaps
+// program's mappings are vmm.VMM.MapAppAnon, MapAppFile and (MAP_SHARED)
+// MapAppSharedFile, its munmaps
 // ReleaseApp, its mprotects ProtectApp, its break CommitApp and
 // DecommitApp on a reservation after the image. The VMM refuses anything
 // outside application memory (vmcode, vmheap, the cache, the Go runtime's
 // memory), and Program refuses unmapping or replacing its own image, brk
 // area and stack. What the emulation does not cover is refused with the
 // errno the kernel gives for an unsupported request, and recorded
-// (Program.Refusals): shared mappings (the VMM maps files privately
-// only), huge pages, MAP_32BIT, mremap's MREMAP_DONTUNMAP, shmat, mseal.
+// (Program.Refusals): shared anonymous mappings, huge pages, MAP_32BIT, mremap's MREMAP_DONTUNMAP, shmat, mseal.
 // mremap is vmm.VMM.RemapApp. madvise, mlock, mlock2, munlock and msync go
 // to the kernel, on the program's memory only.
 
@@ -88,8 +88,8 @@ func (p *Program) fail(call string, addr, size uintptr, err error) uint64 {
 	return p.refuse(call, addr, size, e, "%v", err)
 }
 
-// Linux mmap flags the emulation refuses: shared mappings, huge pages,
-// the low 2 GiB, synchronous faults.
+// Linux mmap flags: mapType selects private or shared; the emulation
+// refuses huge pages, the low 2 GiB, synchronous faults.
 const (
 	mapType       = 0x0f
 	mapUnemulated = unix.MAP_HUGETLB | unix.MAP_32BIT | unix.MAP_SYNC
@@ -116,9 +116,18 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		if length == 0 || !ok || off%page != 0 {
 			return p.refuse("mmap", addr, length, unix.EINVAL, "zero or overflowing length, or an unaligned offset %#x", off), true
 		}
+		shared := false
+		switch flags & mapType {
+		case unix.MAP_PRIVATE:
+		case unix.MAP_SHARED, unix.MAP_SHARED_VALIDATE:
+			if flags&unix.MAP_ANONYMOUS != 0 {
+				return p.refuse("mmap", addr, length, unix.ENODEV, "flags %#x: shared anonymous memory is not emulated", flags), true
+			}
+			shared = true
+		default:
+			return p.refuse("mmap", addr, length, unix.EINVAL, "flags %#x: neither private nor shared", flags), true
+		}
 		switch {
-		case flags&mapType != unix.MAP_PRIVATE:
-			return p.refuse("mmap", addr, length, unix.ENODEV, "flags %#x: only private mappings are emulated (the VMM maps files privately)", flags), true
 		case flags&mapUnemulated != 0:
 			return p.refuse("mmap", addr, length, unix.EINVAL, "flags %#x: huge pages, MAP_32BIT and MAP_SYNC are not emulated", flags), true
 		}
@@ -152,7 +161,19 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 			if mode == mem.Hint && addr == 0 && (prot&mem.ProtExec != 0 || off == 0 && isELFObject(int(int32(a[4])))) {
 				addr = p.nearVMCode(size)
 			}
-			r, err = v.MapAppFile(path, uint64(off), addr, size, prot, mode, p.mmapOwner)
+			if shared {
+				// Mapped through the program's own descriptor (its
+				// access mode decides whether the view may be
+				// written), recorded by the name the kernel shows.
+				fd := int(int32(a[4]))
+				name, lerr := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+				if lerr != nil {
+					return p.refuse("mmap", addr, length, unix.EBADF, "file descriptor %d: %v", fd, lerr), true
+				}
+				r, err = v.MapAppSharedFile(fd, name, uint64(off), addr, size, prot, mode, p.mmapOwner)
+			} else {
+				r, err = v.MapAppFile(path, uint64(off), addr, size, prot, mode, p.mmapOwner)
+			}
 		}
 		if err != nil {
 			return p.fail("mmap", addr, length, err), true

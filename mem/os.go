@@ -401,3 +401,24 @@ func Remap(o OS, addr, oldSize, newSize uintptr, mode Mode, newAddr uintptr) (ui
 	}
 	return 0, &Error{Op: "remap", Addr: addr, Size: oldSize, Class: ErrNotSupported, Detail: o.Name() + " cannot move or resize mappings"}
 }
+
+// SharedFileOpener is implemented by backends that can map a file shared
+// (MAP_SHARED): a view's writes go to the file, and every view and
+// reader of the file sees them.
+type SharedFileOpener interface {
+	// OpenSharedFile returns an object of the regular file open as the
+	// descriptor fd, whose views are shared, named name (the name the
+	// OS's map shows its views by). The object holds a duplicate of fd,
+	// so that views may be written only if fd was opened for writing;
+	// the caller keeps fd.
+	OpenSharedFile(fd int, name string) (Object, error)
+}
+
+// OpenSharedFile calls o's OpenSharedFile, or fails with ErrNotSupported if
+// o has none.
+func OpenSharedFile(o OS, fd int, name string) (Object, error) {
+	if s, ok := o.(SharedFileOpener); ok {
+		return s.OpenSharedFile(fd, name)
+	}
+	return nil, &Error{Op: "open-shared", Class: ErrNotSupported, Detail: o.Name() + " cannot map files shared"}
+}

@@ -146,7 +146,7 @@ var ErrNotApp = errors.New("not application memory")
 // AppError describes a refused or failed application-memory operation.
 type AppError struct {
 	// Op is the operation: "reserve", "map", "commit", "protect",
-	// "decommit", "release".
+	// "decommit", "release", "remap".
 	Op string
 	// Range is the range asked for.
 	Range mem.Range
@@ -307,6 +307,42 @@ func (v *VMM) MapAppFile(path string, off uint64, addr, size uintptr, prot mem.P
 	}, func() error {
 		var err error
 		obj, err = v.os.OpenFile(path)
+		return err
+	})
+}
+
+// MapAppSharedFile maps size bytes of the regular file open as the
+// descriptor fd from offset off (a multiple of the page), shared
+// (MAP_SHARED: writes go to the file and show in every view of it), with
+// protection prot, placed as ReserveApp places. A writable view needs fd
+// open for writing (the OS refuses it otherwise: mem.ErrNotSupported,
+// EACCES). The caller keeps fd; the VMM uses a duplicate of it for the
+// call only. The mapping is recorded as KindShared under name, which must
+// be the name the kernel shows for it (the file's path, as
+// /proc/self/fd/FD reads) for SyncCheck to agree. The backend must
+// implement mem.SharedFileOpener (mem.ErrNotSupported otherwise).
+func (v *VMM) MapAppSharedFile(fd int, name string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string) (mem.Range, error) {
+	if !prot.Valid() || off%uint64(v.os.PageSize()) != 0 {
+		return mem.Range{}, &AppError{Op: "map", Range: mem.Range{Start: addr, End: addr}, Reason: fmt.Sprintf("protection %#x or offset %#x of %s", uint8(prot), off, name), Err: mem.ErrInvalid}
+	}
+	var obj mem.Object
+	defer func() {
+		if obj != nil {
+			// As in MapAppFile: views outlive the object.
+			_ = v.os.CloseObject(obj)
+		}
+	}()
+	return v.mapApp("map", addr, size, mode, owner, func(at uintptr, m mem.Mode) (uintptr, error) {
+		return v.os.MapObject(obj, off, at, size, prot, m)
+	}, func(r mem.Range) aspacem.Segment {
+		seg := aspacem.Segment{Start: r.Start, End: r.End, Kind: aspacem.KindShared, Prot: prot, Owner: owner, Name: obj.Name(), Offset: off, Shared: true}
+		if id, ok := obj.(mem.FileIdentity); ok {
+			seg.Dev, seg.Inode = id.FileID()
+		}
+		return seg
+	}, func() error {
+		var err error
+		obj, err = mem.OpenSharedFile(v.os, fd, name)
 		return err
 	})
 }
@@ -491,10 +527,10 @@ func (v *VMM) CommitApp(r mem.Range, prot mem.Prot) error {
 }
 
 // ProtectApp changes the protection of r, application memory that is
-// all committed or mapped (reserved pages fail with mem.ErrNotMapped, as
+// all committed or mapped (privately or shared) (reserved pages fail with mem.ErrNotMapped, as
 // mprotect fails on unmapped ones).
 func (v *VMM) ProtectApp(r mem.Range, prot mem.Prot) error {
-	return v.changeApp("protect", r, prot, []aspacem.Kind{aspacem.KindAnon, aspacem.KindFile},
+	return v.changeApp("protect", r, prot, []aspacem.Kind{aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared},
 		func() error { return v.os.Protect(r.Start, r.Size(), prot) },
 		func(s aspacem.Segment) aspacem.Segment { s.Prot = prot; return s })
 }
@@ -634,7 +670,7 @@ func (v *VMM) reconcileLocked(r mem.Range) error {
 			s := aspacem.Segment{Start: lo, End: hi, Owner: owner, Prot: k.Prot & mem.ProtRWX}
 			switch {
 			case k.Shared:
-				s.Kind, s.Name = aspacem.KindShared, k.Name
+				s.Kind, s.Name, s.Offset, s.Shared, s.Dev, s.Inode = aspacem.KindShared, k.Name, k.Offset, true, k.Dev, k.Inode
 			case k.Name != "":
 				s.Kind, s.Name, s.Offset, s.Dev, s.Inode = aspacem.KindFile, k.Name, k.Offset, k.Dev, k.Inode
 				if old.Kind == aspacem.KindFile {

@@ -58,6 +58,7 @@ type appState struct {
 	anon, res  mem.Range
 	view       mem.Range
 	moved      mem.Range
+	shared     mem.Range
 	fixedStart uintptr
 }
 
@@ -140,6 +141,18 @@ func appScript() []appStep {
 		{"remap shrink view across mappings", func(v *vmm.VMM, st *appState) (err error) {
 			st.view, err = v.RemapApp(st.view, pg, mem.Hint, 0)
 			return err
+		}},
+		{"map shared file", func(v *vmm.VMM, st *appState) (err error) {
+			f, err := os.OpenFile(st.file, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			st.shared, err = v.MapAppSharedFile(int(f.Fd()), st.file, pg, 0, 2*pg, mem.ProtRW, mem.Hint, "app shared")
+			return err
+		}},
+		{"protect shared", func(v *vmm.VMM, st *appState) error {
+			return v.ProtectApp(sub(st.shared, 1, 2), mem.ProtRead)
 		}},
 	}
 }
@@ -390,6 +403,11 @@ func TestAppMemNative(t *testing.T) {
 	}
 	if st.view.Size() != pg {
 		t.Fatalf("the view is %v after the remap to one page", st.view)
+	}
+	// The shared view writes through to the file.
+	rawmem.Bytes(st.shared.Start, 1)[0] = 0x5e
+	if b, err := os.ReadFile(st.file); err != nil || b[pg] != 0x5e {
+		t.Fatalf("a write through the shared view does not reach the file (%v)", err)
 	}
 	for i, c := range rawmem.Bytes(st.moved.Start, st.moved.Size()) {
 		if c != 0 {

@@ -75,7 +75,7 @@ func (v *VMM) RemapApp(old mem.Range, newSize uintptr, mode mem.Mode, newAddr ui
 	var segs []aspacem.Segment
 	if !shrink {
 		var err error
-		if segs, err = v.requireAppLocked(op, keep, aspacem.KindReservation, aspacem.KindAnon, aspacem.KindFile); err != nil {
+		if segs, err = v.requireAppLocked(op, keep, aspacem.KindReservation, aspacem.KindAnon, aspacem.KindFile, aspacem.KindShared); err != nil {
 			return old, err
 		}
 	}

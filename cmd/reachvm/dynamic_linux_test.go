@@ -129,6 +129,11 @@ func TestDistributionPrograms(t *testing.T) {
 				"with recursive n(i) as (select 1 union all select i+1 from n where i < 20000) insert into t select i+3, 'row ' || i from n;\n" +
 				"select count(*), sum(a), max(length(b)) from t;\n" +
 				"select b from t where a % 5000 = 0 order by a desc;\n")},
+		// A database file in WAL mode: its -shm index is mapped
+		// MAP_SHARED.
+		{name: "sqlite3-wal", argv: []string{"sqlite3", filepath.Join(dir, "wal.db"),
+			"pragma journal_mode=wal; drop table if exists t; create table t(a, b); " +
+				"insert into t values (1, 'x'), (2, 'y'); update t set a = a * 10; select sum(a), group_concat(b) from t;"}},
 		// /usr/bin's: python3 in PATH may be a script (pyenv's shim),
 		// which would need execve to go on.
 		{name: "python3", argv: []string{"/usr/bin/python3", "-c",

@@ -57,9 +57,6 @@ const (
 	// callee's first instruction reports are the site's. With
 	// --strict-flags (the case below) they are the application's.
 	needCallFlags = "the flags at an indirect call, which the call site's compare changes unless --strict-flags"
-	// A shared file mapping is refused (the VMM maps files privately):
-	// the load is not past the end of a file, and faults differently.
-	needSharedMap = "MAP_SHARED file mappings (the VMM maps files privately)"
 )
 
 // Why valgrind differs.
@@ -114,7 +111,7 @@ var transCases = []transCase{
 	{prog: "faultinfo", args: []string{"fpe"}, valgrind: vgFaultState, qemu: qemuFaultState},
 	{prog: "faultinfo", args: []string{"trap"}, valgrind: vgFaultState, qemu: qemuFaultState},
 	{prog: "faultinfo", args: []string{"bus"}, valgrind: vgFaultState, qemu: qemuFaultState},
-	{prog: "faultinfo", args: []string{"busshared"}, pending: needSharedMap, valgrind: vgFaultState, qemu: qemuFaultState},
+	{prog: "faultinfo", args: []string{"busshared"}, valgrind: vgFaultState, qemu: qemuFaultState},
 	{prog: "smc", args: []string{"imm"}},
 	{prog: "smc", args: []string{"mprotect"}},
 	{prog: "smc", args: []string{"remap"}},

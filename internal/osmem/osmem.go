@@ -34,6 +34,8 @@ type (
 	SharedReserver = mem.SharedReserver
 	Discarder      = mem.Discarder
 	Remapper       = mem.Remapper
+	// SharedFileOpener is mem.SharedFileOpener.
+	SharedFileOpener = mem.SharedFileOpener
 )
 
 const (
@@ -84,4 +86,5 @@ var (
 	CreateSharedReserve = mem.CreateSharedReserve
 	Discard             = mem.Discard
 	Remap               = mem.Remap
+	OpenSharedFile      = mem.OpenSharedFile
 )

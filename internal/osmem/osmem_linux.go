@@ -318,6 +318,28 @@ func FileObject(f *os.File) (Object, error) {
 	return o, nil
 }
 
+// OpenSharedFile returns an object of the regular file open as fd whose
+// views are MAP_SHARED (osmem.SharedFileOpener), holding a duplicate of
+// fd (so the kernel checks a writable view against fd's access mode).
+func (l *linuxOS) OpenSharedFile(fd int, name string) (Object, error) {
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &Error{Op: "open-shared", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("descriptor %d (%s): %v", fd, name, err)}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(dup, &st); err != nil {
+		unix.Close(dup)
+		return nil, &Error{Op: "open-shared", Class: ErrInvalid, Code: errnoOf(err), Detail: fmt.Sprintf("%s: %v", name, err)}
+	}
+	o, err := fileObject(dup, name, &st)
+	if err != nil {
+		unix.Close(dup)
+		return nil, err
+	}
+	o.shared = true
+	return o, nil
+}
+
 // fileObject returns the object of the regular file open (readable) as
 // fd, whose status st was taken with fstat, named name. On success the
 // object owns fd; on error the caller still does.

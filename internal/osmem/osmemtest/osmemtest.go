@@ -66,6 +66,7 @@ func Run(t *testing.T, newOS func(t *testing.T) osmem.OS) {
 		{"BadInput", testBadInput},
 		{"RegionsClipping", testRegionsClipping},
 		{"Remap", testRemap},
+		{"SharedFile", testSharedFile},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

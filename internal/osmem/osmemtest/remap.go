@@ -6,8 +6,10 @@ import (
 	"github.com/reachvm/reachvm/internal/osmem"
 )
 
-// mremap's errors: a range that is not one mapping, a bad new range.
+// Errors of mmap and mremap: a writable shared view of a read-only
+// descriptor, a range that is not one mapping, a bad new range.
 const (
+	linuxEACCES = 13
 	linuxEFAULT = 14
 	linuxEINVAL = 22
 )

@@ -24,6 +24,10 @@ type object struct {
 	// dev and inode identify a file under Linux rules, as /proc/self/maps
 	// shows them; zero otherwise.
 	dev, inode uint64
+	// file marks a shared view of a file (OpenSharedFile), which the
+	// kernel's map shows by its path; a shared object that is not a
+	// file is a memfd or a section.
+	file bool
 	// closed is set by CloseObject. Guarded by owner.mu.
 	closed bool
 	// reserve marks a reserve-only shared object (CreateSharedReserve);
@@ -54,7 +58,7 @@ func (o *object) FileID() (dev, inode uint64) { return o.dev, o.inode }
 // what /proc/self/maps shows for a memfd, so that code comparing names
 // against the kernel's is exercised on the simulator too.
 func (o *object) mapName(r osmem.Rules) string {
-	if o.shared && r == osmem.RulesLinux {
+	if o.shared && !o.file && r == osmem.RulesLinux {
 		return "/memfd:" + o.name + " (deleted)"
 	}
 	return o.name
@@ -91,6 +95,31 @@ func (s *OS) OpenFile(path string) (osmem.Object, error) {
 		o.dev, o.inode = fileID(st)
 	}
 	return o, nil
+}
+
+// OpenSharedFile returns a shared object of the regular file open as fd
+// (osmem.SharedFileOpener), named name: the simulator reads the file's
+// size and identity with fstat. Under Windows rules it fails with
+// ErrNotSupported.
+func (s *OS) OpenSharedFile(fd int, name string) (osmem.Object, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	const op = "open-shared"
+	if err := s.enterLocked(op, 0, 0); err != nil {
+		return nil, err
+	}
+	if s.windows() {
+		return nil, fail(op, 0, 0, osmem.ErrNotSupported, 0, "no shared file views under Windows rules")
+	}
+	size, regular, dev, inode, err := fstatFD(fd)
+	if err != nil {
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, ebadf, "descriptor %d: %v", fd, err)
+	}
+	if !regular {
+		return nil, fail(op, 0, 0, osmem.ErrInvalid, 0, "%s: not a regular file", name)
+	}
+	s.objects++
+	return &object{owner: s, name: name, size: size, shared: true, file: true, serial: s.objects, dev: dev, inode: inode}, nil
 }
 
 // CreateShared creates a shared memory object of size bytes. Under both
