@@ -592,13 +592,13 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 	return nil
 }
 
-// Run runs the program from its entry point with argv and envp on its
-// stack (and the auxiliary vector a static program reads: AT_PHDR,
-// AT_PAGESZ, AT_RANDOM, AT_ENTRY, ...) and returns its exit status. It
-// returns an error instead for anything the translator refuses: an
-// unsupported instruction or system call (a thread, a TLS set-up), a
-// jump to non-code; a *SignalError when a signal's default action ends
-// the program. The program's output goes to the
+// Run runs the program from its interpreter's entry point (or its own,
+// for a static program) with argv, envp and the auxiliary vector on its
+// stack as execve lays them out (auxv_linux_amd64.go), and returns its
+// exit status. It returns an error instead for anything the translator
+// refuses: an unsupported instruction or system call (a thread, another
+// program), a jump to non-code; a *SignalError when a signal's default
+// action ends the program. The program's input and output are the
 // process's own file descriptors.
 func (p *Program) Run(argv, envp []string) (int, error) {
 	m := p.m
