@@ -127,6 +127,9 @@ func TestDynamicChild(t *testing.T) {
 	}
 	st := m.Stats()
 	fmt.Fprintf(os.Stderr, "mangled %d fragments %d\n", st.Mangled, st.Fragments)
+	cb, _ := v.VMCode()
+	fmt.Fprintf(os.Stderr, "vmcode %#x\n", cb)
+	v.Space().WriteMaps(os.Stderr, 0, 1<<47)
 	os.Exit(code)
 }
 
@@ -147,6 +150,6 @@ func TestLibrariesNearVMCode(t *testing.T) {
 		t.Fatalf("stderr %q: %v", stderr, err)
 	}
 	if mangled != 0 || frags < 100 {
-		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none (in many)", mangled, frags)
+		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none (in many)\n%s", mangled, frags, stderr)
 	}
 }

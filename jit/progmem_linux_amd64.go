@@ -391,16 +391,27 @@ const libraryReach = 1<<31 - 1<<24
 // whole of vmcode, nearest it first, or 0 (anywhere) if there is none.
 // The address is a hint: the kernel places the mapping elsewhere if it
 // is in use after all (aspacem is only refreshed at times).
-func (p *Program) nearVMCode(size uintptr) uintptr {
-	cb, cs := p.m.v.VMCode()
+func (p *Program) nearVMCode(size uintptr) uintptr { return nearVMCode(p.m.v, size) }
+
+// nearVMCode is Program.nearVMCode for v's vmcode.
+func nearVMCode(v *vmm.VMM, size uintptr) uintptr {
+	cb, cs := v.VMCode()
 	if cs == 0 || cs/2 >= libraryReach {
 		return 0
 	}
-	a, err := p.m.v.Space().Advise(size, 0, cb+cs/2, libraryReach-cs/2)
+	a, err := v.Space().Advise(size, 0, cb+cs/2, libraryReach-cs/2)
 	if err != nil {
 		return 0
 	}
 	return a
+}
+
+// inReachOfVMCode reports whether [a, a+size) lies within reach of the
+// whole of v's vmcode, as nearVMCode places.
+func inReachOfVMCode(v *vmm.VMM, a, size uintptr) bool {
+	cb, cs := v.VMCode()
+	mid := cb + cs/2
+	return cs/2 < libraryReach && a+size > a && a+libraryReach-cs/2 >= mid && a+size <= mid+libraryReach-cs/2
 }
 
 // isELFObject reports whether the file open as fd starts with the ELF

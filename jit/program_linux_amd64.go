@@ -114,7 +114,8 @@ func (e *ProgramError) Error() string { return fmt.Sprintf("jit: %s: %s", e.Path
 // pieBases are where a position-independent executable (a static PIE, or
 // a dynamic program and its interpreter) is placed, below 2 GiB first
 // (where the translator's indirect-branch sites take their narrow form,
-// and within rel32 reach of vmcode where reachvm run places it).
+// and within rel32 reach of vmcode where reachvm run places it): those
+// within reach of vmcode, else as near vmcode as there is room.
 var pieBases = []uintptr{0x10000000, 0x20000000, 0x30000000, 0x70000000}
 
 // maxInterpPath bounds PT_INTERP's path, as the kernel bounds it (PATH_MAX).
@@ -368,9 +369,20 @@ func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (
 			return image{}, fmt.Errorf("jit: %s: reserving the image: %w", path, err)
 		}
 	} else {
+		err = mem.ErrExists
 		for _, b := range pieBases {
+			if !inReachOfVMCode(v, b, span) {
+				continue
+			}
 			if r, err = v.ReserveApp(b, span, mem.Exact, owner); err == nil {
 				break
+			}
+		}
+		if err != nil {
+			// vmcode is elsewhere (its base was taken): as near it
+			// as there is room.
+			if at := nearVMCode(v, span); at != 0 {
+				r, err = v.ReserveApp(at, span, mem.Exact, owner)
 			}
 		}
 		if err != nil {
