@@ -28,7 +28,7 @@ var pie struct {
 // -buildmode=pie by the go command running the tests (go test puts its
 // own first on PATH), building it on first use; the build is removed
 // after the tests.
-func pieReachvm(t *testing.T) string {
+func pieReachvm(t testing.TB) string {
 	t.Helper()
 	pie.once.Do(func() {
 		dir, err := os.MkdirTemp("", "reachvm-pie-")

@@ -63,9 +63,9 @@ var needWhy = []struct {
 // row passes while still pending, reachvm has learnt what it needed: the
 // test fails, naming the row and the needs to take out of this list.
 // needAppFS and needStartCalls left it when static glibc programs first
-// ran; needFork, needVfork and needExec when processes did.
+// ran; needFork, needVfork and needExec when processes did; needInterp
+// when dynamic programs did.
 var reachvmLacks = map[need]bool{
-	needInterp:  true,
 	needThreads: true,
 }
 
