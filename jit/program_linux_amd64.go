@@ -288,6 +288,25 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	return p, nil
 }
 
+// ResolveProgram returns what the kernel's execve would load for path
+// run with argv: path itself for an x86-64 ELF executable, or for a
+// script (#!) its interpreter (through up to four levels of scripts, as
+// binfmt_script reads them), with argv rewritten as the kernel rewrites
+// it (the interpreter, its optional argument, the script's path, then
+// argv[1:]). It fails with the kernel's errno for a script whose
+// interpreter is missing, not executable or too deep, and with
+// unix.ENOEXEC for a file that is neither.
+func ResolveProgram(path string, argv []string) (string, []string, error) {
+	req, e := resolveExec(path, argv)
+	switch {
+	case e != 0:
+		return "", nil, fmt.Errorf("jit: %s: %w", path, e)
+	case req == nil:
+		return "", nil, fmt.Errorf("jit: %s: %w", path, unix.ENOEXEC)
+	}
+	return req.Path, req.Argv, nil
+}
+
 // parseExecutable parses data as an x86-64 ELF64 executable or shared
 // object.
 func parseExecutable(data []byte) (*elf.File, error) {

@@ -92,7 +92,7 @@ func textFile(t *testing.T, dir string, n int) string {
 // `reachvm run` built as a PIE, besides TestProgramSuite's rows (true, ls,
 // cat, sort, gzip|gunzip, sha256sum, sqlite3 :memory:): the same standard
 // output and error, the same status, for echo, false, a failing ls, cat of
-// its standard input, gzip, sqlite3 with a database in WAL mode (its
+// its standard input, gzip, a shell script, env running env, sqlite3 with a database in WAL mode (its
 // index mapped MAP_SHARED), python3 (no threads: TestProgramSuite's
 // python3 row uses them), each side of gzip | gunzip under its own
 // reachvm, and a dynamic program linked at 0x400000 (the C library's libc
@@ -105,12 +105,20 @@ func TestDistributionPrograms(t *testing.T) {
 	dir := t.TempDir()
 	self := pieReachvm(t)
 	text := textFile(t, dir, 1<<20)
+	script := filepath.Join(dir, "script")
+	if err := os.WriteFile(script, []byte("#!/bin/sh -e\necho \"script $0 $1\" $(printf %s \"$2\" | tr a-z A-Z)\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cases := []distCase{
 		{name: "false", argv: []string{"false"}},
 		{name: "echo", argv: []string{"echo", "hi"}},
 		{name: "ls-missing", argv: []string{"ls", "/nonexistent-reachvm"}},
 		{name: "cat-stdin", argv: []string{"cat"}, stdin: []byte("from standard input\n")},
 		{name: "gzip", argv: []string{"gzip", "-c", text}},
+		// A script: its interpreter (dash, a dynamic program) runs it.
+		{name: "script", argv: []string{script, "one", "two"}},
+		// env executes its command: followed under reachvm.
+		{name: "env", argv: []string{"env", "-i", "A=b", "env"}},
 		// A database file in WAL mode: its -shm index is mapped
 		// MAP_SHARED.
 		{name: "sqlite3-wal", argv: []string{"sqlite3", filepath.Join(dir, "wal.db"),

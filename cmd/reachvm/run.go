@@ -18,7 +18,8 @@ libraries under reachvm too; no threads, no fork or exec) and runs it
 under reachvm's binary translator from vmcode, with ARGS and this
 process's environment, as the kernel's execve would start it (its
 auxiliary vector, the vDSO unless --no-vdso). PROG without a slash is
-looked for in PATH, as a shell does. A mmap over vmcode is refused, and
+looked for in PATH, as a shell does; a script (#!) runs its interpreter,
+as execve runs it. A mmap over vmcode is refused, and
 exit ends the run. The program's standard input, output and error are
 reachvm's; reachvm exits with the program's status (125: vmcode or the
 translator could not be set up, 126: PROG could not be loaded, 127: the run

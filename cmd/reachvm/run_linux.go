@@ -82,12 +82,21 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	args := argv
 	if in.argv0Set {
 		args = append([]string{in.argv0}, argv[1:]...)
-	} else if !strings.Contains(prog, "/") {
-		// As execvp (an execve followed has its path as the program
-		// gave it): the path found is what the program is started
-		// from (its AT_EXECFN); its argv[0] stays as given.
-		if found, err := exec.LookPath(prog); err == nil {
-			prog = found
+	} else {
+		if !strings.Contains(prog, "/") {
+			// As execvp (an execve followed has its path as the
+			// program gave it): the path found is what the program
+			// is started from (its AT_EXECFN); its argv[0] stays as
+			// given.
+			if found, err := exec.LookPath(prog); err == nil {
+				prog = found
+			}
+		}
+		// A script runs its interpreter, as execve runs it (a
+		// followed execve's was resolved by the program's reachvm).
+		if interp, iargs, err := jit.ResolveProgram(prog, args); err == nil && interp != prog {
+			inherited.ExecFn = prog
+			prog, args = interp, iargs
 		}
 	}
 	p, err := m.LoadProgram(prog)
