@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	kern "github.com/reachvm/reachvm/jit/kernels"
@@ -151,5 +153,53 @@ func TestLibrariesNearVMCode(t *testing.T) {
 	}
 	if mangled != 0 || frags < 100 {
 		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none (in many)\n%s", mangled, frags, stderr)
+	}
+}
+
+// TestBigLibraryNearVMCode runs a PIE linked against a library of more
+// than 2 MiB (a big table beside its code, as libpython is): the kernel
+// pads such a file mapping to align it, so a mere hint near vmcode put it
+// anywhere; reachvm maps it exactly there instead, and none of its
+// RIP-relative operands needs rewriting.
+func TestBigLibraryNearVMCode(t *testing.T) {
+	hasInterp(t)
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	lib := `static const unsigned char table[3 << 20] = {1, 2, 3};
+int big(int i) { return table[i % sizeof table] + i; }
+`
+	prog := `#include <stdio.h>
+int big(int);
+int main(void) { long s = 0; for (int i = 0; i < 1000; i++) s += big(i * 7919); printf("%ld\n", s); return 0; }
+`
+	for name, src := range map[string]string{"big.c": lib, "main.c": prog} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"-O2", "-shared", "-fPIC", "-o", "libbig.so", "big.c"},
+		{"-O2", "-fPIE", "-pie", "-o", "main", "main.c", "-L.", "-lbig", "-Wl,-rpath," + dir},
+	} {
+		cmd := exec.Command("gcc", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	path := filepath.Join(dir, "main")
+	want, wantCode := runNative(t, path)
+	got, stderr, code := runChildTest(t, "TestDynamicChild", []string{"REACHVM_DYN_PROGRAM=" + path}, programTimeout)
+	if code != wantCode || got != want {
+		t.Fatalf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+	}
+	var mangled, frags int
+	if _, err := fmt.Sscanf(stderr, "mangled %d fragments %d", &mangled, &frags); err != nil {
+		t.Fatalf("stderr %q: %v", stderr, err)
+	}
+	if mangled != 0 {
+		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none\n%s", mangled, frags, stderr)
 	}
 }

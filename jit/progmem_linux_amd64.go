@@ -146,20 +146,26 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 				return p.refuse("mmap", addr, length, unix.EINVAL, "a fixed mapping over the program's own image, brk area or stack"), true
 			}
 		}
-		var r mem.Range
-		var err error
+		// near is where a mapping that will hold code goes: within
+		// reach of vmcode, taken exactly (a hint the kernel may move:
+		// it pads a file mapping of 2 MiB or more to align it), and
+		// anywhere if that fails.
+		var near uintptr
+		var mapAt func(addr uintptr, mode mem.Mode) (mem.Range, error)
 		if flags&unix.MAP_ANONYMOUS != 0 {
-			if mode == mem.Hint && addr == 0 && prot&mem.ProtExec != 0 {
-				addr = p.nearVMCode(size)
+			if mode == mem.Hint && addr == 0 && (prot&mem.ProtExec != 0 || libraryReservation(prot, flags, size)) {
+				near = p.nearVMCode(size)
 			}
-			r, err = v.MapAppAnon(addr, size, prot, mode, p.mmapOwner)
+			mapAt = func(addr uintptr, mode mem.Mode) (mem.Range, error) {
+				return v.MapAppAnon(addr, size, prot, mode, p.mmapOwner)
+			}
 		} else {
 			path, e := p.fdPath(int(int32(a[4])))
 			if e != 0 {
 				return p.refuse("mmap", addr, length, e, "file descriptor %d cannot be mapped", int32(a[4])), true
 			}
 			if mode == mem.Hint && addr == 0 && (prot&mem.ProtExec != 0 || off == 0 && isELFObject(int(int32(a[4])))) {
-				addr = p.nearVMCode(size)
+				near = p.nearVMCode(size)
 			}
 			if shared {
 				// Mapped through the program's own descriptor (its
@@ -170,10 +176,22 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 				if lerr != nil {
 					return p.refuse("mmap", addr, length, unix.EBADF, "file descriptor %d: %v", fd, lerr), true
 				}
-				r, err = v.MapAppSharedFile(fd, name, uint64(off), addr, size, prot, mode, p.mmapOwner)
+				mapAt = func(addr uintptr, mode mem.Mode) (mem.Range, error) {
+					return v.MapAppSharedFile(fd, name, uint64(off), addr, size, prot, mode, p.mmapOwner)
+				}
 			} else {
-				r, err = v.MapAppFile(path, uint64(off), addr, size, prot, mode, p.mmapOwner)
+				mapAt = func(addr uintptr, mode mem.Mode) (mem.Range, error) {
+					return v.MapAppFile(path, uint64(off), addr, size, prot, mode, p.mmapOwner)
+				}
 			}
+		}
+		var r mem.Range
+		var err error
+		if near != 0 {
+			r, err = mapAt(near, mem.Exact)
+		}
+		if near == 0 || err != nil {
+			r, err = mapAt(addr, mode)
 		}
 		if err != nil {
 			return p.fail("mmap", addr, length, err), true
@@ -412,6 +430,20 @@ func inReachOfVMCode(v *vmm.VMM, a, size uintptr) bool {
 	cb, cs := v.VMCode()
 	mid := cb + cs/2
 	return cs/2 < libraryReach && a+size > a && a+libraryReach-cs/2 >= mid && a+size <= mid+libraryReach-cs/2
+}
+
+// maxLibraryReservation bounds the inaccessible reservations taken for
+// a library's span (libraryReservation).
+const maxLibraryReservation = 256 << 20
+
+// libraryReservation reports whether an anonymous mapping looks like
+// ld.so reserving the span of a library whose segments are aligned past
+// the page: inaccessible, private, not MAP_NORESERVE (which malloc's
+// arena reservations and runtimes' heaps carry), at most
+// maxLibraryReservation. ld.so maps the library's file over it, so it
+// goes near vmcode as a library mapped from its start does.
+func libraryReservation(prot mem.Prot, flags, size uintptr) bool {
+	return prot == mem.ProtNone && flags&unix.MAP_NORESERVE == 0 && size <= maxLibraryReservation
 }
 
 // isELFObject reports whether the file open as fd starts with the ELF
