@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,12 +50,23 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 // goes to this process's standard output and error; reachvm's own
 // messages go to stderr, or, when that is the process's standard error,
 // to a copy of it (standardError).
+// runGCPercent is the Go collector's target while a program runs.
+const runGCPercent = 400
+
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	if stderr == io.Writer(os.Stderr) {
 		if f := standardError(); f != nil {
 			defer f.Close()
 			stderr = f
 		}
+	}
+	if os.Getenv("GOGC") == "" {
+		// What the translator allocates (fragments, exits, marks) lives
+		// as long as the code cache: a collection at every doubling of
+		// a heap that only grows costs time for nothing to free
+		// (python's start-up: 0.94 s at 100, 0.85 s at 400, the same
+		// peak RSS).
+		debug.SetGCPercent(runGCPercent)
 	}
 	cfg := vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 1 << 30}
 	if !o.high {
