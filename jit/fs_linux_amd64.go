@@ -82,27 +82,40 @@ const (
 	fsSyscall fsSwitch = iota
 	// fsInstr switches with wrfsbase: a few cycles.
 	fsInstr
+	// fsMangle never switches: FS stays Go's, and the translator
+	// rewrites the program's FS-relative operands to add its FS base
+	// (fsmangle_linux_amd64.go).
+	fsMangle
 )
 
 func (s fsSwitch) String() string {
-	if s == fsInstr {
+	switch s {
+	case fsInstr:
 		return "wrfsbase"
+	case fsMangle:
+		return "translated"
 	}
 	return "arch_prctl"
 }
 
-// defaultFSSwitch is the fastest switch the kernel allows.
+// defaultFSSwitch is wrfsbase where the kernel allows it, and translated
+// FS-relative operands otherwise: arch_prctl's two system calls per exit
+// cost more than the few instructions each FS-relative operand gets
+// (BenchmarkExitFS, BenchmarkFSAccess).
 func defaultFSSwitch() fsSwitch {
 	if haveFSGSBASE() {
 		return fsInstr
 	}
-	return fsSyscall
+	return fsMangle
 }
 
 // emitSetFS emits: unless the context's FS bases at to and other are
 // equal, FS base := [to]. It clobbers rax, rcx, rdx, rsi, rdi, r11 and
 // the flags.
 func emitSetFS(a *amd64.Assembler, c func(uintptr) amd64.Mem, to, other uintptr, how fsSwitch, try func(error)) {
+	if how == fsMangle {
+		return
+	}
 	try(a.MovLoad(amd64.RSI, c(to)))
 	try(a.CmpRegMem(amd64.RSI, c(other)))
 	same := a.JccLabel(amd64.CondE)
@@ -132,8 +145,33 @@ func (m *Machine) appFS() uintptr { return uintptr(binary.LittleEndian.Uint64(m.
 func (m *Machine) setAppFS(v uintptr) { binary.LittleEndian.PutUint64(m.mem[ctxAppFS:], uint64(v)) }
 
 // setHostFS sets the FS base Go gets back at every exit: the running OS
-// thread's own, or 0 (with an application FS of 0) for no switch.
+// thread's own, or 0 for no switch (library mode, or FS-relative operands
+// translated).
 func (m *Machine) setHostFS(v uintptr) { binary.LittleEndian.PutUint64(m.mem[ctxHostFS:], uint64(v)) }
+
+// hostFS returns what setHostFS should be given for a program's thread on
+// the calling OS thread.
+//
+// Preconditions: the OS thread is locked.
+func (m *Machine) hostFS() uintptr {
+	if m.fs == fsMangle {
+		return 0
+	}
+	return currentFS()
+}
+
+// libraryFS returns the FS base that code run without a Program sees:
+// the calling OS thread's own, which in fsMangle mode the translated
+// operands must add themselves (the switching modes switch nothing: both
+// bases 0).
+//
+// Preconditions: the OS thread is locked.
+func (m *Machine) libraryFS() uintptr {
+	if m.fs == fsMangle {
+		return currentFS()
+	}
+	return 0
+}
 
 // archPrctl emulates arch_prctl for the program: FS is the context's
 // (ARCH_SET_FS, ARCH_GET_FS), checked as the kernel checks it; the other

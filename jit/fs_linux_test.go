@@ -14,18 +14,39 @@ import (
 )
 
 // TestProgramFS runs fsbase natively (ET_EXEC) and under reachvm (ET_EXEC
-// and static PIE): the program's FS is its own, set with arch_prctl, kept
-// across system calls and a signal handler, read back with ARCH_GET_FS,
-// with the kernel's errors; and reading %fs before setting it faults as
-// natively (the base is 0), where Go's thread pointer used to answer.
+// and static PIE), with FS-relative operands translated (the default here)
+// and with FS switched by arch_prctl at every exit: the program's FS is
+// its own, set with arch_prctl, kept across system calls and a signal
+// handler, read back with ARCH_GET_FS, with the kernel's errors; and
+// reading %fs before setting it faults as natively (the base is 0), where
+// Go's thread pointer used to answer. sig_basic's cases that take
+// signals in the cache run with FS switched too: the signal layer chains
+// to Go's handlers only with Go's FS.
 func TestProgramFS(t *testing.T) {
 	ref := buildProgram(t, "fsbase", "exec")
-	for _, kind := range programKinds {
-		prog := buildProgram(t, "fsbase", kind.name)
-		for _, args := range [][]string{{}, {"unset"}} {
-			t.Run(kind.name+"/"+strings.Join(append([]string{"set"}, args...), "_"), func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
-				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", args...))
+	sigRef := buildProgram(t, "sig_basic", "exec")
+	for _, mode := range []string{"translated", "arch_prctl"} {
+		for _, kind := range programKinds {
+			prog := buildProgram(t, "fsbase", kind.name)
+			for _, args := range [][]string{{}, {"unset"}} {
+				t.Run(mode+"/"+kind.name+"/"+strings.Join(append([]string{"set"}, args...), "_"), func(t *testing.T) {
+					want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
+					cmd := reachvmCmd(prog, kind.name == "pie", args...)
+					cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS="+mode)
+					got, stderr, st := runCmd(t, cmd)
+					if st != wantSt || got != want {
+						t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+					}
+				})
+			}
+		}
+		sig := buildProgram(t, "sig_basic", kern.Exec)
+		for _, args := range [][]string{{"info"}, {"default"}, {"restart"}, {"altstack"}} {
+			t.Run(mode+"/sig_basic/"+strings.Join(args, "_"), func(t *testing.T) {
+				want, _, wantSt := runCmd(t, nativeCmd(sigRef, args...))
+				cmd := reachvmCmd(sig, false, args...)
+				cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS="+mode)
+				got, stderr, st := runCmd(t, cmd)
 				if st != wantSt || got != want {
 					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
 				}
@@ -72,6 +93,7 @@ func BenchmarkExitFS(b *testing.B) {
 		}
 	}
 	b.Run("exit-noswitch", func(b *testing.B) { run(b, true, fsSyscall) })
+	b.Run("exit-translated", func(b *testing.B) { run(b, false, fsMangle) })
 	b.Run("exit-arch_prctl", func(b *testing.B) { run(b, false, fsSyscall) })
 	b.Run("exit-wrfsbase", func(b *testing.B) {
 		if !haveFSGSBASE() {
@@ -79,6 +101,35 @@ func BenchmarkExitFS(b *testing.B) {
 		}
 		run(b, false, fsInstr)
 	})
+}
+
+// BenchmarkFSAccess measures two FS-relative loads (a loop of fsbase's
+// "loads"), with FS switched at exits (the loads run as they are) and
+// with the loads translated (each gets a spill, a load of the context's
+// FS base and a restore): the difference is what translating costs per
+// access, to set against BenchmarkExitFS's cost per exit.
+func BenchmarkFSAccess(b *testing.B) {
+	path := buildProgram(b, "fsbase", kern.PIE)
+	for _, how := range []fsSwitch{fsSyscall, fsMangle} {
+		b.Run(how.String(), func(b *testing.B) {
+			_, m := newProgramMachine(b)
+			p, err := m.LoadProgram(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			if err := m.reemit(how); err != nil {
+				b.Fatal(err)
+			}
+			if code, err := p.Run([]string{path, "loads", "10"}, nil); err != nil || code != 0 {
+				b.Fatalf("fsbase loads: %d, %v", code, err)
+			}
+			b.ResetTimer()
+			if code, err := p.Run([]string{path, "loads", strconv.Itoa(b.N)}, nil); err != nil || code != 0 {
+				b.Fatalf("fsbase loads: %d, %v", code, err)
+			}
+		})
+	}
 }
 
 // reemit emits the machine's routines again with FS switched as how says.

@@ -997,6 +997,10 @@ func (m *Machine) Run(fn uintptr, args ...uintptr) (uintptr, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	m.prepare(m.sentinel, args)
+	// Library code runs with Go's FS, the C library's thread pointer,
+	// as a C function called from Go would.
+	m.setHostFS(0)
+	m.setAppFS(m.libraryFS())
 	done, err := m.runningOn(0)
 	if err != nil {
 		return 0, err

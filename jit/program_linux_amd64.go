@@ -678,7 +678,7 @@ func (p *Program) start(argv, envp []string) error {
 	// A new process's FS base is 0: reading %fs before the program sets
 	// it faults, as natively.
 	m.setAppFS(0)
-	m.setHostFS(currentFS())
+	m.setHostFS(m.hostFS())
 	if p.shareHostFS {
 		m.setHostFS(0)
 	}

@@ -129,6 +129,13 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 	if err != nil {
 		childFail(err)
 	}
+	if os.Getenv("REACHVM_PROGRAM_FS") == "arch_prctl" {
+		// FS switched at every exit (what a kernel without wrfsbase
+		// would cost), not the default's translated operands.
+		if err := m.reemit(fsSyscall); err != nil {
+			childFail(err)
+		}
+	}
 	p, err := m.LoadProgram(path)
 	if err != nil {
 		childFail(err)

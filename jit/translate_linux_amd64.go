@@ -211,7 +211,9 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		switch in.Kind {
 		case decode.Plain:
 			done = false
-			if in.RIPRelative() {
+			if t.m.fs == fsMangle && isSegFS(in) {
+				err = t.fsRelative(b, in, next)
+			} else if in.RIPRelative() {
 				err = t.ripRelative(b, in, next)
 			} else {
 				a.Raw(b...)
@@ -242,6 +244,10 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		case decode.LoopRel:
 			err = t.loop(b, in, next)
 		case decode.JmpInd, decode.CallInd:
+			if t.m.fs == fsMangle && isSegFS(in) && in.Mod() != 3 {
+				err = t.unsupported(pc, b, "an FS-relative indirect branch")
+				break
+			}
 			err = t.indirect(b, in, next, in.Kind == decode.CallInd)
 		case decode.Ret:
 			if n := len(t.rets); n > 0 {

@@ -271,6 +271,8 @@ chain:
 	TESTQ R15, R15
 	JZ chainjmp
 	MOVQ C_HOSTFS(R15), CX
+	TESTQ CX, CX
+	JZ chainjmp
 	CMPQ CX, C_APPFS(R15)
 	JEQ chainjmp
 	// Interrupted where FS may be the application's: Go's handler runs

@@ -37,7 +37,8 @@ const (
 	OffAppFS = 0x0f8
 	// OffHostFS is the FS base of the thread running the context as Go
 	// needs it, which the routines and the handler put back before any
-	// Go code runs; when it equals OffAppFS, FS is never switched.
+	// Go code runs; when it is 0 or equals OffAppFS, FS is never
+	// switched.
 	OffHostFS = 0x100
 	// HeaderEnd is where the fields above end.
 	HeaderEnd = 0x108

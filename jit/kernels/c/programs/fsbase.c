@@ -1,4 +1,5 @@
-/* fsbase: the program's own FS. With "exits N" it sets FS and makes N
+/* fsbase: the program's own FS. With "loads N" it sets FS and makes N
+ * pairs of FS-relative loads. With "exits N" it sets FS and makes N
  * getppid calls, each an exit from the cache ("exits N nofs": without
  * setting FS). With "unset" it reads %fs:0 before
  * setting FS, which natively faults (FS base 0). Otherwise it sets FS
@@ -35,6 +36,13 @@ int main(int argc, char **argv, char **envp) {
 		return 3;
 	}
 	block[0] = (u64)block;
+	if (argc > 2 && streq(argv[1], "loads")) {
+		sys3(158, ARCH_SET_FS, block, 0);
+		u64 sum = 0;
+		for (long i = atol_(argv[2]); i > 0; i--)
+			sum += fsload(8) + fsload(16);
+		return sum == 0;
+	}
 	if (argc > 2 && streq(argv[1], "exits")) {
 		int set = argc < 4 || !streq(argv[3], "nofs");
 		if (set)
