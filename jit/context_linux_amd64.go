@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	"github.com/reachvm/reachvm/mem"
@@ -74,6 +76,9 @@ type layout struct {
 	// it on the way out hands Go clean vector registers, cleared upper
 	// halves and its own MXCSR.
 	hostInit uintptr
+	// sys is the system-call gate's block: the call's number and its
+	// six arguments, 8 bytes each (gencode.gate).
+	sys uintptr
 	// sig is the signal area (package sigtramp's Area* offsets):
 	// the interrupted state of a thread the signal layer sent back to
 	// the dispatcher, and the signals that arrived for the application.
@@ -95,7 +100,8 @@ func newLayout(vs vectorState) layout {
 	var l layout
 	l.xsaveSize, _ = mem.AlignUp(uintptr(vs.size), 64)
 	l.hostInit = ctxXsave + l.xsaveSize
-	l.sig, _ = mem.AlignUp(l.hostInit+640, 64)
+	l.sys, _ = mem.AlignUp(l.hostInit+640, 64)
+	l.sig, _ = mem.AlignUp(l.sys+8*gateWords, 64)
 	l.ibl, _ = mem.AlignUp(l.sig+sigtramp.AreaXsave+l.xsaveSize, 4096)
 	l.size = l.ibl + 16*iblEntries
 	return l
@@ -139,7 +145,21 @@ type gencode struct {
 	// vector state, through iretq, which sets rip, rsp and the flags at
 	// once.
 	resume uintptr
+	// gate is `uint64 gate(void)`, called from Go: the system call in
+	// the context's block (layout.sys), made unless a signal for the
+	// application arrived first (the context's arrivals), in which case
+	// it returns -EINTR without making it. [gateCheck, gateSys] is the
+	// window between the look at the arrivals and the syscall
+	// instruction: the signal layer sends a thread a signal interrupts
+	// there to gateEINTR (sigtramp.KindGate), so that a signal that
+	// comes just before a blocking call ends it as one that comes
+	// during the call does.
+	gate, gateCheck, gateSys, gateEINTR uintptr
 }
+
+// gateWords is the size of the gate's block in words: the number and
+// six arguments.
+const gateWords = 7
 
 // Exits of fragments are numbered from 1; exitNative ends a RunNative
 // call, exitSignal a signal the signal layer took.
@@ -305,6 +325,25 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState, fs f
 		}
 	}
 	a.Raw(0x48, 0xcf) // iretq
+
+	// gate: every register it changes is the C ABI's caller-saved.
+	a.Nop(padTo(a.Len(), 16))
+	g.gate = a.PC()
+	sys := func(i int) amd64.Mem { return c(l.sys + 8*uintptr(i)) }
+	for i, r := range []amd64.Reg{amd64.RDI, amd64.RSI, amd64.RDX, amd64.R10, amd64.R8, amd64.R9} {
+		try(a.MovLoad(r, sys(1+i)))
+	}
+	try(a.MovLoad(amd64.RAX, sys(0)))
+	g.gateCheck = a.PC()
+	try(a.CmpMemImm32(c(sigtramp.OffArrivals), 0))
+	early := a.JccLabel(amd64.CondNE)
+	g.gateSys = a.PC()
+	a.Raw(0x0f, 0x05) // syscall
+	a.Ret()
+	try(a.Bind(early))
+	g.gateEINTR = a.PC()
+	a.MovImm64(amd64.RAX, errno(unix.EINTR))
+	a.Ret()
 	if err := errs.err; err != nil {
 		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)
 	}

@@ -217,6 +217,9 @@ type Machine struct {
 	// gen holds the emitted routines, which survive flushes.
 	genUnit *codeUnit
 	gen     gencode
+	// gateRegion is the signal layer's entry for the gate's window
+	// (gencode.gate), -1 when none.
+	gateRegion int
 	// units is the code cache; cur the unit being filled.
 	units []*codeUnit
 	cur   int
@@ -304,7 +307,7 @@ type Machine struct {
 // NewMachine returns a Machine whose cache, context and emitted routines
 // live in code's vmcode and whose stack comes from the same VMM's vmheap.
 func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
-	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{}), protectWrites: true}
+	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{}), protectWrites: true, gateRegion: -1}
 	m.codes.v = m.v
 	if opts != nil {
 		m.opts = *opts
@@ -386,6 +389,10 @@ func (m *Machine) free() error {
 		errs = append(errs, u.free())
 	}
 	m.units = nil
+	if m.gateRegion >= 0 {
+		sigtramp.Unregister(m.gateRegion)
+		m.gateRegion = -1
+	}
 	if m.genUnit != nil {
 		errs = append(errs, m.genUnit.free())
 		m.genUnit = nil

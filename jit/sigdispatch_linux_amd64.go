@@ -44,7 +44,20 @@ func (m *Machine) initSignals() error {
 	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
 	m.setCtxWord(sigtramp.OffArea, uint64(m.ctx+m.lay.sig))
 	m.setCtxWord(sigtramp.OffXsaveSize, uint64(m.lay.xsaveSize))
-	return m.registerUnit(m.genUnit, sigtramp.KindRoutines)
+	m.setCtxWord(sigtramp.OffGateEINTR, uint64(m.gen.gateEINTR))
+	// The routines up to the gate; the gate's window apart, and the rest
+	// of the gate in no region (a signal there is one in Go code's
+	// system call).
+	h, err := sigtramp.Register(m.genUnit.exec, m.gen.gate, m.ctx, sigtramp.KindRoutines)
+	if err != nil {
+		return fmt.Errorf("jit: %w", err)
+	}
+	m.genUnit.sigRegion = h
+	if m.gateRegion, err = sigtramp.Register(m.gen.gateCheck, m.gen.gateSys+1, m.ctx, sigtramp.KindGate); err != nil {
+		m.gateRegion = -1
+		return fmt.Errorf("jit: %w", err)
+	}
+	return nil
 }
 
 // registerUnit attributes u's code to the machine in the signal layer.

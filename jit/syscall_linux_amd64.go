@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
 )
@@ -106,9 +107,9 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		}
 		m.beforeKernel(nr, a)
 		for {
-			ret = kernelCall(nr, a)
+			ret = m.kernel(nr, a)
 			if ret == errno(unix.EFAULT) && m.retryEFAULT(a) {
-				ret = kernelCall(nr, a)
+				ret = m.kernel(nr, a)
 			}
 			// A signal for the application that interrupted the call
 			// (EINTR) is pending from here on, and the delivery
@@ -139,14 +140,23 @@ func (m *Machine) sysret(pc uintptr, ret uint64) uintptr {
 	return pc + 2
 }
 
-// kernelCall makes system call nr with arguments a and returns its
-// result as the kernel's syscall instruction does (-errno on failure).
-func kernelCall(nr uint64, a [6]uintptr) uint64 {
-	r1, _, e := unix.Syscall6(uintptr(nr), a[0], a[1], a[2], a[3], a[4], a[5])
-	if e != 0 {
-		return errno(e)
+// kernel makes system call nr with arguments a for the application and
+// returns its result as the kernel's syscall instruction does (-errno on
+// failure). It goes through the context's gate (gencode.gate), which
+// makes the call unless a signal for the application arrived since the
+// dispatcher last looked (-EINTR then): a call that blocks is
+// interrupted by a signal that comes at any time from here on, as the
+// kernel's are.
+//
+// Preconditions: m.mu is held; the calling thread runs m (runningOn), or
+// the signal layer records nothing for it.
+func (m *Machine) kernel(nr uint64, a [6]uintptr) uint64 {
+	b := m.mem[m.lay.sys : m.lay.sys+8*gateWords]
+	binary.LittleEndian.PutUint64(b, nr)
+	for i, x := range a {
+		binary.LittleEndian.PutUint64(b[8+8*i:], uint64(x))
 	}
-	return uint64(r1)
+	return uint64(native.Call0(m.gen.gate))
 }
 
 // vet returns ENOMEM for memory calls whose fixed range touches vmcode,

@@ -22,6 +22,7 @@
 #define C_FORWARDED 0x0f0
 #define C_APPFS 0x0f8
 #define C_HOSTFS 0x100
+#define C_GATEEINTR 0x108
 
 #define A_REGS 128
 #define A_ARRIVALS 320
@@ -94,8 +95,10 @@ find:
 	MOVQ 16(R9), BX
 	MOVQ 24(R9), CX
 	TESTQ CX, CX
-	JNZ routines
-	JMP fragments
+	JZ fragments
+	CMPQ CX, $2
+	JEQ gate
+	JMP routines
 findnext:
 	ADDQ $32, R9
 	DECQ R10
@@ -150,6 +153,25 @@ routines1:
 	MOVQ C_AREA(BX), R15
 	ORQ $0x100, A_EFLAGS(R15)
 	ORQ $2, C_STATE(BX)
+	JMP done
+
+// In the window of the system-call gate: after it found no arrivals,
+// before its syscall instruction. An asynchronous signal for the
+// application is recorded, and the call is not made: the gate returns
+// -EINTR, and the dispatcher looks at what arrived. (Once the call is
+// made, a signal interrupts it with EINTR anyway, from outside the
+// window.)
+gate:
+	CALL issync<>(SB)
+	TESTQ AX, AX
+	JNZ internal
+	CALL listens<>(SB)
+	TESTQ AX, AX
+	JZ chain
+	CALL unforward<>(SB)
+	CALL record<>(SB)
+	MOVQ C_GATEEINTR(BX), AX
+	MOVQ AX, UC_RIP(R14)
 	JMP done
 
 // Send the thread back to the dispatcher: the signal, the registers and

@@ -13,8 +13,10 @@ import (
 var handlerABI0, restorerABI0 uintptr
 
 // region is code whose signals belong to a context: the cache's units
-// (kind 0), where a thread can be sent back to the dispatcher, and the
-// context's own routines (kind 1), where it cannot.
+// (kind 0), where a thread can be sent back to the dispatcher, the
+// context's own routines (kind 1), where it cannot, and the window of its
+// system-call gate (kind 2), from which it goes to the gate's EINTR
+// return.
 //
 // The handler reads the table with no lock while other threads change it:
 // an entry is in use while lo is not 0, and is filled before lo is set
@@ -27,6 +29,7 @@ type region struct {
 const (
 	KindCode     = 0
 	KindRoutines = 1
+	KindGate     = 2
 )
 
 const maxRegions = 4096
@@ -232,7 +235,7 @@ func AllCatchable() uint64 {
 }
 
 // Register attributes [lo, hi) to the context at ctx, as code of kind
-// KindCode or KindRoutines, and returns the entry's handle for
+// KindCode, KindRoutines or KindGate, and returns the entry's handle for
 // Unregister.
 func Register(lo, hi, ctx uintptr, kind uintptr) (int, error) {
 	mu.Lock()

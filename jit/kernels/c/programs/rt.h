@@ -371,3 +371,66 @@ static inline void rt_cap_stack(u64 n) {
  * or move: a null pointer's store faults instead of being deleted as
  * undefined. */
 static inline void rt_store(void *p, long v) { __asm__ volatile("mov %1, (%0)" : : "r"(p), "r"(v) : "memory"); }
+
+/*
+ * Threads: raw clone with the flags glibc's pthread_create passes, a
+ * futex, and a join on the word CLONE_CHILD_CLEARTID clears.
+ */
+#define CLONE_VM 0x00000100ul
+#define CLONE_FS 0x00000200ul
+#define CLONE_FILES 0x00000400ul
+#define CLONE_SIGHAND 0x00000800ul
+#define CLONE_THREAD 0x00010000ul
+#define CLONE_SYSVSEM 0x00040000ul
+#define CLONE_SETTLS 0x00080000ul
+#define CLONE_PARENT_SETTID 0x00100000ul
+#define CLONE_CHILD_CLEARTID 0x00200000ul
+#define CLONE_CHILD_SETTID 0x01000000ul
+/* RT_THREAD are glibc's flags for a new thread but the TLS. */
+#define RT_THREAD (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | \
+		   CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID)
+
+#define FUTEX_WAIT 0
+#define FUTEX_WAKE 1
+#define FUTEX_PRIVATE 128
+
+/* rt_clone makes clone(flags, stack, ptid, ctid, tls); the child runs
+ * fn(arg) on stack (its top, which must not be null) and ends with
+ * exit (the thread alone) and fn's result. The parent gets clone's
+ * result. */
+long rt_clone(u64 flags, void *stack, int *ptid, int *ctid, void *tls, int (*fn)(void *), void *arg)
+	__attribute__((visibility("hidden")));
+__asm__(".text\n.align 16\n.globl rt_clone\n.hidden rt_clone\n.type rt_clone, @function\n"
+	"rt_clone:\n"
+	"\tmov %rcx, %r10\n\tand $-16, %rsi\n\tsub $16, %rsi\n"
+	"\tmov 8(%rsp), %rax\n\tmov %rax, 8(%rsi)\n\tmov %r9, (%rsi)\n"
+	"\tmov $56, %eax\n\tsyscall\n\ttest %rax, %rax\n\tjnz 1f\n"
+	"\txor %ebp, %ebp\n\tpop %rax\n\tpop %rdi\n\tcall *%rax\n"
+	"\tmov %eax, %edi\n\tmov $60, %eax\n\tsyscall\n\thlt\n"
+	"1:\n\tret\n");
+
+static inline long rt_futex(volatile int *uaddr, int op, int val, const long *ts) {
+	return sys6(202, (long)uaddr, op, val, (long)ts, 0, 0);
+}
+
+/* rt_join waits until the word a thread's CLONE_CHILD_CLEARTID names is
+ * 0: the thread is gone. */
+static inline void rt_join(volatile int *ctid) {
+	int v;
+	while ((v = *ctid) != 0)
+		rt_futex(ctid, FUTEX_WAIT, v, 0);
+}
+
+/* rt_exit_thread ends the calling thread alone (exit, not exit_group). */
+static inline void __attribute__((noreturn)) rt_exit_thread(int code) {
+	for (;;)
+		sys3(60, code, 0, 0);
+}
+
+static inline long rt_sched_yield(void) { return sys3(24, 0, 0, 0); }
+
+/* rt_sleep_ms sleeps ms milliseconds (nanosleep). */
+static inline void rt_sleep_ms(long ms) {
+	long ts[2] = {ms / 1000, (ms % 1000) * 1000000};
+	sys3(35, ts, 0, 0);
+}

@@ -1,0 +1,337 @@
+/* threads: application threads made with raw clone, one case per
+ * argument: creation with CLONE_PARENT_SETTID, CLONE_CHILD_SETTID and
+ * CLONE_CHILD_CLEARTID (joined through the futex the kernel wakes), a
+ * thread's own TLS (CLONE_SETTLS), a futex mutex, exit of one thread
+ * against exit_group, the main thread exiting first, tgkill to one
+ * thread and kill to the process, and a thread's fatal fault. Every line
+ * printed is the same natively and under reachvm. */
+#include "rt.h"
+
+#define STACK (256 << 10)
+#define MAXT 16
+
+struct th {
+	/* ptid is written by CLONE_PARENT_SETTID, ctid by
+	 * CLONE_CHILD_SETTID and cleared by CLONE_CHILD_CLEARTID. */
+	int ptid;
+	volatile int ctid;
+	int idx;
+	long ret, tid, result;
+	/* ctid_seen: the child found ctid holding its tid. */
+	int ctid_seen;
+	/* tls is the thread's TLS block: tls[0] points to itself, as
+	 * the x86-64 ABI's thread pointer does. */
+	u64 tls[8];
+	char *stack;
+};
+static struct th ths[MAXT];
+
+static long nthreads(int argc, char **argv, int i, long def) {
+	long n = argc > i ? atol_(argv[i]) : def;
+	return n < 1 ? 1 : n > MAXT ? MAXT : n;
+}
+
+static long spawn(struct th *t, u64 flags, int (*fn)(void *)) {
+	t->stack = rt_mmap(0, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->stack == MAP_FAILED) {
+		puts_("mmap failed\n");
+		rt_exit(1);
+	}
+	t->tls[0] = (u64)t->tls;
+	/* Not 0 before the child runs: CLONE_CHILD_SETTID writes the
+	 * word only then, and a join would find 0 and not wait. */
+	t->ctid = -1;
+	t->ret = rt_clone(flags, t->stack + STACK, &t->ptid, (int *)&t->ctid, t->tls, fn, t);
+	if (t->ret <= 0) {
+		say("clone failed: ", t->ret);
+		rt_exit(1);
+	}
+	return t->ret;
+}
+
+/* create: threads that each compute a sum and check their own tid. */
+static int create_fn(void *arg) {
+	struct th *t = arg;
+	t->tid = rt_gettid();
+	t->ctid_seen = t->ctid == t->tid;
+	long s = 0;
+	for (long i = 0; i <= (t->idx + 1) * 1000; i++)
+		s += i;
+	t->result = s;
+	return 0;
+}
+static int t_create(long n, u64 extra, int (*fn)(void *)) {
+	for (int i = 0; i < n; i++) {
+		ths[i].idx = i;
+		spawn(&ths[i], RT_THREAD | CLONE_CHILD_SETTID | extra, fn);
+	}
+	for (int i = 0; i < n; i++)
+		rt_join(&ths[i].ctid);
+	long me = rt_gettid();
+	for (int i = 0; i < n; i++) {
+		struct th *t = &ths[i];
+		int distinct = t->tid != me;
+		for (int j = 0; j < i; j++)
+			distinct &= ths[j].tid != t->tid;
+		puts_("thread ");
+		putn(i);
+		puts_(": ptid_is_ret ");
+		putn(t->ptid == t->ret);
+		puts_(" tid_is_ret ");
+		putn(t->tid == t->ret);
+		puts_(" ctid_was_tid ");
+		putn(t->ctid_seen);
+		puts_(" cleared ");
+		putn(t->ctid == 0);
+		puts_(" distinct ");
+		putn(distinct);
+		puts_(" result ");
+		putn(t->result);
+		puts_("\n");
+	}
+	return 0;
+}
+
+/* tls: each thread reads its thread pointer (%fs:0) and a word of its
+ * TLS block through %fs. */
+static int tls_fn(void *arg) {
+	struct th *t = arg;
+	u64 self, word;
+	t->tls[1] = 1000 + t->idx;
+	__asm__ volatile("mov %%fs:0, %0\n\tmov %%fs:8, %1" : "=r"(self), "=r"(word));
+	t->tid = rt_gettid();
+	t->ctid_seen = t->ctid == t->tid;
+	t->result = (self == (u64)t->tls) * 1000000 + word;
+	return 0;
+}
+
+/* mutex: threads increment a counter under a futex mutex (0 free, 1
+ * held, 2 held with waiters). */
+static volatile int mtx;
+static long counter, iters;
+static void mlock(volatile int *l) {
+	int c = __sync_val_compare_and_swap(l, 0, 1);
+	if (c == 0)
+		return;
+	if (c != 2)
+		c = __sync_lock_test_and_set(l, 2);
+	while (c != 0) {
+		rt_futex(l, FUTEX_WAIT | FUTEX_PRIVATE, 2, 0);
+		c = __sync_lock_test_and_set(l, 2);
+	}
+}
+static void munlock(volatile int *l) {
+	if (__sync_fetch_and_sub(l, 1) != 1) {
+		*l = 0;
+		rt_futex(l, FUTEX_WAKE | FUTEX_PRIVATE, 1, 0);
+	}
+}
+static int mutex_fn(void *arg) {
+	(void)arg;
+	for (long i = 0; i < iters; i++) {
+		mlock(&mtx);
+		long c = counter;
+		if (i % 64 == 0)
+			rt_sched_yield();
+		counter = c + 1;
+		munlock(&mtx);
+	}
+	return 0;
+}
+static int t_mutex(long n) {
+	for (int i = 0; i < n; i++)
+		spawn(&ths[i], RT_THREAD, mutex_fn);
+	for (int i = 0; i < n; i++)
+		rt_join(&ths[i].ctid);
+	line("counter", counter);
+	line("expected", n * iters);
+	return 0;
+}
+
+/* exit: a thread's exit ends it alone; the process goes on. */
+static int exit_fn(void *arg) {
+	(void)arg;
+	rt_exit_thread(3);
+}
+static int t_exit(void) {
+	spawn(&ths[0], RT_THREAD, exit_fn);
+	rt_join(&ths[0].ctid);
+	puts_("joined a thread that called exit: the process goes on\n");
+	return 5;
+}
+
+/* group: exit_group in one thread ends every thread, whether it spins in
+ * a loop or sleeps in a futex wait. */
+static volatile int never;
+static volatile long spins;
+static int spin_fn(void *arg) {
+	(void)arg;
+	for (;;)
+		spins++;
+}
+static int wait_fn(void *arg) {
+	(void)arg;
+	for (;;)
+		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+}
+static int group_fn(void *arg) {
+	(void)arg;
+	rt_sleep_ms(50);
+	rt_exit(42);
+	return 0;
+}
+static int t_group(void) {
+	spawn(&ths[0], RT_THREAD, spin_fn);
+	spawn(&ths[1], RT_THREAD, wait_fn);
+	puts_("spinning, waiting, and one to exit_group(42)\n");
+	spawn(&ths[2], RT_THREAD, group_fn);
+	for (;;)
+		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+}
+
+/* mainexit: the main thread exits (exit, not exit_group) while a thread
+ * runs on; the process ends when that one does. */
+static int late_fn(void *arg) {
+	(void)arg;
+	rt_sleep_ms(100);
+	puts_("the thread runs on after the main thread's exit\n");
+	rt_exit_thread(9);
+}
+static int t_mainexit(void) {
+	spawn(&ths[0], RT_THREAD, late_fn);
+	puts_("main exits\n");
+	rt_exit_thread(3);
+}
+
+/* tgkill: a signal sent to one thread is handled on that thread, whether
+ * it spins in a loop or sleeps in a futex wait (restarted by SA_RESTART);
+ * a signal sent to the process is handled by the one thread that does not
+ * block it. */
+static volatile int stop, who, ready;
+static void h_who(int sig, rt_siginfo *si, void *uc) {
+	(void)sig, (void)si, (void)uc;
+	who = rt_gettid();
+}
+static int target_fn(void *arg) {
+	struct th *t = arg;
+	u64 set = SIGBIT(SIGUSR2);
+	if (t->idx == 1)
+		set = 0;
+	rt_sigprocmask(SIG_SETMASK, &set, 0);
+	t->tid = rt_gettid();
+	__sync_fetch_and_add(&ready, 1);
+	if (t->idx % 2 == 0) {
+		while (!stop)
+			spins++;
+	} else {
+		while (!stop)
+			rt_futex(&stop, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+	}
+	return 0;
+}
+static void wait_who(void) {
+	for (long i = 0; !who && i < 2000; i++)
+		rt_sleep_ms(5);
+}
+static int t_tgkill(long n) {
+	rt_handle(SIGUSR1, h_who, SA_RESTART, 0);
+	rt_handle(SIGUSR2, h_who, SA_RESTART, 0);
+	u64 set = SIGBIT(SIGUSR2);
+	rt_sigprocmask(SIG_SETMASK, &set, 0);
+	for (int i = 0; i < n; i++) {
+		ths[i].idx = i;
+		spawn(&ths[i], RT_THREAD, target_fn);
+	}
+	while (ready < n)
+		rt_sched_yield();
+	long pid = rt_getpid();
+	for (int i = 0; i < n; i++) {
+		who = 0;
+		line("tgkill", rt_tgkill(pid, ths[i].ptid, SIGUSR1));
+		wait_who();
+		puts_("thread ");
+		putn(i);
+		puts_(i % 2 ? " (futex wait)" : " (spinning)");
+		puts_(" handled it on its own thread: ");
+		putn(who == ths[i].ptid);
+		puts_("\n");
+	}
+	who = 0;
+	line("kill", rt_kill(pid, SIGUSR2));
+	wait_who();
+	line("the thread that does not block it handled it", who == ths[1].ptid);
+	stop = 1;
+	rt_futex(&stop, FUTEX_WAKE | FUTEX_PRIVATE, MAXT, 0);
+	for (int i = 0; i < n; i++)
+		rt_join(&ths[i].ctid);
+	puts_("joined\n");
+	return 0;
+}
+
+/* fault: a thread's fatal fault kills the whole process. */
+static int fault_fn(void *arg) {
+	(void)arg;
+	rt_sleep_ms(20);
+	rt_store(0, 1);
+	return 0;
+}
+static int t_fault(void) {
+	rt_nocore();
+	spawn(&ths[0], RT_THREAD, spin_fn);
+	spawn(&ths[1], RT_THREAD, fault_fn);
+	puts_("a thread will fault\n");
+	for (;;)
+		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+}
+
+/* spawn: n threads made and joined one after the other, for timing
+ * thread creation. */
+static int nothing_fn(void *arg) {
+	(void)arg;
+	return 0;
+}
+static int t_spawn(long n) {
+	struct th *t = &ths[0];
+	t->stack = rt_mmap(0, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (long i = 0; i < n; i++) {
+		t->ctid = -1;
+		long r = rt_clone(RT_THREAD, t->stack + STACK, &t->ptid, (int *)&t->ctid, 0, nothing_fn, t);
+		if (r <= 0) {
+			say("clone failed: ", r);
+			return 1;
+		}
+		rt_join(&t->ctid);
+	}
+	line("spawned", n);
+	return 0;
+}
+
+int main(int argc, char **argv, char **envp) {
+	(void)envp;
+	if (argc < 2)
+		return 2;
+	const char *c = argv[1];
+	if (streq(c, "create"))
+		return t_create(nthreads(argc, argv, 2, 4), 0, create_fn);
+	if (streq(c, "tls")) {
+		int r = t_create(nthreads(argc, argv, 2, 4), CLONE_SETTLS, tls_fn);
+		return r;
+	}
+	if (streq(c, "mutex")) {
+		iters = argc > 3 ? atol_(argv[3]) : 10000;
+		return t_mutex(nthreads(argc, argv, 2, 4));
+	}
+	if (streq(c, "exit"))
+		return t_exit();
+	if (streq(c, "group"))
+		return t_group();
+	if (streq(c, "mainexit"))
+		return t_mainexit();
+	if (streq(c, "tgkill"))
+		return t_tgkill(nthreads(argc, argv, 2, 4));
+	if (streq(c, "fault"))
+		return t_fault();
+	if (streq(c, "spawn"))
+		return t_spawn(argc > 2 ? atol_(argv[2]) : 100);
+	return 2;
+}
