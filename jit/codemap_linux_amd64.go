@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/rawmem"
@@ -18,11 +19,15 @@ import (
 // segments of aspacem and reloads them (refreshing aspacem from the
 // kernel first) only on a miss (a new library, or a jump to something
 // that is not code), or after forget (a program unmapped or reprotected
-// some of them).
+// some of them). The machines of one address space share it
+// (codeSpace): a change one thread makes is seen by all.
 type codeMap struct {
 	// v is the machine's VMM, whose aspacem map is read. Set by
 	// NewMachine.
 	v *vmm.VMM
+	// mu guards the fields below. The bytes at returns stay mapped only
+	// while the address space's lock (codeSpace.mm) is held for reading.
+	mu sync.Mutex
 	// ranges are the readable, executable segments, sorted, adjacent
 	// ones of the same file merged; names their files' base names (for
 	// the perf map), paths the files' paths (the kernel's), and starts
@@ -36,6 +41,8 @@ type codeMap struct {
 // name returns the file holding pc and pc's offset from the file's first
 // mapping, for naming fragments in the perf map.
 func (c *codeMap) name(pc uintptr) (string, uintptr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > pc })
 	if i == len(c.ranges) || c.ranges[i][0] > pc || c.names[i] == "" {
 		return "", pc
@@ -47,6 +54,8 @@ func (c *codeMap) name(pc uintptr) (string, uintptr) {
 // first mapping, or "" if pc is in no file's executable mapping, and
 // [lo, hi), a range around pc with the same answer.
 func (c *codeMap) file(pc uintptr) (path string, start, lo, hi uintptr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > pc })
 	if i == len(c.ranges) || c.ranges[i][0] > pc {
 		return "", 0, pc, pc + 1
@@ -56,6 +65,8 @@ func (c *codeMap) file(pc uintptr) (path string, start, lo, hi uintptr) {
 
 // at returns the bytes from pc to the end of its executable mapping.
 func (c *codeMap) at(pc uintptr) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if b, ok := c.lookup(pc); ok {
 		return b, nil
 	}
@@ -78,26 +89,36 @@ func (c *codeMap) lookup(pc uintptr) ([]byte, bool) {
 
 // reset drops the cache: the next lookup reloads it.
 func (c *codeMap) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resetLocked()
+}
+
+func (c *codeMap) resetLocked() {
 	c.ranges, c.names, c.paths, c.starts = c.ranges[:0], c.names[:0], c.paths[:0], c.starts[:0]
 }
 
 // forget drops the cache if it holds any of [lo, hi), which has just been
 // unmapped, replaced or reprotected.
 func (c *codeMap) forget(lo, hi uintptr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	i := sort.Search(len(c.ranges), func(i int) bool { return c.ranges[i][1] > lo })
 	if i < len(c.ranges) && c.ranges[i][0] < hi {
-		c.reset()
+		c.resetLocked()
 	}
 }
 
 // load refreshes aspacem from the kernel and caches its executable
 // segments: reachvm's own as it records them, the rest as the kernel
 // shows them.
+//
+// Preconditions: c.mu is held.
 func (c *codeMap) load() error {
 	if err := c.v.Refresh(); err != nil {
 		return fmt.Errorf("jit: reading the code map: %w", err)
 	}
-	c.reset()
+	c.resetLocked()
 	first := map[string]uintptr{}
 	cfg := c.v.Space().Config()
 	for _, s := range c.v.Space().Segments(cfg.Lo, cfg.Hi) {

@@ -92,8 +92,8 @@ const (
 // application goes on after the call with the kernel's error.
 //
 // Preconditions: the machine runs p (Program.Run), on its locked thread.
-func (p *Program) execve(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
-	m := p.m
+func (p *Program) execve(t *thread, nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
+	m := t.m
 	pathp, argvp, envpp := a[0], a[1], a[2]
 	dirfd, flags := unix.AT_FDCWD, 0
 	if nr == unix.SYS_EXECVEAT {
@@ -115,7 +115,7 @@ func (p *Program) execve(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	if e != 0 {
 		return m.sysret(pc, errno(e)), nil
 	}
-	mask, ignored := p.execSignals()
+	mask, ignored := p.execSignals(t)
 	if m.opts.Exec != nil {
 		req, e := resolveExec(path, argv)
 		if e != 0 {
@@ -144,9 +144,9 @@ func (p *Program) execve(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	return m.sysret(pc, errno(execNative(path, argv, envp, mask, ignored))), nil
 }
 
-// execSignals returns the program's mask and the signals it ignores
-// (SIG_IGN), which execve keeps.
-func (p *Program) execSignals() (mask, ignored uint64) {
+// execSignals returns the mask of the program's thread t and the signals
+// the program ignores (SIG_IGN), which execve keeps.
+func (p *Program) execSignals(t *thread) (mask, ignored uint64) {
 	s := &p.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,7 +155,7 @@ func (p *Program) execSignals() (mask, ignored uint64) {
 			ignored |= 1 << i
 		}
 	}
-	return s.th.mask, ignored
+	return t.sig.mask, ignored
 }
 
 // readCString reads the NUL-terminated string at a of the application's

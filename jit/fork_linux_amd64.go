@@ -57,13 +57,13 @@ var forkABI0 uintptr
 // (exec_linux_amd64.go). done is false for any other call.
 //
 // Preconditions: the machine runs p (Program.Run).
-func (p *Program) processCall(nr uint64, a [6]uintptr, pc uintptr) (next uintptr, done bool, err error) {
+func (p *Program) processCall(t *thread, nr uint64, a [6]uintptr, pc uintptr) (next uintptr, done bool, err error) {
 	switch nr {
 	case unix.SYS_FORK, unix.SYS_VFORK, unix.SYS_CLONE, unix.SYS_CLONE3:
-		next, err = p.fork(nr, a, pc)
+		next, err = p.fork(t, nr, a, pc)
 		return next, true, err
 	case unix.SYS_EXECVE, unix.SYS_EXECVEAT:
-		next, err = p.execve(nr, a, pc)
+		next, err = p.execve(t, nr, a, pc)
 		return next, true, err
 	}
 	return 0, false, nil
@@ -124,8 +124,8 @@ func cloneOf(nr uint64, a [6]uintptr) (flags uint64, sp, tls uintptr, errno unix
 // CLONE_SIGHAND) end the run with a *SyscallError.
 //
 // Preconditions: the machine runs p (Program.Run), on its locked thread.
-func (p *Program) fork(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
-	m := p.m
+func (p *Program) fork(t *thread, nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
+	m := t.m
 	flags, childSP, tls, e := cloneOf(nr, a)
 	if e != 0 {
 		return m.sysret(pc, errno(e)), nil
@@ -155,8 +155,10 @@ func (p *Program) fork(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	// may fault for reachvm. With CLONE_VM they are the parent's own
 	// pages, which must not lose their protection behind the
 	// translator's back while translations of them live.
-	if m.wpPages != 0 {
-		m.willWrite(mem.Range{Start: m.pages.lo, End: m.pages.hi})
+	// Those of every thread's machine: the child gets this thread only,
+	// but all the memory.
+	if m.cs.nwp.Load() != 0 {
+		m.willWrite(mem.Range{Start: 0, End: userAddrEnd})
 	}
 	blk, err := m.forkBlock()
 	if err != nil {
@@ -166,7 +168,7 @@ func (p *Program) fork(nr uint64, a [6]uintptr, pc uintptr) (uintptr, error) {
 	if flags&unix.CLONE_SETTLS != 0 {
 		fs = tls
 	}
-	p.fillForkBlock(blk, nr, a, pc, childSP, fs, flags&unix.CLONE_CLEAR_SIGHAND != 0)
+	p.fillForkBlock(t, blk, nr, a, pc, childSP, fs, flags&unix.CLONE_CLEAR_SIGHAND != 0)
 	ret := uint64(native.Call1(forkABI0, blk))
 	if int64(ret) > 0 {
 		m.stats.Forks++
@@ -195,8 +197,8 @@ func (m *Machine) forkBlock() (uintptr, error) {
 // pc: the child's stack pointer is childSP (0: the application's), its FS
 // base fs, and with clearHandlers its handlers are
 // reset to SIG_DFL as CLONE_CLEAR_SIGHAND asks.
-func (p *Program) fillForkBlock(blk uintptr, nr uint64, a [6]uintptr, pc, childSP, fs uintptr, clearHandlers bool) {
-	m := p.m
+func (p *Program) fillForkBlock(t *thread, blk uintptr, nr uint64, a [6]uintptr, pc, childSP, fs uintptr, clearHandlers bool) {
+	m := t.m
 	b := rawmem.Bytes(blk, forkOffXsave)
 	le := binary.LittleEndian
 	le.PutUint64(b[forkOffNr:], nr)
@@ -220,7 +222,7 @@ func (p *Program) fillForkBlock(blk uintptr, nr uint64, a [6]uintptr, pc, childS
 		le.PutUint64(b[o+16:], uint64(act.restorer))
 		le.PutUint64(b[o+24:], act.mask)
 	}
-	mask, alt := s.th.mask, s.th.alt
+	mask, alt := t.sig.mask, t.sig.alt
 	s.mu.Unlock()
 
 	// The frame rt_sigreturn takes, as a handler's would be: the

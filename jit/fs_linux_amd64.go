@@ -173,24 +173,24 @@ func (m *Machine) libraryFS() uintptr {
 	return 0
 }
 
-// archPrctl emulates arch_prctl for the program: FS is the context's
-// (ARCH_SET_FS, ARCH_GET_FS), checked as the kernel checks it; the other
-// codes (the GS base, which neither Go nor reachvm uses, CPUID faulting,
-// extended state permissions) go to the kernel.
-func (p *Program) archPrctl(code, addr uintptr) (ret uint64, handled bool) {
+// archPrctl emulates arch_prctl for the program's thread t: FS is its
+// context's (ARCH_SET_FS, ARCH_GET_FS), checked as the kernel checks it;
+// the other codes (the GS base, which neither Go nor reachvm uses, CPUID
+// faulting, extended state permissions) go to the kernel.
+func (t *thread) archPrctl(code, addr uintptr) (ret uint64, handled bool) {
 	switch code {
 	case archSetFS:
 		if addr >= userAddrEnd {
 			return errno(unix.EPERM), true
 		}
-		if !p.shareHostFS {
-			p.m.setAppFS(addr)
+		if !t.p.shareHostFS {
+			t.m.setAppFS(addr)
 		}
 		return 0, true
 	case archGetFS:
 		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], uint64(p.m.appFS()))
-		if !p.copyOut(addr, b[:]) {
+		binary.LittleEndian.PutUint64(b[:], uint64(t.m.appFS()))
+		if !t.copyOut(addr, b[:]) {
 			return errno(unix.EFAULT), true
 		}
 		return 0, true

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/rawmem"
@@ -183,6 +184,30 @@ type Stats struct {
 	Signals, Steps int
 	// CacheBytes is the code cache's size in use.
 	CacheBytes uintptr
+	// Threads counts the application threads the machine's programs
+	// started (clone) and that have ended; the counts above include
+	// what their machines did.
+	Threads int
+}
+
+// add adds o's counts to s.
+func (s *Stats) add(o *Stats) {
+	s.Fragments += o.Fragments
+	s.Blocks += o.Blocks
+	s.Instrs += o.Instrs
+	s.Exits += o.Exits
+	s.IBLMisses += o.IBLMisses
+	s.Links += o.Links
+	s.Polymorphic += o.Polymorphic
+	s.Flushes += o.Flushes
+	s.Invalidated += o.Invalidated
+	s.CodeWrites += o.CodeWrites
+	s.WriteProtects += o.WriteProtects
+	s.Mangled += o.Mangled
+	s.Syscalls += o.Syscalls
+	s.Signals += o.Signals
+	s.Steps += o.Steps
+	s.Threads += o.Threads
 }
 
 // Machine runs application code under the translator: a code cache in
@@ -259,8 +284,9 @@ type Machine struct {
 	// lookup and comes back to the dispatcher.
 	sentinel uintptr
 
-	t      translator
-	codes  codeMap
+	t translator
+	// codes is the code map, cs's.
+	codes  *codeMap
 	stats  Stats
 	closed bool
 	// untrackVMM and untrackCode remove the machine from its VMM's and
@@ -285,9 +311,30 @@ type Machine struct {
 	gdbFrags []*gdbEntry
 	// gdbRows is gdbFragment's scratch space.
 	gdbRows []cfi.At
-	// client is the program being run by Program.Run, whose system
-	// calls it vets.
-	client *Program
+	// cs is the address space the machine runs in, shared with the
+	// machines of its program's other threads (codespace_linux_amd64.go).
+	// Immutable after NewMachine.
+	cs *codeSpace
+	// th is the application thread the machine runs (a Program's), nil
+	// for Machine.Run. Written under cs.mu (codeSpace.join and leave);
+	// read by the goroutine running the machine without it, by others
+	// under it.
+	th *thread
+	// inbox holds the changes to code other members of cs told the
+	// machine of.
+	inbox inbox
+	// work holds workInval and workExit, set by other goroutines: the
+	// dispatcher tests it before every fragment it enters.
+	work atomic.Uint32
+	// entered is set while the thread runs translated code, or is about
+	// to: a change to code another thread makes then kicks it out.
+	entered atomic.Bool
+	// enterGen is cs.gen when the thread last entered the cache.
+	enterGen uint64
+	// arrived counts the signals drainArrivals took from the signal
+	// layer (kicks included): a system call that fails with EINTR while
+	// it grows was interrupted by one.
+	arrived uint64
 	// stepping is set while the dispatcher single-steps the application
 	// to a point where a signal can be delivered.
 	stepping bool
@@ -307,8 +354,22 @@ type Machine struct {
 // NewMachine returns a Machine whose cache, context and emitted routines
 // live in code's vmcode and whose stack comes from the same VMM's vmheap.
 func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
+	return newMachine(code, opts, nil)
+}
+
+// newMachine is NewMachine, or with parent, a machine for another thread
+// of parent's program: in parent's address space (its codeSpace and code
+// map), with parent's options, and no stack of its own (a program's
+// threads run on stacks in its memory).
+func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, error) {
 	m := &Machine{code: code, v: code.VMM(), programs: make(map[*Program]struct{}), protectWrites: true, gateRegion: -1}
-	m.codes.v = m.v
+	if parent != nil {
+		m.cs, m.codes = parent.cs, parent.codes
+		m.protectWrites, m.wholeFlush = parent.protectWrites, parent.wholeFlush
+	} else {
+		m.codes = &codeMap{v: m.v}
+		m.cs = newCodeSpace(m)
+	}
 	if opts != nil {
 		m.opts = *opts
 	}
@@ -372,8 +433,10 @@ func NewMachine(code *vmcode.Code, opts *Options) (*Machine, error) {
 		return nil, err
 	}
 
-	if m.stack, err = m.v.HeapAlloc(m.stackSize); err != nil {
-		return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
+	if parent == nil {
+		if m.stack, err = m.v.HeapAlloc(m.stackSize); err != nil {
+			return nil, fmt.Errorf("jit: allocating the application stack: %w", err)
+		}
 	}
 	m.frags = make(map[uintptr]*fragment)
 	m.exits = make([]exit, 1, 1024)
@@ -456,13 +519,19 @@ func (m *Machine) Close() error {
 	return errors.Join(errs...)
 }
 
-// Stats returns the machine's counters.
+// Stats returns the machine's counters, with those of the threads its
+// programs started that have ended.
 func (m *Machine) Stats() Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.stats
 	for _, u := range m.units {
 		s.CacheBytes += u.used
+	}
+	for p := range m.programs {
+		p.mu.Lock()
+		s.add(&p.threadStats)
+		p.mu.Unlock()
 	}
 	return s
 }
@@ -574,6 +643,12 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 	}
 	if m.inCache(tag) {
 		return nil, fmt.Errorf("jit: the application jumped to %#x, inside reachvm's own code or data", tag)
+	}
+	m.lockCode()
+	defer m.unlockCode()
+	if f := m.frags[tag]; f != nil {
+		// lockCode acted on changes: tag's fragment is still there.
+		return f, nil
 	}
 	if _, err := m.codes.at(tag); err != nil {
 		return nil, err
@@ -1027,17 +1102,30 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 	// resume goes back to the state the signal layer interrupted
 	// instead of entering tag's fragment.
 	resume := false
+	t := m.th
 	for {
 		if *m.arrivals() != 0 {
 			m.drainArrivals()
 		}
+		if t != nil && t.kicked.Load() {
+			// Whatever a kick was sent for is looked at below.
+			t.kicked.Store(false)
+		}
+		if w := m.work.Load(); w != 0 {
+			if w&workExit != 0 {
+				return 0, errExiting
+			}
+			m.drainInbox()
+		}
 		var id uintptr
 		if resume {
 			resume = false
+			m.entered.Store(true)
 			id = native.Call1(m.gen.resume, 0)
+			m.entered.Store(false)
 		} else {
-			if p := m.client; p != nil && p.sigPending() {
-				next, err := p.deliverPending(tag)
+			if t != nil && t.sigPending() {
+				next, err := t.deliverPending(tag)
 				if err != nil {
 					return 0, err
 				}
@@ -1056,7 +1144,18 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			if from != 0 && m.epoch == epoch {
 				m.link(from, f)
 			}
+			// Entered before the last look at the work: another
+			// thread either sees it and kicks, or its change is seen
+			// here.
+			m.entered.Store(true)
+			if m.work.Load() != 0 {
+				m.entered.Store(false)
+				from = 0
+				continue
+			}
+			m.enterGen = m.cs.gen.Load()
 			id = native.Call1(m.gen.enter, f.body())
+			m.entered.Store(false)
 		}
 		m.stats.Exits++
 		epoch, from = m.epoch, 0
@@ -1110,7 +1209,12 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			}
 			if m.epoch == epoch {
 				if kind == exitLearn {
-					m.learn(ic, tag, f)
+					// learn reads the target's code.
+					m.lockCode()
+					if m.epoch == epoch {
+						m.learn(ic, tag, f)
+					}
+					m.unlockCode()
 				} else {
 					m.missed(ic)
 				}

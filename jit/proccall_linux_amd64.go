@@ -30,38 +30,41 @@ const rlimitStack = unix.RLIMIT_STACK
 // procState is what the process calls emulate for a program.
 type procState struct {
 	// stackCur is the soft stack limit the program sees: the size of
-	// its stack until it sets another one.
+	// its stack until it sets another one. Guarded by Program.mu.
 	stackCur uint64
 }
 
 // resetProc sets up a run's process state.
 func (p *Program) resetProc() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.proc = procState{stackCur: uint64(p.stackSize)}
 }
 
-// selfCall handles the calls above; handled false leaves the call to
-// the rest of Machine.syscall.
+// selfCall handles the calls above for the program's thread t; handled
+// false leaves the call to the rest of Machine.syscall.
 //
-// Preconditions: p.m.mu is held (the machine is running the program).
-func (p *Program) selfCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+// Preconditions: t.m.mu is held (the machine is running the thread).
+func (t *thread) selfCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+	p := t.p
 	switch nr {
 	case unix.SYS_GETRLIMIT:
-		return p.rlimit(int(a[0]), 0, a[1]), true
+		return t.rlimit(int(a[0]), 0, a[1]), true
 	case unix.SYS_SETRLIMIT:
-		return p.rlimit(int(a[0]), a[1], 0), true
+		return t.rlimit(int(a[0]), a[1], 0), true
 	case unix.SYS_PRLIMIT64:
 		if pid := int(int32(a[0])); pid != 0 && pid != unix.Getpid() {
 			return 0, false
 		}
-		return p.rlimit(int(a[1]), a[2], a[3]), true
+		return t.rlimit(int(a[1]), a[2], a[3]), true
 	case unix.SYS_OPEN:
 		return p.openExe(unix.AT_FDCWD, a[0], int(a[1]), uint32(a[2]))
 	case unix.SYS_OPENAT:
 		return p.openExe(int(int32(a[0])), a[1], int(a[2]), uint32(a[3]))
 	case unix.SYS_READLINK:
-		return p.readlink(unix.AT_FDCWD, a[0], a[1], a[2])
+		return t.readlink(unix.AT_FDCWD, a[0], a[1], a[2])
 	case unix.SYS_READLINKAT:
-		return p.readlink(int(int32(a[0])), a[1], a[2], a[3])
+		return t.readlink(int(int32(a[0])), a[1], a[2], a[3])
 	}
 	return 0, false
 }
@@ -70,22 +73,30 @@ func (p *Program) selfCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 // with newp and oldp its struct rlimit64 pointers (either may be 0): the
 // kernel's limits, but for the stack's soft limit, which is the
 // program's (see above).
-func (p *Program) rlimit(res int, newp, oldp uintptr) uint64 {
+func (t *thread) rlimit(res int, newp, oldp uintptr) uint64 {
+	p := t.p
 	if res != rlimitStack {
-		return kernelCall(unix.SYS_PRLIMIT64, [6]uintptr{0, uintptr(res), newp, oldp})
+		return t.m.kernel(unix.SYS_PRLIMIT64, [6]uintptr{0, uintptr(res), newp, oldp})
 	}
+	// The program's one limit, whichever thread sets it: the threads'
+	// calls are serialised, as the kernel serialises them on the task
+	// lock (p.mu is taken around the program's state only; copyOut may
+	// take the address space's locks).
+	var b [16]byte
+	if newp != 0 && !copyIn(newp, b[:]) {
+		return errno(unix.EFAULT)
+	}
+	p.mu.Lock()
 	var real unix.Rlimit
 	if err := unix.Prlimit(0, res, nil, &real); err != nil {
+		p.mu.Unlock()
 		return errnoOfErr(err)
 	}
 	old := unix.Rlimit{Cur: min(p.proc.stackCur, real.Max), Max: real.Max}
 	if newp != 0 {
-		var b [16]byte
-		if !copyIn(newp, b[:]) {
-			return errno(unix.EFAULT)
-		}
 		set := unix.Rlimit{Cur: binary.LittleEndian.Uint64(b[:]), Max: binary.LittleEndian.Uint64(b[8:])}
 		if set.Cur > set.Max {
+			p.mu.Unlock()
 			return errno(unix.EINVAL)
 		}
 		if set.Max != real.Max {
@@ -95,16 +106,18 @@ func (p *Program) rlimit(res int, newp, oldp uintptr) uint64 {
 			// kept under the new hard one.
 			lim := unix.Rlimit{Cur: min(real.Cur, set.Max), Max: set.Max}
 			if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+				p.mu.Unlock()
 				return errnoOfErr(err)
 			}
 		}
 		p.proc.stackCur = set.Cur
 	}
+	p.mu.Unlock()
 	if oldp != 0 {
 		var o [16]byte
 		binary.LittleEndian.PutUint64(o[:], old.Cur)
 		binary.LittleEndian.PutUint64(o[8:], old.Max)
-		if !p.copyOut(oldp, o[:]) {
+		if !t.copyOut(oldp, o[:]) {
 			return errno(unix.EFAULT)
 		}
 	}
@@ -114,7 +127,8 @@ func (p *Program) rlimit(res int, newp, oldp uintptr) uint64 {
 // readlink answers readlinkat(dirfd, path, buf, size) when path names
 // the process's executable in /proc, with the program's path; handled
 // false sends any other call to the kernel.
-func (p *Program) readlink(dirfd int, path, buf, size uintptr) (uint64, bool) {
+func (t *thread) readlink(dirfd int, path, buf, size uintptr) (uint64, bool) {
+	p := t.p
 	name, e := readCString(path, unix.PathMax, unix.ENAMETOOLONG)
 	if e != 0 || !p.isSelfExe(dirfd, name) {
 		return 0, false
@@ -126,7 +140,7 @@ func (p *Program) readlink(dirfd int, path, buf, size uintptr) (uint64, bool) {
 	if uintptr(len(b)) > size {
 		b = b[:size]
 	}
-	if !p.copyOut(buf, b) {
+	if !t.copyOut(buf, b) {
 		return errno(unix.EFAULT), true
 	}
 	return uint64(len(b)), true

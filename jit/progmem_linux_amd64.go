@@ -53,13 +53,15 @@ const maxRefusals = 64
 // Refusals returns the first memory system calls of the program that
 // were refused or failed (up to 64), and how many there were in all.
 func (p *Program) Refusals() ([]Refusal, int) {
-	p.m.mu.Lock()
-	defer p.m.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return append([]Refusal(nil), p.refusals...), p.nrefused
 }
 
 // refuse records a refused call and returns -e as its result.
 func (p *Program) refuse(call string, addr, size uintptr, e unix.Errno, format string, args ...any) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.nrefused++
 	if len(p.refusals) < maxRefusals {
 		p.refusals = append(p.refusals, Refusal{Call: call, Addr: addr, Size: size, Errno: e, Reason: fmt.Sprintf(format, args...)})
@@ -95,16 +97,18 @@ const (
 	mapUnemulated = unix.MAP_HUGETLB | unix.MAP_32BIT | unix.MAP_SYNC
 )
 
-// syscall handles the program's memory system calls (see above).
-// handled false sends the call on to the kernel as it is.
+// syscall handles the program's memory system calls (see above), made
+// by the thread m runs. handled false sends the call on to the kernel as
+// it is.
 //
-// Preconditions: p.m.mu is held (the machine is running the program).
-func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+// Preconditions: m.mu is held (m is running the program's thread), and
+// m.cs.mm for writing.
+func (p *Program) syscall(m *Machine, nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 	const page = mem.PageSize
-	v := p.m.v
+	v := m.v
 	switch nr {
 	case unix.SYS_BRK:
-		return p.brk(a[0]), true
+		return p.brk(m, a[0]), true
 
 	case unix.SYS_MMAP:
 		addr, length, flags, off := a[0], a[1], a[3], a[5]
@@ -198,7 +202,7 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		}
 		if mode == mem.Fixed {
 			// Code replaced: its translations go.
-			p.m.dropRange(r, true)
+			m.dropRange(r, true)
 		}
 		return uint64(r.Start), true
 
@@ -215,10 +219,10 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 		if err := v.ReleaseApp(r); err != nil {
 			// Part of r may be gone: its translations go, and pages
 			// still there get their protection back.
-			p.m.dropRange(r, false)
+			m.dropRange(r, false)
 			return p.fail("munmap", addr, length, err), true
 		}
-		p.m.dropRange(r, true)
+		m.dropRange(r, true)
 		return 0, true
 
 	case unix.SYS_MPROTECT, unix.SYS_PKEY_MPROTECT:
@@ -252,11 +256,11 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 			// of memory) is not followed: the translations stay.
 			return p.fail(call, addr, length, err), true
 		}
-		p.m.protChanged(r, prot)
+		m.protChanged(r, prot)
 		return 0, true
 
 	case unix.SYS_MREMAP:
-		return p.mremap(a), true
+		return p.mremap(m, a), true
 
 	case unix.SYS_MADVISE, unix.SYS_MLOCK, unix.SYS_MLOCK2, unix.SYS_MUNLOCK, unix.SYS_MSYNC:
 		// The kernel's, on the program's memory only: the rest of the
@@ -280,7 +284,7 @@ func (p *Program) syscall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
 // it moves or replaces go. Memory that is not the program's (natively
 // nothing is there) fails with EFAULT; MREMAP_DONTUNMAP and a size of 0
 // (a second mapping of shared memory) are not emulated.
-func (p *Program) mremap(a [6]uintptr) uint64 {
+func (p *Program) mremap(m *Machine, a [6]uintptr) uint64 {
 	const page = mem.PageSize
 	addr, oldLen, newLen, flags, newAddr := a[0], a[1], a[2], a[3], a[4]
 	refuse := func(e unix.Errno, format string, args ...any) uint64 {
@@ -317,25 +321,26 @@ func (p *Program) mremap(a [6]uintptr) uint64 {
 	if p.clientOwned(addr, oldSize) {
 		return refuse(unix.EINVAL, "remapping the program's own image, brk area or stack")
 	}
-	if !p.m.v.IsApp(addr, page) {
+	if !m.v.IsApp(addr, page) {
 		return refuse(unix.EFAULT, "nothing of the program's is mapped there")
 	}
-	// Pages reachvm write-protected get their protection back first:
-	// the kernel moves one mapping of one protection.
-	p.m.dropRange(old, false)
-	r, err := p.m.v.RemapApp(old, newSize, mode, newAddr)
+	// Pages reachvm write-protected (for any thread's machine) get
+	// their protection back first: the kernel moves one mapping of one
+	// protection.
+	m.unprotectRange(old)
+	r, err := m.v.RemapApp(old, newSize, mode, newAddr)
 	if err != nil {
 		return p.fail("mremap", addr, oldLen, err)
 	}
-	p.m.dropRange(old, true)
-	p.m.dropRange(r, true)
+	m.dropRange(old, true)
+	m.dropRange(r, true)
 	return uint64(r.Start)
 }
 
 // brk moves the break to want inside the brk area, committing or
 // decommitting whole pages, and returns the break: the old one if want
 // is outside the area or the VMM fails, as the kernel's brk does.
-func (p *Program) brk(want uintptr) uint64 {
+func (p *Program) brk(m *Machine, want uintptr) uint64 {
 	if want < p.brkBase || want > p.brkMax {
 		return uint64(p.brkCur)
 	}
@@ -343,11 +348,11 @@ func (p *Program) brk(want uintptr) uint64 {
 	var err error
 	switch {
 	case top > p.brkTop:
-		err = p.m.v.CommitApp(mem.Range{Start: p.brkTop, End: top}, mem.ProtRW)
+		err = m.v.CommitApp(mem.Range{Start: p.brkTop, End: top}, mem.ProtRW)
 	case top < p.brkTop:
 		r := mem.Range{Start: top, End: p.brkTop}
-		err = p.m.v.DecommitApp(r)
-		p.m.dropRange(r, err == nil)
+		err = m.v.DecommitApp(r)
+		m.dropRange(r, err == nil)
 	}
 	if err != nil {
 		p.fail("brk", want, 0, err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -33,12 +34,19 @@ import (
 // vetted: nothing it maps, unmaps or protects may touch reachvm's own
 // memory (vmcode, vmheap, the cache), and exit ends the run, not the host
 // process. Its signals (handlers, masks, delivery on its own stack) are
-// emulated (signal_linux_amd64.go); the processes it creates run
+// emulated (signal_linux_amd64.go); its threads (clone with
+// CLONE_THREAD) each run under translation on an OS thread and a machine
+// of their own (thread_linux_amd64.go); the processes it creates run
 // natively from the call on (fork_linux_amd64.go), and a program it
 // executes runs under reachvm when Options.Exec says how
-// (exec_linux_amd64.go); threads are refused with an error naming them.
+// (exec_linux_amd64.go).
 type Program struct {
+	// m is the machine the program was loaded into, which runs the
+	// thread Run starts.
 	m *Machine
+	// mu guards refusals, nrefused and threadStats, which every thread
+	// updates.
+	mu sync.Mutex
 	// path is the program's path as given (AT_EXECFN), exe what
 	// /proc/self/exe says for it (absolute, symbolic links resolved).
 	// Immutable.
@@ -79,20 +87,20 @@ type Program struct {
 	// until free.
 	gdb *gdbEntry
 	// sig is the program's signal state (signal_linux_amd64.go), reset
-	// by each Run.
+	// by each Run, and its set of threads.
 	sig signals
 	// shareHostFS makes the program's FS Go's and the routines switch
 	// nothing: BenchmarkExitFS's baseline, not a mode to run programs
 	// in (their arch_prctl then changes nothing the CPU sees).
 	shareHostFS bool
-	// tid is what the program's thread registered with the kernel
-	// (threadid_linux_amd64.go), reset by each Run.
-	tid threadID
 	// execFn is what AT_EXECFN names, "" for path (Program.Inherit).
 	execFn string
 	// proc is the state of the process calls reachvm answers for the
 	// program (proccall_linux_amd64.go), reset by each Run.
 	proc procState
+	// threadStats are the counts of the machines of the threads that
+	// ended (Machine.Stats adds them).
+	threadStats Stats
 }
 
 // Sizes of a program's brk area and stack.
@@ -626,11 +634,12 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 // Run runs the program from its interpreter's entry point (or its own,
 // for a static program) with argv, envp and the auxiliary vector on its
 // stack as execve lays them out (auxv_linux_amd64.go), and returns its
-// exit status. It returns an error instead for anything the translator
-// refuses: an unsupported instruction or system call (a thread, another
-// program), a jump to non-code; a *SignalError when a signal's default
-// action ends the program. The program's input and output are the
-// process's own file descriptors.
+// exit status once every thread it started is gone: exit_group's, or the
+// last exit's. It returns an error instead for anything the translator
+// refuses, in any thread: an unsupported instruction or system call
+// (another program), a jump to non-code; a *SignalError when a signal's
+// default action ends the program. The program's input and output are
+// the process's own file descriptors.
 func (p *Program) Run(argv, envp []string) (int, error) {
 	m := p.m
 	m.mu.Lock()
@@ -640,36 +649,35 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := p.start(argv, envp); err != nil {
+	t, err := p.start(argv, envp)
+	if err != nil {
 		return 0, err
 	}
 	defer p.stop()
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err != nil {
-		return 0, err
+		t.gone(t.finish(err))
+		return p.wait()
 	}
-	defer done()
 	_, err = m.dispatch(p.runAt)
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code, nil
-	}
+	done()
 	if err == nil {
 		err = fmt.Errorf("jit: %s returned from its entry point", p.path)
 	}
-	return 0, err
+	t.gone(t.finish(err))
+	return p.wait()
 }
 
 // start sets up a run: the stack with argv and envp, the registers, flags
 // and vector state at the entry point, a new process's signal state, and
-// the program as the machine's client.
+// its first thread, run by the program's machine, which it returns.
 //
 // Preconditions: p.m.mu is held, the OS thread locked.
-func (p *Program) start(argv, envp []string) error {
+func (p *Program) start(argv, envp []string) (*thread, error) {
 	m := p.m
 	sp, err := p.buildStack(argv, envp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	clear(m.mem[ctxGPR : ctxGPR+16*8])
 	m.setReg(amd64.RSP, uint64(sp))
@@ -682,19 +690,20 @@ func (p *Program) start(argv, envp []string) error {
 	if p.shareHostFS {
 		m.setHostFS(0)
 	}
-	p.tid = threadID{}
-	p.resetSignals()
+	t := &thread{p: p, m: m}
+	p.resetSignals(t)
 	p.resetProc()
-	m.client = p
-	return nil
+	m.cs.join(m, t)
+	return t, nil
 }
 
-// stop ends what start set up.
+// stop ends what start set up: the program's machine is idle in its
+// address space again.
 func (p *Program) stop() {
 	p.endSignals()
 	p.m.setAppFS(0)
 	p.m.setHostFS(0)
-	p.m.client = nil
+	p.m.cs.join(p.m, nil)
 }
 
 // buildStack lays out argc, argv, envp and the auxiliary vector at the top

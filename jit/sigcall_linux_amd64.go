@@ -30,27 +30,27 @@ import (
 // leaves to the kernel.
 //
 // Preconditions: the machine runs p (Program.Run).
-func (p *Program) signalCall(nr uint64, a [6]uintptr, pc uintptr) (next uintptr, done bool) {
+func (t *thread) signalCall(nr uint64, a [6]uintptr, pc uintptr) (next uintptr, done bool) {
 	var ret uint64
 	switch nr {
 	case unix.SYS_RT_SIGACTION:
-		ret = p.sysSigaction(int32(a[0]), a[1], a[2], a[3])
+		ret = t.sysSigaction(int32(a[0]), a[1], a[2], a[3])
 	case unix.SYS_RT_SIGPROCMASK:
-		ret = p.sysSigprocmask(int32(a[0]), a[1], a[2], a[3])
+		ret = t.sysSigprocmask(int32(a[0]), a[1], a[2], a[3])
 	case unix.SYS_SIGALTSTACK:
-		ret = p.sysSigaltstack(a[0], a[1])
+		ret = t.sysSigaltstack(a[0], a[1])
 	case unix.SYS_RT_SIGRETURN:
-		return p.sigreturn(pc), true
+		return t.sigreturn(pc), true
 	case unix.SYS_RT_SIGPENDING:
-		ret = p.sysSigpending(a[0], a[1])
+		ret = t.sysSigpending(a[0], a[1])
 	case unix.SYS_RT_SIGSUSPEND:
-		ret = p.sysSigsuspend(a[0], a[1], nr, pc)
+		ret = t.sysSigsuspend(a[0], a[1], nr, pc)
 	case unix.SYS_PAUSE:
-		ret = p.sysPause(nr, pc)
+		ret = t.sysPause(nr, pc)
 	case unix.SYS_RT_SIGTIMEDWAIT:
-		ret = p.sysSigtimedwait(a[0], a[1], a[2], a[3])
+		ret = t.sysSigtimedwait(a[0], a[1], a[2], a[3])
 	case unix.SYS_KILL:
-		r, ok := p.sysKill(int32(a[0]), int32(a[1]))
+		r, ok := t.sysKill(int32(a[0]), int32(a[1]))
 		if !ok {
 			return 0, false
 		}
@@ -60,13 +60,13 @@ func (p *Program) signalCall(nr uint64, a [6]uintptr, pc uintptr) (next uintptr,
 		if nr == unix.SYS_TGKILL {
 			tgid, tid, sig = int32(a[0]), int32(a[1]), int32(a[2])
 		}
-		r, ok := p.sysTkill(nr == unix.SYS_TGKILL, tgid, tid, sig, nil)
+		r, ok := t.sysTkill(nr == unix.SYS_TGKILL, tgid, tid, sig, nil)
 		if !ok {
 			return 0, false
 		}
 		ret = r
 	case unix.SYS_RT_SIGQUEUEINFO, unix.SYS_RT_TGSIGQUEUEINFO:
-		r, ok := p.sysSigqueueinfo(nr == unix.SYS_RT_TGSIGQUEUEINFO, a)
+		r, ok := t.sysSigqueueinfo(nr == unix.SYS_RT_TGSIGQUEUEINFO, a)
 		if !ok {
 			return 0, false
 		}
@@ -74,7 +74,7 @@ func (p *Program) signalCall(nr uint64, a [6]uintptr, pc uintptr) (next uintptr,
 	default:
 		return 0, false
 	}
-	return p.m.sysret(pc, ret), true
+	return t.m.sysret(pc, ret), true
 }
 
 // readSigset reads a sigset_t of the application's.
@@ -87,14 +87,14 @@ func readSigset(a uintptr) (uint64, bool) {
 }
 
 // writeSigset writes a sigset_t for the application.
-func (p *Program) writeSigset(a uintptr, set uint64) bool {
+func (t *thread) writeSigset(a uintptr, set uint64) bool {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], set)
-	return p.copyOut(a, b[:])
+	return t.copyOut(a, b[:])
 }
 
 // sysSigaction is rt_sigaction(sig, act, oact, sigsetsize).
-func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
+func (t *thread) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 	if size != 8 {
 		return errno(unix.EINVAL)
 	}
@@ -114,7 +114,7 @@ func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 			mask:     binary.LittleEndian.Uint64(b[24:]) &^ unblockable,
 		}
 	}
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
 	old := s.actions[sig-1]
 	if act != 0 {
@@ -122,13 +122,15 @@ func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 		// POSIX: ignoring a pending signal discards it, blocked or not.
 		if nw.ignores(unix.Signal(sig)) {
 			s.shared.flush(sigBit(unix.Signal(sig)))
-			s.th.pending.flush(sigBit(unix.Signal(sig)))
-			p.recalcLocked()
+			for _, o := range s.threads {
+				o.sig.pending.flush(sigBit(unix.Signal(sig)))
+				o.recalcLocked()
+			}
 		}
 	}
 	s.mu.Unlock()
 	if act != 0 && sig == int32(unix.SIGCHLD) {
-		p.childWait(&nw)
+		t.p.childWait(&nw)
 	}
 	if oact != 0 {
 		var b [32]byte
@@ -136,7 +138,7 @@ func (p *Program) sysSigaction(sig int32, act, oact, size uintptr) uint64 {
 		binary.LittleEndian.PutUint64(b[8:], old.flags)
 		binary.LittleEndian.PutUint64(b[16:], uint64(old.restorer))
 		binary.LittleEndian.PutUint64(b[24:], old.mask)
-		if !p.copyOut(oact, b[:]) {
+		if !t.copyOut(oact, b[:]) {
 			return errno(unix.EFAULT)
 		}
 	}
@@ -156,13 +158,13 @@ func (p *Program) childWait(act *sigAction) {
 }
 
 // sysSigprocmask is rt_sigprocmask(how, set, oset, sigsetsize).
-func (p *Program) sysSigprocmask(how int32, set, oset, size uintptr) uint64 {
+func (t *thread) sysSigprocmask(how int32, set, oset, size uintptr) uint64 {
 	if size != 8 {
 		return errno(unix.EINVAL)
 	}
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
-	old := s.th.mask
+	old := t.sig.mask
 	s.mu.Unlock()
 	if set != 0 {
 		nw, ok := readSigset(set)
@@ -172,18 +174,18 @@ func (p *Program) sysSigprocmask(how int32, set, oset, size uintptr) uint64 {
 		s.mu.Lock()
 		switch how {
 		case unix.SIG_BLOCK:
-			p.setMaskLocked(s.th.mask | nw)
+			t.setMaskLocked(t.sig.mask | nw)
 		case unix.SIG_UNBLOCK:
-			p.setMaskLocked(s.th.mask &^ nw)
+			t.setMaskLocked(t.sig.mask &^ nw)
 		case unix.SIG_SETMASK:
-			p.setMaskLocked(nw)
+			t.setMaskLocked(nw)
 		default:
 			s.mu.Unlock()
 			return errno(unix.EINVAL)
 		}
 		s.mu.Unlock()
 	}
-	if oset != 0 && !p.writeSigset(oset, old) {
+	if oset != 0 && !t.writeSigset(oset, old) {
 		return errno(unix.EFAULT)
 	}
 	return 0
@@ -191,18 +193,18 @@ func (p *Program) sysSigprocmask(how int32, set, oset, size uintptr) uint64 {
 
 // sysSigaltstack is sigaltstack(ss, oss), at the application's stack
 // pointer.
-func (p *Program) sysSigaltstack(ss, oss uintptr) uint64 {
+func (t *thread) sysSigaltstack(ss, oss uintptr) uint64 {
 	var nw [24]byte
 	if ss != 0 && !copyIn(ss, nw[:]) {
 		return errno(unix.EFAULT)
 	}
-	sp := uintptr(p.m.reg(amd64.RSP))
-	s := &p.sig
+	sp := uintptr(t.m.reg(amd64.RSP))
+	s := &t.p.sig
 	s.mu.Lock()
-	alt := s.th.alt
+	alt := t.sig.alt
 	var e unix.Errno
 	if ss != 0 {
-		e = p.setAltStackLocked(uintptr(binary.LittleEndian.Uint64(nw[ssSP:])), binary.LittleEndian.Uint32(nw[ssFlags:]),
+		e = t.setAltStackLocked(uintptr(binary.LittleEndian.Uint64(nw[ssSP:])), binary.LittleEndian.Uint32(nw[ssFlags:]),
 			uintptr(binary.LittleEndian.Uint64(nw[ssSize:])), sp)
 	}
 	s.mu.Unlock()
@@ -214,7 +216,7 @@ func (p *Program) sysSigaltstack(ss, oss uintptr) uint64 {
 		binary.LittleEndian.PutUint64(b[ssSP:], uint64(alt.sp))
 		binary.LittleEndian.PutUint32(b[ssFlags:], alt.state(sp)|alt.flags&ssAutoDisarm)
 		binary.LittleEndian.PutUint64(b[ssSize:], uint64(alt.size))
-		if !p.copyOut(oss, b[:]) {
+		if !t.copyOut(oss, b[:]) {
 			return errno(unix.EFAULT)
 		}
 	}
@@ -223,17 +225,17 @@ func (p *Program) sysSigaltstack(ss, oss uintptr) uint64 {
 
 // sysSigpending is rt_sigpending(set, sigsetsize): the pending signals
 // the thread blocks, sigsetsize bytes of them.
-func (p *Program) sysSigpending(set, size uintptr) uint64 {
+func (t *thread) sysSigpending(set, size uintptr) uint64 {
 	if size > 8 {
 		return errno(unix.EINVAL)
 	}
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
-	pending := s.pendingLocked() & s.th.mask
+	pending := t.pendingLocked() & t.sig.mask
 	s.mu.Unlock()
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], pending)
-	if !p.copyOut(set, b[:size]) {
+	if !t.copyOut(set, b[:size]) {
 		return errno(unix.EFAULT)
 	}
 	return 0
@@ -244,7 +246,7 @@ func (p *Program) sysSigpending(set, size uintptr) uint64 {
 // its handler runs with that mask in place (the frame saves the old one,
 // which comes back after it), and the call fails with EINTR; with no
 // handler the call restarts.
-func (p *Program) sysSigsuspend(set, size uintptr, nr uint64, pc uintptr) uint64 {
+func (t *thread) sysSigsuspend(set, size uintptr, nr uint64, pc uintptr) uint64 {
 	if size != 8 {
 		return errno(unix.EINVAL)
 	}
@@ -253,35 +255,35 @@ func (p *Program) sysSigsuspend(set, size uintptr, nr uint64, pc uintptr) uint64
 		return errno(unix.EFAULT)
 	}
 	nw &^= unblockable
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
-	s.th.savedMask = s.th.mask
-	s.th.mask = nw
-	s.th.restoreMask = true
-	p.recalcLocked()
+	t.sig.savedMask = t.sig.mask
+	t.sig.mask = nw
+	t.sig.restoreMask = true
+	t.recalcLocked()
 	s.mu.Unlock()
-	p.waitSignal(^nw, time.Time{})
-	return p.interruptedBy(nr, pc, restartNoHandler)
+	t.waitSignal(^nw, time.Time{})
+	return t.interruptedBy(nr, pc, restartNoHandler)
 }
 
 // sysPause is pause at pc: it waits until a signal the thread takes is
 // pending and fails with EINTR once its handler ran, or restarts.
-func (p *Program) sysPause(nr uint64, pc uintptr) uint64 {
-	s := &p.sig
+func (t *thread) sysPause(nr uint64, pc uintptr) uint64 {
+	s := &t.p.sig
 	s.mu.Lock()
-	mask := s.th.mask
+	mask := t.sig.mask
 	s.mu.Unlock()
-	p.waitSignal(^mask, time.Time{})
-	return p.interruptedBy(nr, pc, restartNoHandler)
+	t.waitSignal(^mask, time.Time{})
+	return t.interruptedBy(nr, pc, restartNoHandler)
 }
 
 // interruptedBy records the call nr at pc as interrupted, to be
 // restarted as kind says, and returns -EINTR.
-func (p *Program) interruptedBy(nr uint64, pc uintptr, kind restartKind) uint64 {
-	s := &p.sig
+func (t *thread) interruptedBy(nr uint64, pc uintptr, kind restartKind) uint64 {
+	s := &t.p.sig
 	s.mu.Lock()
-	s.th.restart = sysRestart{active: true, kind: kind, nr: nr, pc: pc}
-	p.recalcLocked()
+	t.sig.restart = sysRestart{active: true, kind: kind, nr: nr, pc: pc}
+	t.recalcLocked()
 	s.mu.Unlock()
 	return errno(unix.EINTR)
 }
@@ -292,7 +294,7 @@ func (p *Program) interruptedBy(nr uint64, pc uintptr, kind restartKind) uint64 
 // (for ever without one; EAGAIN at its end), the signals of set
 // unblocked meanwhile. Another signal the thread takes ends the wait
 // with EINTR.
-func (p *Program) sysSigtimedwait(set, info, timeout, size uintptr) uint64 {
+func (t *thread) sysSigtimedwait(set, info, timeout, size uintptr) uint64 {
 	if size != 8 {
 		return errno(unix.EINVAL)
 	}
@@ -319,31 +321,31 @@ func (p *Program) sysSigtimedwait(set, info, timeout, size uintptr) uint64 {
 		deadline = time.Now().Add(d)
 	}
 	these &^= unblockable
-	s := &p.sig
+	s := &t.p.sig
 	take := func() (sigEntry, bool) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		var e sigEntry
-		if own := s.th.pending.set & these; own != 0 {
-			e = s.th.pending.take(nextSignal(own))
+		if own := t.sig.pending.set & these; own != 0 {
+			e = t.sig.pending.take(nextSignal(own))
 		} else if shared := s.shared.set & these; shared != 0 {
 			e = s.shared.take(nextSignal(shared))
 		} else {
 			return e, false
 		}
-		p.recalcLocked()
+		t.recalcLocked()
 		return e, true
 	}
 	e, got := take()
 	if !got && wait {
 		s.mu.Lock()
-		mask := s.th.mask
+		mask := t.sig.mask
 		s.mu.Unlock()
-		p.waitSignal(these|^mask, deadline)
+		t.waitSignal(these|^mask, deadline)
 		e, got = take()
 		if !got {
 			s.mu.Lock()
-			interrupted := s.pendingLocked()&^s.th.mask != 0
+			interrupted := t.pendingLocked()&^t.sig.mask != 0
 			s.mu.Unlock()
 			if interrupted {
 				return errno(unix.EINTR)
@@ -353,7 +355,7 @@ func (p *Program) sysSigtimedwait(set, info, timeout, size uintptr) uint64 {
 	if !got {
 		return errno(unix.EAGAIN)
 	}
-	if info != 0 && !p.copyOut(info, e.info[:]) {
+	if info != 0 && !t.copyOut(info, e.info[:]) {
 		return errno(unix.EFAULT)
 	}
 	return uint64(e.info.Signo())
@@ -373,8 +375,8 @@ func checkSignal(sig int32) (unix.Errno, bool) {
 // for the process with the siginfo the kernel builds (SI_USER, the
 // sender's pid and uid), and sent to the group's other members through
 // the kernel. ok is false for a call the kernel makes as it is.
-func (p *Program) sysKill(pid, sig int32) (ret uint64, ok bool) {
-	s := &p.sig
+func (t *thread) sysKill(pid, sig int32) (ret uint64, ok bool) {
+	s := &t.p.sig
 	self := pid == int32(s.pid)
 	group := pid == 0 || (pid < -1 && -pid == int32(s.pgrp))
 	if !self && !group {
@@ -396,47 +398,49 @@ func (p *Program) sysKill(pid, sig int32) (ret uint64, ok bool) {
 	info := newSigInfo(unix.Signal(sig), siUser)
 	info.setSender(s.pid, s.uid)
 	s.mu.Lock()
-	p.sendLocked(&sigEntry{info: info}, false)
+	t.p.sendLocked(&sigEntry{info: info}, nil, t)
 	s.mu.Unlock()
 	return 0, true
 }
 
 // sysTkill is tgkill(tgid, tid, sig) (withTgid) or tkill(tid, sig) when
-// tid is the program's thread: the signal is queued for the thread
-// (SI_TKILL, the sender's pid and uid), or with the siginfo info of
-// rt_tgsigqueueinfo. The thread answers to its own id (gettid) and to
-// the process id, which the native program's main thread has. Another
-// thread of reachvm's own process does not exist for the program:
-// ESRCH. ok is false for a call the kernel makes as it is.
-func (p *Program) sysTkill(withTgid bool, tgid, tid, sig int32, info *SigInfo) (ret uint64, ok bool) {
-	s := &p.sig
+// tid is one of the program's threads: the signal is queued for that
+// thread (SI_TKILL, the sender's pid and uid), or with the siginfo info
+// of rt_tgsigqueueinfo. A thread answers to its own id (gettid), and the
+// main thread to the process id too, which the native program's has.
+// Another thread of reachvm's own process does not exist for the
+// program: ESRCH. ok is false for a call the kernel makes as it is.
+func (t *thread) sysTkill(withTgid bool, tgid, tid, sig int32, info *SigInfo) (ret uint64, ok bool) {
+	s := &t.p.sig
 	if tid <= 0 || (withTgid && tgid <= 0) {
 		return errno(unix.EINVAL), true
 	}
 	if withTgid && tgid != int32(s.pid) {
 		return 0, false
 	}
-	if tid != int32(s.th.tid) && tid != int32(s.pid) {
+	if !t.p.isThread(int(tid)) {
 		if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(int(tid))); err == nil {
 			return errno(unix.ESRCH), true
 		}
 		return 0, false
 	}
 	if info != nil {
-		return p.queueSignal(sig, *info, true, true)
+		return t.queueSignal(sig, *info, tid, true)
 	}
 	si := newSigInfo(unix.Signal(sig), siTkill)
 	si.setSender(s.pid, s.uid)
-	return p.queueSignal(sig, si, true, false)
+	return t.queueSignal(sig, si, tid, false)
 }
 
 // queueSignal is what tkill, tgkill and rt_(tg)sigqueueinfo do once the
 // target is the program: sig checked as kill checks it (0 only checks),
 // SIGKILL and SIGSTOP left to the kernel (ok false), and info queued for
-// the thread (toThread) or the process. A signal the full queue refuses
-// fails with EAGAIN if eagain (the application's own siginfo), and is
-// dropped as the kernel's own siginfo would be otherwise.
-func (p *Program) queueSignal(sig int32, info SigInfo, toThread, eagain bool) (ret uint64, ok bool) {
+// the program's thread tid, or the process for 0 (ESRCH if that thread
+// ended meanwhile; nothing for the main thread's ended one, which the
+// process id still names). A signal the full queue refuses fails with
+// EAGAIN if eagain (the application's own siginfo), and is dropped as the
+// kernel's own siginfo would be otherwise.
+func (t *thread) queueSignal(sig int32, info SigInfo, tid int32, eagain bool) (ret uint64, ok bool) {
 	e, send := checkSignal(sig)
 	if e != 0 {
 		return errno(e), true
@@ -447,9 +451,19 @@ func (p *Program) queueSignal(sig int32, info SigInfo, toThread, eagain bool) (r
 	if sigBit(unix.Signal(sig))&unblockable != 0 {
 		return 0, false
 	}
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
-	queued := p.sendLocked(&sigEntry{info: info}, toThread)
+	var to *thread
+	if tid != 0 {
+		if to = t.p.threadLocked(int(tid)); to == nil {
+			s.mu.Unlock()
+			if tid == int32(s.pid) {
+				return 0, true
+			}
+			return errno(unix.ESRCH), true
+		}
+	}
+	queued := t.p.sendLocked(&sigEntry{info: info}, to, t)
 	s.mu.Unlock()
 	if !queued && eagain {
 		return errno(unix.EAGAIN), true
@@ -458,12 +472,12 @@ func (p *Program) queueSignal(sig int32, info SigInfo, toThread, eagain bool) (r
 }
 
 // sysSigqueueinfo is rt_sigqueueinfo(tgid, sig, info) or
-// rt_tgsigqueueinfo(tgid, tid, sig, info) (thread) for the program
+// rt_tgsigqueueinfo(tgid, tid, sig, info) (toThread) for the program
 // itself: the application's siginfo, si_signo set to sig.
-func (p *Program) sysSigqueueinfo(thread bool, a [6]uintptr) (ret uint64, ok bool) {
-	s := &p.sig
+func (t *thread) sysSigqueueinfo(toThread bool, a [6]uintptr) (ret uint64, ok bool) {
+	s := &t.p.sig
 	tgid, tid, sig, uinfo := int32(a[0]), int32(0), int32(a[1]), a[2]
-	if thread {
+	if toThread {
 		tid, sig, uinfo = int32(a[1]), int32(a[2]), a[3]
 	}
 	if tgid != int32(s.pid) {
@@ -474,10 +488,10 @@ func (p *Program) sysSigqueueinfo(thread bool, a [6]uintptr) (ret uint64, ok boo
 		return errno(unix.EFAULT), true
 	}
 	binary.LittleEndian.PutUint32(info[0:], uint32(sig))
-	if thread {
-		return p.sysTkill(true, tgid, tid, sig, &info)
+	if toThread {
+		return t.sysTkill(true, tgid, tid, sig, &info)
 	}
-	return p.queueSignal(sig, info, false, true)
+	return t.queueSignal(sig, info, 0, true)
 }
 
 // signalGroup sends sig to the members of process group pgrp other than
@@ -530,18 +544,18 @@ func pgrpOf(pid int) int {
 
 // interrupted records that the system call nr (arguments a) at pc,
 // which the kernel performed, failed with EINTR, and reports whether the
-// EINTR is the application's: if a signal is pending for the
-// application that it does not block, the delivery decides whether the
-// call restarts (restartOf). Otherwise no signal of the application's
-// interrupted the call natively (the signal was ignored, blocked, or
-// Go's), and false says to make it again.
-func (p *Program) interrupted(nr uint64, a [6]uintptr, pc uintptr) bool {
-	s := &p.sig
+// EINTR is the application's: if a signal is pending for the thread
+// that it does not block, the delivery decides whether the call restarts
+// (restartOf). Otherwise no signal of the application's interrupted the
+// call natively (the signal was ignored, blocked, Go's, or a kick), and
+// false says to make it again.
+func (t *thread) interrupted(nr uint64, a [6]uintptr, pc uintptr) bool {
+	s := &t.p.sig
 	s.mu.Lock()
-	ready := s.pendingLocked()&^s.th.mask != 0
+	ready := t.pendingLocked()&^t.sig.mask != 0
 	s.mu.Unlock()
 	if ready {
-		p.interruptedBy(nr, pc, restartOf(nr, a))
+		t.interruptedBy(nr, pc, restartOf(nr, a))
 	}
 	return ready
 }

@@ -112,9 +112,10 @@ func (m *Machine) drainArrivals() {
 			n = atomic.LoadUint64(m.arrivals())
 			continue
 		}
-		if p := m.client; p != nil {
+		m.arrived += n
+		if t := m.th; t != nil {
 			for i := range n {
-				p.post(&infos[i])
+				t.post(&infos[i])
 			}
 		}
 		return
@@ -184,8 +185,8 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 		return tag, false, err
 	}
 	if !step {
-		if p := m.client; p != nil {
-			p.post(&info)
+		if t := m.th; t != nil {
+			t.post(&info)
 		}
 	}
 	if ok && k.exact {
@@ -220,8 +221,8 @@ func (m *Machine) stopStepping() {
 // program's signal emulation, or, for a function run by Machine.Run, as a
 // *SignalError.
 func (m *Machine) raise(info *SigInfo, pc uintptr, trap trapState) (uintptr, error) {
-	if p := m.client; p != nil {
-		return p.faultTrap(info, pc, trap)
+	if t := m.th; t != nil {
+		return t.faultTrap(info, pc, trap)
 	}
 	return 0, &SignalError{Signal: info.Signo(), Code: info.Code(), PC: pc, Addr: info.Addr(), Fault: true, Where: m.where(pc)}
 }
@@ -231,7 +232,8 @@ func (m *Machine) raise(info *SigInfo, pc uintptr, trap trapState) (uintptr, err
 // (its ELF addresses for a static PIE), other code by the file mapped
 // there.
 func (m *Machine) where(pc uintptr) string {
-	if p := m.client; p != nil && pc >= p.lo && pc < p.hi {
+	if t := m.th; t != nil && pc >= t.p.lo && pc < t.p.hi {
+		p := t.p
 		return fmt.Sprintf("%s+%#x", filepath.Base(p.path), pc-p.lo)
 	}
 	if name, off := m.codes.name(pc); name != "" {

@@ -215,15 +215,16 @@ func TestSignalRestart(t *testing.T) {
 			defer m.mu.Unlock()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			if err := p.start([]string{prog}, nil); err != nil {
+			th, err := p.start([]string{prog}, nil)
+			if err != nil {
 				t.Fatal(err)
 			}
 			defer p.stop()
 			sp := m.reg(amd64.RSP)
 			p.sig.actions[unix.SIGUSR1-1] = sigAction{handler: handler, flags: c.flags | saRestorer, restorer: restorer}
 			info := newSigInfo(unix.SIGUSR1, siTkill)
-			p.post(&info)
-			if !p.sigPending() {
+			th.post(&info)
+			if !th.sigPending() {
 				t.Fatal("a posted signal does not set the dispatcher's flag")
 			}
 			if c.noHandler {
@@ -232,16 +233,16 @@ func TestSignalRestart(t *testing.T) {
 				p.sig.actions[unix.SIGUSR1-1].handler = sigDFL
 				p.sig.actions[unix.SIGUSR1-1].flags = 0
 				p.sig.actions[unix.SIGCHLD-1] = sigAction{}
-				p.sig.th.pending.flush(^uint64(0))
+				th.sig.pending.flush(^uint64(0))
 				chld := newSigInfo(unix.SIGCHLD, siUser)
 				p.sig.mu.Lock()
-				p.sig.th.pending.add(&sigEntry{info: chld})
-				p.recalcLocked()
+				th.sig.pending.add(&sigEntry{info: chld})
+				th.recalcLocked()
 				p.sig.mu.Unlock()
 			}
 			a := [6]uintptr{uintptr(c.fd)}
-			p.interrupted(c.nr, a, pc)
-			next, err := p.deliverPending(m.sysret(pc, eintr))
+			th.interrupted(c.nr, a, pc)
+			next, err := th.deliverPending(m.sysret(pc, eintr))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,15 +263,16 @@ func TestSignalRestart(t *testing.T) {
 			if rip != c.rip || rax != c.rax {
 				t.Errorf("the frame resumes at %#x with rax %#x, want %#x with rax %#x", rip, rax, c.rip, c.rax)
 			}
-			if p.sigPending() {
+			if th.sigPending() {
 				t.Error("the dispatcher's flag is still set after the delivery")
 			}
 		})
 	}
 	// Outside a run, nothing is queued.
 	info := newSigInfo(unix.SIGUSR1, siUser)
-	p.post(&info)
-	if p.sig.shared.set != 0 || p.sigPending() {
+	th := &thread{p: p, m: m}
+	th.post(&info)
+	if p.sig.shared.set != 0 || th.sigPending() {
 		t.Error("a signal posted outside Run was queued")
 	}
 }

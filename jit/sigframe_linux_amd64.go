@@ -339,8 +339,8 @@ func copyIn(a uintptr, b []byte) bool {
 }
 
 // copyOut writes b into the application's memory at a.
-func (p *Program) copyOut(a uintptr, b []byte) bool {
-	p.willWrite(a, uintptr(len(b)))
+func (t *thread) copyOut(a uintptr, b []byte) bool {
+	t.willWrite(a, uintptr(len(b)))
 	return userAccess(func() { userWrite(a, b) })
 }
 
@@ -349,8 +349,8 @@ func (p *Program) copyOut(a uintptr, b []byte) bool {
 // writes there for the program: a signal frame, a system call's result.
 // The write would otherwise fault in Go, and the program get EFAULT or
 // SIGSEGV where it natively gets its data.
-func (p *Program) willWrite(a, n uintptr) {
-	if m := p.m; m.wpPages != 0 && n != 0 && a+n > a {
+func (t *thread) willWrite(a, n uintptr) {
+	if m := t.m; m.cs.nwp.Load() != 0 && n != 0 && a+n > a {
 		m.willWrite(mem.Range{Start: pageOf(a), End: a + n})
 	}
 }
@@ -365,10 +365,10 @@ func (p *Program) willWrite(a, n uintptr) {
 // set up the frame: no SA_RESTORER (x86-64 requires one), an alternate
 // stack that would overflow, a stack that cannot be written.
 //
-// Preconditions: p.sig.mu is held.
-func (p *Program) setupFrameLocked(sig unix.Signal, info *SigInfo, ka *sigAction, pc uintptr) (uintptr, bool) {
-	m := p.m
-	th := &p.sig.th
+// Preconditions: t.p.sig.mu is held.
+func (t *thread) setupFrameLocked(sig unix.Signal, info *SigInfo, ka *sigAction, pc uintptr) (uintptr, bool) {
+	m := t.m
+	th := &t.sig
 	if ka.flags&saRestorer == 0 {
 		return 0, false
 	}
@@ -393,7 +393,7 @@ func (p *Program) setupFrameLocked(sig unix.Signal, info *SigInfo, ka *sigAction
 	area := m.mem[ctxXsave : ctxXsave+m.lay.xsaveSize]
 	flags := binary.LittleEndian.Uint64(m.mem[ctxFlags:])
 	if fp+x.size > frame {
-		p.willWrite(frame, fp+x.size-frame)
+		t.willWrite(frame, fp+x.size-frame)
 	}
 	ok := userAccess(func() {
 		x.save(fp, area)
@@ -444,9 +444,9 @@ func (p *Program) setupFrameLocked(sig unix.Signal, info *SigInfo, ka *sigAction
 // frame's rip: the application goes on there with the frame's rax, not a
 // system call's result. A frame it cannot read or take is a bad frame,
 // as for the kernel: SIGSEGV, and rax 0.
-func (p *Program) sigreturn(pc uintptr) uintptr {
-	m := p.m
-	s := &p.sig
+func (t *thread) sigreturn(pc uintptr) uintptr {
+	m := t.m
+	s := &t.p.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sp := uintptr(m.reg(amd64.RSP))
@@ -454,12 +454,12 @@ func (p *Program) sigreturn(pc uintptr) uintptr {
 	uc := frame + frameUC
 	var set uint64
 	if !userAccess(func() { set = get64(uc + ucSigmask); _ = get64(uc + ucFlags) }) {
-		return p.badFrameLocked(pc, false)
+		return t.badFrameLocked(pc, false)
 	}
-	p.setMaskLocked(set)
+	t.setMaskLocked(set)
 	var sc [scCopy]byte
 	if !copyIn(uc+ucMContext, sc[:]) {
-		return p.badFrameLocked(pc, false)
+		return t.badFrameLocked(pc, false)
 	}
 	for i, r := range scRegs {
 		m.setReg(r, binary.LittleEndian.Uint64(sc[8*i:]))
@@ -474,19 +474,19 @@ func (p *Program) sigreturn(pc uintptr) uintptr {
 	restored := false
 	if !userAccess(func() { restored = x.restore(fp, area) }) || !restored {
 		m.setReg(amd64.RAX, 0)
-		return p.badFrameLocked(rip, true)
+		return t.badFrameLocked(rip, true)
 	}
 	var st [24]byte
 	if !copyIn(uc+ucStack, st[:]) {
 		m.setReg(amd64.RAX, 0)
-		return p.badFrameLocked(rip, true)
+		return t.badFrameLocked(rip, true)
 	}
 	// restore_altstack, any error but a fault ignored. The stack
 	// pointer it checks is the one rt_sigreturn was called with, the
 	// frame's, not the restored one: so Linux 6.18 behaves (a handler
 	// on the alternate stack cannot replace it through uc_stack, one on
 	// the ordinary stack can, wherever the restored rsp points).
-	p.setAltStackLocked(uintptr(binary.LittleEndian.Uint64(st[ssSP:])), binary.LittleEndian.Uint32(st[ssFlags:]),
+	t.setAltStackLocked(uintptr(binary.LittleEndian.Uint64(st[ssSP:])), binary.LittleEndian.Uint32(st[ssFlags:]),
 		uintptr(binary.LittleEndian.Uint64(st[ssSize:])), sp)
 	return rip
 }
@@ -496,13 +496,13 @@ func (p *Program) sigreturn(pc uintptr) uintptr {
 // from the frame and the application goes on at next (the frame's rip);
 // otherwise the call at next returns as any system call does.
 //
-// Preconditions: p.sig.mu is held.
-func (p *Program) badFrameLocked(next uintptr, restored bool) uintptr {
-	p.forceSegvLocked(false)
+// Preconditions: t.p.sig.mu is held.
+func (t *thread) badFrameLocked(next uintptr, restored bool) uintptr {
+	t.forceSegvLocked(false)
 	if restored {
 		return next
 	}
-	return p.m.sysret(next, 0)
+	return t.m.sysret(next, 0)
 }
 
 // setAltStackLocked is do_sigaltstack's setting part at stack pointer
@@ -510,9 +510,9 @@ func (p *Program) badFrameLocked(next uintptr, restored bool) uintptr {
 // other than SS_ONSTACK, SS_DISABLE and SS_AUTODISARM, ENOMEM for a stack
 // under MINSIGSTKSZ.
 //
-// Preconditions: p.sig.mu is held.
-func (p *Program) setAltStackLocked(ssp uintptr, flags uint32, size, sp uintptr) unix.Errno {
-	th := &p.sig.th
+// Preconditions: t.p.sig.mu is held.
+func (t *thread) setAltStackLocked(ssp uintptr, flags uint32, size, sp uintptr) unix.Errno {
+	th := &t.sig
 	if th.alt.on(sp) {
 		return unix.EPERM
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -398,10 +397,11 @@ type sigThread struct {
 	trap trapState
 }
 
-// signals is a program's signal state.
+// signals is a program's signal state, and its threads'.
 type signals struct {
-	// mu guards every field below; it is never held while the
-	// application runs. Program.post takes it from other goroutines.
+	// mu guards every field below and each thread's sig; it is never
+	// held while the application runs. Threads take it from their own
+	// goroutines.
 	mu sync.Mutex
 	// running is set while Program.Run runs the program.
 	running bool
@@ -412,28 +412,40 @@ type signals struct {
 	actions [nsig]sigAction
 	// shared are the signals sent to the process.
 	shared sigPending
-	// th is the one application thread.
-	th sigThread
 	// initMask and initIgnored are the mask and the SIG_IGN
 	// dispositions a run starts with (Program.Inherit: what an execve
 	// kept), neither holding SIGKILL or SIGSTOP.
 	initMask, initIgnored uint64
-	// check is set while the thread has something to act on (a
-	// pending signal it does not block, a mask to restore, a restart to
-	// decide): the dispatcher then calls deliverPending before it
-	// enters the next fragment. Set under mu; read without it.
-	check atomic.Bool
+	// threads are the program's live threads, the one Run started
+	// first: a thread is in it from before its clone returns in its
+	// parent until its end, the kernel's or the program's, is over.
+	// While in it, its OS thread lives, so it can be kicked.
+	threads []*thread
+	// main is the thread Run started, which the process id names too.
+	main *thread
+	// exiting is set once the program ends as a whole (exit_group, a
+	// fatal signal, an error): no thread starts any more, and each one
+	// ends at its next safe point. result is what Run returns then: an
+	// *ExitError, a *SignalError or another error.
+	exiting bool
+	result  error
+	// lastCode is the status of the last thread that ended with exit,
+	// the program's when every thread did (as the kernel reports it).
+	lastCode int
+	// gone is broadcast, with mu, when threads becomes empty.
+	gone sync.Cond
 }
 
-// resetSignals gives the program a new process's signal state: every
-// disposition SIG_DFL, nothing blocked or pending, no alternate stack,
-// but for what Program.Inherit set (blocked and ignored signals).
+// resetSignals gives the program a new process's signal state with main
+// its only thread: every disposition SIG_DFL, nothing blocked or
+// pending, no alternate stack.
 //
-// Preconditions: called by Run on its locked OS thread.
-func (p *Program) resetSignals() {
+// Preconditions: called by Run on its locked OS thread, main's.
+func (p *Program) resetSignals(main *thread) {
 	s := &p.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gone.L = &s.mu
 	s.actions = [nsig]sigAction{}
 	for i := range s.actions {
 		if s.initIgnored&(1<<i) != 0 {
@@ -441,11 +453,14 @@ func (p *Program) resetSignals() {
 		}
 	}
 	s.shared = sigPending{}
-	s.th = sigThread{tid: unix.Gettid(), mask: s.initMask}
 	p.childWait(&s.actions[unix.SIGCHLD-1])
+	main.tid = unix.Gettid()
+	main.sig = sigThread{tid: main.tid, mask: s.initMask}
+	s.threads, s.main = []*thread{main}, main
+	s.exiting, s.result, s.lastCode = false, nil, 0
 	s.pid, s.pgrp, s.uid = unix.Getpid(), unix.Getpgrp(), unix.Getuid()
 	s.running = true
-	p.recalcLocked()
+	main.recalcLocked()
 }
 
 // endSignals marks the run over: nothing is posted any more, and the
@@ -453,73 +468,132 @@ func (p *Program) resetSignals() {
 func (p *Program) endSignals() {
 	p.sig.mu.Lock()
 	p.sig.running = false
-	p.sig.check.Store(false)
+	for _, t := range p.sig.threads {
+		t.check.Store(false)
+	}
 	p.sig.mu.Unlock()
 	p.childWait(&sigAction{})
 }
 
 // sigPending reports whether the thread has something to act on before
 // it runs on: the dispatcher's test, once per fragment entered.
-func (p *Program) sigPending() bool { return p.sig.check.Load() }
+func (t *thread) sigPending() bool { return t.check.Load() }
 
 // pendingLocked returns the signals pending for the thread: its own and
 // the process's.
-func (s *signals) pendingLocked() uint64 { return s.th.pending.set | s.shared.set }
+func (t *thread) pendingLocked() uint64 { return t.sig.pending.set | t.p.sig.shared.set }
 
 // recalcLocked sets the dispatcher's flag when the thread has something
 // to act on: a pending signal it does not block, a mask to restore or a
 // restart to decide (the kernel's recalc_sigpending).
-func (p *Program) recalcLocked() {
-	s := &p.sig
-	th := &s.th
-	s.check.Store(s.pendingLocked()&^th.mask != 0 || th.restoreMask || th.restart.active)
+func (t *thread) recalcLocked() {
+	th := &t.sig
+	t.check.Store(t.pendingLocked()&^th.mask != 0 || th.restoreMask || th.restart.active)
 }
 
 // setMaskLocked sets the thread's mask, SIGKILL and SIGSTOP left out
-// (set_current_blocked).
-func (p *Program) setMaskLocked(mask uint64) {
-	p.sig.th.mask = mask &^ unblockable
-	p.recalcLocked()
+// (set_current_blocked); signals for the process the thread now blocks
+// go to another thread that takes them (retarget_shared_pending).
+func (t *thread) setMaskLocked(mask uint64) {
+	mask &^= unblockable
+	blocked := mask &^ t.sig.mask
+	t.sig.mask = mask
+	t.recalcLocked()
+	if set := t.p.sig.shared.set & blocked; set != 0 {
+		t.p.wakeLocked(set, t, t)
+	}
 }
 
-// sendLocked sends a signal to the thread (toThread) or the process, as
-// the kernel's send_signal does: a stop signal discards a pending
-// SIGCONT and SIGCONT discards pending stop signals; an ignored signal
-// the thread does not block is dropped; a standard signal already
-// pending is not queued again. It reports whether the signal was queued
-// or dropped as the kernel would (false: the queue is full).
-func (p *Program) sendLocked(e *sigEntry, toThread bool) bool {
+// sendLocked sends a signal to thread to, or to the process if to is
+// nil, as the kernel's send_signal does: a stop signal discards a
+// pending SIGCONT and SIGCONT discards pending stop signals; an ignored
+// signal the target does not block is dropped; a standard signal already
+// pending is not queued again. A thread that can take it is then told
+// (complete_signal): to itself, or for the process one that does not
+// block it, kicked unless it is from, the sender. It reports whether the
+// signal was queued or dropped as the kernel would (false: the queue is
+// full).
+func (p *Program) sendLocked(e *sigEntry, to, from *thread) bool {
 	s := &p.sig
 	sig := e.info.Signo()
 	switch {
 	case sigBit(sig)&stopSignals != 0:
 		s.shared.flush(sigBit(unix.SIGCONT))
-		s.th.pending.flush(sigBit(unix.SIGCONT))
+		for _, t := range s.threads {
+			t.sig.pending.flush(sigBit(unix.SIGCONT))
+		}
 	case sig == unix.SIGCONT:
 		s.shared.flush(stopSignals)
-		s.th.pending.flush(stopSignals)
+		for _, t := range s.threads {
+			t.sig.pending.flush(stopSignals)
+		}
 	}
-	if s.th.mask&sigBit(sig) == 0 && s.actions[sig-1].ignores(sig) {
+	// The kernel's sig_ignored looks at the task the signal was sent to:
+	// the thread, or for the process the one its pid names.
+	target := to
+	if target == nil {
+		target = p.leaderLocked()
+	}
+	if target != nil && target.sig.mask&sigBit(sig) == 0 && s.actions[sig-1].ignores(sig) {
 		return true
 	}
 	q := &s.shared
-	if toThread {
-		q = &s.th.pending
+	if to != nil {
+		q = &to.sig.pending
 	}
 	if !q.add(e) && (sig >= sigRTMin || q.set&sigBit(sig) == 0) {
 		return false
 	}
-	p.recalcLocked()
+	if to != nil {
+		to.recalcLocked()
+		if to != from && to.check.Load() {
+			to.kick()
+		}
+		return true
+	}
+	p.wakeLocked(sigBit(sig), nil, from)
 	return true
 }
 
+// leaderLocked returns the thread the process's id names: the first
+// one, Run's, while it lives, else the oldest.
+func (p *Program) leaderLocked() *thread {
+	if len(p.sig.threads) == 0 {
+		return nil
+	}
+	return p.sig.threads[0]
+}
+
+// wakeLocked tells a thread other than not that takes one of the process
+// signals in set that it has one: the leader if it can, else the first
+// that does not block them (the kernel's complete_signal and
+// retarget_shared_pending); kicked unless it is from.
+func (p *Program) wakeLocked(set uint64, not, from *thread) {
+	for _, t := range p.sig.threads {
+		if t == not || t.sig.mask&set == set {
+			continue
+		}
+		t.recalcLocked()
+		if t != from {
+			t.kick()
+		}
+		return
+	}
+}
+
 // post queues a signal that really arrived for the application (a
-// timer's SIGALRM, a kill from another process), for delivery at the
-// next safe point: the signal layer calls it (Machine.drainArrivals, on
-// the thread that runs the program). A signal whose si_code is SI_TKILL
-// goes to the thread, any other to the process. Nothing is queued
+// timer's SIGALRM, a kill from another process) on thread t, for
+// delivery at the next safe point: the signal layer calls it
+// (Machine.drainArrivals, on t's OS thread). A signal whose si_code is
+// SI_TKILL goes to the thread, any other to the process. A kick
+// (thread.kick) only clears the thread's kicked. Nothing is queued
 // outside Program.Run.
-func (p *Program) post(info *SigInfo) {
+func (t *thread) post(info *SigInfo) {
+	p := t.p
+	if p.isKick(info) {
+		t.kicked.Store(false)
+		return
+	}
 	sig := info.Signo()
 	if sig < 1 || sig > nsig || sigBit(sig)&unblockable != 0 {
 		return
@@ -539,7 +613,11 @@ func (p *Program) post(info *SigInfo) {
 			return
 		}
 	}
-	p.sendLocked(&sigEntry{info: *info}, info.Code() == siTkill)
+	var to *thread
+	if info.Code() == siTkill {
+		to = t
+	}
+	p.sendLocked(&sigEntry{info: *info}, to, t)
 }
 
 // fault delivers a synchronous signal the application raised at pc (the
@@ -548,19 +626,19 @@ func (p *Program) post(info *SigInfo) {
 // error that ends the run (a *SignalError for the default action). The
 // sigcontext's trapno, err and cr2 are derived from the siginfo; the
 // signal layer, which has the real ones, calls faultTrap instead.
-func (p *Program) fault(info *SigInfo, pc uintptr) (uintptr, error) {
-	return p.faultTrap(info, pc, trapOf(info))
+func (t *thread) fault(info *SigInfo, pc uintptr) (uintptr, error) {
+	return t.faultTrap(info, pc, trapOf(info))
 }
 
 // faultTrap is fault with the fault's machine state given.
-func (p *Program) faultTrap(info *SigInfo, pc uintptr, trap trapState) (uintptr, error) {
+func (t *thread) faultTrap(info *SigInfo, pc uintptr, trap trapState) (uintptr, error) {
 	sig := info.Signo()
 	if sig < 1 || sig > nsig || sigBit(sig)&unblockable != 0 {
 		return 0, fmt.Errorf("jit: a fault with signal %d at %#x", int(sig), pc)
 	}
-	s := &p.sig
+	s := &t.p.sig
 	s.mu.Lock()
-	th := &s.th
+	th := &t.sig
 	th.trap.trapno, th.trap.err = trap.trapno, trap.err
 	if trap.trapno == trapPF {
 		th.trap.cr2 = trap.cr2
@@ -575,9 +653,9 @@ func (p *Program) faultTrap(info *SigInfo, pc uintptr, trap trapState) (uintptr,
 	}
 	e := sigEntry{info: *info, fault: true}
 	th.pending.add(&e)
-	p.recalcLocked()
+	t.recalcLocked()
 	s.mu.Unlock()
-	return p.deliverPending(pc)
+	return t.deliverPending(pc)
 }
 
 // trapOf derives the fault state the kernel would have recorded from a
@@ -623,16 +701,16 @@ func trapOf(info *SigInfo) trapState {
 // is pushed, the next one on top of the last (the innermost handler runs
 // first). It returns where the application goes on, or the
 // *SignalError of a default action that ends it.
-func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
-	s := &p.sig
+func (t *thread) deliverPending(pc uintptr) (uintptr, error) {
+	s := &t.p.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	th := &s.th
+	th := &t.sig
 	restart := th.restart
 	th.restart = sysRestart{}
 	handled := false
 	for {
-		ready := s.pendingLocked() &^ th.mask
+		ready := t.pendingLocked() &^ th.mask
 		if ready == 0 {
 			break
 		}
@@ -663,8 +741,8 @@ func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
 				}
 				continue
 			}
-			p.recalcLocked()
-			return 0, p.killed(&e, pc)
+			t.recalcLocked()
+			return 0, t.killed(&e, pc)
 		}
 		ka := *act
 		if ka.flags&saResetHand != 0 {
@@ -676,17 +754,17 @@ func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
 			// with EINTR (already in rax), before the frame saves the
 			// registers.
 			if restart.kind == restartSys && ka.flags&saRestart != 0 {
-				p.m.setReg(amd64.RAX, restart.nr)
+				t.m.setReg(amd64.RAX, restart.nr)
 				pc = restart.pc
 			}
 		}
 		handled = true
-		next, ok := p.setupFrameLocked(sig, &e.info, &ka, pc)
+		next, ok := t.setupFrameLocked(sig, &e.info, &ka, pc)
 		if !ok {
 			// The frame could not be written (force_sigsegv): SIGSEGV
 			// instead, fatal if it was SIGSEGV that could not be
 			// delivered.
-			p.forceSegvLocked(sig == unix.SIGSEGV)
+			t.forceSegvLocked(sig == unix.SIGSEGV)
 			continue
 		}
 		pc = next
@@ -697,20 +775,20 @@ func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
 			mask |= sigBit(sig)
 		}
 		th.restoreMask = false
-		th.mask = mask &^ unblockable
+		t.setMaskLocked(mask)
 		if th.alt.flags&ssAutoDisarm != 0 {
 			th.alt = altStack{}
 		}
 	}
 	if !handled && restart.active && restart.kind != restartNever {
-		p.m.setReg(amd64.RAX, restart.nr)
+		t.m.setReg(amd64.RAX, restart.nr)
 		pc = restart.pc
 	}
 	if th.restoreMask {
 		th.restoreMask = false
-		th.mask = th.savedMask
+		t.setMaskLocked(th.savedMask)
 	}
-	p.recalcLocked()
+	t.recalcLocked()
 	return pc, nil
 }
 
@@ -718,46 +796,50 @@ func (p *Program) deliverPending(pc uintptr) (uintptr, error) {
 // kernel's force_sig(SIGSEGV) for a frame it cannot write or read): if
 // SIGSEGV is blocked or ignored, or fatal is set, its disposition goes
 // back to SIG_DFL and it is unblocked.
-func (p *Program) forceSegvLocked(fatal bool) {
-	s := &p.sig
+func (t *thread) forceSegvLocked(fatal bool) {
+	s := &t.p.sig
 	act := &s.actions[unix.SIGSEGV-1]
-	if fatal || s.th.mask&sigBit(unix.SIGSEGV) != 0 || act.handler == sigIGN {
+	if fatal || t.sig.mask&sigBit(unix.SIGSEGV) != 0 || act.handler == sigIGN {
 		act.handler = sigDFL
-		s.th.mask &^= sigBit(unix.SIGSEGV)
+		t.sig.mask &^= sigBit(unix.SIGSEGV)
 	}
 	e := sigEntry{info: newSigInfo(unix.SIGSEGV, siKernel)}
-	s.th.pending.add(&e)
-	p.recalcLocked()
+	t.sig.pending.add(&e)
+	t.recalcLocked()
 }
 
 // killed returns the *SignalError of e's default action at pc.
-func (p *Program) killed(e *sigEntry, pc uintptr) error {
+func (t *thread) killed(e *sigEntry, pc uintptr) error {
 	sig := e.info.Signo()
 	err := &SignalError{Signal: sig, Code: e.info.Code(), PC: pc, Core: defaultOf(sig) == actCore}
 	if e.fault {
 		err.Fault, err.Addr = true, e.info.Addr()
 	}
-	err.Where = p.m.where(pc)
+	err.Where = t.m.where(pc)
 	return err
 }
 
 // waitSignal blocks the application thread until a signal in want is
 // pending for it, or until deadline passes (a zero deadline waits for
-// ever), and reports whether one is: rt_sigsuspend, pause and
-// rt_sigtimedwait wait here. A signal already pending ends the wait at
-// once; otherwise the thread sleeps in Machine.waitSignal until a real
-// signal arrives for the program (the signal layer posts it), and looks
-// again.
+// ever), or the program ends, and reports whether one is: rt_sigsuspend,
+// pause and rt_sigtimedwait wait here. A signal already pending ends the
+// wait at once; otherwise the thread sleeps in Machine.waitSignal until a
+// real signal arrives for it (the signal layer posts it: another
+// thread's signal comes with a kick), and looks again.
 //
-// Preconditions: p.sig.mu is not held; the thread runs the program.
-func (p *Program) waitSignal(want uint64, deadline time.Time) bool {
-	s := &p.sig
+// Preconditions: p.sig.mu is not held; t's goroutine runs it.
+func (t *thread) waitSignal(want uint64, deadline time.Time) bool {
+	s := &t.p.sig
 	for {
+		t.kicked.Store(false)
 		s.mu.Lock()
-		got := s.pendingLocked()&want != 0
+		got := t.pendingLocked()&want != 0
 		s.mu.Unlock()
 		if got {
 			return true
+		}
+		if t.m.work.Load()&workExit != 0 {
+			return false
 		}
 		var timeout *unix.Timespec
 		if !deadline.IsZero() {
@@ -768,6 +850,6 @@ func (p *Program) waitSignal(want uint64, deadline time.Time) bool {
 			ts := unix.NsecToTimespec(left.Nanoseconds())
 			timeout = &ts
 		}
-		p.m.waitSignal(timeout)
+		t.m.waitSignal(timeout)
 	}
 }

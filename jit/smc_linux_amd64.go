@@ -4,13 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/google/btree"
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/mem"
-	"github.com/reachvm/reachvm/vmm"
 )
 
 // Code that changes.
@@ -91,11 +91,11 @@ type codePage struct {
 	// until the page goes. live counts the others.
 	frags []*fragment
 	live  int
-	// wp is set when reachvm removed PROT_WRITE from the page; app is then
-	// the application's own protection, which the page gets back when its
-	// last translation goes.
-	wp  bool
-	app mem.Prot
+	// wp is the address space's entry for the page while the machine is
+	// one of its users: reachvm removed PROT_WRITE from the page, which
+	// gets the application's own protection back when its last user's
+	// last translation goes (codeSpace). nil otherwise.
+	wp *wpPage
 }
 
 // codeIndex is the machine's index of code pages (Machine.pages), in
@@ -107,8 +107,11 @@ type codeIndex struct {
 	tree *btree.BTreeG[*codePage]
 	// lo and hi bound the pages in tree (hi the end of the highest), or
 	// are both 0 when it is empty. They grow with tree and are reset
-	// only when it empties.
+	// only when it empties. shared are the same, for other members of
+	// the address space (mayHold), which read them holding its lock
+	// for writing, while the machine cannot add a page.
 	lo, hi uintptr
+	shared [2]atomic.Uintptr
 	// key is the search key of get and in, kept here so that a search
 	// allocates nothing.
 	key [2]codePage
@@ -141,6 +144,8 @@ func (x *codeIndex) add(e *codePage) {
 		x.lo, x.hi = e.page, e.page+mem.PageSize
 	}
 	x.lo, x.hi = min(x.lo, e.page), max(x.hi, e.page+mem.PageSize)
+	x.shared[0].Store(x.lo)
+	x.shared[1].Store(x.hi)
 	x.tree.ReplaceOrInsert(e)
 }
 
@@ -148,7 +153,15 @@ func (x *codeIndex) remove(e *codePage) {
 	x.tree.Delete(e)
 	if x.tree.Len() == 0 {
 		x.lo, x.hi = 0, 0
+		x.shared[1].Store(0)
+		x.shared[0].Store(0)
 	}
+}
+
+// mayHold reports whether r overlaps the index's bounds, from another
+// goroutine.
+func (x *codeIndex) mayHold(r mem.Range) bool {
+	return r.End > x.shared[0].Load() && r.Start < x.shared[1].Load()
 }
 
 // in returns the entries of the pages in r, in address order.
@@ -208,10 +221,11 @@ func (m *Machine) appProt(p uintptr) (mem.Prot, bool) {
 
 // protectPages makes ready the pages a fragment about to be installed was
 // read from: a page new to the index that is application memory the
-// application has writable loses PROT_WRITE. On error nothing new is left
-// in the index.
+// application has writable loses PROT_WRITE, or is counted as the
+// machine's too if another member of the address space protected it
+// (codeSpace.protect). On error nothing new is left in the index.
 //
-// Preconditions: m.mu is held.
+// Preconditions: m.mu is held, m.cs.mm for reading.
 func (m *Machine) protectPages(pages []uintptr) error {
 	for i, p := range pages {
 		e := m.pages.get(p)
@@ -230,14 +244,12 @@ func (m *Machine) protectPages(pages []uintptr) error {
 			e = &codePage{page: p}
 			m.pages.add(e)
 		}
-		if prot, ok := m.appProt(p); ok && prot&mem.ProtWrite != 0 && m.protectWrites {
-			if err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
-				m.unindexNew(pages[:i])
-				return fmt.Errorf("jit: write-protecting the code page %#x: %w", p, err)
-			}
-			e.wp, e.app = true, prot
-			m.wpPages++
-			m.stats.WriteProtects++
+		if !m.protectWrites {
+			continue
+		}
+		if err := m.cs.protect(m, e); err != nil {
+			m.unindexNew(pages[:i])
+			return err
 		}
 	}
 	return nil
@@ -263,22 +275,19 @@ func (m *Machine) index(f *fragment) {
 	}
 }
 
-// restore gives page e the application's own protection back.
+// restore ends the machine's use of page e's write protection: the last
+// user of the page gives it the application's protection back, unless
+// the page stopped being write-protected meanwhile (a write, the
+// application's own mprotect, an unmap).
 func (m *Machine) restore(e *codePage) error {
-	if !e.wp {
+	if e.wp == nil {
 		return nil
 	}
-	p := e.page
-	err := m.v.ProtectApp(mem.Range{Start: p, End: p + mem.PageSize}, e.app)
-	if err != nil && (errors.Is(err, vmm.ErrNotApp) || errors.Is(err, mem.ErrNotMapped) || errors.Is(err, vmm.ErrClosed)) {
-		// The page is gone (unmapped behind a failed call, or with
-		// its VMM): nothing to give back.
-		err = nil
+	if err := m.cs.release(e.wp, e.page); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("jit: giving the code page %#x its protection %v back: %w", p, e.app, err)
-	}
-	m.unprotected(e)
+	e.wp = nil
+	m.wpPages--
 	return nil
 }
 
@@ -290,15 +299,6 @@ func (m *Machine) unprotectAll() error {
 		errs = append(errs, m.restore(e))
 	}
 	return errors.Join(errs...)
-}
-
-// unprotected records that page e is no longer write-protected by
-// reachvm.
-func (m *Machine) unprotected(e *codePage) {
-	if e.wp {
-		e.wp = false
-		m.wpPages--
-	}
 }
 
 // release drops page e, whose last translation went, from the index,
@@ -314,19 +314,35 @@ func (m *Machine) release(e *codePage) {
 }
 
 // dropRange deletes the fragments read from pages in r, whose memory the
-// application unmapped, replaced or changed. protSet says the pages in r
-// have the protection the application asked for, or are gone: they are
-// not given back the one remembered. Pages outside r that lose their last
-// fragment get theirs back.
+// application unmapped, replaced or changed, in every machine of the
+// address space: this one at once, the others when they next come to
+// their dispatcher (codeSpace.tell). protSet says the pages in r have the
+// protection the application asked for, or are gone: they are not given
+// back the one remembered. Pages outside r that lose their last fragment
+// get theirs back.
+//
+// Preconditions: m.mu is held, m.cs.mm for writing when the address
+// space has other members.
+func (m *Machine) dropRange(r mem.Range, protSet bool) {
+	if protSet {
+		m.cs.forget(r)
+	}
+	m.codes.forget(r.Start, r.End)
+	m.cs.tell(m, invalidation{r: r, protSet: protSet}, false)
+	m.dropLocal(r, protSet)
+}
+
+// dropLocal is dropRange's part in this machine.
 //
 // Preconditions: m.mu is held.
-func (m *Machine) dropRange(r mem.Range, protSet bool) {
-	m.codes.forget(r.Start, r.End)
+func (m *Machine) dropLocal(r mem.Range, protSet bool) {
 	var doomed []*fragment
 	pages := m.pages.in(r)
 	for _, e := range pages {
 		if protSet {
-			m.unprotected(e)
+			// The space forgot the page (dropRange): this lets it
+			// go without touching it.
+			_ = m.restore(e)
 		}
 		for _, f := range e.frags {
 			if !f.dead {
@@ -488,47 +504,52 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 }
 
 // willWrite makes the write-protected code pages in r writable again, as
-// the application has them, deleting their fragments: for a write the
-// application is about to make there without faulting (a system call's,
-// or reachvm's own on its behalf, such as a signal frame). It reports
-// whether there were any.
+// the application has them, deleting their fragments in every machine
+// of the address space: for a write the application is about to make
+// there without faulting (a system call's, or reachvm's own on its
+// behalf, such as a signal frame). It reports whether there were any.
 //
 // Preconditions: m.mu is held.
 func (m *Machine) willWrite(r mem.Range) bool {
-	var pages []*codePage
-	var doomed []*fragment
-	for _, e := range m.pages.in(r) {
-		if !e.wp {
-			continue
-		}
-		pages = append(pages, e)
-		for _, f := range e.frags {
-			if !f.dead {
-				doomed = append(doomed, f)
-			}
-		}
-	}
-	if len(pages) == 0 {
+	given := m.cs.unprotect(r)
+	if len(given) == 0 {
 		return false
 	}
 	m.stats.CodeWrites++
-	m.drop(doomed)
-	for _, e := range pages {
-		if e.live == 0 && m.pages.get(e.page) == e {
-			m.release(e)
-		}
+	for _, g := range given {
+		// Every member: one may be translating from the page right
+		// now, and would install code read before the write.
+		m.cs.tell(m, invalidation{r: g, protSet: true}, true)
+		m.dropLocal(g, true)
 	}
 	return true
+}
+
+// unprotectRange gives every page in r that reachvm write-protected (for
+// any machine of the address space) the application's protection back,
+// and deletes their fragments everywhere: before a memory call that
+// needs the application's own protection on them.
+//
+// Preconditions: m.mu is held, m.cs.mm for writing.
+func (m *Machine) unprotectRange(r mem.Range) {
+	for _, g := range m.cs.unprotect(r) {
+		m.cs.tell(m, invalidation{r: g, protSet: true}, false)
+		m.dropLocal(g, true)
+	}
 }
 
 // codeWritten is called by the signal layer on a write fault
 // (SIGSEGV, SEGV_ACCERR) at addr in application memory. It returns
 // true if addr is in a page reachvm write-protected: the page then has
 // the application's protection back, the fragments read from it are
-// deleted, and the next fragment the dispatcher asks for (the faulting
-// instruction's, where the caller resumes) is a transient one of that
-// one instruction, so that code writing the page it runs from gets past
-// the write. It returns false for a fault of the application's own.
+// deleted (in every machine of the address space), and the next fragment
+// the dispatcher asks for (the faulting instruction's, where the caller
+// resumes) is a transient one of that one instruction, so that code
+// writing the page it runs from gets past the write. It also returns
+// true, the page being writable, when another thread's write gave it its
+// protection back after this thread entered the cache: the write was
+// made under reachvm's protection. It returns false for a fault of the
+// application's own.
 //
 // The caller recovers the application's state from the faulting fragment
 // first: the fragment may be deleted here (its code stays in place).
@@ -537,14 +558,7 @@ func (m *Machine) willWrite(r mem.Range) bool {
 // application).
 func (m *Machine) codeWritten(addr uintptr) bool {
 	p := pageOf(addr)
-	if e := m.pages.get(p); e == nil || !e.wp {
-		return false
-	}
-	if !m.willWrite(mem.Range{Start: p, End: p + mem.PageSize}) {
-		return false
-	}
-	if e := m.pages.get(p); e != nil && e.wp {
-		// Its protection could not be given back.
+	if !m.willWrite(mem.Range{Start: p, End: p + mem.PageSize}) && !m.cs.wasGivenBack(p, m.enterGen) {
 		return false
 	}
 	m.oneShot = true
@@ -554,19 +568,21 @@ func (m *Machine) codeWritten(addr uintptr) bool {
 // protChanged updates the index after the application set the protection
 // of r to prot (the kernel's is now prot): fragments of pages no longer
 // executable, or made writable (the application is about to write code
-// there), are deleted; the others stay, and their page's protection is the
-// application's own from now on (not write-protected: prot has no write).
+// there), are deleted, in every machine; the others stay, and their
+// page's protection is the application's own from now on (not
+// write-protected: prot has no write), for every machine of the address
+// space (the others let go of the page when they next look at it).
 //
-// Preconditions: m.mu is held.
+// Preconditions: m.mu is held, m.cs.mm as for dropRange.
 func (m *Machine) protChanged(r mem.Range, prot mem.Prot) {
 	if prot&mem.ProtExec == 0 || prot&mem.ProtWrite != 0 {
 		m.dropRange(r, true)
 		return
 	}
+	m.cs.forget(r)
 	m.codes.forget(r.Start, r.End)
 	for _, e := range m.pages.in(r) {
-		m.unprotected(e)
-		e.app = prot
+		_ = m.restore(e)
 		if e.live == 0 {
 			m.pages.remove(e)
 		}

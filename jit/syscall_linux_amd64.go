@@ -30,7 +30,7 @@ func (e *SyscallError) Error() string {
 // makes the process calls (Program.processCall) before they are looked
 // up here.
 var refused = map[uint64]string{
-	unix.SYS_CLONE:           "clone (a thread or process)",
+	unix.SYS_CLONE:           "clone (a process: a thread is CLONE_THREAD)",
 	unix.SYS_CLONE3:          "clone3 (a thread or process)",
 	unix.SYS_FORK:            "fork",
 	unix.SYS_VFORK:           "vfork",
@@ -66,39 +66,52 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		uintptr(m.reg(amd64.R10)), uintptr(m.reg(amd64.R8)), uintptr(m.reg(amd64.R9)),
 	}
 	if nr == unix.SYS_EXIT || nr == unix.SYS_EXIT_GROUP {
+		if t := m.th; t != nil && nr == unix.SYS_EXIT {
+			return 0, &exitThread{code: int(int32(a[0]))}
+		}
 		return 0, &ExitError{Code: int(int32(a[0]))}
 	}
-	if m.client != nil {
-		if next, done := m.client.signalCall(nr, a, pc); done {
+	t := m.th
+	if t != nil {
+		if next, done := t.signalCall(nr, a, pc); done {
 			return next, nil
 		}
 		if nr == unix.SYS_ARCH_PRCTL {
-			if ret, done := m.client.archPrctl(a[0], a[1]); done {
+			if ret, done := t.archPrctl(a[0], a[1]); done {
 				return m.sysret(pc, ret), nil
 			}
 		}
-		if ret, done := m.client.threadIDCall(nr, a); done {
+		if ret, done := t.threadIDCall(nr, a); done {
 			return m.sysret(pc, ret), nil
 		}
-		if next, done, err := m.client.processCall(nr, a, pc); done {
+		if next, done, err := t.threadCall(nr, a, pc); done || err != nil {
 			return next, err
 		}
-		if ret, done := m.client.selfCall(nr, a); done {
+		if next, done, err := t.p.processCall(t, nr, a, pc); done {
+			return next, err
+		}
+		if ret, done := t.selfCall(nr, a); done {
 			return m.sysret(pc, ret), nil
 		}
 	}
-	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && m.client != nil) {
+	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && t != nil) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}
+	}
+	if memCall(nr) {
+		// The address space changes: no other thread reads code
+		// meanwhile, and each is told what changed before it does.
+		m.cs.mm.Lock()
+		defer m.cs.mm.Unlock()
 	}
 	var ret uint64
 	handled := false
 	if errno, why, vetoed := m.vet(nr, a); vetoed {
 		ret, handled = uint64(-int64(errno)), true
-		if m.client != nil {
-			m.client.refuse(memCallName(nr), a[0], a[1], errno, "%s", why)
+		if t != nil {
+			t.p.refuse(memCallName(nr), a[0], a[1], errno, "%s", why)
 		}
-	} else if m.client != nil {
-		ret, handled = m.client.syscall(nr, a)
+	} else if t != nil {
+		ret, handled = t.p.syscall(m, nr, a)
 	}
 	if !handled {
 		var brk0 uintptr
@@ -116,18 +129,36 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 			// decides whether the call restarts. One the application
 			// does not take now (it ignores or blocks it: the
 			// signal layer's handler, not the application's
-			// disposition, interrupted the call), or one of Go's, must
-			// not interrupt it: the call is made again.
+			// disposition, interrupted the call), one of Go's, or a
+			// kick, must not interrupt it: the call is made again,
+			// unless the program is ending.
 			if *m.arrivals() != 0 {
 				m.drainArrivals()
 			}
-			if ret != errno(unix.EINTR) || m.client == nil || m.client.interrupted(nr, a, pc) {
+			if ret != errno(unix.EINTR) || t == nil {
+				break
+			}
+			if m.work.Load()&workExit != 0 {
+				return 0, errExiting
+			}
+			if t.interrupted(nr, a, pc) {
 				break
 			}
 		}
 		m.afterKernel(nr, a, ret, brk0)
 	}
 	return m.sysret(pc, ret), nil
+}
+
+// memCall reports whether system call nr may change the address space
+// (codeSpace.mm).
+func memCall(nr uint64) bool {
+	switch nr {
+	case unix.SYS_MMAP, unix.SYS_MUNMAP, unix.SYS_MPROTECT, unix.SYS_PKEY_MPROTECT, unix.SYS_MREMAP,
+		unix.SYS_MADVISE, unix.SYS_BRK, unix.SYS_SHMAT, unix.SYS_SHMDT:
+		return true
+	}
+	return false
 }
 
 // sysret sets the kernel's side effects of the system call at pc that

@@ -18,7 +18,7 @@ import (
 // set_robust_list.
 type threadID struct {
 	// clearTID is set_tid_address's address, written 0 and woken when
-	// the thread ends (CLONE_CHILD_CLEARTID's too).
+	// the thread ends (CLONE_CHILD_CLEARTID's too: thread.finish).
 	clearTID uintptr
 	// robustHead and robustLen are set_robust_list's arguments.
 	robustHead, robustLen uintptr
@@ -34,12 +34,12 @@ const robustListHeadSize = 24
 // kernel would have the kernel move the thread's instruction pointer to
 // an abort handler in the application's code while it runs in the cache.
 // glibc then runs without rseq (sched_getcpu makes a system call).
-func (p *Program) threadIDCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
-	th := &p.tid
+func (t *thread) threadIDCall(nr uint64, a [6]uintptr) (ret uint64, handled bool) {
+	th := &t.id
 	switch nr {
 	case unix.SYS_SET_TID_ADDRESS:
 		th.clearTID = a[0]
-		return uint64(unix.Gettid()), true
+		return uint64(t.tid), true
 	case unix.SYS_SET_ROBUST_LIST:
 		if a[1] != robustListHeadSize {
 			return errno(unix.EINVAL), true
@@ -54,7 +54,7 @@ func (p *Program) threadIDCall(nr uint64, a [6]uintptr) (ret uint64, handled boo
 		var b [16]byte
 		binary.LittleEndian.PutUint64(b[0:], uint64(th.robustHead))
 		binary.LittleEndian.PutUint64(b[8:], uint64(th.robustLen))
-		if !p.copyOut(a[1], b[:8]) || !p.copyOut(a[2], b[8:]) {
+		if !t.copyOut(a[1], b[:8]) || !t.copyOut(a[2], b[8:]) {
 			return errno(unix.EFAULT), true
 		}
 		return 0, true

@@ -1,7 +1,8 @@
 /* vet: tries to map MAP_FIXED over the address given as argv[1] (reachvm
  * passes its vmcode), prints the result, and keeps running; with argv[2]
- * "tls" or "thread" it then asks for a TLS set-up or a thread, with
- * "madvise ADDR" it drops the page at ADDR (MADV_DONTNEED). */
+ * "tls" or "thread" it then asks for a TLS set-up or a thread reachvm
+ * refuses, with "madvise ADDR" it drops the page at ADDR
+ * (MADV_DONTNEED). */
 #include "rt.h"
 
 int main(int argc, char **argv, char **envp) {
@@ -29,6 +30,8 @@ int main(int argc, char **argv, char **envp) {
 		puts_("\n");
 	}
 	if (argc > 2 && streq(argv[2], "thread"))
-		sys6(56, 0x00010f00, 0, 0, 0, 0, 0); /* clone */
+		/* clone: a thread with a file table of its own (no CLONE_FILES
+		 * or CLONE_FS), which reachvm's threads cannot have. */
+		sys6(56, 0x00010900, 0, 0, 0, 0, 0);
 	return 7;
 }
