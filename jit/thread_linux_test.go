@@ -21,7 +21,7 @@ import (
 func TestThreadPrograms(t *testing.T) {
 	ref := buildProgram(t, "threads", "exec")
 	cases := [][]string{
-		{"create", "4"}, {"mutex", "4", "20000"}, {"exit"}, {"group"}, {"mainexit"}, {"tgkill", "4"}, {"fault"},
+		{"create", "4"}, {"tls", "4"}, {"mutex", "4", "20000"}, {"exit"}, {"group"}, {"mainexit"}, {"tgkill", "4"}, {"fault"},
 		{"spawn", "50"},
 	}
 	for _, kind := range programKinds {
