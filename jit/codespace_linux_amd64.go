@@ -58,12 +58,13 @@ type codeSpace struct {
 	// length, read without mu by the system-call paths' quick test.
 	wp  map[uintptr]*wpPage
 	nwp atomic.Int64
-	// gen counts the pages given their protection back for a write
-	// (unprotect), and givenBack is the count at which each recent one
-	// was: a write fault on a page no longer write-protected is
-	// reachvm's (the page was protected when the thread wrote, and
-	// another thread's write gave it back since) if the page was given
-	// back after the faulting thread last entered the cache.
+	// gen counts the pages reachvm gave their protection back (for a
+	// write, or as their last user let them go), and givenBack is the
+	// count at which each recent one was: a write fault on a page no
+	// longer write-protected is reachvm's (the page was protected when
+	// the thread wrote, and another thread gave it back since) if the
+	// page was given back after the faulting thread last entered the
+	// cache.
 	gen       atomic.Uint64
 	givenBack map[uintptr]uint64
 }
@@ -233,12 +234,16 @@ func (cs *codeSpace) protect(m *Machine, e *codePage) error {
 	if !ok || prot&mem.ProtWrite == 0 {
 		return nil
 	}
-	if err := m.v.ProtectApp(mem.Range{Start: e.page, End: e.page + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
-		return fmt.Errorf("jit: write-protecting the code page %#x: %w", e.page, err)
-	}
+	// In the set before the page is protected: a thread whose write
+	// faults on it finds it there (nwp is not 0), or given back.
 	w := &wpPage{app: prot, users: 1}
 	cs.wp[e.page] = w
 	cs.nwp.Add(1)
+	if err := m.v.ProtectApp(mem.Range{Start: e.page, End: e.page + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
+		delete(cs.wp, e.page)
+		cs.nwp.Add(-1)
+		return fmt.Errorf("jit: write-protecting the code page %#x: %w", e.page, err)
+	}
 	e.wp = w
 	m.wpPages++
 	m.stats.WriteProtects++
@@ -256,7 +261,7 @@ func (cs *codeSpace) release(w *wpPage, page uintptr) error {
 	if w.users--; w.users > 0 {
 		return nil
 	}
-	if err := cs.giveBackLocked(w, page, false); err != nil {
+	if err := cs.giveBackLocked(w, page); err != nil {
 		w.users++
 		return err
 	}
@@ -264,10 +269,10 @@ func (cs *codeSpace) release(w *wpPage, page uintptr) error {
 }
 
 // giveBackLocked gives page, write-protected as w says, the
-// application's protection back; forWrite records it in givenBack.
+// application's protection back, and records it in givenBack.
 //
 // Preconditions: cs.mu is held.
-func (cs *codeSpace) giveBackLocked(w *wpPage, page uintptr, forWrite bool) error {
+func (cs *codeSpace) giveBackLocked(w *wpPage, page uintptr) error {
 	err := cs.v.ProtectApp(mem.Range{Start: page, End: page + mem.PageSize}, w.app)
 	if err != nil && !errors.Is(err, vmm.ErrNotApp) && !errors.Is(err, mem.ErrNotMapped) && !errors.Is(err, vmm.ErrClosed) {
 		return fmt.Errorf("jit: giving the code page %#x its protection %v back: %w", page, w.app, err)
@@ -275,17 +280,15 @@ func (cs *codeSpace) giveBackLocked(w *wpPage, page uintptr, forWrite bool) erro
 	// Otherwise the page is gone (unmapped behind a failed call, or with
 	// its VMM): nothing to give back.
 	cs.forgetLocked(w, page)
-	if forWrite {
-		g := cs.gen.Add(1)
-		if len(cs.givenBack) >= maxGivenBack {
-			for p, pg := range cs.givenBack {
-				if pg+maxGivenBack/2 < g {
-					delete(cs.givenBack, p)
-				}
+	g := cs.gen.Add(1)
+	if len(cs.givenBack) >= maxGivenBack {
+		for p, pg := range cs.givenBack {
+			if pg+maxGivenBack/2 < g {
+				delete(cs.givenBack, p)
 			}
 		}
-		cs.givenBack[page] = g
 	}
+	cs.givenBack[page] = g
 	return nil
 }
 
@@ -323,7 +326,7 @@ func (cs *codeSpace) unprotect(r mem.Range) []mem.Range {
 	defer cs.mu.Unlock()
 	var out []mem.Range
 	cs.eachLocked(r, func(p uintptr, w *wpPage) {
-		if cs.giveBackLocked(w, p, true) != nil {
+		if cs.giveBackLocked(w, p) != nil {
 			return
 		}
 		if n := len(out); n > 0 && out[n-1].End == p {

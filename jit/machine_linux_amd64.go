@@ -260,7 +260,8 @@ type Machine struct {
 	// fragment was read from it, or while its protection, which reachvm
 	// took PROT_WRITE from, could not be given back.
 	pages codeIndex
-	// wpPages counts the pages in pages that reachvm write-protected.
+	// wpPages counts the pages in pages whose write protection the
+	// machine uses (codePage.wp set).
 	wpPages int
 	// deadExits counts the exits of deleted fragments, which stay in
 	// exits (numbered in their code) until a flush.
@@ -1115,7 +1116,12 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			if w&workExit != 0 {
 				return 0, errExiting
 			}
-			m.drainInbox()
+			// Not before a resume, which goes back into the fragment
+			// the signal layer took the thread out of: that code must
+			// stay where it is until the thread is out of it again.
+			if !resume {
+				m.drainInbox()
+			}
 		}
 		var id uintptr
 		if resume {

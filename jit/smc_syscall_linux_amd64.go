@@ -48,7 +48,7 @@ func callRange(addr, length uintptr) (mem.Range, bool) {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) beforeKernel(nr uint64, a [6]uintptr) {
-	if m.wpPages == 0 {
+	if m.cs.nwp.Load() == 0 {
 		return
 	}
 	span := func(addr, n uintptr) {
@@ -106,7 +106,7 @@ func (m *Machine) beforeKernel(nr uint64, a [6]uintptr) {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) retryEFAULT(a [6]uintptr) bool {
-	if m.wpPages == 0 {
+	if m.cs.nwp.Load() == 0 {
 		return false
 	}
 	again := false

@@ -17,12 +17,15 @@ import (
 // code and sleeping in a futex wait), the main thread exiting first (the
 // status is the last thread's), tgkill to each thread and kill to the
 // process (the handler runs on the thread the signal was for, or the one
-// that does not block it), and a fatal fault in a thread.
+// that does not block it), a fatal fault in a thread, and code one thread
+// runs changed by another: written (on a page write-protected for
+// another thread's translation, by one or two threads at once) or
+// replaced by a mapping.
 func TestThreadPrograms(t *testing.T) {
 	ref := buildProgram(t, "threads", "exec")
 	cases := [][]string{
 		{"create", "4"}, {"tls", "4"}, {"mutex", "4", "20000"}, {"exit"}, {"group"}, {"mainexit"}, {"tgkill", "4"}, {"fault"},
-		{"spawn", "50"},
+		{"spawn", "50"}, {"smc", "write"}, {"smc", "remap"}, {"smc", "race"},
 	}
 	for _, kind := range programKinds {
 		prog := buildProgram(t, "threads", kind.name)

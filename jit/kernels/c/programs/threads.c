@@ -3,7 +3,8 @@
  * CLONE_CHILD_CLEARTID (joined through the futex the kernel wakes), a
  * thread's own TLS (CLONE_SETTLS), a futex mutex, exit of one thread
  * against exit_group, the main thread exiting first, tgkill to one
- * thread and kill to the process, and a thread's fatal fault. Every line
+ * thread and kill to the process, a thread's fatal fault, and code one
+ * thread runs changed by another. Every line
  * printed is the same natively and under reachvm. */
 #include "rt.h"
 
@@ -284,6 +285,80 @@ static int t_fault(void) {
 		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
 }
 
+/* smc: code one thread runs is changed by another: written over (the
+ * page reachvm write-protected for the running thread's translation is
+ * written by a thread whose machine never translated it), replaced by a
+ * mapping (mmap MAP_FIXED of a file holding the new code), or written by
+ * two threads at once while a third runs it. The thread running it must
+ * see the new code. */
+static unsigned char *code;
+static volatile long calls;
+static volatile int want, seen, writers_stop;
+static void put_ret(unsigned char *p, int v) {
+	/* mov eax, v; ret */
+	p[1] = v, p[2] = 0, p[3] = 0, p[4] = 0, p[5] = 0xc3;
+	__sync_synchronize();
+	p[0] = 0xb8;
+}
+static int runner_fn(void *arg) {
+	(void)arg;
+	int (*f)(void) = (int (*)(void))code;
+	for (long i = 0; i < 2000000000L; i++) {
+		int v = f();
+		calls++;
+		if (v == want) {
+			seen = 1;
+			return 0;
+		}
+	}
+	return 0;
+}
+static int writer_fn(void *arg) {
+	struct th *t = arg;
+	while (!writers_stop) {
+		code[1] = 2 + t->idx;
+		rt_sched_yield();
+	}
+	return 0;
+}
+static void wait_calls(long n) {
+	while (calls < n)
+		rt_sched_yield();
+}
+static int t_smc(const char *how) {
+	code = rt_mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	put_ret(code, 1);
+	want = 7;
+	spawn(&ths[0], RT_THREAD, runner_fn);
+	wait_calls(1000);
+	if (streq(how, "write")) {
+		code[1] = 7;
+	} else if (streq(how, "remap")) {
+		int fd = rt_memfd("code");
+		unsigned char page[4096] = {0};
+		put_ret(page, 7);
+		rt_write(fd, page, sizeof page);
+		void *p = rt_mmap(code, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd, 0);
+		line("remapped in place", p == code);
+	} else if (streq(how, "race")) {
+		for (int i = 1; i <= 2; i++) {
+			ths[i].idx = i;
+			spawn(&ths[i], RT_THREAD, writer_fn);
+		}
+		long c = calls;
+		wait_calls(c + 1000);
+		writers_stop = 1;
+		rt_join(&ths[1].ctid);
+		rt_join(&ths[2].ctid);
+		code[1] = 7;
+	} else {
+		return 2;
+	}
+	rt_join(&ths[0].ctid);
+	line("the running thread saw the new code", seen);
+	return 0;
+}
+
 /* spawn: n threads made and joined one after the other, for timing
  * thread creation. */
 static int nothing_fn(void *arg) {
@@ -331,6 +406,8 @@ int main(int argc, char **argv, char **envp) {
 		return t_tgkill(nthreads(argc, argv, 2, 4));
 	if (streq(c, "fault"))
 		return t_fault();
+	if (streq(c, "smc") && argc > 2)
+		return t_smc(argv[2]);
 	if (streq(c, "spawn"))
 		return t_spawn(argc > 2 ? atol_(argv[2]) : 100);
 	return 2;
