@@ -192,15 +192,20 @@ static int t_group(void) {
 
 /* mainexit: the main thread exits (exit, not exit_group) while a thread
  * runs on; the process ends when that one does. */
+static volatile int main_exiting;
 static int late_fn(void *arg) {
 	(void)arg;
-	rt_sleep_ms(100);
+	while (!main_exiting)
+		rt_futex(&main_exiting, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+	rt_sleep_ms(50);
 	puts_("the thread runs on after the main thread's exit\n");
 	rt_exit_thread(9);
 }
 static int t_mainexit(void) {
 	spawn(&ths[0], RT_THREAD, late_fn);
 	puts_("main exits\n");
+	main_exiting = 1;
+	rt_futex(&main_exiting, FUTEX_WAKE | FUTEX_PRIVATE, 1, 0);
 	rt_exit_thread(3);
 }
 
@@ -270,9 +275,11 @@ static int t_tgkill(long n) {
 }
 
 /* fault: a thread's fatal fault kills the whole process. */
+static volatile int go_fault;
 static int fault_fn(void *arg) {
 	(void)arg;
-	rt_sleep_ms(20);
+	while (!go_fault)
+		rt_futex(&go_fault, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
 	rt_store(0, 1);
 	return 0;
 }
@@ -281,6 +288,8 @@ static int t_fault(void) {
 	spawn(&ths[0], RT_THREAD, spin_fn);
 	spawn(&ths[1], RT_THREAD, fault_fn);
 	puts_("a thread will fault\n");
+	go_fault = 1;
+	rt_futex(&go_fault, FUTEX_WAKE | FUTEX_PRIVATE, 1, 0);
 	for (;;)
 		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
 }
@@ -356,6 +365,7 @@ static int t_smc(const char *how) {
 	}
 	rt_join(&ths[0].ctid);
 	line("the running thread saw the new code", seen);
+	rt_munmap(code, 4096);
 	return 0;
 }
 
