@@ -14,7 +14,7 @@ import (
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 )
 
-// Application threads (docs/ARCHITECTURE.md, section 12).
+// Application threads (docs/ARCHITECTURE.md, section 13).
 //
 // A program's clone with CLONE_THREAD starts a thread under translation
 // on an OS thread of its own: a goroutine locked to its OS thread for

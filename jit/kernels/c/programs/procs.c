@@ -32,7 +32,6 @@
 #include "rt.h"
 
 #define SIGCHLD 17
-#define CLONE_VM 0x100
 #define CLONE_VFORK 0x4000
 #define WNOHANG 1
 
@@ -43,22 +42,6 @@ static long rt_execve(const char *path, char *const *argv, char *const *envp) { 
 static long rt_getppid(void) { return sys3(110, 0, 0, 0); }
 static long rt_open(const char *p, int flags, int mode) { return sys3(2, p, flags, mode); }
 static long rt_unlink(const char *p) { return sys3(87, p, 0, 0); }
-static void rt_sleep_ms(long ms) {
-	long ts[2] = {ms / 1000, (ms % 1000) * 1000000};
-	sys3(35, ts, 0, 0);
-}
-
-/* rt_clone(flags, stack_top, fn, arg): clone with a new stack, the child
- * calling fn(arg) on it and exiting with its result. fn and arg travel
- * on the new stack. */
-long rt_clone(unsigned long flags, void *stack, int (*fn)(void *), void *arg) __attribute__((visibility("hidden")));
-__asm__(".text\n.globl rt_clone\n.hidden rt_clone\n.type rt_clone, @function\nrt_clone:\n"
-	"\tsub $16, %rsi\n\tmov %rdx, (%rsi)\n\tmov %rcx, 8(%rsi)\n"
-	"\txor %edx, %edx\n\txor %r10d, %r10d\n\txor %r8d, %r8d\n"
-	"\tmov $56, %eax\n\tsyscall\n\ttest %rax, %rax\n\tjnz 1f\n"
-	"\tpop %rax\n\tpop %rdi\n\tcall *%rax\n\tmov %eax, %edi\n\tmov $60, %eax\n\tsyscall\n\thlt\n"
-	"1:\tret\n");
-
 /* struct clone_args (the first 64 bytes). */
 struct clone_args {
 	u64 flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -156,7 +139,7 @@ static int clone_child(void *arg) {
 static int do_clone(int stack) {
 	long pid;
 	if (stack) {
-		pid = rt_clone(SIGCHLD, child_stack + sizeof child_stack, clone_child, "child: arg passed\n");
+		pid = rt_clone(SIGCHLD, child_stack + sizeof child_stack, 0, 0, 0, clone_child, "child: arg passed\n");
 	} else {
 		pid = sys6(56, SIGCHLD, 0, 0, 0, 0, 0);
 		if (pid == 0) {
@@ -185,7 +168,7 @@ static int do_spawn(int three) {
 		struct clone_args a = {CLONE_VM | CLONE_VFORK, 0, 0, 0, SIGCHLD, (u64)child_stack, sizeof child_stack, 0};
 		pid = rt_clone3(&a, sizeof a, spawn_child, spawn_argv);
 	} else {
-		pid = rt_clone(CLONE_VM | CLONE_VFORK | SIGCHLD, child_stack + sizeof child_stack, spawn_child, spawn_argv);
+		pid = rt_clone(CLONE_VM | CLONE_VFORK | SIGCHLD, child_stack + sizeof child_stack, 0, 0, 0, spawn_child, spawn_argv);
 	}
 	if (pid < 0) {
 		say("spawn failed ", pid);
