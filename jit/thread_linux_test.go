@@ -3,8 +3,12 @@
 package jit
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+
+	kern "github.com/reachvm/reachvm/jit/kernels"
 )
 
 // TestThreadPrograms runs the threads program's cases natively (ET_EXEC)
@@ -35,6 +39,32 @@ func TestThreadPrograms(t *testing.T) {
 				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", args...))
 				if st != wantSt || got != want {
 					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+				}
+			})
+		}
+	}
+}
+
+// TestLibcThreads runs a static glibc program's threads (pthreads.c: 8
+// threads, a mutex, a queue with condition variables, a barrier,
+// thread-local variables, joins with results, pthread_kill) under
+// reachvm, ET_EXEC and static PIE, and natively: the same output and
+// status, run after run. glibc's pthread_create makes its thread with
+// clone3 and joins it on the word CLONE_CHILD_CLEARTID clears. The runs
+// are 2 a kind, 20 with REACHVM_SOAK=1.
+func TestLibcThreads(t *testing.T) {
+	runs := 2
+	if os.Getenv("REACHVM_SOAK") != "" {
+		runs = 20
+	}
+	for _, kind := range programKinds {
+		prog := buildLibc(t, "pthreads", kind.name)
+		want, wantCode := runNative(t, prog)
+		for i := range runs {
+			t.Run(fmt.Sprintf("%s/%d", kind.name, i), func(t *testing.T) {
+				got, stderr, code := runProgram(t, prog, kind.name == kern.PIE)
+				if code != wantCode || got != want {
+					t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
 				}
 			})
 		}
