@@ -44,8 +44,8 @@ type Program struct {
 	// m is the machine the program was loaded into, which runs the
 	// thread Run starts.
 	m *Machine
-	// mu guards refusals, nrefused and threadStats, which every thread
-	// updates.
+	// mu guards refusals, nrefused, proc, threadStats and idle, which
+	// every thread updates.
 	mu sync.Mutex
 	// path is the program's path as given (AT_EXECFN), exe what
 	// /proc/self/exe says for it (absolute, symbolic links resolved).
@@ -99,8 +99,13 @@ type Program struct {
 	// program (proccall_linux_amd64.go), reset by each Run.
 	proc procState
 	// threadStats are the counts of the machines of the threads that
-	// ended (Machine.Stats adds them).
+	// ended (Machine.Stats adds them). idle are machines of ended
+	// threads kept for the next ones (thread_linux_amd64.go).
 	threadStats Stats
+	idle        []*Machine
+	// noIdle keeps no machine of an ended thread: each thread gets a new
+	// one (the benchmarks' fresh cases). Set before Run.
+	noIdle bool
 }
 
 // Sizes of a program's brk area and stack.
@@ -654,6 +659,7 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 		return 0, err
 	}
 	defer p.stop()
+	defer p.closeIdle()
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err != nil {
 		t.gone(t.finish(err))

@@ -272,7 +272,11 @@ func (t *thread) newThread(nr uint64, flags uint64, a [6]uintptr, pc uintptr) (u
 		fs = tls
 	}
 	p, m := t.p, t.m
-	child, err := newMachine(m.code, &m.opts, m)
+	child := p.idleMachine()
+	var err error
+	if child == nil {
+		child, err = newMachine(m.code, &m.opts, m)
+	}
 	if err != nil {
 		p.refuse("clone", stack, 0, unix.EAGAIN, "a new thread's machine: %v", err)
 		return errno(unix.EAGAIN), nil
@@ -341,9 +345,10 @@ func (t *thread) run(start uintptr, flags uint64, ptid, ctid uintptr, started ch
 		err = errExiting
 	}
 	if err != nil {
+		st := m.takeStats()
 		m.mu.Unlock()
 		started <- 0
-		p.threadClosed(m, false)
+		p.threadEnded(m, &st, false)
 		return
 	}
 	m.cs.join(m, t)
@@ -351,10 +356,11 @@ func (t *thread) run(start uintptr, flags uint64, ptid, ctid uintptr, started ch
 	_, err = m.dispatch(start)
 	done()
 	own := t.finish(err)
+	st := m.takeStats()
 	m.mu.Unlock()
-	// Closed before the thread leaves the set: Run, which returns once
-	// the set is empty, finds every thread's memory released.
-	p.threadClosed(m, true)
+	// Kept or closed before the thread leaves the set: Run, which
+	// returns once the set is empty, then finds every machine idle.
+	p.threadEnded(m, &st, true)
 	t.gone(own)
 }
 
@@ -371,16 +377,87 @@ func (p *Program) addThread(t *thread) bool {
 	return true
 }
 
-// threadClosed closes the machine of a thread that ended (or, not ran,
-// could not start), its counts kept in the program's.
-func (p *Program) threadClosed(m *Machine, ran bool) {
-	st := m.Stats()
-	_ = m.Close()
+// Idle machines. A thread's machine outlives the thread: the program
+// keeps up to maxIdle of them (Program.noIdle: none), still members of its address space (told
+// of every change to code, so that their translations stay right), for
+// the threads it starts next, which then need no new context, routines
+// and cache, and find translated the code the thread before ran. Run
+// closes them when the program ends.
+const maxIdle = 8
+
+// takeStats returns the machine's counts since the last call, for the
+// program's (the machine may serve another thread next).
+//
+// Preconditions: m.mu is held.
+func (m *Machine) takeStats() Stats {
+	st := m.stats
+	m.stats = Stats{}
+	return st
+}
+
+// threadEnded keeps m, the machine of a thread that ended (or, not ran,
+// could not start), for the next thread, or closes it when the program
+// keeps enough or is ending; the thread's counts st go to the program's.
+func (p *Program) threadEnded(m *Machine, st *Stats, ran bool) {
+	p.sig.mu.Lock()
+	ending := p.sig.exiting || !p.sig.running
+	p.sig.mu.Unlock()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.threadStats.add(&st)
+	p.threadStats.add(st)
 	if ran {
 		p.threadStats.Threads++
+	}
+	keep := !ending && !p.noIdle && len(p.idle) < maxIdle
+	if keep {
+		p.idle = append(p.idle, m)
+	}
+	p.mu.Unlock()
+	if !keep {
+		m.cs.leave(m)
+		_ = m.Close()
+	}
+}
+
+// idleMachine returns a machine an ended thread left, ready for a new
+// thread, or nil.
+func (p *Program) idleMachine() *Machine {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		m := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		m.mu.Lock()
+		closed := m.closed
+		if !closed {
+			// What the last thread left in the context: nothing
+			// of the signal layer's is in progress.
+			m.setCtxWord(sigtramp.OffState, 0)
+			m.setCtxWord(sigtramp.OffForwarded, 0)
+			m.stepping, m.oneShot = false, false
+		}
+		m.mu.Unlock()
+		if !closed {
+			return m
+		}
+		// Closed with its VMM or Code meanwhile.
+		m.cs.leave(m)
+	}
+}
+
+// closeIdle closes the machines ended threads left.
+func (p *Program) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, m := range idle {
+		m.cs.leave(m)
+		_ = m.Close()
 	}
 }
 
@@ -413,11 +490,17 @@ func (t *thread) finish(err error) *exitThread {
 		}
 	}
 	m := t.m
-	m.cs.leave(m)
-	if m == p.m && others {
-		// The threads left go on changing code this machine no
-		// longer hears of: its translations go now.
-		m.flush()
+	if m == p.m {
+		m.cs.leave(m)
+		if others {
+			// The threads left go on changing code this machine no
+			// longer hears of: its translations go now.
+			m.flush()
+		}
+	} else {
+		// A member still, as an idle machine (threadEnded), which
+		// nothing kicks.
+		m.cs.join(m, nil)
 	}
 	if own {
 		return te

@@ -369,25 +369,86 @@ static int t_smc(const char *how) {
 	return 0;
 }
 
-/* spawn: n threads made and joined one after the other, for timing
- * thread creation. */
+/* spawn: n threads made and joined one after the other (workloop, mode
+ * 2), on a stack of their own, so that a native call maps nothing. */
+static char spawn_stack[64 << 10] __attribute__((aligned(16)));
 static int nothing_fn(void *arg) {
 	(void)arg;
 	return 0;
 }
+long workloop(long n, long mode);
 static int t_spawn(long n) {
-	struct th *t = &ths[0];
-	t->stack = rt_mmap(0, STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (long i = 0; i < n; i++) {
-		t->ctid = -1;
-		long r = rt_clone(RT_THREAD, t->stack + STACK, &t->ptid, (int *)&t->ctid, 0, nothing_fn, t);
-		if (r <= 0) {
-			say("clone failed: ", r);
-			return 1;
-		}
-		rt_join(&t->ctid);
+	long r = workloop(n, 2);
+	if (r != n) {
+		say("clone failed: ", r);
+		return 1;
 	}
 	line("spawned", n);
+	return 0;
+}
+
+/* work: 64 small functions called through a table, each with a loop and
+ * branches of its own: code for a thread to translate. workloop runs it
+ * n times: in the calling thread (mode 0), each time in a new thread made
+ * and joined (mode 1), or makes and joins n threads that do nothing (mode
+ * 2). Mode 1 less modes 0 and 2 is what a new thread pays to translate
+ * code the program already ran. */
+#define W1(i) \
+	__attribute__((noinline)) static long w##i(long x) { \
+		long s = x; \
+		for (int k = 0; k < 4; k++) \
+			s = (s & 1) ? s * 3 + i : s / 2 + k; \
+		return s ^ i; \
+	}
+#define W8(a) W1(a##0) W1(a##1) W1(a##2) W1(a##3) W1(a##4) W1(a##5) W1(a##6) W1(a##7)
+W8(1) W8(2) W8(3) W8(4) W8(5) W8(6) W8(7) W8(8)
+#define R8(a) w##a##0, w##a##1, w##a##2, w##a##3, w##a##4, w##a##5, w##a##6, w##a##7
+static long (*const wtab[64])(long) = {R8(1), R8(2), R8(3), R8(4), R8(5), R8(6), R8(7), R8(8)};
+static volatile long wsink;
+static int work_fn(void *arg) {
+	(void)arg;
+	long s = 0;
+	for (int i = 0; i < 64; i++)
+		s += wtab[i](s + i);
+	wsink = s;
+	return 0;
+}
+__attribute__((noinline, used)) long workloop(long n, long mode) {
+	static int ptid;
+	static volatile int ctid;
+	for (long i = 0; i < n; i++) {
+		if (mode == 0) {
+			work_fn(0);
+			continue;
+		}
+		ctid = -1;
+		long r = rt_clone(RT_THREAD, spawn_stack + sizeof spawn_stack, &ptid, (int *)&ctid, 0, mode == 1 ? work_fn : nothing_fn, 0);
+		if (r <= 0)
+			return r;
+		rt_join(&ctid);
+	}
+	return n;
+}
+
+/* hold: n threads that wait until the main thread, after ms
+ * milliseconds, lets them end: for measuring what a live thread costs. */
+static volatile int hold_go;
+static int hold_fn(void *arg) {
+	(void)arg;
+	while (!hold_go)
+		rt_futex(&hold_go, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+	return 0;
+}
+static int t_hold(long n, long ms) {
+	/* A benchmark runs the loaded program again: its data too. */
+	hold_go = 0;
+	for (int i = 0; i < n; i++)
+		spawn(&ths[i], RT_THREAD, hold_fn);
+	rt_sleep_ms(ms);
+	hold_go = 1;
+	rt_futex(&hold_go, FUTEX_WAKE | FUTEX_PRIVATE, MAXT, 0);
+	for (int i = 0; i < n; i++)
+		rt_join(&ths[i].ctid);
 	return 0;
 }
 
@@ -420,5 +481,9 @@ int main(int argc, char **argv, char **envp) {
 		return t_smc(argv[2]);
 	if (streq(c, "spawn"))
 		return t_spawn(argc > 2 ? atol_(argv[2]) : 100);
+	if (streq(c, "work") && argc > 3)
+		return workloop(atol_(argv[2]), atol_(argv[3])) == atol_(argv[2]) ? 0 : 1;
+	if (streq(c, "hold") && argc > 3)
+		return t_hold(atol_(argv[2]) < MAXT ? atol_(argv[2]) : MAXT, atol_(argv[3]));
 	return 2;
 }
