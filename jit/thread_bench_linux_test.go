@@ -177,4 +177,3 @@ func residentBytes(b *testing.B) uintptr {
 	}
 	return uintptr(pages) * uintptr(os.Getpagesize())
 }
-
