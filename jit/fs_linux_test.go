@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
-	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 	kern "github.com/reachvm/reachvm/jit/kernels"
 )
 
@@ -152,8 +151,7 @@ func (m *Machine) reemit(how fsSwitch) error {
 		return fmt.Errorf("reemit: %d bytes of routines", a.Len())
 	}
 	m.gen = gen
-	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
 	m.genUnit.write(m.genUnit.exec, a.Bytes())
 	m.genUnit.used = uintptr(a.Len())
-	return nil
+	return m.registerRoutines()
 }

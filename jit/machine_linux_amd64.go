@@ -207,6 +207,7 @@ func (s *Stats) add(o *Stats) {
 	s.Syscalls += o.Syscalls
 	s.Signals += o.Signals
 	s.Steps += o.Steps
+	s.Forks += o.Forks
 	s.Threads += o.Threads
 }
 

@@ -41,10 +41,25 @@ func (m *Machine) initSignals() error {
 	if err := sigtramp.Install(); err != nil {
 		return fmt.Errorf("jit: %w", err)
 	}
-	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
 	m.setCtxWord(sigtramp.OffArea, uint64(m.ctx+m.lay.sig))
 	m.setCtxWord(sigtramp.OffXsaveSize, uint64(m.lay.xsaveSize))
+	return m.registerRoutines()
+}
+
+// registerRoutines tells the signal layer where the routines are: their
+// region, the gate's window, the exits it sends threads to. Emitted
+// again, they are registered again.
+func (m *Machine) registerRoutines() error {
+	m.setCtxWord(sigtramp.OffExit, uint64(m.gen.sigexit))
 	m.setCtxWord(sigtramp.OffGateEINTR, uint64(m.gen.gateEINTR))
+	if m.genUnit.sigRegion >= 0 {
+		sigtramp.Unregister(m.genUnit.sigRegion)
+		m.genUnit.sigRegion = -1
+	}
+	if m.gateRegion >= 0 {
+		sigtramp.Unregister(m.gateRegion)
+		m.gateRegion = -1
+	}
 	// The routines up to the gate; the gate's window apart, and the rest
 	// of the gate in no region (a signal there is one in Go code's
 	// system call).

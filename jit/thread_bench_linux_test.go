@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
@@ -176,4 +178,30 @@ func residentBytes(b *testing.B) uintptr {
 		b.Fatal(err)
 	}
 	return uintptr(pages) * uintptr(os.Getpagesize())
+}
+
+// BenchmarkGate times the gate every system call the dispatcher passes
+// to the kernel goes through (getppid, on a machine with nothing
+// arrived) against the same call made from Go: the gate's cost is a
+// native call (a cgocall's transition) and a compare, which let a signal
+// that comes just before a blocking call interrupt it.
+func BenchmarkGate(b *testing.B) {
+	m, _ := newTestMachine(b, vmm.Config{}, nil)
+	ppid := os.Getppid()
+	b.Run("gate", func(b *testing.B) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for b.Loop() {
+			if m.kernel(unix.SYS_GETPPID, [6]uintptr{}) != uint64(ppid) {
+				b.Fatal("getppid through the gate returned another pid")
+			}
+		}
+	})
+	b.Run("go-syscall", func(b *testing.B) {
+		for b.Loop() {
+			if r, _, _ := unix.Syscall(unix.SYS_GETPPID, 0, 0, 0); int(r) != ppid {
+				b.Fatal("getppid returned another pid")
+			}
+		}
+	})
 }

@@ -276,6 +276,17 @@ func (t *thread) newThread(nr uint64, flags uint64, a [6]uintptr, pc uintptr) (u
 	var err error
 	if child == nil {
 		child, err = newMachine(m.code, &m.opts, m)
+		if err == nil {
+			// Its cache's first unit now, so that a vmcode too full
+			// for one fails the clone (as a resource limit does)
+			// rather than the new thread's first translation.
+			child.mu.Lock()
+			_, err = child.unitWithRoom()
+			child.mu.Unlock()
+			if err != nil {
+				_ = child.Close()
+			}
+		}
 	}
 	if err != nil {
 		p.refuse("clone", stack, 0, unix.EAGAIN, "a new thread's machine: %v", err)

@@ -34,7 +34,9 @@ value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
 polymorphic_sites, flushes, mangled_operands, syscalls, cache_bytes,
 signals, signal_steps, invalidated_fragments, code_writes, write_protects,
-forks. The processes PROG creates (fork, vfork, clone, posix_spawn) run
+forks, threads (the counts include what every thread's translation did).
+PROG's threads run under reachvm, each on an OS thread of its own. The
+processes PROG creates (fork, vfork, clone, posix_spawn) run
 natively from the instruction after the call, untranslated and unseen by
 --stats, --perf-map, --jitdump and --gdb. A program PROG executes (execve)
 runs under reachvm with the same flags, its arguments and environment as
@@ -154,6 +156,7 @@ type runStats struct {
 	CodeWrites  int    `json:"code_writes"`
 	Protected   int    `json:"write_protects"`
 	Forks       int    `json:"forks"`
+	Threads     int    `json:"threads"`
 }
 
 // write prints the counters as a table (name, value, unit, and what it
@@ -188,6 +191,7 @@ func (s *runStats) write(w io.Writer, asJSON bool) error {
 		{"code_writes", uint64(s.CodeWrites), "writes", "to write-protected code pages, caught"},
 		{"write_protects", uint64(s.Protected), "pages", "write-protected while translations of them live"},
 		{"forks", uint64(s.Forks), "processes", "created by the program, each run natively"},
+		{"threads", uint64(s.Threads), "threads", "started by the program (clone), each translated on its own"},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.name, r.v, r.unit, r.about)
 	}

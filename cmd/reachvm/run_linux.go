@@ -144,7 +144,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 			Fragments: st.Fragments, Blocks: st.Blocks, Instrs: st.Instrs, Exits: st.Exits, IBLMisses: st.IBLMisses,
 			Links: st.Links, Polymorphic: st.Polymorphic, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
 			CacheBytes: uint64(st.CacheBytes), Signals: st.Signals, Steps: st.Steps,
-			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks}
+			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks, Threads: st.Threads}
 		if err := s.write(stderr, o.json); err != nil {
 			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		}

@@ -140,7 +140,8 @@ func checkStatsTable(t *testing.T, kind, stderr, prog string) {
 	units := map[string]string{"fragments": "fragments", "blocks": "blocks", "instructions": "instructions", "exits": "exits",
 		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "flushes": "flushes", "mangled_operands": "operands",
 		"syscalls": "syscalls", "cache_bytes": "bytes", "signals": "signals", "signal_steps": "steps",
-		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages", "forks": "processes"}
+		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages", "forks": "processes",
+		"threads": "threads"}
 	vals := map[string]uint64{}
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
 		f := strings.Fields(line)
@@ -177,7 +178,7 @@ func checkStatsJSON(t *testing.T, kind, stderr, prog string) {
 			t.Errorf("%s: --json lacks %q: %v", kind, k, m)
 		}
 	}
-	if len(m) != 19 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
+	if len(m) != 20 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
 		t.Errorf("%s: --json %v", kind, m)
 	}
 }
