@@ -162,7 +162,7 @@ static int t_exit(void) {
 }
 
 /* group: exit_group in one thread ends every thread, whether it spins in
- * a loop or sleeps in a futex wait. */
+ * a loop, sleeps in a futex wait or waits for a signal. */
 static volatile int never;
 static volatile long spins;
 static int spin_fn(void *arg) {
@@ -175,6 +175,11 @@ static int wait_fn(void *arg) {
 	for (;;)
 		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
 }
+static int pause_fn(void *arg) {
+	(void)arg;
+	for (;;)
+		sys3(34, 0, 0, 0); /* pause */
+}
 static int group_fn(void *arg) {
 	(void)arg;
 	rt_sleep_ms(50);
@@ -184,7 +189,8 @@ static int group_fn(void *arg) {
 static int t_group(void) {
 	spawn(&ths[0], RT_THREAD, spin_fn);
 	spawn(&ths[1], RT_THREAD, wait_fn);
-	puts_("spinning, waiting, and one to exit_group(42)\n");
+	spawn(&ths[3], RT_THREAD, pause_fn);
+	puts_("spinning, waiting, pausing, and one to exit_group(42)\n");
 	spawn(&ths[2], RT_THREAD, group_fn);
 	for (;;)
 		rt_futex(&never, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
@@ -226,15 +232,23 @@ static int target_fn(void *arg) {
 	rt_sigprocmask(SIG_SETMASK, &set, 0);
 	t->tid = rt_gettid();
 	__sync_fetch_and_add(&ready, 1);
-	if (t->idx % 2 == 0) {
+	switch (t->idx % 3) {
+	case 0:
 		while (!stop)
 			spins++;
-	} else {
+		break;
+	case 1:
 		while (!stop)
 			rt_futex(&stop, FUTEX_WAIT | FUTEX_PRIVATE, 0, 0);
+		break;
+	case 2:
+		while (!stop)
+			sys3(130, &set, 8, 0); /* rt_sigsuspend with the mask it has */
+		break;
 	}
 	return 0;
 }
+static const char *const how[] = {" (spinning)", " (futex wait)", " (sigsuspend)"};
 static void wait_who(void) {
 	for (long i = 0; !who && i < 2000; i++)
 		rt_sleep_ms(5);
@@ -257,7 +271,7 @@ static int t_tgkill(long n) {
 		wait_who();
 		puts_("thread ");
 		putn(i);
-		puts_(i % 2 ? " (futex wait)" : " (spinning)");
+		puts_(how[i % 3]);
 		puts_(" handled it on its own thread: ");
 		putn(who == ths[i].ptid);
 		puts_("\n");
@@ -268,9 +282,38 @@ static int t_tgkill(long n) {
 	line("the thread that does not block it handled it", who == ths[1].ptid);
 	stop = 1;
 	rt_futex(&stop, FUTEX_WAKE | FUTEX_PRIVATE, MAXT, 0);
+	for (int i = 2; i < n; i += 3)
+		rt_tgkill(pid, ths[i].ptid, SIGUSR1);
 	for (int i = 0; i < n; i++)
 		rt_join(&ths[i].ctid);
 	puts_("joined\n");
+	return 0;
+}
+
+/* segv: a thread's fault goes to the program's handler on that thread,
+ * which leaves it by siglongjmp; the thread goes on. */
+static rt_jmpbuf segv_jb;
+static volatile long segv_on;
+static void h_segv(int sig, rt_siginfo *si, void *uc) {
+	(void)sig, (void)uc;
+	segv_on = rt_gettid();
+	rt_siglongjmp(&segv_jb, si->u.addr == (void *)8 ? 1 : 2);
+}
+static int segv_fn(void *arg) {
+	struct th *t = arg;
+	t->tid = rt_gettid();
+	int r = rt_sigsetjmp(&segv_jb);
+	if (r == 0)
+		rt_store((void *)8, 1);
+	t->result = r;
+	return 0;
+}
+static int t_segv(void) {
+	rt_handle(SIGSEGV, h_segv, 0, 0);
+	spawn(&ths[0], RT_THREAD, segv_fn);
+	rt_join(&ths[0].ctid);
+	line("the fault's handler ran on the faulting thread", segv_on == ths[0].tid);
+	line("the thread went on past it", ths[0].result == 1);
 	return 0;
 }
 
@@ -477,6 +520,8 @@ int main(int argc, char **argv, char **envp) {
 		return t_tgkill(nthreads(argc, argv, 2, 4));
 	if (streq(c, "fault"))
 		return t_fault();
+	if (streq(c, "segv"))
+		return t_segv();
 	if (streq(c, "smc") && argc > 2)
 		return t_smc(argv[2]);
 	if (streq(c, "spawn"))
