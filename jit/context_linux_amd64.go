@@ -148,18 +148,23 @@ type gencode struct {
 	// gate is `uint64 gate(void)`, called from Go: the system call in
 	// the context's block (layout.sys), made unless a signal for the
 	// application arrived first (the context's arrivals), in which case
-	// it returns -EINTR without making it. [gateCheck, gateSys] is the
-	// window between the look at the arrivals and the syscall
+	// it returns -errNotMade without making it. [gateCheck, gateSys] is
+	// the window between the look at the arrivals and the syscall
 	// instruction: the signal layer sends a thread a signal interrupts
 	// there to gateEINTR (sigtramp.KindGate), so that a signal that
-	// comes just before a blocking call ends it as one that comes
-	// during the call does.
+	// comes just before a blocking call is taken before it, as natively,
+	// instead of waiting for the call to end.
 	gate, gateCheck, gateSys, gateEINTR uintptr
 }
 
 // gateWords is the size of the gate's block in words: the number and
 // six arguments.
 const gateWords = 7
+
+// errNotMade is what the gate returns (negated) for a call it did not
+// make because a signal came first: the kernel's ERESTARTNOINTR, which no
+// system call returns to user space.
+const errNotMade = unix.Errno(513)
 
 // Exits of fragments are numbered from 1; exitNative ends a RunNative
 // call, exitSignal a signal the signal layer took.
@@ -342,7 +347,7 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState, fs f
 	a.Ret()
 	try(a.Bind(early))
 	g.gateEINTR = a.PC()
-	a.MovImm64(amd64.RAX, errno(unix.EINTR))
+	a.MovImm64(amd64.RAX, errno(errNotMade))
 	a.Ret()
 	if err := errs.err; err != nil {
 		return gencode{}, fmt.Errorf("jit: emitting the context switch: %w", err)

@@ -550,14 +550,20 @@ func pgrpOf(pid int) int {
 // call natively (the signal was ignored, blocked, Go's, or a kick), and
 // false says to make it again.
 func (t *thread) interrupted(nr uint64, a [6]uintptr, pc uintptr) bool {
-	s := &t.p.sig
-	s.mu.Lock()
-	ready := t.pendingLocked()&^t.sig.mask != 0
-	s.mu.Unlock()
+	ready := t.ready()
 	if ready {
 		t.interruptedBy(nr, pc, restartOf(nr, a))
 	}
 	return ready
+}
+
+// ready reports whether a signal the thread does not block is pending for
+// it.
+func (t *thread) ready() bool {
+	s := &t.p.sig
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return t.pendingLocked()&^t.sig.mask != 0
 }
 
 // restartOf says how the kernel restarts the call nr (arguments a) that

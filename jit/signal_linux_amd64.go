@@ -362,6 +362,10 @@ const (
 	// restartNoHandler: restarted only when no handler runs
 	// (ERESTARTNOHAND, ERESTART_RESTARTBLOCK).
 	restartNoHandler
+	// restartAlways: restarted after a handler or without one
+	// (ERESTARTNOINTR): a call the signal came before, which the
+	// kernel had not begun (the gate's, errNotMade).
+	restartAlways
 )
 
 // sysRestart is a system call that returned EINTR with a signal pending:
@@ -753,7 +757,7 @@ func (t *thread) deliverPending(pc uintptr) (uintptr, error) {
 			// syscall instruction with its number in rax) or failed
 			// with EINTR (already in rax), before the frame saves the
 			// registers.
-			if restart.kind == restartSys && ka.flags&saRestart != 0 {
+			if restart.kind == restartAlways || restart.kind == restartSys && ka.flags&saRestart != 0 {
 				t.m.setReg(amd64.RAX, restart.nr)
 				pc = restart.pc
 			}

@@ -135,11 +135,27 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 			if *m.arrivals() != 0 {
 				m.drainArrivals()
 			}
-			if ret != errno(unix.EINTR) || t == nil {
+			notMade := ret == errno(errNotMade)
+			if !notMade && (ret != errno(unix.EINTR) || t == nil) {
 				break
+			}
+			if t == nil {
+				continue
 			}
 			if m.work.Load()&workExit != 0 {
 				return 0, errExiting
+			}
+			if notMade {
+				// The signal came before the call, which the kernel
+				// had not begun: natively the handler runs first and
+				// the call is made after it, with or without
+				// SA_RESTART.
+				if t.ready() {
+					t.interruptedBy(nr, pc, restartAlways)
+					ret = errno(unix.EINTR)
+					break
+				}
+				continue
 			}
 			if t.interrupted(nr, a, pc) {
 				break
@@ -175,7 +191,7 @@ func (m *Machine) sysret(pc uintptr, ret uint64) uintptr {
 // returns its result as the kernel's syscall instruction does (-errno on
 // failure). It goes through the context's gate (gencode.gate), which
 // makes the call unless a signal for the application arrived since the
-// dispatcher last looked (-EINTR then): a call that blocks is
+// dispatcher last looked (-errNotMade then): a call that blocks is
 // interrupted by a signal that comes at any time from here on, as the
 // kernel's are.
 //

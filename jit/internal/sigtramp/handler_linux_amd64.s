@@ -158,7 +158,7 @@ routines1:
 // In the window of the system-call gate: after it found no arrivals,
 // before its syscall instruction. An asynchronous signal for the
 // application is recorded, and the call is not made: the gate returns
-// -EINTR, and the dispatcher looks at what arrived. (Once the call is
+// saying so, and the dispatcher looks at what arrived. (Once the call is
 // made, a signal interrupts it with EINTR anyway, from outside the
 // window.)
 gate:

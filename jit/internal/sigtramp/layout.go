@@ -43,8 +43,9 @@ const (
 	// OffGateEINTR is where a thread interrupted in the window of the
 	// context's system-call gate (a KindGate region: after the gate
 	// looked at the arrivals, before its syscall instruction ran) goes
-	// on instead: the gate's return of -EINTR, so that a signal that
-	// comes just before a blocking call is not left waiting for it.
+	// on instead: the gate's return without making the call, so that a
+	// signal that comes just before a blocking call is not left waiting
+	// for it.
 	OffGateEINTR = 0x108
 	// HeaderEnd is where the fields above end.
 	HeaderEnd = 0x110
