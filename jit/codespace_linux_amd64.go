@@ -10,7 +10,7 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// The machines of one address space (docs/ARCHITECTURE.md, section 13).
+// The machines of one address space (docs/ARCHITECTURE.md, section 14).
 //
 // Every application thread of a program runs on a machine of its own
 // (thread_linux_amd64.go): its own code cache, indirect-branch table,

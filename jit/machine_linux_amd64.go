@@ -386,6 +386,11 @@ func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, er
 	m.stackSize = stackSize
 	m.vs = detectVectorState()
 	m.fs = defaultFSSwitch()
+	if parent != nil {
+		// The program's threads switch FS, or translate its operands,
+		// as its first one does.
+		m.fs = parent.fs
+	}
 	m.lay = newLayout(m.vs)
 	// Tracked before anything is reserved, and held until made: a VMM
 	// or Code Close that starts meanwhile waits for NewMachine (whose

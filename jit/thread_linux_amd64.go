@@ -14,7 +14,7 @@ import (
 	"github.com/reachvm/reachvm/jit/internal/sigtramp"
 )
 
-// Application threads (docs/ARCHITECTURE.md, section 13).
+// Application threads (docs/ARCHITECTURE.md, section 14).
 //
 // A program's clone with CLONE_THREAD starts a thread under translation
 // on an OS thread of its own: a goroutine locked to its OS thread for
@@ -348,7 +348,7 @@ func (t *thread) run(start uintptr, flags uint64, ptid, ctid uintptr, started ch
 	// Go's FS on this OS thread, which the routines put back at every
 	// exit from the cache.
 	if !p.shareHostFS {
-		m.setHostFS(currentFS())
+		m.setHostFS(m.hostFS())
 	}
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err == nil && !p.addThread(t) {

@@ -45,6 +45,20 @@ func TestThreadPrograms(t *testing.T) {
 			})
 		}
 	}
+	// Each thread's FS switched on entry and exit (where wrfsbase is not
+	// enabled, the default translates FS-relative operands instead).
+	prog := buildProgram(t, "threads", kern.Exec)
+	for _, args := range [][]string{{"tls", "4"}, {"tgkill", "6"}, {"group"}, {"segv"}} {
+		t.Run("arch_prctl/"+strings.Join(args, "_"), func(t *testing.T) {
+			want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
+			cmd := reachvmCmd(prog, false, args...)
+			cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS=arch_prctl")
+			got, stderr, st := runCmd(t, cmd)
+			if st != wantSt || got != want {
+				t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+			}
+		})
+	}
 }
 
 // TestLibcThreads runs a static glibc program's threads (pthreads.c: 8
@@ -70,5 +84,16 @@ func TestLibcThreads(t *testing.T) {
 				}
 			})
 		}
+		// FS switched on each entry and exit, as where wrfsbase is.
+		t.Run(kind.name+"/arch_prctl", func(t *testing.T) {
+			env := []string{"REACHVM_PROGRAM_FS=arch_prctl"}
+			if kind.name == kern.PIE {
+				env = append(env, "REACHVM_PROGRAM_LOW=1")
+			}
+			got, stderr, code := runProgramEnv(t, prog, env, programTimeout)
+			if code != wantCode || got != want {
+				t.Errorf("status %d, output:\n%s\nstderr: %s\nwant status %d, output:\n%s", code, got, stderr, wantCode, want)
+			}
+		})
 	}
 }
