@@ -64,10 +64,8 @@ var needWhy = []struct {
 // test fails, naming the row and the needs to take out of this list.
 // needAppFS and needStartCalls left it when static glibc programs first
 // ran; needFork, needVfork and needExec when processes did; needInterp
-// when dynamic programs did.
-var reachvmLacks = map[need]bool{
-	needThreads: true,
-}
+// when dynamic programs did; needThreads when threads did.
+var reachvmLacks = map[need]bool{}
 
 // kindNeeds are what every program of a kind needs: glibc's start-up
 // (all of them), ld.so (the dynamic ones and the distribution's).
