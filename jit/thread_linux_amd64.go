@@ -389,11 +389,11 @@ func (p *Program) addThread(t *thread) bool {
 }
 
 // Idle machines. A thread's machine outlives the thread: the program
-// keeps up to maxIdle of them (Program.noIdle: none), still members of its address space (told
-// of every change to code, so that their translations stay right), for
-// the threads it starts next, which then need no new context, routines
-// and cache, and find translated the code the thread before ran. Run
-// closes them when the program ends.
+// keeps up to maxIdle of them (none with Program.noIdle), still members
+// of its address space (told of every change to code, so that their
+// translations stay right), for the threads it starts next, which then
+// need no new context, routines and cache, and find translated the code
+// the thread before ran. Run closes them when the program ends.
 const maxIdle = 8
 
 // takeStats returns the machine's counts since the last call, for the
