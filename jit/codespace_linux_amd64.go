@@ -194,7 +194,6 @@ func (m *Machine) drainInbox() {
 	m.inbox.mu.Unlock()
 	if flush {
 		m.flush()
-		m.codes.reset()
 		return
 	}
 	for _, inv := range items {

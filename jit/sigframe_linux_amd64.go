@@ -333,13 +333,23 @@ func userRead(b []byte, a uintptr) { copy(b, rawmem.Bytes(a, uintptr(len(b)))) }
 //go:noinline
 func userWrite(a uintptr, b []byte) { copy(rawmem.Bytes(a, uintptr(len(b))), b) }
 
-// copyIn reads len(b) bytes of the application's memory at a.
+// copyIn reads len(b) bytes of the application's memory at a. A null
+// pointer fails before any access: the page is never mapped, and a nil
+// slice of non-zero length is fatal under the race detector's pointer
+// checks rather than a fault userAccess recovers from.
 func copyIn(a uintptr, b []byte) bool {
+	if a == 0 && len(b) != 0 {
+		return false
+	}
 	return userAccess(func() { userRead(b, a) })
 }
 
-// copyOut writes b into the application's memory at a.
+// copyOut writes b into the application's memory at a (a null pointer
+// fails as copyIn's does).
 func (t *thread) copyOut(a uintptr, b []byte) bool {
+	if a == 0 && len(b) != 0 {
+		return false
+	}
 	t.willWrite(a, uintptr(len(b)))
 	return userAccess(func() { userWrite(a, b) })
 }
