@@ -53,6 +53,13 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 // runGCPercent is the Go collector's target while a program runs.
 const runGCPercent = 400
 
+// runVMCodeSize is vmcode's size for a program: each of its threads takes
+// about 2 MiB (a context with its indirect-branch table, and a first
+// cache unit), so 512 MiB holds some 250 live threads with room for the
+// caches, and from vmcode's usual base it still ends below 2 GiB, with
+// 512 MiB above it for libraries placed within reach.
+const runVMCodeSize = 512 << 20
+
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	if stderr == io.Writer(os.Stderr) {
 		if f := standardError(); f != nil {
@@ -68,7 +75,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		// peak RSS).
 		debug.SetGCPercent(runGCPercent)
 	}
-	cfg := vmm.Config{VMCodeSize: 256 << 20, VMHeapSize: 1 << 30}
+	cfg := vmm.Config{VMCodeSize: runVMCodeSize, VMHeapSize: 1 << 30}
 	if !o.high {
 		cfg.VMCodeBase, cfg.AllowElsewhere = jit.DefaultVMCodeBase, true
 	}
