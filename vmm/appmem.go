@@ -284,30 +284,8 @@ func (v *VMM) MapAppAnon(addr, size uintptr, prot mem.Prot, mode mem.Mode, owner
 // the name the kernel shows for it (an absolute path) for SyncCheck to
 // agree.
 func (v *VMM) MapAppFile(path string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string) (mem.Range, error) {
-	if !prot.Valid() || off%uint64(v.os.PageSize()) != 0 {
-		return mem.Range{}, &AppError{Op: "map", Range: mem.Range{Start: addr, End: addr}, Reason: fmt.Sprintf("protection %#x or offset %#x of %s", uint8(prot), off, path), Err: mem.ErrInvalid}
-	}
-	var obj mem.Object
-	defer func() {
-		if obj != nil {
-			// Closing changes no mapping: a view made from obj stays
-			// valid and recorded whatever close says, so its error
-			// would only make a caller drop a mapping it holds.
-			_ = v.os.CloseObject(obj)
-		}
-	}()
-	return v.mapApp("map", addr, size, mode, owner, func(at uintptr, m mem.Mode) (uintptr, error) {
-		return v.os.MapObject(obj, off, at, size, prot, m)
-	}, func(r mem.Range) aspacem.Segment {
-		seg := aspacem.Segment{Start: r.Start, End: r.End, Kind: aspacem.KindFile, Prot: prot, Owner: owner, Name: obj.Name(), Offset: off}
-		if id, ok := obj.(mem.FileIdentity); ok {
-			seg.Dev, seg.Inode = id.FileID()
-		}
-		return seg
-	}, func() error {
-		var err error
-		obj, err = v.os.OpenFile(path)
-		return err
+	return v.mapAppObject(path, off, addr, size, prot, mode, owner, aspacem.KindFile, func() (mem.Object, error) {
+		return v.os.OpenFile(path)
 	})
 }
 
@@ -322,27 +300,41 @@ func (v *VMM) MapAppFile(path string, off uint64, addr, size uintptr, prot mem.P
 // /proc/self/fd/FD reads) for SyncCheck to agree. The backend must
 // implement mem.SharedFileOpener (mem.ErrNotSupported otherwise).
 func (v *VMM) MapAppSharedFile(fd int, name string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string) (mem.Range, error) {
+	return v.mapAppObject(name, off, addr, size, prot, mode, owner, aspacem.KindShared, func() (mem.Object, error) {
+		return mem.OpenSharedFile(v.os, fd, name)
+	})
+}
+
+// mapAppObject is the common path of MapAppFile and MapAppSharedFile:
+// check prot and off, open the object with open under mapApp's locks, map
+// size bytes of it from off, and record the view as kind (KindFile:
+// private; KindShared: shared) with the object's name and identity. name
+// only says which file in errors. The object is closed before returning,
+// whatever happened.
+func (v *VMM) mapAppObject(name string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string, kind aspacem.Kind, open func() (mem.Object, error)) (mem.Range, error) {
 	if !prot.Valid() || off%uint64(v.os.PageSize()) != 0 {
 		return mem.Range{}, &AppError{Op: "map", Range: mem.Range{Start: addr, End: addr}, Reason: fmt.Sprintf("protection %#x or offset %#x of %s", uint8(prot), off, name), Err: mem.ErrInvalid}
 	}
 	var obj mem.Object
 	defer func() {
 		if obj != nil {
-			// As in MapAppFile: views outlive the object.
+			// Closing changes no mapping: a view made from obj stays
+			// valid and recorded whatever close says, so its error
+			// would only make a caller drop a mapping it holds.
 			_ = v.os.CloseObject(obj)
 		}
 	}()
 	return v.mapApp("map", addr, size, mode, owner, func(at uintptr, m mem.Mode) (uintptr, error) {
 		return v.os.MapObject(obj, off, at, size, prot, m)
 	}, func(r mem.Range) aspacem.Segment {
-		seg := aspacem.Segment{Start: r.Start, End: r.End, Kind: aspacem.KindShared, Prot: prot, Owner: owner, Name: obj.Name(), Offset: off, Shared: true}
+		seg := aspacem.Segment{Start: r.Start, End: r.End, Kind: kind, Prot: prot, Owner: owner, Name: obj.Name(), Offset: off, Shared: kind == aspacem.KindShared}
 		if id, ok := obj.(mem.FileIdentity); ok {
 			seg.Dev, seg.Inode = id.FileID()
 		}
 		return seg
 	}, func() error {
 		var err error
-		obj, err = mem.OpenSharedFile(v.os, fd, name)
+		obj, err = open()
 		return err
 	})
 }
@@ -397,15 +389,7 @@ func (v *VMM) mapApp(op string, addr, size uintptr, mode mem.Mode, owner string,
 		}
 		// Give back what was claimed for the call, then read back the
 		// rest: MAP_FIXED may have unmapped the range before failing.
-		errs := []error{err}
-		for _, c := range claimed {
-			if rerr := v.os.Release(c.Start, c.Size()); rerr != nil {
-				errs = append(errs, rerr)
-				continue
-			}
-			errs = append(errs, v.space.Update(aspacem.Segment{Start: c.Start, End: c.End, Kind: aspacem.KindFree}))
-			v.app.removeLocked(c)
-		}
+		errs := append([]error{err}, v.unclaimLocked(claimed)...)
 		errs = append(errs, v.reconcileLocked(r))
 		return r, errors.Join(errs...)
 	}
@@ -448,15 +432,7 @@ func (v *VMM) claimLocked(op string, r mem.Range, owner string) ([]mem.Range, er
 	for i, f := range free {
 		if _, err := v.os.Reserve(f.Start, f.Size(), mem.Exact); err != nil {
 			errs := []error{&AppError{Op: op, Range: r, Reason: fmt.Sprintf("claiming %v, free in aspacem", f), Err: err}}
-			for _, u := range free[:i] {
-				if rerr := v.os.Release(u.Start, u.Size()); rerr != nil {
-					errs = append(errs, rerr)
-					continue
-				}
-				errs = append(errs, v.space.Update(aspacem.Segment{Start: u.Start, End: u.End, Kind: aspacem.KindFree}))
-				v.app.removeLocked(u)
-			}
-			return nil, errors.Join(errs...)
+			return nil, errors.Join(append(errs, v.unclaimLocked(free[:i])...)...)
 		}
 		if err := v.space.Update(aspacem.Segment{Start: f.Start, End: f.End, Kind: aspacem.KindReservation, Owner: owner}); err != nil {
 			return nil, err
@@ -464,6 +440,25 @@ func (v *VMM) claimLocked(op string, r mem.Range, owner string) ([]mem.Range, er
 		v.app.addLocked(f)
 	}
 	return free, nil
+}
+
+// unclaimLocked undoes claimLocked for the ranges claimed: each is
+// released to the OS and recorded free again, no longer application
+// memory. A range the OS will not release stays as it was; the errors
+// say which.
+//
+// Preconditions: v.app.mu is held.
+func (v *VMM) unclaimLocked(claimed []mem.Range) []error {
+	var errs []error
+	for _, c := range claimed {
+		if err := v.os.Release(c.Start, c.Size()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, v.space.Update(aspacem.Segment{Start: c.Start, End: c.End, Kind: aspacem.KindFree}))
+		v.app.removeLocked(c)
+	}
+	return errs
 }
 
 // eachNonAppLocked calls fn on aspacem's segments, clipped, of the parts of

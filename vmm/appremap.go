@@ -89,15 +89,7 @@ func (v *VMM) RemapApp(old mem.Range, newSize uintptr, mode mem.Mode, newAddr ui
 	}
 	got, err := mem.Remap(v.os, old.Start, old.Size(), newSize, mode, newAddr)
 	if err != nil {
-		errs := []error{&AppError{Op: op, Range: old, Err: err}}
-		for _, c := range claimed {
-			if rerr := v.os.Release(c.Start, c.Size()); rerr != nil {
-				errs = append(errs, rerr)
-				continue
-			}
-			errs = append(errs, v.space.Update(aspacem.Segment{Start: c.Start, End: c.End, Kind: aspacem.KindFree}))
-			v.app.removeLocked(c)
-		}
+		errs := append([]error{&AppError{Op: op, Range: old, Err: err}}, v.unclaimLocked(claimed)...)
 		// mremap changes nothing when it fails, but for a move whose
 		// destination MAP_FIXED had already cleared: read both back.
 		errs = append(errs, v.reconcileLocked(old))
