@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -200,13 +199,11 @@ func RunKernels(cfg KernelConfig) (*KernelResult, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
 	}
-	if len(cfg.Tools) == 0 || cfg.Tools[0].Name != "native" || len(cfg.Tools[0].Argv) != 0 {
-		return nil, errors.New("bench: the first tool must be native, the baseline")
+	names, err := baselineFirst("tool", cfg.Tools)
+	if err != nil {
+		return nil, err
 	}
-	res := &KernelResult{Program: cfg.Program, Runs: cfg.Runs, Tools: []string{}, Kernels: []KernelRow{}}
-	for _, t := range cfg.Tools {
-		res.Tools = append(res.Tools, t.Name)
-	}
+	res := &KernelResult{Program: cfg.Program, Runs: cfg.Runs, Tools: names, Kernels: []KernelRow{}}
 	for _, k := range cfg.Kernels {
 		row, err := cfg.kernel(k)
 		if err != nil {
@@ -216,6 +213,20 @@ func RunKernels(cfg KernelConfig) (*KernelResult, error) {
 	}
 	res.summarize()
 	return res, nil
+}
+
+// baselineFirst checks that tools begin with native, the baseline every
+// ratio is to (as KernelTools returns them), and returns their names in
+// order. what says what they are in the error: "tool" or "runner".
+func baselineFirst(what string, tools []KernelTool) ([]string, error) {
+	if len(tools) == 0 || tools[0].Name != "native" || len(tools[0].Argv) != 0 {
+		return nil, fmt.Errorf("bench: the first %s must be native, the baseline", what)
+	}
+	names := make([]string, 0, len(tools))
+	for _, t := range tools {
+		names = append(names, t.Name)
+	}
+	return names, nil
 }
 
 // runOnce runs the program under t and returns its wall time and output.

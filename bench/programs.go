@@ -235,14 +235,12 @@ func RunPrograms(cfg ProgramConfig) (*ProgramResult, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
 	}
-	if len(cfg.Runners) == 0 || cfg.Runners[0].Name != "native" || len(cfg.Runners[0].Argv) != 0 {
-		return nil, errors.New("bench: the first runner must be native, the baseline")
+	names, err := baselineFirst("runner", cfg.Runners)
+	if err != nil {
+		return nil, err
 	}
-	res := &ProgramResult{Runs: cfg.Runs, Full: cfg.Full, Scale: cfg.Scale, Runners: []string{}, Programs: []ProgramRow{}, Missing: []string{},
+	res := &ProgramResult{Runs: cfg.Runs, Full: cfg.Full, Scale: cfg.Scale, Runners: names, Programs: []ProgramRow{}, Missing: []string{},
 		RSSMeasured: cfg.Spawn != ""}
-	for _, r := range cfg.Runners {
-		res.Runners = append(res.Runners, r.Name)
-	}
 	if cfg.Dir == "" {
 		dir, err := os.MkdirTemp("", "reachvm-bench-programs-")
 		if err != nil {

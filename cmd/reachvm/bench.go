@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -102,12 +103,8 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, name, badUsage("--only: %v", strings.TrimPrefix(err.Error(), "bench: ")))
 	}
-	if *self == "" {
-		if *self, err = os.Executable(); err != nil {
-			return fail(stderr, name, err)
-		}
-	} else if _, err := exec.LookPath(*self); err != nil {
-		return fail(stderr, name, badUsage("--reachvm %s: not an executable file", *self))
+	if *self, err = benchSelf(*self); err != nil {
+		return fail(stderr, name, err)
 	}
 	if *plot != "" {
 		if err := checkOutFile(*plot); err != nil {
@@ -117,16 +114,9 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		return fail(stderr, name, errors.New("linux/amd64 only: the kernels are Linux programs and 'reachvm run' is the linux/amd64 translator"))
 	}
-	run, missing := bench.KernelTools(tools, *self)
-	if len(missing) > 0 {
-		if status, ok := installTools(name, *install, missing, stderr); !ok {
-			return status
-		}
-		if *install {
-			if run, missing = bench.KernelTools(tools, *self); len(missing) > 0 {
-				return fail(stderr, name, fmt.Errorf("%s still missing after apt-get", missing[0].Bin))
-			}
-		}
+	run, status, ok := benchRunners(name, tools, *self, *install, nil, stderr)
+	if !ok {
+		return status
 	}
 	kind := kernels.Exec
 	if *pie {
@@ -140,7 +130,57 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, name, errors.New(strings.TrimPrefix(err.Error(), "bench: ")))
 	}
-	if *asJSON {
+	return writeBenchReport(name, res, *asJSON, *plot, stdout, stderr)
+}
+
+// benchSelf returns the reachvm binary a benchmark times: self, the
+// --reachvm flag, looked up as exec would and made absolute (the runs may
+// start in another directory), or this executable when self is empty.
+func benchSelf(self string) (string, error) {
+	if self == "" {
+		return os.Executable()
+	}
+	p, err := exec.LookPath(self)
+	if err != nil {
+		return "", badUsage("--reachvm %s: not an executable file", self)
+	}
+	return filepath.Abs(p)
+}
+
+// benchRunners returns the runners named by --tools (native first) for a
+// benchmark timing self, dealing first, as installTools does, with those
+// not installed and with the packages extra that the benchmark needs as
+// well (one apt-get for both). ok is false when the benchmark must stop,
+// with status its exit status: --install was refused or failed, or left a
+// runner missing. A package of extra still missing is the benchmark's to
+// report.
+func benchRunners(name string, tools []string, self string, install bool, extra []bench.ExternalTool, stderr io.Writer) (run []bench.KernelTool, status int, ok bool) {
+	run, missingRunners := bench.KernelTools(tools, self)
+	if missing := append(missingRunners, extra...); len(missing) > 0 {
+		if status, ok := installTools(name, install, missing, stderr); !ok {
+			return nil, status, false
+		}
+		if install {
+			if run, missingRunners = bench.KernelTools(tools, self); len(missingRunners) > 0 {
+				return nil, fail(stderr, name, fmt.Errorf("%s still missing after apt-get", missingRunners[0].Bin)), false
+			}
+		}
+	}
+	return run, 0, true
+}
+
+// benchReport is a benchmark's result as package bench gives it.
+type benchReport interface {
+	WriteTable(w io.Writer) error
+	Plot() *bench.Plot
+}
+
+// writeBenchReport prints res to stdout, as one JSON object if asJSON and
+// as a table otherwise, then writes its SVG chart to plot unless plot is
+// empty. It returns the benchmark's exit status.
+func writeBenchReport(name string, res benchReport, asJSON bool, plot string, stdout, stderr io.Writer) int {
+	var err error
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(res)
@@ -150,8 +190,8 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, name, err)
 	}
-	if *plot != "" {
-		if err := os.WriteFile(*plot, res.Plot().SVG(), 0o644); err != nil {
+	if plot != "" {
+		if err := os.WriteFile(plot, res.Plot().SVG(), 0o644); err != nil {
 			return fail(stderr, name, err)
 		}
 	}

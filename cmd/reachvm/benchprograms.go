@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -76,13 +72,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, name, badUsage("--only: %v", strings.TrimPrefix(err.Error(), "bench: ")))
 	}
-	if *self == "" {
-		if *self, err = os.Executable(); err != nil {
-			return fail(stderr, name, err)
-		}
-	} else if p, err := exec.LookPath(*self); err != nil {
-		return fail(stderr, name, badUsage("--reachvm %s: not an executable file", *self))
-	} else if *self, err = filepath.Abs(p); err != nil {
+	if *self, err = benchSelf(*self); err != nil {
 		return fail(stderr, name, err)
 	}
 	if *plot != "" {
@@ -95,16 +85,9 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	}
 	// The runners, then the programs that are not optional: one apt-get
 	// for both. A program still missing is reported by the run.
-	run, missingRunners := bench.KernelTools(tools, *self)
-	if missing := append(missingRunners, bench.MissingPrograms(ws)...); len(missing) > 0 {
-		if status, ok := installTools(name, *install, missing, stderr); !ok {
-			return status
-		}
-		if *install {
-			if run, missingRunners = bench.KernelTools(tools, *self); len(missingRunners) > 0 {
-				return fail(stderr, name, fmt.Errorf("%s still missing after apt-get", missingRunners[0].Bin))
-			}
-		}
+	run, status, ok := benchRunners(name, tools, *self, *install, bench.MissingPrograms(ws), stderr)
+	if !ok {
+		return status
 	}
 	spawn, err := kernels.Program("spawn", kernels.PIE)
 	if err != nil {
@@ -115,20 +98,5 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, name, errors.New(strings.TrimPrefix(err.Error(), "bench: ")))
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(res)
-	} else {
-		err = res.WriteTable(stdout)
-	}
-	if err != nil {
-		return fail(stderr, name, err)
-	}
-	if *plot != "" {
-		if err := os.WriteFile(*plot, res.Plot().SVG(), 0o644); err != nil {
-			return fail(stderr, name, err)
-		}
-	}
-	return 0
+	return writeBenchReport(name, res, *asJSON, *plot, stdout, stderr)
 }
