@@ -80,20 +80,8 @@ func TestAuxv(t *testing.T) {
 			if code != wantCode {
 				t.Fatalf("status %d, want %d; stderr: %s", code, wantCode, stderr)
 			}
-			wl, gl := lines(want), lines(got)
-			for i := 0; i < max(len(wl), len(gl)); i++ {
-				var w, g string
-				if i < len(wl) {
-					w = wl[i]
-				}
-				if i < len(gl) {
-					g = gl[i]
-				}
-				if w != g {
-					t.Errorf("line %d: %q under reachvm, %q natively", i+1, g, w)
-				}
-			}
-			if t.Failed() {
+			if d := lineDiff(want, got); d != "" {
+				t.Errorf("lines that differ:\n%s", d)
 				t.Logf("natively:\n%s\nunder reachvm:\n%s", want, got)
 			}
 		})

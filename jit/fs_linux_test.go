@@ -29,26 +29,18 @@ func TestProgramFS(t *testing.T) {
 			prog := buildProgram(t, "fsbase", kind.name)
 			for _, args := range [][]string{{}, {"unset"}} {
 				t.Run(mode+"/"+kind.name+"/"+strings.Join(append([]string{"set"}, args...), "_"), func(t *testing.T) {
-					want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
 					cmd := reachvmCmd(prog, kind.name == "pie", args...)
 					cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS="+mode)
-					got, stderr, st := runCmd(t, cmd)
-					if st != wantSt || got != want {
-						t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-					}
+					matchNative(t, ref, args, cmd)
 				})
 			}
 		}
 		sig := buildProgram(t, "sig_basic", kern.Exec)
 		for _, args := range [][]string{{"info"}, {"default"}, {"restart"}, {"altstack"}} {
 			t.Run(mode+"/sig_basic/"+strings.Join(args, "_"), func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(sigRef, args...))
 				cmd := reachvmCmd(sig, false, args...)
 				cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS="+mode)
-				got, stderr, st := runCmd(t, cmd)
-				if st != wantSt || got != want {
-					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-				}
+				matchNative(t, sigRef, args, cmd)
 			})
 		}
 	}

@@ -3,7 +3,6 @@
 package jit
 
 import (
-	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
@@ -137,36 +136,7 @@ func TestExecChild(t *testing.T) {
 // execution) and natively in the same process (the same function of the
 // same loaded program called untranslated, RunNative).
 func BenchmarkForkWait(b *testing.B) {
-	path := buildProgram(b, "procs", kern.Exec)
-	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeBase: lowBase, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer v.Close()
-	m, err := NewMachine(vmcode.New(v), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	p, err := m.LoadProgram(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := elf.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	syms, _ := f.Symbols()
-	f.Close()
-	var loop uintptr
-	for _, s := range syms {
-		if s.Name == "forkloop" {
-			loop = p.bias + uintptr(s.Value)
-		}
-	}
-	if loop == 0 {
-		b.Fatal("no forkloop in procs")
-	}
+	m, p, path, loop := loadFunc(b, "procs", 64<<20, "forkloop")
 	b.Run("reachvm", func(b *testing.B) {
 		code, err := p.Run([]string{path, "forkloop", strconv.Itoa(b.N)}, nil)
 		if err != nil || code != 0 {

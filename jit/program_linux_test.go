@@ -4,6 +4,7 @@ package jit
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -152,6 +153,43 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 func childFail(err error) {
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(111)
+}
+
+// loadFunc loads program (ET_EXEC) on a fresh machine with codeSize
+// bytes of vmcode at lowBase, as reachvm run places it, and returns the
+// machine, the program, its path and the address of its function fn,
+// for a native baseline to call untranslated (Machine.RunNative). The
+// machine and its VMM are closed when b ends.
+func loadFunc(b *testing.B, program string, codeSize uintptr, fn string) (*Machine, *Program, string, uintptr) {
+	b.Helper()
+	path := buildProgram(b, program, kern.Exec)
+	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeBase: lowBase, VMCodeSize: codeSize, VMHeapSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { v.Close() })
+	m, err := NewMachine(vmcode.New(v), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	p, err := m.LoadProgram(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == fn {
+			return m, p, path, p.bias + uintptr(s.Value)
+		}
+	}
+	b.Fatalf("no %s in %s", fn, program)
+	return nil, nil, "", 0
 }
 
 // runProgram runs path under reachvm in a child process and returns its

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -74,6 +75,36 @@ func reachvmCmd(path string, low bool, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// matchNative runs ref natively with args and cmd (the same program
+// under reachvm, from reachvmCmd, with the same args), and fails t unless
+// both print the same standard output and end the same way. It returns
+// the native output, and the standard error and end of the run under
+// reachvm, for the caller's own checks.
+func matchNative(t *testing.T, ref string, args []string, cmd *exec.Cmd) (want, stderr string, st status) {
+	t.Helper()
+	want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
+	got, stderr, st := runCmd(t, cmd)
+	if st != wantSt || got != want {
+		t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
+	}
+	return want, stderr, st
+}
+
+// matchNativeCases runs each case of args of program natively (ET_EXEC)
+// and under reachvm as each of programKinds with matchNative, in subtests
+// named KIND/ARG_ARG.
+func matchNativeCases(t *testing.T, program string, cases [][]string) {
+	ref := buildProgram(t, program, kern.Exec)
+	for _, kind := range programKinds {
+		prog := buildProgram(t, program, kind.name)
+		for _, args := range cases {
+			t.Run(kind.name+"/"+strings.Join(args, "_"), func(t *testing.T) {
+				matchNative(t, ref, args, reachvmCmd(prog, kind.name == kern.PIE, args...))
+			})
+		}
+	}
+}
+
 // TestSignalPrograms runs sig_basic's cases natively (ET_EXEC) and under
 // reachvm (ET_EXEC and static PIE): the same output, line for line (the
 // frame's layout relative to the handler's stack pointer, its sigcontext
@@ -83,25 +114,13 @@ func reachvmCmd(path string, low bool, args ...string) *exec.Cmd {
 // blocking read it interrupts restarts or fails with EINTR as SA_RESTART
 // says, and rt_sigsuspend, pause, nanosleep and rt_sigtimedwait end.
 func TestSignalPrograms(t *testing.T) {
-	ref := buildProgram(t, "sig_basic", "exec")
 	cases := [][]string{
 		{"info"}, {"plain"}, {"default"}, {"default", "3"}, {"default", "1"}, {"default", "17"}, {"default", "9"},
 		{"ignore"}, {"block"}, {"resethand"}, {"nodefer"}, {"edit"}, {"longjmp"},
 		{"altstack"}, {"altedit"}, {"altoverflow"}, {"badstack"}, {"norestorer"}, {"suspend"}, {"timedwait"},
 		{"order"}, {"errors"}, {"restart"}, {"norestart"}, {"waits"},
 	}
-	for _, kind := range programKinds {
-		prog := buildProgram(t, "sig_basic", kind.name)
-		for _, args := range cases {
-			t.Run(kind.name+"/"+strings.Join(args, "_"), func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
-				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", args...))
-				if st != wantSt || got != want {
-					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-				}
-			})
-		}
-	}
+	matchNativeCases(t, "sig_basic", cases)
 }
 
 // TestSignalRegisters runs sig_regs natively and under reachvm: a handler
@@ -117,11 +136,7 @@ func TestSignalRegisters(t *testing.T) {
 		prog := buildProgram(t, "sig_regs", kind.name)
 		for _, c := range []string{"sse", "avx", "avx512", "fpnull", "fpedit", "badmxcsr", "badheader", "fxonly"} {
 			t.Run(kind.name+"/"+c, func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(ref, c))
-				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", c))
-				if st != wantSt || got != want {
-					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-				}
+				want, _, _ := matchNative(t, ref, []string{c}, reachvmCmd(prog, kind.name == kern.PIE, c))
 				if strings.Contains(want, "CHANGED") {
 					t.Errorf("natively, a register the handler clobbered was not restored:\n%s", want)
 				}
@@ -142,11 +157,7 @@ func TestSignalFaults(t *testing.T) {
 		prog := buildProgram(t, "sig_fault", kind.name)
 		for _, c := range []string{"handled", "blocked", "ignored", "default"} {
 			t.Run(kind.name+"/"+c, func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(ref, c))
-				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", c))
-				if st != wantSt || got != want {
-					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-				}
+				_, stderr, st := matchNative(t, ref, []string{c}, reachvmCmd(prog, kind.name == kern.PIE, c))
 				if st.sig != 0 && !strings.Contains(stderr, "killed by SIGILL at sig_fault-"+kind.name+"+0x") {
 					t.Errorf("stderr %q does not say where the program was killed", stderr)
 				}

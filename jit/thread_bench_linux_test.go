@@ -3,7 +3,6 @@
 package jit
 
 import (
-	"debug/elf"
 	"os"
 	"strconv"
 	"strings"
@@ -12,45 +11,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/vmcode"
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// loadThreads loads the threads program (ET_EXEC) on a fresh machine
-// with low vmcode, as reachvm run places it, and returns the machine,
-// the program, its path and the address of workloop, which the native
-// baselines call untranslated.
+// loadThreads loads the threads program as loadFunc does, with vmcode
+// room for many threads, and returns the address of workloop, which the
+// native baselines call untranslated.
 func loadThreads(b *testing.B) (*Machine, *Program, string, uintptr) {
 	b.Helper()
-	path := buildProgram(b, "threads", kern.Exec)
-	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeBase: lowBase, VMCodeSize: 256 << 20, VMHeapSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { v.Close() })
-	m, err := NewMachine(vmcode.New(v), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
-	p, err := m.LoadProgram(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := elf.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	syms, _ := f.Symbols()
-	for _, s := range syms {
-		if s.Name == "workloop" {
-			return m, p, path, p.bias + uintptr(s.Value)
-		}
-	}
-	b.Fatal("no workloop in threads")
-	return nil, nil, "", 0
+	return loadFunc(b, "threads", 256<<20, "workloop")
 }
 
 // runWork runs the threads program's workloop(b.N, mode) under reachvm

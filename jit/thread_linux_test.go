@@ -28,35 +28,19 @@ import (
 // write-protected for another thread's translation, by one or two
 // threads at once) or replaced by a mapping.
 func TestThreadPrograms(t *testing.T) {
-	ref := buildProgram(t, "threads", "exec")
 	cases := [][]string{
 		{"create", "4"}, {"tls", "4"}, {"mutex", "4", "20000"}, {"exit"}, {"group"}, {"mainexit"}, {"tgkill", "6"}, {"segv"}, {"fault"},
 		{"spawn", "50"}, {"smc", "write"}, {"smc", "remap"}, {"smc", "race"},
 	}
-	for _, kind := range programKinds {
-		prog := buildProgram(t, "threads", kind.name)
-		for _, args := range cases {
-			t.Run(kind.name+"/"+strings.Join(args, "_"), func(t *testing.T) {
-				want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
-				got, stderr, st := runCmd(t, reachvmCmd(prog, kind.name == "pie", args...))
-				if st != wantSt || got != want {
-					t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-				}
-			})
-		}
-	}
+	matchNativeCases(t, "threads", cases)
 	// Each thread's FS switched on entry and exit (where wrfsbase is not
 	// enabled, the default translates FS-relative operands instead).
-	prog := buildProgram(t, "threads", kern.Exec)
+	ref := buildProgram(t, "threads", kern.Exec)
 	for _, args := range [][]string{{"tls", "4"}, {"tgkill", "6"}, {"group"}, {"segv"}} {
 		t.Run("arch_prctl/"+strings.Join(args, "_"), func(t *testing.T) {
-			want, _, wantSt := runCmd(t, nativeCmd(ref, args...))
-			cmd := reachvmCmd(prog, false, args...)
+			cmd := reachvmCmd(ref, false, args...)
 			cmd.Env = append(cmd.Env, "REACHVM_PROGRAM_FS=arch_prctl")
-			got, stderr, st := runCmd(t, cmd)
-			if st != wantSt || got != want {
-				t.Errorf("under reachvm: %v, output:\n%s\nstderr: %s\nnatively: %v, output:\n%s", st, got, stderr, wantSt, want)
-			}
+			matchNative(t, ref, args, cmd)
 		})
 	}
 }
