@@ -216,36 +216,55 @@ func TestAppMemSim(t *testing.T) {
 	}
 }
 
-// TestAppMemRefusals: nothing of vmcode, vmheap, a slot or foreign
-// memory can be touched through the application API, and bad arguments
-// are refused before any OS call.
-func TestAppMemRefusals(t *testing.T) {
+// notAppPlace is a page of memory that is not the application's.
+type notAppPlace struct {
+	// what names it in errors: vmcode, vmheap, slot or foreign.
+	what string
+	// addr is the page's address.
+	addr uintptr
+}
+
+// newRefusalVMM returns a simulated OS and a VMM over it holding four
+// pages of application memory, app (anonymous, read-write), and the
+// places of memory that is not the application's: vmcode, vmheap, a
+// slot and foreign memory (mapped behind the VMM's back and loaded by
+// Refresh). The caller closes the VMM.
+func newRefusalVMM(t *testing.T) (*sim.OS, *vmm.VMM, mem.Range, []notAppPlace) {
+	t.Helper()
 	s := sim.New(mem.RulesLinux, sim.Options{})
 	v := newAppVMM(t, s)
-	defer v.Close()
-	// Foreign memory, mapped behind the VMM's back and loaded by Refresh.
 	foreign, err := s.Reserve(0, 4*pg, mem.Hint)
 	if err != nil {
+		v.Close()
 		t.Fatal(err)
 	}
 	if err := v.Refresh(); err != nil {
+		v.Close()
 		t.Fatal(err)
 	}
 	cb, _ := v.VMCode()
 	hb, _ := v.VMHeap()
 	slot, err := v.ReserveSlot(pg, "a slot")
 	if err != nil {
+		v.Close()
 		t.Fatal(err)
 	}
 	app, err := v.MapAppAnon(0, 4*pg, mem.ProtRW, mem.Hint, "app")
 	if err != nil {
+		v.Close()
 		t.Fatal(err)
 	}
+	return s, v, app, []notAppPlace{{"vmcode", cb}, {"vmheap", hb}, {"slot", slot.Base()}, {"foreign", foreign}}
+}
+
+// TestAppMemRefusals: nothing of vmcode, vmheap, a slot or foreign
+// memory can be touched through the application API, and bad arguments
+// are refused before any OS call.
+func TestAppMemRefusals(t *testing.T) {
+	s, v, app, notApp := newRefusalVMM(t)
+	defer v.Close()
 	calls := s.Calls()
-	for _, at := range []struct {
-		what string
-		addr uintptr
-	}{{"vmcode", cb}, {"vmheap", hb}, {"slot", slot.Base()}, {"foreign", foreign}} {
+	for _, at := range notApp {
 		r := mem.Range{Start: at.addr, End: at.addr + pg}
 		for op, err := range map[string]error{
 			"commit":   v.CommitApp(r, mem.ProtRW),

@@ -19,31 +19,10 @@ import (
 // a fixed destination), refuses bad arguments before any OS call, and
 // reports the kernel's EFAULT for a growth across two mappings.
 func TestAppRemapRefusals(t *testing.T) {
-	s := sim.New(mem.RulesLinux, sim.Options{})
-	v := newAppVMM(t, s)
+	s, v, app, notApp := newRefusalVMM(t)
 	defer v.Close()
-	foreign, err := s.Reserve(0, 4*pg, mem.Hint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Refresh(); err != nil {
-		t.Fatal(err)
-	}
-	cb, _ := v.VMCode()
-	hb, _ := v.VMHeap()
-	slot, err := v.ReserveSlot(pg, "a slot")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := v.MapAppAnon(0, 4*pg, mem.ProtRW, mem.Hint, "app")
-	if err != nil {
-		t.Fatal(err)
-	}
 	calls := s.Calls()
-	for _, at := range []struct {
-		what string
-		addr uintptr
-	}{{"vmcode", cb}, {"vmheap", hb}, {"slot", slot.Base()}, {"foreign", foreign}} {
+	for _, at := range notApp {
 		r := mem.Range{Start: at.addr, End: at.addr + pg}
 		if _, err := v.RemapApp(r, 2*pg, mem.Hint, 0); !errors.Is(err, vmm.ErrNotApp) {
 			t.Errorf("remap of %s: got %v, want ErrNotApp", at.what, err)
