@@ -183,9 +183,7 @@ func (t *thread) archPrctl(code, addr uintptr) (ret uint64, handled bool) {
 		if addr >= userAddrEnd {
 			return errno(unix.EPERM), true
 		}
-		if !t.p.shareHostFS {
-			t.m.setAppFS(addr)
-		}
+		t.m.setAppFS(addr)
 		return 0, true
 	case archGetFS:
 		var b [8]byte

@@ -60,37 +60,33 @@ func BenchmarkExitFS(b *testing.B) {
 		}
 	})
 	path := buildProgram(b, "fsbase", kern.PIE)
-	run := func(b *testing.B, share bool, how fsSwitch) {
+	run := func(b *testing.B, how fsSwitch) {
 		_, m := newProgramMachine(b)
 		p, err := m.LoadProgram(path)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer p.Close()
-		p.shareHostFS = share
 		if err := m.reemit(how); err != nil {
 			b.Fatal(err)
 		}
-		mode := "fs"
-		if share {
-			mode = "nofs"
-		}
-		if code, err := p.Run([]string{path, "exits", "10", mode}, nil); err != nil || code != 0 {
+		if code, err := p.Run([]string{path, "exits", "10"}, nil); err != nil || code != 0 {
 			b.Fatalf("fsbase exits: %d, %v", code, err)
 		}
 		b.ResetTimer()
-		if code, err := p.Run([]string{path, "exits", strconv.Itoa(b.N), mode}, nil); err != nil || code != 0 {
+		if code, err := p.Run([]string{path, "exits", strconv.Itoa(b.N)}, nil); err != nil || code != 0 {
 			b.Fatalf("fsbase exits: %d, %v", code, err)
 		}
 	}
-	b.Run("exit-noswitch", func(b *testing.B) { run(b, true, fsSyscall) })
-	b.Run("exit-translated", func(b *testing.B) { run(b, false, fsMangle) })
-	b.Run("exit-arch_prctl", func(b *testing.B) { run(b, false, fsSyscall) })
+	// Translated FS-relative operands switch nothing at an exit: the
+	// baseline of the switches.
+	b.Run("exit-translated", func(b *testing.B) { run(b, fsMangle) })
+	b.Run("exit-arch_prctl", func(b *testing.B) { run(b, fsSyscall) })
 	b.Run("exit-wrfsbase", func(b *testing.B) {
 		if !haveFSGSBASE() {
 			b.Skip("the kernel does not enable FSGSBASE here (AT_HWCAP2 bit 1 clear)")
 		}
-		run(b, false, fsInstr)
+		run(b, fsInstr)
 	})
 }
 

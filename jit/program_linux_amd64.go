@@ -89,10 +89,6 @@ type Program struct {
 	// sig is the program's signal state (signal_linux_amd64.go), reset
 	// by each Run, and its set of threads.
 	sig signals
-	// shareHostFS makes the program's FS Go's and the routines switch
-	// nothing: BenchmarkExitFS's baseline, not a mode to run programs
-	// in (their arch_prctl then changes nothing the CPU sees).
-	shareHostFS bool
 	// execFn is what AT_EXECFN names, "" for path (Program.Inherit).
 	execFn string
 	// proc is the state of the process calls reachvm answers for the
@@ -693,9 +689,6 @@ func (p *Program) start(argv, envp []string) (*thread, error) {
 	// it faults, as natively.
 	m.setAppFS(0)
 	m.setHostFS(m.hostFS())
-	if p.shareHostFS {
-		m.setHostFS(0)
-	}
 	t := &thread{p: p, m: m}
 	p.resetSignals(t)
 	p.resetProc()

@@ -300,9 +300,7 @@ func (t *thread) newThread(nr uint64, flags uint64, a [6]uintptr, pc uintptr) (u
 		child.setReg(amd64.RSP, uint64(stack))
 	}
 	child.sysret(pc, 0)
-	if !p.shareHostFS {
-		child.setAppFS(fs)
-	}
+	child.setAppFS(fs)
 	nt := &thread{p: p, m: child}
 	if flags&cloneChildClearTID != 0 {
 		nt.id.clearTID = ctid
@@ -347,9 +345,7 @@ func (t *thread) run(start uintptr, flags uint64, ptid, ctid uintptr, started ch
 	}
 	// Go's FS on this OS thread, which the routines put back at every
 	// exit from the cache.
-	if !p.shareHostFS {
-		m.setHostFS(m.hostFS())
-	}
+	m.setHostFS(m.hostFS())
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err == nil && !p.addThread(t) {
 		done()

@@ -1,7 +1,6 @@
 /* fsbase: the program's own FS. With "loads N" it sets FS and makes N
  * pairs of FS-relative loads. With "exits N" it sets FS and makes N
- * getppid calls, each an exit from the cache ("exits N nofs": without
- * setting FS). With "unset" it reads %fs:0 before
+ * getppid calls, each an exit from the cache. With "unset" it reads %fs:0 before
  * setting FS, which natively faults (FS base 0). Otherwise it sets FS
  * with arch_prctl, reads and writes through it across system calls and a
  * signal handler, reads it back with ARCH_GET_FS, and checks the kernel's
@@ -44,12 +43,10 @@ int main(int argc, char **argv, char **envp) {
 		return sum == 0;
 	}
 	if (argc > 2 && streq(argv[1], "exits")) {
-		int set = argc < 4 || !streq(argv[3], "nofs");
-		if (set)
-			sys3(158, ARCH_SET_FS, block, 0);
+		sys3(158, ARCH_SET_FS, block, 0);
 		for (long i = atol_(argv[2]); i > 0; i--)
 			sys3(110, 0, 0, 0);
-		return !set || fsload(8) == 0x1111 ? 0 : 1;
+		return fsload(8) == 0x1111 ? 0 : 1;
 	}
 	puts_("set: ");
 	putn(sys3(158, ARCH_SET_FS, block, 0));
