@@ -132,8 +132,8 @@ type fragment struct {
 	// follows.
 	codeLen uintptr
 	// marks map its code back to the application's state, in address
-	// order (xlate_linux_amd64.go).
-	marks []mark
+	// order (xlate_linux_amd64.go), packed (marks_linux_amd64.go).
+	marks packedMarks
 	// pages are the application pages its translation read (its
 	// instructions', and those the register and flag analyses read),
 	// each once: a change to any of them deletes the fragment
@@ -181,7 +181,8 @@ const (
 	exitSiteMiss
 )
 
-// exit is one exit stub of a fragment.
+// exit is one exit stub of a fragment. It is kept small (56 bytes): a
+// large program has hundreds of thousands.
 type exit struct {
 	kind exitKind
 	// target is the application address: the branch target, the
@@ -189,17 +190,20 @@ type exit struct {
 	target uintptr
 	// branch is the executable address just after the rel32 that leads
 	// to the stub (0 for a stub nothing links), stub the stub's address.
+	// The branch is in owner's unit; the stub may be in a later one.
 	branch, stub uintptr
-	unit         *codeUnit
 	// linked is the fragment the branch goes to directly, or nil.
 	linked *fragment
-	// why and bytes explain an exitBad (pendingExit's).
-	why   string
-	bytes []byte
-	// ic is the site of an exitLearn.
+	// ic is the site of an exitLearn or exitSiteMiss.
 	ic *icSite
 	// owner is the fragment the exit belongs to.
 	owner *fragment
+}
+
+// badInstr explains an exitBad: what the translator could not run.
+type badInstr struct {
+	why   string
+	bytes []byte
 }
 
 // Exit stubs are DynamoRIO's shape, with the context slot instead of TLS:

@@ -152,16 +152,17 @@ func (m *Machine) gdbDrop() {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) gdbFragment(f *fragment, ps []piece) {
-	obj, err := fragmentObject(f, ps, &m.gdbRows)
+	obj, err := fragmentObject(f, m.viewMarks, ps, &m.gdbRows)
 	if err != nil {
 		return
 	}
 	m.gdbFrags = append(m.gdbFrags, gdbRegister(obj))
 }
 
-// fragmentObject builds the object gdbFragment registers; rows is scratch
-// space, kept for the next call.
-func fragmentObject(f *fragment, ps []piece, rows *[]cfi.At) ([]byte, error) {
+// fragmentObject builds the object gdbFragment registers, from f's
+// marks (unpacked) cut into pieces ps; rows is scratch space, kept for the
+// next call.
+func fragmentObject(f *fragment, marks []mark, ps []piece, rows *[]cfi.At) ([]byte, error) {
 	end := f.entry + f.size
 	secs := []elfobj.Section{{Name: ".text", Type: elf.SHT_NOBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addr: uint64(f.entry), Size: uint64(f.size), Align: 1}}
 	syms := make([]elfobj.Symbol, 0, len(ps))
@@ -179,7 +180,7 @@ func fragmentObject(f *fragment, ps []piece, rows *[]cfi.At) ([]byte, error) {
 	for _, p := range ps {
 		syms = append(syms, elfobj.Symbol{Name: p.mod.gdbName(p.pc), Value: uint64(p.start), Size: uint64(p.end - p.start), Type: elf.STT_FUNC, Bind: elf.STB_GLOBAL})
 		for i := p.first; i < p.last; i++ {
-			k := &f.marks[i]
+			k := &marks[i]
 			at := f.entry + uintptr(k.off)
 			if i == 0 {
 				at = f.entry

@@ -136,7 +136,7 @@ func (m *Machine) jitDump(u *codeUnit, f *fragment, ps []piece) {
 	b := jitdump.buf[:0]
 	le := binary.LittleEndian
 	for _, p := range ps {
-		b = appendDebugInfo(b, f, &p, now)
+		b = appendDebugInfo(b, f, m.viewMarks, &p, now)
 		name := "reachvm:" + p.mod.perfName(p.pc)
 		size := p.end - p.start
 		total := jitLoadSize + len(name) + 1 + int(size)
@@ -161,11 +161,11 @@ func (m *Machine) jitDump(u *codeUnit, f *fragment, ps []piece) {
 }
 
 // appendDebugInfo appends the JIT_CODE_DEBUG_INFO record of piece p of
-// fragment f: an entry for each of its marks whose application address
-// has a source line, each with its file's name (the format's "\xff" for
-// "the same file" is read literally by perf inject). No record if none
-// has.
-func appendDebugInfo(b []byte, f *fragment, p *piece, now uint64) []byte {
+// fragment f, whose marks (unpacked) are marks: an entry for each mark
+// whose application address has a source line, each with its file's
+// name (the format's "\xff" for "the same file" is read literally by
+// perf inject). No record if none has.
+func appendDebugInfo(b []byte, f *fragment, marks []mark, p *piece, now uint64) []byte {
 	if p.mod == nil || p.mod.lines == nil {
 		return b
 	}
@@ -178,7 +178,7 @@ func appendDebugInfo(b []byte, f *fragment, p *piece, now uint64) []byte {
 	b = le.AppendUint64(b, 0) // entries, below
 	n := 0
 	for i := p.first; i < p.last; i++ {
-		k := &f.marks[i]
+		k := &marks[i]
 		file, line, ok := p.mod.lines.line(k.pc)
 		if !ok {
 			continue

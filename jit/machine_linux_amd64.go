@@ -249,10 +249,11 @@ type Machine struct {
 	// units is the code cache; cur the unit being filled.
 	units []*codeUnit
 	cur   int
-	// frags maps application addresses to fragments; exits is indexed
-	// by exit number (exits[0] is unused).
+	// frags maps application addresses to fragments; exits holds the
+	// exits by number, bad the explanation of those of kind exitBad.
 	frags map[uintptr]*fragment
-	exits []exit
+	exits exitTable
+	bad   map[int]badInstr
 	// epoch counts flushes, so that a link decided before a flush is
 	// dropped.
 	epoch int
@@ -340,13 +341,16 @@ type Machine struct {
 	// stepping is set while the dispatcher single-steps the application
 	// to a point where a signal can be delivered.
 	stepping bool
-	// markChunks are where fragments' marks are kept, a chunk at a
-	// time (keepMarks), so that a fragment's translation costs no
+	// markChunks are where fragments' packed marks are kept, a chunk
+	// at a time (keepMarks), so that a fragment's translation costs no
 	// allocation of its own for them; markChunk is the one being
 	// filled. A flush drops every fragment and starts again from the
-	// first chunk, reusing them all.
-	markChunks [][]mark
+	// first chunk, reusing them all. packBuf is keepMarks' scratch,
+	// viewMarks show's: the marks of the fragment being shown.
+	markChunks [][]byte
 	markChunk  int
+	packBuf    []byte
+	viewMarks  []mark
 	// forkBlk is the fork block (fork_linux_amd64.go) in vmheap,
 	// forkBlkSize bytes, allocated at the application's first fork;
 	// 0 before.
@@ -446,7 +450,7 @@ func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, er
 		}
 	}
 	m.frags = make(map[uintptr]*fragment)
-	m.exits = make([]exit, 1, 1024)
+	m.exits.reset()
 	m.t = translator{m: m, a: amd64.NewAssembler(0)}
 	ok = true
 	return m, nil
@@ -581,7 +585,8 @@ func (m *Machine) flush() {
 		e.live = 0
 		m.release(e)
 	}
-	m.exits = m.exits[:1]
+	m.exits.reset()
+	clear(m.bad)
 	m.deadExits = 0
 	m.clearIBL()
 	m.epoch++
@@ -684,7 +689,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		}
 		t.a.Reset(entry)
 		self := &fragment{tag: tag, entry: entry, unit: u, dead: transient}
-		err = t.block(tag, self, uint32(len(m.exits)), room)
+		err = t.block(tag, self, uint32(m.exits.len()), room)
 		if err == nil && uintptr(t.a.Len()) <= room {
 			if transient {
 				f := m.install(u, self)
@@ -768,14 +773,14 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
-	f.marks = m.keepMarks(t.marks)
+	f.marks = m.keepMarks(t.marks, f.tag)
 	f.nexits = len(t.exits)
 	if !f.dead {
 		m.frags[f.tag] = f
 	}
 	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {
-		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), unit: u, why: pe.why, bytes: pe.bytes, ic: pe.ic, owner: f}
+		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), ic: pe.ic, owner: f}
 		if pe.ic != nil {
 			pe.ic.base, pe.ic.unit, pe.ic.owner = entry, u, f
 		}
@@ -784,11 +789,17 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 			if e.linked = pe.linked; e.linked != nil {
 				m.stats.Links++
 				if e.linked != f {
-					e.linked.incoming = append(e.linked.incoming, len(m.exits))
+					e.linked.incoming = append(e.linked.incoming, m.exits.len())
 				}
 			}
 		}
-		m.exits = append(m.exits, e)
+		id := m.exits.add(e)
+		if pe.kind == exitBad {
+			if m.bad == nil {
+				m.bad = make(map[int]badInstr)
+			}
+			m.bad[id] = badInstr{why: pe.why, bytes: pe.bytes}
+		}
 	}
 	if m.opts.views() {
 		m.show(u, f)
@@ -802,11 +813,11 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 
 // link patches exit id to jump straight to f, unless either is dead.
 func (m *Machine) link(id int, f *fragment) {
-	e := &m.exits[id]
+	e := m.exits.at(id)
 	if e.branch == 0 || e.linked != nil || e.kind != exitDirect || e.owner.dead || f.dead {
 		return
 	}
-	e.unit.patchRel32(e.branch, f.body())
+	e.owner.unit.patchRel32(e.branch, f.body())
 	e.linked = f
 	f.incoming = append(f.incoming, id)
 	m.stats.Links++
@@ -1183,10 +1194,10 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			}
 			continue
 		}
-		if id >= uintptr(len(m.exits)) {
-			return 0, fmt.Errorf("jit: internal error: exit %d of %d", id, len(m.exits))
+		if id == 0 || id >= uintptr(m.exits.len()) {
+			return 0, fmt.Errorf("jit: internal error: exit %d of %d", id, m.exits.len())
 		}
-		e := &m.exits[id]
+		e := m.exits.at(int(id))
 		switch e.kind {
 		case exitDirect:
 			tag, from = e.target, int(id)
@@ -1197,7 +1208,8 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			}
 			tag = next
 		case exitBad:
-			return 0, &UnsupportedError{PC: e.target, Bytes: e.bytes, What: e.why}
+			b := m.bad[int(id)]
+			return 0, &UnsupportedError{PC: e.target, Bytes: b.bytes, What: b.why}
 		case exitLearn, exitSiteMiss:
 			m.stats.IBLMisses++
 			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))

@@ -385,7 +385,7 @@ func (m *Machine) drop(doomed []*fragment) {
 	// flush: once they outnumber the live ones, flush, as a copying
 	// collector would, which at most doubles the translation work of
 	// code that keeps changing.
-	if m.deadExits > minGarbage && 2*m.deadExits > len(m.exits) {
+	if m.deadExits > minGarbage && 2*m.deadExits > m.exits.len() {
 		m.flush()
 	}
 }
@@ -421,9 +421,9 @@ func (m *Machine) deleteFragment(f *fragment) {
 		delete(m.frags, f.tag)
 	}
 	for _, id := range f.incoming {
-		e := &m.exits[id]
+		e := m.exits.at(id)
 		if e.linked == f && !e.owner.dead {
-			e.unit.patchRel32(e.branch, e.stub)
+			e.owner.unit.patchRel32(e.branch, e.stub)
 			e.linked = nil
 		}
 	}
@@ -489,7 +489,7 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 	}
 	u := m.units[m.cur]
 	stub := u.exec + u.used
-	id := len(m.exits)
+	id := m.exits.len()
 	a := amd64.NewAssembler(stub)
 	_ = a.MovStore(amd64.RIPRel(m.ctx+gpr(amd64.RAX)), amd64.RAX)
 	a.MovImm32(amd64.RAX, uint32(id))
@@ -500,7 +500,7 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 	u.used += uintptr(a.Len())
 	branch := ic.base + uintptr(ic.hitEnd[k])
 	ic.unit.patchRel32(branch, stub)
-	m.exits = append(m.exits, exit{kind: exitDirect, target: ic.preds[k], branch: branch, stub: stub, unit: ic.unit, owner: ic.owner})
+	m.exits.add(exit{kind: exitDirect, target: ic.preds[k], branch: branch, stub: stub, owner: ic.owner})
 }
 
 // willWrite makes the write-protected code pages in r writable again, as

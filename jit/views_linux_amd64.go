@@ -24,7 +24,7 @@ type piece struct {
 	// fn is the start of the function pc is in, 0 outside functions.
 	fn uintptr
 	// first and last index the fragment's marks it covers (last
-	// exclusive).
+	// exclusive), in Machine.viewMarks.
 	first, last int
 }
 
@@ -34,10 +34,10 @@ func (o *Options) views() bool { return o.PerfMap || o.JitDump || o.GDB }
 // pieces cuts fragment f into pieces. The indirect-branch prefix goes
 // with the first piece, the literals with the last.
 //
-// Preconditions: m.mu is held.
+// Preconditions: m.mu is held; m.viewMarks holds f's marks.
 func (m *Machine) pieces(f *fragment) []piece {
 	end := f.entry + f.size
-	pcs := f.marks
+	pcs := m.viewMarks
 	if len(pcs) == 0 {
 		mod, _, _ := m.moduleAt(f.tag)
 		return []piece{{start: f.entry, end: end, pc: f.tag, mod: mod}}
@@ -87,6 +87,7 @@ func (m *Machine) pieces(f *fragment) []piece {
 //
 // Preconditions: m.mu is held.
 func (m *Machine) show(u *codeUnit, f *fragment) {
+	m.viewMarks = f.unpackMarks(m.viewMarks[:0])
 	ps := m.pieces(f)
 	if m.opts.PerfMap {
 		m.perfMap(ps)

@@ -2,7 +2,6 @@ package jit
 
 import (
 	"encoding/binary"
-	"slices"
 	"sort"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
@@ -88,31 +87,6 @@ func inCtx(regs ...amd64.Reg) fix {
 	return f
 }
 
-// markChunkLen is how many marks a chunk holds.
-const markChunkLen = 1 << 14
-
-// keepMarks copies a new fragment's marks into the current chunk and
-// returns the copy. When the chunk has no room the next one is used
-// (emptied: a flush left it to be reused) or a new one made; the full
-// chunk stays with the fragments that use it.
-func (m *Machine) keepMarks(ms []mark) []mark {
-	if len(m.markChunks) == 0 {
-		m.markChunks = append(m.markChunks, make([]mark, 0, markChunkLen))
-	}
-	c := m.markChunks[m.markChunk]
-	if len(ms) > cap(c)-len(c) {
-		m.markChunk++
-		if m.markChunk == len(m.markChunks) || cap(m.markChunks[m.markChunk]) < len(ms) {
-			m.markChunks = slices.Insert(m.markChunks, m.markChunk, make([]mark, 0, max(markChunkLen, len(ms))))
-		}
-		c = m.markChunks[m.markChunk][:0]
-	}
-	n := len(c)
-	c = append(c, ms...)
-	m.markChunks[m.markChunk] = c
-	return c[n:len(c):len(c)]
-}
-
 // fragmentAt returns the fragment whose code holds cache address pc, or
 // nil.
 func (m *Machine) fragmentAt(pc uintptr) *fragment {
@@ -130,16 +104,6 @@ func (m *Machine) fragmentAt(pc uintptr) *fragment {
 		return nil
 	}
 	return nil
-}
-
-// markAt returns the mark covering cache address pc of f.
-func (f *fragment) markAt(pc uintptr) (mark, bool) {
-	off := uint32(pc - f.entry)
-	i := sort.Search(len(f.marks), func(i int) bool { return f.marks[i].off > off }) - 1
-	if i < 0 {
-		return mark{}, false
-	}
-	return f.marks[i], true
 }
 
 // sigReg returns interrupted register i (sigtramp.Reg*) from the signal
