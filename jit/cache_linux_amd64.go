@@ -120,17 +120,9 @@ func (u *codeUnit) patchRel32(end, target uintptr) {
 type fragment struct {
 	// tag is the application address the block starts at.
 	tag uintptr
-	// entry is its address in the cache (the indirect-branch prefix),
-	// and size its length (prefix, body, exit stubs and literals).
-	entry, size uintptr
-	unit        *codeUnit
-	// instrs is how many application instructions it holds.
-	instrs int
-	// prefix is the length of its indirect-branch prefix.
-	prefix uint8
-	// codeLen is the length of its instructions; the literal pool
-	// follows.
-	codeLen uintptr
+	// entry is its address in the cache (the indirect-branch prefix).
+	entry uintptr
+	unit  *codeUnit
 	// marks map its code back to the application's state, in address
 	// order (xlate_linux_amd64.go), packed (marks_linux_amd64.go).
 	marks packedMarks
@@ -145,12 +137,19 @@ type fragment struct {
 	// that were relinked elsewhere since, are skipped then.
 	incoming []int
 	slots    []slotRef
+	// size is its length (prefix, body, exit stubs and literals), and
+	// codeLen the length of its instructions, which the literal pool
+	// follows. Both fit 32 bits: a fragment lies in one code unit.
+	size, codeLen uint32
+	// instrs is how many application instructions it holds, nexits the
+	// number of its exits.
+	instrs, nexits int32
+	// prefix is the length of its indirect-branch prefix.
+	prefix uint8
 	// dead is set once the fragment is deleted, or from the start for a
 	// transient fragment: nothing may link to it, and its own exits and
 	// sites are no longer patched.
 	dead bool
-	// nexits is the number of its exits.
-	nexits int
 }
 
 // body returns where direct links and the dispatcher enter the fragment:

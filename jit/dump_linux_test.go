@@ -29,7 +29,7 @@ func dumpCache(t testing.TB, m *Machine) {
 	sort.Slice(frags, func(i, j int) bool { return frags[i].entry < frags[j].entry })
 	for _, fr := range frags {
 		fmt.Fprintf(f, "fragment %#x -> %#x (%d bytes)\n", fr.tag, fr.entry, fr.size)
-		lines, err := disasmErr(fr.unit.bytes(fr.entry, fr.codeLen), fr.entry)
+		lines, err := disasmErr(fr.unit.bytes(fr.entry, uintptr(fr.codeLen)), fr.entry)
 		for _, l := range lines {
 			fmt.Fprintln(f, l)
 		}

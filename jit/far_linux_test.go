@@ -38,7 +38,7 @@ func checkCache(t testing.TB, m *Machine, far bool) int {
 	inVM := func(a uintptr) bool { return a >= base && a-base < size }
 	n := 0
 	for _, f := range m.frags {
-		code := f.unit.bytes(f.entry, f.codeLen)
+		code := f.unit.bytes(f.entry, uintptr(f.codeLen))
 		var in decode.Inst
 		for off := 0; off < len(code); off += int(in.Len) {
 			pc := f.entry + uintptr(off)
@@ -53,7 +53,7 @@ func checkCache(t testing.TB, m *Machine, far bool) int {
 			case decode.JmpRel, decode.JccRel, decode.LoopRel:
 				target := next + uintptr(int64(in.Rel))
 				if in.ImmLen == 1 {
-					if target < f.entry || target >= f.entry+f.codeLen {
+					if target < f.entry || target >= f.entry+uintptr(f.codeLen) {
 						t.Errorf("%s: a rel8 branch leaves its fragment for %#x", where(), target)
 					}
 				} else if !inVM(target) {

@@ -163,7 +163,7 @@ func (m *Machine) gdbFragment(f *fragment, ps []piece) {
 // marks (unpacked) cut into pieces ps; rows is scratch space, kept for the
 // next call.
 func fragmentObject(f *fragment, marks []mark, ps []piece, rows *[]cfi.At) ([]byte, error) {
-	end := f.entry + f.size
+	end := f.entry + uintptr(f.size)
 	secs := []elfobj.Section{{Name: ".text", Type: elf.SHT_NOBITS, Flags: elf.SHF_ALLOC | elf.SHF_EXECINSTR, Addr: uint64(f.entry), Size: uint64(f.size), Align: 1}}
 	syms := make([]elfobj.Symbol, 0, len(ps))
 	enc := cfi.NewEncoder()

@@ -693,7 +693,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		if err == nil && uintptr(t.a.Len()) <= room {
 			if transient {
 				f := m.install(u, self)
-				m.deadExits += f.nexits
+				m.deadExits += int(f.nexits)
 				return f, nil
 			}
 			if err := m.protectPages(t.pages); err != nil {
@@ -772,9 +772,9 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	}
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
-	f.size, f.instrs, f.prefix, f.codeLen = uintptr(len(code)), t.instrs, uint8(t.prefix), uintptr(t.codeLen)
+	f.size, f.instrs, f.prefix, f.codeLen = uint32(len(code)), int32(t.instrs), uint8(t.prefix), uint32(t.codeLen)
 	f.marks = m.keepMarks(t.marks, f.tag)
-	f.nexits = len(t.exits)
+	f.nexits = int32(len(t.exits))
 	if !f.dead {
 		m.frags[f.tag] = f
 	}

@@ -434,7 +434,7 @@ func (m *Machine) deleteFragment(f *fragment) {
 	}
 	f.incoming, f.slots = nil, nil
 	m.clearIBLEntry(f.tag, f.entry)
-	m.deadExits += f.nexits
+	m.deadExits += int(f.nexits)
 	for _, p := range f.pages {
 		e := m.pages.get(p)
 		if e == nil {

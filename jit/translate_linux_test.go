@@ -119,7 +119,7 @@ func TestRunHandAssembled(t *testing.T) {
 
 // dumpFragment disassembles a fragment (body and stubs).
 func dumpFragment(t testing.TB, f *fragment) string {
-	return strings.Join(disasm(t, f.unit.bytes(f.entry, f.codeLen), f.entry), "\n")
+	return strings.Join(disasm(t, f.unit.bytes(f.entry, uintptr(f.codeLen)), f.entry), "\n")
 }
 
 func TestTranslateOnly(t *testing.T) {

@@ -36,7 +36,7 @@ func (o *Options) views() bool { return o.PerfMap || o.JitDump || o.GDB }
 //
 // Preconditions: m.mu is held; m.viewMarks holds f's marks.
 func (m *Machine) pieces(f *fragment) []piece {
-	end := f.entry + f.size
+	end := f.entry + uintptr(f.size)
 	pcs := m.viewMarks
 	if len(pcs) == 0 {
 		mod, _, _ := m.moduleAt(f.tag)

@@ -98,7 +98,7 @@ func (m *Machine) fragmentAt(pc uintptr) *fragment {
 		if i < 0 {
 			return nil
 		}
-		if f := u.frags[i]; pc-f.entry < f.codeLen {
+		if f := u.frags[i]; pc-f.entry < uintptr(f.codeLen) {
 			return f
 		}
 		return nil
