@@ -217,21 +217,23 @@ func (m *Machine) unlockCode() { m.cs.mm.RUnlock() }
 
 // protect makes e, a page new to m's index, write-protected if it is
 // application memory the application has writable, or counts m as a user
-// of it if another member protected it already.
+// of it if another member protected it already. fresh reports that the
+// page was writable until this call: what was read from it before may
+// have changed since.
 //
 // Preconditions: m.mu is held, mm for reading.
-func (cs *codeSpace) protect(m *Machine, e *codePage) error {
+func (cs *codeSpace) protect(m *Machine, e *codePage) (fresh bool, err error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if w := cs.wp[e.page]; w != nil {
 		w.users++
 		e.wp = w
 		m.wpPages++
-		return nil
+		return false, nil
 	}
 	prot, ok := m.appProt(e.page)
 	if !ok || prot&mem.ProtWrite == 0 {
-		return nil
+		return false, nil
 	}
 	// In the set before the page is protected: a thread whose write
 	// faults on it finds it there (nwp is not 0), or given back.
@@ -241,12 +243,12 @@ func (cs *codeSpace) protect(m *Machine, e *codePage) error {
 	if err := m.v.ProtectApp(mem.Range{Start: e.page, End: e.page + mem.PageSize}, prot&^mem.ProtWrite|mem.ProtRead); err != nil {
 		delete(cs.wp, e.page)
 		cs.nwp.Add(-1)
-		return fmt.Errorf("jit: write-protecting the code page %#x: %w", e.page, err)
+		return false, fmt.Errorf("jit: write-protecting the code page %#x: %w", e.page, err)
 	}
 	e.wp = w
 	m.wpPages++
 	m.stats.WriteProtects++
-	return nil
+	return true, nil
 }
 
 // release drops a user of w, page's entry: the last one gives the page

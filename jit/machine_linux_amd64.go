@@ -484,6 +484,7 @@ func (m *Machine) free() error {
 		m.forkBlk = 0
 	}
 	if m.perf != nil {
+		disownFD(int(m.perf.Fd()))
 		errs = append(errs, m.perf.Close())
 		m.perf = nil
 	}
@@ -642,6 +643,11 @@ func (m *Machine) inCache(pc uintptr) bool {
 	return pc >= m.ctx && pc-m.ctx < m.lay.size
 }
 
+// maxRereads bounds the translations fragmentFor makes again because a
+// page it read was writable until then: one, unless a flush in between
+// gave the pages their protection back.
+const maxRereads = 3
+
 // fragmentFor returns the fragment for tag, translating it if needed;
 // after codeWritten, a transient one (see Machine.oneShot) unless tag
 // has a fragment, which then cannot have been read from the page just
@@ -665,6 +671,15 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 	if _, err := m.codes.at(tag); err != nil {
 		return nil, err
 	}
+	// held are the pages protected for a translation made again: those
+	// it does not keep are released whichever way this returns.
+	var held []uintptr
+	rereads := 0
+	defer func() {
+		if held != nil {
+			m.unhold(held)
+		}
+	}()
 	for attempt := 0; ; attempt++ {
 		u, err := m.unitWithRoom()
 		if err != nil {
@@ -696,8 +711,20 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 				m.deadExits += int(f.nexits)
 				return f, nil
 			}
-			if err := m.protectPages(t.pages); err != nil {
+			fresh, err := m.protectPages(t.pages)
+			if err != nil {
 				return nil, err
+			}
+			if fresh && rereads < maxRereads {
+				// Read again what another thread may have written
+				// before the protection: the pages stay in the index,
+				// protected and held, and the next translation reads
+				// them so.
+				m.hold(t.pages)
+				held = append(held, t.pages...)
+				rereads++
+				attempt--
+				continue
 			}
 			self.pages = append([]uintptr(nil), t.pages...)
 			f := m.install(u, self)

@@ -96,6 +96,11 @@ type codePage struct {
 	// gets the application's own protection back when its last user's
 	// last translation goes (codeSpace). nil otherwise.
 	wp *wpPage
+	// held is set while the page, write-protected for a translation that
+	// is being made again (protectPages reported it fresh), has no
+	// fragment yet: protectPages takes it as ready, index clears it, and
+	// fragmentFor releases it if the translation does not keep it.
+	held bool
 }
 
 // codeIndex is the machine's index of code pages (Machine.pages), in
@@ -223,13 +228,17 @@ func (m *Machine) appProt(p uintptr) (mem.Prot, bool) {
 // read from: a page new to the index that is application memory the
 // application has writable loses PROT_WRITE, or is counted as the
 // machine's too if another member of the address space protected it
-// (codeSpace.protect). On error nothing new is left in the index.
+// (codeSpace.protect). fresh reports that some page was writable until
+// now: another thread may have written it between the translation's
+// reading and the protection, a write no fault reports, so the caller
+// translates again, from pages any write to which now faults. On error
+// nothing new is left in the index.
 //
 // Preconditions: m.mu is held, m.cs.mm for reading.
-func (m *Machine) protectPages(pages []uintptr) error {
+func (m *Machine) protectPages(pages []uintptr) (fresh bool, err error) {
 	for i, p := range pages {
 		e := m.pages.get(p)
-		if e != nil && e.live > 0 {
+		if e != nil && (e.live > 0 || e.held) {
 			continue
 		}
 		if e != nil {
@@ -237,7 +246,7 @@ func (m *Machine) protectPages(pages []uintptr) error {
 			// again before deciding afresh.
 			if err := m.restore(e); err != nil {
 				m.unindexNew(pages[:i])
-				return err
+				return false, err
 			}
 		}
 		if e == nil {
@@ -247,12 +256,37 @@ func (m *Machine) protectPages(pages []uintptr) error {
 		if !m.protectWrites {
 			continue
 		}
-		if err := m.cs.protect(m, e); err != nil {
+		f, err := m.cs.protect(m, e)
+		if err != nil {
 			m.unindexNew(pages[:i])
-			return err
+			return false, err
+		}
+		fresh = fresh || f
+	}
+	return fresh, nil
+}
+
+// hold marks pages, just made ready by protectPages for a translation that
+// is to be made again, as held until it is installed.
+func (m *Machine) hold(pages []uintptr) {
+	for _, p := range pages {
+		if e := m.pages.get(p); e != nil && e.live == 0 {
+			e.held = true
 		}
 	}
-	return nil
+}
+
+// unhold releases the pages among pages still held: those the last
+// translation did not read after all, or all of them when it failed.
+func (m *Machine) unhold(pages []uintptr) {
+	for _, p := range pages {
+		if e := m.pages.get(p); e != nil && e.held {
+			e.held = false
+			if e.live == 0 {
+				m.release(e)
+			}
+		}
+	}
 }
 
 // unindexNew undoes protectPages for pages that no live fragment holds.
@@ -272,6 +306,7 @@ func (m *Machine) index(f *fragment) {
 		e := m.pages.get(p)
 		e.frags = append(e.frags, f)
 		e.live++
+		e.held = false
 	}
 }
 
