@@ -101,6 +101,7 @@ func openJitDumpLocked() error {
 		return err
 	}
 	jitdump.f = f
+	ownFD(int(f.Fd()))
 	return nil
 }
 

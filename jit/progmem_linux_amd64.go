@@ -35,7 +35,8 @@ import (
 type Refusal struct {
 	// Call names the system call ("mmap", "munmap", ...).
 	Call string
-	// Addr and Size are its range as the program gave it.
+	// Addr and Size are its range as the program gave it; for a
+	// descriptor call (close, dup2, dup3), Addr is the descriptor.
 	Addr, Size uintptr
 	// Errno is what the program got.
 	Errno unix.Errno
@@ -44,14 +45,19 @@ type Refusal struct {
 }
 
 func (r Refusal) String() string {
+	switch r.Call {
+	case "close", "dup2", "dup3":
+		return fmt.Sprintf("%s(%d) -> %v: %s", r.Call, r.Addr, r.Errno, r.Reason)
+	}
 	return fmt.Sprintf("%s [%#x, +%#x) -> %v: %s", r.Call, r.Addr, r.Size, r.Errno, r.Reason)
 }
 
 // maxRefusals bounds the refusals a Program keeps.
 const maxRefusals = 64
 
-// Refusals returns the first memory system calls of the program that
-// were refused or failed (up to 64), and how many there were in all.
+// Refusals returns the first memory and descriptor system calls of the
+// program that were refused or failed (up to 64), and how many there were
+// in all.
 func (p *Program) Refusals() ([]Refusal, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

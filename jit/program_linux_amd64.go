@@ -44,8 +44,8 @@ type Program struct {
 	// m is the machine the program was loaded into, which runs the
 	// thread Run starts.
 	m *Machine
-	// mu guards refusals, nrefused, proc, threadStats and idle, which
-	// every thread updates.
+	// mu guards refusals, nrefused, proc, threadStats, idle and
+	// hostFDs, which every thread updates.
 	mu sync.Mutex
 	// path is the program's path as given (AT_EXECFN), exe what
 	// /proc/self/exe says for it (absolute, symbolic links resolved).
@@ -74,6 +74,10 @@ type Program struct {
 	// stackGuard is the size of the inaccessible reservation below the
 	// stack, released with it.
 	stackGuard uintptr
+	// hostFDs are the descriptors the program may not close or replace
+	// (fds_linux_amd64.go), in increasing order: those open and
+	// close-on-exec when it started, and those reachvm opened since.
+	hostFDs []int
 	// refusals are the memory system calls refused or failed, the first
 	// maxRefusals of them; nrefused counts them all.
 	refusals []Refusal
@@ -689,6 +693,13 @@ func (p *Program) start(argv, envp []string) (*thread, error) {
 	// it faults, as natively.
 	m.setAppFS(0)
 	m.setHostFS(m.hostFS())
+	fds, err := hostFDs()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.hostFDs = fds
+	p.mu.Unlock()
 	t := &thread{p: p, m: m}
 	p.resetSignals(t)
 	p.resetProc()

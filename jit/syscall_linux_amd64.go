@@ -93,6 +93,9 @@ func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 		if ret, done := t.selfCall(nr, a); done {
 			return m.sysret(pc, ret), nil
 		}
+		if ret, done := t.fdCall(nr, a); done {
+			return m.sysret(pc, ret), nil
+		}
 	}
 	if name, ok := refused[nr]; ok && !(nr == unix.SYS_ARCH_PRCTL && t != nil) {
 		return 0, &SyscallError{PC: pc, Nr: nr, Name: name}

@@ -109,6 +109,7 @@ func (m *Machine) perfMap(ps []piece) {
 			m.opts.PerfMap = false
 			return
 		}
+		ownFD(int(m.perf.Fd()))
 	}
 	// One write for the fragment, so that lines of two machines in one
 	// process do not interleave.

@@ -15,6 +15,12 @@
 // `reachvm help COMMAND` and `reachvm COMMAND --help` print a command's
 // usage: its synopsis, what it does, and every flag with its default and
 // its rule.
+
+// The runtime keeps the cgroup's CPU limit files open to follow the limit
+// (GOMAXPROCS); a program run under reachvm shares the descriptor table,
+// and those would hold the first numbers its opens get natively.
+//
+//go:debug containermaxprocs=0
 package main
 
 import (

@@ -133,6 +133,7 @@ var suiteCases = []suiteCase{
 	{name: "env", src: "env.c", args: []string{"first", "two words", ""}},
 	{name: "fileio", src: "fileio.c"},
 	{name: "signal", src: "signal.c"},
+	{name: "closeall", src: "closeall.c", needs: []need{needThreads}},
 	{name: "cxx", src: "cxx.cc", needs: []need{needThreads}, threaded: true},
 
 	{name: "true", argv: []string{"true"}},
