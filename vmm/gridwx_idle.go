@@ -14,10 +14,12 @@ import (
 //
 // Tearing a released unit down (close its alias, discard its pages, unmap
 // its executable view, re-reserve its slots) and building the next one up
-// again costs a dozen OS calls, and under Wine every VirtualProtect and
-// VirtualQuery of a view of a SEC_RESERVE section is a wineserver round
-// trip (150-300 us each, measured), while the pages the alias closed and
-// reopened fault in again on the next unit's zeroing (160 faults a slot).
+// again costs a dozen OS calls, and under Wine a VirtualProtect or
+// VirtualQuery of a view of a SEC_RESERVE section costs 150-300 us
+// (measured), while the pages the alias closed and reopened fault in again
+// on the next unit's zeroing (160 faults a slot): 5.7-7.0 ms a unit,
+// against 0.17 ms without W^X, and 28-37 us with idle units
+// (BenchmarkGridUnits; docs/ARCHITECTURE.md, "Windows under Wine").
 // So a released unit is kept as it is instead, up to gridIdleMax slots
 // of them: its executable view stays mapped with its protection, its alias
 // stays read-write, and its bytes are overwritten with int3 (0xcc)
