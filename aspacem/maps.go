@@ -22,7 +22,14 @@ import (
 // parser of the kernel's maps does). Foreign segments are printed as the kernel
 // printed them, with no annotation.
 func (m *Map) WriteMaps(w io.Writer, lo, hi uintptr) error {
-	segs := m.Segments(lo, hi)
+	return WriteSegments(w, m.Segments(lo, hi))
+}
+
+// WriteSegments writes segs, in order, as WriteMaps does: one maps line
+// for each segment that is not free. It is for callers that rewrite what
+// Segments returned first (vmm folds runs of idle grid slots into one
+// line).
+func WriteSegments(w io.Writer, segs []Segment) error {
 	buf := make([]byte, 0, 4096)
 	for i := range segs {
 		s := &segs[i]

@@ -125,6 +125,20 @@ func TestUnitLifecycle(t *testing.T) {
 			if v.FreeVMCode() != before+u.Size() {
 				t.Fatalf("free vmcode %#x after Free, want %#x", v.FreeVMCode(), before+u.Size())
 			}
+			if st.dual && o.Rules() == mem.RulesWindows {
+				// On the grid a freed unit is kept idle for the next one of
+				// its size (vmm's gridDual): both views open, neither
+				// writable and executable, until Trim tears it down.
+				if p, q := prot(u.Exec()), prot(u.Writable()); p != mem.ProtRX || q != mem.ProtRW {
+					t.Fatalf("freed unit, idle: exec %v, writable %v; want r-x, rw-", p, q)
+				}
+				if real && rawmem.Bytes(u.Exec(), 2)[1] != 0xcc {
+					t.Fatal("a freed unit, idle, does not hold int3")
+				}
+				if err := v.Trim(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if r, err := o.Query(u.Exec()); err != nil || r.Prot != mem.ProtNone || (!st.dual && r.State != mem.StateReserved) {
 				t.Fatalf("freed unit: %+v %v, want no access", r, err)
 			}

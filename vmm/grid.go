@@ -535,7 +535,7 @@ func (g *grid) bounds() (uintptr, uintptr) { return g.base, g.size }
 // they are multiples of fileAlign as absolute addresses too.
 func (g *grid) fileAlign() uintptr { return g.slotSize }
 
-// stats returns a copy of what the grid measured.
+// Stats returns a copy of what the grid measured.
 func (g *grid) Stats() GridStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -1481,4 +1481,18 @@ func (g *grid) slotState(k int) gridState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.slots[k].state
+}
+
+// Grid returns what vmcode's grid measured (its base, slot size and count,
+// the placement attempts, the view and reset counters), and ok true, when
+// vmcode is a grid (Windows rules, with or without W^X); ok is false for
+// linear vmcode.
+func (v *VMM) Grid() (st GridStats, ok bool) {
+	switch b := v.back.(type) {
+	case *grid:
+		return b.Stats(), true
+	case *gridDual:
+		return b.g.Stats(), true
+	}
+	return GridStats{}, false
 }

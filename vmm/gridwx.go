@@ -1,8 +1,10 @@
 package vmm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
@@ -31,7 +33,10 @@ import (
 // to it) and maps its executable view; committing it again changes the
 // executable view's protection. Releasing or decommitting it closes the
 // alias, unmaps the executable view and re-reserves the slots
-// (grid.reset). A commit of part of a unit is refused. Neither view is
+// (grid.reset), except that a released unit is kept idle, both views
+// open, for the next unit of its range, within a bound (gridwx_idle.go:
+// unit churn then costs no OS call). A commit of part of a unit is
+// refused. Neither view is
 // ever writable and executable at once: the alias is at most read-write,
 // executable views have the unit's protection, which checkWX refuses to
 // make read-write-execute (and which Windows would refuse to make writable
@@ -95,6 +100,12 @@ type gridDual struct {
 	// copies PE images into committed pages) are anonymous, as on the
 	// plain grid.
 	unit []uint64
+	// idle holds the bases of the idle units (gridwx_idle.go), in the
+	// order they were released; idleSlots counts the grid slots they
+	// take, at most idleMax (immutable after newGridDual; 0 keeps none).
+	idle      []uintptr
+	idleSlots int
+	idleMax   int
 
 	// gridGone records that release released the grid (see sharedAlias for the
 	// other steps and the locking).
@@ -156,7 +167,7 @@ func newGridDual(g *grid, space *aspacem.Map) (*gridDual, error) {
 		return nil, fmt.Errorf("mapping the writable view: %w", err)
 	}
 	d := &gridDual{sharedAlias: sharedAlias{os: o, space: space, obj: obj, rw: rw}, g: g, zero: o == osmem.Native(), reserve: reserve,
-		units: make(map[uintptr]*gridUnit), dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64)}
+		units: make(map[uintptr]*gridUnit), dirty: make([]uint64, (g.n+63)/64), unit: make([]uint64, (g.n+63)/64), idleMax: gridIdleMax}
 	// The alias of a range is read-write only while a unit holds it. A
 	// reserve-only section's alias is all reserved, inaccessible already
 	// (and Protect would refuse it): it is only recorded.
@@ -189,12 +200,19 @@ func (d *gridDual) live() error {
 }
 
 // gridUnit is gridDual's record of one committed run of whole grid slots.
+// Its fields are guarded by the operation on its slot, which the VMM
+// serializes, and, for idle and prot, by gridDual.mu as well.
 type gridUnit struct {
 	size uintptr
 	// exec says the executable view is mapped; rw that the alias of the
 	// range is read-write (otherwise it is PROT_NONE, like the alias of
 	// every range that is not a unit).
 	exec, rw bool
+	// idle says no slot holds the unit since its release: it is kept, both
+	// views open, for the next unit of its range (gridwx_idle.go); prot
+	// is its executable view's protection then.
+	idle bool
+	prot mem.Prot
 }
 
 // unitAt reports how [addr, addr+size) meets the recorded units: exact
@@ -319,6 +337,11 @@ func (d *gridDual) commit(addr, size uintptr, prot mem.Prot) error {
 	exact, overlap := d.unitAt(addr, size)
 	switch {
 	case exact:
+		// An idle unit taken over is zeroed; it needs no OS call unless
+		// its protection changes.
+		if was, old := d.takeIdle(addr, size); was && old == prot {
+			return nil
+		}
 		return d.g.protect(addr, size, prot)
 	case overlap:
 		d.mu.Lock()
@@ -451,7 +474,7 @@ func (d *gridDual) decommit(addr, size uintptr) error {
 	u, ok := d.units[addr]
 	d.mu.Unlock()
 	if ok && u.size == size {
-		return d.reset(addr, size)
+		return d.tearDown(addr, size)
 	}
 	if _, overlap := d.unitAt(addr, size); overlap {
 		return gridErr("decommit", addr, size, mem.ErrInvalid, "the range holds part of a W^X unit")
@@ -486,14 +509,27 @@ func (d *gridDual) mapFile(obj mem.Object, off uint64, addr, size uintptr, prot 
 	return d.g.mapFile(obj, off, addr, size, prot)
 }
 
-// reset turns the range back into grid slot reservations. The alias of
+// reset is a slot's release: the code unit that is exactly the range is
+// kept idle if it can be (keepIdle: no OS call); anything else is torn
+// down.
+func (d *gridDual) reset(addr, size uintptr) error {
+	if err := d.live(); err != nil {
+		return err
+	}
+	if d.keepIdle(addr, size) {
+		return nil
+	}
+	return d.tearDown(addr, size)
+}
+
+// tearDown turns the range back into grid slot reservations. The alias of
 // every unit in it is closed first, so that a failure there leaves the
 // executable views as they were (and as recorded); then the grid unmaps
 // the executable views and re-reserves their slots. If the grid fails
 // part way, the units whose views are gone are recorded as what the grid
 // now holds there, so that aspacem stays exact; a repeated reset finishes
 // the job.
-func (d *gridDual) reset(addr, size uintptr) error {
+func (d *gridDual) tearDown(addr, size uintptr) error {
 	if err := d.live(); err != nil {
 		return err
 	}
@@ -535,12 +571,30 @@ func (d *gridDual) reset(addr, size uintptr) error {
 				}
 			}
 		}
+		// An idle unit whose executable view is gone is no longer idle;
+		// one whose teardown failed before stays idle, so that the next
+		// take or Trim tears it down again.
+		d.mu.Lock()
+		if e.u.idle && !e.u.exec {
+			d.unidleLocked(e.a, e.u)
+		}
+		d.mu.Unlock()
 		d.forget(e.a, e.u)
 	}
 	return err
 }
 
-func (d *gridDual) reserved(addr, size uintptr) []aspacem.Segment { return d.g.reserved(addr, size) }
+// reserved returns the grid's records of [addr, addr+size), and the
+// executable views of the idle units there (which are not reserved, but
+// are what a slot handed out or released there holds).
+func (d *gridDual) reserved(addr, size uintptr) []aspacem.Segment {
+	segs := d.g.reserved(addr, size)
+	n := len(segs)
+	if segs = d.idleSegments(segs, addr, size); len(segs) > n {
+		slices.SortFunc(segs, func(a, b aspacem.Segment) int { return cmp.Compare(a.Start, b.Start) })
+	}
+	return segs
+}
 
 // committed returns the executable view of a committed code unit: the
 // section viewed with prot at the offset of addr; nil for a file slot,
@@ -568,6 +622,7 @@ func (d *gridDual) release() error {
 		d.gridGone = true
 		d.mu.Lock()
 		clear(d.units)
+		d.idle, d.idleSlots = nil, 0
 		d.mu.Unlock()
 	}
 	return d.closeObject()

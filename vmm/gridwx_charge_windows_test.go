@@ -118,23 +118,47 @@ func TestGridWXCommitCharge(t *testing.T) {
 		gridCommitted(t, view, view+size)>>10, (int64(pf1)-int64(pf0))>>10, (int64(pr1)-int64(pr0))>>10)
 }
 
-// BenchmarkGridUnits is the W^X on/off comparison on the
-// native Windows backend: per iteration, one small code unit is reserved,
-// committed, written (256 bytes, through the writable view under W^X; in
-// place and then sealed read-execute without), read back at its executable
-// address, and released. Under W^X each unit takes a grid slot whose
-// executable view is mapped and unmapped (and whose slot is re-reserved).
+// BenchmarkGridUnits is the W^X on/off comparison on the native Windows
+// backend: per iteration, one small code unit is reserved, committed,
+// written (256 bytes, through the writable view under W^X; in place and
+// then sealed read-execute without), read back at its executable address,
+// and released. The W^X designs measured, in one run against wx=off:
+//
+//   - wx=on: released units kept idle (gridwx_idle.go), the default: the
+//     next unit takes the idle one over with no OS call;
+//   - wx=on/teardown: no idle units (idleMax 0), the design before them:
+//     each release closes the alias, discards the pages, unmaps the
+//     executable view and re-reserves the slot, each commit does it all
+//     the other way;
+//   - wx=on/idle-noaccess: idle units whose executable view is made
+//     PAGE_NOACCESS while idle and read-execute again when taken over
+//     (two VirtualProtects a unit), the variant that would make a stale
+//     jump into a freed unit fault rather than hit int3.
 func BenchmarkGridUnits(b *testing.B) {
 	if osmem.Native().Rules() != mem.RulesWindows {
 		b.Skip("native backend without Windows rules")
 	}
-	for _, mode := range []WXMode{WXOn, WXOff} {
-		b.Run("wx="+mode.String(), func(b *testing.B) {
-			v, err := New(Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: mode})
+	for _, c := range []struct {
+		name     string
+		mode     WXMode
+		idleMax  int
+		noaccess bool
+	}{
+		{"wx=on", WXOn, gridIdleMax, false},
+		{"wx=on/teardown", WXOn, 0, false},
+		{"wx=on/idle-noaccess", WXOn, gridIdleMax, true},
+		{"wx=off", WXOff, 0, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			v, err := New(Config{VMCodeSize: 64 << 20, NoVMHeap: true, WX: c.mode})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer v.Close()
+			d, _ := v.back.(*gridDual)
+			if d != nil {
+				d.idleMax = c.idleMax
+			}
 			code := make([]byte, 256)
 			for i := range code {
 				code[i] = 0xc3
@@ -149,6 +173,11 @@ func BenchmarkGridUnits(b *testing.B) {
 				if !wx {
 					prot = mem.ProtRW
 				}
+				if c.noaccess && d.isIdle(u.Base()) {
+					if err := d.g.protect(u.Base(), u.Size(), mem.ProtRX); err != nil {
+						b.Fatal(err)
+					}
+				}
 				if err := u.Commit(u.Base(), u.Size(), prot); err != nil {
 					b.Fatal(err)
 				}
@@ -162,12 +191,29 @@ func BenchmarkGridUnits(b *testing.B) {
 				if rawmem.Bytes(u.Base(), 1)[0] != 0xc3 {
 					b.Fatal("code not visible at the executable address")
 				}
+				base, size := u.Base(), u.Size()
 				if err := u.Release(); err != nil {
 					b.Fatal(err)
 				}
+				if c.noaccess && d.isIdle(base) {
+					if err := d.g.protect(base, size, mem.ProtNone); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if d != nil {
+				b.ReportMetric(float64(d.idleBytes()>>10), "idle-KiB")
 			}
 		})
 	}
+}
+
+// isIdle reports whether the unit at a is idle.
+func (d *gridDual) isIdle(a uintptr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u := d.units[a]
+	return u != nil && u.idle
 }
 
 // gridWrite copies code to w. It is a function of its own because

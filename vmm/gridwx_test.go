@@ -3,6 +3,7 @@ package vmm_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/reachvm/reachvm/aspacem"
@@ -131,6 +132,24 @@ func TestGridWXLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	vmmtest.SyncCheck(t, v, "unit released")
+	// Kept idle for the next unit of its size: both views open, recorded
+	// as an idle code view; Trim tears it down.
+	if r := query(t, s, u.Base()); r.State != mem.StateCommitted || r.Prot != mem.ProtRX || !r.Shared {
+		t.Fatalf("released unit, idle, reads back as %+v", r)
+	}
+	if seg, _ := v.Space().Lookup(u.Base()); seg.Owner != vmm.OwnerGridIdle || seg.Kind != aspacem.KindShared {
+		t.Fatalf("idle unit recorded as %v", seg)
+	}
+	if n := v.Trimmable(); n != u.Size() {
+		t.Fatalf("Trimmable %#x, want the idle unit's %#x", n, u.Size())
+	}
+	if err := v.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	vmmtest.SyncCheck(t, v, "idle unit trimmed")
+	if n := v.Trimmable(); n != 0 {
+		t.Fatalf("Trimmable %#x after Trim", n)
+	}
 	if r := query(t, s, u.Base()); r.State != mem.StateReserved {
 		t.Fatalf("released unit reads back as %+v", r)
 	}
@@ -148,19 +167,41 @@ func TestGridWXLayout(t *testing.T) {
 // gridWXOps are the unit operations TestGridWXFaultEachCall fails call by
 // call. Each starts from a unit of two grid slots; setup runs with no
 // fault.
+// The release ops run with idle units off (the teardown's calls) or on
+// (a release kept idle makes no OS call; its teardown by Trim, by a file
+// slot reserved over it, or by Close does).
 var gridWXOps = []struct {
-	name  string
+	name string
+	// idle says units are kept idle (vmm.SetGridIdleMax).
+	idle  bool
 	setup func(u *vmm.Slot) error
 	op    func(v *vmm.VMM, u *vmm.Slot) error
 }{
-	{"commit", nil, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), mem.ProtRX) }},
-	{"protect", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Protect(u.Base(), u.Size(), mem.ProtRead) }},
-	{"decommit", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Decommit(u.Base(), u.Size()) }},
-	{"release", gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Release() }},
-	{"close", gridWXCommit, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Close() }},
+	{"commit", false, nil, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), mem.ProtRX) }},
+	{"protect", false, gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Protect(u.Base(), u.Size(), mem.ProtRead) }},
+	{"decommit", false, gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Decommit(u.Base(), u.Size()) }},
+	{"release", false, gridWXCommit, func(_ *vmm.VMM, u *vmm.Slot) error { return u.Release() }},
+	{"close", false, gridWXCommit, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Close() }},
+	{"trim idle", true, gridWXIdle, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Trim() }},
+	{"file slot over idle", true, gridWXIdle, func(v *vmm.VMM, u *vmm.Slot) error {
+		s, err := v.ReserveSlotAt(u.Base(), u.Size(), "privlib")
+		if err == nil {
+			err = s.Release()
+		}
+		return err
+	}},
+	{"close idle", true, gridWXIdle, func(v *vmm.VMM, _ *vmm.Slot) error { return v.Close() }},
 }
 
 func gridWXCommit(u *vmm.Slot) error { return u.Commit(u.Base(), u.Size(), mem.ProtRX) }
+
+// gridWXIdle commits and releases u: an idle unit.
+func gridWXIdle(u *vmm.Slot) error {
+	if err := gridWXCommit(u); err != nil {
+		return err
+	}
+	return u.Release()
+}
 
 // TestGridWXFaultEachCall fails each OS call of each operation in turn:
 // aspacem still matches the simulator exactly, the operation succeeds when
@@ -170,6 +211,9 @@ func TestGridWXFaultEachCall(t *testing.T) {
 		t.Run(o.name, func(t *testing.T) {
 			for n := 1; ; n++ {
 				v, s := newSimWX(t, mem.RulesWindows)
+				if !o.idle {
+					vmm.SetGridIdleMax(v, 0)
+				}
 				u, err := v.ReserveUnit(2*gridWXSlot, "fcache")
 				if err != nil {
 					t.Fatal(err)
@@ -189,7 +233,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					if err != nil {
 						t.Fatalf("clean run: %v", err)
 					}
-					if o.name != "close" {
+					if !strings.HasPrefix(o.name, "close") {
 						vmmtest.SyncCheck(t, v, "clean run")
 						v.Close()
 					}
@@ -202,7 +246,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 					t.Logf("%d OS calls failed in turn", made)
 					return
 				}
-				if o.name != "close" {
+				if !strings.HasPrefix(o.name, "close") {
 					vmmtest.SyncCheck(t, v, when)
 				}
 				if err != nil {
@@ -213,7 +257,7 @@ func TestGridWXFaultEachCall(t *testing.T) {
 						t.Fatalf("%s, then repeated: %v", when, err)
 					}
 				}
-				if o.name != "close" {
+				if !strings.HasPrefix(o.name, "close") {
 					vmmtest.SyncCheck(t, v, when+", then repeated")
 					if err := v.Close(); err != nil {
 						t.Fatal(err)
@@ -225,4 +269,105 @@ func TestGridWXFaultEachCall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGridWXIdleUnits checks the idle units of W^X vmcode on the grid: a
+// released unit is kept with both views open, and the next unit of its
+// range takes it over with no OS call; at most four slots are kept (the
+// fifth release tears its unit down); a unit of another size, or a file
+// slot, over an idle unit tears it down first; aspacem stays exact
+// throughout and no view is ever writable and executable.
+func TestGridWXIdleUnits(t *testing.T) {
+	v, s := newSimWX(t, mem.RulesWindows)
+	defer v.Close()
+	reserve := func(size uintptr) *vmm.Slot {
+		t.Helper()
+		u, err := v.ReserveUnit(size, "fcache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gridWXCommit(u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	release := func(u *vmm.Slot) {
+		t.Helper()
+		if err := u.Release(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	noWriteExec := func(when string) {
+		t.Helper()
+		rs, err := s.Regions(s.Bounds())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Prot&mem.ProtWrite != 0 && r.Prot&mem.ProtExec != 0 {
+				t.Fatalf("%s: %+v is writable and executable", when, r)
+			}
+		}
+		vmmtest.SyncCheck(t, v, when)
+	}
+
+	u := reserve(4096)
+	base := u.Base()
+	c0 := s.Calls()
+	release(u)
+	if made := s.Calls() - c0; made != 0 {
+		t.Errorf("a release kept idle made %d OS calls", made)
+	}
+	noWriteExec("one idle unit")
+	c0 = s.Calls()
+	u = reserve(4096)
+	if made := s.Calls() - c0; made != 0 || u.Base() != base {
+		t.Errorf("the next unit: %d OS calls, at %#x; want none, at the idle unit's %#x", made, u.Base(), base)
+	}
+	if seg, _ := v.Space().Lookup(base); seg.Owner != "fcache" || seg.Prot != mem.ProtRX {
+		t.Errorf("unit taken over recorded as %v", seg)
+	}
+	noWriteExec("idle unit taken over")
+	release(u)
+
+	// Five units released: four kept, the fifth torn down.
+	var us []*vmm.Slot
+	for range 5 {
+		us = append(us, reserve(4096))
+	}
+	for _, u := range us {
+		release(u)
+	}
+	if n := v.Trimmable(); n != 4*gridWXSlot {
+		t.Errorf("idle bytes %#x, want four slots", n)
+	}
+	last := us[4].Base()
+	if r := query(t, s, last); r.State != mem.StateReserved {
+		t.Errorf("the fifth unit released reads back as %+v, want reserved", r)
+	}
+	noWriteExec("four idle units")
+
+	// A two-slot unit over two idle ones tears both down.
+	big, err := v.ReserveSlotAt(us[0].Base(), 2*gridWXSlot, "privlib")
+	if err == nil {
+		release(big)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWriteExec("file slot over idle units")
+	if r := query(t, s, us[0].Base()); r.State != mem.StateReserved {
+		t.Errorf("an idle unit under a file slot reads back as %+v, want reserved", r)
+	}
+	u = reserve(2 * gridWXSlot)
+	noWriteExec("two-slot unit")
+	release(u)
+	noWriteExec("two-slot unit released")
+	if err := v.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.Trimmable(); n != 0 {
+		t.Errorf("idle bytes %#x after Trim", n)
+	}
+	noWriteExec("trimmed")
 }

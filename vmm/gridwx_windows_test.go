@@ -105,18 +105,36 @@ func TestGridWXNative(t *testing.T) {
 		}
 	}
 	check("code written and run")
-	// Free the middle unit and take its slot again: it reads zero.
+	// Free the middle unit: it is kept idle, both views open, filled
+	// with int3 so that a stale jump into it traps.
 	mid := units[1].Base()
 	if err := units[1].Release(); err != nil {
 		t.Fatal(err)
 	}
-	if m := gridVQ(t, mid); m.State != windows.MEM_RESERVE {
-		t.Fatalf("freed unit: state %#x", m.State)
+	// 0x40000 is MEM_MAPPED.
+	if m := gridVQ(t, mid); m.State != windows.MEM_COMMIT || m.Protect != windows.PAGE_EXECUTE_READ || m.Type != 0x40000 {
+		t.Fatalf("freed unit, idle: state %#x, protection %#x, type %#x", m.State, m.Protect, m.Type)
 	}
-	if w, _ := v.Writable(mid); gridVQ(t, w).Protect != windows.PAGE_NOACCESS {
-		t.Fatalf("freed unit's writable view protection %#x", gridVQ(t, w).Protect)
+	if w, _ := v.Writable(mid); gridVQ(t, w).Protect != windows.PAGE_READWRITE {
+		t.Fatalf("idle unit's writable view protection %#x", gridVQ(t, w).Protect)
+	}
+	for i, b := range rawmem.Bytes(mid, units[1].Size()) {
+		if b != 0xcc {
+			t.Fatalf("byte %d of an idle unit is %#x, want int3", i, b)
+		}
 	}
 	check("unit freed")
+	// Trimmed, it is torn down: reserved again, its alias closed.
+	if err := v.Trim(); err != nil {
+		t.Fatal(err)
+	}
+	if m := gridVQ(t, mid); m.State != windows.MEM_RESERVE {
+		t.Fatalf("trimmed unit: state %#x", m.State)
+	}
+	if w, _ := v.Writable(mid); gridVQ(t, w).Protect != windows.PAGE_NOACCESS {
+		t.Fatalf("trimmed unit's writable view protection %#x", gridVQ(t, w).Protect)
+	}
+	check("idle unit trimmed")
 	u, err := v.ReserveUnit(4096, "fcache")
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +154,27 @@ func TestGridWXNative(t *testing.T) {
 		}
 	}
 	check("unit reused")
+	// Released and taken over while idle: zero again, and runs new code.
+	if err := u.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if u, err = v.ReserveUnit(4096, "fcache"); err != nil || u.Base() != mid {
+		t.Fatalf("the idle unit was not taken over: %v, %#x", err, u.Base())
+	}
+	if err := u.Commit(u.Base(), u.Size(), mem.ProtRX); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range rawmem.Bytes(u.Base(), u.Size()) {
+		if b != 0 {
+			t.Fatalf("byte %d of an idle unit taken over is %#x", i, b)
+		}
+	}
+	w, _ := v.Writable(u.Base())
+	copy(rawmem.Bytes(w, 6), []byte{0xb8, 77, 0, 0, 0, 0xc3})
+	if got, _, _ := syscall.SyscallN(u.Base()); got != 77 {
+		t.Fatalf("code in an idle unit taken over returned %d, want 77", got)
+	}
+	check("idle unit taken over")
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}

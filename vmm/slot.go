@@ -80,6 +80,12 @@ func (v *VMM) reserveSlot(addr, size uintptr, owner string, align uintptr, files
 		return nil, err
 	}
 	s := &Slot{v: v, base: base, size: size, owner: owner, files: files}
+	if t, ok := v.back.(slotTaker); ok {
+		if err := t.take(base, size, !files); err != nil {
+			_ = v.code.release(OwnerVMCode, base, size)
+			return nil, fmt.Errorf("vmm: slot for %q: %w", owner, err)
+		}
+	}
 	if err := v.recordPages(base, size, owner, false, mem.ProtNone); err != nil {
 		_ = v.code.release(OwnerVMCode, base, size)
 		return nil, err

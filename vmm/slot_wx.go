@@ -90,6 +90,16 @@ func (v *VMM) noteUnit(addr, size uintptr, unit bool) {
 	}
 }
 
+// slotTaker is implemented by backings that keep something of released
+// slots for reuse (gridDual's idle code views), which a slot handed out
+// over them must first take over or tear down.
+type slotTaker interface {
+	// take prepares [addr, addr+size), just handed out, for a slot: a code
+	// unit (unit) or a file-capable slot. On failure the range is still
+	// recorded exactly, and the VMM returns it to the allocator.
+	take(addr, size uintptr, unit bool) error
+}
+
 // WX reports whether vmcode is W^X: mapped twice, executable at vmcode and
 // writable at a constant offset elsewhere (see WXMode).
 func (v *VMM) WX() bool {
@@ -142,17 +152,24 @@ func (v *VMM) WritableView() (base, size uintptr) {
 
 // Trim gives back to the kernel the pages that released slots left in W^X
 // vmcode's shared object for reuse: at most 1 MiB, kept so that a code
-// cache freeing and reallocating units costs no page fault (see dual).
+// cache freeing and reallocating units costs no page fault (see dual); on
+// the Windows grid, the idle code views of released units (at most four
+// grid slots, see gridDual), torn down as a release without them would.
 // Without W^X it does nothing: a released slot's pages go at once.
 func (v *VMM) Trim() error {
 	if err := v.acquire(); err != nil {
 		return err
 	}
 	defer v.life.RUnlock()
-	if d, ok := v.back.(*dual); ok {
-		if err := d.trim(); err != nil {
-			return fmt.Errorf("vmm: trimming vmcode: %w", err)
-		}
+	var err error
+	switch d := v.back.(type) {
+	case *dual:
+		err = d.trim()
+	case *gridDual:
+		err = d.trim()
+	}
+	if err != nil {
+		return fmt.Errorf("vmm: trimming vmcode: %w", err)
 	}
 	return nil
 }
@@ -164,8 +181,11 @@ func (v *VMM) Trimmable() uintptr {
 		return 0
 	}
 	defer v.life.RUnlock()
-	if d, ok := v.back.(*dual); ok {
+	switch d := v.back.(type) {
+	case *dual:
 		return d.freedBytes()
+	case *gridDual:
+		return d.idleBytes()
 	}
 	return 0
 }

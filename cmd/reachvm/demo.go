@@ -20,13 +20,28 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// demoReport is what `reachvm demo --json` prints: one object.
+// demoReport is what `reachvm demo --json` prints: one object. The fields
+// are the same on every OS; on Windows vmcode is the grid of slot
+// reservations, and the grid fields describe it.
 type demoReport struct {
-	VMCodeBase     uint64       `json:"vmcode_base"`
-	VMCodeSize     uint64       `json:"vmcode_size"`
-	Lib            string       `json:"lib"`
-	LibBase        uint64       `json:"lib_base"`
-	LibSize        uint64       `json:"lib_size"`
+	VMCodeBase uint64 `json:"vmcode_base"`
+	VMCodeSize uint64 `json:"vmcode_size"`
+	// Placement is how vmcode was placed (vmm.Placement.How: "os" on
+	// Linux, "grid" on Windows).
+	Placement string `json:"placement"`
+	// WX says whether vmcode is W^X: the stub is written at a writable
+	// view and run from the executable one.
+	WX bool `json:"wx"`
+	// GridSlots and GridSlotSize describe the grid on Windows; 0 for
+	// linear vmcode.
+	GridSlots    int    `json:"grid_slots"`
+	GridSlotSize uint64 `json:"grid_slot_size"`
+	Lib          string `json:"lib"`
+	LibBase      uint64 `json:"lib_base"`
+	LibSize      uint64 `json:"lib_size"`
+	// LibInVMCode says the library's whole image lies inside vmcode: on
+	// Windows, in grid slots.
+	LibInVMCode    bool         `json:"lib_in_vmcode"`
 	LibSegments    []demoSeg    `json:"lib_segments"`
 	Func           string       `json:"func"`
 	FuncAddr       uint64       `json:"func_addr"`
@@ -67,17 +82,22 @@ var demoArgs = [2]int64{6, 7}
 
 const demoSynopsis = "demo [--json] [--size N]"
 
-const demoAbout = `The end-to-end walk: reserves vmcode, writes libdemo.so (built into
-reachvm) to a temporary file and loads it privately into a vmcode slot,
-emits a stub whose E8 rel32 call reaches the library's demo_compute, runs
-the stub, and checks aspacem's map against the kernel's. Prints each step,
-the stub's disassembly and the annotated map of vmcode ([vmcode], [privlib
-libdemo.so]). With --json it prints one object: vmcode_base, vmcode_size,
-lib, lib_base, lib_size, lib_segments, func, func_addr, stub_addr,
-stub_disasm, call_addr, call_bytes, call_rel32, args, result, expected,
+const demoAbout = `The end-to-end walk: reserves vmcode, writes the demo library (built into
+reachvm: libdemo.so on Linux, demo.dll on Windows) to a temporary file and
+loads it privately into a vmcode slot (on Windows, into slots of the grid
+of 640 KiB reservations vmcode is made of), emits a stub into another
+slot whose E8 rel32 call reaches the library's demo_compute, runs the stub
+(through the W^X views when vmcode is W^X), and checks aspacem's map
+against the OS's (/proc/self/maps, VirtualQuery). Prints each step, the
+stub's disassembly and the annotated map of vmcode ([vmcode], [privlib
+NAME]; on Windows runs of grid slots are one line each). With --json it
+prints one object: vmcode_base, vmcode_size, placement, wx, grid_slots
+and grid_slot_size (0 without a grid), lib, lib_base, lib_size,
+lib_in_vmcode, lib_segments, func, func_addr, stub_addr, stub_disasm,
+call_addr, call_bytes, call_rel32, args, result, expected,
 sync_mismatches, mismatches, maps and imports (every list is [] when
-empty). Exits 1 if the result is wrong or aspacem disagrees with the
-kernel. libdemo.so is an ELF library: Linux only.`
+empty). Exits 1 if the result is wrong, the library lies outside vmcode
+or aspacem disagrees with the OS. Linux and Windows only.`
 
 // sizeUsage is the text of every vmcode --size flag.
 var sizeUsage = "vmcode's size `N`: " + vmcodeRule.text() + " (the rel32 window)"
@@ -93,13 +113,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() != 0 {
 		return fail(stderr, "demo", badUsage("unexpected arguments %q", fs.Args()))
 	}
-	if runtime.GOOS != "linux" {
-		// Said before reserving vmcode and writing the library out, not
-		// as privload's "not a PE file" after.
-		fmt.Fprintf(stderr, "reachvm demo: %s is an ELF library: the demo runs on Linux only\n", demolib.Name)
+	name, image, ok := demoLibrary()
+	if !ok {
+		// Said before reserving vmcode, not as privload's refusal after.
+		fmt.Fprintf(stderr, "reachvm demo: no demo library for %s: the demo runs on Linux (%s) and Windows (%s)\n", runtime.GOOS, demolib.Name, demolib.DLLName)
 		return 1
 	}
-	rep, err := runDemo(size)
+	rep, err := runDemo(size, name, image)
 	if err != nil {
 		fmt.Fprintln(stderr, "reachvm demo:", err)
 		return 1
@@ -114,16 +134,29 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	} else {
 		printDemo(stdout, rep)
 	}
-	if rep.Result != rep.Expected || rep.SyncMismatches != 0 {
+	if rep.Result != rep.Expected || rep.SyncMismatches != 0 || !rep.LibInVMCode {
 		return 1
 	}
 	return 0
 }
 
-// runDemo does the whole walk: reserve vmcode, load libdemo.so privately
-// into a vmcode slot, emit a stub whose E8 rel32 call reaches the library's
-// function, run it from Go, and check aspacem against the kernel.
-func runDemo(size uintptr) (rep *demoReport, err error) {
+// demoLibrary returns the demo library of this OS: its file name and
+// contents. ok is false on an OS privload cannot load either on.
+func demoLibrary() (name string, image []byte, ok bool) {
+	switch runtime.GOOS {
+	case "linux":
+		return demolib.Name, demolib.SO, true
+	case "windows":
+		return demolib.DLLName, demolib.DLL, true
+	}
+	return "", nil, false
+}
+
+// runDemo does the whole walk: reserve vmcode, load the library called name
+// (whose contents are image) privately into a vmcode slot, emit a stub
+// whose E8 rel32 call reaches the library's function, run it from Go, and
+// check aspacem against the OS.
+func runDemo(size uintptr, name string, image []byte) (rep *demoReport, err error) {
 	v, err := vmm.New(vmm.Config{VMCodeSize: size})
 	if err != nil {
 		return nil, err
@@ -134,18 +167,22 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 		}
 	}()
 	base, vsize := v.VMCode()
-	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Lib: demolib.Name, Func: demolib.Compute,
-		LibSegments: []demoSeg{}, Imports: []demoImport{}, Mismatches: []string{}, Maps: []string{}}
+	rep = &demoReport{VMCodeBase: uint64(base), VMCodeSize: uint64(vsize), Placement: v.Placement().How, WX: v.WX(),
+		Lib: name, Func: demolib.Compute, LibSegments: []demoSeg{}, Imports: []demoImport{}, Mismatches: []string{}, Maps: []string{}}
+	if st, ok := v.Grid(); ok {
+		rep.GridSlots, rep.GridSlotSize = st.Slots, uint64(st.SlotSize)
+	}
 
-	// The library lives in a temporary file for as long as it is mapped,
-	// so that the kernel's maps name it by its path.
+	// The library lives in a temporary file for as long as it is loaded,
+	// so that the kernel's maps name it by its path (on Linux, where it
+	// is mapped from the file) and privload finds it by path.
 	dir, err := os.MkdirTemp("", "reachvm-demo-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, demolib.Name)
-	if err := os.WriteFile(path, demolib.SO, 0o755); err != nil {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, image, 0o755); err != nil {
 		return nil, err
 	}
 	lib, err := privload.Load(v, path, privload.Options{})
@@ -158,6 +195,7 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 		}
 	}()
 	rep.LibBase, rep.LibSize = uint64(lib.Base()), uint64(lib.Size())
+	rep.LibInVMCode = v.InVMCode(lib.Start(), lib.Size())
 	for _, s := range lib.Segments() {
 		rep.LibSegments = append(rep.LibSegments, demoSeg{Start: uint64(s.Start), End: uint64(s.End), Prot: s.Prot.String()})
 	}
@@ -166,7 +204,7 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 	}
 	fn, ok := lib.Lookup(demolib.Compute)
 	if !ok {
-		return nil, fmt.Errorf("%s does not export %s", demolib.Name, demolib.Compute)
+		return nil, fmt.Errorf("%s does not export %s", name, demolib.Compute)
 	}
 	rep.FuncAddr = uint64(fn)
 
@@ -199,7 +237,7 @@ func runDemo(size uintptr) (rep *demoReport, err error) {
 		rep.Mismatches = append(rep.Mismatches, m.String())
 	}
 	var maps bytes.Buffer
-	if err := v.Space().WriteMaps(&maps, base, base+vsize); err != nil {
+	if err := v.WriteMaps(&maps, base, base+vsize); err != nil {
 		return nil, err
 	}
 	rep.Maps = strings.Split(strings.TrimRight(maps.String(), "\n"), "\n")
@@ -226,8 +264,15 @@ func disassemble(code []byte, pc uintptr) []demoInst {
 
 func printDemo(w io.Writer, r *demoReport) {
 	fmt.Fprintf(w, "reachvm demo: vmcode reserved, %s loaded privately into it, called through an emitted rel32 call\n\n", r.Lib)
-	fmt.Fprintf(w, "vmcode      %#x-%#x  (%d MiB)\n", r.VMCodeBase, r.VMCodeBase+r.VMCodeSize, r.VMCodeSize>>20)
-	fmt.Fprintf(w, "%-11s %#x-%#x  (vmcode+%#x, %d KiB)\n", r.Lib, r.LibBase, r.LibBase+r.LibSize, r.LibBase-r.VMCodeBase, r.LibSize>>10)
+	fmt.Fprintf(w, "vmcode      %#x-%#x  (%d MiB, placed by %q, W^X %v)\n", r.VMCodeBase, r.VMCodeBase+r.VMCodeSize, r.VMCodeSize>>20, r.Placement, r.WX)
+	if r.GridSlots != 0 {
+		fmt.Fprintf(w, "            a grid of %d reservations of %d KiB\n", r.GridSlots, r.GridSlotSize>>10)
+	}
+	where := "inside vmcode"
+	if !r.LibInVMCode {
+		where = "NOT inside vmcode"
+	}
+	fmt.Fprintf(w, "%-11s %#x-%#x  (vmcode+%#x, %d KiB, %s)\n", r.Lib, r.LibBase, r.LibBase+r.LibSize, r.LibBase-r.VMCodeBase, r.LibSize>>10, where)
 	for _, s := range r.LibSegments {
 		fmt.Fprintf(w, "            %#x-%#x %s\n", s.Start, s.End, s.Prot)
 	}
@@ -248,7 +293,7 @@ func printDemo(w io.Writer, r *demoReport) {
 		verdict = "WRONG"
 	}
 	fmt.Fprintf(w, "\nresult      %s(%d, %d) = %d, expected %d: %s\n", r.Func, r.Args[0], r.Args[1], r.Result, r.Expected, verdict)
-	fmt.Fprintf(w, "sync check  %d mismatches between aspacem and /proc/self/maps\n", r.SyncMismatches)
+	fmt.Fprintf(w, "sync check  %d mismatches between aspacem and %s\n", r.SyncMismatches, osMapName())
 	for _, m := range r.Mismatches {
 		fmt.Fprintln(w, "  ", m)
 	}
@@ -256,4 +301,13 @@ func printDemo(w io.Writer, r *demoReport) {
 	for _, l := range r.Maps {
 		fmt.Fprintln(w, "  "+l)
 	}
+}
+
+// osMapName names the OS's view of the address space that aspacem is
+// checked against.
+func osMapName() string {
+	if runtime.GOOS == "windows" {
+		return "VirtualQuery"
+	}
+	return "/proc/self/maps"
 }

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package main
 
@@ -7,15 +7,14 @@ import (
 	"testing"
 )
 
-// TestDemoNotLinux: off Linux (Windows, under Wine in CI) the demo, whose
-// library is ELF, exits 1 with a message saying so, and prints nothing
-// on standard output; its flags are still checked first.
-func TestDemoNotLinux(t *testing.T) {
+// TestDemoElsewhere: where privload loads neither ELF nor PE libraries the
+// demo exits 1 with a message saying so, and prints nothing on standard
+// output; its flags are still checked first.
+func TestDemoElsewhere(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"demo", "--json"}, &out, &errb)
-	want := "reachvm demo: libdemo.so is an ELF library: the demo runs on Linux only\n"
-	if code != 1 || errb.String() != want || out.Len() != 0 {
-		t.Errorf("demo --json: exit %d, stdout %q, stderr %q; want 1, nothing and %q", code, out.String(), errb.String(), want)
+	if code != 1 || errb.Len() == 0 || out.Len() != 0 {
+		t.Errorf("demo --json: exit %d, stdout %q, stderr %q; want 1, nothing and why", code, out.String(), errb.String())
 	}
 	out.Reset()
 	errb.Reset()

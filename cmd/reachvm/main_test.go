@@ -15,10 +15,10 @@ func TestMaps(t *testing.T) {
 		t.Fatalf("maps exited %d: %s", code, errb.String())
 	}
 	// vmcode is one [vmcode] reservation, or on Windows the grid, one
-	// reservation per slot.
+	// reservation per slot, each run of idle slots printed as one line.
 	want := "[vmcode]"
 	if runtime.GOOS == "windows" {
-		want = "[grid slot 0/"
+		want = "[grid slots 0-"
 	}
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("maps lacks %s:\n%s", want, out.String())

@@ -15,8 +15,11 @@ const mapsAbout = `Reserves vmcode and vmheap, loads each --load LIB privately i
 and prints this process's whole address-space map as aspacem keeps it, in
 /proc/self/maps format, each line reachvm owns annotated in brackets:
 [vmcode], [vmcode rw alias] (the writable view of W^X vmcode), [vmheap],
-and [privlib NAME] for each library loaded (on Windows, [grid slot I/N]
-for each reservation of vmcode's grid).`
+and [privlib NAME] for each library loaded. On Windows the map is
+VirtualQuery's, and vmcode is a grid of N reservations of 640 KiB: a slot
+that holds something is annotated by what (a library, [fcache] for a code
+unit's executable view, [grid slot I/N] for the rest of a slot), and each
+run of idle slots I to J is one line, [grid slots I-J/N].`
 
 // stringsFlag is a repeatable flag.Value: each use appends one string.
 type stringsFlag struct{ v *[]string }
@@ -68,7 +71,7 @@ func cmdMaps(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "maps", err)
 	}
 	lo, hi := v.OS().Bounds()
-	if err := space.WriteMaps(stdout, lo, hi); err != nil {
+	if err := v.WriteMaps(stdout, lo, hi); err != nil {
 		return fail(stderr, "maps", err)
 	}
 	return 0

@@ -6,6 +6,10 @@
 // A prebuilt copy is embedded (SO) so that `go run` and `go test` need no
 // C compiler; build.sh (run by `go generate`) rebuilds it from c/libdemo.c,
 // and the package's test checks that a fresh build still matches.
+//
+// demo.dll (DLL) is its Windows twin, built by build.sh with mingw-w64
+// from c/demo.c: the same exports computing the same results (Expected),
+// with base relocations, .bss and DllMain as initialiser and finaliser.
 package demolib
 
 import _ "embed"
@@ -19,6 +23,15 @@ const Name = "libdemo.so"
 //
 //go:embed libdemo.so
 var SO []byte
+
+// DLLName is the Windows library's file name and export-directory name.
+const DLLName = "demo.dll"
+
+// DLL is the prebuilt demo.dll, built by build.sh from c/demo.c: a PE32+
+// x86-64 DLL with no imports, loadable by privload on Windows.
+//
+//go:embed demo.dll
+var DLL []byte
 
 // The library's exported symbols, for lookups.
 const (

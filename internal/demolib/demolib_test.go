@@ -27,4 +27,7 @@ func TestEmbedded(t *testing.T) {
 	if len(SO) < 64 || string(SO[:4]) != "\x7fELF" {
 		t.Fatalf("embedded %s is not an ELF file (%d bytes)", Name, len(SO))
 	}
+	if len(DLL) < 64 || string(DLL[:2]) != "MZ" {
+		t.Fatalf("embedded %s is not a PE file (%d bytes)", DLLName, len(DLL))
+	}
 }

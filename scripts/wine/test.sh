@@ -17,7 +17,8 @@
 # or reuse the prefix with a persistent wineserver, install the ProcessPrng
 # shim, put a go_windows_amd64_exec wrapper on PATH so that go test runs
 # each test binary under wine64, check that Go runs), then go vet and go
-# test with GOOS=windows. Exits non-zero if any step or test fails.
+# test with GOOS=windows, then reachvm.exe's demo --json and maps, their
+# fields checked. Exits non-zero if any step or test fails.
 set -euo pipefail
 
 # Bound the whole run: re-exec under timeout once. Every step below has its
@@ -68,4 +69,57 @@ if ! GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout --kill-after=30 1200 \
 	go test -count=1 -timeout 10m ${GOTESTFLAGS:-} "${pkgs[@]}" 9>&-; then
 	die "go test under Wine failed"
 fi
+
+# ------------------------------------------------- reachvm.exe end to end
+# The built CLI, as a user runs it: `reachvm.exe demo --json` and
+# `reachvm.exe maps`, their fields checked as cmd/reachvm's Linux tests
+# check theirs (the in-process tests above run the same commands inside a
+# test binary).
+log "reachvm.exe demo --json and maps"
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 timeout 300 go build -o "$tmp/reachvm.exe" ./cmd/reachvm 9>&- ||
+	die "building reachvm.exe"
+set +e
+timeout 120 "$tmp/bin/go_windows_amd64_exec" "$tmp/reachvm.exe" demo --json </dev/null >"$tmp/demo.json" 2>"$tmp/demo.err" 9>&-
+rc=$?
+set -e
+[[ $rc -eq 0 ]] || die "reachvm.exe demo --json exited $rc: $(head -c 2000 "$tmp/demo.err") $(head -c 2000 "$tmp/demo.json")"
+# json_field NAME prints the value of the top-level field NAME of
+# $tmp/demo.json (encoding/json with a two-space indent: one field a
+# line), quotes included for a string.
+json_field() {
+	sed -n "s/^  \"$1\": \(.*\)\$/\1/p" "$tmp/demo.json" | sed 's/,$//'
+}
+demo_fail() { die "reachvm.exe demo --json: $*"$'\n'"$(cat "$tmp/demo.json")"; }
+call=$(json_field call_bytes)
+[[ $call =~ ^\"e8[0-9a-f]{8}\"$ ]] || demo_fail "call_bytes $call, want e8 and a rel32"
+result=$(json_field result) expected=$(json_field expected)
+[[ -n $result && $result == "$expected" ]] || demo_fail "result $result, expected $expected"
+[[ $(json_field sync_mismatches) == 0 ]] || demo_fail "aspacem disagrees with VirtualQuery"
+[[ $(json_field lib) == '"demo.dll"' && $(json_field lib_in_vmcode) == true ]] || demo_fail "demo.dll not loaded inside vmcode"
+[[ $(json_field placement) == '"grid"' && $(json_field grid_slots) == 3277 && $(json_field grid_slot_size) == 655360 ]] ||
+	demo_fail "vmcode is not the grid of 3277 slots of 640 KiB"
+[[ $(json_field wx) == true ]] || demo_fail "vmcode is not W^X"
+base=$(json_field vmcode_base) size=$(json_field vmcode_size)
+for k in lib_base func_addr stub_addr call_addr; do
+	a=$(json_field $k)
+	((a >= base && a < base + size)) || demo_fail "$k $a lies outside vmcode [$base, +$size)"
+done
+grep -q '\[privlib demo.dll\]"' "$tmp/demo.json" || demo_fail "maps lack [privlib demo.dll]"
+grep -q '\[grid slots [0-9]*-3276/3277\]"' "$tmp/demo.json" || demo_fail "maps lack the idle grid slots' line"
+log "demo: demo_compute(6, 7) = $result in demo.dll at $(printf %#x "$(json_field lib_base)"), called from $(printf %#x "$(json_field stub_addr)") by $call"
+
+dll=$repo/internal/demolib/demo.dll
+set +e
+timeout 120 "$tmp/bin/go_windows_amd64_exec" "$tmp/reachvm.exe" maps --load "Z:${dll//\//\\}" </dev/null >"$tmp/maps.txt" 2>"$tmp/maps.err" 9>&-
+rc=$?
+set -e
+[[ $rc -eq 0 ]] || die "reachvm.exe maps exited $rc: $(head -c 2000 "$tmp/maps.err")"
+for want in '[grid slots ' '[privlib demo.dll]' '[vmcode rw alias]' '[vmheap]' 'reachvm.exe' 'ntdll.dll'; do
+	grep -qF -- "$want" "$tmp/maps.txt" || die "reachvm.exe maps lacks $want:"$'\n'"$(cat "$tmp/maps.txt")"
+done
+# Every line is a maps line: start-end perms offset dev inode [name].
+if bad=$(grep -vE '^[0-9a-f]{8,}-[0-9a-f]{8,} [r-][w-][x-][ps] [0-9a-f]{8} [0-9a-f]{2}:[0-9a-f]{2} [0-9]+ ' "$tmp/maps.txt"); then
+	die "reachvm.exe maps printed lines not in maps format:"$'\n'"$bad"
+fi
+log "maps: $(wc -l <"$tmp/maps.txt") lines, demo.dll as [privlib demo.dll]"
 log "PASS"
