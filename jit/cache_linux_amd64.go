@@ -146,6 +146,9 @@ type fragment struct {
 	instrs, nexits int32
 	// prefix is the length of its indirect-branch prefix.
 	prefix uint8
+	// tables are the translated jump tables with entries that lead to
+	// it (jumptable_linux_amd64.go), unlinked like slots.
+	tables []*jumpTable
 	// dead is set once the fragment is deleted, or from the start for a
 	// transient fragment: nothing may link to it, and its own exits and
 	// sites are no longer patched.

@@ -100,6 +100,12 @@ type Options struct {
 	// runs natively, with the program's mask and ignored signals. It
 	// is called on the program's thread, which it must not leave.
 	Exec func(req *ExecRequest) (path string, argv, envp []string)
+	// NoJumpTables translates every indirect jump as an inline-cache
+	// site, even one through a read-only jump table of known range,
+	// which is otherwise translated into a table of cache addresses
+	// (jumptable_linux_amd64.go): the baseline that translation is
+	// measured against.
+	NoJumpTables bool
 	// NoVDSO starts a program without the vDSO (no AT_SYSINFO_EHDR in
 	// its auxiliary vector), so that its libc makes clock_gettime,
 	// gettimeofday, time and getcpu as system calls. By default the
@@ -159,6 +165,9 @@ type Stats struct {
 	// Polymorphic counts indirect-branch sites that stopped using their
 	// inline cache.
 	Polymorphic int
+	// JumpTables counts indirect jumps translated through a table of
+	// translated code (jumptable_linux_amd64.go).
+	JumpTables int
 	// Flushes counts full-cache flushes.
 	Flushes int
 	// Invalidated counts fragments deleted one by one because the
@@ -199,6 +208,7 @@ func (s *Stats) add(o *Stats) {
 	s.IBLMisses += o.IBLMisses
 	s.Links += o.Links
 	s.Polymorphic += o.Polymorphic
+	s.JumpTables += o.JumpTables
 	s.Flushes += o.Flushes
 	s.Invalidated += o.Invalidated
 	s.CodeWrites += o.CodeWrites
@@ -351,6 +361,9 @@ type Machine struct {
 	markChunk  int
 	packBuf    []byte
 	viewMarks  []mark
+	// waiting holds, by application address, the translated jump tables
+	// with entries for it that wait for its fragment.
+	waiting map[uintptr][]*jumpTable
 	// forkBlk is the fork block (fork_linux_amd64.go) in vmheap,
 	// forkBlkSize bytes, allocated at the application's first fork;
 	// 0 before.
@@ -590,6 +603,7 @@ func (m *Machine) flush() {
 	clear(m.bad)
 	m.deadExits = 0
 	m.clearIBL()
+	clear(m.waiting)
 	m.epoch++
 	m.stats.Flushes++
 	m.gdbDrop()
@@ -729,6 +743,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 			self.pages = append([]uintptr(nil), t.pages...)
 			f := m.install(u, self)
 			m.index(f)
+			m.installTables(f)
 			return f, nil
 		}
 		if err != nil && !errors.Is(err, errFull) {
@@ -1268,6 +1283,9 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 					m.unlockCode()
 				} else {
 					m.missed(ic)
+				}
+				if ic.jt != nil {
+					m.linkTable(ic.jt, f)
 				}
 			}
 			if !f.dead {

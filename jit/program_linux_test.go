@@ -45,7 +45,8 @@ func buildProgram(t testing.TB, name, kind string, extra ...string) string {
 // as a process's. Exit status 111 means the run failed (the error is on
 // stderr). REACHVM_PROGRAM_MAX_BLOCKS sets Options.MaxBlocks; with
 // REACHVM_PROGRAM_DIE set, a program a signal kills kills the child with
-// the same signal, as reachvm run does.
+// the same signal, as reachvm run does; with REACHVM_PROGRAM_STATS set, the
+// last line of stderr is the machine's Stats (%+v).
 func TestProgramChild(t *testing.T) {
 	path := os.Getenv("REACHVM_PROGRAM")
 	if path == "" {
@@ -100,6 +101,9 @@ func TestProgramChild(t *testing.T) {
 	if ms, err := v.Space().SyncCheck(v.OS()); err != nil || len(ms) != 0 {
 		fmt.Fprintf(os.Stderr, "sync check after Close: %v %v\n", ms, err)
 		os.Exit(112)
+	}
+	if os.Getenv("REACHVM_PROGRAM_STATS") != "" {
+		fmt.Fprintf(os.Stderr, "%+v\n", m.Stats())
 	}
 	m.Close()
 	v.Close()

@@ -71,6 +71,10 @@ type site struct {
 	// pc is the branch's own address, which the state-translation
 	// marks of the site's code stand for.
 	pc uintptr
+	// noIC makes the site learn no targets: a jump table's site, whose
+	// table links its targets instead (jt).
+	noIC bool
+	jt   *jumpTable
 }
 
 // siteForm is the shape of an emitted site.
@@ -123,6 +127,9 @@ type icSite struct {
 	pc   uintptr
 	kind siteKind
 	pop  int32
+	// jt is the jump table whose entries for targets without a
+	// fragment lead to the site, nil for an ordinary site.
+	jt *jumpTable
 }
 
 // maxInlineCache bounds the slots of a cmp-form site, maxRCXSlots those
@@ -132,11 +139,15 @@ const (
 	maxRCXSlots    = 4
 )
 
-// slots returns how many targets a site of kind learns: Options.
-// CallInlineCache for calls, InlineCache for the rest, at most max.
-func (t *translator) slots(kind siteKind, max int) int {
+// slots returns how many targets site s learns: Options.
+// CallInlineCache for calls, InlineCache for the rest, at most max; none
+// for a jump table's.
+func (t *translator) slots(s *site, max int) int {
+	if s.noIC {
+		return 0
+	}
 	n := t.m.opts.InlineCache
-	if kind == siteCall {
+	if s.kind == siteCall {
 		n = t.m.opts.CallInlineCache
 	}
 	return min(n, max)
@@ -222,7 +233,7 @@ func (t *translator) ret(b []byte, in *decode.Inst, pc uintptr) error {
 // site emits an indirect-branch site. rcxSaved says the application's
 // rcx is already in the context (and rcx free to use).
 func (t *translator) site(s *site, rcxSaved bool) error {
-	if !rcxSaved && s.kind != siteJmp && t.slots(s.kind, maxInlineCache) > 0 && t.cmpable(s) {
+	if !rcxSaved && s.kind != siteJmp && t.slots(s, maxInlineCache) > 0 && t.cmpable(s) {
 		return t.cmpSite(s)
 	}
 	if t.narrow {
@@ -398,7 +409,7 @@ func (t *translator) cmpSite(s *site) error {
 	a := t.a
 	var errs firstErr
 	try := errs.try
-	n := t.slots(s.kind, maxInlineCache)
+	n := t.slots(s, maxInlineCache)
 	keep := t.m.opts.StrictFlags
 	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n, pc: s.pc, kind: s.kind, pop: s.pop}
 	ic.headOff = a.Len()
@@ -532,8 +543,8 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	a := t.a
 	var errs firstErr
 	try := errs.try
-	n := t.slots(s.kind, maxRCXSlots)
-	ic := &icSite{form: formNarrow, narrow: true, n: n, pc: s.pc, kind: s.kind, pop: s.pop}
+	n := t.slots(s, maxRCXSlots)
+	ic := &icSite{form: formNarrow, narrow: true, n: n, pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
@@ -593,14 +604,14 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	a := t.a
 	var errs firstErr
 	try := errs.try
-	n := t.slots(s.kind, maxRCXSlots)
+	n := t.slots(s, maxRCXSlots)
 	tr := amd64.RDX
 	if s.kind != siteRet && s.in.Mod() == 3 {
 		if r := amd64.Reg(s.in.ModRM&7 | s.in.REX&1<<3); r != amd64.RCX && r != amd64.RSP {
 			tr = r
 		}
 	}
-	ic := &icSite{n: n, rdx: tr == amd64.RDX, pc: s.pc, kind: s.kind, pop: s.pop}
+	ic := &icSite{n: n, rdx: tr == amd64.RDX, pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}

@@ -80,6 +80,14 @@ type translator struct {
 	// (Machine.oneShot): one instruction, linked to nothing, not even
 	// to itself.
 	transient bool
+	// room is the space the fragment has in its unit, from t.a.Base.
+	room uintptr
+	// facts is what the fragment's straight-line path has established
+	// about the registers so far (jumptable_linux_amd64.go).
+	facts facts
+	// tables are the fragment's translated jump tables, laid out after
+	// its literals.
+	tables []pendingTable
 }
 
 // literal is a 64-bit constant of the literal pool, read by the
@@ -157,6 +165,9 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.heads = append(t.heads[:0], tag)
 	t.rets, t.cold, t.hitJmps = t.rets[:0], t.cold[:0], t.hitJmps[:0]
 	t.narrow = tag < low
+	t.room = room
+	t.facts.reset()
+	t.tables = t.tables[:0]
 	a := t.a
 	t.iblPrefix(tag)
 	pc := tag
@@ -218,6 +229,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			} else {
 				a.Raw(b...)
 			}
+			t.trackInst(b, in, next)
 		case decode.JmpRel:
 			target := next + uintptr(int64(in.Rel))
 			if !full && t.follow(target) {
@@ -227,6 +239,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			t.jmpExit(target)
 		case decode.JccRel:
 			t.jccExit(amd64.Cond(in.Cond), next+uintptr(int64(in.Rel)))
+			t.trackJcc(in.Cond)
 			if !full && t.follow(next) {
 				pc = next
 				continue
@@ -248,8 +261,16 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				err = t.unsupported(pc, b, "an FS-relative indirect branch")
 				break
 			}
+			if in.Kind == decode.JmpInd {
+				var ok bool
+				if ok, err = t.jumpTableSite(b, in, next); ok || err != nil {
+					break
+				}
+			}
 			err = t.indirect(b, in, next, in.Kind == decode.CallInd)
 		case decode.Ret:
+			// The inline return's compare changes the flags.
+			t.facts.cmp.valid = false
 			if n := len(t.rets); n > 0 {
 				want := t.rets[n-1]
 				t.rets = t.rets[:n-1]
@@ -316,6 +337,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		return err
 	}
 	t.literals()
+	t.emitTables(self)
 	return nil
 }
 

@@ -85,7 +85,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer v.Close()
-	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO}
+	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables}
 	if !o.execNative {
 		opts.Exec = o.follow
 	}
@@ -149,7 +149,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		st := m.Stats()
 		s := runStats{Program: prog, ExitStatus: code,
 			Fragments: st.Fragments, Blocks: st.Blocks, Instrs: st.Instrs, Exits: st.Exits, IBLMisses: st.IBLMisses,
-			Links: st.Links, Polymorphic: st.Polymorphic, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
+			Links: st.Links, Polymorphic: st.Polymorphic, JumpTables: st.JumpTables, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
 			CacheBytes: uint64(st.CacheBytes), Signals: st.Signals, Steps: st.Steps,
 			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks, Threads: st.Threads}
 		if err := s.write(stderr, o.json); err != nil {
