@@ -881,24 +881,24 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		return
 	}
 	k := ic.filled
-	ic.preds[k] = target
+	ic.slots[k].pred = target
 	ic.filled++
 	if ic.form == formCmp {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], uint64(target))
 		switch {
 		case ic.lit:
-			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:])
+			ic.unit.write(ic.base+uintptr(ic.slots[k].cmpOff), b[:])
 		case ic.narrow:
-			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:4])
+			ic.unit.write(ic.base+uintptr(ic.slots[k].cmpOff), b[:4])
 		default:
-			ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), b[:4])
-			ic.unit.write(ic.base+uintptr(ic.hiOff[k]), b[4:])
+			ic.unit.write(ic.base+uintptr(ic.slots[k].cmpOff), b[:4])
+			ic.unit.write(ic.base+uintptr(ic.slots[k].hiOff), b[4:])
 		}
 		if ic.keep && !m.flagsDeadAt(target) {
 			// The target reads the flags: pop them instead of
 			// dropping them. 9 bytes: popfq; lea rsp, [rsp+d-8].
-			at := ic.base + uintptr(ic.restoreOff[k])
+			at := ic.base + uintptr(ic.slots[k].restoreOff)
 			old := ic.unit.bytes(at, 9)
 			d := int32(binary.LittleEndian.Uint32(old[4:8])) - 8
 			var p [9]byte
@@ -913,25 +913,25 @@ func (m *Machine) learn(ic *icSite, target uintptr, f *fragment) {
 		for j := k; j < ic.n; j++ {
 			var b [4]byte
 			binary.LittleEndian.PutUint32(b[:], uint32(d[j]))
-			ic.unit.write(ic.base+uintptr(ic.cmpOff[j]), b[:])
+			ic.unit.write(ic.base+uintptr(ic.slots[j].cmpOff), b[:])
 		}
 	} else {
 		var imm [8]byte
 		binary.LittleEndian.PutUint64(imm[:], uint64(-int64(target)))
-		ic.unit.write(ic.base+uintptr(ic.cmpOff[k]), imm[:])
+		ic.unit.write(ic.base+uintptr(ic.slots[k].cmpOff), imm[:])
 	}
 	// Registers the target overwrites before reading need no restore.
 	if ic.form != formCmp {
 		dead := m.deadAt(target)
 		nop7 := []byte{0x0f, 0x1f, 0x80, 0, 0, 0, 0}
 		if dead.Has(uint8(amd64.RCX)) {
-			ic.unit.write(ic.base+uintptr(ic.restoreOff[k]), nop7)
+			ic.unit.write(ic.base+uintptr(ic.slots[k].restoreOff), nop7)
 		}
 		if ic.rdx && dead.Has(uint8(amd64.RDX)) {
-			ic.unit.write(ic.base+uintptr(ic.restoreOff[k])+7, nop7)
+			ic.unit.write(ic.base+uintptr(ic.slots[k].restoreOff)+7, nop7)
 		}
 	}
-	ic.unit.patchRel32(ic.base+uintptr(ic.hitEnd[k]), f.body())
+	ic.unit.patchRel32(ic.base+uintptr(ic.slots[k].hitEnd), f.body())
 	f.slots = append(f.slots, slotRef{ic, k})
 	m.stats.Links++
 	if ic.filled == ic.n {

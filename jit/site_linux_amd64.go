@@ -96,19 +96,13 @@ type icSite struct {
 	// literals; rdx for a wide site that borrows rdx, which its hits
 	// restore after rcx.
 	narrow, keep, lit, rdx bool
-	// n is the number of slots, filled how many are set, preds their
-	// targets.
+	// n is the number of slots in use (fewer than len(slots) once a
+	// narrow site stops learning), filled how many are set.
 	n, filled int
-	preds     [maxInlineCache]uintptr
-	// cmpOff are the offsets of the slots' patchable constants: the
-	// imm64 (-pred) of a wide slot, the disp32 of a narrow one, the
-	// imm32 of a cmp slot (its low half when wide, hiOff the high) or
-	// its 64-bit literal. hitEnd are the ends of the slots' rel32
-	// jumps (a cmp slot's je, or its stub's jmp), restoreOff the
-	// offsets of their 7-byte restores (rcx, then rdx for the wide
-	// form), which become no-ops when the target does not read the
-	// register, or of a strict cmp stub's 9 bytes.
-	cmpOff, hiOff, hitEnd, restoreOff [maxInlineCache]int
+	// slots are the site's inline-cache slots, allocated to the number
+	// the site was made with: sites are many (every return has one),
+	// and most have two.
+	slots []icSlot
 	// learnEnd is the end of the rel32 jump to learn, which is patched
 	// to lookupOff when the slots are full.
 	learnEnd, lookupOff int
@@ -130,6 +124,21 @@ type icSite struct {
 	// jt is the jump table whose entries for targets without a
 	// fragment lead to the site, nil for an ordinary site.
 	jt *jumpTable
+}
+
+// icSlot is one inline-cache slot of a site: pred its target, and the
+// offsets in the fragment of its patchable parts. cmpOff is the slot's
+// patchable constant: the imm64 (-pred) of a wide slot, the disp32 of a
+// narrow one, the imm32 of a cmp slot (its low half when wide, hiOff the
+// high, -1 otherwise) or its 64-bit literal. hitEnd is the end of the
+// slot's rel32 jump (a cmp slot's je, or its stub's jmp), restoreOff the
+// offset of its 7-byte restores (rcx, then rdx for the wide form), which
+// become no-ops when the target does not read the register, or of a
+// strict cmp stub's 9 bytes. Offsets fit 32 bits: a fragment lies in one
+// code unit.
+type icSlot struct {
+	pred                              uintptr
+	cmpOff, hiOff, hitEnd, restoreOff int32
 }
 
 // maxInlineCache bounds the slots of a cmp-form site, maxRCXSlots those
@@ -167,7 +176,7 @@ func narrowDisp(ic *icSite) [maxInlineCache]int32 {
 	for j := range ic.n {
 		q := int64(-2 - j)
 		if j < ic.filled {
-			q = int64(ic.preds[j])
+			q = int64(ic.slots[j].pred)
 		}
 		d[j] = int32(prev - q)
 		prev = q
@@ -316,13 +325,13 @@ func operandMem(s *site) amd64.Mem {
 //	jne  next                     ;  a time
 //	cmp  dword <target+4>, hi
 //
-// and its constants' offsets go to ic.cmpOff[k] (and hiOff[k]); a
+// and its constants' offsets go to ic.slots[k].cmpOff (and hiOff[k]); a
 // literal's once the pool is laid out.
 func (t *translator) cmpSlot(s *site, ic *icSite, k int) (amd64.Fixup, error) {
 	a := t.a
 	var errs firstErr
 	try := errs.try
-	ic.hiOff[k] = -1
+	ic.slots[k].hiOff = -1
 	var reg amd64.Reg = amd64.NoReg
 	var m amd64.Mem
 	switch {
@@ -341,17 +350,17 @@ func (t *translator) cmpSlot(s *site, ic *icSite, k int) (amd64.Fixup, error) {
 	switch {
 	case ic.narrow && reg != amd64.NoReg:
 		a.CmpRegImm32(reg, -1)
-		ic.cmpOff[k] = a.Len() - 4
+		ic.slots[k].cmpOff = int32(a.Len() - 4)
 	case ic.narrow:
 		try(a.CmpMemImm32(m, -1))
-		ic.cmpOff[k] = a.Len() - 4
+		ic.slots[k].cmpOff = int32(a.Len() - 4)
 	case reg != amd64.NoReg:
 		ic.lit = true
 		try(a.CmpRegMem(reg, amd64.RIPRel(a.PC()))) // fixed by literals
 		t.lits = append(t.lits, literal{v: ^uint64(0), ref: a.Len(), ic: ic, k: k})
 	default:
 		try(a.CmpMem32Imm32(m, -1))
-		ic.cmpOff[k] = a.Len() - 4
+		ic.slots[k].cmpOff = int32(a.Len() - 4)
 		next := a.JccShort(amd64.CondNE)
 		m4 := m
 		if m4.RIP {
@@ -360,7 +369,7 @@ func (t *translator) cmpSlot(s *site, ic *icSite, k int) (amd64.Fixup, error) {
 			m4.Disp += 4
 		}
 		try(a.CmpMem32Imm32(m4, -1))
-		ic.hiOff[k] = a.Len() - 4
+		ic.slots[k].hiOff = int32(a.Len() - 4)
 		hit := a.JccLabel(amd64.CondE)
 		try(a.Bind(next))
 		return hit, errs.err
@@ -411,7 +420,7 @@ func (t *translator) cmpSite(s *site) error {
 	try := errs.try
 	n := t.slots(s, maxInlineCache)
 	keep := t.m.opts.StrictFlags
-	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n, pc: s.pc, kind: s.kind, pop: s.pop}
+	ic := &icSite{form: formCmp, narrow: t.narrow, keep: keep, n: n, slots: make([]icSlot, n), pc: s.pc, kind: s.kind, pop: s.pop}
 	ic.headOff = a.Len()
 	head := none
 	if keep {
@@ -440,12 +449,12 @@ func (t *translator) cmpSite(s *site) error {
 	ic.learnEnd = learn.End()
 	for k := range n {
 		if !keep {
-			ic.hitEnd[k] = hits[k].End()
+			ic.slots[k].hitEnd = int32(hits[k].End())
 			t.hitJmps = append(t.hitJmps, hits[k])
 			continue
 		}
 		try(a.Bind(hits[k]))
-		ic.restoreOff[k] = a.Len()
+		ic.slots[k].restoreOff = int32(a.Len())
 		// 9 bytes either way: lea rsp, [rsp+drop]; nop, or, when
 		// learned for a target that reads the flags, popfq; lea.
 		switch s.kind {
@@ -459,7 +468,7 @@ func (t *translator) cmpSite(s *site) error {
 			t.pushReturn(s.next)
 		}
 		j := a.JmpLabel()
-		ic.hitEnd[k] = j.End()
+		ic.slots[k].hitEnd = int32(j.End())
 		t.hitJmps = append(t.hitJmps, j)
 	}
 	// Off the hot path, the head is undone first (popfq, or the stack
@@ -544,7 +553,7 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	var errs firstErr
 	try := errs.try
 	n := t.slots(s, maxRCXSlots)
-	ic := &icSite{form: formNarrow, narrow: true, n: n, pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
+	ic := &icSite{form: formNarrow, narrow: true, n: n, slots: make([]icSlot, n), pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
@@ -565,8 +574,8 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 	for k := range n {
 		// lea rcx, [rcx+disp32]: the displacement is the last 4 bytes.
 		try(a.Lea(amd64.RCX, amd64.M(amd64.RCX, 0x7fffffff)))
-		ic.cmpOff[k] = a.Len() - 4
-		putRel32(a.Bytes()[ic.cmpOff[k]:], disp[k])
+		ic.slots[k].cmpOff = int32(a.Len() - 4)
+		putRel32(a.Bytes()[ic.slots[k].cmpOff:], disp[k])
 		if k == 0 {
 			// The head a demotion replaces: the load and the
 			// first compare.
@@ -584,10 +593,10 @@ func (t *translator) narrowSite(s *site, rcxSaved bool) error {
 		case siteCall:
 			t.pushReturn(s.next)
 		}
-		ic.restoreOff[k] = a.Len()
+		ic.slots[k].restoreOff = int32(a.Len())
 		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 		j := a.JmpLabel()
-		ic.hitEnd[k] = j.End()
+		ic.slots[k].hitEnd = int32(j.End())
 		t.hitJmps = append(t.hitJmps, j)
 	}
 	t.coldPaths(s, inCtx(amd64.RCX), ic, learn, nil, func() error { return t.toRDX(s, true) })
@@ -611,7 +620,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 			tr = r
 		}
 	}
-	ic := &icSite{n: n, rdx: tr == amd64.RDX, pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
+	ic := &icSite{n: n, slots: make([]icSlot, n), rdx: tr == amd64.RDX, pc: s.pc, kind: s.kind, pop: s.pop, jt: s.jt}
 	if !rcxSaved {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
@@ -628,7 +637,7 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	var hits [maxInlineCache]amd64.Fixup
 	for k := range n {
 		a.MovImm64(amd64.RCX, 1) // -1: no target matches
-		ic.cmpOff[k] = a.Len() - 8
+		ic.slots[k].cmpOff = int32(a.Len() - 8)
 		try(a.Lea(amd64.RCX, amd64.MI(amd64.RCX, tr, 1, 0)))
 		hits[k] = a.Jrcxz()
 	}
@@ -636,13 +645,13 @@ func (t *translator) wideSite(s *site, rcxSaved bool) error {
 	ic.learnEnd = learn.End()
 	for k := range n {
 		try(a.Bind(hits[k]))
-		ic.restoreOff[k] = a.Len()
+		ic.slots[k].restoreOff = int32(a.Len())
 		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 		if ic.rdx {
 			try(a.MovLoad(amd64.RDX, t.ctx(gpr(amd64.RDX))))
 		}
 		j := a.JmpLabel()
-		ic.hitEnd[k] = j.End()
+		ic.slots[k].hitEnd = int32(j.End())
 		t.hitJmps = append(t.hitJmps, j)
 	}
 	// The learn and lookup paths take the target in rdx.

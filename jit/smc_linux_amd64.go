@@ -463,7 +463,7 @@ func (m *Machine) deleteFragment(f *fragment) {
 		}
 	}
 	for _, s := range f.slots {
-		if !s.ic.owner.dead && s.ic.preds[s.k] == f.tag {
+		if !s.ic.owner.dead && s.ic.slots[s.k].pred == f.tag {
 			m.slotToExit(s.ic, s.k)
 		}
 	}
@@ -505,7 +505,7 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 	switch {
 	case ic.form == formCmp && ic.keep:
 		// lea rsp, [rsp+d]; nop becomes popfq; lea rsp, [rsp+d-8].
-		at := ic.base + uintptr(ic.restoreOff[k])
+		at := ic.base + uintptr(ic.slots[k].restoreOff)
 		old := ic.unit.bytes(at, 9)
 		if old[0] != 0x9d {
 			d := int32(uint32(old[4]) | uint32(old[5])<<8 | uint32(old[6])<<16 | uint32(old[7])<<24)
@@ -515,7 +515,7 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 			ic.unit.write(at, a.Bytes())
 		}
 	case ic.form != formCmp:
-		at := ic.base + uintptr(ic.restoreOff[k])
+		at := ic.base + uintptr(ic.slots[k].restoreOff)
 		a := amd64.NewAssembler(at)
 		_ = a.MovLoad(amd64.RCX, amd64.RIPRel(m.ctx+gpr(amd64.RCX)))
 		if ic.rdx {
@@ -534,9 +534,9 @@ func (m *Machine) slotToExit(ic *icSite, k int) {
 	}
 	u.write(stub, a.Bytes())
 	u.used += uintptr(a.Len())
-	branch := ic.base + uintptr(ic.hitEnd[k])
+	branch := ic.base + uintptr(ic.slots[k].hitEnd)
 	ic.unit.patchRel32(branch, stub)
-	m.exits.add(exit{kind: exitDirect, target: ic.preds[k], branch: branch, stub: stub, owner: ic.owner})
+	m.exits.add(exit{kind: exitDirect, target: ic.slots[k].pred, branch: branch, stub: stub, owner: ic.owner})
 }
 
 // willWrite makes the write-protected code pages in r writable again, as

@@ -93,7 +93,7 @@ type translator struct {
 // literal is a 64-bit constant of the literal pool, read by the
 // instruction whose rel32 ends at ref (a buffer offset). A site's slot
 // literal (ic set) is patched when the slot learns its target: its offset
-// goes to ic.cmpOff[k] once the pool is laid out.
+// goes to ic.slots[k].cmpOff once the pool is laid out.
 type literal struct {
 	v   uint64
 	ref int
@@ -133,7 +133,7 @@ func (t *translator) literals() {
 		a.Raw(byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
 		putRel32(a.Bytes()[l.ref-4:], int32(at-l.ref))
 		if l.ic != nil {
-			l.ic.cmpOff[l.k] = at
+			l.ic.slots[l.k].cmpOff = int32(at)
 		}
 	}
 }
