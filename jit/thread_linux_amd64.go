@@ -489,10 +489,12 @@ func (t *thread) finish(err error) *exitThread {
 	s.mu.Lock()
 	others := len(s.threads) > 1
 	s.mu.Unlock()
+	// The kernel's order (exit_mm_release): the robust list, then the
+	// tid word.
+	t.exitRobustList()
 	if ctid := t.id.clearTID; ctid != 0 && others {
 		var zero [4]byte
 		if t.copyOut(ctid, zero[:]) {
-			const futexWake = 1
 			unix.RawSyscall6(unix.SYS_FUTEX, ctid, futexWake, 1, 0, 0, 0)
 		}
 	}

@@ -2,8 +2,11 @@ package jit
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/reachvm/reachvm/internal/rawmem"
 )
 
 // The calls with which a C library registers a thread's addresses with
@@ -62,4 +65,101 @@ func (t *thread) threadIDCall(nr uint64, a [6]uintptr) (ret uint64, handled bool
 		return errno(unix.ENOSYS), true
 	}
 	return 0, false
+}
+
+// Robust futexes. A thread that ends holding a robust mutex (glibc's
+// PTHREAD_MUTEX_ROBUST) has the kernel mark it: every futex word on the
+// thread's robust list, and the one its list_op_pending names, whose
+// owner is the thread gets FUTEX_OWNER_DIED, and a waiter is woken, whose
+// pthread_mutex_lock then returns EOWNERDEAD. The list is the program's,
+// kept by set_robust_list above, so reachvm walks it when the thread
+// ends, as the kernel's exit_robust_list does: without it the next
+// locker waits forever.
+const (
+	futexWaiters    = 0x80000000
+	futexOwnerDied  = 0x40000000
+	futexTIDMask    = 0x3fffffff
+	robustListLimit = 2048
+	futexWake       = 1
+)
+
+// exitRobustList walks t's robust list (struct robust_list_head: the
+// list's first entry, the futex word's offset from an entry, the pending
+// entry; bit 0 of an entry marks a PI futex) as the kernel does at the
+// thread's exit, stopping at an unreadable entry.
+//
+// Preconditions: t has ended; nothing runs it.
+func (t *thread) exitRobustList() {
+	head := t.id.robustHead
+	if head == 0 {
+		return
+	}
+	var b [robustListHeadSize]byte
+	if !copyIn(head, b[:]) {
+		return
+	}
+	le := binary.LittleEndian
+	entry := uintptr(le.Uint64(b[0:]))
+	off := uintptr(le.Uint64(b[8:]))
+	pending := uintptr(le.Uint64(b[16:]))
+	pi, pendingPI := entry&1 != 0, pending&1 != 0
+	entry &^= 1
+	pending &^= 1
+	for limit := robustListLimit; entry != head; {
+		var nb [8]byte
+		ok := copyIn(entry, nb[:])
+		if entry != pending {
+			t.futexDeath(entry+off, pi, false)
+		}
+		if !ok {
+			return
+		}
+		next := uintptr(le.Uint64(nb[:]))
+		entry, pi = next&^1, next&1 != 0
+		if limit--; limit == 0 {
+			break
+		}
+	}
+	if pending != 0 {
+		t.futexDeath(pending+off, pendingPI, true)
+	}
+}
+
+// futexDeath is the kernel's handle_futex_death for the futex word at
+// uaddr: if t owns it, it gets FUTEX_OWNER_DIED (keeping FUTEX_WAITERS)
+// and, for a non-PI futex with waiters, one is woken; a pending non-PI
+// futex nobody owns has a waiter woken too (the thread died between
+// releasing it and waking).
+func (t *thread) futexDeath(uaddr uintptr, pi, pending bool) {
+	if uaddr&3 != 0 || uaddr == 0 {
+		return
+	}
+	t.willWrite(uaddr, 4)
+	// A bounded number of tries: another thread may change the word
+	// between the read and the swap, as the kernel's loop allows.
+	for range 64 {
+		var uval uint32
+		if !userAccess(func() { uval = get32(uaddr) }) {
+			return
+		}
+		owner := uval & futexTIDMask
+		if pending && !pi && owner == 0 {
+			unix.RawSyscall6(unix.SYS_FUTEX, uaddr, futexWake, 1, 0, 0, 0)
+			return
+		}
+		if owner != uint32(t.tid) {
+			return
+		}
+		mval := uval&futexWaiters | futexOwnerDied
+		swapped := false
+		if !userAccess(func() { swapped = atomic.CompareAndSwapUint32((*uint32)(rawmem.Ptr(uaddr)), uval, mval) }) {
+			return
+		}
+		if swapped {
+			if !pi && uval&futexWaiters != 0 {
+				unix.RawSyscall6(unix.SYS_FUTEX, uaddr, futexWake, 1, 0, 0, 0)
+			}
+			return
+		}
+	}
 }

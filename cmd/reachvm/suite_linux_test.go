@@ -134,6 +134,7 @@ var suiteCases = []suiteCase{
 	{name: "fileio", src: "fileio.c"},
 	{name: "signal", src: "signal.c"},
 	{name: "closeall", src: "closeall.c", needs: []need{needThreads}},
+	{name: "robust", src: "robust.c", needs: []need{needThreads}, threaded: true},
 	{name: "cxx", src: "cxx.cc", needs: []need{needThreads}, threaded: true},
 
 	{name: "true", argv: []string{"true"}},
