@@ -378,6 +378,27 @@ func Discard(o OS, addr, size uintptr) error {
 	return &Error{Op: "discard", Addr: addr, Size: size, Class: ErrNotSupported, Detail: o.Name() + " cannot discard pages"}
 }
 
+// Populator is implemented by backends that can make committed pages
+// present ahead of their first use (Linux MADV_POPULATE_WRITE and
+// MADV_POPULATE_READ): one call allocates them and fills the page tables
+// for the range, where touching them would take a page fault each. It is
+// advice: the contents do not change, and a backend (or a kernel) that
+// cannot do it says so with ErrNotSupported.
+type Populator interface {
+	// Populate makes the committed pages [addr, addr+size) present,
+	// ready for writing if write (the pages must be writable), else
+	// for reading (they must be readable or executable).
+	Populate(addr, size uintptr, write bool) error
+}
+
+// Populate calls o's Populate, or fails with ErrNotSupported if o has none.
+func Populate(o OS, addr, size uintptr, write bool) error {
+	if p, ok := o.(Populator); ok {
+		return p.Populate(addr, size, write)
+	}
+	return &Error{Op: "populate", Addr: addr, Size: size, Class: ErrNotSupported, Detail: o.Name() + " cannot populate pages"}
+}
+
 // Remapper is implemented by backends that can resize or move a mapping
 // with its contents (Linux mremap), without copying them.
 type Remapper interface {

@@ -251,6 +251,32 @@ func (u *Unit) writeError(off uintptr, n int) error {
 	return fmt.Errorf("vmcode: write of %d bytes at offset %#x leaves the unit (%#x bytes)", n, off, u.Size())
 }
 
+// Populate makes the unit's pages under [off, off+size), rounded out to
+// the page, present in both views before the first write and run, so
+// that they take no page fault each (vmm.Slot.Populate): a code cache
+// that fills a unit a stretch at a time populates the next stretch as it
+// gets there. It is advice: where the OS cannot, it does nothing.
+// It fails with an error wrapping ErrClosed once the unit is freed.
+func (u *Unit) Populate(off, size uintptr) error {
+	if off > u.size || size > u.size-off {
+		return fmt.Errorf("vmcode: populating [%#x, +%#x) leaves the unit (%#x bytes)", off, size, u.size)
+	}
+	page := uintptr(mem.PageSize)
+	lo, hi := mem.AlignDown(off, page), off+size
+	if end, ok := mem.AlignUp(hi, page); ok {
+		hi = min(end, u.size)
+	}
+	if hi <= lo {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.freed {
+		return fmt.Errorf("vmcode: populating the unit at %#x: %w", u.Exec(), ErrClosed)
+	}
+	return u.slot.Populate(u.slot.Base()+lo, hi-lo, vmm.ViewOwn|vmm.ViewWritable)
+}
+
 // Seal ends writing: from here on the unit runs and Write refuses. Without
 // W^X it makes the pages read-execute (one mprotect); under W^X they
 // already are, and Seal makes no system call.

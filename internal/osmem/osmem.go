@@ -34,6 +34,7 @@ type (
 	SharedReserver = mem.SharedReserver
 	Discarder      = mem.Discarder
 	Remapper       = mem.Remapper
+	Populator      = mem.Populator
 	// SharedFileOpener is mem.SharedFileOpener.
 	SharedFileOpener = mem.SharedFileOpener
 )

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -22,6 +23,10 @@ import (
 type linuxOS struct {
 	page uintptr
 	lo   uintptr
+
+	// noPopulate is set once the kernel refused MADV_POPULATE_* as
+	// unknown advice (before Linux 5.14): Populate then makes no call.
+	noPopulate atomic.Bool
 
 	// mu guards buf.
 	mu sync.Mutex
@@ -202,6 +207,38 @@ func (l *linuxOS) Release(addr, size uintptr) error {
 		return sysErr("release", addr, size, err, false)
 	}
 	return nil
+}
+
+// Populate is madvise(MADV_POPULATE_WRITE) or madvise(MADV_POPULATE_READ)
+// (osmem.Populator): the pages are allocated (for writing: a private
+// page's copy made) and mapped in one call, where touching them would
+// take a page fault each. A kernel before 5.14, which knows neither
+// (EINVAL), gets ErrNotSupported, then and from then on without a call.
+// EFAULT (a page that touching would fault on: no access, or read-only
+// for write) is ErrInvalid, ENOMEM (a page not mapped) ErrNotMapped.
+func (l *linuxOS) Populate(addr, size uintptr, write bool) error {
+	const op = "populate"
+	if err := l.check(op, addr, size); err != nil {
+		return err
+	}
+	if l.noPopulate.Load() {
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrNotSupported, Code: uintptr(unix.EINVAL), Detail: "the kernel has no MADV_POPULATE_READ/WRITE (Linux 5.14)"}
+	}
+	advice := unix.MADV_POPULATE_READ
+	if write {
+		advice = unix.MADV_POPULATE_WRITE
+	}
+	_, _, e := unix.Syscall(unix.SYS_MADVISE, addr, size, uintptr(advice))
+	switch e {
+	case 0:
+		return nil
+	case unix.EINVAL:
+		l.noPopulate.Store(true)
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrNotSupported, Code: uintptr(e), Detail: "the kernel has no MADV_POPULATE_READ/WRITE (Linux 5.14)"}
+	case unix.EFAULT:
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Code: uintptr(e), Detail: "a page in the range cannot be accessed that way"}
+	}
+	return sysErr(op, addr, size, e, true)
 }
 
 // Remap is mremap(2): MREMAP_MAYMOVE for Hint, MREMAP_MAYMOVE|
