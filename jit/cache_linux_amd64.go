@@ -21,6 +21,10 @@ type codeUnit struct {
 	exec, rw, size uintptr
 	// used is how many bytes from exec hold fragments.
 	used uintptr
+	// populated is how many bytes from exec are populated (prefaulted in
+	// both views, populateChunk at a time as writes get there): a page
+	// fault costs more than the call that spares a chunk's worth.
+	populated uintptr
 	// unit is the vmcode unit under W^X; slot the read-write-execute
 	// slot otherwise.
 	unit *vmcode.Unit
@@ -73,6 +77,9 @@ func (u *codeUnit) write(at uintptr, b []byte) {
 	if off > u.size || uintptr(len(b)) > u.size-off {
 		panic(fmt.Sprintf("jit: write of %d bytes at %#x outside unit [%#x, +%#x)", len(b), at, u.exec, u.size))
 	}
+	if end := off + uintptr(len(b)); end > u.populated {
+		u.populate(end)
+	}
 	if u.unit != nil {
 		if err := u.unit.Write(off, b); err != nil {
 			panic(fmt.Sprintf("jit: writing the code cache: %v", err))
@@ -80,6 +87,29 @@ func (u *codeUnit) write(at uintptr, b []byte) {
 		return
 	}
 	copy(rawmem.Bytes(u.rw+off, uintptr(len(b))), b)
+}
+
+// populateChunk is how much of a unit is populated at a time: 16 pages,
+// about what a small program's start-up translates between two calls
+// (/bin/true fills 287 KB), so that the last chunk leaves little
+// populated and unused.
+const populateChunk = 64 << 10
+
+// populate populates the unit from u.populated to past end, a whole
+// number of chunks. Populating is advice: if it fails, the writes and
+// runs fault the pages in as they would have.
+func (u *codeUnit) populate(end uintptr) {
+	to, ok := mem.AlignUp(end, populateChunk)
+	if !ok || to > u.size {
+		to = u.size
+	}
+	from := u.populated
+	u.populated = to
+	if u.unit != nil {
+		_ = u.unit.Populate(from, to-from)
+		return
+	}
+	_ = u.slot.Populate(u.exec+from, to-from, vmm.ViewOwn)
 }
 
 // bytes returns the unit's bytes [at, at+n) as the code runs them (read

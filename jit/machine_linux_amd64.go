@@ -440,6 +440,15 @@ func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, er
 	}
 	m.ctx = s.Base()
 	m.mem = rawmem.Bytes(m.ctx, m.lay.size)
+	// The context's pages are all touched soon, the table's as targets
+	// fill it: populating them costs less than their faults (a
+	// program's first machine), or than the memory of a table few of
+	// whose entries a thread fills (another thread's machine).
+	pop := s.Size()
+	if parent != nil {
+		pop = m.lay.ibl
+	}
+	_ = s.Populate(s.Base(), pop, vmm.ViewOwn)
 	m.sentinel = m.ctx
 	// The table is committed zero: empty but for its first entry.
 	m.emptyIBL(0)
