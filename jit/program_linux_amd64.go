@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -153,19 +153,28 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	if m.isClosed() {
 		return nil, fmt.Errorf("jit: loading %s: %w", path, ErrClosed)
 	}
-	data, err := os.ReadFile(path)
+	v := m.v
+	// The views keep reading the program's symbols, and gdb is handed
+	// the whole file: they read it all. Otherwise it is mapped.
+	x, err := openExecFile(v, path, m.opts.views())
 	if err != nil {
 		return nil, fmt.Errorf("jit: %w", err)
 	}
-	if bytes.HasPrefix(data, []byte("#!")) {
-		line, _, _ := bytes.Cut(data[2:], []byte("\n"))
+	defer x.close(v)
+	var head [2 + 200 + 1]byte
+	n, err := x.readAt(head[:], 0)
+	if err != nil {
+		return nil, fmt.Errorf("jit: %s: %w", path, err)
+	}
+	if bytes.HasPrefix(head[:n], []byte("#!")) {
+		line, _, _ := bytes.Cut(head[2:n], []byte("\n"))
 		return nil, bad("a script (#!%s): reachvm runs ELF executables; run its interpreter with it instead", bytes.TrimSpace(line[:min(len(line), 200)]))
 	}
-	f, err := parseExecutable(data)
-	if err != nil {
+	if err := x.parse(); err != nil {
 		return nil, bad("%v", err)
 	}
-	p := &Program{m: m, path: path, exe: exePath(path)}
+	f := x.elf
+	p := &Program{m: m, path: path, exe: x.name}
 	var dyn *elf.Prog
 	// selfRelocating is set for a program whose start code applies its
 	// own relocations (a C library's static PIE start-up): the loader,
@@ -174,10 +183,13 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 	for _, ph := range f.Progs {
 		switch ph.Type {
 		case elf.PT_INTERP:
-			if ph.Filesz == 0 || ph.Filesz > maxInterpPath || ph.Off+ph.Filesz > uint64(len(data)) {
+			if ph.Filesz == 0 || ph.Filesz > maxInterpPath || ph.Off+ph.Filesz > uint64(x.size) {
 				return nil, bad("a PT_INTERP of %d bytes at %#x, beyond the file or too long", ph.Filesz, ph.Off)
 			}
-			s := data[ph.Off : ph.Off+ph.Filesz]
+			s := make([]byte, ph.Filesz)
+			if n, err := x.readAt(s, int64(ph.Off)); err != nil || n < len(s) {
+				return nil, bad("reading its PT_INTERP: %v", err)
+			}
 			if i := bytes.IndexByte(s, 0); i >= 0 {
 				s = s[:i]
 			}
@@ -195,15 +207,17 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			dyn = ph
 		}
 	}
-	var idata []byte
+	var ix *execFile
 	var interp *elf.File
 	if p.interp != "" {
-		if idata, err = os.ReadFile(p.interp); err != nil {
+		if ix, err = openExecFile(v, p.interp, false); err != nil {
 			return nil, bad("its interpreter: %v", err)
 		}
-		if interp, err = parseExecutable(idata); err != nil {
+		defer ix.close(v)
+		if err = ix.parse(); err != nil {
 			return nil, bad("its interpreter %s: %v", p.interp, err)
 		}
+		interp = ix.elf
 		if interp.Type != elf.ET_DYN {
 			return nil, bad("its interpreter %s is %v, not a shared object (ET_DYN)", p.interp, interp.Type)
 		}
@@ -213,7 +227,6 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			}
 		}
 	}
-	v := m.v
 	name := filepath.Base(path)
 	if len(name) > 50 {
 		name = name[:50]
@@ -230,7 +243,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 			}
 		}
 	}()
-	exe, err := mapImage(v, path, data, f, p.owner)
+	exe, err := mapImage(v, path, x, p.owner)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +257,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		return nil, err
 	}
 	p.entry = p.bias + uintptr(f.Entry)
-	p.phdr = phdrAddr(f, data, p.bias)
+	p.phdr = phdrAddr(x, p.bias)
 	p.phnum = len(f.Progs)
 	p.runAt = p.entry
 	// brk: a reservation right after the image, committed as it grows
@@ -261,7 +274,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		// The kernel maps the interpreter after the program and its
 		// break, where mmap would place it; here it goes where a PIE
 		// goes, within reach of vmcode.
-		ld, err := mapImage(v, p.interp, idata, interp, p.owner+" interp")
+		ld, err := mapImage(v, p.interp, ix, p.owner+" interp")
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +307,7 @@ func (m *Machine) LoadProgram(path string) (_ *Program, err error) {
 		p.mod = newModule(filepath.Base(path), p.lo, f, p.bias, m.opts.JitDump)
 	}
 	if m.opts.GDB {
-		p.gdb = gdbRegister(programObject(data, f, p.bias))
+		p.gdb = gdbRegister(programObject(x.data, f, p.bias))
 	}
 	m.programs[p] = struct{}{}
 	ok = true
@@ -320,10 +333,10 @@ func ResolveProgram(path string, argv []string) (string, []string, error) {
 	return req.Path, req.Argv, nil
 }
 
-// parseExecutable parses data as an x86-64 ELF64 executable or shared
+// parseExecutable parses r as an x86-64 ELF64 executable or shared
 // object.
-func parseExecutable(data []byte) (*elf.File, error) {
-	f, err := elf.NewFile(bytes.NewReader(data))
+func parseExecutable(r io.ReaderAt) (*elf.File, error) {
+	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, err
 	}
@@ -362,12 +375,14 @@ type image struct {
 	prots map[uintptr]mem.Prot
 }
 
-// mapImage reserves the span of f's PT_LOAD segments in application
+// mapImage reserves the span of x's PT_LOAD segments in application
 // memory annotated owner (at their addresses for ET_EXEC, at the first
-// free one of pieBases, else where the OS chooses, for ET_DYN), commits
-// each segment read-write and copies its bytes from data. On error the
-// image is released again.
-func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (_ image, err error) {
+// free one of pieBases, else where the OS chooses, for ET_DYN) and fills
+// each segment read-write (loadSegment: mapped from the file where the
+// segments allow, as the kernel maps them, else read into committed
+// memory). On error the image is released again.
+func mapImage(v *vmm.VMM, path string, x *execFile, owner string) (_ image, err error) {
+	f := x.elf
 	bad := func(format string, args ...any) error {
 		return &ProgramError{Path: path, Reason: fmt.Sprintf(format, args...)}
 	}
@@ -377,7 +392,7 @@ func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (
 		if ph.Type != elf.PT_LOAD {
 			continue
 		}
-		if ph.Filesz > ph.Memsz || ph.Off+ph.Filesz > uint64(len(data)) || ph.Off+ph.Filesz < ph.Off {
+		if ph.Filesz > ph.Memsz || ph.Off+ph.Filesz > uint64(x.size) || ph.Off+ph.Filesz < ph.Off {
 			return image{}, bad("a PT_LOAD beyond the file")
 		}
 		end, ok := mem.AlignUp(ph.Vaddr+ph.Memsz, uint64(page))
@@ -431,6 +446,10 @@ func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (
 			}
 		}
 	}()
+	var obj mem.Object
+	if mappable(f) {
+		obj = x.object(v)
+	}
 	for _, ph := range f.Progs {
 		if ph.Type != elf.PT_LOAD {
 			continue
@@ -439,10 +458,9 @@ func mapImage(v *vmm.VMM, path string, data []byte, f *elf.File, owner string) (
 		// without overflow, and the bias is page aligned.
 		end, _ := mem.AlignUp(uintptr(ph.Vaddr+ph.Memsz), page)
 		a, b := img.bias+mem.AlignDown(uintptr(ph.Vaddr), page), img.bias+end
-		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
+		if err := loadSegment(v, x, obj, ph, img.bias, a, b, owner); err != nil {
 			return image{}, fmt.Errorf("jit: %s: %w", path, err)
 		}
-		copy(rawmem.Bytes(img.bias+uintptr(ph.Vaddr), uintptr(ph.Filesz)), data[ph.Off:ph.Off+ph.Filesz])
 		prot := mem.ProtNone
 		if ph.Flags&elf.PF_R != 0 {
 			prot |= mem.ProtRead
@@ -484,18 +502,18 @@ func (img *image) protect(v *vmm.VMM, path string) error {
 	return nil
 }
 
-// phdrAddr returns where f's program headers are once loaded at bias:
+// phdrAddr returns where x's program headers are once loaded at bias:
 // PT_PHDR's address, or else within the PT_LOAD that maps the file's
 // start; 0 if neither exists.
-func phdrAddr(f *elf.File, data []byte, bias uintptr) uintptr {
-	for _, ph := range f.Progs {
+func phdrAddr(x *execFile, bias uintptr) uintptr {
+	for _, ph := range x.elf.Progs {
 		if ph.Type == elf.PT_PHDR {
 			return bias + uintptr(ph.Vaddr)
 		}
 	}
-	for _, ph := range f.Progs {
+	for _, ph := range x.elf.Progs {
 		if ph.Type == elf.PT_LOAD && ph.Off == 0 {
-			return bias + uintptr(ph.Vaddr) + uintptr(binary.LittleEndian.Uint64(data[32:]))
+			return bias + uintptr(ph.Vaddr) + uintptr(x.phoff)
 		}
 	}
 	return 0

@@ -289,6 +289,20 @@ func (v *VMM) MapAppFile(path string, off uint64, addr, size uintptr, prot mem.P
 	})
 }
 
+// MapAppObject is MapAppFile for a file the caller holds open as obj
+// (VMM.FileObject of a file it has examined already, a loader that parsed
+// its headers): the view is of that file, whatever its path names by
+// then. The caller keeps obj, and closes it (OS().CloseObject) once it
+// has mapped what it needs: the views stay. The mapping is recorded under
+// obj.Name(), which must be the name the kernel shows for it (an absolute
+// path with no symbolic link in it) for SyncCheck to agree.
+func (v *VMM) MapAppObject(obj mem.Object, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string) (mem.Range, error) {
+	if obj == nil || obj.Shared() {
+		return mem.Range{}, &AppError{Op: "map", Range: mem.Range{Start: addr, End: addr}, Reason: "not a file object (VMM.FileObject)", Err: mem.ErrInvalid}
+	}
+	return v.mapAppObjectKept(obj.Name(), off, addr, size, prot, mode, owner, aspacem.KindFile, obj, nil)
+}
+
 // MapAppSharedFile maps size bytes of the regular file open as the
 // descriptor fd from offset off (a multiple of the page), shared
 // (MAP_SHARED: writes go to the file and show in every view of it), with
@@ -312,18 +326,32 @@ func (v *VMM) MapAppSharedFile(fd int, name string, off uint64, addr, size uintp
 // only says which file in errors. The object is closed before returning,
 // whatever happened.
 func (v *VMM) mapAppObject(name string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string, kind aspacem.Kind, open func() (mem.Object, error)) (mem.Range, error) {
+	return v.mapAppObjectKept(name, off, addr, size, prot, mode, owner, kind, nil, open)
+}
+
+// mapAppObjectKept is mapAppObject, or with kept (and open nil) the view
+// of an object the caller keeps and closes itself.
+func (v *VMM) mapAppObjectKept(name string, off uint64, addr, size uintptr, prot mem.Prot, mode mem.Mode, owner string, kind aspacem.Kind, kept mem.Object, open func() (mem.Object, error)) (mem.Range, error) {
 	if !prot.Valid() || off%uint64(v.os.PageSize()) != 0 {
 		return mem.Range{}, &AppError{Op: "map", Range: mem.Range{Start: addr, End: addr}, Reason: fmt.Sprintf("protection %#x or offset %#x of %s", uint8(prot), off, name), Err: mem.ErrInvalid}
 	}
-	var obj mem.Object
+	obj := kept
 	defer func() {
-		if obj != nil {
+		if obj != nil && obj != kept {
 			// Closing changes no mapping: a view made from obj stays
 			// valid and recorded whatever close says, so its error
 			// would only make a caller drop a mapping it holds.
 			_ = v.os.CloseObject(obj)
 		}
 	}()
+	var openObj func() error
+	if kept == nil {
+		openObj = func() error {
+			var err error
+			obj, err = open()
+			return err
+		}
+	}
 	return v.mapApp("map", addr, size, mode, owner, func(at uintptr, m mem.Mode) (uintptr, error) {
 		return v.os.MapObject(obj, off, at, size, prot, m)
 	}, func(r mem.Range) aspacem.Segment {
@@ -332,11 +360,7 @@ func (v *VMM) mapAppObject(name string, off uint64, addr, size uintptr, prot mem
 			seg.Dev, seg.Inode = id.FileID()
 		}
 		return seg
-	}, func() error {
-		var err error
-		obj, err = open()
-		return err
-	})
+	}, openObj)
 }
 
 // mapApp is the common path of ReserveApp, MapAppAnon and MapAppFile:

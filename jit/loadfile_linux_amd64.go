@@ -1,0 +1,209 @@
+package jit
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/reachvm/reachvm/internal/rawmem"
+	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// execFile is an ELF file LoadProgram loads (the program, or its
+// interpreter): open for the load, parsed from its headers, and mapped as
+// the kernel maps it, private and copy-on-write, rather than read and
+// copied: a page of it is then read from the page cache when the program
+// (or the translator) first touches it, and a page the program never
+// touches costs nothing.
+type execFile struct {
+	// name is the file's absolute path with every symbolic link
+	// resolved: what it was opened by, and what the kernel's map names
+	// its mappings by.
+	name string
+	// file is the open file until obj owns it (nil then).
+	file *os.File
+	// obj is the file as a vmm object, which the image's segments are
+	// mapped from; nil where the backend cannot map an open file (the
+	// segments' bytes are then read into committed memory).
+	obj mem.Object
+	// size is the file's size.
+	size int64
+	// data is the whole file, read only where something uses the file's
+	// contents after the load (the views name code from its symbols;
+	// gdb is handed a copy of it); nil otherwise.
+	data []byte
+	// elf is the file parsed: its headers, and its sections read from
+	// data or (lazily) from the file, which only the load reads.
+	elf *elf.File
+	// phoff is the file offset of the program headers (e_phoff).
+	phoff uint64
+}
+
+// openExecFile opens the file at path for loading; whole reads all of it
+// into data too.
+func openExecFile(v *vmm.VMM, path string, whole bool) (*execFile, error) {
+	x := &execFile{name: exePath(path)}
+	file, err := os.Open(x.name)
+	if err != nil {
+		return nil, err
+	}
+	x.file = file
+	st, err := file.Stat()
+	if err != nil {
+		x.close(v)
+		return nil, err
+	}
+	x.size = st.Size()
+	if whole {
+		if x.data, err = io.ReadAll(file); err != nil {
+			x.close(v)
+			return nil, err
+		}
+		x.size = int64(len(x.data))
+	}
+	return x, nil
+}
+
+// readAt reads len(b) bytes at off, or fewer at the end of the file.
+func (x *execFile) readAt(b []byte, off int64) (int, error) {
+	if x.data != nil {
+		if off >= int64(len(x.data)) {
+			return 0, nil
+		}
+		return copy(b, x.data[off:]), nil
+	}
+	n, err := x.readerAt().ReadAt(b, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+// readerAt returns what the file is read through.
+func (x *execFile) readerAt() io.ReaderAt {
+	if x.data != nil {
+		return bytes.NewReader(x.data)
+	}
+	return x.file
+}
+
+// parse parses the file as an x86-64 ELF64 executable or shared object,
+// while it is open for reading (until object).
+func (x *execFile) parse() error {
+	f, err := parseExecutable(x.readerAt())
+	if err != nil {
+		return err
+	}
+	var b [8]byte
+	n, err := x.readAt(b[:], 32)
+	if err == nil && n < len(b) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("reading e_phoff: %w", err)
+	}
+	x.elf, x.phoff = f, binary.LittleEndian.Uint64(b[:])
+	return nil
+}
+
+// object returns the file as a vmm object to map segments from, or nil
+// if it cannot be (a backend that maps no open file): the segments are
+// then read. The object owns the file from then on: readAt works on
+// data only.
+func (x *execFile) object(v *vmm.VMM) mem.Object {
+	if x.obj == nil && x.file != nil {
+		if obj, err := v.FileObject(x.file); err == nil {
+			x.obj, x.file = obj, nil
+		}
+	}
+	return x.obj
+}
+
+// close closes the file: the mappings made from it stay.
+func (x *execFile) close(v *vmm.VMM) {
+	if x.obj != nil {
+		// The views stay whatever close says.
+		_ = v.OS().CloseObject(x.obj)
+		x.obj = nil
+	}
+	if x.file != nil {
+		_ = x.file.Close()
+		x.file = nil
+	}
+}
+
+// mappable reports whether f's PT_LOAD segments can each be mapped from
+// the file as the kernel maps them: each one's address and offset agree
+// modulo the page, and no page holds two segments (the kernel maps the
+// later one over the earlier there; the loader copies both instead).
+func mappable(f *elf.File) bool {
+	page := uint64(mem.PageSize)
+	type span struct{ lo, hi uint64 }
+	var spans []span
+	for _, ph := range f.Progs {
+		if ph.Type != elf.PT_LOAD {
+			continue
+		}
+		if ph.Filesz > 0 && ph.Vaddr%page != ph.Off%page {
+			return false
+		}
+		end, _ := mem.AlignUp(ph.Vaddr+ph.Memsz, page)
+		spans = append(spans, span{mem.AlignDown(ph.Vaddr, page), end})
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
+	for i := 1; i < len(spans); i++ {
+		if spans[i].lo < spans[i-1].hi {
+			return false
+		}
+	}
+	return true
+}
+
+// loadSegment fills the PT_LOAD segment ph of x, whose pages [a, b) are
+// reserved in the image at bias, read-write: the pages that hold its
+// file bytes mapped from the file (obj), the bytes after them to the end
+// of their page zeroed when the segment goes on past them (the kernel's
+// padzero: they are the start of its zero-filled part), the pages after
+// those committed zero; or, with obj nil, every page committed and the
+// file bytes read in.
+func loadSegment(v *vmm.VMM, x *execFile, obj mem.Object, ph *elf.Prog, bias, a, b uintptr, owner string) error {
+	page := uintptr(mem.PageSize)
+	start := bias + uintptr(ph.Vaddr)
+	if obj == nil || ph.Filesz == 0 {
+		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
+			return err
+		}
+		if ph.Filesz == 0 {
+			return nil
+		}
+		n, err := x.readAt(rawmem.Bytes(start, uintptr(ph.Filesz)), int64(ph.Off))
+		if err == nil && n < int(ph.Filesz) {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return fmt.Errorf("reading a segment: %w", err)
+		}
+		return nil
+	}
+	fileEnd, _ := mem.AlignUp(start+uintptr(ph.Filesz), page)
+	fileEnd = min(fileEnd, b)
+	off := mem.AlignDown(ph.Off, uint64(page))
+	if _, err := v.MapAppObject(obj, off, a, fileEnd-a, mem.ProtRW, mem.Fixed, owner); err != nil {
+		return err
+	}
+	if ph.Memsz > ph.Filesz {
+		if z := start + uintptr(ph.Filesz); z < fileEnd {
+			clear(rawmem.Bytes(z, fileEnd-z))
+		}
+	}
+	if fileEnd < b {
+		return v.CommitApp(mem.Range{Start: fileEnd, End: b}, mem.ProtRW)
+	}
+	return nil
+}
