@@ -32,8 +32,15 @@ import (
 )
 
 func main() {
+	exitAfterRun = true
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// exitAfterRun is set when the process exits as soon as the command
+// returns (reachvm itself, not a test calling run): the kernel then takes
+// back every mapping at once, and a command need not release what it
+// made one piece at a time first.
+var exitAfterRun bool
 
 // command is one subcommand: its implementation (which returns the exit
 // status) and its usage text.

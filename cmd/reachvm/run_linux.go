@@ -43,13 +43,6 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 	return exe, argv, req.Envp
 }
 
-// execRun loads the executable argv[0] (looked for in PATH if it has no
-// slash and is not a followed execve's) itself and runs it under the
-// translator, with argv (its argv[0] replaced by --argv0's) and this
-// process's environment, and returns its status. The program's output
-// goes to this process's standard output and error; reachvm's own
-// messages go to stderr, or, when that is the process's standard error,
-// to a copy of it (standardError).
 // runGCPercent is the Go collector's target while a program runs.
 const runGCPercent = 400
 
@@ -60,7 +53,27 @@ const runGCPercent = 400
 // 512 MiB above it for libraries placed within reach.
 const runVMCodeSize = 512 << 20
 
+// execRun loads the executable argv[0] (looked for in PATH if it has no
+// slash and is not a followed execve's) itself and runs it under the
+// translator, with argv (its argv[0] replaced by --argv0's) and this
+// process's environment, and returns its status. The program's output
+// goes to this process's standard output and error; reachvm's own
+// messages go to stderr, or, when that is the process's standard error,
+// to a copy of it (standardError).
+//
+// When the process exits right after (exitAfterRun), the program, the
+// machine and the VMM are left for the kernel to take back with the
+// process: closing them would unmap each piece and flush the cache
+// (clearing its tables touches their pages) only for the exit to unmap
+// the rest. The views (--perf-map, --jitdump, --gdb) are still closed,
+// as their files and gdb's list want.
 func execRun(o *runOptions, argv []string, stderr io.Writer) int {
+	teardown := !exitAfterRun || o.perfMap || o.jitDump || o.gdb
+	closeLater := func(c func() error) {
+		if teardown {
+			_ = c()
+		}
+	}
 	if stderr == io.Writer(os.Stderr) {
 		if f := standardError(); f != nil {
 			defer f.Close()
@@ -84,7 +97,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		return 125
 	}
-	defer v.Close()
+	defer closeLater(v.Close)
 	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables}
 	if !o.execNative {
 		opts.Exec = o.follow
@@ -94,7 +107,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		return 125
 	}
-	defer m.Close()
+	defer closeLater(m.Close)
 	prog := argv[0]
 	in := &o.inherit
 	inherited := jit.Inherited{Mask: in.sigMask, Ignored: in.sigIgnored, ExecFn: in.execFn}
@@ -166,7 +179,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		}
 		return code
 	}
-	if err != nil {
+	if err != nil || !teardown {
 		return code
 	}
 	if err := p.Close(); err != nil {
