@@ -16,10 +16,12 @@ import (
 // translator reads application code only where it is mapped: decoding
 // reads up to 15 bytes past an instruction's start, and a read past the
 // end of a mapping would fault inside Go. It caches the executable
-// segments of aspacem and reloads them (refreshing aspacem from the
-// kernel first) only on a miss (a new library, or a jump to something
-// that is not code), or after forget (a program unmapped or reprotected
-// some of them). The machines of one address space share it
+// segments of aspacem and reloads them only on a miss (a new library,
+// or a jump to something that is not code), or after forget (a program
+// unmapped or reprotected some of them): from aspacem as it is first,
+// which records every mapping the program makes as it is made, and only
+// if that misses too after refreshing aspacem from the kernel (reading
+// /proc/self/maps), for code mapped behind vmm's back. The machines of one address space share it
 // (codeSpace): a change one thread makes is seen by all.
 type codeMap struct {
 	// v is the machine's VMM, whose aspacem map is read. Set by
@@ -70,11 +72,13 @@ func (c *codeMap) at(pc uintptr) ([]byte, error) {
 	if b, ok := c.lookup(pc); ok {
 		return b, nil
 	}
-	if err := c.load(); err != nil {
-		return nil, err
-	}
-	if b, ok := c.lookup(pc); ok {
-		return b, nil
+	for _, refresh := range []bool{false, true} {
+		if err := c.load(refresh); err != nil {
+			return nil, err
+		}
+		if b, ok := c.lookup(pc); ok {
+			return b, nil
+		}
 	}
 	return nil, &NotCodeError{PC: pc}
 }
@@ -109,14 +113,16 @@ func (c *codeMap) forget(lo, hi uintptr) {
 	}
 }
 
-// load refreshes aspacem from the kernel and caches its executable
-// segments: reachvm's own as it records them, the rest as the kernel
-// shows them.
+// load caches aspacem's executable segments: reachvm's own as it records
+// them, the rest as the kernel showed them when aspacem last read its
+// map, or with refresh, as it shows them now.
 //
 // Preconditions: c.mu is held.
-func (c *codeMap) load() error {
-	if err := c.v.Refresh(); err != nil {
-		return fmt.Errorf("jit: reading the code map: %w", err)
+func (c *codeMap) load(refresh bool) error {
+	if refresh {
+		if err := c.v.Refresh(); err != nil {
+			return fmt.Errorf("jit: reading the code map: %w", err)
+		}
 	}
 	c.resetLocked()
 	first := map[string]uintptr{}
