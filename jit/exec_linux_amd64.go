@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -373,7 +372,7 @@ func resolveExec(path string, argv []string) (*ExecRequest, unix.Errno) {
 
 // readHeader returns the first BINPRM_BUF_SIZE bytes of the file at path.
 func readHeader(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, false)
 	if err != nil {
 		return nil, err
 	}

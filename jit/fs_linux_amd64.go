@@ -2,7 +2,6 @@ package jit
 
 import (
 	"encoding/binary"
-	"os"
 	"sync"
 	"unsafe"
 
@@ -63,7 +62,7 @@ func auxv(typ uint64) (uint64, bool) {
 }
 
 var auxvOnce = sync.OnceValue(func() []byte {
-	b, _ := os.ReadFile("/proc/self/auxv")
+	b, _ := readFile("/proc/self/auxv")
 	return b
 })
 

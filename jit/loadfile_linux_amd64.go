@@ -23,8 +23,8 @@ import (
 // touches costs nothing.
 type execFile struct {
 	// name is the file's absolute path with every symbolic link
-	// resolved: what it was opened by, and what the kernel's map names
-	// its mappings by.
+	// resolved: what the kernel's map names its mappings by, and
+	// /proc/self/exe the program.
 	name string
 	// file is the open file until obj owns it (nil then).
 	file *os.File
@@ -48,12 +48,15 @@ type execFile struct {
 // openExecFile opens the file at path for loading; whole reads all of it
 // into data too.
 func openExecFile(v *vmm.VMM, path string, whole bool) (*execFile, error) {
-	x := &execFile{name: exePath(path)}
-	file, err := os.Open(x.name)
+	file, err := openFile(path, true)
 	if err != nil {
 		return nil, err
 	}
-	x.file = file
+	x := &execFile{file: file, name: file.Name()}
+	if x.name == path {
+		// The kernel's name could not be read.
+		x.name = exePath(path)
+	}
 	st, err := file.Stat()
 	if err != nil {
 		x.close(v)

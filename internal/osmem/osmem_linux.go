@@ -53,13 +53,44 @@ const linuxHi = 0x7fff_ffff_f000
 
 // mmapMinAddr reads vm.mmap_min_addr, the lowest address mmap grants.
 func mmapMinAddr() uintptr {
-	b, err := os.ReadFile("/proc/sys/vm/mmap_min_addr")
+	var buf [32]byte
+	b, err := readProc("/proc/sys/vm/mmap_min_addr", buf[:0])
 	if err == nil {
 		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 {
 			return uintptr(v+0xfff) &^ 0xfff
 		}
 	}
 	return 0x10000
+}
+
+// readProc appends the contents of the /proc file at path to buf, growing
+// it as needed. It makes the system calls itself: os.Open would also
+// make the descriptor non-blocking and offer it to the Go runtime's
+// poller (which accepts some /proc files, starting the poller for a
+// process that has no other use for it), three to six calls more, and a
+// read of /proc/self/maps is on every program's start.
+func readProc(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return buf, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return buf, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }
 
 func (l *linuxOS) Name() string             { return "linux" }
@@ -573,26 +604,14 @@ func continues(prev, r Region) bool {
 func (l *linuxOS) walk(fn func(*procmaps.Entry) bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return &Error{Op: "regions", Class: ErrNotSupported, Detail: err.Error()}
-	}
-	defer f.Close()
 	if cap(l.buf) == 0 {
 		l.buf = make([]byte, 0, 64<<10)
 	}
-	buf := l.buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if n == 0 || err != nil {
-			break
-		}
-	}
+	buf, err := readProc("/proc/self/maps", l.buf[:0])
 	l.buf = buf
+	if err != nil {
+		return &Error{Op: "regions", Class: ErrNotSupported, Detail: err.Error()}
+	}
 	if err := procmaps.Parse(buf, fn); err != nil {
 		return &Error{Op: "regions", Class: ErrInvalid, Detail: err.Error()}
 	}
