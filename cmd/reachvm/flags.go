@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/reachvm/reachvm/mem"
 )
@@ -344,18 +345,22 @@ func (e usageError) Error() string { return e.msg }
 // badUsage returns a usageError.
 func badUsage(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
-// The flag package's error texts, rewritten to the CLI's form: the flag as
-// --name, then the value's own message (which names the rule).
-var (
-	reInvalid  = regexp.MustCompile(`^invalid (value|boolean value) "(.*)" for (?:flag )?-([^:]+): (.*)$`)
-	reUndef    = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	reNeedsArg = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-	reFlagName = regexp.MustCompile(`(^|[ (])-([a-z][a-z-]*)`)
-)
+// flagErrorRes are the flag package's error texts, to be rewritten to the
+// CLI's form: the flag as --name, then the value's own message (which
+// names the rule). Compiled at the first bad flag, not at every start.
+var flagErrorRes = sync.OnceValue(func() (r struct{ invalid, undef, needsArg, flagName *regexp.Regexp }) {
+	r.invalid = regexp.MustCompile(`^invalid (value|boolean value) "(.*)" for (?:flag )?-([^:]+): (.*)$`)
+	r.undef = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
+	r.needsArg = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
+	r.flagName = regexp.MustCompile(`(^|[ (])-([a-z][a-z-]*)`)
+	return r
+})
 
 // flagError rewrites a flag package error into one line.
 func flagError(err error) string {
 	s := err.Error()
+	re := flagErrorRes()
+	reInvalid, reUndef, reNeedsArg, reFlagName := re.invalid, re.undef, re.needsArg, re.flagName
 	if m := reInvalid.FindStringSubmatch(s); m != nil {
 		value, name, msg := m[2], m[3], m[4]
 		if value == "" || strings.ContainsAny(value, " \t") {
