@@ -1,0 +1,98 @@
+package jit
+
+import (
+	"debug/elf"
+	"testing"
+
+	"github.com/reachvm/reachvm/aspacem"
+	"github.com/reachvm/reachvm/internal/rawmem"
+	"github.com/reachvm/reachvm/mem"
+	"github.com/reachvm/reachvm/vmm/vmmtest"
+)
+
+// TestLoadProgramMapsSegments checks that LoadProgram maps a program's
+// segments from its file as the kernel does: every page holding file
+// bytes a private view of the file under the kernel's name for it, the
+// pages past them zero-filled anonymous memory, the bytes after p_filesz
+// in a segment's last file page zero, and aspacem agreeing with the
+// kernel.
+func TestLoadProgramMapsSegments(t *testing.T) {
+	for _, kind := range programKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			// kernels has a data segment whose zero fill starts
+			// inside its last file page.
+			path := buildProgram(t, "kernels", kind.name)
+			v, m := newProgramMachine(t)
+			p, err := m.LoadProgram(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			vmmtest.SyncCheck(t, v, "after loading")
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if !mappable(f) {
+				t.Fatalf("%s: segments not mappable from the file; the test wants a program whose are", path)
+			}
+			page := uintptr(mem.PageSize)
+			bss := 0
+			for _, ph := range f.Progs {
+				if ph.Type != elf.PT_LOAD {
+					continue
+				}
+				start := p.bias + uintptr(ph.Vaddr)
+				fileEnd, _ := mem.AlignUp(start+uintptr(ph.Filesz), page)
+				end, _ := mem.AlignUp(start+uintptr(ph.Memsz), page)
+				for a := mem.AlignDown(start, page); a < end; a += page {
+					s, ok := v.Space().Lookup(a)
+					want := aspacem.KindAnon
+					if a < fileEnd && ph.Filesz > 0 {
+						want = aspacem.KindFile
+					}
+					if !ok || s.Kind != want || s.Owner != p.owner || (want == aspacem.KindFile && s.Name != p.exe) {
+						t.Errorf("page %#x of the segment at %#x: %v (%q, %q), want %v of %q named %q", a, ph.Vaddr, s.Kind, s.Owner, s.Name, want, p.owner, p.exe)
+					}
+				}
+				if ph.Memsz > ph.Filesz && ph.Filesz > 0 {
+					bss++
+					z := start + uintptr(ph.Filesz)
+					for i, b := range rawmem.Bytes(z, min(fileEnd, start+uintptr(ph.Memsz))-z) {
+						if b != 0 {
+							t.Fatalf("byte %#x after p_filesz of the segment at %#x is %#x, want 0", i, ph.Vaddr, b)
+						}
+					}
+				}
+			}
+			if bss == 0 {
+				t.Errorf("%s has no segment with both file bytes and zero fill: nothing checked the zeroing", path)
+			}
+		})
+	}
+}
+
+// TestMappable checks which segment layouts are mapped from the file and
+// which are read instead.
+func TestMappable(t *testing.T) {
+	load := func(vaddr, off, filesz, memsz uint64) *elf.Prog {
+		return &elf.Prog{ProgHeader: elf.ProgHeader{Type: elf.PT_LOAD, Vaddr: vaddr, Off: off, Filesz: filesz, Memsz: memsz}}
+	}
+	for _, c := range []struct {
+		name  string
+		progs []*elf.Prog
+		want  bool
+	}{
+		{"apart", []*elf.Prog{load(0x400000, 0, 0x1234, 0x1234), load(0x402000, 0x2000, 0x100, 0x3000)}, true},
+		{"congruent offsets", []*elf.Prog{load(0x400000, 0, 0x1234, 0x1234), load(0x403db0, 0x2db0, 0x268, 0x270)}, true},
+		{"bss only", []*elf.Prog{load(0x400000, 0, 0x1000, 0x1000), load(0x401000, 0, 0, 0x5000)}, true},
+		{"one page, two segments", []*elf.Prog{load(0x400000, 0, 0x800, 0x800), load(0x400800, 0x800, 0x100, 0x100)}, false},
+		{"offset not congruent", []*elf.Prog{load(0x400000, 0, 0x1000, 0x1000), load(0x402000, 0x1100, 0x100, 0x100)}, false},
+	} {
+		f := &elf.File{Progs: c.progs}
+		if got := mappable(f); got != c.want {
+			t.Errorf("%s: mappable %v, want %v", c.name, got, c.want)
+		}
+	}
+}
