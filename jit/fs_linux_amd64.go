@@ -46,25 +46,15 @@ const (
 )
 
 // auxv returns the value of the auxiliary vector's entry typ the kernel
-// gave reachvm, and whether it has one.
+// gave reachvm (the Go runtime's copy of it), and whether it has one.
 func auxv(typ uint64) (uint64, bool) {
-	vec := auxvOnce()
-	for i := 0; i+16 <= len(vec); i += 16 {
-		t := binary.LittleEndian.Uint64(vec[i:])
-		if t == typ {
-			return binary.LittleEndian.Uint64(vec[i+8:]), true
-		}
-		if t == 0 {
-			break
+	for _, kv := range hostAuxv() {
+		if uint64(kv[0]) == typ {
+			return uint64(kv[1]), true
 		}
 	}
 	return 0, false
 }
-
-var auxvOnce = sync.OnceValue(func() []byte {
-	b, _ := readFile("/proc/self/auxv")
-	return b
-})
 
 // haveFSGSBASE reports whether wrfsbase can switch FS: the kernel
 // enables it (Linux 5.9 and later, on processors that have it).

@@ -38,6 +38,8 @@ type execFile struct {
 	// contents after the load (the views name code from its symbols;
 	// gdb is handed a copy of it); nil otherwise.
 	data []byte
+	// blocks reads the file (without data) a block at a time.
+	blocks blockReader
 	// elf is the file parsed: its headers, and its sections read from
 	// data or (lazily) from the file, which only the load reads.
 	elf *elf.File
@@ -53,6 +55,7 @@ func openExecFile(v *vmm.VMM, path string, whole bool) (*execFile, error) {
 		return nil, err
 	}
 	x := &execFile{file: file, name: file.Name()}
+	x.blocks.f = file
 	if x.name == path {
 		// The kernel's name could not be read.
 		x.name = exePath(path)
@@ -81,7 +84,20 @@ func (x *execFile) readAt(b []byte, off int64) (int, error) {
 		}
 		return copy(b, x.data[off:]), nil
 	}
-	n, err := x.readerAt().ReadAt(b, off)
+	n, err := x.blocks.ReadAt(b, off)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return n, err
+}
+
+// readSegment reads len(b) bytes at off into b, or fewer at the end of
+// the file: straight from the file, not through the blocks' cache.
+func (x *execFile) readSegment(b []byte, off int64) (int, error) {
+	if x.data != nil || x.file == nil {
+		return x.readAt(b, off)
+	}
+	n, err := x.file.ReadAt(b, off)
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
@@ -93,7 +109,58 @@ func (x *execFile) readerAt() io.ReaderAt {
 	if x.data != nil {
 		return bytes.NewReader(x.data)
 	}
-	return x.file
+	return &x.blocks
+}
+
+// blockReader reads a file through a cache of blockSize-byte blocks:
+// elf.NewFile reads the ELF header, the program headers, then each
+// section header on its own and the section names, a read call each
+// (some forty for ld.so), where they lie in two or three blocks.
+type blockReader struct {
+	// f is the file; nil once its object owns it (execFile.object),
+	// after which only cached blocks can be read.
+	f *os.File
+	// blocks holds the blocks read, by offset; a short one is the
+	// file's last.
+	blocks map[int64][]byte
+}
+
+// blockSize is a block of blockReader: a few pages of the page cache
+// copied, which costs less than the calls it saves.
+const blockSize = 16 << 10
+
+// ReadAt reads len(p) bytes at off, or fewer and io.EOF at the end of
+// the file.
+func (r *blockReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	n := 0
+	for n < len(p) {
+		at := off + int64(n)
+		base := at - at%blockSize
+		b, ok := r.blocks[base]
+		if !ok {
+			if r.f == nil {
+				return n, os.ErrClosed
+			}
+			b = make([]byte, blockSize)
+			m, err := r.f.ReadAt(b, base)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return n, err
+			}
+			b = b[:m]
+			if r.blocks == nil {
+				r.blocks = map[int64][]byte{}
+			}
+			r.blocks[base] = b
+		}
+		if int(at-base) >= len(b) {
+			return n, io.EOF
+		}
+		n += copy(p[n:], b[at-base:])
+	}
+	return n, nil
 }
 
 // parse parses the file as an x86-64 ELF64 executable or shared object,
@@ -122,7 +189,7 @@ func (x *execFile) parse() error {
 func (x *execFile) object(v *vmm.VMM) mem.Object {
 	if x.obj == nil && x.file != nil {
 		if obj, err := v.FileObject(x.file); err == nil {
-			x.obj, x.file = obj, nil
+			x.obj, x.file, x.blocks.f = obj, nil, nil
 		}
 	}
 	return x.obj
@@ -137,7 +204,7 @@ func (x *execFile) close(v *vmm.VMM) {
 	}
 	if x.file != nil {
 		_ = x.file.Close()
-		x.file = nil
+		x.file, x.blocks.f = nil, nil
 	}
 }
 
@@ -185,7 +252,7 @@ func loadSegment(v *vmm.VMM, x *execFile, obj mem.Object, ph *elf.Prog, bias, a,
 		if ph.Filesz == 0 {
 			return nil
 		}
-		n, err := x.readAt(rawmem.Bytes(start, uintptr(ph.Filesz)), int64(ph.Off))
+		n, err := x.readSegment(rawmem.Bytes(start, uintptr(ph.Filesz)), int64(ph.Off))
 		if err == nil && n < int(ph.Filesz) {
 			err = io.ErrUnexpectedEOF
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -370,9 +371,15 @@ type image struct {
 	// bias is the load bias (0 for ET_EXEC), [lo, hi) the image's
 	// reservation.
 	bias, lo, hi uintptr
-	// prots is the protection of each loaded page (a page shared by two
-	// segments gets both's).
-	prots map[uintptr]mem.Prot
+	// segs are the loaded segments' pages and protections, in the
+	// file's order (a page shared by two segments gets both's).
+	segs []imageSeg
+}
+
+// imageSeg is a loaded segment's pages [a, b) and protection.
+type imageSeg struct {
+	a, b uintptr
+	prot mem.Prot
 }
 
 // mapImage reserves the span of x's PT_LOAD segments in application
@@ -438,7 +445,7 @@ func mapImage(v *vmm.VMM, path string, x *execFile, owner string) (_ image, err 
 			}
 		}
 	}
-	img := image{bias: r.Start - lo, lo: r.Start, hi: r.End, prots: map[uintptr]mem.Prot{}}
+	img := image{bias: r.Start - lo, lo: r.Start, hi: r.End}
 	defer func() {
 		if err != nil {
 			if rerr := v.ReleaseApp(r); rerr != nil {
@@ -471,9 +478,7 @@ func mapImage(v *vmm.VMM, path string, x *execFile, owner string) (_ image, err 
 		if ph.Flags&elf.PF_X != 0 {
 			prot |= mem.ProtExec
 		}
-		for x := a; x < b; x += page {
-			img.prots[x] |= prot
-		}
+		img.segs = append(img.segs, imageSeg{a, b, prot})
 	}
 	return img, nil
 }
@@ -482,24 +487,48 @@ func mapImage(v *vmm.VMM, path string, x *execFile, owner string) (_ image, err 
 // protect per run of loaded pages with the same protection; the gaps
 // between segments stay reserved, inaccessible.
 func (img *image) protect(v *vmm.VMM, path string) error {
-	page := uintptr(mem.PageSize)
-	for x := img.lo; x < img.hi; {
-		prot, loaded := img.prots[x]
-		end := x + page
-		for loaded && end < img.hi {
-			if q, ok := img.prots[end]; !ok || q != prot {
-				break
+	// Between two consecutive ends of segments every page has the same
+	// protection: the union of the segments covering it, or none
+	// loaded.
+	cuts := make([]uintptr, 0, 2*len(img.segs))
+	for _, s := range img.segs {
+		cuts = append(cuts, s.a, s.b)
+	}
+	slices.Sort(cuts)
+	cuts = slices.Compact(cuts)
+	var run mem.Range
+	var runProt mem.Prot
+	flush := func() error {
+		if run.Empty() {
+			return nil
+		}
+		if err := v.ProtectApp(run, runProt); err != nil {
+			return fmt.Errorf("jit: %s: %w", path, err)
+		}
+		run = mem.Range{}
+		return nil
+	}
+	for i := 0; i+1 < len(cuts); i++ {
+		lo, hi := cuts[i], cuts[i+1]
+		prot, loaded := mem.ProtNone, false
+		for _, s := range img.segs {
+			if s.a < hi && lo < s.b {
+				prot |= s.prot
+				loaded = true
 			}
-			end += page
+		}
+		if loaded && !run.Empty() && run.End == lo && runProt == prot {
+			run.End = hi
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		if loaded {
-			if err := v.ProtectApp(mem.Range{Start: x, End: end}, prot); err != nil {
-				return fmt.Errorf("jit: %s: %w", path, err)
-			}
+			run, runProt = mem.Range{Start: lo, End: hi}, prot
 		}
-		x = end
 	}
-	return nil
+	return flush()
 }
 
 // phdrAddr returns where x's program headers are once loaded at bias:

@@ -34,27 +34,6 @@ func openFile(path string, kernelName bool) (*os.File, error) {
 	}
 }
 
-// readFile returns the contents of the file at path, as os.ReadFile
-// does, opened with openFile.
-func readFile(path string) ([]byte, error) {
-	f, err := openFile(path, false)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 0, 512)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if n == 0 || err != nil {
-			return buf, nil
-		}
-	}
-}
-
 // fdPath returns the path the kernel names the file open as fd by: the
 // link /proc/self/fd/N, absolute with every symbolic link resolved, as
 // /proc/self/maps names its mappings and /proc/self/exe a program's
