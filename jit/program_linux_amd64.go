@@ -817,7 +817,7 @@ func (p *Program) buildStack(argv, envp []string) (uintptr, error) {
 	}
 	pos -= 16
 	as.random = p.stack + pos
-	if _, err := unix.Getrandom(mem[pos:pos+16], 0); err != nil {
+	if _, err := getrandom(mem[pos : pos+16]); err != nil {
 		for i := range 16 {
 			mem[pos+uintptr(i)] = byte(i * 37)
 		}

