@@ -2,10 +2,16 @@ package jit
 
 import (
 	"debug/elf"
+	"os"
+	"os/exec"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/aspacem"
 	"github.com/reachvm/reachvm/internal/rawmem"
+	kern "github.com/reachvm/reachvm/jit/kernels"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
@@ -95,4 +101,63 @@ func TestMappable(t *testing.T) {
 			t.Errorf("%s: mappable %v, want %v", c.name, got, c.want)
 		}
 	}
+}
+
+// BenchmarkProgramStart starts jit/kernels' hello (a static PIE) and waits
+// for its exit: natively, a process each (native), and under the
+// translator in this process, LoadProgram, Run and Close on one machine
+// (reachvm), as an embedder running programs one after another. Its
+// output goes to /dev/null. faults/op are the page faults taken (the
+// child's rusage natively; the process's own under the translator, GC
+// and all).
+func BenchmarkProgramStart(b *testing.B) {
+	path := buildProgram(b, "hello", kern.PIE)
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	b.Run("native", func(b *testing.B) {
+		var faults int64
+		for b.Loop() {
+			cmd := exec.Command(path)
+			cmd.Stdout = null
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+			ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+			faults += ru.Minflt + ru.Majflt
+		}
+		b.ReportMetric(float64(faults)/float64(b.N), "faults/op")
+	})
+	b.Run("reachvm", func(b *testing.B) {
+		_, m := newProgramMachine(b)
+		saved, err := unix.Dup(1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			_ = unix.Dup2(saved, 1)
+			_ = unix.Close(saved)
+		}()
+		if err := unix.Dup2(int(null.Fd()), 1); err != nil {
+			b.Fatal(err)
+		}
+		var before, after unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+		for b.Loop() {
+			p, err := m.LoadProgram(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if code, err := p.Run([]string{path}, nil); err != nil || code != 0 {
+				b.Fatalf("status %d, %v", code, err)
+			}
+			if err := p.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
+		b.ReportMetric(float64(after.Minflt+after.Majflt-before.Minflt-before.Majflt)/float64(b.N), "faults/op")
+	})
 }
