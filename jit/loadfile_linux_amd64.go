@@ -92,12 +92,21 @@ func (x *execFile) readAt(b []byte, off int64) (int, error) {
 }
 
 // readSegment reads len(b) bytes at off into b, or fewer at the end of
-// the file: straight from the file, not through the blocks' cache.
+// the file: straight from the file, not through the blocks' cache (by
+// its name again once its object owns the descriptor).
 func (x *execFile) readSegment(b []byte, off int64) (int, error) {
-	if x.data != nil || x.file == nil {
+	if x.data != nil {
 		return x.readAt(b, off)
 	}
-	n, err := x.file.ReadAt(b, off)
+	f := x.file
+	if f == nil {
+		var err error
+		if f, err = openFile(x.name, false); err != nil {
+			return 0, err
+		}
+		defer f.Close()
+	}
+	n, err := f.ReadAt(b, off)
 	if errors.Is(err, io.EOF) {
 		err = nil
 	}
@@ -240,12 +249,12 @@ func mappable(f *elf.File) bool {
 // file bytes mapped from the file (obj), the bytes after them to the end
 // of their page zeroed when the segment goes on past them (the kernel's
 // padzero: they are the start of its zero-filled part), the pages after
-// those committed zero; or, with obj nil, every page committed and the
-// file bytes read in.
+// those committed zero; or, with obj nil, or where the file system
+// cannot map the file, every page committed and the file bytes read in.
 func loadSegment(v *vmm.VMM, x *execFile, obj mem.Object, ph *elf.Prog, bias, a, b uintptr, owner string) error {
 	page := uintptr(mem.PageSize)
 	start := bias + uintptr(ph.Vaddr)
-	if obj == nil || ph.Filesz == 0 {
+	read := func() error {
 		if err := v.CommitApp(mem.Range{Start: a, End: b}, mem.ProtRW); err != nil {
 			return err
 		}
@@ -261,11 +270,19 @@ func loadSegment(v *vmm.VMM, x *execFile, obj mem.Object, ph *elf.Prog, bias, a,
 		}
 		return nil
 	}
+	if obj == nil || ph.Filesz == 0 {
+		return read()
+	}
 	fileEnd, _ := mem.AlignUp(start+uintptr(ph.Filesz), page)
 	fileEnd = min(fileEnd, b)
 	off := mem.AlignDown(ph.Off, uint64(page))
 	if _, err := v.MapAppObject(obj, off, a, fileEnd-a, mem.ProtRW, mem.Fixed, owner); err != nil {
-		return err
+		// A file system with no mmap (ENODEV) refuses before the
+		// reservation is touched: the segment is read instead.
+		if rerr := read(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return nil
 	}
 	if ph.Memsz > ph.Filesz {
 		if z := start + uintptr(ph.Filesz); z < fileEnd {

@@ -79,6 +79,34 @@ func TestLoadProgramMapsSegments(t *testing.T) {
 	}
 }
 
+// TestLoadProgramPackedSegments runs a program linked with its segments
+// packed together (sharing pages, offsets not congruent to the page),
+// which LoadProgram reads into committed memory instead of mapping, and
+// compares it with the native run of the same program linked the usual
+// way. (Natively the packed one dies of SIGSEGV: the kernel maps each
+// segment's whole pages from the file, the later over the earlier where
+// they share one; the loader copies both segments' bytes there.)
+func TestLoadProgramPackedSegments(t *testing.T) {
+	ref := buildProgram(t, "kernels", kern.Exec)
+	path := buildProgram(t, "kernels", kern.Exec, "-Wl,-z,max-page-size=0x10,-z,common-page-size=0x10,-z,noseparate-code")
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed := !mappable(f)
+	f.Close()
+	if !packed {
+		t.Fatalf("%s: the linker kept the segments apart; the test wants them sharing pages", path)
+	}
+	for _, k := range []struct{ name, arg string }{{"k_fib", "20"}, {"k_sort", "2000"}} {
+		want, wantCode := runNative(t, ref, k.name, k.arg)
+		got, stderr, code := runProgram(t, path, false, k.name, k.arg)
+		if code != wantCode || got != want {
+			t.Errorf("%s: status %d, output %q (stderr %q), want %d, %q", k.name, code, got, stderr, wantCode, want)
+		}
+	}
+}
+
 // TestMappable checks which segment layouts are mapped from the file and
 // which are read instead.
 func TestMappable(t *testing.T) {
