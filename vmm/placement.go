@@ -15,8 +15,10 @@ import (
 type Placement struct {
 	// How names the policy that placed vmcode: "os" (the OS chose),
 	// "base" (the requested base), "base+offset" (the requested base plus
-	// a random offset), "near-app" (within rel32 reach of Config.Near) or
-	// "elsewhere" (a fallback from a base that was taken).
+	// a random offset), "near-app" (within rel32 reach of Config.Near),
+	// "low" (a fallback from a base below 2 GiB that was taken, to the
+	// free gap nearest it below 2 GiB) or "elsewhere" (a fallback from a
+	// base that was taken, where the OS chose).
 	How string
 	// RequestedBase and RequestedSize are what the configuration asked.
 	RequestedBase, RequestedSize uintptr
@@ -84,7 +86,23 @@ func placeOnce(o mem.OS, space *aspacem.Map, cfg *Config, size uintptr, p *Place
 		if !cfg.AllowElsewhere || !(errors.Is(err, mem.ErrExists) || errors.Is(err, mem.ErrNoMemory)) {
 			return nil, classify(err)
 		}
-		p.Fallbacks = append(p.Fallbacks, fmt.Sprintf("elsewhere: %#x+%#x is taken (%v)", base, size, err))
+		taken := fmt.Sprintf("%#x+%#x is taken (%v)", base, size, err)
+		if base+size <= lowWindow && base+size > base {
+			// A base below 2 GiB asks for 32-bit code addresses (a
+			// translator's narrow forms, absolute jump tables): the
+			// free gap nearest the base below 2 GiB keeps them,
+			// where the OS would choose high. (A non-PIE Go
+			// program's brk heap lies anywhere in the GiB above
+			// it, and took DynamoRIO's 0x3f000000 now and then.)
+			lin, lerr := placeAdvised(o, space, base, min(base, lowWindow-base), size, p)
+			if lerr == nil {
+				p.Fallbacks = append(p.Fallbacks, "low: "+taken)
+				p.How = "low"
+				return lin, nil
+			}
+			taken += fmt.Sprintf(", and no gap below %#x fits (%v)", uintptr(lowWindow), lerr)
+		}
+		p.Fallbacks = append(p.Fallbacks, "elsewhere: "+taken)
 		p.How = "elsewhere"
 		fallthrough
 	default:
@@ -126,7 +144,19 @@ func placeNear(o mem.OS, space *aspacem.Map, r mem.Range, size uintptr, p *Place
 	if !ok || whi-wlo < size {
 		return nil, fmt.Errorf("%w: the window reachable from [%#x, %#x) holds less than %#x bytes", errNoFit, r.Start, r.End, size)
 	}
-	mid := wlo + (whi-wlo)/2
+	return placeAdvised(o, space, wlo+(whi-wlo)/2, (whi-wlo)/2, size, p)
+}
+
+// lowWindow is the top of the addresses that fit 32 bits signed: a
+// VMCodeBase wholly below it is looked for again below it when taken.
+const lowWindow = 1 << 31
+
+// placeAdvised reserves size bytes of vmcode within radius of mid, as near
+// mid as aspacem's advice finds room. If the advised gap is taken
+// (another thread, or a map older than the kernel's view), the map is
+// refreshed from the kernel and advice asked again.
+func placeAdvised(o mem.OS, space *aspacem.Map, mid, radius, size uintptr, p *Placement) (*linear, error) {
+	gran := o.Granularity()
 	for i := 0; i < nearTries; i++ {
 		// The first try trusts the map (New has just loaded it, or the
 		// caller keeps it): a stale gap only costs an ErrExists and a
@@ -137,9 +167,9 @@ func placeNear(o mem.OS, space *aspacem.Map, r mem.Range, size uintptr, p *Place
 				return nil, err
 			}
 		}
-		addr, err := space.Advise(size, gran, mid, (whi-wlo)/2)
+		addr, err := space.Advise(size, gran, mid, radius)
 		if err != nil {
-			return nil, fmt.Errorf("%w: no free %#x bytes within reach of [%#x, %#x): %v", errNoFit, size, r.Start, r.End, err)
+			return nil, fmt.Errorf("%w: no free %#x bytes within %#x of %#x: %v", errNoFit, size, radius, mid, err)
 		}
 		p.Attempts++
 		lin, err := newLinear(o, addr, size, mem.Exact)

@@ -112,6 +112,31 @@ func TestPlacementPolicies(t *testing.T) {
 	})
 }
 
+// TestPlacementTakenLow takes a base below 2 GiB, as reachvm run's: with
+// AllowElsewhere vmcode goes to the free gap nearest it below 2 GiB
+// rather than where the OS chooses.
+func TestPlacementTakenLow(t *testing.T) {
+	const base, size = 0x3f00_0000, 512 << 20
+	s := sim.New(mem.RulesLinux, sim.Options{})
+	if _, err := s.Reserve(base, 32<<20, mem.Exact); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vmm.New(vmm.Config{OS: s, VMCodeBase: base, VMCodeSize: size, AllowElsewhere: true, NoVMHeap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	p := v.Placement()
+	got, n := v.VMCode()
+	if p.How != "low" || len(p.Fallbacks) != 1 || !strings.HasPrefix(p.Fallbacks[0], "low: ") {
+		t.Fatalf("placement %+v", p)
+	}
+	// The gap just below the base is the nearest.
+	if got != base-size || n != size {
+		t.Fatalf("vmcode at %#x+%#x, want %#x+%#x", got, n, uintptr(base-size), uintptr(size))
+	}
+}
+
 // TestPlacementNearApp asks for a full 2 GiB vmcode near a 16 MiB "text":
 // it cannot fit, so with AllowSmaller it shrinks, reports each step, and
 // the result is reachable from every byte of the range.
