@@ -48,6 +48,10 @@ const (
 	// (fs_linux_amd64.go).
 	ctxAppFS  = sigtramp.OffAppFS
 	ctxHostFS = sigtramp.OffHostFS
+	// ctxSite is the exit number of the return site whose jump through
+	// the return table is in flight (rettable_linux_amd64.go): a miss
+	// exits with it, so that the dispatcher knows the site.
+	ctxSite = sigtramp.HeaderEnd
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
 	ctxXsave = 0x140
@@ -83,8 +87,9 @@ type layout struct {
 	// the interrupted state of a thread the signal layer sent back to
 	// the dispatcher, and the signals that arrived for the application.
 	sig uintptr
-	// ibl is the indirect-branch table.
-	ibl uintptr
+	// ibl is the indirect-branch table, rt the return table
+	// (rettable_linux_amd64.go).
+	ibl, rt uintptr
 	// size is the data slot's size.
 	size uintptr
 }
@@ -103,7 +108,8 @@ func newLayout(vs vectorState) layout {
 	l.sys, _ = mem.AlignUp(l.hostInit+640, 64)
 	l.sig, _ = mem.AlignUp(l.sys+8*gateWords, 64)
 	l.ibl, _ = mem.AlignUp(l.sig+sigtramp.AreaXsave+l.xsaveSize, 4096)
-	l.size = l.ibl + 16*iblEntries
+	l.rt = l.ibl + 16*iblEntries
+	l.size = l.rt + 8*rtEntries
 	return l
 }
 
@@ -132,6 +138,13 @@ type gencode struct {
 	// has no entry: rdx holds the target, eax the site's exit number,
 	// the application's rax, rcx and rdx are in the context.
 	iblMiss uintptr
+	// retMiss is where a return goes through the return table when its
+	// entry does not lead to the target's fragment: the return popped,
+	// its target at [rsp-8], the application's rcx in the context, the
+	// site's exit in ctxSite. It looks the target up in the
+	// indirect-branch table and exits on a miss. Zero when the tables
+	// lie above 2 GiB, where returns take no return table.
+	retMiss uintptr
 	// nativeRet is the return address RunNative gives a native call.
 	nativeRet uintptr
 	// sigexit is where the signal layer sends a thread it takes out of
@@ -281,6 +294,12 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState, fs f
 	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, c(gpr(amd64.RDX))))
 	try(a.JmpRel32(g.fret))
+
+	if ctx+l.size <= low {
+		a.Nop(padTo(a.Len(), 16))
+		g.retMiss = a.PC()
+		try(emitRetMiss(a, ctx, l, g.iblMiss))
+	}
 
 	// Native return (RunNative).
 	a.Nop(padTo(a.Len(), 16))

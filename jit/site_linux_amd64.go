@@ -715,6 +715,10 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 			// anything was borrowed.
 			t.markFix(s.pc, none)
 		}
+		if t.rtSite(s, ic) {
+			try(t.rtJump(s, ic))
+			return errs.err
+		}
 		try(enter())
 		try(t.lookup(ic))
 		return errs.err

@@ -59,6 +59,9 @@ type translator struct {
 	// prefix is the length of the fragment's indirect-branch prefix,
 	// codeLen the length of its code (what follows is literals).
 	prefix, codeLen int
+	// retOff is the offset of the fragment's return entry
+	// (rettable_linux_amd64.go), 0 for none.
+	retOff int
 	// narrow is set when the fragment's code lies below 2 GiB: its
 	// indirect-branch sites then compare 32-bit targets (site.go).
 	narrow bool
@@ -170,6 +173,8 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.tables = t.tables[:0]
 	a := t.a
 	t.iblPrefix(tag)
+	t.retOff = 0
+	t.retEntry(tag)
 	pc := tag
 	opts := &t.m.opts
 	var code []byte
