@@ -55,6 +55,7 @@ var All = []Kernel{
 	{Name: "k_avx2", Test: 100, Bench: 100000, AVX2: true},
 	{Name: "k_dcalls", Test: 1000, Bench: 4000000, Micro: true},
 	{Name: "k_icalls", Test: 1000, Bench: 4000000, Micro: true},
+	{Name: "k_rets", Test: 1000, Bench: 1000000, Micro: true},
 }
 
 // Flags shared by every build: no libc, no stack protector (its canary

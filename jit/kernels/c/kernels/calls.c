@@ -21,3 +21,23 @@ EXPORT long k_icalls(long n) {
 		acc = stepp(acc, i);
 	return acc;
 }
+
+/* A polymorphic return: one function called through a pointer from five
+ * places in turn, so that its return goes back to a different caller
+ * each time, as free's and memcpy's do in a real program. The calls do
+ * not wait for one another's results: what a return costs beyond the
+ * native one shows, rather than hiding behind a chain of arithmetic. */
+__attribute__((noinline)) static long mix(long x, long i) { return (x ^ i) * 5 + 1; }
+static long (*volatile mixp)(long, long) = mix;
+
+EXPORT long k_rets(long n) {
+	long acc = 1;
+	for (long i = 0; i < n; i++) {
+		acc += mixp(i, 1);
+		acc += mixp(i, 2);
+		acc += mixp(i, 3);
+		acc += mixp(i, 4);
+		acc += mixp(i, 5);
+	}
+	return acc;
+}
