@@ -88,8 +88,9 @@ type layout struct {
 	// the dispatcher, and the signals that arrived for the application.
 	sig uintptr
 	// ibl is the indirect-branch table, rt the return table
-	// (rettable_linux_amd64.go).
-	ibl, rt uintptr
+	// (rettable_linux_amd64.go), visits the sites' visit counters
+	// (learn_linux_amd64.go).
+	ibl, rt, visits uintptr
 	// size is the data slot's size.
 	size uintptr
 }
@@ -109,7 +110,8 @@ func newLayout(vs vectorState) layout {
 	l.sig, _ = mem.AlignUp(l.sys+8*gateWords, 64)
 	l.ibl, _ = mem.AlignUp(l.sig+sigtramp.AreaXsave+l.xsaveSize, 4096)
 	l.rt = l.ibl + 16*iblEntries
-	l.size = l.rt + 8*rtEntries
+	l.visits = l.rt + 8*rtEntries
+	l.size = l.visits + 8*maxVisitCounters
 	return l
 }
 

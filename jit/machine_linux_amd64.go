@@ -367,6 +367,9 @@ type Machine struct {
 	markChunk  int
 	packBuf    []byte
 	viewMarks  []mark
+	// visitsUsed is the number of visit counters sites took since the
+	// last flush (learn_linux_amd64.go).
+	visitsUsed int
 	// waiting holds, by application address, the translated jump tables
 	// with entries for it that wait for its fragment.
 	waiting map[uintptr][]*jumpTable
@@ -620,6 +623,7 @@ func (m *Machine) flush() {
 	m.deadExits = 0
 	m.clearIBL()
 	m.resetRT()
+	m.clearVisits()
 	clear(m.waiting)
 	m.epoch++
 	m.stats.Flushes++
@@ -722,7 +726,8 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		// hits enter, rather than the table's entry before it. The
 		// analyses of tag's code that the prefix and the inline-cache
 		// slots learning tag rely on read pages too (t.pages).
-		_, n := m.iblRestores(tag)
+		t.tagDead = m.deadAt(tag)
+		_, n := m.iblRestores(t.tagDead)
 		if m.opts.StrictFlags {
 			m.flagsDeadAt(tag)
 		}
@@ -1293,11 +1298,14 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 				continue
 			}
 			if m.epoch == epoch {
-				if kind == exitLearn {
-					// learn reads the target's code.
+				if kind == exitLearn || ic.filled < ic.n {
+					// A site that learns lazily learns from
+					// a miss it exits for anyway. learn reads
+					// the target's code.
 					m.lockCode()
 					if m.epoch == epoch {
 						m.learn(ic, tag, f)
+						m.resetVisits(ic)
 					}
 					m.unlockCode()
 				} else {

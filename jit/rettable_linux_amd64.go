@@ -140,12 +140,18 @@ func (m *Machine) clearRT(f *fragment) {
 // rtJump emits a return site's jump through the return table (see the
 // top of the file). On entry the application's state is the one before
 // the return.
-func (t *translator) rtJump(s *site, ic *icSite) error {
+//
+// saved, when not nil, is a jump that enters it with the application's
+// rcx already in the context (and rcx free).
+func (t *translator) rtJump(s *site, ic *icSite, saved *amd64.Fixup) error {
 	a := t.a
 	var errs firstErr
 	try := errs.try
 	try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	t.markFix(s.pc, inCtx(amd64.RCX))
+	if saved != nil {
+		try(a.Bind(*saved))
+	}
 	t.exits = append(t.exits, pendingExit{kind: exitSiteMiss, ic: ic, stubOff: a.Len(), inline: true})
 	try(a.MovStoreImm32(t.ctx(ctxSite), int32(t.firstExit+uint32(len(t.exits)-1))))
 	a.Raw(0x0f, 0xb7, 0x0c, 0x24) // movzx ecx, word [rsp]
@@ -167,7 +173,7 @@ func (t *translator) retEntry(tag uintptr) {
 	if !t.m.rtOn() || t.transient || !t.m.isReturnAddress(tag) {
 		return
 	}
-	rcxDead := t.m.deadAt(tag).Has(uint8(amd64.RCX))
+	rcxDead := t.tagDead.Has(uint8(amd64.RCX))
 	t.cold = append(t.cold, func() error {
 		a := t.a
 		var errs firstErr

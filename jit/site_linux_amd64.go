@@ -124,6 +124,10 @@ type icSite struct {
 	// jt is the jump table whose entries for targets without a
 	// fragment lead to the site, nil for an ordinary site.
 	jt *jumpTable
+	// visits is the index of the site's visit counter
+	// (learn_linux_amd64.go), -1 for none: a site without one exits
+	// to learn at each visit of its learn path.
+	visits int32
 }
 
 // icSlot is one inline-cache slot of a site: pred its target, and the
@@ -687,6 +691,12 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 		var errs firstErr
 		try := errs.try
 		learnOff := a.Len()
+		rt := t.rtSite(s, ic)
+		// toLookup goes on to the lookup (to the return table after
+		// its save of rcx for rt) from a learn path that does not
+		// learn this time.
+		var toLookup *amd64.Fixup
+		ic.visits = -1
 		if ic.n > 0 {
 			try(a.Bind(learn))
 			t.markFix(s.pc, head)
@@ -694,7 +704,31 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 				try(undo())
 				t.markFix(s.pc, none)
 			}
-			try(enter())
+			k, counted := t.m.visitCounter()
+			switch {
+			case counted && rt:
+				ic.visits = k
+				try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+				t.markFix(s.pc, inCtx(amd64.RCX))
+				doLearn, err := t.countVisit(k)
+				try(err)
+				j := a.JmpLabel()
+				toLookup = &j
+				try(a.Bind(doLearn))
+				try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
+				t.markFix(s.pc, none)
+				try(enter())
+			case counted:
+				ic.visits = k
+				try(enter())
+				doLearn, err := t.countVisit(k)
+				try(err)
+				j := a.JmpLabel()
+				toLookup = &j
+				try(a.Bind(doLearn))
+			default:
+				try(enter())
+			}
 			try(t.learnExit(ic))
 		}
 		for _, h := range hits {
@@ -715,11 +749,14 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 			// anything was borrowed.
 			t.markFix(s.pc, none)
 		}
-		if t.rtSite(s, ic) {
-			try(t.rtJump(s, ic))
+		if rt {
+			try(t.rtJump(s, ic, toLookup))
 			return errs.err
 		}
 		try(enter())
+		if toLookup != nil {
+			try(a.Bind(*toLookup))
+		}
 		try(t.lookup(ic))
 		return errs.err
 	})

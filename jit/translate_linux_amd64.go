@@ -59,6 +59,9 @@ type translator struct {
 	// prefix is the length of the fragment's indirect-branch prefix,
 	// codeLen the length of its code (what follows is literals).
 	prefix, codeLen int
+	// tagDead are the registers dead at the fragment's tag (deadAt),
+	// set before block.
+	tagDead decode.Regs
 	// retOff is the offset of the fragment's return entry
 	// (rettable_linux_amd64.go), 0 for none.
 	retOff int
@@ -372,17 +375,16 @@ func (t *translator) follow(target uintptr) bool {
 // others before jumping), leaving out those dead at tag. Direct links and the dispatcher enter
 // after it (fragment.body).
 func (t *translator) iblPrefix(tag uintptr) {
-	regs, n := t.m.iblRestores(tag)
+	regs, n := t.m.iblRestores(t.tagDead)
 	for _, r := range regs[:n] {
 		_ = t.a.MovLoad(r, t.ctx(gpr(r)))
 	}
 	t.prefix = t.a.Len()
 }
 
-// iblRestores returns the registers the prefix of tag's fragment
-// restores, n of them, each a 7-byte load.
-func (m *Machine) iblRestores(tag uintptr) (regs [3]amd64.Reg, n int) {
-	dead := m.deadAt(tag)
+// iblRestores returns the registers the prefix of a fragment whose tag
+// has the dead registers dead restores, n of them, each a 7-byte load.
+func (m *Machine) iblRestores(dead decode.Regs) (regs [3]amd64.Reg, n int) {
 	all := []amd64.Reg{amd64.RAX, amd64.RCX, amd64.RDX}
 	if m.absTable() {
 		all = all[:1] // the lookup restored rcx and rdx
