@@ -52,6 +52,9 @@ const (
 	// the return table is in flight (rettable_linux_amd64.go): a miss
 	// exits with it, so that the dispatcher knows the site.
 	ctxSite = sigtramp.HeaderEnd
+	// ctxTableIndex is the index of a jump-table load that overwrites
+	// its own index register, saved before it (jumptable_linux_amd64.go).
+	ctxTableIndex = sigtramp.HeaderEnd + 8
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
 	ctxXsave = 0x140

@@ -39,6 +39,7 @@ import (
 //	jmp  qword [T + idx*8]                          ; T absolute, or base+disp with base = lea [rip+X]
 //	mov  r, qword [T + idx*8]; ...; jmp r
 //	movsxd r, dword [B + idx*4]; ...; add r, B; jmp r  ; B = lea [rip+T], the PIC form
+//	movsxd r, dword [B + r*4]; add r, B; jmp r          ; the same, r its own index (gcc's)
 //
 // where idx's range is bounded by what defined it (movzx from a byte, a
 // 32-bit and with a constant) or by a `cmp idx, imm; ja` (or jae) whose
@@ -47,6 +48,20 @@ import (
 // (a file's or an anonymous read-only mapping); its pages go into the
 // fragment's (translator.pages), so that a change to them (munmap,
 // mprotect, mremap) deletes the fragment like a change to its code.
+//
+// In the last form the index is gone by the jump: the load is preceded by
+// a store of it to the context (ctxTableIndex), and the jump borrows rax
+// to index the translated table with it,
+//
+//	mov [ctx.rax], rax; mov rax, [ctx.index]; jmp [xtable+rax*8]
+//
+// whose entries lead to the targets' indirect-branch prefixes, which give
+// rax back (unless it is dead there), and, for targets with no fragment,
+// to a restore of rax before the ordinary site. The saved index is
+// trusted only on the fragment's straight-line path from its store (one
+// such store is trusted at a time): a signal handler run in between
+// resumes the application through a new fragment starting at the
+// interrupted instruction, whose path holds no store.
 //
 // The translated table needs an absolute 32-bit address: the cache must
 // lie below 2 GiB (reachvm run places vmcode there); elsewhere the
@@ -71,6 +86,18 @@ type jumpTable struct {
 	// owner is the fragment holding the table, unit its unit.
 	owner *fragment
 	unit  *codeUnit
+	// prefix is set for a table whose jump borrows rax (the saved
+	// index's form): its entries lead to the targets' indirect-branch
+	// prefixes, which give rax back, not to their bodies.
+	prefix bool
+}
+
+// entry returns where jt's entries for f lead.
+func (jt *jumpTable) entry(f *fragment) uintptr {
+	if jt.prefix {
+		return f.entry
+	}
+	return f.body()
 }
 
 // setEntry points entry i of tab at to.
@@ -100,6 +127,10 @@ type regFact struct {
 	n         int
 	// guess is the base register's value the table was read at.
 	guess uintptr
+	// saved is set for a table load whose index register was its
+	// destination: the index is in ctxTableIndex, and idx means
+	// nothing. At most one fact has it.
+	saved bool
 }
 
 // noBase marks a table address known as a constant.
@@ -151,7 +182,7 @@ func (fs *facts) reset() {
 func (fs *facts) clobber(r uint8) {
 	fs.r[r] = unknownFact()
 	for i := range fs.r {
-		if k := fs.r[i].kind; (k == factLoad8 || k == factLoad4 || k == factRel4) && (fs.r[i].idx == r || fs.r[i].base == r) {
+		if k := fs.r[i].kind; (k == factLoad8 || k == factLoad4 || k == factRel4) && (fs.r[i].idx == r && !fs.r[i].saved || fs.r[i].base == r) {
 			fs.r[i] = unknownFact()
 		}
 	}
@@ -506,9 +537,9 @@ func (t *translator) trackAdd(b []byte, in *decode.Inst) bool {
 	fs.cmp.valid = false
 	fs.clobber(dst)
 	same := d.base == noBase && s.kind == factConst && s.val == d.val || d.base != noBase && d.base == src
-	if d.kind == factLoad4 && same && d.idx != dst {
+	if d.kind == factLoad4 && same && (d.idx != dst || d.saved) {
 		f := &fs.r[dst]
-		f.kind, f.val, f.idx, f.base, f.guess, f.n = factRel4, d.val, d.idx, d.base, d.guess, d.n
+		f.kind, f.val, f.idx, f.base, f.guess, f.n, f.saved = factRel4, d.val, d.idx, d.base, d.guess, d.n, d.saved
 	}
 	return true
 }
@@ -524,12 +555,41 @@ func (t *translator) trackLoad4(b []byte, in *decode.Inst) bool {
 	tab, idx, base, guess, n, ok := t.tableOperand(b, in, 4)
 	fs := &t.facts
 	fs.cmp.valid = false
+	saved := t.indexSaved
+	t.indexSaved = false
+	if saved {
+		// The store just emitted replaces whatever index was saved
+		// before.
+		for i := range fs.r {
+			if fs.r[i].saved {
+				fs.r[i] = unknownFact()
+			}
+		}
+	}
 	fs.clobber(reg)
-	if ok && idx != reg && base != reg {
+	if ok && base != reg && (idx != reg || saved) {
 		f := &fs.r[reg]
-		f.kind, f.val, f.idx, f.base, f.guess, f.n = factLoad4, tab, idx, base, guess, n
+		f.kind, f.val, f.idx, f.base, f.guess, f.n, f.saved = factLoad4, tab, idx, base, guess, n, saved
 	}
 	return true
+}
+
+// saveTableIndex emits, before a copied `movsxd r64, dword [B + r*4]`
+// that may load a jump table's entry over its own index register, the
+// store of the index to ctxTableIndex that the jump through the table
+// will read (see the top of the file), and tells trackLoad4 so.
+func (t *translator) saveTableIndex(b []byte, in *decode.Inst) error {
+	if t.transient || t.m.opts.NoJumpTables || !t.m.absTable() || t.a.Base+t.room >= low ||
+		in.Encoding != decode.Legacy || in.Map != decode.Map1Byte || in.Op != 0x63 || in.REX&8 == 0 ||
+		in.Prefixes != 0 || !in.HasModRM() || in.Mod() == 3 {
+		return nil
+	}
+	reg := in.RegField()
+	if _, idx, base, _, _, ok := t.tableOperand(b, in, 4); !ok || idx != reg || base == reg {
+		return nil
+	}
+	t.indexSaved = true
+	return t.a.MovStore(t.ctx(ctxTableIndex), amd64.Reg(reg))
 }
 
 // tableOperand decodes a memory operand [base + idx*scale + disp] with
@@ -603,7 +663,7 @@ func (t *translator) jumpTableSite(b []byte, in *decode.Inst, next uintptr) (boo
 	var tab, guess uintptr
 	var idx, base uint8
 	var n int
-	var rel bool
+	var rel, saved bool
 	fs := &t.facts
 	if in.Mod() == 3 {
 		f := fs.r[in.ModRM&7|in.REX&1<<3]
@@ -614,14 +674,14 @@ func (t *translator) jumpTableSite(b []byte, in *decode.Inst, next uintptr) (boo
 		default:
 			return false, nil
 		}
-		tab, idx, base, guess, n = f.val, f.idx, f.base, f.guess, f.n
+		tab, idx, base, guess, n, saved = f.val, f.idx, f.base, f.guess, f.n, f.saved
 	} else {
 		var ok bool
 		if tab, idx, base, guess, n, ok = t.tableOperand(b, in, 8); !ok {
 			return false, nil
 		}
 	}
-	if base != noBase && (idx == uint8(amd64.RCX) || base == uint8(amd64.RCX)) {
+	if base != noBase && (idx == uint8(amd64.RCX) && !saved || base == uint8(amd64.RCX)) {
 		return false, nil // the guard borrows rcx
 	}
 	elem := uintptr(8)
@@ -645,14 +705,34 @@ func (t *translator) jumpTableSite(b []byte, in *decode.Inst, next uintptr) (boo
 	var errs firstErr
 	try := errs.try
 	var other amd64.Fixup
-	if base != noBase {
+	pc := next - uintptr(in.Len)
+	flagsGuard := base != noBase && t.flagsDeadAtAll(targets)
+	if saved && base != noBase && !flagsGuard {
+		// Borrowing rcx for the guard and rax for the index costs
+		// more than a site, whose inline cache does well on a
+		// switch with few successors per copy (k_interp:
+		// BenchmarkJumpTables).
+		return false, nil
+	}
+	switch {
+	case flagsGuard:
+		// The guess must hold, compared with the flags, which no
+		// target reads before writing them all:
+		//
+		//	cmp base, [rip+guess]; jne site; jmp [xtable+idx*8]
+		//
+		// Not exact in between: a signal is delivered at the target.
+		t.markFix(pc, none)
+		try(a.CmpRegMem(amd64.Reg(base), amd64.RIPRel(a.PC()))) // fixed by literals
+		t.lits = append(t.lits, literal{v: uint64(guess), ref: a.Len()})
+		other = a.JccLabel(amd64.CondNE)
+	case base != noBase:
 		// The guess must hold: base - guess is 0, computed in rcx,
 		// borrowed, the flags untouched.
 		//
 		//	mov [ctx.rcx], rcx; mov rcx, -guess; lea rcx, [rcx+base]
 		//	jrcxz hit; mov rcx, [ctx.rcx]; jmp site
 		//	hit: mov rcx, [ctx.rcx]; jmp [xtable+idx*8]
-		pc := next - uintptr(in.Len)
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 		t.markFix(pc, inCtx(amd64.RCX))
 		a.MovImm64(amd64.RCX, uint64(-int64(guess)))
@@ -666,24 +746,57 @@ func (t *translator) jumpTableSite(b []byte, in *decode.Inst, next uintptr) (boo
 		try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 		t.markExact(pc)
 	}
+	index := amd64.Reg(idx)
+	if saved {
+		try(a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX))
+		t.markFix(pc, inCtx(amd64.RAX))
+		try(a.MovLoad(amd64.RAX, t.ctx(ctxTableIndex)))
+		index = amd64.RAX
+	}
 	// jmp qword [disp32 + idx*8]: the displacement is fixed once the
 	// table's place is known.
-	try(a.JmpMem(amd64.Mem{Base: amd64.NoReg, Index: amd64.Reg(idx), Scale: 8, Disp: 0x7fffffff}))
+	try(a.JmpMem(amd64.Mem{Base: amd64.NoReg, Index: index, Scale: 8, Disp: 0x7fffffff}))
 	if errs.err != nil {
 		return false, errs.err
 	}
-	jt := &jumpTable{targets: targets, fallbackOff: a.Len()}
+	jt := &jumpTable{targets: targets, fallbackOff: a.Len(), prefix: saved}
 	t.tables = append(t.tables, pendingTable{jt: jt, dispEnd: a.Len()})
+	if saved {
+		// Entries of targets with no fragment: rax back first.
+		t.markFix(pc, inCtx(amd64.RAX))
+		if err := a.MovLoad(amd64.RAX, t.ctx(gpr(amd64.RAX))); err != nil {
+			return false, err
+		}
+	}
 	if base != noBase {
 		if err := a.Bind(other); err != nil {
 			return false, err
 		}
 	}
 	// The ordinary site, with no inline cache: where the entries of
-	// targets with no fragment yet go.
-	t.markExact(next - uintptr(in.Len))
+	// targets with no fragment yet go (with the compare's flags after a
+	// flags guard: not exact).
+	if flagsGuard {
+		t.markFix(pc, none)
+	} else {
+		t.markExact(pc)
+	}
 	st := &site{kind: siteJmp, b: b, in: in, next: next, pc: next - uintptr(in.Len), noIC: true, jt: jt}
 	return true, t.site(st, false)
+}
+
+// flagsDeadAtAll reports whether the flags are dead at every target
+// (Machine.flagsDeadAt).
+func (t *translator) flagsDeadAtAll(targets []uintptr) bool {
+	if t.m.opts.StrictFlags {
+		return false
+	}
+	for _, tg := range targets {
+		if !t.m.flagsDeadAt(tg) {
+			return false
+		}
+	}
+	return true
 }
 
 // pendingTable is a translated table of the fragment being built, whose
@@ -709,7 +822,9 @@ func (t *translator) emitTables(self *fragment) {
 		for _, target := range jt.targets {
 			to := fallback
 			if f := t.m.frags[target]; f != nil && !f.dead {
-				to = f.body()
+				to = jt.entry(f)
+			} else if target == self.tag && jt.prefix {
+				to = a.Base
 			} else if target == self.tag {
 				to = a.Base + uintptr(t.prefix)
 			}
@@ -793,7 +908,7 @@ func (m *Machine) linkTable(jt *jumpTable, f *fragment) {
 	linked := false
 	for i, target := range jt.targets {
 		if target == f.tag {
-			jt.setEntry(i, f.body())
+			jt.setEntry(i, jt.entry(f))
 			linked = true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	kern "github.com/reachvm/reachvm/jit/kernels"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // TestJumpTablePrograms runs jumptab natively and under the translator
@@ -56,4 +57,60 @@ func statField(t *testing.T, stderr, name string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+// TestJumpTableOwnIndex checks that k_interp's switch, which gcc compiles
+// to `movsxd rax, dword [rsi+rax*4]; add rax, rsi; jmp rax` (the load
+// overwrites its own index), is translated through a table with vmcode
+// low, and that the result is native's with and without tables.
+func TestJumpTableOwnIndex(t *testing.T) {
+	for _, noTables := range []bool{false, true} {
+		m, _ := newTestMachine(t, vmm.Config{VMCodeBase: lowBase}, &Options{NoJumpTables: noTables})
+		lib := loadKernels(t, m.v)
+		fn := lookup(t, lib, "k_interp")
+		want := Call(fn, 300)
+		got, err := m.Run(fn, 300)
+		if err != nil || got != want {
+			t.Fatalf("NoJumpTables %v: %#x, %v; native %#x", noTables, got, err, want)
+		}
+		switch n := m.Stats().JumpTables; {
+		case !noTables && n == 0:
+			t.Errorf("k_interp's switch took no translated table")
+		case noTables && n != 0:
+			t.Errorf("NoJumpTables: %d tables translated", n)
+		}
+	}
+}
+
+// BenchmarkJumpTables times k_interp, a switch interpreter, natively, with
+// its switch translated into a table of cache addresses ("tables") and
+// with Options.NoJumpTables ("sites", the baseline: an indirect-branch
+// site), in one process with vmcode low.
+func BenchmarkJumpTables(b *testing.B) {
+	const n = 3000
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{{"tables", Options{}}, {"sites", Options{NoJumpTables: true}}} {
+		m, _ := newTestMachine(b, vmm.Config{VMCodeBase: lowBase}, &c.opts)
+		lib := loadKernels(b, m.v)
+		fn := lookup(b, lib, "k_interp")
+		want := Call(fn, n)
+		if c.name == "tables" {
+			b.Run("native", func(b *testing.B) {
+				m.RunNative(fn, n)
+				for b.Loop() {
+					m.RunNative(fn, n)
+				}
+			})
+		}
+		b.Run(c.name, func(b *testing.B) {
+			if got, err := m.Run(fn, n); err != nil || got != want {
+				b.Fatalf("%#x, %v; native %#x", got, err, want)
+			}
+			for b.Loop() {
+				m.Run(fn, n)
+			}
+		})
+	}
 }

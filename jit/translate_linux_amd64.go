@@ -59,6 +59,9 @@ type translator struct {
 	// prefix is the length of the fragment's indirect-branch prefix,
 	// codeLen the length of its code (what follows is literals).
 	prefix, codeLen int
+	// indexSaved is set between saveTableIndex's store of an index and
+	// the copy of the load it precedes (trackLoad4).
+	indexSaved bool
 	// tagDead are the registers dead at the fragment's tag (deadAt),
 	// set before block.
 	tagDead decode.Regs
@@ -173,6 +176,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.narrow = tag < low
 	t.room = room
 	t.facts.reset()
+	t.indexSaved = false
 	t.tables = t.tables[:0]
 	a := t.a
 	t.iblPrefix(tag)
@@ -235,6 +239,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			} else if in.RIPRelative() {
 				err = t.ripRelative(b, in, next)
 			} else {
+				err = t.saveTableIndex(b, in)
 				a.Raw(b...)
 			}
 			t.trackInst(b, in, next)
