@@ -4,7 +4,7 @@
 
 long k_fib(long), k_loops(long), k_fnptr(long), k_interp(long), k_sse2(long),
 	k_riprel(long), k_bigstack(long), k_sort(long), k_avx2(long),
-	k_dcalls(long), k_icalls(long);
+	k_dcalls(long), k_icalls(long), k_rets(long);
 
 static const struct {
 	const char *name;
@@ -13,7 +13,7 @@ static const struct {
 	{"k_fib", k_fib}, {"k_loops", k_loops}, {"k_fnptr", k_fnptr},
 	{"k_interp", k_interp}, {"k_sse2", k_sse2}, {"k_riprel", k_riprel},
 	{"k_bigstack", k_bigstack}, {"k_sort", k_sort}, {"k_avx2", k_avx2},
-	{"k_dcalls", k_dcalls}, {"k_icalls", k_icalls},
+	{"k_dcalls", k_dcalls}, {"k_icalls", k_icalls}, {"k_rets", k_rets},
 };
 
 int main(int argc, char **argv, char **envp) {
