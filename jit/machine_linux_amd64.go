@@ -449,11 +449,13 @@ func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, er
 	}
 	m.ctx = s.Base()
 	m.mem = rawmem.Bytes(m.ctx, m.lay.size)
-	// The context's pages are all touched soon, the table's as targets
-	// fill it: populating them costs less than their faults (a
+	// The context's pages are all touched soon, the tables' as targets
+	// fill them: populating them costs less than their faults (a
 	// program's first machine), or than the memory of a table few of
-	// whose entries a thread fills (another thread's machine).
-	pop := s.Size()
+	// whose entries a thread fills (another thread's machine). The
+	// sites' visit counters are touched as sites are made, which a
+	// short run makes few of.
+	pop := m.lay.visits
 	if parent != nil {
 		pop = m.lay.ibl
 	}
