@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--no-return-table] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
 dynamic, with its interpreter, the system's ld.so, which loads its
