@@ -176,9 +176,6 @@ type fragment struct {
 	instrs, nexits int32
 	// prefix is the length of its indirect-branch prefix.
 	prefix uint8
-	// retOff is the offset of its return entry, which the return
-	// table leads to (rettable_linux_amd64.go), 0 for none.
-	retOff uint32
 	// tables are the translated jump tables with entries that lead to
 	// it (jumptable_linux_amd64.go), unlinked like slots.
 	tables []*jumpTable

@@ -48,13 +48,9 @@ const (
 	// (fs_linux_amd64.go).
 	ctxAppFS  = sigtramp.OffAppFS
 	ctxHostFS = sigtramp.OffHostFS
-	// ctxSite is the exit number of the return site whose jump through
-	// the return table is in flight (rettable_linux_amd64.go): a miss
-	// exits with it, so that the dispatcher knows the site.
-	ctxSite = sigtramp.HeaderEnd
 	// ctxTableIndex is the index of a jump-table load that overwrites
 	// its own index register, saved before it (jumptable_linux_amd64.go).
-	ctxTableIndex = sigtramp.HeaderEnd + 8
+	ctxTableIndex = sigtramp.HeaderEnd
 	// ctxXsave is the application's vector state (XSAVE or FXSAVE
 	// area), 64-byte aligned.
 	ctxXsave = 0x140
@@ -90,10 +86,9 @@ type layout struct {
 	// the interrupted state of a thread the signal layer sent back to
 	// the dispatcher, and the signals that arrived for the application.
 	sig uintptr
-	// ibl is the indirect-branch table, rt the return table
-	// (rettable_linux_amd64.go), visits the sites' visit counters
-	// (learn_linux_amd64.go).
-	ibl, rt, visits uintptr
+	// ibl is the indirect-branch table, visits the sites' visit
+	// counters (learn_linux_amd64.go).
+	ibl, visits uintptr
 	// size is the data slot's size.
 	size uintptr
 }
@@ -112,8 +107,7 @@ func newLayout(vs vectorState) layout {
 	l.sys, _ = mem.AlignUp(l.hostInit+640, 64)
 	l.sig, _ = mem.AlignUp(l.sys+8*gateWords, 64)
 	l.ibl, _ = mem.AlignUp(l.sig+sigtramp.AreaXsave+l.xsaveSize, 4096)
-	l.rt = l.ibl + 16*iblEntries
-	l.visits = l.rt + 8*rtEntries
+	l.visits = l.ibl + 16*iblEntries
 	l.size = l.visits + 8*maxVisitCounters
 	return l
 }
@@ -143,13 +137,6 @@ type gencode struct {
 	// has no entry: rdx holds the target, eax the site's exit number,
 	// the application's rax, rcx and rdx are in the context.
 	iblMiss uintptr
-	// retMiss is where a return goes through the return table when its
-	// entry does not lead to the target's fragment: the return popped,
-	// its target at [rsp-8], the application's rcx in the context, the
-	// site's exit in ctxSite. It looks the target up in the
-	// indirect-branch table and exits on a miss. Zero when the tables
-	// lie above 2 GiB, where returns take no return table.
-	retMiss uintptr
 	// nativeRet is the return address RunNative gives a native call.
 	nativeRet uintptr
 	// sigexit is where the signal layer sends a thread it takes out of
@@ -299,12 +286,6 @@ func emitGencode(a *amd64.Assembler, ctx uintptr, l layout, vs vectorState, fs f
 	try(a.MovLoad(amd64.RCX, c(gpr(amd64.RCX))))
 	try(a.MovLoad(amd64.RDX, c(gpr(amd64.RDX))))
 	try(a.JmpRel32(g.fret))
-
-	if ctx+l.size <= low {
-		a.Nop(padTo(a.Len(), 16))
-		g.retMiss = a.PC()
-		try(emitRetMiss(a, ctx, l, g.iblMiss))
-	}
 
 	// Native return (RunNative).
 	a.Nop(padTo(a.Len(), 16))

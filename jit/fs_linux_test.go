@@ -141,6 +141,5 @@ func (m *Machine) reemit(how fsSwitch) error {
 	m.gen = gen
 	m.genUnit.write(m.genUnit.exec, a.Bytes())
 	m.genUnit.used = uintptr(a.Len())
-	m.resetRT()
 	return m.registerRoutines()
 }

@@ -11,9 +11,8 @@ import (
 // back, 1 to 2 µs); a program's start-up runs tens of thousands of sites
 // a few times each, most of them to targets that already have a fragment.
 // So a site's learn path counts its visits and, until the count reaches
-// learnAfter, looks the target up in the indirect-branch table (or, for a
-// return, the return table) instead of exiting; a target found there is
-// entered with no exit. A hot site learns at its learnAfter-th visit, and
+// learnAfter, looks the target up in the indirect-branch table instead
+// of exiting; a target found there is entered with no exit. A hot site learns at its learnAfter-th visit, and
 // from any miss it exits for anyway (a target with no fragment, or none
 // in the table), where the dispatcher fills a slot and sets the count
 // back to zero. (Entering every fragment into the indirect-branch table
@@ -47,7 +46,7 @@ const maxVisitCounters = 1 << 15
 // visitCounter allocates a visit counter, reporting false when none is
 // left until the next flush.
 func (m *Machine) visitCounter() (int32, bool) {
-	if m.visitsUsed >= maxVisitCounters {
+	if m.visitsUsed >= maxVisitCounters || m.learnNow {
 		return 0, false
 	}
 	m.visitsUsed++

@@ -106,12 +106,6 @@ type Options struct {
 	// (jumptable_linux_amd64.go): the baseline that translation is
 	// measured against.
 	NoJumpTables bool
-	// NoReturnTable makes a return whose inline cache misses look its
-	// target up in the indirect-branch table, as other indirect
-	// branches do, instead of going through the return table
-	// (rettable_linux_amd64.go): the baseline that table is measured
-	// against.
-	NoReturnTable bool
 	// NoVDSO starts a program without the vDSO (no AT_SYSINFO_EHDR in
 	// its auxiliary vector), so that its libc makes clock_gettime,
 	// gettimeofday, time and getcpu as system calls. By default the
@@ -368,8 +362,11 @@ type Machine struct {
 	packBuf    []byte
 	viewMarks  []mark
 	// visitsUsed is the number of visit counters sites took since the
-	// last flush (learn_linux_amd64.go).
+	// last flush (learn_linux_amd64.go); learnNow gives sites none, so
+	// that each learns at its first visit (BenchmarkColdSites'
+	// baseline).
 	visitsUsed int
+	learnNow   bool
 	// waiting holds, by application address, the translated jump tables
 	// with entries for it that wait for its fragment.
 	waiting map[uintptr][]*jumpTable
@@ -473,7 +470,6 @@ func newMachine(code *vmcode.Code, opts *Options, parent *Machine) (*Machine, er
 	}
 	m.genUnit.write(m.genUnit.exec, a.Bytes())
 	m.genUnit.used = uintptr(a.Len())
-	m.resetRT()
 	if err := m.initSignals(); err != nil {
 		return nil, err
 	}
@@ -624,7 +620,6 @@ func (m *Machine) flush() {
 	clear(m.bad)
 	m.deadExits = 0
 	m.clearIBL()
-	m.resetRT()
 	m.clearVisits()
 	clear(m.waiting)
 	m.epoch++
@@ -768,7 +763,6 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 			f := m.install(u, self)
 			m.index(f)
 			m.installTables(f)
-			m.setRT(f, false)
 			return f, nil
 		}
 		if err != nil && !errors.Is(err, errFull) {
@@ -840,7 +834,6 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	u.write(entry, code)
 	u.used = entry - u.exec + uintptr(len(code))
 	f.size, f.instrs, f.prefix, f.codeLen = uint32(len(code)), int32(t.instrs), uint8(t.prefix), uint32(t.codeLen)
-	f.retOff = uint32(t.retOff)
 	f.marks = m.keepMarks(t.marks, f.tag)
 	f.nexits = int32(len(t.exits))
 	if !f.dead {
@@ -1319,7 +1312,6 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			}
 			if !f.dead {
 				m.setIBL(tag, f.entry)
-				m.setRT(f, true)
 			}
 		}
 	}

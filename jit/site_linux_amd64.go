@@ -691,10 +691,8 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 		var errs firstErr
 		try := errs.try
 		learnOff := a.Len()
-		rt := t.rtSite(s, ic)
-		// toLookup goes on to the lookup (to the return table after
-		// its save of rcx for rt) from a learn path that does not
-		// learn this time.
+		// toLookup goes on to the lookup from a learn path that does
+		// not learn this time.
 		var toLookup *amd64.Fixup
 		ic.visits = -1
 		if ic.n > 0 {
@@ -704,30 +702,16 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 				try(undo())
 				t.markFix(s.pc, none)
 			}
-			k, counted := t.m.visitCounter()
-			switch {
-			case counted && rt:
+			try(enter())
+			if k, ok := t.m.visitCounter(); ok {
+				// rcx is free: the application's is in the
+				// context.
 				ic.visits = k
-				try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-				t.markFix(s.pc, inCtx(amd64.RCX))
 				doLearn, err := t.countVisit(k)
 				try(err)
 				j := a.JmpLabel()
 				toLookup = &j
 				try(a.Bind(doLearn))
-				try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
-				t.markFix(s.pc, none)
-				try(enter())
-			case counted:
-				ic.visits = k
-				try(enter())
-				doLearn, err := t.countVisit(k)
-				try(err)
-				j := a.JmpLabel()
-				toLookup = &j
-				try(a.Bind(doLearn))
-			default:
-				try(enter())
 			}
 			try(t.learnExit(ic))
 		}
@@ -748,10 +732,6 @@ func (t *translator) coldPaths(s *site, head fix, ic *icSite, learn amd64.Fixup,
 			// A demoted site jumps here from its head, before
 			// anything was borrowed.
 			t.markFix(s.pc, none)
-		}
-		if rt {
-			try(t.rtJump(s, ic, toLookup))
-			return errs.err
 		}
 		try(enter())
 		if toLookup != nil {

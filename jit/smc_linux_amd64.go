@@ -470,7 +470,6 @@ func (m *Machine) deleteFragment(f *fragment) {
 	f.incoming, f.slots = nil, nil
 	m.unlinkTables(f)
 	m.clearIBLEntry(f.tag, f.entry)
-	m.clearRT(f)
 	m.deadExits += int(f.nexits)
 	for _, p := range f.pages {
 		e := m.pages.get(p)

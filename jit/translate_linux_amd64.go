@@ -65,9 +65,6 @@ type translator struct {
 	// tagDead are the registers dead at the fragment's tag (deadAt),
 	// set before block.
 	tagDead decode.Regs
-	// retOff is the offset of the fragment's return entry
-	// (rettable_linux_amd64.go), 0 for none.
-	retOff int
 	// narrow is set when the fragment's code lies below 2 GiB: its
 	// indirect-branch sites then compare 32-bit targets (site.go).
 	narrow bool
@@ -180,8 +177,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.tables = t.tables[:0]
 	a := t.a
 	t.iblPrefix(tag)
-	t.retOff = 0
-	t.retEntry(tag)
 	pc := tag
 	opts := &t.m.opts
 	var code []byte

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--no-return-table] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
 dynamic, with its interpreter, the system's ld.so, which loads its
@@ -53,8 +53,8 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, noJumpTables, noReturnTable, quiet, execNative bool
-	maxBlocks                                                                                                int
+	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, noJumpTables, quiet, execNative bool
+	maxBlocks                                                                                 int
 	// inherit is the state an execve followed under reachvm passes on
 	// (the hidden flags): argv[0], the signal mask, the ignored
 	// signals, AT_EXECFN.
@@ -123,7 +123,7 @@ func (o *runOptions) followArgs() []string {
 		on   bool
 		name string
 	}{{o.stats && !o.json, "--stats"}, {o.json, "--json"}, {o.perfMap, "--perf-map"}, {o.jitDump, "--jitdump"},
-		{o.gdb, "--gdb"}, {o.strict, "--strict-flags"}, {o.high, "--high"}, {o.noJumpTables, "--no-jump-tables"}, {o.noReturnTable, "--no-return-table"}, {o.quiet, "--quiet"}} {
+		{o.gdb, "--gdb"}, {o.strict, "--strict-flags"}, {o.high, "--high"}, {o.noJumpTables, "--no-jump-tables"}, {o.quiet, "--quiet"}} {
 		if f.on {
 			a = append(a, f.name)
 		}
@@ -215,7 +215,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
 	fs.BoolVar(&o.noVDSO, "no-vdso", false, "start PROG without the vDSO: its libc makes clock_gettime and gettimeofday as system calls")
 	fs.BoolVar(&o.noJumpTables, "no-jump-tables", false, "translate jumps through read-only jump tables as other indirect jumps, not into tables of translated code")
-	fs.BoolVar(&o.noReturnTable, "no-return-table", false, "look the targets of returns that miss their inline cache up in the indirect-branch table, not in the return table")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
 	fs.BoolVar(&o.execNative, "exec-native", false, "run the programs PROG executes (execve) natively instead of under reachvm")
 	fs.Var(&strFlag{v: &o.inherit.argv0, set: &o.inherit.argv0Set}, "argv0", "the program's argv[0] (an execve followed)")

@@ -98,7 +98,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer closeLater(v.Close)
-	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables, NoReturnTable: o.noReturnTable}
+	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables}
 	if !o.execNative {
 		opts.Exec = o.follow
 	}
