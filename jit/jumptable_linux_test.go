@@ -3,11 +3,13 @@
 package jit
 
 import (
+	"encoding/binary"
 	"regexp"
 	"strconv"
 	"testing"
 
 	kern "github.com/reachvm/reachvm/jit/kernels"
+	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
 
@@ -59,23 +61,60 @@ func statField(t *testing.T, stderr, name string) int {
 	return n
 }
 
-// TestJumpTableOwnIndex checks that k_interp's switch, which gcc compiles
-// to `movsxd rax, dword [rsi+rax*4]; add rax, rsi; jmp rax` (the load
-// overwrites its own index), is translated through a table with vmcode
-// low, and that the result is native's with and without tables.
+// TestJumpTableOwnIndex runs a switch in gcc's form whose load
+// overwrites its own index,
+//
+//	and edi, 3; mov eax, edi; lea rsi, [rip+T]
+//	movsxd rax, dword [rsi+rax*4]; add rax, rsi; jmp rax
+//
+// with the table on a read-only page, natively and translated with and
+// without jump tables: the results are native's, and the switch takes a
+// translated table unless Options.NoJumpTables. The last case reads rax,
+// which the jump borrowed and the target's prefix gives back.
 func TestJumpTableOwnIndex(t *testing.T) {
 	for _, noTables := range []bool{false, true} {
 		m, _ := newTestMachine(t, vmm.Config{VMCodeBase: lowBase}, &Options{NoJumpTables: noTables})
-		lib := loadKernels(t, m.v)
-		fn := lookup(t, lib, "k_interp")
-		want := Call(fn, 300)
-		got, err := m.Run(fn, 300)
-		if err != nil || got != want {
-			t.Fatalf("NoJumpTables %v: %#x, %v; native %#x", noTables, got, err, want)
+		r, err := m.v.MapAppAnon(0, 2*mem.PageSize, mem.ProtRW, mem.Hint, "jump table test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, table := r.Start, r.Start+mem.PageSize
+		fn := []byte{
+			0x83, 0xe7, 0x03, // and edi, 3
+			0x89, 0xf8, // mov eax, edi
+			0x48, 0x8d, 0x35, 0, 0, 0, 0, // lea rsi, [rip+table]
+			0x48, 0x63, 0x04, 0x86, // movsxd rax, dword [rsi+rax*4]
+			0x48, 0x01, 0xf0, // add rax, rsi
+			0xff, 0xe0, // jmp rax
+		}
+		binary.LittleEndian.PutUint32(fn[8:], uint32(table-(code+12)))
+		var entries []byte
+		for k := range 4 {
+			at := code + uintptr(len(fn))
+			entries = binary.LittleEndian.AppendUint32(entries, uint32(int32(int64(at)-int64(table))))
+			if k < 3 {
+				fn = append(fn, 0xb8, byte(10*k+1), 0, 0, 0, 0xc3) // mov eax, 10k+1; ret
+			} else {
+				fn = append(fn, 0x83, 0xc0, 0x05, 0xc3) // add eax, 5; ret
+			}
+		}
+		putCode(code, fn)
+		putCode(table, entries)
+		if err := m.v.ProtectApp(mem.Range{Start: code, End: table}, mem.ProtRX); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.v.ProtectApp(mem.Range{Start: table, End: r.End}, mem.ProtRead); err != nil {
+			t.Fatal(err)
+		}
+		for i := range uintptr(12) {
+			want := Call(code, i)
+			if got, err := m.Run(code, i); err != nil || got != want {
+				t.Fatalf("NoJumpTables %v, case %d: %#x, %v; native %#x", noTables, i, got, err, want)
+			}
 		}
 		switch n := m.Stats().JumpTables; {
 		case !noTables && n == 0:
-			t.Errorf("k_interp's switch took no translated table")
+			t.Errorf("the switch took no translated table")
 		case noTables && n != 0:
 			t.Errorf("NoJumpTables: %d tables translated", n)
 		}
