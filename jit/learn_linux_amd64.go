@@ -12,13 +12,14 @@ import (
 // a few times each, most of them to targets that already have a fragment.
 // So a site's learn path counts its visits and, until the count reaches
 // learnAfter, looks the target up in the indirect-branch table instead
-// of exiting; a target found there is entered with no exit. A hot site learns at its learnAfter-th visit, and
-// from any miss it exits for anyway (a target with no fragment, or none
-// in the table), where the dispatcher fills a slot and sets the count
-// back to zero. (Entering every fragment into the indirect-branch table
-// when installed, so that a target first reached by a direct branch is
-// found too, saved no exit on python3's start-up: 29,829 exits against
-// 29,886.)
+// of exiting; a target found there is entered with no exit. A hot site
+// learns at its learnAfter-th visit, and from any miss it exits for
+// anyway (a target with no fragment, or none in the table), where the
+// dispatcher fills a slot and sets the count back to zero. (Entering
+// every fragment into the indirect-branch table when installed, so that
+// a target first reached by a direct branch is found too, saved no exit
+// on python3's start-up: 29,829 exits against 29,886, measured with a
+// return table since dropped.)
 //
 // The counters are 8 bytes each in the context's data slot (one per site
 // translated since the last flush, up to maxVisitCounters; sites past
@@ -35,8 +36,8 @@ import (
 // learn its target. A visit that looks up costs some tens of cycles more
 // than an inline-cache hit, an exit some thousands: past about a hundred
 // visits a hot site has paid for its exit, and learning later costs it
-// more than the exit saves (python3 -c pass: 31,366 exits with 8, 28,777
-// with 128, 27,739 with 1,024).
+// more than the exit saves (python3 -c pass: 31,930 exits with 8, 29,375
+// with 128, 28,268 with 1,024; 37,219 learning at the first visit).
 const learnAfter = 128
 
 // maxVisitCounters bounds the visit counters: 256 KiB of the data slot,
