@@ -188,6 +188,21 @@ func (fs *facts) clobber(r uint8) {
 	}
 }
 
+// copyReg records a register move into dst from src: the whole fact of
+// a 64-bit move when it is a constant or a bound, src's low 32 bits'
+// bound for a 32-bit one (which zero-extends).
+func (fs *facts) copyReg(dst, src uint8, w bool) {
+	f := fs.r[src]
+	fs.clobber(dst)
+	if w {
+		if f.kind == factConst || f.kind == factBound {
+			fs.r[dst] = f
+		}
+		return
+	}
+	fs.setBound(dst, f.max32)
+}
+
 // bound returns the bound of register r's full value.
 func (fs *facts) bound(r uint8) uint64 {
 	f := &fs.r[r]
@@ -417,15 +432,7 @@ func (t *translator) trackMov(b []byte, in *decode.Inst, op, reg, rm uint8, w, w
 			return
 		}
 		// mov rm, reg: a copy.
-		src := fs.r[reg]
-		fs.clobber(rm)
-		if w {
-			if src.kind == factConst || src.kind == factBound {
-				fs.r[rm] = src
-			}
-			return
-		}
-		fs.setBound(rm, src.max32)
+		fs.copyReg(rm, reg, w)
 		return
 	}
 	// 8B: mov reg, r/m.
@@ -434,15 +441,7 @@ func (t *translator) trackMov(b []byte, in *decode.Inst, op, reg, rm uint8, w, w
 		return
 	}
 	if rm != 0xff {
-		src := fs.r[rm]
-		fs.clobber(reg)
-		if w {
-			if src.kind == factConst || src.kind == factBound {
-				fs.r[reg] = src
-			}
-			return
-		}
-		fs.setBound(reg, src.max32)
+		fs.copyReg(reg, rm, w)
 		return
 	}
 	fs.clobber(reg)
