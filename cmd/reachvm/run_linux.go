@@ -11,8 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/reachvm/reachvm/internal/hostfd"
 	"github.com/reachvm/reachvm/internal/rawsig"
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/vmcode"
@@ -194,10 +193,9 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 // (coreutils close it at exit), while reachvm still has the run's
 // statistics or a signal's report to write.
 func standardError() *os.File {
-	for _, low := range []int{1000, 100, 10} {
-		if fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, low); err == nil {
-			return os.NewFile(uintptr(fd), "/dev/stderr")
-		}
+	fd, err := hostfd.DupHigh(2)
+	if err != nil {
+		return nil
 	}
-	return nil
+	return os.NewFile(uintptr(fd), "/dev/stderr")
 }

@@ -42,6 +42,9 @@ var floors = []struct {
 	// The internal OS backends. procmaps, the parser of the kernel's
 	// map, is a floor below osmem, whose Linux backend builds on it.
 	{"internal/procmaps", 5},
+	// reachvm's own descriptors kept high (fcntl): beneath osmem, whose
+	// memfd it moves, and cmd's copy of standard error.
+	{"internal/hostfd", 5},
 	{"internal/osmem", 10},
 	// The one way into native code (calls into loaded libraries).
 	{"internal/native", 10},

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/reachvm/reachvm/internal/hostfd"
 	"github.com/reachvm/reachvm/internal/procmaps"
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/mem"
@@ -434,7 +435,9 @@ func (l *linuxOS) CreateShared(name string, size uint64) (Object, error) {
 	if err != nil {
 		return nil, sysErr("create-shared", 0, uintptr(size), err, false)
 	}
-	fd = highFD(fd)
+	// A program translated in this process gets the numbers its
+	// opens get natively.
+	fd = hostfd.MoveHigh(fd)
 	fail := func(err error) (Object, error) {
 		unix.Close(fd)
 		return nil, sysErr("create-shared", 0, uintptr(size), err, false)
@@ -449,23 +452,6 @@ func (l *linuxOS) CreateShared(name string, size uint64) (Object, error) {
 		return fail(err)
 	}
 	return &linuxObject{fd: fd, name: name, size: size, shared: true}, nil
-}
-
-// highFD moves descriptor fd above those a program normally uses, where
-// it can: a program translated in this process shares the descriptor
-// table, and its opens then get the numbers they get natively. It
-// returns the descriptor to use (fd itself if it could not be moved).
-func highFD(fd int) int {
-	for _, low := range []int{1000, 100, 10} {
-		if fd >= low {
-			return fd
-		}
-		if hi, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, low); err == nil {
-			unix.Close(fd)
-			return hi
-		}
-	}
-	return fd
 }
 
 func (l *linuxOS) object(op string, obj Object) (*linuxObject, error) {
