@@ -1,6 +1,9 @@
 package jit
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // A fragment's marks are kept packed: a fragment has a mark per copied
 // instruction and a few per inserted sequence, and a large program
@@ -135,9 +138,7 @@ func (m *Machine) keepMarks(ms []mark, tag uintptr) packedMarks {
 	if len(b) > cap(c)-len(c) {
 		m.markChunk++
 		if m.markChunk == len(m.markChunks) || cap(m.markChunks[m.markChunk]) < len(b) {
-			m.markChunks = append(m.markChunks, nil)
-			copy(m.markChunks[m.markChunk+1:], m.markChunks[m.markChunk:])
-			m.markChunks[m.markChunk] = make([]byte, 0, max(markChunkLen, len(b)))
+			m.markChunks = slices.Insert(m.markChunks, m.markChunk, make([]byte, 0, max(markChunkLen, len(b))))
 		}
 		c = m.markChunks[m.markChunk][:0]
 	}
