@@ -67,6 +67,13 @@ type codeSpace struct {
 	// cache.
 	gen       atomic.Uint64
 	givenBack map[uintptr]uint64
+	// owner is the machine that made the space (a program's first, or a
+	// Machine of its own), which releases what the space holds when it
+	// is freed, after the other members. Immutable.
+	owner *Machine
+	// cells are the cells of the Shared counters the members' code
+	// updates, nil until the first.
+	cells *cellArena
 }
 
 // wpPage is a page reachvm write-protected.
@@ -90,7 +97,29 @@ const maxGivenBack = 1024
 
 // newCodeSpace returns the space of machine m alone.
 func newCodeSpace(m *Machine) *codeSpace {
-	return &codeSpace{v: m.v, machines: []*Machine{m}, wp: make(map[uintptr]*wpPage), givenBack: make(map[uintptr]uint64)}
+	return &codeSpace{v: m.v, owner: m, machines: []*Machine{m}, wp: make(map[uintptr]*wpPage), givenBack: make(map[uintptr]uint64)}
+}
+
+// sharedCells returns the space's arena of Shared counter cells.
+func (cs *codeSpace) sharedCells() *cellArena {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.cells == nil {
+		cs.cells = newCellArena(cs.v)
+	}
+	return cs.cells
+}
+
+// releaseCells releases the Shared counter cells.
+//
+// Preconditions: no member runs code (the owner is being freed, after
+// the others).
+func (cs *codeSpace) releaseCells() error {
+	cs.mu.Lock()
+	a := cs.cells
+	cs.cells = nil
+	cs.mu.Unlock()
+	return a.release()
 }
 
 // join makes m a member, running thread t.

@@ -100,6 +100,9 @@ type Options struct {
 	// runs natively, with the program's mask and ignored signals. It
 	// is called on the program's thread, which it must not leave.
 	Exec func(req *ExecRequest) (path string, argv, envp []string)
+	// Client, when set, is the instrumentation tool the translator
+	// runs (client_linux_amd64.go); nil costs nothing.
+	Client *Client
 	// NoJumpTables translates every indirect jump as an inline-cache
 	// site, even one through a read-only jump table of known range,
 	// which is otherwise translated into a table of cache addresses
@@ -374,6 +377,12 @@ type Machine struct {
 	// forkBlkSize bytes, allocated at the application's first fork;
 	// 0 before.
 	forkBlk, forkBlkSize uintptr
+	// cells are the cells of the PerThread counters the client's code
+	// in this cache updates (counter_linux_amd64.go), nil until the
+	// first; cthread is the client's view of the thread the machine
+	// runs, nil until the client first sees it.
+	cells   *cellArena
+	cthread *Thread
 }
 
 // NewMachine returns a Machine whose cache, context and emitted routines
@@ -500,6 +509,11 @@ func (m *Machine) free() error {
 	if m.genUnit != nil {
 		errs = append(errs, m.genUnit.free())
 		m.genUnit = nil
+	}
+	errs = append(errs, m.cells.release())
+	m.cells = nil
+	if m.cs != nil && m.cs.owner == m {
+		errs = append(errs, m.cs.releaseCells())
 	}
 	if m.data != nil {
 		errs = append(errs, m.data.Release())

@@ -707,18 +707,29 @@ func (p *Program) Run(argv, envp []string) (int, error) {
 	}
 	defer p.stop()
 	defer p.closeIdle()
+	m.clientThreadStart(t.tid)
 	done, err := m.runningOn(sigtramp.AllCatchable())
 	if err != nil {
+		m.clientThreadExit()
 		t.gone(t.finish(err))
-		return p.wait()
+		return p.ended(p.wait())
 	}
 	_, err = m.dispatch(p.runAt)
 	done()
 	if err == nil {
 		err = fmt.Errorf("jit: %s returned from its entry point", p.path)
 	}
+	m.clientThreadExit()
 	t.gone(t.finish(err))
-	return p.wait()
+	return p.ended(p.wait())
+}
+
+// ended gives the client the end of the run, with Run's results.
+func (p *Program) ended(status int, err error) (int, error) {
+	if c := p.m.opts.Client; c != nil && c.Exit != nil {
+		c.Exit(&ExitEvent{Status: status, Err: err})
+	}
+	return status, err
 }
 
 // start sets up a run: the stack with argv and envp, the registers, flags

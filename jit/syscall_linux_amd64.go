@@ -60,6 +60,14 @@ var refused = map[uint64]string{
 // translations of the code it changes dropped (smc_syscall_linux_amd64.go).
 func (m *Machine) syscall(pc uintptr) (uintptr, error) {
 	m.stats.Syscalls++
+	if c := m.opts.Client; c != nil && (c.SyscallPre != nil || c.SyscallPost != nil) {
+		return m.clientSyscall(pc, c)
+	}
+	return m.syscallMade(pc)
+}
+
+// syscallMade is syscall once the client had its say.
+func (m *Machine) syscallMade(pc uintptr) (uintptr, error) {
 	nr := m.reg(amd64.RAX)
 	a := [6]uintptr{
 		uintptr(m.reg(amd64.RDI)), uintptr(m.reg(amd64.RSI)), uintptr(m.reg(amd64.RDX)),

@@ -359,9 +359,11 @@ func (t *thread) run(start uintptr, flags uint64, ptid, ctid uintptr, started ch
 		return
 	}
 	m.cs.join(m, t)
+	m.clientThreadStart(t.tid)
 	started <- t.tid
 	_, err = m.dispatch(start)
 	done()
+	m.clientThreadExit()
 	own := t.finish(err)
 	st := m.takeStats()
 	m.mu.Unlock()

@@ -94,6 +94,9 @@ type translator struct {
 	// tables are the fragment's translated jump tables, laid out after
 	// its literals.
 	tables []pendingTable
+	// cb is the client's basic block being emitted (block_linux_amd64.go),
+	// with Options.Client.Block.
+	cb clientBlockState
 }
 
 // literal is a 64-bit constant of the literal pool, read by the
@@ -181,7 +184,23 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	opts := &t.m.opts
 	var code []byte
 	var codeBase uintptr
+	client := opts.Client != nil && opts.Client.Block != nil
+	t.cb.next, t.cb.b.instrs = 0, t.cb.b.instrs[:0]
 	for {
+		if client && t.cb.next >= len(t.cb.b.instrs) {
+			max := opts.MaxBlockInstrs - t.instrs
+			if t.transient {
+				max = 1
+			}
+			ok, err := t.clientBlock(pc, max, t.instrs == 0)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				t.jmpExit(pc)
+				break
+			}
+		}
 		if pc < codeBase || pc-codeBase >= uintptr(len(code)) {
 			c, err := t.m.codes.at(pc)
 			if err != nil {
@@ -218,6 +237,11 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		t.instrs++
 		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
 		t.markExact(pc)
+		if client {
+			if err := t.clientInsert(pc); err != nil {
+				return err
+			}
+		}
 		// stop: the fragment has no room for more code; full: nor for
 		// another basic block. A transient fragment holds one
 		// instruction.

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [-c CLIENT [-o FILE] [CLIENT-ARGS...] --] [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
 dynamic, with its interpreter, the system's ld.so, which loads its
@@ -55,6 +55,11 @@ unwinds frames in the code cache and in PROG). linux/amd64 only.`
 type runOptions struct {
 	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, noJumpTables, quiet, execNative bool
 	maxBlocks                                                                                 int
+	// client is the sample client to run (-c), clientArgs its
+	// arguments, clientOut where its report goes (-o; standard error
+	// if empty).
+	client, clientOut string
+	clientArgs        []string
 	// inherit is the state an execve followed under reachvm passes on
 	// (the hidden flags): argv[0], the signal mask, the ignored
 	// signals, AT_EXECFN.
@@ -224,12 +229,45 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	const quiet = "say nothing when a signal kills the program (reachvm still dies of it)"
 	fs.BoolVar(&o.quiet, "quiet", false, quiet)
 	fs.BoolVar(&o.quiet, "q", false, quiet)
+	const client = "run the sample client `NAME`: " + clientNames
+	fs.StringVar(&o.client, "c", "", client)
+	fs.StringVar(&o.client, "client", "", client)
+	const clientOut = "write the client's report to `FILE` instead of standard error"
+	fs.StringVar(&o.clientOut, "o", "", clientOut)
+	fs.StringVar(&o.clientOut, "client-out", "", clientOut)
 	if status, ok := parse("run", fs, args, stdout, stderr); !ok {
 		return status
 	}
-	if fs.NArg() == 0 {
+	rest := fs.Args()
+	if o.client != "" {
+		o.clientArgs, rest = splitClientArgs(args, rest)
+	} else if o.clientOut != "" {
+		return fail(stderr, "run", badUsage("-o without -c"))
+	}
+	if len(rest) == 0 {
 		return fail(stderr, "run", badUsage("missing PROG"))
 	}
 	o.stats = o.stats || o.json
-	return execRun(&o, fs.Args(), stderr)
+	return execRun(&o, rest, stderr)
+}
+
+// clientNames lists the sample clients for run's usage (package
+// clients has them on linux/amd64, where TestClientNames checks this).
+const clientNames = "bbcount, inscount"
+
+// splitClientArgs splits what follows run's flags, rest (args' tail),
+// into the client's arguments and PROG with its own: a client's
+// arguments end at "--" (`-c NAME a b -- PROG`). When the flags ended at
+// a "--" of their own (`-c NAME -- PROG`), or no "--" follows, the
+// client has none.
+func splitClientArgs(args, rest []string) (clientArgs, prog []string) {
+	if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+		return nil, rest
+	}
+	for i, a := range rest {
+		if a == "--" {
+			return rest[:i], rest[i+1:]
+		}
+	}
+	return nil, rest
 }

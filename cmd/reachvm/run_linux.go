@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/reachvm/reachvm/clients"
 	"io"
 	"os"
 	"os/exec"
@@ -101,6 +102,14 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	if !o.execNative {
 		opts.Exec = o.follow
 	}
+	var tool *clients.Tool
+	if o.client != "" {
+		if tool, err = clients.New(o.client, o.clientArgs); err != nil {
+			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
+			return 125
+		}
+		opts.Client = tool.Client
+	}
 	m, err := jit.NewMachine(vmcode.New(v), opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm run: %v\n", err)
@@ -157,6 +166,11 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm run: %s: %v\n", prog, err)
 		code = 127
 	}
+	if tool != nil {
+		if err := writeReport(tool, o.clientOut, stderr); err != nil {
+			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
+		}
+	}
 	if o.stats {
 		st := m.Stats()
 		s := runStats{Program: prog, ExitStatus: code,
@@ -185,6 +199,23 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "reachvm run: closing %s: %v\n", prog, err)
 	}
 	return code
+}
+
+// writeReport writes the client's report to the file out, or to stderr
+// when out is empty.
+func writeReport(tool *clients.Tool, out string, stderr io.Writer) error {
+	if out == "" {
+		return tool.Report(stderr)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("%s report: %w", tool.Name, err)
+	}
+	if err := tool.Report(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s report: %w", tool.Name, err)
+	}
+	return f.Close()
 }
 
 // standardError returns a copy of the standard error at a descriptor

@@ -63,6 +63,9 @@ var floors = []struct {
 	{"internal/demolib", 50},
 	// The strategies under measurement, and bench, which drives them.
 	{"bench/strategy", 55},
+	// The sample clients: tools built on jit's client API (and privload,
+	// for native clients), which cmd runs.
+	{"clients", 55},
 	{"bench", 60},
 	{"cmd", 70},
 	{"scripts", 70},

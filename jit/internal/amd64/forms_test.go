@@ -10,6 +10,9 @@ var formTests = []struct {
 	dis  string
 }{
 	{func(a *Assembler) error { return a.JccRel32(CondNE, 0x2000) }, "0f85fa0f0000", "jnz 0x2000"},
+	{func(a *Assembler) error { return a.AddMemImm(RIPRel(0x3000), 1) }, "488305f81f000001", "add qword ptr [rip+0x1ff8], 0x1"},
+	{func(a *Assembler) error { return a.AddMemImm(RIPRel(0x3000), 1000) }, "488105f51f0000e8030000", "add qword ptr [rip+0x1ff5], 0x3e8"},
+	{func(a *Assembler) error { return a.LockAddMemImm(RIPRel(0x3000), 1) }, "f0488305f71f000001", "lock add qword ptr [rip+0x1ff7], 0x1"},
 	{func(a *Assembler) error { return a.JccRel32(CondL, 0x800) }, "0f8cfaf7ffff", "jl 0x800"},
 	{func(a *Assembler) error { return a.MovLoad(RCX, RIPRel(0x3000)) }, "488b0df91f0000", "mov rcx, qword ptr [rip+0x1ff9]"},
 	{func(a *Assembler) error { return a.MovLoad(R9, M(R12, 8)) }, "4d8b4c2408", "mov r9, qword ptr [r12+0x8]"},

@@ -368,3 +368,20 @@ func (a *Assembler) CmpReg32Imm32(r Reg, imm int32) {
 func (a *Assembler) RorImm(r Reg, n uint8) {
 	a.emitRR(op1(true, 0xc1, 1).withImm8(int8(n)), r)
 }
+
+// AddMemImm emits `add qword [m], imm` (REX.W 83 /0 ib, or 81 /0 id when
+// imm does not fit a byte): a client's counter update where the flags
+// are dead.
+func (a *Assembler) AddMemImm(m Mem, imm int32) error {
+	if int32(int8(imm)) == imm {
+		return a.emitMem("add", op1(true, 0x83, 0).withImm8(int8(imm)), m)
+	}
+	return a.emitMem("add", op1(true, 0x81, 0).withImm32(imm), m)
+}
+
+// LockAddMemImm emits `lock add qword [m], imm`: AddMemImm made atomic,
+// for a counter that several threads update.
+func (a *Assembler) LockAddMemImm(m Mem, imm int32) error {
+	a.buf = append(a.buf, 0xf0)
+	return a.AddMemImm(m, imm)
+}
