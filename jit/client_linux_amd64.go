@@ -137,7 +137,6 @@ func (m *Machine) clientThreadExit() {
 	m.cthread.Data = nil
 }
 
-
 // syscallArgRegs are the registers of a system call's arguments.
 var syscallArgRegs = [6]amd64.Reg{amd64.RDI, amd64.RSI, amd64.RDX, amd64.R10, amd64.R8, amd64.R9}
 
