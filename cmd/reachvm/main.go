@@ -156,7 +156,7 @@ exits 2; a failure 1.
 
 // shortFlags are one-letter spellings of long flags (-q of --quiet): the
 // usage lists each beside its long flag, not as a flag of its own.
-var shortFlags = map[string]string{"q": "quiet"}
+var shortFlags = map[string]string{"q": "quiet", "c": "client", "o": "client-out"}
 
 // printUsage prints the usage of the subcommand named cmd (or, as "bench
 // kernels", of one of its own): its synopsis, its paragraph, and every

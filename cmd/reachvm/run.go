@@ -10,11 +10,11 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [-c CLIENT [-o FILE] [CLIENT-ARGS...] --] [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [-c|--client NAME [-o|--client-out FILE] [CLIENT-ARGS...] --] [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
 dynamic, with its interpreter, the system's ld.so, which loads its
-libraries under reachvm too; no threads, no fork or exec) and runs it
+libraries under reachvm too) and runs it
 under reachvm's binary translator from vmcode, with ARGS and this
 process's environment, as the kernel's execve would start it (its
 auxiliary vector, the vDSO unless --no-vdso). PROG without a slash is
@@ -49,7 +49,11 @@ Translated code is named after PROG's functions ("reachvm:PROG!f3+0x0")
 for perf with --perf-map (/tmp/perf-<pid>.map) and --jitdump
 (jit-<pid>.dump in $JITDUMPDIR or /tmp: perf record -k 1, then perf
 inject --jit), and for gdb with --gdb (its JIT interface: gdb names and
-unwinds frames in the code cache and in PROG). linux/amd64 only.`
+unwinds frames in the code cache and in PROG). With -c NAME a sample client instruments
+PROG (inscount: instructions executed; bbcount: executions per basic
+block) and writes its report, one JSON object, to standard error or with
+-o to FILE when PROG ends; arguments for the client follow its name, up
+to a "--". linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
@@ -229,12 +233,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	const quiet = "say nothing when a signal kills the program (reachvm still dies of it)"
 	fs.BoolVar(&o.quiet, "quiet", false, quiet)
 	fs.BoolVar(&o.quiet, "q", false, quiet)
-	const client = "run the sample client `NAME`: " + clientNames
-	fs.StringVar(&o.client, "c", "", client)
+	const client = "run the sample client `NAME` (" + clientNames + "); its arguments follow, up to a --"
 	fs.StringVar(&o.client, "client", "", client)
+	fs.StringVar(&o.client, "c", "", client)
 	const clientOut = "write the client's report to `FILE` instead of standard error"
-	fs.StringVar(&o.clientOut, "o", "", clientOut)
 	fs.StringVar(&o.clientOut, "client-out", "", clientOut)
+	fs.StringVar(&o.clientOut, "o", "", clientOut)
 	if status, ok := parse("run", fs, args, stdout, stderr); !ok {
 		return status
 	}

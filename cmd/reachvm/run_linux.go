@@ -5,13 +5,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/reachvm/reachvm/clients"
 	"io"
 	"os"
 	"os/exec"
 	"runtime/debug"
 	"strings"
 
+	"github.com/reachvm/reachvm/clients"
 	"github.com/reachvm/reachvm/internal/hostfd"
 	"github.com/reachvm/reachvm/internal/rawsig"
 	"github.com/reachvm/reachvm/jit"
