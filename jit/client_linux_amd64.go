@@ -130,6 +130,7 @@ func (m *Machine) clientThreadExit() {
 	if c == nil || m.cthread == nil {
 		return
 	}
+	m.flushTraces()
 	if c.ThreadExit != nil {
 		c.ThreadExit(m.cthread)
 	}
