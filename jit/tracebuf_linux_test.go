@@ -99,8 +99,8 @@ func TestTraceBufferAddrs(t *testing.T) {
 	a.MovRR(amd64.RAX, amd64.RDI)
 	a.MovRR(amd64.RCX, amd64.RSI)
 	must(a.MovLoad(amd64.RDX, amd64.MI(amd64.RAX, amd64.RCX, 8, 16))) // 2: rdi+rsi*8+16
-	must(a.Lea(amd64.R11, amd64.M(amd64.RCX, 0x100))) // 3: rsi+0x100, an address not loaded
-	must(a.MovLoad(amd64.RCX, amd64.M(amd64.RSP, 0))) // 4: rsp
+	must(a.Lea(amd64.R11, amd64.M(amd64.RCX, 0x100)))                 // 3: rsi+0x100, an address not loaded
+	must(a.MovLoad(amd64.RCX, amd64.M(amd64.RSP, 0)))                 // 4: rsp
 	a.MovRR(amd64.RAX, amd64.RDX)
 	a.Ret()
 	u.write(u.exec, a.Bytes())
