@@ -46,6 +46,13 @@ type Client struct {
 	// Exit is called once when a program's run ends, after every
 	// thread's ThreadExit.
 	Exit func(e *ExitEvent)
+	// ModuleLoad is called once for each file of code (Module) before
+	// the translator translates its first block: the client may look
+	// up the module's functions. ModuleUnload is called when the
+	// application unmaps the module's first mapping. The two are
+	// called one at a time for the whole program.
+	ModuleLoad   func(mod *Module)
+	ModuleUnload func(mod *Module)
 }
 
 // Thread is an application thread, as a client sees it.

@@ -381,6 +381,10 @@ type Machine struct {
 	// (ccStackSize bytes of vmheap), allocated when a client first
 	// inserts a clean call; 0 before.
 	ccStack uintptr
+	// cmodLo and cmodHi are the code range around the last block a
+	// client was told the module of (clientModule): blocks in it need
+	// no look.
+	cmodLo, cmodHi uintptr
 	// traces are the machine's trace buffers (nil until a client
 	// records into one).
 	traces *traceArena

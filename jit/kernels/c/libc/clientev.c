@@ -1,0 +1,37 @@
+/* clientev: what a client's events see. It dlopens libm and dlcloses it
+ * (a module loaded and unloaded), prints getpid's result (a client may
+ * skip the call and answer itself), starts and joins two threads, and
+ * exits with status 3. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static void *worker(void *arg) {
+	long n = (long)arg, s = 0;
+	for (long i = 0; i < n; i++)
+		s += i;
+	return (void *)s;
+}
+
+int main(void) {
+	void *m = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
+	if (!m) {
+		printf("dlopen: %s\n", dlerror());
+		return 1;
+	}
+	double (*cosf_)(double) = (double (*)(double))dlsym(m, "cos");
+	printf("cos(0) = %g\n", cosf_(0));
+	dlclose(m);
+	printf("pid %ld\n", (long)getpid());
+	pthread_t t[2];
+	for (long i = 0; i < 2; i++)
+		pthread_create(&t[i], 0, worker, (void *)(1000 * (i + 1)));
+	for (int i = 0; i < 2; i++) {
+		void *r;
+		pthread_join(t[i], &r);
+		printf("thread %d: %ld\n", i, (long)r);
+	}
+	fflush(stdout);
+	return 3;
+}
