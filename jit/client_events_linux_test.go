@@ -17,12 +17,14 @@ import (
 // eventsClient is the client TestProgramChild runs with
 // REACHVM_PROGRAM_CLIENT=events: it reports every event kind on w, at
 // the program's exit, in an order that does not depend on scheduling,
-// and answers getpid itself (4242).
+// answers the first getpid itself (4242) and suppresses SIGUSR2.
 func eventsClient(w io.Writer) *Client {
 	var mu sync.Mutex
 	var lines []string
 	var loads, unloads []string
 	starts, exits, pre, post, blocks := 0, 0, 0, 0, 0
+	var signals []string
+	skipped := false
 	return &Client{
 		Block: func(b *Block) {
 			mu.Lock()
@@ -62,15 +64,26 @@ func eventsClient(w io.Writer) *Client {
 		SyscallPre: func(s *Syscall) {
 			mu.Lock()
 			pre++
-			mu.Unlock()
-			if s.Nr == unix.SYS_GETPID {
+			if s.Nr == unix.SYS_GETPID && !skipped {
+				// The first: the program's own (raise's
+				// tgkill needs the real pid).
+				skipped = true
 				s.Skip(4242)
 			}
+			mu.Unlock()
 		},
 		SyscallPost: func(s *Syscall) {
 			mu.Lock()
 			post++
 			mu.Unlock()
+		},
+		Signal: func(s *SignalEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			signals = append(signals, unix.SignalName(s.Info.Signo()))
+			if s.Info.Signo() == unix.SIGUSR2 {
+				s.Suppress()
+			}
 		},
 		Exit: func(e *ExitEvent) {
 			mu.Lock()
@@ -84,17 +97,19 @@ func eventsClient(w io.Writer) *Client {
 			fmt.Fprintf(w, "threads started %d, exited %d\n", starts, exits)
 			fmt.Fprintf(w, "syscalls seen before %v, after fewer %v\n", pre > 20, post < pre && post > 10)
 			fmt.Fprintf(w, "blocks %v\n", blocks > 100)
+			fmt.Fprintf(w, "signals %s\n", strings.Join(signals, " "))
 			fmt.Fprintf(w, "exit %d %v\n", e.Status, e.Err)
 		},
 	}
 }
 
 // TestClientEvents runs a dynamic program that dlopens and dlcloses
-// libm, calls getpid and starts two threads, under a client of every
+// libm, calls getpid, raises two signals and starts two threads, under a client of every
 // event kind: each module once (the program, ld.so, libc, libm) before
 // its code runs, with its symbols; libm's unload; a thread start and
 // exit for each of the three threads, their data kept; the system calls
-// before and after, getpid skipped and answered by the client; the
+// before and after, getpid skipped and answered by the client; both
+// signals, the second suppressed; the
 // program's exit status.
 func TestClientEvents(t *testing.T) {
 	hasInterp(t)
@@ -102,6 +117,9 @@ func TestClientEvents(t *testing.T) {
 	out, stderr, code := runProgramEnv(t, prog, []string{"REACHVM_PROGRAM_CLIENT=events"}, programTimeout)
 	if code != 3 {
 		t.Fatalf("status %d, want 3; stdout %q, stderr %q", code, out, stderr)
+	}
+	if !strings.Contains(out, "handled SIGUSR1\n") || strings.Contains(out, "SIGUSR2") {
+		t.Errorf("stdout %q: want SIGUSR1 handled, SIGUSR2 suppressed by the client", out)
 	}
 	if !strings.Contains(out, "pid 4242\n") || !strings.Contains(out, "cos(0) = 1\n") || !strings.Contains(out, "thread 1: 1999000\n") {
 		t.Errorf("stdout %q: want getpid answered 4242 by the client, cos and the threads' sums", out)
@@ -113,6 +131,7 @@ func TestClientEvents(t *testing.T) {
 		"threads started 3, exited 3",
 		"syscalls seen before true, after fewer true",
 		"blocks true",
+		"signals SIGUSR1 SIGUSR2",
 		"exit 3 <nil>",
 	}
 	for _, w := range want {
