@@ -149,7 +149,7 @@ type clientBlockState struct {
 const (
 	maxCopyLen   = 64
 	insertLen    = 48
-	cleanCallLen = 400
+	cleanCallLen = 640
 	recordLen    = 128
 )
 
