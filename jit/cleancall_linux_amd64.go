@@ -454,3 +454,11 @@ func (t *translator) emitEA(ea memOperand, appReg func(dst amd64.Reg, r int8), t
 		a.Raw(rel32To(a, t.m.ctx+ctxAppFS, 0)...)
 	}
 }
+
+// HasMemOperand reports whether the instruction has an explicit memory
+// operand whose address ArgEA and RecordEA can compute: a ModRM memory
+// operand, not GS-relative, not with a vector index.
+func (i *Instr) HasMemOperand() bool {
+	_, err := effAddr(i)
+	return err == nil
+}
