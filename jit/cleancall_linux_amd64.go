@@ -459,6 +459,8 @@ func (t *translator) emitEA(ea memOperand, appReg func(dst amd64.Reg, r int8), t
 // operand whose address ArgEA and RecordEA can compute: a ModRM memory
 // operand, not GS-relative, not with a vector index.
 func (i *Instr) HasMemOperand() bool {
-	_, err := effAddr(i)
-	return err == nil
+	d := &i.in
+	return d.HasModRM() && d.Mod() != 3 &&
+		(d.Prefixes&decode.PSeg == 0 || d.Seg != 0x65) &&
+		!(d.ModRM&7 == 4 && d.Encoding != decode.Legacy && isVSIB(d))
 }
