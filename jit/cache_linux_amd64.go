@@ -215,6 +215,10 @@ const (
 	// the dispatcher flushes the buffers and continues at the
 	// instruction, whose record is made then. Not linkable.
 	exitFlush
+	// exitWrap comes before a wrapped function's first instruction:
+	// the dispatcher runs the pre hook and enters the cache again just
+	// past the exit's branch. Not linkable.
+	exitWrap
 )
 
 // exit is one exit stub of a fragment. It is kept small (56 bytes): a

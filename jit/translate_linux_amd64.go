@@ -241,6 +241,11 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		t.instrs++
 		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
 		t.markExact(pc)
+		if opts.Client != nil && opts.Client.wraps.Load() != nil {
+			if _, ok := opts.Client.wrapped(pc); ok {
+				t.exits = append(t.exits, pendingExit{kind: exitWrap, target: pc, fix: a.JmpLabel(), hasFix: true})
+			}
+		}
 		if client {
 			if err := t.clientInsert(pc); err != nil {
 				return err
@@ -364,8 +369,11 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			break
 		}
 	}
-	for _, c := range t.cold {
-		if err := c(); err != nil {
+	// A cold path may add cold paths of its own (an inline return's
+	// miss emits a whole return site, whose learn and lookup paths are
+	// cold too): they run in turn, to the last.
+	for i := 0; i < len(t.cold); i++ {
+		if err := t.cold[i](); err != nil {
 			return err
 		}
 	}
