@@ -2,6 +2,7 @@ package clients
 
 import (
 	"cmp"
+	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -141,7 +142,7 @@ func (w *wrapTool) report(out io.Writer) error {
 	var leaks []wrapLeak
 	var leaked uint64
 	for p, size := range w.live {
-		leaks = append(leaks, wrapLeak{Addr: hexAddr(p), Size: size})
+		leaks = append(leaks, wrapLeak{Addr: fmt.Sprintf("%#x", p), Size: size})
 		leaked += size
 	}
 	slices.SortFunc(leaks, func(a, b wrapLeak) int {

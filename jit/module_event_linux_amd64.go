@@ -43,12 +43,8 @@ func (mod *Module) Lookup(name string) (uintptr, bool) {
 	if s == nil {
 		return 0, false
 	}
-	for i, n := range s.names {
-		if n == name {
-			return s.addrs[i], true
-		}
-	}
-	return 0, false
+	p, ok := s.byName[name]
+	return p, ok
 }
 
 // Symbol returns the name and start of the function holding pc.
