@@ -22,7 +22,7 @@ type wrapTool struct {
 	live map[uintptr]uint64
 	// The calls' counts and the bytes asked for.
 	mallocs, callocs, reallocs, frees, failed uint64
-	bytes                                   uint64
+	bytes                                     uint64
 	// sizes counts the allocations by size class: the power of two at
 	// or above the size (0 for 0).
 	sizes map[uint64]uint64
