@@ -19,13 +19,16 @@ type Tool struct {
 	// Report writes the tool's results, one JSON object, once the run
 	// ended.
 	Report func(w io.Writer) error
+	// state is the tool's own, for its tests.
+	state any
 }
 
 // factories are the sample clients by name.
 var factories = map[string]func(args []string) (*Tool, error){
-	"inscount": newInscount,
-	"bbcount":  newBBCount,
-	"wrap":     newWrap,
+	"inscount":  newInscount,
+	"bbcount":   newBBCount,
+	"calltrace": newCalltrace,
+	"wrap":      newWrap,
 }
 
 // Names returns the sample clients' names, sorted.

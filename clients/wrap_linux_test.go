@@ -41,6 +41,13 @@ func gccBuild(t *testing.T, out string, flags []string, srcs ...string) string {
 // env as the program's environment, and returns the client's report.
 func runTool(t *testing.T, name string, env []string, prog string, args ...string) []byte {
 	t.Helper()
+	_, report := runToolState(t, name, env, prog, args...)
+	return report
+}
+
+// runToolState is runTool that also returns the tool.
+func runToolState(t *testing.T, name string, env []string, prog string, args ...string) (*Tool, []byte) {
+	t.Helper()
 	tool, err := New(name, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,7 @@ func runTool(t *testing.T, name string, env []string, prog string, args ...strin
 	if err := tool.Report(&out); err != nil {
 		t.Fatal(err)
 	}
-	return out.Bytes()
+	return tool, out.Bytes()
 }
 
 // wrapReport is what the wrap client reports.

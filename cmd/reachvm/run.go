@@ -258,7 +258,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // clientNames lists the sample clients for run's usage (package
 // clients has them on linux/amd64, where TestClientNames checks this).
-const clientNames = "bbcount, inscount, wrap"
+const clientNames = "bbcount, calltrace, inscount, wrap"
 
 // splitClientArgs splits what follows run's flags, rest (args' tail),
 // into the client's arguments and PROG with its own: a client's
