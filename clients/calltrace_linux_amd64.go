@@ -2,7 +2,6 @@ package clients
 
 import (
 	"cmp"
-	"fmt"
 	"io"
 	"path/filepath"
 	"slices"
@@ -13,7 +12,9 @@ import (
 )
 
 // calltrace records, per thread and in order, each entry to a function
-// the modules' symbol tables name and each return out of one: a record
+// the modules' symbol tables name and each return out of one (a function
+// of a library stripped of its .symtab is known by its exported name
+// only): a record
 // (jit.TraceBuffer) at the first instruction of a block that starts a
 // function, and at each ret. The records carry a site number; the
 // function's name is the site table's, looked up once at translation.
@@ -69,11 +70,11 @@ func newCalltrace(args []string) (*Tool, error) {
 			}
 			last := b.Len() - 1
 			if in := b.Instr(last); isRet(in.Bytes()) {
-				name, _, ok := mod.Symbol(in.PC())
-				if !ok {
-					name = ""
+				// A return out of a named function: the code of
+				// a stripped library's own functions has none.
+				if name, _, ok := mod.Symbol(in.PC()); ok {
+					b.RecordAddr(last, buf, jit.RSP, 0, ct.site(in.PC(), true, name, mod))
 				}
-				b.RecordAddr(last, buf, jit.RSP, 0, ct.site(in.PC(), true, name, mod))
 			}
 		},
 	}
@@ -97,11 +98,7 @@ func (ct *calltrace) site(pc uintptr, ret bool, name string, mod *jit.Module) ui
 	if id, ok := ct.siteOf[k]; ok {
 		return id
 	}
-	if name == "" {
-		name = fmt.Sprintf("%s+%#x", filepath.Base(mod.Path), pc-mod.Base)
-	} else {
-		name += "@" + filepath.Base(mod.Path)
-	}
+	name += "@" + filepath.Base(mod.Path)
 	id := uint32(len(ct.sites))
 	ct.sites = append(ct.sites, callSite{name, ret})
 	ct.siteOf[k] = id
