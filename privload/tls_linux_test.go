@@ -1,0 +1,224 @@
+//go:build linux
+
+package privload
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/reachvm/reachvm/vmm/vmmtest"
+)
+
+// tlsFunc looks up name in lib or fails the test.
+func tlsFunc(t testing.TB, lib *Library, name string) Func {
+	t.Helper()
+	f, err := lib.Func(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// tlsValues returns fx_tls_get(0..4) of libfx_tlsmodels.
+func tlsValues(t testing.TB, get Func) [5]int64 {
+	t.Helper()
+	var out [5]int64
+	for i := range out {
+		r, err := get.Call1(uintptr(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = int64(r)
+	}
+	return out
+}
+
+// TestTLSModels loads the gcc-built library with global- and
+// local-dynamic thread-local variables and uses them from several OS
+// threads at once: each thread starts from the initial values (.tdata
+// copied, .tbss zero), sees only its own writes, and its variables lie in
+// its own block, at the offsets the symbols give, with their alignment.
+func TestTLSModels(t *testing.T) {
+	v := newVMM(t)
+	path := fxPath(t, "libfx_tlsmodels.so")
+	lib, err := Load(v, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := lib.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	get, add, addr := tlsFunc(t, lib, "fx_tls_get"), tlsFunc(t, lib, "fx_tls_add"), tlsFunc(t, lib, "fx_tls_addr")
+	var sawGetAddr bool
+	for _, im := range lib.Imports() {
+		if im.Name == "__tls_get_addr" {
+			sawGetAddr = im.How == BoundRuntime
+		}
+	}
+	if !sawGetAddr {
+		t.Errorf("__tls_get_addr is not bound to privload's: %+v", lib.Imports())
+	}
+	gdOff, alignedOff := symValue(t, lib, "fx_gd"), symValue(t, lib, "fx_aligned")
+	const threads, rounds = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, threads)
+	blocks := make([]uintptr, threads)
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			fail := func(format string, args ...any) {
+				errs <- fmt.Errorf("thread %d: "+format, append([]any{w}, args...)...)
+			}
+			if got, want := tlsValues(t, get), [5]int64{11, 22, 33, 44, 0}; got != want {
+				fail("initial values %v, want %v", got, want)
+				return
+			}
+			block, err := lib.TLSBlock()
+			if err != nil {
+				fail("TLSBlock: %v", err)
+				return
+			}
+			blocks[w] = block
+			if a, _ := addr.Call1(0); a != block+gdOff {
+				fail("&fx_gd = %#x, want block %#x + %#x", a, block, gdOff)
+			}
+			if a, _ := addr.Call1(3); a != block+alignedOff || a%64 != 0 {
+				fail("&fx_aligned = %#x, want block %#x + %#x, 64-byte aligned", a, block, alignedOff)
+			}
+			d := int64(w + 1)
+			for r := 1; r <= rounds; r++ {
+				sum, _ := add.Call1(uintptr(d))
+				if want := 11 + 22 + 33 + 44 + 4*d*int64(r); int64(sum) != want {
+					fail("round %d: sum %d, want %d", r, int64(sum), want)
+					return
+				}
+				runtime.Gosched()
+			}
+			n := d * rounds
+			if got, want := tlsValues(t, get), [5]int64{11 + n, 22 + n, 33 + n, 44 + n, 64 * int64(int8(n))}; got != want {
+				fail("final values %v, want %v", got, want)
+			}
+			if err := lib.FreeThreadTLS(); err != nil {
+				fail("FreeThreadTLS: %v", err)
+			}
+			if got, want := tlsValues(t, get), [5]int64{11, 22, 33, 44, 0}; got != want {
+				fail("values after FreeThreadTLS %v, want the initial %v", got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	seen := map[uintptr]bool{}
+	for _, b := range blocks {
+		if b == 0 || seen[b] {
+			t.Errorf("blocks %#x: want one per thread", blocks)
+			break
+		}
+		seen[b] = true
+	}
+}
+
+// symValue returns the st_value of lib's exported symbol name.
+func symValue(t testing.TB, lib *Library, name string) uintptr {
+	t.Helper()
+	f := lib.File()
+	for i := 1; i < f.NumSymbols; i++ {
+		s, _ := f.Symbol(i)
+		if s.Name == name {
+			return uintptr(s.Value)
+		}
+	}
+	t.Fatalf("%s has no symbol %q", lib.Path(), name)
+	return 0
+}
+
+// TestTLSCrossLibrary loads a library whose thread-local references go to
+// a variable of its dependency (DTPMOD64 and DTPOFF64 against the other
+// library's symbol): both see one variable per thread.
+func TestTLSCrossLibrary(t *testing.T) {
+	v := newVMM(t)
+	lib, err := Load(v, fxPath(t, "libfx_tlsuse.so"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	libs := lib.Libraries()
+	if len(libs) != 2 {
+		t.Fatalf("loaded %d libraries, want 2", len(libs))
+	}
+	models := libs[1]
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	use, bump := tlsFunc(t, lib, "fx_use_gd"), tlsFunc(t, lib, "fx_use_bump")
+	get := tlsFunc(t, models, "fx_tls_get")
+	if r, _ := use.Call0(); r != 11 {
+		t.Errorf("fx_use_gd() = %d, want 11", r)
+	}
+	if r, _ := bump.Call0(); r != 12*100+8 {
+		t.Errorf("fx_use_bump() = %d, want %d", r, 12*100+8)
+	}
+	if r, _ := get.Call1(0); r != 12 {
+		t.Errorf("fx_gd seen by its own library = %d, want 12", r)
+	}
+	for _, im := range lib.Imports() {
+		if im.Name == "fx_gd" && (im.How != BoundPrivate || im.From != "libfx_tlsmodels.so" || im.BoundTo != symValue(t, models, "fx_gd")) {
+			t.Errorf("fx_gd bound %+v, want the offset of libfx_tlsmodels.so's", im)
+		}
+	}
+	if lib.tlsThreads() != 1 {
+		t.Errorf("%d threads have blocks, want 1", lib.tlsThreads())
+	}
+}
+
+// TestTLSLifetime checks that a library with thread-local storage leaves
+// nothing behind when closed, after threads made blocks: vmcode (the stub
+// page), vmheap and the address-space map are as before.
+func TestTLSLifetime(t *testing.T) {
+	v := newVMM(t)
+	path := fxPath(t, "libfx_tlsmodels.so")
+	free := v.FreeVMCode()
+	for i := 0; i < 3; i++ {
+		lib, err := Load(v, path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := tlsFunc(t, lib, "fx_tls_get")
+		var wg sync.WaitGroup
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				if r, _ := get.Call1(0); r != 11 {
+					t.Errorf("fx_gd = %d, want 11", r)
+				}
+			}()
+		}
+		wg.Wait()
+		if n := lib.tlsThreads(); n < 1 || n > 4 {
+			t.Errorf("%d threads have blocks, want 1 to 4", n)
+		}
+		if err := lib.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lib.TLSBlock(); err == nil {
+			t.Error("TLSBlock after Close succeeded")
+		}
+	}
+	if got := v.FreeVMCode(); got != free {
+		t.Errorf("vmcode free bytes %#x, want %#x: the stub page leaked", got, free)
+	}
+	vmmtest.SyncCheck(t, v, "after closing")
+	checkUnmapped(t, v, path)
+}
