@@ -184,6 +184,9 @@ type File struct {
 	// TLS is PT_TLS, the library's thread-local storage template; nil
 	// if it has none.
 	TLS *TLS
+	// EHFrameHdr is PT_GNU_EH_FRAME (.eh_frame_hdr), which leads to the
+	// unwind tables; Size 0 if absent. It lies in one PT_LOAD.
+	EHFrameHdr Range
 	// Relro is PT_GNU_RELRO; Size 0 if absent. It lies in a writable
 	// segment and becomes read-only once relocations are applied.
 	Relro Range
@@ -411,7 +414,7 @@ func protOf(flags elf.ProgFlag) mem.Prot {
 
 func (p *parser) programHeaders(ph []byte) error {
 	f := p.f
-	var dyn, relro, tls *Segment
+	var dyn, relro, tls, ehf *Segment
 	stack := false
 	for i := 0; i+phdrSize <= len(ph); i += phdrSize {
 		h := ph[i : i+phdrSize]
@@ -455,6 +458,11 @@ func (p *parser) programHeaders(ph []byte) error {
 				return p.malformed("more than one PT_TLS")
 			}
 			tls = &s
+		case elf.PT_GNU_EH_FRAME:
+			if ehf != nil {
+				return p.malformed("more than one PT_GNU_EH_FRAME")
+			}
+			ehf = &s
 		case elf.PT_GNU_STACK:
 			stack = true
 			if flags&elf.PF_X != 0 {
@@ -491,6 +499,17 @@ func (p *parser) programHeaders(ph []byte) error {
 		if err := p.tls(*tls); err != nil {
 			return err
 		}
+	}
+	if ehf != nil {
+		// The unwinder reads the header's first words (version and
+		// encodings, then the .eh_frame pointer) from memory.
+		if ehf.Memsz < 8 {
+			return p.malformed("PT_GNU_EH_FRAME: %#x bytes, too short for its header", ehf.Memsz)
+		}
+		if _, ok := f.segmentAt(ehf.Vaddr, ehf.Memsz); !ok {
+			return p.malformed("PT_GNU_EH_FRAME [%#x, +%#x) does not lie within one PT_LOAD", ehf.Vaddr, ehf.Memsz)
+		}
+		f.EHFrameHdr = Range{Vaddr: ehf.Vaddr, Size: ehf.Memsz}
 	}
 	if relro != nil {
 		if relro.Memsz == 0 {

@@ -208,6 +208,10 @@ type group struct {
 	// tls is the group's thread-local storage, nil if no library of it
 	// has PT_TLS. Set at load; Close frees it.
 	tls *tlsGroup
+	// unregister deregisters the libraries' unwind tables from the
+	// group's private unwinder (ehframe_linux.go); nil if none were
+	// registered. Set at load; Close calls it.
+	unregister func() error
 
 	mu sync.Mutex
 	// ifuncs caches what ifunc resolvers returned, by resolver address:
@@ -398,6 +402,11 @@ func (l *Library) Close() error {
 			if err := m.runFini(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if g := l.group; g != nil && g.unregister != nil {
+		if err := g.unregister(); err != nil {
+			errs = append(errs, fmt.Errorf("privload: %s: deregistering unwind tables: %w", l.path, err))
 		}
 	}
 	if g := l.group; g != nil && g.tls != nil {

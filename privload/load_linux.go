@@ -232,6 +232,11 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 	}
 	g.root = root.lib
 	if !ld.opts.SkipInit {
+		// The unwinder is a library like the others: with SkipInit,
+		// no code of the group runs.
+		if err := registerFrames(ld, g); err != nil {
+			return root.lib, err
+		}
 		for _, img := range ld.initOrder {
 			if err := runInit(img.lib); err != nil {
 				return root.lib, err

@@ -4,7 +4,11 @@ package privload
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -64,13 +68,20 @@ func TestTLSModels(t *testing.T) {
 	}
 	gdOff, alignedOff := symValue(t, lib, "fx_gd"), symValue(t, lib, "fx_aligned")
 	const threads, rounds = 8, 50
-	var wg sync.WaitGroup
-	errs := make(chan error, threads)
+	var wg, ready sync.WaitGroup
+	errs := make(chan error, threads*16)
 	blocks := make([]uintptr, threads)
+	ready.Add(threads)
 	for w := 0; w < threads; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			arrived := false
+			defer func() {
+				if !arrived {
+					ready.Done()
+				}
+			}()
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			fail := func(format string, args ...any) {
@@ -86,6 +97,15 @@ func TestTLSModels(t *testing.T) {
 				return
 			}
 			blocks[w] = block
+			// Every thread holds its blocks here: no two are the same.
+			arrived = true
+			ready.Done()
+			ready.Wait()
+			for i, b := range blocks {
+				if i != w && b == block {
+					fail("its block %#x is thread %d's too", block, i)
+				}
+			}
 			if a, _ := addr.Call1(0); a != block+gdOff {
 				fail("&fx_gd = %#x, want block %#x + %#x", a, block, gdOff)
 			}
@@ -117,14 +137,6 @@ func TestTLSModels(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
-	}
-	seen := map[uintptr]bool{}
-	for _, b := range blocks {
-		if b == 0 || seen[b] {
-			t.Errorf("blocks %#x: want one per thread", blocks)
-			break
-		}
-		seen[b] = true
 	}
 }
 
@@ -218,6 +230,105 @@ func TestTLSLifetime(t *testing.T) {
 	}
 	if got := v.FreeVMCode(); got != free {
 		t.Errorf("vmcode free bytes %#x, want %#x: the stub page leaked", got, free)
+	}
+	vmmtest.SyncCheck(t, v, "after closing")
+	checkUnmapped(t, v, path)
+}
+
+var (
+	cxxOnce sync.Once
+	cxxLib  string
+	cxxErr  error
+)
+
+// cxxFixture builds testdata/elf/cxxshim.cc with g++ into the fixture
+// directory, once.
+func cxxFixture(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("g++"); err != nil {
+		t.Skipf("no g++ to build the C++ fixture: %v", err)
+	}
+	dir := fixtures(t)
+	cxxOnce.Do(func() {
+		cxxLib = filepath.Join(dir, "libfx_cxx.so")
+		args := []string{"-shared", "-fPIC", "-O2", "-Wl,-soname,libfx_cxx.so", "-o", cxxLib, fxSrc("cxxshim.cc")}
+		if msg, err := exec.Command("g++", args...).CombinedOutput(); err != nil {
+			cxxErr = fmt.Errorf("g++ %s: %v\n%s", strings.Join(args, " "), err, msg)
+		}
+	})
+	if cxxErr != nil {
+		t.Fatal(cxxErr)
+	}
+	return cxxLib
+}
+
+// TestTLSLibstdcxx loads a g++-built client with a private libstdc++ and
+// libgcc_s (bound to the host's libc) and calls it from several OS
+// threads at once: its thread_local counter is per thread and starts at
+// its initial value, std::string works through the host's malloc,
+// std::uncaught_exceptions reads libstdc++'s own thread-local globals, and
+// an exception thrown and caught inside the library unwinds (through the
+// unwind tables registered with the private libgcc_s) with its message.
+func TestTLSLibstdcxx(t *testing.T) {
+	v := newVMM(t)
+	path := cxxFixture(t)
+	free := v.FreeVMCode()
+	lib, err := Load(v, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range lib.Libraries() {
+		names = append(names, l.Name())
+	}
+	if !slices.Contains(names, "libstdc++.so.6") || !slices.Contains(names, "libgcc_s.so.1") {
+		t.Fatalf("loaded %v, want a private libstdc++.so.6 and libgcc_s.so.1", names)
+	}
+	count, digits := tlsFunc(t, lib, "cxx_count"), tlsFunc(t, lib, "cxx_digits")
+	uncaught, throw := tlsFunc(t, lib, "cxx_uncaught"), tlsFunc(t, lib, "cxx_throw")
+	const threads, rounds = 6, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, threads*16)
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for r := 1; r <= rounds; r++ {
+				if got, _ := count.Call0(); got != uintptr(5+r) {
+					errs <- fmt.Errorf("thread %d round %d: cxx_count() = %d, want %d", w, r, got, 5+r)
+					return
+				}
+				if got, _ := digits.Call1(12); got != 14 {
+					errs <- fmt.Errorf("thread %d: cxx_digits(12) = %d, want 14", w, got)
+					return
+				}
+				if got, _ := uncaught.Call0(); got != 0 {
+					errs <- fmt.Errorf("thread %d: cxx_uncaught() = %d, want 0", w, got)
+					return
+				}
+				x := uintptr(w*1000 + r)
+				if got, _ := throw.Call1(x); got != x+1 {
+					errs <- fmt.Errorf("thread %d: cxx_throw(%d) = %d, want %d", w, x, got, x+1)
+					return
+				}
+			}
+			if err := lib.FreeThreadTLS(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := lib.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.FreeVMCode(); got != free {
+		t.Errorf("vmcode free bytes %#x, want %#x", got, free)
 	}
 	vmmtest.SyncCheck(t, v, "after closing")
 	checkUnmapped(t, v, path)
