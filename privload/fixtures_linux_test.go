@@ -53,6 +53,7 @@ var fxBuilds = []fxBuild{
 	{out: "libfx_tlsmodels.so", srcs: []string{"tlsmodels.c"}},
 	{out: "libfx_tlsuse.so", srcs: []string{"tlsuse.c"}, flags: []string{"-Wl,-rpath,$ORIGIN"}, links: []string{"libfx_tlsmodels.so"}},
 	{out: "libfx_tlsie.so", srcs: []string{"tlsie.c"}},
+	{out: "libfx_tlsundef.so", srcs: []string{"tlsundef.c"}},
 	{out: "libfx_tlsdesc.so", srcs: []string{"tlsdesc.c"}, flags: []string{"-mtls-dialect=gnu2"}},
 	{out: "libfx_textrel.so", srcs: []string{"textrel.c"}, flags: []string{"-nostdlib", "-Wl,-z,notext"}},
 	{out: "libfx_execstack.so", srcs: []string{"plain.c"}, flags: []string{"-nostdlib", "-Wl,-z,execstack"}},

@@ -56,3 +56,24 @@ void *fx_tls_addr(int which)
 	}
 	return 0;
 }
+
+/* fx_plain is the same call without thread-local storage, the
+ * benchmarks' baseline. */
+long fx_plain(long x) { return x + 1; }
+
+/* fx_tls_one reads fx_gd through its own __tls_get_addr call: out of
+ * line, so that fx_tls_loop pays one per iteration. */
+__attribute__((noinline)) static long fx_tls_one(void)
+{
+	__asm__ volatile("");
+	return fx_gd;
+}
+
+/* fx_tls_loop reads fx_gd n times, each through __tls_get_addr. */
+long fx_tls_loop(long n)
+{
+	long s = 0;
+	for (long i = 0; i < n; i++)
+		s += fx_tls_one();
+	return s;
+}
