@@ -40,16 +40,19 @@ import (
 //     dlopen; any other is found as ld.so finds it (DT_RPATH,
 //     LD_LIBRARY_PATH, Options.SearchPath, DT_RUNPATH, ld.so.cache, the
 //     system directories), and parsed; each is checked
-//     for what privload does not support (thread-local storage, text
-//     relocations, relocation types, an executable stack);
-//  2. reserve a vmcode slot per private library (bookkeeping only);
+//     for what privload does not support (initial-exec thread-local
+//     storage, text relocations, relocation types, an executable stack);
+//  2. reserve a vmcode slot per private library (bookkeeping only), and
+//     set up the group's thread-local storage if any library has PT_TLS
+//     (see the package documentation);
 //  3. bind every symbol reference (see below);
 //  4. map each PT_LOAD with MAP_FIXED over its slot's reservation, zero
 //     the .bss, relocate (RELR, DT_RELA, DT_JMPREL, all bound now;
 //     IRELATIVE and references to ifuncs last, by calling their
 //     resolvers), make PT_GNU_RELRO read-only: dependencies before the
 //     libraries that need them;
-//  5. run DT_INIT and DT_INIT_ARRAY, dependencies first.
+//  5. register the unwind tables with the group's private libgcc_s, if
+//     any; run DT_INIT and DT_INIT_ARRAY, dependencies first.
 //
 // Symbols are searched as ld.so searches the local scope of a library
 // opened with dlopen: Options.Imports first; then the loaded library
@@ -701,9 +704,10 @@ func preadFull(fd int, b []byte, off int64) error {
 }
 
 // check refuses, before anything is mapped, what the loader does not
-// support: every relocation type is known, none needs thread-local
-// storage, copy relocations (which belong in executables) are absent, and
-// ifunc resolvers are allowed to run if there are any.
+// support: every relocation type is known, none needs static thread-local
+// storage or a TLS descriptor, copy relocations (which belong in
+// executables) are absent, and ifunc resolvers are allowed to run if there
+// are any.
 func (ld *elfLoader) check(f *File, who string) error {
 	for _, tab := range [2]struct {
 		name string

@@ -140,6 +140,36 @@ func TestTLSModels(t *testing.T) {
 	}
 }
 
+// TestTLSForeignThread calls a function that starts a thread of its own
+// (pthread_create) which uses the library's thread-local variables: the
+// thread, unknown to Go, gets fresh blocks with the initial values
+// through the same slow path, and the caller's values are untouched.
+func TestTLSForeignThread(t *testing.T) {
+	v := newVMM(t)
+	lib, err := Load(v, fxPath(t, "libfx_tlsmodels.so"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	add, inThread := tlsFunc(t, lib, "fx_tls_add"), tlsFunc(t, lib, "fx_tls_in_thread")
+	if got, _ := add.Call1(100); got != 11+22+33+44+400 {
+		t.Fatalf("fx_tls_add(100) = %d", got)
+	}
+	for i := 1; i <= 3; i++ {
+		if got, _ := inThread.Call1(uintptr(i)); got != uintptr(11+22+33+44+4*i) {
+			t.Errorf("fx_tls_in_thread(%d) = %d, want %d", i, int64(got), 11+22+33+44+4*i)
+		}
+	}
+	if got, _ := add.Call1(0); got != 11+22+33+44+400 {
+		t.Errorf("the calling thread's sum is %d after the other threads ran, want %d", got, 11+22+33+44+400)
+	}
+	if n := lib.tlsThreads(); n != 4 {
+		t.Errorf("%d threads have blocks, want 4 (the exited threads' stay until Close)", n)
+	}
+}
+
 // symValue returns the st_value of lib's exported symbol name.
 func symValue(t testing.TB, lib *Library, name string) uintptr {
 	t.Helper()

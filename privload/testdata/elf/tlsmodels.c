@@ -5,6 +5,7 @@
  * block, link-time offsets), with initialised (.tdata), zeroed (.tbss) and
  * over-aligned variables. Built with libc, so the TLS is the first thing
  * every thread's access allocates. */
+#include <pthread.h>
 #include <stdint.h>
 
 __thread long fx_gd = 11;
@@ -76,4 +77,23 @@ long fx_tls_loop(long n)
 	for (long i = 0; i < n; i++)
 		s += fx_tls_one();
 	return s;
+}
+
+static void *fx_tls_thread(void *arg)
+{
+	return (void *)fx_tls_add((long)arg);
+}
+
+/* fx_tls_in_thread runs fx_tls_add(d) on a thread of its own, which
+ * privload has never seen, and returns its result (-1 if the thread could
+ * not be made). */
+long fx_tls_in_thread(long d)
+{
+	pthread_t th;
+	void *ret;
+	if (pthread_create(&th, 0, fx_tls_thread, (void *)d) != 0)
+		return -1;
+	if (pthread_join(th, &ret) != 0)
+		return -1;
+	return (long)ret;
 }
