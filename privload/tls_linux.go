@@ -302,7 +302,7 @@ func (g *tlsGroup) thread() (uintptr, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return 0, fmt.Errorf("privload: thread-local storage of a closed group")
+		return 0, fmt.Errorf("%w: its thread-local storage is freed", ErrClosed)
 	}
 	if dtv := native.Call1(tlsHost.getSpec, uintptr(g.key)); dtv != 0 {
 		return dtv, nil
@@ -390,16 +390,16 @@ func (g *tlsGroup) free() error {
 // Preconditions: the calling goroutine is locked to its OS thread
 // (runtime.LockOSThread); the block is that thread's.
 func (l *Library) TLSBlock() (uintptr, error) {
+	if l.closed.Load() {
+		return 0, fmt.Errorf("%w: %s", ErrClosed, l.path)
+	}
 	g := l.tlsGroup()
 	if g == nil || l.tlsID == 0 {
-		if l.closed.Load() {
-			return 0, fmt.Errorf("%w: %s", ErrClosed, l.path)
-		}
 		return 0, fmt.Errorf("privload: %s has no thread-local storage", l.path)
 	}
 	dtv, err := g.thread()
 	if err != nil {
-		return 0, fmt.Errorf("privload: %s: %w", l.path, err)
+		return 0, fmt.Errorf("%s: %w", l.path, err)
 	}
 	return g.block(dtv, int(l.tlsID)), nil
 }

@@ -3,6 +3,7 @@
 package privload
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
 
@@ -362,4 +364,55 @@ func TestTLSLibstdcxx(t *testing.T) {
 	}
 	vmmtest.SyncCheck(t, v, "after closing")
 	checkUnmapped(t, v, path)
+}
+
+// TestTLSCloseVMM closes the VMM under a C++ group whose threads made
+// thread-local blocks and whose unwind tables are registered: the VMM's
+// Close closes the group (finalisers, deregistration, the blocks, the
+// key, the stub page) and nothing of the VMM is left mapped.
+func TestTLSCloseVMM(t *testing.T) {
+	path := cxxFixture(t)
+	v := smallVMM(t)
+	foot := vmmtest.FootprintOf(v)
+	lib, err := Load(v, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	throw := tlsFunc(t, lib, "cxx_throw")
+	var wg sync.WaitGroup
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if got, _ := throw.Call1(7); got != 8 {
+				t.Errorf("cxx_throw(7) = %d, want 8", got)
+			}
+		}()
+	}
+	wg.Wait()
+	foot.Mark(v)
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := vmmtest.Unmapped(v, foot); err != nil {
+		t.Fatal(err)
+	}
+	vmmtest.Forgotten(t, v, foot, "after the VMM closed")
+	if _, err := lib.TLSBlock(); !errors.Is(err, ErrClosed) {
+		t.Errorf("TLSBlock after the VMM closed: %v, want ErrClosed", err)
+	}
+}
+
+// TestTLSNeedsVMHeap loads a library with thread-local storage into a VMM
+// without vmheap, where the threads' blocks would go: it is refused, and
+// nothing stays mapped.
+func TestTLSNeedsVMHeap(t *testing.T) {
+	v, err := vmm.New(vmm.Config{VMCodeSize: 16 << 20, NoVMHeap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	loadFails(t, v, fxPath(t, "libfx_tlsmodels.so"), "thread-local storage needs the VMM's vmheap", ErrUnsupported)
 }
