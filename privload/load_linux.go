@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,6 +240,17 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 		// no code of the group runs.
 		if err := registerFrames(ld, g); err != nil {
 			return root.lib, err
+		}
+		if ld.tls != nil {
+			// The initialisers run on this thread, with its blocks
+			// made here: not in the slow path, which would have no
+			// way to report vmheap refusing them (a VMM being
+			// closed refuses new allocations).
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if _, err := ld.tls.thread(); err != nil {
+				return root.lib, errorf(root.who, "thread-local storage of the initialising thread: %v", err)
+			}
 		}
 		for _, img := range ld.initOrder {
 			if err := runInit(img.lib); err != nil {

@@ -159,6 +159,7 @@ func TestTLSForeignThread(t *testing.T) {
 	if got, _ := add.Call1(100); got != 11+22+33+44+400 {
 		t.Fatalf("fx_tls_add(100) = %d", got)
 	}
+	before := lib.tlsThreads()
 	for i := 1; i <= 3; i++ {
 		if got, _ := inThread.Call1(uintptr(i)); got != uintptr(11+22+33+44+4*i) {
 			t.Errorf("fx_tls_in_thread(%d) = %d, want %d", i, int64(got), 11+22+33+44+4*i)
@@ -167,8 +168,8 @@ func TestTLSForeignThread(t *testing.T) {
 	if got, _ := add.Call1(0); got != 11+22+33+44+400 {
 		t.Errorf("the calling thread's sum is %d after the other threads ran, want %d", got, 11+22+33+44+400)
 	}
-	if n := lib.tlsThreads(); n != 4 {
-		t.Errorf("%d threads have blocks, want 4 (the exited threads' stay until Close)", n)
+	if n := lib.tlsThreads(); n != before+3 {
+		t.Errorf("%d threads have blocks, want %d: the 3 exited threads' stay until Close", n, before+3)
 	}
 }
 
@@ -219,8 +220,9 @@ func TestTLSCrossLibrary(t *testing.T) {
 			t.Errorf("fx_gd bound %+v, want the offset of libfx_tlsmodels.so's", im)
 		}
 	}
-	if lib.tlsThreads() != 1 {
-		t.Errorf("%d threads have blocks, want 1", lib.tlsThreads())
+	// Load's thread (for the initialisers) and this one, if another.
+	if n := lib.tlsThreads(); n < 1 || n > 2 {
+		t.Errorf("%d threads have blocks, want 1 or 2", n)
 	}
 }
 
@@ -250,8 +252,10 @@ func TestTLSLifetime(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if n := lib.tlsThreads(); n < 1 || n > 4 {
-			t.Errorf("%d threads have blocks, want 1 to 4", n)
+		// The 4 callers' and Load's (for the initialisers), if
+		// another.
+		if n := lib.tlsThreads(); n < 1 || n > 5 {
+			t.Errorf("%d threads have blocks, want 1 to 5", n)
 		}
 		if err := lib.Close(); err != nil {
 			t.Fatal(err)
