@@ -39,8 +39,8 @@
 //     Any other is private: found as ld.so finds it (see Finding
 //     libraries) and loaded into a vmcode slot of its own. Each private
 //     library is checked: relocation types (RELATIVE, 64, GLOB_DAT,
-//     JUMP_SLOT, IRELATIVE, DTPMOD64, DTPOFF64; COPY, the initial-exec
-//     TPOFF64 and TPOFF32, TLSDESC and anything else are refused with
+//     JUMP_SLOT, IRELATIVE, DTPMOD64, DTPOFF64, TLSDESC; COPY, the
+//     initial-exec TPOFF64 and TPOFF32 and anything else are refused with
 //     their names), text relocations, the stack it asks for.
 //  2. Reserve a slot per private library, and if any has PT_TLS, set up
 //     the group's thread-local storage (see below).
@@ -179,13 +179,18 @@
 // someone else's state. So private modules get dynamic TLS, which needs
 // no place relative to FS: the general-dynamic and local-dynamic models,
 // which is what compilers emit for shared objects by default (libstdc++
-// uses nothing else).
+// uses nothing else), through __tls_get_addr or through TLS descriptors
+// (-mtls-dialect=gnu2).
 //
 // Each library with PT_TLS has a module id in its group; DTPMOD64 and
 // DTPOFF64 are resolved against the library defining the variable (which
 // must be a private library of the same load); __tls_get_addr binds to
 // privload's own, a few instructions in a page of vmcode per group
-// (Import.How BoundRuntime). It finds the calling thread's blocks with the
+// (Import.How BoundRuntime), and TLSDESC relocations to its descriptor
+// function, in the same page, which returns the variable's address minus
+// the host's thread pointer and preserves every other register, vector
+// ones included (its slow path saves them with xsave). Both find the
+// calling thread's blocks with the
 // host's pthread_getspecific under a key of the group's; a thread's first
 // access makes its blocks of every module of the group at once, from the
 // VMM's vmheap (.tdata copied, .tbss zero), in a callback into Go. Any OS
@@ -204,11 +209,10 @@
 // The initial-exec and local-exec models (TPOFF64, TPOFF32) put a module
 // at a fixed offset from the thread pointer in every thread, inside the
 // host libc's static TLS area, which only the host's dynamic linker can
-// allocate; TLS descriptors (TLSDESC, -mtls-dialect=gnu2) return an
-// offset from the thread pointer too. Both are refused with their
-// relocation named, as is a reference to a host library's thread-local
-// variable (its block is the host's). Local-exec cannot appear in a shared
-// object at all: the static linker refuses it.
+// allocate: they are refused with their relocation named, as is a
+// reference to a host library's thread-local variable (its block is the
+// host's). Local-exec cannot appear in a shared object at all: the static
+// linker refuses it.
 //
 // # Exceptions and unwinding
 //
@@ -225,7 +229,7 @@
 //
 // # Not supported
 //
-// Initial-exec thread-local storage and TLS descriptors (see above): with
+// Initial-exec thread-local storage (see above): with
 // the references to programs' symbols of plugins, the main reason system
 // libraries are still refused (TestSweepSystemLibraries).
 // Initialisers run with argc 0 and empty argv and envp. A thread_local

@@ -506,7 +506,6 @@ func TestFixtureRefused(t *testing.T) {
 	}{
 		{"libfx_tlsie.so", "R_X86_64_TPOFF64 (type 18)", ErrUnsupported},
 		{"libfx_tlsundef.so", `undefined thread-local variable "fx_nowhere"`, ErrLink},
-		{"libfx_tlsdesc.so", "R_X86_64_TLSDESC (type 36)", ErrUnsupported},
 		{"libfx_textrel.so", "DT_TEXTREL", ErrUnsupported},
 		{"libfx_execstack.so", "executable stack", ErrUnsupported},
 		{"libfx_undef.so", `undefined symbol "fx_missing"`, nil},

@@ -745,8 +745,18 @@ func (ld *elfLoader) check(f *File, who string) error {
 				}
 			case elf.R_X86_64_TPOFF64, elf.R_X86_64_TPOFF32:
 				return unsupportedf(who, "%s relocation %s at %#x: initial-exec thread-local storage is not supported (it needs static TLS at a fixed offset from the host's thread pointer, which only the host's dynamic linker allocates)", tab.name, relocName(r.Type), r.Off)
-			case elf.R_X86_64_TLSDESC, elf.R_X86_64_DTPOFF32:
-				return unsupportedf(who, "%s relocation %s at %#x: thread-local storage descriptors are not supported", tab.name, relocName(r.Type), r.Off)
+			case elf.R_X86_64_TLSDESC:
+				if !tlsDescOK() {
+					return unsupportedf(who, "%s relocation %s at %#x: thread-local storage descriptors need xsave, which this machine does not enable", tab.name, relocName(r.Type), r.Off)
+				}
+				if !f.writable(r.Off + 8) {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x: the descriptor's second word is not in a writable segment", tab.name, relocName(r.Type), r.Off), Class: ErrMalformed}
+				}
+				if r.Sym == 0 && f.TLS == nil {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x refers to the library's own thread-local storage, and it has no PT_TLS", tab.name, relocName(r.Type), r.Off), Class: ErrMalformed}
+				}
+			case elf.R_X86_64_DTPOFF32:
+				return unsupportedf(who, "%s relocation %s at %#x is not supported (it belongs in object files)", tab.name, relocName(r.Type), r.Off)
 			default:
 				return unsupportedf(who, "%s relocation %s at %#x is not supported", tab.name, relocName(r.Type), r.Off)
 			}
@@ -1248,6 +1258,11 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 					return err
 				}
 				val = v
+			case elf.R_X86_64_TLSDESC:
+				if err := ld.tlsDesc(img, r); err != nil {
+					return err
+				}
+				continue
 			default:
 				// R_X86_64_64, GLOB_DAT and JUMP_SLOT are S+A (the
 				// addend of the latter two is 0 in practice and
@@ -1305,6 +1320,32 @@ func (ld *elfLoader) tlsReloc(img *elfImage, r Reloc) (uint64, error) {
 		return mod, nil
 	}
 	return off + uint64(r.Addend), nil
+}
+
+// tlsDesc fills the TLS descriptor R_X86_64_TLSDESC relocates: the
+// group's descriptor function, and a tls_index {module, offset + addend}
+// of the group's array for its argument.
+func (ld *elfLoader) tlsDesc(img *elfImage, r Reloc) error {
+	g := ld.tls
+	if g == nil || g.descUsed == g.nDesc {
+		return &FormatError{File: img.who, Reason: fmt.Sprintf("relocation %s at %#x: no thread-local storage in the load", relocName(r.Type), r.Off), Class: ErrLink}
+	}
+	mod, err := ld.tlsReloc(img, Reloc{Off: r.Off, Type: elf.R_X86_64_DTPMOD64, Sym: r.Sym})
+	if err != nil {
+		return err
+	}
+	off, err := ld.tlsReloc(img, Reloc{Off: r.Off, Type: elf.R_X86_64_DTPOFF64, Sym: r.Sym, Addend: r.Addend})
+	if err != nil {
+		return err
+	}
+	idx := g.descIdx + uintptr(g.descUsed)*16
+	g.descUsed++
+	b := rawmem.Bytes(idx, 16)
+	binary.LittleEndian.PutUint64(b, mod)
+	binary.LittleEndian.PutUint64(b[8:], off)
+	binary.LittleEndian.PutUint64(img.word(r.Off), uint64(g.descAddr))
+	binary.LittleEndian.PutUint64(img.word(r.Off+8), uint64(idx))
+	return nil
 }
 
 // resolver calls an ifunc resolver once per load.

@@ -505,6 +505,9 @@ var malformedCases = []struct {
 	{name: "DTPMOD64 without PT_TLS", edit: func(x *fixture) {
 		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_DTPMOD64))
 	}, want: "R_X86_64_DTPMOD64 (type 16) at", class: ErrMalformed, load: true},
+	{name: "TLSDESC without PT_TLS", edit: func(x *fixture) {
+		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_TLSDESC))
+	}, want: "R_X86_64_TLSDESC (type 36) at", class: ErrMalformed, load: true},
 	{name: "copy relocation", edit: func(x *fixture) {
 		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_COPY))
 	}, want: "R_X86_64_COPY (type 5)", class: ErrUnsupported, load: true},

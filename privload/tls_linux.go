@@ -3,6 +3,7 @@
 package privload
 
 import (
+	"debug/elf"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/cpu"
 
 	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/internal/rawmem"
@@ -49,9 +51,11 @@ import (
 // code that adds a link-time constant to %fs:0) need the module's block
 // at a fixed offset from the thread pointer in every thread, that is, in
 // the host C library's static TLS area, which only the host's dynamic
-// linker allocates; they are refused with their relocation named. So are
-// R_X86_64_TLSDESC and references to a host library's thread-local
-// variables.
+// linker allocates; they are refused with their relocation named, as are
+// references to a host library's thread-local variables. TLS descriptors
+// (R_X86_64_TLSDESC, -mtls-dialect=gnu2) are supported: their function,
+// also in the stub page, returns the dynamic block's address minus the
+// host's thread pointer, which the code adds back (tlsDescCode).
 //
 // Since private code needs no FS of its own, code that calls private
 // code (jit's clean calls from the code cache among it) only has to run
@@ -92,6 +96,15 @@ type tlsGroup struct {
 	// __tls_get_addr. Immutable.
 	stub    *vmm.Slot
 	getAddr uintptr
+	// descAddr is the TLS descriptor function in the stub page.
+	// Immutable.
+	descAddr uintptr
+	// descIdx is the vmheap array of tls_index {module, offset} the
+	// group's TLSDESC relocations point their descriptors' arguments
+	// at, nDesc entries, of which descUsed are taken (by relocation,
+	// during Load only).
+	descIdx         uintptr
+	nDesc, descUsed int
 	// mods are the modules by id-1. Immutable after newTLSGroup.
 	mods []tlsModule
 	// chunk is the size of one thread's allocation (DTV, then the
@@ -199,6 +212,95 @@ func tlsStubCode(key uint32, getSpec, token, slow uintptr) []byte {
 // tlsSlowOffset is where the stub's slow path starts.
 const tlsSlowOffset = 56
 
+// tlsDescOffset is where the TLS descriptor function (tlsDescCode) lies in
+// the stub page, after __tls_get_addr.
+const tlsDescOffset = 0x80
+
+// tlsDescCode returns the machine code of a group's TLS descriptor
+// function, which R_X86_64_TLSDESC binds (-mtls-dialect=gnu2): called with
+// rax pointing to the descriptor {function, argument}, whose argument
+// points to a tls_index {module, offset}, it returns in rax the variable's
+// address minus the thread pointer (%fs:0, the host's), and preserves
+// every other register, as the descriptor ABI requires. The fast path is
+// __tls_get_addr's (pthread_getspecific, which in glibc touches general
+// registers only); the slow path, a call into Go, saves and restores the
+// x87, SSE, AVX and AVX-512 state with xsave first (4 KiB of stack; the
+// standard-format area of those components ends at 2688 bytes; its
+// header, which xrstor checks, is zeroed before). privload's test checks
+// it against objdump.
+func tlsDescCode(key uint32, getSpec, token, slow uintptr) []byte {
+	b := []byte{
+		0x55,             // 0x0: push rbp
+		0x48, 0x89, 0xe5, // 0x1: mov rbp,rsp
+		0x53,       // 0x4: push rbx
+		0x57,       // 0x5: push rdi
+		0x56,       // 0x6: push rsi
+		0x52,       // 0x7: push rdx
+		0x51,       // 0x8: push rcx
+		0x41, 0x50, // 0x9: push r8
+		0x41, 0x51, // 0xb: push r9
+		0x41, 0x52, // 0xd: push r10
+		0x41, 0x53, // 0xf: push r11
+		0x48, 0x83, 0xe4, 0xc0, // 0x11: and rsp,0xffffffffffffffc0
+		0x48, 0x8b, 0x58, 0x08, // 0x15: mov rbx,QWORD PTR [rax+0x8]
+		0xbf, 0x44, 0x33, 0x22, 0x11, // 0x19: mov edi,0x11223344
+		0x48, 0xb8, 0x44, 0x33, 0x22, 0x11, 0x00, 0x7f, 0x00, 0x00, // 0x1e: movabs rax,0x7f0011223344
+		0xff, 0xd0, // 0x28: call rax
+		0x48, 0x85, 0xc0, // 0x2a: test rax,rax
+		0x74, 0x30, // 0x2d: je 5f
+		0x48, 0x8b, 0x0b, // 0x2f: mov rcx,QWORD PTR [rbx]
+		0x48, 0xff, 0xc9, // 0x32: dec rcx
+		0x48, 0x3b, 0x08, // 0x35: cmp rcx,QWORD PTR [rax]
+		0x73, 0x25, // 0x38: jae 5f
+		0x48, 0x8b, 0x44, 0xc8, 0x08, // 0x3a: mov rax,QWORD PTR [rax+rcx*8+0x8]
+		0x48, 0x03, 0x43, 0x08, // 0x3f: add rax,QWORD PTR [rbx+0x8]
+		0x64, 0x48, 0x2b, 0x04, 0x25, 0x00, 0x00, 0x00, 0x00, // 0x43: sub rax,QWORD PTR fs:0x0
+		0x48, 0x8d, 0x65, 0xb8, // 0x4c: lea rsp,[rbp-0x48]
+		0x41, 0x5b, // 0x50: pop r11
+		0x41, 0x5a, // 0x52: pop r10
+		0x41, 0x59, // 0x54: pop r9
+		0x41, 0x58, // 0x56: pop r8
+		0x59,                                     // 0x58: pop rcx
+		0x5a,                                     // 0x59: pop rdx
+		0x5e,                                     // 0x5a: pop rsi
+		0x5f,                                     // 0x5b: pop rdi
+		0x5b,                                     // 0x5c: pop rbx
+		0xc9,                                     // 0x5d: leave
+		0xc3,                                     // 0x5e: ret
+		0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00, // 0x5f: sub rsp,0x1000
+		0x48, 0xc7, 0x84, 0x24, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x66: mov QWORD PTR [rsp+0x200],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x08, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x72: mov QWORD PTR [rsp+0x208],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x10, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x7e: mov QWORD PTR [rsp+0x210],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x18, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x8a: mov QWORD PTR [rsp+0x218],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x20, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0x96: mov QWORD PTR [rsp+0x220],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x28, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xa2: mov QWORD PTR [rsp+0x228],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x30, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xae: mov QWORD PTR [rsp+0x230],0x0
+		0x48, 0xc7, 0x84, 0x24, 0x38, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xba: mov QWORD PTR [rsp+0x238],0x0
+		0xb8, 0xe7, 0x00, 0x00, 0x00, // 0xc6: mov eax,0xe7
+		0x31, 0xd2, // 0xcb: xor edx,edx
+		0x0f, 0xae, 0x24, 0x24, // 0xcd: xsave [rsp]
+		0x48, 0x89, 0xdf, // 0xd1: mov rdi,rbx
+		0x48, 0xbe, 0x55, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // 0xd4: movabs rsi,0x55
+		0x48, 0xb8, 0x88, 0x77, 0x66, 0x55, 0x00, 0x7f, 0x00, 0x00, // 0xde: movabs rax,0x7f0055667788
+		0xff, 0xd0, // 0xe8: call rax
+		0x48, 0x89, 0xc3, // 0xea: mov rbx,rax
+		0xb8, 0xe7, 0x00, 0x00, 0x00, // 0xed: mov eax,0xe7
+		0x31, 0xd2, // 0xf2: xor edx,edx
+		0x0f, 0xae, 0x2c, 0x24, // 0xf4: xrstor [rsp]
+		0x48, 0x89, 0xd8, // 0xf8: mov rax,rbx
+		0xe9, 0x43, 0xff, 0xff, 0xff, // 0xfb: jmp 43
+	}
+	binary.LittleEndian.PutUint32(b[0x1a:], key)
+	binary.LittleEndian.PutUint64(b[0x20:], uint64(getSpec))
+	binary.LittleEndian.PutUint64(b[0xd6:], uint64(token))
+	binary.LittleEndian.PutUint64(b[0xe0:], uint64(slow))
+	return b
+}
+
+// tlsDescOK reports whether the descriptor function can run here: its
+// slow path needs xsave, enabled by the kernel (OSXSAVE).
+func tlsDescOK() bool { return cpu.X86.HasOSXSAVE }
+
 // setupTLS gives every private library of the load with PT_TLS a module
 // id and, if there is any, makes the group's TLS: a pthread key and the
 // stub page. It runs once the slots are reserved (the images' addresses
@@ -224,6 +326,15 @@ func (ld *elfLoader) setupTLS() error {
 		return errorf(who, "thread-local storage: %v", err)
 	}
 	g := &tlsGroup{v: ld.v, mods: mods, threads: map[uintptr]uintptr{}, align: 16}
+	for _, img := range ld.imgs {
+		for _, tab := range [2][]Reloc{img.lib.file.Rela, img.lib.file.PLTRela} {
+			for _, r := range tab {
+				if r.Type == elf.R_X86_64_TLSDESC {
+					g.nDesc++
+				}
+			}
+		}
+	}
 	off := uintptr(tlsDTVHead+len(mods)) * 8
 	for i := range g.mods {
 		m := &g.mods[i]
@@ -251,7 +362,16 @@ func (ld *elfLoader) setupTLS() error {
 		g.free()
 		return errorf(who, "committing the __tls_get_addr page: %w", err)
 	}
-	copy(rawmem.Bytes(slot.Base(), pg), code)
+	page := rawmem.Bytes(slot.Base(), pg)
+	copy(page, code)
+	copy(page[tlsDescOffset:], tlsDescCode(key, tlsHost.getSpec, g.token, tlsHost.slow))
+	g.descAddr = slot.Base() + tlsDescOffset
+	if g.nDesc > 0 {
+		if g.descIdx, err = ld.v.Alloc(uintptr(g.nDesc) * 16); err != nil {
+			g.free()
+			return errorf(who, "allocating %d TLS descriptors' arguments: %w", g.nDesc, err)
+		}
+	}
 	if err := slot.Protect(slot.Base(), pg, mem.ProtRX); err != nil {
 		g.free()
 		return errorf(who, "protecting the __tls_get_addr page: %w", err)
@@ -370,6 +490,12 @@ func (g *tlsGroup) free() error {
 		if err := g.v.Free(raw); err != nil && !errors.Is(err, vmm.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if g.descIdx != 0 {
+		if err := g.v.Free(g.descIdx); err != nil && !errors.Is(err, vmm.ErrClosed) {
+			errs = append(errs, err)
+		}
+		g.descIdx = 0
 	}
 	if g.stub != nil {
 		if err := g.stub.Release(); err != nil {

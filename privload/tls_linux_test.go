@@ -173,6 +173,89 @@ func TestTLSForeignThread(t *testing.T) {
 	}
 }
 
+// TestTLSDesc loads a library built with -mtls-dialect=gnu2, whose
+// thread-local variables are reached through TLS descriptors
+// (R_X86_64_TLSDESC, against a symbol and against the library itself),
+// and uses it from several OS threads: initial values, per-thread
+// updates, the address the compiled code computes from the descriptor's
+// answer and %fs:0 is the thread's block plus the symbol's offset, and a
+// descriptor call preserves the general and vector registers on a
+// thread's first access (the slow path into Go) and later.
+func TestTLSDesc(t *testing.T) {
+	if !tlsDescOK() {
+		t.Skip("no xsave: TLS descriptors are refused here")
+	}
+	v := newVMM(t)
+	lib, err := Load(v, fxPath(t, "libfx_tlsdesc.so"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lib.Close()
+	get, bump, check, addr := tlsFunc(t, lib, "fx_desc_get"), tlsFunc(t, lib, "fx_desc_bump"), tlsFunc(t, lib, "fx_desc_check"), tlsFunc(t, lib, "fx_desc_addr")
+	off := symValue(t, lib, "fx_desc")
+	slow := tlsSlowCalls.Load()
+	const threads = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, threads*8)
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			// The first access of this thread, unless Load's.
+			a, _ := check.Call0()
+			if a == 0 {
+				errs <- fmt.Errorf("thread %d: the first descriptor call clobbered a register", w)
+				return
+			}
+			block, err := lib.TLSBlock()
+			if err != nil {
+				errs <- err
+				return
+			}
+			if a != block+off {
+				errs <- fmt.Errorf("thread %d: &fx_desc = %#x, want block %#x + %#x", w, a, block, off)
+			}
+			if a2, _ := addr.Call0(); a2 != a {
+				errs <- fmt.Errorf("thread %d: fx_desc_addr() = %#x, fx_desc_check found %#x", w, a2, a)
+			}
+			if got, _ := get.Call0(); got != 7 {
+				errs <- fmt.Errorf("thread %d: initial fx_desc_get() = %d, want 7", w, got)
+			}
+			d := uintptr(w + 1)
+			for r := uintptr(1); r <= 20; r++ {
+				if got, _ := bump.Call1(d); got != 7+3*d*r {
+					errs <- fmt.Errorf("thread %d round %d: fx_desc_bump = %d, want %d", w, r, got, 7+3*d*r)
+					return
+				}
+			}
+			if a3, _ := check.Call0(); a3 != a {
+				errs <- fmt.Errorf("thread %d: a later descriptor call found %#x (0: clobbered), want %#x", w, a3, a)
+			}
+			if err := lib.FreeThreadTLS(); err != nil {
+				errs <- err
+			}
+			// Fresh blocks again, through the slow path.
+			if a4, _ := check.Call0(); a4 == 0 {
+				errs <- fmt.Errorf("thread %d: the descriptor call after FreeThreadTLS clobbered a register", w)
+			}
+			if got, _ := get.Call0(); got != 7 {
+				errs <- fmt.Errorf("thread %d: fx_desc_get() after FreeThreadTLS = %d, want 7", w, got)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// At least after FreeThreadTLS, every thread went the slow way.
+	if n := tlsSlowCalls.Load() - slow; n < threads {
+		t.Errorf("%d slow-path calls, want at least %d", n, threads)
+	}
+}
+
 // symValue returns the st_value of lib's exported symbol name.
 func symValue(t testing.TB, lib *Library, name string) uintptr {
 	t.Helper()

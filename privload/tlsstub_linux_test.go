@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -85,9 +86,120 @@ func TestTLSStubDisassembly(t *testing.T) {
 			t.Errorf("at %#x: objdump says %q, want %q", w.off, offs[w.off], w.text)
 		}
 	}
-	if len(code) != 0x50 {
+	if len(code) != 0x50 || len(code) > tlsDescOffset {
 		t.Errorf("stub is %d bytes, want 0x50", len(code))
 	}
+	checkDisassembly(t, tlsDescCode(0x11223344, 0x7f0011223344, 0x55, 0x7f0055667788), tlsDescWant)
+}
+
+// tlsDescWant is tlsDescCode's disassembly, by offset.
+var tlsDescWant = []struct {
+	off  int
+	text string
+}{
+	{0x0, "push rbp"},
+	{0x1, "mov rbp,rsp"},
+	{0x4, "push rbx"},
+	{0x5, "push rdi"},
+	{0x6, "push rsi"},
+	{0x7, "push rdx"},
+	{0x8, "push rcx"},
+	{0x9, "push r8"},
+	{0xb, "push r9"},
+	{0xd, "push r10"},
+	{0xf, "push r11"},
+	{0x11, "and rsp,0xffffffffffffffc0"},
+	{0x15, "mov rbx,QWORD PTR [rax+0x8]"},
+	{0x19, "mov edi,0x11223344"},
+	{0x1e, "movabs rax,0x7f0011223344"},
+	{0x28, "call rax"},
+	{0x2a, "test rax,rax"},
+	{0x2d, "je 0x5f"},
+	{0x2f, "mov rcx,QWORD PTR [rbx]"},
+	{0x32, "dec rcx"},
+	{0x35, "cmp rcx,QWORD PTR [rax]"},
+	{0x38, "jae 0x5f"},
+	{0x3a, "mov rax,QWORD PTR [rax+rcx*8+0x8]"},
+	{0x3f, "add rax,QWORD PTR [rbx+0x8]"},
+	{0x43, "sub rax,QWORD PTR fs:0x0"},
+	{0x4c, "lea rsp,[rbp-0x48]"},
+	{0x50, "pop r11"},
+	{0x52, "pop r10"},
+	{0x54, "pop r9"},
+	{0x56, "pop r8"},
+	{0x58, "pop rcx"},
+	{0x59, "pop rdx"},
+	{0x5a, "pop rsi"},
+	{0x5b, "pop rdi"},
+	{0x5c, "pop rbx"},
+	{0x5d, "leave"},
+	{0x5e, "ret"},
+	{0x5f, "sub rsp,0x1000"},
+	{0x66, "mov QWORD PTR [rsp+0x200],0x0"},
+	{0x72, "mov QWORD PTR [rsp+0x208],0x0"},
+	{0x7e, "mov QWORD PTR [rsp+0x210],0x0"},
+	{0x8a, "mov QWORD PTR [rsp+0x218],0x0"},
+	{0x96, "mov QWORD PTR [rsp+0x220],0x0"},
+	{0xa2, "mov QWORD PTR [rsp+0x228],0x0"},
+	{0xae, "mov QWORD PTR [rsp+0x230],0x0"},
+	{0xba, "mov QWORD PTR [rsp+0x238],0x0"},
+	{0xc6, "mov eax,0xe7"},
+	{0xcb, "xor edx,edx"},
+	{0xcd, "xsave [rsp]"},
+	{0xd1, "mov rdi,rbx"},
+	{0xd4, "movabs rsi,0x55"},
+	{0xde, "movabs rax,0x7f0055667788"},
+	{0xe8, "call rax"},
+	{0xea, "mov rbx,rax"},
+	{0xed, "mov eax,0xe7"},
+	{0xf2, "xor edx,edx"},
+	{0xf4, "xrstor [rsp]"},
+	{0xf8, "mov rax,rbx"},
+	{0xfb, "jmp 0x43"},
+}
+
+// checkDisassembly compares objdump's disassembly of code with want.
+func checkDisassembly(t *testing.T, code []byte, want []struct {
+	off  int
+	text string
+}) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "code.bin")
+	if err := os.WriteFile(bin, code, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("objdump", "-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("objdump: %v\n%s", err, out)
+	}
+	offs := objdumpInstrs(string(out))
+	if len(offs) != len(want) {
+		t.Errorf("objdump decodes %d instructions, want %d:\n%s", len(offs), len(want), out)
+	}
+	for _, w := range want {
+		if offs[w.off] != w.text {
+			t.Errorf("at %#x: objdump says %q, want %q", w.off, offs[w.off], w.text)
+		}
+	}
+}
+
+// objdumpInstrs maps each instruction's offset in objdump's output to its
+// text, spaces collapsed.
+func objdumpInstrs(out string) map[int]string {
+	line := regexp.MustCompile(`^\s*([0-9a-f]+):\s+(?:[0-9a-f]{2} )+\s*\t(.*)$`)
+	offs := map[int]string{}
+	for _, l := range strings.Split(out, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		off, err := strconv.ParseInt(m[1], 16, 64)
+		if err != nil {
+			continue
+		}
+		offs[int(off)] = strings.Join(strings.Fields(m[2]), " ")
+	}
+	return offs
 }
 
 // TestEHFramePtr decodes the .eh_frame pointer of .eh_frame_hdr headers
