@@ -19,15 +19,28 @@ import (
 //   - call-tls: a call of one that reads a global-dynamic variable (one
 //     __tls_get_addr);
 //   - loop: fx_tls_loop(1000), a thousand out-of-line reads, each through
-//     __tls_get_addr: the per-access cost once the thread has its blocks.
+//     __tls_get_addr: the per-access cost once the thread has its blocks;
+//   - desc: a call of a function that reads two variables through TLS
+//     descriptors (-mtls-dialect=gnu2).
 func BenchmarkTLS(b *testing.B) {
-	path := fxPath(b, "libfx_tlsmodels.so")
+	benchTLS(b, "libfx_tlsmodels.so", []benchTLSCall{{"fx_plain", 1}, {"fx_tls_get", 0}, {"fx_tls_loop", 1000}})
+	benchTLS(b, "libfx_tlsdesc.so", []benchTLSCall{{"fx_desc_get", 0}})
+}
+
+// benchTLSCall is one function BenchmarkTLS calls, with its argument.
+type benchTLSCall struct {
+	name string
+	arg  uintptr
+}
+
+func benchTLS(b *testing.B, lib string, calls []benchTLSCall) {
+	path := fxPath(b, lib)
 	v := newVMM(b)
-	lib, err := Load(v, path, Options{})
+	l, err := Load(v, path, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer lib.Close()
+	defer l.Close()
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
 	if err != nil {
 		b.Fatal(err)
@@ -42,11 +55,8 @@ func BenchmarkTLS(b *testing.B) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	for _, c := range []struct {
-		name string
-		arg  uintptr
-	}{{"fx_plain", 1}, {"fx_tls_get", 0}, {"fx_tls_loop", 1000}} {
-		priv := tlsFunc(b, lib, c.name).Addr()
+	for _, c := range calls {
+		priv := tlsFunc(b, l, c.name).Addr()
 		hostFn := host(c.name)
 		b.Run(c.name+"/privload", func(b *testing.B) {
 			for b.Loop() {
