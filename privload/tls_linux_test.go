@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ebitengine/purego"
+
+	"github.com/reachvm/reachvm/internal/native"
 	"github.com/reachvm/reachvm/vmm"
 	"github.com/reachvm/reachvm/vmm/vmmtest"
 )
@@ -502,4 +505,69 @@ func TestTLSNeedsVMHeap(t *testing.T) {
 	}
 	defer v.Close()
 	loadFails(t, v, fxPath(t, "libfx_tlsmodels.so"), "thread-local storage needs the VMM's vmheap", ErrUnsupported)
+}
+
+// TestRealLibelfErrorPerThread loads the system's libelf (elfutils),
+// whose last error is a thread-local variable (local-dynamic), and checks
+// it against the host's own copy doing the same: an error set by a
+// failing elf_begin on one thread is reported by elf_errno on that thread
+// (then reset), not on another, with the same number and message as the
+// host's libelf gives.
+func TestRealLibelfErrorPerThread(t *testing.T) {
+	const soname = "libelf.so.1"
+	_, lib, fn := loadSystem(t, soname)
+	if lib.File().TLS == nil {
+		t.Skipf("%s has no thread-local storage here", soname)
+	}
+	h, err := purego.Dlopen(sysLibDir+soname, purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Skipf("the host cannot open %s: %v", soname, err)
+	}
+	defer purego.Dlclose(h)
+	host := func(name string) uintptr {
+		a, err := purego.Dlsym(h, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	// elf_begin(-1, ELF_C_READ, NULL) fails; elf_errno returns and
+	// clears the thread's last error.
+	const evCurrent, elfCRead = 1, 1
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	native.Call1(host("elf_version"), evCurrent)
+	if e := native.Call3(host("elf_begin"), ^uintptr(0), elfCRead, 0); e != 0 {
+		t.Fatalf("the host's elf_begin(-1) = %#x, want NULL", e)
+	}
+	wantErr := native.Call0(host("elf_errno"))
+	wantMsg := GoString(native.Call1(host("elf_errmsg"), wantErr))
+	if wantErr == 0 {
+		t.Fatal("the host's elf_errno() = 0 after a failing elf_begin")
+	}
+
+	ok(fn("elf_version").Call1(evCurrent))
+	if e := ok(fn("elf_begin").Call3(^uintptr(0), elfCRead, 0)); e != 0 {
+		t.Fatalf("elf_begin(-1) = %#x, want NULL", e)
+	}
+	other := make(chan uintptr)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		other <- ok(fn("elf_errno").Call0())
+	}()
+	if got := <-other; got != 0 {
+		t.Errorf("elf_errno() on another thread = %d, want 0", got)
+	}
+	got := ok(fn("elf_errno").Call0())
+	if got != wantErr {
+		t.Errorf("elf_errno() = %d, the host's libelf says %d", got, wantErr)
+	}
+	if msg := GoString(ok(fn("elf_errmsg").Call1(got))); msg != wantMsg {
+		t.Errorf("elf_errmsg(%d) = %q, the host's libelf says %q", got, msg, wantMsg)
+	}
+	if again := ok(fn("elf_errno").Call0()); again != 0 {
+		t.Errorf("a second elf_errno() = %d, want 0 (reset)", again)
+	}
+	t.Logf("elf_errno %d: %s", got, wantMsg)
 }
