@@ -1315,6 +1315,13 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 		case exitFlush:
 			m.flushTraces()
 			tag = e.target
+			if t == nil || !t.sigPending() {
+				// Back into the fragment, whose code nothing
+				// deleted meanwhile: the record is made again
+				// (a fragment started at tag would run the
+				// code inserted at its block's start again).
+				enterAt = e.branch
+			}
 		case exitWrap:
 			tag = e.target
 			if t != nil && t.sigPending() {
