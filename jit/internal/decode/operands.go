@@ -182,7 +182,8 @@ type Ops struct {
 
 // Operands describes the instruction in, which Decode found at the start
 // of code. It fails with an *Error wrapping ErrNotCovered for an
-// instruction it does not describe.
+// instruction it does not describe; Mnemonic is then still set if x86asm
+// names the instruction, and the rest of Ops is to be ignored.
 //
 // Preconditions: in is Decode's result for code.
 func Operands(code []byte, in *Inst) (Ops, error) {
@@ -216,11 +217,11 @@ func operands(code []byte, in *Inst, o *Ops) error {
 	for n < len(xi.Args) && xi.Args[n] != nil {
 		n++
 	}
+	o.Mnemonic = mnemonic(xi.Op)
 	info, ok := opInfoOf(xi.Op, in, code, n)
 	if !ok {
-		return notCovered(code, in, mnemonic(xi.Op))
+		return notCovered(code, in, o.Mnemonic)
 	}
-	o.Mnemonic = mnemonic(xi.Op)
 	o.Lock = in.Prefixes&PLock != 0
 	o.FlagsRead, o.FlagsWritten = info.read, info.write
 	if info.pat == pString {
