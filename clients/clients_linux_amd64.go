@@ -25,6 +25,7 @@ type Tool struct {
 var factories = map[string]func(args []string) (*Tool, error){
 	"inscount": newInscount,
 	"bbcount":  newBBCount,
+	"opcodes":  newOpcodes,
 }
 
 // Names returns the sample clients' names, sorted.

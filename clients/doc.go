@@ -4,6 +4,7 @@
 //
 //   - inscount counts the instructions the program executes.
 //   - bbcount counts executions of each basic block.
+//   - opcodes counts the instructions executed by mnemonic.
 //
 // Each is a few lines of the API a tool writer starts from: a
 // translation-time event (jit.Client.Block) decides what code to insert,

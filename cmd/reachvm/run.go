@@ -257,7 +257,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // clientNames lists the sample clients for run's usage (package
 // clients has them on linux/amd64, where TestClientNames checks this).
-const clientNames = "bbcount, inscount"
+const clientNames = "bbcount, inscount, opcodes"
 
 // splitClientArgs splits what follows run's flags, rest (args' tail),
 // into the client's arguments and PROG with its own: a client's
