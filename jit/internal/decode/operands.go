@@ -206,18 +206,21 @@ func operands(code []byte, in *Inst, o *Ops) error {
 		o.Mnemonic = name
 		return nil
 	}
-	if in.Encoding == XOP {
-		return notCovered(code, in, "xop")
+	if in.Encoding == Legacy && in.Map == Map0F38 && in.Op == 0xf6 && in.Prefixes&(P66|PF3) != 0 {
+		return adx(code, in, o)
 	}
 	xi, err := x86asm.Decode(code, 64)
-	if err != nil || xi.Len != int(in.Len) {
-		return notCovered(code, in, "not decoded by x86asm")
+	if err != nil || xi.Len != int(in.Len) || in.Encoding == XOP || prefixedAE(in) {
+		return notCovered(code, in, opcodeName(in))
 	}
 	n := 0
 	for n < len(xi.Args) && xi.Args[n] != nil {
 		n++
 	}
 	o.Mnemonic = mnemonic(xi.Op)
+	if xi.Op == x86asm.CLFLUSH && in.Prefixes&P66 != 0 {
+		o.Mnemonic = "clflushopt" // x86asm's name ignores the 66
+	}
 	info, ok := opInfoOf(xi.Op, in, code, n)
 	if !ok {
 		return notCovered(code, in, o.Mnemonic)
@@ -318,6 +321,52 @@ func noOperandOp(in *Inst) string {
 		return "wrpkru"
 	}
 	return ""
+}
+
+// opcodeName names an instruction x86asm does not decode by its encoding,
+// map and opcode ("vex 0f3a 6b").
+func opcodeName(in *Inst) string {
+	enc := [...]string{Legacy: "legacy", VEX: "vex", EVEX: "evex", XOP: "xop"}[in.Encoding]
+	m := map[Map]string{Map1Byte: "", Map0F: "0f ", Map0F38: "0f38 ", Map0F3A: "0f3a ", Map5: "map5 ", Map6: "map6 ", MapXOP8: "map8 ", MapXOP9: "map9 ", MapXOPA: "map10 "}[in.Map]
+	return fmt.Sprintf("%s %s%02x not decoded by x86asm", enc, m, in.Op)
+}
+
+// prefixedAE reports 0F AE with a 66, F2 or F3 prefix but clflushopt
+// (66 0F AE /7 m8): x86asm drops those prefixes and names another
+// instruction (incssp lfence, umwait and tpause mfence, clwb and clrssbsy
+// xsaveopt).
+func prefixedAE(in *Inst) bool {
+	if in.Encoding != Legacy || in.Map != Map0F || in.Op != 0xae || in.Prefixes&(P66|PF2|PF3) == 0 {
+		return false
+	}
+	return !(in.Prefixes&(PF2|PF3) == 0 && in.Mod() != 3 && in.ModRM>>3&7 == 7)
+}
+
+// adx describes ADCX (66 0F 38 F6) and ADOX (F3 0F 38 F6), which x86asm
+// does not decode: add with the carry in CF or OF, r32/64 += r/m32/64.
+func adx(code []byte, in *Inst, o *Ops) error {
+	o.Mnemonic, o.FlagsRead, o.FlagsWritten = "adcx", FlagCF, FlagCF
+	if in.Prefixes&PF3 != 0 {
+		o.Mnemonic, o.FlagsRead, o.FlagsWritten = "adox", FlagOF, FlagOF
+	}
+	size := uint16(4)
+	if in.REX&8 != 0 {
+		size = 8
+	}
+	o.Args[0] = Arg{Kind: ArgReg, Class: RegGPR, Reg: in.RegField(), Size: size, Access: Read | Write}
+	if in.Mod() == 3 {
+		o.Args[1] = Arg{Kind: ArgReg, Class: RegGPR, Reg: in.ModRM&7 | in.REX&1<<3, Size: size, Access: Read}
+	} else {
+		m, err := modrmMem(code, in, x86asm.Mem{})
+		if err != nil {
+			return err
+		}
+		m.Size, m.Access = size, Read
+		o.Mems[0], o.NMems = m, 1
+		o.Args[1] = Arg{Kind: ArgMem, Size: size, Access: Read}
+	}
+	o.NArgs = 2
+	return nil
 }
 
 // regOf fills a's Class, Reg and Size for x86asm register r; false for
@@ -422,7 +471,7 @@ func memSize(xi x86asm.Inst, info opInfo) (uint16, bool) {
 	if info.mem != 0 {
 		return info.mem, true
 	}
-	if info.pat == pAddr {
+	if info.pat == pAddr || info.pat == pNoAccess {
 		return 0, true
 	}
 	if xi.MemBytes <= 0 {
@@ -464,8 +513,11 @@ const (
 	// pWW: the first two written, the others read (mulx).
 	pWW
 	// pAddr: like pW, but the memory operand's address is computed and
-	// the memory not accessed (lea, nop r/m, prefetch, clflush).
+	// the memory not accessed (lea).
 	pAddr
+	// pNoAccess: no operand is accessed; a memory operand's address is
+	// computed (nop r/m, prefetch, clflush, ud0, ud1).
+	pNoAccess
 	// pString: a string instruction; its operands are implicit.
 	pString
 	// pNone: no explicit operands.
@@ -489,6 +541,9 @@ type opInfo struct {
 	// mem overrides x86asm's memory operand size when not 0.
 	mem uint16
 	stk stack
+	// vex marks the VEX and EVEX opcodes: an instruction's encoding
+	// must agree with its opcode's table.
+	vex bool
 	// x87 marks an x87 arithmetic opcode: its memory operand, alone,
 	// is a source.
 	x87 bool
@@ -502,6 +557,9 @@ func opInfoOf(op x86asm.Op, in *Inst, code []byte, nargs int) (opInfo, bool) {
 		return opInfo{}, false
 	}
 	info := t.info[op]
+	if info.vex != (in.Encoding == VEX || in.Encoding == EVEX) {
+		return opInfo{}, false
+	}
 	switch op {
 	case x86asm.SHL, x86asm.SHR, x86asm.SAR, x86asm.ROL, x86asm.ROR, x86asm.RCL, x86asm.RCR:
 		// A count that masks to 0 touches no flags.
@@ -513,6 +571,11 @@ func opInfoOf(op x86asm.Op, in *Inst, code []byte, nargs int) (opInfo, bool) {
 			if code[in.ImmOff]&shiftCountMask(in) == 0 {
 				info.read, info.write = 0, 0
 			}
+		}
+	case x86asm.FLDENV, x86asm.FNSTENV, x86asm.FRSTOR, x86asm.FNSAVE:
+		if in.Prefixes&P66 != 0 {
+			// The 16-bit images, 14 and 94 bytes: not tabled.
+			return opInfo{}, false
 		}
 	case x86asm.IMUL:
 		// imul r/m (rdx:rax = rax * r/m), imul r, r/m, imul r, r/m, imm.
@@ -546,6 +609,8 @@ func access(code []byte, in *Inst, xi x86asm.Inst, info opInfo, o *Ops) error {
 			}
 		case pR:
 			acc = Read
+		case pNoAccess:
+			acc = 0
 		case pXchg:
 			acc = Read
 			if i <= 1 {
@@ -575,7 +640,7 @@ func access(code []byte, in *Inst, xi x86asm.Inst, info opInfo, o *Ops) error {
 		case pNone:
 			return notCovered(code, in, o.Mnemonic+" with operands")
 		}
-		if a.Kind == ArgImm || a.Kind == ArgRel {
+		if (a.Kind == ArgImm || a.Kind == ArgRel) && info.pat != pNoAccess {
 			acc = Read
 		}
 		if i == 0 && acc&Write != 0 && in.Encoding == EVEX && a.Kind == ArgReg && a.Class != RegMask {
@@ -596,14 +661,14 @@ func access(code []byte, in *Inst, xi x86asm.Inst, info opInfo, o *Ops) error {
 		a.Access = acc
 		if a.Kind == ArgMem {
 			m := &o.Mems[a.Mem]
-			if info.pat == pAddr {
+			if info.pat == pAddr || info.pat == pNoAccess {
 				m.AddrOnly, a.Access, m.Access = true, 0, 0
 			} else {
 				m.Access = acc
 			}
 		}
 	}
-	if info.pat == pAddr && o.NMems == 0 && xi.Op != x86asm.NOP {
+	if info.pat == pAddr && o.NMems == 0 {
 		return notCovered(code, in, o.Mnemonic+" without memory operand")
 	}
 	return nil
@@ -749,6 +814,7 @@ func buildTables() *opTables {
 		set("FCMOVN"+cc, opInfo{pat: pRW, read: f})
 	}
 	for s, info := range extraVEX {
+		info.vex = true
 		set(s, info)
 	}
 	// VEX and EVEX: families by name.
@@ -757,7 +823,7 @@ func buildTables() *opTables {
 			continue
 		}
 		if info, ok := avxInfo(s); ok {
-			info.known = true
+			info.known, info.vex = true, true
 			t.info[op] = info
 		}
 	}
@@ -810,8 +876,8 @@ var legacyGroups = []struct {
 	{"RDRAND", opInfo{pat: pW, write: FlagsAll}},
 	{"CLC STC", opInfo{pat: pNone, write: FlagCF}},
 	{"CMC", opInfo{pat: pNone, read: FlagCF, write: FlagCF}},
-	{"CLD STD PAUSE HLT UD2 CPUID RDTSC RDTSCP XGETBV LFENCE MFENCE SFENCE VZEROUPPER VZEROALL XEND FWAIT EMMS", opInfo{pat: pNone}},
-	{"UD0 UD1 NOP", opInfo{pat: pAddr}},
+	{"CLD STD PAUSE HLT UD2 CPUID RDTSC RDTSCP XGETBV LFENCE MFENCE SFENCE XEND FWAIT EMMS", opInfo{pat: pNone}},
+	{"UD0 UD1 NOP", opInfo{pat: pNoAccess}},
 	{"INT", opInfo{pat: pR}},
 	{"SYSCALL", opInfo{pat: pNone, read: FlagsAll}},
 	{"LAHF", opInfo{pat: pNone, read: lahfSet}},
@@ -834,7 +900,7 @@ var legacyGroups = []struct {
 	{"MOVSB MOVSW MOVSD MOVSQ STOSB STOSW STOSD STOSQ LODSB LODSW LODSD LODSQ", opInfo{pat: pString}},
 	{"SCASB SCASW SCASD SCASQ CMPSB CMPSW CMPSD CMPSQ", opInfo{pat: pString, write: FlagsAll}},
 	// Hints and cache control: an address, no access.
-	{"PREFETCHT0 PREFETCHT1 PREFETCHT2 PREFETCHNTA PREFETCHW CLFLUSH", opInfo{pat: pAddr}},
+	{"PREFETCHT0 PREFETCHT1 PREFETCHT2 PREFETCHNTA PREFETCHW CLFLUSH", opInfo{pat: pNoAccess}},
 	// State save and restore.
 	{"FXSAVE FXSAVE64", opInfo{pat: pW, mem: 512}},
 	{"FXRSTOR FXRSTOR64", opInfo{pat: pR, mem: 512}},
@@ -879,7 +945,7 @@ var legacyGroups = []struct {
 	{"FXCH", opInfo{pat: pXchg}},
 	{"FCOMI FCOMIP FUCOMI FUCOMIP", opInfo{pat: pR, write: FlagsAll}},
 	{"FCOMPP FUCOMPP FLD1 FLDZ FLDPI FLDL2E FLDL2T FLDLG2 FLDLN2 FCHS FABS F2XM1 FYL2X FYL2XP1 FPTAN FPATAN FXTRACT FPREM FPREM1 FSQRT FSINCOS FRNDINT FSCALE FSIN FCOS FNCLEX FNINIT FNOP FDECSTP FINCSTP", opInfo{pat: pNone}},
-	{"FFREE FFREEP", opInfo{pat: pR}},
+	{"FFREE FFREEP", opInfo{pat: pW}},
 }
 
 // avxInfo classifies a VEX or EVEX opcode by its family; false for the
