@@ -97,8 +97,12 @@ type Operand struct {
 	// operand's access size, an immediate's encoded size; 0 for an
 	// OperandTarget.
 	Size int
-	// Imm is an OperandImm's value, sign-extended where the instruction
-	// sign-extends it.
+	// Imm is an OperandImm's value: an 8-bit one sign-extended where
+	// the instruction sign-extends it to a wider operand (add rax, -1)
+	// and zero-extended where it does not (mov al, 0xff, shift counts,
+	// selectors); a 16- or 32-bit one sign-extended, but ret's and
+	// enter's, which are unsigned; the encoded bits are Imm's low Size
+	// bytes.
 	Imm int64
 	// Target is an OperandTarget's application address.
 	Target uintptr
@@ -127,8 +131,9 @@ const (
 )
 
 // MemRef is a memory location an instruction accesses, or whose address
-// it computes (AddressOnly). Its address is Seg's base + Base + Index *
-// Scale + Disp, truncated to 32 bits if Addr32.
+// it computes (AddressOnly), all its registers as they are before the
+// instruction: its address is Base + Index * Scale + Disp, truncated to
+// 32 bits if Addr32, plus Seg's base.
 type MemRef struct {
 	// Seg is SegFS or SegGS for an fs: or gs: operand, else SegNone.
 	Seg Seg

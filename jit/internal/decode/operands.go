@@ -113,8 +113,12 @@ type Arg struct {
 	// Size is the operand's size in bytes (a register's width, a memory
 	// operand's access size, an immediate's encoded size); 0 for ArgRel.
 	Size uint16
-	// Imm is an ArgImm's value as x86asm gives it (sign-extended where
-	// the instruction sign-extends it), or an ArgRel's displacement.
+	// Imm is an ArgImm's value: an 8-bit one sign-extended where the
+	// instruction sign-extends it to a wider operand (add rax, -1) and
+	// zero-extended where it does not (mov al, 0xff, shift counts,
+	// selectors); a 16- or 32-bit one sign-extended, but ret's and
+	// enter's, which are unsigned; the encoded bits are Imm's low Size
+	// bytes. For an ArgRel, the displacement from the instruction's end.
 	Imm int64
 }
 
@@ -250,6 +254,14 @@ func operands(code []byte, in *Inst, o *Ops) error {
 					a.Size = 1
 				}
 			}
+			switch {
+			case xi.Op == x86asm.RET || xi.Op == x86asm.LRET || xi.Op == x86asm.ENTER:
+				a.Imm &= 1<<(8*a.Size) - 1 // unsigned counts
+			case a.Size == 2:
+				a.Imm = int64(int16(a.Imm))
+			case a.Size == 4:
+				a.Imm = int64(int32(a.Imm))
+			}
 		case x86asm.Rel:
 			a.Kind, a.Imm, a.Access = ArgRel, int64(x), Read
 		case x86asm.Mem:
@@ -268,9 +280,12 @@ func operands(code []byte, in *Inst, o *Ops) error {
 					return err
 				}
 			}
-			if bitOffset(xi) {
-				// bt [m], r addresses memory past the operand by r/8.
-				return notCovered(code, in, o.Mnemonic+" memory with a register bit offset")
+			if xi.Op == x86asm.POP && m.Base == 4 || bitOffset(xi) {
+				// pop [rsp+d] addresses its operand with rsp
+				// after the pop, which MemRef cannot say; bt
+				// [m], r addresses memory past the operand by
+				// r/8.
+				return notCovered(code, in, o.Mnemonic+" memory operand")
 			}
 			size, ok := memSize(xi, info)
 			if !ok {

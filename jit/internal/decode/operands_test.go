@@ -102,6 +102,13 @@ var operandCases = []struct {
 	{"f3 48 0f bc c7", "tzcnt w:rax, r:rdi ; flags r=- w=all"},
 	{"0f05", "syscall ; flags r=all w=-"},
 	{"cc", "int3 ; flags r=- w=-"},
+	// Immediates: sign-extended where the instruction does, else not.
+	{"83e0f0", "and rw:eax, r:-0x10 ; flags r=- w=all"},
+	{"81e000ffffff", "and rw:eax, r:-0x100 ; flags r=- w=all"},
+	{"b0ff", "mov rw:al, r:0xff ; flags r=- w=-"},
+	{"66b8ffff", "mov rw:ax, r:-0x1 ; flags r=- w=-"},
+	{"c20080", "ret r:0x8000 | r:[rsp]/8 ; flags r=- w=-"},
+	{"660f70c0ff", "pshufd w:xmm0, r:xmm0, r:0xff ; flags r=- w=-"},
 	// SSE.
 	{"f20f1006", "movsd w:xmm0, r:[rsi]/8 ; flags r=- w=-"},
 	{"f20f10c1", "movsd rw:xmm0, r:xmm1 ; flags r=- w=-"},
@@ -187,8 +194,9 @@ func TestOperands(t *testing.T) {
 
 // notCoveredCases are instructions Operands must refuse, not guess.
 var notCoveredCases = []struct{ hex, name string }{
-	{"0fa30e", "bt"},                      // bt [rsi], ecx: the bit offset reaches past the operand
-	{"c8100001", "enter"},                 // enter with a nesting level
+	{"0fa30e", "bt"}, // bt [rsi], ecx: the bit offset reaches past the operand
+	{"c8100001", "enter"},
+	{"8f442408", "pop"},                   // pop [rsp+8]: rsp after the pop                 // enter with a nesting level
 	{"c4e27d900488", "vpgatherdd"},        // vector index
 	{"62f27d4863 07", "vpcompressb"},      // the size depends on the mask
 	{"0fae 27", "xsave"},                  // size depends on XCR0
