@@ -5,8 +5,8 @@ package decode
 //
 // The translator does not need any of it, so none of it is on the
 // translator's path: clients call Operands at translation time, once per
-// instruction they look at. x86asm (which since v0.32 decodes VEX and
-// EVEX too) names the instruction and lists its explicit operands; this
+// instruction they look at. x86asm (v0.32, which decodes VEX and EVEX
+// too) names the instruction and lists its explicit operands; this
 // file then
 //
 //   - recomputes every ModRM memory operand's effective address from the
@@ -517,8 +517,8 @@ const (
 	// pXchg: the first two read and written (xchg, xadd).
 	pXchg
 	// pMerge: the first operand written if it is memory, read and
-	// written if it is a register (movss, movlps: a load or a register
-	// move keeps the rest of the register).
+	// written if it is a register (movlps, movhps, movhlps: a load or a
+	// register move keeps the rest of the register).
 	pMerge
 	// pScalarMove: movss and movsd, whose load zeroes the rest of the
 	// register and whose register move keeps it: the first operand
@@ -551,10 +551,13 @@ const (
 
 // opInfo is what the tables know of an opcode.
 type opInfo struct {
-	pat         pattern
+	// pat is how the explicit operands are accessed.
+	pat pattern
+	// read and write are the arithmetic flags read and (maybe) written.
 	read, write FlagSet
 	// mem overrides x86asm's memory operand size when not 0.
 	mem uint16
+	// stk is the implicit stack access.
 	stk stack
 	// vex marks the VEX and EVEX opcodes: an instruction's encoding
 	// must agree with its opcode's table.

@@ -56,6 +56,7 @@ func RegName(c RegClass, n uint8, size uint16) string {
 	return "?"
 }
 
+// String returns "r", "w", "rw", or "-" for no access.
 func (a Access) String() string {
 	switch a {
 	case Read:
@@ -70,6 +71,8 @@ func (a Access) String() string {
 
 var flagNames = [6]string{"CF", "PF", "AF", "ZF", "SF", "OF"}
 
+// String returns the flags' names joined by "|", "all" for the six, or
+// "-" for none.
 func (f FlagSet) String() string {
 	if f == 0 {
 		return "-"
