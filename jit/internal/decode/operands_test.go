@@ -346,8 +346,8 @@ type objdumpSweep struct {
 
 // sweepObjdump compares Operands with objdump on every instruction of
 // path's .text that both decode to the same length: the same mnemonic, a
-// memory operand exactly when objdump shows one, and the size objdump
-// names for it.
+// memory operand exactly when objdump shows one, the size objdump names
+// for it, and the same explicit operands (compareArgs).
 func sweepObjdump(t testing.TB, path string) objdumpSweep {
 	t.Helper()
 	r := objdumpSweep{uncovered: map[string]int{}, mismatch: map[string]int{}, examples: map[string]string{}}
@@ -401,6 +401,10 @@ func sweepObjdump(t testing.TB, path string) objdumpSweep {
 			kind = "memory operand of " + o.Mnemonic
 		case size != 0 && o.NMems > 0 && !m.AddrOnly && m.Size != size:
 			kind = fmt.Sprintf("size of %s %d / %d", o.Mnemonic, m.Size, size)
+		default:
+			if d := compareArgs(&o, asm, pc+uint64(in.Len)); d != "" {
+				kind = "operands of " + o.Mnemonic + ": " + d
+			}
 		}
 		if kind != "" {
 			r.mismatch[kind]++
@@ -422,7 +426,7 @@ func sweepObjdump(t testing.TB, path string) objdumpSweep {
 // report logs the sweep's numbers and fails t on any mismatch.
 func (r objdumpSweep) report(t testing.TB, what string) {
 	t.Helper()
-	t.Logf("%s: %d instructions, %d covered (%.3f%%), all agreeing with objdump on mnemonic and memory operands; %d with memory operands, %d sized by objdump",
+	t.Logf("%s: %d instructions, %d covered (%.3f%%), all agreeing with objdump on mnemonic, operands (registers, immediates, targets) and memory operands (presence, size); %d with memory operands, %d sized by objdump",
 		what, r.n, r.covered, 100*float64(r.covered)/float64(max(r.n, 1)), r.withMem, r.sized)
 	t.Logf("not covered: %s", topCounts(r.uncovered, 20))
 	for k, v := range r.mismatch {
@@ -492,6 +496,117 @@ func TestOperandsObjdumpSystem(t *testing.T) {
 		}
 	}
 	all.report(t, fmt.Sprintf("%d files", files))
+}
+
+// objdumpRegs are the registers' names as objdump's Intel syntax spells
+// them, with the RegName of each.
+var objdumpRegs = func() map[string]string {
+	m := map[string]string{"st": "st(0)"}
+	for n := uint8(0); n < 32; n++ {
+		for _, c := range []RegClass{RegXMM, RegYMM, RegZMM} {
+			m[RegName(c, n, 0)] = RegName(c, n, 0)
+		}
+		if n < 16 {
+			for _, size := range []uint16{1, 2, 4, 8} {
+				m[RegName(RegGPR, n, size)] = RegName(RegGPR, n, size)
+			}
+		}
+		if n < 8 {
+			for _, c := range []RegClass{RegMMX, RegMask, RegX87} {
+				m[RegName(c, n, 0)] = RegName(c, n, 0)
+			}
+		}
+		if n < 6 {
+			m[RegName(RegSeg, n, 0)] = RegName(RegSeg, n, 0)
+		}
+		if n < 4 {
+			m[RegName(RegGPRHigh, n, 0)] = RegName(RegGPRHigh, n, 0)
+		}
+	}
+	return m
+}()
+
+var maskSuffix = regexp.MustCompile(`\{(k[0-7])\}`)
+
+// compareArgs compares o's explicit operands with objdump's, asm, in
+// order: registers by name (an EVEX {kN} after the operand it masks, as
+// x86asm lists it), memory operands by position, immediates by value
+// (objdump shows them truncated to the operation's size), branch targets
+// by address (end is the instruction's end). It returns "" if they agree,
+// else what differs. String instructions, whose operands Operands makes
+// implicit, and objdump's aliases, which fold an immediate into the
+// mnemonic, are not compared.
+func compareArgs(o *Ops, asm string, end uint64) string {
+	f := strings.Fields(asm)
+	for len(f) > 1 && (objdumpPrefixes[f[0]] || strings.HasPrefix(f[0], "rex")) {
+		f = f[1:]
+	}
+	mn := f[0]
+	if stringOps[strings.TrimRight(mn, "bwdq")] || unalias(mn) != mn || o.Rep || mn != o.Mnemonic {
+		// Also the spelling pairs of sameMnemonic: objdump's xchg
+		// ax,ax is a nop with no operands.
+		return ""
+	}
+	ops := strings.Join(f[1:], " ")
+	if i := strings.Index(ops, "#"); i >= 0 {
+		ops = ops[:i]
+	}
+	ops = strings.TrimSpace(ops)
+	var theirs []string
+	if ops != "" {
+		for _, op := range strings.Split(ops, ",") {
+			op = strings.TrimSpace(op)
+			if strings.HasPrefix(op, "{") && !strings.HasPrefix(op, "{k") {
+				continue // {sae}, {rn-sae}
+			}
+			masks := maskSuffix.FindAllStringSubmatch(op, -1)
+			if i := strings.Index(op, "{"); i > 0 {
+				op = op[:i]
+			}
+			theirs = append(theirs, op)
+			for _, m := range masks {
+				theirs = append(theirs, m[1])
+			}
+		}
+	}
+	if len(theirs) != int(o.NArgs) {
+		return fmt.Sprintf("%d operands, objdump %d", o.NArgs, len(theirs))
+	}
+	width := uint16(8)
+	for _, a := range o.Args[:o.NArgs] {
+		if a.Kind == ArgReg || a.Kind == ArgMem {
+			width = a.Size
+			break
+		}
+	}
+	for i, a := range o.Args[:o.NArgs] {
+		t := theirs[i]
+		switch a.Kind {
+		case ArgReg:
+			if objdumpRegs[t] != RegName(a.Class, a.Reg, a.Size) {
+				return fmt.Sprintf("operand %d: %s, objdump %s", i, RegName(a.Class, a.Reg, a.Size), t)
+			}
+		case ArgMem:
+			if !strings.Contains(t, "[") && !strings.Contains(t, "PTR") && !strings.Contains(t, "s:0x") {
+				return fmt.Sprintf("operand %d: memory, objdump %s", i, t)
+			}
+		case ArgImm:
+			v, err := strconv.ParseUint(strings.TrimPrefix(t, "0x"), 16, 64)
+			mask := uint64(1)<<(8*min(width, 8)) - 1
+			if width >= 8 {
+				mask = ^uint64(0)
+			}
+			if err != nil || uint64(a.Imm)&mask != v&mask {
+				return fmt.Sprintf("operand %d: immediate %#x, objdump %s", i, a.Imm, t)
+			}
+		case ArgRel:
+			v, err := strconv.ParseUint(strings.Fields(t)[0], 16, 64)
+			if err != nil || end+uint64(a.Imm) != v {
+				return fmt.Sprintf("operand %d: target %#x, objdump %s", i, end+uint64(a.Imm), t)
+			}
+		}
+	}
+	return ""
 }
 
 // topCounts formats the k largest counts of m.
