@@ -968,7 +968,9 @@ var legacyGroups = []struct {
 
 // avxInfo classifies a VEX or EVEX opcode by its family; false for the
 // ones not covered: gathers and scatters (vector indices), compress and
-// expand (sizes that depend on the mask), and anything unlisted.
+// expand (sizes that depend on the mask), vmaskmovdqu (an implicit
+// [rdi]), the 4FMAPS and 4VNNIW forms (blocks of four registers),
+// vp2intersect (two mask destinations), and the VMX instructions.
 func avxInfo(s string) (opInfo, bool) {
 	has := func(prefixes ...string) bool {
 		for _, p := range prefixes {
@@ -980,7 +982,7 @@ func avxInfo(s string) (opInfo, bool) {
 	}
 	switch {
 	case !has("V", "K") || strings.Contains(s, "GATHER") || strings.Contains(s, "SCATTER") ||
-		strings.Contains(s, "COMPRESS") || strings.Contains(s, "EXPAND") || has("VERR", "VERW", "VMCALL", "VMLAUNCH", "VMRESUME", "VMXO", "VMREAD", "VMWRITE", "VMPTR", "VMCLEAR", "VMFUNC", "VMLOAD", "VMSAVE", "VMRUN", "VMMCALL", "VP2INTERSECT"):
+		strings.Contains(s, "COMPRESS") || strings.Contains(s, "EXPAND") || has("VMASKMOVDQU", "V4F", "VP4", "VERR", "VERW", "VMCALL", "VMLAUNCH", "VMRESUME", "VMXO", "VMREAD", "VMWRITE", "VMPTR", "VMCLEAR", "VMFUNC", "VMLOAD", "VMSAVE", "VMRUN", "VMMCALL", "VP2INTERSECT"):
 		return opInfo{}, false
 	case s == "VZEROUPPER" || s == "VZEROALL":
 		return opInfo{pat: pNone}, true
@@ -990,7 +992,8 @@ func avxInfo(s string) (opInfo, bool) {
 		return opInfo{pat: pR, mem: 4}, true
 	case s == "VSTMXCSR":
 		return opInfo{pat: pW, mem: 4}, true
-	case has("VFMADD", "VFMSUB", "VFNMADD", "VFNMSUB", "VPDPB", "VPDPW", "VPMADD52", "VPERMI2", "VPERMT2", "VPTERNLOG", "VPSHLDV", "VPSHRDV", "VDPBF16", "VFCMADD", "VFMADDC"):
+	case has("VFMADD", "VFMSUB", "VFNMADD", "VFNMSUB", "VPDPB", "VPDPW", "VPMADD52", "VPERMI2", "VPERMT2", "VPTERNLOG", "VPSHLDV", "VPSHRDV", "VDPBF16", "VDPPHPS", "VFCMADD", "VFMADDC",
+		"VFIXUPIMM", "VSHA512", "VSM3"):
 		return opInfo{pat: pRW}, true
 	}
 	return opInfo{pat: pW}, true

@@ -196,14 +196,15 @@ func TestOperands(t *testing.T) {
 var notCoveredCases = []struct{ hex, name string }{
 	{"0fa30e", "bt"}, // bt [rsi], ecx: the bit offset reaches past the operand
 	{"c8100001", "enter"},
-	{"8f442408", "pop"},                   // pop [rsp+8]: rsp after the pop                 // enter with a nesting level
-	{"c4e27d900488", "vpgatherdd"},        // vector index
-	{"62f27d4863 07", "vpcompressb"},      // the size depends on the mask
-	{"0fae 27", "xsave"},                  // size depends on XCR0
-	{"d7", "xlatb"},                       // an index of al
-	{"0f20c0", "mov"},                     // control register
-	{"8f e8 78 c0 c1 05", "xop"},          // XOP
-	{"66 0f f7 c1", "maskmovdqu"},         // implicit [rdi]
+	{"8f442408", "pop"},              // pop [rsp+8]: rsp after the pop                 // enter with a nesting level
+	{"c4e27d900488", "vpgatherdd"},   // vector index
+	{"62f27d4863 07", "vpcompressb"}, // the size depends on the mask
+	{"0fae 27", "xsave"},             // size depends on XCR0
+	{"d7", "xlatb"},                  // an index of al
+	{"0f20c0", "mov"},                // control register
+	{"8f e8 78 c0 c1 05", "xop"},     // XOP
+	{"66 0f f7 c1", "maskmovdqu"},
+	{"c5f9f7c1", "vmaskmovdqu"},           // implicit [rdi]
 	{"62f27d48c6 4c 8801", "not decoded"}, // gather prefetch
 	{"f3480faee8", "0f ae"},               // incsspq, which x86asm calls lfence
 	{"f20faef0", "0f ae"},                 // umwait, which x86asm calls mfence
