@@ -256,8 +256,13 @@ func (i *Instr) OperandsErr() error { return i.decoded().err }
 func (i *Instr) Lock() bool { return i.decoded().ops.Lock }
 
 // Operands returns the instruction's explicit operands, destination
-// first; nil if OperandsErr is not. The caller must not change them nor
-// keep them after the event.
+// first, as objdump's Intel syntax lists them (with the fixed registers
+// it shows, such as shl's cl, and an EVEX mask register after the operand
+// it masks); nil if OperandsErr is not. Registers the instruction uses
+// without naming them (mul's rdx:rax, cmpxchg's rax, a string
+// instruction's rcx, rsi and rdi) are not listed; the memory it so
+// accesses is, in MemRefs. The caller must not change them nor keep them
+// after the event.
 func (i *Instr) Operands() []Operand { return i.decoded().operands }
 
 // MemRefs returns the memory locations the instruction reads or writes

@@ -51,7 +51,7 @@ for perf with --perf-map (/tmp/perf-<pid>.map) and --jitdump
 inject --jit), and for gdb with --gdb (its JIT interface: gdb names and
 unwinds frames in the code cache and in PROG). With -c NAME a sample client instruments
 PROG (inscount: instructions executed; bbcount: executions per basic
-block) and writes its report, one JSON object, to standard error or with
+block; opcodes: instructions executed by mnemonic) and writes its report, one JSON object, to standard error or with
 -o to FILE when PROG ends; arguments for the client follow its name, up
 to a "--". linux/amd64 only.`
 
