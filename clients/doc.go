@@ -6,6 +6,7 @@
 //   - bbcount counts executions of each basic block.
 //   - calltrace records each thread's calls and returns of the functions
 //     the modules' symbol tables name, in order (jit.TraceBuffer).
+//   - opcodes counts the instructions executed by mnemonic.
 //   - wrap wraps the C library's malloc, calloc, realloc and free
 //     (jit.Client.Wrap) and reports the allocations and the leaks.
 //

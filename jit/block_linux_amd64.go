@@ -35,6 +35,9 @@ type Instr struct {
 	// code is the instruction's bytes, in the application's memory.
 	code []byte
 	in   decode.Inst
+	// dec is the operand decode, nil until a client asks for it
+	// (operand_linux_amd64.go).
+	dec *decoded
 }
 
 // PC returns the instruction's application address.

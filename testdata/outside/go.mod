@@ -7,6 +7,7 @@ require github.com/reachvm/reachvm v0.0.0
 require (
 	github.com/ebitengine/purego v0.11.3 // indirect
 	github.com/google/btree v1.1.3 // indirect
+	golang.org/x/arch v0.32.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
 
