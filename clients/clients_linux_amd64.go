@@ -28,6 +28,7 @@ var factories = map[string]func(args []string) (*Tool, error){
 	"inscount":  newInscount,
 	"bbcount":   newBBCount,
 	"calltrace": newCalltrace,
+	"memtrace":  newMemtrace,
 	"opcodes":   newOpcodes,
 	"wrap":      newWrap,
 }

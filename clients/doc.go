@@ -6,6 +6,8 @@
 //   - bbcount counts executions of each basic block.
 //   - calltrace records each thread's calls and returns of the functions
 //     the modules' symbol tables name, in order (jit.TraceBuffer).
+//   - memtrace records every load and store (pc, address, size, read or
+//     write) in a compact file (ReadMemtrace reads it back).
 //   - opcodes counts the instructions executed by mnemonic.
 //   - wrap wraps the C library's malloc, calloc, realloc and free
 //     (jit.Client.Wrap) and reports the allocations and the leaks.

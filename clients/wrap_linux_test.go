@@ -52,6 +52,13 @@ func runToolState(t *testing.T, name string, env []string, prog string, args ...
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tool, runClient(t, tool, env, prog, args...)
+}
+
+// runClient runs prog under tool, in this process, and returns its
+// report.
+func runClient(t *testing.T, tool *Tool, env []string, prog string, args ...string) []byte {
+	t.Helper()
 	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -68,13 +75,13 @@ func runToolState(t *testing.T, name string, env []string, prog string, args ...
 	}
 	defer p.Close()
 	if status, err := p.Run(append([]string{prog}, args...), env); err != nil || status != 0 {
-		t.Fatalf("%s under %s: status %d, %v", prog, name, status, err)
+		t.Fatalf("%s under %s: status %d, %v", prog, tool.Name, status, err)
 	}
 	var out bytes.Buffer
 	if err := tool.Report(&out); err != nil {
 		t.Fatal(err)
 	}
-	return tool, out.Bytes()
+	return out.Bytes()
 }
 
 // wrapReport is what the wrap client reports.

@@ -298,3 +298,43 @@ func (t *translator) emitRecord(pc uintptr, op *insertion, dead uint16) error {
 	try(a.Bind(done))
 	return err
 }
+
+// RecordRef inserts, before instruction i, code that appends a record of
+// the address of ref (one of the instruction's MemRefs, explicit or
+// implicit) and tag to buf. A GS-relative reference, or one indexed by a
+// register that is not a general register's 64 bits (xlat's al), fails
+// the translation.
+func (b *Block) RecordRef(i int, buf *TraceBuffer, ref MemRef, tag uint32) {
+	if b.err != nil {
+		return
+	}
+	if i < 0 || i >= len(b.instrs) {
+		b.err = fmt.Errorf("jit: client: RecordRef at instruction %d of a block of %d", i, len(b.instrs))
+		return
+	}
+	ea := memOperand{base: -1, index: -1, scale: ref.Scale, addr32: ref.Addr32, fs: ref.Seg == SegFS}
+	switch {
+	case ref.Seg == SegGS:
+		b.err = fmt.Errorf("jit: client: RecordRef of a GS-relative reference at %#x, whose base reachvm does not track", b.instrs[i].pc)
+		return
+	case ref.RIPRelative:
+		ea.rip, ea.abs = true, uintptr(ref.Disp)
+	default:
+		if ref.Disp != int64(int32(ref.Disp)) {
+			b.err = fmt.Errorf("jit: client: RecordRef of a displacement %#x past 32 bits at %#x", ref.Disp, b.instrs[i].pc)
+			return
+		}
+		ea.disp = int32(ref.Disp)
+		if ref.HasBase {
+			ea.base = int8(ref.Base)
+		}
+		if ref.HasIndex {
+			ea.index = int8(ref.Index)
+		}
+		if ref.HasBase && ref.Base > R15 || ref.HasIndex && ref.Index > R15 {
+			b.err = fmt.Errorf("jit: client: RecordRef of a reference through a register that is not a general one at %#x", b.instrs[i].pc)
+			return
+		}
+	}
+	b.record(i, buf, ea, tag)
+}

@@ -52,8 +52,9 @@ inject --jit), and for gdb with --gdb (its JIT interface: gdb names and
 unwinds frames in the code cache and in PROG). With -c NAME a sample
 client instruments PROG (inscount: instructions executed; bbcount:
 executions per basic block; opcodes: instructions executed by mnemonic;
-calltrace: calls and returns of named functions; wrap: malloc and free,
-and the leaks) and writes its report, one JSON object, to standard error
+calltrace: calls and returns of named functions; memtrace: every load
+and store, to a compact file, with file=PATH or drop as its argument;
+wrap: malloc and free, and the leaks) and writes its report, one JSON object, to standard error
 or with -o to FILE when PROG ends; arguments for the client follow its name, up
 to a "--". A program PROG executes runs under the same client, whose
 report is then that program's. linux/amd64 only.`
@@ -260,7 +261,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // clientNames lists the sample clients for run's usage (package
 // clients has them on linux/amd64, where TestClientNames checks this).
-const clientNames = "bbcount, calltrace, inscount, opcodes, wrap"
+const clientNames = "bbcount, calltrace, inscount, memtrace, opcodes, wrap"
 
 // splitClientArgs splits what follows run's flags, rest (args' tail),
 // into the client's arguments and PROG with its own: a client's
