@@ -1,0 +1,536 @@
+/*
+ * reachvm.h: the interface of a native reachvm client.
+ *
+ * A native client is a shared library that reachvm loads privately into
+ * vmcode (package privload), next to the code cache, and runs with
+ *
+ *     reachvm run -c ./client.so [CLIENT-ARGS...] -- PROG [ARGS...]
+ *
+ * It exports one function, reachvm_client_init, which fills a struct
+ * rv_client with its event functions. reachvm calls them from Go with
+ * plain C calls; nothing here calls back into Go. What a block event
+ * wants inserted into the translated code it records in the struct
+ * rv_block it is given (rv_insert_add, rv_insert_clean_call): reachvm
+ * reads the records when the event returns.
+ *
+ * This header is the whole interface: plain structs, whose layout Go
+ * mirrors (clients/native_linux_amd64.go; TestNativeLayout checks the
+ * two agree), and static inline helpers. It needs no C library: a client
+ * can be built freestanding,
+ *
+ *     gcc -O2 -fPIC -shared -nostdlib -ffreestanding -fno-stack-protector \
+ *         -I include -o client.so client.c
+ *
+ * and print with rv_write, rv_printf and rv_dprintf, which make the
+ * write system call themselves. A client linked with the C library
+ * (gcc -fPIC -shared) gets the host process's copy of it (privload binds
+ * glibc to the host's own), usable from the events (they run in the
+ * host's thread state) but not from a clean call (which runs in the
+ * application's: see rv_insert_clean_call).
+ *
+ * docs/clients.md walks through writing one. linux/amd64 only.
+ */
+#ifndef REACHVM_H
+#define REACHVM_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* RV_API_VERSION is the version of this interface. reachvm fills
+ * rv_client.version with the version it implements; a client built
+ * against a newer header than the reachvm running it can refuse to run
+ * by returning nonzero from reachvm_client_init. */
+#define RV_API_VERSION 1
+
+/* The application's general registers, as rv_arg_reg names them: the
+ * hardware's numbers (jit.Reg's). */
+enum rv_reg {
+	RV_RAX = 0, RV_RCX, RV_RDX, RV_RBX, RV_RSP, RV_RBP, RV_RSI, RV_RDI,
+	RV_R8, RV_R9, RV_R10, RV_R11, RV_R12, RV_R13, RV_R14, RV_R15,
+};
+
+/* struct rv_thread is an application thread. The same struct is passed
+ * to every event of the thread, from its thread_start to its
+ * thread_exit, and stays at its address all that time. */
+struct rv_thread {
+	/* tid is the thread's id (gettid). */
+	int32_t tid;
+	int32_t reserved;
+	/* data is the client's own: NULL at thread_start, kept for the
+	 * thread's life. Only events of the thread touch it. */
+	void *data;
+};
+
+/* struct rv_instr is one application instruction of a block. */
+struct rv_instr {
+	/* pc is the instruction's application address. */
+	uint64_t pc;
+	/* bytes are its len bytes, in the application's memory: read only,
+	 * and only during the event. */
+	const uint8_t *bytes;
+	/* len is its length in bytes, 1 to 15. */
+	uint32_t len;
+	/* is_control is 1 for an instruction that transfers control (a
+	 * branch, call, return, system call or trap), else 0: only a
+	 * block's last instruction may be one. */
+	uint32_t is_control;
+	/* mnemonic is the instruction's mnemonic ("add"), or NULL where
+	 * this reachvm does not decode it for clients. */
+	const char *mnemonic;
+};
+
+/* The kinds of clean-call argument. */
+enum rv_arg_kind {
+	RV_ARG_CONST = 1, /* value */
+	RV_ARG_REG = 2,   /* the register reg's value before the instruction */
+	RV_ARG_PC = 3,    /* the instruction's application address */
+	RV_ARG_EA = 4,    /* its memory operand's effective address */
+};
+
+/* struct rv_arg is a clean-call argument (rv_arg_const and the others
+ * make them). */
+struct rv_arg {
+	uint32_t kind;
+	uint32_t reg;
+	int64_t value;
+};
+
+/* The kinds of insertion. */
+enum rv_insert_kind {
+	RV_INSERT_ADD = 1,
+	RV_INSERT_CLEAN_CALL = 2,
+};
+
+/* RV_MAX_ARGS is the most arguments a clean call takes: those the
+ * System V ABI passes in registers. */
+#define RV_MAX_ARGS 6
+
+/* struct rv_insert is one insertion a block event records (with
+ * rv_insert_add or rv_insert_clean_call, which check it). */
+struct rv_insert {
+	/* kind is an enum rv_insert_kind. */
+	uint32_t kind;
+	/* at is the index of the instruction the code goes before. */
+	int32_t at;
+	/* target is the cell (RV_INSERT_ADD) or the function
+	 * (RV_INSERT_CLEAN_CALL): an address in the client's own image. */
+	uint64_t target;
+	/* n is what RV_INSERT_ADD adds (it fits in 32 bits). */
+	int64_t n;
+	/* locked is 1 for an atomic add (lock add), else 0. */
+	uint32_t locked;
+	/* nargs are the clean call's arguments, args[0:nargs]. */
+	uint32_t nargs;
+	struct rv_arg args[RV_MAX_ARGS];
+};
+
+/* Values of rv_block.error. */
+enum rv_block_error {
+	RV_OK = 0,
+	RV_ERR_FULL = 1,  /* more insertions than inserts_cap */
+	RV_ERR_INDEX = 2, /* an instruction index out of [0, n) */
+	RV_ERR_ARGS = 3,  /* a bad argument count or kind */
+	RV_ERR_VALUE = 4, /* an add that does not fit in 32 bits */
+};
+
+/* struct rv_block is a basic block as the translator builds it: the
+ * straight-line code from pc up to and including its first control
+ * transfer, or the translator's limit. It may be given to the block
+ * event more than once for the same code (for another thread, after a
+ * flush): each time, what the event inserts applies to the translation
+ * being made. */
+struct rv_block {
+	/* pc is the address of the block's first instruction. */
+	uint64_t pc;
+	/* n is the number of instructions, at least 1; instrs[0:n] are
+	 * they, valid during the event only. */
+	int32_t n;
+	/* ninserts are the insertions made so far, inserts[0:ninserts];
+	 * inserts_cap is the room in inserts. */
+	uint32_t ninserts;
+	uint32_t inserts_cap;
+	/* error is the first failed insertion's enum rv_block_error, which
+	 * fails the translation, and so the run, with its reason. */
+	int32_t error;
+	struct rv_instr *instrs;
+	struct rv_insert *inserts;
+	/* thread is the thread the block is translated for: what is
+	 * inserted runs on that thread only. */
+	struct rv_thread *thread;
+};
+
+/* struct rv_syscall is a system call, as syscall_pre and syscall_post
+ * see it. */
+struct rv_syscall {
+	struct rv_thread *thread;
+	/* nr is the call's number; args its six arguments (rdi, rsi, rdx,
+	 * r10, r8, r9). syscall_pre may change both: the call made is the
+	 * changed one. */
+	uint64_t nr;
+	uint64_t args[6];
+	/* result is the call's result (a negated errno on failure), valid
+	 * in syscall_post, which may change it; with skip, what the
+	 * application sees. */
+	uint64_t result;
+	/* skip, set to 1 by syscall_pre, makes the call not happen: the
+	 * application sees result. Not for exit and exit_group. */
+	int32_t skip;
+	int32_t reserved;
+};
+
+/* struct rv_exit is the end of the program's run. */
+struct rv_exit {
+	/* status is the program's exit status (128+N for a fatal signal
+	 * N). */
+	int32_t status;
+	/* fd is where the client's report goes: reachvm's standard error,
+	 * or the file run's -o names. It is reachvm's: write to it, do not
+	 * close it. */
+	int32_t fd;
+	/* error says why the run ended other than by an exit (a fatal
+	 * signal), NUL-terminated, or is NULL. */
+	const char *error;
+};
+
+/* struct rv_client is what reachvm_client_init fills: the client's
+ * events, each optional (NULL costs nothing). reachvm fills version and
+ * size before the call. */
+struct rv_client {
+	/* version is RV_API_VERSION of the reachvm running the client;
+	 * size is sizeof(struct rv_client) as it knows it. */
+	uint32_t version;
+	uint32_t size;
+	/* name names the client in reachvm's messages (a static string), or
+	 * is NULL for the file's name. */
+	const char *name;
+	/* block is called when the translator builds a basic block: it may
+	 * insert code before any of b's instructions. */
+	void (*block)(struct rv_block *b);
+	/* thread_start is called when a thread starts, before its first
+	 * instruction; thread_exit when it ends. */
+	void (*thread_start)(struct rv_thread *t);
+	void (*thread_exit)(struct rv_thread *t);
+	/* syscall_pre is called before each system call, syscall_post
+	 * after each one made that returns to the application. */
+	void (*syscall_pre)(struct rv_syscall *s);
+	void (*syscall_post)(struct rv_syscall *s);
+	/* exit is called once, when the run has ended, after every
+	 * thread_exit: the place to write the client's report, to e->fd. */
+	void (*exit)(const struct rv_exit *e);
+};
+
+/* reachvm_client_init is the client's entry point: it fills c with its
+ * events, given its arguments (those after -c FILE, up to --; argv[0] is
+ * the client's path). It returns 0 to run, anything else to fail the
+ * run, with the code in reachvm's message. */
+int reachvm_client_init(struct rv_client *c, int argc, const char **argv);
+
+/* rv_arg_const is an argument of value v. */
+static inline struct rv_arg rv_arg_const(int64_t v)
+{
+	struct rv_arg a = {RV_ARG_CONST, 0, v};
+	return a;
+}
+
+/* rv_arg_reg is the application's register r as it is before the
+ * instruction. */
+static inline struct rv_arg rv_arg_reg(enum rv_reg r)
+{
+	struct rv_arg a = {RV_ARG_REG, (uint32_t)r, 0};
+	return a;
+}
+
+/* rv_arg_pc is the instruction's application address. */
+static inline struct rv_arg rv_arg_pc(void)
+{
+	struct rv_arg a = {RV_ARG_PC, 0, 0};
+	return a;
+}
+
+/* rv_arg_ea is the effective address of the instruction's memory
+ * operand (an instruction without one fails the translation). */
+static inline struct rv_arg rv_arg_ea(void)
+{
+	struct rv_arg a = {RV_ARG_EA, 0, 0};
+	return a;
+}
+
+/* rv_block_fail records err in b unless an error is there already, and
+ * returns NULL. */
+static inline struct rv_insert *rv_block_fail(struct rv_block *b, int32_t err)
+{
+	if (b->error == RV_OK)
+		b->error = err;
+	return NULL;
+}
+
+/* rv_insert_new returns the next insertion record of b, before
+ * instruction idx, cleared, or NULL (with b->error set) if idx is out of
+ * range or b is full. The record is made (counted in b->ninserts) by
+ * the caller once it is filled in and checked. */
+static inline struct rv_insert *rv_insert_new(struct rv_block *b, int idx, uint32_t kind)
+{
+	struct rv_insert *in;
+	uint32_t i;
+
+	if (b->error != RV_OK)
+		return NULL;
+	if (idx < 0 || idx >= b->n)
+		return rv_block_fail(b, RV_ERR_INDEX);
+	if (b->ninserts >= b->inserts_cap)
+		return rv_block_fail(b, RV_ERR_FULL);
+	in = &b->inserts[b->ninserts];
+	in->kind = kind;
+	in->at = idx;
+	in->target = 0;
+	in->n = 0;
+	in->locked = 0;
+	in->nargs = 0;
+	for (i = 0; i < RV_MAX_ARGS; i++) {
+		in->args[i].kind = 0;
+		in->args[i].reg = 0;
+		in->args[i].value = 0;
+	}
+	return in;
+}
+
+/* rv_insert_add inserts, before instruction idx of b, code that adds n
+ * to the 64-bit cell, atomically if locked. The cell must be in the
+ * client's image (its .data or .bss), which lies within a rel32 of the
+ * code cache: the add is one instruction addressing it RIP-relatively.
+ * n must fit in 32 bits. It returns 0, or the error recorded in b. */
+static inline int rv_insert_add(struct rv_block *b, int idx, uint64_t *cell, int64_t n, int locked)
+{
+	struct rv_insert *in;
+
+	if (n != (int64_t)(int32_t)n) {
+		rv_block_fail(b, RV_ERR_VALUE);
+		return b->error;
+	}
+	in = rv_insert_new(b, idx, RV_INSERT_ADD);
+	if (in == NULL)
+		return b->error;
+	in->target = (uint64_t)(uintptr_t)cell;
+	in->n = n;
+	in->locked = locked != 0;
+	b->ninserts++;
+	return 0;
+}
+
+/* rv_insert_clean_call inserts, before instruction idx of b, a call of
+ * fn with nargs (at most RV_MAX_ARGS) arguments, each a struct rv_arg
+ * (rv_arg_const, rv_arg_reg, rv_arg_pc, rv_arg_ea), passed to fn as
+ * 64-bit integers. fn must be a function of the client's image: the code
+ * cache calls it with a rel32 call, on the application's thread and
+ * stack, with the application's state saved around it, System V ABI.
+ * It runs in the application's thread state (its FS, not the host's):
+ * it must not use thread-local storage, nor so the C library, and
+ * should be short. It returns 0, or the error recorded in b. */
+static inline int rv_insert_clean_call(struct rv_block *b, int idx, void *fn, int nargs, ...)
+{
+	struct rv_insert *in;
+	va_list ap;
+	int i;
+
+	if (nargs < 0 || nargs > RV_MAX_ARGS) {
+		rv_block_fail(b, RV_ERR_ARGS);
+		return b->error;
+	}
+	in = rv_insert_new(b, idx, RV_INSERT_CLEAN_CALL);
+	if (in == NULL)
+		return b->error;
+	in->target = (uint64_t)(uintptr_t)fn;
+	in->nargs = (uint32_t)nargs;
+	va_start(ap, nargs);
+	for (i = 0; i < nargs; i++)
+		in->args[i] = va_arg(ap, struct rv_arg);
+	va_end(ap);
+	for (i = 0; i < nargs; i++) {
+		uint32_t k = in->args[i].kind;
+		if (k < RV_ARG_CONST || k > RV_ARG_EA || (k == RV_ARG_REG && in->args[i].reg > RV_R15)) {
+			rv_block_fail(b, RV_ERR_ARGS);
+			return b->error;
+		}
+	}
+	b->ninserts++;
+	return 0;
+}
+
+/* rv_syscall3 makes the system call nr with three arguments itself (no
+ * C library). */
+static inline long rv_syscall3(long nr, long a1, long a2, long a3)
+{
+	long r;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
+/* rv_write writes the n bytes at p to fd, all of them unless an error
+ * stops it, and returns how many it wrote or a negated errno. */
+static inline long rv_write(int fd, const void *p, size_t n)
+{
+	const char *s = (const char *)p;
+	size_t done = 0;
+
+	while (done < n) {
+		long r = rv_syscall3(1 /* write */, fd, (long)(s + done), (long)(n - done));
+		if (r == -4 /* EINTR */)
+			continue;
+		if (r < 0)
+			return done > 0 ? (long)done : r;
+		done += (size_t)r;
+	}
+	return (long)done;
+}
+
+/* struct rv_out is rv_vdprintf's buffer. */
+struct rv_out {
+	int fd;
+	size_t n;
+	long total;
+	char buf[256];
+};
+
+static inline void rv_out_flush(struct rv_out *o)
+{
+	if (o->n > 0) {
+		long r = rv_write(o->fd, o->buf, o->n);
+		if (r > 0)
+			o->total += r;
+		o->n = 0;
+	}
+}
+
+static inline void rv_out_byte(struct rv_out *o, char c)
+{
+	if (o->n == sizeof o->buf)
+		rv_out_flush(o);
+	o->buf[o->n++] = c;
+}
+
+static inline void rv_out_uint(struct rv_out *o, unsigned long long v, unsigned base)
+{
+	char d[24];
+	int i = 0;
+
+	do {
+		d[i++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v != 0);
+	while (i > 0)
+		rv_out_byte(o, d[--i]);
+}
+
+/* rv_vdprintf formats to fd as vdprintf would, for a subset of printf's
+ * conversions: %d %i %u %x with the length modifiers l and ll (%ld,
+ * %lu, %llu, %llx...), %p, %s, %c and %%; no flags, widths or
+ * precisions. An unknown conversion is written as it is. It returns the
+ * bytes written. */
+static inline long rv_vdprintf(int fd, const char *fmt, va_list ap)
+{
+	struct rv_out o;
+	const char *s;
+
+	o.fd = fd;
+	o.n = 0;
+	o.total = 0;
+	for (; *fmt != '\0'; fmt++) {
+		int longs = 0;
+		const char *start = fmt;
+
+		if (*fmt != '%') {
+			rv_out_byte(&o, *fmt);
+			continue;
+		}
+		fmt++;
+		while (*fmt == 'l' && longs < 2) {
+			longs++;
+			fmt++;
+		}
+		switch (*fmt) {
+		case 'd':
+		case 'i': {
+			long long v = longs == 0 ? va_arg(ap, int) : longs == 1 ? va_arg(ap, long) : va_arg(ap, long long);
+			unsigned long long u = (unsigned long long)v;
+			if (v < 0) {
+				rv_out_byte(&o, '-');
+				u = -u;
+			}
+			rv_out_uint(&o, u, 10);
+			break;
+		}
+		case 'u':
+		case 'x': {
+			unsigned long long v = longs == 0 ? va_arg(ap, unsigned) : longs == 1 ? va_arg(ap, unsigned long) : va_arg(ap, unsigned long long);
+			rv_out_uint(&o, v, *fmt == 'u' ? 10 : 16);
+			break;
+		}
+		case 'p':
+			rv_out_byte(&o, '0');
+			rv_out_byte(&o, 'x');
+			rv_out_uint(&o, (uintptr_t)va_arg(ap, void *), 16);
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			if (s == NULL)
+				s = "(null)";
+			for (; *s != '\0'; s++)
+				rv_out_byte(&o, *s);
+			break;
+		case 'c':
+			rv_out_byte(&o, (char)va_arg(ap, int));
+			break;
+		case '%':
+			rv_out_byte(&o, '%');
+			break;
+		default:
+			/* Not ours: out as written, up to the end. */
+			for (s = start; s <= fmt && *s != '\0'; s++)
+				rv_out_byte(&o, *s);
+			if (*fmt == '\0')
+				fmt--;
+			break;
+		}
+	}
+	rv_out_flush(&o);
+	return o.total;
+}
+
+/* rv_dprintf formats to fd (see rv_vdprintf). */
+static inline __attribute__((format(printf, 2, 3))) long rv_dprintf(int fd, const char *fmt, ...)
+{
+	va_list ap;
+	long n;
+
+	va_start(ap, fmt);
+	n = rv_vdprintf(fd, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+/* rv_printf formats to the standard output, descriptor 1 (see
+ * rv_vdprintf). */
+static inline __attribute__((format(printf, 1, 2))) long rv_printf(const char *fmt, ...)
+{
+	va_list ap;
+	long n;
+
+	va_start(ap, fmt);
+	n = rv_vdprintf(1, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* REACHVM_H */
