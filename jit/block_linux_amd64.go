@@ -71,16 +71,34 @@ type insertKind uint8
 
 const (
 	insertCounter insertKind = iota
+	insertCell
+	insertCleanCall
 )
+
+// maxLen bounds the code the insertion emits.
+func (op *insertion) maxLen() uintptr {
+	if op.kind == insertCleanCall {
+		return cleanCallLen
+	}
+	return insertLen
+}
 
 // insertion is code a client inserts before an instruction of a block.
 type insertion struct {
 	// at is the instruction's index in the block.
 	at   int
 	kind insertKind
-	// ctr and n: add n to ctr (insertCounter).
-	ctr *Counter
-	n   int32
+	// ctr and n: add n to ctr (insertCounter); cell, n and locked: add
+	// n to the cell at address cell (insertCell).
+	ctr    *Counter
+	n      int32
+	cell   uintptr
+	locked bool
+	// fn, args and vector: call fn with args, the vector state saved
+	// if vector (insertCleanCall).
+	fn     uintptr
+	args   []Arg
+	vector bool
 }
 
 // AddCounter inserts, before instruction i, code that adds n to c. Where
@@ -120,8 +138,9 @@ type clientBlockState struct {
 // a fragment never ends inside one, which would run the code inserted at
 // its start twice.
 const (
-	maxCopyLen = 64
-	insertLen  = 48
+	maxCopyLen   = 64
+	insertLen    = 48
+	cleanCallLen = 400
 )
 
 // clientBlock lists the client block at head, up to max instructions,
@@ -159,7 +178,10 @@ func (t *translator) clientBlock(head uintptr, max int, first bool) (bool, error
 	}
 	slices.SortStableFunc(b.ins, func(x, y insertion) int { return x.at - y.at })
 	need := uintptr(t.a.Len()) + uintptr(len(t.exits)+len(b.instrs)+2)*stubLen + 512 +
-		uintptr(len(b.instrs))*maxCopyLen + uintptr(len(b.ins))*insertLen
+		uintptr(len(b.instrs))*maxCopyLen
+	for k := range b.ins {
+		need += b.ins[k].maxLen()
+	}
 	if need > t.room {
 		if first {
 			return false, errFull
@@ -187,17 +209,23 @@ func (t *translator) clientInsert(pc uintptr) error {
 	flags := -1 // unknown until an insertion needs it
 	for ; cb.ins < len(b.ins) && b.ins[cb.ins].at == at; cb.ins++ {
 		op := &b.ins[cb.ins]
+		if op.kind != insertCleanCall && flags < 0 {
+			flags = 0
+			if t.m.flagsDeadAt(pc) {
+				flags = 1
+			}
+		}
+		var err error
 		switch op.kind {
 		case insertCounter:
-			if flags < 0 {
-				flags = 0
-				if t.m.flagsDeadAt(pc) {
-					flags = 1
-				}
-			}
-			if err := t.emitCounter(pc, op.ctr, op.n, flags == 1); err != nil {
-				return err
-			}
+			err = t.emitCounter(pc, op.ctr, op.n, flags == 1)
+		case insertCell:
+			err = t.emitAdd(pc, op.cell, op.n, op.locked, flags == 1)
+		case insertCleanCall:
+			err = t.emitCleanCall(pc, &b.instrs[at], op)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	t.markExact(pc)

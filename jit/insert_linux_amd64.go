@@ -17,16 +17,27 @@ func (m *Machine) arenaFor(c *Counter) *cellArena {
 
 // emitCounter emits code that adds n to c's cell, before the instruction
 // at pc; flagsDead says whether the flags are dead there.
+func (t *translator) emitCounter(pc uintptr, c *Counter, n int32, flagsDead bool) error {
+	cell, err := t.m.arenaFor(c).cell(c)
+	if err != nil {
+		return err
+	}
+	return t.emitAdd(pc, cell, n, c.scope == Shared, flagsDead)
+}
+
+// emitAdd emits code that adds n to the 8-byte cell at address cell,
+// which must be within rel32 reach of the code cache, before the
+// instruction at pc; locked makes the add atomic.
 //
-//	add      qword [rip+cell], n      ; flags dead (lock add if Shared)
+//	add      qword [rip+cell], n      ; flags dead (lock add if locked)
 //
-//	mov      [ctx.spill], rax         ; flags live, PerThread
+//	mov      [ctx.spill], rax         ; flags live, not locked
 //	mov      rax, [rip+cell]
 //	lea      rax, [rax+n]
 //	mov      [rip+cell], rax
 //	mov      rax, [ctx.spill]
 //
-//	mov      [ctx.spill], rax         ; flags live, Shared
+//	mov      [ctx.spill], rax         ; flags live, locked
 //	lahf
 //	seto     al
 //	lock add qword [rip+cell], n
@@ -34,17 +45,13 @@ func (m *Machine) arenaFor(c *Counter) *cellArena {
 //	sahf                              ; SF ZF AF PF CF back
 //	mov      rax, [ctx.spill]
 //
-// Nothing in it can fault (the cell is committed read-write vmcode); an
+// Nothing in it can fault (the cell is committed read-write memory); an
 // asynchronous signal inside a sequence that borrows rax is delivered
 // once the thread steps to the instruction's exact mark.
-func (t *translator) emitCounter(pc uintptr, c *Counter, n int32, flagsDead bool) error {
-	cell, err := t.m.arenaFor(c).cell(c)
-	if err != nil {
-		return err
-	}
+func (t *translator) emitAdd(pc, cell uintptr, n int32, locked, flagsDead bool) error {
 	a := t.a
 	at := amd64.RIPRel(cell)
-	shared := c.scope == Shared
+	shared := locked
 	if flagsDead {
 		if shared {
 			return a.LockAddMemImm(at, n)

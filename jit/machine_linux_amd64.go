@@ -377,6 +377,10 @@ type Machine struct {
 	// forkBlkSize bytes, allocated at the application's first fork;
 	// 0 before.
 	forkBlk, forkBlkSize uintptr
+	// ccStack is the base of the machine's clean-call stack
+	// (ccStackSize bytes of vmheap), allocated when a client first
+	// inserts a clean call; 0 before.
+	ccStack uintptr
 	// cells are the cells of the PerThread counters the client's code
 	// in this cache updates (counter_linux_amd64.go), nil until the
 	// first; cthread is the client's view of the thread the machine
@@ -522,6 +526,10 @@ func (m *Machine) free() error {
 	if m.stack != 0 {
 		errs = append(errs, m.v.HeapFree(m.stack, m.stackSize))
 		m.stack = 0
+	}
+	if m.ccStack != 0 {
+		errs = append(errs, m.v.HeapFree(m.ccStack, ccStackSize))
+		m.ccStack = 0
 	}
 	if m.forkBlk != 0 {
 		errs = append(errs, m.v.HeapFree(m.forkBlk, m.forkBlkSize))

@@ -157,6 +157,7 @@ func isSync(info *SigInfo) bool {
 func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 	state := m.ctxWord(sigtramp.OffState)
 	m.setCtxWord(sigtramp.OffState, 0)
+	m.setCtxWord(ctxPosted, 0)
 	// m.stepping as well as the state: an asynchronous signal that
 	// comes in sigexit while a step's trap is being redirected makes
 	// the handler step sigexit out into Go, where it clears the state's
@@ -215,6 +216,7 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 func (m *Machine) stepFromSignal() {
 	m.stats.Steps++
 	m.setCtxWord(sigtramp.OffState, sigtramp.StateStepping)
+	m.setCtxWord(ctxPosted, 1)
 	m.setSigReg(sigtramp.RegEFLAGS, m.sigReg(sigtramp.RegEFLAGS)|sigtramp.TF)
 	m.stepping = true
 }
@@ -227,6 +229,7 @@ func (m *Machine) stopStepping() {
 		return
 	}
 	m.stepping = false
+	m.setCtxWord(ctxPosted, 0)
 	m.setCtxWord(sigtramp.OffState, m.ctxWord(sigtramp.OffState)&^sigtramp.StateStepping)
 	m.setCtxWord(ctxFlags, m.ctxWord(ctxFlags)&^sigtramp.TF)
 }
