@@ -77,13 +77,20 @@ const (
 // maxArgs is RV_MAX_ARGS.
 const maxArgs = 6
 
+// Insertion flags (enum rv_insert_flags): flagLocked makes an add
+// atomic, flagVector a clean call keep the vector state.
+const (
+	flagLocked = 1
+	flagVector = 2
+)
+
 // cInsert is struct rv_insert.
 type cInsert struct {
 	kind   uint32        `c:"kind"`
 	at     int32         `c:"at"`
 	target uint64        `c:"target"`
 	n      int64         `c:"n"`
-	locked uint32        `c:"locked"`
+	flags  uint32        `c:"flags"`
 	nargs  uint32        `c:"nargs"`
 	args   [maxArgs]cArg `c:"args"`
 }
@@ -157,14 +164,13 @@ type native struct {
 	argp []uintptr
 
 	// mu guards status and errText, which the Exit event sets and Report
-	// reads.
-	mu      sync.Mutex
-	status  int
-	errText []byte
+	// reads, and blockErr, the first error of a block event (see
+	// failBlock), which Report returns.
+	mu       sync.Mutex
+	status   int
+	errText  []byte
+	blockErr error
 
-	// fallback adds the cells' counts where the jit cannot add to a
-	// cell itself (see addCell).
-	fallback cellFallback
 }
 
 // nthread is a thread's part of a native client, its jit.Thread's Data:
@@ -344,7 +350,7 @@ func (n *native) blockEvent(b *jit.Block) {
 	}
 	n.call(n.block, unsafe.Pointer(&nt.blk))
 	if err := n.insert(b, &nt.blk, nt.ins); err != nil {
-		failBlock(b, err)
+		n.failBlock(b, err)
 	}
 }
 
@@ -374,9 +380,10 @@ func (n *native) insert(b *jit.Block, blk *cBlock, ins []cInsert) error {
 			if in.n != int64(int32(in.n)) {
 				return fmt.Errorf("clients: %s: block %#x: an add of %d, which does not fit in 32 bits", n.name, blk.pc, in.n)
 			}
-			if err := n.addCell(b, int(in.at), uintptr(in.target), in.n, in.locked != 0); err != nil {
-				return err
+			if in.flags&^flagLocked != 0 {
+				return fmt.Errorf("clients: %s: block %#x: an add with flags %#x", n.name, blk.pc, in.flags)
 			}
+			n.addCell(b, int(in.at), uintptr(in.target), in.n, in.flags&flagLocked != 0)
 		case insertCleanCall:
 			if !n.inImage(uintptr(in.target), 1) {
 				return fmt.Errorf("clients: %s: block %#x: the clean call's function %#x is not in the client's image [%#x, %#x)", n.name, blk.pc, in.target, n.lo, n.hi)
@@ -389,9 +396,10 @@ func (n *native) insert(b *jit.Block, blk *cBlock, ins []cInsert) error {
 					return fmt.Errorf("clients: %s: block %#x: clean-call argument %d of kind %d, register %d", n.name, blk.pc, j, a.kind, a.reg)
 				}
 			}
-			if err := n.cleanCall(b, int(in.at), uintptr(in.target), in.args[:in.nargs]); err != nil {
-				return err
+			if in.flags&^flagVector != 0 {
+				return fmt.Errorf("clients: %s: block %#x: a clean call with flags %#x", n.name, blk.pc, in.flags)
 			}
+			n.cleanCall(b, int(in.at), uintptr(in.target), in.flags&flagVector != 0, in.args[:in.nargs])
 		default:
 			return fmt.Errorf("clients: %s: block %#x: an insertion of kind %d", n.name, blk.pc, in.kind)
 		}
@@ -451,10 +459,20 @@ func (n *native) exitEvent(e *jit.ExitEvent) {
 // descriptor it is given: w's own if w is a file, else a pipe whose
 // other end is copied to w.
 func (n *native) report(w io.Writer) error {
+	if err := n.runExit(w); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.blockErr
+}
+
+// runExit runs the client's exit event, if it has one, with w's
+// descriptor.
+func (n *native) runExit(w io.Writer) error {
 	if n.exit.Addr() == 0 {
 		return nil
 	}
-	n.fallback.flush()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ex := cExit{status: int32(n.status)}

@@ -6,7 +6,7 @@
  * they hold, and the ten most executed.
  *
  *     gcc -O2 -fPIC -shared -nostdlib -ffreestanding -fno-stack-protector \
- *         -I include -o bbcount.so examples/bbcount.c
+ *         -mgeneral-regs-only -I include -o bbcount.so examples/bbcount.c
  *     reachvm run -c ./bbcount.so -- ls
  */
 #include "reachvm.h"

@@ -8,11 +8,12 @@
  * application's registers.
  *
  *     gcc -O2 -fPIC -shared -nostdlib -ffreestanding -fno-stack-protector \
- *         -I include -o cleancall.so examples/cleancall.c
+ *         -mgeneral-regs-only -I include -o cleancall.so examples/cleancall.c
  *     reachvm run -c ./cleancall.so -- ls
  *
- * A clean call runs on the application's thread, in its thread state:
- * it uses no thread-local storage and no C library, and keeps its data
+ * A clean call runs on the application's thread, with the
+ * application's state saved around it: it keeps to plain code (no C
+ * library, no vector registers: -mgeneral-regs-only) and keeps its data
  * with atomics, as threads may call it at once.
  */
 #include "reachvm.h"

@@ -5,7 +5,7 @@
  * Go sample client of the same name, with the same report).
  *
  *     gcc -O2 -fPIC -shared -nostdlib -ffreestanding -fno-stack-protector \
- *         -I include -o inscount.so examples/inscount.c
+ *         -mgeneral-regs-only -I include -o inscount.so examples/inscount.c
  *     reachvm run -c ./inscount.so -- ls
  *
  * The add is locked: threads share the counter.

@@ -19,14 +19,15 @@
  * can be built freestanding,
  *
  *     gcc -O2 -fPIC -shared -nostdlib -ffreestanding -fno-stack-protector \
- *         -I include -o client.so client.c
+ *         -mgeneral-regs-only -I include -o client.so client.c
  *
- * and print with rv_write, rv_printf and rv_dprintf, which make the
- * write system call themselves. A client linked with the C library
- * (gcc -fPIC -shared) gets the host process's copy of it (privload binds
- * glibc to the host's own), usable from the events (they run in the
- * host's thread state) but not from a clean call (which runs in the
- * application's: see rv_insert_clean_call).
+ * (-mgeneral-regs-only: clean calls must keep the vector registers), and
+ * print with rv_write, rv_printf and rv_dprintf, which make the write
+ * system call themselves. A client linked with the C library (gcc -fPIC
+ * -shared) gets the host process's copy of it (privload binds glibc to
+ * the host's own), usable from the events, which run in reachvm's Go
+ * code on the event's thread; a clean call is better kept to plain code
+ * (see rv_insert_clean_call).
  *
  * docs/clients.md walks through writing one. linux/amd64 only.
  */
@@ -106,6 +107,12 @@ enum rv_insert_kind {
 	RV_INSERT_CLEAN_CALL = 2,
 };
 
+/* Insertion flags. */
+enum rv_insert_flags {
+	RV_LOCKED = 1, /* an add is atomic (lock add) */
+	RV_VECTOR = 2, /* a clean call keeps the vector state around it */
+};
+
 /* RV_MAX_ARGS is the most arguments a clean call takes: those the
  * System V ABI passes in registers. */
 #define RV_MAX_ARGS 6
@@ -122,8 +129,9 @@ struct rv_insert {
 	uint64_t target;
 	/* n is what RV_INSERT_ADD adds (it fits in 32 bits). */
 	int64_t n;
-	/* locked is 1 for an atomic add (lock add), else 0. */
-	uint32_t locked;
+	/* flags are enum rv_insert_flags: RV_LOCKED for an add,
+	 * RV_VECTOR for a clean call. */
+	uint32_t flags;
 	/* nargs are the clean call's arguments, args[0:nargs]. */
 	uint32_t nargs;
 	struct rv_arg args[RV_MAX_ARGS];
@@ -289,7 +297,7 @@ static inline struct rv_insert *rv_insert_new(struct rv_block *b, int idx, uint3
 	in->at = idx;
 	in->target = 0;
 	in->n = 0;
-	in->locked = 0;
+	in->flags = 0;
 	in->nargs = 0;
 	for (i = 0; i < RV_MAX_ARGS; i++) {
 		in->args[i].kind = 0;
@@ -317,24 +325,16 @@ static inline int rv_insert_add(struct rv_block *b, int idx, uint64_t *cell, int
 		return b->error;
 	in->target = (uint64_t)(uintptr_t)cell;
 	in->n = n;
-	in->locked = locked != 0;
+	in->flags = locked ? RV_LOCKED : 0;
 	b->ninserts++;
 	return 0;
 }
 
-/* rv_insert_clean_call inserts, before instruction idx of b, a call of
- * fn with nargs (at most RV_MAX_ARGS) arguments, each a struct rv_arg
- * (rv_arg_const, rv_arg_reg, rv_arg_pc, rv_arg_ea), passed to fn as
- * 64-bit integers. fn must be a function of the client's image: the code
- * cache calls it with a rel32 call, on the application's thread and
- * stack, with the application's state saved around it, System V ABI.
- * It runs in the application's thread state (its FS, not the host's):
- * it must not use thread-local storage, nor so the C library, and
- * should be short. It returns 0, or the error recorded in b. */
-static inline int rv_insert_clean_call(struct rv_block *b, int idx, void *fn, int nargs, ...)
+/* rv_insert_clean_call_va is rv_insert_clean_call with the arguments
+ * in ap and flags (0 or RV_VECTOR). */
+static inline int rv_insert_clean_call_va(struct rv_block *b, int idx, void *fn, uint32_t flags, int nargs, va_list ap)
 {
 	struct rv_insert *in;
-	va_list ap;
 	int i;
 
 	if (nargs < 0 || nargs > RV_MAX_ARGS) {
@@ -345,13 +345,13 @@ static inline int rv_insert_clean_call(struct rv_block *b, int idx, void *fn, in
 	if (in == NULL)
 		return b->error;
 	in->target = (uint64_t)(uintptr_t)fn;
+	in->flags = flags;
 	in->nargs = (uint32_t)nargs;
-	va_start(ap, nargs);
-	for (i = 0; i < nargs; i++)
-		in->args[i] = va_arg(ap, struct rv_arg);
-	va_end(ap);
 	for (i = 0; i < nargs; i++) {
-		uint32_t k = in->args[i].kind;
+		uint32_t k;
+
+		in->args[i] = va_arg(ap, struct rv_arg);
+		k = in->args[i].kind;
 		if (k < RV_ARG_CONST || k > RV_ARG_EA || (k == RV_ARG_REG && in->args[i].reg > RV_R15)) {
 			rv_block_fail(b, RV_ERR_ARGS);
 			return b->error;
@@ -359,6 +359,46 @@ static inline int rv_insert_clean_call(struct rv_block *b, int idx, void *fn, in
 	}
 	b->ninserts++;
 	return 0;
+}
+
+/* rv_insert_clean_call inserts, before instruction idx of b, a call of
+ * fn with nargs (at most RV_MAX_ARGS) arguments, each a struct rv_arg
+ * (rv_arg_const, rv_arg_reg, rv_arg_pc, rv_arg_ea), passed to fn as
+ * 64-bit integers, System V ABI. fn must be a function of the client's
+ * image: the code cache calls it with one rel32 call.
+ *
+ * fn runs on the application's thread, with the application's state
+ * saved around it (the registers the ABI lets fn change, the flags), on
+ * a stack of reachvm's own (256 KiB), with the host's FS. It must keep
+ * the vector registers (build the client with -mgeneral-regs-only, or
+ * use rv_insert_clean_call_vector, which saves them, at a cost), should
+ * be short, and should not block: the application's signals wait for
+ * it. Threads call it at once: it keeps shared data with atomics. A
+ * fault in it crashes reachvm. It returns 0, or the error recorded in
+ * b. */
+static inline int rv_insert_clean_call(struct rv_block *b, int idx, void *fn, int nargs, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, nargs);
+	r = rv_insert_clean_call_va(b, idx, fn, 0, nargs, ap);
+	va_end(ap);
+	return r;
+}
+
+/* rv_insert_clean_call_vector is rv_insert_clean_call for a function
+ * that uses the vector registers (x87, SSE, AVX): the call saves and
+ * restores the vector state around it (xsave). */
+static inline int rv_insert_clean_call_vector(struct rv_block *b, int idx, void *fn, int nargs, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, nargs);
+	r = rv_insert_clean_call_va(b, idx, fn, RV_VECTOR, nargs, ap);
+	va_end(ap);
+	return r;
 }
 
 /* rv_syscall3 makes the system call nr with three arguments itself (no
