@@ -170,7 +170,6 @@ type native struct {
 	status   int
 	errText  []byte
 	blockErr error
-
 }
 
 // nthread is a thread's part of a native client, its jit.Thread's Data:
