@@ -13,7 +13,7 @@ int main(void)
 	S(rv_instr); F(rv_instr, pc); F(rv_instr, bytes); F(rv_instr, len); F(rv_instr, is_control); F(rv_instr, mnemonic);
 	S(rv_arg); F(rv_arg, kind); F(rv_arg, reg); F(rv_arg, value);
 	S(rv_insert); F(rv_insert, kind); F(rv_insert, at); F(rv_insert, target); F(rv_insert, n);
-	F(rv_insert, locked); F(rv_insert, nargs); F(rv_insert, args);
+	F(rv_insert, flags); F(rv_insert, nargs); F(rv_insert, args);
 	S(rv_block); F(rv_block, pc); F(rv_block, n); F(rv_block, ninserts); F(rv_block, inserts_cap);
 	F(rv_block, error); F(rv_block, instrs); F(rv_block, inserts); F(rv_block, thread);
 	S(rv_syscall); F(rv_syscall, thread); F(rv_syscall, nr); F(rv_syscall, args); F(rv_syscall, result);
@@ -30,5 +30,6 @@ int main(void)
 	printf("const RV_INSERT_ADD %d\nconst RV_INSERT_CLEAN_CALL %d\n", RV_INSERT_ADD, RV_INSERT_CLEAN_CALL);
 	printf("const RV_R15 %d\nconst RV_RSP %d\n", RV_R15, RV_RSP);
 	printf("const RV_ERR_VALUE %d\n", RV_ERR_VALUE);
+	printf("const RV_LOCKED %d\nconst RV_VECTOR %d\n", RV_LOCKED, RV_VECTOR);
 	return 0;
 }
