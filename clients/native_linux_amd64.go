@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -183,6 +184,14 @@ type nthread struct {
 	ins    []cInsert
 }
 
+// nativeSystem are the libraries a native client binds to the host's
+// copies of (see privload.Options.System): glibc's, and C++'s runtime,
+// which has thread-local storage, which only the host's dynamic linker
+// gives a library. The client's own code and data are private, in
+// vmcode, where the code cache reaches them; what it calls in these is
+// called from the client, never from the code cache.
+var nativeSystem = append(slices.Clip(privload.DefaultSystem), "libstdc++.so.6", "libgcc_s.so.1")
+
 // isNativePath reports whether New takes name as a native client's file
 // rather than a sample's name: a path (with a slash) or a .so.
 func isNativePath(name string) bool {
@@ -205,7 +214,7 @@ func LoadNative(v *vmm.VMM, path string, args []string) (*Tool, error) {
 	if !strings.Contains(path, "/") {
 		path = "./" + path
 	}
-	lib, err := privload.Load(v, path, privload.Options{})
+	lib, err := privload.Load(v, path, privload.Options{System: nativeSystem})
 	if err != nil {
 		return nil, fmt.Errorf("clients: loading native client: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,8 @@ type buildResult struct {
 }
 
 // gccBuild compiles src (relative to this package) with flags into name
-// in the build directory, once per test binary, and returns its path.
+// in the build directory, once per test binary, and returns its path: with
+// gcc, or g++ for a .cc file.
 func gccBuild(t testing.TB, name, src string, flags ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
@@ -67,9 +69,13 @@ func gccBuild(t testing.TB, name, src string, flags ...string) string {
 			}
 		}
 		r.path = filepath.Join(buildDir, name)
+		cc := "gcc"
+		if strings.HasSuffix(src, ".cc") {
+			cc = "g++"
+		}
 		args := append(append([]string{"-I", "../include"}, flags...), "-o", r.path, src)
-		if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
-			r.err = fmt.Errorf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+		if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+			r.err = fmt.Errorf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
 		}
 		builds[name] = r
 	}
@@ -614,5 +620,87 @@ func TestNativeErrors(t *testing.T) {
 	}
 	if _, err := New("./x.so", nil); err == nil || !strings.Contains(err.Error(), "needs the VMM") {
 		t.Errorf("New of a native client without a VMM: %v", err)
+	}
+}
+
+func init() {
+	// opcount-go is the Go twin of examples/cpp/opcount.cc, the
+	// reference TestNativeCPlusPlus compares it with: a Shared counter
+	// per first byte, one add per distinct byte of a block.
+	factories["opcount-go"] = func(args []string) (*Tool, error) {
+		var cells [256]*jit.Counter
+		for i := range cells {
+			cells[i] = jit.NewCounter(jit.Shared)
+		}
+		return &Tool{
+			Name: "opcount-go",
+			Client: &jit.Client{Block: func(b *jit.Block) {
+				var n [256]int64
+				for i := range b.Len() {
+					n[b.Instr(i).Bytes()[0]]++
+				}
+				for c, k := range n {
+					if k != 0 {
+						b.AddCounter(0, cells[c], k)
+					}
+				}
+			}},
+			Report: func(w io.Writer) error {
+				for c, ctr := range cells {
+					if v := ctr.Value(); v != 0 {
+						fmt.Fprintf(w, "0x%02x %d\n", c, v)
+					}
+				}
+				return nil
+			},
+		}, nil
+	}
+}
+
+// TestNativeCPlusPlus: a C++ client (examples/cpp/opcount.cc: standard
+// containers and strings in its events, the C++ runtime the host's)
+// counts, per first instruction byte, what a Go client of the jit API
+// counts, and in all what inscount does.
+func TestNativeCPlusPlus(t *testing.T) {
+	if _, err := exec.LookPath("g++"); err != nil {
+		t.Skip("no g++")
+	}
+	so := gccBuild(t, "opcount.so", "../examples/cpp/opcount.cc", "-O2", "-Wall", "-fPIC", "-shared",
+		"-mgeneral-regs-only")
+	argv := []string{kernelsProgram(t), "k_sort", "4"}
+	c := mustRun(t, so, nil, argv...)
+	g := mustRun(t, "opcount-go", nil, argv...)
+	ins := mustRun(t, "inscount", nil, argv...)
+	var cr struct {
+		Client       string
+		Instructions uint64
+		Top          []struct {
+			Byte  string
+			Count uint64
+		}
+	}
+	if err := json.Unmarshal([]byte(c.report), &cr); err != nil {
+		t.Fatalf("%v: %q (stderr %s)", err, c.report, c.stderr)
+	}
+	var ir struct{ Instructions uint64 }
+	if err := json.Unmarshal([]byte(ins.report), &ir); err != nil {
+		t.Fatal(err)
+	}
+	if cr.Client != "opcount" || cr.Instructions != ir.Instructions || len(cr.Top) == 0 {
+		t.Fatalf("C++ opcount %s; inscount %s", c.report, ins.report)
+	}
+	goCounts := map[string]uint64{}
+	for _, l := range strings.Split(strings.TrimSpace(g.report), "\n") {
+		var b string
+		var n uint64
+		if _, err := fmt.Sscanf(l, "%s %d", &b, &n); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		goCounts[b] = n
+	}
+	for _, e := range cr.Top {
+		if goCounts[e.Byte] != e.Count {
+			t.Errorf("byte %s: C++ %d, Go %d", e.Byte, e.Count, goCounts[e.Byte])
+		}
 	}
 }
