@@ -362,9 +362,19 @@ func (n *native) blockEvent(b *jit.Block) {
 	}
 }
 
+// blockSink is what insert turns a block event's records into: a
+// *jit.Block, or a test's recorder.
+type blockSink interface {
+	Len() int
+	AddCell(i int, cell uintptr, n int64, locked bool)
+	CleanCall(i int, fn uintptr, args ...jit.Arg)
+	CleanCallVector(i int, fn uintptr, args ...jit.Arg)
+}
+
 // insert turns the records the block event left in blk into b's
-// insertions, checking each.
-func (n *native) insert(b *jit.Block, blk *cBlock, ins []cInsert) error {
+// insertions, checking each: what the client wrote is untrusted, and
+// only what passes reaches the jit. FuzzNativeInsert fuzzes it.
+func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 	if e := blk.error; e != 0 {
 		why := fmt.Sprintf("error %d", e)
 		if e > 0 && int(e) < len(blockErrors) && blockErrors[e] != "" {

@@ -704,3 +704,23 @@ func TestNativeCPlusPlus(t *testing.T) {
 		}
 	}
 }
+
+// TestNativePrintf: rv_dprintf formats as the C library's printf does,
+// for each conversion it has, at the limits of each integer type, and
+// past its buffer's size.
+func TestNativePrintf(t *testing.T) {
+	prog := gccBuild(t, "printf", "testdata/printf.c", "-O2", "-Wall", "-Wno-format")
+	out, err := exec.Command(prog).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != 24 {
+		t.Fatalf("%d lines, want 24: %q", len(lines), out)
+	}
+	for i := 0; i < len(lines); i += 2 {
+		if lines[i] != lines[i+1] {
+			t.Errorf("printf %q, rv_dprintf %q", lines[i], lines[i+1])
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 //
 // Preconditions: cell is an aligned word of the client's image, n fits
 // in 32 bits, 0 <= i < b.Len().
-func (n *native) addCell(b *jit.Block, i int, cell uintptr, add int64, locked bool) {
+func (n *native) addCell(b blockSink, i int, cell uintptr, add int64, locked bool) {
 	b.AddCell(i, cell, add, locked)
 }
 
@@ -22,7 +22,7 @@ func (n *native) addCell(b *jit.Block, i int, cell uintptr, add int64, locked bo
 // Preconditions: fn is in the client's image, each argument's kind is
 // one of the arg constants and a register argument's register is at
 // most R15, 0 <= i < b.Len().
-func (n *native) cleanCall(b *jit.Block, i int, fn uintptr, vector bool, args []cArg) {
+func (n *native) cleanCall(b blockSink, i int, fn uintptr, vector bool, args []cArg) {
 	var buf [maxArgs]jit.Arg
 	ja := buf[:len(args)]
 	for j, a := range args {
