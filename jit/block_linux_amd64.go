@@ -73,12 +73,16 @@ const (
 	insertCounter insertKind = iota
 	insertCell
 	insertCleanCall
+	insertRecord
 )
 
 // maxLen bounds the code the insertion emits.
 func (op *insertion) maxLen() uintptr {
-	if op.kind == insertCleanCall {
+	switch op.kind {
+	case insertCleanCall:
 		return cleanCallLen
+	case insertRecord:
+		return recordLen
 	}
 	return insertLen
 }
@@ -99,6 +103,11 @@ type insertion struct {
 	fn     uintptr
 	args   []Arg
 	vector bool
+	// buf, ea and tag: append a record of ea and tag to buf
+	// (insertRecord).
+	buf *TraceBuffer
+	ea  memOperand
+	tag uint32
 }
 
 // AddCounter inserts, before instruction i, code that adds n to c. Where
@@ -140,7 +149,8 @@ type clientBlockState struct {
 const (
 	maxCopyLen   = 64
 	insertLen    = 48
-	cleanCallLen = 400
+	cleanCallLen = 640
+	recordLen    = 128
 )
 
 // clientBlock lists the client block at head, up to max instructions,
@@ -207,9 +217,11 @@ func (t *translator) clientInsert(pc uintptr) error {
 		return nil
 	}
 	flags := -1 // unknown until an insertion needs it
+	var dead uint16
+	deadKnown := false
 	for ; cb.ins < len(b.ins) && b.ins[cb.ins].at == at; cb.ins++ {
 		op := &b.ins[cb.ins]
-		if op.kind != insertCleanCall && flags < 0 {
+		if (op.kind == insertCounter || op.kind == insertCell) && flags < 0 {
 			flags = 0
 			if t.m.flagsDeadAt(pc) {
 				flags = 1
@@ -223,6 +235,11 @@ func (t *translator) clientInsert(pc uintptr) error {
 			err = t.emitAdd(pc, op.cell, op.n, op.locked, flags == 1)
 		case insertCleanCall:
 			err = t.emitCleanCall(pc, &b.instrs[at], op)
+		case insertRecord:
+			if !deadKnown {
+				dead, deadKnown = uint16(t.m.deadAt(pc)), true
+			}
+			err = t.emitRecord(pc, op, dead)
 		}
 		if err != nil {
 			return err

@@ -211,6 +211,10 @@ const (
 	// exitSiteMiss leaves an indirect-branch site whose target is not
 	// in the table, with the target in the context.
 	exitSiteMiss
+	// exitFlush leaves a client's record whose trace buffer is full:
+	// the dispatcher flushes the buffers and continues at the
+	// instruction, whose record is made then. Not linkable.
+	exitFlush
 )
 
 // exit is one exit stub of a fragment. It is kept small (56 bytes): a

@@ -21,11 +21,13 @@ import (
 //	sub   rsp, 8                  ; 16-byte alignment at the call
 //	(FS := Go's, if the machine switches FS)
 //	(xsave64 [ctx.xsave], if asked)
+//	(push [rsp+8]; pop [ctx.flags], for ArgContext: every register saved)
 //	lea   rax, [ea]               ; ArgEA, from the saved registers
 //	mov   rdi.., args
 //	call  fn                      ; rel32 when fn is in reach
 //	(xrstor64 [ctx.xsave])
 //	(FS := the application's)
+//	(push [ctx.flags]; pop [rsp+8], for ArgContext)
 //	mov   eax, [ctx.arrivals]     ; a signal came while the client ran:
 //	or    eax, [ctx.posted]       ; single-step to the exact mark after
 //	jz    1f                      ; this sequence, where it is delivered
@@ -61,6 +63,7 @@ const (
 	argReg
 	argPC
 	argEA
+	argContext
 )
 
 // Arg is an argument of a clean call: a constant, an application
@@ -89,6 +92,14 @@ func ArgPC() Arg { return Arg{kind: argPC} }
 // FS base for an FS-relative one), as the instruction would compute it.
 // An instruction without one fails the translation.
 func ArgEA() Arg { return Arg{kind: argEA} }
+
+// ArgContext is a pointer to the application's registers as they are
+// before the instruction: rax..r15 (8 bytes each, in the hardware's
+// order, Reg), then RFLAGS, 136 bytes, which the function may read and
+// change: what it leaves there is what the application goes on with
+// (except RFLAGS' trap flag, and rsp's change moves only the stack
+// pointer). The registers are all saved and restored for such a call.
+func ArgContext() Arg { return Arg{kind: argContext} }
 
 // maxCallArgs is the number of arguments the C ABI passes in registers.
 const maxCallArgs = 6
@@ -261,14 +272,19 @@ func (t *translator) emitCleanCall(pc uintptr, in *Instr, op *insertion) error {
 	// since the FS switch and the argument moves overwrite them).
 	save := uint16(callerSaved) &^ uint16(m.deadAt(pc))
 	var ea memOperand
-	needEA := false
+	needEA, needCtx := false, false
 	for _, x := range op.args {
 		switch x.kind {
 		case argReg:
 			save |= 1 << x.reg & callerSaved
 		case argEA:
 			needEA = true
+		case argContext:
+			needCtx = true
 		}
+	}
+	if needCtx {
+		save = 0xffff &^ (1 << RSP)
 	}
 	if needEA {
 		ea, err = effAddr(in)
@@ -295,6 +311,11 @@ func (t *translator) emitCleanCall(pc uintptr, in *Instr, op *insertion) error {
 		}
 	}
 	a.SubRSP(8)
+	if needCtx {
+		// The flags beside the registers: push [rsp+8]; pop [ctx.flags].
+		try(a.PushMem(amd64.M(amd64.RSP, 8)))
+		try(a.PopMem(c(ctxFlags)))
+	}
 	emitSetFS(a, c, ctxHostFS, ctxAppFS, m.fs, try)
 	if op.vector {
 		t.emitVector(true, try)
@@ -323,6 +344,8 @@ func (t *translator) emitCleanCall(pc uintptr, in *Instr, op *insertion) error {
 			appReg(dst, int8(x.reg))
 		case argEA:
 			a.MovRR(dst, amd64.RAX)
+		case argContext:
+			movImm(a, dst, uint64(m.ctx+ctxGPR))
 		}
 	}
 	if e := a.CallRel32(op.fn); e != nil {
@@ -333,6 +356,14 @@ func (t *translator) emitCleanCall(pc uintptr, in *Instr, op *insertion) error {
 		t.emitVector(false, try)
 	}
 	emitSetFS(a, c, ctxAppFS, ctxHostFS, m.fs, try)
+	if needCtx {
+		// The flags as the function left them, the trap flag not
+		// theirs to set: push [ctx.flags]; pop [rsp+8] (pop's address
+		// counts from the stack pointer after it).
+		try(a.PushMem(c(ctxFlags)))
+		try(a.PopMem(amd64.M(amd64.RSP, 8)))
+		a.Raw(0x80, 0x64, 0x24, 0x09, 0xfe) // and byte [rsp+9], ~1: TF
+	}
 	a.Raw(0x8b, 0x05) // mov eax, [rip+arrivals]
 	a.Raw(rel32To(a, sigtramp.OffArrivals+m.ctx, 0)...)
 	a.Raw(0x0b, 0x05) // or eax, [rip+posted]

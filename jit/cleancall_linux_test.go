@@ -263,3 +263,58 @@ func TestCleanCallErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanCallContext: a function given ArgContext reads the
+// application's registers and changes them and the flags: the
+// application goes on with its values.
+func TestCleanCallContext(t *testing.T) {
+	var fn uintptr
+	client := &Client{Block: func(b *Block) {
+		for i := range b.Len() {
+			if in := b.Instr(i); len(in.Bytes()) == 3 && in.Bytes()[1] == 0x11 {
+				b.CleanCall(i, fn, ArgContext())
+			}
+		}
+	}}
+	m, code := newTestMachine(t, placements[1].cfg, &Options{Client: client})
+	u, err := allocUnit(code, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.free() })
+	a := amd64.NewAssembler(u.exec)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fn(ctx): ctx.rax += ctx.rdi; ctx.rbx = 5; set CF in ctx.rflags;
+	// and rbx changed (callee-saved: the sequence restores it from the
+	// context anyway).
+	fn = a.PC()
+	must(a.MovLoad(amd64.RAX, amd64.M(amd64.RDI, 8*int32(RDI))))
+	a.Raw(0x48, 0x01, 0x07) // add [rdi], rax
+	must(a.MovStoreImm32(amd64.M(amd64.RDI, 8*int32(RBX)), 5))
+	a.Raw(0x48, 0x83, 0x8f, 0x80, 0x00, 0x00, 0x00, 0x01) // or qword [rdi+0x80], 1: CF
+	a.MovImm32(amd64.RBX, 77)
+	a.Ret()
+	// app(rdi): rax = rdi; rbx = 0; (the call) rax += rbx + CF; ret
+	app := a.PC()
+	a.MovRR(amd64.RAX, amd64.RDI)
+	a.Push(amd64.RBX)
+	a.MovImm32(amd64.RBX, 0)
+	a.Raw(0x48, 0x11, 0xd8) // adc rax, rbx: the clean call is before it
+	a.Pop(amd64.RBX)
+	a.Ret()
+	u.write(u.exec, a.Bytes())
+
+	got, err := m.Run(app, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// rax = 1000 + 1000 (the function's add) + 5 (rbx) + 1 (CF).
+	if got != 2006 {
+		t.Errorf("app(1000) = %d, want 2006 (rax doubled, rbx 5 and CF set by the function)", got)
+	}
+}

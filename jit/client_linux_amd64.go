@@ -46,7 +46,38 @@ type Client struct {
 	// Exit is called once when a program's run ends, after every
 	// thread's ThreadExit.
 	Exit func(e *ExitEvent)
+	// ModuleLoad is called once for each file of code (Module) before
+	// the translator translates its first block: the client may look
+	// up the module's functions. ModuleUnload is called when the
+	// application unmaps the module's first mapping. The two are
+	// called one at a time for the whole program.
+	ModuleLoad   func(mod *Module)
+	ModuleUnload func(mod *Module)
+	// Signal is called before a signal is delivered to the application
+	// (its handler run, or its default action taken; not for one it
+	// ignores), with the thread's state at the instruction it comes at.
+	// The client may suppress it (SignalEvent.Suppress): an asynchronous
+	// signal is then dropped; a fault's instruction runs again, and
+	// faults again unless the client's own code made it not to.
+	Signal func(s *SignalEvent)
 }
+
+// SignalEvent is a signal about to be delivered.
+type SignalEvent struct {
+	Thread *Thread
+	// Info is the signal's siginfo (Signo, Code, Addr).
+	Info SigInfo
+	// PC is the application's instruction the signal comes at: the
+	// faulting one for a fault.
+	PC uintptr
+	// Fault is set for a synchronous signal the instruction at PC
+	// raised.
+	Fault    bool
+	suppress bool
+}
+
+// Suppress drops the signal: it is not delivered.
+func (s *SignalEvent) Suppress() { s.suppress = true }
 
 // Thread is an application thread, as a client sees it.
 type Thread struct {
@@ -130,6 +161,7 @@ func (m *Machine) clientThreadExit() {
 	if c == nil || m.cthread == nil {
 		return
 	}
+	m.flushTraces()
 	if c.ThreadExit != nil {
 		c.ThreadExit(m.cthread)
 	}
@@ -172,4 +204,19 @@ func (m *Machine) clientSyscall(pc uintptr, c *Client) (uintptr, error) {
 		m.setReg(amd64.RAX, s.Result)
 	}
 	return next, nil
+}
+
+// clientSignal gives the client's Signal event e, about to be delivered
+// at pc, and reports whether the client suppressed it.
+//
+// Preconditions: t.p.sig.mu is held (the client must not call into the
+// program).
+func (t *thread) clientSignal(e *sigEntry, pc uintptr) bool {
+	c := t.m.opts.Client
+	if c == nil || c.Signal == nil {
+		return false
+	}
+	ev := SignalEvent{Thread: t.m.clientThread(), Info: e.info, PC: pc, Fault: e.fault}
+	c.Signal(&ev)
+	return ev.suppress
 }

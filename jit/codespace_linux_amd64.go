@@ -71,6 +71,8 @@ type codeSpace struct {
 	// Machine of its own), which releases what the space holds when it
 	// is freed, after the other members. Immutable.
 	owner *Machine
+	// cmods are the modules the client was told of.
+	cmods clientModules
 	// cells are the cells of the Shared counters the members' code
 	// updates, nil until the first.
 	cells *cellArena

@@ -381,6 +381,13 @@ type Machine struct {
 	// (ccStackSize bytes of vmheap), allocated when a client first
 	// inserts a clean call; 0 before.
 	ccStack uintptr
+	// cmodLo and cmodHi are the code range around the last block a
+	// client was told the module of (clientModule): blocks in it need
+	// no look.
+	cmodLo, cmodHi uintptr
+	// traces are the machine's trace buffers (nil until a client
+	// records into one).
+	traces *traceArena
 	// cells are the cells of the PerThread counters the client's code
 	// in this cache updates (counter_linux_amd64.go), nil until the
 	// first; cthread is the client's view of the thread the machine
@@ -527,6 +534,8 @@ func (m *Machine) free() error {
 		errs = append(errs, m.v.HeapFree(m.stack, m.stackSize))
 		m.stack = 0
 	}
+	errs = append(errs, m.traces.release())
+	m.traces = nil
 	if m.ccStack != 0 {
 		errs = append(errs, m.v.HeapFree(m.ccStack, ccStackSize))
 		m.ccStack = 0
@@ -1290,6 +1299,9 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 				return 0, err
 			}
 			tag = next
+		case exitFlush:
+			m.flushTraces()
+			tag = e.target
 		case exitBad:
 			b := m.bad[int(id)]
 			return 0, &UnsupportedError{PC: e.target, Bytes: b.bytes, What: b.why}

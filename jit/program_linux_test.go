@@ -125,6 +125,9 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 	if os.Getenv("REACHVM_PROGRAM_FOLLOW") != "" {
 		opts.Exec = followExec
 	}
+	if os.Getenv("REACHVM_PROGRAM_CLIENT") == "events" {
+		opts.Client = eventsClient(os.Stderr)
+	}
 	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
 		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
 			childFail(fmt.Errorf("REACHVM_PROGRAM_MAX_BLOCKS: %w", err))

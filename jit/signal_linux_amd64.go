@@ -727,6 +727,10 @@ func (t *thread) deliverPending(pc uintptr) (uintptr, error) {
 		}
 		sig := e.info.Signo()
 		act := &s.actions[sig-1]
+		quiet := act.handler == sigIGN || act.handler == sigDFL && (defaultOf(sig) == actIgnore || defaultOf(sig) == actCont)
+		if !quiet && t.clientSignal(&e, pc) {
+			continue
+		}
 		switch act.handler {
 		case sigIGN:
 			continue

@@ -361,6 +361,7 @@ func (m *Machine) release(e *codePage) {
 func (m *Machine) dropRange(r mem.Range, protSet bool) {
 	if protSet {
 		m.cs.forget(r)
+		m.clientUnmapped(r.Start, r.End)
 	}
 	m.codes.forget(r.Start, r.End)
 	m.cs.tell(m, invalidation{r: r, protSet: protSet}, false)

@@ -185,8 +185,12 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	var code []byte
 	var codeBase uintptr
 	client := opts.Client != nil && opts.Client.Block != nil
+	modules := opts.Client != nil && (opts.Client.ModuleLoad != nil || opts.Client.ModuleUnload != nil)
 	t.cb.next, t.cb.b.instrs = 0, t.cb.b.instrs[:0]
 	for {
+		if modules && (pc < t.m.cmodLo || pc >= t.m.cmodHi) {
+			t.m.clientModule(pc)
+		}
 		if client && t.cb.next >= len(t.cb.b.instrs) {
 			max := opts.MaxBlockInstrs - t.instrs
 			if t.transient {

@@ -1,0 +1,135 @@
+package jit
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/reachvm/reachvm/jit/internal/amd64"
+)
+
+// hasMemOperand reports whether ArgEA and RecordEA take the
+// instruction: a ModRM memory operand, not a vector-indexed one.
+func hasMemOperand(in *Instr) bool {
+	_, err := effAddr(in)
+	return err == nil
+}
+
+// TestTraceBufferKernels: a record before every instruction with a
+// memory operand of every kernel leaves the results as they are
+// natively, and the buffers hand Go exactly as many records as a counter
+// beside them counts, over several flushes.
+func TestTraceBufferKernels(t *testing.T) {
+	ctr := NewCounter(PerThread)
+	var recs, flushes uint64
+	var tags [256]uint64
+	buf := NewTraceBuffer(func(th *Thread, r []TraceRecord) {
+		flushes++
+		recs += uint64(len(r))
+		for _, x := range r {
+			tags[x.Tag&255]++
+			if x.Extra != 0 {
+				t.Errorf("record %+v: Extra is not zero", x)
+			}
+		}
+	})
+	client := &Client{Block: func(b *Block) {
+		for i := range b.Len() {
+			if hasMemOperand(b.Instr(i)) {
+				b.RecordEA(i, buf, uint32(i))
+				b.AddCounter(i, ctr, 1)
+			}
+		}
+	}}
+	m, _ := newTestMachine(t, placements[1].cfg, &Options{Client: client})
+	lib := loadKernels(t, m.v)
+	for _, k := range kernels {
+		if k.need != nil && !k.need() {
+			continue
+		}
+		fn := lookup(t, lib, k.name)
+		want := Call(fn, k.args...)
+		got, err := m.Run(fn, k.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", k.name, err)
+		}
+		if got != want {
+			t.Errorf("%s%v = %#x recording, %#x native", k.name, k.args, got, want)
+		}
+	}
+	m.flushTraces()
+	if recs == 0 || recs != ctr.Value() {
+		t.Errorf("%d records flushed, %d counted", recs, ctr.Value())
+	}
+	if flushes < 3 {
+		t.Errorf("%d flushes for %d records: the full buffer's exit was not taken", flushes, recs)
+	}
+	t.Logf("%d records in %d flushes", recs, flushes)
+}
+
+// TestTraceBufferAddrs: the records hold the addresses the instructions
+// use, on code whose registers are known.
+func TestTraceBufferAddrs(t *testing.T) {
+	var got []TraceRecord
+	buf := NewTraceBuffer(func(th *Thread, r []TraceRecord) { got = append(got, r...) })
+	client := &Client{Block: func(b *Block) {
+		for i := range b.Len() {
+			if in := b.Instr(i); hasMemOperand(in) {
+				b.RecordEA(i, buf, uint32(i))
+			}
+		}
+		b.RecordAddr(b.Len()-1, buf, RSP, 0, 100) // ret reads [rsp]
+		b.RecordAddr(0, buf, RAX, 8, 101)
+	}}
+	m, code := newTestMachine(t, placements[1].cfg, &Options{Client: client})
+	u, err := allocUnit(code, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.free() })
+	a := amd64.NewAssembler(u.exec)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	fn := a.PC()
+	// rax, rcx, rdx and r11 as the address registers: the ones
+	// the record borrows when they are free.
+	a.MovRR(amd64.RAX, amd64.RDI)
+	a.MovRR(amd64.RCX, amd64.RSI)
+	must(a.MovLoad(amd64.RDX, amd64.MI(amd64.RAX, amd64.RCX, 8, 16))) // 2: rdi+rsi*8+16
+	must(a.Lea(amd64.R11, amd64.M(amd64.RCX, 0x100)))                 // 3: rsi+0x100, an address not loaded
+	must(a.MovLoad(amd64.RCX, amd64.M(amd64.RSP, 0)))                 // 4: rsp
+	a.MovRR(amd64.RAX, amd64.RDX)
+	a.Ret()
+	u.write(u.exec, a.Bytes())
+
+	arr := make([]uint64, 8)
+	arr[3] = 7
+	base := uintptr(unsafe.Pointer(&arr[0]))
+	res, err := m.Run(fn, base-16, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.flushTraces()
+	if res != 7 {
+		t.Errorf("the code returned %d, want 7", res)
+	}
+	at := map[uint32]uint64{}
+	for _, r := range got {
+		at[r.Tag] = r.Addr
+	}
+	want := map[uint32]uint64{2: uint64(base + 24), 3: 3 + 0x100}
+	for tag, w := range want {
+		if at[tag] != w {
+			t.Errorf("record %d: address %#x, want %#x (all: %+v)", tag, at[tag], w, got)
+		}
+	}
+	if at[4] == 0 || at[100] != at[4] {
+		t.Errorf("ret's [rsp] %#x, the load of [rsp] %#x: want equal", at[100], at[4])
+	}
+	if at[101] == 0 {
+		t.Errorf("no record of rax+8: %+v", got)
+	}
+}
