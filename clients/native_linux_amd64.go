@@ -60,6 +60,7 @@ const (
 	argReg   = 2
 	argPC    = 3
 	argEA    = 4
+	argCtx   = 5
 )
 
 // cArg is struct rv_arg.
@@ -126,6 +127,25 @@ type cSyscall struct {
 	reserved int32     `c:"reserved"`
 }
 
+// cModule is struct rv_module.
+type cModule struct {
+	path uintptr `c:"path"`
+	base uint64  `c:"base"`
+	end  uint64  `c:"end"`
+}
+
+// cSignal is struct rv_signal.
+type cSignal struct {
+	thread   uintptr `c:"thread"`
+	signo    int32   `c:"signo"`
+	code     int32   `c:"code"`
+	addr     uint64  `c:"addr"`
+	pc       uint64  `c:"pc"`
+	fault    int32   `c:"fault"`
+	suppress int32   `c:"suppress"`
+	siginfo  uintptr `c:"siginfo"`
+}
+
 // cExit is struct rv_exit.
 type cExit struct {
 	status int32   `c:"status"`
@@ -144,6 +164,9 @@ type cClient struct {
 	syscallPre  uintptr `c:"syscall_pre"`
 	syscallPost uintptr `c:"syscall_post"`
 	exit        uintptr `c:"exit"`
+	modLoad     uintptr `c:"module_load"`
+	modUnload   uintptr `c:"module_unload"`
+	signal      uintptr `c:"signal"`
 }
 
 // native is a loaded native client.
@@ -159,6 +182,7 @@ type native struct {
 	// they, callable (a zero Func for an event it did not set).
 	ev                                              cClient
 	block, threadStart, threadExit, pre, post, exit privload.Func
+	modLoad, modUnload, signal                      privload.Func
 	// argv holds the C strings of the arguments and the array of
 	// pointers to them: the client may keep argv.
 	argv [][]byte
@@ -265,6 +289,8 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 		{n.ev.block, &n.block, "block"}, {n.ev.threadStart, &n.threadStart, "thread_start"},
 		{n.ev.threadExit, &n.threadExit, "thread_exit"}, {n.ev.syscallPre, &n.pre, "syscall_pre"},
 		{n.ev.syscallPost, &n.post, "syscall_post"}, {n.ev.exit, &n.exit, "exit"},
+		{n.ev.modLoad, &n.modLoad, "module_load"}, {n.ev.modUnload, &n.modUnload, "module_unload"},
+		{n.ev.signal, &n.signal, "signal"},
 	} {
 		if e.addr == 0 {
 			continue
@@ -300,6 +326,15 @@ func (n *native) jitClient() *jit.Client {
 	}
 	if n.ev.syscallPost != 0 {
 		c.SyscallPost = n.syscallPost
+	}
+	if n.ev.modLoad != 0 {
+		c.ModuleLoad = func(mod *jit.Module) { n.moduleEvent(n.modLoad, mod) }
+	}
+	if n.ev.modUnload != 0 {
+		c.ModuleUnload = func(mod *jit.Module) { n.moduleEvent(n.modUnload, mod) }
+	}
+	if n.ev.signal != 0 {
+		c.Signal = n.signalEvent
 	}
 	return c
 }
@@ -410,7 +445,7 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 				return fmt.Errorf("clients: %s: block %#x: a clean call with %d arguments (at most %d)", n.name, blk.pc, in.nargs, maxArgs)
 			}
 			for j, a := range in.args[:in.nargs] {
-				if a.kind < argConst || a.kind > argEA || (a.kind == argReg && a.reg > uint32(jit.R15)) {
+				if a.kind < argConst || a.kind > argCtx || (a.kind == argReg && a.reg > uint32(jit.R15)) {
 					return fmt.Errorf("clients: %s: block %#x: clean-call argument %d of kind %d, register %d", n.name, blk.pc, j, a.kind, a.reg)
 				}
 			}
@@ -455,6 +490,32 @@ func (n *native) syscallPost(s *jit.Syscall) {
 	}
 	n.call(n.post, unsafe.Pointer(sc))
 	s.Result = sc.result
+}
+
+// moduleEvent gives the client's module event f the module mod.
+func (n *native) moduleEvent(f privload.Func, mod *jit.Module) {
+	path := append([]byte(mod.Path), 0)
+	cm := &cModule{path: uintptr(unsafe.Pointer(&path[0])), base: uint64(mod.Base), end: uint64(mod.End)}
+	n.call(f, unsafe.Pointer(cm))
+	runtime.KeepAlive(path)
+}
+
+// signalEvent gives the client the signal s before its delivery, and
+// suppresses it if the client says so.
+func (n *native) signalEvent(s *jit.SignalEvent) {
+	nt := n.thread(s.Thread)
+	info := new(jit.SigInfo)
+	*info = s.Info
+	cs := &cSignal{thread: uintptr(unsafe.Pointer(&nt.t)), signo: int32(info.Signo()), code: info.Code(),
+		addr: uint64(info.Addr()), pc: uint64(s.PC), siginfo: uintptr(unsafe.Pointer(info))}
+	if s.Fault {
+		cs.fault = 1
+	}
+	n.call(n.signal, unsafe.Pointer(cs))
+	runtime.KeepAlive(info)
+	if cs.suppress != 0 {
+		s.Suppress()
+	}
 }
 
 // exitEvent keeps the run's end for Report, which runs the client's

@@ -264,6 +264,14 @@ func mustRun(t *testing.T, client string, clientArgs []string, argv ...string) c
 	return r
 }
 
+// cContext is struct rv_context, which Go does not read: the layout jit
+// documents for ArgContext (rax..r15, then RFLAGS), checked against the
+// header.
+type cContext struct {
+	regs   [16]uint64 `c:"regs"`
+	rflags uint64     `c:"rflags"`
+}
+
 // TestNativeLayout: the Go mirrors of reachvm.h's structs have the C
 // layout, field for field, as gcc lays them out, and the constants Go
 // uses have the header's values.
@@ -278,13 +286,18 @@ func TestNativeLayout(t *testing.T) {
 		"rv_arg": reflect.TypeFor[cArg](), "rv_insert": reflect.TypeFor[cInsert](),
 		"rv_block": reflect.TypeFor[cBlock](), "rv_syscall": reflect.TypeFor[cSyscall](),
 		"rv_exit": reflect.TypeFor[cExit](), "rv_client": reflect.TypeFor[cClient](),
+		"rv_module": reflect.TypeFor[cModule](), "rv_signal": reflect.TypeFor[cSignal](),
+		"rv_context": reflect.TypeFor[cContext](),
 	}
 	consts := map[string]int{
 		"RV_API_VERSION": nativeVersion, "RV_MAX_ARGS": maxArgs,
-		"RV_ARG_CONST": argConst, "RV_ARG_REG": argReg, "RV_ARG_PC": argPC, "RV_ARG_EA": argEA,
+		"RV_ARG_CONST": argConst, "RV_ARG_REG": argReg, "RV_ARG_PC": argPC, "RV_ARG_EA": argEA, "RV_ARG_CONTEXT": argCtx,
 		"RV_INSERT_ADD": insertAdd, "RV_INSERT_CLEAN_CALL": insertCleanCall,
 		"RV_LOCKED": flagLocked, "RV_VECTOR": flagVector,
 		"RV_R15": int(jit.R15), "RV_RSP": int(jit.RSP), "RV_ERR_VALUE": len(blockErrors) - 1,
+	}
+	if s := reflect.TypeFor[cContext]().Size(); s != 136 {
+		t.Errorf("struct rv_context is %d bytes; jit.ArgContext's registers and flags are 136", s)
 	}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -445,7 +458,8 @@ func TestNativeBBCount(t *testing.T) {
 // rel32 call from the code cache (in vmcode, not in the client) to the
 // function (the callsite client checks the bytes before its return
 // address); and the effective address, register, PC and constant
-// arguments are right at a known load.
+// arguments are right at a known load; a context argument's register
+// change is what the program goes on with.
 func TestNativeCleanCall(t *testing.T) {
 	argv := []string{kernelsProgram(t), "k_fib", "20"}
 	ins := mustRun(t, example(t, "inscount"), nil, argv...)
@@ -468,15 +482,17 @@ func TestNativeCleanCall(t *testing.T) {
 	prog := gccBuild(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
 	probe := symbol(t, prog, "probe")
 	r := mustRun(t, testClient(t, "callsite"), []string{strconv.FormatUint(probe, 16)}, prog)
-	if r.stdout != "75\n" {
-		t.Errorf("ea printed %q, want 75", r.stdout)
+	// 3+4+...+12, each load's result grown by 1000 by the context
+	// call.
+	if r.stdout != "10075\n" {
+		t.Errorf("ea printed %q, want 10075", r.stdout)
 	}
 	var cs struct {
 		SitesOK, SitesBad, RetLo, RetHi, Site uint64
-		EACalls, EAOK, EABad                  uint64
+		EACalls, EAOK, EABad, CtxCalls        uint64
 	}
 	dec := json.NewDecoder(strings.NewReader(strings.NewReplacer("sites_ok", "SitesOK", "sites_bad", "SitesBad",
-		"ret_lo", "RetLo", "ret_hi", "RetHi", "ea_calls", "EACalls", "ea_ok", "EAOK", "ea_bad", "EABad").Replace(r.report)))
+		"ret_lo", "RetLo", "ret_hi", "RetHi", "ea_calls", "EACalls", "ea_ok", "EAOK", "ea_bad", "EABad", "ctx_calls", "CtxCalls").Replace(r.report)))
 	if err := dec.Decode(&cs); err != nil {
 		t.Fatalf("%v: %s", err, r.report)
 	}
@@ -492,8 +508,8 @@ func TestNativeCleanCall(t *testing.T) {
 	if cs.RetLo < cs.Site+0x10000 && cs.RetHi+0x1000 > cs.Site {
 		t.Errorf("call sites [%#x, %#x] overlap the client's image around %#x", cs.RetLo, cs.RetHi, cs.Site)
 	}
-	if cs.EACalls != 10 || cs.EAOK != 10 || cs.EABad != 0 {
-		t.Errorf("effective-address calls: %d, %d right, %d wrong; want 10 right", cs.EACalls, cs.EAOK, cs.EABad)
+	if cs.EACalls != 10 || cs.EAOK != 10 || cs.EABad != 0 || cs.CtxCalls != 10 {
+		t.Errorf("effective-address calls: %d, %d right, %d wrong; context calls %d; want 10 right, 10", cs.EACalls, cs.EAOK, cs.EABad, cs.CtxCalls)
 	}
 	t.Logf("%d rel32 clean calls from [%#x, %#x] to %#x", cs.SitesOK, cs.RetLo, cs.RetHi, cs.Site)
 }
@@ -535,20 +551,14 @@ func TestNativeEvents(t *testing.T) {
 		if want := strings.Repeat("4242/4343 ", 4) + "\n"; r.stdout != want {
 			t.Errorf("program printed %q, want %q", r.stdout, want)
 		}
-		var e struct {
-			Starts, Exits, Pre, Post, Skipped, Status int
-			DataOK                                    int `json:"data_ok"`
-			DataBad                                   int `json:"data_bad"`
-			Blocks                                    int `json:"blocks_seen"`
-			Error                                     string
-		}
-		if err := json.Unmarshal([]byte(r.report), &e); err != nil {
-			t.Fatalf("%v: %q", err, r.report)
-		}
+		e := eventsReport(t, r.report)
 		// 4 threads; every call but the skipped getpids and those
-		// that do not return (3 exits, an exit_group) seen after.
+		// that do not return (3 exits, an exit_group) seen after;
+		// the program, ld.so and the C library loaded, with more
+		// perhaps (the vDSO).
 		if e.Starts != 4 || e.Exits != 4 || e.DataOK != 4 || e.DataBad != 0 || e.Skipped != 4 ||
-			e.Pre-e.Post != 4+4 || e.Blocks != 1 || e.Status != 0 || e.Error != "" {
+			e.Pre-e.Post != 4+4 || e.Blocks != 1 || e.Status != 0 || e.Error != "" ||
+			e.Modules < 3 || e.Libc != 1 || e.LD != 1 || e.BadModules != 0 || e.Signals != 0 {
 			t.Errorf("buffered %v: %+v", buffered, e)
 		}
 	}
@@ -556,6 +566,46 @@ func TestNativeEvents(t *testing.T) {
 	r := runClient(t, so, []string{"big"}, true, "/bin/true")
 	if r.status != 0 || strings.Count(r.report, strings.Repeat("x", 999)+"\n") != 300 {
 		t.Errorf("big report through a pipe: status %d, %d bytes, stderr %s", r.status, len(r.report), r.stderr)
+	}
+}
+
+// eventsJSON is the report of testdata/events.c.
+type eventsJSON struct {
+	Starts, Exits, Pre, Post, Skipped, Status int
+	DataOK                                    int `json:"data_ok"`
+	DataBad                                   int `json:"data_bad"`
+	Blocks                                    int `json:"blocks_seen"`
+	Error                                     string
+	Modules, Unloads, Libc, LD                int
+	BadModules                                int `json:"bad_modules"`
+	Signals, USR1                             int
+	USR1Bad                                   int `json:"usr1_bad"`
+}
+
+// eventsReport decodes the events client's report.
+func eventsReport(t *testing.T, report string) eventsJSON {
+	t.Helper()
+	var e eventsJSON
+	if err := json.Unmarshal([]byte(report), &e); err != nil {
+		t.Fatalf("%v: %q", err, report)
+	}
+	return e
+}
+
+// TestNativeSignals: the signal event sees each SIGUSR1 a program raises,
+// with its siginfo, before its handler runs; suppressed, the handler
+// does not run.
+func TestNativeSignals(t *testing.T) {
+	prog := gccBuild(t, "signals", "testdata/signals.c", "-O2", "-Wall")
+	so := testClient(t, "events")
+	for _, tc := range []struct {
+		mode, out string
+	}{{"signals", "handled 3\n"}, {"suppress", "handled 0\n"}} {
+		r := mustRun(t, so, []string{tc.mode}, prog)
+		e := eventsReport(t, r.report)
+		if r.stdout != tc.out || e.USR1 != 3 || e.USR1Bad != 0 {
+			t.Errorf("%s: program printed %q, want %q; %+v", tc.mode, r.stdout, tc.out, e)
+		}
 	}
 }
 

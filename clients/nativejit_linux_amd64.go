@@ -35,6 +35,8 @@ func (n *native) cleanCall(b blockSink, i int, fn uintptr, vector bool, args []c
 			ja[j] = jit.ArgPC()
 		case argEA:
 			ja[j] = jit.ArgEA()
+		case argCtx:
+			ja[j] = jit.ArgContext()
 		}
 	}
 	if vector {

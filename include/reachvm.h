@@ -91,6 +91,17 @@ enum rv_arg_kind {
 	RV_ARG_REG = 2,   /* the register reg's value before the instruction */
 	RV_ARG_PC = 3,    /* the instruction's application address */
 	RV_ARG_EA = 4,    /* its memory operand's effective address */
+	RV_ARG_CONTEXT = 5, /* a struct rv_context * of the application's registers */
+};
+
+/* struct rv_context is the application's registers before the
+ * instruction, as a clean call given rv_arg_context() sees them: it may
+ * change them, and the application goes on with what it leaves (except
+ * the trap flag in rflags). */
+struct rv_context {
+	/* regs are rax..r15, indexed by enum rv_reg. */
+	uint64_t regs[16];
+	uint64_t rflags;
 };
 
 /* struct rv_arg is a clean-call argument (rv_arg_const and the others
@@ -191,6 +202,42 @@ struct rv_syscall {
 	int32_t reserved;
 };
 
+/* struct rv_module is a file of application code (the executable, its
+ * interpreter, a library the program maps), as module_load and
+ * module_unload see it. The struct and the path are valid during the
+ * event only. */
+struct rv_module {
+	/* path is the file's path as the kernel shows it, NUL-terminated. */
+	const char *path;
+	/* base is the address of the file's first mapping, from which its
+	 * offsets count (a shared object's load bias); end the end of the
+	 * mappings that follow base without a gap. */
+	uint64_t base;
+	uint64_t end;
+};
+
+/* struct rv_signal is a signal about to be delivered to the application
+ * (its handler run or its default action taken), as the signal event
+ * sees it. */
+struct rv_signal {
+	struct rv_thread *thread;
+	/* signo, code and addr are the siginfo's si_signo, si_code and
+	 * si_addr (the faulting address of SIGSEGV and SIGBUS). */
+	int32_t signo;
+	int32_t code;
+	uint64_t addr;
+	/* pc is the application's instruction the signal comes at: the
+	 * faulting one if fault is 1 (a synchronous signal it raised). */
+	uint64_t pc;
+	int32_t fault;
+	/* suppress, set to 1 by the event, drops the signal: an
+	 * asynchronous one is not delivered; a fault's instruction runs
+	 * again (and faults again unless the client changed why). */
+	int32_t suppress;
+	/* siginfo is the whole siginfo_t, 128 bytes, read only. */
+	const uint8_t *siginfo;
+};
+
 /* struct rv_exit is the end of the program's run. */
 struct rv_exit {
 	/* status is the program's exit status (128+N for a fatal signal
@@ -230,6 +277,15 @@ struct rv_client {
 	/* exit is called once, when the run has ended, after every
 	 * thread_exit: the place to write the client's report, to e->fd. */
 	void (*exit)(const struct rv_exit *e);
+	/* module_load is called once for each module before its first
+	 * block is translated (before any of its code runs under reachvm),
+	 * module_unload when the application unmaps the module's first
+	 * mapping; one at a time for the whole program. */
+	void (*module_load)(const struct rv_module *m);
+	void (*module_unload)(const struct rv_module *m);
+	/* signal is called before a signal is delivered to the
+	 * application; it may suppress it. */
+	void (*signal)(struct rv_signal *s);
 };
 
 /* reachvm_client_init is the client's entry point: it fills c with its
@@ -265,6 +321,15 @@ static inline struct rv_arg rv_arg_pc(void)
 static inline struct rv_arg rv_arg_ea(void)
 {
 	struct rv_arg a = {RV_ARG_EA, 0, 0};
+	return a;
+}
+
+/* rv_arg_context is a pointer to the application's registers (struct
+ * rv_context), which the function may change: all of them are saved and
+ * restored around such a call. */
+static inline struct rv_arg rv_arg_context(void)
+{
+	struct rv_arg a = {RV_ARG_CONTEXT, 0, 0};
 	return a;
 }
 
@@ -352,7 +417,7 @@ static inline int rv_insert_clean_call_va(struct rv_block *b, int idx, void *fn,
 
 		in->args[i] = va_arg(ap, struct rv_arg);
 		k = in->args[i].kind;
-		if (k < RV_ARG_CONST || k > RV_ARG_EA || (k == RV_ARG_REG && in->args[i].reg > RV_R15)) {
+		if (k < RV_ARG_CONST || k > RV_ARG_CONTEXT || (k == RV_ARG_REG && in->args[i].reg > RV_R15)) {
 			rv_block_fail(b, RV_ERR_ARGS);
 			return b->error;
 		}
@@ -363,9 +428,9 @@ static inline int rv_insert_clean_call_va(struct rv_block *b, int idx, void *fn,
 
 /* rv_insert_clean_call inserts, before instruction idx of b, a call of
  * fn with nargs (at most RV_MAX_ARGS) arguments, each a struct rv_arg
- * (rv_arg_const, rv_arg_reg, rv_arg_pc, rv_arg_ea), passed to fn as
- * 64-bit integers, System V ABI. fn must be a function of the client's
- * image: the code cache calls it with one rel32 call.
+ * (rv_arg_const, rv_arg_reg, rv_arg_pc, rv_arg_ea, rv_arg_context),
+ * passed to fn as 64-bit integers, System V ABI. fn must be a function
+ * of the client's image: the code cache calls it with one rel32 call.
  *
  * fn runs on the application's thread, with the application's state
  * saved around it (the registers the ABI lets fn change, the flags), on

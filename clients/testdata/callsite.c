@@ -6,7 +6,9 @@
  * probe instruction (`mov 16(%rdi,%rsi,8), %rax`, argv[1] in hex), it
  * inserts before it a clean call of ea with rv_arg_ea, the registers
  * rdi and rsi, rv_arg_pc and a constant, and checks that the effective
- * address is rdi+rsi*8+16. */
+ * address is rdi+rsi*8+16; and before the instruction after it (probe's
+ * ret) a clean call given rv_arg_context, which adds 1000 to rax: the
+ * program's sum grows by 10000. */
 #include "reachvm.h"
 
 static uint64_t probe;
@@ -41,6 +43,14 @@ static void ea(uint64_t addr, uint64_t rdi, uint64_t rsi, uint64_t pc, uint64_t 
 		__atomic_fetch_add(&ea_bad, 1, __ATOMIC_RELAXED);
 }
 
+static uint64_t ctx_calls;
+
+static void bump(struct rv_context *ctx)
+{
+	__atomic_fetch_add(&ctx_calls, 1, __ATOMIC_RELAXED);
+	ctx->regs[RV_RAX] += 1000;
+}
+
 static void block(struct rv_block *b)
 {
 	int i;
@@ -50,14 +60,16 @@ static void block(struct rv_block *b)
 		if (probe != 0 && b->instrs[i].pc == probe)
 			rv_insert_clean_call(b, i, (void *)ea, 5, rv_arg_ea(), rv_arg_reg(RV_RDI), rv_arg_reg(RV_RSI),
 					     rv_arg_pc(), rv_arg_const(77));
+		else if (probe != 0 && b->instrs[i].pc == probe + 5)
+			rv_insert_clean_call(b, i, (void *)bump, 1, rv_arg_context());
 }
 
 static void report(const struct rv_exit *e)
 {
-	rv_dprintf(e->fd, "{\"sites_ok\":%llu,\"sites_bad\":%llu,\"ret_lo\":%llu,\"ret_hi\":%llu,\"site\":%llu,\"ea_calls\":%llu,\"ea_ok\":%llu,\"ea_bad\":%llu}\n",
+	rv_dprintf(e->fd, "{\"sites_ok\":%llu,\"sites_bad\":%llu,\"ret_lo\":%llu,\"ret_hi\":%llu,\"site\":%llu,\"ea_calls\":%llu,\"ea_ok\":%llu,\"ea_bad\":%llu,\"ctx_calls\":%llu}\n",
 		   (unsigned long long)sites_ok, (unsigned long long)sites_bad, (unsigned long long)ret_lo,
 		   (unsigned long long)ret_hi, (unsigned long long)(uintptr_t)site, (unsigned long long)ea_calls,
-		   (unsigned long long)ea_ok, (unsigned long long)ea_bad);
+		   (unsigned long long)ea_ok, (unsigned long long)ea_bad, (unsigned long long)ctx_calls);
 }
 
 int reachvm_client_init(struct rv_client *c, int argc, const char **argv)

@@ -21,12 +21,16 @@ int main(void)
 	S(rv_exit); F(rv_exit, status); F(rv_exit, fd); F(rv_exit, error);
 	S(rv_client); F(rv_client, version); F(rv_client, size); F(rv_client, name); F(rv_client, block);
 	F(rv_client, thread_start); F(rv_client, thread_exit); F(rv_client, syscall_pre); F(rv_client, syscall_post);
-	F(rv_client, exit);
+	F(rv_client, exit); F(rv_client, module_load); F(rv_client, module_unload); F(rv_client, signal);
+	S(rv_context); F(rv_context, regs); F(rv_context, rflags);
+	S(rv_module); F(rv_module, path); F(rv_module, base); F(rv_module, end);
+	S(rv_signal); F(rv_signal, thread); F(rv_signal, signo); F(rv_signal, code); F(rv_signal, addr);
+	F(rv_signal, pc); F(rv_signal, fault); F(rv_signal, suppress); F(rv_signal, siginfo);
 	/* The constants Go mirrors. */
 	printf("const RV_API_VERSION %d\n", RV_API_VERSION);
 	printf("const RV_MAX_ARGS %d\n", RV_MAX_ARGS);
-	printf("const RV_ARG_CONST %d\nconst RV_ARG_REG %d\nconst RV_ARG_PC %d\nconst RV_ARG_EA %d\n",
-	       RV_ARG_CONST, RV_ARG_REG, RV_ARG_PC, RV_ARG_EA);
+	printf("const RV_ARG_CONST %d\nconst RV_ARG_REG %d\nconst RV_ARG_PC %d\nconst RV_ARG_EA %d\nconst RV_ARG_CONTEXT %d\n",
+	       RV_ARG_CONST, RV_ARG_REG, RV_ARG_PC, RV_ARG_EA, RV_ARG_CONTEXT);
 	printf("const RV_INSERT_ADD %d\nconst RV_INSERT_CLEAN_CALL %d\n", RV_INSERT_ADD, RV_INSERT_CLEAN_CALL);
 	printf("const RV_R15 %d\nconst RV_RSP %d\n", RV_R15, RV_RSP);
 	printf("const RV_ERR_VALUE %d\n", RV_ERR_VALUE);
