@@ -42,6 +42,14 @@ func (r *recorder) CleanCallVector(i int, fn uintptr, args ...jit.Arg) {
 	r.check(i, r.n.inImage(fn, 1) && len(args) <= maxArgs, "CleanCallVector")
 }
 
+func (r *recorder) RecordEA(i int, buf *jit.TraceBuffer, tag uint32) {
+	r.check(i, buf != nil && buf == r.n.tbuf, "RecordEA")
+}
+
+func (r *recorder) RecordAddr(i int, buf *jit.TraceBuffer, base jit.Reg, disp int32, tag uint32) {
+	r.check(i, buf != nil && buf == r.n.tbuf && base <= jit.R15, "RecordAddr")
+}
+
 // fuzzImage bounds the image of FuzzNativeInsert's client.
 const fuzzLo, fuzzHi = 0x10000, 0x20000
 
@@ -78,11 +86,17 @@ func FuzzNativeInsert(f *testing.F) {
 	f.Add(cat(head(1, 1, 0), insertRecord(insertCleanCall, 0, fuzzLo, 0, 0, 1, cArg{kind: argReg, reg: 16})))
 	f.Add(cat(head(2, 9, 0), insertRecord(9, 0, 0, 0, 0, 0)))
 	f.Add(head(2, 0, 2))
+	f.Add(cat(head(0x82, 2, 0), insertRecord(insertRecordEA, 1, 0, 7, 0, 0),
+		insertRecord(insertRecordAddr, 0, 0, 1<<32-1, 0, 1, cArg{kind: argReg, reg: 4, value: -8})))
+	f.Add(cat(head(2, 1, 0), insertRecord(insertRecordEA, 0, 0, 7, 0, 0)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 9 {
 			return
 		}
 		n := &native{name: "fuzz", lo: fuzzLo, hi: fuzzHi}
+		if data[0]&0x80 != 0 {
+			n.tbuf = jit.NewTraceBuffer(func(*jit.Thread, []jit.TraceRecord) {})
+		}
 		r := &recorder{t: t, n: n, len: int(data[0]%64) + 1}
 		blk := cBlock{n: int32(r.len), ninserts: binary.LittleEndian.Uint32(data[1:]), error: int32(binary.LittleEndian.Uint32(data[5:]))}
 		size := int(unsafe.Sizeof(cInsert{}))

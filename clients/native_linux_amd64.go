@@ -72,9 +72,19 @@ type cArg struct {
 
 // Insertion kinds (enum rv_insert_kind).
 const (
-	insertAdd       = 1
-	insertCleanCall = 2
+	insertAdd        = 1
+	insertCleanCall  = 2
+	insertRecordEA   = 3
+	insertRecordAddr = 4
 )
+
+// cTraceRecord is struct rv_trace_record: jit.TraceRecord, whose
+// records the trace event gets in place.
+type cTraceRecord struct {
+	addr  uint64 `c:"addr"`
+	tag   uint32 `c:"tag"`
+	extra uint32 `c:"extra"`
+}
 
 // maxArgs is RV_MAX_ARGS.
 const maxArgs = 6
@@ -167,6 +177,7 @@ type cClient struct {
 	modLoad     uintptr `c:"module_load"`
 	modUnload   uintptr `c:"module_unload"`
 	signal      uintptr `c:"signal"`
+	trace       uintptr `c:"trace"`
 }
 
 // native is a loaded native client.
@@ -182,7 +193,9 @@ type native struct {
 	// they, callable (a zero Func for an event it did not set).
 	ev                                              cClient
 	block, threadStart, threadExit, pre, post, exit privload.Func
-	modLoad, modUnload, signal                      privload.Func
+	modLoad, modUnload, signal, trace               privload.Func
+	// tbuf is the client's trace buffer, if it has a trace event.
+	tbuf *jit.TraceBuffer
 	// argv holds the C strings of the arguments and the array of
 	// pointers to them: the client may keep argv.
 	argv [][]byte
@@ -290,7 +303,7 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 		{n.ev.threadExit, &n.threadExit, "thread_exit"}, {n.ev.syscallPre, &n.pre, "syscall_pre"},
 		{n.ev.syscallPost, &n.post, "syscall_post"}, {n.ev.exit, &n.exit, "exit"},
 		{n.ev.modLoad, &n.modLoad, "module_load"}, {n.ev.modUnload, &n.modUnload, "module_unload"},
-		{n.ev.signal, &n.signal, "signal"},
+		{n.ev.signal, &n.signal, "signal"}, {n.ev.trace, &n.trace, "trace"},
 	} {
 		if e.addr == 0 {
 			continue
@@ -299,6 +312,9 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 			return nil, fmt.Errorf("clients: %s: its %s event, %#x, is not in its image [%#x, %#x)", n.name, e.what, e.addr, n.lo, n.hi)
 		}
 		*e.fn = privload.FuncAt(e.addr, n.name+"."+e.what)
+	}
+	if n.ev.trace != 0 {
+		n.tbuf = jit.NewTraceBuffer(n.traceEvent)
 	}
 	return n, nil
 }
@@ -404,6 +420,8 @@ type blockSink interface {
 	AddCell(i int, cell uintptr, n int64, locked bool)
 	CleanCall(i int, fn uintptr, args ...jit.Arg)
 	CleanCallVector(i int, fn uintptr, args ...jit.Arg)
+	RecordEA(i int, buf *jit.TraceBuffer, tag uint32)
+	RecordAddr(i int, buf *jit.TraceBuffer, base jit.Reg, disp int32, tag uint32)
 }
 
 // insert turns the records the block event left in blk into b's
@@ -437,6 +455,22 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 				return fmt.Errorf("clients: %s: block %#x: an add with flags %#x", n.name, blk.pc, in.flags)
 			}
 			n.addCell(b, int(in.at), uintptr(in.target), in.n, in.flags&flagLocked != 0)
+		case insertRecordEA, insertRecordAddr:
+			if n.tbuf == nil {
+				return fmt.Errorf("clients: %s: block %#x: a trace record, and no trace event to take it", n.name, blk.pc)
+			}
+			if in.n != int64(uint32(in.n)) {
+				return fmt.Errorf("clients: %s: block %#x: a record's tag %d, which does not fit in 32 bits", n.name, blk.pc, in.n)
+			}
+			if in.kind == insertRecordEA {
+				b.RecordEA(int(in.at), n.tbuf, uint32(in.n))
+				break
+			}
+			a := in.args[0]
+			if in.nargs != 1 || a.kind != argReg || a.reg > uint32(jit.R15) || a.value != int64(int32(a.value)) {
+				return fmt.Errorf("clients: %s: block %#x: a record of an address with %d arguments, the first of kind %d, register %d, displacement %d", n.name, blk.pc, in.nargs, a.kind, a.reg, a.value)
+			}
+			b.RecordAddr(int(in.at), n.tbuf, jit.Reg(a.reg), int32(a.value), uint32(in.n))
 		case insertCleanCall:
 			if !n.inImage(uintptr(in.target), 1) {
 				return fmt.Errorf("clients: %s: block %#x: the clean call's function %#x is not in the client's image [%#x, %#x)", n.name, blk.pc, in.target, n.lo, n.hi)
@@ -490,6 +524,15 @@ func (n *native) syscallPost(s *jit.Syscall) {
 	}
 	n.call(n.post, unsafe.Pointer(sc))
 	s.Result = sc.result
+}
+
+// traceEvent gives the client's trace event the records t made.
+func (n *native) traceEvent(t *jit.Thread, recs []jit.TraceRecord) {
+	if len(recs) == 0 {
+		return
+	}
+	nt := n.thread(t)
+	_, _ = n.trace.Call3(uintptr(unsafe.Pointer(&nt.t)), uintptr(unsafe.Pointer(&recs[0])), uintptr(len(recs)))
 }
 
 // moduleEvent gives the client's module event f the module mod.

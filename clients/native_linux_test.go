@@ -20,6 +20,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/reachvm/reachvm/jit"
 	"github.com/reachvm/reachvm/jit/kernels"
@@ -287,17 +288,25 @@ func TestNativeLayout(t *testing.T) {
 		"rv_block": reflect.TypeFor[cBlock](), "rv_syscall": reflect.TypeFor[cSyscall](),
 		"rv_exit": reflect.TypeFor[cExit](), "rv_client": reflect.TypeFor[cClient](),
 		"rv_module": reflect.TypeFor[cModule](), "rv_signal": reflect.TypeFor[cSignal](),
-		"rv_context": reflect.TypeFor[cContext](),
+		"rv_context": reflect.TypeFor[cContext](), "rv_trace_record": reflect.TypeFor[cTraceRecord](),
 	}
 	consts := map[string]int{
 		"RV_API_VERSION": nativeVersion, "RV_MAX_ARGS": maxArgs,
 		"RV_ARG_CONST": argConst, "RV_ARG_REG": argReg, "RV_ARG_PC": argPC, "RV_ARG_EA": argEA, "RV_ARG_CONTEXT": argCtx,
 		"RV_INSERT_ADD": insertAdd, "RV_INSERT_CLEAN_CALL": insertCleanCall,
+		"RV_INSERT_RECORD_EA": insertRecordEA, "RV_INSERT_RECORD_ADDR": insertRecordAddr,
 		"RV_LOCKED": flagLocked, "RV_VECTOR": flagVector,
 		"RV_R15": int(jit.R15), "RV_RSP": int(jit.RSP), "RV_ERR_VALUE": len(blockErrors) - 1,
 	}
 	if s := reflect.TypeFor[cContext]().Size(); s != 136 {
 		t.Errorf("struct rv_context is %d bytes; jit.ArgContext's registers and flags are 136", s)
+	}
+	// The trace event gets jit's records in place.
+	var jr jit.TraceRecord
+	var cr cTraceRecord
+	if unsafe.Sizeof(jr) != unsafe.Sizeof(cr) || unsafe.Offsetof(jr.Addr) != unsafe.Offsetof(cr.addr) ||
+		unsafe.Offsetof(jr.Tag) != unsafe.Offsetof(cr.tag) || unsafe.Offsetof(jr.Extra) != unsafe.Offsetof(cr.extra) {
+		t.Errorf("jit.TraceRecord and struct rv_trace_record differ")
 	}
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -607,6 +616,36 @@ func TestNativeSignals(t *testing.T) {
 			t.Errorf("%s: program printed %q, want %q; %+v", tc.mode, r.stdout, tc.out, e)
 		}
 	}
+}
+
+// TestNativeTrace: trace records, of an effective address and of a
+// register plus a displacement, reach the client's trace event a buffer
+// at a time (4095 records when full), in full: one rsp-8 record per
+// block executed (as many as the cleancall example's calls on the same
+// program), and the ten loads' addresses, whose sum the program's array
+// gives.
+func TestNativeTrace(t *testing.T) {
+	prog := gccBuild(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
+	probe, arr := symbol(t, prog, "probe"), symbol(t, prog, "arr")
+	r := mustRun(t, testClient(t, "memtrace"), []string{strconv.FormatUint(probe, 16)}, prog)
+	cc := mustRun(t, example(t, "cleancall"), nil, prog)
+	var m struct {
+		Flushes, Records, Biggest, Tag1, Tag7, Tag7Sum, Bad uint64
+	}
+	dec := strings.NewReplacer("tag7_sum", "Tag7Sum").Replace(r.report)
+	if err := json.Unmarshal([]byte(dec), &m); err != nil {
+		t.Fatalf("%v: %q", err, r.report)
+	}
+	var c struct{ Calls uint64 }
+	if err := json.Unmarshal([]byte(cc.report), &c); err != nil {
+		t.Fatal(err)
+	}
+	want := 10*(arr+16) + 8*45 // &arr[i+2] for i < 10
+	if r.stdout != "75\n" || m.Tag7 != 10 || m.Tag7Sum != want || m.Tag1 != c.Calls || m.Records != m.Tag1+m.Tag7 ||
+		m.Biggest != 4095 || m.Flushes < 2 || m.Bad != 0 {
+		t.Errorf("memtrace %+v (stdout %q); want 10 loads summing to %d, %d block records", m, r.stdout, want, c.Calls)
+	}
+	t.Logf("%d records in %d buffers", m.Records, m.Flushes)
 }
 
 // TestNativeLibc: a client linked with the C library (the host's copy)

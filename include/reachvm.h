@@ -116,6 +116,17 @@ struct rv_arg {
 enum rv_insert_kind {
 	RV_INSERT_ADD = 1,
 	RV_INSERT_CLEAN_CALL = 2,
+	RV_INSERT_RECORD_EA = 3,   /* a trace record of the memory operand's address */
+	RV_INSERT_RECORD_ADDR = 4, /* a trace record of a register plus a displacement */
+};
+
+/* struct rv_trace_record is one record of the client's trace buffer, as
+ * its trace event gets them. */
+struct rv_trace_record {
+	/* addr is the address recorded; tag the insertion's tag. */
+	uint64_t addr;
+	uint32_t tag;
+	uint32_t extra; /* 0 */
 };
 
 /* Insertion flags. */
@@ -138,12 +149,15 @@ struct rv_insert {
 	/* target is the cell (RV_INSERT_ADD) or the function
 	 * (RV_INSERT_CLEAN_CALL): an address in the client's own image. */
 	uint64_t target;
-	/* n is what RV_INSERT_ADD adds (it fits in 32 bits). */
+	/* n is what RV_INSERT_ADD adds (it fits in 32 bits), or a record's
+	 * tag (32 bits, unsigned). */
 	int64_t n;
 	/* flags are enum rv_insert_flags: RV_LOCKED for an add,
 	 * RV_VECTOR for a clean call. */
 	uint32_t flags;
-	/* nargs are the clean call's arguments, args[0:nargs]. */
+	/* nargs are the clean call's arguments, args[0:nargs];
+	 * RV_INSERT_RECORD_ADDR's base register and displacement are its
+	 * one argument, of kind RV_ARG_REG. */
 	uint32_t nargs;
 	struct rv_arg args[RV_MAX_ARGS];
 };
@@ -286,6 +300,12 @@ struct rv_client {
 	/* signal is called before a signal is delivered to the
 	 * application; it may suppress it. */
 	void (*signal)(struct rv_signal *s);
+	/* trace is given the records the code inserted by
+	 * rv_insert_record_ea and rv_insert_record_addr made on thread t,
+	 * recs[0:n], in order: when the thread's buffer (4095 records)
+	 * fills, and the rest when the thread exits. The records are valid
+	 * during the event only. A client that records must have it. */
+	void (*trace)(struct rv_thread *t, const struct rv_trace_record *recs, size_t n);
 };
 
 /* reachvm_client_init is the client's entry point: it fills c with its
@@ -464,6 +484,48 @@ static inline int rv_insert_clean_call_vector(struct rv_block *b, int idx, void 
 	r = rv_insert_clean_call_va(b, idx, fn, RV_VECTOR, nargs, ap);
 	va_end(ap);
 	return r;
+}
+
+/* rv_insert_record_ea inserts, before instruction idx of b, code that
+ * appends to the thread's trace buffer a record of the effective address
+ * of the instruction's memory operand (as rv_arg_ea computes it) and
+ * tag, without changing the application's registers or flags: no call,
+ * a few instructions inline (DynamoRIO's drx_buf). The client's trace
+ * event gets the records a buffer at a time. An instruction without a
+ * memory operand fails the translation. */
+static inline int rv_insert_record_ea(struct rv_block *b, int idx, uint32_t tag)
+{
+	struct rv_insert *in = rv_insert_new(b, idx, RV_INSERT_RECORD_EA);
+
+	if (in == NULL)
+		return b->error;
+	in->n = tag;
+	b->ninserts++;
+	return 0;
+}
+
+/* rv_insert_record_addr is rv_insert_record_ea for the address
+ * base+disp, base's value being the application's before the
+ * instruction: for the implicit operands of push (rsp-8), pop and ret
+ * (rsp), and the string instructions (rsi, rdi). */
+static inline int rv_insert_record_addr(struct rv_block *b, int idx, enum rv_reg base, int32_t disp, uint32_t tag)
+{
+	struct rv_insert *in;
+
+	if ((uint32_t)base > RV_R15) {
+		rv_block_fail(b, RV_ERR_ARGS);
+		return b->error;
+	}
+	in = rv_insert_new(b, idx, RV_INSERT_RECORD_ADDR);
+	if (in == NULL)
+		return b->error;
+	in->n = tag;
+	in->nargs = 1;
+	in->args[0].kind = RV_ARG_REG;
+	in->args[0].reg = (uint32_t)base;
+	in->args[0].value = disp;
+	b->ninserts++;
+	return 0;
 }
 
 /* rv_syscall3 makes the system call nr with three arguments itself (no

@@ -26,12 +26,15 @@ int main(void)
 	S(rv_module); F(rv_module, path); F(rv_module, base); F(rv_module, end);
 	S(rv_signal); F(rv_signal, thread); F(rv_signal, signo); F(rv_signal, code); F(rv_signal, addr);
 	F(rv_signal, pc); F(rv_signal, fault); F(rv_signal, suppress); F(rv_signal, siginfo);
+	F(rv_client, trace);
+	S(rv_trace_record); F(rv_trace_record, addr); F(rv_trace_record, tag); F(rv_trace_record, extra);
 	/* The constants Go mirrors. */
 	printf("const RV_API_VERSION %d\n", RV_API_VERSION);
 	printf("const RV_MAX_ARGS %d\n", RV_MAX_ARGS);
 	printf("const RV_ARG_CONST %d\nconst RV_ARG_REG %d\nconst RV_ARG_PC %d\nconst RV_ARG_EA %d\nconst RV_ARG_CONTEXT %d\n",
 	       RV_ARG_CONST, RV_ARG_REG, RV_ARG_PC, RV_ARG_EA, RV_ARG_CONTEXT);
 	printf("const RV_INSERT_ADD %d\nconst RV_INSERT_CLEAN_CALL %d\n", RV_INSERT_ADD, RV_INSERT_CLEAN_CALL);
+	printf("const RV_INSERT_RECORD_EA %d\nconst RV_INSERT_RECORD_ADDR %d\n", RV_INSERT_RECORD_EA, RV_INSERT_RECORD_ADDR);
 	printf("const RV_R15 %d\nconst RV_RSP %d\n", RV_R15, RV_RSP);
 	printf("const RV_ERR_VALUE %d\n", RV_ERR_VALUE);
 	printf("const RV_LOCKED %d\nconst RV_VECTOR %d\n", RV_LOCKED, RV_VECTOR);
