@@ -93,7 +93,7 @@ func FuzzNativeInsert(f *testing.F) {
 		if len(data) < 9 {
 			return
 		}
-		n := &native{name: "fuzz", lo: fuzzLo, hi: fuzzHi}
+		n := &native{name: "fuzz", images: []image{{fuzzLo, fuzzHi}}}
 		if data[0]&0x80 != 0 {
 			n.tbuf = jit.NewTraceBuffer(func(*jit.Thread, []jit.TraceRecord) {})
 		}

@@ -185,10 +185,11 @@ type native struct {
 	// name names the client in errors: the name it gave, else its
 	// file's base name.
 	name string
-	// lib is the client's image; lo and hi bound it, [lo, hi): the
-	// cells and functions it inserts must lie there, in vmcode.
+	// lib is the client's library. images are the slots of it and of
+	// the libraries loaded privately with it, [lo, hi) each: the events,
+	// cells and functions the client gives must lie in one, in vmcode.
 	lib    *privload.Library
-	lo, hi uintptr
+	images []image
 	// ev are the client's events as its init left them; the Funcs are
 	// they, callable (a zero Func for an event it did not set).
 	ev                                              cClient
@@ -209,6 +210,9 @@ type native struct {
 	errText  []byte
 	blockErr error
 }
+
+// image is a private library's slot, [lo, hi).
+type image struct{ lo, hi uintptr }
 
 // nthread is a thread's part of a native client, its jit.Thread's Data:
 // the structs of its events, reused from one event to the next.
@@ -267,7 +271,10 @@ func LoadNative(v *vmm.VMM, path string, args []string) (*Tool, error) {
 
 // initNative runs the client's init and returns it ready.
 func initNative(lib *privload.Library, path string, args []string) (*native, error) {
-	n := &native{name: filepath.Base(path), lib: lib, lo: lib.Start(), hi: lib.Start() + lib.Size()}
+	n := &native{name: filepath.Base(path), lib: lib}
+	for _, l := range lib.Libraries() {
+		n.images = append(n.images, image{l.Start(), l.Start() + l.Size()})
+	}
 	initFn, err := lib.Func(initSymbol)
 	if err != nil {
 		return nil, fmt.Errorf("clients: %s is not a reachvm client: %w", path, err)
@@ -309,7 +316,7 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 			continue
 		}
 		if !n.inImage(e.addr, 1) {
-			return nil, fmt.Errorf("clients: %s: its %s event, %#x, is not in its image [%#x, %#x)", n.name, e.what, e.addr, n.lo, n.hi)
+			return nil, fmt.Errorf("clients: %s: its %s event, %#x, is not in its image %s", n.name, e.what, e.addr, n.imageText())
 		}
 		*e.fn = privload.FuncAt(e.addr, n.name+"."+e.what)
 	}
@@ -319,9 +326,27 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 	return n, nil
 }
 
-// inImage reports whether [addr, addr+size) lies in the client's image.
+// inImage reports whether [addr, addr+size) lies in the client's image:
+// its library's slot, or a slot of a library loaded privately with it.
 func (n *native) inImage(addr, size uintptr) bool {
-	return addr >= n.lo && addr < n.hi && size <= n.hi-addr
+	for _, im := range n.images {
+		if addr >= im.lo && addr < im.hi && size <= im.hi-addr {
+			return true
+		}
+	}
+	return false
+}
+
+// imageText describes the client's image for errors.
+func (n *native) imageText() string {
+	var b strings.Builder
+	for i, im := range n.images {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "[%#x, %#x)", im.lo, im.hi)
+	}
+	return b.String()
 }
 
 // jitClient returns the jit.Client running n's events: only those the
@@ -446,7 +471,7 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 		switch in.kind {
 		case insertAdd:
 			if !n.inImage(uintptr(in.target), 8) || in.target%8 != 0 {
-				return fmt.Errorf("clients: %s: block %#x: the cell %#x is not an aligned word of the client's image [%#x, %#x)", n.name, blk.pc, in.target, n.lo, n.hi)
+				return fmt.Errorf("clients: %s: block %#x: the cell %#x is not an aligned word of the client's image %s", n.name, blk.pc, in.target, n.imageText())
 			}
 			if in.n != int64(int32(in.n)) {
 				return fmt.Errorf("clients: %s: block %#x: an add of %d, which does not fit in 32 bits", n.name, blk.pc, in.n)
@@ -473,7 +498,7 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 			b.RecordAddr(int(in.at), n.tbuf, jit.Reg(a.reg), int32(a.value), uint32(in.n))
 		case insertCleanCall:
 			if !n.inImage(uintptr(in.target), 1) {
-				return fmt.Errorf("clients: %s: block %#x: the clean call's function %#x is not in the client's image [%#x, %#x)", n.name, blk.pc, in.target, n.lo, n.hi)
+				return fmt.Errorf("clients: %s: block %#x: the clean call's function %#x is not in the client's image %s", n.name, blk.pc, in.target, n.imageText())
 			}
 			if in.nargs > maxArgs {
 				return fmt.Errorf("clients: %s: block %#x: a clean call with %d arguments (at most %d)", n.name, blk.pc, in.nargs, maxArgs)

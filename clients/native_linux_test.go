@@ -648,6 +648,21 @@ func TestNativeTrace(t *testing.T) {
 	t.Logf("%d records in %d buffers", m.Records, m.Flushes)
 }
 
+// TestNativeDependency: a client's events and cells may lie in a
+// library it needs, loaded privately with it (into vmcode too): the
+// client counts what inscount does.
+func TestNativeDependency(t *testing.T) {
+	dep := gccBuild(t, "libclientdep.so", "testdata/dep.c", freestanding...)
+	so := gccBuild(t, "depclient.so", "testdata/depclient.c", append(append([]string{}, freestanding...),
+		"-L"+filepath.Dir(dep), "-Wl,-rpath,$ORIGIN", "-Wl,--no-as-needed", "-lclientdep")...)
+	argv := []string{kernelsProgram(t), "k_fib", "20"}
+	c := mustRun(t, so, nil, argv...)
+	g := mustRun(t, "inscount", nil, argv...)
+	if c.report != g.report {
+		t.Errorf("client with a dependency %q, inscount %q", c.report, g.report)
+	}
+}
+
 // TestNativeLibc: a client linked with the C library (the host's copy)
 // runs, with malloc, snprintf and write in its events, and counts what
 // inscount counts.
