@@ -454,3 +454,13 @@ func (t *translator) emitEA(ea memOperand, appReg func(dst amd64.Reg, r int8), t
 		a.Raw(rel32To(a, t.m.ctx+ctxAppFS, 0)...)
 	}
 }
+
+// HasMemOperand reports whether the instruction has an explicit memory
+// operand whose address ArgEA and RecordEA can compute: a ModRM memory
+// operand, not GS-relative, not with a vector index.
+func (i *Instr) HasMemOperand() bool {
+	d := &i.in
+	return d.HasModRM() && d.Mod() != 3 &&
+		(d.Prefixes&decode.PSeg == 0 || d.Seg != 0x65) &&
+		!(d.ModRM&7 == 4 && d.Encoding != decode.Legacy && isVSIB(d))
+}

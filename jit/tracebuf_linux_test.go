@@ -7,13 +7,6 @@ import (
 	"github.com/reachvm/reachvm/jit/internal/amd64"
 )
 
-// hasMemOperand reports whether ArgEA and RecordEA take the
-// instruction: a ModRM memory operand, not a vector-indexed one.
-func hasMemOperand(in *Instr) bool {
-	_, err := effAddr(in)
-	return err == nil
-}
-
 // TestTraceBufferKernels: a record before every instruction with a
 // memory operand of every kernel leaves the results as they are
 // natively, and the buffers hand Go exactly as many records as a counter
@@ -34,7 +27,7 @@ func TestTraceBufferKernels(t *testing.T) {
 	})
 	client := &Client{Block: func(b *Block) {
 		for i := range b.Len() {
-			if hasMemOperand(b.Instr(i)) {
+			if b.Instr(i).HasMemOperand() {
 				b.RecordEA(i, buf, uint32(i))
 				b.AddCounter(i, ctr, 1)
 			}
@@ -73,7 +66,7 @@ func TestTraceBufferAddrs(t *testing.T) {
 	buf := NewTraceBuffer(func(th *Thread, r []TraceRecord) { got = append(got, r...) })
 	client := &Client{Block: func(b *Block) {
 		for i := range b.Len() {
-			if in := b.Instr(i); hasMemOperand(in) {
+			if in := b.Instr(i); in.HasMemOperand() {
 				b.RecordEA(i, buf, uint32(i))
 			}
 		}

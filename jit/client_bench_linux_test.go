@@ -1,0 +1,123 @@
+package jit
+
+import (
+	"os"
+	"testing"
+
+	"github.com/reachvm/reachvm/vmm"
+)
+
+// benchClients are the clients the client benchmarks compare: none, one
+// that takes every event and inserts nothing, and the sample tools'
+// insertions (a counter per block by its length; one per block by 1
+// beside it, as bbcount's per-block counters do; a clean call per block;
+// a record per memory operand).
+func benchClients() []struct {
+	name   string
+	client func() *Client
+} {
+	return []struct {
+		name   string
+		client func() *Client
+	}{
+		{"none", func() *Client { return nil }},
+		{"events", func() *Client {
+			return &Client{
+				Block:        func(b *Block) {},
+				ThreadStart:  func(*Thread) {},
+				ThreadExit:   func(*Thread) {},
+				SyscallPre:   func(*Syscall) {},
+				SyscallPost:  func(*Syscall) {},
+				Exit:         func(*ExitEvent) {},
+				ModuleLoad:   func(*Module) {},
+				ModuleUnload: func(*Module) {},
+				Signal:       func(*SignalEvent) {},
+			}
+		}},
+		{"walk", func() *Client {
+			sink := 0
+			return &Client{Block: func(b *Block) {
+				for i := range b.Len() {
+					in := b.Instr(i)
+					sink += in.Len() + int(in.PC()&1) + len(in.Bytes())
+					if in.HasMemOperand() {
+						sink++
+					}
+				}
+			}}
+		}},
+		{"inscount", func() *Client {
+			c := NewCounter(PerThread)
+			return &Client{Block: func(b *Block) { b.AddCounter(0, c, int64(b.Len())) }}
+		}},
+		{"bbcount", func() *Client {
+			ins, blocks := NewCounter(PerThread), map[uintptr]*Counter{}
+			return &Client{Block: func(b *Block) {
+				c := blocks[b.PC()]
+				if c == nil {
+					c = NewCounter(PerThread)
+					blocks[b.PC()] = c
+				}
+				b.AddCounter(0, c, 1)
+				b.AddCounter(0, ins, int64(b.Len()))
+			}}
+		}},
+		{"memtrace", func() *Client {
+			n := 0
+			buf := NewTraceBuffer(func(t *Thread, recs []TraceRecord) { n += len(recs) })
+			return &Client{Block: func(b *Block) {
+				for i := range b.Len() {
+					if b.Instr(i).HasMemOperand() {
+						b.RecordEA(i, buf, uint32(i))
+					}
+				}
+			}}
+		}},
+	}
+}
+
+// BenchmarkClientKernels times each kernel under the translator with
+// each of benchClients (warm cache), for ratios to "none" in the same
+// run: what a client's insertions cost per execution, and that taking
+// every event costs nothing once the code is translated.
+func BenchmarkClientKernels(b *testing.B) {
+	for _, k := range kernels {
+		if k.need != nil && !k.need() || k.micro {
+			continue
+		}
+		for _, c := range benchClients() {
+			b.Run(k.name+"/"+c.name, func(b *testing.B) {
+				m, _ := newTestMachine(b, vmm.Config{VMCodeBase: lowBase}, &Options{Client: c.client()})
+				lib := loadKernels(b, m.v)
+				fn := lookup(b, lib, k.name)
+				want := Call(fn, k.bench...)
+				if got, err := m.Run(fn, k.bench...); err != nil || got != want {
+					b.Fatalf("%#x, %v; native %#x", got, err, want)
+				}
+				for b.Loop() {
+					m.Run(fn, k.bench...)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTranslateClient is BenchmarkTranslate's superblock case over
+// libc with each of benchClients, in the same process: basic blocks
+// translated per second with a client that sees every block (and, with
+// "walk", every instruction), against none.
+func BenchmarkTranslateClient(b *testing.B) {
+	const lib = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+	if _, err := os.Stat(lib); err != nil {
+		b.Skip(err)
+	}
+	fns := mapText(b, lib)
+	for _, c := range benchClients() {
+		b.Run(c.name, func(b *testing.B) {
+			m, _ := newTestMachine(b, vmm.Config{VMCodeSize: 512 << 20}, &Options{MaxCacheSize: 256 << 20, Client: c.client()})
+			translateLoop(b, m, fns)
+			st := m.Stats()
+			b.ReportMetric(float64(st.Blocks)/b.Elapsed().Seconds(), "bb/s")
+		})
+	}
+}
