@@ -52,6 +52,8 @@ type cInstr struct {
 	len       uint32  `c:"len"`
 	isControl uint32  `c:"is_control"`
 	mnemonic  uintptr `c:"mnemonic"`
+	hasMem    uint32  `c:"has_mem"`
+	reserved  uint32  `c:"reserved"`
 }
 
 // Argument kinds (enum rv_arg_kind).
@@ -420,6 +422,9 @@ func (n *native) blockEvent(b *jit.Block) {
 		nt.instrs[i] = cInstr{pc: uint64(in.PC()), bytes: uintptr(unsafe.Pointer(&code[0])), len: uint32(in.Len())}
 		if in.IsControl() {
 			nt.instrs[i].isControl = 1
+		}
+		if in.HasMemOperand() {
+			nt.instrs[i].hasMem = 1
 		}
 	}
 	room := insertsBase + insertsPerInstr*k

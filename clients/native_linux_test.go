@@ -646,6 +646,18 @@ func TestNativeTrace(t *testing.T) {
 		t.Errorf("memtrace %+v (stdout %q); want 10 loads summing to %d, %d block records", m, r.stdout, want, c.Calls)
 	}
 	t.Logf("%d records in %d buffers", m.Records, m.Flushes)
+
+	// Every instruction with has_mem set takes a record of its
+	// address: none fails the translation.
+	all := mustRun(t, testClient(t, "memtrace"), []string{strconv.FormatUint(probe, 16), "all"}, prog)
+	var a struct{ Tag1, Tag7, Tag9, Bad uint64 }
+	if err := json.Unmarshal([]byte(all.report), &a); err != nil {
+		t.Fatalf("%v: %q", err, all.report)
+	}
+	if all.stdout != "75\n" || a.Tag7 != 10 || a.Tag9 < a.Tag1 || a.Bad != 0 {
+		t.Errorf("memtrace all: %+v (stdout %q); want 10 probe records, more memory records than blocks", a, all.stdout)
+	}
+	t.Logf("all memory operands: %d records", a.Tag9)
 }
 
 // TestNativeDependency: a client's events and cells may lie in a

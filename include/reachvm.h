@@ -83,6 +83,12 @@ struct rv_instr {
 	/* mnemonic is the instruction's mnemonic ("add"), or NULL where
 	 * this reachvm does not decode it for clients. */
 	const char *mnemonic;
+	/* has_mem is 1 if the instruction has an explicit memory operand
+	 * whose address rv_arg_ea and rv_insert_record_ea compute (a ModRM
+	 * memory operand, not GS-relative, without a vector index; lea's
+	 * too, which reads no memory), else 0. */
+	uint32_t has_mem;
+	uint32_t reserved;
 };
 
 /* The kinds of clean-call argument. */

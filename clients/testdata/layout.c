@@ -10,7 +10,7 @@
 int main(void)
 {
 	S(rv_thread); F(rv_thread, tid); F(rv_thread, reserved); F(rv_thread, data);
-	S(rv_instr); F(rv_instr, pc); F(rv_instr, bytes); F(rv_instr, len); F(rv_instr, is_control); F(rv_instr, mnemonic);
+	S(rv_instr); F(rv_instr, pc); F(rv_instr, bytes); F(rv_instr, len); F(rv_instr, is_control); F(rv_instr, mnemonic); F(rv_instr, has_mem); F(rv_instr, reserved);
 	S(rv_arg); F(rv_arg, kind); F(rv_arg, reg); F(rv_arg, value);
 	S(rv_insert); F(rv_insert, kind); F(rv_insert, at); F(rv_insert, target); F(rv_insert, n);
 	F(rv_insert, flags); F(rv_insert, nargs); F(rv_insert, args);
