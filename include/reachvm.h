@@ -43,9 +43,11 @@ extern "C" {
 #endif
 
 /* RV_API_VERSION is the version of this interface. reachvm fills
- * rv_client.version with the version it implements; a client built
- * against a newer header than the reachvm running it can refuse to run
- * by returning nonzero from reachvm_client_init. */
+ * rv_client.version with the version it implements and rv_client.size
+ * with the struct's size as it knows it; a client built against a newer
+ * header than the reachvm running it sees a smaller size, and should
+ * refuse to run (return nonzero from reachvm_client_init) if it needs
+ * the events past it, which that reachvm does not call. */
 #define RV_API_VERSION 1
 
 /* The application's general registers, as rv_arg_reg names them: the
