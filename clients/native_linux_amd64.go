@@ -291,15 +291,15 @@ func initNative(lib *privload.Library, path string, args []string) (*native, err
 	// The client fills a struct rv_client with room after it: one built
 	// against a newer header than this reachvm's may write fields this
 	// one does not know, which must land in memory of no use.
-	init := new(struct {
+	fill := new(struct {
 		ev   cClient
 		room [512]byte
 	})
-	init.ev.version = nativeVersion
-	init.ev.size = uint32(unsafe.Sizeof(init.ev))
-	r, err := initFn.Call3(uintptr(unsafe.Pointer(init)), uintptr(len(n.argv)), uintptr(unsafe.Pointer(&n.argp[0])))
+	fill.ev.version = nativeVersion
+	fill.ev.size = uint32(unsafe.Sizeof(fill.ev))
+	r, err := initFn.Call3(uintptr(unsafe.Pointer(fill)), uintptr(len(n.argv)), uintptr(unsafe.Pointer(&n.argp[0])))
 	runtime.KeepAlive(n)
-	n.ev = init.ev
+	n.ev = fill.ev
 	if err != nil {
 		return nil, fmt.Errorf("clients: %s: %w", path, err)
 	}
