@@ -3,6 +3,7 @@
 package clients
 
 import (
+	"io"
 	"os"
 	"syscall"
 	"testing"
@@ -96,5 +97,34 @@ func benchRun(b *testing.B, client string, argv ...string) {
 		if err := tool.Report(null); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func init() {
+	// empty-go is the Go twin of testdata/empty.c: a block event that
+	// inserts nothing.
+	factories["empty-go"] = func(args []string) (*Tool, error) {
+		return &Tool{Name: "empty-go", Client: &jit.Client{Block: func(b *jit.Block) {}},
+			Report: func(io.Writer) error { return nil }}, nil
+	}
+}
+
+// BenchmarkNativeTranslate runs /bin/true, whose run is mostly
+// translation (ld.so and the C library starting: some 2000 blocks), under
+// no client, a Go client and a native client whose block events insert
+// nothing: what a native block event costs against a Go one, per block
+// translated (the crossing into C, and the block's instructions copied
+// out for it).
+func BenchmarkNativeTranslate(b *testing.B) {
+	for _, c := range []struct{ name, client string }{
+		{"none", ""},
+		{"go-empty", "empty-go"},
+		{"c-empty", testClient(b, "empty")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				benchRun(b, c.client, "/bin/true")
+			}
+		})
 	}
 }
