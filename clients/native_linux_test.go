@@ -776,7 +776,8 @@ func init() {
 // TestNativeCPlusPlus: a C++ client (examples/cpp/opcount.cc: standard
 // containers and strings in its events, the C++ runtime the host's)
 // counts, per first instruction byte, what a Go client of the jit API
-// counts, and in all what inscount does.
+// counts, and in all what inscount does; it throws and catches
+// exceptions in its own code (RV_CXX_EXCEPTIONS).
 func TestNativeCPlusPlus(t *testing.T) {
 	if _, err := exec.LookPath("g++"); err != nil {
 		t.Skip("no g++")
@@ -818,6 +819,17 @@ func TestNativeCPlusPlus(t *testing.T) {
 		if goCounts[e.Byte] != e.Count {
 			t.Errorf("byte %s: C++ %d, Go %d", e.Byte, e.Count, goCounts[e.Byte])
 		}
+	}
+
+	// Exceptions thrown and caught in the client: std::stoul's of a bad
+	// argument makes init refuse; a good one is taken.
+	if r := mustRun(t, so, []string{"top=3"}, argv...); strings.Count(r.report, `"byte"`) != 3 {
+		t.Errorf("top=3: %s", r.report)
+	}
+	r := runClient(t, so, []string{"top=many"}, false, argv...)
+	if r.status != childFailed || !strings.Contains(r.stderr, "opcount: bad argument top=many (stoul); takes top=N") ||
+		!strings.Contains(r.stderr, "returned 2") {
+		t.Errorf("top=many: status %d, stderr %q", r.status, r.stderr)
 	}
 }
 

@@ -704,6 +704,88 @@ static inline __attribute__((format(printf, 1, 2))) long rv_printf(const char *f
 	return n;
 }
 
+/* __ehdr_start is the client's own ELF header, which the linker (GNU ld,
+ * gold, lld) defines in every image whose first segment maps it. */
+extern const unsigned char __ehdr_start[] __attribute__((visibility("hidden"), weak));
+
+/* rv_eh_frame returns the start of the client's own .eh_frame (its
+ * unwind tables), found through its ELF header and PT_GNU_EH_FRAME, or
+ * NULL. */
+static inline void *rv_eh_frame(void)
+{
+	const unsigned char *eh = __ehdr_start, *ph;
+	uint64_t phoff, bias = 0;
+	uint16_t phentsize, phnum, i;
+	int found = 0;
+
+	if (eh == NULL || eh[0] != 0x7f || eh[1] != 'E' || eh[4] != 2 /* ELFCLASS64 */)
+		return NULL;
+	__builtin_memcpy(&phoff, eh + 32, 8);
+	__builtin_memcpy(&phentsize, eh + 54, 2);
+	__builtin_memcpy(&phnum, eh + 56, 2);
+	/* The load bias: the header's address less the address of the
+	 * segment that maps file offset 0. */
+	for (i = 0, ph = eh + phoff; i < phnum; i++, ph += phentsize) {
+		uint32_t type;
+		uint64_t off, vaddr;
+		__builtin_memcpy(&type, ph, 4);
+		__builtin_memcpy(&off, ph + 8, 8);
+		__builtin_memcpy(&vaddr, ph + 16, 8);
+		if (type == 1 /* PT_LOAD */ && off == 0) {
+			bias = (uint64_t)(uintptr_t)eh - vaddr;
+			found = 1;
+			break;
+		}
+	}
+	if (!found)
+		return NULL;
+	for (i = 0, ph = eh + phoff; i < phnum; i++, ph += phentsize) {
+		uint32_t type;
+		uint64_t vaddr;
+		const unsigned char *hdr;
+		int32_t rel;
+		__builtin_memcpy(&type, ph, 4);
+		__builtin_memcpy(&vaddr, ph + 16, 8);
+		if (type != 0x6474e550 /* PT_GNU_EH_FRAME */)
+			continue;
+		/* .eh_frame_hdr: version 1, then eh_frame_ptr's encoding,
+		 * which linkers write as pcrel|sdata4 (0x1b). */
+		hdr = (const unsigned char *)(uintptr_t)(bias + vaddr);
+		if (hdr[0] != 1 || hdr[1] != 0x1b)
+			return NULL;
+		__builtin_memcpy(&rel, hdr + 4, 4);
+		return (void *)(hdr + 4 + rel);
+	}
+	return NULL;
+}
+
+#ifdef __cplusplus
+/* The C++ runtime's registry of unwind tables (libgcc's). */
+void __register_frame(void *begin);
+void __deregister_frame(void *begin);
+
+/* RV_CXX_EXCEPTIONS, written once at file scope in a C++ client, lets
+ * the client throw and catch exceptions in its own code: the unwinder
+ * finds a library's tables through dl_iterate_phdr, which does not know
+ * a privately loaded client, so the client registers its tables itself
+ * when it is loaded (and takes them back when unloaded). An exception
+ * must still not leave the client's events: reachvm's Go code is below
+ * them. */
+#define RV_CXX_EXCEPTIONS                                                     \
+	__attribute__((constructor)) static void rv_cxx_register_frame(void)   \
+	{                                                                      \
+		void *f = rv_eh_frame();                                       \
+		if (f != NULL)                                                 \
+			__register_frame(f);                                   \
+	}                                                                      \
+	__attribute__((destructor)) static void rv_cxx_deregister_frame(void)  \
+	{                                                                      \
+		void *f = rv_eh_frame();                                       \
+		if (f != NULL)                                                 \
+			__deregister_frame(f);                                 \
+	}
+#endif
+
 #ifdef __cplusplus
 }
 #endif

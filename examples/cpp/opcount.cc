@@ -7,17 +7,26 @@
 //     reachvm run -c ./opcount.so -- ls
 //
 // It reports {"client":"opcount","instructions":N,"top":[{"byte":"0x..",
-// "count":N},...]}: the ten commonest first bytes.
+// "count":N},...]}: the commonest first bytes, ten or as many as its
+// argument top=N asks for. It parses that with std::stoul, whose
+// exceptions it catches: RV_CXX_EXCEPTIONS lets a privately loaded
+// client unwind its own code.
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
 #include "reachvm.h"
 
+RV_CXX_EXCEPTIONS
+
 namespace {
+
+// top is how many bytes the report lists.
+size_t top = 10;
 
 // cells counts the instructions executed by their first byte.
 uint64_t cells[256];
@@ -45,7 +54,7 @@ void report(const rv_exit *e)
 	}
 	std::sort(all.begin(), all.end(), [](auto x, auto y) { return x.first != y.first ? x.first > y.first : x.second < y.second; });
 	std::string out = "{\"client\":\"opcount\",\"instructions\":" + std::to_string(total) + ",\"top\":[";
-	for (size_t i = 0; i < all.size() && i < 10; i++) {
+	for (size_t i = 0; i < all.size() && i < top; i++) {
 		char hex[8];
 		static const char digits[] = "0123456789abcdef";
 		hex[0] = '0', hex[1] = 'x', hex[2] = digits[all[i].second >> 4], hex[3] = digits[all[i].second & 15], hex[4] = 0;
@@ -60,9 +69,19 @@ void report(const rv_exit *e)
 
 extern "C" int reachvm_client_init(rv_client *c, int argc, const char **argv)
 {
-	(void)argv;
-	if (argc > 1)
-		return 1;
+	for (int i = 1; i < argc; i++) {
+		std::string a = argv[i];
+		try {
+			if (a.rfind("top=", 0) != 0)
+				throw std::invalid_argument(a);
+			top = std::stoul(a.substr(4));
+		} catch (const std::exception &e) {
+			std::string msg = std::string("opcount: bad argument ") + argv[i] + " (" + e.what() + "); takes top=N\n";
+			if (write(2, msg.data(), msg.size()) < 0)
+				return 2;
+			return 2;
+		}
+	}
 	c->name = "opcount";
 	c->block = block;
 	c->exit = report;
