@@ -20,6 +20,8 @@ type Tool struct {
 	// Report writes the tool's results, one JSON object, once the run
 	// ended.
 	Report func(w io.Writer) error
+	// state is the tool's own, for its tests.
+	state any
 	// close releases what the tool holds (a native client's image), or
 	// is nil.
 	close func() error
@@ -39,8 +41,10 @@ func (t *Tool) Close() error {
 
 // factories are the sample clients by name.
 var factories = map[string]func(args []string) (*Tool, error){
-	"inscount": newInscount,
-	"bbcount":  newBBCount,
+	"inscount":  newInscount,
+	"bbcount":   newBBCount,
+	"calltrace": newCalltrace,
+	"wrap":      newWrap,
 }
 
 // Names returns the sample clients' names, sorted.

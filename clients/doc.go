@@ -4,6 +4,10 @@
 //
 //   - inscount counts the instructions the program executes.
 //   - bbcount counts executions of each basic block.
+//   - calltrace records each thread's calls and returns of the functions
+//     the modules' symbol tables name, in order (jit.TraceBuffer).
+//   - wrap wraps the C library's malloc, calloc, realloc and free
+//     (jit.Client.Wrap) and reports the allocations and the leaks.
 //
 // Each is a few lines of the API a tool writer starts from: a
 // translation-time event (jit.Client.Block) decides what code to insert,

@@ -52,13 +52,17 @@ type buildResult struct {
 	err  error
 }
 
-// gccBuild compiles src (relative to this package) with flags into name
+// buildC compiles src (relative to this package) with flags into name
 // in the build directory, once per test binary, and returns its path: with
-// gcc, or g++ for a .cc file.
-func gccBuild(t testing.TB, name, src string, flags ...string) string {
+// gcc, or g++ for a .cc file. Without gcc it skips the test, but in CI
+// fails it.
+func buildC(t testing.TB, name, src string, flags ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no gcc")
+		if os.Getenv("CI") != "" {
+			t.Fatal("gcc is missing")
+		}
+		t.Skip("gcc is missing")
 	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -89,13 +93,13 @@ func gccBuild(t testing.TB, name, src string, flags ...string) string {
 // example builds the example client name (examples/NAME.c) freestanding.
 func example(t testing.TB, name string) string {
 	t.Helper()
-	return gccBuild(t, name+".so", "../examples/"+name+".c", freestanding...)
+	return buildC(t, name+".so", "../examples/"+name+".c", freestanding...)
 }
 
 // testClient builds testdata/NAME.c as a freestanding client.
 func testClient(t testing.TB, name string) string {
 	t.Helper()
-	return gccBuild(t, name+".so", "testdata/"+name+".c", freestanding...)
+	return buildC(t, name+".so", "testdata/"+name+".c", freestanding...)
 }
 
 // kernelsProgram builds the jit's kernels program (a static executable
@@ -277,7 +281,7 @@ type cContext struct {
 // layout, field for field, as gcc lays them out, and the constants Go
 // uses have the header's values.
 func TestNativeLayout(t *testing.T) {
-	bin := gccBuild(t, "layout", "testdata/layout.c", "-Wall")
+	bin := buildC(t, "layout", "testdata/layout.c", "-Wall")
 	out, err := exec.Command(bin).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -488,7 +492,7 @@ func TestNativeCleanCall(t *testing.T) {
 		t.Fatalf("cleancall %s; inscount %s", cc.report, ins.report)
 	}
 
-	prog := gccBuild(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
+	prog := buildC(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
 	probe := symbol(t, prog, "probe")
 	r := mustRun(t, testClient(t, "callsite"), []string{strconv.FormatUint(probe, 16)}, prog)
 	// 3+4+...+12, each load's result grown by 1000 by the context
@@ -550,7 +554,7 @@ func symbol(t *testing.T, path, name string) uint64 {
 // program with threads; the report written through a pipe when the
 // writer is not a file.
 func TestNativeEvents(t *testing.T) {
-	prog := gccBuild(t, "threads", "testdata/threads.c", "-O2", "-pthread")
+	prog := buildC(t, "threads", "testdata/threads.c", "-O2", "-pthread")
 	so := testClient(t, "events")
 	for _, buffered := range []bool{false, true} {
 		r := runClient(t, so, nil, buffered, prog)
@@ -605,7 +609,7 @@ func eventsReport(t *testing.T, report string) eventsJSON {
 // with its siginfo, before its handler runs; suppressed, the handler
 // does not run.
 func TestNativeSignals(t *testing.T) {
-	prog := gccBuild(t, "signals", "testdata/signals.c", "-O2", "-Wall")
+	prog := buildC(t, "signals", "testdata/signals.c", "-O2", "-Wall")
 	so := testClient(t, "events")
 	for _, tc := range []struct {
 		mode, out string
@@ -625,7 +629,7 @@ func TestNativeSignals(t *testing.T) {
 // program), and the ten loads' addresses, whose sum the program's array
 // gives.
 func TestNativeTrace(t *testing.T) {
-	prog := gccBuild(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
+	prog := buildC(t, "ea", "testdata/ea.c", "-O2", "-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase))
 	probe, arr := symbol(t, prog, "probe"), symbol(t, prog, "arr")
 	r := mustRun(t, testClient(t, "memtrace"), []string{strconv.FormatUint(probe, 16)}, prog)
 	cc := mustRun(t, example(t, "cleancall"), nil, prog)
@@ -664,8 +668,8 @@ func TestNativeTrace(t *testing.T) {
 // library it needs, loaded privately with it (into vmcode too): the
 // client counts what inscount does.
 func TestNativeDependency(t *testing.T) {
-	dep := gccBuild(t, "libclientdep.so", "testdata/dep.c", freestanding...)
-	so := gccBuild(t, "depclient.so", "testdata/depclient.c", append(append([]string{}, freestanding...),
+	dep := buildC(t, "libclientdep.so", "testdata/dep.c", freestanding...)
+	so := buildC(t, "depclient.so", "testdata/depclient.c", append(append([]string{}, freestanding...),
 		"-L"+filepath.Dir(dep), "-Wl,-rpath,$ORIGIN", "-Wl,--no-as-needed", "-lclientdep")...)
 	argv := []string{kernelsProgram(t), "k_fib", "20"}
 	c := mustRun(t, so, nil, argv...)
@@ -679,8 +683,8 @@ func TestNativeDependency(t *testing.T) {
 // runs, with malloc, snprintf and write in its events, and counts what
 // inscount counts.
 func TestNativeLibc(t *testing.T) {
-	so := gccBuild(t, "libcclient.so", "testdata/libcclient.c", "-O2", "-Wall", "-fPIC", "-shared", "-mgeneral-regs-only")
-	prog := gccBuild(t, "threads", "testdata/threads.c", "-O2", "-pthread")
+	so := buildC(t, "libcclient.so", "testdata/libcclient.c", "-O2", "-Wall", "-fPIC", "-shared", "-mgeneral-regs-only")
+	prog := buildC(t, "threads", "testdata/threads.c", "-O2", "-pthread")
 	r := mustRun(t, so, nil, prog)
 	g := mustRun(t, "inscount", nil, prog)
 	var lr, gr struct {
@@ -706,7 +710,7 @@ func TestNativeLibc(t *testing.T) {
 // may not, fails the run with a message saying why.
 func TestNativeErrors(t *testing.T) {
 	events := testClient(t, "events")
-	noinit := gccBuild(t, "noinit.so", "testdata/noinit.c", "-O2", "-fPIC", "-shared")
+	noinit := buildC(t, "noinit.so", "testdata/noinit.c", "-O2", "-fPIC", "-shared")
 	for _, tc := range []struct {
 		name   string
 		client string
@@ -780,9 +784,12 @@ func init() {
 // exceptions in its own code (RV_CXX_EXCEPTIONS).
 func TestNativeCPlusPlus(t *testing.T) {
 	if _, err := exec.LookPath("g++"); err != nil {
-		t.Skip("no g++")
+		if os.Getenv("CI") != "" {
+			t.Fatal("g++ is missing")
+		}
+		t.Skip("g++ is missing")
 	}
-	so := gccBuild(t, "opcount.so", "../examples/cpp/opcount.cc", "-O2", "-Wall", "-fPIC", "-shared",
+	so := buildC(t, "opcount.so", "../examples/cpp/opcount.cc", "-O2", "-Wall", "-fPIC", "-shared",
 		"-mgeneral-regs-only")
 	argv := []string{kernelsProgram(t), "k_sort", "4"}
 	c := mustRun(t, so, nil, argv...)
@@ -837,7 +844,7 @@ func TestNativeCPlusPlus(t *testing.T) {
 // for each conversion it has, at the limits of each integer type, and
 // past its buffer's size.
 func TestNativePrintf(t *testing.T) {
-	prog := gccBuild(t, "printf", "testdata/printf.c", "-O2", "-Wall", "-Wno-format")
+	prog := buildC(t, "printf", "testdata/printf.c", "-O2", "-Wall", "-Wno-format")
 	out, err := exec.Command(prog).Output()
 	if err != nil {
 		t.Fatal(err)

@@ -150,7 +150,7 @@ const (
 	maxCopyLen   = 64
 	insertLen    = 48
 	cleanCallLen = 640
-	recordLen    = 128
+	recordLen    = 136
 )
 
 // clientBlock lists the client block at head, up to max instructions,

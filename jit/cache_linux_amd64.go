@@ -212,9 +212,14 @@ const (
 	// in the table, with the target in the context.
 	exitSiteMiss
 	// exitFlush leaves a client's record whose trace buffer is full:
-	// the dispatcher flushes the buffers and continues at the
-	// instruction, whose record is made then. Not linkable.
+	// the dispatcher flushes the buffers and enters the cache again
+	// just past the exit's branch, where the record is made again.
+	// Not linkable.
 	exitFlush
+	// exitWrap comes before a wrapped function's first instruction:
+	// the dispatcher runs the pre hook and enters the cache again just
+	// past the exit's branch. Not linkable.
+	exitWrap
 )
 
 // exit is one exit stub of a fragment. It is kept small (56 bytes): a

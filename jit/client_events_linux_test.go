@@ -142,3 +142,77 @@ func TestClientEvents(t *testing.T) {
 }
 
 func sorted(s ...string) []string { sort.Strings(s); return s }
+
+// wrapClient is the client TestProgramChild runs with
+// REACHVM_PROGRAM_CLIENT=wrap on the wrapme program: it wraps its add,
+// twice, jumper and skipme and reports what the hooks saw at the exit.
+func wrapClient(w io.Writer, prog string) *Client {
+	var mu sync.Mutex
+	var addPre, addPost, jumperPre int
+	var twiceSaw uintptr
+	var jumperUnwound, skipPost bool
+	c := &Client{}
+	c.ModuleLoad = func(mod *Module) {
+		if mod.Path != prog {
+			return
+		}
+		fn := func(name string) uintptr {
+			p, ok := mod.Lookup(name)
+			if !ok {
+				fmt.Fprintf(w, "no %s in %s\n", name, prog)
+			}
+			return p
+		}
+		c.Wrap(fn("add"), func(call *WrapCall) {
+			mu.Lock()
+			addPre++
+			mu.Unlock()
+			call.Data = call.Arg(0)
+			if call.Arg(0) == 100 {
+				call.SetArg(1, 201)
+			}
+		}, func(call *WrapCall) {
+			mu.Lock()
+			addPost++
+			mu.Unlock()
+			if call.Data.(uintptr)+1 != call.ReturnValue() && call.Data.(uintptr) < 10 {
+				fmt.Fprintf(w, "add(%d, 1) returned %d\n", call.Data, call.ReturnValue())
+			}
+		})
+		c.Wrap(fn("twice"), nil, func(call *WrapCall) {
+			twiceSaw = call.ReturnValue()
+			call.SetReturnValue(call.ReturnValue() + 1)
+		})
+		c.Wrap(fn("jumper"), func(call *WrapCall) { jumperPre++ }, func(call *WrapCall) { jumperUnwound = call.Unwound() })
+		c.Wrap(fn("skipme"), func(call *WrapCall) { call.Skip(7) }, func(call *WrapCall) { skipPost = true })
+	}
+	c.Exit = func(e *ExitEvent) {
+		fmt.Fprintf(w, "add pre %d post %d\n", addPre, addPost)
+		fmt.Fprintf(w, "twice saw %d\n", twiceSaw)
+		fmt.Fprintf(w, "jumper pre %d unwound %v\n", jumperPre, jumperUnwound)
+		fmt.Fprintf(w, "skipme post %v\n", skipPost)
+	}
+	return c
+}
+
+// TestWrap wraps functions of a program: the pre hooks see and change
+// arguments, the post hooks see and change results, a tail call's
+// result reaches the caller's post hook, a longjmp past a wrapped call
+// runs its post hook as unwound, and a skipped call returns what the
+// pre hook said.
+func TestWrap(t *testing.T) {
+	hasInterp(t)
+	prog := buildDynamic(t, "wrapme", kern.PIE)
+	out, stderr, code := runProgramEnv(t, prog, []string{"REACHVM_PROGRAM_CLIENT=wrap"}, programTimeout)
+	if code != 0 {
+		t.Fatalf("status %d; stdout %q, stderr %q", code, out, stderr)
+	}
+	if want := "sum 55\ntwice 43\nafter longjmp 301\nskipme 7\n"; out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+	for _, w := range []string{"add pre 12 post 12", "twice saw 42", "jumper pre 1 unwound true", "skipme post false"} {
+		if !strings.Contains(stderr, w+"\n") {
+			t.Errorf("the client did not report %q; it reported:\n%s", w, stderr)
+		}
+	}
+}

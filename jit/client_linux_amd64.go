@@ -1,6 +1,8 @@
 package jit
 
 import (
+	"sync/atomic"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/reachvm/reachvm/jit/internal/amd64"
@@ -60,6 +62,9 @@ type Client struct {
 	// signal is then dropped; a fault's instruction runs again, and
 	// faults again unless the client's own code made it not to.
 	Signal func(s *SignalEvent)
+
+	// wraps are the functions Wrap wrapped, nil before the first.
+	wraps atomic.Pointer[wrapTable]
 }
 
 // SignalEvent is a signal about to be delivered.

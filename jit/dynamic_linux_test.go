@@ -191,3 +191,17 @@ int main(void) { long s = 0; for (int i = 0; i < 1000; i++) s += big(i * 7919); 
 		t.Errorf("%d RIP-relative operands rewritten in %d fragments: want none\n%s", mangled, frags, stderr)
 	}
 }
+
+// TestReturnAddressReplaced runs swapret, whose function returns to an
+// address it wrote over its return address: the return the translator
+// inlined for the followed call misses, and the return site it falls
+// back on (with its own out-of-line paths) goes where the stack says.
+func TestReturnAddressReplaced(t *testing.T) {
+	hasInterp(t)
+	prog := buildDynamic(t, "swapret", kern.PIE)
+	want, wantCode := runNative(t, prog)
+	got, stderr, code := runProgram(t, prog, false)
+	if code != wantCode || got != want {
+		t.Errorf("status %d, output %q (stderr %q); natively %d, %q", code, got, stderr, wantCode, want)
+	}
+}

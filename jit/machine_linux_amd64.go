@@ -385,6 +385,9 @@ type Machine struct {
 	// client was told the module of (clientModule): blocks in it need
 	// no look.
 	cmodLo, cmodHi uintptr
+	// wraps are the thread's calls of wrapped functions that have not
+	// returned, innermost last.
+	wraps []*WrapCall
 	// traces are the machine's trace buffers (nil until a client
 	// records into one).
 	traces *traceArena
@@ -1212,6 +1215,10 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 	// resume goes back to the state the signal layer interrupted
 	// instead of entering tag's fragment.
 	resume := false
+	// enterAt, when not 0, is a cache address to enter at instead of
+	// tag's fragment: just past a wrapped function's exit, in the
+	// fragment it left, which nothing deleted since.
+	var enterAt uintptr
 	t := m.th
 	for {
 		if *m.arrivals() != 0 {
@@ -1228,7 +1235,7 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			// Not before a resume, which goes back into the fragment
 			// the signal layer took the thread out of: that code must
 			// stay where it is until the thread is out of it again.
-			if !resume {
+			if !resume && enterAt == 0 {
 				m.drainInbox()
 			}
 		}
@@ -1238,6 +1245,12 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			m.entered.Store(true)
 			id = native.Call1(m.gen.resume, 0)
 			m.entered.Store(false)
+		} else if enterAt != 0 {
+			m.enterGen = m.cs.gen.Load()
+			m.entered.Store(true)
+			id = native.Call1(m.gen.enter, enterAt)
+			m.entered.Store(false)
+			enterAt = 0
 		} else {
 			if t != nil && t.sigPending() {
 				next, err := t.deliverPending(tag)
@@ -1302,6 +1315,29 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 		case exitFlush:
 			m.flushTraces()
 			tag = e.target
+			if t == nil || !t.sigPending() {
+				// Back into the fragment, whose code nothing
+				// deleted meanwhile: the record is made again
+				// (a fragment started at tag would run the
+				// code inserted at its block's start again).
+				enterAt = e.branch
+			}
+		case exitWrap:
+			tag = e.target
+			if t != nil && t.sigPending() {
+				// The signal first: its handler returns to the
+				// function's entry, and the pre hook runs then.
+				continue
+			}
+			into, ret, err := m.wrapEnter(e.target)
+			if err != nil {
+				return 0, err
+			}
+			if into {
+				enterAt = e.branch
+			} else {
+				tag = ret
+			}
 		case exitBad:
 			b := m.bad[int(id)]
 			return 0, &UnsupportedError{PC: e.target, Bytes: b.bytes, What: b.why}
@@ -1310,6 +1346,16 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 			tag = uintptr(binary.LittleEndian.Uint64(m.mem[ctxNext:]))
 			if tag == m.sentinel {
 				return uintptr(m.reg(amd64.RAX)), nil
+			}
+			if tag == m.wrapRet() && len(m.wraps) > 0 {
+				var err error
+				if tag, err = m.wrapReturn(); err != nil {
+					return 0, err
+				}
+				if tag == m.sentinel {
+					return uintptr(m.reg(amd64.RAX)), nil
+				}
+				continue
 			}
 			ic, kind, epoch := e.ic, e.kind, m.epoch
 			if !canonical(tag) {

@@ -14,7 +14,7 @@ import (
 //
 // Each mark is:
 //
-//	head   byte: bit 0 exact, bit 1 a fix follows
+//	head   byte: bit 0 exact, bit 1 a fix follows, bit 2 a block's start
 //	off    uvarint: the offset from the previous mark's (the first's from 0)
 //	pc     varint: the PC less the previous mark's (the first's less the tag)
 //	fix    when bit 1: rsp varint, inCtx uvarint, spill+1 byte
@@ -25,6 +25,7 @@ type packedMarks []byte
 const (
 	markHeadExact = 1 << 0
 	markHeadFix   = 1 << 1
+	markHeadBlock = 1 << 2
 )
 
 // appendMarks appends the encoding of ms, a fragment's marks in offset
@@ -36,6 +37,9 @@ func appendMarks(b []byte, ms []mark, tag uintptr) []byte {
 		var head byte
 		if k.exact {
 			head |= markHeadExact
+		}
+		if k.block {
+			head |= markHeadBlock
 		}
 		fixed := k.rsp != 0 || k.inCtx != 0 || k.spill != noSpill
 		if fixed {
@@ -82,7 +86,7 @@ func (r *markReader) next() (mark, bool) {
 		return mark{}, false
 	}
 	b = b[n:]
-	k := mark{off: r.cur.off + uint32(doff), pc: r.cur.pc + uintptr(dpc), spill: noSpill, exact: head&markHeadExact != 0}
+	k := mark{off: r.cur.off + uint32(doff), pc: r.cur.pc + uintptr(dpc), spill: noSpill, exact: head&markHeadExact != 0, block: head&markHeadBlock != 0}
 	if head&markHeadFix != 0 {
 		rsp, n := binary.Varint(b)
 		if n <= 0 {

@@ -43,12 +43,8 @@ func (mod *Module) Lookup(name string) (uintptr, bool) {
 	if s == nil {
 		return 0, false
 	}
-	for i, n := range s.names {
-		if n == name {
-			return s.addrs[i], true
-		}
-	}
-	return 0, false
+	p, ok := s.byName[name]
+	return p, ok
 }
 
 // Symbol returns the name and start of the function holding pc.
@@ -123,4 +119,20 @@ func (m *Machine) clientUnmapped(lo, hi uintptr) {
 			}
 		}
 	}
+}
+
+// Module returns the module holding the block's first instruction, nil
+// for code in no file (the vDSO, code the program generated). It is
+// known only to clients that take module events (ModuleLoad or
+// ModuleUnload): for others it is nil.
+func (b *Block) Module() *Module {
+	m := b.thread.m
+	path, start, _, _ := m.codes.file(b.PC())
+	if path == "" {
+		return nil
+	}
+	cm := &m.cs.cmods
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.mods[libKey{path, start}]
 }

@@ -204,6 +204,10 @@ type funcSyms struct {
 	// for a symbol of unknown size); names their names.
 	addrs, ends []uintptr
 	names       []string
+	// byName is every function's address by each of its names (an
+	// address may have several: malloc and __libc_malloc), a global's
+	// before a local's of the same name.
+	byName map[string]uintptr
 }
 
 // elfFuncs returns the functions of f's .symtab and .dynsym, and the
@@ -246,7 +250,12 @@ func elfFuncs(f *elf.File, bias uintptr) *funcSyms {
 		}
 		return a.Size > b.Size
 	})
-	s := &funcSyms{}
+	s := &funcSyms{byName: make(map[string]uintptr, len(fs))}
+	for _, f := range fs {
+		if _, ok := s.byName[f.Name]; !ok || elf.ST_BIND(f.Info) != elf.STB_LOCAL {
+			s.byName[f.Name] = uintptr(f.Value) + bias
+		}
+	}
 	for _, f := range fs {
 		a := uintptr(f.Value) + bias
 		if n := len(s.addrs); n > 0 && s.addrs[n-1] == a {

@@ -125,8 +125,11 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 	if os.Getenv("REACHVM_PROGRAM_FOLLOW") != "" {
 		opts.Exec = followExec
 	}
-	if os.Getenv("REACHVM_PROGRAM_CLIENT") == "events" {
+	switch os.Getenv("REACHVM_PROGRAM_CLIENT") {
+	case "events":
 		opts.Client = eventsClient(os.Stderr)
+	case "wrap":
+		opts.Client = wrapClient(os.Stderr, path)
 	}
 	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
 		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {

@@ -205,7 +205,7 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 			t.post(&info)
 		}
 	}
-	if ok && k.exact {
+	if ok && k.exact && (k.block || m.opts.Client == nil || m.opts.Client.Block == nil) {
 		return m.recreate(k), false, nil
 	}
 	m.stepFromSignal()

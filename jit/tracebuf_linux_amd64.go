@@ -14,8 +14,9 @@ import (
 // Trace buffers: inline code stores 16-byte records into a buffer of the
 // thread's own, and Go sees them a buffer at a time (DynamoRIO's
 // drx_buf): when the buffer fills, the thread leaves the cache, the
-// buffer's Flush runs on it, and the thread goes on; at the thread's
-// exit the rest is flushed. Nothing calls Go per record.
+// buffer's Flush runs on it, and the thread goes on in the same fragment
+// where it left, making the record again; at the thread's exit the rest
+// is flushed. Nothing calls Go per record.
 //
 // Each thread's buffer is 64 KiB of a vmcode slot twice that size, the
 // 64 KiB that end at an address aligned to it: its first word is the
@@ -36,8 +37,8 @@ import (
 //	mov    rcx, [ctx.rcx]
 //	mov    s, [ctx.spill]
 //	jmp    done
-//	full:  (restore rcx and s), jmp to an exit that flushes and
-//	       continues at the instruction: its record is made then
+//	full:  (restore rcx and s), jmp to an exit that flushes
+//	jmp    (the start)            ; where the dispatcher enters again
 //	done:
 
 // TraceRecord is one record of a TraceBuffer.
@@ -240,6 +241,7 @@ func (t *translator) emitRecord(pc uintptr, op *insertion, dead uint16) error {
 	}
 	keepS, keepRCX := dead>>s&1 == 0, dead>>amd64.RCX&1 == 0
 	t.markFix(pc, none)
+	start := a.Len()
 	if keepS {
 		try(a.MovStore(t.ctx(ctxSpill), s))
 	}
@@ -289,6 +291,10 @@ func (t *translator) emitRecord(pc uintptr, op *insertion, dead uint16) error {
 	try(a.Bind(full))
 	restore()
 	t.exits = append(t.exits, pendingExit{kind: exitFlush, target: pc, fix: a.JmpLabel(), hasFix: true})
+	// The dispatcher, having flushed, enters again here: the record
+	// is made from the start.
+	again := a.JmpLabel()
+	try(a.BindAt(again, start))
 	try(a.Bind(done))
 	return err
 }

@@ -25,7 +25,11 @@ func TestTraceBufferKernels(t *testing.T) {
 			}
 		}
 	})
+	// instrs counts at each block's start, as inscount does: a full
+	// buffer's exit must not make a block's start run twice.
+	instrs, plain := NewCounter(PerThread), NewCounter(PerThread)
 	client := &Client{Block: func(b *Block) {
+		b.AddCounter(0, instrs, int64(b.Len()))
 		for i := range b.Len() {
 			if b.Instr(i).HasMemOperand() {
 				b.RecordEA(i, buf, uint32(i))
@@ -34,6 +38,10 @@ func TestTraceBufferKernels(t *testing.T) {
 		}
 	}}
 	m, _ := newTestMachine(t, placements[1].cfg, &Options{Client: client})
+	ref, _ := newTestMachine(t, placements[1].cfg, &Options{Client: &Client{Block: func(b *Block) {
+		b.AddCounter(0, plain, int64(b.Len()))
+	}}})
+	refLib := loadKernels(t, ref.v)
 	lib := loadKernels(t, m.v)
 	for _, k := range kernels {
 		if k.need != nil && !k.need() {
@@ -48,6 +56,12 @@ func TestTraceBufferKernels(t *testing.T) {
 		if got != want {
 			t.Errorf("%s%v = %#x recording, %#x native", k.name, k.args, got, want)
 		}
+		if _, err := ref.Run(lookup(t, refLib, k.name), k.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if instrs.Value() != plain.Value() {
+		t.Errorf("%d instructions counted with the trace buffers, %d without", instrs.Value(), plain.Value())
 	}
 	m.flushTraces()
 	if recs == 0 || recs != ctr.Value() {

@@ -240,7 +240,16 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		t.note(pc, next)
 		t.instrs++
 		start, nexits, nlits, nmarks := a.Len(), len(t.exits), len(t.lits), len(t.marks)
-		t.markExact(pc)
+		if client && t.cb.next == 0 && len(t.cb.b.instrs) > 0 && t.cb.b.instrs[0].pc == pc {
+			t.markBlock(pc)
+		} else {
+			t.markExact(pc)
+		}
+		if opts.Client != nil && opts.Client.wraps.Load() != nil {
+			if _, ok := opts.Client.wrapped(pc); ok {
+				t.exits = append(t.exits, pendingExit{kind: exitWrap, target: pc, fix: a.JmpLabel(), hasFix: true})
+			}
+		}
 		if client {
 			if err := t.clientInsert(pc); err != nil {
 				return err
@@ -364,8 +373,11 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			break
 		}
 	}
-	for _, c := range t.cold {
-		if err := c(); err != nil {
+	// A cold path may add cold paths of its own (an inline return's
+	// miss emits a whole return site, whose learn and lookup paths are
+	// cold too): they run in turn, to the last.
+	for i := 0; i < len(t.cold); i++ {
+		if err := t.cold[i](); err != nil {
 			return err
 		}
 	}
@@ -483,7 +495,12 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 			}
 		}
 		e.stubOff = a.Len()
-		t.markExact(e.target)
+		if e.kind == exitDirect {
+			// Where the dispatcher goes on: a block's start.
+			t.markBlock(e.target)
+		} else {
+			t.markExact(e.target)
+		}
 		if err := a.MovStore(t.ctx(gpr(amd64.RAX)), amd64.RAX); err != nil {
 			return err
 		}

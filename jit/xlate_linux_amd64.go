@@ -43,6 +43,12 @@ type mark struct {
 	// exact says the state needs no fix: an instruction boundary of the
 	// application's code.
 	exact bool
+	// block says an exact mark is also the start of a client's basic
+	// block, where no code the client inserted for the block has run
+	// yet: with a client that inserts code, asynchronous signals are
+	// delivered there only, so that a block is never resumed in the
+	// middle (which would run its start's insertions twice).
+	block bool
 	// pc is the application's PC.
 	pc uintptr
 }
@@ -62,6 +68,12 @@ var none = fix{spill: noSpill}
 // markExact records that the code emitted from here is pc's, exactly.
 func (t *translator) markExact(pc uintptr) {
 	t.addMark(mark{off: uint32(t.a.Len()), spill: noSpill, exact: true, pc: pc})
+}
+
+// markBlock records that the code emitted from here is pc's, exactly,
+// and the start of a basic block (mark.block).
+func (t *translator) markBlock(pc uintptr) {
+	t.addMark(mark{off: uint32(t.a.Len()), spill: noSpill, exact: true, block: true, pc: pc})
 }
 
 // markFix records that the code emitted from here stands for the

@@ -18,9 +18,11 @@
 // are decoded and every version index checked; every relocation must
 // land in a writable segment. Anything malformed or unsupported is a
 // *FormatError naming the file and the reason, of class ErrMalformed,
-// ErrUnsupported or (from the loader) ErrLink. Executables (ET_EXEC,
-// PT_INTERP), thread-local storage (PT_TLS), text relocations
-// (DT_TEXTREL, DF_TEXTREL) and executable stacks are refused: a
+// ErrUnsupported or (from the loader) ErrLink. PT_TLS (at most one,
+// its image in the file-backed part of a PT_LOAD, its block at most 16
+// MiB) and PT_GNU_EH_FRAME are decoded for the loader. Executables
+// (ET_EXEC, PT_INTERP), text relocations (DT_TEXTREL, DF_TEXTREL) and
+// executable stacks are refused: a
 // PT_GNU_STACK with PF_X, and no PT_GNU_STACK at all, which glibc takes
 // as the same request.
 //
@@ -37,10 +39,11 @@
 //     Any other is private: found as ld.so finds it (see Finding
 //     libraries) and loaded into a vmcode slot of its own. Each private
 //     library is checked: relocation types (RELATIVE, 64, GLOB_DAT,
-//     JUMP_SLOT, IRELATIVE; COPY, TLS and anything else are refused with
-//     their names), thread-local storage, text relocations, the stack it
-//     asks for.
-//  2. Reserve a slot per private library.
+//     JUMP_SLOT, IRELATIVE, DTPMOD64, DTPOFF64, TLSDESC; COPY, the
+//     initial-exec TPOFF64 and TPOFF32 and anything else are refused with
+//     their names), text relocations, the stack it asks for.
+//  2. Reserve a slot per private library, and if any has PT_TLS, set up
+//     the group's thread-local storage (see below).
 //  3. Bind every symbol reference. The search is ld.so's for a library
 //     opened with dlopen: Options.Imports first (a redirection table: any
 //     symbol can be bound to the caller's address), then the loaded
@@ -64,8 +67,9 @@
 //     x86-64); then make PT_GNU_RELRO read-only. Dependencies are
 //     relocated before the libraries that need them, so a resolver runs
 //     in a relocated library.
-//  5. Run DT_INIT, then DT_INIT_ARRAY, each library after its
-//     dependencies (unless Options.SkipInit).
+//  5. Register every library's unwind tables with the group's private
+//     libgcc_s, if it has one, then run DT_INIT, then DT_INIT_ARRAY,
+//     each library after its dependencies (unless Options.SkipInit).
 //
 // # Finding libraries
 //
@@ -164,13 +168,72 @@
 // is the caller's to keep alive and on the heap, and memory passed must
 // hold no Go pointers, as with cgo.
 //
+// # Thread-local storage
+//
+// Private code runs with the host's thread pointer: FS stays the calling
+// thread's C library thread control block, because the host's libc,
+// which private libraries call (malloc, errno, locales, the stack guard
+// at fs:0x28), keeps its own per-thread state there. Switching FS to a
+// private TCB for a private call, as DynamoRIO does for private
+// libraries that bring their own libc, would hand the host's libc
+// someone else's state. So private modules get dynamic TLS, which needs
+// no place relative to FS: the general-dynamic and local-dynamic models,
+// which is what compilers emit for shared objects by default (libstdc++
+// uses nothing else), through __tls_get_addr or through TLS descriptors
+// (-mtls-dialect=gnu2).
+//
+// Each library with PT_TLS has a module id in its group; DTPMOD64 and
+// DTPOFF64 are resolved against the library defining the variable (which
+// must be a private library of the same load); __tls_get_addr binds to
+// privload's own, a few instructions in a page of vmcode per group
+// (Import.How BoundRuntime), and TLSDESC relocations to its descriptor
+// function, in the same page, which returns the variable's address minus
+// the host's thread pointer and preserves every other register, vector
+// ones included (its slow path saves them with xsave). Both find the
+// calling thread's blocks with the
+// host's pthread_getspecific under a key of the group's; a thread's first
+// access makes its blocks of every module of the group at once, from the
+// VMM's vmheap (.tdata copied, .tbss zero), in a callback into Go. Any OS
+// thread may call in, Go's or one the library started; nothing is
+// switched on a call, so a call into a library with TLS costs what any
+// other call costs, and code that calls private code (jit's clean calls
+// among it) needs nothing of privload but to run it with the host's FS, as
+// the host's libc requires anyway. A signal arriving during a private
+// call finds FS as Go left it. Library.TLSBlock returns the calling
+// thread's block of a library (making it if need be);
+// Library.FreeThreadTLS gives a thread's blocks back, which a thread that
+// called in should do before it exits: otherwise they stay in vmheap until
+// Close, which frees every thread's blocks, the key and the page. See
+// BenchmarkTLS for the costs against the host's dynamic linker.
+//
+// The initial-exec and local-exec models (TPOFF64, TPOFF32) put a module
+// at a fixed offset from the thread pointer in every thread, inside the
+// host libc's static TLS area, which only the host's dynamic linker can
+// allocate: they are refused with their relocation named, as is a
+// reference to a host library's thread-local variable (its block is the
+// host's). Local-exec cannot appear in a shared object at all: the static
+// linker refuses it.
+//
+// # Exceptions and unwinding
+//
+// libgcc's unwinder finds the unwind tables of a PC among the objects
+// registered with __register_frame_info, then through the host's
+// _dl_find_object, which knows only what the host's dynamic linker
+// loaded. Load registers the .eh_frame of every library of a group with
+// the group's private libgcc_s (the unwinder its libstdc++ binds to)
+// before any initialiser runs, and Close deregisters them after the
+// finalisers: a C++ exception thrown and caught in private code unwinds.
+// One that escapes a call from Go reaches the Go frame, which has no
+// unwind tables, and std::terminate aborts the process, as it would in
+// cgo.
+//
 // # Not supported
 //
-// Thread-local storage (PT_TLS, TLS relocations) is refused: it needs
-// blocks in every thread's TCB, which only the host's dynamic linker can
-// allocate. This is the main reason system libraries are refused (see the
-// sweep test, TestSweepSystemLibraries): libstdc++ and several common
-// libraries have it. Initialisers run with argc 0 and empty argv and envp.
-// A C++ exception thrown in a private library finds no unwind tables
-// (dl_iterate_phdr does not know private images).
+// Initial-exec thread-local storage (see above): with
+// the references to programs' symbols of plugins, the main reason system
+// libraries are still refused (TestSweepSystemLibraries).
+// Initialisers run with argc 0 and empty argv and envp. A thread_local
+// object with a destructor registers it with the host's libc
+// (__cxa_thread_atexit_impl), which runs it when the thread exits: the
+// library must still be loaded then.
 package privload

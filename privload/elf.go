@@ -28,7 +28,7 @@ var (
 	// ErrMalformed: the file breaks the ELF format or is inconsistent.
 	ErrMalformed = errors.New("malformed ELF file")
 	// ErrUnsupported: the file is valid ELF that privload does not load
-	// (yet): an executable, thread-local storage, text relocations, a
+	// (yet): an executable, initial-exec thread-local storage, text relocations, a
 	// relocation type it does not implement.
 	ErrUnsupported = errors.New("unsupported ELF file")
 	// ErrLink: the file is loadable but cannot be linked: a dependency
@@ -108,6 +108,20 @@ type Segment struct {
 	Prot mem.Prot
 }
 
+// TLS is a library's PT_TLS: the template every thread's block of the
+// module is made from. A block is Memsz bytes aligned to Align: a copy of
+// the Filesz bytes at Vaddr (.tdata), then zeros (.tbss).
+type TLS struct {
+	// Vaddr is where the initialisation image lies, relative to the load
+	// base, within the file-backed part of one PT_LOAD.
+	Vaddr uint64
+	// Filesz <= Memsz <= 16 MiB.
+	Filesz, Memsz uint64
+	// Align is p_align: a power of two, at most a page; 1 if the file
+	// says 0.
+	Align uint64
+}
+
 // Range is a piece of the image in the file's own virtual addresses
 // (p_vaddr, relative to the load base, 64-bit whatever the host): what the
 // parser reads, before the image has an address in the process. A range
@@ -167,6 +181,12 @@ type File struct {
 	Loads []Segment
 	// Dynamic is PT_DYNAMIC.
 	Dynamic Range
+	// TLS is PT_TLS, the library's thread-local storage template; nil
+	// if it has none.
+	TLS *TLS
+	// EHFrameHdr is PT_GNU_EH_FRAME (.eh_frame_hdr), which leads to the
+	// unwind tables; Size 0 if absent. It lies in one PT_LOAD.
+	EHFrameHdr Range
 	// Relro is PT_GNU_RELRO; Size 0 if absent. It lies in a writable
 	// segment and becomes read-only once relocations are applied.
 	Relro Range
@@ -394,7 +414,7 @@ func protOf(flags elf.ProgFlag) mem.Prot {
 
 func (p *parser) programHeaders(ph []byte) error {
 	f := p.f
-	var dyn, relro *Segment
+	var dyn, relro, tls, ehf *Segment
 	stack := false
 	for i := 0; i+phdrSize <= len(ph); i += phdrSize {
 		h := ph[i : i+phdrSize]
@@ -434,7 +454,15 @@ func (p *parser) programHeaders(ph []byte) error {
 		case elf.PT_INTERP:
 			return p.unsupported("has PT_INTERP: a program, not a shared object")
 		case elf.PT_TLS:
-			return p.unsupported("has PT_TLS: thread-local storage is not supported")
+			if tls != nil {
+				return p.malformed("more than one PT_TLS")
+			}
+			tls = &s
+		case elf.PT_GNU_EH_FRAME:
+			if ehf != nil {
+				return p.malformed("more than one PT_GNU_EH_FRAME")
+			}
+			ehf = &s
 		case elf.PT_GNU_STACK:
 			stack = true
 			if flags&elf.PF_X != 0 {
@@ -467,6 +495,22 @@ func (p *parser) programHeaders(ph []byte) error {
 	if dyn == nil {
 		return p.malformed("no PT_DYNAMIC: nothing to link")
 	}
+	if tls != nil {
+		if err := p.tls(*tls); err != nil {
+			return err
+		}
+	}
+	if ehf != nil {
+		// The unwinder reads the header's first words (version and
+		// encodings, then the .eh_frame pointer) from memory.
+		if ehf.Memsz < 8 {
+			return p.malformed("PT_GNU_EH_FRAME: %#x bytes, too short for its header", ehf.Memsz)
+		}
+		if _, ok := f.segmentAt(ehf.Vaddr, ehf.Memsz); !ok {
+			return p.malformed("PT_GNU_EH_FRAME [%#x, +%#x) does not lie within one PT_LOAD", ehf.Vaddr, ehf.Memsz)
+		}
+		f.EHFrameHdr = Range{Vaddr: ehf.Vaddr, Size: ehf.Memsz}
+	}
 	if relro != nil {
 		if relro.Memsz == 0 {
 			return p.malformed("empty PT_GNU_RELRO")
@@ -478,6 +522,36 @@ func (p *parser) programHeaders(ph []byte) error {
 		f.Relro = Range{Vaddr: relro.Vaddr, Size: relro.Memsz}
 	}
 	return p.dynamic(*dyn)
+}
+
+// maxTLS bounds a module's thread-local block (p_memsz of PT_TLS): every
+// thread that calls into the library gets one, and the bound keeps a
+// hostile header from asking for gigabytes per thread.
+const maxTLS = 1 << 24
+
+// tls validates PT_TLS and records it as f.TLS. Its initialisation image
+// (.tdata, p_filesz bytes) is read from the mapped library when a thread's
+// block is made, so it must lie in the file-backed part of one PT_LOAD,
+// which also puts it in the file.
+func (p *parser) tls(s Segment) error {
+	switch {
+	case s.Filesz > s.Memsz:
+		return p.malformed("PT_TLS: p_filesz %#x exceeds p_memsz %#x", s.Filesz, s.Memsz)
+	case s.Memsz > maxTLS:
+		return p.unsupported("PT_TLS: a %#x-byte thread-local block is more than the %#x bytes privload allows", s.Memsz, uint64(maxTLS))
+	case s.Align > 1 && s.Align&(s.Align-1) != 0:
+		return p.malformed("PT_TLS: p_align %#x is not a power of two", s.Align)
+	case s.Align > pageSize:
+		return p.unsupported("PT_TLS: p_align %#x is more than a page", s.Align)
+	}
+	if s.Filesz > 0 {
+		seg, ok := p.f.segmentAt(s.Vaddr, s.Filesz)
+		if !ok || s.Vaddr-seg.Vaddr+s.Filesz > seg.Filesz {
+			return p.malformed("PT_TLS: its image [%#x, +%#x) does not lie in the file-backed part of one PT_LOAD", s.Vaddr, s.Filesz)
+		}
+	}
+	p.f.TLS = &TLS{Vaddr: s.Vaddr, Filesz: s.Filesz, Memsz: s.Memsz, Align: max(s.Align, 1)}
+	return nil
 }
 
 // load validates PT_LOAD number n against the file and the previous one.

@@ -79,6 +79,22 @@ func checkInvariants(t *testing.T, f *File, data []byte) {
 			t.Fatalf("RELR offset %#x outside writable segments", off)
 		}
 	}
+	if tls := f.TLS; tls != nil {
+		// Every thread's block copies the image from the mapped file.
+		if tls.Filesz > tls.Memsz || tls.Memsz > maxTLS || tls.Align == 0 || tls.Align&(tls.Align-1) != 0 || tls.Align > pageSize {
+			t.Fatalf("PT_TLS %+v: bad sizes or alignment", *tls)
+		}
+		if tls.Filesz > 0 {
+			if s, ok := f.segmentAt(tls.Vaddr, tls.Filesz); !ok || tls.Vaddr-s.Vaddr+tls.Filesz > s.Filesz {
+				t.Fatalf("PT_TLS %+v: image not in the file-backed part of a PT_LOAD", *tls)
+			}
+		}
+	}
+	if h := f.EHFrameHdr; h.Size > 0 {
+		if _, ok := f.segmentAt(h.Vaddr, h.Size); !ok || h.Size < 8 {
+			t.Fatalf("PT_GNU_EH_FRAME %+v not in one PT_LOAD", h)
+		}
+	}
 	if f.Relro.Size > 0 {
 		if s, ok := f.segmentAt(f.Relro.Vaddr, f.Relro.Size); !ok || s.Prot&mem.ProtWrite == 0 {
 			t.Fatalf("RELRO %+v not in a writable segment", f.Relro)

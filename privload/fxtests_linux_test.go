@@ -504,7 +504,8 @@ func TestFixtureRefused(t *testing.T) {
 		name, want string
 		class      error
 	}{
-		{"libfx_tls.so", "has PT_TLS", ErrUnsupported},
+		{"libfx_tlsie.so", "R_X86_64_TPOFF64 (type 18)", ErrUnsupported},
+		{"libfx_tlsundef.so", `undefined thread-local variable "fx_nowhere"`, ErrLink},
 		{"libfx_textrel.so", "DT_TEXTREL", ErrUnsupported},
 		{"libfx_execstack.so", "executable stack", ErrUnsupported},
 		{"libfx_undef.so", `undefined symbol "fx_missing"`, nil},

@@ -87,7 +87,8 @@ type Import struct {
 	// for ("" if none).
 	Name, Version string
 	// BoundTo is the address it was bound to (0 for an unresolved weak
-	// symbol). For a reference to an ifunc it is the resolver's result.
+	// symbol). For a reference to an ifunc it is the resolver's result;
+	// for a thread-local variable, its offset in its module's block.
 	BoundTo uintptr
 	// How says by what: one of the Bound* constants.
 	How string
@@ -111,6 +112,9 @@ const (
 	BoundResolver = "resolver"
 	// BoundWeakZero: an undefined weak reference, bound to 0.
 	BoundWeakZero = "weak-undefined"
+	// BoundRuntime: privload's own implementation (__tls_get_addr for a
+	// group with thread-local storage).
+	BoundRuntime = "privload"
 )
 
 // Dependency is one DT_NEEDED entry of a library and what satisfied it.
@@ -159,6 +163,9 @@ type Library struct {
 	group      *group
 	// skipIFunc is Options.SkipIFunc: Lookup does not call resolvers.
 	skipIFunc bool
+	// tlsID is the library's thread-local storage module id in its
+	// group (1, 2, ...), 0 if it has no PT_TLS. Set at load.
+	tlsID uint64
 	// pe is the PE side of a library loaded from a DLL: its exports and
 	// what unloading must undo. Set at load and never changed. Only the
 	// Windows loader makes PE libraries, and only ELF ones elsewhere, so
@@ -197,6 +204,14 @@ type group struct {
 	// initOrder has every library after its dependencies: the order the
 	// initialisers ran in; finalisers run in reverse.
 	initOrder []*Library
+
+	// tls is the group's thread-local storage, nil if no library of it
+	// has PT_TLS. Set at load; Close frees it.
+	tls *tlsGroup
+	// unregister deregisters the libraries' unwind tables from the
+	// group's private unwinder (ehframe_linux.go); nil if none were
+	// registered. Set at load; Close calls it.
+	unregister func() error
 
 	mu sync.Mutex
 	// ifuncs caches what ifunc resolvers returned, by resolver address:
@@ -245,6 +260,10 @@ type importRec struct {
 	// to the library's bias (target adds it), so that the binding cache
 	// can share the records between loads at different addresses.
 	self bool
+	// tlsMod is, for a thread-local variable, the module id (in the
+	// group) of the library defining it, and addr its offset in that
+	// module's block; 0 for any other symbol.
+	tlsMod uint32
 }
 
 // target returns the address r binds to in a library loaded at bias.
@@ -383,6 +402,17 @@ func (l *Library) Close() error {
 			if err := m.runFini(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	if g := l.group; g != nil && g.unregister != nil {
+		if err := g.unregister(); err != nil {
+			errs = append(errs, fmt.Errorf("privload: %s: deregistering unwind tables: %w", l.path, err))
+		}
+	}
+	if g := l.group; g != nil && g.tls != nil {
+		// After the finalisers, which may use thread-local variables.
+		if err := g.tls.free(); err != nil {
+			errs = append(errs, fmt.Errorf("privload: %s: freeing thread-local storage: %w", l.path, err))
 		}
 	}
 	for _, m := range members {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,16 +41,19 @@ import (
 //     dlopen; any other is found as ld.so finds it (DT_RPATH,
 //     LD_LIBRARY_PATH, Options.SearchPath, DT_RUNPATH, ld.so.cache, the
 //     system directories), and parsed; each is checked
-//     for what privload does not support (thread-local storage, text
-//     relocations, relocation types, an executable stack);
-//  2. reserve a vmcode slot per private library (bookkeeping only);
+//     for what privload does not support (initial-exec thread-local
+//     storage, text relocations, relocation types, an executable stack);
+//  2. reserve a vmcode slot per private library (bookkeeping only), and
+//     set up the group's thread-local storage if any library has PT_TLS
+//     (see the package documentation);
 //  3. bind every symbol reference (see below);
 //  4. map each PT_LOAD with MAP_FIXED over its slot's reservation, zero
 //     the .bss, relocate (RELR, DT_RELA, DT_JMPREL, all bound now;
 //     IRELATIVE and references to ifuncs last, by calling their
 //     resolvers), make PT_GNU_RELRO read-only: dependencies before the
 //     libraries that need them;
-//  5. run DT_INIT and DT_INIT_ARRAY, dependencies first.
+//  5. register the unwind tables with the group's private libgcc_s, if
+//     any; run DT_INIT and DT_INIT_ARRAY, dependencies first.
 //
 // Symbols are searched as ld.so searches the local scope of a library
 // opened with dlopen: Options.Imports first; then the loaded library
@@ -152,6 +156,9 @@ type elfLoader struct {
 	ifuncs map[uintptr]uintptr
 	// reserved counts the images whose slots are reserved.
 	reserved int
+	// tls is the group's thread-local storage (setupTLS), nil if no
+	// library has PT_TLS.
+	tls *tlsGroup
 }
 
 func errorf(who, format string, args ...any) error {
@@ -182,6 +189,10 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 		ld.release()
 		return nil, err
 	}
+	if err := ld.setupTLS(); err != nil {
+		ld.release()
+		return nil, err
+	}
 	if err := ld.bindAll(); err != nil {
 		ld.release()
 		return nil, err
@@ -205,7 +216,7 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 	// The group exists from here: a failing initialiser leaves a
 	// library Close can unload (running the finalisers of those that
 	// ran).
-	g := &group{ifuncs: ld.ifuncs}
+	g := &group{ifuncs: ld.ifuncs, tls: ld.tls}
 	for _, img := range ld.imgs {
 		g.libs = append(g.libs, img.lib)
 		img.lib.group = g
@@ -225,6 +236,22 @@ func (ld *elfLoader) run(path string) (*Library, error) {
 	}
 	g.root = root.lib
 	if !ld.opts.SkipInit {
+		// The unwinder is a library like the others: with SkipInit,
+		// no code of the group runs.
+		if err := registerFrames(ld, g); err != nil {
+			return root.lib, err
+		}
+		if ld.tls != nil {
+			// The initialisers run on this thread, with its blocks
+			// made here: not in the slow path, which would have no
+			// way to report vmheap refusing them (a VMM being
+			// closed refuses new allocations).
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			if _, err := ld.tls.thread(); err != nil {
+				return root.lib, errorf(root.who, "thread-local storage of the initialising thread: %v", err)
+			}
+		}
 		for _, img := range ld.initOrder {
 			if err := runInit(img.lib); err != nil {
 				return root.lib, err
@@ -689,9 +716,10 @@ func preadFull(fd int, b []byte, off int64) error {
 }
 
 // check refuses, before anything is mapped, what the loader does not
-// support: every relocation type is known, none needs thread-local
-// storage, copy relocations (which belong in executables) are absent, and
-// ifunc resolvers are allowed to run if there are any.
+// support: every relocation type is known, none needs static thread-local
+// storage or a TLS descriptor, copy relocations (which belong in
+// executables) are absent, and ifunc resolvers are allowed to run if there
+// are any.
 func (ld *elfLoader) check(f *File, who string) error {
 	for _, tab := range [2]struct {
 		name string
@@ -709,8 +737,26 @@ func (ld *elfLoader) check(f *File, who string) error {
 				}
 			case elf.R_X86_64_COPY:
 				return unsupportedf(who, "%s relocation %s at %#x: copy relocations belong in executables, not shared objects", tab.name, relocName(r.Type), r.Off)
-			case elf.R_X86_64_DTPMOD64, elf.R_X86_64_DTPOFF64, elf.R_X86_64_TPOFF64, elf.R_X86_64_TLSDESC, elf.R_X86_64_DTPOFF32, elf.R_X86_64_TPOFF32:
-				return unsupportedf(who, "%s relocation %s at %#x: thread-local storage is not supported", tab.name, relocName(r.Type), r.Off)
+			case elf.R_X86_64_DTPMOD64, elf.R_X86_64_DTPOFF64:
+				// General- and local-dynamic thread-local storage:
+				// privload's __tls_get_addr (tls_linux.go).
+				if r.Sym == 0 && f.TLS == nil {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x refers to the library's own thread-local storage, and it has no PT_TLS", tab.name, relocName(r.Type), r.Off), Class: ErrMalformed}
+				}
+			case elf.R_X86_64_TPOFF64, elf.R_X86_64_TPOFF32:
+				return unsupportedf(who, "%s relocation %s at %#x: initial-exec thread-local storage is not supported (it needs static TLS at a fixed offset from the host's thread pointer, which only the host's dynamic linker allocates)", tab.name, relocName(r.Type), r.Off)
+			case elf.R_X86_64_TLSDESC:
+				if !tlsDescOK() {
+					return unsupportedf(who, "%s relocation %s at %#x: thread-local storage descriptors need xsave, which this machine does not enable", tab.name, relocName(r.Type), r.Off)
+				}
+				if !f.writable(r.Off + 8) {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x: the descriptor's second word is not in a writable segment", tab.name, relocName(r.Type), r.Off), Class: ErrMalformed}
+				}
+				if r.Sym == 0 && f.TLS == nil {
+					return &FormatError{File: who, Reason: fmt.Sprintf("%s relocation %s at %#x refers to the library's own thread-local storage, and it has no PT_TLS", tab.name, relocName(r.Type), r.Off), Class: ErrMalformed}
+				}
+			case elf.R_X86_64_DTPOFF32:
+				return unsupportedf(who, "%s relocation %s at %#x is not supported (it belongs in object files)", tab.name, relocName(r.Type), r.Off)
 			default:
 				return unsupportedf(who, "%s relocation %s at %#x is not supported", tab.name, relocName(r.Type), r.Off)
 			}
@@ -758,6 +804,10 @@ func (ld *elfLoader) reserve() error {
 
 // release gives back every reserved slot, after a failure.
 func (ld *elfLoader) release() {
+	if ld.tls != nil {
+		_ = ld.tls.free()
+		ld.tls = nil
+	}
 	for _, img := range ld.imgs[:ld.reserved] {
 		_ = img.lib.slot.Release()
 	}
@@ -854,7 +904,9 @@ var (
 // bindCacheable reports whether the load's binding may be cached: it has
 // one private library and no option can redirect a symbol.
 func (ld *elfLoader) bindCacheable() bool {
-	return !cacheOff && len(ld.imgs) == 1 && len(ld.opts.Imports) == 0 && ld.opts.Resolve == nil
+	// A group with thread-local storage binds __tls_get_addr to its own
+	// stub, which dies with it.
+	return !cacheOff && len(ld.imgs) == 1 && len(ld.opts.Imports) == 0 && ld.opts.Resolve == nil && ld.tls == nil
 }
 
 // sameHosts reports whether the host libraries of the load's scope are,
@@ -923,7 +975,13 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	shndx := elf.SectionIndex(le.Uint16(ent[6:]))
 	ver, _ := f.symVersion(i)
 	if typ == elf.STT_TLS {
-		return unsupportedf(img.who, "relocation %s at %#x refers to thread-local symbol %q: thread-local storage is not supported", relocName(r.Type), r.Off, name)
+		return ld.bindTLS(img, r, i, name, ver, shndx, bnd, other)
+	}
+	if ld.tls != nil && name == "__tls_get_addr" {
+		// The host's would look for the module ids privload gives in
+		// the host's own tables.
+		ld.record(img, i, ld.tls.getAddr, BoundRuntime, "")
+		return nil
 	}
 	if len(ld.opts.Imports) > 0 {
 		a, ok := uintptr(0), false
@@ -983,6 +1041,39 @@ func (ld *elfLoader) bind(img *elfImage, r Reloc) error {
 	return linkf(img.who, "undefined symbol %q (%s at %#x): not defined in the search scope (%s) nor supplied by Options.Imports or Options.Resolve", full, relocName(r.Type), r.Off, strings.Join(names, ", "))
 }
 
+// bindTLS binds a reference of img to thread-local variable name: to a
+// definition in a private library of the load (its module id and its
+// offset in the module's block), searched as other symbols are. Options.
+// Imports and Options.Resolve supply addresses, which a thread-local
+// variable does not have, and the host's libraries keep theirs in the
+// host's static TLS, which private code cannot address: neither is
+// consulted, and a variable found only in a host library is refused.
+func (ld *elfLoader) bindTLS(img *elfImage, r Reloc, i uint64, name string, ver *Version, shndx elf.SectionIndex, bnd elf.SymBind, other byte) error {
+	f := img.lib.file
+	if shndx != elf.SHN_UNDEF && (bnd == elf.STB_LOCAL || elf.ST_VISIBILITY(other) == elf.STV_HIDDEN || elf.ST_VISIBILITY(other) == elf.STV_INTERNAL) {
+		return ld.bindDef(img, img, i, r, name, ver)
+	}
+	gh := gnuHashOf(name)
+	if f.Symbolic {
+		if j, ok := f.find(name, gh, ver, lookupReloc); ok {
+			return ld.bindDef(img, img, j, r, name, ver)
+		}
+	}
+	cname := f.strtab[le.Uint32(f.symtab[i*symSize:]):]
+	for _, e := range ld.scope {
+		if e.img != nil {
+			if j, ok := e.img.lib.file.find(name, gh, ver, lookupReloc); ok {
+				return ld.bindDef(img, e.img, j, r, name, ver)
+			}
+			continue
+		}
+		if hs := e.host.sym(name, cname, ver); hs.addr != 0 {
+			return unsupportedf(img.who, "relocation %s at %#x refers to thread-local variable %q of the host's %s: thread-local storage of host libraries is not supported", relocName(r.Type), r.Off, name, e.host.name)
+		}
+	}
+	return linkf(img.who, "undefined thread-local variable %q (%s at %#x): not defined by a private library of the load", name, relocName(r.Type), r.Off)
+}
+
 // record notes that symbol i of img is bound to addr, by how, from the
 // library fromName, as one of img's imports.
 func (ld *elfLoader) record(img *elfImage, i uint64, addr uintptr, how string, fromName string) {
@@ -1011,7 +1102,15 @@ func (ld *elfLoader) bindDef(img, def *elfImage, j uint64, r Reloc, name string,
 	}
 	switch typ {
 	case elf.STT_TLS:
-		return unsupportedf(img.who, "relocation %s at %#x binds to thread-local symbol %q of %s: thread-local storage is not supported", relocName(r.Type), r.Off, name, def.lib.name)
+		if def.lib.tlsID == 0 || shndx == elf.SHN_ABS {
+			return &FormatError{File: def.who, Reason: fmt.Sprintf("thread-local symbol %q is not in a PT_TLS", name), Class: ErrMalformed}
+		}
+		if value >= def.lib.file.TLS.Memsz {
+			return &FormatError{File: def.who, Reason: fmt.Sprintf("thread-local symbol %q at offset %#x lies outside its %#x-byte PT_TLS", name, value, def.lib.file.TLS.Memsz), Class: ErrMalformed}
+		}
+		ld.record(img, uint64(r.Sym), uintptr(value), how, def.lib.name)
+		img.lib.elfImports[img.bind[r.Sym]-1].tlsMod = uint32(def.lib.tlsID)
+		return nil
 	case elf.STT_GNU_IFUNC:
 		if ld.opts.SkipIFunc {
 			return unsupportedf(img.who, "relocation %s at %#x binds to indirect function %q of %s, and Options.SkipIFunc is set", relocName(r.Type), r.Off, name, def.lib.name)
@@ -1153,6 +1252,17 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 			case elf.R_X86_64_IRELATIVE:
 				late = append(late, r)
 				continue
+			case elf.R_X86_64_DTPMOD64, elf.R_X86_64_DTPOFF64:
+				v, err := ld.tlsReloc(img, r)
+				if err != nil {
+					return err
+				}
+				val = v
+			case elf.R_X86_64_TLSDESC:
+				if err := ld.tlsDesc(img, r); err != nil {
+					return err
+				}
+				continue
 			default:
 				// R_X86_64_64, GLOB_DAT and JUMP_SLOT are S+A (the
 				// addend of the latter two is 0 in practice and
@@ -1164,6 +1274,9 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 					if b.ifunc {
 						late = append(late, r)
 						continue
+					}
+					if b.tlsMod != 0 {
+						return &FormatError{File: img.who, Reason: fmt.Sprintf("relocation %s at %#x takes the address of a thread-local variable, which has none", relocName(r.Type), r.Off), Class: ErrMalformed}
 					}
 					s = uint64(b.target(bias))
 				}
@@ -1187,6 +1300,51 @@ func (ld *elfLoader) relocate(img *elfImage) error {
 		}
 		binary.LittleEndian.PutUint64(img.word(r.Off), val)
 	}
+	return nil
+}
+
+// tlsReloc returns the value of a DTPMOD64 (the module id of the library
+// defining the variable) or DTPOFF64 (its offset in the module's block,
+// plus the addend) relocation. Symbol 0 is the library itself (the
+// local-dynamic model).
+func (ld *elfLoader) tlsReloc(img *elfImage, r Reloc) (uint64, error) {
+	mod, off := img.lib.tlsID, uint64(0)
+	if r.Sym != 0 {
+		b := &img.lib.elfImports[img.bind[r.Sym]-1]
+		if b.tlsMod == 0 {
+			return 0, &FormatError{File: img.who, Reason: fmt.Sprintf("relocation %s at %#x refers to a symbol that is not thread-local", relocName(r.Type), r.Off), Class: ErrMalformed}
+		}
+		mod, off = uint64(b.tlsMod), uint64(b.addr)
+	}
+	if r.Type == elf.R_X86_64_DTPMOD64 {
+		return mod, nil
+	}
+	return off + uint64(r.Addend), nil
+}
+
+// tlsDesc fills the TLS descriptor R_X86_64_TLSDESC relocates: the
+// group's descriptor function, and a tls_index {module, offset + addend}
+// of the group's array for its argument.
+func (ld *elfLoader) tlsDesc(img *elfImage, r Reloc) error {
+	g := ld.tls
+	if g == nil || g.descUsed == g.nDesc {
+		return &FormatError{File: img.who, Reason: fmt.Sprintf("relocation %s at %#x: no thread-local storage in the load", relocName(r.Type), r.Off), Class: ErrLink}
+	}
+	mod, err := ld.tlsReloc(img, Reloc{Off: r.Off, Type: elf.R_X86_64_DTPMOD64, Sym: r.Sym})
+	if err != nil {
+		return err
+	}
+	off, err := ld.tlsReloc(img, Reloc{Off: r.Off, Type: elf.R_X86_64_DTPOFF64, Sym: r.Sym, Addend: r.Addend})
+	if err != nil {
+		return err
+	}
+	idx := g.descIdx + uintptr(g.descUsed)*16
+	g.descUsed++
+	b := rawmem.Bytes(idx, 16)
+	binary.LittleEndian.PutUint64(b, mod)
+	binary.LittleEndian.PutUint64(b[8:], off)
+	binary.LittleEndian.PutUint64(img.word(r.Off), uint64(g.descAddr))
+	binary.LittleEndian.PutUint64(img.word(r.Off+8), uint64(idx))
 	return nil
 }
 

@@ -467,7 +467,33 @@ var malformedCases = []struct {
 		x.u64(x.dyn(elf.DT_INIT)+8, 0x2000)
 	}, want: "not in an executable PT_LOAD", class: ErrMalformed},
 	{name: "init array outside data", edit: func(x *fixture) { x.u64(x.dyn(elf.DT_INIT_ARRAY)+8, 0x1000) }, want: "DT_INIT_ARRAY", class: ErrMalformed},
-	{name: "PT_TLS", edit: func(x *fixture) { x.u32(x.phdr(elf.PT_GNU_STACK, 0), uint32(elf.PT_TLS)) }, want: "PT_TLS", class: ErrUnsupported},
+	// PT_GNU_RELRO turned into PT_TLS: a valid template over the
+	// .init_array, .fini_array, .dynamic and .got, made invalid one way
+	// at a time.
+	{name: "two PT_TLS", edit: func(x *fixture) {
+		x.u32(x.phdr(elf.PT_GNU_RELRO, 0), uint32(elf.PT_TLS))
+		x.u32(x.phdr(elf.PT_GNU_STACK, 0), uint32(elf.PT_TLS))
+	}, want: "more than one PT_TLS", class: ErrMalformed},
+	{name: "PT_TLS filesz above memsz", edit: func(x *fixture) {
+		off := x.phdr(elf.PT_GNU_RELRO, 0)
+		x.u32(off, uint32(elf.PT_TLS))
+		x.u64(off+32, binary.LittleEndian.Uint64(x.data[off+40:])+8)
+	}, want: "PT_TLS: p_filesz", class: ErrMalformed},
+	{name: "PT_TLS block too large", edit: func(x *fixture) {
+		off := x.phdr(elf.PT_GNU_RELRO, 0)
+		x.u32(off, uint32(elf.PT_TLS))
+		x.u64(off+40, 1<<30)
+	}, want: "thread-local block", class: ErrUnsupported},
+	{name: "PT_TLS alignment not a power of two", edit: func(x *fixture) {
+		off := x.phdr(elf.PT_GNU_RELRO, 0)
+		x.u32(off, uint32(elf.PT_TLS))
+		x.u64(off+48, 24)
+	}, want: "PT_TLS: p_align 0x18", class: ErrMalformed},
+	{name: "PT_TLS image in the .bss", edit: func(x *fixture) {
+		off := x.phdr(elf.PT_GNU_RELRO, 0)
+		x.u32(off, uint32(elf.PT_TLS))
+		x.u64(off+16, 0x9000)
+	}, want: "file-backed part", class: ErrMalformed},
 	{name: "PT_INTERP", edit: func(x *fixture) { x.u32(x.phdr(elf.PT_GNU_STACK, 0), uint32(elf.PT_INTERP)) }, want: "PT_INTERP", class: ErrUnsupported},
 	{name: "RELRO outside writable data", edit: func(x *fixture) { x.u64(x.phdr(elf.PT_GNU_RELRO, 0)+16, 0x1000) }, want: "PT_GNU_RELRO", class: ErrMalformed},
 
@@ -476,6 +502,12 @@ var malformedCases = []struct {
 	{name: "unsupported relocation type", edit: func(x *fixture) {
 		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_TPOFF64))
 	}, want: "R_X86_64_TPOFF64 (type 18)", class: ErrUnsupported, load: true},
+	{name: "DTPMOD64 without PT_TLS", edit: func(x *fixture) {
+		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_DTPMOD64))
+	}, want: "R_X86_64_DTPMOD64 (type 16) at", class: ErrMalformed, load: true},
+	{name: "TLSDESC without PT_TLS", edit: func(x *fixture) {
+		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_TLSDESC))
+	}, want: "R_X86_64_TLSDESC (type 36) at", class: ErrMalformed, load: true},
 	{name: "copy relocation", edit: func(x *fixture) {
 		x.u32(x.rela(elf.R_X86_64_RELATIVE)+8, uint32(elf.R_X86_64_COPY))
 	}, want: "R_X86_64_COPY (type 5)", class: ErrUnsupported, load: true},

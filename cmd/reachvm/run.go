@@ -53,10 +53,11 @@ unwinds frames in the code cache and in PROG). With -c NAME a sample client inst
 PROG (inscount: instructions executed; bbcount: executions per basic
 block) and writes its report, one JSON object, to standard error or with
 -o to FILE when PROG ends; arguments for the client follow its name, up
-to a "--". A NAME with a slash or ending in .so (-c ./client.so) is a
-native client, a shared library written against include/reachvm.h
-(docs/clients.md), loaded privately next to the code cache; its exit
-event writes the report. linux/amd64 only.`
+to a "--". A program PROG executes runs under the same client, whose
+report is then that program's. A NAME with a slash or ending in .so
+(-c ./client.so) is a native client, a shared library written against
+include/reachvm.h (docs/clients.md), loaded privately next to the code
+cache; its exit event writes the report. linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
@@ -260,7 +261,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 // clientNames lists the sample clients for run's usage (package
 // clients has them on linux/amd64, where TestClientNames checks this).
-const clientNames = "bbcount, inscount"
+const clientNames = "bbcount, calltrace, inscount, wrap"
 
 // splitClientArgs splits what follows run's flags, rest (args' tail),
 // into the client's arguments and PROG with its own: a client's

@@ -39,6 +39,15 @@ func (o *runOptions) follow(req *jit.ExecRequest) (string, []string, []string) {
 	if req.Inherit.ExecFn != "" {
 		argv = append(argv, "--execfn="+req.Inherit.ExecFn)
 	}
+	if o.client != "" {
+		// The client goes on in the new program (its report is the
+		// new program's): its flags last, since its arguments end at
+		// the "--" before the program.
+		if o.clientOut != "" {
+			argv = append(argv, "--client-out="+o.clientOut)
+		}
+		argv = append(append(argv, "--client="+o.client), o.clientArgs...)
+	}
 	argv = append(append(argv, "--", req.Path), req.Argv[1:]...)
 	return exe, argv, req.Envp
 }
