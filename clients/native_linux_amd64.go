@@ -228,11 +228,15 @@ type nthread struct {
 }
 
 // nativeSystem are the libraries a native client binds to the host's
-// copies of (see privload.Options.System): glibc's, and C++'s runtime,
-// which has thread-local storage, which only the host's dynamic linker
-// gives a library. The client's own code and data are private, in
-// vmcode, where the code cache reaches them; what it calls in these is
-// called from the client, never from the code cache.
+// copies of (see privload.Options.System): glibc's, and C++'s runtime
+// (libstdc++, libgcc_s), whose thread-local storage the host's dynamic
+// linker sets up. The client's own code and data are private, in vmcode,
+// where the code cache reaches them; what it calls in these is called
+// from the client, never from the code cache. (privload can load the
+// C++ runtime privately too, but TestNativeCPlusPlus, whose client
+// throws, registers its unwind tables (RV_CXX_EXCEPTIONS) and is
+// unloaded after its init refused, then crashes in the private copy's
+// finalisers.)
 var nativeSystem = append(slices.Clip(privload.DefaultSystem), "libstdc++.so.6", "libgcc_s.so.1")
 
 // isNativePath reports whether New takes name as a native client's file
