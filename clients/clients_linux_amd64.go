@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/reachvm/reachvm/jit"
+	"github.com/reachvm/reachvm/vmm"
 )
 
 // Tool is a sample client set up for one run.
@@ -21,6 +22,21 @@ type Tool struct {
 	Report func(w io.Writer) error
 	// state is the tool's own, for its tests.
 	state any
+	// close releases what the tool holds (a native client's image), or
+	// is nil.
+	close func() error
+}
+
+// Close releases what the tool holds: a native client's image, which
+// nothing may run after (the run's code, its Report). The sample
+// clients hold nothing.
+func (t *Tool) Close() error {
+	if t.close == nil {
+		return nil
+	}
+	c := t.close
+	t.close = nil
+	return c()
 }
 
 // factories are the sample clients by name.
@@ -43,11 +59,22 @@ func Names() []string {
 	return names
 }
 
-// New returns the sample client name, given its arguments.
+// New returns the client name, given its arguments: a sample client by
+// its name, or a native client by its file's path (a name with a slash,
+// or ending in .so), which NewIn loads.
 func New(name string, args []string) (*Tool, error) {
+	return NewIn(nil, name, args)
+}
+
+// NewIn is New for a run in v: a native client is loaded into v's
+// vmcode (see LoadNative), which a nil v does not have.
+func NewIn(v *vmm.VMM, name string, args []string) (*Tool, error) {
+	if isNativePath(name) {
+		return LoadNative(v, name, args)
+	}
 	f, ok := factories[name]
 	if !ok {
-		return nil, fmt.Errorf("clients: no sample client %q (there are: %s)", name, strings.Join(Names(), ", "))
+		return nil, fmt.Errorf("clients: no sample client %q (there are: %s; or a native client's path, ./NAME.so)", name, strings.Join(Names(), ", "))
 	}
 	return f(args)
 }

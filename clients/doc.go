@@ -14,5 +14,14 @@
 //
 // Each is a few lines of the API a tool writer starts from: a
 // translation-time event (jit.Client.Block) decides what code to insert,
-// and the inserted code, not Go, runs per execution. linux/amd64 only.
+// and the inserted code, not Go, runs per execution.
+//
+// It also runs native clients: shared libraries written in C or C++
+// against include/reachvm.h, which LoadNative (and New, given a path,
+// `reachvm run -c ./client.so`) loads privately into the vmcode of the
+// machine they instrument, so that the code cache reaches their cells and
+// functions with rel32 displacements. Their events are plain calls from
+// Go into the library with structs of the header's, which Go mirrors;
+// nothing calls back into Go. docs/clients.md walks through writing
+// both kinds. linux/amd64 only.
 package clients

@@ -57,7 +57,10 @@ and store, to a compact file, with file=PATH or drop as its argument;
 wrap: malloc and free, and the leaks) and writes its report, one JSON object, to standard error
 or with -o to FILE when PROG ends; arguments for the client follow its name, up
 to a "--". A program PROG executes runs under the same client, whose
-report is then that program's. linux/amd64 only.`
+report is then that program's. A NAME with a slash or ending in .so
+(-c ./client.so) is a native client, a shared library written against
+include/reachvm.h (docs/clients.md), loaded privately next to the code
+cache; its exit event writes the report. linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
@@ -237,7 +240,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	const quiet = "say nothing when a signal kills the program (reachvm still dies of it)"
 	fs.BoolVar(&o.quiet, "quiet", false, quiet)
 	fs.BoolVar(&o.quiet, "q", false, quiet)
-	const client = "run the sample client `NAME` (" + clientNames + "); its arguments follow, up to a --"
+	const client = "run the sample client `NAME` (" + clientNames + ") or the native client NAME (./FILE.so); its arguments follow, up to a --"
 	fs.StringVar(&o.client, "client", "", client)
 	fs.StringVar(&o.client, "c", "", client)
 	const clientOut = "write the client's report to `FILE` instead of standard error"

@@ -113,7 +113,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 	}
 	var tool *clients.Tool
 	if o.client != "" {
-		if tool, err = clients.New(o.client, o.clientArgs); err != nil {
+		if tool, err = clients.NewIn(v, o.client, o.clientArgs); err != nil {
 			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 			return 125
 		}
