@@ -22,7 +22,7 @@ func TestMemtrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report := runClient(t, tool, nil, prog, addrs)
+	report := runWithTool(t, tool, nil, prog, addrs)
 	var r struct{ Loads, Stores, Accesses, Records uint64 }
 	if err := json.Unmarshal(report, &r); err != nil {
 		t.Fatal(err)

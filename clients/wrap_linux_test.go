@@ -52,12 +52,12 @@ func runToolState(t *testing.T, name string, env []string, prog string, args ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tool, runClient(t, tool, env, prog, args...)
+	return tool, runWithTool(t, tool, env, prog, args...)
 }
 
-// runClient runs prog under tool, in this process, and returns its
+// runWithTool runs prog under tool, in this process, and returns its
 // report.
-func runClient(t *testing.T, tool *Tool, env []string, prog string, args ...string) []byte {
+func runWithTool(t *testing.T, tool *Tool, env []string, prog string, args ...string) []byte {
 	t.Helper()
 	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
 	if err != nil {
