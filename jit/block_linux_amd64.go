@@ -251,3 +251,12 @@ func (t *translator) clientInsert(pc uintptr) error {
 	t.markExact(pc)
 	return nil
 }
+
+// Fail fails the block's translation with err, the client's own reason
+// (a client that cannot instrument the block): the run ends with it.
+// Insertions after it are ignored; a nil err does nothing.
+func (b *Block) Fail(err error) {
+	if b.err == nil && err != nil {
+		b.err = fmt.Errorf("jit: client: %w", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -252,6 +253,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	rest := fs.Args()
 	if o.client != "" {
 		o.clientArgs, rest = splitClientArgs(args, rest)
+		// Absolute, so that a program that changes directory and
+		// executes another (followed with the same client) finds
+		// them.
+		if strings.Contains(o.client, "/") || strings.HasSuffix(o.client, ".so") {
+			if abs, err := filepath.Abs(o.client); err == nil {
+				o.client = abs
+			}
+		}
+		if o.clientOut != "" {
+			if abs, err := filepath.Abs(o.clientOut); err == nil {
+				o.clientOut = abs
+			}
+		}
 	} else if o.clientOut != "" {
 		return fail(stderr, "run", badUsage("-o without -c"))
 	}
