@@ -161,9 +161,9 @@ type MemRef struct {
 	// false.
 	AddressOnly bool
 	// Implicit marks a reference no operand names: the stack slot
-	// push, call, pushf and enter write ([rsp-8]) and pop, ret, popf
-	// read ([rsp]), leave's [rbp], string instructions' [rsi] and
-	// [rdi]. A string instruction with a rep prefix (its Mnemonic
+	// push, call, pushf and enter write ([rsp-8]; [rsp-2] for a 16-bit
+	// push) and pop, ret, popf read ([rsp]), leave's [rbp], string
+	// instructions' [rsi] and [rdi] (movs and cmps list [rsi] first). A string instruction with a rep prefix (its Mnemonic
 	// starts with "rep") accesses its references rcx times, moving on
 	// by Size each time.
 	Implicit bool
@@ -179,6 +179,7 @@ var (
 
 // decoded is an Instr's operand decode, made on first use.
 type decoded struct {
+	// ops is decode.Operands's result.
 	ops decode.Ops
 	// err is decode.Operands's error: the instruction is not covered.
 	err error

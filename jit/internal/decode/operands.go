@@ -221,6 +221,10 @@ func operands(code []byte, in *Inst, o *Ops) error {
 	for n < len(xi.Args) && xi.Args[n] != nil {
 		n++
 	}
+	if xi.Op == x86asm.RDRAND && n == 0 && in.REX&8 != 0 {
+		// x86asm drops rdrand's 64-bit register.
+		xi.Args[0], n = x86asm.RAX+x86asm.Reg(in.ModRM&7|in.REX&1<<3), 1
+	}
 	o.Mnemonic = mnemonic(xi.Op)
 	if xi.Op == x86asm.CLFLUSH && in.Prefixes&P66 != 0 {
 		o.Mnemonic = "clflushopt" // x86asm's name ignores the 66

@@ -101,6 +101,8 @@ var operandCases = []struct {
 	{"f30fb8c0", "popcnt w:eax, r:eax ; flags r=- w=all"},
 	{"f3 48 0f bc c7", "tzcnt w:rax, r:rdi ; flags r=- w=all"},
 	{"0f05", "syscall ; flags r=all w=-"},
+	{"490fc7f0", "rdrand w:r8 ; flags r=- w=all"},
+	{"0fc7f0", "rdrand w:eax ; flags r=- w=all"},
 	{"cc", "int3 ; flags r=- w=-"},
 	// Immediates: sign-extended where the instruction does, else not.
 	{"83e0f0", "and rw:eax, r:-0x10 ; flags r=- w=all"},
