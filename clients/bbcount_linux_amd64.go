@@ -84,3 +84,14 @@ func (bc *bbcount) report(w io.Writer) error {
 		Top      []blockCount `json:"top"`
 	}{"bbcount", executed, distinct, instrs, all[:min(topBlocks, len(all))]})
 }
+
+// instructions returns the instructions the counted blocks executed.
+func (bc *bbcount) instructions() uint64 {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	var n uint64
+	for k, c := range bc.blocks {
+		n += c.Value() * uint64(k.instrs)
+	}
+	return n
+}

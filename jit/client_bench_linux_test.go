@@ -8,10 +8,11 @@ import (
 )
 
 // benchClients are the clients the client benchmarks compare: none, one
-// that takes every event and inserts nothing, and the sample tools'
-// insertions (a counter per block by its length; one per block by 1
-// beside it, as bbcount's per-block counters do; a clean call per block;
-// a record per memory operand).
+// that takes every event and inserts nothing, one that walks every
+// instruction, and insertions: one counter for all blocks, added to by
+// each block's length (every update waits for the last: a chain through
+// memory); a counter per block, added to by 1 (as the inscount and
+// bbcount samples do); a record per memory operand (memtrace's).
 func benchClients() []struct {
 	name   string
 	client func() *Client
@@ -46,12 +47,12 @@ func benchClients() []struct {
 				}
 			}}
 		}},
-		{"inscount", func() *Client {
+		{"counter", func() *Client {
 			c := NewCounter(PerThread)
 			return &Client{Block: func(b *Block) { b.AddCounter(0, c, int64(b.Len())) }}
 		}},
-		{"bbcount", func() *Client {
-			ins, blocks := NewCounter(PerThread), map[uintptr]*Counter{}
+		{"perblock", func() *Client {
+			blocks := map[uintptr]*Counter{}
 			return &Client{Block: func(b *Block) {
 				c := blocks[b.PC()]
 				if c == nil {
@@ -59,7 +60,6 @@ func benchClients() []struct {
 					blocks[b.PC()] = c
 				}
 				b.AddCounter(0, c, 1)
-				b.AddCounter(0, ins, int64(b.Len()))
 			}}
 		}},
 		{"memtrace", func() *Client {
