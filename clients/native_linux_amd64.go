@@ -438,6 +438,7 @@ func (n *native) blockEvent(b *jit.Block) {
 		if in.HasMemOperand() {
 			nt.instrs[i].hasMem = 1
 		}
+		nt.instrs[i].mnemonic = cMnemonic(in.Mnemonic())
 	}
 	room := insertsBase + insertsPerInstr*k
 	if cap(nt.ins) < room {
@@ -680,4 +681,22 @@ func (n *native) runExit(w io.Writer) error {
 		return fmt.Errorf("clients: %s report: %w", n.name, err)
 	}
 	return nil
+}
+
+// cMnemonics are the mnemonics given to native clients, each a
+// NUL-terminated copy kept for the process's life (a client may keep the
+// pointer): there are a few thousand at most.
+var cMnemonics sync.Map // string -> *[]byte
+
+// cMnemonic returns the address of m's C string, 0 for "".
+func cMnemonic(m string) uintptr {
+	if m == "" {
+		return 0
+	}
+	if p, ok := cMnemonics.Load(m); ok {
+		return uintptr(unsafe.Pointer(&(*p.(*[]byte))[0]))
+	}
+	b := append([]byte(m), 0)
+	p, _ := cMnemonics.LoadOrStore(m, &b)
+	return uintptr(unsafe.Pointer(&(*p.(*[]byte))[0]))
 }

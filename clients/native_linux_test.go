@@ -859,3 +859,19 @@ func TestNativePrintf(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeOpcodes: the C opcodes (a counter per mnemonic in its .bss,
+// the mnemonics reachvm gives it) reports exactly what the Go opcodes
+// does.
+func TestNativeOpcodes(t *testing.T) {
+	so := example(t, "opcodes")
+	for _, argv := range countPrograms(t) {
+		t.Run(filepath.Base(argv[0])+"-"+strings.Join(argv[1:], "-"), func(t *testing.T) {
+			c := mustRun(t, so, nil, argv...)
+			g := mustRun(t, "opcodes", nil, argv...)
+			if c.report != g.report {
+				t.Fatalf("C opcodes:\n%s\nGo opcodes:\n%s", c.report, g.report)
+			}
+		})
+	}
+}

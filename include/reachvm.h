@@ -82,8 +82,9 @@ struct rv_instr {
 	 * branch, call, return, system call or trap), else 0: only a
 	 * block's last instruction may be one. */
 	uint32_t is_control;
-	/* mnemonic is the instruction's mnemonic ("add"), or NULL where
-	 * this reachvm does not decode it for clients. */
+	/* mnemonic is the instruction's lower-case Intel mnemonic ("add",
+	 * "vpaddd", "rep movsb"), or NULL for the few the decoder cannot
+	 * name; the string lives as long as the process. */
 	const char *mnemonic;
 	/* has_mem is 1 if the instruction has an explicit memory operand
 	 * whose address rv_arg_ea and rv_insert_record_ea compute (a ModRM
