@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -103,4 +105,65 @@ func FuzzReadMemtrace(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// TestMemtraceLackey: memtrace's loads and stores equal valgrind lackey's
+// (--trace-mem=yes: L a load, S a store, M a read-and-write, which is
+// both) for the work of memops, its 1000 loads and stores, a rep movsb's
+// 4096 of each and 100 read-and-write adds, together with the loop code
+// around them: the counts of a run of it twice less those of a run once,
+// so that the start-up (ld.so, which runs differently under valgrind)
+// cancels out.
+func TestMemtraceLackey(t *testing.T) {
+	if _, err := exec.LookPath("valgrind"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("valgrind is missing")
+		}
+		t.Skip("valgrind is missing")
+	}
+	prog := gccBuild(t, "memops", nil, "memops.c")
+	addrs := filepath.Join(t.TempDir(), "addrs")
+	ours := func(reps string) (uint64, uint64) {
+		tool, err := New("memtrace", []string{"drop"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Loads, Stores uint64 }
+		if err := json.Unmarshal(runWithTool(t, tool, nil, prog, addrs, reps), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Loads, r.Stores
+	}
+	lackey := func(reps string) (uint64, uint64) {
+		log := filepath.Join(t.TempDir(), "lackey")
+		cmd := exec.Command("valgrind", "--tool=lackey", "--trace-mem=yes", "--log-file="+log, prog, addrs, reps)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("valgrind: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var loads, stores uint64
+		for _, l := range strings.Split(string(b), "\n") {
+			switch {
+			case strings.HasPrefix(l, " L "):
+				loads++
+			case strings.HasPrefix(l, " S "):
+				stores++
+			case strings.HasPrefix(l, " M "):
+				loads++
+				stores++
+			}
+		}
+		return loads, stores
+	}
+	l1, s1 := ours("1")
+	l2, s2 := ours("2")
+	v1, w1 := lackey("1")
+	v2, w2 := lackey("2")
+	if l2-l1 != v2-v1 || s2-s1 != w2-w1 {
+		t.Errorf("a repetition of memops' work: memtrace %d loads, %d stores; lackey %d, %d", l2-l1, s2-s1, v2-v1, w2-w1)
+	}
+	t.Logf("one repetition: %d loads, %d stores (lackey %d, %d); whole runs: memtrace %d, %d; lackey %d, %d", l2-l1, s2-s1, v2-v1, w2-w1, l1, s1, v1, w1)
 }
