@@ -77,6 +77,7 @@ const (
 	insertCell
 	insertCleanCall
 	insertRecord
+	insertMeta
 )
 
 // maxLen bounds the code the insertion emits.
@@ -86,6 +87,8 @@ func (op *insertion) maxLen() uintptr {
 		return cleanCallLen
 	case insertRecord:
 		return recordLen
+	case insertMeta:
+		return metaLen
 	}
 	return insertLen
 }
@@ -111,6 +114,8 @@ type insertion struct {
 	buf *TraceBuffer
 	ea  memOperand
 	tag uint32
+	// meta writes meta instructions (insertMeta).
+	meta func(*Meta)
 }
 
 // AddCounter inserts, before instruction i, code that adds n to c. Where
@@ -154,6 +159,7 @@ const (
 	insertLen    = 48
 	cleanCallLen = 640
 	recordLen    = 136
+	metaLen      = 512
 )
 
 // clientBlock lists the client block at head, up to max instructions,
@@ -238,11 +244,15 @@ func (t *translator) clientInsert(pc uintptr) error {
 			err = t.emitAdd(pc, op.cell, op.n, op.locked, flags == 1)
 		case insertCleanCall:
 			err = t.emitCleanCall(pc, &b.instrs[at], op)
-		case insertRecord:
+		case insertRecord, insertMeta:
 			if !deadKnown {
 				dead, deadKnown = uint16(t.m.deadAt(pc)), true
 			}
-			err = t.emitRecord(pc, op, dead)
+			if op.kind == insertMeta {
+				err = t.emitMeta(pc, &b.instrs[at], op, dead)
+			} else {
+				err = t.emitRecord(pc, op, dead)
+			}
 		}
 		if err != nil {
 			return err

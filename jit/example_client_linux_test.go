@@ -206,3 +206,45 @@ func ExampleTraceBuffer() {
 	fmt.Println("records > 10000:", records > 10000, "flushes > 1:", flushes > 1)
 	// Output: records > 10000: true flushes > 1: true
 }
+
+// ExampleBlock_InsertMeta counts blocks with meta instructions of the
+// client's own: two registers reserved (dead ones where there are, else
+// spilled to the thread's context), a load, a lea and a store to a cell
+// in vmcode, and the flags left alone.
+func ExampleBlock_InsertMeta() {
+	var cell uintptr
+	blocks := jit.NewCounter(jit.PerThread)
+	client := &jit.Client{Block: func(b *jit.Block) {
+		b.InsertMeta(0, func(m *jit.Meta) {
+			p, v := m.ReserveReg(), m.ReserveReg()
+			m.MovImm(p, uint64(cell))
+			m.Load(v, p, 0)
+			m.AddImm(v, 1)
+			m.Store(p, 0, v)
+		})
+		b.AddCounter(0, blocks, 1)
+	}}
+	v, m := newMachine(client)
+	defer v.Close()
+	defer m.Close()
+	s, err := v.ReserveSlot(64<<10, "example client")
+	if err != nil {
+		panic(err)
+	}
+	defer s.Release()
+	if err := s.Commit(s.Base(), s.Size(), mem.ProtRW); err != nil {
+		panic(err)
+	}
+	cell = s.Base()
+	p, err := m.LoadProgram("/bin/true")
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	if _, err := p.Run([]string{"/bin/true"}, nil); err != nil {
+		panic(err)
+	}
+	n := atomic.LoadUint64((*uint64)(rawmem.Ptr(cell)))
+	fmt.Println("counted = blocks executed:", n == blocks.Value() && n > 0)
+	// Output: counted = blocks executed: true
+}
