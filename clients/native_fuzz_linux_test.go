@@ -50,6 +50,15 @@ func (r *recorder) RecordAddr(i int, buf *jit.TraceBuffer, base jit.Reg, disp in
 	r.check(i, buf != nil && buf == r.n.tbuf && base <= jit.R15, "RecordAddr")
 }
 
+func (r *recorder) RecordRef(i int, buf *jit.TraceBuffer, ref jit.MemRef, tag uint32) {
+	r.check(i, buf != nil && buf == r.n.tbuf && ref.Size == 8, "RecordRef")
+}
+
+// MemRefs gives every instruction one reference, an 8-byte load.
+func (r *recorder) MemRefs(i int) []jit.MemRef {
+	return []jit.MemRef{{Base: jit.RAX, HasBase: true, Size: 8, Read: true}}
+}
+
 // fuzzImage bounds the image of FuzzNativeInsert's client.
 const fuzzLo, fuzzHi = 0x10000, 0x20000
 

@@ -53,7 +53,54 @@ type cInstr struct {
 	isControl uint32  `c:"is_control"`
 	mnemonic  uintptr `c:"mnemonic"`
 	hasMem    uint32  `c:"has_mem"`
-	reserved  uint32  `c:"reserved"`
+	nmems     uint32  `c:"nmems"`
+	mems      uintptr `c:"mems"`
+}
+
+// cMemRef is struct rv_memref.
+type cMemRef struct {
+	disp     int64   `c:"disp"`
+	size     uint32  `c:"size"`
+	flags    uint16  `c:"flags"`
+	seg      uint8   `c:"seg"`
+	scale    uint8   `c:"scale"`
+	base     uint8   `c:"base"`
+	index    uint8   `c:"index"`
+	reserved [6]byte `c:"reserved"`
+}
+
+// rv_memref's flags (enum rv_memref_flags) and RV_NO_REG.
+const (
+	memRefRead     = 1
+	memRefWrite    = 2
+	memRefImplicit = 4
+	memRefRIP      = 8
+	memRefAddrOnly = 16
+	memRefAddr32   = 32
+	memRefRepeat   = 64
+	noReg          = 255
+)
+
+// cMemRefOf converts r, a reference of an instruction whose mnemonic
+// says whether it repeats.
+func cMemRefOf(r jit.MemRef, rep bool) cMemRef {
+	c := cMemRef{disp: r.Disp, size: uint32(r.Size), seg: uint8(r.Seg), scale: r.Scale, base: noReg, index: noReg}
+	if r.HasBase {
+		c.base = uint8(r.Base)
+	}
+	if r.HasIndex {
+		c.index = uint8(r.Index)
+	}
+	for _, f := range []struct {
+		on   bool
+		flag uint16
+	}{{r.Read, memRefRead}, {r.Write, memRefWrite}, {r.Implicit, memRefImplicit}, {r.RIPRelative, memRefRIP},
+		{r.AddressOnly, memRefAddrOnly}, {r.Addr32, memRefAddr32}, {rep && r.Implicit, memRefRepeat}} {
+		if f.on {
+			c.flags |= f.flag
+		}
+	}
+	return c
 }
 
 // Argument kinds (enum rv_arg_kind).
@@ -78,6 +125,7 @@ const (
 	insertCleanCall  = 2
 	insertRecordEA   = 3
 	insertRecordAddr = 4
+	insertRecordRef  = 5
 )
 
 // cTraceRecord is struct rv_trace_record: jit.TraceRecord, whose
@@ -222,8 +270,10 @@ type nthread struct {
 	t   cThread
 	blk cBlock
 	sc  cSyscall
-	// instrs and ins are the block's arrays, grown as blocks need.
+	// instrs, mems and ins are the block's arrays, grown as blocks
+	// need.
 	instrs []cInstr
+	mems   []cMemRef
 	ins    []cInsert
 }
 
@@ -440,6 +490,30 @@ func (n *native) blockEvent(b *jit.Block) {
 		}
 		nt.instrs[i].mnemonic = cMnemonic(in.Mnemonic())
 	}
+	// The memory references, in one array the instructions point into
+	// (sized first: the pointers must not move).
+	nm := 0
+	for i := range k {
+		nm += len(b.Instr(i).MemRefs())
+	}
+	if cap(nt.mems) < nm {
+		nt.mems = make([]cMemRef, 0, 2*nm)
+	}
+	nt.mems = nt.mems[:0]
+	for i := range k {
+		in := b.Instr(i)
+		refs := in.MemRefs()
+		if len(refs) == 0 {
+			continue
+		}
+		rep := strings.HasPrefix(in.Mnemonic(), "rep")
+		first := len(nt.mems)
+		for _, r := range refs {
+			nt.mems = append(nt.mems, cMemRefOf(r, rep))
+		}
+		nt.instrs[i].nmems = uint32(len(refs))
+		nt.instrs[i].mems = uintptr(unsafe.Pointer(&nt.mems[first]))
+	}
 	room := insertsBase + insertsPerInstr*k
 	if cap(nt.ins) < room {
 		nt.ins = make([]cInsert, room)
@@ -451,7 +525,7 @@ func (n *native) blockEvent(b *jit.Block) {
 		thread: uintptr(unsafe.Pointer(&nt.t)),
 	}
 	n.call(n.block, unsafe.Pointer(&nt.blk))
-	if err := n.insert(b, &nt.blk, nt.ins); err != nil {
+	if err := n.insert(jitSink{b}, &nt.blk, nt.ins); err != nil {
 		n.failBlock(b, err)
 	}
 }
@@ -465,7 +539,15 @@ type blockSink interface {
 	CleanCallVector(i int, fn uintptr, args ...jit.Arg)
 	RecordEA(i int, buf *jit.TraceBuffer, tag uint32)
 	RecordAddr(i int, buf *jit.TraceBuffer, base jit.Reg, disp int32, tag uint32)
+	RecordRef(i int, buf *jit.TraceBuffer, ref jit.MemRef, tag uint32)
+	// MemRefs are instruction i's memory references.
+	MemRefs(i int) []jit.MemRef
 }
+
+// jitSink is a *jit.Block as a blockSink.
+type jitSink struct{ *jit.Block }
+
+func (s jitSink) MemRefs(i int) []jit.MemRef { return s.Instr(i).MemRefs() }
 
 // insert turns the records the block event left in blk into b's
 // insertions, checking each: what the client wrote is untrusted, and
@@ -498,6 +580,12 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 				return fmt.Errorf("clients: %s: block %#x: an add with flags %#x", n.name, blk.pc, in.flags)
 			}
 			n.addCell(b, int(in.at), uintptr(in.target), in.n, in.flags&flagLocked != 0)
+		case insertRecordRef:
+			refs := b.MemRefs(int(in.at))
+			if in.target >= uint64(len(refs)) {
+				return fmt.Errorf("clients: %s: block %#x: a record of memory reference %d of an instruction with %d", n.name, blk.pc, in.target, len(refs))
+			}
+			b.RecordRef(int(in.at), n.tbuf, refs[in.target], uint32(in.n))
 		case insertRecordEA, insertRecordAddr:
 			if n.tbuf == nil {
 				return fmt.Errorf("clients: %s: block %#x: a trace record, and no trace event to take it", n.name, blk.pc)

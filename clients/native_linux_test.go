@@ -293,12 +293,15 @@ func TestNativeLayout(t *testing.T) {
 		"rv_exit": reflect.TypeFor[cExit](), "rv_client": reflect.TypeFor[cClient](),
 		"rv_module": reflect.TypeFor[cModule](), "rv_signal": reflect.TypeFor[cSignal](),
 		"rv_context": reflect.TypeFor[cContext](), "rv_trace_record": reflect.TypeFor[cTraceRecord](),
+		"rv_memref": reflect.TypeFor[cMemRef](),
 	}
 	consts := map[string]int{
 		"RV_API_VERSION": nativeVersion, "RV_MAX_ARGS": maxArgs,
 		"RV_ARG_CONST": argConst, "RV_ARG_REG": argReg, "RV_ARG_PC": argPC, "RV_ARG_EA": argEA, "RV_ARG_CONTEXT": argCtx,
 		"RV_INSERT_ADD": insertAdd, "RV_INSERT_CLEAN_CALL": insertCleanCall,
-		"RV_INSERT_RECORD_EA": insertRecordEA, "RV_INSERT_RECORD_ADDR": insertRecordAddr,
+		"RV_INSERT_RECORD_EA": insertRecordEA, "RV_INSERT_RECORD_ADDR": insertRecordAddr, "RV_INSERT_RECORD_REF": insertRecordRef,
+		"RV_MEM_READ": memRefRead, "RV_MEM_WRITE": memRefWrite, "RV_MEM_IMPLICIT": memRefImplicit, "RV_MEM_RIP": memRefRIP,
+		"RV_MEM_ADDR_ONLY": memRefAddrOnly, "RV_MEM_ADDR32": memRefAddr32, "RV_MEM_REPEAT": memRefRepeat, "RV_NO_REG": noReg,
 		"RV_LOCKED": flagLocked, "RV_VECTOR": flagVector,
 		"RV_R15": int(jit.R15), "RV_RSP": int(jit.RSP), "RV_ERR_VALUE": len(blockErrors) - 1,
 	}

@@ -69,6 +69,47 @@ struct rv_thread {
 	void *data;
 };
 
+/* Flags of struct rv_memref. */
+enum rv_memref_flags {
+	RV_MEM_READ = 1,      /* the memory is read */
+	RV_MEM_WRITE = 2,     /* the memory is written (both: add [m], r) */
+	RV_MEM_IMPLICIT = 4,  /* no operand names it: push's [rsp-8], a string instruction's [rsi] */
+	RV_MEM_RIP = 8,       /* RIP-relative: disp is the address itself */
+	RV_MEM_ADDR_ONLY = 16, /* an address computed, not accessed (lea, prefetch) */
+	RV_MEM_ADDR32 = 32,   /* an address-size prefix: the address is 32 bits */
+	RV_MEM_REPEAT = 64,   /* a rep-prefixed string instruction's: accessed rcx times */
+};
+
+/* Segments of struct rv_memref. */
+enum rv_memref_seg {
+	RV_SEG_NONE = 0,
+	RV_SEG_FS = 1,
+	RV_SEG_GS = 2,
+};
+
+/* RV_NO_REG is rv_memref's base or index when there is none. */
+#define RV_NO_REG 255
+
+/* struct rv_memref is a memory location an instruction accesses (or
+ * whose address it computes): base + index * scale + disp, plus the
+ * segment's base, the registers as they are before the instruction.
+ * rv_insert_record_ref records its address. */
+struct rv_memref {
+	/* disp is the displacement, or with RV_MEM_RIP the address. */
+	int64_t disp;
+	/* size is the number of bytes accessed (0 with RV_MEM_ADDR_ONLY). */
+	uint32_t size;
+	/* flags are enum rv_memref_flags. */
+	uint16_t flags;
+	/* seg is an enum rv_memref_seg. */
+	uint8_t seg;
+	/* scale is 1, 2, 4 or 8 with an index, else 0. */
+	uint8_t scale;
+	/* base and index are enum rv_reg numbers, or RV_NO_REG. */
+	uint8_t base, index;
+	uint8_t reserved[6];
+};
+
 /* struct rv_instr is one application instruction of a block. */
 struct rv_instr {
 	/* pc is the instruction's application address. */
@@ -91,7 +132,11 @@ struct rv_instr {
 	 * memory operand, not GS-relative, without a vector index; lea's
 	 * too, which reads no memory), else 0. */
 	uint32_t has_mem;
-	uint32_t reserved;
+	/* nmems are the memory references the decoder found, mems[0:nmems]
+	 * (the explicit operand's first, then the implicit ones), valid
+	 * during the event only; 0 for an instruction it does not cover. */
+	uint32_t nmems;
+	const struct rv_memref *mems;
 };
 
 /* The kinds of clean-call argument. */
@@ -127,6 +172,7 @@ enum rv_insert_kind {
 	RV_INSERT_CLEAN_CALL = 2,
 	RV_INSERT_RECORD_EA = 3,   /* a trace record of the memory operand's address */
 	RV_INSERT_RECORD_ADDR = 4, /* a trace record of a register plus a displacement */
+	RV_INSERT_RECORD_REF = 5,  /* a trace record of a memory reference's address */
 };
 
 /* struct rv_trace_record is one record of the client's trace buffer, as
@@ -533,6 +579,27 @@ static inline int rv_insert_record_addr(struct rv_block *b, int idx, enum rv_reg
 	in->args[0].kind = RV_ARG_REG;
 	in->args[0].reg = (uint32_t)base;
 	in->args[0].value = disp;
+	b->ninserts++;
+	return 0;
+}
+
+/* rv_insert_record_ref inserts, before instruction idx of b, code that
+ * appends to the thread's trace buffer a record of the address of its
+ * memory reference ref (an index into rv_instr.mems), with tag. A
+ * GS-relative reference cannot be recorded (it fails the block). It
+ * returns 0, or the error recorded in b. */
+static inline int rv_insert_record_ref(struct rv_block *b, int idx, uint32_t ref, uint32_t tag)
+{
+	struct rv_insert *in = rv_insert_new(b, idx, RV_INSERT_RECORD_REF);
+
+	if (in == NULL)
+		return b->error;
+	if (ref >= b->instrs[idx].nmems) {
+		rv_block_fail(b, RV_ERR_ARGS);
+		return b->error;
+	}
+	in->target = ref;
+	in->n = (int64_t)tag;
 	b->ninserts++;
 	return 0;
 }

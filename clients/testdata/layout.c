@@ -10,7 +10,9 @@
 int main(void)
 {
 	S(rv_thread); F(rv_thread, tid); F(rv_thread, reserved); F(rv_thread, data);
-	S(rv_instr); F(rv_instr, pc); F(rv_instr, bytes); F(rv_instr, len); F(rv_instr, is_control); F(rv_instr, mnemonic); F(rv_instr, has_mem); F(rv_instr, reserved);
+	S(rv_instr); F(rv_instr, pc); F(rv_instr, bytes); F(rv_instr, len); F(rv_instr, is_control); F(rv_instr, mnemonic); F(rv_instr, has_mem); F(rv_instr, nmems); F(rv_instr, mems);
+	S(rv_memref); F(rv_memref, disp); F(rv_memref, size); F(rv_memref, flags); F(rv_memref, seg); F(rv_memref, scale);
+	F(rv_memref, base); F(rv_memref, index); F(rv_memref, reserved);
 	S(rv_arg); F(rv_arg, kind); F(rv_arg, reg); F(rv_arg, value);
 	S(rv_insert); F(rv_insert, kind); F(rv_insert, at); F(rv_insert, target); F(rv_insert, n);
 	F(rv_insert, flags); F(rv_insert, nargs); F(rv_insert, args);
@@ -38,5 +40,10 @@ int main(void)
 	printf("const RV_R15 %d\nconst RV_RSP %d\n", RV_R15, RV_RSP);
 	printf("const RV_ERR_VALUE %d\n", RV_ERR_VALUE);
 	printf("const RV_LOCKED %d\nconst RV_VECTOR %d\n", RV_LOCKED, RV_VECTOR);
+	printf("const RV_INSERT_RECORD_REF %d\nconst RV_NO_REG %d\n", RV_INSERT_RECORD_REF, RV_NO_REG);
+	printf("const RV_MEM_READ %d\nconst RV_MEM_WRITE %d\nconst RV_MEM_IMPLICIT %d\nconst RV_MEM_RIP %d\n",
+	       RV_MEM_READ, RV_MEM_WRITE, RV_MEM_IMPLICIT, RV_MEM_RIP);
+	printf("const RV_MEM_ADDR_ONLY %d\nconst RV_MEM_ADDR32 %d\nconst RV_MEM_REPEAT %d\n",
+	       RV_MEM_ADDR_ONLY, RV_MEM_ADDR32, RV_MEM_REPEAT);
 	return 0;
 }
