@@ -279,8 +279,19 @@ func command(t *testing.T, env []string, name string, args ...string) (string, s
 }
 
 // runRef runs prog under reachvm (TestRefChild) with args, the extra
-// environment of TestRefChild env, and returns its result and output.
+// environment of TestRefChild env, and returns its result and output,
+// having checked that its counts agree (agree).
 func runRef(t *testing.T, env []string, prog string, args ...string) (refResult, string) {
+	t.Helper()
+	r, out := runRefRaw(t, env, prog, args...)
+	if err := r.agree(); err != nil {
+		t.Errorf("%s %q: %v", prog, args, err)
+	}
+	return r, out
+}
+
+// runRefRaw is runRef without the check.
+func runRefRaw(t *testing.T, env []string, prog string, args ...string) (refResult, string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "ref.json")
 	env = append(append(os.Environ(), "REACHVM_REF_PROG="+prog, "REACHVM_REF_OUT="+out,
@@ -294,18 +305,23 @@ func runRef(t *testing.T, env []string, prog string, args ...string) (refResult,
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	// The sample clients and the test's own count agree on every run.
+	return r, stdout
+}
+
+// agree checks that the sample clients and the test's own count agree,
+// and that the threads' counts sum to the total.
+func (r *refResult) agree() error {
 	if r.Inscount != r.All || r.BBCount != r.Inscount {
-		t.Errorf("%s %q: inscount %d, bbcount %d, the test's count %d: not equal", prog, args, r.Inscount, r.BBCount, r.All)
+		return fmt.Errorf("inscount %d, bbcount %d, the test's count %d: not equal", r.Inscount, r.BBCount, r.All)
 	}
 	var sum uint64
 	for _, th := range r.Threads {
 		sum += th.All
 	}
 	if sum != r.All {
-		t.Errorf("%s %q: the threads' counts %v sum to %d, the total is %d", prog, args, r.Threads, sum, r.All)
+		return fmt.Errorf("the threads' counts %v sum to %d, the total is %d", r.Threads, sum, r.All)
 	}
-	return r, stdout
+	return nil
 }
 
 // guestInstrs matches lackey's total.

@@ -1,17 +1,23 @@
 /*
- * threads MODE N: the same work, work(N) eight times, done by
+ * threads MODE N [USEC]: the same work, work(N) eight times, done by
  *   serial   the main thread, eight calls in a row;
  *   pthread  eight POSIX threads, joined;
  *   clone    eight raw clone(2) threads, which the main thread waits
  *            for with one FUTEX_WAIT each on the tid the kernel clears
  *            at their exit: no loop whose count depends on timing, so
  *            that the instruction count is the same at every run.
- * It prints the work's combined result, the same in every mode.
+ *   signals  the main thread, as serial, while an interval timer sends
+ *            it SIGALRM every USEC microseconds (its handler counts them):
+ *            the instructions of work must not change.
+ * It prints the work's combined result, the same in every mode (and in
+ * the signals mode the number of signals on a second line).
  * refs_linux_test.go counts the instructions of work by its symbol.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +42,13 @@ static void *pthread_main(void *arg) {
 	return NULL;
 }
 
+static volatile long signals;
+
+static void on_alarm(int sig) {
+	(void)sig;
+	signals++;
+}
+
 static int clone_main(void *arg) {
 	long i = (long)arg;
 	results[i] = work(n);
@@ -51,12 +64,21 @@ static void futex_wait(volatile int *addr, int val) {
 }
 
 int main(int argc, char **argv) {
-	if (argc != 3)
+	if (argc < 3)
 		return 2;
 	n = strtoul(argv[2], NULL, 10);
 	if (strcmp(argv[1], "serial") == 0) {
 		for (long i = 0; i < nthreads; i++)
 			results[i] = work(n);
+	} else if (strcmp(argv[1], "signals") == 0) {
+		struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
+		long usec = argc > 3 ? strtol(argv[3], NULL, 10) : 200;
+		struct itimerval it = {{0, usec}, {0, usec}}, off = {{0, 0}, {0, 0}};
+		if (sigaction(SIGALRM, &sa, NULL) != 0 || setitimer(ITIMER_REAL, &it, NULL) != 0)
+			return 3;
+		for (long i = 0; i < nthreads; i++)
+			results[i] = work(n);
+		setitimer(ITIMER_REAL, &off, NULL);
 	} else if (strcmp(argv[1], "pthread") == 0) {
 		pthread_t t[nthreads];
 		for (long i = 0; i < nthreads; i++)
@@ -87,5 +109,7 @@ int main(int argc, char **argv) {
 	for (long i = 0; i < nthreads; i++)
 		sum += results[i];
 	printf("%lu\n", sum);
+	if (strcmp(argv[1], "signals") == 0)
+		printf("%ld signals\n", signals);
 	return 0;
 }
