@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +70,30 @@ func KernelTools(names []string, reachvm string) (tools []KernelTool, missing []
 		tools = append(tools, KernelTool{Name: t.Name, Argv: append([]string{path}, t.Args...)})
 	}
 	return tools, missing
+}
+
+// ClientToolPrefix begins the name of a tool that is reachvm run with a
+// sample client: "reachvm+inscount".
+const ClientToolPrefix = "reachvm+"
+
+// WithClients returns tools with, for each sample client named (as
+// `reachvm run -c` takes it), the tool "reachvm+NAME": reachvm run
+// with that client, its report discarded (written to the null device:
+// the tool's cost is the instrumented run's). They go after reachvm's,
+// or after native's when reachvm is not among tools, so that each sits
+// beside the plain translator it adds to.
+func WithClients(tools []KernelTool, reachvm string, clients []string) []KernelTool {
+	at := 0
+	for i, t := range tools {
+		if t.Name == "native" || t.Name == "reachvm" {
+			at = i + 1
+		}
+	}
+	var add []KernelTool
+	for _, c := range clients {
+		add = append(add, KernelTool{Name: ClientToolPrefix + c, Argv: []string{reachvm, "run", "-c", c, "-o", os.DevNull, "--"}})
+	}
+	return slices.Concat(tools[:at:at], add, tools[at:])
 }
 
 // AptGetCommands returns the command lines that install the packages of

@@ -213,3 +213,32 @@ func TestRunKernels(t *testing.T) {
 		t.Errorf("no native baseline: %v", err)
 	}
 }
+
+// TestWithClients puts each sample client's tool after reachvm's, or
+// after native's without reachvm, as `reachvm run -c NAME` with its
+// report discarded.
+func TestWithClients(t *testing.T) {
+	native, rv := KernelTool{Name: "native"}, KernelTool{Name: "reachvm", Argv: []string{"/rv", "run"}}
+	qemu := KernelTool{Name: "qemu", Argv: []string{"/usr/bin/qemu-x86_64"}}
+	ins := KernelTool{Name: "reachvm+inscount", Argv: []string{"/rv", "run", "-c", "inscount", "-o", os.DevNull, "--"}}
+	bb := KernelTool{Name: "reachvm+bbcount", Argv: []string{"/rv", "run", "-c", "bbcount", "-o", os.DevNull, "--"}}
+	for _, tc := range []struct {
+		tools   []KernelTool
+		clients []string
+		want    []KernelTool
+	}{
+		{[]KernelTool{native, rv, qemu}, []string{"inscount", "bbcount"}, []KernelTool{native, rv, ins, bb, qemu}},
+		{[]KernelTool{native, qemu}, []string{"bbcount"}, []KernelTool{native, bb, qemu}},
+		{[]KernelTool{native, rv}, nil, []KernelTool{native, rv}},
+		{[]KernelTool{native}, []string{"inscount"}, []KernelTool{native, ins}},
+	} {
+		in := slices.Clone(tc.tools)
+		got := WithClients(in, "/rv", tc.clients)
+		if !slices.EqualFunc(got, tc.want, func(a, b KernelTool) bool { return a.Name == b.Name && slices.Equal(a.Argv, b.Argv) }) {
+			t.Errorf("WithClients(%v, %q) = %v, want %v", tc.tools, tc.clients, got, tc.want)
+		}
+		if !slices.EqualFunc(in, tc.tools, func(a, b KernelTool) bool { return a.Name == b.Name }) {
+			t.Errorf("WithClients changed its argument: %v", in)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 // movsb's 4096 one-byte loads and stores, 100 read-and-write adds), each
 // at its address.
 func TestMemtrace(t *testing.T) {
-	prog := gccBuild(t, "memops", nil, "memops.c")
+	prog := buildTestC(t, "memops", nil, "memops.c")
 	dir := t.TempDir()
 	trace, addrs := filepath.Join(dir, "trace"), filepath.Join(dir, "addrs")
 	tool, err := New("memtrace", []string{"file=" + trace})
@@ -121,7 +121,7 @@ func TestMemtraceLackey(t *testing.T) {
 		}
 		t.Skip("valgrind is missing")
 	}
-	prog := gccBuild(t, "memops", nil, "memops.c")
+	prog := buildTestC(t, "memops", nil, "memops.c")
 	addrs := filepath.Join(t.TempDir(), "addrs")
 	ours := func(reps string) (uint64, uint64) {
 		tool, err := New("memtrace", []string{"drop"})

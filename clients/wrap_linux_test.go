@@ -15,10 +15,10 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
-// gccBuild compiles the C files in testdata with gcc and flags into out
+// buildTestC compiles the C files in testdata with gcc and flags into out
 // (in a temporary directory), or skips the test where gcc is missing
 // outside CI.
-func gccBuild(t *testing.T, out string, flags []string, srcs ...string) string {
+func buildTestC(t *testing.T, out string, flags []string, srcs ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -102,8 +102,8 @@ type wrapReport struct {
 // counter wrote its counts: the stdio buffer its report's fprintf takes
 // (a malloc) and the two blocks its fclose frees.
 func TestWrapAllocs(t *testing.T) {
-	prog := gccBuild(t, "allocs", nil, "allocs.c")
-	preload := gccBuild(t, "preload.so", []string{"-shared", "-fPIC"}, "preload.c")
+	prog := buildTestC(t, "allocs", nil, "allocs.c")
+	preload := buildTestC(t, "preload.so", []string{"-shared", "-fPIC"}, "preload.c")
 
 	var r wrapReport
 	if err := json.Unmarshal(runTool(t, "wrap", nil, prog), &r); err != nil {

@@ -225,6 +225,15 @@ func (t *translator) clientInsert(pc uintptr) error {
 	if cb.ins >= len(b.ins) || b.ins[cb.ins].at != at {
 		return nil
 	}
+	// The insertions are no instruction boundary: a signal in them,
+	// even between two that borrow nothing, is delivered at the next
+	// block's start, so that none of them runs twice. At a block's
+	// start a one-byte nop keeps the block's own mark, where a signal
+	// that comes before the insertions is delivered, apart from theirs.
+	if at == 0 {
+		t.a.Nop(1)
+	}
+	t.markFix(pc, none)
 	flags := -1 // unknown until an insertion needs it
 	var dead uint16
 	deadKnown := false

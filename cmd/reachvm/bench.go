@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -35,7 +36,7 @@ func benchSubs() []command {
 	}
 }
 
-const benchKernelsSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--plot FILE] [--pie] [--reachvm PATH] [--install]"
+const benchKernelsSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--client C1,C2] [--plot FILE] [--pie] [--reachvm PATH] [--install]"
 
 var benchKernelsAbout = `Builds the jit's C kernels (with gcc) as one static executable and times
 each kernel as a whole process natively, under 'reachvm run', under
@@ -44,7 +45,9 @@ kernel's repeat count is scaled until its native run takes about --seconds,
 then every tool runs it --runs times (its output must equal native's) and
 the median counts. Prints the seconds and the ratio to native per kernel
 and tool, and each tool's geometric mean and worst kernel (micro-benchmarks,
-marked *, outside them); with --json one object: program, runs, tools,
+marked *, outside them). --client adds a tool for each sample client named,
+reachvm+NAME: 'reachvm run -c NAME', its report discarded; its ratio to
+native beside reachvm's is the client's cost. With --json one object: program, runs, tools,
 kernels (each: kernel, micro, n, repeat, seconds and ratio by tool),
 geomean and worst by tool. Progress lines go to standard error. A tool
 that is not installed is skipped, with the apt-get command that installs
@@ -90,6 +93,7 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	self := fs.String("reachvm", "", "the reachvm binary whose 'run' is timed, at `PATH` (default: this one)")
 	var tools []string
 	fs.Var(&listFlag{v: &tools, valid: bench.KernelToolNames}, "tools", "comma-separated tools `T1,T2` among "+strings.Join(bench.KernelToolNames, ", ")+"; native, the baseline, always runs (default: all installed)")
+	clients := clientFlag(fs)
 	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -118,6 +122,7 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return status
 	}
+	run = bench.WithClients(run, *self, *clients)
 	kind := kernels.Exec
 	if *pie {
 		kind = kernels.PIE
@@ -131,6 +136,16 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, name, errors.New(strings.TrimPrefix(err.Error(), "bench: ")))
 	}
 	return writeBenchReport(name, res, *asJSON, *plot, stdout, stderr)
+}
+
+// clientFlag defines a benchmark's --client flag on fs: the sample
+// clients whose runs are timed as well, each a tool (a runner) of its
+// own, reachvm+NAME.
+func clientFlag(fs *flag.FlagSet) *[]string {
+	var clients []string
+	fs.Var(&listFlag{v: &clients, valid: strings.Split(clientNames, ", ")}, "client",
+		"comma-separated sample clients `C1,C2` among "+clientNames+" to time as well: each adds the tool reachvm+NAME, 'reachvm run -c NAME'")
+	return &clients
 }
 
 // benchSelf returns the reachvm binary a benchmark times: self, the

@@ -11,7 +11,7 @@ import (
 	"github.com/reachvm/reachvm/jit/kernels"
 )
 
-const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--startup N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--reachvm PATH] [--install]"
+const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--startup N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--client C1,C2] [--reachvm PATH] [--install]"
 
 var benchProgramsAbout = `Times real programs of the distribution on generated inputs as whole
 processes natively, under 'reachvm run', under valgrind --tool=none and
@@ -20,7 +20,9 @@ file, sqlite3 running a script of INSERTs and queries on an in-memory
 database, python3 running a pure-Python benchmark, and gzip, bzip2, perl
 and jq where installed. Each runs --runs times under each runner (its
 output and exit status must equal native's) and the median wall time
-counts; /bin/true's median over --startup runs is the start-up time. Every run
+counts; /bin/true's median over --startup runs is the start-up time.
+--client adds a runner for each sample client named, reachvm+NAME:
+'reachvm run -c NAME', its report discarded. Every run
 starts through a small helper built with gcc (spawn), which forks it and
 reports its peak RSS (wait4's ru_maxrss) and CPU time: a child Go starts
 directly would report Go's own peak as well. Prints the seconds and the
@@ -59,6 +61,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&listFlag{v: &tools, valid: bench.KernelToolNames}, "tools", "comma-separated runners `T1,T2` among "+strings.Join(bench.KernelToolNames, ", ")+"; native, the baseline, always runs (default: all installed)")
 	self := fs.String("reachvm", "", "the reachvm binary whose 'run' is timed, at `PATH` (default: this one)")
 	install := fs.Bool("install", false, "install the missing runners (valgrind, qemu-user) and programs (xz-utils, sqlite3, python3...) with apt-get first; needs root")
+	clients := clientFlag(fs)
 	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -89,6 +92,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return status
 	}
+	run = bench.WithClients(run, *self, *clients)
 	spawn, err := kernels.Program("spawn", kernels.PIE)
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm %s: no spawn helper, peak RSS not measured: %v\n", name, err)
