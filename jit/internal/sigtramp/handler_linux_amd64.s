@@ -209,12 +209,17 @@ notcode:
 	CMPL 8(R13), $TRAP_TRACE
 	JNE notcode1
 	// A single step that ran out of the cache into Go: stop stepping.
+	// The application's saved flags lose the trap flag the routines'
+	// path gave them (for a thread that was entering the cache): left
+	// there, the next entry would step the application, and its trap
+	// be taken for the application's own.
 	CALL ownctx<>(SB)
 	TESTQ BX, BX
 	JZ chain
 	TESTQ $2, C_STATE(BX)
 	JZ chain
 	ANDQ $~0x100, UC_EFLAGS(R14)
+	ANDQ $~0x100, C_FLAGS(BX)
 	ANDQ $~2, C_STATE(BX)
 	JMP done
 notcode1:
