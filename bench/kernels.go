@@ -91,7 +91,14 @@ func WithClients(tools []KernelTool, reachvm string, clients []string) []KernelT
 	}
 	var add []KernelTool
 	for _, c := range clients {
-		add = append(add, KernelTool{Name: ClientToolPrefix + c, Argv: []string{reachvm, "run", "-c", c, "-o", os.DevNull, "--"}})
+		argv := []string{reachvm, "run", "-c", c, "-o", os.DevNull}
+		if c == "memtrace" {
+			// Its trace, gigabytes a second, is encoded and written
+			// to /dev/null: the disk is not what is measured, nor
+			// filled.
+			argv = append(argv, "file="+os.DevNull)
+		}
+		add = append(add, KernelTool{Name: ClientToolPrefix + c, Argv: append(argv, "--")})
 	}
 	return slices.Concat(tools[:at:at], add, tools[at:])
 }
