@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/reachvm/reachvm/jit"
@@ -16,28 +17,44 @@ import (
 const unknownMnemonic = "(unknown)"
 
 // opcodes counts the instructions executed by mnemonic (DynamoRIO's
-// opcodes sample): a counter per mnemonic, and at each basic block's
-// start one update per mnemonic the block has, adding how many of its
-// instructions have it. A block runs whole once entered (its only
-// control transfer is its last instruction), so the counts are exact, as
-// inscount's, which they sum to.
+// opcodes sample): a counter per basic block, added to at its start, as
+// bbcount's are, and each block's mnemonics with their counts, learnt at
+// translation; the report sums count times occurrences by mnemonic. A
+// block runs whole once entered (its only control transfer is its last
+// instruction), so the counts are exact, as inscount's, which they sum
+// to. (A counter per mnemonic, added to by every block that has it,
+// would make each block's update wait for the last one's to the same
+// cell: twice the run's time and more on short blocks.)
 type opcodes struct {
-	// mu guards counters, which threads' translations fill
+	// mu guards blocks, which threads' translations fill
 	// concurrently.
-	mu       sync.Mutex
-	counters map[string]*jit.Counter
+	mu     sync.Mutex
+	blocks map[opcodesKey]*opcodesBlock
+}
+
+// opcodesKey is a block: its address and its mnemonics with their
+// counts (code changed at the address is another block).
+type opcodesKey struct {
+	pc    uintptr
+	names string
+}
+
+// opcodesBlock is a block's counter and mnemonics.
+type opcodesBlock struct {
+	ctr *jit.Counter
+	blockCounts
 }
 
 func newOpcodes(args []string) (*Tool, error) {
 	if err := noArgs("opcodes", args); err != nil {
 		return nil, err
 	}
-	oc := &opcodes{counters: make(map[string]*jit.Counter)}
+	oc := &opcodes{blocks: make(map[opcodesKey]*opcodesBlock)}
 	return &Tool{Name: "opcodes", Client: &jit.Client{Block: oc.block}, Report: oc.report}, nil
 }
 
 // blockCounts is a block's mnemonics with their counts, in first-seen
-// order (so that the inserted updates do not depend on map order).
+// order.
 type blockCounts struct {
 	names []string
 	n     []int64
@@ -45,11 +62,14 @@ type blockCounts struct {
 
 func (oc *opcodes) block(b *jit.Block) {
 	var bc blockCounts
+	var key strings.Builder
 	for k := 0; k < b.Len(); k++ {
 		name := b.Instr(k).Mnemonic()
 		if name == "" {
 			name = unknownMnemonic
 		}
+		key.WriteString(name)
+		key.WriteByte(0)
 		if i := slices.Index(bc.names, name); i >= 0 {
 			bc.n[i]++
 			continue
@@ -57,20 +77,15 @@ func (oc *opcodes) block(b *jit.Block) {
 		bc.names = append(bc.names, name)
 		bc.n = append(bc.n, 1)
 	}
+	k := opcodesKey{b.PC(), key.String()}
 	oc.mu.Lock()
-	ctrs := make([]*jit.Counter, len(bc.names))
-	for i, name := range bc.names {
-		c := oc.counters[name]
-		if c == nil {
-			c = jit.NewCounter(jit.PerThread)
-			oc.counters[name] = c
-		}
-		ctrs[i] = c
+	e := oc.blocks[k]
+	if e == nil {
+		e = &opcodesBlock{jit.NewCounter(jit.PerThread), bc}
+		oc.blocks[k] = e
 	}
 	oc.mu.Unlock()
-	for i, c := range ctrs {
-		b.AddCounter(0, c, bc.n[i])
-	}
+	b.AddCounter(0, e.ctr, 1)
 }
 
 // opcodeCount is a mnemonic's count.
@@ -107,13 +122,19 @@ func (oc *opcodes) report(w io.Writer) error {
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
 	var total uint64
-	all := make(byCount, 0, len(oc.counters))
-	for name, c := range oc.counters {
-		v := c.Value()
+	counts := map[string]uint64{}
+	for _, e := range oc.blocks {
+		v := e.ctr.Value()
 		if v == 0 {
 			continue
 		}
-		total += v
+		for i, name := range e.names {
+			counts[name] += v * uint64(e.n[i])
+			total += v * uint64(e.n[i])
+		}
+	}
+	all := make(byCount, 0, len(counts))
+	for name, v := range counts {
 		all = append(all, opcodeCount{name, v})
 	}
 	slices.SortFunc(all, func(x, y opcodeCount) int {
