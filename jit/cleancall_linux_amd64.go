@@ -430,25 +430,13 @@ func (t *translator) emitVector(save bool, try func(error)) {
 // It clobbers r11.
 func (t *translator) emitEA(ea memOperand, appReg func(dst amd64.Reg, r int8), try func(error)) {
 	a := t.a
-	switch {
-	case ea.rip:
-		movImm(a, amd64.RAX, uint64(ea.abs))
-	default:
-		mem := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Scale: ea.scale, Disp: ea.disp}
-		if ea.base >= 0 {
-			appReg(amd64.RAX, ea.base)
-			mem.Base = amd64.RAX
-		}
-		if ea.index >= 0 {
-			appReg(amd64.R11, ea.index)
-			mem.Index = amd64.R11
-		}
-		if ea.addr32 {
-			try(a.Lea32(amd64.RAX, mem))
-		} else {
-			try(a.Lea(amd64.RAX, mem))
-		}
+	if !ea.rip && ea.base >= 0 {
+		appReg(amd64.RAX, ea.base)
 	}
+	if !ea.rip && ea.index >= 0 {
+		appReg(amd64.R11, ea.index)
+	}
+	try(leaEA(a, amd64.RAX, ea, amd64.RAX, amd64.R11))
 	if ea.fs {
 		a.Raw(0x48, 0x03, 0x05) // add rax, [rip+appFS]
 		a.Raw(rel32To(a, t.m.ctx+ctxAppFS, 0)...)
@@ -463,4 +451,31 @@ func (i *Instr) HasMemOperand() bool {
 	return d.HasModRM() && d.Mod() != 3 &&
 		(d.Prefixes&decode.PSeg == 0 || d.Seg != 0x65) &&
 		!(d.ModRM&7 == 4 && d.Encoding != decode.Legacy && isVSIB(d))
+}
+
+// leaEA emits dst := ea's address, less the FS base, its base and index
+// registers' values taken from base and index (the operand's own, or
+// where the caller put their application values), the flags left alone.
+func leaEA(a *amd64.Assembler, dst amd64.Reg, ea memOperand, base, index amd64.Reg) error {
+	if ea.rip {
+		movImm(a, dst, uint64(ea.abs))
+		return nil
+	}
+	m := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Scale: ea.scale, Disp: ea.disp}
+	if ea.base >= 0 {
+		m.Base = base
+	}
+	if ea.index >= 0 {
+		m.Index = index
+	}
+	if ea.addr32 {
+		return a.Lea32(dst, m)
+	}
+	return a.Lea(dst, m)
+}
+
+// operandRegs returns ea's base and index registers as they are (any
+// value where there is none: leaEA does not read it).
+func operandRegs(ea memOperand) (base, index amd64.Reg) {
+	return amd64.Reg(uint8(ea.base)), amd64.Reg(uint8(ea.index))
 }

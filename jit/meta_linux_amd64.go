@@ -186,23 +186,8 @@ func (m *Meta) LoadEA(dst Reg) {
 		}
 	}
 	a := m.t.a
-	switch {
-	case ea.rip:
-		movImm(a, dst.hw(), uint64(ea.abs))
-	default:
-		mm := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Scale: ea.scale, Disp: ea.disp}
-		if ea.base >= 0 {
-			mm.Base = amd64.Reg(ea.base)
-		}
-		if ea.index >= 0 {
-			mm.Index = amd64.Reg(ea.index)
-		}
-		if ea.addr32 {
-			m.try(a.Lea32(dst.hw(), mm))
-		} else {
-			m.try(a.Lea(dst.hw(), mm))
-		}
-	}
+	base, index := operandRegs(ea)
+	m.try(leaEA(a, dst.hw(), ea, base, index))
 	if ea.fs {
 		// lea dst, [dst + appFS] needs the base in a register: take it
 		// through the context's FS slot with a second reserved one.

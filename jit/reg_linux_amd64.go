@@ -31,17 +31,14 @@ const (
 	R15
 )
 
-// regNames are the 64-bit registers' names, by number.
-var regNames = [16]string{"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"}
-
 // String returns the register's 64-bit name ("rax"), or "reg(N)" for a
 // number past R15.
 func (r Reg) String() string {
-	if int(r) < len(regNames) {
-		return regNames[r]
+	if r <= R15 {
+		return r.hw().String()
 	}
 	return "reg(" + strconv.Itoa(int(r)) + ")"
 }
 
-// hw returns the register as the assembler numbers it.
+// hw returns the register as the assembler numbers it: the same number.
 func (r Reg) hw() amd64.Reg { return amd64.Reg(r) }

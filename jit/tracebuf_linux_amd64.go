@@ -245,23 +245,8 @@ func (t *translator) emitRecord(pc uintptr, op *insertion, dead uint16) error {
 	if keepS {
 		try(a.MovStore(t.ctx(ctxSpill), s))
 	}
-	switch {
-	case ea.rip:
-		movImm(a, s, uint64(ea.abs))
-	default:
-		mm := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Scale: ea.scale, Disp: ea.disp}
-		if ea.base >= 0 {
-			mm.Base = amd64.Reg(ea.base)
-		}
-		if ea.index >= 0 {
-			mm.Index = amd64.Reg(ea.index)
-		}
-		if ea.addr32 {
-			try(a.Lea32(s, mm))
-		} else {
-			try(a.Lea(s, mm))
-		}
-	}
+	base, index := operandRegs(ea)
+	try(leaEA(a, s, ea, base, index))
 	if keepRCX {
 		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
 	}
