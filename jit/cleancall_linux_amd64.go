@@ -186,27 +186,17 @@ func effAddr(in *Instr) (ea memOperand, err error) {
 	}
 	ea.fs = d.Prefixes&decode.PSeg != 0 && d.Seg == 0x64
 	ea.addr32 = d.Prefixes&decode.P67 != 0
-	disp := d.Disp(in.code)
-	if d.RIPRelative() {
-		ea.rip = true
-		ea.abs = in.pc + uintptr(d.Len) + uintptr(int64(disp))
+	m := modrmMem(d, in.code, in.pc+uintptr(d.Len))
+	if m.RIP {
+		ea.rip, ea.abs = true, m.Target
 		return ea, nil
 	}
-	rex := d.REX
-	rm := d.ModRM & 7
-	ea.base, ea.index = -1, -1
-	ea.disp = disp
-	if rm != 4 {
-		ea.base = int8(rm | rex&1<<3)
-		return ea, nil
+	ea.base, ea.index, ea.scale, ea.disp = -1, -1, m.Scale, m.Disp
+	if m.Base != amd64.NoReg {
+		ea.base = int8(m.Base)
 	}
-	sib := in.code[d.ModRMOff+1]
-	ea.scale = 1 << (sib >> 6)
-	if idx := sib>>3&7 | rex>>1&1<<3; idx != 4 {
-		ea.index = int8(idx)
-	}
-	if base := sib & 7; base != 5 || d.Mod() != 0 {
-		ea.base = int8(base | rex&1<<3)
+	if m.Index != amd64.NoReg {
+		ea.index = int8(m.Index)
 	}
 	if d.Encoding != decode.Legacy && d.Map != decode.Map1Byte {
 		// VSIB (gathers and scatters) has a vector index: no one

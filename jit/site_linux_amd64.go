@@ -295,10 +295,16 @@ const redZone = 128
 
 // operandMem returns a call's memory operand as an amd64.Mem, a
 // RIP-relative one as its absolute target.
-func operandMem(s *site) amd64.Mem {
-	in, b := s.in, s.b
+func operandMem(s *site) amd64.Mem { return modrmMem(s.in, s.b, s.next) }
+
+// modrmMem returns the ModRM memory operand of the instruction in (its
+// bytes b, the next instruction at next) as an amd64.Mem, a RIP-relative
+// one as its absolute target.
+//
+// Preconditions: in has a ModRM memory operand (mod != 3).
+func modrmMem(in *decode.Inst, b []byte, next uintptr) amd64.Mem {
 	if in.RIPRelative() {
-		return amd64.RIPRel(s.next + uintptr(int64(in.Disp(b))))
+		return amd64.RIPRel(next + uintptr(int64(in.Disp(b))))
 	}
 	m := amd64.Mem{Base: amd64.NoReg, Index: amd64.NoReg, Disp: in.Disp(b)}
 	rm := in.ModRM & 7
