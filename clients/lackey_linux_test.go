@@ -145,10 +145,17 @@ func TestInscountLackeyStartup(t *testing.T) {
 			if out != wantOut {
 				t.Errorf("output %q, under valgrind %q", out, wantOut)
 			}
+			// Two runs need not count alike: the stack and the heap
+			// lie elsewhere each time (ASLR, and vmm's random
+			// offset), and the C library's string functions take a
+			// few instructions more or less with the alignment (ls
+			// varied by 4 in 354,000). The deterministic program of
+			// TestThreadsDeterministic is where equal runs are
+			// asserted.
 			nv, _ := runRef(t, []string{"REACHVM_REF_NOVDSO=1"}, tc.name, tc.args...)
 			again, _ := runRef(t, []string{"REACHVM_REF_NOVDSO=1"}, tc.name, tc.args...)
-			if again.Inscount != nv.Inscount {
-				t.Errorf("inscount %d, then %d: not the same at every run", nv.Inscount, again.Inscount)
+			if d := int64(again.Inscount) - int64(nv.Inscount); d > 1000 || d < -1000 {
+				t.Errorf("inscount %d, then %d: more apart than layouts explain", nv.Inscount, again.Inscount)
 			}
 			b := bbv(t, tc.name, tc.args...)
 			t.Logf("inscount %d (%d without the vDSO; %d rep executions); lackey %d; exp-bbv %d with %d rep iterations",
