@@ -878,3 +878,34 @@ func TestNativeOpcodes(t *testing.T) {
 		})
 	}
 }
+
+// TestNativeMemtrace: the C memtrace (a record per memory reference,
+// rv_insert_record_ref, encoded in its trace event) reports what the Go
+// memtrace reports on memops, and its file reads back to as many
+// accesses.
+func TestNativeMemtrace(t *testing.T) {
+	so := example(t, "memtrace")
+	prog := buildTestC(t, "memops", nil, "memops.c")
+	dir := t.TempDir()
+	addrs := filepath.Join(dir, "addrs")
+	cFile, goFile := filepath.Join(dir, "c.bin"), filepath.Join(dir, "go.bin")
+	c := mustRun(t, so, []string{"file=" + cFile}, prog, addrs)
+	g := mustRun(t, "memtrace", []string{"file=" + goFile}, prog, addrs)
+	strip := func(report, file string) string { return strings.Replace(report, `"file":"`+file+`",`, "", 1) }
+	if strip(c.report, cFile) != strip(g.report, goFile) {
+		t.Fatalf("C memtrace:\n%s\nGo memtrace:\n%s", c.report, g.report)
+	}
+	var r struct{ Accesses uint64 }
+	if err := json.Unmarshal([]byte(c.report), &r); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n uint64
+	if err := ReadMemtrace(f, func(MemAccess) error { n++; return nil }); err != nil || n != r.Accesses || n == 0 {
+		t.Errorf("the C memtrace's file reads back to %d accesses (%v); its report says %d", n, err, r.Accesses)
+	}
+}

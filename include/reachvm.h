@@ -616,6 +616,20 @@ static inline long rv_syscall3(long nr, long a1, long a2, long a3)
 	return r;
 }
 
+/* rv_syscall4 makes system call nr with four arguments (the fourth in
+ * r10, as the kernel takes it) and returns its result (-errno on an
+ * error). */
+static inline long rv_syscall4(long nr, long a1, long a2, long a3, long a4)
+{
+	long r;
+	register long r10 __asm__("r10") = a4;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
 /* rv_write writes the n bytes at p to fd, all of them unless an error
  * stops it, and returns how many it wrote or a negated errno. */
 static inline long rv_write(int fd, const void *p, size_t n)
