@@ -580,18 +580,20 @@ func (n *native) insert(b blockSink, blk *cBlock, ins []cInsert) error {
 				return fmt.Errorf("clients: %s: block %#x: an add with flags %#x", n.name, blk.pc, in.flags)
 			}
 			n.addCell(b, int(in.at), uintptr(in.target), in.n, in.flags&flagLocked != 0)
-		case insertRecordRef:
-			refs := b.MemRefs(int(in.at))
-			if in.target >= uint64(len(refs)) {
-				return fmt.Errorf("clients: %s: block %#x: a record of memory reference %d of an instruction with %d", n.name, blk.pc, in.target, len(refs))
-			}
-			b.RecordRef(int(in.at), n.tbuf, refs[in.target], uint32(in.n))
-		case insertRecordEA, insertRecordAddr:
+		case insertRecordEA, insertRecordAddr, insertRecordRef:
 			if n.tbuf == nil {
 				return fmt.Errorf("clients: %s: block %#x: a trace record, and no trace event to take it", n.name, blk.pc)
 			}
 			if in.n != int64(uint32(in.n)) {
 				return fmt.Errorf("clients: %s: block %#x: a record's tag %d, which does not fit in 32 bits", n.name, blk.pc, in.n)
+			}
+			if in.kind == insertRecordRef {
+				refs := b.MemRefs(int(in.at))
+				if in.target >= uint64(len(refs)) {
+					return fmt.Errorf("clients: %s: block %#x: a record of memory reference %d of an instruction with %d", n.name, blk.pc, in.target, len(refs))
+				}
+				b.RecordRef(int(in.at), n.tbuf, refs[in.target], uint32(in.n))
+				break
 			}
 			if in.kind == insertRecordEA {
 				b.RecordEA(int(in.at), n.tbuf, uint32(in.n))
