@@ -48,6 +48,8 @@ var (
 )
 
 type buildResult struct {
+	// src is what the output was built from: one name, one source.
+	src  string
 	path string
 	err  error
 }
@@ -67,7 +69,11 @@ func buildC(t testing.TB, name, src string, flags ...string) string {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	r, ok := builds[name]
+	if ok && r.src != src {
+		t.Fatalf("buildC: %s is built from %s already, not %s", name, r.src, src)
+	}
 	if !ok {
+		r.src = src
 		if buildDir == "" {
 			if buildDir, r.err = os.MkdirTemp("", "reachvm-clients-"); r.err != nil {
 				t.Fatal(r.err)
@@ -93,7 +99,9 @@ func buildC(t testing.TB, name, src string, flags ...string) string {
 // example builds the example client name (examples/NAME.c) freestanding.
 func example(t testing.TB, name string) string {
 	t.Helper()
-	return buildC(t, name+".so", "../examples/"+name+".c", freestanding...)
+	// Named apart from testdata's clients (testdata/memtrace.c too):
+	// builds are kept by name.
+	return buildC(t, "example-"+name+".so", "../examples/"+name+".c", freestanding...)
 }
 
 // testClient builds testdata/NAME.c as a freestanding client.
