@@ -24,6 +24,7 @@ struct site {
 	uint64_t pc;
 	int64_t ref; /* INT64_MIN: the slot is free */
 	uint64_t size;
+	uint32_t id;   /* the site's number */
 	uint8_t flags; /* 1 read, 2 write, 4 repeated; 8: a count record */
 	uint8_t defined;
 };
@@ -70,17 +71,14 @@ static int64_t site(uint64_t pc, int64_t ref, uint64_t size, uint8_t flags)
 				s->ref = ref;
 				s->size = size;
 				s->flags = flags;
+				s->id = nsites;
 				ids[nsites] = i;
 				id = nsites++;
 			}
 			break;
 		}
 		if (s->pc == pc && s->ref == ref) {
-			uint32_t k;
-			for (k = 0; k < nsites; k++)
-				if (ids[k] == i)
-					break;
-			id = k;
+			id = s->id;
 			break;
 		}
 		i = (i + 1) & (SITE_SLOTS - 1);
