@@ -151,15 +151,9 @@ func ExampleBlock_CleanCall() {
 	defer v.Close()
 	defer m.Close()
 	// The function and its cell, in vmcode.
-	s, err := v.ReserveSlot(64<<10, "example client")
-	if err != nil {
-		panic(err)
-	}
-	defer s.Release()
-	if err := s.Commit(s.Base(), s.Size(), mem.ProtRW); err != nil {
-		panic(err)
-	}
-	cell = s.Base()
+	var release func()
+	cell, release = vmcodeCell(v)
+	defer release()
 	u, err := vmcode.New(v).Alloc(64)
 	if err != nil {
 		panic(err)
@@ -227,15 +221,9 @@ func ExampleBlock_InsertMeta() {
 	v, m := newMachine(client)
 	defer v.Close()
 	defer m.Close()
-	s, err := v.ReserveSlot(64<<10, "example client")
-	if err != nil {
-		panic(err)
-	}
-	defer s.Release()
-	if err := s.Commit(s.Base(), s.Size(), mem.ProtRW); err != nil {
-		panic(err)
-	}
-	cell = s.Base()
+	var release func()
+	cell, release = vmcodeCell(v)
+	defer release()
 	p, err := m.LoadProgram("/bin/true")
 	if err != nil {
 		panic(err)
@@ -247,4 +235,18 @@ func ExampleBlock_InsertMeta() {
 	n := atomic.LoadUint64((*uint64)(rawmem.Ptr(cell)))
 	fmt.Println("counted = blocks executed:", n == blocks.Value() && n > 0)
 	// Output: counted = blocks executed: true
+}
+
+// vmcodeCell returns an 8-byte read-write cell in vmcode, within rel32
+// reach of the code cache, and what releases it.
+func vmcodeCell(v *vmm.VMM) (uintptr, func()) {
+	s, err := v.ReserveSlot(64<<10, "example client")
+	if err != nil {
+		panic(err)
+	}
+	if err := s.Commit(s.Base(), s.Size(), mem.ProtRW); err != nil {
+		s.Release()
+		panic(err)
+	}
+	return s.Base(), func() { s.Release() }
 }
