@@ -163,8 +163,8 @@ var errFull = errors.New("jit: unit full")
 // pushing the return address), as DynamoRIO's block builder elides jumps
 // and calls, up to Options.MaxBlocks basic blocks and MaxBlockInstrs
 // instructions. It ends at an indirect branch, a return, a system call,
-// an instruction it cannot translate, a jump to code it already holds,
-// or its limits.
+// an instruction it cannot translate, a jump to code it already holds
+// or that another fragment starts (see follow), or its limits.
 func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room uintptr) error {
 	t.exits = t.exits[:0]
 	t.lits = t.lits[:0]
@@ -277,7 +277,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			t.trackInst(b, in, next)
 		case decode.JmpRel:
 			target := next + uintptr(int64(in.Rel))
-			if !full && t.follow(target) {
+			if !full && t.follow(target, true) {
 				pc = target
 				continue
 			}
@@ -285,7 +285,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		case decode.JccRel:
 			t.jccExit(amd64.Cond(in.Cond), next+uintptr(int64(in.Rel)))
 			t.trackJcc(in.Cond)
-			if !full && t.follow(next) {
+			if !full && t.follow(next, true) {
 				pc = next
 				continue
 			}
@@ -293,7 +293,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		case decode.CallRel:
 			t.pushReturn(next)
 			target := next + uintptr(int64(in.Rel))
-			if !full && t.follow(target) {
+			if !full && t.follow(target, false) {
 				t.rets = append(t.rets, next)
 				pc = target
 				continue
@@ -319,7 +319,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			if n := len(t.rets); n > 0 {
 				want := t.rets[n-1]
 				t.rets = t.rets[:n-1]
-				if err = t.inlineRet(b, in, pc, want); err == nil && !full && t.follow(want) {
+				if err = t.inlineRet(b, in, pc, want); err == nil && !full && t.follow(want, false) {
 					pc = want
 					continue
 				}
@@ -391,8 +391,16 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 
 // follow reports whether the fragment goes on at target, a new basic
 // block: not one it already holds (a loop, which a branch back to the
-// fragment handles), and only where target is code.
-func (t *translator) follow(target uintptr) bool {
+// fragment handles), and only where target is code. A jump's target or
+// a conditional branch's fall-through that already starts a live
+// fragment is linked to instead (when linked is set): a copy of it in
+// this one would only add translation, cache and memory for the direct
+// jump it saves. (python3's start translated 11% fewer instructions,
+// into 11% less cache, with as many exits.) A call's target is followed
+// all the same, since the callee's return is then inlined here, a
+// compare with a constant, where the callee's own fragment returns
+// through an inline cache its other callers share.
+func (t *translator) follow(target uintptr, linked bool) bool {
 	for _, h := range t.heads {
 		if h == target {
 			return false
@@ -400,6 +408,11 @@ func (t *translator) follow(target uintptr) bool {
 	}
 	if _, err := t.m.codes.at(target); err != nil {
 		return false
+	}
+	if linked {
+		if f := t.m.frags[target]; f != nil && !f.dead {
+			return false
+		}
 	}
 	t.heads = append(t.heads, target)
 	t.bbs++
