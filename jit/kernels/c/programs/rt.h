@@ -74,7 +74,59 @@ static inline u64 atohex(const char *s) {
 
 int main(int argc, char **argv, char **envp);
 
+/*
+ * A static PIE has no loader: the kernel maps it at a random base and
+ * leaves the pointers in its data (kernels.c's table of entry points) to
+ * the program, which libc's start-up code relocates. rt_relocate applies
+ * the R_X86_64_RELATIVE relocations (DT_RELA and DT_RELR) before anything
+ * reads such a pointer, found through the program's own ELF header (a
+ * hidden symbol, reached PC-relatively: a GOT entry would itself be an
+ * unrelocated pointer). An ET_EXEC build has nothing to relocate.
+ */
+extern unsigned char __ehdr_start[] __attribute__((visibility("hidden")));
+static void rt_relocate(void) {
+	u64 base = (u64)__ehdr_start;
+	if (*(const unsigned short *)(base + 16) != 3) /* e_type: ET_DYN */
+		return;
+	const char *ph = (const char *)(base + *(const u64 *)(base + 32)); /* e_phoff */
+	int phnum = *(const unsigned short *)(base + 56), phentsize = *(const unsigned short *)(base + 54);
+	const u64 *d = 0;
+	for (int i = 0; i < phnum; i++, ph += phentsize)
+		if (*(const unsigned *)ph == 2) /* PT_DYNAMIC */
+			d = (const u64 *)(base + *(const u64 *)(ph + 16));
+	if (!d)
+		return;
+	u64 rela = 0, relasz = 0, relr = 0, relrsz = 0;
+	for (; d[0]; d += 2) {
+		switch (d[0]) {
+		case 7: rela = d[1]; break;    /* DT_RELA */
+		case 8: relasz = d[1]; break;  /* DT_RELASZ */
+		case 36: relr = d[1]; break;   /* DT_RELR */
+		case 35: relrsz = d[1]; break; /* DT_RELRSZ */
+		}
+	}
+	for (u64 i = 0; i + 24 <= relasz; i += 24) {
+		const u64 *r = (const u64 *)(base + rela + i);
+		if ((r[1] & 0xffffffff) == 8) /* R_X86_64_RELATIVE */
+			*(u64 *)(base + r[0]) = base + r[2];
+	}
+	u64 *where = 0;
+	for (u64 i = 0; i + 8 <= relrsz; i += 8) {
+		u64 e = *(const u64 *)(base + relr + i);
+		if (!(e & 1)) {
+			where = (u64 *)(base + e);
+			*where++ += base;
+			continue;
+		}
+		for (int b = 1; b < 64; b++)
+			if (e >> b & 1)
+				where[b - 1] += base;
+		where += 63;
+	}
+}
+
 __attribute__((used)) void start_c(long *sp) {
+	rt_relocate();
 	int argc = (int)sp[0];
 	char **argv = (char **)(sp + 1);
 	char **envp = argv + argc + 1;
