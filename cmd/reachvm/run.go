@@ -175,6 +175,14 @@ type runStats struct {
 	Protected   int    `json:"write_protects"`
 	Forks       int    `json:"forks"`
 	Threads     int    `json:"threads"`
+	// HeapBytes and PeakRSS are read as the run ends: the Go heap's
+	// objects (the translator's records of fragments, exits and
+	// inline-cache sites, the bulk of what reachvm adds to a program
+	// besides the cache), and the process's peak resident set, reachvm
+	// and the program together (getrusage), which counts each page of the
+	// cache twice, once per view.
+	HeapBytes uint64 `json:"heap_bytes"`
+	PeakRSS   uint64 `json:"peak_rss_bytes"`
 }
 
 // write prints the counters as a table (name, value, unit, and what it
@@ -211,6 +219,8 @@ func (s *runStats) write(w io.Writer, asJSON bool) error {
 		{"write_protects", uint64(s.Protected), "pages", "write-protected while translations of them live"},
 		{"forks", uint64(s.Forks), "processes", "created by the program, each run natively"},
 		{"threads", uint64(s.Threads), "threads", "started by the program (clone), each translated on its own"},
+		{"heap_bytes", s.HeapBytes, "bytes", "of Go heap in use (the translator's records) at the end"},
+		{"peak_rss_bytes", s.PeakRSS, "bytes", "resident at most, reachvm and the program together"},
 	} {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.name, r.v, r.unit, r.about)
 	}

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
+	"syscall"
 
 	"github.com/reachvm/reachvm/clients"
 	"github.com/reachvm/reachvm/internal/hostfd"
@@ -187,6 +189,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 			Links: st.Links, Polymorphic: st.Polymorphic, JumpTables: st.JumpTables, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
 			CacheBytes: uint64(st.CacheBytes), Signals: st.Signals, Steps: st.Steps,
 			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks, Threads: st.Threads}
+		s.HeapBytes, s.PeakRSS = memoryUse()
 		if err := s.write(stderr, o.json); err != nil {
 			fmt.Fprintf(stderr, "reachvm run: %v\n", err)
 		}
@@ -238,4 +241,19 @@ func standardError() *os.File {
 		return nil
 	}
 	return os.NewFile(uintptr(fd), "/dev/stderr")
+}
+
+// memoryUse returns the bytes of the Go heap's live and not yet swept
+// objects, and the process's peak resident set (0 if getrusage fails).
+func memoryUse() (heap, peakRSS uint64) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		heap = sample[0].Value.Uint64()
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		peakRSS = uint64(ru.Maxrss) << 10 // KiB
+	}
+	return heap, peakRSS
 }

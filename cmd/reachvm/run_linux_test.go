@@ -141,7 +141,7 @@ func checkStatsTable(t *testing.T, kind, stderr, prog string) {
 		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "jump_tables": "sites", "flushes": "flushes", "mangled_operands": "operands",
 		"syscalls": "syscalls", "cache_bytes": "bytes", "signals": "signals", "signal_steps": "steps",
 		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages", "forks": "processes",
-		"threads": "threads"}
+		"threads": "threads", "heap_bytes": "bytes", "peak_rss_bytes": "bytes"}
 	vals := map[string]uint64{}
 	for _, line := range strings.Split(strings.TrimSpace(table), "\n")[1:] {
 		f := strings.Fields(line)
@@ -158,8 +158,9 @@ func checkStatsTable(t *testing.T, kind, stderr, prog string) {
 	if len(vals) != len(units) {
 		t.Errorf("%s: table has %d counters, want %d:\n%s", kind, len(vals), len(units), stderr)
 	}
-	if vals["fragments"] == 0 || vals["instructions"] < vals["blocks"] || vals["blocks"] < vals["fragments"] || vals["syscalls"] == 0 || vals["cache_bytes"] == 0 {
-		t.Errorf("%s: counters %v: want fragments > 0, instructions >= blocks >= fragments, syscalls and cache bytes > 0", kind, vals)
+	if vals["fragments"] == 0 || vals["instructions"] < vals["blocks"] || vals["blocks"] < vals["fragments"] || vals["syscalls"] == 0 || vals["cache_bytes"] == 0 ||
+		vals["heap_bytes"] == 0 || vals["peak_rss_bytes"] < vals["cache_bytes"] {
+		t.Errorf("%s: counters %v: want fragments > 0, instructions >= blocks >= fragments, syscalls, cache and heap bytes > 0, peak RSS >= cache bytes", kind, vals)
 	}
 }
 
@@ -173,12 +174,12 @@ func checkStatsJSON(t *testing.T, kind, stderr, prog string) {
 		t.Fatalf("%s: --json: %v:\n%s", kind, err, stderr)
 	}
 	for _, k := range []string{"program", "exit_status", "fragments", "blocks", "instructions", "exits", "ibl_misses", "links",
-		"polymorphic_sites", "jump_tables", "flushes", "mangled_operands", "syscalls", "cache_bytes"} {
+		"polymorphic_sites", "jump_tables", "flushes", "mangled_operands", "syscalls", "cache_bytes", "heap_bytes", "peak_rss_bytes"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("%s: --json lacks %q: %v", kind, k, m)
 		}
 	}
-	if len(m) != 21 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
+	if len(m) != 23 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
 		t.Errorf("%s: --json %v", kind, m)
 	}
 }
