@@ -50,6 +50,16 @@ func (n *native) cleanCall(b blockSink, i int, fn uintptr, vector bool, args []c
 // client's.
 type failer interface{ Fail(err error) }
 
+// fail keeps err, the first of the client's errors, for Report, which
+// returns it.
+func (n *native) fail(err error) {
+	n.mu.Lock()
+	if n.eventErr == nil {
+		n.eventErr = err
+	}
+	n.mu.Unlock()
+}
+
 // failBlock fails the translation of b with err. The jit's Block has no
 // way to fail with a client's own error yet: an insertion the jit
 // refuses (before an instruction past the block's end) fails it, and the
@@ -59,10 +69,6 @@ func (n *native) failBlock(b *jit.Block, err error) {
 		f.Fail(err)
 		return
 	}
-	n.mu.Lock()
-	if n.blockErr == nil {
-		n.blockErr = err
-	}
-	n.mu.Unlock()
+	n.fail(err)
 	b.AddCell(b.Len(), 0, 0, false)
 }
