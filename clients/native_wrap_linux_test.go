@@ -119,3 +119,60 @@ func TestNativeWrap(t *testing.T) {
 		t.Errorf("mallocs callocs reallocs frees leaks leaked-bytes: %s, want %s (allocs.c's)", got, want)
 	}
 }
+
+// TestNativeWrapEdges: the module and wrap helpers give their errors
+// for NULL pointers, unknown names, addresses no function holds,
+// argument indexes out of range and calls in the wrong hook (and every
+// function of every module is found by its address and its names), and
+// the hooks' changes take: an argument, a result (through a tail call),
+// a skip, the data from pre to post, an unwound call's notice. A wrap
+// table the client got wrong fails the run, saying how.
+func TestNativeWrapEdges(t *testing.T) {
+	so := testClient(t, "wrapedge")
+	prog := wrapmeProgram(t)
+	r := mustRun(t, so, nil, prog)
+	if want := "sum 55\ntwice 4242\nafter longjmp 1234\nskipme 77\n"; r.stdout != want {
+		t.Errorf("wrapme printed %q, want %q", r.stdout, want)
+	}
+	var e struct {
+		OK, Bad    uint64
+		BadLine    uint64 `json:"bad_line"`
+		AddPre     uint64 `json:"add_pre"`
+		AddPost    uint64 `json:"add_post"`
+		TwicePost  uint64 `json:"twice_post"`
+		JumperPost uint64 `json:"jumper_post"`
+		Unwound    uint64
+		SkipPre    uint64 `json:"skip_pre"`
+		SameModule uint64 `json:"same_module"`
+		BlocksWrap uint64 `json:"blocks_wrap"`
+	}
+	if err := json.Unmarshal([]byte(r.report), &e); err != nil {
+		t.Fatalf("%v: %q (stderr %s)", err, r.report, r.stderr)
+	}
+	// add: 10 calls, twice's tail call, the one after the longjmp.
+	if e.Bad != 0 || e.OK < 1000 || e.AddPre != 12 || e.AddPost != 12 || e.TwicePost != 1 || e.JumperPost != 1 ||
+		e.Unwound != 1 || e.SkipPre != 1 || e.SameModule == 0 || e.BlocksWrap != e.SameModule {
+		t.Errorf("%+v (a failed check's line: %d)", e, e.BadLine)
+	}
+	t.Logf("%d checks", e.OK)
+
+	for _, tc := range []struct{ mode, want string }{
+		{"bad-func", "a wrap failed: a wrap of function 0 (NULL)"},
+		{"no-hooks", "a wrap failed: a wrap with neither a pre nor a post hook"},
+		{"full", "a wrap failed: more wraps than the table has room for"},
+		{"bad-hook", "the pre hook 0x1000 of the wrap of"},
+		{"bad-n", "wraps, in room for"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			r := runClient(t, so, []string{tc.mode}, false, prog)
+			if r.status != childReportFailed || !strings.Contains(r.stderr, "wrapedge: module "+prog) ||
+				!strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("status %d, stderr %q; want %d and %q", r.status, r.stderr, childReportFailed, tc.want)
+			}
+			// Nothing wrapped: the program ran as it is.
+			if want := "sum 55\ntwice 42\nafter longjmp 300\nskipme 1\n"; r.stdout != want {
+				t.Errorf("wrapme printed %q, want %q", r.stdout, want)
+			}
+		})
+	}
+}

@@ -53,6 +53,14 @@ type cWrapCall struct {
 	reserved int32     `c:"reserved"`
 }
 
+// wrapErrors are the reasons rv_wrap records in rv_wrap_table.error, by
+// value (enum rv_block_error's).
+var wrapErrors = [...]string{
+	1: "more wraps than the table has room for",
+	3: "a wrap with neither a pre nor a post hook",
+	5: "a wrap of function 0 (NULL)",
+}
+
 // wrapsExtra is the room module_load has for wraps beyond one per
 // function of the module (the header promises it).
 const wrapsExtra = 64
@@ -194,8 +202,8 @@ func (n *native) moduleUnload(mod *jit.Module) {
 func (n *native) checkWraps(path string, t *cWrapTable, room []cWrap) ([]cWrap, error) {
 	if e := t.error; e != 0 {
 		why := fmt.Sprintf("error %d", e)
-		if e > 0 && int(e) < len(blockErrors) && blockErrors[e] != "" {
-			why = blockErrors[e]
+		if e > 0 && int(e) < len(wrapErrors) && wrapErrors[e] != "" {
+			why = wrapErrors[e]
 		}
 		return nil, fmt.Errorf("clients: %s: module %s: a wrap failed: %s", n.name, path, why)
 	}
