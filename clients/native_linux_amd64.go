@@ -550,10 +550,14 @@ func (n *native) blockEvent(b *jit.Block) {
 		instrs: uintptr(unsafe.Pointer(&nt.instrs[0])), inserts: uintptr(unsafe.Pointer(&nt.ins[0])),
 		thread: uintptr(unsafe.Pointer(&nt.t)),
 	}
+	var mod *nmodule
 	if n.follows {
-		nt.blk.module = n.moduleAddr(b.Module())
+		if mod = n.moduleOf(b.Module()); mod != nil {
+			nt.blk.module = uintptr(unsafe.Pointer(&mod.c))
+		}
 	}
 	n.call(n.block, unsafe.Pointer(&nt.blk))
+	runtime.KeepAlive(mod)
 	if err := n.insert(jitSink{b}, &nt.blk, nt.ins); err != nil {
 		n.failBlock(b, err)
 	}

@@ -127,18 +127,17 @@ func newNModule(mod *jit.Module) *nmodule {
 	return nm
 }
 
-// moduleAddr returns the address of mod's struct rv_module, 0 for nil
-// or a module the client was not told of.
-func (n *native) moduleAddr(mod *jit.Module) uintptr {
+// moduleOf returns mod's nmodule, nil for nil or a module the client
+// was not told of. A block event keeps it while the client reads it: a
+// thread may unload the module meanwhile, and only Go's reference keeps
+// the struct.
+func (n *native) moduleOf(mod *jit.Module) *nmodule {
 	if mod == nil {
-		return 0
+		return nil
 	}
 	n.modMu.Lock()
 	defer n.modMu.Unlock()
-	if nm := n.mods[mod]; nm != nil {
-		return uintptr(unsafe.Pointer(&nm.c))
-	}
-	return 0
+	return n.mods[mod]
 }
 
 // moduleLoad makes mod's struct, gives it to the client's module_load
