@@ -10,8 +10,11 @@
  * rv_client with its event functions. reachvm calls them from Go with
  * plain C calls; nothing here calls back into Go. What a block event
  * wants inserted into the translated code it records in the struct
- * rv_block it is given (rv_insert_add, rv_insert_clean_call): reachvm
- * reads the records when the event returns.
+ * rv_block it is given (rv_insert_add, rv_insert_clean_call), and the
+ * functions a module_load event wraps in the module's wrap table
+ * (rv_wrap): reachvm reads the records when the event returns. What a
+ * client would ask Go (a module's symbols) it is given whole, to search
+ * with the helpers here (rv_module_symbol, rv_module_lookup).
  *
  * This header is the whole interface: plain structs, whose layout Go
  * mirrors (clients/native_linux_amd64.go; TestNativeLayout checks the
