@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -273,6 +274,9 @@ type native struct {
 	wrapMu   sync.Mutex
 	wrapTab  cWrapTable
 	wrapRoom []cWrap
+	// wrapFailed: a module_load's wraps were refused (eventErr says
+	// why).
+	wrapFailed atomic.Bool
 
 	// mu guards status and errText, which the Exit event sets and Report
 	// reads, and eventErr, the first error of a block event (see
@@ -462,6 +466,22 @@ func (n *native) jitClient() *jit.Client {
 		n.follows = true
 		c.ModuleLoad = n.moduleLoad
 		c.ModuleUnload = n.moduleUnload
+	}
+	if n.ev.modLoad != 0 {
+		// A module_load whose wraps were refused fails the run at the
+		// next translation, the module's first block, as a block
+		// event's error does: the jit has no other way to fail it,
+		// and the program must not run unwrapped as if all were well.
+		block := c.Block
+		c.Block = func(b *jit.Block) {
+			if n.wrapFailed.Load() {
+				n.failBlock(b, nil)
+				return
+			}
+			if block != nil {
+				block(b)
+			}
+		}
 	}
 	if n.ev.signal != 0 {
 		c.Signal = n.signalEvent

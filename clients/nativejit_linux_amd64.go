@@ -64,7 +64,14 @@ func (n *native) fail(err error) {
 // way to fail with a client's own error yet: an insertion the jit
 // refuses (before an instruction past the block's end) fails it, and the
 // client keeps err, which its Report returns, so that the run says why.
+//
+// A nil err fails b for the error the client has already (eventErr).
 func (n *native) failBlock(b *jit.Block, err error) {
+	if err == nil {
+		n.mu.Lock()
+		err = n.eventErr
+		n.mu.Unlock()
+	}
 	if f, ok := any(b).(failer); ok {
 		f.Fail(err)
 		return

@@ -169,6 +169,7 @@ func (n *native) moduleLoad(mod *jit.Module) {
 	ws, err := n.checkWraps(mod.Path, &n.wrapTab, n.wrapRoom)
 	if err != nil {
 		n.fail(err)
+		n.wrapFailed.Store(true)
 		return
 	}
 	for _, w := range ws {
