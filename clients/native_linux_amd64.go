@@ -166,7 +166,7 @@ var blockErrors = [...]string{
 	4: "an add that does not fit in 32 bits",
 	5: "a NULL pointer",
 	6: "no such function",
-	7: "not in this event",
+	7: "not allowed where it was asked",
 }
 
 // cBlock is struct rv_block.

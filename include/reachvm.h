@@ -239,7 +239,7 @@ enum rv_block_error {
 	RV_ERR_VALUE = 4, /* an add that does not fit in 32 bits */
 	RV_ERR_NULL = 5,  /* a NULL pointer where one is needed */
 	RV_ERR_NOT_FOUND = 6, /* no function of the name, or at the address */
-	RV_ERR_EVENT = 7, /* not in this event (a wrap outside module_load) */
+	RV_ERR_EVENT = 7, /* not here: a wrap outside module_load, a wrap helper in the other hook */
 };
 
 struct rv_module;
