@@ -295,8 +295,8 @@ struct rv_syscall {
 	int32_t reserved;
 };
 
-/* struct rv_symbol is a function of a module's symbol tables (.symtab,
- * else .dynsym; a library stripped of its .symtab has its exported
+/* struct rv_symbol is a function of a module's symbol tables (.symtab
+ * and .dynsym: a library stripped of its .symtab has its exported
  * functions only). */
 struct rv_symbol {
 	/* name is its name, NUL-terminated. */
