@@ -802,9 +802,9 @@ static inline int rv_module_lookup(const struct rv_module *m, const char *name, 
  * code is translated after its module_load. Wrapping a function again
  * replaces its hooks.
  *
- * The hooks are functions of the client's image. They run on the
- * calling thread, as events do, in reachvm's Go code: threads call them
- * at once, and they may use the C library if the client links it. A
+ * The hooks are functions of the client's image. reachvm's Go code
+ * calls them on the calling thread, as it calls events: threads call
+ * them at once, and they may use the C library if the client links it. A
  * tail call out of the function returns through the same post hook,
  * with the final result. The function sees its return address replaced
  * while a post hook waits for it (a backtrace taken in it ends there).
