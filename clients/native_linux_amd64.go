@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -33,7 +34,7 @@ import (
 // in them are uintptrs, so the collector neither follows nor minds them.
 
 // nativeVersion is RV_API_VERSION of the header this file implements.
-const nativeVersion = 1
+const nativeVersion = 2
 
 // initSymbol is the function a native client exports.
 const initSymbol = "reachvm_client_init"
@@ -163,6 +164,9 @@ var blockErrors = [...]string{
 	2: "an instruction index out of the block",
 	3: "a bad clean-call argument count or kind",
 	4: "an add that does not fit in 32 bits",
+	5: "a NULL pointer",
+	6: "no such function",
+	7: "not allowed where it was asked",
 }
 
 // cBlock is struct rv_block.
@@ -175,6 +179,7 @@ type cBlock struct {
 	instrs     uintptr `c:"instrs"`
 	inserts    uintptr `c:"inserts"`
 	thread     uintptr `c:"thread"`
+	module     uintptr `c:"module"`
 }
 
 // cSyscall is struct rv_syscall.
@@ -189,9 +194,14 @@ type cSyscall struct {
 
 // cModule is struct rv_module.
 type cModule struct {
-	path uintptr `c:"path"`
-	base uint64  `c:"base"`
-	end  uint64  `c:"end"`
+	path   uintptr `c:"path"`
+	base   uint64  `c:"base"`
+	end    uint64  `c:"end"`
+	nsyms  uint32  `c:"nsyms"`
+	nnames uint32  `c:"nnames"`
+	syms   uintptr `c:"syms"`
+	names  uintptr `c:"names"`
+	wraps  uintptr `c:"wraps"`
 }
 
 // cSignal is struct rv_signal.
@@ -252,13 +262,29 @@ type native struct {
 	argv [][]byte
 	argp []uintptr
 
+	// jc is the jit.Client running the events, which wraps.
+	jc *jit.Client
+	// mods are the modules the client was told of, while they are
+	// loaded, if it takes module events (follows): the struct
+	// rv_module each stands for it. modMu guards mods; wrapMu the
+	// wrap table module_load fills.
+	follows  bool
+	modMu    sync.Mutex
+	mods     map[*jit.Module]*nmodule
+	wrapMu   sync.Mutex
+	wrapTab  cWrapTable
+	wrapRoom []cWrap
+	// wrapFailed: a module_load's wraps were refused (eventErr says
+	// why).
+	wrapFailed atomic.Bool
+
 	// mu guards status and errText, which the Exit event sets and Report
-	// reads, and blockErr, the first error of a block event (see
-	// failBlock), which Report returns.
+	// reads, and eventErr, the first error of a block event (see
+	// failBlock) or of a module_load's wraps, which Report returns.
 	mu       sync.Mutex
 	status   int
 	errText  []byte
-	blockErr error
+	eventErr error
 }
 
 // image is a private library's slot, [lo, hi).
@@ -275,6 +301,8 @@ type nthread struct {
 	instrs []cInstr
 	mems   []cMemRef
 	ins    []cInsert
+	// wc is the struct rv_wrapcall of the thread's wrap hooks.
+	wc cWrapCall
 }
 
 // nativeSystem are the libraries a native client binds to the host's
@@ -432,15 +460,33 @@ func (n *native) jitClient() *jit.Client {
 	if n.ev.syscallPost != 0 {
 		c.SyscallPost = n.syscallPost
 	}
-	if n.ev.modLoad != 0 {
-		c.ModuleLoad = func(mod *jit.Module) { n.moduleEvent(n.modLoad, mod) }
+	if n.ev.modLoad != 0 || n.ev.modUnload != 0 {
+		// Both, whichever the client has: the modules' structs live
+		// from the one to the other.
+		n.follows = true
+		c.ModuleLoad = n.moduleLoad
+		c.ModuleUnload = n.moduleUnload
 	}
-	if n.ev.modUnload != 0 {
-		c.ModuleUnload = func(mod *jit.Module) { n.moduleEvent(n.modUnload, mod) }
+	if n.ev.modLoad != 0 {
+		// A module_load whose wraps were refused fails the run at the
+		// next translation, the module's first block, as a block
+		// event's error does: the jit has no other way to fail it,
+		// and the program must not run unwrapped as if all were well.
+		block := c.Block
+		c.Block = func(b *jit.Block) {
+			if n.wrapFailed.Load() {
+				n.failBlock(b, nil)
+				return
+			}
+			if block != nil {
+				block(b)
+			}
+		}
 	}
 	if n.ev.signal != 0 {
 		c.Signal = n.signalEvent
 	}
+	n.jc = c
 	return c
 }
 
@@ -524,7 +570,14 @@ func (n *native) blockEvent(b *jit.Block) {
 		instrs: uintptr(unsafe.Pointer(&nt.instrs[0])), inserts: uintptr(unsafe.Pointer(&nt.ins[0])),
 		thread: uintptr(unsafe.Pointer(&nt.t)),
 	}
+	var mod *nmodule
+	if n.follows {
+		if mod = n.moduleOf(b.Module()); mod != nil {
+			nt.blk.module = uintptr(unsafe.Pointer(&mod.c))
+		}
+	}
 	n.call(n.block, unsafe.Pointer(&nt.blk))
+	runtime.KeepAlive(mod)
 	if err := n.insert(jitSink{b}, &nt.blk, nt.ins); err != nil {
 		n.failBlock(b, err)
 	}
@@ -668,14 +721,6 @@ func (n *native) traceEvent(t *jit.Thread, recs []jit.TraceRecord) {
 	_, _ = n.trace.Call3(uintptr(unsafe.Pointer(&nt.t)), uintptr(unsafe.Pointer(&recs[0])), uintptr(len(recs)))
 }
 
-// moduleEvent gives the client's module event f the module mod.
-func (n *native) moduleEvent(f privload.Func, mod *jit.Module) {
-	path := append([]byte(mod.Path), 0)
-	cm := &cModule{path: uintptr(unsafe.Pointer(&path[0])), base: uint64(mod.Base), end: uint64(mod.End)}
-	n.call(f, unsafe.Pointer(cm))
-	runtime.KeepAlive(path)
-}
-
 // signalEvent gives the client the signal s before its delivery, and
 // suppresses it if the client says so.
 func (n *native) signalEvent(s *jit.SignalEvent) {
@@ -719,7 +764,7 @@ func (n *native) report(w io.Writer) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.blockErr
+	return n.eventErr
 }
 
 // runExit runs the client's exit event, if it has one, with w's

@@ -288,12 +288,16 @@ type cContext struct {
 
 // TestNativeLayout: the Go mirrors of reachvm.h's structs have the C
 // layout, field for field, as gcc lays them out, and the constants Go
-// uses have the header's values.
+// uses have the header's values (layout.c prints version 1's,
+// layoutv2.c what version 2 added).
 func TestNativeLayout(t *testing.T) {
-	bin := buildC(t, "layout", "testdata/layout.c", "-Wall")
-	out, err := exec.Command(bin).Output()
-	if err != nil {
-		t.Fatal(err)
+	var out []byte
+	for _, name := range []string{"layout", "layoutv2"} {
+		b, err := exec.Command(buildC(t, name, "testdata/"+name+".c", "-Wall")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
 	}
 	mirrors := map[string]reflect.Type{
 		"rv_thread": reflect.TypeFor[cThread](), "rv_instr": reflect.TypeFor[cInstr](),
@@ -302,7 +306,9 @@ func TestNativeLayout(t *testing.T) {
 		"rv_exit": reflect.TypeFor[cExit](), "rv_client": reflect.TypeFor[cClient](),
 		"rv_module": reflect.TypeFor[cModule](), "rv_signal": reflect.TypeFor[cSignal](),
 		"rv_context": reflect.TypeFor[cContext](), "rv_trace_record": reflect.TypeFor[cTraceRecord](),
-		"rv_memref": reflect.TypeFor[cMemRef](),
+		"rv_memref": reflect.TypeFor[cMemRef](), "rv_symbol": reflect.TypeFor[cSymbol](),
+		"rv_wrap": reflect.TypeFor[cWrap](), "rv_wrap_table": reflect.TypeFor[cWrapTable](),
+		"rv_wrapcall": reflect.TypeFor[cWrapCall](),
 	}
 	consts := map[string]int{
 		"RV_API_VERSION": nativeVersion, "RV_MAX_ARGS": maxArgs,
@@ -312,7 +318,8 @@ func TestNativeLayout(t *testing.T) {
 		"RV_MEM_READ": memRefRead, "RV_MEM_WRITE": memRefWrite, "RV_MEM_IMPLICIT": memRefImplicit, "RV_MEM_RIP": memRefRIP,
 		"RV_MEM_ADDR_ONLY": memRefAddrOnly, "RV_MEM_ADDR32": memRefAddr32, "RV_MEM_REPEAT": memRefRepeat, "RV_NO_REG": noReg,
 		"RV_LOCKED": flagLocked, "RV_VECTOR": flagVector,
-		"RV_R15": int(jit.R15), "RV_RSP": int(jit.RSP), "RV_ERR_VALUE": len(blockErrors) - 1,
+		"RV_R15": int(jit.R15), "RV_RSP": int(jit.RSP), "RV_ERR_VALUE": 4,
+		"RV_ERR_NULL": 5, "RV_ERR_NOT_FOUND": 6, "RV_ERR_EVENT": len(blockErrors) - 1,
 	}
 	if s := reflect.TypeFor[cContext]().Size(); s != 136 {
 		t.Errorf("struct rv_context is %d bytes; jit.ArgContext's registers and flags are 136", s)

@@ -50,19 +50,32 @@ func (n *native) cleanCall(b blockSink, i int, fn uintptr, vector bool, args []c
 // client's.
 type failer interface{ Fail(err error) }
 
+// fail keeps err, the first of the client's errors, for Report, which
+// returns it.
+func (n *native) fail(err error) {
+	n.mu.Lock()
+	if n.eventErr == nil {
+		n.eventErr = err
+	}
+	n.mu.Unlock()
+}
+
 // failBlock fails the translation of b with err. The jit's Block has no
 // way to fail with a client's own error yet: an insertion the jit
 // refuses (before an instruction past the block's end) fails it, and the
 // client keeps err, which its Report returns, so that the run says why.
+//
+// A nil err fails b for the error the client has already (eventErr).
 func (n *native) failBlock(b *jit.Block, err error) {
+	if err == nil {
+		n.mu.Lock()
+		err = n.eventErr
+		n.mu.Unlock()
+	}
 	if f, ok := any(b).(failer); ok {
 		f.Fail(err)
 		return
 	}
-	n.mu.Lock()
-	if n.blockErr == nil {
-		n.blockErr = err
-	}
-	n.mu.Unlock()
+	n.fail(err)
 	b.AddCell(b.Len(), 0, 0, false)
 }

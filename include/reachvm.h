@@ -10,8 +10,11 @@
  * rv_client with its event functions. reachvm calls them from Go with
  * plain C calls; nothing here calls back into Go. What a block event
  * wants inserted into the translated code it records in the struct
- * rv_block it is given (rv_insert_add, rv_insert_clean_call): reachvm
- * reads the records when the event returns.
+ * rv_block it is given (rv_insert_add, rv_insert_clean_call), and the
+ * functions a module_load event wraps in the module's wrap table
+ * (rv_wrap): reachvm reads the records when the event returns. What a
+ * client would ask Go (a module's symbols) it is given whole, to search
+ * with the helpers here (rv_module_symbol, rv_module_lookup).
  *
  * This header is the whole interface: plain structs, whose layout Go
  * mirrors (clients/native_linux_amd64.go; TestNativeLayout checks the
@@ -48,7 +51,16 @@ extern "C" {
  * header than the reachvm running it sees a smaller size, and should
  * refuse to run (return nonzero from reachvm_client_init) if it needs
  * the events past it, which that reachvm does not call. */
-#define RV_API_VERSION 1
+#define RV_API_VERSION 2
+
+/* What each version added. A client that uses them checks version is at
+ * least the one that brought them: an older reachvm neither fills nor
+ * reads them.
+ *
+ * 2: the module's functions (rv_module's nsyms, syms, nnames, names;
+ *    rv_module_symbol, rv_module_lookup), the block's module
+ *    (rv_block.module), and function wrapping (rv_module.wraps, rv_wrap,
+ *    struct rv_wrapcall). */
 
 /* The application's general registers, as rv_arg_reg names them: the
  * hardware's numbers (jit.Reg's). */
@@ -217,14 +229,20 @@ struct rv_insert {
 	struct rv_arg args[RV_MAX_ARGS];
 };
 
-/* Values of rv_block.error. */
+/* Values of rv_block.error and rv_wrap_table.error, and what the helpers
+ * return. */
 enum rv_block_error {
 	RV_OK = 0,
 	RV_ERR_FULL = 1,  /* more insertions than inserts_cap */
 	RV_ERR_INDEX = 2, /* an instruction index out of [0, n) */
 	RV_ERR_ARGS = 3,  /* a bad argument count or kind */
 	RV_ERR_VALUE = 4, /* an add that does not fit in 32 bits */
+	RV_ERR_NULL = 5,  /* a NULL pointer where one is needed */
+	RV_ERR_NOT_FOUND = 6, /* no function of the name, or at the address */
+	RV_ERR_EVENT = 7, /* not here: a wrap outside module_load, a wrap helper in the other hook */
 };
+
+struct rv_module;
 
 /* struct rv_block is a basic block as the translator builds it: the
  * straight-line code from pc up to and including its first control
@@ -250,6 +268,12 @@ struct rv_block {
 	/* thread is the thread the block is translated for: what is
 	 * inserted runs on that thread only. */
 	struct rv_thread *thread;
+	/* module is the module holding pc, the struct module_load was
+	 * given, or NULL: for code in no file (the vDSO, code the
+	 * application made), and for a client without a module_load or
+	 * module_unload event, for which reachvm does not follow modules.
+	 * Since version 2. */
+	const struct rv_module *module;
 };
 
 /* struct rv_syscall is a system call, as syscall_pre and syscall_post
@@ -271,10 +295,50 @@ struct rv_syscall {
 	int32_t reserved;
 };
 
+/* struct rv_symbol is a function of a module's symbol tables (.symtab
+ * and .dynsym: a library stripped of its .symtab has its exported
+ * functions only). */
+struct rv_symbol {
+	/* name is its name, NUL-terminated. */
+	const char *name;
+	/* start is its address, loaded. */
+	uint64_t start;
+	/* end, in rv_module.syms, ends the addresses it holds: those of
+	 * [start, end) are its (its size, or up to the next function's
+	 * start for one of unknown size). 0 in rv_module.names. */
+	uint64_t end;
+};
+
+struct rv_wrapcall;
+
+/* struct rv_wrap is one function wrapped, as rv_wrap records it. */
+struct rv_wrap {
+	/* func is the function's address: its first instruction. */
+	uint64_t func;
+	/* pre and post are the hooks (see rv_wrap), either NULL. */
+	void (*pre)(struct rv_wrapcall *w);
+	void (*post)(struct rv_wrapcall *w);
+};
+
+/* struct rv_wrap_table is the room for the wraps a module_load event
+ * makes (with rv_wrap, which checks them): wraps[0:n], room for cap,
+ * error the first failed wrap's enum rv_block_error, which fails the
+ * run. */
+struct rv_wrap_table {
+	uint32_t n;
+	uint32_t cap;
+	int32_t error;
+	int32_t reserved;
+	struct rv_wrap *wraps;
+};
+
 /* struct rv_module is a file of application code (the executable, its
  * interpreter, a library the program maps), as module_load and
- * module_unload see it. The struct and the path are valid during the
- * event only. */
+ * module_unload see it. One struct stands for the module from its
+ * module_load until its module_unload returns (or the run's end): the
+ * same pointer in both events and in rv_block.module, with its path and
+ * symbols. Since version 2; in version 1 the struct was the event's
+ * only. */
 struct rv_module {
 	/* path is the file's path as the kernel shows it, NUL-terminated. */
 	const char *path;
@@ -283,6 +347,56 @@ struct rv_module {
 	 * mappings that follow base without a gap. */
 	uint64_t base;
 	uint64_t end;
+	/* syms are the module's functions, syms[0:nsyms], by start
+	 * ascending, one per address (the first name of several: a global's
+	 * before a local's, then the larger); names are every name of
+	 * every function, names[0:nnames], by name in byte order (strcmp),
+	 * malloc and __libc_malloc both. rv_module_symbol and
+	 * rv_module_lookup search them. Both empty for a module without a
+	 * symbol table, or a file reachvm cannot read. Since version 2. */
+	uint32_t nsyms;
+	uint32_t nnames;
+	const struct rv_symbol *syms;
+	const struct rv_symbol *names;
+	/* wraps is where module_load's rv_wrap records the functions it
+	 * wraps; NULL in module_unload and in rv_block.module. Since
+	 * version 2. */
+	struct rv_wrap_table *wraps;
+};
+
+/* struct rv_wrapcall is one call of a wrapped function, as its hooks
+ * see it (rv_wrap). It is valid during the hook only; data carries what
+ * the pre hook wants its post hook to have. */
+struct rv_wrapcall {
+	struct rv_thread *thread;
+	/* func is the wrapped function; retaddr where the call returns
+	 * to. */
+	uint64_t func;
+	uint64_t retaddr;
+	/* args are the call's six integer arguments (rdi, rsi, rdx, rcx,
+	 * r8, r9). In the pre hook they are what the function is about to
+	 * get, and changing them (rv_wrap_set_arg) changes what it gets; in
+	 * the post hook, what it got, read only. */
+	uint64_t args[6];
+	/* retval is the call's integer result (rax), in the post hook,
+	 * which may change it (rv_wrap_set_retval); in the pre hook, with
+	 * skip, what the caller gets. */
+	uint64_t retval;
+	/* data is the hooks' own: NULL in the pre hook, and what the pre
+	 * hook left in the post hook of the same call. */
+	void *data;
+	/* skip, set to 1 by the pre hook (rv_wrap_skip), skips the
+	 * function: the caller gets retval at once, and the post hook is
+	 * not called. */
+	int32_t skip;
+	/* unwound is 1 in a post hook for a call whose frame was left
+	 * without a return (a longjmp past it, an exception): retval means
+	 * nothing, and a change to it is ignored. DynamoRIO's drwrap calls
+	 * such a post hook with a NULL context. */
+	int32_t unwound;
+	/* post is 0 in the pre hook, 1 in the post hook. */
+	int32_t post;
+	int32_t reserved;
 };
 
 /* struct rv_signal is a signal about to be delivered to the application
@@ -349,7 +463,9 @@ struct rv_client {
 	/* module_load is called once for each module before its first
 	 * block is translated (before any of its code runs under reachvm),
 	 * module_unload when the application unmaps the module's first
-	 * mapping; one at a time for the whole program. */
+	 * mapping; one at a time for the whole program. module_load is
+	 * where a client finds the module's functions (rv_module_lookup)
+	 * and wraps them (rv_wrap). */
 	void (*module_load)(const struct rv_module *m);
 	void (*module_unload)(const struct rv_module *m);
 	/* signal is called before a signal is delivered to the
@@ -604,6 +720,200 @@ static inline int rv_insert_record_ref(struct rv_block *b, int idx, uint32_t ref
 	return 0;
 }
 
+/* rv_strcmp compares the NUL-terminated strings a and b byte by byte,
+ * unsigned, as strcmp does (a freestanding client has no strcmp): <0,
+ * 0 or >0. */
+static inline int rv_strcmp(const char *a, const char *b)
+{
+	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+
+	while (*x != 0 && *x == *y)
+		x++, y++;
+	return (int)*x - (int)*y;
+}
+
+/* rv_module_symbol finds the function of m holding pc (DynamoRIO's
+ * drsym_lookup_address): it points *sym at its entry of m->syms and
+ * returns 0; or it returns RV_ERR_NOT_FOUND, no function of m holds pc
+ * (*sym NULL), or RV_ERR_NULL, m or sym is NULL. It answers as reachvm's
+ * Go clients' Module.Symbol does, in O(log nsyms), and may be called
+ * from any event while m is valid, and from a clean call. */
+static inline int rv_module_symbol(const struct rv_module *m, uint64_t pc, const struct rv_symbol **sym)
+{
+	uint32_t lo = 0, hi;
+
+	if (m == NULL || sym == NULL)
+		return RV_ERR_NULL;
+	*sym = NULL;
+	if (m->syms == NULL)
+		return RV_ERR_NOT_FOUND;
+	/* lo: the first function starting past pc. */
+	hi = m->nsyms;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (m->syms[mid].start > pc)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	if (lo == 0 || pc >= m->syms[lo - 1].end)
+		return RV_ERR_NOT_FOUND;
+	*sym = &m->syms[lo - 1];
+	return RV_OK;
+}
+
+/* rv_module_lookup finds the function of m called name (DynamoRIO's
+ * drsym_lookup_symbol; any of its names: malloc or __libc_malloc): it
+ * sets *addr to its address and returns 0; or it returns
+ * RV_ERR_NOT_FOUND, m has no function of that name (*addr 0), or
+ * RV_ERR_NULL, m, name or addr is NULL. It answers as Module.Lookup
+ * does, in O(log nnames). */
+static inline int rv_module_lookup(const struct rv_module *m, const char *name, uint64_t *addr)
+{
+	uint32_t lo = 0, hi;
+
+	if (m == NULL || name == NULL || addr == NULL)
+		return RV_ERR_NULL;
+	*addr = 0;
+	if (m->names == NULL)
+		return RV_ERR_NOT_FOUND;
+	hi = m->nnames;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = rv_strcmp(m->names[mid].name, name);
+		if (c == 0) {
+			*addr = m->names[mid].start;
+			return RV_OK;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return RV_ERR_NOT_FOUND;
+}
+
+/* rv_wrap wraps the function at func (DynamoRIO's drwrap_wrap): pre, if
+ * not NULL, is called at each call's entry, before the function's first
+ * instruction, and post, if not NULL, when the call returns (or is found
+ * unwound, see rv_wrapcall.unwound), each with the call's struct
+ * rv_wrapcall. Only module_load wraps (m is the module it is given):
+ * code translated before a wrap does not call the hooks, and a module's
+ * code is translated after its module_load. Wrapping a function again
+ * replaces its hooks.
+ *
+ * The hooks are functions of the client's image. reachvm's Go code
+ * calls them on the calling thread, as it calls events: threads call
+ * them at once, and they may use the C library if the client links it. A
+ * tail call out of the function returns through the same post hook,
+ * with the final result. The function sees its return address replaced
+ * while a post hook waits for it (a backtrace taken in it ends there).
+ *
+ * It returns 0; RV_ERR_NULL if m is NULL; RV_ERR_EVENT if m is not
+ * module_load's (m->wraps NULL); or the error it recorded in m->wraps,
+ * which fails the run: RV_ERR_NULL for a func of 0, RV_ERR_ARGS for
+ * neither hook, RV_ERR_FULL past the table's room (one wrap for each
+ * function of the module, and 64 more). After an error every later wrap
+ * of the event is refused. */
+static inline int rv_wrap(const struct rv_module *m, uint64_t func, void (*pre)(struct rv_wrapcall *w),
+			  void (*post)(struct rv_wrapcall *w))
+{
+	struct rv_wrap_table *t;
+	int32_t err = RV_OK;
+
+	if (m == NULL)
+		return RV_ERR_NULL;
+	t = m->wraps;
+	if (t == NULL)
+		return RV_ERR_EVENT;
+	if (t->error != RV_OK)
+		return t->error;
+	if (func == 0)
+		err = RV_ERR_NULL;
+	else if (pre == NULL && post == NULL)
+		err = RV_ERR_ARGS;
+	else if (t->wraps == NULL || t->n >= t->cap)
+		err = RV_ERR_FULL;
+	if (err != RV_OK) {
+		t->error = err;
+		return err;
+	}
+	t->wraps[t->n].func = func;
+	t->wraps[t->n].pre = pre;
+	t->wraps[t->n].post = post;
+	t->n++;
+	return RV_OK;
+}
+
+/* rv_wrap_arg sets *v to integer argument i (0 to 5) of the call and
+ * returns 0, or returns RV_ERR_NULL (w or v NULL) or RV_ERR_INDEX (i out
+ * of range). */
+static inline int rv_wrap_arg(const struct rv_wrapcall *w, int i, uint64_t *v)
+{
+	if (w == NULL || v == NULL)
+		return RV_ERR_NULL;
+	if (i < 0 || i >= 6)
+		return RV_ERR_INDEX;
+	*v = w->args[i];
+	return RV_OK;
+}
+
+/* rv_wrap_set_arg changes integer argument i (0 to 5) of the call to v,
+ * in the pre hook: the function gets v. It returns 0, RV_ERR_NULL,
+ * RV_ERR_INDEX, or RV_ERR_EVENT in the post hook. */
+static inline int rv_wrap_set_arg(struct rv_wrapcall *w, int i, uint64_t v)
+{
+	if (w == NULL)
+		return RV_ERR_NULL;
+	if (i < 0 || i >= 6)
+		return RV_ERR_INDEX;
+	if (w->post)
+		return RV_ERR_EVENT;
+	w->args[i] = v;
+	return RV_OK;
+}
+
+/* rv_wrap_retval sets *v to the call's result, in the post hook of a
+ * call that returned, and returns 0; or returns RV_ERR_NULL, or
+ * RV_ERR_EVENT in the pre hook or for an unwound call. */
+static inline int rv_wrap_retval(const struct rv_wrapcall *w, uint64_t *v)
+{
+	if (w == NULL || v == NULL)
+		return RV_ERR_NULL;
+	if (!w->post || w->unwound)
+		return RV_ERR_EVENT;
+	*v = w->retval;
+	return RV_OK;
+}
+
+/* rv_wrap_set_retval changes the call's result to v, in the post hook
+ * of a call that returned: the caller gets v. It returns 0,
+ * RV_ERR_NULL, or RV_ERR_EVENT (in the pre hook: rv_wrap_skip; for an
+ * unwound call). */
+static inline int rv_wrap_set_retval(struct rv_wrapcall *w, uint64_t v)
+{
+	if (w == NULL)
+		return RV_ERR_NULL;
+	if (!w->post || w->unwound)
+		return RV_ERR_EVENT;
+	w->retval = v;
+	return RV_OK;
+}
+
+/* rv_wrap_skip, in the pre hook, skips the function: the caller gets v
+ * as its result at once, and the post hook is not called. It returns
+ * 0, RV_ERR_NULL, or RV_ERR_EVENT in the post hook. */
+static inline int rv_wrap_skip(struct rv_wrapcall *w, uint64_t v)
+{
+	if (w == NULL)
+		return RV_ERR_NULL;
+	if (w->post)
+		return RV_ERR_EVENT;
+	w->skip = 1;
+	w->retval = v;
+	return RV_OK;
+}
+
 /* rv_syscall3 makes the system call nr with three arguments itself (no
  * C library). */
 static inline long rv_syscall3(long nr, long a1, long a2, long a3)
@@ -626,6 +936,22 @@ static inline long rv_syscall4(long nr, long a1, long a2, long a3, long a4)
 	__asm__ volatile("syscall"
 			 : "=a"(r)
 			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return r;
+}
+
+/* rv_syscall6 makes system call nr with six arguments (r10, r8 and r9
+ * the last three), for mmap, and returns its result (-errno on an
+ * error). */
+static inline long rv_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	long r;
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
 			 : "rcx", "r11", "memory");
 	return r;
 }

@@ -1,6 +1,7 @@
 package jit
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/reachvm/reachvm/aspacem"
@@ -135,4 +136,37 @@ func (b *Block) Module() *Module {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
 	return cm.mods[libKey{path, start}]
+}
+
+// Function is a function of a module's symbol tables, as Symbol names
+// it: Symbol gives Name and Start for every pc in [Start, End).
+type Function struct {
+	Name       string
+	Start, End uintptr
+}
+
+// Functions returns the module's functions by address, each with the
+// range of addresses Symbol names it for: what a client that cannot
+// call Symbol (a native one) looks addresses up in.
+func (mod *Module) Functions() []Function {
+	s := mod.symbols()
+	if s == nil {
+		return nil
+	}
+	fs := make([]Function, len(s.addrs))
+	for i, a := range s.addrs {
+		_, _, end, _ := s.lookup(a)
+		fs[i] = Function{s.names[i], a, end}
+	}
+	return fs
+}
+
+// Names returns every name Lookup finds, with the address it finds
+// (more than one name may give an address), in a map of the caller's.
+func (mod *Module) Names() map[string]uintptr {
+	s := mod.symbols()
+	if s == nil {
+		return nil
+	}
+	return maps.Clone(s.byName)
 }
