@@ -217,7 +217,10 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 		}
 		off := pc - codeBase
 		in := &t.in
-		if err := decode.DecodeInto(code[off:], in); err != nil {
+		if client && t.cb.next < len(t.cb.b.instrs) && t.cb.b.instrs[t.cb.next].pc == pc {
+			// The client's block decoded it, moments ago.
+			*in = t.cb.b.instrs[t.cb.next].in
+		} else if err := decode.DecodeInto(code[off:], in); err != nil {
 			t.note(pc, pc+min(decode.MaxLen, uintptr(len(code))-off))
 			t.markExact(pc)
 			if errors.Is(err, decode.ErrInvalid) {
