@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 )
 
@@ -152,6 +153,9 @@ type clientBlockState struct {
 	// left is, per trace buffer, the room its current run's check
 	// reserved that the run's emitted records have not taken.
 	left []runLeft
+	// carry is the cursor the last group of records emitted left in a
+	// register for its run's next group.
+	carry recordCarry
 }
 
 // maxCopyLen bounds the code the translator emits for one instruction
@@ -177,6 +181,7 @@ func (t *translator) clientBlock(head uintptr, max int, first bool) (bool, error
 	b := &cb.b
 	b.instrs, b.ins, b.err = b.instrs[:0], b.ins[:0], nil
 	cb.next, cb.ins, cb.left = 0, 0, cb.left[:0]
+	cb.carry.reg = amd64.NoReg
 	pc := head
 	for len(b.instrs) < max {
 		code, err := t.m.codes.at(pc)
@@ -268,13 +273,9 @@ func (t *translator) clientInsert(pc uintptr) error {
 				err = t.emitMeta(pc, &b.instrs[at], op, dead)
 				break
 			}
-			ops := b.ins[cb.ins:]
-			ops = ops[:recordGroup(ops)]
-			if !cb.take(ops) {
-				return fmt.Errorf("jit: internal error: records at %#x without their run's bounds check", pc)
-			}
-			err = t.emitRecords(pc, ops, dead)
-			cb.ins += len(ops) - 1
+			var n int
+			n, err = t.emitRecordGroup(pc, at, cb.ins, dead)
+			cb.ins += n - 1
 		}
 		if err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -328,14 +329,128 @@ func immAddr(ea memOperand) bool {
 	return ea.rip && !ea.fs && uintptr(int64(int32(ea.abs))) == ea.abs
 }
 
+// recordCarry is a cursor a group of records left in a register dead at
+// its instruction, which the run's next group may use instead of loading
+// the cursor again (a load that would wait for the store just before it).
+type recordCarry struct {
+	buf *TraceBuffer
+	// reg holds the cursor, or NoReg when nothing is carried.
+	reg amd64.Reg
+	// at is the group's instruction; end the index in the block's
+	// insertions just past the group: the next group may use reg only
+	// if it starts there (no other insertion, which may borrow a dead
+	// register, comes between).
+	at, end int
+}
+
+// untouched reports whether no instruction of b from from up to but not
+// including to reads or writes r, as decode.Effects knows them, and
+// none after from up to to is a wrapped function's entry (an exit the
+// dispatcher enters again past, with r not holding a cursor).
+func (t *translator) untouched(b *Block, r amd64.Reg, from, to int) bool {
+	for i := from; i < to; i++ {
+		in := &b.instrs[i]
+		read, kill, ok := decode.Effects(in.code, &in.in)
+		if !ok || (read|kill)>>r&1 != 0 {
+			return false
+		}
+	}
+	if c := t.m.opts.Client; c != nil && c.wraps.Load() != nil {
+		for i := from + 1; i <= to && i < len(b.instrs); i++ {
+			if _, ok := c.wrapped(b.instrs[i].pc); ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// carrySpan returns how many of the run's groups after the one at
+// instruction at, whose insertions end at b.ins[end], could take the
+// cursor from r in turn.
+func (t *translator) carrySpan(b *Block, r amd64.Reg, at, end int) int {
+	n := 0
+	buf := b.ins[end-1].buf
+	for end < len(b.ins) && b.ins[end].kind == insertRecord && b.ins[end].buf == buf && b.ins[end].reserve == 0 {
+		g := b.ins[end:]
+		g = g[:recordGroup(g)]
+		if usesReg(g, r) || !t.untouched(b, r, at, g[0].at) {
+			break
+		}
+		n++
+		at, end = g[0].at, end+len(g)
+	}
+	return n
+}
+
+// usesReg reports whether one of ops' addresses reads r.
+func usesReg(ops []insertion, r amd64.Reg) bool {
+	for k := range ops {
+		if ops[k].ea.base == int8(r) || ops[k].ea.index == int8(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// emitRecordGroup emits the group of records that starts at b.ins[k],
+// before instruction at (at pc), and returns how many insertions it
+// took. A group that continues a run in the register the run's last
+// group left the cursor in (cb.carry) uses it: that register was dead
+// there, and nothing between touched it, so it is dead still and holds
+// the cursor; the group leaves the cursor, where it can, in a register
+// the run's next group can use in its turn.
+func (t *translator) emitRecordGroup(pc uintptr, at, k int, dead uint16) (int, error) {
+	cb := &t.cb
+	b := &cb.b
+	ops := b.ins[k:]
+	ops = ops[:recordGroup(ops)]
+	if !cb.take(ops) {
+		return 0, fmt.Errorf("jit: internal error: records at %#x without their run's bounds check", pc)
+	}
+	carried := amd64.NoReg
+	if c := cb.carry; c.reg != amd64.NoReg && c.buf == ops[0].buf && c.end == k && ops[0].reserve == 0 &&
+		!usesReg(ops, c.reg) && t.untouched(b, c.reg, c.at, at) {
+		carried = c.reg
+	}
+	cb.carry.reg = amd64.NoReg
+	// The run's next group, if it can follow on: where the cursor is
+	// best left.
+	end := k + len(ops)
+	next := -1
+	if end < len(b.ins) && b.ins[end].kind == insertRecord && b.ins[end].buf == ops[0].buf && b.ins[end].reserve == 0 {
+		next = b.ins[end].at
+	}
+	prefer := amd64.NoReg
+	if next >= 0 && carried == amd64.NoReg {
+		best := 0
+		for r := amd64.RAX; r <= amd64.R15; r++ {
+			if r == amd64.RSP || dead>>r&1 == 0 || usesReg(ops, r) {
+				continue
+			}
+			if n := t.carrySpan(b, r, at, end); n > best {
+				prefer, best = r, n
+			}
+		}
+	}
+	p, err := t.emitRecords(pc, ops, dead, carried, prefer)
+	if err == nil && next >= 0 && p != amd64.NoReg {
+		cb.carry = recordCarry{buf: ops[0].buf, reg: p, at: at, end: end}
+	}
+	return len(ops), err
+}
+
 // emitRecords emits ops, one instruction's group of records into one
 // buffer (recordGroup), before the instruction at pc, with the bounds
-// check of their run first if they open one.
-func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16) error {
+// check of their run first if they open one. The cursor is in carried
+// unless that is NoReg; else it is loaded into a register, prefer if it
+// is not NoReg. emitRecords returns the register that holds the cursor
+// past its records after it, if that is one dead at pc, else NoReg.
+func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16, carried, prefer amd64.Reg) (amd64.Reg, error) {
 	m := t.m
 	cursor, err := m.traceCursor(ops[0].buf)
 	if err != nil {
-		return err
+		return amd64.NoReg, err
 	}
 	a := t.a
 	try := func(e error) {
@@ -366,17 +481,15 @@ func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16) error
 		needF = needF || ea.fs
 	}
 	var spilled uint16
-	pick := func() amd64.Reg {
-		best := amd64.NoReg
-		for r := amd64.RAX; r <= amd64.R15; r++ {
-			if used>>r&1 != 0 {
-				continue
-			}
-			if dead>>r&1 != 0 {
+	pick := func(prefer amd64.Reg) amd64.Reg {
+		best := prefer
+		for r := amd64.RAX; r <= amd64.R15 && best == amd64.NoReg; r++ {
+			if used>>r&1 == 0 && dead>>r&1 != 0 {
 				best = r
-				break
 			}
-			if best == amd64.NoReg {
+		}
+		for r := amd64.RAX; r <= amd64.R15 && best == amd64.NoReg; r++ {
+			if used>>r&1 == 0 {
 				best = r
 			}
 		}
@@ -387,14 +500,19 @@ func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16) error
 		}
 		return best
 	}
-	p, ra, rf := pick(), amd64.NoReg, amd64.NoReg
+	p, ra, rf := carried, amd64.NoReg, amd64.NoReg
+	if p == amd64.NoReg {
+		p = pick(prefer)
+		try(a.MovLoad(p, at))
+	} else {
+		used |= 1 << p
+	}
 	if needA {
-		ra = pick()
+		ra = pick(amd64.NoReg)
 	}
 	if needF {
-		rf = pick()
+		rf = pick(amd64.NoReg)
 	}
-	try(a.MovLoad(p, at))
 	for k := range ops {
 		ea := ops[k].ea
 		off := int32(k * traceRecordSize)
@@ -421,7 +539,10 @@ func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16) error
 			try(a.MovLoad(r, t.ctx(gpr(r))))
 		}
 	}
-	return err
+	if spilled>>p&1 != 0 {
+		p = amd64.NoReg
+	}
+	return p, err
 }
 
 // emitRunCheck emits a run's bounds check before the instruction at pc:
