@@ -42,15 +42,18 @@ type memtrace struct {
 	// sites are the sites, by number.
 	sites  []memSite
 	siteOf map[memSiteKey]uint32
-	// defined marks the sites the file has defined.
-	defined []bool
+	// kinds is, by site number, what the encoder needs of the site in
+	// one byte (memKind*): a record's site looked up in a loop of
+	// thousands costs less in a byte than in a memSite.
+	kinds []byte
 	// out is the trace file, nil when the records are dropped; w
 	// buffers it; path is its name, bytes what was written.
 	out   *os.File
 	w     *bufio.Writer
 	path  string
 	bytes uint64
-	// chunk is a reusable chunk payload.
+	// chunk is room for a chunk's payload (memMaxEntry bytes a
+	// record), reused.
 	chunk []byte
 	// tally is, by site number, what the site's records add up to;
 	// loads, stores and accesses are made from it at the report, so
@@ -80,6 +83,19 @@ const (
 	memWrite  = 2
 	memRepeat = 4
 )
+
+// The bits of memtrace.kinds: the site is defined in the file, is a
+// count site (memSite.count), is repeated (memRepeat).
+const (
+	memKindDefined = 1
+	memKindCount   = 2
+	memKindRepeat  = 4
+)
+
+// memMaxEntry bounds the bytes one record adds to a chunk: a site's
+// definition (id, pc, size, flags) and its access (id, address delta,
+// count).
+const memMaxEntry = 6*binary.MaxVarintLen64 + 1
 
 type memSiteKey struct {
 	pc  uintptr
@@ -181,7 +197,14 @@ func (mt *memtrace) site(pc uintptr, ref int, size uint64, flags byte, count boo
 	}
 	id := uint32(len(mt.sites))
 	mt.sites = append(mt.sites, memSite{pc: pc, size: size, flags: flags, count: count})
-	mt.defined = append(mt.defined, false)
+	var kind byte
+	if count {
+		kind |= memKindCount
+	}
+	if flags&memRepeat != 0 {
+		kind |= memKindRepeat
+	}
+	mt.kinds = append(mt.kinds, kind)
 	mt.tally = append(mt.tally, memTally{})
 	mt.siteOf[k] = id
 	return id
@@ -201,34 +224,38 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 	if mt.w == nil {
 		return
 	}
-	p := mt.chunk[:0]
+	if need := len(recs) * memMaxEntry; cap(mt.chunk) < need {
+		mt.chunk = make([]byte, need)
+	}
+	p := mt.chunk[:cap(mt.chunk)]
+	kinds := mt.kinds
+	i := 0
 	var prev uint64
 	count := uint64(1)
 	for _, r := range recs {
-		s := &mt.sites[r.Tag]
-		if s.count {
+		k := kinds[r.Tag]
+		if k&memKindCount != 0 {
 			count = r.Addr
 			continue
 		}
-		n := uint64(1)
-		if s.flags&memRepeat != 0 {
-			n, count = count, 1
+		if k&memKindDefined == 0 {
+			kinds[r.Tag] |= memKindDefined
+			s := &mt.sites[r.Tag]
+			i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1|1)
+			i += binary.PutUvarint(p[i:], uint64(s.pc))
+			i += binary.PutUvarint(p[i:], s.size)
+			p[i] = s.flags
+			i++
 		}
-		if !mt.defined[r.Tag] {
-			mt.defined[r.Tag] = true
-			p = binary.AppendUvarint(p, uint64(r.Tag)<<1|1)
-			p = binary.AppendUvarint(p, uint64(s.pc))
-			p = binary.AppendUvarint(p, s.size)
-			p = append(p, s.flags)
-		}
-		p = binary.AppendUvarint(p, uint64(r.Tag)<<1)
-		p = binary.AppendVarint(p, int64(r.Addr-prev))
+		i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1)
+		i += binary.PutVarint(p[i:], int64(r.Addr-prev))
 		prev = r.Addr
-		if s.flags&memRepeat != 0 {
-			p = binary.AppendUvarint(p, n)
+		if k&memKindRepeat != 0 {
+			i += binary.PutUvarint(p[i:], count)
+			count = 1
 		}
 	}
-	mt.chunk = p
+	p = p[:i]
 	if len(p) == 0 || mt.err != nil {
 		return
 	}
