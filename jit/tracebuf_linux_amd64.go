@@ -23,10 +23,11 @@ import (
 // buffers make them: the block's records into one buffer form runs of at
 // most maxRun, in the block's order; the first instruction of a run
 // makes room for the whole run with one bounds check, and each
-// instruction with records loads the cursor once, stores its records at
-// fixed offsets from it and stores it back bumped past them. The bump is
-// per instruction rather than per run because any instruction that has
-// a record touches memory and may fault: a handler that longjmps, or
+// instruction with records loads the cursor once (or takes it from the
+// register the run's previous instruction left it in: emitRecordGroup),
+// stores its records at fixed offsets from it and stores it back bumped
+// past them. The bump is per instruction rather than per run because
+// any instruction that has a record touches memory and may fault: a handler that longjmps, or
 // returns to the instruction in a fragment of its own, must find counted
 // exactly the records of the instructions that ran (the faulting one's
 // included, as they are made before it, as valgrind's are), never the
@@ -35,8 +36,8 @@ import (
 //
 // Each thread's buffer is 64 KiB of a vmcode slot twice that size, laid
 // out so that the cursor's bits 8 to 15 are zero exactly when at most
-// maxRun records' room is left: the 64 KiB end 256 bytes past an address
-// aligned to 64 KiB, the cursor cell is its first word and records fill
+// maxRun records' room is left: the 64 KiB end traceSlack (256) bytes
+// past an address aligned to 64 KiB, the cursor cell is its first word and records fill
 // the rest. The bounds check tests that byte of the cursor cell, in
 // memory: where the flags are dead,
 //
