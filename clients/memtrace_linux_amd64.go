@@ -42,21 +42,36 @@ type memtrace struct {
 	// sites are the sites, by number.
 	sites  []memSite
 	siteOf map[memSiteKey]uint32
-	// defined marks the sites the file has defined.
-	defined []bool
+	// kinds is, by site number, what the encoder needs of the site in
+	// one byte (memKind*): a record's site looked up in a loop of
+	// thousands costs less in a byte than in a memSite.
+	kinds []byte
 	// out is the trace file, nil when the records are dropped; w
 	// buffers it; path is its name, bytes what was written.
 	out   *os.File
 	w     *bufio.Writer
 	path  string
 	bytes uint64
-	// chunk is a reusable chunk payload.
+	// chunk is room for a chunk's payload (memMaxEntry bytes a
+	// record), reused.
 	chunk []byte
-	// The counts: loads and stores (a read-and-write access counts in
-	// both), accesses, records, and references of instructions the
-	// decoder does not cover (not traced).
-	loads, stores, accesses, records, uncovered uint64
-	err                                         error
+	// tally is, by site number, what the site's records add up to;
+	// loads, stores and accesses are made from it at the report, so
+	// that a flush does no more per record than two adds (a record's
+	// kind of access is the site's, known once).
+	tally []memTally
+	// The counts: records, and references of instructions the decoder
+	// does not cover (not traced).
+	records, uncovered uint64
+	err                error
+}
+
+// memTally is one site's records, as the flushes saw them.
+type memTally struct {
+	// n is the site's records; sum the sum of their addresses, which
+	// for a count site (memSite.count) is the sum of the counts: its
+	// repeated site's accesses.
+	n, sum uint64
 }
 
 // MemtraceMagic opens a memtrace file.
@@ -68,6 +83,19 @@ const (
 	memWrite  = 2
 	memRepeat = 4
 )
+
+// The bits of memtrace.kinds: the site is defined in the file, is a
+// count site (memSite.count), is repeated (memRepeat).
+const (
+	memKindDefined = 1
+	memKindCount   = 2
+	memKindRepeat  = 4
+)
+
+// memMaxEntry bounds the bytes one record adds to a chunk: a site's
+// definition (id, pc, size, flags) and its access (id, address delta,
+// count).
+const memMaxEntry = 6*binary.MaxVarintLen64 + 1
 
 type memSiteKey struct {
 	pc  uintptr
@@ -81,6 +109,10 @@ type memSite struct {
 	// count is set for the record of rcx before a rep string
 	// instruction's references: the site it counts.
 	count bool
+	// countedBy is, for a repeated site (flags&memRepeat), the number
+	// of its count site, whose record comes just before each of its
+	// own, in the same instruction's records.
+	countedBy uint32
 }
 
 // newMemtrace is the memtrace sample: arguments "file=PATH" (the trace,
@@ -142,7 +174,11 @@ func newMemtrace(args []string) (*Tool, error) {
 				}
 				site := mt.site(in.PC(), k, uint64(ref.Size), flags, false)
 				if flags&memRepeat != 0 {
-					b.RecordAddr(i, buf, jit.RCX, 0, mt.site(in.PC(), -1-k, 0, 0, true))
+					count := mt.site(in.PC(), -1-k, 0, 0, true)
+					mt.mu.Lock()
+					mt.sites[site].countedBy = count
+					mt.mu.Unlock()
+					b.RecordAddr(i, buf, jit.RCX, 0, count)
 				}
 				b.RecordRef(i, buf, ref, site)
 			}
@@ -161,7 +197,15 @@ func (mt *memtrace) site(pc uintptr, ref int, size uint64, flags byte, count boo
 	}
 	id := uint32(len(mt.sites))
 	mt.sites = append(mt.sites, memSite{pc: pc, size: size, flags: flags, count: count})
-	mt.defined = append(mt.defined, false)
+	var kind byte
+	if count {
+		kind |= memKindCount
+	}
+	if flags&memRepeat != 0 {
+		kind |= memKindRepeat
+	}
+	mt.kinds = append(mt.kinds, kind)
+	mt.tally = append(mt.tally, memTally{})
 	mt.siteOf[k] = id
 	return id
 }
@@ -171,45 +215,48 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	mt.records += uint64(len(recs))
-	p := mt.chunk[:0]
+	tally := mt.tally
+	for _, r := range recs {
+		c := &tally[r.Tag]
+		c.n++
+		c.sum += r.Addr
+	}
+	if mt.w == nil {
+		return
+	}
+	if need := len(recs) * memMaxEntry; cap(mt.chunk) < need {
+		mt.chunk = make([]byte, need)
+	}
+	p := mt.chunk[:cap(mt.chunk)]
+	kinds := mt.kinds
+	i := 0
 	var prev uint64
 	count := uint64(1)
 	for _, r := range recs {
-		s := &mt.sites[r.Tag]
-		if s.count {
+		k := kinds[r.Tag]
+		if k&memKindCount != 0 {
 			count = r.Addr
 			continue
 		}
-		n := uint64(1)
-		if s.flags&memRepeat != 0 {
-			n, count = count, 1
+		if k&memKindDefined == 0 {
+			kinds[r.Tag] |= memKindDefined
+			s := &mt.sites[r.Tag]
+			i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1|1)
+			i += binary.PutUvarint(p[i:], uint64(s.pc))
+			i += binary.PutUvarint(p[i:], s.size)
+			p[i] = s.flags
+			i++
 		}
-		mt.accesses += n
-		if s.flags&memRead != 0 {
-			mt.loads += n
-		}
-		if s.flags&memWrite != 0 {
-			mt.stores += n
-		}
-		if mt.w == nil {
-			continue
-		}
-		if !mt.defined[r.Tag] {
-			mt.defined[r.Tag] = true
-			p = binary.AppendUvarint(p, uint64(r.Tag)<<1|1)
-			p = binary.AppendUvarint(p, uint64(s.pc))
-			p = binary.AppendUvarint(p, s.size)
-			p = append(p, s.flags)
-		}
-		p = binary.AppendUvarint(p, uint64(r.Tag)<<1)
-		p = binary.AppendVarint(p, int64(r.Addr-prev))
+		i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1)
+		i += binary.PutVarint(p[i:], int64(r.Addr-prev))
 		prev = r.Addr
-		if s.flags&memRepeat != 0 {
-			p = binary.AppendUvarint(p, n)
+		if k&memKindRepeat != 0 {
+			i += binary.PutUvarint(p[i:], count)
+			count = 1
 		}
 	}
-	mt.chunk = p
-	if mt.w == nil || len(p) == 0 || mt.err != nil {
+	p = p[:i]
+	if len(p) == 0 || mt.err != nil {
 		return
 	}
 	var h [1 + 2*binary.MaxVarintLen64]byte
@@ -242,6 +289,23 @@ func (mt *memtrace) report(w io.Writer) error {
 	if mt.err != nil {
 		return fmt.Errorf("clients: memtrace: writing %s: %w", mt.path, mt.err)
 	}
+	var loads, stores, accesses uint64
+	for id, s := range mt.sites {
+		if s.count {
+			continue
+		}
+		n := mt.tally[id].n
+		if s.flags&memRepeat != 0 {
+			n = mt.tally[s.countedBy].sum
+		}
+		accesses += n
+		if s.flags&memRead != 0 {
+			loads += n
+		}
+		if s.flags&memWrite != 0 {
+			stores += n
+		}
+	}
 	return writeJSON(w, struct {
 		Client    string `json:"client"`
 		Loads     uint64 `json:"loads"`
@@ -252,7 +316,7 @@ func (mt *memtrace) report(w io.Writer) error {
 		Uncovered uint64 `json:"uncovered"`
 		File      string `json:"file,omitempty"`
 		Bytes     uint64 `json:"file_bytes"`
-	}{"memtrace", mt.loads, mt.stores, mt.accesses, mt.records, len(mt.sites), mt.uncovered, mt.path, mt.bytes})
+	}{"memtrace", loads, stores, accesses, mt.records, len(mt.sites), mt.uncovered, mt.path, mt.bytes})
 }
 
 // MemAccess is one access of a memtrace file.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/reachvm/reachvm/jit/kernels"
 )
 
 // TestMemtrace runs memops under memtrace and reads its file back: the
@@ -166,4 +168,44 @@ func TestMemtraceLackey(t *testing.T) {
 		t.Errorf("a repetition of memops' work: memtrace %d loads, %d stores; lackey %d, %d", l2-l1, s2-s1, v2-v1, w2-w1)
 	}
 	t.Logf("one repetition: %d loads, %d stores (lackey %d, %d); whole runs: memtrace %d, %d; lackey %d, %d", l2-l1, s2-s1, v2-v1, w2-w1, l1, s1, v1, w1)
+}
+
+// TestMemtraceFault: memfault's block of three references, whose second
+// faults on every other pass into a handler that longjmps out: the trace
+// holds the first reference's and the faulting one's accesses on every
+// pass (a reference's record is made before it, as valgrind's are) and
+// the third's only on the passes that got to it. The block's records
+// share one bounds check, so this is what keeps records reserved for
+// references that did not run out of the trace.
+func TestMemtraceFault(t *testing.T) {
+	prog := buildTestC(t, "memfault", []string{"-no-pie", fmt.Sprintf("-Wl,-Ttext-segment=%#x", kernels.ExecBase)}, "memfault.c")
+	pcs := map[uintptr]string{}
+	for _, s := range []string{"mf_store0", "mf_load", "mf_store1"} {
+		pcs[uintptr(symbol(t, prog, s))] = s
+	}
+	trace := filepath.Join(t.TempDir(), "trace")
+	tool, err := New("memtrace", []string{"file=" + trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const passes = 10000 // several buffers' worth, so that flushes fall among the faults
+	runWithTool(t, tool, nil, prog, fmt.Sprint(passes))
+	f, err := os.Open(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := map[string]int{}
+	if err := ReadMemtrace(f, func(a MemAccess) error {
+		if s, ok := pcs[a.PC]; ok {
+			got[s]++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"mf_store0": passes, "mf_load": passes, "mf_store1": passes / 2}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("accesses by instruction %v, want %v", got, want)
+	}
 }

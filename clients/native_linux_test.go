@@ -643,7 +643,8 @@ func TestNativeSignals(t *testing.T) {
 
 // TestNativeTrace: trace records, of an effective address and of a
 // register plus a displacement, reach the client's trace event a buffer
-// at a time (4095 records when full), in full: one rsp-8 record per
+// at a time (4095 records when full, less the room of a run of a block's
+// records that did not fit, at most 16), in full: one rsp-8 record per
 // block executed (as many as the cleancall example's calls on the same
 // program), and the ten loads' addresses, whose sum the program's array
 // gives.
@@ -665,7 +666,7 @@ func TestNativeTrace(t *testing.T) {
 	}
 	want := 10*(arr+16) + 8*45 // &arr[i+2] for i < 10
 	if r.stdout != "75\n" || m.Tag7 != 10 || m.Tag7Sum != want || m.Tag1 != c.Calls || m.Records != m.Tag1+m.Tag7 ||
-		m.Biggest != 4095 || m.Flushes < 2 || m.Bad != 0 {
+		m.Biggest > 4095 || m.Biggest < 4095-16 || m.Flushes < 2 || m.Bad != 0 {
 		t.Errorf("memtrace %+v (stdout %q); want 10 loads summing to %d, %d block records", m, r.stdout, want, c.Calls)
 	}
 	t.Logf("%d records in %d buffers", m.Records, m.Flushes)

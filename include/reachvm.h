@@ -473,8 +473,10 @@ struct rv_client {
 	void (*signal)(struct rv_signal *s);
 	/* trace is given the records the code inserted by
 	 * rv_insert_record_ea and rv_insert_record_addr made on thread t,
-	 * recs[0:n], in order: when the thread's buffer (4095 records)
-	 * fills, and the rest when the thread exits. The records are valid
+	 * recs[0:n], in order: when the thread's buffer (4095 records,
+	 * of which up to 16 may be left unused: a block's run of records
+	 * takes its room at once) fills, and the rest when the thread
+	 * exits. The records are valid
 	 * during the event only. A client that records must have it. */
 	void (*trace)(struct rv_thread *t, const struct rv_trace_record *recs, size_t n);
 };

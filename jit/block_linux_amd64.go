@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/reachvm/reachvm/jit/internal/amd64"
 	"github.com/reachvm/reachvm/jit/internal/decode"
 )
 
@@ -110,10 +111,13 @@ type insertion struct {
 	args   []Arg
 	vector bool
 	// buf, ea and tag: append a record of ea and tag to buf
-	// (insertRecord).
-	buf *TraceBuffer
-	ea  memOperand
-	tag uint32
+	// (insertRecord). reserve is, on the first record of a run
+	// (planRecordRuns), the run's records, 1 to maxRun, for which its
+	// one bounds check makes room; 0 on the run's other records.
+	buf     *TraceBuffer
+	ea      memOperand
+	tag     uint32
+	reserve int32
 	// meta writes meta instructions (insertMeta).
 	meta func(*Meta)
 }
@@ -146,6 +150,12 @@ type clientBlockState struct {
 	next int
 	// ins is the index in b.ins of the next insertion to emit.
 	ins int
+	// left is, per trace buffer, the room its current run's check
+	// reserved that the run's emitted records have not taken.
+	left []runLeft
+	// carry is the cursor the last group of records emitted left in a
+	// register for its run's next group.
+	carry recordCarry
 }
 
 // maxCopyLen bounds the code the translator emits for one instruction
@@ -158,7 +168,7 @@ const (
 	maxCopyLen   = 64
 	insertLen    = 48
 	cleanCallLen = 640
-	recordLen    = 136
+	recordLen    = 160
 	metaLen      = 512
 )
 
@@ -170,7 +180,8 @@ func (t *translator) clientBlock(head uintptr, max int, first bool) (bool, error
 	cb := &t.cb
 	b := &cb.b
 	b.instrs, b.ins, b.err = b.instrs[:0], b.ins[:0], nil
-	cb.next, cb.ins = 0, 0
+	cb.next, cb.ins, cb.left = 0, 0, cb.left[:0]
+	cb.carry.reg = amd64.NoReg
 	pc := head
 	for len(b.instrs) < max {
 		code, err := t.m.codes.at(pc)
@@ -196,6 +207,7 @@ func (t *translator) clientBlock(head uintptr, max int, first bool) (bool, error
 		return false, b.err
 	}
 	slices.SortStableFunc(b.ins, func(x, y insertion) int { return x.at - y.at })
+	planRecordRuns(b.ins)
 	need := uintptr(t.a.Len()) + uintptr(len(t.exits)+len(b.instrs)+2)*stubLen + 512 +
 		uintptr(len(b.instrs))*maxCopyLen
 	for k := range b.ins {
@@ -259,9 +271,11 @@ func (t *translator) clientInsert(pc uintptr) error {
 			}
 			if op.kind == insertMeta {
 				err = t.emitMeta(pc, &b.instrs[at], op, dead)
-			} else {
-				err = t.emitRecord(pc, op, dead)
+				break
 			}
+			var n int
+			n, err = t.emitRecordGroup(pc, at, cb.ins, dead)
+			cb.ins += n - 1
 		}
 		if err != nil {
 			return err

@@ -2,11 +2,13 @@ package jit
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
 	"github.com/reachvm/reachvm/internal/rawmem"
 	"github.com/reachvm/reachvm/jit/internal/amd64"
+	"github.com/reachvm/reachvm/jit/internal/decode"
 	"github.com/reachvm/reachvm/mem"
 	"github.com/reachvm/reachvm/vmm"
 )
@@ -15,31 +17,54 @@ import (
 // thread's own, and Go sees them a buffer at a time (DynamoRIO's
 // drx_buf): when the buffer fills, the thread leaves the cache, the
 // buffer's Flush runs on it, and the thread goes on in the same fragment
-// where it left, making the record again; at the thread's exit the rest
-// is flushed. Nothing calls Go per record.
+// where it left. Nothing calls Go per record.
 //
-// Each thread's buffer is 64 KiB of a vmcode slot twice that size, the
-// 64 KiB that end at an address aligned to it: its first word is the
-// cursor, records fill the rest up to the end. The cursor's low 16 bits are zero exactly when the buffer is
-// full, which the inserted code tests without touching the flags:
+// The records of a client block are made the way drx_buf and Pin's
+// buffers make them: the block's records into one buffer form runs of at
+// most maxRun, in the block's order; the first instruction of a run
+// makes room for the whole run with one bounds check, and each
+// instruction with records loads the cursor once (or takes it from the
+// register the run's previous instruction left it in: emitRecordGroup),
+// stores its records at fixed offsets from it and stores it back bumped
+// past them. The bump is per instruction rather than per run because
+// any instruction that has a record touches memory and may fault: a handler that longjmps, or
+// returns to the instruction in a fragment of its own, must find counted
+// exactly the records of the instructions that ran (the faulting one's
+// included, as they are made before it, as valgrind's are), never the
+// rest of the run, which were not stored. The check only reserves, so an
+// early end of the block leaves nothing to undo.
 //
-//	mov    [ctx.spill], s         ; s: a scratch register, if live
-//	lea    s, [operand]           ; the address recorded
+// Each thread's buffer is 64 KiB of a vmcode slot twice that size, laid
+// out so that the cursor's bits 8 to 15 are zero exactly when at most
+// maxRun records' room is left: the 64 KiB end traceSlack (256) bytes
+// past an address aligned to 64 KiB, the cursor cell is its first word and records fill
+// the rest. The bounds check tests that byte of the cursor cell, in
+// memory: where the flags are dead,
+//
+//	cmp    byte [cursor+1], 0
+//	je     (an exit that flushes; the dispatcher enters again past it)
+//
+// and where they are live, without touching them,
+//
 //	mov    [ctx.rcx], rcx         ; if live
-//	mov    rcx, [cursor]
-//	movzx  ecx, cx
+//	movzx  ecx, byte [cursor+1]
 //	jrcxz  full
-//	mov    rcx, [cursor]
-//	mov    [rcx], s               ; Record.Addr
-//	mov    dword [rcx+8], tag     ; Record.Tag
-//	lea    rcx, [rcx+16]
-//	mov    [cursor], rcx
 //	mov    rcx, [ctx.rcx]
-//	mov    s, [ctx.spill]
-//	jmp    done
-//	full:  (restore rcx and s), jmp to an exit that flushes
-//	jmp    (the start)            ; where the dispatcher enters again
-//	done:
+//	jmp    body
+//	full:  mov rcx, [ctx.rcx], jmp to the exit that flushes
+//	body:
+//
+// and each instruction's records, p and a registers dead at it where
+// there are (liveness, Machine.deadAt), else spilled to their context
+// slots:
+//
+//	mov    p, [cursor]
+//	lea    a, [operand]           ; or the operand's register itself
+//	mov    [p+16k], a             ; Record.Addr of its k-th record
+//	mov    dword [p+16k+8], tag   ; Record.Tag
+//	...
+//	lea    p, [p+16n]
+//	mov    [cursor], p
 
 // TraceRecord is one record of a TraceBuffer.
 type TraceRecord struct {
@@ -56,9 +81,16 @@ type TraceRecord struct {
 // traceRecordSize is a record's size in the buffer.
 const traceRecordSize = 16
 
-// traceSlot is the size of each thread's buffer, cursor included; the
-// buffer ends at an address aligned to it.
+// traceSlot is the size of each thread's buffer, cursor included.
 const traceSlot = 64 << 10
+
+// traceSlack is how far the buffer ends past an address aligned to
+// traceSlot: the room left when the bounds check finds the buffer full,
+// the most one run may take (maxRun records).
+const traceSlack = 256
+
+// maxRun is the most records one bounds check makes room for.
+const maxRun = traceSlack / traceRecordSize
 
 // TraceBuffer is a trace buffer: each thread records into a buffer of
 // its own, and Flush sees its records in order, on the thread.
@@ -70,7 +102,8 @@ type TraceBuffer struct {
 }
 
 // NewTraceBuffer returns a trace buffer whose records go to flush: when
-// a thread's buffer (4095 records) fills, and what is left when the
+// a thread's buffer (4095 records) has less room than the next run of a
+// block's records needs (at most 16 records), and what is left when the
 // thread exits. flush runs on the thread that recorded them, which waits
 // for it.
 func NewTraceBuffer(flush func(t *Thread, recs []TraceRecord)) *TraceBuffer {
@@ -92,7 +125,8 @@ type traceArena struct {
 type traceSlotOf struct {
 	slot *vmm.Slot
 	// cursor is the cursor cell's address, the buffer's start; the
-	// buffer ends at cursor+traceSlot, aligned to traceSlot.
+	// buffer ends at cursor+traceSlot, traceSlack past an address
+	// aligned to traceSlot.
 	cursor uintptr
 }
 
@@ -112,9 +146,13 @@ func (m *Machine) traceCursor(buf *TraceBuffer) (uintptr, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jit: reserving a trace buffer: %w", err)
 	}
-	end := (s.Base() + 2*traceSlot - 1) &^ (traceSlot - 1)
-	cursor := end - traceSlot
-	if err := s.Commit(cursor, traceSlot, mem.ProtRW); err != nil {
+	// The buffer is [edge-traceSlot+traceSlack, edge+traceSlack), edge
+	// aligned to traceSlot: the cursor's bits 8 to 15 are zero from edge
+	// on, where at most traceSlack bytes are left. The commit is whole
+	// pages around it; both fit the slot wherever the slot starts.
+	edge := (s.Base() + traceSlot - traceSlack + traceSlot - 1) &^ (traceSlot - 1)
+	cursor := edge - traceSlot + traceSlack
+	if err := s.Commit(edge-traceSlot, traceSlot+mem.PageSize, mem.ProtRW); err != nil {
 		s.Release()
 		return 0, fmt.Errorf("jit: committing a trace buffer: %w", err)
 	}
@@ -211,77 +249,333 @@ func (b *Block) record(i int, buf *TraceBuffer, ea memOperand, tag uint32) {
 	b.ins = append(b.ins, insertion{at: i, kind: insertRecord, buf: buf, ea: ea, tag: tag})
 }
 
-// recordScratch are the registers emitRecord may borrow for the address.
-var recordScratch = [...]amd64.Reg{amd64.RAX, amd64.RDX, amd64.RSI, amd64.RDI, amd64.R8, amd64.R9, amd64.R10, amd64.R11}
+// planRecordRuns splits the records of a client block, ins (sorted by
+// instruction), into runs: the records into one buffer in the block's
+// order, maxRun at most to a run, each run's count on its first record
+// (insertion.reserve), where its bounds check goes.
+func planRecordRuns(ins []insertion) {
+	// open is each buffer's run in progress: the index of its first
+	// record in ins.
+	type open struct {
+		buf   *TraceBuffer
+		first int
+	}
+	var runs []open
+	for k := range ins {
+		op := &ins[k]
+		op.reserve = 0
+		if op.kind != insertRecord {
+			continue
+		}
+		i := slices.IndexFunc(runs, func(r open) bool { return r.buf == op.buf })
+		switch {
+		case i < 0:
+			runs = append(runs, open{op.buf, k})
+			op.reserve = 1
+		case ins[runs[i].first].reserve == maxRun:
+			runs[i].first = k
+			op.reserve = 1
+		default:
+			ins[runs[i].first].reserve++
+		}
+	}
+}
 
-// emitRecord emits op's record before the instruction at pc.
-func (t *translator) emitRecord(pc uintptr, op *insertion, dead uint16) error {
+// recordGroup returns how many of ins, from ins[0], one instruction's
+// records emit as one group: consecutive records into the same buffer, up
+// to the start of its next run.
+func recordGroup(ins []insertion) int {
+	n := 1
+	for n < len(ins) && ins[n].kind == insertRecord && ins[n].at == ins[0].at &&
+		ins[n].buf == ins[0].buf && ins[n].reserve == 0 {
+		n++
+	}
+	return n
+}
+
+// runLeft is what the bounds check of a buffer's run reserved that its
+// records have not yet taken, while the translator emits a block.
+type runLeft struct {
+	buf *TraceBuffer
+	// n is the records reserved and not yet emitted, >= 0.
+	n int32
+}
+
+// take accounts for ops, a group of records into one buffer, against
+// the run they belong to, and reports whether they have room: a group
+// that does not open a run must follow its run's check in the block
+// (the translator emits a prefix of a block's instructions, so it does).
+func (cb *clientBlockState) take(ops []insertion) bool {
+	buf := ops[0].buf
+	i := slices.IndexFunc(cb.left, func(r runLeft) bool { return r.buf == buf })
+	if i < 0 {
+		cb.left = append(cb.left, runLeft{buf: buf})
+		i = len(cb.left) - 1
+	}
+	if ops[0].reserve > 0 {
+		cb.left[i].n = ops[0].reserve
+	}
+	cb.left[i].n -= int32(len(ops))
+	return cb.left[i].n >= 0
+}
+
+// plainReg reports whether ea's address is one register's value as it is.
+func plainReg(ea memOperand) bool {
+	return !ea.rip && !ea.fs && !ea.addr32 && ea.base >= 0 && ea.index < 0 && ea.disp == 0
+}
+
+// immAddr reports whether ea's address is a constant that a store's
+// sign-extended 32-bit immediate holds.
+func immAddr(ea memOperand) bool {
+	return ea.rip && !ea.fs && uintptr(int64(int32(ea.abs))) == ea.abs
+}
+
+// recordCarry is a cursor a group of records left in a register dead at
+// its instruction, which the run's next group may use instead of loading
+// the cursor again (a load that would wait for the store just before it).
+type recordCarry struct {
+	buf *TraceBuffer
+	// reg holds the cursor, or NoReg when nothing is carried.
+	reg amd64.Reg
+	// at is the group's instruction; end the index in the block's
+	// insertions just past the group: the next group may use reg only
+	// if it starts there (no other insertion, which may borrow a dead
+	// register, comes between).
+	at, end int
+}
+
+// untouched reports whether no instruction of b from from up to but not
+// including to reads or writes r, as decode.Effects knows them, and
+// none after from up to to is a wrapped function's entry (an exit the
+// dispatcher enters again past, with r not holding a cursor).
+func (t *translator) untouched(b *Block, r amd64.Reg, from, to int) bool {
+	for i := from; i < to; i++ {
+		in := &b.instrs[i]
+		read, kill, ok := decode.Effects(in.code, &in.in)
+		if !ok || (read|kill)>>r&1 != 0 {
+			return false
+		}
+	}
+	if c := t.m.opts.Client; c != nil && c.wraps.Load() != nil {
+		for i := from + 1; i <= to && i < len(b.instrs); i++ {
+			if _, ok := c.wrapped(b.instrs[i].pc); ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// carrySpan returns how many of the run's groups after the one at
+// instruction at, whose insertions end at b.ins[end], could take the
+// cursor from r in turn.
+func (t *translator) carrySpan(b *Block, r amd64.Reg, at, end int) int {
+	n := 0
+	buf := b.ins[end-1].buf
+	for end < len(b.ins) && b.ins[end].kind == insertRecord && b.ins[end].buf == buf && b.ins[end].reserve == 0 {
+		g := b.ins[end:]
+		g = g[:recordGroup(g)]
+		if usesReg(g, r) || !t.untouched(b, r, at, g[0].at) {
+			break
+		}
+		n++
+		at, end = g[0].at, end+len(g)
+	}
+	return n
+}
+
+// usesReg reports whether one of ops' addresses reads r.
+func usesReg(ops []insertion, r amd64.Reg) bool {
+	for k := range ops {
+		if ops[k].ea.base == int8(r) || ops[k].ea.index == int8(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// emitRecordGroup emits the group of records that starts at b.ins[k],
+// before instruction at (at pc), and returns how many insertions it
+// took. A group that continues a run in the register the run's last
+// group left the cursor in (cb.carry) uses it: that register was dead
+// there, and nothing between touched it, so it is dead still and holds
+// the cursor; the group leaves the cursor, where it can, in a register
+// the run's next group can use in its turn.
+func (t *translator) emitRecordGroup(pc uintptr, at, k int, dead uint16) (int, error) {
+	cb := &t.cb
+	b := &cb.b
+	ops := b.ins[k:]
+	ops = ops[:recordGroup(ops)]
+	if !cb.take(ops) {
+		return 0, fmt.Errorf("jit: internal error: records at %#x without their run's bounds check", pc)
+	}
+	carried := amd64.NoReg
+	if c := cb.carry; c.reg != amd64.NoReg && c.buf == ops[0].buf && c.end == k && ops[0].reserve == 0 &&
+		!usesReg(ops, c.reg) && t.untouched(b, c.reg, c.at, at) {
+		carried = c.reg
+	}
+	cb.carry.reg = amd64.NoReg
+	// The run's next group, if it can follow on: where the cursor is
+	// best left.
+	end := k + len(ops)
+	next := -1
+	if end < len(b.ins) && b.ins[end].kind == insertRecord && b.ins[end].buf == ops[0].buf && b.ins[end].reserve == 0 {
+		next = b.ins[end].at
+	}
+	prefer := amd64.NoReg
+	if next >= 0 && carried == amd64.NoReg {
+		best := 0
+		for r := amd64.RAX; r <= amd64.R15; r++ {
+			if r == amd64.RSP || dead>>r&1 == 0 || usesReg(ops, r) {
+				continue
+			}
+			if n := t.carrySpan(b, r, at, end); n > best {
+				prefer, best = r, n
+			}
+		}
+	}
+	p, err := t.emitRecords(pc, ops, dead, carried, prefer)
+	if err == nil && next >= 0 && p != amd64.NoReg {
+		cb.carry = recordCarry{buf: ops[0].buf, reg: p, at: at, end: end}
+	}
+	return len(ops), err
+}
+
+// emitRecords emits ops, one instruction's group of records into one
+// buffer (recordGroup), before the instruction at pc, with the bounds
+// check of their run first if they open one. The cursor is in carried
+// unless that is NoReg; else it is loaded into a register, prefer if it
+// is not NoReg. emitRecords returns the register that holds the cursor
+// past its records after it, if that is one dead at pc, else NoReg.
+func (t *translator) emitRecords(pc uintptr, ops []insertion, dead uint16, carried, prefer amd64.Reg) (amd64.Reg, error) {
 	m := t.m
-	cursor, err := m.traceCursor(op.buf)
+	cursor, err := m.traceCursor(ops[0].buf)
 	if err != nil {
-		return err
+		return amd64.NoReg, err
 	}
 	a := t.a
-	ea := op.ea
 	try := func(e error) {
 		if err == nil {
 			err = e
 		}
 	}
-	// The scratch register: not one the address reads, dead if one
-	// is.
-	s := amd64.NoReg
-	for _, r := range recordScratch {
-		if int8(r) == ea.base || int8(r) == ea.index {
-			continue
-		}
-		if s == amd64.NoReg || dead>>r&1 != 0 && dead>>s&1 == 0 {
-			s = r
-		}
-	}
-	keepS, keepRCX := dead>>s&1 == 0, dead>>amd64.RCX&1 == 0
-	t.markFix(pc, none)
-	start := a.Len()
-	if keepS {
-		try(a.MovStore(t.ctx(ctxSpill), s))
-	}
-	base, index := operandRegs(ea)
-	try(leaEA(a, s, ea, base, index))
-	if keepRCX {
-		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
-	}
-	if ea.fs {
-		try(a.MovLoad(amd64.RCX, t.ctx(ctxAppFS)))
-		try(a.Lea(s, amd64.MI(s, amd64.RCX, 1, 0)))
-	}
 	at := amd64.RIPRel(cursor)
-	try(a.MovLoad(amd64.RCX, at))
-	a.Movzx16(amd64.RCX, amd64.RCX)
-	full := a.Jrcxz()
-	try(a.MovLoad(amd64.RCX, at))
-	try(a.MovStore(amd64.M(amd64.RCX, 0), s))
-	try(a.MovStoreImm32D(amd64.M(amd64.RCX, 8), int32(op.tag)))
-	try(a.Lea(amd64.RCX, amd64.M(amd64.RCX, traceRecordSize)))
-	try(a.MovStore(at, amd64.RCX))
+	t.markFix(pc, none)
+	if ops[0].reserve > 0 {
+		t.emitRunCheck(pc, cursor, dead, try)
+	}
+	// The registers: p the cursor, a the address where a record's is
+	// not a register or a constant, f the FS base where one is
+	// FS-relative; none that an address reads (they are read after p is
+	// loaded), dead ones first.
+	used := uint16(1) << amd64.RSP
+	needA, needF := false, false
+	for k := range ops {
+		ea := ops[k].ea
+		if ea.base >= 0 {
+			used |= 1 << ea.base
+		}
+		if ea.index >= 0 {
+			used |= 1 << ea.index
+		}
+		needA = needA || !plainReg(ea) && !immAddr(ea)
+		needF = needF || ea.fs
+	}
+	var spilled uint16
+	pick := func(prefer amd64.Reg) amd64.Reg {
+		best := prefer
+		for r := amd64.RAX; r <= amd64.R15 && best == amd64.NoReg; r++ {
+			if used>>r&1 == 0 && dead>>r&1 != 0 {
+				best = r
+			}
+		}
+		for r := amd64.RAX; r <= amd64.R15 && best == amd64.NoReg; r++ {
+			if used>>r&1 == 0 {
+				best = r
+			}
+		}
+		used |= 1 << best
+		if dead>>best&1 == 0 {
+			spilled |= 1 << best
+			try(a.MovStore(t.ctx(gpr(best)), best))
+		}
+		return best
+	}
+	p, ra, rf := carried, amd64.NoReg, amd64.NoReg
+	if p == amd64.NoReg {
+		p = pick(prefer)
+		try(a.MovLoad(p, at))
+	} else {
+		used |= 1 << p
+	}
+	if needA {
+		ra = pick(amd64.NoReg)
+	}
+	if needF {
+		rf = pick(amd64.NoReg)
+	}
+	for k := range ops {
+		ea := ops[k].ea
+		off := int32(k * traceRecordSize)
+		switch {
+		case plainReg(ea):
+			try(a.MovStore(amd64.M(p, off), amd64.Reg(ea.base)))
+		case immAddr(ea):
+			try(a.MovStoreImm32(amd64.M(p, off), int32(ea.abs)))
+		default:
+			base, index := operandRegs(ea)
+			try(leaEA(a, ra, ea, base, index))
+			if ea.fs {
+				try(a.MovLoad(rf, t.ctx(ctxAppFS)))
+				try(a.Lea(ra, amd64.MI(ra, rf, 1, 0)))
+			}
+			try(a.MovStore(amd64.M(p, off), ra))
+		}
+		try(a.MovStoreImm32D(amd64.M(p, off+8), int32(ops[k].tag)))
+	}
+	try(a.Lea(p, amd64.M(p, int32(len(ops)*traceRecordSize))))
+	try(a.MovStore(at, p))
+	for r := amd64.RAX; r <= amd64.R15; r++ {
+		if spilled>>r&1 != 0 {
+			try(a.MovLoad(r, t.ctx(gpr(r))))
+		}
+	}
+	if spilled>>p&1 != 0 {
+		p = amd64.NoReg
+	}
+	return p, err
+}
+
+// emitRunCheck emits a run's bounds check before the instruction at pc:
+// an exit that flushes the buffers when the buffer whose cursor cell is
+// at cursor has no room for a run. The dispatcher, having flushed,
+// enters again just past the exit's branch, where the run's records are
+// made into the emptied buffer.
+func (t *translator) emitRunCheck(pc, cursor uintptr, dead uint16, try func(error)) {
+	a := t.a
+	full := amd64.RIPRel(cursor + 1) // the cursor's bits 8 to 15
+	if t.m.flagsDeadAt(pc) {
+		try(a.CmpMem8Imm8(full, 0))
+		t.exits = append(t.exits, pendingExit{kind: exitFlush, target: pc, fix: a.JccLabel(amd64.CondE), hasFix: true})
+		return
+	}
+	keep := dead>>amd64.RCX&1 == 0
 	restore := func() {
-		if keepRCX {
+		if keep {
 			try(a.MovLoad(amd64.RCX, t.ctx(gpr(amd64.RCX))))
 		}
-		if keepS {
-			try(a.MovLoad(s, t.ctx(ctxSpill)))
-		}
 	}
+	if keep {
+		try(a.MovStore(t.ctx(gpr(amd64.RCX)), amd64.RCX))
+	}
+	try(a.Movzx8Load(amd64.RCX, full))
+	isFull := a.Jrcxz()
 	restore()
-	done := a.JmpShort()
-	try(a.Bind(full))
+	body := a.JmpShort()
+	try(a.Bind(isFull))
 	restore()
 	t.exits = append(t.exits, pendingExit{kind: exitFlush, target: pc, fix: a.JmpLabel(), hasFix: true})
-	// The dispatcher, having flushed, enters again here: the record
-	// is made from the start.
-	again := a.JmpLabel()
-	try(a.BindAt(again, start))
-	try(a.Bind(done))
-	return err
+	try(a.Bind(body))
 }
 
 // RecordRef inserts, before instruction i, code that appends a record of

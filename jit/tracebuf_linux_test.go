@@ -140,3 +140,63 @@ func TestTraceBufferAddrs(t *testing.T) {
 		t.Errorf("no record of rax+8: %+v", got)
 	}
 }
+
+// TestTraceBufferInterleaved: records into two buffers, interleaved
+// within instructions and with counters between them (which end a group
+// of records and the register it left the cursor in), keep the kernels'
+// results and reach each buffer exactly as counted, in the order made:
+// each buffer's records of one instruction come in the order inserted.
+func TestTraceBufferInterleaved(t *testing.T) {
+	type tally struct{ recs, bad uint64 }
+	var ta, tb tally
+	check := func(s *tally) func(*Thread, []TraceRecord) {
+		return func(th *Thread, r []TraceRecord) {
+			s.recs += uint64(len(r))
+			for k := range r {
+				// Tags 2i and 2i+1 are made in that order at one
+				// instruction, into the same buffer, with the same
+				// address (a flush may fall between them, where a
+				// run ends).
+				if r[k].Tag&1 == 1 && k > 0 && (r[k-1].Tag != r[k].Tag-1 || r[k-1].Addr != r[k].Addr) {
+					s.bad++
+				}
+			}
+		}
+	}
+	bufA, bufB := NewTraceBuffer(check(&ta)), NewTraceBuffer(check(&tb))
+	ca, cb := NewCounter(PerThread), NewCounter(PerThread)
+	client := &Client{Block: func(b *Block) {
+		for i := range b.Len() {
+			if !b.Instr(i).HasMemOperand() {
+				continue
+			}
+			tag := uint32(2 * (i % 1000))
+			b.RecordEA(i, bufA, tag)
+			b.RecordEA(i, bufA, tag+1)
+			b.RecordEA(i, bufB, tag)
+			b.AddCounter(i, ca, 2)
+			b.RecordEA(i, bufB, tag+1)
+			b.AddCounter(i, cb, 2)
+		}
+	}}
+	m, _ := newTestMachine(t, placements[1].cfg, &Options{Client: client})
+	lib := loadKernels(t, m.v)
+	for _, k := range kernels {
+		if k.need != nil && !k.need() {
+			continue
+		}
+		fn := lookup(t, lib, k.name)
+		want := Call(fn, k.args...)
+		got, err := m.Run(fn, k.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", k.name, err)
+		}
+		if got != want {
+			t.Errorf("%s%v = %#x recording, %#x native", k.name, k.args, got, want)
+		}
+	}
+	m.flushTraces()
+	if ta.recs == 0 || ta.recs != ca.Value() || tb.recs != cb.Value() || ta.bad+tb.bad != 0 {
+		t.Errorf("buffer A %+v, counted %d; buffer B %+v, counted %d", ta, ca.Value(), tb, cb.Value())
+	}
+}

@@ -161,6 +161,19 @@ func (a *Assembler) Movzx16(dst, src Reg) {
 	a.emitRR(op2(false, 0x0f, 0xb7, dst), src)
 }
 
+// Movzx8Load emits `movzx dst32, byte [m]` (0F B6 /r), which zero-extends
+// into the whole register and does not touch the flags: with jrcxz, a
+// test of one byte of memory that keeps them.
+func (a *Assembler) Movzx8Load(dst Reg, m Mem) error {
+	return a.emitMem("movzx", op2(false, 0x0f, 0xb6, dst), m)
+}
+
+// CmpMem8Imm8 emits `cmp byte [m], imm` (80 /7 ib): a test of one byte of
+// memory with no register, where the flags are dead.
+func (a *Assembler) CmpMem8Imm8(m Mem, imm int8) error {
+	return a.emitMem("cmp", op1(false, 0x80, 7).withImm8(imm), m)
+}
+
 // Xchg emits `xchg a, b` (REX.W 87 /r), which does not touch the flags.
 func (a *Assembler) Xchg(r1, r2 Reg) {
 	a.emitRR(op1(true, 0x87, r2), r1)
