@@ -77,7 +77,8 @@ func KernelTools(names []string, reachvm string) (tools []KernelTool, missing []
 const ClientToolPrefix = "reachvm+"
 
 // WithClients returns tools with, for each sample client named (as
-// `reachvm run -c` takes it), the tool "reachvm+NAME": reachvm run
+// `reachvm run -c` takes it, or NAME:ARG with the client's argument ARG),
+// the tool "reachvm+NAME" (or "reachvm+NAME:ARG"): reachvm run
 // with that client, its report discarded (written to the null device:
 // the tool's cost is the instrumented run's). They go after reachvm's,
 // or after native's when reachvm is not among tools, so that each sits
@@ -91,8 +92,12 @@ func WithClients(tools []KernelTool, reachvm string, clients []string) []KernelT
 	}
 	var add []KernelTool
 	for _, c := range clients {
-		argv := []string{reachvm, "run", "-c", c, "-o", os.DevNull}
-		if c == "memtrace" {
+		name, arg, hasArg := strings.Cut(c, ":")
+		argv := []string{reachvm, "run", "-c", name, "-o", os.DevNull}
+		switch {
+		case hasArg:
+			argv = append(argv, arg)
+		case name == "memtrace":
 			// Its trace, gigabytes a second, is encoded and written
 			// to /dev/null: the disk is not what is measured, nor
 			// filled.

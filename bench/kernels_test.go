@@ -216,12 +216,15 @@ func TestRunKernels(t *testing.T) {
 
 // TestWithClients puts each sample client's tool after reachvm's, or
 // after native's without reachvm, as `reachvm run -c NAME` with its
-// report discarded.
+// report discarded, and NAME:ARG's with the argument ARG (memtrace's
+// default writing its trace to the null device).
 func TestWithClients(t *testing.T) {
 	native, rv := KernelTool{Name: "native"}, KernelTool{Name: "reachvm", Argv: []string{"/rv", "run"}}
 	qemu := KernelTool{Name: "qemu", Argv: []string{"/usr/bin/qemu-x86_64"}}
 	ins := KernelTool{Name: "reachvm+inscount", Argv: []string{"/rv", "run", "-c", "inscount", "-o", os.DevNull, "--"}}
 	bb := KernelTool{Name: "reachvm+bbcount", Argv: []string{"/rv", "run", "-c", "bbcount", "-o", os.DevNull, "--"}}
+	mt := KernelTool{Name: "reachvm+memtrace", Argv: []string{"/rv", "run", "-c", "memtrace", "-o", os.DevNull, "file=" + os.DevNull, "--"}}
+	drop := KernelTool{Name: "reachvm+memtrace:drop", Argv: []string{"/rv", "run", "-c", "memtrace", "-o", os.DevNull, "drop", "--"}}
 	for _, tc := range []struct {
 		tools   []KernelTool
 		clients []string
@@ -231,6 +234,7 @@ func TestWithClients(t *testing.T) {
 		{[]KernelTool{native, qemu}, []string{"bbcount"}, []KernelTool{native, bb, qemu}},
 		{[]KernelTool{native, rv}, nil, []KernelTool{native, rv}},
 		{[]KernelTool{native}, []string{"inscount"}, []KernelTool{native, ins}},
+		{[]KernelTool{native, rv}, []string{"memtrace", "memtrace:drop"}, []KernelTool{native, rv, mt, drop}},
 	} {
 		in := slices.Clone(tc.tools)
 		got := WithClients(in, "/rv", tc.clients)

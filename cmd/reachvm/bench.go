@@ -143,8 +143,8 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 // own, reachvm+NAME.
 func clientFlag(fs *flag.FlagSet) *[]string {
 	var clients []string
-	fs.Var(&listFlag{v: &clients, valid: strings.Split(clientNames, ", ")}, "client",
-		"comma-separated sample clients `C1,C2` among "+clientNames+" to time as well: each adds the tool reachvm+NAME, 'reachvm run -c NAME'")
+	fs.Var(&listFlag{v: &clients, valid: strings.Split(clientNames, ", "), withArg: true}, "client",
+		"comma-separated sample clients `C1,C2` among "+clientNames+" to time as well: each adds the tool reachvm+NAME, 'reachvm run -c NAME'; NAME:ARG gives the client the argument ARG (memtrace:drop)")
 	return &clients
 }
 

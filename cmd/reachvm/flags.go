@@ -245,6 +245,9 @@ func (f *intFlag) Set(s string) error {
 type listFlag struct {
 	v     *[]string
 	valid []string
+	// withArg lets each name carry one argument after a colon,
+	// NAME:ARG, kept whole in the list; the name alone is checked.
+	withArg bool
 }
 
 func (f *listFlag) String() string {
@@ -258,7 +261,11 @@ func (f *listFlag) Set(s string) error {
 	var out []string
 	for _, n := range strings.Split(s, ",") {
 		n = strings.TrimSpace(n)
-		if !contains(f.valid, n) {
+		name := n
+		if f.withArg {
+			name, _, _ = strings.Cut(n, ":")
+		}
+		if !contains(f.valid, name) {
 			return fmt.Errorf("unknown name %q: want a comma-separated list of %s", n, strings.Join(f.valid, ", "))
 		}
 		if !contains(out, n) {

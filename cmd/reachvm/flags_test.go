@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -186,5 +187,22 @@ func TestCheckOut(t *testing.T) {
 		if err := checkOutDir("/proc/reachvm-nope"); err == nil {
 			t.Errorf("checkOutDir(/proc/...) accepted")
 		}
+	}
+}
+
+// TestListFlagArgs checks a list whose names may carry an argument
+// (--client memtrace:drop): the name is checked, the entry kept whole.
+func TestListFlagArgs(t *testing.T) {
+	var list []string
+	f := &listFlag{v: &list, valid: []string{"inscount", "memtrace"}, withArg: true}
+	if err := f.Set("memtrace:drop,inscount,memtrace"); err != nil || !slices.Equal(list, []string{"memtrace:drop", "inscount", "memtrace"}) {
+		t.Errorf("Set = %v, list %q", err, list)
+	}
+	if err := f.Set("nope:drop"); err == nil || !strings.Contains(err.Error(), `unknown name "nope:drop"`) {
+		t.Errorf("Set(nope:drop) = %v, want an unknown name", err)
+	}
+	plain := &listFlag{v: &list, valid: []string{"memtrace"}}
+	if err := plain.Set("memtrace:drop"); err == nil {
+		t.Errorf("a list without arguments took memtrace:drop: %q", list)
 	}
 }
