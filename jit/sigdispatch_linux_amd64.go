@@ -158,16 +158,18 @@ func (m *Machine) takeSignal() (tag uintptr, resume bool, err error) {
 	state := m.ctxWord(sigtramp.OffState)
 	m.setCtxWord(sigtramp.OffState, 0)
 	m.setCtxWord(ctxPosted, 0)
-	// m.stepping as well as the state: an asynchronous signal that
-	// comes in sigexit while a step's trap is being redirected makes
-	// the handler step sigexit out into Go, where it clears the state's
-	// stepping bit; the trap is still the dispatcher's step.
-	stepping := m.stepping || state&sigtramp.StateStepping != 0
+	// A step's trap is known by the mark the handler gave it as it
+	// redirected it, not by the state's stepping bit, which may be gone
+	// by now: an asynchronous signal that comes in sigexit while the
+	// trap is on its way here makes the handler step sigexit out into
+	// Go, where it clears the bit. This holds whoever was stepping: the
+	// dispatcher (stepFromSignal) or the handler itself, from the
+	// context switch into the cache.
+	step := state&sigtramp.StateStepTrap != 0
 	m.stepping = false
 	m.stats.Signals++
 	info := m.sigInfo()
 	cachePC := uintptr(m.sigReg(sigtramp.RegRIP))
-	step := stepping && info.Signo() == unix.SIGTRAP && info.Code() == trapTrace
 	var k mark
 	ok := false
 	if f := m.fragmentAt(cachePC); f != nil {

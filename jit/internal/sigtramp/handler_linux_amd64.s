@@ -194,6 +194,19 @@ redirect:
 	MOVQ C_XSAVESIZE(BX), CX
 	REP; MOVSB
 redirect1:
+	// The trap of reachvm's own single step is marked so here, while the
+	// state still says the thread steps: a signal that comes in sigexit,
+	// before the dispatcher looks, steps the thread out into Go, where
+	// the stepping bit is cleared, and the trap would then pass for the
+	// application's.
+	CMPL R12, $SIGTRAP
+	JNE redirect2
+	CMPL 8(R13), $TRAP_TRACE
+	JNE redirect2
+	TESTQ $2, C_STATE(BX)
+	JZ redirect2
+	ORQ $4, C_STATE(BX)
+redirect2:
 	ORQ $1, C_STATE(BX)
 	MOVQ C_EXIT(BX), AX
 	MOVQ AX, UC_RIP(R14)

@@ -10,7 +10,7 @@ const (
 	// entered: where a redirected thread resumes, in the routine at
 	// OffExit.
 	OffHostRSP = 0x090
-	// OffState holds StateRedirected and StateStepping.
+	// OffState holds StateRedirected, StateStepping and StateStepTrap.
 	OffState = 0x0b8
 	// OffTid is the thread id of the thread running the context, 0 when
 	// none does.
@@ -80,10 +80,15 @@ const (
 // StateRedirected is set by the handler when it sent the thread back to
 // the dispatcher; StateStepping by the dispatcher (or the handler) while
 // it single-steps the thread to a point where the application's state is
-// exact.
+// exact; StateStepTrap by the handler with StateRedirected when the
+// signal it redirected is the trap of such a step. StateStepping alone
+// does not say so by the time the dispatcher looks: a signal that comes
+// in the exit routine steps the thread out of it into Go, which clears
+// StateStepping.
 const (
 	StateRedirected = 1
 	StateStepping   = 2
+	StateStepTrap   = 4
 )
 
 // Indices of the general registers in AreaRegs (struct sigcontext).
