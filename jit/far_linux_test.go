@@ -146,20 +146,7 @@ func TestFarCache(t *testing.T) {
 	t.Cleanup(func() { m.Close() })
 	base, _ := v2.VMCode()
 	t.Logf("kernels at %#x, libz at %#x, libc's memcpy at %#x, cache at %#x", lib.Base(), zlib.Base(), libcFn, base)
-	for _, k := range kernels {
-		if k.need != nil && !k.need() {
-			continue
-		}
-		fn := lookup(t, lib, k.name)
-		want := Call(fn, k.args...)
-		got, err := m.Run(fn, k.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", k.name, err)
-		}
-		if got != want {
-			t.Errorf("%s%v = %#x translated far, %#x native", k.name, k.args, got, want)
-		}
-	}
+	runKernels(t, m, lib, "translated far", nil)
 	// libz's crc32 and the host libc it calls, far too.
 	buf := make([]byte, 100000)
 	for i := range buf {

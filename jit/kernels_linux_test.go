@@ -53,6 +53,31 @@ var kernels = func() []kernel {
 	return ks
 }()
 
+// runKernels runs every kernel the processor can run on m, from lib (the
+// kernel library loaded into m's VMM), and checks each result against
+// the kernel called natively; how names the run in a failure ("recording").
+// after, if not nil, is called after each kernel.
+func runKernels(t testing.TB, m *Machine, lib *privload.Library, how string, after func(k kernel)) {
+	t.Helper()
+	for _, k := range kernels {
+		if k.need != nil && !k.need() {
+			continue
+		}
+		fn := lookup(t, lib, k.name)
+		want := Call(fn, k.args...)
+		got, err := m.Run(fn, k.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", k.name, err)
+		}
+		if got != want {
+			t.Errorf("%s%v = %#x %s, %#x native", k.name, k.args, got, how, want)
+		}
+		if after != nil {
+			after(k)
+		}
+	}
+}
+
 // loadKernels loads the kernel library into m's VMM.
 func loadKernels(t testing.TB, v *vmm.VMM) *privload.Library {
 	t.Helper()

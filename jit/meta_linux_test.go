@@ -41,20 +41,7 @@ func TestMetaKernels(t *testing.T) {
 	}
 	cell = s.Base()
 	lib := loadKernels(t, m.v)
-	for _, k := range kernels {
-		if k.need != nil && !k.need() {
-			continue
-		}
-		fn := lookup(t, lib, k.name)
-		want := Call(fn, k.args...)
-		got, err := m.Run(fn, k.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", k.name, err)
-		}
-		if got != want {
-			t.Errorf("%s%v = %#x with meta instructions, %#x native", k.name, k.args, got, want)
-		}
-	}
+	runKernels(t, m, lib, "with meta instructions", nil)
 	if n := *(*uint64)(rawmem.Ptr(cell)); n == 0 || n != ctr.Value() {
 		t.Errorf("the meta instructions counted %d, the counter %d", n, ctr.Value())
 	}

@@ -43,23 +43,11 @@ func TestTraceBufferKernels(t *testing.T) {
 	}}})
 	refLib := loadKernels(t, ref.v)
 	lib := loadKernels(t, m.v)
-	for _, k := range kernels {
-		if k.need != nil && !k.need() {
-			continue
-		}
-		fn := lookup(t, lib, k.name)
-		want := Call(fn, k.args...)
-		got, err := m.Run(fn, k.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", k.name, err)
-		}
-		if got != want {
-			t.Errorf("%s%v = %#x recording, %#x native", k.name, k.args, got, want)
-		}
+	runKernels(t, m, lib, "recording", func(k kernel) {
 		if _, err := ref.Run(lookup(t, refLib, k.name), k.args...); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 	if instrs.Value() != plain.Value() {
 		t.Errorf("%d instructions counted with the trace buffers, %d without", instrs.Value(), plain.Value())
 	}
@@ -181,20 +169,7 @@ func TestTraceBufferInterleaved(t *testing.T) {
 	}}
 	m, _ := newTestMachine(t, placements[1].cfg, &Options{Client: client})
 	lib := loadKernels(t, m.v)
-	for _, k := range kernels {
-		if k.need != nil && !k.need() {
-			continue
-		}
-		fn := lookup(t, lib, k.name)
-		want := Call(fn, k.args...)
-		got, err := m.Run(fn, k.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", k.name, err)
-		}
-		if got != want {
-			t.Errorf("%s%v = %#x recording, %#x native", k.name, k.args, got, want)
-		}
-	}
+	runKernels(t, m, lib, "recording", nil)
 	m.flushTraces()
 	if ta.recs == 0 || ta.recs != ca.Value() || tb.recs != cb.Value() || ta.bad+tb.bad != 0 {
 		t.Errorf("buffer A %+v, counted %d; buffer B %+v, counted %d", ta, ca.Value(), tb, cb.Value())
