@@ -33,17 +33,6 @@ static uint32_t used;
 static uint64_t lost;
 static int lock;
 
-static void acquire(void)
-{
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__builtin_ia32_pause();
-}
-
-static void release(void)
-{
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-}
-
 /* find returns the block's entry, made if new, or NULL if the table is
  * full. Preconditions: lock is held. */
 static struct entry *find(uint64_t pc, uint64_t instrs)
@@ -71,31 +60,14 @@ static void block(struct rv_block *b)
 {
 	struct entry *e;
 
-	acquire();
+	rv_lock(&lock);
 	e = find(b->pc, (uint64_t)b->n);
-	release();
+	rv_unlock(&lock);
 	if (e == NULL) {
 		__atomic_fetch_add(&lost, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	rv_insert_add(b, 0, &e->count, 1, 1);
-}
-
-/* hex writes "0x..." for v into buf (at least 19 bytes), as Go's %#x. */
-static void hex(char *buf, uint64_t v)
-{
-	char d[16];
-	int n = 0;
-
-	do {
-		d[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v != 0);
-	*buf++ = '0';
-	*buf++ = 'x';
-	while (n > 0)
-		*buf++ = d[--n];
-	*buf = '\0';
 }
 
 /* before reports whether a goes before b in the report: more executions
@@ -107,8 +79,8 @@ static int before(const struct entry *a, const struct entry *b)
 
 	if (a->count != b->count)
 		return a->count > b->count;
-	hex(x, a->pc);
-	hex(y, b->pc);
+	rv_hex(x, a->pc);
+	rv_hex(y, b->pc);
 	for (i = 0; x[i] == y[i] && x[i] != '\0'; i++)
 		;
 	return (unsigned char)x[i] < (unsigned char)y[i];
@@ -141,7 +113,7 @@ static void report(const struct rv_exit *e)
 		   (unsigned long long)executed, (unsigned long long)distinct, (unsigned long long)instrs);
 	for (j = 0; j < ntop; j++) {
 		char pc[20];
-		hex(pc, top[j]->pc);
+		rv_hex(pc, top[j]->pc);
 		rv_dprintf(e->fd, "%s{\"pc\":\"%s\",\"instructions\":%llu,\"count\":%llu}", j > 0 ? "," : "", pc,
 			   (unsigned long long)top[j]->instrs, (unsigned long long)top[j]->count);
 	}

@@ -25,17 +25,6 @@
  * their trace events share the tables. */
 static int lock;
 
-static void acquire(void)
-{
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__builtin_ia32_pause();
-}
-
-static void release(void)
-{
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-}
-
 /* alloc returns n bytes of zeroed memory, never freed: the sites' names
  * outlive their modules (whose symbols go at module_unload), and the
  * tables only grow. NULL if mmap fails. */
@@ -205,7 +194,7 @@ static int64_t site(uint64_t pc, uint32_t ret, const struct rv_symbol *sym, cons
 	for (p = m->path; *p != '\0'; p++)
 		if (*p == '/')
 			file = p + 1;
-	acquire();
+	rv_lock(&lock);
 	if (rehash(&site_index, &site_index_cap, nsites, site_key) != 0)
 		goto out;
 	for (j = (uint32_t)(hash_site(pc, ret) >> 32) & (site_index_cap - 1); site_index[j] != 0;
@@ -228,7 +217,7 @@ static int64_t site(uint64_t pc, uint32_t ret, const struct rv_symbol *sym, cons
 out:
 	if (id < 0)
 		lost++;
-	release();
+	rv_unlock(&lock);
 	return id;
 }
 
@@ -310,7 +299,7 @@ static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_
 {
 	size_t i;
 
-	acquire();
+	rv_lock(&lock);
 	saw_thread(t->tid);
 	if (head_tid == 0)
 		head_tid = t->tid;
@@ -332,7 +321,7 @@ static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_
 			depth++;
 		}
 	}
-	release();
+	rv_unlock(&lock);
 }
 
 /* module_load takes nothing: having it makes rv_block.module known. */
@@ -405,7 +394,7 @@ static void report(const struct rv_exit *e)
 	uint64_t calls = 0, returns = 0, nfn = 0;
 	uint32_t k, ntop = 0, i;
 
-	acquire();
+	rv_lock(&lock);
 	for (k = 0; k < nfuncs; k++) {
 		const struct func *f = &funcs[k];
 		if (f->calls == 0 && f->returns == 0)
@@ -454,7 +443,7 @@ static void report(const struct rv_exit *e)
 	rv_dprintf(e->fd, "%s}\n", nhead > 0 ? "]" : "");
 	if (lost != 0)
 		rv_dprintf(2, "calltrace: %llu sites not recorded: out of memory\n", (unsigned long long)lost);
-	release();
+	rv_unlock(&lock);
 }
 
 int reachvm_client_init(struct rv_client *c, int argc, const char **argv)

@@ -43,17 +43,6 @@ static uint64_t loads, stores, accesses, records, uncovered, bytes_written, lost
 static int fd = -1, failed;
 static char path[256];
 
-static void acquire(void)
-{
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__builtin_ia32_pause();
-}
-
-static void release(void)
-{
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-}
-
 /* site returns the number of (pc, ref), made if new, or -1 when the
  * table is full. */
 static int64_t site(uint64_t pc, int64_t ref, uint64_t size, uint8_t flags)
@@ -62,7 +51,7 @@ static int64_t site(uint64_t pc, int64_t ref, uint64_t size, uint8_t flags)
 	uint32_t i = (uint32_t)(h >> (64 - SITE_BITS));
 	int64_t id = -1;
 
-	acquire();
+	rv_lock(&lock);
 	for (;;) {
 		struct site *s = &slots[i];
 		if (s->ref == INT64_MIN) {
@@ -83,7 +72,7 @@ static int64_t site(uint64_t pc, int64_t ref, uint64_t size, uint8_t flags)
 		}
 		i = (i + 1) & (SITE_SLOTS - 1);
 	}
-	release();
+	rv_unlock(&lock);
 	return id;
 }
 
@@ -178,7 +167,7 @@ static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_
 	uint8_t head[1 + 20];
 	size_t hn;
 
-	acquire();
+	rv_lock(&lock);
 	records += n;
 	for (i = 0; i < n; i++) {
 		struct site *s = &slots[ids[recs[i].tag]];
@@ -218,7 +207,7 @@ static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_
 		out(head, hn);
 		out(chunk, len);
 	}
-	release();
+	rv_unlock(&lock);
 }
 
 static void report(const struct rv_exit *e)

@@ -34,8 +34,7 @@ static struct entry *find(const char *name)
 	uint32_t i = (uint32_t)(h >> (64 - TABLE_BITS));
 	struct entry *e = NULL;
 
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__builtin_ia32_pause();
+	rv_lock(&lock);
 	for (;;) {
 		struct entry *t = &table[i];
 		if (t->name == name) {
@@ -52,7 +51,7 @@ static struct entry *find(const char *name)
 		}
 		i = (i + 1) & (TABLE_SIZE - 1);
 	}
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
+	rv_unlock(&lock);
 	return e;
 }
 

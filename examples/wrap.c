@@ -20,17 +20,6 @@
  * at once. */
 static int lock;
 
-static void acquire(void)
-{
-	while (__atomic_exchange_n(&lock, 1, __ATOMIC_ACQUIRE))
-		__builtin_ia32_pause();
-}
-
-static void release(void)
-{
-	__atomic_store_n(&lock, 0, __ATOMIC_RELEASE);
-}
-
 static uint64_t mallocs, callocs, reallocs, frees, failed, bytes, lost;
 
 /* The live blocks, by address: their sizes. Open addressing with linear
@@ -168,10 +157,10 @@ static void allocated(struct rv_wrapcall *w, uint64_t *n)
 
 	if (w->unwound || rv_wrap_retval(w, &p) != RV_OK)
 		return;
-	acquire();
+	rv_lock(&lock);
 	(*n)++;
 	add(p, (uint64_t)(uintptr_t)w->data);
-	release();
+	rv_unlock(&lock);
 }
 
 static void malloc_post(struct rv_wrapcall *w)
@@ -192,7 +181,7 @@ static void realloc_post(struct rv_wrapcall *w)
 
 	if (w->unwound || rv_wrap_retval(w, &p) != RV_OK)
 		return;
-	acquire();
+	rv_lock(&lock);
 	reallocs++;
 	if (p == 0 && size != 0) {
 		failed++; /* the old block stays */
@@ -201,7 +190,7 @@ static void realloc_post(struct rv_wrapcall *w)
 		if (size != 0)
 			add(p, size);
 	}
-	release();
+	rv_unlock(&lock);
 }
 
 static void free_pre(struct rv_wrapcall *w)
@@ -209,10 +198,10 @@ static void free_pre(struct rv_wrapcall *w)
 	uint64_t p = 0;
 
 	rv_wrap_arg(w, 0, &p);
-	acquire();
+	rv_lock(&lock);
 	frees++;
 	del(p);
-	release();
+	rv_unlock(&lock);
 }
 
 /* wrap_fn wraps the function name of m, if m has it. */
@@ -241,23 +230,6 @@ static void module_load(const struct rv_module *m)
 	wrap_fn(m, "free", free_pre, NULL);
 }
 
-/* hex writes "0x..." for v into buf (at least 19 bytes), as Go's %#x. */
-static void hex(char *buf, uint64_t v)
-{
-	char d[16];
-	int n = 0;
-
-	do {
-		d[n++] = "0123456789abcdef"[v & 15];
-		v >>= 4;
-	} while (v != 0);
-	*buf++ = '0';
-	*buf++ = 'x';
-	while (n > 0)
-		*buf++ = d[--n];
-	*buf = '\0';
-}
-
 /* before reports whether leak a goes before b in the report: the larger
  * first, then the address's text in byte order (as Go sorts them). */
 static int before(const struct block *a, const struct block *b)
@@ -266,8 +238,8 @@ static int before(const struct block *a, const struct block *b)
 
 	if (a->size != b->size)
 		return a->size > b->size;
-	hex(x, a->addr);
-	hex(y, b->addr);
+	rv_hex(x, a->addr);
+	rv_hex(y, b->addr);
 	return rv_strcmp(x, y) < 0;
 }
 
@@ -277,7 +249,7 @@ static void report(const struct rv_exit *e)
 	uint64_t leaked = 0, k, c;
 	int ntop = 0, i, n = 0;
 
-	acquire();
+	rv_lock(&lock);
 	for (k = 0; k < live_cap; k++) {
 		const struct block *b = &live[k];
 		if (b->addr == 0)
@@ -307,14 +279,14 @@ static void report(const struct rv_exit *e)
 	rv_dprintf(e->fd, "%s,\"top_leaks\":", n > 0 ? "]" : "null");
 	for (i = 0; i < ntop; i++) {
 		char addr[20];
-		hex(addr, top[i]->addr);
+		rv_hex(addr, top[i]->addr);
 		rv_dprintf(e->fd, "%s{\"addr\":\"%s\",\"size\":%llu}", i > 0 ? "," : "[", addr,
 			   (unsigned long long)top[i]->size);
 	}
 	rv_dprintf(e->fd, "%s}\n", ntop > 0 ? "]" : "null");
 	if (lost != 0)
 		rv_dprintf(2, "wrap: %llu blocks not kept: out of memory\n", (unsigned long long)lost);
-	release();
+	rv_unlock(&lock);
 }
 
 int reachvm_client_init(struct rv_client *c, int argc, const char **argv)

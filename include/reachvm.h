@@ -1101,6 +1101,39 @@ static inline __attribute__((format(printf, 2, 3))) long rv_dprintf(int fd, cons
 	return n;
 }
 
+/* rv_lock takes a spin lock, an int the client keeps (0: free), which
+ * every thread's events may share: a client with no C library has no
+ * mutex, and its events hold the lock for a few table updates.
+ * rv_unlock frees it. */
+static inline void rv_lock(int *l)
+{
+	while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+		__builtin_ia32_pause();
+}
+
+static inline void rv_unlock(int *l)
+{
+	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+/* rv_hex writes "0x..." for v into buf (at least 19 bytes), as Go's %#x
+ * writes it, for reports that must equal a Go client's. */
+static inline void rv_hex(char *buf, uint64_t v)
+{
+	char d[16];
+	int n = 0;
+
+	do {
+		d[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v != 0);
+	*buf++ = '0';
+	*buf++ = 'x';
+	while (n > 0)
+		*buf++ = d[--n];
+	*buf = '\0';
+}
+
 /* rv_printf formats to the standard output, descriptor 1 (see
  * rv_vdprintf). */
 static inline __attribute__((format(printf, 1, 2))) long rv_printf(const char *fmt, ...)
