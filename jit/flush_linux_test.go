@@ -3,6 +3,7 @@
 package jit
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/reachvm/reachvm/vmm"
@@ -36,20 +37,7 @@ func TestFullCache(t *testing.T) {
 				t.Logf("vmcode free: %#x bytes", m.v.FreeVMCode())
 			}
 			for round := range 3 {
-				for _, k := range kernels {
-					if k.need != nil && !k.need() {
-						continue
-					}
-					fn := lookup(t, lib, k.name)
-					want := Call(fn, k.args...)
-					got, err := m.Run(fn, k.args...)
-					if err != nil {
-						t.Fatalf("round %d %s: %v", round, k.name, err)
-					}
-					if got != want {
-						t.Fatalf("round %d: %s%v = %#x translated, %#x native", round, k.name, k.args, got, want)
-					}
-				}
+				runKernels(t, m, lib, fmt.Sprintf("translated in round %d", round), nil)
 			}
 			st := m.Stats()
 			if st.Flushes == 0 {
