@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -85,24 +86,17 @@ func FuzzNativeInsert(f *testing.F) {
 		b = binary.LittleEndian.AppendUint32(b, ninserts)
 		return binary.LittleEndian.AppendUint32(b, uint32(e))
 	}
-	cat := func(bs ...[]byte) []byte {
-		var out []byte
-		for _, b := range bs {
-			out = append(out, b...)
-		}
-		return out
-	}
-	f.Add(cat(head(3, 1, 0), insertRecord(insertAdd, 0, fuzzLo+8, 5, flagLocked, 0)))
-	f.Add(cat(head(3, 2, 0), insertRecord(insertAdd, 2, fuzzLo+8, -5, 0, 0),
+	f.Add(slices.Concat(head(3, 1, 0), insertRecord(insertAdd, 0, fuzzLo+8, 5, flagLocked, 0)))
+	f.Add(slices.Concat(head(3, 2, 0), insertRecord(insertAdd, 2, fuzzLo+8, -5, 0, 0),
 		insertRecord(insertCleanCall, 1, fuzzLo+0x100, 0, flagVector, 3, cArg{kind: argPC}, cArg{kind: argReg, reg: 15}, cArg{kind: argEA})))
-	f.Add(cat(head(1, 1, 0), insertRecord(insertAdd, 0, fuzzHi-4, 1, 0, 0)))
-	f.Add(cat(head(1, 1, 0), insertRecord(insertCleanCall, 0, fuzzLo, 0, 0, 7)))
-	f.Add(cat(head(1, 1, 0), insertRecord(insertCleanCall, 0, fuzzLo, 0, 0, 1, cArg{kind: argReg, reg: 16})))
-	f.Add(cat(head(2, 9, 0), insertRecord(9, 0, 0, 0, 0, 0)))
+	f.Add(slices.Concat(head(1, 1, 0), insertRecord(insertAdd, 0, fuzzHi-4, 1, 0, 0)))
+	f.Add(slices.Concat(head(1, 1, 0), insertRecord(insertCleanCall, 0, fuzzLo, 0, 0, 7)))
+	f.Add(slices.Concat(head(1, 1, 0), insertRecord(insertCleanCall, 0, fuzzLo, 0, 0, 1, cArg{kind: argReg, reg: 16})))
+	f.Add(slices.Concat(head(2, 9, 0), insertRecord(9, 0, 0, 0, 0, 0)))
 	f.Add(head(2, 0, 2))
-	f.Add(cat(head(0x82, 2, 0), insertRecord(insertRecordEA, 1, 0, 7, 0, 0),
+	f.Add(slices.Concat(head(0x82, 2, 0), insertRecord(insertRecordEA, 1, 0, 7, 0, 0),
 		insertRecord(insertRecordAddr, 0, 0, 1<<32-1, 0, 1, cArg{kind: argReg, reg: 4, value: -8})))
-	f.Add(cat(head(2, 1, 0), insertRecord(insertRecordEA, 0, 0, 7, 0, 0)))
+	f.Add(slices.Concat(head(2, 1, 0), insertRecord(insertRecordEA, 0, 0, 7, 0, 0)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 9 {
 			return
@@ -140,21 +134,14 @@ func FuzzNativeWraps(f *testing.F) {
 		b := binary.LittleEndian.AppendUint32(nil, n)
 		return binary.LittleEndian.AppendUint32(b, uint32(e))
 	}
-	cat := func(bs ...[]byte) []byte {
-		var out []byte
-		for _, b := range bs {
-			out = append(out, b...)
-		}
-		return out
-	}
-	f.Add(cat(head(1, 0), wrapRecord(0x7000, fuzzLo, fuzzLo+8)))
-	f.Add(cat(head(2, 0), wrapRecord(0x7000, fuzzLo, 0), wrapRecord(0x7100, 0, fuzzHi-1)))
-	f.Add(cat(head(1, 0), wrapRecord(0, fuzzLo, 0)))
-	f.Add(cat(head(1, 0), wrapRecord(0x7000, 0, 0)))
-	f.Add(cat(head(1, 0), wrapRecord(0x7000, fuzzHi, 0)))
-	f.Add(cat(head(3, 0), wrapRecord(0x7000, fuzzLo, 0)))
-	f.Add(cat(head(0, 1)))
-	f.Add(cat(head(1, 9), wrapRecord(0x7000, fuzzLo, 0)))
+	f.Add(slices.Concat(head(1, 0), wrapRecord(0x7000, fuzzLo, fuzzLo+8)))
+	f.Add(slices.Concat(head(2, 0), wrapRecord(0x7000, fuzzLo, 0), wrapRecord(0x7100, 0, fuzzHi-1)))
+	f.Add(slices.Concat(head(1, 0), wrapRecord(0, fuzzLo, 0)))
+	f.Add(slices.Concat(head(1, 0), wrapRecord(0x7000, 0, 0)))
+	f.Add(slices.Concat(head(1, 0), wrapRecord(0x7000, fuzzHi, 0)))
+	f.Add(slices.Concat(head(3, 0), wrapRecord(0x7000, fuzzLo, 0)))
+	f.Add(slices.Concat(head(0, 1)))
+	f.Add(slices.Concat(head(1, 9), wrapRecord(0x7000, fuzzLo, 0)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 8 {
 			return
