@@ -692,6 +692,12 @@ func (p *Program) relocate(dyn *elf.Prog) error {
 // (another program), a jump to non-code; a *SignalError when a signal's
 // default action ends the program. The program's input and output are
 // the process's own file descriptors.
+//
+// Run on the process's main thread (runtime.LockOSThread in an init
+// function holds the main goroutine there), the program's first thread is
+// the one the kernel offers the process's signals first, and takes them
+// at once; on another thread they come through whichever thread the
+// kernel picked, as soon as that thread is scheduled.
 func (p *Program) Run(argv, envp []string) (int, error) {
 	m := p.m
 	m.mu.Lock()

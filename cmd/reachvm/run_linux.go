@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strings"
@@ -21,10 +22,21 @@ import (
 	"github.com/reachvm/reachvm/vmm"
 )
 
+// The main goroutine stays on the process's main thread (LockOSThread in
+// an init holds for main), so that the program run runs on the thread
+// group leader. The kernel offers a process-directed signal (a timer's
+// SIGALRM, a kill) to the leader first: the program's thread then takes
+// it at once, as the native process's would. Run from another thread,
+// the program would get such a signal only once the kernel's pick among
+// the Go runtime's threads, often one asleep, was scheduled and
+// forwarded it, and on a loaded machine the signals of the same kind
+// sent in the meantime merged into that one.
+func init() { runtime.LockOSThread() }
+
 // selfRun returns the executable and the arguments before run's own that
 // run this program's `reachvm run` in a new process image: reachvm
 // itself. A test binary, which is not reachvm, replaces it
-// (TestRunChild).
+// (runAsChild).
 var selfRun = func() (string, []string) { return "/proc/self/exe", []string{os.Args[0], "run"} }
 
 // follow is jit.Options.Exec for run: the program's execve becomes an

@@ -13,30 +13,53 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reachvm/reachvm/jit/kernels"
 )
 
-// TestRunChild is not a test: run by TestRun in a child process
-// (REACHVM_RUN_ARGS set), it calls `reachvm run` with those arguments and
-// exits with its status, so that the parent sees the program's output.
-//
-// A program's execve that `run` follows execs this test binary again
-// (selfRun), with run's arguments after "--" and the program's own
-// environment.
-func TestRunChild(t *testing.T) {
-	var args []string
+// runChildArgs returns the arguments of `reachvm run` when this test
+// binary runs as reachvm for a test: started by runChild (REACHVM_RUN_ARGS
+// set, the marker -test.run=^TestRunChild$), or re-executed by a program's
+// execve that `run` follows (selfRun: run's arguments after "--"). The
+// flags must be parsed.
+func runChildArgs() ([]string, bool) {
 	if a := os.Getenv("REACHVM_RUN_ARGS"); a != "" {
-		args = append([]string{"run"}, strings.Split(a, "\x1f")...)
-	} else if fa := flag.Args(); len(fa) > 0 && fa[0] == "run" && strings.HasSuffix(os.Args[1], "TestRunChild$") {
-		args = fa
-	} else {
-		t.Skip("a helper for TestRun")
+		return append([]string{"run"}, strings.Split(a, "\x1f")...), true
+	}
+	if fa := flag.Args(); len(fa) > 0 && fa[0] == "run" && len(os.Args) > 1 && strings.HasSuffix(os.Args[1], "TestRunChild$") {
+		return fa, true
+	}
+	return nil, false
+}
+
+// runAsChild is reachvm's main for a test's child: TestMain calls it,
+// on the main goroutine and so on the main thread (as reachvm's own main
+// runs), before any test. A followed execve execs this test binary
+// again.
+func init() {
+	asChild = func() (int, bool) {
+		args, ok := runChildArgs()
+		if !ok {
+			return 0, false
+		}
+		return runAsChild(args), true
+	}
+}
+
+func runAsChild(args []string) int {
+	if os.Getenv("REACHVM_TEST_MIGRATE") != "" {
+		// Chances for the scheduler to move the main goroutine to
+		// another thread, which main's lock (run_linux.go) forbids:
+		// without it, TestRunOnMainThread sees the program elsewhere.
+		for range 20 {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	selfRun = func() (string, []string) {
 		return "/proc/self/exe", []string{os.Args[0], "-test.run=^TestRunChild$", "--", "run"}
 	}
-	os.Exit(run(args, os.Stdout, os.Stderr))
+	return run(args, os.Stdout, os.Stderr)
 }
 
 func runChild(t *testing.T, args ...string) (string, string, int) {

@@ -5,12 +5,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -71,5 +73,58 @@ func TestRunKilled(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunOnMainThread: `reachvm run` runs the program on the process's
+// main thread, the one the kernel offers a process-directed signal first
+// (a timer's SIGALRM, a kill), so that the program takes it at once
+// rather than after whichever of the Go runtime's threads got it was
+// scheduled to forward it. Seen from outside: while cat waits to read
+// its standard input, the thread in that read(0, ...) is the one whose
+// id is the process's.
+func TestRunOnMainThread(t *testing.T) {
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunChild$")
+	cmd.Env = append(os.Environ(), "REACHVM_RUN_ARGS="+cat, "REACHVM_TEST_MIGRATE=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	reader := 0
+	for deadline := time.Now().Add(30 * time.Second); reader == 0 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		for _, task := range tasks {
+			// /proc/PID/task/TID/syscall: the number of the call the
+			// thread is blocked in, then its arguments.
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+			if f := strings.Fields(string(b)); err == nil && len(f) > 1 && f[0] == strconv.Itoa(unix.SYS_READ) && f[1] == "0x0" {
+				reader, _ = strconv.Atoi(task.Name())
+			}
+		}
+	}
+	in.Write([]byte("done\n"))
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("reachvm run cat: %v; output %q", err, out.String())
+	}
+	if out.String() != "done\n" {
+		t.Errorf("output %q, want %q", out.String(), "done\n")
+	}
+	switch reader {
+	case 0:
+		t.Fatal("no thread of reachvm was seen reading its standard input")
+	case pid:
+	default:
+		t.Errorf("cat read its standard input on thread %d, want the main thread %d", reader, pid)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"sync"
 	"testing"
@@ -13,6 +14,10 @@ var (
 	cleanups   []func()
 )
 
+// asChild, where `reachvm run` exists, runs this test binary as reachvm
+// when a test started it as such (runChild), and reports whether it did.
+var asChild func() (code int, ok bool)
+
 // atExit registers f to run after every test.
 func atExit(f func()) {
 	cleanupsMu.Lock()
@@ -21,6 +26,12 @@ func atExit(f func()) {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if asChild != nil {
+		if code, ok := asChild(); ok {
+			os.Exit(code)
+		}
+	}
 	code := m.Run()
 	cleanupsMu.Lock()
 	for _, f := range cleanups {

@@ -217,7 +217,7 @@ func finish(ctx context.Context, cmd *exec.Cmd, timeout time.Duration) outcome {
 }
 
 // runUnderReachvm runs `reachvm run FLAGS PROG ARGS` in a child process
-// (this test binary, as TestRun does: TestRunChild calls run, reachvm's
+// (this test binary, as TestRun does: runAsChild calls run, reachvm's
 // own main), with a timeout.
 func runUnderReachvm(timeout time.Duration, flags []string, prog string, args ...string) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
