@@ -109,6 +109,12 @@ type Options struct {
 	// (jumptable_linux_amd64.go): the baseline that translation is
 	// measured against.
 	NoJumpTables bool
+	// NoSlotBranches translates every indirect jump or call through a
+	// RIP-relative slot (a PLT's jump) as an inline-cache site, where a
+	// superblock otherwise goes on into the slot's target behind a
+	// guard (slotjump_linux_amd64.go): the baseline that translation is
+	// measured against.
+	NoSlotBranches bool
 	// NoVDSO starts a program without the vDSO (no AT_SYSINFO_EHDR in
 	// its auxiliary vector), so that its libc makes clock_gettime,
 	// gettimeofday, time and getcpu as system calls. By default the
@@ -183,6 +189,10 @@ type Stats struct {
 	// Mangled counts RIP-relative operands out of rel32 reach of the
 	// cache, rewritten through a scratch register.
 	Mangled int
+	// SlotBranches counts indirect branches through a slot (a PLT's
+	// jump, a call through a function pointer) that a superblock went
+	// on through, behind a guard that the slot still held its target.
+	SlotBranches int
 	// Syscalls counts system calls performed for the application.
 	Syscalls int
 	// Forks counts the processes the application created (fork,
@@ -217,6 +227,7 @@ func (s *Stats) add(o *Stats) {
 	s.CodeWrites += o.CodeWrites
 	s.WriteProtects += o.WriteProtects
 	s.Mangled += o.Mangled
+	s.SlotBranches += o.SlotBranches
 	s.Syscalls += o.Syscalls
 	s.Signals += o.Signals
 	s.Steps += o.Steps
@@ -903,6 +914,7 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	m.stats.Blocks += t.bbs
 	m.stats.Instrs += t.instrs
 	m.stats.Mangled += t.mangled
+	m.stats.SlotBranches += t.slotBranches
 	return f
 }
 

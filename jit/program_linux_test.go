@@ -131,6 +131,8 @@ func childProgram(path string, cfg vmm.Config) (*vmm.VMM, *Machine, *Program, []
 	case "wrap":
 		opts.Client = wrapClient(os.Stderr, path)
 	}
+	opts.NoSlotBranches = os.Getenv("REACHVM_PROGRAM_NO_SLOT_BRANCHES") != ""
+	opts.StrictFlags = os.Getenv("REACHVM_PROGRAM_STRICT_FLAGS") != ""
 	if b := os.Getenv("REACHVM_PROGRAM_MAX_BLOCKS"); b != "" {
 		if opts.MaxBlocks, err = strconv.Atoi(b); err != nil {
 			childFail(fmt.Errorf("REACHVM_PROGRAM_MAX_BLOCKS: %w", err))

@@ -41,8 +41,9 @@ type translator struct {
 	a     *amd64.Assembler
 	exits []pendingExit
 	in    decode.Inst
-	// mangled counts RIP-relative operands that were out of reach.
-	mangled int
+	// mangled counts RIP-relative operands that were out of reach,
+	// slotBranches the branches through a slot gone on through.
+	mangled, slotBranches int
 	// instrs counts the block's application instructions.
 	instrs int
 	// firstExit is the number of the block's first exit.
@@ -169,7 +170,7 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.exits = t.exits[:0]
 	t.lits = t.lits[:0]
 	t.marks = t.marks[:0]
-	t.mangled, t.instrs, t.bbs = 0, 0, 1
+	t.mangled, t.slotBranches, t.instrs, t.bbs = 0, 0, 0, 1
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
 	t.rets, t.cold, t.hitJmps = t.rets[:0], t.cold[:0], t.hitJmps[:0]
@@ -308,6 +309,26 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 			if t.m.fs == fsMangle && isSegFS(in) && in.Mod() != 3 {
 				err = t.unsupported(pc, b, "an FS-relative indirect branch")
 				break
+			}
+			call := in.Kind == decode.CallInd
+			if target, ok := t.slotTarget(b, in, next); ok && pc != tag && !full && (call || len(t.rets) > 0) {
+				// A call through a slot, or a PLT's jump inside a
+				// followed call: on into the callee, whose return
+				// is then inlined. Not in a fragment the branch
+				// starts: that is where a guard's miss goes.
+				var on bool
+				if on, err = t.slotBranch(b, in, pc, next, target); err != nil {
+					break
+				}
+				if on {
+					t.slotBranches++
+					if call {
+						t.pushReturn(next)
+						t.rets = append(t.rets, next)
+					}
+					pc = target
+					continue
+				}
 			}
 			if in.Kind == decode.JmpInd {
 				var ok bool

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 )
 
-const runSynopsis = "run [-c|--client NAME [-o|--client-out FILE] [CLIENT-ARGS...] --] [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
+const runSynopsis = "run [-c|--client NAME [-o|--client-out FILE] [CLIENT-ARGS...] --] [--stats] [--json] [--perf-map] [--jitdump] [--gdb] [--strict-flags] [--high] [--no-vdso] [--no-jump-tables] [--no-slot-branches] [--max-blocks N] [--exec-native] [-q|--quiet] PROG [ARGS...]"
 
 const runAbout = `Loads the executable PROG itself (static: ET_EXEC or PIE; or
 dynamic, with its interpreter, the system's ld.so, which loads its
@@ -33,7 +33,8 @@ program's would be). With --stats, the translator's counters follow the run on
 standard error (standard output is the program's), as a table of name,
 value and unit, or with --json as one JSON object on one line: program,
 exit_status, fragments, blocks, instructions, exits, ibl_misses, links,
-polymorphic_sites, jump_tables, flushes, mangled_operands, syscalls, cache_bytes,
+polymorphic_sites, jump_tables, slot_branches, flushes, mangled_operands,
+syscalls, cache_bytes,
 signals, signal_steps, invalidated_fragments, code_writes, write_protects,
 forks, threads (the counts include what every thread's translation did).
 PROG's threads run under reachvm, each on an OS thread of its own. The
@@ -65,8 +66,8 @@ cache; its exit event writes the report. linux/amd64 only.`
 
 // runOptions are run's flags.
 type runOptions struct {
-	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, noJumpTables, quiet, execNative bool
-	maxBlocks                                                                                 int
+	stats, json, perfMap, jitDump, gdb, strict, high, noVDSO, noJumpTables, noSlotBranches, quiet, execNative bool
+	maxBlocks                                                                                                 int
 	// client is the sample client to run (-c), clientArgs its
 	// arguments, clientOut where its report goes (-o; standard error
 	// if empty).
@@ -140,7 +141,7 @@ func (o *runOptions) followArgs() []string {
 		on   bool
 		name string
 	}{{o.stats && !o.json, "--stats"}, {o.json, "--json"}, {o.perfMap, "--perf-map"}, {o.jitDump, "--jitdump"},
-		{o.gdb, "--gdb"}, {o.strict, "--strict-flags"}, {o.high, "--high"}, {o.noJumpTables, "--no-jump-tables"}, {o.quiet, "--quiet"}} {
+		{o.gdb, "--gdb"}, {o.strict, "--strict-flags"}, {o.high, "--high"}, {o.noJumpTables, "--no-jump-tables"}, {o.noSlotBranches, "--no-slot-branches"}, {o.quiet, "--quiet"}} {
 		if f.on {
 			a = append(a, f.name)
 		}
@@ -164,6 +165,7 @@ type runStats struct {
 	Links       int    `json:"links"`
 	Polymorphic int    `json:"polymorphic_sites"`
 	JumpTables  int    `json:"jump_tables"`
+	SlotBranch  int    `json:"slot_branches"`
 	Flushes     int    `json:"flushes"`
 	Mangled     int    `json:"mangled_operands"`
 	Syscalls    int    `json:"syscalls"`
@@ -208,6 +210,7 @@ func (s *runStats) write(w io.Writer, asJSON bool) error {
 		{"links", uint64(s.Links), "exits", "patched to jump straight to their target"},
 		{"polymorphic_sites", uint64(s.Polymorphic), "sites", "indirect branches past their inline cache"},
 		{"jump_tables", uint64(s.JumpTables), "sites", "indirect jumps through a table of translated code"},
+		{"slot_branches", uint64(s.SlotBranch), "branches", "through a slot (a PLT's jump), gone on through behind a guard"},
 		{"flushes", uint64(s.Flushes), "flushes", "of the whole code cache"},
 		{"mangled_operands", uint64(s.Mangled), "operands", "RIP-relative, out of rel32 reach, rewritten"},
 		{"syscalls", uint64(s.Syscalls), "syscalls", "performed for the application"},
@@ -242,6 +245,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.high, "high", false, "let the OS place vmcode instead of asking for it below 2 GiB")
 	fs.BoolVar(&o.noVDSO, "no-vdso", false, "start PROG without the vDSO: its libc makes clock_gettime and gettimeofday as system calls")
 	fs.BoolVar(&o.noJumpTables, "no-jump-tables", false, "translate jumps through read-only jump tables as other indirect jumps, not into tables of translated code")
+	fs.BoolVar(&o.noSlotBranches, "no-slot-branches", false, "translate jumps and calls through a slot (a PLT's jump) as other indirect branches, not as direct ones behind a guard")
 	fs.Var(&intFlag{v: &o.maxBlocks, min: 0, max: maxInt}, "max-blocks", "basic blocks per fragment, `N` >= 0 (1: no superblocks; 0: the translator's default)")
 	fs.BoolVar(&o.execNative, "exec-native", false, "run the programs PROG executes (execve) natively instead of under reachvm")
 	fs.Var(&strFlag{v: &o.inherit.argv0, set: &o.inherit.argv0Set}, "argv0", "the program's argv[0] (an execve followed)")

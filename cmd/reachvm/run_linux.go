@@ -121,7 +121,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		return 125
 	}
 	defer closeLater(v.Close)
-	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables}
+	opts := &jit.Options{PerfMap: o.perfMap, JitDump: o.jitDump, GDB: o.gdb, StrictFlags: o.strict, MaxBlocks: o.maxBlocks, NoVDSO: o.noVDSO, NoJumpTables: o.noJumpTables, NoSlotBranches: o.noSlotBranches}
 	if !o.execNative {
 		opts.Exec = o.follow
 	}
@@ -198,7 +198,7 @@ func execRun(o *runOptions, argv []string, stderr io.Writer) int {
 		st := m.Stats()
 		s := runStats{Program: prog, ExitStatus: code,
 			Fragments: st.Fragments, Blocks: st.Blocks, Instrs: st.Instrs, Exits: st.Exits, IBLMisses: st.IBLMisses,
-			Links: st.Links, Polymorphic: st.Polymorphic, JumpTables: st.JumpTables, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
+			Links: st.Links, Polymorphic: st.Polymorphic, JumpTables: st.JumpTables, SlotBranch: st.SlotBranches, Flushes: st.Flushes, Mangled: st.Mangled, Syscalls: st.Syscalls,
 			CacheBytes: uint64(st.CacheBytes), Signals: st.Signals, Steps: st.Steps,
 			Invalidated: st.Invalidated, CodeWrites: st.CodeWrites, Protected: st.WriteProtects, Forks: st.Forks, Threads: st.Threads}
 		s.HeapBytes, s.PeakRSS = memoryUse()

@@ -161,7 +161,7 @@ func checkStatsTable(t *testing.T, kind, stderr, prog string) {
 		t.Fatalf("%s: --stats printed no table:\n%s", kind, stderr)
 	}
 	units := map[string]string{"fragments": "fragments", "blocks": "blocks", "instructions": "instructions", "exits": "exits",
-		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "jump_tables": "sites", "flushes": "flushes", "mangled_operands": "operands",
+		"ibl_misses": "exits", "links": "exits", "polymorphic_sites": "sites", "jump_tables": "sites", "slot_branches": "branches", "flushes": "flushes", "mangled_operands": "operands",
 		"syscalls": "syscalls", "cache_bytes": "bytes", "signals": "signals", "signal_steps": "steps",
 		"invalidated_fragments": "fragments", "code_writes": "writes", "write_protects": "pages", "forks": "processes",
 		"threads": "threads", "heap_bytes": "bytes", "peak_rss_bytes": "bytes"}
@@ -197,12 +197,12 @@ func checkStatsJSON(t *testing.T, kind, stderr, prog string) {
 		t.Fatalf("%s: --json: %v:\n%s", kind, err, stderr)
 	}
 	for _, k := range []string{"program", "exit_status", "fragments", "blocks", "instructions", "exits", "ibl_misses", "links",
-		"polymorphic_sites", "jump_tables", "flushes", "mangled_operands", "syscalls", "cache_bytes", "heap_bytes", "peak_rss_bytes"} {
+		"polymorphic_sites", "jump_tables", "slot_branches", "flushes", "mangled_operands", "syscalls", "cache_bytes", "heap_bytes", "peak_rss_bytes"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("%s: --json lacks %q: %v", kind, k, m)
 		}
 	}
-	if len(m) != 23 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
+	if len(m) != 24 || m["program"] != prog || m["exit_status"] != 4.0 || m["fragments"].(float64) == 0 {
 		t.Errorf("%s: --json %v", kind, m)
 	}
 }
