@@ -46,12 +46,19 @@ func buildProgram(t testing.TB, name, kind string, extra ...string) string {
 // stderr). REACHVM_PROGRAM_MAX_BLOCKS sets Options.MaxBlocks; with
 // REACHVM_PROGRAM_DIE set, a program a signal kills kills the child with
 // the same signal, as reachvm run does; with REACHVM_PROGRAM_STATS set, the
-// last line of stderr is the machine's Stats (%+v).
+// last line of stderr is the machine's Stats (%+v). TestMain runs it
+// before any test, on the main thread (programChild).
 func TestProgramChild(t *testing.T) {
 	path := os.Getenv("REACHVM_PROGRAM")
 	if path == "" {
 		t.Skip("a helper for the program tests")
 	}
+	programChild(path)
+}
+
+// programChild is TestProgramChild's run of the program at path; it
+// exits.
+func programChild(path string) {
 	cfg := vmm.Config{AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20}
 	if os.Getenv("REACHVM_PROGRAM_LOW") != "" {
 		cfg.VMCodeBase = lowBase
