@@ -434,11 +434,21 @@ func (cfg *ProgramConfig) measure(name, bin, path string, args []string, stdin s
 	row := ProgramRow{Program: name, Command: commandText(bin, args, stdin, cfg.Dir),
 		Seconds: map[string]float64{}, CPUSeconds: map[string]float64{}, Ratio: map[string]float64{},
 		MaxRSSKiB: map[string]int64{}, Errors: map[string]string{}}
+	// The runs go in rounds, each runner once a round, native first: a
+	// machine whose speed changes during the benchmark (a VM's host
+	// under load) then slows every runner alike, not whichever ran in
+	// the slow stretch.
+	type sample struct {
+		walls, cpus []float64
+		rss         int64
+	}
+	samples := make([]sample, len(cfg.Runners))
 	var want programRun
-	for i, r := range cfg.Runners {
-		var walls, cpus []float64
-		var rss int64
-		for range runs {
+	for range runs {
+		for i, r := range cfg.Runners {
+			if _, failed := row.Errors[r.Name]; failed {
+				continue
+			}
 			run, err := cfg.runOnce(r, path, args, stdin)
 			if err == nil && i == 0 && run.status != "exit 0" {
 				err = fmt.Errorf("%s: %s", run.status, run.stderr)
@@ -454,21 +464,25 @@ func (cfg *ProgramConfig) measure(name, bin, path string, args []string, stdin s
 					return row, fmt.Errorf("bench: %s natively: %v", name, err)
 				}
 				row.Errors[r.Name] = err.Error()
-				break
+				if cfg.Log != nil {
+					fmt.Fprintf(cfg.Log, "%-12s %-8s failed: %s\n", name, r.Name, err)
+				}
+				continue
 			}
-			walls = append(walls, run.wall.Seconds())
-			cpus = append(cpus, run.cpu.Seconds())
-			rss = max(rss, run.maxRSSKiB)
+			sm := &samples[i]
+			sm.walls = append(sm.walls, run.wall.Seconds())
+			sm.cpus = append(sm.cpus, run.cpu.Seconds())
+			sm.rss = max(sm.rss, run.maxRSSKiB)
 		}
-		if e, failed := row.Errors[r.Name]; failed {
-			if cfg.Log != nil {
-				fmt.Fprintf(cfg.Log, "%-12s %-8s failed: %s\n", name, r.Name, e)
-			}
+	}
+	for i, r := range cfg.Runners {
+		if _, failed := row.Errors[r.Name]; failed {
 			continue
 		}
-		row.Seconds[r.Name], row.CPUSeconds[r.Name] = median(walls), median(cpus)
+		sm := &samples[i]
+		row.Seconds[r.Name], row.CPUSeconds[r.Name] = median(sm.walls), median(sm.cpus)
 		if cfg.Spawn != "" {
-			row.MaxRSSKiB[r.Name] = rss
+			row.MaxRSSKiB[r.Name] = sm.rss
 		}
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "%-12s %-8s %8.3fs %8.1f MiB\n", name, r.Name, row.Seconds[r.Name], float64(row.MaxRSSKiB[r.Name])/1024)

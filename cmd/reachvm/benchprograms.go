@@ -18,9 +18,10 @@ processes natively, under 'reachvm run', under valgrind --tool=none and
 under qemu-x86_64, all in the same run: xz -9 and sha256sum of a text
 file, sqlite3 running a script of INSERTs and queries on an in-memory
 database, python3 running a pure-Python benchmark, and gzip, bzip2, perl
-and jq where installed. Each runs --runs times under each runner (its
-output and exit status must equal native's) and the median wall time
-counts; /bin/true's median over --startup runs is the start-up time.
+and jq where installed. Each runs --runs times under each runner, in
+rounds of one run per runner, native first, so that a machine whose
+speed changes meanwhile slows every runner alike (the output and exit
+status must equal native's), and the median wall time counts; /bin/true's median over --startup runs is the start-up time.
 --client adds a runner for each sample client named, reachvm+NAME:
 'reachvm run -c NAME', its report discarded. Every run
 starts through a small helper built with gcc (spawn), which forks it and
