@@ -21,10 +21,10 @@ database, python3 running a pure-Python benchmark, and gzip, bzip2, perl
 and jq where installed. Each runs --runs times under each runner, in
 rounds of one run per runner, native first, so that a machine whose
 speed changes meanwhile slows every runner alike (the output and exit
-status must equal native's), and the median wall time counts; /bin/true's median over --startup runs is the start-up time.
---client adds a runner for each sample client named, reachvm+NAME:
-'reachvm run -c NAME', its report discarded. Every run
-starts through a small helper built with gcc (spawn), which forks it and
+status must equal native's), and the median wall time counts;
+/bin/true's median over --startup runs is the start-up time. --client
+adds a runner for each sample client named, reachvm+NAME: 'reachvm run
+-c NAME', its report discarded. Every run starts through a small helper built with gcc (spawn), which forks it and
 reports its peak RSS (wait4's ru_maxrss) and CPU time: a child Go starts
 directly would report Go's own peak as well. Prints the seconds and the
 ratio to native per program and runner, each runner's geometric mean over
