@@ -311,13 +311,13 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				break
 			}
 			call := in.Kind == decode.CallInd
-			if target, ok := t.slotTarget(b, in, next); ok && pc != tag && !full && (call || len(t.rets) > 0) {
+			if slot, target, ok := t.slotTarget(b, in, next); ok && pc != tag && !full && (call || len(t.rets) > 0) {
 				// A call through a slot, or a PLT's jump inside a
 				// followed call: on into the callee, whose return
 				// is then inlined. Not in a fragment the branch
 				// starts: that is where a guard's miss goes.
 				var on bool
-				if on, err = t.slotBranch(b, in, pc, next, target); err != nil {
+				if on, err = t.slotBranch(in, pc, slot, target); err != nil {
 					break
 				}
 				if on {
