@@ -278,6 +278,11 @@ type Machine struct {
 	frags map[uintptr]*fragment
 	exits exitTable
 	bad   map[int]badInstr
+	// heapFrom and heapTo bound the stretch of the Go heap populated
+	// ahead of the translator's records (populateHeapAhead): empty
+	// until the first translation. Guarded as the other translation
+	// state (only the machine's thread, or mu, touches them).
+	heapFrom, heapTo uintptr
 	// epoch counts flushes, so that a link decided before a flush is
 	// dropped.
 	epoch int
@@ -782,6 +787,7 @@ func (m *Machine) fragmentFor(tag uintptr) (*fragment, error) {
 		}
 		t.a.Reset(entry)
 		self := &fragment{tag: tag, entry: entry, unit: u, dead: transient}
+		m.populateHeapAhead(self)
 		err = t.block(tag, self, uint32(m.exits.len()), room)
 		if err == nil && uintptr(t.a.Len()) <= room {
 			if transient {

@@ -13,3 +13,6 @@ func SetGridIdleMax(v *VMM, n int) bool {
 	}
 	return ok
 }
+
+// GoHeapRange is goHeapRange, for the tests of package vmm_test.
+var GoHeapRange = goHeapRange

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -265,12 +266,32 @@ func (l *linuxOS) Populate(addr, size uintptr, write bool) error {
 	case 0:
 		return nil
 	case unix.EINVAL:
-		l.noPopulate.Store(true)
-		return &Error{Op: op, Addr: addr, Size: size, Class: ErrNotSupported, Code: uintptr(e), Detail: "the kernel has no MADV_POPULATE_READ/WRITE (Linux 5.14)"}
+		// The kernel says EINVAL both for advice it does not know and
+		// for a range with pages the advice cannot apply to (no
+		// access for it: PROT_NONE, read-only for a write). A page
+		// that is certainly readable tells them apart.
+		if !populateKnown() {
+			l.noPopulate.Store(true)
+			return &Error{Op: op, Addr: addr, Size: size, Class: ErrNotSupported, Code: uintptr(e), Detail: "the kernel has no MADV_POPULATE_READ/WRITE (Linux 5.14)"}
+		}
+		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Code: uintptr(e), Detail: "the range has pages that cannot be populated that way (no access, or read-only for writing)"}
 	case unix.EFAULT:
 		return &Error{Op: op, Addr: addr, Size: size, Class: ErrInvalid, Code: uintptr(e), Detail: "a page in the range cannot be accessed that way"}
 	}
 	return sysErr(op, addr, size, e, true)
+}
+
+// populateProbe is a page of this program's data: readable, so that
+// MADV_POPULATE_READ of it fails only where the kernel lacks the advice.
+var populateProbe [2 << 12]byte
+
+// populateKnown reports whether the kernel knows MADV_POPULATE_READ (and
+// so MADV_POPULATE_WRITE, added with it), by populating a page of
+// populateProbe for reading.
+func populateKnown() bool {
+	page := (uintptr(unsafe.Pointer(&populateProbe[0])) + 1<<12 - 1) &^ (1<<12 - 1)
+	_, _, e := unix.Syscall(unix.SYS_MADVISE, page, 1<<12, unix.MADV_POPULATE_READ)
+	return e != unix.EINVAL
 }
 
 // Remap is mremap(2): MREMAP_MAYMOVE for Hint, MREMAP_MAYMOVE|
