@@ -19,8 +19,8 @@ import "unsafe"
 const heapAhead = 128 << 10
 
 // populateHeapAhead populates the Go heap from f's page for heapAhead
-// when f, just allocated, lies outside the stretch populated last or in
-// its last quarter.
+// (less at the end of a heap chunk) when f, just allocated, lies outside
+// the stretch populated last or in its last quarter.
 func (m *Machine) populateHeapAhead(f *fragment) {
 	at := uintptr(unsafe.Pointer(f))
 	if at >= m.heapFrom && at+heapAhead/4 < m.heapTo {
@@ -28,6 +28,6 @@ func (m *Machine) populateHeapAhead(f *fragment) {
 	}
 	// Advice: where it fails, the records fault their pages in as
 	// they would have.
-	_ = m.v.PopulateGoHeap(at, heapAhead)
-	m.heapFrom, m.heapTo = at, at+heapAhead
+	end, _ := m.v.PopulateGoHeap(at, heapAhead)
+	m.heapFrom, m.heapTo = at, end
 }

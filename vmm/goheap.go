@@ -40,16 +40,17 @@ func goHeapRange(at, size uintptr) (from, to uintptr) {
 // PopulateGoHeap makes the Go heap's pages from at's page for size bytes
 // present and writable, stopping at the end of the chunk the runtime
 // mapped at's heap in, so that the allocations it places there next take
-// no page fault. It is advice, for a caller about to allocate much: the
-// pages' contents do not change, and an OS that cannot populate (a kernel
-// before Linux 5.14, Windows) returns ErrNotSupported.
+// no page fault, and returns where the stretch ends. It is advice, for a
+// caller about to allocate much: the pages' contents do not change, and
+// an OS that cannot populate (a kernel before Linux 5.14, Windows)
+// returns ErrNotSupported.
 //
 // Preconditions: at is the address of a live Go heap object (not a
 // stack, a global or memory outside Go's heap).
-func (v *VMM) PopulateGoHeap(at, size uintptr) error {
+func (v *VMM) PopulateGoHeap(at, size uintptr) (end uintptr, err error) {
 	from, to := goHeapRange(at, size)
 	if from == to {
-		return nil
+		return to, nil
 	}
-	return mem.Populate(v.os, from, to-from, true)
+	return to, mem.Populate(v.os, from, to-from, true)
 }

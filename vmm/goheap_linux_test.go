@@ -66,8 +66,10 @@ func TestPopulateGoHeap(t *testing.T) {
 	}
 	pages := int((to - from) / mem.PageSize)
 	before := resident()
-	if err := v.PopulateGoHeap(at, size); err != nil {
+	if end, err := v.PopulateGoHeap(at, size); err != nil {
 		t.Fatal(err)
+	} else if end != to {
+		t.Errorf("PopulateGoHeap(%#x, %#x) ended at %#x, want %#x", at, uintptr(size), end, to)
 	}
 	if got := resident(); got != pages {
 		t.Errorf("%d of the %d pages [%#x, %#x) resident after populating (%d before)", got, pages, from, to, before)
@@ -107,7 +109,7 @@ func BenchmarkGoHeapPages(b *testing.B) {
 				b.StartTimer()
 				p := make([]byte, size)
 				if populate {
-					_ = v.PopulateGoHeap(uintptr(unsafe.Pointer(&p[0])), size)
+					_, _ = v.PopulateGoHeap(uintptr(unsafe.Pointer(&p[0])), size)
 				}
 				for i := 0; i < size; i += mem.PageSize {
 					p[i] = 1
