@@ -226,11 +226,6 @@ const (
 // large program has hundreds of thousands.
 type exit struct {
 	kind exitKind
-	// own is set for a direct exit whose target must start a fragment of
-	// its own, never be entered through another fragment's inner entry
-	// (inner_linux_amd64.go): a slot branch's miss, which goes to a
-	// fragment that starts at the branch so as not to follow it again.
-	own bool
 	// target is the application address: the branch target, the
 	// syscall instruction or the bad instruction.
 	target uintptr

@@ -10,7 +10,7 @@ import (
 )
 
 // TestFullCache runs the kernels with a cache too small for them, two
-// ways: capped at two 8 KiB units (the cap's flush), and in a vmcode
+// ways: capped at two 64 KiB units (the cap's flush), and in a vmcode
 // too small to give the cache more than a few units (vmcode exhausted:
 // the cache flushes rather than allocate anywhere else). Results must
 // equal the native calls', the cache must have flushed, and every unit
@@ -22,8 +22,8 @@ func TestFullCache(t *testing.T) {
 		// ballast leaves only this much of vmcode free.
 		ballast uintptr
 	}{
-		{"cap", Options{UnitSize: 8 << 10, MaxCacheSize: 16 << 10}, 0},
-		{"vmcode", Options{UnitSize: 8 << 10, MaxCacheSize: 1 << 30}, 20 << 10},
+		{"cap", Options{UnitSize: 16 << 10, MaxCacheSize: 32 << 10}, 0},
+		{"vmcode", Options{UnitSize: 16 << 10, MaxCacheSize: 1 << 30}, 40 << 10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, _ := newTestMachine(t, vmm.Config{}, &c.opts)

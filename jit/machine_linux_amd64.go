@@ -276,16 +276,8 @@ type Machine struct {
 	// frags maps application addresses to fragments; exits holds the
 	// exits by number, bad the explanation of those of kind exitBad.
 	frags map[uintptr]*fragment
-	// inner maps application addresses with no fragment of their own to
-	// a block start inside a fragment that direct exits are linked to
-	// instead (inner_linux_amd64.go); entries whose fragment died are
-	// dropped when looked up.
-	inner map[uintptr]innerEntry
-	// noInner turns inner entries off (tests and benchmarks: the
-	// baseline). Set before the machine translates.
-	noInner bool
-	exits   exitTable
-	bad     map[int]badInstr
+	exits exitTable
+	bad   map[int]badInstr
 	// heapFrom and heapTo bound the stretch of the Go heap populated
 	// ahead of the translator's records (populateHeapAhead): empty
 	// until the first translation. Guarded as the other translation
@@ -670,7 +662,6 @@ func (m *Machine) flush() {
 		f.dead = true
 	}
 	clear(m.frags)
-	clear(m.inner)
 	for _, e := range m.pages.in(mem.Range{Start: m.pages.lo, End: m.pages.hi}) {
 		e.live = 0
 		m.release(e)
@@ -899,10 +890,9 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 	if !f.dead {
 		m.frags[f.tag] = f
 	}
-	m.noteInner(f)
 	u.frags = append(u.frags, f)
 	for _, pe := range t.exits {
-		e := exit{kind: pe.kind, own: pe.own, target: pe.target, stub: entry + uintptr(pe.stubOff), ic: pe.ic, owner: f}
+		e := exit{kind: pe.kind, target: pe.target, stub: entry + uintptr(pe.stubOff), ic: pe.ic, owner: f}
 		if pe.ic != nil {
 			pe.ic.base, pe.ic.unit, pe.ic.owner = entry, u, f
 		}
@@ -935,16 +925,12 @@ func (m *Machine) install(u *codeUnit, f *fragment) *fragment {
 }
 
 // link patches exit id to jump straight to f, unless either is dead.
-func (m *Machine) link(id int, f *fragment) { m.linkAt(id, f, f.body()) }
-
-// linkAt patches exit id to jump straight to at, f's body or one of its
-// inner entries, unless the exit or f is dead.
-func (m *Machine) linkAt(id int, f *fragment, at uintptr) {
+func (m *Machine) link(id int, f *fragment) {
 	e := m.exits.at(id)
 	if e.branch == 0 || e.linked != nil || e.kind != exitDirect || e.owner.dead || f.dead {
 		return
 	}
-	e.owner.unit.patchRel32(e.branch, at)
+	e.owner.unit.patchRel32(e.branch, f.body())
 	e.linked = f
 	f.incoming = append(f.incoming, id)
 	m.stats.Links++
@@ -1243,8 +1229,6 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 	// from is the exit that led to tag, to link once tag's fragment
 	// exists, unless a flush came in between.
 	from := 0
-	// own is from's exit.own: tag must get a fragment of its own.
-	own := false
 	epoch := m.epoch
 	// resume goes back to the state the signal layer interrupted
 	// instead of entering tag's fragment.
@@ -1295,26 +1279,16 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 					tag, from = next, 0
 				}
 			}
-			// A direct exit to code a fragment holds past its start
-			// goes there (inner_linux_amd64.go); anything else to
-			// tag's own fragment.
-			var f *fragment
-			var at uintptr
-			if ie, ok := m.innerFor(tag); ok && from != 0 && !own && !m.oneShot {
-				f, at = ie.f, ie.at()
-			} else {
-				var err error
-				if f, err = m.fragmentFor(tag); err != nil {
-					if tag, err = m.notCode(err, tag); err != nil {
-						return 0, err
-					}
-					from = 0
-					continue
+			f, err := m.fragmentFor(tag)
+			if err != nil {
+				if tag, err = m.notCode(err, tag); err != nil {
+					return 0, err
 				}
-				at = f.body()
+				from = 0
+				continue
 			}
 			if from != 0 && m.epoch == epoch {
-				m.linkAt(from, f, at)
+				m.link(from, f)
 			}
 			// Entered before the last look at the work: another
 			// thread either sees it and kicks, or its change is seen
@@ -1326,11 +1300,11 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 				continue
 			}
 			m.enterGen = m.cs.gen.Load()
-			id = native.Call1(m.gen.enter, at)
+			id = native.Call1(m.gen.enter, f.body())
 			m.entered.Store(false)
 		}
 		m.stats.Exits++
-		epoch, from, own = m.epoch, 0, false
+		epoch, from = m.epoch, 0
 		if id == exitArrived {
 			continue
 		}
@@ -1349,7 +1323,7 @@ func (m *Machine) dispatch(tag uintptr) (uintptr, error) {
 		e := m.exits.at(int(id))
 		switch e.kind {
 		case exitDirect:
-			tag, from, own = e.target, int(id), e.own
+			tag, from = e.target, int(id)
 		case exitSyscall:
 			next, err := m.syscall(e.target)
 			if err != nil {

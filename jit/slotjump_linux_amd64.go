@@ -128,7 +128,6 @@ func (t *translator) slotGuard(in *decode.Inst, pc, slot, target uintptr) (bool,
 			t.markExact(pc)
 		}
 		t.jccExit(amd64.CondNE, pc)
-		t.exits[len(t.exits)-1].own = true
 		return true, nil
 	}
 	if target >= low {
@@ -157,7 +156,6 @@ func (t *translator) slotGuard(in *decode.Inst, pc, slot, target uintptr) (bool,
 		}
 		t.markExact(pc)
 		t.jmpExit(pc)
-		t.exits[len(t.exits)-1].own = true
 		return nil
 	})
 	return true, errs.err

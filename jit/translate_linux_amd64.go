@@ -18,9 +18,6 @@ type pendingExit struct {
 	// by falling into the stub.
 	fix    amd64.Fixup
 	hasFix bool
-	// own is set for a direct exit whose target must start a fragment
-	// of its own (exit.own).
-	own bool
 	// linked is the fragment the branch was bound to at translation
 	// time (self for a branch to the block's own start).
 	linked *fragment
@@ -55,15 +52,6 @@ type translator struct {
 	// addresses.
 	bbs   int
 	heads []uintptr
-	// followed is the head follow added last, until the loop starts
-	// translating it; inner are the heads past the first whose code the
-	// loop began, with where (the fragment's inner entries, noted at
-	// install: inner_linux_amd64.go).
-	followed uintptr
-	inner    []innerHead
-	// jmpSite is set once the fragment translates an indirect jump as
-	// a site rather than through a translated table.
-	jmpSite bool
 	// rets are the return addresses of the calls the fragment followed
 	// into their callee, innermost last.
 	rets []uintptr
@@ -185,7 +173,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 	t.mangled, t.slotBranches, t.instrs, t.bbs = 0, 0, 0, 1
 	t.firstExit = firstExit
 	t.heads = append(t.heads[:0], tag)
-	t.followed, t.inner, t.jmpSite = 0, t.inner[:0], false
 	t.rets, t.cold, t.hitJmps = t.rets[:0], t.cold[:0], t.hitJmps[:0]
 	t.narrow = tag < low
 	t.room = room
@@ -218,10 +205,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				t.jmpExit(pc)
 				break
 			}
-		}
-		if pc == t.followed {
-			t.followed = 0
-			t.inner = append(t.inner, innerHead{pc: pc, off: uint32(a.Len())})
 		}
 		if pc < codeBase || pc-codeBase >= uintptr(len(code)) {
 			c, err := t.m.codes.at(pc)
@@ -352,7 +335,6 @@ func (t *translator) block(tag uintptr, self *fragment, firstExit uint32, room u
 				if ok, err = t.jumpTableSite(b, in, next); ok || err != nil {
 					break
 				}
-				t.jmpSite = true
 			}
 			err = t.indirect(b, in, next, in.Kind == decode.CallInd)
 		case decode.Ret:
@@ -455,12 +437,8 @@ func (t *translator) follow(target uintptr, linked bool) bool {
 		if f := t.m.frags[target]; f != nil && !f.dead {
 			return false
 		}
-		if _, ok := t.m.innerFor(target); ok {
-			return false // linked to the code another fragment holds
-		}
 	}
 	t.heads = append(t.heads, target)
-	t.followed = target
 	t.bbs++
 	return true
 }
@@ -529,15 +507,8 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 			// when it is the block's first instruction (bound to the
 			// fragment's start, it would run the fragment forever).
 			var f *fragment
-			var at uintptr
 			if e.kind == exitDirect {
-				if f = t.m.frags[e.target]; f != nil {
-					at = f.body()
-				} else if ie, ok := t.m.innerFor(e.target); ok && !e.own {
-					// Code another fragment holds past its
-					// start (inner_linux_amd64.go).
-					f, at = ie.f, ie.at()
-				}
+				f = t.m.frags[e.target]
 				if e.target == tag {
 					f = self
 				}
@@ -552,7 +523,7 @@ func (t *translator) stubs(tag uintptr, self *fragment, firstExit uint32) error 
 				}
 				e.linked = f
 			} else if f != nil {
-				if err := a.BindTarget(e.fix, at); err != nil {
+				if err := a.BindTarget(e.fix, f.body()); err != nil {
 					return err
 				}
 				e.linked = f
