@@ -2,15 +2,10 @@ package jit
 
 import "unsafe"
 
-// The translator's records live in the Go heap: a fragment, its exits,
-// its marks and its sites take about a kilobyte, which python3's start-up
-// multiplies by 17,000. Each new heap page costs a page fault on first
-// touch (several microseconds under a paravirtualised kernel): 4,100 of
-// the 5,600 faults of that start-up. The runtime places new spans at the
-// lowest free pages of its heap, so the pages past the fragment just
-// allocated are the ones the next translations fill: populating a
-// stretch of them at a time (vmm.PopulateGoHeap) takes one madvise where
-// the records would take a fault per page.
+// The translator's records (about a kilobyte a fragment) grow the Go
+// heap a page fault at a time: 4,100 of the 5,600 faults of python3's
+// start-up. Why populating the pages past the latest fragment works is
+// vmm.PopulateGoHeap's to say (vmm/goheap.go).
 
 // heapAhead is how much of the Go heap populateHeapAhead populates past
 // the translator's latest fragment. Small, because what the records do

@@ -283,14 +283,14 @@ func (l *linuxOS) Populate(addr, size uintptr, write bool) error {
 
 // populateProbe is a page of this program's data: readable, so that
 // MADV_POPULATE_READ of it fails only where the kernel lacks the advice.
-var populateProbe [2 << 12]byte
+var populateProbe [2 * mem.PageSize]byte
 
 // populateKnown reports whether the kernel knows MADV_POPULATE_READ (and
 // so MADV_POPULATE_WRITE, added with it), by populating a page of
 // populateProbe for reading.
 func populateKnown() bool {
-	page := (uintptr(unsafe.Pointer(&populateProbe[0])) + 1<<12 - 1) &^ (1<<12 - 1)
-	_, _, e := unix.Syscall(unix.SYS_MADVISE, page, 1<<12, unix.MADV_POPULATE_READ)
+	page, _ := mem.AlignUp(uintptr(unsafe.Pointer(&populateProbe[0])), mem.PageSize)
+	_, _, e := unix.Syscall(unix.SYS_MADVISE, page, mem.PageSize, unix.MADV_POPULATE_READ)
 	return e != unix.EINVAL
 }
 
