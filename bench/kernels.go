@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -29,10 +30,24 @@ import (
 type KernelTool struct {
 	Name string
 	Argv []string
+	// Scratch, if set, is a directory the tool's runs write files in
+	// (a DynamoRIO sample's trace): what a run leaves there is removed
+	// after it, so that a benchmark's runs do not fill the disk.
+	Scratch string
+	// ClientPrints says the tool's client prints lines of its own into
+	// the program's standard output (DynamoRIO's samples, as they are
+	// built by default, do when they open a file and at exit): a run's
+	// output must hold native's lines in order, with others between
+	// them, instead of equalling native's. Only RunKernels, which keeps
+	// the outputs, can check that; RunPrograms, which hashes them,
+	// refuses such a tool.
+	ClientPrints bool
 }
 
 // KernelToolNames are the tools RunKernels knows, in report order.
-var KernelToolNames = []string{"native", "reachvm", "valgrind", "qemu"}
+//
+// dynamorio is not found on PATH but given by the user (WithDynamoRIO).
+var KernelToolNames = []string{"native", "reachvm", "valgrind", "qemu", "dynamorio"}
 
 // ExternalTool is a tool that is one of the system's programs: Bin (run
 // with Args before the program) from the Debian package Package.
@@ -83,7 +98,13 @@ const ClientToolPrefix = "reachvm+"
 // the tool's cost is the instrumented run's). They go after reachvm's,
 // or after native's when reachvm is not among tools, so that each sits
 // beside the plain translator it adds to.
-func WithClients(tools []KernelTool, reachvm string, clients []string) []KernelTool {
+//
+// memtrace with no argument writes its trace to a file, as a tracer's
+// user would have it, in a directory of its own under scratch (the
+// tool's Scratch, emptied after every run: the disk is not filled); with
+// scratch "", to the null device, and what is timed is the tracing and
+// encoding without the file system.
+func WithClients(tools []KernelTool, reachvm string, clients []string, scratch string) ([]KernelTool, error) {
 	at := 0
 	for i, t := range tools {
 		if t.Name == "native" || t.Name == "reachvm" {
@@ -93,19 +114,24 @@ func WithClients(tools []KernelTool, reachvm string, clients []string) []KernelT
 	var add []KernelTool
 	for _, c := range clients {
 		name, arg, hasArg := strings.Cut(c, ":")
+		t := KernelTool{Name: ClientToolPrefix + c}
 		argv := []string{reachvm, "run", "-c", name, "-o", os.DevNull}
 		switch {
 		case hasArg:
 			argv = append(argv, arg)
-		case name == "memtrace":
-			// Its trace, gigabytes a second, is encoded and written
-			// to /dev/null: the disk is not what is measured, nor
-			// filled.
+		case name == "memtrace" && scratch == "":
 			argv = append(argv, "file="+os.DevNull)
+		case name == "memtrace":
+			t.Scratch = filepath.Join(scratch, "reachvm-"+name)
+			if err := os.MkdirAll(t.Scratch, 0o755); err != nil {
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+			argv = append(argv, "file="+filepath.Join(t.Scratch, "trace.bin"))
 		}
-		add = append(add, KernelTool{Name: ClientToolPrefix + c, Argv: append(argv, "--")})
+		t.Argv = append(argv, "--")
+		add = append(add, t)
 	}
-	return slices.Concat(tools[:at:at], add, tools[at:])
+	return slices.Concat(tools[:at:at], add, tools[at:]), nil
 }
 
 // AptGetCommands returns the command lines that install the packages of
@@ -278,6 +304,9 @@ func (cfg *KernelConfig) runOnce(t KernelTool, args []string) (time.Duration, []
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
+	if cerr := t.cleanScratch(); err == nil && cerr != nil {
+		return 0, nil, cerr
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(errb.String()))
 	}
@@ -314,7 +343,7 @@ func (cfg *KernelConfig) kernel(k kernels.Kernel) (KernelRow, error) {
 			if err != nil {
 				return row, err
 			}
-			if !bytes.Equal(out, want) {
+			if !t.outputMatches(out, want) {
 				return row, fmt.Errorf("%s printed %q, native %q", t.Name, out, want)
 			}
 			ds = append(ds, d.Seconds())

@@ -217,7 +217,8 @@ func TestRunKernels(t *testing.T) {
 // TestWithClients puts each sample client's tool after reachvm's, or
 // after native's without reachvm, as `reachvm run -c NAME` with its
 // report discarded, and NAME:ARG's with the argument ARG (memtrace's
-// default writing its trace to the null device).
+// default writing its trace to the null device, with no scratch
+// directory).
 func TestWithClients(t *testing.T) {
 	native, rv := KernelTool{Name: "native"}, KernelTool{Name: "reachvm", Argv: []string{"/rv", "run"}}
 	qemu := KernelTool{Name: "qemu", Argv: []string{"/usr/bin/qemu-x86_64"}}
@@ -237,12 +238,40 @@ func TestWithClients(t *testing.T) {
 		{[]KernelTool{native, rv}, []string{"memtrace", "memtrace:drop"}, []KernelTool{native, rv, mt, drop}},
 	} {
 		in := slices.Clone(tc.tools)
-		got := WithClients(in, "/rv", tc.clients)
+		got, err := WithClients(in, "/rv", tc.clients, "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !slices.EqualFunc(got, tc.want, func(a, b KernelTool) bool { return a.Name == b.Name && slices.Equal(a.Argv, b.Argv) }) {
 			t.Errorf("WithClients(%v, %q) = %v, want %v", tc.tools, tc.clients, got, tc.want)
 		}
 		if !slices.EqualFunc(in, tc.tools, func(a, b KernelTool) bool { return a.Name == b.Name }) {
 			t.Errorf("WithClients changed its argument: %v", in)
 		}
+	}
+}
+
+// TestWithClientsScratch: with a scratch directory, memtrace writes its
+// trace into a directory of its own there, the tool's Scratch, which a
+// run leaves empty.
+func TestWithClientsScratch(t *testing.T) {
+	scratch := t.TempDir()
+	got, err := WithClients([]KernelTool{{Name: "native"}}, "/rv", []string{"memtrace", "memtrace:drop"}, scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(scratch, "reachvm-memtrace")
+	want := []string{"/rv", "run", "-c", "memtrace", "-o", os.DevNull, "file=" + filepath.Join(dir, "trace.bin"), "--"}
+	if len(got) != 3 || !slices.Equal(got[1].Argv, want) || got[1].Scratch != dir || got[2].Scratch != "" {
+		t.Fatalf("WithClients = %+v, want memtrace %q writing in %s, memtrace:drop with no scratch", got, want, dir)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "trace.bin"), []byte("trace"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := got[1].cleanScratch(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("after cleanScratch %s holds %v (%v), want nothing", dir, ents, err)
 	}
 }

@@ -239,6 +239,11 @@ func RunPrograms(cfg ProgramConfig) (*ProgramResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range cfg.Runners {
+		if r.ClientPrints || r.Scratch != "" {
+			return nil, fmt.Errorf("bench: runner %s: its client prints into the output or writes files, which only RunKernels deals with", r.Name)
+		}
+	}
 	res := &ProgramResult{Runs: cfg.Runs, Full: cfg.Full, Scale: cfg.Scale, Runners: names, Programs: []ProgramRow{}, Missing: []string{},
 		RSSMeasured: cfg.Spawn != ""}
 	if cfg.Dir == "" {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,7 +37,7 @@ func benchSubs() []command {
 	}
 }
 
-const benchKernelsSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--client C1,C2] [--plot FILE] [--pie] [--reachvm PATH] [--install]"
+const benchKernelsSynopsis = "bench kernels [--json] [--runs N] [--seconds S] [--only K1,K2] [--tools T1,T2] [--client C1,C2] [--plot FILE] [--pie] [--reachvm PATH] [--dynamorio DIR] [--install]"
 
 var benchKernelsAbout = `Builds the jit's C kernels (with gcc) as one static executable and times
 each kernel as a whole process natively, under 'reachvm run', under
@@ -47,7 +48,14 @@ the median counts. Prints the seconds and the ratio to native per kernel
 and tool, and each tool's geometric mean and worst kernel (micro-benchmarks,
 marked *, outside them). --client adds a tool for each sample client named,
 reachvm+NAME: 'reachvm run -c NAME', its report discarded; its ratio to
-native beside reachvm's is the client's cost. With --json one object: program, runs, tools,
+native beside reachvm's is the client's cost (memtrace writes its trace
+to a file in a temporary directory, emptied after every run).
+--dynamorio DIR (or $DYNAMORIO_HOME) adds DynamoRIO, a release package or
+build directory: the tool dynamorio, drrun alone, and for each --client
+with a DynamoRIO sample of its kind (inscount, bbcount, opcodes;
+memtrace_x86_binary for memtrace, its trace written beside the library in
+a temporary directory) the tool dynamorio+NAME, whose output must hold the
+program's lines among the sample's own. With --json one object: program, runs, tools,
 kernels (each: kernel, micro, n, repeat, seconds and ratio by tool),
 geomean and worst by tool. Progress lines go to standard error. A tool
 that is not installed is skipped, with the apt-get command that installs
@@ -94,6 +102,7 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	var tools []string
 	fs.Var(&listFlag{v: &tools, valid: bench.KernelToolNames}, "tools", "comma-separated tools `T1,T2` among "+strings.Join(bench.KernelToolNames, ", ")+"; native, the baseline, always runs (default: all installed)")
 	clients := clientFlag(fs)
+	drDir := dynamorioFlag(fs)
 	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -122,7 +131,18 @@ func cmdBenchKernels(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return status
 	}
-	run = bench.WithClients(run, *self, *clients)
+	// Where the tracing clients' files go, emptied after every run.
+	scratch, err := os.MkdirTemp("", "reachvm-bench-kernels-")
+	if err != nil {
+		return fail(stderr, name, err)
+	}
+	defer os.RemoveAll(scratch)
+	if run, err = bench.WithClients(run, *self, *clients, scratch); err != nil {
+		return fail(stderr, name, err)
+	}
+	if run, status, ok = benchDynamoRIO(name, run, tools, *drDir, *clients, scratch, stderr); !ok {
+		return status
+	}
 	kind := kernels.Exec
 	if *pie {
 		kind = kernels.PIE
@@ -239,4 +259,43 @@ func installTools(name string, install bool, missing []bench.ExternalTool, stder
 	}
 	fmt.Fprintf(stderr, "reachvm %s: %s not found, skipped (install: %s; or rerun with --install as root)\n", name, strings.Join(bins, " and "), line)
 	return 0, true
+}
+
+// dynamorioFlag defines a benchmark's --dynamorio flag on fs.
+func dynamorioFlag(fs *flag.FlagSet) *string {
+	return fs.String("dynamorio", "", "time DynamoRIO as well (tool dynamorio, and dynamorio+NAME for each --client with a DynamoRIO sample of its kind): its release package or build directory at `DIR` (default $"+bench.DynamoRIOEnv+"; no package ships it)")
+}
+
+// benchDynamoRIO adds DynamoRIO's runners to run when the benchmark
+// has an installation (dir, or $DYNAMORIO_HOME) and tools (--tools) does
+// not leave it out: drrun alone and, with a scratch directory for their
+// files, drrun with the sample of each of clients that has one. ok is
+// false when the benchmark must stop, with status its exit status.
+func benchDynamoRIO(name string, run []bench.KernelTool, tools []string, dir string, clients []string, scratch string, stderr io.Writer) (_ []bench.KernelTool, status int, ok bool) {
+	if dir == "" {
+		dir = os.Getenv(bench.DynamoRIOEnv)
+	}
+	asked := slices.Contains(tools, "dynamorio")
+	switch {
+	case dir == "" && asked:
+		return nil, fail(stderr, name, badUsage("--tools dynamorio: no DynamoRIO given: name its release package or build directory with --dynamorio DIR or $%s", bench.DynamoRIOEnv)), false
+	case dir == "" || (tools != nil && !asked):
+		return run, 0, true
+	}
+	dr, err := bench.FindDynamoRIO(dir)
+	if err != nil {
+		return nil, fail(stderr, name, badUsage("--dynamorio: %v", strings.TrimPrefix(err.Error(), "bench: "))), false
+	}
+	if scratch == "" && len(clients) > 0 {
+		fmt.Fprintf(stderr, "reachvm %s: DynamoRIO's sample clients are timed by bench kernels only: they print into the program's output, which %s compares by its hash\n", name, name)
+		clients = nil
+	}
+	run, skipped, err := bench.WithDynamoRIO(run, dr, true, clients, scratch)
+	if err != nil {
+		return nil, fail(stderr, name, err), false
+	}
+	for _, e := range skipped {
+		fmt.Fprintf(stderr, "reachvm %s: no DynamoRIO peer for client %v\n", name, e)
+	}
+	return run, 0, true
 }

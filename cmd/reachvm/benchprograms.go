@@ -11,7 +11,7 @@ import (
 	"github.com/reachvm/reachvm/jit/kernels"
 )
 
-const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--startup N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--client C1,C2] [--reachvm PATH] [--install]"
+const benchProgramsSynopsis = "bench programs [--json] [--plot FILE] [--runs N] [--startup N] [--full] [--scale F] [--only P1,P2] [--tools T1,T2] [--client C1,C2] [--reachvm PATH] [--dynamorio DIR] [--install]"
 
 var benchProgramsAbout = `Times real programs of the distribution on generated inputs as whole
 processes natively, under 'reachvm run', under valgrind --tool=none and
@@ -24,7 +24,10 @@ speed changes meanwhile slows every runner alike (the output and exit
 status must equal native's), and the median wall time counts;
 /bin/true's median over --startup runs is the start-up time. --client
 adds a runner for each sample client named, reachvm+NAME: 'reachvm run
--c NAME', its report discarded. Every run starts through a small helper built with gcc (spawn), which forks it and
+-c NAME', its report discarded (memtrace's trace to the null device).
+--dynamorio DIR (or $DYNAMORIO_HOME) adds DynamoRIO's drrun, a release
+package or build directory, as the runner dynamorio (its sample clients
+print into the program's output: bench kernels times them). Every run starts through a small helper built with gcc (spawn), which forks it and
 reports its peak RSS (wait4's ru_maxrss) and CPU time: a child Go starts
 directly would report Go's own peak as well. Prints the seconds and the
 ratio to native per program and runner, each runner's geometric mean over
@@ -63,6 +66,7 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	self := fs.String("reachvm", "", "the reachvm binary whose 'run' is timed, at `PATH` (default: this one)")
 	install := fs.Bool("install", false, "install the missing runners (valgrind, qemu-user) and programs (xz-utils, sqlite3, python3...) with apt-get first; needs root")
 	clients := clientFlag(fs)
+	drDir := dynamorioFlag(fs)
 	if status, ok := parse(name, fs, args, stdout, stderr); !ok {
 		return status
 	}
@@ -93,7 +97,14 @@ func cmdBenchPrograms(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return status
 	}
-	run = bench.WithClients(run, *self, *clients)
+	// No scratch directory: memtrace writes to the null device, and
+	// DynamoRIO's samples, which print into the output, are left out.
+	if run, err = bench.WithClients(run, *self, *clients, ""); err != nil {
+		return fail(stderr, name, err)
+	}
+	if run, status, ok = benchDynamoRIO(name, run, tools, *drDir, *clients, "", stderr); !ok {
+		return status
+	}
 	spawn, err := kernels.Program("spawn", kernels.PIE)
 	if err != nil {
 		fmt.Fprintf(stderr, "reachvm %s: no spawn helper, peak RSS not measured: %v\n", name, err)
