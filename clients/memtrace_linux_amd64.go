@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -18,13 +20,14 @@ import (
 // instruction that accesses memory, one per reference, its tag a site
 // number for the instruction's PC, size and kind of access, which Go
 // learns at translation; a rep-prefixed string instruction adds a record
-// of rcx, the count of its accesses. Go writes the records a buffer at a
-// time to a compact file (format below) and counts them.
+// of rcx, the count of its accesses. A full buffer's records are copied
+// to an encoder goroutine, which writes them to a compact file (format
+// below) and counts them.
 //
 // The file (MemtraceMagic, then chunks):
 //
-//	magic   "RVMTRC01"
-//	chunk   'T' uvarint(tid) uvarint(len) payload[len]
+//	magic   "RVMTRC02"
+//	chunk   'T' uvarint(tid) len payload[len], len 4 bytes little-endian
 //	payload entries, each one uvarint x:
 //	  x odd:  a site defined: id = x>>1, then uvarint(pc), uvarint(size),
 //	          one byte of flags (1 read, 2 write, 4 repeated)
@@ -34,6 +37,15 @@ import (
 //	          address+size, ... (a string instruction's iterations, the
 //	          direction flag taken as clear)
 //
+// The integers are prefix varints, not LEB128's: the count of trailing
+// zero bits of the first byte, plus one, is the length n (1 to 8 bytes),
+// and the value is the n bytes, little-endian, shifted right by n: 7n
+// bits. A first byte of zero is followed by the value in 8 bytes. A
+// varint is a uvarint of the zigzag encoding (0, -1, 1, -2... as 0, 1,
+// 2, 3...). Unlike LEB128's, a value is written with one shift and one
+// store, whatever its length: the encoder is what bounds a trace's speed
+// (BenchmarkMemtraceEncode).
+//
 // A site is defined in a file before its first access. A
 // read-and-write reference (add [m], r) is one access, both a load and
 // a store. ReadMemtrace reads the file back.
@@ -42,28 +54,37 @@ type memtrace struct {
 	// sites are the sites, by number.
 	sites  []memSite
 	siteOf map[memSiteKey]uint32
-	// kinds is, by site number, what the encoder needs of the site in
-	// one byte (memKind*): a record's site looked up in a loop of
-	// thousands costs less in a byte than in a memSite.
-	kinds []byte
-	// out is the trace file, nil when the records are dropped; w
-	// buffers it; path is its name, bytes what was written.
-	out   *os.File
-	w     *bufio.Writer
-	path  string
-	bytes uint64
-	// chunk is room for a chunk's payload (memMaxEntry bytes a
-	// record), reused.
-	chunk []byte
+	// code is, by site number, what the encoder needs of the site in
+	// one word: the site's access tag, uvarint(id<<1), in bits 0 to 31
+	// (little-endian, as the file has it) and its length in bits 32 to
+	// 39, and the memCode* bits above that send a record to the
+	// encoder's slow path. A record of a plain site already defined in
+	// the file, the common one, takes neither a branch nor a loop.
+	code []uint64
 	// tally is, by site number, what the site's records add up to;
 	// loads, stores and accesses are made from it at the report, so
-	// that a flush does no more per record than two adds (a record's
+	// that the encoder does no more per record than an add (a record's
 	// kind of access is the site's, known once).
 	tally []memTally
 	// The counts: records, and references of instructions the decoder
 	// does not cover (not traced).
 	records, uncovered uint64
-	err                error
+
+	// The file, nil when the records are dropped. Once the encoder has
+	// started, out, obuf, bytes and err are its own until it is done.
+	//
+	// out is the trace file and path its name; obuf holds the chunks
+	// not yet written (encoded in place: no copy), written when it
+	// holds memFileBuffer bytes; bytes counts what was written, err is
+	// the first write's error.
+	out   *os.File
+	path  string
+	obuf  []byte
+	bytes uint64
+	err   error
+	// enc is the encoder, which writes the file on a goroutine of its
+	// own; nil when the records are dropped.
+	enc *memEncoder
 }
 
 // memTally is one site's records, as the flushes saw them.
@@ -75,7 +96,7 @@ type memTally struct {
 }
 
 // MemtraceMagic opens a memtrace file.
-const MemtraceMagic = "RVMTRC01"
+const MemtraceMagic = "RVMTRC02"
 
 // Site flags.
 const (
@@ -84,18 +105,31 @@ const (
 	memRepeat = 4
 )
 
-// The bits of memtrace.kinds: the site is defined in the file, is a
-// count site (memSite.count), is repeated (memRepeat).
+// The bits of memtrace.code above the tag: the site is not yet defined
+// in the file, is a count site (memSite.count), is repeated (memRepeat),
+// has a tag longer than 4 bytes (past 2^27 sites).
 const (
-	memKindDefined = 1
-	memKindCount   = 2
-	memKindRepeat  = 4
+	memCodeUndefined = 1 << (40 + iota)
+	memCodeCount
+	memCodeRepeat
+	memCodeWide
+	memCodeSlow = memCodeUndefined | memCodeCount | memCodeRepeat | memCodeWide
 )
+
+// memMaxVarint is the longest varint of the file.
+const memMaxVarint = 9
 
 // memMaxEntry bounds the bytes one record adds to a chunk: a site's
 // definition (id, pc, size, flags) and its access (id, address delta,
 // count).
-const memMaxEntry = 6*binary.MaxVarintLen64 + 1
+const memMaxEntry = 6*memMaxVarint + 1
+
+// memChunkHead bounds a chunk's header: 'T', the thread, the length.
+const memChunkHead = 1 + memMaxVarint + 4
+
+// memFileBuffer is how many bytes of chunks the encoder gathers before
+// it writes them.
+const memFileBuffer = 1 << 20
 
 type memSiteKey struct {
 	pc  uintptr
@@ -137,12 +171,9 @@ func newMemtrace(args []string) (*Tool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("clients: memtrace: %w", err)
 		}
-		mt.out, mt.w, mt.path = f, bufio.NewWriterSize(f, 1<<20), path
-		if _, err := mt.w.WriteString(MemtraceMagic); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("clients: memtrace: %w", err)
-		}
-		mt.bytes = uint64(len(MemtraceMagic))
+		mt.out, mt.path = f, path
+		mt.obuf = append(make([]byte, 0, memFileBuffer), MemtraceMagic...)
+		mt.startEncoder()
 	}
 	buf := jit.NewTraceBuffer(mt.flush)
 	c := &jit.Client{Block: func(b *jit.Block) {
@@ -184,6 +215,7 @@ func newMemtrace(args []string) (*Tool, error) {
 			}
 		}
 	}}
+	c.ThreadExit = mt.threadExit
 	return &Tool{Name: "memtrace", Client: c, Report: mt.report, state: mt}, nil
 }
 
@@ -197,21 +229,45 @@ func (mt *memtrace) site(pc uintptr, ref int, size uint64, flags byte, count boo
 	}
 	id := uint32(len(mt.sites))
 	mt.sites = append(mt.sites, memSite{pc: pc, size: size, flags: flags, count: count})
-	var kind byte
+	code := uint64(memCodeUndefined)
 	if count {
-		kind |= memKindCount
+		code |= memCodeCount
 	}
 	if flags&memRepeat != 0 {
-		kind |= memKindRepeat
+		code |= memCodeRepeat
 	}
-	mt.kinds = append(mt.kinds, kind)
+	var tag [memMaxVarint + 8]byte
+	if n := putUvarint(tag[:], uint64(id)<<1); n <= 4 {
+		code |= uint64(binary.LittleEndian.Uint32(tag[:4])) | uint64(n)<<32
+	} else {
+		code |= memCodeWide
+	}
+	mt.code = append(mt.code, code)
 	mt.tally = append(mt.tally, memTally{})
 	mt.siteOf[k] = id
 	return id
 }
 
-// flush counts a thread's records and writes them as a chunk.
+// flush takes a thread's full buffer: with a file, the records are
+// copied to the thread's stage, handed to the encoder when it holds
+// memBatch records (so that the encoder is woken once for many buffers:
+// a wake-up per buffer cost the thread as much as the copy), which waits
+// only when memInFlight stages are already queued; without a file, the
+// records are counted here.
 func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
+	if e := mt.enc; e != nil {
+		st, _ := t.Data.(*memStage)
+		if st == nil {
+			st = &memStage{recs: e.get()}
+			t.Data = st
+		}
+		st.recs = append(st.recs, recs...)
+		if len(st.recs) >= memBatch {
+			e.queue <- memQueued{tid: t.TID, recs: st.recs}
+			st.recs = e.get()
+		}
+		return
+	}
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	mt.records += uint64(len(recs))
@@ -221,70 +277,261 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 		c.n++
 		c.sum += r.Addr
 	}
-	if mt.w == nil {
-		return
+}
+
+// threadExit hands what the thread's stage holds to the encoder: the
+// jit flushed the thread's buffer just before.
+func (mt *memtrace) threadExit(t *jit.Thread) {
+	if st, ok := t.Data.(*memStage); ok && mt.enc != nil && len(st.recs) > 0 {
+		mt.enc.queue <- memQueued{tid: t.TID, recs: st.recs}
+		st.recs = nil
 	}
-	if need := len(recs) * memMaxEntry; cap(mt.chunk) < need {
-		mt.chunk = make([]byte, need)
+}
+
+// memStage is a thread's records not yet handed to the encoder: its
+// Thread.Data.
+type memStage struct {
+	recs []jit.TraceRecord
+}
+
+// memEncoder encodes and writes the trace on a goroutine of its own, so
+// that a thread whose buffer filled pays for a copy of its records, not
+// for their encoding and the file's write: where a core is free, a trace
+// costs the program little more than the recording (DynamoRIO's
+// memtrace sample writes on the thread, inline).
+type memEncoder struct {
+	// queue carries the threads' stages to the encoder, each thread's
+	// in its order; free brings them back, empty, for reuse.
+	queue chan memQueued
+	free  chan []jit.TraceRecord
+	// done is closed when the encoder has written everything queued
+	// before the queue's close; once closes the queue.
+	done chan struct{}
+	once sync.Once
+}
+
+// memQueued is a stage handed to the encoder, and its thread.
+type memQueued struct {
+	tid  int
+	recs []jit.TraceRecord
+}
+
+// memBatch is how many records a stage gathers before it is handed to
+// the encoder (512 KiB), and memInFlight how many stages may wait for
+// the encoder before a thread waits: enough to ride out a write that
+// waits on the disk.
+const (
+	memBatch    = 32 << 10
+	memInFlight = 4
+)
+
+// get returns an empty stage: one the encoder is done with, or a new
+// one.
+func (e *memEncoder) get() []jit.TraceRecord {
+	select {
+	case b := <-e.free:
+		return b
+	default:
+		// One buffer past the batch: the append that reaches it
+		// does not grow it.
+		return make([]jit.TraceRecord, 0, memBatch+4096)
 	}
-	p := mt.chunk[:cap(mt.chunk)]
-	kinds := mt.kinds
-	i := 0
+}
+
+// startEncoder starts mt's encoder on the file mt.out.
+func (mt *memtrace) startEncoder() {
+	e := &memEncoder{queue: make(chan memQueued, memInFlight), free: make(chan []jit.TraceRecord, memInFlight), done: make(chan struct{})}
+	mt.enc = e
+	go func() {
+		defer close(e.done)
+		for b := range e.queue {
+			// In chunks of a thread buffer's records at most: the
+			// file buffer's room for one is bounded.
+			count := uint64(1)
+			for recs := b.recs; len(recs) > 0; recs = recs[min(len(recs), 4096):] {
+				mt.mu.Lock()
+				mt.records += uint64(min(len(recs), 4096))
+				count = mt.encodeLocked(b.tid, recs[:min(len(recs), 4096)], count)
+				mt.mu.Unlock()
+				if len(mt.obuf) >= memFileBuffer {
+					// No lock while the write waits on the disk.
+					mt.writeOut()
+				}
+			}
+			select {
+			case e.free <- b.recs[:0]:
+			default:
+			}
+		}
+	}()
+}
+
+// stopEncoder writes what is queued and ends the encoder.
+func (mt *memtrace) stopEncoder() {
+	if e := mt.enc; e != nil {
+		e.once.Do(func() { close(e.queue) })
+		<-e.done
+	}
+}
+
+// writeOut writes the chunks gathered in mt.obuf to the file.
+func (mt *memtrace) writeOut() {
+	if len(mt.obuf) > 0 && mt.err == nil {
+		n, err := mt.out.Write(mt.obuf)
+		mt.bytes += uint64(n)
+		mt.err = err
+	}
+	mt.obuf = mt.obuf[:0]
+}
+
+// encodeLocked appends recs, thread tid's records in order, to mt.obuf as
+// a chunk, and tallies them. count is the count a count record just
+// before recs left for the repeated site's record (1 if none), and it
+// returns what recs leave: the chunks of one stage may part the two.
+//
+// Preconditions: mt.mu is held.
+func (mt *memtrace) encodeLocked(tid int, recs []jit.TraceRecord, count uint64) uint64 {
+	// 8 bytes of slack: a varint is one 8-byte store whatever its
+	// length, the tag one 4-byte store.
+	need := memChunkHead + len(recs)*memMaxEntry + 8
+	if cap(mt.obuf)-len(mt.obuf) < need {
+		mt.obuf = append(make([]byte, 0, max(2*cap(mt.obuf), len(mt.obuf)+need)), mt.obuf...)
+	}
+	start := len(mt.obuf)
+	p := mt.obuf[:cap(mt.obuf)]
+	p[start] = 'T'
+	i := start + 1 + putUvarint(p[start+1:], uint64(tid))
+	body := i + 4
+	i = body
+	code, tally := mt.code, mt.tally
 	var prev uint64
-	count := uint64(1)
-	for _, r := range recs {
-		k := kinds[r.Tag]
-		if k&memKindCount != 0 {
+	for len(recs) > 0 {
+		var n int
+		i, n, prev = encodePlain(p, i, recs, code, tally, prev)
+		if recs = recs[n:]; len(recs) == 0 {
+			break
+		}
+		r := recs[0]
+		recs = recs[1:]
+		c := code[r.Tag]
+		tally[r.Tag].n++
+		if c&memCodeCount != 0 {
+			tally[r.Tag].sum += r.Addr
 			count = r.Addr
 			continue
 		}
-		if k&memKindDefined == 0 {
-			kinds[r.Tag] |= memKindDefined
+		if c&memCodeUndefined != 0 {
+			code[r.Tag] &^= memCodeUndefined
 			s := &mt.sites[r.Tag]
-			i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1|1)
-			i += binary.PutUvarint(p[i:], uint64(s.pc))
-			i += binary.PutUvarint(p[i:], s.size)
+			i += putUvarint(p[i:], uint64(r.Tag)<<1|1)
+			i += putUvarint(p[i:], uint64(s.pc))
+			i += putUvarint(p[i:], s.size)
 			p[i] = s.flags
 			i++
 		}
-		i += binary.PutUvarint(p[i:], uint64(r.Tag)<<1)
-		i += binary.PutVarint(p[i:], int64(r.Addr-prev))
+		i += putUvarint(p[i:], uint64(r.Tag)<<1)
+		i += putUvarint(p[i:], zigzag(r.Addr-prev))
 		prev = r.Addr
-		if k&memKindRepeat != 0 {
-			i += binary.PutUvarint(p[i:], count)
+		if c&memCodeRepeat != 0 {
+			i += putUvarint(p[i:], count)
 			count = 1
 		}
 	}
-	p = p[:i]
-	if len(p) == 0 || mt.err != nil {
-		return
+	if i > body {
+		binary.LittleEndian.PutUint32(p[body-4:], uint32(i-body))
+		mt.obuf = p[:i]
 	}
-	var h [1 + 2*binary.MaxVarintLen64]byte
-	hb := append(h[:0], 'T')
-	hb = binary.AppendUvarint(hb, uint64(t.TID))
-	hb = binary.AppendUvarint(hb, uint64(len(p)))
-	if _, err := mt.w.Write(hb); err != nil {
-		mt.err = err
-		return
-	}
-	if _, err := mt.w.Write(p); err != nil {
-		mt.err = err
-		return
-	}
-	mt.bytes += uint64(len(hb) + len(p))
+	return count
 }
 
+// encodePlain encodes records from the start of recs into p at i for as
+// long as they are of plain sites already defined (the common record:
+// a tag and an address delta, one store each) and tallies them. It
+// returns where the payload ends, how many records it took and the
+// last one's address.
+func encodePlain(p []byte, i int, recs []jit.TraceRecord, code []uint64, tally []memTally, prev uint64) (int, int, uint64) {
+	for k, r := range recs {
+		c := code[r.Tag]
+		if c&memCodeSlow != 0 {
+			return i, k, prev
+		}
+		tally[r.Tag].n++
+		binary.LittleEndian.PutUint32(p[i:], uint32(c))
+		i += int(c>>32) & 0xff
+		// putUvarint, by hand: the compiler does not inline it.
+		u := zigzag(r.Addr - prev)
+		prev = r.Addr
+		if u >= 1<<56 {
+			i += putUvarint(p[i:], u)
+			continue
+		}
+		n := varintLen[bits.Len64(u)]
+		binary.LittleEndian.PutUint64(p[i:], u<<n|1<<(n-1))
+		i += int(n)
+	}
+	return i, len(recs), prev
+}
+
+// zigzag maps a difference of addresses, taken as signed, to a uvarint's
+// value: 0, -1, 1, -2... as 0, 1, 2, 3...
+func zigzag(d uint64) uint64 {
+	return d<<1 ^ uint64(int64(d)>>63)
+}
+
+// putUvarint stores u as the file's uvarint at p, which has 8 bytes of
+// room past the varint (its bytes past the varint's end are garbage the
+// next store overwrites), and returns its length.
+func putUvarint(p []byte, u uint64) int {
+	if u >= 1<<56 {
+		p[0] = 0
+		binary.LittleEndian.PutUint64(p[1:], u)
+		return memMaxVarint
+	}
+	n := varintLen[bits.Len64(u)]
+	binary.LittleEndian.PutUint64(p, u<<n|1<<(n-1))
+	return int(n)
+}
+
+// uvarint reads a uvarint of the file at the start of p and returns it
+// and its length, or a length of 0 if p ends inside it.
+func uvarint(p []byte) (uint64, int) {
+	if len(p) == 0 {
+		return 0, 0
+	}
+	if p[0] == 0 {
+		if len(p) < memMaxVarint {
+			return 0, 0
+		}
+		return binary.LittleEndian.Uint64(p[1:]), memMaxVarint
+	}
+	n := bits.TrailingZeros8(p[0]) + 1
+	if len(p) < n {
+		return 0, 0
+	}
+	var b [8]byte
+	copy(b[:], p[:n])
+	return binary.LittleEndian.Uint64(b[:]) >> n, n
+}
+
+// varintLen is, by the bit length of a value below 2^56, the length of
+// its uvarint: 7 bits a byte.
+var varintLen = func() (l [57]uint8) {
+	for b := range l {
+		l[b] = uint8(max(1, (b+6)/7))
+	}
+	return l
+}()
+
 func (mt *memtrace) report(w io.Writer) error {
+	mt.stopEncoder()
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
-	if mt.w != nil {
-		if err := mt.w.Flush(); err != nil && mt.err == nil {
-			mt.err = err
-		}
+	if mt.out != nil {
+		mt.writeOut()
 		if err := mt.out.Close(); err != nil && mt.err == nil {
 			mt.err = err
 		}
-		mt.w = nil
+		mt.out = nil
 	}
 	if mt.err != nil {
 		return fmt.Errorf("clients: memtrace: writing %s: %w", mt.path, mt.err)
@@ -354,17 +601,28 @@ func ReadMemtrace(r io.Reader, fn func(MemAccess) error) error {
 		if t != 'T' {
 			return fmt.Errorf("clients: memtrace: a chunk opens with %#x, not 'T'", t)
 		}
-		tid, err := binary.ReadUvarint(br)
+		tid, err := readUvarint(br)
 		if err != nil {
 			return fmt.Errorf("clients: memtrace: a chunk's thread: %w", err)
 		}
-		n, err := binary.ReadUvarint(br)
-		if err != nil || n > 1<<30 {
-			return fmt.Errorf("clients: memtrace: a chunk's length: %v", err)
+		var l [4]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return fmt.Errorf("clients: memtrace: a chunk's length: %w", err)
 		}
-		payload = append(payload[:0], make([]byte, n)...)
-		if _, err := io.ReadFull(br, payload); err != nil {
-			return fmt.Errorf("clients: memtrace: a chunk of %d bytes: %w", n, err)
+		n := binary.LittleEndian.Uint32(l[:])
+		if n > 1<<30 {
+			return fmt.Errorf("clients: memtrace: a chunk of %d bytes (at most 1 GiB)", n)
+		}
+		// Grown as the bytes come: a length the file does not hold
+		// costs no more than the file.
+		payload = payload[:0]
+		for len(payload) < int(n) {
+			k := min(int(n)-len(payload), 1<<16)
+			payload = slices.Grow(payload, k)
+			m, err := io.ReadFull(br, payload[len(payload):len(payload)+k])
+			if payload = payload[:len(payload)+m]; err != nil {
+				return fmt.Errorf("clients: memtrace: a chunk of %d bytes: %w", n, err)
+			}
 		}
 		if err := readChunk(int(tid), payload, sites, fn); err != nil {
 			return err
@@ -372,12 +630,31 @@ func ReadMemtrace(r io.Reader, fn func(MemAccess) error) error {
 	}
 }
 
+// readUvarint reads a uvarint of the file from br.
+func readUvarint(br *bufio.Reader) (uint64, error) {
+	first, err := br.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	n := bits.TrailingZeros8(first) + 1
+	if first == 0 {
+		n = memMaxVarint
+	}
+	var b [memMaxVarint]byte
+	b[0] = first
+	if _, err := io.ReadFull(br, b[1:n]); err != nil {
+		return 0, io.ErrUnexpectedEOF
+	}
+	v, _ := uvarint(b[:n])
+	return v, nil
+}
+
 // errMemtraceShort is a chunk that ends inside an entry.
 var errMemtraceShort = errors.New("clients: memtrace: a chunk ends inside an entry")
 
 func readChunk(tid int, p []byte, sites map[uint64]memSite, fn func(MemAccess) error) error {
 	uv := func() (uint64, error) {
-		v, n := binary.Uvarint(p)
+		v, n := uvarint(p)
 		if n <= 0 {
 			return 0, errMemtraceShort
 		}
@@ -411,12 +688,12 @@ func readChunk(tid int, p []byte, sites map[uint64]memSite, fn func(MemAccess) e
 		if !ok {
 			return fmt.Errorf("clients: memtrace: an access at site %d, not defined", id)
 		}
-		d, n := binary.Varint(p)
-		if n <= 0 {
-			return errMemtraceShort
+		u, err := uv()
+		if err != nil {
+			return err
 		}
-		p = p[n:]
-		addr := prev + uint64(d)
+		// The zigzag encoding undone.
+		addr := prev + (u>>1 ^ -(u & 1))
 		prev = addr
 		count := uint64(1)
 		if s.flags&memRepeat != 0 {

@@ -2,6 +2,7 @@ package clients
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -92,12 +93,24 @@ func fileSize(t *testing.T, path string) int64 {
 // FuzzReadMemtrace: any bytes give accesses or an error, never a panic
 // or an access of an undefined site.
 func FuzzReadMemtrace(f *testing.F) {
-	var ok bytes.Buffer
-	ok.WriteString(MemtraceMagic)
-	ok.Write([]byte{'T', 7, 9, 3, 0x80, 0x20, 8, 3, 2, 0x10, 0})
-	f.Add(ok.Bytes())
-	f.Add([]byte(MemtraceMagic + "T\x01\x05\x05\x10\x04\x04\x04\x80"))
-	f.Add([]byte("RVMTRC00"))
+	// A chunk of thread 7: site 1 defined (pc 0x1000, 8 bytes, read and
+	// write), then two accesses at it.
+	var payload []byte
+	for _, v := range []uint64{1<<1 | 1, 0x1000, 8} {
+		payload = appendUvarint(payload, v)
+	}
+	payload = append(payload, 3)
+	for _, v := range []uint64{1 << 1, zigzag(0x7ffc_0000_0010), 1 << 1, zigzag(^uint64(7))} {
+		payload = appendUvarint(payload, v)
+	}
+	ok := appendUvarint([]byte(MemtraceMagic+"T"), 7)
+	ok = binary.LittleEndian.AppendUint32(ok, uint32(len(payload)))
+	ok = append(ok, payload...)
+	f.Add(ok)
+	f.Add(ok[:len(ok)-1])
+	f.Add(append(ok, 'T', 0))
+	f.Add([]byte(MemtraceMagic + "T\x03\xff\xff\xff\xff"))
+	f.Add([]byte("RVMTRC01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
 		_ = ReadMemtrace(bytes.NewReader(b), func(a MemAccess) error {
@@ -208,4 +221,10 @@ func TestMemtraceFault(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("accesses by instruction %v, want %v", got, want)
 	}
+}
+
+// appendUvarint appends v to b as the file's uvarint.
+func appendUvarint(b []byte, v uint64) []byte {
+	var p [memMaxVarint + 8]byte
+	return append(b, p[:putUvarint(p[:], v)]...)
 }

@@ -61,6 +61,12 @@ func quiet(b *testing.B) func() {
 // benchRun runs argv under client ("" for none) in a fresh VMM and
 // machine, with the client's report discarded.
 func benchRun(b *testing.B, client string, argv ...string) {
+	benchRunArgs(b, client, nil, argv...)
+}
+
+// benchRunArgs is benchRun with the client's arguments args; it returns
+// the client's tool, reported and closed, or nil.
+func benchRunArgs(b *testing.B, client string, args []string, argv ...string) *Tool {
 	v, err := vmm.New(vmm.Config{VMCodeBase: jit.DefaultVMCodeBase, AllowElsewhere: true, VMCodeSize: 256 << 20, VMHeapSize: 256 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -69,7 +75,7 @@ func benchRun(b *testing.B, client string, argv ...string) {
 	opts := &jit.Options{}
 	var tool *Tool
 	if client != "" {
-		if tool, err = NewIn(v, client, nil); err != nil {
+		if tool, err = NewIn(v, client, args); err != nil {
 			b.Fatal(err)
 		}
 		defer tool.Close()
@@ -98,6 +104,7 @@ func benchRun(b *testing.B, client string, argv ...string) {
 			b.Fatal(err)
 		}
 	}
+	return tool
 }
 
 func init() {

@@ -57,7 +57,7 @@ func runToolState(t *testing.T, name string, env []string, prog string, args ...
 
 // runWithTool runs prog under tool, in this process, and returns its
 // report.
-func runWithTool(t *testing.T, tool *Tool, env []string, prog string, args ...string) []byte {
+func runWithTool(t testing.TB, tool *Tool, env []string, prog string, args ...string) []byte {
 	t.Helper()
 	v, err := vmm.New(vmm.Config{AllowElsewhere: true, VMCodeSize: 64 << 20, VMHeapSize: 64 << 20})
 	if err != nil {

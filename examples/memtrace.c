@@ -124,18 +124,29 @@ static void block(struct rv_block *b)
 	}
 }
 
-/* The chunk being built, and its header. */
-static uint8_t chunk[4096 * 40];
+/* The chunk being built, its header first: 'T', the thread, the length.
+ * An entry takes at most 55 bytes (RVMTRC02's memMaxEntry). */
+static uint8_t chunk[14 + 4096 * 55];
 
+/* uvarint stores v as the file's prefix varint: the first byte's count
+ * of trailing zero bits, plus one, is the length n (1 to 8 bytes) and
+ * the value is the n bytes, little-endian, shifted right by n; a first
+ * byte of zero is followed by the value in 8 bytes. */
 static size_t uvarint(uint8_t *p, uint64_t v)
 {
-	size_t n = 0;
+	size_t n = 1, i;
 
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
+	if (v >> 56 != 0) {
+		p[0] = 0;
+		for (i = 0; i < 8; i++)
+			p[1 + i] = (uint8_t)(v >> (8 * i));
+		return 9;
 	}
-	p[n++] = (uint8_t)v;
+	while (n < 8 && v >> (7 * n) != 0)
+		n++;
+	v = v << n | (uint64_t)1 << (n - 1);
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
 	return n;
 }
 
@@ -162,12 +173,13 @@ static void out(const void *p, size_t n)
 
 static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_t n)
 {
-	size_t i, len = 0;
+	size_t i, hn, len;
 	uint64_t prev = 0, count = 1;
-	uint8_t head[1 + 20];
-	size_t hn;
 
 	rv_lock(&lock);
+	chunk[0] = 'T';
+	hn = 1 + uvarint(chunk + 1, (uint64_t)t->tid) + 4;
+	len = hn;
 	records += n;
 	for (i = 0; i < n; i++) {
 		struct site *s = &slots[ids[recs[i].tag]];
@@ -200,11 +212,9 @@ static void trace(struct rv_thread *t, const struct rv_trace_record *recs, size_
 		if (s->flags & 4)
 			len += uvarint(chunk + len, k);
 	}
-	if (fd >= 0 && len > 0) {
-		head[0] = 'T';
-		hn = 1 + uvarint(head + 1, (uint64_t)t->tid);
-		hn += uvarint(head + hn, len);
-		out(head, hn);
+	if (fd >= 0 && len > hn) {
+		for (i = 0; i < 4; i++)
+			chunk[hn - 4 + i] = (uint8_t)((len - hn) >> (8 * i));
 		out(chunk, len);
 	}
 	rv_unlock(&lock);
@@ -271,7 +281,7 @@ int reachvm_client_init(struct rv_client *c, int argc, const char **argv)
 			rv_dprintf(2, "memtrace: cannot create %s\n", path);
 			return 1;
 		}
-		out("RVMTRC01", 8);
+		out("RVMTRC02", 8);
 	}
 	c->name = "memtrace";
 	c->block = block;
