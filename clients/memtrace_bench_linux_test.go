@@ -50,29 +50,39 @@ func BenchmarkMemtrace(b *testing.B) {
 }
 
 // BenchmarkMemtraceEncode times the encoder alone: the records of a real
-// run of k_interp (read back from its trace; the first 64 buffers, 4 MiB,
-// so that the records come from the caches as a thread's buffer does),
+// run of k_interp (as its encoder got them; the first 64 buffers, 4 MiB,
+// so that the records come from the caches as a thread's stage does),
 // encoded a buffer (4095 records) at a time, as the encoder does, into a
-// trace written to nowhere.
+// trace written to nowhere; with the loop in assembly (asm, the
+// encoder's) and in Go (go, its specification).
 func BenchmarkMemtraceEncode(b *testing.B) {
 	recs, mt := kernelRecords(b, "k_interp", "200")
 	recs = recs[:min(len(recs), 64*4095)]
 	mt.obuf = make([]byte, 0, memFileBuffer)
-	b.SetBytes(int64(len(recs)) * 16)
-	runtime.GC() // of the rebuilding's garbage, not during the timing
-	b.ResetTimer()
-	for range b.N {
-		for k := range mt.code {
-			mt.code[k] |= memCodeUndefined
-		}
-		for i := 0; i < len(recs); i += 4095 {
-			mt.encodeLocked(1, recs[i:min(len(recs), i+4095)], 1)
-			if len(mt.obuf) >= memFileBuffer {
-				mt.obuf = mt.obuf[:0]
+	runtime.GC() // of the run's garbage, not during the timing
+	asm := plainEncoder
+	defer func() { plainEncoder = asm }()
+	for _, loop := range []struct {
+		name string
+		fn   func([]byte, int, []jit.TraceRecord, []uint64, []memTally, uint64) (int, int, uint64)
+	}{{"asm", asm}, {"go", encodePlain}} {
+		b.Run(loop.name, func(b *testing.B) {
+			plainEncoder = loop.fn
+			b.SetBytes(int64(len(recs)) * 16)
+			for range b.N {
+				for k := range mt.code {
+					mt.code[k] |= memCodeUndefined
+				}
+				for i := 0; i < len(recs); i += 4095 {
+					mt.encodeLocked(1, recs[i:min(len(recs), i+4095)], 1)
+					if len(mt.obuf) >= memFileBuffer {
+						mt.obuf = mt.obuf[:0]
+					}
+				}
 			}
-		}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(recs)), "ns/record")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(recs)), "ns/record")
 }
 
 // kernelRecords runs the kernel name with argument n under memtrace and

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -174,4 +175,64 @@ func TestMemtraceEncode(t *testing.T) {
 	if s := report.String(); !bytes.Contains(report.Bytes(), fmt.Appendf(nil, `"accesses":%d`, len(want[11])+len(want[12]))) {
 		t.Errorf("report %s", s)
 	}
+}
+
+// TestEncodePlainAsm: the encoder's loop in assembly writes the bytes,
+// stops at the record, tallies and returns what encodePlain does, on
+// records of plain sites, sites that stop it and tags out of range,
+// with addresses near and far (deltas of every varint length, the
+// 9-byte one included).
+func TestEncodePlainAsm(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	mt := &memtrace{siteOf: map[memSiteKey]uint32{}}
+	for k := range 300 {
+		// One site in ten is repeated: the loop stops at it.
+		mt.site(uintptr(0x1000+k), 0, 8, memRead|byte(k%10/9*memRepeat), false)
+	}
+	for k := range mt.code {
+		if r.IntN(20) > 0 {
+			mt.code[k] &^= memCodeUndefined
+		}
+	}
+	for trial := range 2000 {
+		recs := make([]jit.TraceRecord, 1+r.IntN(64))
+		addr := r.Uint64()
+		for k := range recs {
+			switch r.IntN(4) {
+			case 0:
+				addr = r.Uint64()
+			case 1:
+				addr += uint64(r.IntN(64)) - 32
+			default:
+				addr += r.Uint64N(1 << r.IntN(60))
+			}
+			tag := uint32(r.IntN(len(mt.code)))
+			if r.IntN(500) == 0 {
+				tag = uint32(len(mt.code)) + uint32(r.IntN(3))
+			}
+			recs[k] = jit.TraceRecord{Addr: addr, Tag: tag}
+		}
+		start, prev := r.IntN(16), r.Uint64()
+		want := make([]byte, start+len(recs)*memMaxEntry+8)
+		got := slices.Clone(want)
+		wantTally, gotTally := make([]memTally, len(mt.code)), make([]memTally, len(mt.code))
+		wi, wk, wprev := encodePlain(want, start, recs[:plainPrefix(recs, mt.code)], mt.code, wantTally, prev)
+		gi, gk, gprev := encodePlainAsm(&got[0], start, &recs[0], len(recs), &mt.code[0], len(mt.code), &gotTally[0], prev)
+		if gi != wi || gk != wk || gprev != wprev || !bytes.Equal(got[:gi], want[:wi]) || !slices.Equal(gotTally, wantTally) {
+			t.Fatalf("trial %d: asm ended at %d after %d records (last %#x), Go at %d after %d (%#x); bytes equal %v, tallies equal %v",
+				trial, gi, gk, gprev, wi, wk, wprev, bytes.Equal(got[:gi], want[:wi]), slices.Equal(gotTally, wantTally))
+		}
+	}
+}
+
+// plainPrefix is how many records from the start of recs have tags in
+// code: encodePlain's bounds checks would panic past them, where the
+// assembly stops.
+func plainPrefix(recs []jit.TraceRecord, code []uint64) int {
+	for k, r := range recs {
+		if int(r.Tag) >= len(code) {
+			return k
+		}
+	}
+	return len(recs)
 }

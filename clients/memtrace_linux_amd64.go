@@ -407,7 +407,7 @@ func (mt *memtrace) encodeLocked(tid int, recs []jit.TraceRecord, count uint64) 
 	var prev uint64
 	for len(recs) > 0 {
 		var n int
-		i, n, prev = encodePlain(p, i, recs, code, tally, prev)
+		i, n, prev = plainEncoder(p, i, recs, code, tally, prev)
 		if recs = recs[n:]; len(recs) == 0 {
 			break
 		}
@@ -443,6 +443,22 @@ func (mt *memtrace) encodeLocked(tid int, recs []jit.TraceRecord, count uint64) 
 	}
 	return count
 }
+
+// plainEncoder is the loop encodeLocked runs: encodePlain in assembly
+// (encodePlain itself in BenchmarkMemtraceEncode's baseline).
+var plainEncoder = func(p []byte, i int, recs []jit.TraceRecord, code []uint64, tally []memTally, prev uint64) (int, int, uint64) {
+	if len(recs) == 0 || len(code) == 0 || len(tally) < len(code) || len(p)-i < len(recs)*memMaxEntry+8 {
+		return encodePlain(p, i, recs, code, tally, prev)
+	}
+	return encodePlainAsm(&p[0], i, &recs[0], len(recs), &code[0], len(code), &tally[0], prev)
+}
+
+// encodePlainAsm is encodePlain in assembly (memtrace_linux_amd64.s).
+// p must have room for memMaxEntry bytes a record and 8 more past i;
+// tally as many entries as code.
+//
+//go:noescape
+func encodePlainAsm(p *byte, i int, recs *jit.TraceRecord, n int, code *uint64, ncode int, tally *memTally, prev uint64) (end int, took int, last uint64)
 
 // encodePlain encodes records from the start of recs into p at i for as
 // long as they are of plain sites already defined (the common record:
