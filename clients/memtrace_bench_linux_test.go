@@ -96,12 +96,14 @@ func kernelRecords(b *testing.B, name, n string) ([]jit.TraceRecord, *memtrace) 
 	mt := tool.state.(*memtrace)
 	// An encoder that keeps the records instead.
 	mt.stopEncoder()
-	e := &memEncoder{queue: make(chan memQueued), free: make(chan []jit.TraceRecord), done: make(chan struct{})}
+	e := &memEncoder{queue: make(chan memQueued), done: make(chan struct{})}
+	e.given.L = &e.mu
 	var recs []jit.TraceRecord
 	go func() {
 		defer close(e.done)
 		for batch := range e.queue {
 			recs = append(recs, batch.recs...)
+			e.release(batch.recs)
 		}
 	}()
 	mt.enc = e

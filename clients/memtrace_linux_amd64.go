@@ -263,7 +263,7 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 		}
 		st.recs = append(st.recs, recs...)
 		if len(st.recs) >= memBatch {
-			e.queue <- memQueued{tid: t.TID, recs: st.recs}
+			e.put(t.TID, st.recs)
 			st.recs = e.get()
 		}
 		return
@@ -283,7 +283,7 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 // jit flushed the thread's buffer just before.
 func (mt *memtrace) threadExit(t *jit.Thread) {
 	if st, ok := t.Data.(*memStage); ok && mt.enc != nil && len(st.recs) > 0 {
-		mt.enc.queue <- memQueued{tid: t.TID, recs: st.recs}
+		mt.enc.put(t.TID, st.recs)
 		st.recs = nil
 	}
 }
@@ -301,9 +301,16 @@ type memStage struct {
 // memtrace sample writes on the thread, inline).
 type memEncoder struct {
 	// queue carries the threads' stages to the encoder, each thread's
-	// in its order; free brings them back, empty, for reuse.
+	// in its order.
 	queue chan memQueued
-	free  chan []jit.TraceRecord
+	// mu guards the pool of stages: free, those the encoder gave back;
+	// made, how many there are; queued, how many are with the encoder.
+	// given is signalled when the encoder gives one back.
+	mu     sync.Mutex
+	given  sync.Cond
+	free   [][]jit.TraceRecord
+	made   int
+	queued int
 	// done is closed when the encoder has written everything queued
 	// before the queue's close; once closes the queue.
 	done chan struct{}
@@ -317,30 +324,63 @@ type memQueued struct {
 }
 
 // memBatch is how many records a stage gathers before it is handed to
-// the encoder (512 KiB), and memInFlight how many stages may wait for
-// the encoder before a thread waits: enough to ride out a write that
-// waits on the disk.
+// the encoder (256 KiB); memInFlight how many stages may wait for the
+// encoder before a thread waits, enough to ride out a write that waits
+// on the disk; memStages how many stages there are once the encoder has
+// some (each new one's pages fault in: 64 of them, 0.5 ms here).
 const (
-	memBatch    = 32 << 10
+	memBatch    = 16 << 10
 	memInFlight = 4
+	memStages   = 3
 )
 
-// get returns an empty stage: one the encoder is done with, or a new
-// one.
+// get returns an empty stage: one the encoder gave back, else a new one
+// while there are fewer than memStages, else the next one the encoder
+// gives back. It waits only while the encoder has some, which it will
+// give back: a stage a thread holds may never come, as its thread may
+// wait on the one that waits here.
 func (e *memEncoder) get() []jit.TraceRecord {
-	select {
-	case b := <-e.free:
-		return b
-	default:
-		// One buffer past the batch: the append that reaches it
-		// does not grow it.
-		return make([]jit.TraceRecord, 0, memBatch+4096)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for {
+		if n := len(e.free); n > 0 {
+			b := e.free[n-1]
+			e.free = e.free[:n-1]
+			return b
+		}
+		if e.made < memStages || e.queued == 0 {
+			e.made++
+			// One buffer past the batch: the append that
+			// reaches it does not grow it.
+			return make([]jit.TraceRecord, 0, memBatch+4096)
+		}
+		e.given.Wait()
 	}
+}
+
+// put hands thread tid's stage recs to the encoder.
+func (e *memEncoder) put(tid int, recs []jit.TraceRecord) {
+	e.mu.Lock()
+	e.queued++
+	e.mu.Unlock()
+	e.queue <- memQueued{tid: tid, recs: recs}
+}
+
+// release takes back a stage the encoder is done with. Every waiter
+// looks again: one takes it, and the others make their own if it was
+// the encoder's last.
+func (e *memEncoder) release(recs []jit.TraceRecord) {
+	e.mu.Lock()
+	e.free = append(e.free, recs[:0])
+	e.queued--
+	e.given.Broadcast()
+	e.mu.Unlock()
 }
 
 // startEncoder starts mt's encoder on the file mt.out.
 func (mt *memtrace) startEncoder() {
-	e := &memEncoder{queue: make(chan memQueued, memInFlight), free: make(chan []jit.TraceRecord, memInFlight), done: make(chan struct{})}
+	e := &memEncoder{queue: make(chan memQueued, memInFlight), done: make(chan struct{})}
+	e.given.L = &e.mu
 	mt.enc = e
 	go func() {
 		defer close(e.done)
@@ -358,10 +398,7 @@ func (mt *memtrace) startEncoder() {
 					mt.writeOut()
 				}
 			}
-			select {
-			case e.free <- b.recs[:0]:
-			default:
-			}
+			e.release(b.recs)
 		}
 	}()
 }
