@@ -250,28 +250,3 @@ func TestWithClients(t *testing.T) {
 		}
 	}
 }
-
-// TestWithClientsScratch: with a scratch directory, memtrace writes its
-// trace into a directory of its own there, the tool's Scratch, which a
-// run leaves empty.
-func TestWithClientsScratch(t *testing.T) {
-	scratch := t.TempDir()
-	got, err := WithClients([]KernelTool{{Name: "native"}}, "/rv", []string{"memtrace", "memtrace:drop"}, scratch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(scratch, "reachvm-memtrace")
-	want := []string{"/rv", "run", "-c", "memtrace", "-o", os.DevNull, "file=" + filepath.Join(dir, "trace.bin"), "--"}
-	if len(got) != 3 || !slices.Equal(got[1].Argv, want) || got[1].Scratch != dir || got[2].Scratch != "" {
-		t.Fatalf("WithClients = %+v, want memtrace %q writing in %s, memtrace:drop with no scratch", got, want, dir)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "trace.bin"), []byte("trace"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := got[1].cleanScratch(); err != nil {
-		t.Fatal(err)
-	}
-	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
-		t.Errorf("after cleanScratch %s holds %v (%v), want nothing", dir, ents, err)
-	}
-}
