@@ -125,8 +125,10 @@ func WithDynamoRIO(tools []KernelTool, dr *DynamoRIO, withPlain bool, clients []
 	return tools, skipped, nil
 }
 
-// cleanScratch removes what a run of t left in its Scratch directory:
-// everything but the symbolic links WithDynamoRIO put there.
+// cleanScratch removes what a run of t left in its Scratch directory,
+// everything but the symbolic links WithDynamoRIO put there, and waits
+// for the file system's writes, so that the next run starts on a quiet
+// disk.
 func (t *KernelTool) cleanScratch() error {
 	if t.Scratch == "" {
 		return nil
@@ -141,7 +143,7 @@ func (t *KernelTool) cleanScratch() error {
 			errs = append(errs, os.RemoveAll(filepath.Join(t.Scratch, e.Name())))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, syncFS(t.Scratch))...)
 }
 
 // outputMatches says whether a run of t printed what native did: the

@@ -336,9 +336,13 @@ func (cfg *KernelConfig) kernel(k kernels.Kernel) (KernelRow, error) {
 		}
 		row.Repeat *= int64(min(1000, max(2, math.Ceil(cfg.Seconds/max(d.Seconds(), 1e-6)))))
 	}
-	for _, t := range cfg.Tools {
-		var ds []float64
-		for range cfg.Runs {
+	// The runs go in rounds, each tool once a round, as RunPrograms's:
+	// a machine whose speed changes during a kernel (a VM's host under
+	// load) slows every tool alike, not whichever ran in the slow
+	// stretch.
+	ds := make([][]float64, len(cfg.Tools))
+	for range cfg.Runs {
+		for i, t := range cfg.Tools {
 			d, out, err := cfg.runOnce(t, args(row.Repeat))
 			if err != nil {
 				return row, err
@@ -346,10 +350,12 @@ func (cfg *KernelConfig) kernel(k kernels.Kernel) (KernelRow, error) {
 			if !t.outputMatches(out, want) {
 				return row, fmt.Errorf("%s printed %q, native %q", t.Name, out, want)
 			}
-			ds = append(ds, d.Seconds())
+			ds[i] = append(ds[i], d.Seconds())
 		}
-		sort.Float64s(ds)
-		row.Seconds[t.Name] = ds[len(ds)/2]
+	}
+	for i, t := range cfg.Tools {
+		sort.Float64s(ds[i])
+		row.Seconds[t.Name] = ds[i][len(ds[i])/2]
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "%-12s %-8s %8.3fs\n", k.Name, t.Name, row.Seconds[t.Name])
 		}

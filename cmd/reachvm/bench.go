@@ -43,8 +43,8 @@ var benchKernelsAbout = `Builds the jit's C kernels (with gcc) as one static exe
 each kernel as a whole process natively, under 'reachvm run', under
 valgrind --tool=none and under qemu-x86_64, all in the same run: each
 kernel's repeat count is scaled until its native run takes about --seconds,
-then every tool runs it --runs times (its output must equal native's) and
-the median counts. Prints the seconds and the ratio to native per kernel
+then every tool runs it --runs times, in rounds of one run per tool (its
+output must equal native's), and the median counts. Prints the seconds and the ratio to native per kernel
 and tool, and each tool's geometric mean and worst kernel (micro-benchmarks,
 marked *, outside them). --client adds a tool for each sample client named,
 reachvm+NAME: 'reachvm run -c NAME', its report discarded; its ratio to
