@@ -27,13 +27,14 @@ shift # --
 exit 0
 `
 
-// fakeDynamoRIO makes a DynamoRIO build directory in a temporary
-// directory with drrun (fakeDrrun) and the sample libraries samples
-// (empty files) in api/bin, and returns it.
-func fakeDynamoRIO(t *testing.T, samples ...string) string {
+// fakeDynamoRIO makes a DynamoRIO in a temporary directory, with drrun
+// (fakeDrrun) and the sample libraries samples (empty files) in
+// samplesDir: "api/bin" as a build directory has them, "samples/bin64"
+// as a release package; it returns the directory.
+func fakeDynamoRIO(t *testing.T, samplesDir string, samples ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, d := range []string{"bin64", "api/bin"} {
+	for _, d := range []string{"bin64", samplesDir} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func fakeDynamoRIO(t *testing.T, samples ...string) string {
 		t.Fatal(err)
 	}
 	for _, s := range samples {
-		if err := os.WriteFile(filepath.Join(dir, "api/bin", "lib"+s+".so"), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, samplesDir, "lib"+s+".so"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -52,20 +53,12 @@ func fakeDynamoRIO(t *testing.T, samples ...string) string {
 // TestFindDynamoRIO finds drrun and the samples of a build directory and
 // of a release package, and names what is missing from anything else.
 func TestFindDynamoRIO(t *testing.T) {
-	build := fakeDynamoRIO(t)
+	build := fakeDynamoRIO(t, "api/bin")
 	dr, err := FindDynamoRIO(build)
 	if err != nil || dr.Drrun != filepath.Join(build, "bin64", "drrun") || dr.Samples != filepath.Join(build, "api", "bin") {
 		t.Errorf("build directory: %+v, %v", dr, err)
 	}
-	release := t.TempDir()
-	for _, d := range []string{"bin64", "samples/bin64"} {
-		if err := os.MkdirAll(filepath.Join(release, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(release, "bin64", "drrun"), []byte(fakeDrrun), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	release := fakeDynamoRIO(t, "samples/bin64")
 	if dr, err = FindDynamoRIO(release); err != nil || dr.Samples != filepath.Join(release, "samples", "bin64") {
 		t.Errorf("release package: %+v, %v", dr, err)
 	}
@@ -83,7 +76,7 @@ func TestFindDynamoRIO(t *testing.T) {
 // client that has one built, once per client; it says why each other
 // client is left out.
 func TestWithDynamoRIO(t *testing.T) {
-	dr, err := FindDynamoRIO(fakeDynamoRIO(t, "inscount", "memtrace_x86_binary"))
+	dr, err := FindDynamoRIO(fakeDynamoRIO(t, "api/bin", "inscount", "memtrace_x86_binary"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +154,7 @@ func TestRunKernelsDynamoRIOSample(t *testing.T) {
 	if err != nil {
 		t.Skip(err) // no gcc
 	}
-	dr, err := FindDynamoRIO(fakeDynamoRIO(t, "memtrace_x86_binary"))
+	dr, err := FindDynamoRIO(fakeDynamoRIO(t, "api/bin", "memtrace_x86_binary"))
 	if err != nil {
 		t.Fatal(err)
 	}
