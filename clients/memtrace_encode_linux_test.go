@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"math/rand/v2"
@@ -235,4 +236,39 @@ func plainPrefix(recs []jit.TraceRecord, code []uint64) int {
 		}
 	}
 	return len(recs)
+}
+
+// TestMemtraceStagePool: every stage comes back to the pool, the one a
+// thread ends with empty (its records filled the last one exactly)
+// included, so that the threads after it find stages to reuse.
+func TestMemtraceStagePool(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt := &memtrace{siteOf: map[memSiteKey]uint32{}, out: f, path: path, obuf: []byte(MemtraceMagic)}
+	mt.startEncoder()
+	site := mt.site(0x1000, 0, 8, memRead, false)
+	recs := make([]jit.TraceRecord, memBatch)
+	for i := range recs {
+		recs[i] = jit.TraceRecord{Addr: uint64(i * 8), Tag: site}
+	}
+	for tid := range 3 {
+		th := &jit.Thread{TID: 100 + tid}
+		for i := 0; i < len(recs); i += 4096 {
+			mt.flush(th, recs[i:min(len(recs), i+4096)])
+		}
+		mt.threadExit(th)
+	}
+	if err := mt.report(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	e := mt.enc
+	if len(e.free) != e.made || e.queued != 0 {
+		t.Errorf("%d stages made, %d back in the pool, %d with the encoder: want every one back", e.made, len(e.free), e.queued)
+	}
+	if mt.records != 3*memBatch {
+		t.Errorf("%d records encoded, want %d", mt.records, 3*memBatch)
+	}
 }

@@ -282,10 +282,15 @@ func (mt *memtrace) flush(t *jit.Thread, recs []jit.TraceRecord) {
 // threadExit hands what the thread's stage holds to the encoder: the
 // jit flushed the thread's buffer just before.
 func (mt *memtrace) threadExit(t *jit.Thread) {
-	if st, ok := t.Data.(*memStage); ok && mt.enc != nil && len(st.recs) > 0 {
+	st, ok := t.Data.(*memStage)
+	switch {
+	case !ok || mt.enc == nil:
+	case len(st.recs) > 0:
 		mt.enc.put(t.TID, st.recs)
-		st.recs = nil
+	default:
+		mt.enc.recycle(st.recs)
 	}
+	t.Data = nil
 }
 
 // memStage is a thread's records not yet handed to the encoder: its
@@ -375,6 +380,14 @@ func (e *memEncoder) release(recs []jit.TraceRecord) {
 	e.mu.Lock()
 	e.free = append(e.free, recs[:0])
 	e.queued--
+	e.given.Broadcast()
+	e.mu.Unlock()
+}
+
+// recycle takes back the empty stage of a thread that ended.
+func (e *memEncoder) recycle(recs []jit.TraceRecord) {
+	e.mu.Lock()
+	e.free = append(e.free, recs[:0])
 	e.given.Broadcast()
 	e.mu.Unlock()
 }
