@@ -28,7 +28,8 @@ const DynamoRIOToolPrefix = "dynamorio+"
 // DynamoRIOSamples maps reachvm's sample clients to the DynamoRIO sample
 // that measures the same thing, the peer `--client NAME` is compared with:
 // memtrace's is memtrace_x86_binary, which writes every reference as a
-// 16-byte record to a file per thread.
+// 32-byte record (its mem_ref_t: kind, address, size, pc) to a file per
+// thread.
 var DynamoRIOSamples = map[string]string{
 	"inscount": "inscount",
 	"bbcount":  "bbcount",
