@@ -83,12 +83,10 @@ func TestVarint(t *testing.T) {
 // each handed over at its exit.
 func TestMemtraceEncode(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace")
-	f, err := os.Create(path)
+	mt, err := newMemtraceFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mt := &memtrace{siteOf: map[memSiteKey]uint32{}, out: f, path: path, obuf: []byte(MemtraceMagic)}
-	mt.startEncoder()
 	load := mt.site(0x1000, 0, 8, memRead, false)
 	store := mt.site(0x1004, 0, 4, memWrite, false)
 	rmw := mt.site(0x1008, 0, 8, memRead|memWrite, false)
@@ -151,7 +149,7 @@ func TestMemtraceEncode(t *testing.T) {
 	if err := mt.report(&report); err != nil {
 		t.Fatal(err)
 	}
-	f, err = os.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,12 +241,10 @@ func plainPrefix(recs []jit.TraceRecord, code []uint64) int {
 // included, so that the threads after it find stages to reuse.
 func TestMemtraceStagePool(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "trace")
-	f, err := os.Create(path)
+	mt, err := newMemtraceFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mt := &memtrace{siteOf: map[memSiteKey]uint32{}, out: f, path: path, obuf: []byte(MemtraceMagic)}
-	mt.startEncoder()
 	site := mt.site(0x1000, 0, 8, memRead, false)
 	recs := make([]jit.TraceRecord, memBatch)
 	for i := range recs {

@@ -153,7 +153,6 @@ type memSite struct {
 // memtrace.<pid>.bin by default) or "drop" (no file: the records are
 // only counted).
 func newMemtrace(args []string) (*Tool, error) {
-	mt := &memtrace{siteOf: map[memSiteKey]uint32{}}
 	drop := false
 	path := fmt.Sprintf("memtrace.%d.bin", os.Getpid())
 	for _, a := range args {
@@ -166,14 +165,12 @@ func newMemtrace(args []string) (*Tool, error) {
 			return nil, fmt.Errorf("clients: memtrace takes file=PATH or drop, given %q", a)
 		}
 	}
+	mt := &memtrace{siteOf: map[memSiteKey]uint32{}}
 	if !drop {
-		f, err := os.Create(path)
-		if err != nil {
-			return nil, fmt.Errorf("clients: memtrace: %w", err)
+		var err error
+		if mt, err = newMemtraceFile(path); err != nil {
+			return nil, err
 		}
-		mt.out, mt.path = f, path
-		mt.obuf = append(make([]byte, 0, memFileBuffer), MemtraceMagic...)
-		mt.startEncoder()
 	}
 	buf := jit.NewTraceBuffer(mt.flush)
 	c := &jit.Client{Block: func(b *jit.Block) {
@@ -217,6 +214,19 @@ func newMemtrace(args []string) (*Tool, error) {
 	}}
 	c.ThreadExit = mt.threadExit
 	return &Tool{Name: "memtrace", Client: c, Report: mt.report, state: mt}, nil
+}
+
+// newMemtraceFile returns a memtrace with no sites that writes its trace
+// to a new file at path, its encoder started.
+func newMemtraceFile(path string) (*memtrace, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("clients: memtrace: %w", err)
+	}
+	mt := &memtrace{siteOf: map[memSiteKey]uint32{}, out: f, path: path,
+		obuf: append(make([]byte, 0, memFileBuffer), MemtraceMagic...)}
+	mt.startEncoder()
+	return mt, nil
 }
 
 // site returns the number of reference ref of the instruction at pc.
